@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests use: nft and iptables-restore (the two
+# dataplane backends), iproute2 (the `ip` baseline of `bench lab` and people's
+# debugging), tshark (checks that captured SCTP/GRE decode cleanly), tcpdump.
+set -euo pipefail
+packages=(nftables iptables iproute2 tshark tcpdump)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,32 @@
+//! `fip-harness bench`: measurements that print the figure and, in the same run,
+//! the baseline the issue names, with the ratio.
+
+use std::process::ExitCode;
+
+mod dataplane;
+mod lab;
+mod traffic;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Build and tear down 10 nodes x 10 pods; compare with a script of `ip` commands.
+    Lab(lab::Args),
+    /// Program 10,000 floating IPs, move one, and measure RTT through the NAT.
+    Dataplane(dataplane::Args),
+    /// Round trips per second through one floating IP for ICMP, GRE and SCTP.
+    Traffic(traffic::Args),
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.what {
+        What::Lab(args) => lab::run(args),
+        What::Dataplane(args) => dataplane::run(args),
+        What::Traffic(args) => traffic::run(args),
+    }
+}

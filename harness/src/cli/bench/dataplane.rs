@@ -1,0 +1,10 @@
+//! `fip-harness bench dataplane`.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`fip-harness bench dataplane` is not built yet")
+}

@@ -1,0 +1,87 @@
+//! The command tree. One file per command; each turns its arguments into calls
+//! on the library and its errors into a message and a non-zero exit.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod down;
+mod exec;
+mod list;
+mod ls;
+mod run;
+mod state;
+mod up;
+mod validate;
+
+/// Simulation and conformance test harness for Calico floating IPs.
+#[derive(Debug, Parser)]
+#[command(name = "fip-harness", version, about, propagate_version = true)]
+struct Cli {
+    /// Log more (repeat for more detail); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check scenario files and report every error with file:line:column.
+    Validate(validate::Args),
+    /// List the scenarios in files or folders.
+    List(list::Args),
+    /// Run scenarios in labs and report the results.
+    Run(run::Args),
+    /// Build a scenario's cluster and keep it running.
+    Up(up::Args),
+    /// List the live labs.
+    Ls(ls::Args),
+    /// Run a command inside a node, pod, external host or the fabric of a lab.
+    Exec(exec::Args),
+    /// Show a lab's floating-IP mappings, routes, NAT rules and conntrack entries.
+    State(state::Args),
+    /// Remove a lab (or all labs) from its name alone.
+    Down(down::Args),
+    /// Benchmarks: lab bring-up, dataplane programming, traffic rates.
+    Bench(bench::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::List(args) => list::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::State(args) => state::run(args),
+        Command::Down(args) => down::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,3 @@
+//! Labs: one scenario's cluster, emulated in network namespaces on this host.
+
+pub mod netns;

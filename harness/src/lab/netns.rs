@@ -1,0 +1,230 @@
+//! Named network namespaces, and running code inside them.
+//!
+//! A namespace is pinned by a bind mount under `/run/netns/<name>`, the same place
+//! `ip netns` uses, so people can reach a lab with `ip netns exec` too and cleanup
+//! works from the name alone. Code never moves a tokio worker thread into a
+//! namespace: [`Netns::run`] does the work on a short-lived thread of its own that
+//! enters the namespace and ends, and [`Netns::command`] makes the child process
+//! enter it between fork and exec.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+
+/// Where named namespaces are pinned (shared with iproute2).
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Prefix of every namespace the harness creates. Cleanup never touches anything else.
+pub const LAB_PREFIX: &str = "fiph-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("network namespace '{name}': {action}: {source}")]
+    Sys {
+        name: String,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("network namespace '{0}' already exists")]
+    Exists(String),
+    #[error("network namespace name '{0}' is not usable (1-64 chars of [A-Za-z0-9._-])")]
+    BadName(String),
+    #[error("thread running inside network namespace '{0}' panicked")]
+    ThreadPanicked(String),
+}
+
+fn sys(name: &str, action: &'static str, source: impl Into<std::io::Error>) -> NetnsError {
+    NetnsError::Sys {
+        name: name.to_string(),
+        action,
+        source: source.into(),
+    }
+}
+
+/// A handle to a named network namespace. Cheap to clone; the namespace lives
+/// until [`Netns::delete`] removes its pin and the last socket in it closes.
+#[derive(Clone, Debug)]
+pub struct Netns {
+    name: Arc<str>,
+    file: Arc<File>,
+}
+
+impl Netns {
+    /// Create a new, empty namespace pinned at `/run/netns/<name>`.
+    pub fn create(name: &str) -> Result<Self, NetnsError> {
+        validate_name(name)?;
+        let pin = pin_path(name);
+        std::fs::create_dir_all(NETNS_RUN_DIR).map_err(|e| sys(name, "create /run/netns", e))?;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&pin)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(NetnsError::Exists(name.to_string()))
+            }
+            Err(e) => return Err(sys(name, "create pin file", e)),
+        }
+        // unshare() affects only the calling thread, so do it on a throwaway thread
+        // and bind-mount that thread's namespace onto the pin.
+        let owned = name.to_string();
+        let pin_for_thread = pin.clone();
+        let made = std::thread::spawn(move || -> Result<(), NetnsError> {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| sys(&owned, "unshare", e))?;
+            mount(
+                Some(Path::new("/proc/thread-self/ns/net")),
+                &pin_for_thread,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| sys(&owned, "bind-mount", e))
+        })
+        .join()
+        .map_err(|_| NetnsError::ThreadPanicked(name.to_string()))?;
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&pin);
+            return Err(e);
+        }
+        Self::open(name)
+    }
+
+    /// Open an existing named namespace.
+    pub fn open(name: &str) -> Result<Self, NetnsError> {
+        validate_name(name)?;
+        let file = File::open(pin_path(name)).map_err(|e| sys(name, "open", e))?;
+        Ok(Self {
+            name: name.into(),
+            file: Arc::new(file),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The open namespace file, e.g. to move a link into it (IFLA_NET_NS_FD).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Run `work` on a fresh thread that has entered this namespace, and return
+    /// its result. Sockets opened inside keep belonging to this namespace after
+    /// the thread ends, so open them here and use them from anywhere.
+    pub fn run<F, R>(&self, work: F) -> Result<R, NetnsError>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| sys(&self.name, "setns", e))?;
+                    Ok(work())
+                })
+                .join()
+                .map_err(|_| NetnsError::ThreadPanicked(self.name.to_string()))?
+        })
+    }
+
+    /// Write sysctls under /proc/sys (keys in dotted form, e.g.
+    /// `net.ipv4.ip_forward`) inside this namespace, all on one thread.
+    pub fn sysctls(&self, settings: &[(&str, &str)]) -> Result<(), NetnsError> {
+        self.run(|| {
+            for (key, value) in settings {
+                let path = format!("/proc/sys/{}", key.replace('.', "/"));
+                std::fs::write(&path, value).map_err(|e| sys(&self.name, "write sysctl", e))?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// A command whose process runs inside this namespace (it enters the
+    /// namespace between fork and exec; the parent never moves).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        let fd = self.file.as_raw_fd();
+        // SAFETY: only async-signal-safe calls (setns) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+
+    /// Remove the pin of a named namespace. The kernel frees the namespace (and
+    /// every link in it) once no process or socket holds it any more.
+    pub fn delete(name: &str) -> Result<(), NetnsError> {
+        validate_name(name)?;
+        let pin = pin_path(name);
+        match umount2(&pin, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(sys(name, "unmount", e)),
+        }
+        match std::fs::remove_file(&pin) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(sys(name, "remove pin", e)),
+        }
+    }
+
+    /// Names of the pinned namespaces that start with `prefix`, sorted.
+    pub fn list_with_prefix(prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| name.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+pub fn pin_path(name: &str) -> PathBuf {
+    Path::new(NETNS_RUN_DIR).join(name)
+}
+
+fn validate_name(name: &str) -> Result<(), NetnsError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(NetnsError::BadName(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_names_that_could_escape_the_run_dir() {
+        for bad in ["", "../etc", "a/b", ".hidden", &"x".repeat(65)] {
+            assert!(
+                matches!(validate_name(bad), Err(NetnsError::BadName(_))),
+                "{bad}"
+            );
+        }
+        validate_name("fiph-lab1-node-a").unwrap();
+    }
+}
