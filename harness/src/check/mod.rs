@@ -1,1 +1,13 @@
-//! (being built)
+//! Expectations against what the traffic engine observed: the verdict of one
+//! (source, destination, protocol) check, the expected-against-actual table a
+//! person reads when a step fails, and the figures of a floating-IP move.
+
+pub mod expectation;
+pub mod migration;
+pub mod table;
+
+pub use expectation::{
+    AddressExpectation, Delivery, DeliveryExpectation, DeliveryObserved, LossLimit, Mismatch,
+};
+pub use migration::{MigrationFigures, StreamPacket};
+pub use table::{render_table, CheckLine};

@@ -1,0 +1,132 @@
+//! Figures of a floating-IP move measured by a background stream: packets per pod
+//! over time, the convergence time, loss, and packets that still reached the old
+//! pod after the move.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One packet of a stream, as the traffic engine attributed it. Times are
+/// microseconds since the stream started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamPacket {
+    pub sequence: u64,
+    pub sent_at_us: u64,
+    /// The pod that received it and when, if any did.
+    pub delivered: Option<(String, u64)>,
+    /// Whether the sender got a reply.
+    pub answered: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationFigures {
+    pub sent: u64,
+    pub lost: u64,
+    /// Packets received per pod in each time bucket (bucket start in ms since the
+    /// stream began).
+    pub timeline: BTreeMap<String, BTreeMap<u64, u64>>,
+    pub bucket_ms: u64,
+    /// When the move was applied, in ms since the stream began.
+    pub moved_at_ms: f64,
+    /// From the move to the first packet at the new pod; None if none arrived.
+    pub convergence_ms: Option<f64>,
+    /// Packets the old pod received after the move was applied.
+    pub late_at_old_pod: u64,
+}
+
+impl MigrationFigures {
+    /// Work out the figures of a move from `old_pod` to `new_pod` applied at
+    /// `moved_at_us` into the stream.
+    pub fn compute(
+        packets: &[StreamPacket],
+        old_pod: &str,
+        new_pod: &str,
+        moved_at_us: u64,
+        bucket_ms: u64,
+    ) -> Self {
+        let bucket_us = bucket_ms.max(1) * 1000;
+        let mut timeline: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+        let mut first_at_new: Option<u64> = None;
+        let mut late_at_old_pod = 0;
+        for packet in packets {
+            let Some((pod, at)) = &packet.delivered else {
+                continue;
+            };
+            *timeline
+                .entry(pod.clone())
+                .or_default()
+                .entry(at / bucket_us * bucket_ms.max(1))
+                .or_default() += 1;
+            if pod == new_pod && *at >= moved_at_us {
+                first_at_new = Some(first_at_new.map_or(*at, |t| t.min(*at)));
+            }
+            if pod == old_pod && *at > moved_at_us {
+                late_at_old_pod += 1;
+            }
+        }
+        let sent = packets.len() as u64;
+        let lost = packets.iter().filter(|p| !p.answered).count() as u64;
+        MigrationFigures {
+            sent,
+            lost,
+            timeline,
+            bucket_ms: bucket_ms.max(1),
+            moved_at_ms: moved_at_us as f64 / 1000.0,
+            convergence_ms: first_at_new.map(|t| (t - moved_at_us) as f64 / 1000.0),
+            late_at_old_pod,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(sequence: u64, pod: Option<&str>, at_us: u64) -> StreamPacket {
+        StreamPacket {
+            sequence,
+            sent_at_us: at_us.saturating_sub(50),
+            delivered: pod.map(|p| (p.to_string(), at_us)),
+            answered: pod.is_some(),
+        }
+    }
+
+    #[test]
+    fn move_figures() {
+        // 1 ms stream: a and b each 3 packets, two lost in between, one late at a.
+        let packets = vec![
+            packet(0, Some("a"), 1_000),
+            packet(1, Some("a"), 2_000),
+            packet(2, Some("a"), 3_100), // after the move at 3 ms: late
+            packet(3, None, 4_000),
+            packet(4, None, 5_000),
+            packet(5, Some("b"), 6_200),
+            packet(6, Some("b"), 7_000),
+            packet(7, Some("b"), 8_000),
+        ];
+        let figures = MigrationFigures::compute(&packets, "a", "b", 3_000, 5);
+        insta::assert_yaml_snapshot!(figures, @r"
+        sent: 8
+        lost: 2
+        timeline:
+          a:
+            0: 3
+          b:
+            5: 3
+        bucketMs: 5
+        movedAtMs: 3
+        convergenceMs: 3.2
+        lateAtOldPod: 1
+        ");
+    }
+
+    #[test]
+    fn no_packet_at_the_new_pod_means_no_convergence() {
+        let packets = vec![packet(0, Some("a"), 1_000), packet(1, Some("a"), 9_000)];
+        let figures = MigrationFigures::compute(&packets, "a", "b", 3_000, 10);
+        assert_eq!(figures.convergence_ms, None);
+        assert_eq!(figures.late_at_old_pod, 1);
+    }
+}
