@@ -1,1 +1,9 @@
-//! (being built)
+//! What a run leaves behind: the JSON summary (with migration figures) and JUnit
+//! XML, one test case per scenario and backend. Diagnostics bundles and pcaps are
+//! written by the runner into the same report directory.
+
+pub mod junit;
+pub mod summary;
+
+pub use junit::render_junit;
+pub use summary::{MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};

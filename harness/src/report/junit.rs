@@ -1,0 +1,85 @@
+//! JUnit XML, one test case per scenario and backend (quick-junit).
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::summary::{Outcome, RunSummary};
+use crate::check::render_table;
+
+/// Render the run as JUnit XML.
+pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::SerializeError> {
+    let mut report = Report::new("fip-harness");
+    let mut suite = TestSuite::new("scenarios");
+    for scenario in &summary.scenarios {
+        let status = match &scenario.outcome {
+            Outcome::Passed => TestCaseStatus::success(),
+            Outcome::Failed { reason } | Outcome::Error { reason } => {
+                let kind = if matches!(scenario.outcome, Outcome::Failed { .. }) {
+                    NonSuccessKind::Failure
+                } else {
+                    NonSuccessKind::Error
+                };
+                let mut status = TestCaseStatus::non_success(kind);
+                status.set_message(reason.clone());
+                let mut description = String::new();
+                for step in scenario.steps.iter().filter(|s| !s.passed) {
+                    description.push_str(&format!("step {}: {}\n", step.index + 1, step.summary));
+                    if let Some(message) = &step.message {
+                        description.push_str(&format!("  {message}\n"));
+                    }
+                    description.push_str(&render_table(&step.lines));
+                    if let Some(dir) = &step.diagnostics {
+                        description.push_str(&format!("  diagnostics: {}\n", dir.display()));
+                    }
+                }
+                status.set_description(description);
+                status
+            }
+        };
+        let mut case = TestCase::new(scenario.case_name(), status);
+        case.set_classname(scenario.file.display().to_string());
+        case.set_time(std::time::Duration::from_millis(scenario.duration_ms));
+        suite.add_test_case(case);
+    }
+    report.add_test_suite(suite);
+    report.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::ScenarioResult;
+
+    fn result(name: &str, backend: &str, outcome: Outcome) -> ScenarioResult {
+        ScenarioResult {
+            name: name.into(),
+            file: format!("scenarios/{name}.yaml").into(),
+            backend: backend.into(),
+            profile: "calico".into(),
+            outcome,
+            duration_ms: 1500,
+            steps: vec![],
+            migrations: vec![],
+            kept_lab: None,
+        }
+    }
+
+    #[test]
+    fn one_case_per_scenario_and_backend() {
+        let summary = RunSummary::new(
+            vec![
+                result("icmp-external-v4", "nftables", Outcome::Passed),
+                result("icmp-external-v4", "iptables", Outcome::Passed),
+                result(
+                    "move-across-nodes",
+                    "iptables",
+                    Outcome::Failed {
+                        reason: "step 4: delivered to web-a, expected web-b".into(),
+                    },
+                ),
+            ],
+            4500,
+        );
+        let xml = render_junit(&summary).unwrap();
+        insta::assert_snapshot!(xml);
+    }
+}
