@@ -1,0 +1,56 @@
+//! The conformance catalogue as tests: every scenario file under scenarios/ is a
+//! test of its own, once per backend it runs on, named `<file>::<backend>` (and
+//! `::strict` for the strict conntrack profile), so `cargo test -- migration`
+//! filters as people expect. Each runs in its own lab, in parallel.
+
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use fip_harness::runner::{self, RunOptions};
+
+fn main() -> std::process::ExitCode {
+    let mut args = Arguments::from_args();
+    // Labs wait on the kernel far more than they compute: run several at once even
+    // on a 2-core machine unless the user says otherwise.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(6);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let trials = match runner::plan_catalogue(&root) {
+        Ok(plan) => plan
+            .into_iter()
+            .map(|case| {
+                let name = case.test_name();
+                Trial::test(name, move || run_case(case))
+            })
+            .collect(),
+        Err(error) => vec![Trial::test("catalogue::load", move || {
+            Err(Failed::from(format!("{error}")))
+        })],
+    };
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
+    // Labs need CAP_NET_ADMIN and CAP_SYS_ADMIN; say so plainly instead of
+    // failing somewhere deep inside netlink, and never skip silently.
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err(
+            "the catalogue builds network namespaces and needs root: run `sudo -E cargo test` \
+             (CI runs as root)"
+                .into(),
+        );
+    }
+    let report_dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("catalogue-reports");
+    let options = RunOptions {
+        report_dir: Some(report_dir),
+        keep_on_failure: false,
+    };
+    let result = runner::run_case_blocking(&case, &options);
+    if result.outcome.is_pass() {
+        Ok(())
+    } else {
+        Err(runner::describe_failure(&result).into())
+    }
+}
