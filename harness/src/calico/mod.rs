@@ -2,9 +2,25 @@
 //! switch, the pod annotation, IP pools, block IPAM, workload endpoints and the
 //! BGP advertisement rule. No I/O here: everything is unit-tested.
 
+pub mod annotation;
+pub mod cni;
+pub mod cni_config;
 pub mod endpoint;
-
-pub use endpoint::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
+pub mod felix;
+pub mod ipam;
 pub mod pool;
 
-pub use pool::{floating_ip_is_advertised, Encapsulation, IpPool};
+pub use annotation::{
+    parse_floating_ips, workload_endpoint, AnnotationError, FLOATING_IPS_ANNOTATION,
+};
+pub use cni::{cni_add, cni_del, ipam_handle, PodRequest, PodSetupError};
+pub use cni_config::{
+    parse_cni_config, CniConfigError, CniFeatureControl, CniNetworkConfig, TemplateValues,
+};
+pub use endpoint::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
+pub use felix::{nat_is_programmed, FelixFloatingIps};
+pub use ipam::{BlockAffinity, IpFamily, Ipam, IpamError};
+pub use pool::{
+    floating_ip_is_advertised, parse_ip_pool_manifests, Encapsulation, IpPool, IpPoolSpec,
+    PoolError,
+};

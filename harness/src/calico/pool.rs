@@ -49,3 +49,362 @@ pub fn floating_ip_is_advertised(address: IpAddr, pools: &[IpPool]) -> bool {
         .max_by_key(|pool| pool.cidr.prefix_len())
         .is_some_and(IpPool::exports_floating_ips)
 }
+
+/// Calico's default block sizes.
+pub const DEFAULT_BLOCK_SIZE_V4: u8 = 26;
+pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
+
+/// `ipipMode` / `vxlanMode` of a v3 IPPool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EncapMode {
+    Never,
+    Always,
+    /// Encapsulate only across subnets. The model treats it as encapsulated:
+    /// Calico's BIRD filter handles the pool's routes the same way.
+    CrossSubnet,
+}
+
+/// The `spec` of a projectcalico.org/v3 IPPool (fields the harness uses; other
+/// Calico fields are accepted and ignored so real manifests load).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpPoolSpec {
+    pub cidr: String,
+    #[serde(default)]
+    pub block_size: Option<u8>,
+    /// The harness's short form (`None | IPIP | VXLAN`), exclusive with the modes.
+    #[serde(default)]
+    pub encapsulation: Option<Encapsulation>,
+    #[serde(default)]
+    pub ipip_mode: Option<EncapMode>,
+    #[serde(default)]
+    pub vxlan_mode: Option<EncapMode>,
+    #[serde(default, rename = "disableBGPExport")]
+    pub disable_bgp_export: Option<bool>,
+    #[serde(default)]
+    pub nat_outgoing: Option<bool>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default)]
+    pub node_selector: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub allowed_uses: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub assignment_mode: Option<serde_yaml::Value>,
+}
+
+/// Why an IP pool was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("pool `{pool}`: cidr `{cidr}` is not a CIDR")]
+    BadCidr { pool: String, cidr: String },
+    #[error("pool `{pool}`: cidr `{cidr}` has host bits set (the network is `{network}`)")]
+    HostBitsSet {
+        pool: String,
+        cidr: String,
+        network: String,
+    },
+    #[error(
+        "pool `{pool}`: blockSize {block_size} is out of range for IPv{family} ({min}..={max})"
+    )]
+    BlockSizeRange {
+        pool: String,
+        block_size: u8,
+        family: u8,
+        min: u8,
+        max: u8,
+    },
+    #[error("pool `{pool}`: blockSize {block_size} is larger than the pool {cidr}")]
+    BlockLargerThanPool {
+        pool: String,
+        block_size: u8,
+        cidr: String,
+    },
+    #[error("pool `{pool}`: give either `encapsulation` or `ipipMode`/`vxlanMode`, not both")]
+    EncapsulationTwice { pool: String },
+    #[error("pool `{pool}`: ipipMode and vxlanMode cannot both be enabled")]
+    IpipAndVxlan { pool: String },
+    #[error("pool `{pool}`: IPIP is not supported on an IPv6 pool")]
+    IpipOnIpv6 { pool: String },
+    #[error(
+        "expected apiVersion projectcalico.org/v3 and kind IPPool, found {api_version} {kind}"
+    )]
+    NotAnIpPool { api_version: String, kind: String },
+    #[error("IPPool has no metadata.name")]
+    MissingName,
+}
+
+impl IpPoolSpec {
+    /// Validates the spec and applies Calico's defaults.
+    pub fn into_pool(self, name: &str) -> Result<IpPool, PoolError> {
+        let pool = name.to_owned();
+        let cidr: IpNet = self.cidr.parse().map_err(|_| PoolError::BadCidr {
+            pool: pool.clone(),
+            cidr: self.cidr.clone(),
+        })?;
+        if cidr.trunc() != cidr {
+            return Err(PoolError::HostBitsSet {
+                pool,
+                cidr: self.cidr,
+                network: cidr.trunc().to_string(),
+            });
+        }
+        let (family, min, max, default) = match cidr {
+            IpNet::V4(_) => (4, 20, 32, DEFAULT_BLOCK_SIZE_V4),
+            IpNet::V6(_) => (6, 116, 128, DEFAULT_BLOCK_SIZE_V6),
+        };
+        let block_size = self.block_size.unwrap_or(default);
+        if !(min..=max).contains(&block_size) {
+            return Err(PoolError::BlockSizeRange {
+                pool,
+                block_size,
+                family,
+                min,
+                max,
+            });
+        }
+        if block_size < cidr.prefix_len() {
+            return Err(PoolError::BlockLargerThanPool {
+                pool,
+                block_size,
+                cidr: cidr.to_string(),
+            });
+        }
+        let on = |m: Option<EncapMode>| m.is_some_and(|m| m != EncapMode::Never);
+        let encapsulation = match (self.encapsulation, self.ipip_mode, self.vxlan_mode) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(PoolError::EncapsulationTwice { pool })
+            }
+            (Some(e), None, None) => e,
+            (None, ipip, vxlan) => match (on(ipip), on(vxlan)) {
+                (true, true) => return Err(PoolError::IpipAndVxlan { pool }),
+                (true, false) => Encapsulation::Ipip,
+                (false, true) => Encapsulation::Vxlan,
+                (false, false) => Encapsulation::None,
+            },
+        };
+        if encapsulation == Encapsulation::Ipip && family == 6 {
+            return Err(PoolError::IpipOnIpv6 { pool });
+        }
+        Ok(IpPool {
+            name: pool,
+            cidr,
+            block_size,
+            encapsulation,
+            disable_bgp_export: self.disable_bgp_export.unwrap_or(false),
+            nat_outgoing: self.nat_outgoing.unwrap_or(false),
+            disabled: self.disabled.unwrap_or(false),
+        })
+    }
+}
+
+/// One projectcalico.org/v3 IPPool document, validated while it is read so that
+/// errors carry the document's position.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "IpPoolManifestDoc")]
+pub struct IpPoolManifest(pub IpPool);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IpPoolManifestDoc {
+    api_version: String,
+    kind: String,
+    metadata: ManifestMetadata,
+    spec: IpPoolSpec,
+}
+
+#[derive(Deserialize)]
+struct ManifestMetadata {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl TryFrom<IpPoolManifestDoc> for IpPoolManifest {
+    type Error = PoolError;
+
+    fn try_from(doc: IpPoolManifestDoc) -> Result<Self, PoolError> {
+        if doc.api_version != "projectcalico.org/v3" || doc.kind != "IPPool" {
+            return Err(PoolError::NotAnIpPool {
+                api_version: doc.api_version,
+                kind: doc.kind,
+            });
+        }
+        let name = doc.metadata.name.ok_or(PoolError::MissingName)?;
+        doc.spec.into_pool(&name).map(IpPoolManifest)
+    }
+}
+
+/// A manifest error with its position in the manifest text (1-based).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct ManifestError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ManifestError {
+    pub(crate) fn from_yaml(error: &serde_yaml::Error) -> Self {
+        let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let text = error.to_string();
+        // yaml_serde appends " at line L column C"; the position is kept apart.
+        let message = text
+            .rfind(" at line ")
+            .map_or(text.as_str(), |i| &text[..i])
+            .to_owned();
+        Self {
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// Parses a YAML stream of projectcalico.org/v3 IPPool documents.
+pub fn parse_ip_pool_manifests(yaml: &str) -> Result<Vec<IpPool>, ManifestError> {
+    let mut pools = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        // Empty documents (a trailing `---`) are allowed, as kubectl allows them.
+        let manifest: Option<IpPoolManifest> =
+            Option::deserialize(document).map_err(|e| ManifestError::from_yaml(&e))?;
+        pools.extend(manifest.map(|m| m.0));
+    }
+    if pools.is_empty() {
+        return Err(ManifestError {
+            line: 1,
+            column: 1,
+            message: "no IPPool document found".to_owned(),
+        });
+    }
+    Ok(pools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(cidr: &str, encapsulation: Encapsulation, disable_bgp_export: bool) -> IpPool {
+        IpPool {
+            name: cidr.into(),
+            cidr: cidr.parse().unwrap(),
+            block_size: 26,
+            encapsulation,
+            disable_bgp_export,
+            nat_outgoing: false,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn advertisement_rule() {
+        let ip: IpAddr = "203.0.113.10".parse().unwrap();
+        assert!(!floating_ip_is_advertised(ip, &[]), "outside every pool");
+        assert!(floating_ip_is_advertised(
+            ip,
+            &[pool("203.0.113.0/24", Encapsulation::None, false)]
+        ));
+        assert!(!floating_ip_is_advertised(
+            ip,
+            &[pool("203.0.113.0/24", Encapsulation::Vxlan, false)]
+        ));
+        assert!(!floating_ip_is_advertised(
+            ip,
+            &[pool("203.0.113.0/24", Encapsulation::Ipip, false)]
+        ));
+        assert!(!floating_ip_is_advertised(
+            ip,
+            &[pool("203.0.113.0/24", Encapsulation::None, true)]
+        ));
+        // The most specific pool decides.
+        assert!(floating_ip_is_advertised(
+            ip,
+            &[
+                pool("203.0.0.0/16", Encapsulation::Vxlan, false),
+                pool("203.0.113.0/24", Encapsulation::None, false)
+            ]
+        ));
+    }
+
+    #[test]
+    fn manifests_parse_with_defaults() {
+        let pools =
+            parse_ip_pool_manifests(include_str!("../../../fixtures/pools/floating-ips.yaml"))
+                .unwrap();
+        insta::assert_yaml_snapshot!(pools);
+        let pools =
+            parse_ip_pool_manifests(include_str!("../../../fixtures/pools/vxlan.yaml")).unwrap();
+        assert!(pools
+            .iter()
+            .all(|p| p.encapsulation == Encapsulation::Vxlan));
+        let v6 = pools.iter().find(|p| p.cidr.addr().is_ipv6()).unwrap();
+        assert_eq!(v6.block_size, DEFAULT_BLOCK_SIZE_V6);
+    }
+
+    fn spec(cidr: &str) -> IpPoolSpec {
+        IpPoolSpec {
+            cidr: cidr.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spec_rules() {
+        let errors: Vec<String> = [
+            spec("203.0.113.0"),
+            spec("203.0.113.1/24"),
+            IpPoolSpec {
+                block_size: Some(19),
+                ..spec("10.0.0.0/8")
+            },
+            IpPoolSpec {
+                block_size: Some(115),
+                ..spec("2001:db8::/48")
+            },
+            IpPoolSpec {
+                block_size: Some(24),
+                ..spec("203.0.113.0/25")
+            },
+            IpPoolSpec {
+                encapsulation: Some(Encapsulation::Vxlan),
+                vxlan_mode: Some(EncapMode::Always),
+                ..spec("203.0.113.0/24")
+            },
+            IpPoolSpec {
+                ipip_mode: Some(EncapMode::Always),
+                vxlan_mode: Some(EncapMode::CrossSubnet),
+                ..spec("203.0.113.0/24")
+            },
+            IpPoolSpec {
+                ipip_mode: Some(EncapMode::Always),
+                ..spec("2001:db8::/48")
+            },
+        ]
+        .into_iter()
+        .map(|s| s.into_pool("p").unwrap_err().to_string())
+        .collect();
+        insta::assert_yaml_snapshot!(errors);
+        let modes = IpPoolSpec {
+            ipip_mode: Some(EncapMode::Never),
+            vxlan_mode: Some(EncapMode::CrossSubnet),
+            ..spec("198.19.0.0/16")
+        };
+        assert_eq!(
+            modes.into_pool("p").unwrap().encapsulation,
+            Encapsulation::Vxlan
+        );
+    }
+
+    #[test]
+    fn manifest_errors_have_positions() {
+        let errors: Vec<String> = [
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: a}\nspec:\n  cidr: 203.0.113.0/24\n  blokSize: 26\n",
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: a}\nspec:\n  cidr: 203.0.113.0/24\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: b}\nspec:\n  cidr: 203.0.113.0/24\n  ipipMode: Sometimes\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {cidr: 10.0.0.0/8}\n",
+            "",
+        ]
+        .into_iter()
+        .map(|text| parse_ip_pool_manifests(text).unwrap_err().to_string())
+        .collect();
+        insta::assert_yaml_snapshot!(errors);
+    }
+}

@@ -1,10 +1,32 @@
-//! `fip-harness validate`.
+//! `fip-harness validate`: check scenario files, print every error as
+//! `file:line:col: message`, exit non-zero on any.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use fip_harness::scenario::load_catalogue;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fip-harness validate` is not built yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario files or folders (searched recursively for *.yaml / *.yml).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let catalogue = load_catalogue(&args.paths);
+    for error in &catalogue.errors {
+        eprintln!("{error}");
+    }
+    if catalogue.errors.is_empty() {
+        println!("{} scenario(s) valid", catalogue.scenarios.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} error(s); {} scenario(s) valid",
+            catalogue.errors.len(),
+            catalogue.scenarios.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

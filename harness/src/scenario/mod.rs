@@ -1,1 +1,20 @@
-//! (being built)
+//! The scenario language: one YAML file per scenario (cluster + ordered steps),
+//! loaded into a validated [`Scenario`]. Every error names the file, line and
+//! column and the key or value at fault. See README.md, "Scenario language".
+//!
+//! - [`load_file`] / [`load_str`]: one file.
+//! - [`catalogue`]: finding files under folders, listing, unique names.
+
+pub mod catalogue;
+mod error;
+mod load;
+mod located;
+mod model;
+mod raw;
+mod values;
+
+pub use catalogue::{find_scenario_files, load_catalogue, Catalogue};
+pub use error::{ScenarioError, ScenarioErrors};
+pub use load::{load_file, load_str};
+pub use model::*;
+pub use values::{DurationValue, Name};

@@ -1,0 +1,99 @@
+//! A catalogue: the scenario files under some paths, loaded, with names unique.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::error::ScenarioError;
+use super::load::{load_file, name_position};
+use super::model::Scenario;
+
+/// The scenarios that loaded, and every error found (in path order).
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    pub scenarios: Vec<Scenario>,
+    pub errors: Vec<ScenarioError>,
+}
+
+/// Files given directly, plus `*.yaml` / `*.yml` found recursively under folders;
+/// sorted and without duplicates.
+pub fn find_scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut files).map_err(|e| io_error(path, e))?;
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(io_error(
+                path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn io_error(path: &Path, error: std::io::Error) -> ScenarioError {
+    ScenarioError {
+        file: path.to_owned(),
+        line: 1,
+        column: 1,
+        message: format!("cannot read: {error}"),
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads every scenario under `paths`; a name used twice is an error at the
+/// second file.
+pub fn load_catalogue(paths: &[PathBuf]) -> Catalogue {
+    let mut catalogue = Catalogue::default();
+    let files = match find_scenario_files(paths) {
+        Ok(files) => files,
+        Err(e) => {
+            catalogue.errors.push(e);
+            return catalogue;
+        }
+    };
+    let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in files {
+        match load_file(&file) {
+            Ok(scenario) => {
+                if let Some(first) = names.get(&scenario.name) {
+                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    let (line, column) = name_position(&text).unwrap_or((1, 1));
+                    catalogue.errors.push(ScenarioError {
+                        file: file.clone(),
+                        line,
+                        column,
+                        message: format!(
+                            "name: scenario name `{}` is already used by {}",
+                            scenario.name,
+                            first.display()
+                        ),
+                    });
+                    continue;
+                }
+                names.insert(scenario.name.clone(), file);
+                catalogue.scenarios.push(scenario);
+            }
+            Err(errors) => catalogue.errors.extend(errors.0),
+        }
+    }
+    catalogue
+}

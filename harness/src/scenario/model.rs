@@ -1,0 +1,180 @@
+//! The resolved, validated scenario the runner consumes. Every reference in it
+//! has been checked: names exist, files were read, Calico's verdict on each pod
+//! set-up agrees with what the step expects.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use super::values::{ConntrackProfile, Delivery, Loss, Protocol, SeenAddress, Target};
+use crate::calico::{
+    nat_is_programmed, CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool,
+};
+use crate::dataplane::BackendKind;
+
+/// Default packet count of `send`.
+pub const DEFAULT_COUNT: u32 = 3;
+/// Default interval between packets of `send` and streams.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
+/// Default destination port for udp, tcp and sctp.
+pub const DEFAULT_PORT: u16 = 7;
+/// Namespace of pods that do not name one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// One validated scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    /// Unique in a catalogue; defaults to the file stem.
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// The file it came from (as given on the command line, not canonicalised).
+    pub source: PathBuf,
+    /// Dataplane backends the scenario runs on (default: all).
+    pub backends: Vec<BackendKind>,
+    /// Conntrack profiles the scenario runs with (default: all).
+    pub profiles: Vec<ConntrackProfile>,
+    pub cluster: Cluster,
+    pub steps: Vec<Step>,
+}
+
+/// The cluster a scenario builds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cluster {
+    /// The CNI network config, read and parsed (template values substituted).
+    pub cni: CniNetworkConfig,
+    /// Where it was read from (resolved against the scenario's folder).
+    pub cni_source: PathBuf,
+    /// Felix's `floatingIPs` switch.
+    pub felix_floating_ips: FelixFloatingIps,
+    /// Pods get an IPv6 address too.
+    pub dual_stack: bool,
+    /// Inline pools and pools from manifests, in file order. When the scenario
+    /// gives none: 198.19.0.0/16 (and 2001:db8:1::/48 when dual stack).
+    pub pools: Vec<IpPool>,
+    /// Node names; node i is wired as the addressing plan's node i.
+    pub nodes: Vec<String>,
+    /// External host names; external j is the plan's external j.
+    pub externals: Vec<String>,
+}
+
+impl Cluster {
+    /// The CNI plugin's `feature_control`.
+    pub fn cni_features(&self) -> CniFeatureControl {
+        self.cni.feature_control
+    }
+
+    /// Whether floating-IP NAT gets programmed at all (both switches on).
+    pub fn nat_programmed(&self) -> bool {
+        nat_is_programmed(&self.cni.feature_control, self.felix_floating_ips)
+    }
+}
+
+/// One step, run in order.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Step {
+    CreatePod(CreatePod),
+    /// Delete the pod of this name (CNI DEL: its addresses are freed).
+    DeletePod(String),
+    Annotate(Annotate),
+    Send(Send),
+    StartStream(StartStream),
+    StopStream(StopStream),
+    Wait(Duration),
+}
+
+/// A pod as the CNI plugin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    pub name: String,
+    pub namespace: String,
+    pub node: String,
+    /// All annotations (the floating-IP one is `calico::FLOATING_IPS_ANNOTATION`).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Create a pod (CNI ADD).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePod {
+    pub pod: Pod,
+    /// The pod's manifest, when it came from one.
+    pub manifest: Option<PathBuf>,
+    /// Set-up must fail with an error containing this text.
+    pub expect_error: Option<String>,
+}
+
+/// Set (`Some`) or remove (`None`) a pod's floating-IP annotation.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotate {
+    pub pod: String,
+    /// The raw annotation value (may be malformed on purpose).
+    pub floating_ips: Option<String>,
+    /// Calico must reject the new value with an error containing this text.
+    pub expect_error: Option<String>,
+}
+
+/// Send `count` packets and check where they land.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Send {
+    pub protocol: Protocol,
+    /// Pod, node or external host name.
+    pub from: String,
+    pub to: Target,
+    pub count: u32,
+    pub interval: Duration,
+    /// Destination port (udp, tcp, sctp); `DEFAULT_PORT` when not given.
+    pub port: u16,
+    pub expect: TrafficExpectation,
+}
+
+/// What must be observed for a `send`. `None` fields are not checked.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficExpectation {
+    pub delivered_to: Option<Delivery>,
+    pub seen_destination: Option<SeenAddress>,
+    pub seen_source: Option<SeenAddress>,
+    pub reply_source: Option<IpAddr>,
+    /// Allowed loss. When packets must reach pods and no loss is given: 0 packets.
+    pub loss: Option<Loss>,
+    /// For ICMP errors: the destination inside the quoted header.
+    pub quoted_destination: Option<IpAddr>,
+}
+
+/// Start a background stream (runs until its `stopStream`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartStream {
+    pub name: String,
+    pub protocol: Protocol,
+    pub from: String,
+    pub to: Target,
+    pub interval: Duration,
+    pub port: u16,
+}
+
+/// Stop a stream and check what it delivered.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopStream {
+    pub name: String,
+    pub expect: StreamExpectation,
+}
+
+/// What a stream must have done. `None` fields are not checked.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamExpectation {
+    /// Pods that received some of the stream.
+    pub delivered_to: Option<Delivery>,
+    pub loss: Option<Loss>,
+    /// After the last move (annotate/delete/create) step, packets land only here.
+    pub after_move_at: Option<String>,
+}

@@ -1,0 +1,309 @@
+//! The scenario file as written (serde model). [`super::load`] turns it into the
+//! resolved [`super::Scenario`]. Unknown keys are errors everywhere.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use super::located::Spanned;
+use super::values::{
+    Address, Cidr, ConntrackProfile, Delivery, DurationValue, Loss, Name, Protocol, SeenAddress,
+    Target,
+};
+use crate::calico::pool::EncapMode;
+use crate::calico::{Encapsulation, FelixFloatingIps};
+use crate::dataplane::BackendKind;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    #[serde(default)]
+    pub name: Option<Spanned<Name>>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub backends: Option<Vec<BackendKind>>,
+    #[serde(default)]
+    pub profiles: Option<Vec<ConntrackProfile>>,
+    #[serde(default)]
+    pub profile: Option<Spanned<ConntrackProfile>>,
+    pub cluster: RawCluster,
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub cni: Spanned<String>,
+    #[serde(default)]
+    pub felix: RawFelix,
+    #[serde(default)]
+    pub dual_stack: bool,
+    #[serde(default)]
+    pub pools: Option<Vec<Spanned<RawPoolEntry>>>,
+    pub nodes: Vec<Spanned<NodeEntry>>,
+    #[serde(default)]
+    pub externals: Vec<Spanned<NodeEntry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawFelix {
+    #[serde(default, rename = "floatingIPs")]
+    pub floating_ips: FelixFloatingIps,
+}
+
+/// An inline pool or a manifest reference (`manifest:` alone).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawPoolEntry {
+    #[serde(default)]
+    pub manifest: Option<Spanned<String>>,
+    #[serde(default)]
+    pub name: Option<Name>,
+    #[serde(default)]
+    pub cidr: Option<Cidr>,
+    #[serde(default)]
+    pub block_size: Option<u8>,
+    #[serde(default)]
+    pub encapsulation: Option<Encapsulation>,
+    #[serde(default)]
+    pub ipip_mode: Option<EncapMode>,
+    #[serde(default)]
+    pub vxlan_mode: Option<EncapMode>,
+    #[serde(default, rename = "disableBGPExport")]
+    pub disable_bgp_export: Option<bool>,
+    #[serde(default)]
+    pub nat_outgoing: Option<bool>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+/// `node-a` or `{name: node-a}`.
+#[derive(Debug)]
+pub(crate) struct NodeEntry {
+    pub name: Name,
+}
+
+impl<'de> Deserialize<'de> for NodeEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Long {
+            name: Name,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NodeEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name or {name: ...}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeEntry, E> {
+                Ok(NodeEntry {
+                    name: v.parse().map_err(E::custom)?,
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<NodeEntry, A::Error> {
+                let long = Long::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(NodeEntry { name: long.name })
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A step: a mapping with exactly one key naming the kind (`createPod: {...}`).
+#[derive(Debug)]
+pub(crate) enum RawStep {
+    CreatePod(RawCreatePod),
+    DeletePod(Spanned<Name>),
+    Annotate(RawAnnotate),
+    Send(RawSend),
+    StartStream(RawStartStream),
+    StopStream(RawStopStream),
+    Wait(DurationValue),
+}
+
+const STEP_KINDS: &[&str] = &[
+    "createPod",
+    "deletePod",
+    "annotate",
+    "send",
+    "startStream",
+    "stopStream",
+    "wait",
+];
+
+// yaml_serde reads enums only from `!tags`; steps are written as one-key maps.
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawStep;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "a step: a mapping with one of the keys {}",
+                    STEP_KINDS.join(", ")
+                )
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawStep, A::Error> {
+                let Some(kind) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(format!(
+                        "empty step: expected one of {}",
+                        STEP_KINDS.join(", ")
+                    )));
+                };
+                let step = match kind.as_str() {
+                    "createPod" => RawStep::CreatePod(map.next_value()?),
+                    "deletePod" => RawStep::DeletePod(map.next_value()?),
+                    "annotate" => RawStep::Annotate(map.next_value()?),
+                    "send" => RawStep::Send(map.next_value()?),
+                    "startStream" => RawStep::StartStream(map.next_value()?),
+                    "stopStream" => RawStep::StopStream(map.next_value()?),
+                    "wait" => RawStep::Wait(map.next_value()?),
+                    _ => return Err(de::Error::unknown_variant(&kind, STEP_KINDS)),
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format!(
+                        "a step has one kind; found `{kind}` and `{extra}` (start a new `- ` item)"
+                    )));
+                }
+                Ok(step)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawCreatePod {
+    #[serde(default)]
+    pub name: Option<Spanned<Name>>,
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    #[serde(default)]
+    pub node: Option<Spanned<Name>>,
+    #[serde(default)]
+    pub manifest: Option<Spanned<String>>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub expect: Option<RawSetupExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSetupExpect {
+    pub error: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawAnnotate {
+    pub pod: Spanned<Name>,
+    #[serde(default, rename = "floatingIPs")]
+    pub floating_ips: Option<Spanned<String>>,
+    #[serde(default)]
+    pub remove: bool,
+    #[serde(default)]
+    pub expect: Option<RawSetupExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSend {
+    pub protocol: Protocol,
+    pub from: Spanned<Name>,
+    pub to: Spanned<Target>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub interval: Option<DurationValue>,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub expect: RawTrafficExpect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawTrafficExpect {
+    #[serde(default)]
+    pub delivered_to: Option<Spanned<Delivery>>,
+    #[serde(default)]
+    pub seen_destination: Option<SeenAddress>,
+    #[serde(default)]
+    pub seen_source: Option<SeenAddress>,
+    #[serde(default)]
+    pub reply_source: Option<Address>,
+    #[serde(default)]
+    pub loss: Option<Loss>,
+    #[serde(default)]
+    pub quoted_destination: Option<Address>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawStartStream {
+    pub name: Spanned<Name>,
+    pub protocol: Protocol,
+    pub from: Spanned<Name>,
+    pub to: Spanned<Target>,
+    #[serde(default)]
+    pub interval: Option<DurationValue>,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawStopStream {
+    pub name: Spanned<Name>,
+    #[serde(default)]
+    pub expect: RawStreamExpect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawStreamExpect {
+    #[serde(default)]
+    pub delivered_to: Option<Spanned<Delivery>>,
+    #[serde(default)]
+    pub loss: Option<Loss>,
+    #[serde(default)]
+    pub after_move_at: Option<Spanned<Name>>,
+}
+
+/// A Kubernetes Pod v1 manifest: only what a lab needs is read; other fields
+/// (containers...) are allowed, since real manifests carry them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PodManifest {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: PodMetadata,
+    #[serde(default)]
+    pub spec: PodManifestSpec,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PodMetadata {
+    pub name: Name,
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PodManifestSpec {
+    #[serde(default)]
+    pub node_name: Option<Name>,
+}
