@@ -417,7 +417,9 @@ impl<'a> Tlv<'a> {
         write_u16(out, 0, self.kind);
         write_u16(out, 2, length_u16(self.len(), "parameter")?);
         out[TLV_HEADER_LEN..self.len()].copy_from_slice(self.value);
-        out[self.len()..pad4(self.len())].fill(0);
+        // The last TLV's padding lies beyond the chunk length; the chunk pads it.
+        let end = pad4(self.len()).min(out.len());
+        out[self.len()..end].fill(0);
         Ok(())
     }
 }
@@ -822,17 +824,7 @@ impl<'a> ChunkRepr<'a> {
                 );
                 value[TLV_HEADER_LEN..].copy_from_slice(info);
             }
-            ChunkRepr::Abort { causes, .. } => {
-                let mut at = 0;
-                for cause in causes {
-                    write_u16(value, at, cause.kind);
-                    write_u16(value, at + 2, length_u16(cause.len(), "error cause")?);
-                    value[at + TLV_HEADER_LEN..at + cause.len()].copy_from_slice(cause.value);
-                    let end = pad4(at + cause.len()).min(value.len());
-                    value[at + cause.len()..end].fill(0);
-                    at = pad4(at + cause.len());
-                }
-            }
+            ChunkRepr::Abort { causes, .. } => emit_tlv_list(causes, value)?,
             ChunkRepr::Shutdown { cum_tsn_ack } => write_u32(value, 0, *cum_tsn_ack),
             ChunkRepr::CookieEcho { cookie } => value.copy_from_slice(cookie),
             ChunkRepr::Other { value: raw, .. } => value.copy_from_slice(raw),
@@ -976,3 +968,7 @@ fn write_u16(buffer: &mut [u8], at: usize, value: u16) {
 fn write_u32(buffer: &mut [u8], at: usize, value: u32) {
     buffer[at..at + 4].copy_from_slice(&value.to_be_bytes());
 }
+
+#[cfg(test)]
+#[path = "sctp_tests.rs"]
+mod tests;
