@@ -207,7 +207,8 @@ struct Association {
 /// The state cookie: everything needed to build the association on COOKIE
 /// ECHO, so INIT creates no state (RFC 9260 5.1.3). No MAC: this responder
 /// only ever talks to the harness inside a lab.
-const COOKIE_MAGIC: u32 = 0x4669_5068;
+/// Not the token magic: a cookie must not be mistaken for a probe's token.
+const COOKIE_MAGIC: u32 = 0x4643_6b31;
 
 fn cookie(local_tag: u32, peer_tag: u32, local_tsn: u32, peer_tsn: u32) -> Vec<u8> {
     [COOKIE_MAGIC, local_tag, peer_tag, local_tsn, peer_tsn]
