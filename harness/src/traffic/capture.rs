@@ -1,0 +1,249 @@
+//! Capture on one interface of one namespace: an AF_PACKET socket bound to the
+//! interface, read by a tokio task. Frames are kept in memory tagged with the step
+//! they belong to (written as pcap on request); frames that arrived carrying a
+//! token also become [`Observation`]s.
+//!
+//! A plain AF_PACKET socket rather than a TPACKET ring: with an 8 MiB receive
+//! buffer and batched reads it keeps up with the benchmark's rates here, and it
+//! needs no unsafe shared-memory ring handling.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+
+use crate::lab::netns::Netns;
+
+use super::codec;
+use super::observation::{now_unix_ns, Observation, Protocol};
+use super::sock::{ifindex_in, open_in, AsyncSock};
+use super::token::Token;
+use super::TrafficError;
+
+/// Bytes kept of each frame: headers plus the token, enough for every check and
+/// for dissectors (our probes are small, so they are kept whole).
+const SNAPLEN: usize = 512;
+/// Frames kept per interface before the oldest step's are the ones that count:
+/// beyond this, new frames are only counted, to bound memory in long runs.
+const MAX_FRAMES: usize = 2_000_000;
+
+#[derive(Clone, Debug)]
+pub struct CapturedFrame {
+    pub at_unix_ns: u64,
+    pub step: u32,
+    /// Sent by this namespace (PACKET_OUTGOING) rather than received.
+    pub outgoing: bool,
+    pub orig_len: u32,
+    pub data: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Store {
+    frames: Vec<CapturedFrame>,
+    observations: Vec<Observation>,
+}
+
+pub struct Capture {
+    endpoint: String,
+    namespace: String,
+    interface: String,
+    step: AtomicU32,
+    dropped: AtomicU64,
+    store: Mutex<Store>,
+}
+
+impl Capture {
+    /// Open the capture socket inside `ns` and start reading it on the runtime.
+    pub(crate) fn start(
+        endpoint: &str,
+        ns: &Netns,
+        interface: &str,
+        step: u32,
+    ) -> Result<(Arc<Capture>, tokio::task::JoinHandle<()>), TrafficError> {
+        let ifindex = ifindex_in(ns, interface)?;
+        let protocol = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
+        let fd = open_in(
+            ns,
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            protocol,
+            "AF_PACKET capture",
+        )?;
+        // SAFETY: all-zero is a valid sockaddr_ll; the fields set make it a bind
+        // to one interface for every EtherType.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = protocol as u16;
+        sll.sll_ifindex = ifindex;
+        // SAFETY: sll is a valid sockaddr_ll and its size is passed.
+        let rc = unsafe {
+            libc::bind(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        let fail = |source| TrafficError::Socket {
+            namespace: ns.name().to_string(),
+            what: "AF_PACKET capture bind",
+            source,
+        };
+        if rc < 0 {
+            return Err(fail(std::io::Error::last_os_error()));
+        }
+        let sock = AsyncSock::new(fd).map_err(fail)?;
+        let capture = Arc::new(Capture {
+            endpoint: endpoint.to_string(),
+            namespace: ns.name().to_string(),
+            interface: interface.to_string(),
+            step: AtomicU32::new(step),
+            dropped: AtomicU64::new(0),
+            store: Mutex::new(Store::default()),
+        });
+        let reader = capture.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let mut batch = Vec::new();
+                let read = sock
+                    .recv_batch(&mut buf, 256, |frame, from| {
+                        let (pkttype, index) = from.link();
+                        // Frames queued before bind() may come from other links.
+                        if index == ifindex {
+                            batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING as u8));
+                        }
+                    })
+                    .await;
+                if read.is_err() {
+                    // The interface went away with its namespace: nothing more to see.
+                    return;
+                }
+                reader.ingest(batch);
+            }
+        });
+        Ok((capture, task))
+    }
+
+    fn ingest(&self, batch: Vec<(Vec<u8>, bool)>) {
+        let at = now_unix_ns();
+        let step = self.step.load(Ordering::Relaxed);
+        let mut store = self.store.lock().unwrap();
+        for (mut data, outgoing) in batch {
+            if !outgoing {
+                if let Some(ip) = codec::ip_in_ethernet(&data) {
+                    if let Some(protocol) = Protocol::from_ip_protocol(ip.protocol) {
+                        for token in Token::find_all(ip.payload) {
+                            store.observations.push(Observation {
+                                endpoint: self.endpoint.clone(),
+                                namespace: self.namespace.clone(),
+                                interface: self.interface.clone(),
+                                src: ip.src,
+                                dst: ip.dst,
+                                protocol,
+                                token,
+                                at_unix_ns: at,
+                            });
+                        }
+                    }
+                }
+            }
+            if store.frames.len() >= MAX_FRAMES {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let orig_len = data.len() as u32;
+            data.truncate(SNAPLEN);
+            let step = codec::ip_in_ethernet(&data)
+                .and_then(|ip| Token::find_first(ip.payload))
+                .map_or(step, |token| token.step);
+            store.frames.push(CapturedFrame {
+                at_unix_ns: at,
+                step,
+                outgoing,
+                orig_len,
+                data,
+            });
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// Frames without a token (ARP, handshakes) from now on belong to `step`.
+    pub fn set_step(&self, step: u32) {
+        self.step.store(step, Ordering::Relaxed);
+    }
+
+    /// Frames not kept because the in-memory limit was reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn observations(&self, keep: impl Fn(&Observation) -> bool) -> Vec<Observation> {
+        let store = self.store.lock().unwrap();
+        store
+            .observations
+            .iter()
+            .filter(|o| keep(o))
+            .cloned()
+            .collect()
+    }
+
+    pub fn frames(&self, step: Option<u32>) -> Vec<CapturedFrame> {
+        let store = self.store.lock().unwrap();
+        store
+            .frames
+            .iter()
+            .filter(|f| step.is_none_or(|s| f.step == s))
+            .cloned()
+            .collect()
+    }
+
+    /// Forget frames and observations of steps before `step` (long scenarios).
+    pub fn forget_before(&self, step: u32) {
+        let mut store = self.store.lock().unwrap();
+        store.frames.retain(|f| f.step >= step);
+        store.observations.retain(|o| o.token.step >= step);
+    }
+
+    /// Write the frames of `step` (all when None) as a pcap file (Ethernet,
+    /// nanosecond timestamps). Returns how many frames were written.
+    pub fn write_pcap(&self, step: Option<u32>, path: &Path) -> Result<usize, TrafficError> {
+        let frames = self.frames(step);
+        let io_err = |e: std::io::Error| TrafficError::Pcap {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let pcap_err = |e: pcap_file::PcapError| TrafficError::Pcap {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io_err)?);
+        let header = PcapHeader {
+            datalink: DataLink::ETHERNET,
+            ts_resolution: TsResolution::NanoSecond,
+            snaplen: SNAPLEN as u32,
+            ..PcapHeader::default()
+        };
+        let mut writer = PcapWriter::with_header(file, header).map_err(pcap_err)?;
+        for frame in &frames {
+            let packet = PcapPacket::new(
+                Duration::from_nanos(frame.at_unix_ns),
+                frame.orig_len,
+                &frame.data,
+            );
+            writer.write_packet(&packet).map_err(pcap_err)?;
+        }
+        use std::io::Write;
+        writer.into_writer().flush().map_err(io_err)?;
+        Ok(frames.len())
+    }
+}

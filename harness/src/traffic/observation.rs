@@ -1,0 +1,130 @@
+//! What the engine saw, as plain serialisable records for checks and reports.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec;
+use super::token::Token;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// ICMP echo for an IPv4 target, ICMPv6 echo for an IPv6 one.
+    Icmp,
+    Gre,
+    Sctp,
+    Udp,
+    Tcp,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Icmp,
+        Protocol::Gre,
+        Protocol::Sctp,
+        Protocol::Udp,
+        Protocol::Tcp,
+    ];
+
+    /// The protocol of an IP header's protocol/next-header number, if it is one
+    /// the engine speaks.
+    pub fn from_ip_protocol(number: u8) -> Option<Protocol> {
+        match number {
+            codec::PROTO_ICMP | codec::PROTO_ICMPV6 => Some(Protocol::Icmp),
+            codec::PROTO_GRE => Some(Protocol::Gre),
+            codec::PROTO_SCTP => Some(Protocol::Sctp),
+            codec::PROTO_UDP => Some(Protocol::Udp),
+            codec::PROTO_TCP => Some(Protocol::Tcp),
+            _ => None,
+        }
+    }
+
+    pub fn ip_protocol(self, v6: bool) -> u8 {
+        match self {
+            Protocol::Icmp if v6 => codec::PROTO_ICMPV6,
+            Protocol::Icmp => codec::PROTO_ICMP,
+            Protocol::Gre => codec::PROTO_GRE,
+            Protocol::Sctp => codec::PROTO_SCTP,
+            Protocol::Udp => codec::PROTO_UDP,
+            Protocol::Tcp => codec::PROTO_TCP,
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Icmp => "icmp",
+            Protocol::Gre => "gre",
+            Protocol::Sctp => "sctp",
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.to_string() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown protocol '{s}' (icmp, gre, sctp, udp, tcp)"))
+    }
+}
+
+/// A packet carrying a token that arrived at a captured interface: who got it
+/// and with which addresses, as seen there (after any NAT on the way).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Endpoint (pod, node or external host) name.
+    pub endpoint: String,
+    pub namespace: String,
+    pub interface: String,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Protocol of the IP header (an ICMP error quoting a probe counts as icmp).
+    pub protocol: Protocol,
+    pub token: Token,
+    /// Nanoseconds since the Unix epoch when the capture read it.
+    pub at_unix_ns: u64,
+}
+
+/// A reply the sender received, with the source address it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyObservation {
+    /// Endpoint that sent the probe and got the reply.
+    pub receiver: String,
+    pub protocol: Protocol,
+    /// Source address of the reply as the sender saw it.
+    pub src: IpAddr,
+    pub token: Token,
+    pub rtt_ns: u64,
+    pub at_unix_ns: u64,
+}
+
+/// An ICMP or ICMPv6 error received by a sender about one of its probes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IcmpErrorObservation {
+    pub receiver: String,
+    /// Who sent the error (outer source address).
+    pub reporter: IpAddr,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub quoted_src: IpAddr,
+    /// Destination of the quoted header: the floating IP when the NAT undid its
+    /// DNAT on the error too.
+    pub quoted_dst: IpAddr,
+    pub quoted_protocol: u8,
+    /// The probe's token when the quote reaches its payload.
+    pub token: Option<Token>,
+    pub at_unix_ns: u64,
+}
+
+pub(crate) fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,193 @@
+//! Root tests: every protocol through a floating IP in a minimal topology
+//! (client -- node with DNAT -- pod). The pod must see its own address as the
+//! destination; the sender must see the floating IP as the reply's source.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use fip_harness::traffic::testbed::{
+    FipTestbed, CLIENT_V4, FLOATING_V4, FLOATING_V6, POD_V4, POD_V6,
+};
+use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, StreamSpec, TrafficEngine};
+
+/// Lab names unique per test and per process, so parallel runs never collide.
+fn lab(test: &str) -> String {
+    format!("h5t{}{}", std::process::id() % 100_000, test)
+}
+
+async fn setup(test: &str) -> (FipTestbed, TrafficEngine) {
+    let name = lab(test);
+    let bed = FipTestbed::create(&name).await.expect("testbed");
+    let engine = TrafficEngine::new(&name);
+    engine
+        .add_endpoint(EndpointSpec::pod(
+            "pod",
+            bed.pod.clone(),
+            vec![IpAddr::V4(POD_V4), IpAddr::V6(POD_V6)],
+            "eth0",
+        ))
+        .await
+        .expect("pod endpoint");
+    engine
+        .add_endpoint(EndpointSpec::external("client", bed.client.clone()))
+        .await
+        .expect("client endpoint");
+    (bed, engine)
+}
+
+async fn through_floating_ip(test: &str, protocol: Protocol, floating: IpAddr, pod: IpAddr) {
+    let (_bed, engine) = setup(test).await;
+    let mut spec = ProbeSpec::new("client", floating, protocol);
+    spec.count = 5;
+    spec.step = 1;
+    let outcome = engine.probe(spec).await.expect("probe");
+
+    assert_eq!(outcome.sent, 5, "{outcome:#?}");
+    let replied: BTreeSet<u32> = outcome.replies.iter().map(|r| r.token.seq).collect();
+    assert_eq!(
+        replied,
+        (0..5).collect(),
+        "every probe answered: {outcome:#?}"
+    );
+    for reply in &outcome.replies {
+        assert_eq!(reply.src, floating, "reply source as the sender saw it");
+        assert_eq!(reply.token.step, 1);
+    }
+    let delivered: Vec<_> = outcome
+        .deliveries
+        .iter()
+        .filter(|o| o.protocol == protocol && o.token.seq < 5)
+        .collect();
+    let delivered_seqs: BTreeSet<u32> = delivered.iter().map(|o| o.token.seq).collect();
+    assert_eq!(
+        delivered_seqs,
+        (0..5).collect(),
+        "pod saw every probe: {outcome:#?}"
+    );
+    for seen in delivered {
+        assert_eq!(seen.endpoint, "pod");
+        assert_eq!(seen.dst, pod, "DNAT delivered to the pod's own address");
+        assert_ne!(seen.src, floating);
+    }
+    assert!(outcome.icmp_errors.is_empty(), "{:#?}", outcome.icmp_errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_echo_through_floating_ip() {
+    through_floating_ip("i4", Protocol::Icmp, FLOATING_V4.into(), POD_V4.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmpv6_echo_through_floating_ip() {
+    through_floating_ip("i6", Protocol::Icmp, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gre_echo_through_floating_ip() {
+    through_floating_ip("g4", Protocol::Gre, FLOATING_V4.into(), POD_V4.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gre_echo_through_floating_ipv6() {
+    through_floating_ip("g6", Protocol::Gre, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sctp_association_through_floating_ip() {
+    through_floating_ip("s4", Protocol::Sctp, FLOATING_V4.into(), POD_V4.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_echo_through_floating_ip() {
+    through_floating_ip("u4", Protocol::Udp, FLOATING_V4.into(), POD_V4.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_echo_through_floating_ip() {
+    through_floating_ip("t4", Protocol::Tcp, FLOATING_V4.into(), POD_V4.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sctp_handshake_steps_are_all_answered() {
+    let (_bed, engine) = setup("sh").await;
+    let outcome = engine
+        .probe(ProbeSpec::new("client", FLOATING_V4.into(), Protocol::Sctp))
+        .await
+        .unwrap();
+    let floating = FLOATING_V4.to_string();
+    let expected = [
+        "INIT sent".to_string(),
+        format!("INIT ACK from {floating}"),
+        "COOKIE ECHO sent".to_string(),
+        format!("COOKIE ACK from {floating}"),
+        "HEARTBEAT sent".to_string(),
+        format!("HEARTBEAT ACK from {floating}"),
+        "SHUTDOWN sent".to_string(),
+        format!("SHUTDOWN ACK from {floating}"),
+        "SHUTDOWN COMPLETE sent".to_string(),
+    ];
+    assert_eq!(outcome.sctp_events, expected);
+}
+
+/// The kernel's SCTP conntrack on the node must see a real association: while
+/// a stream runs, the NATed entry is ESTABLISHED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sctp_stream_is_established_in_node_conntrack() {
+    let (bed, engine) = setup("sc").await;
+    let stream = engine
+        .start_stream(StreamSpec::new(
+            "client",
+            FLOATING_V4.into(),
+            Protocol::Sctp,
+            Duration::from_millis(2),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let conntrack = bed.node_conntrack().unwrap();
+    let outcome = stream.stop().await.unwrap();
+
+    let entry = conntrack
+        .lines()
+        .find(|l| l.contains("sctp") && l.contains(&format!("dst={FLOATING_V4}")))
+        .unwrap_or_else(|| panic!("no SCTP entry to the floating IP in:\n{conntrack}"));
+    assert!(entry.contains("ESTABLISHED"), "{entry}");
+    assert!(
+        entry.contains(&format!("src={POD_V4}")),
+        "reply tuple from the pod: {entry}"
+    );
+    assert!(outcome.sent > 10, "{}", outcome.sent);
+    assert!(!outcome.replies.is_empty());
+    assert!(outcome
+        .replies
+        .iter()
+        .all(|r| r.src == IpAddr::from(FLOATING_V4)));
+    assert!(outcome
+        .deliveries
+        .iter()
+        .all(|o| o.dst == IpAddr::from(POD_V4)));
+}
+
+/// An ICMP error about a NATed flow must quote the floating IP, not the pod's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_unreachable_quotes_the_floating_ip() {
+    let (_bed, engine) = setup("pu").await;
+    let mut spec = ProbeSpec::new("client", FLOATING_V4.into(), Protocol::Udp);
+    spec.port = 9;
+    spec.count = 2;
+    let outcome = engine.probe(spec).await.unwrap();
+    assert!(outcome.replies.is_empty());
+    assert_eq!(outcome.icmp_errors.len(), 2, "{outcome:#?}");
+    for error in &outcome.icmp_errors {
+        assert_eq!(
+            (error.icmp_type, error.icmp_code),
+            (3, 3),
+            "port unreachable"
+        );
+        assert_eq!(error.reporter, IpAddr::from(FLOATING_V4));
+        assert_eq!(error.quoted_dst, IpAddr::from(FLOATING_V4));
+        assert_eq!(error.quoted_src, IpAddr::from(CLIENT_V4));
+        assert!(error.token.is_some());
+    }
+}
