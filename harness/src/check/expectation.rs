@@ -2,70 +2,28 @@
 //! mismatches between the two.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// Where the probes must land.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Delivery {
-    /// No pod may receive any probe.
-    Nowhere,
-    /// Every delivered probe lands on one of these pods, and each of them gets some.
-    Pods(Vec<String>),
-}
+use crate::scenario::{Delivery, Loss, SeenAddress, TrafficExpectation};
 
-/// An address a pod or the sender must have seen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum AddressExpectation {
-    /// The receiving pod's own address (of the probe's family).
-    PodAddress,
-    /// The sender's own address.
-    SenderAddress,
-    Exactly(IpAddr),
-}
-
-/// How many probes may go unanswered.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum LossLimit {
-    AtMost(u64),
-    AtMostPercent(f64),
-}
-
-impl LossLimit {
-    pub fn allows(&self, sent: u64, lost: u64) -> bool {
-        match *self {
-            LossLimit::AtMost(limit) => lost <= limit,
-            LossLimit::AtMostPercent(percent) => {
-                sent == 0 || (lost as f64) * 100.0 <= percent * sent as f64 + f64::EPSILON
-            }
-        }
+/// How a loss expectation reads in a report line.
+pub fn describe_loss(loss: &Loss) -> String {
+    match loss {
+        Loss::Packets(n) => format!("<={n}"),
+        Loss::Percent(p) => format!("<={p}%"),
     }
 }
 
-impl fmt::Display for LossLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LossLimit::AtMost(n) => write!(f, "<={n}"),
-            LossLimit::AtMostPercent(p) => write!(f, "<={p}%"),
+/// Whether `lost` of `sent` packets is within `loss`.
+pub fn loss_allows(loss: &Loss, sent: u64, lost: u64) -> bool {
+    match *loss {
+        Loss::Packets(limit) => lost <= limit,
+        Loss::Percent(percent) => {
+            sent == 0 || (lost as f64) * 100.0 <= percent * sent as f64 + f64::EPSILON
         }
     }
-}
-
-/// The expectations of one (source, destination, protocol) check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryExpectation {
-    pub delivered_to: Option<Delivery>,
-    pub seen_destination: Option<AddressExpectation>,
-    pub seen_source: Option<AddressExpectation>,
-    pub reply_source: Option<IpAddr>,
-    pub loss: Option<LossLimit>,
-    pub quoted_destination: Option<IpAddr>,
 }
 
 /// What the traffic engine saw for that check, reduced to what expectations need.
@@ -111,107 +69,109 @@ pub struct Mismatch {
     pub actual: String,
 }
 
-impl DeliveryExpectation {
-    /// Every mismatch between `self` and `observed`; empty means the check passed.
-    pub fn mismatches(&self, observed: &DeliveryObserved, book: &AddressBook) -> Vec<Mismatch> {
-        let mut out = Vec::new();
-        let mut push = |what: &str, expected: String, actual: String| {
-            out.push(Mismatch {
-                what: what.to_string(),
-                expected,
-                actual,
-            })
-        };
-        if let Some(delivery) = &self.delivered_to {
-            let actual_pods: BTreeSet<&str> = observed
-                .delivered
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(pod, _)| pod.as_str())
-                .collect();
-            let ok = match delivery {
-                Delivery::Nowhere => actual_pods.is_empty(),
-                Delivery::Pods(pods) => {
-                    let wanted: BTreeSet<&str> = pods.iter().map(String::as_str).collect();
-                    actual_pods == wanted
-                }
-            };
-            if !ok {
-                push(
-                    "delivered to",
-                    describe_delivery(delivery),
-                    describe_pods(&observed.delivered),
-                );
-            }
-        }
-        let delivered_pods: Vec<&String> = observed
+/// Every mismatch between `expect` and `observed`; empty means the check passed.
+pub fn mismatches(
+    expect: &TrafficExpectation,
+    observed: &DeliveryObserved,
+    book: &AddressBook,
+) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let mut push = |what: &str, expected: String, actual: String| {
+        out.push(Mismatch {
+            what: what.to_string(),
+            expected,
+            actual,
+        })
+    };
+    if let Some(delivery) = &expect.delivered_to {
+        let actual_pods: BTreeSet<&str> = observed
             .delivered
             .iter()
             .filter(|(_, n)| **n > 0)
-            .map(|(pod, _)| pod)
+            .map(|(pod, _)| pod.as_str())
             .collect();
-        if let Some(expect) = &self.seen_destination {
-            let allowed = resolve(expect, &delivered_pods, book);
-            if observed.seen_destinations.is_empty()
-                || !observed.seen_destinations.iter().all(|a| allowed.contains(a))
-            {
-                push(
-                    "destination seen by pod",
-                    describe_expectation(expect, &allowed),
-                    describe_set(&observed.seen_destinations),
-                );
+        let ok = match delivery {
+            Delivery::None => actual_pods.is_empty(),
+            Delivery::Pods(pods) => {
+                let wanted: BTreeSet<&str> = pods.iter().map(String::as_str).collect();
+                actual_pods == wanted
             }
+        };
+        if !ok {
+            push(
+                "delivered to",
+                describe_delivery(delivery),
+                describe_pods(&observed.delivered),
+            );
         }
-        if let Some(expect) = &self.seen_source {
-            let allowed = resolve(expect, &delivered_pods, book);
-            if observed.seen_sources.is_empty()
-                || !observed.seen_sources.iter().all(|a| allowed.contains(a))
-            {
-                push(
-                    "source seen by pod",
-                    describe_expectation(expect, &allowed),
-                    describe_set(&observed.seen_sources),
-                );
-            }
-        }
-        if let Some(expect) = self.reply_source {
-            if observed.reply_sources.len() != 1 || !observed.reply_sources.contains(&expect) {
-                push(
-                    "reply source",
-                    expect.to_string(),
-                    describe_set(&observed.reply_sources),
-                );
-            }
-        }
-        if let Some(expect) = self.quoted_destination {
-            if observed.quoted_destinations.len() != 1
-                || !observed.quoted_destinations.contains(&expect)
-            {
-                push(
-                    "quoted destination",
-                    expect.to_string(),
-                    describe_set(&observed.quoted_destinations),
-                );
-            }
-        }
-        if let Some(limit) = self.loss {
-            if !limit.allows(observed.sent, observed.lost()) {
-                push(
-                    "lost",
-                    limit.to_string(),
-                    format!("{} of {}", observed.lost(), observed.sent),
-                );
-            }
-        }
-        out
     }
+    let delivered_pods: Vec<&String> = observed
+        .delivered
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(pod, _)| pod)
+        .collect();
+    if let Some(expect) = &expect.seen_destination {
+        let allowed = resolve(expect, &delivered_pods, book);
+        if observed.seen_destinations.is_empty()
+            || !observed.seen_destinations.iter().all(|a| allowed.contains(a))
+        {
+            push(
+                "destination seen by pod",
+                describe_expectation(expect, &allowed),
+                describe_set(&observed.seen_destinations),
+            );
+        }
+    }
+    if let Some(expect) = &expect.seen_source {
+        let allowed = resolve(expect, &delivered_pods, book);
+        if observed.seen_sources.is_empty()
+            || !observed.seen_sources.iter().all(|a| allowed.contains(a))
+        {
+            push(
+                "source seen by pod",
+                describe_expectation(expect, &allowed),
+                describe_set(&observed.seen_sources),
+            );
+        }
+    }
+    if let Some(expect) = expect.reply_source {
+        if observed.reply_sources.len() != 1 || !observed.reply_sources.contains(&expect) {
+            push(
+                "reply source",
+                expect.to_string(),
+                describe_set(&observed.reply_sources),
+            );
+        }
+    }
+    if let Some(expect) = expect.quoted_destination {
+        if observed.quoted_destinations.len() != 1
+            || !observed.quoted_destinations.contains(&expect)
+        {
+            push(
+                "quoted destination",
+                expect.to_string(),
+                describe_set(&observed.quoted_destinations),
+            );
+        }
+    }
+    if let Some(limit) = expect.loss {
+        if !loss_allows(&limit, observed.sent, observed.lost()) {
+            push(
+                "lost",
+                describe_loss(&limit),
+                format!("{} of {}", observed.lost(), observed.sent),
+            );
+        }
+    }
+    out
 }
 
-fn resolve(expect: &AddressExpectation, pods: &[&String], book: &AddressBook) -> BTreeSet<IpAddr> {
+fn resolve(expect: &SeenAddress, pods: &[&String], book: &AddressBook) -> BTreeSet<IpAddr> {
     match expect {
-        AddressExpectation::Exactly(addr) => BTreeSet::from([*addr]),
-        AddressExpectation::SenderAddress => book.sender_addresses.iter().copied().collect(),
-        AddressExpectation::PodAddress => pods
+        SeenAddress::Address(addr) => BTreeSet::from([*addr]),
+        SeenAddress::From => book.sender_addresses.iter().copied().collect(),
+        SeenAddress::Pod => pods
             .iter()
             .filter_map(|pod| book.pod_addresses.get(*pod))
             .flatten()
@@ -222,7 +182,7 @@ fn resolve(expect: &AddressExpectation, pods: &[&String], book: &AddressBook) ->
 
 fn describe_delivery(delivery: &Delivery) -> String {
     match delivery {
-        Delivery::Nowhere => "no pod".to_string(),
+        Delivery::None => "no pod".to_string(),
         Delivery::Pods(pods) => pods.join(", "),
     }
 }
@@ -240,11 +200,11 @@ fn describe_pods(delivered: &BTreeMap<String, u64>) -> String {
     }
 }
 
-fn describe_expectation(expect: &AddressExpectation, allowed: &BTreeSet<IpAddr>) -> String {
+fn describe_expectation(expect: &SeenAddress, allowed: &BTreeSet<IpAddr>) -> String {
     let label = match expect {
-        AddressExpectation::PodAddress => "pod's own address",
-        AddressExpectation::SenderAddress => "sender's address",
-        AddressExpectation::Exactly(_) => return describe_set(allowed),
+        SeenAddress::Pod => "pod's own address",
+        SeenAddress::From => "sender's address",
+        SeenAddress::Address(_) => return describe_set(allowed),
     };
     if allowed.is_empty() {
         label.to_string()
@@ -295,20 +255,20 @@ mod tests {
         }
     }
 
-    fn floating_ip_expectation() -> DeliveryExpectation {
-        DeliveryExpectation {
+    fn floating_ip_expectation() -> TrafficExpectation {
+        TrafficExpectation {
             delivered_to: Some(Delivery::Pods(vec!["web".into()])),
-            seen_destination: Some(AddressExpectation::PodAddress),
-            seen_source: Some(AddressExpectation::SenderAddress),
+            seen_destination: Some(SeenAddress::Pod),
+            seen_source: Some(SeenAddress::From),
             reply_source: Some(ip("203.0.113.10")),
-            loss: Some(LossLimit::AtMost(0)),
+            loss: Some(Loss::Packets(0)),
             quoted_destination: None,
         }
     }
 
     #[test]
     fn floating_ip_delivery_passes() {
-        let mismatches = floating_ip_expectation().mismatches(&observed_at_web(), &book());
+        let mismatches = mismatches(&floating_ip_expectation(), &observed_at_web(), &book());
         assert_eq!(mismatches, vec![]);
     }
 
@@ -321,22 +281,22 @@ mod tests {
     fn each_shortfall_is_named(#[case] what: &str, #[case] spoil: fn(&mut DeliveryObserved)) {
         let mut observed = observed_at_web();
         spoil(&mut observed);
-        let mismatches = floating_ip_expectation().mismatches(&observed, &book());
+        let mismatches = mismatches(&floating_ip_expectation(), &observed, &book());
         let names: Vec<&str> = mismatches.iter().map(|m| m.what.as_str()).collect();
         assert_eq!(names, vec![what], "{mismatches:?}");
     }
 
     #[test]
     fn nowhere_fails_when_any_pod_received() {
-        let expect = DeliveryExpectation {
-            delivered_to: Some(Delivery::Nowhere),
+        let expect = TrafficExpectation {
+            delivered_to: Some(Delivery::None),
             seen_destination: None,
             seen_source: None,
             reply_source: None,
             loss: None,
             quoted_destination: None,
         };
-        let mismatches = expect.mismatches(&observed_at_web(), &book());
+        let mismatches = mismatches(&expect, &observed_at_web(), &book());
         insta::assert_yaml_snapshot!(mismatches, @r"
         - what: delivered to
           expected: no pod
@@ -345,12 +305,12 @@ mod tests {
     }
 
     #[rstest]
-    #[case(LossLimit::AtMost(0), 10, 0, true)]
-    #[case(LossLimit::AtMost(0), 10, 1, false)]
-    #[case(LossLimit::AtMostPercent(5.0), 100, 5, true)]
-    #[case(LossLimit::AtMostPercent(5.0), 100, 6, false)]
-    #[case(LossLimit::AtMostPercent(100.0), 7, 7, true)]
-    fn loss_limits(#[case] limit: LossLimit, #[case] sent: u64, #[case] lost: u64, #[case] ok: bool) {
-        assert_eq!(limit.allows(sent, lost), ok);
+    #[case(Loss::Packets(0), 10, 0, true)]
+    #[case(Loss::Packets(0), 10, 1, false)]
+    #[case(Loss::Percent(5.0), 100, 5, true)]
+    #[case(Loss::Percent(5.0), 100, 6, false)]
+    #[case(Loss::Percent(100.0), 7, 7, true)]
+    fn loss_limits(#[case] limit: Loss, #[case] sent: u64, #[case] lost: u64, #[case] ok: bool) {
+        assert_eq!(loss_allows(&limit, sent, lost), ok);
     }
 }

@@ -7,7 +7,7 @@ pub mod migration;
 pub mod table;
 
 pub use expectation::{
-    AddressExpectation, Delivery, DeliveryExpectation, DeliveryObserved, LossLimit, Mismatch,
+    describe_loss, loss_allows, mismatches, AddressBook, DeliveryObserved, Mismatch,
 };
 pub use migration::{MigrationFigures, StreamPacket};
 pub use table::{render_table, CheckLine};
