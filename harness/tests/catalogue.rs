@@ -17,7 +17,7 @@ fn main() -> std::process::ExitCode {
         args.test_threads = Some(6);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let trials = match runner::plan_catalogue(&root) {
+    let trials = match runner::plan(&[root], &runner::PlanFilter::default()) {
         Ok(plan) => plan
             .into_iter()
             .map(|case| {
@@ -25,9 +25,12 @@ fn main() -> std::process::ExitCode {
                 Trial::test(name, move || run_case(case))
             })
             .collect(),
-        Err(error) => vec![Trial::test("catalogue::load", move || {
-            Err(Failed::from(format!("{error}")))
-        })],
+        Err(errors) => {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            vec![Trial::test("catalogue::load", move || {
+                Err(Failed::from(text.join("\n")))
+            })]
+        }
     };
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct StreamPacket {
     pub sequence: u64,
-    pub sent_at_us: u64,
     /// The pod that received it and when, if any did.
     pub delivered: Option<(String, u64)>,
     /// Whether the sender got a reply.
@@ -87,7 +86,6 @@ mod tests {
     fn packet(sequence: u64, pod: Option<&str>, at_us: u64) -> StreamPacket {
         StreamPacket {
             sequence,
-            sent_at_us: at_us.saturating_sub(50),
             delivered: pod.map(|p| (p.to_string(), at_us)),
             answered: pod.is_some(),
         }

@@ -1,10 +1,142 @@
-//! `fip-harness run`.
+//! `fip-harness run`: run scenarios, each case in a lab of its own, print
+//! progress and failures, and write JUnit XML and a JSON summary.
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use fip_harness::dataplane::BackendKind;
+use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
+use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
+use fip_harness::scenario::ConntrackProfile;
+
+use super::list::Filter;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Scenario files or folders (searched recursively for *.yaml / *.yml).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Run scenarios whose name or a tag matches REGEX; `!REGEX` runs the others.
+    #[arg(long, value_name = "REGEX")]
+    filter: Option<String>,
+    /// Cases to run at once, each in its own lab.
+    #[arg(long, short, default_value_t = 6)]
+    jobs: usize,
+    /// Leave the lab of a failing case up, and say how to get into it.
+    #[arg(long)]
+    keep_on_failure: bool,
+    /// Only this dataplane backend (default: each scenario's own list).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// Only this conntrack profile (default: each scenario's own list).
+    #[arg(long, value_enum)]
+    profile: Option<ConntrackProfile>,
+    /// Where junit.xml, summary.json and diagnostics bundles go.
+    #[arg(long, default_value = "reports")]
+    report_dir: PathBuf,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fip-harness run` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !nix::unistd::Uid::effective().is_root() {
+        anyhow::bail!("running scenarios builds network namespaces and needs root (try sudo)");
+    }
+    let filter = args.filter.as_deref().map(Filter::parse).transpose()?;
+    let plan_filter = PlanFilter {
+        backend: args.backend,
+        profile: args.profile,
+    };
+    let cases: Vec<PlannedCase> = match runner::plan(&args.paths, &plan_filter) {
+        Ok(cases) => cases,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            anyhow::bail!("{} error(s) in the scenarios; nothing was run", errors.len());
+        }
+    }
+    .into_iter()
+    .filter(|case| filter.as_ref().is_none_or(|f| f.keeps(&case.scenario)))
+    .collect();
+    if cases.is_empty() {
+        anyhow::bail!("no scenario matches");
+    }
+    std::fs::create_dir_all(&args.report_dir)
+        .with_context(|| format!("creating {}", args.report_dir.display()))?;
+    super::signals::tear_down_labs_on_ctrl_c();
+
+    let options = RunOptions {
+        report_dir: Some(args.report_dir.clone()),
+        keep_on_failure: args.keep_on_failure,
+    };
+    let started = Instant::now();
+    let total = cases.len();
+    println!("running {total} case(s), {} at a time", args.jobs.max(1));
+    let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
+    let results = Mutex::new(Vec::<ScenarioResult>::new());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.clamp(1, total) {
+            scope.spawn(|| loop {
+                let Some(case) = queue.lock().unwrap().pop_front() else {
+                    break;
+                };
+                let result = runner::run_case_blocking(&case, &options);
+                print_result(&result);
+                results.lock().unwrap().push(result);
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|r| r.case_name());
+    let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
+    let junit = render_junit(&summary).context("rendering JUnit XML")?;
+    let junit_path = args.report_dir.join("junit.xml");
+    std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
+    let summary_path = args.report_dir.join("summary.json");
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| summary_path.display().to_string())?;
+    for (backend, median) in &summary.median_convergence_ms {
+        println!("median migration convergence ({backend}): {median:.1} ms");
+    }
+    println!(
+        "reports: {} and {} ({:.1} s)",
+        junit_path.display(),
+        summary_path.display(),
+        summary.duration_ms as f64 / 1000.0
+    );
+    println!("{} passed, {} failed", summary.passed, summary.failed);
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_result(result: &ScenarioResult) {
+    let verdict = if result.outcome.is_pass() { "PASS" } else { "FAIL" };
+    let mut line = format!(
+        "{verdict} {} ({:.2} s)",
+        result.case_name(),
+        result.duration_ms as f64 / 1000.0
+    );
+    for migration in &result.migrations {
+        if let Some(ms) = migration.figures.convergence_ms {
+            line.push_str(&format!(
+                " [move {} -> {}: converged in {ms:.1} ms, lost {}, {} late at the old pod]",
+                migration.from_pod,
+                migration.to_pod,
+                migration.figures.lost,
+                migration.figures.late_at_old_pod
+            ));
+        }
+    }
+    println!("{line}");
+    if !result.outcome.is_pass() {
+        for text in runner::describe_failure(result).lines() {
+            println!("    {text}");
+        }
+    }
 }

@@ -1,10 +1,53 @@
-//! `fip-harness up`.
+//! `fip-harness up`: build a scenario's cluster, apply its pod and annotation
+//! steps through the control plane, and leave the lab running for people to
+//! explore with `exec`, `state` and their own tools.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use fip_harness::dataplane::BackendKind;
+use fip_harness::runner;
+use fip_harness::scenario::{self, ConntrackProfile};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fip-harness up` is not built yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The scenario file whose cluster to build.
+    scenario: PathBuf,
+    /// Lab name ([a-z0-9], at most 12); default: one made up.
+    #[arg(long)]
+    name: Option<String>,
+    /// Dataplane backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Nftables)]
+    backend: BackendKind,
+    /// Conntrack profile.
+    #[arg(long, value_enum, default_value_t = ConntrackProfile::Calico)]
+    profile: ConntrackProfile,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !nix::unistd::Uid::effective().is_root() {
+        anyhow::bail!("building a lab creates network namespaces and needs root (try sudo)");
+    }
+    let scenario = match scenario::load_file(&args.scenario) {
+        Ok(scenario) => scenario,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            anyhow::bail!("{} error(s) in {}", errors.0.len(), args.scenario.display());
+        }
+    };
+    let lab = args.name.unwrap_or_else(runner::unique_lab_name);
+    super::signals::tear_down_labs_on_ctrl_c();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let summary = runtime
+        .block_on(runner::bring_up(&scenario, args.backend, args.profile, &lab))
+        .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
+    print!("{summary}");
+    println!(
+        "lab `{lab}` is up ({} backend). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
+         see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
+        args.backend
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,90 +1,137 @@
-//! Runs one scenario against a lab, the control plane and the traffic engine.
+//! Runs scenarios: plans the (scenario, backend, profile) cases of a catalogue,
+//! runs each in a lab of its own, and describes failures for people.
 
 pub mod diagnostics;
+mod execute;
+mod observe;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+pub use execute::{bring_up, profile_name, run_scenario, RunOptions};
 
 use crate::dataplane::BackendKind;
 use crate::report::{Outcome, ScenarioResult};
+use crate::scenario::{self, ConntrackProfile, Scenario, ScenarioError};
 
-/// How a run treats its labs and where it writes.
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    pub report_dir: Option<PathBuf>,
-    pub keep_on_failure: bool,
-}
-
-/// One scenario file on one backend and conntrack profile.
+/// One scenario on one backend and conntrack profile.
 #[derive(Clone, Debug)]
 pub struct PlannedCase {
-    pub path: PathBuf,
-    pub name: String,
+    pub scenario: Arc<Scenario>,
     pub backend: BackendKind,
-    pub profile: String,
+    pub profile: ConntrackProfile,
 }
 
 impl PlannedCase {
+    /// `<scenario>::<backend>`, plus `::strict` for the strict profile: the
+    /// name of the test and of the JUnit case.
     pub fn test_name(&self) -> String {
-        if self.profile == "calico" {
-            format!("{}::{}", self.name, self.backend)
-        } else {
-            format!("{}::{}::{}", self.name, self.backend, self.profile)
+        match self.profile {
+            ConntrackProfile::Calico => format!("{}::{}", self.scenario.name, self.backend),
+            ConntrackProfile::Strict => {
+                format!("{}::{}::strict", self.scenario.name, self.backend)
+            }
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+/// Which cases of a catalogue to run.
+#[derive(Clone, Debug, Default)]
+pub struct PlanFilter {
+    /// Only this backend (else each scenario's own list).
+    pub backend: Option<BackendKind>,
+    /// Only this profile (else each scenario's own list).
+    pub profile: Option<ConntrackProfile>,
 }
 
-/// Every case of the catalogue under `root`.
-pub fn plan_catalogue(root: &Path) -> Result<Vec<PlannedCase>, PlanError> {
+/// Every case of the scenarios under `paths`; errors name file:line:column.
+pub fn plan(paths: &[PathBuf], filter: &PlanFilter) -> Result<Vec<PlannedCase>, Vec<ScenarioError>> {
+    let catalogue = scenario::load_catalogue(paths);
+    if !catalogue.errors.is_empty() {
+        return Err(catalogue.errors);
+    }
     let mut cases = Vec::new();
-    let entries = std::fs::read_dir(root).map_err(|source| PlanError::Io {
-        path: root.to_path_buf(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            for backend in [BackendKind::Nftables, BackendKind::Iptables] {
+    for scenario in catalogue.scenarios {
+        let scenario = Arc::new(scenario);
+        for backend in &scenario.backends {
+            if filter.backend.is_some_and(|b| b != *backend) {
+                continue;
+            }
+            for profile in &scenario.profiles {
+                if filter.profile.is_some_and(|p| p != *profile) {
+                    continue;
+                }
                 cases.push(PlannedCase {
-                    path: path.clone(),
-                    name: name.clone(),
-                    backend,
-                    profile: "calico".into(),
+                    scenario: scenario.clone(),
+                    backend: *backend,
+                    profile: *profile,
                 });
             }
         }
     }
-    cases.sort_by_key(PlannedCase::test_name);
     Ok(cases)
 }
 
-/// Run one case on a runtime of its own.
-pub fn run_case_blocking(case: &PlannedCase, _options: &RunOptions) -> ScenarioResult {
-    ScenarioResult {
-        name: case.name.clone(),
-        file: case.path.clone(),
-        backend: case.backend.to_string(),
-        profile: case.profile.clone(),
-        outcome: Outcome::Error {
-            reason: "the scenario runner is not built yet".into(),
-        },
-        duration_ms: 0,
-        steps: vec![],
-        migrations: vec![],
-        kept_lab: None,
-    }
+/// A lab name unique on this host for this process: `r<pid><n>` in base 36,
+/// short enough for interface and namespace names.
+pub fn unique_lab_name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("r{}{}", base36(std::process::id()), base36(n))
 }
 
-/// What a person needs to act on a failed case.
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}
+
+/// Run one case on a tokio runtime of its own (for threads of a test harness
+/// or of `run --jobs`).
+pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioResult {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return ScenarioResult {
+                name: case.scenario.name.clone(),
+                file: case.scenario.source.clone(),
+                backend: case.backend.to_string(),
+                profile: profile_name(case.profile).to_string(),
+                outcome: Outcome::Error {
+                    reason: format!("starting a tokio runtime: {error}"),
+                },
+                duration_ms: 0,
+                steps: vec![],
+                migrations: vec![],
+                kept_lab: None,
+            }
+        }
+    };
+    let lab = unique_lab_name();
+    runtime.block_on(run_scenario(
+        &case.scenario,
+        case.backend,
+        case.profile,
+        &lab,
+        options,
+    ))
+}
+
+/// What a person needs to act on a failed case: the reason, each failing
+/// step's expected-against-actual lines, and where its diagnostics are.
 pub fn describe_failure(result: &ScenarioResult) -> String {
     let mut text = match &result.outcome {
         Outcome::Passed => return String::new(),
@@ -99,6 +146,12 @@ pub fn describe_failure(result: &ScenarioResult) -> String {
         if let Some(dir) = &step.diagnostics {
             text.push_str(&format!("  diagnostics bundle: {}\n", dir.display()));
         }
+    }
+    if let Some(lab) = &result.kept_lab {
+        text.push_str(&format!(
+            "lab `{lab}` was kept: `fip-harness exec {lab} <node-or-pod> -- <command>` to look \
+             inside, `fip-harness state {lab}` for its NAT, `fip-harness down {lab}` to remove it\n"
+        ));
     }
     text
 }
