@@ -25,6 +25,9 @@ use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
 use pnet_packet::ipv4::{self, MutableIpv4Packet};
 use pnet_packet::ipv6::MutableIpv6Packet;
 
+#[path = "../src/wire/sctp_goldens.rs"]
+mod sctp_goldens;
+
 const NODE_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 const FLOATING_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
 const NODE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfe, 0, 0, 0, 0, 0x10);
@@ -584,5 +587,78 @@ fn tshark_flags_corrupted_checksums_under_the_same_options() {
     assert_eq!(
         rows[1][1], "0",
         "GRE checksum status of the corrupted packet: {rows:?}"
+    );
+}
+
+/// The real captured SCTP packets our unit tests take as goldens: tshark must
+/// agree with the codec on which carry a good CRC32c, and must find the two
+/// legacy heartbeats good only under Adler-32. This checks the checksum byte
+/// order against a decoder and captures the codec had no part in.
+#[test]
+fn tshark_and_codec_agree_on_captured_sctp_checksums() {
+    use sctp_goldens::*;
+    let crc32c_packets: Vec<Vec<u8>> = vec![
+        WWW_INIT.to_vec(),
+        WWW_COOKIE_ECHO.to_vec(),
+        WWW_COOKIE_ACK.to_vec(),
+        www_data_packet(),
+        ECHO_INIT.to_vec(),
+        ECHO_INIT_ACK.to_vec(),
+        ECHO_SACK.to_vec(),
+        HTTP_SHUTDOWN.to_vec(),
+        HTTP_SHUTDOWN_ACK.to_vec(),
+        HTTP_SHUTDOWN_COMPLETE.to_vec(),
+    ];
+    let adler32_packets = [M3UA_HEARTBEAT.to_vec(), M3UA_HEARTBEAT_ACK.to_vec()];
+    for bytes in &crc32c_packets {
+        sctp::Repr::parse_bytes(bytes, ChecksumPolicy::Verify)
+            .expect("captured packet has a good CRC32c");
+    }
+    for bytes in &adler32_packets {
+        assert!(sctp::Repr::parse_bytes(bytes, ChecksumPolicy::Verify).is_err());
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("captured.pcap");
+    let frames: Vec<Vec<u8>> = crc32c_packets
+        .iter()
+        .chain(&adler32_packets)
+        .map(|sctp| ipv4_datagram(IpNextHeaderProtocols::Sctp, Direction::ToPod, sctp))
+        .collect();
+    write_pcap(&pcap, &frames);
+
+    let statuses = |checksum_type: &str| -> Vec<String> {
+        let preference = format!("sctp.checksum:{checksum_type}");
+        tshark(&[
+            "-r",
+            pcap.to_str().unwrap(),
+            "-o",
+            &preference,
+            "-T",
+            "fields",
+            "-e",
+            "sctp.checksum.status",
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    };
+    let n = crc32c_packets.len();
+    let crc = statuses("CRC 32c");
+    assert_eq!(
+        crc[..n],
+        vec!["1".to_owned(); n][..],
+        "CRC 32c status per frame: {crc:?}"
+    );
+    assert_eq!(
+        crc[n..],
+        ["0", "0"],
+        "CRC 32c status of the Adler-32 heartbeats: {crc:?}"
+    );
+    let adler = statuses("Adler 32");
+    assert_eq!(
+        adler[n..],
+        ["1", "1"],
+        "Adler 32 status of the heartbeats: {adler:?}"
     );
 }
