@@ -295,17 +295,12 @@ impl Loader<'_> {
 
     fn hosts(
         &mut self,
-        nodes: &[Spanned<NodeEntry>],
+        nodes: &Spanned<Vec<Spanned<NodeEntry>>>,
         externals: &[Spanned<NodeEntry>],
     ) -> BTreeMap<String, HostKind> {
         let mut hosts = BTreeMap::new();
         if nodes.is_empty() {
-            self.errors.push(ScenarioError {
-                file: self.file.to_owned(),
-                line: 1,
-                column: 1,
-                message: "cluster.nodes: a cluster needs at least one node".into(),
-            });
+            self.error_at(nodes, "a cluster needs at least one node");
         }
         let all = nodes
             .iter()

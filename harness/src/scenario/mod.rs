@@ -18,3 +18,6 @@ pub use error::{ScenarioError, ScenarioErrors};
 pub use load::{load_file, load_str};
 pub use model::*;
 pub use values::{DurationValue, Name};
+
+#[cfg(test)]
+mod tests;
