@@ -97,3 +97,30 @@ pub fn load_catalogue(paths: &[PathBuf]) -> Catalogue {
     }
     catalogue
 }
+
+/// `--filter REGEX`: keeps scenarios whose name or one of whose tags matches;
+/// a leading `!` keeps the others instead.
+#[derive(Clone, Debug)]
+pub struct ScenarioFilter {
+    regex: regex::Regex,
+    negate: bool,
+}
+
+impl ScenarioFilter {
+    pub fn parse(text: &str) -> Result<Self, regex::Error> {
+        let (negate, pattern) = match text.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        Ok(Self {
+            regex: regex::Regex::new(pattern)?,
+            negate,
+        })
+    }
+
+    pub fn keeps(&self, scenario: &Scenario) -> bool {
+        let hit = self.regex.is_match(&scenario.name)
+            || scenario.tags.iter().any(|t| self.regex.is_match(t));
+        hit != self.negate
+    }
+}

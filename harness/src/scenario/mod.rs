@@ -13,7 +13,7 @@ mod model;
 mod raw;
 mod values;
 
-pub use catalogue::{find_scenario_files, load_catalogue, Catalogue};
+pub use catalogue::{find_scenario_files, load_catalogue, Catalogue, ScenarioFilter};
 pub use error::{ScenarioError, ScenarioErrors};
 pub use load::{load_file, load_str};
 pub use model::*;

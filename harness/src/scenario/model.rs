@@ -24,6 +24,18 @@ pub const DEFAULT_PORT: u16 = 7;
 /// Namespace of pods that do not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// Durations in reports read as the scenario language writes them (`10ms`).
+fn duration_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    let nanos = d.as_nanos();
+    let text = match nanos {
+        n if n % 1_000_000_000 == 0 => format!("{}s", n / 1_000_000_000),
+        n if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
+        n if n % 1_000 == 0 => format!("{}us", n / 1_000),
+        n => format!("{n}ns"),
+    };
+    s.serialize_str(&text)
+}
+
 /// One validated scenario.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scenario {
@@ -84,7 +96,7 @@ pub enum Step {
     Send(Send),
     StartStream(StartStream),
     StopStream(StopStream),
-    Wait(Duration),
+    Wait(#[serde(serialize_with = "duration_text")] Duration),
 }
 
 /// A pod as the CNI plugin sees it.
@@ -128,6 +140,7 @@ pub struct Send {
     pub from: String,
     pub to: Target,
     pub count: u32,
+    #[serde(serialize_with = "duration_text")]
     pub interval: Duration,
     /// Destination port (udp, tcp, sctp); `DEFAULT_PORT` when not given.
     pub port: u16,
@@ -156,6 +169,7 @@ pub struct StartStream {
     pub protocol: Protocol,
     pub from: String,
     pub to: Target,
+    #[serde(serialize_with = "duration_text")]
     pub interval: Duration,
     pub port: u16,
 }

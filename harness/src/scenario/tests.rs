@@ -172,6 +172,8 @@ fn cluster_errors() {
     let cases = [
         HEAD.replace("calico-config-floating-ips-on.yaml", "../pods/web.yaml"),
         HEAD.replace("nodes: [node-a, node-b]", "nodes: []"),
+        format!("{HEAD}steps:\n  - createPod: {{manifest: ../fixtures/pools/vxlan.yaml}}\n"),
+        format!("{HEAD}steps:\n  - createPod: {{manifest: ../fixtures/cni/10-calico.conflist}}\n"),
         HEAD.replace("nodes: [node-a, node-b]", "nodes: [{name: node-a}, {name: node-a}]"),
         format!("{HEAD}  pools:\n    - {{name: p, cidr: 203.0.113.1/24}}\n    - {{manifest: x.yaml, cidr: 10.0.0.0/8}}\n    - {{cidr: 10.0.0.0/8}}\n"),
         format!("{HEAD}profile: strict\nprofiles: [calico]\n"),
