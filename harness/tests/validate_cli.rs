@@ -123,3 +123,17 @@ fn every_file_of_a_folder_is_checked_and_names_are_unique() {
     assert_eq!(output.status.code(), Some(1));
     insta::assert_snapshot!(stderr_of(&output, dir.path()));
 }
+
+#[test]
+fn not_a_scenario_and_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.yaml"), "").unwrap();
+    std::fs::write(dir.path().join("list.yaml"), "- a\n- b\n").unwrap();
+    let output = harness(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stderr_of(&output, dir.path()));
+    let missing = dir.path().join("missing");
+    let output = harness(&["validate", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!("missing_path", stderr_of(&output, dir.path()));
+}

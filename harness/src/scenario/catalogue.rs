@@ -124,3 +124,53 @@ impl ScenarioFilter {
         hit != self.negate
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_matches_names_and_tags_and_negates() {
+        let catalogue = load_catalogue(&[PathBuf::from("../scenarios")]);
+        assert!(catalogue.errors.is_empty(), "{:?}", catalogue.errors);
+        let names = |filter: &str| -> Vec<String> {
+            let filter = ScenarioFilter::parse(filter).unwrap();
+            catalogue
+                .scenarios
+                .iter()
+                .filter(|s| filter.keeps(s))
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        assert_eq!(names("move"), ["move-across-nodes"]);
+        assert_eq!(
+            names("^negative$"),
+            ["feature-off-in-cni"],
+            "tags match too"
+        );
+        assert_eq!(names("!external"), ["feature-off-in-cni"]);
+        assert!(ScenarioFilter::parse("(").is_err());
+    }
+
+    #[test]
+    fn folders_are_searched_recursively_for_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for file in ["a.yaml", "sub/b.yml", "c.txt", "sub/d.json"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        let found = find_scenario_files(&[dir.path().to_owned()]).unwrap();
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| {
+                p.strip_prefix(dir.path())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(names, ["a.yaml", "sub/b.yml"]);
+        assert!(find_scenario_files(&[dir.path().join("missing")]).is_err());
+    }
+}

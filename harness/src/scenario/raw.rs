@@ -18,6 +18,7 @@ use crate::dataplane::BackendKind;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(expecting = "a scenario: a mapping with `cluster` and `steps`")]
 pub(crate) struct RawScenario {
     #[serde(default)]
     pub name: Option<Spanned<Name>>,
