@@ -13,9 +13,9 @@ use super::model::*;
 use super::raw::*;
 use super::values::{Delivery, Name};
 use crate::calico::{
-    cni_add, cni_del, parse_cni_config, parse_floating_ips, parse_ip_pool_manifests,
-    CniNetworkConfig, IpFamily, IpPool, IpPoolSpec, Ipam, PodRequest, PodSetupError,
-    TemplateValues, FLOATING_IPS_ANNOTATION,
+    cni_add, cni_del, kdd_ip_nats, parse_cni_config, parse_ip_pool_manifests, CniNetworkConfig,
+    IpFamily, IpPool, IpPoolSpec, Ipam, PodRequest, PodSetupError, TemplateValues,
+    FLOATING_IPS_ANNOTATION,
 };
 use crate::dataplane::BackendKind;
 
@@ -559,11 +559,9 @@ impl Loader<'_> {
                             format!("no pod `{}` exists at this step", annotate.pod.value),
                         ),
                         Some(pod) => {
-                            let verdict = parse_floating_ips(
-                                value.map(|v| v.as_str()),
-                                &features,
-                                &pod.addresses,
-                            );
+                            // A pod update reaches Felix through the datastore
+                            // conversion, not through the CNI plugin.
+                            let verdict = kdd_ip_nats(value.map(|v| v.as_str()), &pod.addresses);
                             match (verdict, &expect_error, value) {
                                 (Ok(_), None, _) => match value {
                                     Some(v) => {

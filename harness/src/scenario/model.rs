@@ -120,14 +120,17 @@ pub struct CreatePod {
     pub expect_error: Option<String>,
 }
 
-/// Set (`Some`) or remove (`None`) a pod's floating-IP annotation.
+/// Set (`Some`) or remove (`None`) a pod's floating-IP annotation on a running
+/// pod. The change reaches Felix as Calico's Kubernetes-datastore conversion
+/// reads it ([`crate::calico::kdd_ip_nats`]): no CNI feature check, entries of a
+/// family the pod lacks are dropped, a malformed value is not applied.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotate {
     pub pod: String,
     /// The raw annotation value (may be malformed on purpose).
     pub floating_ips: Option<String>,
-    /// Calico must reject the new value with an error containing this text.
+    /// The conversion must reject the new value with an error containing this text.
     pub expect_error: Option<String>,
 }
 
