@@ -134,6 +134,16 @@ fn annotate_rules() {
         panic!()
     };
     assert_eq!(remove.floating_ips, None);
+    // Updates follow the datastore conversion: no CNI feature check, a family
+    // the pod lacks is dropped rather than refused.
+    let cni_off = HEAD.replace("floating-ips-on", "floating-ips-off");
+    let text = format!(
+        "{cni_off}steps:
+  - createPod: {{name: web, node: node-a}}
+  - annotate: {{pod: web, floatingIPs: '[\"203.0.113.10\", \"2001:db8:f1::10\"]'}}
+"
+    );
+    assert!(load(&text).is_ok(), "{}", errors(&text));
 }
 
 #[test]
