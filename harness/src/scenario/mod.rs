@@ -11,6 +11,7 @@ mod load;
 mod located;
 mod model;
 mod raw;
+mod steps;
 mod values;
 
 pub use catalogue::{find_scenario_files, load_catalogue, Catalogue, ScenarioFilter};
