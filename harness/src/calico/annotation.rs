@@ -100,6 +100,41 @@ pub fn workload_endpoint(
     })
 }
 
+/// The `ipNATs` Felix sees after a pod *update* in Kubernetes-datastore mode.
+///
+/// Calico rebuilds the workload endpoint from the pod on every change
+/// (libcalico-go's k8s conversion, `podToWorkloadEndpoint`), and that code reads
+/// the annotation differently from the CNI plugin: no `feature_control` check
+/// (only Felix's own switch then gates NAT); the key being present is enough,
+/// so an empty value is a JSON error; an entry of a family the pod has no
+/// address of is dropped silently instead of failing. A failed conversion means
+/// the change never reaches Felix. Entries that are not IP addresses cannot be
+/// programmed; the model rejects them like the endpoint validator does.
+pub fn kdd_ip_nats(
+    annotation: Option<&str>,
+    pod_addresses: &[IpAddr],
+) -> Result<Vec<IpNatPair>, AnnotationError> {
+    let Some(raw) = annotation else {
+        return Ok(Vec::new());
+    };
+    let v4 = pod_addresses.iter().copied().find(IpAddr::is_ipv4);
+    let v6 = pod_addresses.iter().copied().find(IpAddr::is_ipv6);
+    let mut pairs = Vec::new();
+    for entry in parse_string_list(raw)? {
+        let Some(internal) = (if entry.contains(':') { v6 } else { v4 }) else {
+            continue;
+        };
+        let external: IpAddr = entry.parse().map_err(|_| AnnotationError::InvalidIp {
+            value: entry.clone(),
+        })?;
+        if internal.is_ipv4() != external.is_ipv4() {
+            return Err(AnnotationError::MismatchedIpVersions { value: entry });
+        }
+        pairs.push(IpNatPair { internal, external });
+    }
+    Ok(pairs)
+}
+
 /// `json.Unmarshal(value, &[]string)`, with Go's messages for type errors.
 fn parse_string_list(raw: &str) -> Result<Vec<String>, AnnotationError> {
     let bad = |reason: String| AnnotationError::BadJson {
@@ -243,6 +278,23 @@ mod tests {
         assert!(e("[", &ON, &[POD_V4]).starts_with("failed to parse '[' as JSON: "));
         assert!(e(r#"["x"]"#, &ON, &[POD_V4]).contains("invalid IP address"));
         assert!(e(r#"["::1"]"#, &ON, &[POD_V4]).contains("mismatched IP versions"));
+    }
+
+    #[test]
+    fn pod_updates_follow_the_kdd_conversion() {
+        let v4_only = addrs(&[POD_V4]);
+        // No CNI feature check, and a family the pod lacks is dropped.
+        assert_eq!(
+            kdd_ip_nats(Some(r#"["203.0.113.10","2001:db8:f1::10"]"#), &v4_only),
+            Ok(pairs(&[(POD_V4, "203.0.113.10")]))
+        );
+        assert_eq!(kdd_ip_nats(None, &v4_only), Ok(vec![]));
+        assert_eq!(kdd_ip_nats(Some("[]"), &v4_only), Ok(vec![]));
+        let errors: Vec<String> = ["", "[", r#"["bogus"]"#]
+            .iter()
+            .map(|a| kdd_ip_nats(Some(a), &v4_only).unwrap_err().to_string())
+            .collect();
+        insta::assert_yaml_snapshot!(errors);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod ipam;
 pub mod pool;
 
 pub use annotation::{
-    parse_floating_ips, workload_endpoint, AnnotationError, FLOATING_IPS_ANNOTATION,
+    kdd_ip_nats, parse_floating_ips, workload_endpoint, AnnotationError, FLOATING_IPS_ANNOTATION,
 };
 pub use cni::{cni_add, cni_del, ipam_handle, PodRequest, PodSetupError};
 pub use cni_config::{

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use fip_harness::scenario::{load_catalogue, Scenario};
-use regex::Regex;
+use fip_harness::scenario::{load_catalogue, Scenario, ScenarioFilter};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,31 +16,12 @@ pub struct Args {
     filter: Option<String>,
 }
 
-/// A name/tag filter; `!` in front negates it.
-pub struct Filter {
-    regex: Regex,
-    negate: bool,
-}
-
-impl Filter {
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let (negate, pattern) = match text.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let regex = Regex::new(pattern).with_context(|| format!("bad --filter `{text}`"))?;
-        Ok(Self { regex, negate })
-    }
-
-    pub fn keeps(&self, scenario: &Scenario) -> bool {
-        let hit = self.regex.is_match(&scenario.name)
-            || scenario.tags.iter().any(|t| self.regex.is_match(t));
-        hit != self.negate
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let filter = args.filter.as_deref().map(Filter::parse).transpose()?;
+    let filter = args
+        .filter
+        .as_deref()
+        .map(|f| ScenarioFilter::parse(f).with_context(|| format!("bad --filter `{f}`")))
+        .transpose()?;
     let catalogue = load_catalogue(&args.paths);
     let kept: Vec<&Scenario> = catalogue
         .scenarios

@@ -97,3 +97,80 @@ pub fn load_catalogue(paths: &[PathBuf]) -> Catalogue {
     }
     catalogue
 }
+
+/// `--filter REGEX`: keeps scenarios whose name or one of whose tags matches;
+/// a leading `!` keeps the others instead.
+#[derive(Clone, Debug)]
+pub struct ScenarioFilter {
+    regex: regex::Regex,
+    negate: bool,
+}
+
+impl ScenarioFilter {
+    pub fn parse(text: &str) -> Result<Self, regex::Error> {
+        let (negate, pattern) = match text.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        Ok(Self {
+            regex: regex::Regex::new(pattern)?,
+            negate,
+        })
+    }
+
+    pub fn keeps(&self, scenario: &Scenario) -> bool {
+        let hit = self.regex.is_match(&scenario.name)
+            || scenario.tags.iter().any(|t| self.regex.is_match(t));
+        hit != self.negate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_matches_names_and_tags_and_negates() {
+        let catalogue = load_catalogue(&[PathBuf::from("../scenarios")]);
+        assert!(catalogue.errors.is_empty(), "{:?}", catalogue.errors);
+        let names = |filter: &str| -> Vec<String> {
+            let filter = ScenarioFilter::parse(filter).unwrap();
+            catalogue
+                .scenarios
+                .iter()
+                .filter(|s| filter.keeps(s))
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        assert_eq!(names("move"), ["move-across-nodes"]);
+        assert_eq!(
+            names("^negative$"),
+            ["feature-off-in-cni"],
+            "tags match too"
+        );
+        assert_eq!(names("!external"), ["feature-off-in-cni"]);
+        assert!(ScenarioFilter::parse("(").is_err());
+    }
+
+    #[test]
+    fn folders_are_searched_recursively_for_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for file in ["a.yaml", "sub/b.yml", "c.txt", "sub/d.json"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        let found = find_scenario_files(&[dir.path().to_owned()]).unwrap();
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| {
+                p.strip_prefix(dir.path())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(names, ["a.yaml", "sub/b.yml"]);
+        assert!(find_scenario_files(&[dir.path().join("missing")]).is_err());
+    }
+}

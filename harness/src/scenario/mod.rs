@@ -11,10 +11,14 @@ mod load;
 mod located;
 mod model;
 mod raw;
+mod steps;
 mod values;
 
-pub use catalogue::{find_scenario_files, load_catalogue, Catalogue};
+pub use catalogue::{find_scenario_files, load_catalogue, Catalogue, ScenarioFilter};
 pub use error::{ScenarioError, ScenarioErrors};
 pub use load::{load_file, load_str};
 pub use model::*;
 pub use values::{DurationValue, Name};
+
+#[cfg(test)]
+mod tests;

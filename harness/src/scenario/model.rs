@@ -24,6 +24,18 @@ pub const DEFAULT_PORT: u16 = 7;
 /// Namespace of pods that do not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// Durations in reports read as the scenario language writes them (`10ms`).
+fn duration_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    let nanos = d.as_nanos();
+    let text = match nanos {
+        n if n % 1_000_000_000 == 0 => format!("{}s", n / 1_000_000_000),
+        n if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
+        n if n % 1_000 == 0 => format!("{}us", n / 1_000),
+        n => format!("{n}ns"),
+    };
+    s.serialize_str(&text)
+}
+
 /// One validated scenario.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scenario {
@@ -84,7 +96,7 @@ pub enum Step {
     Send(Send),
     StartStream(StartStream),
     StopStream(StopStream),
-    Wait(Duration),
+    Wait(#[serde(serialize_with = "duration_text")] Duration),
 }
 
 /// A pod as the CNI plugin sees it.
@@ -108,14 +120,17 @@ pub struct CreatePod {
     pub expect_error: Option<String>,
 }
 
-/// Set (`Some`) or remove (`None`) a pod's floating-IP annotation.
+/// Set (`Some`) or remove (`None`) a pod's floating-IP annotation on a running
+/// pod. The change reaches Felix as Calico's Kubernetes-datastore conversion
+/// reads it ([`crate::calico::kdd_ip_nats`]): no CNI feature check, entries of a
+/// family the pod lacks are dropped, a malformed value is not applied.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotate {
     pub pod: String,
     /// The raw annotation value (may be malformed on purpose).
     pub floating_ips: Option<String>,
-    /// Calico must reject the new value with an error containing this text.
+    /// The conversion must reject the new value with an error containing this text.
     pub expect_error: Option<String>,
 }
 
@@ -128,6 +143,7 @@ pub struct Send {
     pub from: String,
     pub to: Target,
     pub count: u32,
+    #[serde(serialize_with = "duration_text")]
     pub interval: Duration,
     /// Destination port (udp, tcp, sctp); `DEFAULT_PORT` when not given.
     pub port: u16,
@@ -156,6 +172,7 @@ pub struct StartStream {
     pub protocol: Protocol,
     pub from: String,
     pub to: Target,
+    #[serde(serialize_with = "duration_text")]
     pub interval: Duration,
     pub port: u16,
 }

@@ -18,6 +18,7 @@ use crate::dataplane::BackendKind;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(expecting = "a scenario: a mapping with `cluster` and `steps`")]
 pub(crate) struct RawScenario {
     #[serde(default)]
     pub name: Option<Spanned<Name>>,
@@ -45,7 +46,7 @@ pub(crate) struct RawCluster {
     pub dual_stack: bool,
     #[serde(default)]
     pub pools: Option<Vec<Spanned<RawPoolEntry>>>,
-    pub nodes: Vec<Spanned<NodeEntry>>,
+    pub nodes: Spanned<Vec<Spanned<NodeEntry>>>,
     #[serde(default)]
     pub externals: Vec<Spanned<NodeEntry>>,
 }
@@ -166,7 +167,12 @@ impl<'de> Deserialize<'de> for RawStep {
                     "startStream" => RawStep::StartStream(map.next_value()?),
                     "stopStream" => RawStep::StopStream(map.next_value()?),
                     "wait" => RawStep::Wait(map.next_value()?),
-                    _ => return Err(de::Error::unknown_variant(&kind, STEP_KINDS)),
+                    _ => {
+                        return Err(de::Error::custom(format!(
+                            "unknown step `{kind}`, expected one of {}",
+                            STEP_KINDS.join(", ")
+                        )))
+                    }
                 };
                 if let Some(extra) = map.next_key::<String>()? {
                     return Err(de::Error::custom(format!(

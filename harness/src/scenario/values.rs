@@ -147,6 +147,9 @@ impl FromStr for Target {
         if let Ok(address) = s.parse() {
             return Ok(Target::Address(address));
         }
+        if s.contains(':') || s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(format!("`{s}` is not an IP address"));
+        }
         let (name, family) = match s.split_once('/') {
             None => (s, IpFamily::V4),
             Some((name, "v4")) => (name, IpFamily::V4),

@@ -377,12 +377,8 @@ pub type ErrorCause<'a> = Tlv<'a>;
 
 impl<'a> Tlv<'a> {
     /// Length on the wire without padding.
-    pub fn len(&self) -> usize {
+    pub fn wire_len(&self) -> usize {
         TLV_HEADER_LEN + self.value.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.value.is_empty()
     }
 
     /// Reads a list of TLVs filling `bytes`. The last one may lack its padding:
@@ -415,11 +411,11 @@ impl<'a> Tlv<'a> {
 
     fn emit(&self, out: &mut [u8]) -> Result<()> {
         write_u16(out, 0, self.kind);
-        write_u16(out, 2, length_u16(self.len(), "parameter")?);
-        out[TLV_HEADER_LEN..self.len()].copy_from_slice(self.value);
+        write_u16(out, 2, length_u16(self.wire_len(), "parameter")?);
+        out[TLV_HEADER_LEN..self.wire_len()].copy_from_slice(self.value);
         // The last TLV's padding lies beyond the chunk length; the chunk pads it.
-        let end = pad4(self.len()).min(out.len());
-        out[self.len()..end].fill(0);
+        let end = pad4(self.wire_len()).min(out.len());
+        out[self.wire_len()..end].fill(0);
         Ok(())
     }
 }
@@ -429,7 +425,9 @@ impl<'a> Tlv<'a> {
 fn tlv_list_len(list: &[Tlv<'_>]) -> usize {
     match list.split_last() {
         None => 0,
-        Some((last, init)) => init.iter().map(|t| pad4(t.len())).sum::<usize>() + last.len(),
+        Some((last, init)) => {
+            init.iter().map(|t| pad4(t.wire_len())).sum::<usize>() + last.wire_len()
+        }
     }
 }
 
@@ -437,7 +435,7 @@ fn emit_tlv_list(list: &[Tlv<'_>], out: &mut [u8]) -> Result<()> {
     let mut at = 0;
     for tlv in list {
         tlv.emit(&mut out[at..])?;
-        at += pad4(tlv.len());
+        at += pad4(tlv.wire_len());
     }
     Ok(())
 }
@@ -820,7 +818,7 @@ impl<'a> ChunkRepr<'a> {
                 write_u16(
                     value,
                     2,
-                    length_u16(param.len(), "Heartbeat Info parameter")?,
+                    length_u16(param.wire_len(), "Heartbeat Info parameter")?,
                 );
                 value[TLV_HEADER_LEN..].copy_from_slice(info);
             }

@@ -1,0 +1,354 @@
+//! Replaying a scenario's steps in order: references must name what exists at
+//! that step (nodes, live pods, running streams), and every pod set-up and
+//! annotation change goes through the Calico model, so one that Calico would
+//! refuse is an error unless the step expects exactly that error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::load::{HostKind, Loader};
+use super::located::Spanned;
+use super::model::*;
+use super::raw::*;
+use super::values::{Delivery, Name};
+use crate::calico::{
+    cni_add, cni_del, kdd_ip_nats, CniNetworkConfig, IpFamily, IpPool, Ipam, PodRequest,
+    PodSetupError, FLOATING_IPS_ANNOTATION,
+};
+
+struct LivePod {
+    addresses: Vec<IpAddr>,
+    annotations: BTreeMap<String, String>,
+    namespace: String,
+}
+
+impl Loader<'_> {
+    pub(super) fn steps(
+        &mut self,
+        raw: &RawScenario,
+        cni: &CniNetworkConfig,
+        pools: &[IpPool],
+        hosts: &BTreeMap<String, HostKind>,
+    ) -> Vec<Step> {
+        let features = cni.feature_control;
+        let dual_stack = raw.cluster.dual_stack;
+        // Pods made anywhere in the scenario, for expectations that name them.
+        let mut pods_made: Vec<Option<(Pod, Option<PathBuf>)>> = Vec::new();
+        for step in &raw.steps {
+            pods_made.push(match &step.value {
+                RawStep::CreatePod(create) => self.pod_of(create, step),
+                _ => None,
+            });
+        }
+        let ever: BTreeSet<String> = pods_made
+            .iter()
+            .flatten()
+            .map(|(p, _)| p.name.clone())
+            .collect();
+        let mut ipam = Ipam::new(pools.to_vec());
+        let mut live: BTreeMap<String, LivePod> = BTreeMap::new();
+        let mut streams: BTreeMap<String, &Spanned<Name>> = BTreeMap::new();
+        let mut steps = Vec::new();
+
+        for (step, made) in raw.steps.iter().zip(pods_made) {
+            match &step.value {
+                RawStep::CreatePod(create) => {
+                    let Some((pod, manifest)) = made else {
+                        continue;
+                    };
+                    // Errors about manifest-sourced values point at the step's `manifest:`.
+                    let name_span: &Spanned<_> = match (&create.name, &create.manifest) {
+                        (Some(n), _) => &n.index_only(),
+                        (None, Some(m)) => &m.index_only(),
+                        _ => &step.index_only(),
+                    };
+                    if let Some(kind) = hosts.get(&pod.name) {
+                        let what = if *kind == HostKind::Node {
+                            "a node"
+                        } else {
+                            "an external host"
+                        };
+                        self.error_at(
+                            name_span,
+                            format!("duplicate name `{}`: already {what}", pod.name),
+                        );
+                        continue;
+                    }
+                    if live.contains_key(&pod.name) {
+                        self.error_at(
+                            name_span,
+                            format!("pod `{}` already exists at this step", pod.name),
+                        );
+                        continue;
+                    }
+                    if hosts.get(&pod.node) != Some(&HostKind::Node) {
+                        let at = match (&create.node, &create.manifest) {
+                            (Some(n), _) => n.index_only(),
+                            (None, Some(m)) => m.index_only(),
+                            _ => step.index_only(),
+                        };
+                        self.error_at(&at, format!("unknown node `{}`", pod.node));
+                        continue;
+                    }
+                    let request = PodRequest {
+                        namespace: &pod.namespace,
+                        name: &pod.name,
+                        node: &pod.node,
+                        annotations: &pod.annotations,
+                    };
+                    let expect_error = create.expect.as_ref().map(|e| e.error.clone());
+                    let verdict = cni_add(&mut ipam, &features, dual_stack, &request);
+                    let annotation_at = create
+                        .annotations
+                        .get(FLOATING_IPS_ANNOTATION)
+                        .map(|v| v.index_only())
+                        .or_else(|| create.manifest.as_ref().map(|m| m.index_only()))
+                        .unwrap_or_else(|| step.index_only());
+                    match (verdict, &expect_error) {
+                        (Ok(wep), None) => {
+                            live.insert(
+                                pod.name.clone(),
+                                LivePod {
+                                    addresses: wep.addresses,
+                                    annotations: pod.annotations.clone(),
+                                    namespace: pod.namespace.clone(),
+                                },
+                            );
+                        }
+                        (Ok(_), Some(expected)) => {
+                            cni_del(&mut ipam, &pod.namespace, &pod.name);
+                            self.error_at(step, format!(
+                                "the step expects pod set-up to fail with `{expected}`, but Calico accepts pod `{}`",
+                                pod.name
+                            ));
+                        }
+                        (Err(error), None) => {
+                            let at = match error {
+                                PodSetupError::Annotation(_) => annotation_at,
+                                PodSetupError::Ipam(_) => step.index_only(),
+                            };
+                            self.error_at(&at, format!(
+                                "Calico refuses to set up pod `{}`: {error} (add `expect: {{error: ...}}` to the step if that is the point)",
+                                pod.name
+                            ));
+                        }
+                        (Err(error), Some(expected)) => {
+                            if !error.to_string().contains(expected.as_str()) {
+                                self.error_at(step, format!(
+                                    "the step expects the error `{expected}`, but Calico fails with `{error}`"
+                                ));
+                            }
+                        }
+                    }
+                    steps.push(Step::CreatePod(CreatePod {
+                        pod,
+                        manifest,
+                        expect_error,
+                    }));
+                }
+                RawStep::DeletePod(name) => {
+                    match live.remove(name.as_str()) {
+                        Some(pod) => {
+                            cni_del(&mut ipam, &pod.namespace, name.as_str());
+                        }
+                        None => self
+                            .error_at(name, format!("no pod `{}` exists at this step", name.value)),
+                    }
+                    steps.push(Step::DeletePod(name.to_string()));
+                }
+                RawStep::Annotate(annotate) => {
+                    let value = match (&annotate.floating_ips, annotate.remove) {
+                        (Some(v), false) => Some(v),
+                        (None, true) => None,
+                        _ => {
+                            self.error_at(
+                                step,
+                                "annotate takes either `floatingIPs` or `remove: true`",
+                            );
+                            continue;
+                        }
+                    };
+                    let expect_error = annotate.expect.as_ref().map(|e| e.error.clone());
+                    match live.get_mut(annotate.pod.as_str()) {
+                        None => self.error_at(
+                            &annotate.pod,
+                            format!("no pod `{}` exists at this step", annotate.pod.value),
+                        ),
+                        Some(pod) => {
+                            // A pod update reaches Felix through the datastore
+                            // conversion, not through the CNI plugin.
+                            let verdict = kdd_ip_nats(value.map(|v| v.as_str()), &pod.addresses);
+                            match (verdict, &expect_error, value) {
+                                (Ok(_), None, _) => match value {
+                                    Some(v) => {
+                                        pod.annotations.insert(FLOATING_IPS_ANNOTATION.into(), v.value.clone());
+                                    }
+                                    None => {
+                                        pod.annotations.remove(FLOATING_IPS_ANNOTATION);
+                                    }
+                                },
+                                (Ok(_), Some(expected), _) => self.error_at(step, format!(
+                                    "the step expects the error `{expected}`, but Calico accepts this annotation"
+                                )),
+                                (Err(error), None, Some(v)) => self.error_at(v, format!(
+                                    "Calico rejects this floating-IP annotation: {error} (add `expect: {{error: ...}}` to the step if that is the point)"
+                                )),
+                                (Err(error), Some(expected), _) => {
+                                    if !error.to_string().contains(expected.as_str()) {
+                                        self.error_at(step, format!(
+                                            "the step expects the error `{expected}`, but Calico fails with `{error}`"
+                                        ));
+                                    }
+                                }
+                                (Err(_), None, None) => {}
+                            }
+                        }
+                    }
+                    steps.push(Step::Annotate(Annotate {
+                        pod: annotate.pod.to_string(),
+                        floating_ips: value.map(|v| v.value.clone()),
+                        expect_error,
+                    }));
+                }
+                RawStep::Send(send) => {
+                    self.check_endpoints(&send.from, &send.to, hosts, &live, dual_stack);
+                    self.check_port(send.protocol, send.port.as_ref());
+                    self.check_delivery(send.expect.delivered_to.as_ref(), &ever);
+                    let delivered_to = send.expect.delivered_to.as_ref().map(|d| d.value.clone());
+                    let loss = send.expect.loss.or(match delivered_to {
+                        Some(Delivery::Pods(_)) => Some(Loss::Packets(0)),
+                        _ => None,
+                    });
+                    steps.push(Step::Send(Send {
+                        protocol: send.protocol,
+                        from: send.from.to_string(),
+                        to: send.to.value.clone(),
+                        count: send.count.unwrap_or(DEFAULT_COUNT),
+                        interval: send.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
+                        port: send.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
+                        expect: TrafficExpectation {
+                            delivered_to,
+                            seen_destination: send.expect.seen_destination,
+                            seen_source: send.expect.seen_source,
+                            reply_source: send.expect.reply_source.map(|a| a.0),
+                            loss,
+                            quoted_destination: send.expect.quoted_destination.map(|a| a.0),
+                        },
+                    }));
+                }
+                RawStep::StartStream(start) => {
+                    self.check_endpoints(&start.from, &start.to, hosts, &live, dual_stack);
+                    self.check_port(start.protocol, start.port.as_ref());
+                    if streams
+                        .insert(start.name.to_string(), &start.name)
+                        .is_some()
+                    {
+                        self.error_at(
+                            &start.name,
+                            format!("stream `{}` is already running", start.name.value),
+                        );
+                    }
+                    steps.push(Step::StartStream(StartStream {
+                        name: start.name.to_string(),
+                        protocol: start.protocol,
+                        from: start.from.to_string(),
+                        to: start.to.value.clone(),
+                        interval: start.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
+                        port: start.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
+                    }));
+                }
+                RawStep::StopStream(stop) => {
+                    if streams.remove(stop.name.as_str()).is_none() {
+                        self.error_at(&stop.name, format!("stream `{}` is not running at this step (never started, or already stopped)", stop.name.value));
+                    }
+                    self.check_delivery(stop.expect.delivered_to.as_ref(), &ever);
+                    if let Some(at) = &stop.expect.after_move_at {
+                        if !ever.contains(at.as_str()) {
+                            self.error_at(
+                                at,
+                                format!("no pod named `{}` in this scenario", at.value),
+                            );
+                        }
+                    }
+                    steps.push(Step::StopStream(StopStream {
+                        name: stop.name.to_string(),
+                        expect: StreamExpectation {
+                            delivered_to: stop
+                                .expect
+                                .delivered_to
+                                .as_ref()
+                                .map(|d| d.value.clone()),
+                            loss: stop.expect.loss,
+                            after_move_at: stop
+                                .expect
+                                .after_move_at
+                                .as_ref()
+                                .map(|a| a.to_string()),
+                        },
+                    }));
+                }
+                RawStep::Wait(duration) => steps.push(Step::Wait(duration.0)),
+            }
+        }
+        for (name, start) in streams {
+            self.error_at(start, format!("stream `{name}` is never stopped"));
+        }
+        steps
+    }
+
+    fn check_endpoints(
+        &mut self,
+        from: &Spanned<Name>,
+        to: &Spanned<Target>,
+        hosts: &BTreeMap<String, HostKind>,
+        live: &BTreeMap<String, LivePod>,
+        dual_stack: bool,
+    ) {
+        if !hosts.contains_key(from.as_str()) && !live.contains_key(from.as_str()) {
+            self.error_at(
+                from,
+                format!(
+                    "unknown sender `{}`: no node, external host or live pod has this name",
+                    from.value
+                ),
+            );
+        }
+        if let Target::Host { name, family } = &to.value {
+            let is_pod = live.contains_key(name);
+            if !hosts.contains_key(name) && !is_pod {
+                self.error_at(
+                    to,
+                    format!(
+                        "unknown target `{name}`: no node, external host or live pod has this name"
+                    ),
+                );
+            } else if is_pod && *family == IpFamily::V6 && !dual_stack {
+                self.error_at(
+                    to,
+                    format!("pod `{name}` has no IPv6 address: the cluster is not dual stack"),
+                );
+            }
+        }
+    }
+
+    fn check_port(&mut self, protocol: Protocol, port: Option<&Spanned<u16>>) {
+        if let Some(port) = port {
+            if !protocol.has_ports() {
+                self.error_at(port, "`port` applies to udp, tcp and sctp only");
+            }
+        }
+    }
+
+    fn check_delivery(&mut self, delivery: Option<&Spanned<Delivery>>, ever: &BTreeSet<String>) {
+        if let Some(spanned) = delivery {
+            if let Delivery::Pods(pods) = &spanned.value {
+                for pod in pods {
+                    if !ever.contains(pod) {
+                        self.error_at(spanned, format!("no pod named `{pod}` in this scenario"));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Loading rules, on texts placed in scenarios/ so relative fixture paths resolve
+//! (tests run with harness/ as the current directory).
+
+use std::path::Path;
+
+use super::*;
+use crate::calico::Encapsulation;
+
+const HEAD: &str = "cluster:
+  cni: ../fixtures/cni/calico-config-floating-ips-on.yaml
+  felix: {floatingIPs: Enabled}
+  nodes: [node-a, node-b]
+  externals: [client]
+";
+
+fn load(text: &str) -> Result<Scenario, ScenarioErrors> {
+    load_str(text, Path::new("../scenarios/test-case.yaml"))
+}
+
+fn errors(text: &str) -> String {
+    load(text).unwrap_err().to_string()
+}
+
+#[test]
+fn example_scenarios_resolve() {
+    for name in [
+        "icmp-external-v4",
+        "feature-off-in-cni",
+        "move-across-nodes",
+    ] {
+        let scenario = load_file(Path::new(&format!("../scenarios/{name}.yaml"))).unwrap();
+        insta::assert_yaml_snapshot!(name, scenario);
+    }
+}
+
+#[test]
+fn defaults() {
+    let s = load(&format!("{HEAD}steps: []\n")).unwrap();
+    assert_eq!(s.name, "test-case", "name defaults to the file stem");
+    assert_eq!(s.backends.len(), 2);
+    assert_eq!(
+        s.profiles,
+        vec![ConntrackProfile::Calico, ConntrackProfile::Strict]
+    );
+    assert_eq!(s.cluster.pools.len(), 1, "default IPv4 pool");
+    assert_eq!(s.cluster.pools[0].cidr.to_string(), "198.19.0.0/16");
+    assert!(s.cluster.nat_programmed());
+    let dual = load(&format!(
+        "{HEAD}  dualStack: true\nprofile: strict\nsteps: []\n"
+    ))
+    .unwrap();
+    assert_eq!(dual.cluster.pools[1].cidr.to_string(), "2001:db8:1::/48");
+    assert_eq!(dual.profiles, vec![ConntrackProfile::Strict]);
+    let felix_off = HEAD.replace("felix: {floatingIPs: Enabled}", "felix: {}");
+    assert!(!load(&format!("{felix_off}steps: []\n"))
+        .unwrap()
+        .cluster
+        .nat_programmed());
+}
+
+#[test]
+fn send_defaults_and_loss() {
+    let s = load(&format!(
+        "{HEAD}steps:
+  - createPod: {{name: web, node: node-a}}
+  - send: {{protocol: udp, from: client, to: web, expect: {{deliveredTo: web}}}}
+  - send: {{protocol: icmp, from: web, to: node-b/v6, expect: {{deliveredTo: none}}}}
+"
+    ))
+    .unwrap();
+    let Step::Send(first) = &s.steps[1] else {
+        panic!()
+    };
+    assert_eq!((first.count, first.port), (DEFAULT_COUNT, DEFAULT_PORT));
+    assert_eq!(first.interval, DEFAULT_INTERVAL);
+    assert_eq!(first.expect.loss, Some(Loss::Packets(0)));
+    let Step::Send(second) = &s.steps[2] else {
+        panic!()
+    };
+    assert_eq!(second.expect.loss, None);
+}
+
+#[test]
+fn inline_pool_with_modes() {
+    let s = load(&format!(
+        "{HEAD}  pools:
+    - {{name: fip, cidr: 203.0.113.0/24, vxlanMode: Always, disabled: true}}
+steps: []
+"
+    ))
+    .unwrap();
+    assert_eq!(s.cluster.pools[0].encapsulation, Encapsulation::Vxlan);
+    assert_eq!(s.cluster.pools[1].name, "default-ipv4-ippool", "gap filled");
+}
+
+#[test]
+fn pod_from_manifest_and_overrides() {
+    let s = load(&format!(
+        "{HEAD}steps:
+  - createPod: {{manifest: ../fixtures/pods/web.yaml, node: node-b}}
+"
+    ))
+    .unwrap();
+    let Step::CreatePod(create) = &s.steps[0] else {
+        panic!()
+    };
+    assert_eq!(create.pod.name, "web");
+    assert_eq!(
+        create.pod.node, "node-b",
+        "the step's node overrides spec.nodeName"
+    );
+    assert_eq!(
+        create
+            .pod
+            .annotations
+            .get(crate::calico::FLOATING_IPS_ANNOTATION)
+            .map(String::as_str),
+        Some(r#"["203.0.113.10"]"#)
+    );
+}
+
+#[test]
+fn annotate_rules() {
+    let ok = load(&format!(
+        "{HEAD}steps:
+  - createPod: {{name: web, node: node-a}}
+  - annotate: {{pod: web, floatingIPs: 'nope', expect: {{error: failed to parse}}}}
+  - annotate: {{pod: web, floatingIPs: '[\"203.0.113.10\"]'}}
+  - annotate: {{pod: web, remove: true}}
+"
+    ))
+    .unwrap();
+    let Step::Annotate(remove) = &ok.steps[3] else {
+        panic!()
+    };
+    assert_eq!(remove.floating_ips, None);
+    // Updates follow the datastore conversion: no CNI feature check, a family
+    // the pod lacks is dropped rather than refused.
+    let cni_off = HEAD.replace("floating-ips-on", "floating-ips-off");
+    let text = format!(
+        "{cni_off}steps:
+  - createPod: {{name: web, node: node-a}}
+  - annotate: {{pod: web, floatingIPs: '[\"203.0.113.10\", \"2001:db8:f1::10\"]'}}
+"
+    );
+    assert!(load(&text).is_ok(), "{}", errors(&text));
+}
+
+#[test]
+fn rule_errors() {
+    let cases = [
+        // A bad annotation on annotate, without expectation.
+        "  - createPod: {name: web, node: node-a}\n  - annotate: {pod: web, floatingIPs: '[1]'}\n",
+        // Both or neither of floatingIPs/remove.
+        "  - createPod: {name: web, node: node-a}\n  - annotate: {pod: web}\n",
+        // Annotating or deleting a pod that is gone.
+        "  - createPod: {name: web, node: node-a}\n  - deletePod: web\n  - deletePod: web\n",
+        // A pod twice, a pod named like a node.
+        "  - createPod: {name: web, node: node-a}\n  - createPod: {name: web, node: node-b}\n  - createPod: {name: client, node: node-b}\n",
+        // v6 of a pod in a v4-only cluster.
+        "  - createPod: {name: web, node: node-a}\n  - send: {protocol: icmp, from: client, to: web/v6}\n",
+        // A stream never stopped; a stream started twice.
+        "  - startStream: {name: s1, protocol: icmp, from: client, to: node-a}\n  - startStream: {name: s1, protocol: icmp, from: client, to: node-a}\n",
+        // deliveredTo / afterMoveAt naming no pod.
+        "  - send: {protocol: icmp, from: client, to: node-a, expect: {deliveredTo: [ghost]}}\n  - startStream: {name: s1, protocol: icmp, from: client, to: node-a}\n  - stopStream: {name: s1, expect: {afterMoveAt: ghost}}\n",
+        // Expected error text differs from Calico's.
+        "  - createPod:\n      name: web\n      node: node-a\n      annotations: {cni.projectcalico.org/floatingIPs: '[\"x\"]'}\n      expect: {error: mismatched IP versions}\n",
+        // Bad loss, bad seen address, a step with two kinds.
+        "  - send: {protocol: icmp, from: client, to: node-a, expect: {loss: 'lots'}}\n",
+        "  - send: {protocol: icmp, from: client, to: node-a, expect: {seenDestination: podd}}\n",
+        "  - wait: 1s\n    send: {protocol: icmp, from: client, to: node-a}\n",
+    ];
+    let rendered: Vec<String> = cases
+        .iter()
+        .map(|steps| errors(&format!("{HEAD}steps:\n{steps}")))
+        .collect();
+    insta::assert_yaml_snapshot!(rendered);
+}
+
+#[test]
+fn cluster_errors() {
+    let cases = [
+        HEAD.replace("calico-config-floating-ips-on.yaml", "../pods/web.yaml"),
+        HEAD.replace("nodes: [node-a, node-b]", "nodes: []"),
+        format!("{HEAD}steps:\n  - createPod: {{manifest: ../fixtures/pools/vxlan.yaml}}\n"),
+        format!("{HEAD}steps:\n  - createPod: {{manifest: ../fixtures/cni/10-calico.conflist}}\n"),
+        HEAD.replace("nodes: [node-a, node-b]", "nodes: [{name: node-a}, {name: node-a}]"),
+        format!("{HEAD}  pools:\n    - {{name: p, cidr: 203.0.113.1/24}}\n    - {{manifest: x.yaml, cidr: 10.0.0.0/8}}\n    - {{cidr: 10.0.0.0/8}}\n"),
+        format!("{HEAD}profile: strict\nprofiles: [calico]\n"),
+        format!("{HEAD}backends: [vpp]\n"),
+    ];
+    let rendered: Vec<String> = cases
+        .iter()
+        .map(|text| {
+            let text = if text.contains("steps:") {
+                text.clone()
+            } else {
+                format!("{text}steps: []\n")
+            };
+            errors(&text)
+        })
+        .collect();
+    insta::assert_yaml_snapshot!(rendered);
+}

@@ -1,0 +1,139 @@
+//! `fip-harness validate` and `list` as a user runs them: exit codes and the
+//! exact error lines (file:line:col: key path and value at fault).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run fip-harness")
+}
+
+/// A scenario like scenarios/icmp-external-v4.yaml with one edit applied,
+/// written to a temporary folder; fixtures are referenced by absolute path.
+fn bad_scenario(dir: &Path, file: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let fixtures = repo().join("fixtures").canonicalize().unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/icmp-external-v4.yaml"))
+        .unwrap()
+        .replace("../fixtures", fixtures.to_str().unwrap());
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "the edit must change the scenario");
+    let path = dir.join(file);
+    std::fs::write(&path, edited).unwrap();
+    path
+}
+
+fn stderr_of(output: &Output, dir: &Path) -> String {
+    let fixtures = repo().join("fixtures").canonicalize().unwrap();
+    String::from_utf8_lossy(&output.stderr)
+        .replace(dir.to_str().unwrap(), "[TMP]")
+        .replace(fixtures.to_str().unwrap(), "[FIXTURES]")
+}
+
+#[test]
+fn the_catalogue_validates() {
+    let output = harness(&["validate", "scenarios"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The default path is scenarios/.
+    assert!(harness(&["validate"]).status.success());
+}
+
+#[test]
+fn list_shows_names_tags_and_filters() {
+    let output = harness(&["list"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    insta::assert_snapshot!(stdout);
+    let negated =
+        String::from_utf8_lossy(&harness(&["list", "--filter", "!move"]).stdout).into_owned();
+    assert!(!negated.contains("move-across-nodes"));
+    assert!(negated.contains("icmp-external-v4"));
+    let by_tag =
+        String::from_utf8_lossy(&harness(&["list", "--filter", "^negative$"]).stdout).into_owned();
+    assert_eq!(by_tag.lines().count(), 1, "{by_tag}");
+    assert!(by_tag.starts_with("feature-off-in-cni"));
+}
+
+#[rstest::rstest]
+#[case::unknown_key("unknown-key", |t: String| t.replace("blockSize: 26", "blockSize: 26\n      colour: blue"))]
+#[case::bad_address("bad-address", |t: String| t.replace("to: 203.0.113.10", "to: 203.0.113.300"))]
+#[case::bad_annotation("bad-annotation", |t: String| t.replace(r#"'["203.0.113.10"]'"#, r#"'["203.0.113.10"'"#))]
+#[case::annotation_not_an_ip("annotation-not-an-ip", |t: String| t.replace(r#"'["203.0.113.10"]'"#, r#"'["203.0.113.1000"]'"#))]
+#[case::v6_floating_ip_on_v4_pod("annotation-v6-on-v4-pod", |t: String| t.replace(r#"'["203.0.113.10"]'"#, r#"'["2001:db8:f1::10"]'"#))]
+#[case::expected_error_that_does_not_happen("expected-error-not-happening", |t: String| t.replace("      node: node-a\n", "      node: node-a\n      expect:\n        error: requested feature is not enabled\n"))]
+#[case::unknown_node("unknown-node", |t: String| t.replace("node: node-a", "node: node-z"))]
+#[case::unknown_sender("unknown-sender", |t: String| t.replace("from: client", "from: clinet"))]
+#[case::bad_duration("bad-duration", |t: String| t.replace("count: 3", "count: 3\n      interval: 10 ms"))]
+#[case::bad_cidr("bad-cidr", |t: String| t.replace("cidr: 198.19.0.0/16", "cidr: 198.19.0.0/33"))]
+#[case::duplicate_name("duplicate-name", |t: String| t.replace("externals: [client]", "externals: [client, node-b]"))]
+#[case::stream_never_started("stream-never-started", |t: String| t.replace("  - send:", "  - stopStream:\n      name: s1\n  - send:"))]
+#[case::unknown_step("unknown-step", |t: String| t.replace("- send:", "- sned:"))]
+#[case::missing_cni_file("missing-cni-file", |t: String| t.replace("calico-config-floating-ips-on.yaml", "nope.yaml"))]
+#[case::port_on_icmp("port-on-icmp", |t: String| t.replace("count: 3", "count: 3\n      port: 80"))]
+fn a_bad_scenario_fails_with_its_position(#[case] name: &str, #[case] edit: fn(String) -> String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = bad_scenario(dir.path(), &format!("{name}.yaml"), edit);
+    let output = harness(&["validate", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "validate must fail");
+    insta::assert_snapshot!(name, stderr_of(&output, dir.path()));
+}
+
+#[test]
+fn manifest_errors_name_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pools.yaml"),
+        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: f\nspec:\n  cidr: 203.0.113.0/24\n  vxlanMode: Sometimes\n",
+    )
+    .unwrap();
+    let path = bad_scenario(dir.path(), "bad-manifest.yaml", |t| {
+        t.replace(
+            &format!(
+                "{}/pools/floating-ips.yaml",
+                repo().join("fixtures").canonicalize().unwrap().display()
+            ),
+            "pools.yaml",
+        )
+    });
+    let output = harness(&["validate", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stderr_of(&output, dir.path()));
+}
+
+#[test]
+fn every_file_of_a_folder_is_checked_and_names_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    bad_scenario(dir.path(), "a.yaml", |t| t.replace("count: 3", "count: 4"));
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    bad_scenario(&dir.path().join("sub"), "b.yml", |t| {
+        t.replace("count: 3", "count: 5")
+    });
+    let output = harness(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stderr_of(&output, dir.path()));
+}
+
+#[test]
+fn not_a_scenario_and_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.yaml"), "").unwrap();
+    std::fs::write(dir.path().join("list.yaml"), "- a\n- b\n").unwrap();
+    let output = harness(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stderr_of(&output, dir.path()));
+    let missing = dir.path().join("missing");
+    let output = harness(&["validate", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!("missing_path", stderr_of(&output, dir.path()));
+}
