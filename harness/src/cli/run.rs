@@ -11,9 +11,8 @@ use anyhow::Context;
 use fip_harness::dataplane::BackendKind;
 use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
-use fip_harness::scenario::ConntrackProfile;
+use fip_harness::scenario::{ConntrackProfile, ScenarioFilter};
 
-use super::list::Filter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,7 +43,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !nix::unistd::Uid::effective().is_root() {
         anyhow::bail!("running scenarios builds network namespaces and needs root (try sudo)");
     }
-    let filter = args.filter.as_deref().map(Filter::parse).transpose()?;
+    let filter = args
+        .filter
+        .as_deref()
+        .map(ScenarioFilter::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("bad --filter: {e}"))?;
     let plan_filter = PlanFilter {
         backend: args.backend,
         profile: args.profile,

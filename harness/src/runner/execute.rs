@@ -394,18 +394,19 @@ impl<'a> ScenarioRun<'a> {
             Some(value) => annotations.insert(calico::FLOATING_IPS_ANNOTATION.into(), value.clone()),
             None => annotations.remove(calico::FLOATING_IPS_ANNOTATION),
         };
-        let addresses = self.endpoints[&annotate.pod].addresses.clone();
-        // With the Kubernetes datastore, Calico derives the workload endpoint
-        // from the pod on every update, so a changed annotation takes effect
-        // on the running pod.
-        let endpoint = calico::workload_endpoint(
-            &pod.namespace,
-            &pod.name,
-            &pod.node,
-            &addresses,
-            &annotations,
-            &self.scenario.cluster.cni_features(),
-        );
+        // With the Kubernetes datastore, Calico re-derives the workload endpoint
+        // from the pod on every update: a changed annotation takes effect on the
+        // running pod, by the update path's rules (no CNI feature check; entries
+        // of a family the pod lacks are dropped).
+        let current = &self.endpoints[&annotate.pod];
+        let endpoint = calico::kdd_ip_nats(
+            annotations.get(calico::FLOATING_IPS_ANNOTATION).map(String::as_str),
+            &current.addresses,
+        )
+        .map(|ip_nats| WorkloadEndpoint {
+            ip_nats,
+            ..current.clone()
+        });
         match (endpoint, &annotate.expect_error) {
             (Err(error), Some(expected)) if error.to_string().contains(expected.as_str()) => Ok(()),
             (Err(error), _) => Err(format!("annotation rejected: {error}")),

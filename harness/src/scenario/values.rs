@@ -287,27 +287,12 @@ impl<'de> Deserialize<'de> for Delivery {
     }
 }
 
-/// Traffic kinds the harness sends. `icmp` means ICMPv6 towards IPv6 targets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Icmp,
-    Gre,
-    Sctp,
-    Udp,
-    Tcp,
-}
-
-impl Protocol {
-    /// Whether the protocol has ports (udp, tcp, sctp).
-    pub fn has_ports(self) -> bool {
-        matches!(self, Protocol::Udp | Protocol::Tcp | Protocol::Sctp)
-    }
-}
+/// Traffic kinds the harness sends: the traffic engine's own.
+pub use crate::traffic::Protocol;
 
 /// Connection-tracking profile of the floating-IP NAT: `calico` keeps existing
 /// flows on the old pod after a move (as Calico does), `strict` flushes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ConntrackProfile {
     Calico,

@@ -27,6 +27,11 @@ impl Protocol {
         Protocol::Tcp,
     ];
 
+    /// Whether the protocol has ports (udp, tcp, sctp).
+    pub fn has_ports(self) -> bool {
+        matches!(self, Protocol::Udp | Protocol::Tcp | Protocol::Sctp)
+    }
+
     /// The protocol of an IP header's protocol/next-header number, if it is one
     /// the engine speaks.
     pub fn from_ip_protocol(number: u8) -> Option<Protocol> {
