@@ -89,6 +89,11 @@ fn nat_header(out: &mut String) {
     for chain in OUR_CHAINS {
         out.push_str(&format!(":{chain} - [0:0]\n"));
     }
+    // With --noflush, declaring a user chain flushes it but declaring a built-in
+    // one does not, so the built-ins' jumps are flushed explicitly.
+    for builtin in ["PREROUTING", "OUTPUT", "POSTROUTING"] {
+        out.push_str(&format!("-F {builtin}\n"));
+    }
 }
 
 /// The iptables-restore input that makes the nat table of one family hold
@@ -135,7 +140,7 @@ pub fn render_restore(state: &NodeNatState, family: Family) -> String {
 pub fn render_removal() -> String {
     let mut out = String::new();
     nat_header(&mut out);
-    // Declaring flushed every chain, so no reference is left when deleting.
+    // Every chain is flushed by now, so no reference is left when deleting.
     for chain in OUR_CHAINS {
         out.push_str(&format!("-X {chain}\n"));
     }
