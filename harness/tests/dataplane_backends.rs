@@ -81,7 +81,11 @@ fn apply_replace_remove_round_trip(#[case] kind: BackendKind) {
     dataplane.apply(&ns.0, &first()).unwrap();
     let once = dataplane.dump(&ns.0).unwrap();
     dataplane.apply(&ns.0, &first()).unwrap();
-    assert_eq!(dataplane.dump(&ns.0).unwrap(), once, "applying twice adds nothing");
+    assert_eq!(
+        dataplane.dump(&ns.0).unwrap(),
+        once,
+        "applying twice adds nothing"
+    );
     assert_eq!(dataplane.read(&ns.0).unwrap(), first());
     insta::assert_snapshot!(format!("dump_{kind}"), dataplane.dump(&ns.0).unwrap());
 
@@ -122,5 +126,9 @@ fn a_failing_apply_names_the_namespace_and_keeps_the_old_rules() {
     );
     let error = nft.apply(&ns.0, &bad).unwrap_err().to_string();
     assert!(error.contains(ns.0.name()), "{error}");
-    assert_eq!(nft.read(&ns.0).unwrap(), first(), "the transaction is atomic");
+    assert_eq!(
+        nft.read(&ns.0).unwrap(),
+        first(),
+        "the transaction is atomic"
+    );
 }

@@ -113,7 +113,10 @@ mod tests {
     fn sha224_matches_the_standard_vector() {
         // FIPS 180-4 example: SHA-224("abc").
         let hex: String = sha224(b"abc").iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7");
+        assert_eq!(
+            hex,
+            "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"
+        );
     }
 
     // Expected hashes are copied from the nat table of a live Calico node (an

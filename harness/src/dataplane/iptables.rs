@@ -129,7 +129,9 @@ pub fn render_restore(state: &NodeNatState, family: Family) -> String {
     render_chain(&mut out, "cali-fip-dnat", &dnat_rules);
     let snat_rules: Vec<String> = snat
         .iter()
-        .map(|(int, ext)| format!("--destination {int} --source {int} --jump SNAT --to-source {ext}"))
+        .map(|(int, ext)| {
+            format!("--destination {int} --source {int} --jump SNAT --to-source {ext}")
+        })
         .collect();
     render_chain(&mut out, "cali-fip-snat", &snat_rules);
     out.push_str("COMMIT\n");
@@ -199,7 +201,12 @@ impl Dataplane for IptablesBackend {
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
         for family in [Family::V4, Family::V6] {
             let text = render_restore(state, family);
-            run_in(node, family.restore(), &["--noflush"], Some(text.as_bytes()))?;
+            run_in(
+                node,
+                family.restore(),
+                &["--noflush"],
+                Some(text.as_bytes()),
+            )?;
         }
         Ok(())
     }
@@ -207,7 +214,12 @@ impl Dataplane for IptablesBackend {
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         let text = render_removal();
         for family in [Family::V4, Family::V6] {
-            run_in(node, family.restore(), &["--noflush"], Some(text.as_bytes()))?;
+            run_in(
+                node,
+                family.restore(),
+                &["--noflush"],
+                Some(text.as_bytes()),
+            )?;
         }
         Ok(())
     }
@@ -265,7 +277,10 @@ mod tests {
         &[("2001:db8:1::5", "2001:db8:f1::1")]), Family::V6)]
     #[case::empty("empty", NodeNatState::default(), Family::V4)]
     fn renders_felix_text(#[case] name: &str, #[case] state: NodeNatState, #[case] family: Family) {
-        insta::assert_snapshot!(format!("iptables_restore_{name}"), render_restore(&state, family));
+        insta::assert_snapshot!(
+            format!("iptables_restore_{name}"),
+            render_restore(&state, family)
+        );
     }
 
     #[test]
@@ -282,7 +297,10 @@ mod tests {
         assert_eq!(
             parse_save(saved),
             state(
-                &[("203.0.113.1", "198.19.0.5"), ("2001:db8:f1::1", "2001:db8:1::5")],
+                &[
+                    ("203.0.113.1", "198.19.0.5"),
+                    ("2001:db8:f1::1", "2001:db8:1::5")
+                ],
                 &[("198.19.0.5", "203.0.113.1")]
             )
         );

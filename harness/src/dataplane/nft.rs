@@ -98,7 +98,11 @@ fn chain(family: Family, name: &'static str, hook: Option<(NfHook, i32)>) -> NfL
     })
 }
 
-fn rule(family: Family, chain: &'static str, statement: Statement<'static>) -> NfListObject<'static> {
+fn rule(
+    family: Family,
+    chain: &'static str,
+    statement: Statement<'static>,
+) -> NfListObject<'static> {
     NfListObject::Rule(Rule {
         family: family.nf,
         table: TABLE.into(),
@@ -172,19 +176,38 @@ pub fn render_apply(state: &NodeNatState) -> Nftables<'static> {
                 ])
             })
             .collect();
-        batch.add(map(family, "cali-fip-dnat", SetTypeValue::Single(family.addr), dnat));
+        batch.add(map(
+            family,
+            "cali-fip-dnat",
+            SetTypeValue::Single(family.addr),
+            dnat,
+        ));
         batch.add(map(
             family,
             "cali-fip-snat",
             SetTypeValue::Concatenated(Cow::Owned(vec![family.addr, family.addr])),
             snat,
         ));
-        for name in ["cali-fip-dnat", "cali-fip-snat", "cali-PREROUTING", "cali-OUTPUT", "cali-POSTROUTING"] {
+        for name in [
+            "cali-fip-dnat",
+            "cali-fip-snat",
+            "cali-PREROUTING",
+            "cali-OUTPUT",
+            "cali-POSTROUTING",
+        ] {
             batch.add(chain(family, name, None));
         }
-        batch.add(chain(family, "nat-PREROUTING", Some((NfHook::Prerouting, DSTNAT))));
+        batch.add(chain(
+            family,
+            "nat-PREROUTING",
+            Some((NfHook::Prerouting, DSTNAT)),
+        ));
         batch.add(chain(family, "nat-OUTPUT", Some((NfHook::Output, DSTNAT))));
-        batch.add(chain(family, "nat-POSTROUTING", Some((NfHook::Postrouting, SRCNAT))));
+        batch.add(chain(
+            family,
+            "nat-POSTROUTING",
+            Some((NfHook::Postrouting, SRCNAT)),
+        ));
         batch.add(rule(family, "nat-PREROUTING", jump("cali-PREROUTING")));
         batch.add(rule(family, "nat-OUTPUT", jump("cali-OUTPUT")));
         batch.add(rule(family, "nat-POSTROUTING", jump("cali-POSTROUTING")));
@@ -231,7 +254,9 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
     let mut state = NodeNatState::default();
     let objects = document["nftables"].as_array().cloned().unwrap_or_default();
     for object in objects {
-        let Some(map) = object.get("map") else { continue };
+        let Some(map) = object.get("map") else {
+            continue;
+        };
         let elements = map["elem"].as_array().cloned().unwrap_or_default();
         for element in elements {
             let (Some(key), Some(value)) = (element.get(0), element.get(1).and_then(text_address))
@@ -318,7 +343,11 @@ impl Dataplane for NftablesBackend {
 
     fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError> {
         let mut state = NodeNatState::default();
-        for line in self.list(node, true)?.lines().filter(|l| !l.trim().is_empty()) {
+        for line in self
+            .list(node, true)?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             let part = parse_listing(line).map_err(|e| DataplaneError::Unreadable {
                 netns: node.name().to_string(),
                 reason: e.to_string(),
