@@ -7,6 +7,7 @@ pub mod apply;
 pub mod desired;
 pub mod diff;
 pub mod netlink;
+pub mod testbed;
 
 pub use apply::{Applied, ControlError, ControlPlane, LabNamespaces};
 pub use desired::{

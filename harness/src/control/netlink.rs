@@ -89,7 +89,7 @@ where
     .map_err(failed)
 }
 
-async fn index_of(handle: &Handle, name: &str) -> Result<u32, String> {
+pub(crate) async fn index_of(handle: &Handle, name: &str) -> Result<u32, String> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(link)) => Ok(link.header.index),
