@@ -236,3 +236,56 @@ fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] 
     }
     control.teardown().unwrap();
 }
+
+#[test]
+fn state_command_reads_a_lab_from_its_name() {
+    let lab = lab("st");
+    let mut control = ControlPlane::new(
+        lab.clone(),
+        backend(BackendKind::Iptables),
+        ConntrackProfile::Calico,
+    );
+    control.update(&cluster(&[FIP], &[])).unwrap();
+    assert!(ping(lab.member("ext"), FIP).is_some());
+    let name = lab
+        .member("fabric")
+        .name()
+        .trim_start_matches("fiph-")
+        .trim_end_matches("-fabric")
+        .to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(["state", &name])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let node0 = text
+        .split("== ")
+        .find(|s| s.starts_with("node-0"))
+        .expect(&text);
+    assert!(node0.contains(&format!("DNAT {FIP} -> {WEB}")), "{text}");
+    assert!(
+        node0.contains(&format!(
+            "{FIP}/32 dev {}",
+            veth_name_for_workload("default", "web")
+        )),
+        "{text}"
+    );
+    assert!(
+        node0.contains(&format!("dst={FIP}")),
+        "the ping's entry: {text}"
+    );
+    assert!(
+        node0.contains("-A cali-fip-dnat -d 203.0.113.1/32"),
+        "{text}"
+    );
+    let fabric = text
+        .split("== ")
+        .find(|s| s.starts_with("fabric"))
+        .expect(&text);
+    assert!(
+        fabric.contains(&format!("{FIP}/32 via 198.18.0.10")),
+        "{text}"
+    );
+    control.teardown().unwrap();
+}
