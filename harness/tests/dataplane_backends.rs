@@ -132,3 +132,13 @@ fn a_failing_apply_names_the_namespace_and_keeps_the_old_rules() {
         "the transaction is atomic"
     );
 }
+
+#[test]
+fn nftables_delta_recovers_when_another_writer_removed_the_tables() {
+    let ns = Scratch::new("stale");
+    let mine = backend(BackendKind::Nftables);
+    mine.apply(&ns.0, &first()).unwrap();
+    backend(BackendKind::Nftables).remove(&ns.0).unwrap();
+    mine.apply(&ns.0, &second()).unwrap();
+    assert_eq!(mine.read(&ns.0).unwrap(), second());
+}
