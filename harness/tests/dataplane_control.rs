@@ -106,24 +106,15 @@ impl Capture {
         std::thread::sleep(Duration::from_millis(500));
         Capture(child)
     }
+    /// Stop the capture (SIGINT, by pid, so tcpdump flushes) and return its text.
     fn finish(mut self) -> String {
-        std::thread::sleep(Duration::from_millis(200));
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let out = self.0.wait_with_output_ref();
-        out
-    }
-}
-
-trait WaitRef {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl WaitRef for Child {
-    fn wait_with_output_ref(&mut self) -> String {
         use std::io::Read;
-        let _ = self.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = self.0.wait();
         let mut text = String::new();
-        if let Some(mut out) = self.stdout.take() {
+        if let Some(mut out) = self.0.stdout.take() {
             let _ = out.read_to_string(&mut text);
         }
         text

@@ -100,7 +100,14 @@ impl ControlPlane {
         let started = Instant::now();
         let desired = desired_state(cluster, &self.lab.topology());
         let changes = diff(&self.current, &desired, self.profile);
+        let computed = started.elapsed();
         let conntrack_deleted = self.apply(&changes)?;
+        tracing::debug!(
+            ?computed,
+            applied = ?started.elapsed() - computed,
+            nodes = changes.nat.len(),
+            "control plane update"
+        );
         let conflicts = desired.conflicts.clone();
         self.current = desired;
         Ok(Applied {
@@ -149,9 +156,11 @@ impl ControlPlane {
         routes: Option<&RouteChange>,
     ) -> Result<(), ControlError> {
         let ns = self.member(member)?;
+        let started = Instant::now();
         if let Some(state) = nat {
             self.dataplane.apply(&ns, state)?;
         }
+        tracing::debug!(member, nat = ?started.elapsed(), "member NAT applied");
         if let Some(change) = routes {
             if !change.remove.is_empty() {
                 del_routes(&ns, &change.remove)?;

@@ -88,6 +88,9 @@ pub struct PodPlacement {
     pub addresses: Vec<IpAddr>,
 }
 
+/// The pods claiming one floating IP: (internal address, endpoint).
+type Claims<'a> = Vec<(IpAddr, &'a WorkloadEndpoint)>;
+
 /// Felix's "alphabetically earlier".
 fn text_less(a: IpAddr, b: IpAddr) -> bool {
     a.to_string() < b.to_string()
@@ -119,8 +122,7 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
     }
 
     // Per node, external -> candidates (internal, endpoint), Felix's view.
-    let mut per_node: BTreeMap<&str, BTreeMap<IpAddr, Vec<(IpAddr, &WorkloadEndpoint)>>> =
-        BTreeMap::new();
+    let mut per_node: BTreeMap<&str, BTreeMap<IpAddr, Claims>> = BTreeMap::new();
     for endpoint in &cluster.endpoints {
         for pair in &endpoint.ip_nats {
             per_node
@@ -133,7 +135,7 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
     }
 
     // Cluster-wide, the node-level winners of each external.
-    let mut node_winners: BTreeMap<IpAddr, Vec<(IpAddr, &WorkloadEndpoint)>> = BTreeMap::new();
+    let mut node_winners: BTreeMap<IpAddr, Claims> = BTreeMap::new();
     for (node, claims) in &per_node {
         let mut dnat: BTreeMap<IpAddr, IpAddr> = BTreeMap::new();
         for (external, candidates) in claims {

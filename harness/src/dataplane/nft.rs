@@ -258,6 +258,11 @@ fn elements(
 /// adding only the elements that differ: one transaction, small for a move
 /// among 10,000 floating IPs. `None` when nothing differs.
 pub fn render_delta(old: &NodeNatState, new: &NodeNatState) -> Option<Nftables<'static>> {
+    use std::collections::HashSet;
+    let old_dnat: HashSet<&DnatMapping> = old.dnat.iter().collect();
+    let new_dnat_set: HashSet<&DnatMapping> = new.dnat.iter().collect();
+    let old_snat: HashSet<&SnatMapping> = old.snat.iter().collect();
+    let new_snat_set: HashSet<&SnatMapping> = new.snat.iter().collect();
     let mut batch = Batch::new();
     let mut any = false;
     for family in FAMILIES {
@@ -265,25 +270,25 @@ pub fn render_delta(old: &NodeNatState, new: &NodeNatState) -> Option<Nftables<'
         let gone_dnat: Vec<Expression> = old
             .dnat
             .iter()
-            .filter(|m| of(&m.external) && !new.dnat.contains(m))
+            .filter(|m| of(&m.external) && !new_dnat_set.contains(m))
             .map(|m| addr(m.external))
             .collect();
         let new_dnat: Vec<Expression> = new
             .dnat
             .iter()
-            .filter(|m| of(&m.external) && !old.dnat.contains(m))
+            .filter(|m| of(&m.external) && !old_dnat.contains(m))
             .map(dnat_element)
             .collect();
         let gone_snat: Vec<Expression> = old
             .snat
             .iter()
-            .filter(|m| of(&m.internal) && !new.snat.contains(m))
+            .filter(|m| of(&m.internal) && !new_snat_set.contains(m))
             .map(snat_key)
             .collect();
         let new_snat: Vec<Expression> = new
             .snat
             .iter()
-            .filter(|m| of(&m.internal) && !old.snat.contains(m))
+            .filter(|m| of(&m.internal) && !old_snat.contains(m))
             .map(snat_element)
             .collect();
         for (map, delete, add) in [
