@@ -22,55 +22,67 @@ const FIP: &str = "203.0.113.1";
 const WEB: &str = "198.19.0.5";
 const WEB2: &str = "198.19.0.70";
 const CLIENT: &str = "198.19.0.9";
+const FIP6: &str = "2001:db8:f1::1";
+const WEB6: &str = "2001:db8:1::5";
+const WEB26: &str = "2001:db8:1::70";
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn endpoint(pod: &str, node: &str, address: &str, fips: &[&str]) -> WorkloadEndpoint {
+/// A pod's endpoint; each floating IP pairs with the pod address of its family.
+fn endpoint(pod: &str, node: &str, addresses: &[&str], fips: &[&str]) -> WorkloadEndpoint {
+    let addresses: Vec<IpAddr> = addresses.iter().map(|a| ip(a)).collect();
     WorkloadEndpoint {
         namespace: "default".into(),
         pod: pod.into(),
         node: node.into(),
         interface: veth_name_for_workload("default", pod),
-        addresses: vec![ip(address)],
         ip_nats: fips
             .iter()
             .map(|f| IpNatPair {
-                internal: ip(address),
+                internal: *addresses
+                    .iter()
+                    .find(|a| a.is_ipv4() == ip(f).is_ipv4())
+                    .expect("pod address of the floating IP's family"),
                 external: ip(f),
             })
             .collect(),
+        addresses,
     }
 }
 
 fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
     ClusterState {
         endpoints: vec![
-            endpoint("web", "node-0", WEB, web_fips),
-            endpoint("web2", "node-1", WEB2, web2_fips),
-            endpoint("client", "node-0", CLIENT, &[]),
+            endpoint("web", "node-0", &[WEB, WEB6], web_fips),
+            endpoint("web2", "node-1", &[WEB2, WEB26], web2_fips),
+            endpoint("client", "node-0", &[CLIENT], &[]),
         ],
         cni_floating_ips: true,
         felix_floating_ips: true,
-        pools: vec![IpPool {
-            name: "fips".into(),
-            cidr: "203.0.113.0/24".parse().unwrap(),
-            block_size: 26,
-            encapsulation: Encapsulation::None,
-            disable_bgp_export: false,
-            nat_outgoing: false,
-            disabled: false,
-        }],
+        pools: ["203.0.113.0/24", "2001:db8:f1::/64"]
+            .iter()
+            .map(|cidr| IpPool {
+                name: cidr.to_string(),
+                cidr: cidr.parse().unwrap(),
+                block_size: 26,
+                encapsulation: Encapsulation::None,
+                disable_bgp_export: false,
+                nat_outgoing: false,
+                disabled: false,
+            })
+            .collect(),
     }
 }
 
 fn lab(tag: &str) -> Arc<MiniLab> {
     let name = format!("h3{}{tag}", std::process::id() % 100_000);
     let mut lab = MiniLab::new(&name, 2).expect("mini lab");
-    lab.add_pod("web", "node-0", ip(WEB)).unwrap();
-    lab.add_pod("web2", "node-1", ip(WEB2)).unwrap();
-    lab.add_pod("client", "node-0", ip(CLIENT)).unwrap();
+    lab.add_pod("web", "node-0", &[ip(WEB), ip(WEB6)]).unwrap();
+    lab.add_pod("web2", "node-1", &[ip(WEB2), ip(WEB26)])
+        .unwrap();
+    lab.add_pod("client", "node-0", &[ip(CLIENT)]).unwrap();
     Arc::new(lab)
 }
 
@@ -98,7 +110,13 @@ impl Capture {
     fn start(ns: &Netns) -> Self {
         let child = ns
             .command("tcpdump")
-            .args(["-i", "eth0", "-n", "-l", "icmp[icmptype] == icmp-echo"])
+            .args([
+                "-i",
+                "eth0",
+                "-n",
+                "-l",
+                "icmp[icmptype] == icmp-echo or icmp6[icmp6type] == icmp6-echo",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -278,5 +296,39 @@ fn state_command_reads_a_lab_from_its_name() {
         fabric.contains(&format!("{FIP}/32 via 198.18.0.10")),
         "{text}"
     );
+    control.teardown().unwrap();
+}
+
+#[rstest]
+#[case::nftables(BackendKind::Nftables, "n")]
+#[case::iptables(BackendKind::Iptables, "i")]
+fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[case] tag: &str) {
+    let lab = lab(&format!("v{tag}"));
+    let mut control = ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    control.update(&cluster(&[FIP6], &[])).unwrap();
+
+    let capture = Capture::start(lab.member("web"));
+    assert_eq!(
+        ping(lab.member("ext"), FIP6).as_deref(),
+        Some(FIP6),
+        "the reply carries the floating IP as its source"
+    );
+    let seen = capture.finish();
+    assert!(
+        seen.contains(&format!("2001:db8:fe::10 > {WEB6}: ICMP6, echo request")),
+        "the pod sees its own address as destination: {seen}"
+    );
+    assert_eq!(
+        ping(lab.member("web"), FIP6).as_deref(),
+        Some(FIP6),
+        "loopback"
+    );
+
+    control.update(&cluster(&[], &[FIP6])).unwrap();
+    let capture = Capture::start(lab.member("web2"));
+    assert_eq!(ping(lab.member("ext"), FIP6).as_deref(), Some(FIP6));
+    assert!(capture
+        .finish()
+        .contains(&format!("> {WEB26}: ICMP6, echo request")));
     control.teardown().unwrap();
 }

@@ -199,8 +199,8 @@ struct LabFigures {
 
 fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigures> {
     let mut lab = MiniLab::new(&bench_name(&format!("l{}", &kind.to_string()[..1])), 2)?;
-    let web_cali = lab.add_pod("web", "node-0", "198.19.0.5".parse()?)?;
-    lab.add_pod("web2", "node-1", "198.19.0.70".parse()?)?;
+    let web_cali = lab.add_pod("web", "node-0", &["198.19.0.5".parse()?])?;
+    lab.add_pod("web2", "node-1", &["198.19.0.70".parse()?])?;
     let lab = Arc::new(lab);
     let target = fip(target_index(args.count));
 
