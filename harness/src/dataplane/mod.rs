@@ -5,8 +5,20 @@
 //! JSON.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::lab::netns::Netns;
+
+pub mod conntrack;
+mod exec;
+mod felix_hash;
+pub mod iptables;
+pub mod nft;
+
+pub use iptables::IptablesBackend;
+pub use nft::NftablesBackend;
 
 /// DNAT of a floating IP to the pod that owns it, for traffic arriving at the
 /// node (prerouting) and traffic the node sends (output).
@@ -49,4 +61,58 @@ impl std::fmt::Display for BackendKind {
             BackendKind::Iptables => "iptables",
         })
     }
+}
+
+impl BackendKind {
+    /// Every backend, in the order benchmarks and tests show them.
+    pub const ALL: [BackendKind; 2] = [BackendKind::Nftables, BackendKind::Iptables];
+}
+
+/// One node's floating-IP NAT. Implementations run their program inside the
+/// node's namespace; every call is one whole operation (no partial state left
+/// behind by a successful call).
+pub trait Dataplane: Send + Sync {
+    fn kind(&self) -> BackendKind;
+
+    /// Make the node hold exactly `state`, replacing whatever this backend put
+    /// there before, in one atomic transaction.
+    fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError>;
+
+    /// Remove everything this backend put on the node. Removing twice is fine.
+    fn remove(&self, node: &Netns) -> Result<(), DataplaneError>;
+
+    /// The rules as the backend holds them, as text for people.
+    fn dump(&self, node: &Netns) -> Result<String, DataplaneError>;
+
+    /// The mappings the node holds now, read back from the live rules.
+    fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError>;
+}
+
+/// The backend of a kind.
+pub fn backend(kind: BackendKind) -> Arc<dyn Dataplane> {
+    match kind {
+        BackendKind::Nftables => Arc::new(NftablesBackend::new()),
+        BackendKind::Iptables => Arc::new(IptablesBackend::new()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error("node namespace '{netns}': cannot run {program}: {source}")]
+    Spawn {
+        netns: String,
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("node namespace '{netns}': `{program} {args}` failed ({status}): {stderr}")]
+    Failed {
+        netns: String,
+        program: &'static str,
+        args: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("node namespace '{netns}': cannot read the rules back: {reason}")]
+    Unreadable { netns: String, reason: String },
 }

@@ -1,10 +1,289 @@
-//! `fip-harness bench dataplane`.
+//! `fip-harness bench dataplane`: program N floating IPs on one node with each
+//! backend, move one across nodes, and compare the round-trip time through a
+//! node holding N mappings with one holding 1. Both backends in one run, side
+//! by side, with ratios. Runs in namespaces of its own (a minimal lab).
+//!
+//! Floating IPs come from 198.19.64.0/18 and synthetic pod addresses from
+//! 198.19.128.0/17 (benchmark range), so that 10,000 fit.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fip_harness::calico::{
+    veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint,
+};
+use fip_harness::control::testbed::MiniLab;
+use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
+use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
+use fip_harness::lab::netns::Netns;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Floating IPs on the loaded node.
+    #[arg(long, default_value_t = 10_000)]
+    count: u32,
+    /// Pings per RTT figure (each a new flow, so each goes through the NAT rules).
+    #[arg(long, default_value_t = 40)]
+    pings: usize,
+    /// Moves per move figure.
+    #[arg(long, default_value_t = 6)]
+    moves: usize,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fip-harness bench dataplane` is not built yet")
+fn fip(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 64, 0)) + i))
+}
+
+fn internal(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(
+        u32::from(Ipv4Addr::new(198, 19, 128, 0)) + i,
+    ))
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    if b.is_zero() {
+        "-".into()
+    } else {
+        format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
+    }
+}
+
+fn synthetic_state(count: u32) -> NodeNatState {
+    NodeNatState {
+        dnat: (0..count)
+            .map(|i| DnatMapping {
+                external: fip(i),
+                internal: internal(i),
+            })
+            .collect(),
+        snat: (0..count)
+            .map(|i| SnatMapping {
+                internal: internal(i),
+                external: fip(i),
+            })
+            .collect(),
+    }
+}
+
+fn bench_name(tag: &str) -> String {
+    format!("b{}{tag}", std::process::id() % 100_000)
+}
+
+/// Time to program `count` mappings on a fresh node, then to replace them.
+fn apply_times(kind: BackendKind, count: u32) -> anyhow::Result<(Duration, Duration)> {
+    let name = format!("fiph-{}-apply", bench_name(&kind.to_string()[..1]));
+    let ns = Netns::create(&name)?;
+    let result = (|| {
+        let dataplane = backend(kind);
+        let state = synthetic_state(count);
+        let started = Instant::now();
+        dataplane.apply(&ns, &state)?;
+        let first = started.elapsed();
+        let mut changed = state.clone();
+        changed.dnat[0].internal = internal(count + 1);
+        let started = Instant::now();
+        dataplane.apply(&ns, &changed)?;
+        let again = started.elapsed();
+        anyhow::ensure!(
+            dataplane.read(&ns)?.dnat.len() == count as usize,
+            "read back"
+        );
+        Ok((first, again))
+    })();
+    let _ = Netns::delete(&name);
+    result
+}
+
+/// The textually last floating IP: the last rule Felix's sorted chain reaches.
+fn target_index(count: u32) -> u32 {
+    (0..count).max_by_key(|i| fip(*i).to_string()).unwrap_or(0)
+}
+
+fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
+    let target = target_index(count);
+    let mut endpoints: Vec<WorkloadEndpoint> = (0..count)
+        .filter(|i| *i != target)
+        .map(|i| WorkloadEndpoint {
+            namespace: "default".into(),
+            pod: format!("filler-{i}"),
+            node: "node-0".into(),
+            // Fillers share the real pod's interface: their device routes need a link.
+            interface: web_cali.to_string(),
+            addresses: vec![internal(i)],
+            ip_nats: vec![IpNatPair {
+                internal: internal(i),
+                external: fip(i),
+            }],
+        })
+        .collect();
+    let web = "198.19.0.5".parse().unwrap();
+    let web2 = "198.19.0.70".parse().unwrap();
+    let pair = |internal| {
+        vec![IpNatPair {
+            internal,
+            external: fip(target),
+        }]
+    };
+    endpoints.push(WorkloadEndpoint {
+        namespace: "default".into(),
+        pod: "web".into(),
+        node: "node-0".into(),
+        interface: web_cali.to_string(),
+        addresses: vec![web],
+        ip_nats: if on_web2 { vec![] } else { pair(web) },
+    });
+    endpoints.push(WorkloadEndpoint {
+        namespace: "default".into(),
+        pod: "web2".into(),
+        node: "node-1".into(),
+        interface: veth_name_for_workload("default", "web2"),
+        addresses: vec![web2],
+        ip_nats: if on_web2 { pair(web2) } else { vec![] },
+    });
+    ClusterState {
+        endpoints,
+        cni_floating_ips: true,
+        felix_floating_ips: true,
+        pools: vec![IpPool {
+            name: "fips".into(),
+            cidr: "198.19.64.0/18".parse().unwrap(),
+            block_size: 26,
+            encapsulation: Encapsulation::None,
+            disable_bgp_export: false,
+            nat_outgoing: false,
+            disabled: false,
+        }],
+    }
+}
+
+fn ping_rtts(from: &Netns, to: IpAddr, pings: usize) -> anyhow::Result<Duration> {
+    let mut rtts = Vec::new();
+    for _ in 0..pings {
+        // A new process each time: a new ICMP id, so a new conntrack entry that
+        // goes through the nat chains (an established flow skips them).
+        let out = from
+            .command("ping")
+            .args(["-c1", "-W1", "-n", &to.to_string()])
+            .output()
+            .context("run ping")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(time) = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("time="))
+            .and_then(|t| t.parse::<f64>().ok())
+        {
+            rtts.push(Duration::from_secs_f64(time / 1e3));
+        }
+    }
+    anyhow::ensure!(!rtts.is_empty(), "no ping to {to} got a reply");
+    Ok(median(rtts))
+}
+
+struct LabFigures {
+    moves: Duration,
+    rtt_loaded: Duration,
+    rtt_one: Duration,
+}
+
+fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigures> {
+    let mut lab = MiniLab::new(&bench_name(&format!("l{}", &kind.to_string()[..1])), 2)?;
+    let web_cali = lab.add_pod("web", "node-0", &["198.19.0.5".parse()?])?;
+    lab.add_pod("web2", "node-1", &["198.19.0.70".parse()?])?;
+    let lab = Arc::new(lab);
+    let target = fip(target_index(args.count));
+
+    // One mapping: only the target floating IP.
+    let mut one = ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    let mut single = cluster(args.count, false, &web_cali);
+    single
+        .endpoints
+        .retain(|e| e.pod == "web" || e.pod == "web2");
+    one.update(&single)?;
+    let rtt_one = ping_rtts(lab.member("ext"), target, args.pings)?;
+    one.teardown()?;
+
+    let mut control_loaded =
+        ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    control_loaded.update(&cluster(args.count, false, &web_cali))?;
+    let rtt_loaded = ping_rtts(lab.member("ext"), target, args.pings)?;
+
+    let mut moves = Vec::new();
+    for i in 0..args.moves {
+        let applied = control_loaded.update(&cluster(args.count, i % 2 == 0, &web_cali))?;
+        anyhow::ensure!(applied.changes.nat.len() == 2, "a move touches two nodes");
+        moves.push(applied.elapsed);
+    }
+    control_loaded.teardown()?;
+    Ok(LabFigures {
+        moves: median(moves),
+        rtt_loaded,
+        rtt_one,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    println!(
+        "bench dataplane: {} floating IPs on one node; RTT over {} new flows (median); {} moves (median)",
+        args.count, args.pings, args.moves
+    );
+    let mut applies = Vec::new();
+    let mut labs = Vec::new();
+    for kind in BackendKind::ALL {
+        applies.push(apply_times(kind, args.count).with_context(|| format!("{kind}: apply"))?);
+        labs.push(lab_figures(kind, &args).with_context(|| format!("{kind}: lab figures"))?);
+    }
+    let (nft, ipt) = (0, 1);
+    println!(
+        "{:<44} {:>14} {:>14} {:>10}",
+        "", "nftables", "iptables", "ipt/nft"
+    );
+    let row = |label: &str, a: Duration, b: Duration| {
+        println!(
+            "{label:<44} {:>14} {:>14} {:>10}",
+            ms(a),
+            ms(b),
+            ratio(b, a)
+        );
+    };
+    row(
+        &format!("apply {} mappings (fresh node)", args.count),
+        applies[nft].0,
+        applies[ipt].0,
+    );
+    row("replace them (one changed)", applies[nft].1, applies[ipt].1);
+    row(
+        "move one floating IP (2 nodes + routes)",
+        labs[nft].moves,
+        labs[ipt].moves,
+    );
+    row(
+        "RTT via node with 1 mapping",
+        labs[nft].rtt_one,
+        labs[ipt].rtt_one,
+    );
+    row(
+        &format!("RTT via node with {} mappings", args.count),
+        labs[nft].rtt_loaded,
+        labs[ipt].rtt_loaded,
+    );
+    println!(
+        "{:<44} {:>14} {:>14}",
+        format!("RTT ratio {} / 1", args.count),
+        ratio(labs[nft].rtt_loaded, labs[nft].rtt_one),
+        ratio(labs[ipt].rtt_loaded, labs[ipt].rtt_one)
+    );
+    println!("targets: apply < 500 ms (nftables), move < 20 ms, nftables RTT flat");
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,240 @@
+//! Programming the changes into a lab: NAT transactions and routes on every
+//! member concurrently (one thread each), then the conntrack deletions.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::desired::{
+    desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
+};
+use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
+use super::netlink::{add_routes, del_routes, NetlinkError};
+use crate::dataplane::conntrack::{Conntrack, ConntrackError};
+use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
+use crate::lab::netns::Netns;
+
+/// What the control plane needs from a lab: its members' namespaces and the
+/// nodes' uplink addresses. The lab module implements it for a running lab.
+pub trait LabNamespaces: Send + Sync {
+    /// The namespace of a node, pod, external host or the fabric, by name.
+    fn netns(&self, member: &str) -> Option<Netns>;
+    /// A node's uplink address of one family (`v4` true for IPv4).
+    fn uplink(&self, node: &str, v4: bool) -> Option<IpAddr>;
+    fn nodes(&self) -> Vec<String>;
+    /// The fabric's member name.
+    fn fabric(&self) -> String;
+
+    fn topology(&self) -> Topology {
+        Topology {
+            nodes: self
+                .nodes()
+                .into_iter()
+                .map(|name| NodeUplink {
+                    uplinks: [true, false]
+                        .into_iter()
+                        .filter_map(|v4| self.uplink(&name, v4))
+                        .collect(),
+                    name,
+                })
+                .collect(),
+            fabric: self.fabric(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("lab has no member '{0}'")]
+    UnknownMember(String),
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Conntrack(#[from] ConntrackError),
+    #[error("{} errors while applying: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ControlError>),
+}
+
+/// The outcome of one update.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    pub changes: Changes,
+    pub conflicts: Vec<FipConflict>,
+    /// Conntrack entries deleted.
+    pub conntrack_deleted: usize,
+    /// From the start of the update to the last change applied.
+    pub elapsed: Duration,
+}
+
+/// The Felix + BGP role of one lab.
+pub struct ControlPlane {
+    lab: Arc<dyn LabNamespaces>,
+    dataplane: Arc<dyn Dataplane>,
+    profile: ConntrackProfile,
+    current: DesiredState,
+}
+
+impl ControlPlane {
+    /// A control plane that believes the lab holds nothing yet.
+    pub fn new(
+        lab: Arc<dyn LabNamespaces>,
+        dataplane: Arc<dyn Dataplane>,
+        profile: ConntrackProfile,
+    ) -> Self {
+        Self {
+            lab,
+            dataplane,
+            profile,
+            current: DesiredState::default(),
+        }
+    }
+
+    pub fn current(&self) -> &DesiredState {
+        &self.current
+    }
+
+    /// Bring the lab to what `cluster` asks for, changing only what differs.
+    pub fn update(&mut self, cluster: &ClusterState) -> Result<Applied, ControlError> {
+        let started = Instant::now();
+        let desired = desired_state(cluster, &self.lab.topology());
+        let changes = diff(&self.current, &desired, self.profile);
+        let computed = started.elapsed();
+        let conntrack_deleted = self.apply(&changes)?;
+        tracing::debug!(
+            ?computed,
+            applied = ?started.elapsed() - computed,
+            nodes = changes.nat.len(),
+            "control plane update"
+        );
+        let conflicts = desired.conflicts.clone();
+        self.current = desired;
+        Ok(Applied {
+            changes,
+            conflicts,
+            conntrack_deleted,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Remove the NAT and floating-IP routes from every member.
+    pub fn teardown(&mut self) -> Result<(), ControlError> {
+        let mut errors = Vec::new();
+        for node in self.lab.nodes() {
+            match self.lab.netns(&node) {
+                Some(ns) => {
+                    if let Err(e) = self.dataplane.remove(&ns) {
+                        errors.push(e.into());
+                    }
+                }
+                None => errors.push(ControlError::UnknownMember(node)),
+            }
+        }
+        for (member, routes) in &self.current.routes {
+            let destinations: Vec<IpAddr> = routes.iter().map(|r| r.destination).collect();
+            if let Some(ns) = self.lab.netns(member) {
+                if let Err(e) = del_routes(&ns, &destinations) {
+                    errors.push(e.into());
+                }
+            }
+        }
+        self.current = DesiredState::default();
+        collect(errors)
+    }
+
+    fn member(&self, name: &str) -> Result<Netns, ControlError> {
+        self.lab
+            .netns(name)
+            .ok_or_else(|| ControlError::UnknownMember(name.to_string()))
+    }
+
+    fn apply_member(
+        &self,
+        member: &str,
+        nat: Option<&NodeNatState>,
+        routes: Option<&RouteChange>,
+    ) -> Result<(), ControlError> {
+        let ns = self.member(member)?;
+        let started = Instant::now();
+        if let Some(state) = nat {
+            self.dataplane.apply(&ns, state)?;
+        }
+        tracing::debug!(member, nat = ?started.elapsed(), "member NAT applied");
+        if let Some(change) = routes {
+            if !change.remove.is_empty() {
+                del_routes(&ns, &change.remove)?;
+            }
+            if !change.add.is_empty() {
+                add_routes(&ns, &change.add)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply `changes`: every member concurrently, then conntrack deletions
+    /// (after the new NAT is in place, so a flow's next packet is NATed anew).
+    /// Returns how many conntrack entries went.
+    pub fn apply(&self, changes: &Changes) -> Result<usize, ControlError> {
+        let mut members: Vec<&str> = changes
+            .nat
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(changes.routes.iter().map(|r| r.member.as_str()))
+            .collect();
+        members.sort();
+        members.dedup();
+        let errors: Vec<ControlError> = std::thread::scope(|scope| {
+            let handles: Vec<_> = members
+                .iter()
+                .map(|member| {
+                    let nat = changes
+                        .nat
+                        .iter()
+                        .find(|(n, _)| n == member)
+                        .map(|(_, s)| s);
+                    let routes = changes.routes.iter().find(|r| r.member == *member);
+                    scope.spawn(move || self.apply_member(member, nat, routes))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("member thread").err())
+                .collect()
+        });
+        collect(errors)?;
+
+        let mut deleted = 0;
+        let mut errors = Vec::new();
+        let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
+        nodes.dedup();
+        for node in nodes {
+            let result = self.member(node).and_then(|ns| {
+                let mut conntrack = Conntrack::open(&ns)?;
+                let rules: Vec<_> = changes
+                    .conntrack
+                    .iter()
+                    .filter(|d| d.node == node)
+                    .map(|d| d.matching.clone())
+                    .collect();
+                Ok(conntrack
+                    .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
+                    .len())
+            });
+            match result {
+                Ok(n) => deleted += n,
+                Err(e) => errors.push(e),
+            }
+        }
+        collect(errors)?;
+        Ok(deleted)
+    }
+}
+
+fn collect(mut errors: Vec<ControlError>) -> Result<(), ControlError> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(ControlError::Several(errors)),
+    }
+}

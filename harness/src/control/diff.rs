@@ -1,0 +1,141 @@
+//! Old desired state + new desired state -> the changes to make. Pure.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::desired::DesiredState;
+use super::netlink::FipRoute;
+use crate::dataplane::NodeNatState;
+
+/// What happens to established flows when floating IPs change.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ConntrackProfile {
+    /// Calico: nothing keyed on the floating IP is flushed; only a deleted
+    /// pod's entries go (original or reply source is its address).
+    #[default]
+    Calico,
+    /// Calico's, plus: entries whose original destination is a floating IP
+    /// that moved or was removed are deleted on every node.
+    Strict,
+}
+
+/// Which entries a conntrack deletion takes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConntrackMatch {
+    OrigDst(IpAddr),
+    OrigSrcOrReplySrc(IpAddr),
+}
+
+impl ConntrackMatch {
+    pub fn matches(&self, entry: &crate::dataplane::conntrack::ConntrackEntry) -> bool {
+        match self {
+            ConntrackMatch::OrigDst(a) => entry.orig_dst == *a,
+            ConntrackMatch::OrigSrcOrReplySrc(a) => entry.orig_src == *a || entry.reply_src == *a,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConntrackDeletion {
+    pub node: String,
+    pub matching: ConntrackMatch,
+}
+
+/// One member's route changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteChange {
+    pub member: String,
+    /// Added or replaced (a changed next hop is a replacement).
+    pub add: Vec<FipRoute>,
+    /// Destinations whose route goes.
+    pub remove: Vec<IpAddr>,
+}
+
+/// Everything one update does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// One transaction for each node whose NAT changed, with its whole new state.
+    pub nat: Vec<(String, NodeNatState)>,
+    pub routes: Vec<RouteChange>,
+    pub conntrack: Vec<ConntrackDeletion>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.nat.is_empty() && self.routes.is_empty() && self.conntrack.is_empty()
+    }
+}
+
+/// The changes that take the cluster from `old` to `new`.
+pub fn diff(old: &DesiredState, new: &DesiredState, profile: ConntrackProfile) -> Changes {
+    let mut changes = Changes::default();
+    for (node, state) in &new.nat {
+        if old.nat.get(node) != Some(state) {
+            changes.nat.push((node.clone(), state.clone()));
+        }
+    }
+    for (node, state) in &old.nat {
+        if !new.nat.contains_key(node) && *state != NodeNatState::default() {
+            changes.nat.push((node.clone(), NodeNatState::default()));
+        }
+    }
+
+    let members: BTreeSet<&String> = old.routes.keys().chain(new.routes.keys()).collect();
+    let empty = BTreeSet::new();
+    for member in members {
+        let before = old.routes.get(member).unwrap_or(&empty);
+        let after = new.routes.get(member).unwrap_or(&empty);
+        let add: Vec<FipRoute> = after.difference(before).cloned().collect();
+        let kept: BTreeSet<IpAddr> = after.iter().map(|r| r.destination).collect();
+        let mut remove: Vec<IpAddr> = before
+            .iter()
+            .map(|r| r.destination)
+            .filter(|d| !kept.contains(d))
+            .collect();
+        remove.dedup();
+        if !add.is_empty() || !remove.is_empty() {
+            changes.routes.push(RouteChange {
+                member: member.clone(),
+                add,
+                remove,
+            });
+        }
+    }
+
+    // A pod that went (or left its node): Calico removes its route, and with it
+    // the entries whose original or reply source is the pod's address.
+    for (pod, placement) in &old.pods {
+        if new.pods.get(pod).is_some_and(|p| p == placement) {
+            continue;
+        }
+        for address in &placement.addresses {
+            changes.conntrack.push(ConntrackDeletion {
+                node: placement.node.clone(),
+                matching: ConntrackMatch::OrigSrcOrReplySrc(*address),
+            });
+        }
+    }
+    if profile == ConntrackProfile::Strict {
+        let nodes: Vec<&String> = new.nat.keys().collect();
+        for (external, owner) in &old.owners {
+            if new.owners.get(external) == Some(owner) {
+                continue;
+            }
+            for node in &nodes {
+                changes.conntrack.push(ConntrackDeletion {
+                    node: (*node).clone(),
+                    matching: ConntrackMatch::OrigDst(*external),
+                });
+            }
+        }
+    }
+    changes.conntrack.sort();
+    changes.conntrack.dedup();
+    changes
+}

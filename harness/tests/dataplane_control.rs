@@ -1,0 +1,334 @@
+//! Root tests of the control plane on a minimal lab of real namespaces
+//! (control::testbed): external ping to a floating IP, the loopback case, a
+//! move across nodes, both conntrack profiles, switches off; both backends.
+
+use std::net::IpAddr;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fip_harness::calico::{
+    veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint,
+};
+use fip_harness::control::netlink::list_routes;
+use fip_harness::control::testbed::MiniLab;
+use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
+use fip_harness::dataplane::conntrack::Conntrack;
+use fip_harness::dataplane::{backend, BackendKind};
+use fip_harness::lab::netns::Netns;
+use rstest::rstest;
+
+const FIP: &str = "203.0.113.1";
+const WEB: &str = "198.19.0.5";
+const WEB2: &str = "198.19.0.70";
+const CLIENT: &str = "198.19.0.9";
+const FIP6: &str = "2001:db8:f1::1";
+const WEB6: &str = "2001:db8:1::5";
+const WEB26: &str = "2001:db8:1::70";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A pod's endpoint; each floating IP pairs with the pod address of its family.
+fn endpoint(pod: &str, node: &str, addresses: &[&str], fips: &[&str]) -> WorkloadEndpoint {
+    let addresses: Vec<IpAddr> = addresses.iter().map(|a| ip(a)).collect();
+    WorkloadEndpoint {
+        namespace: "default".into(),
+        pod: pod.into(),
+        node: node.into(),
+        interface: veth_name_for_workload("default", pod),
+        ip_nats: fips
+            .iter()
+            .map(|f| IpNatPair {
+                internal: *addresses
+                    .iter()
+                    .find(|a| a.is_ipv4() == ip(f).is_ipv4())
+                    .expect("pod address of the floating IP's family"),
+                external: ip(f),
+            })
+            .collect(),
+        addresses,
+    }
+}
+
+fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
+    ClusterState {
+        endpoints: vec![
+            endpoint("web", "node-0", &[WEB, WEB6], web_fips),
+            endpoint("web2", "node-1", &[WEB2, WEB26], web2_fips),
+            endpoint("client", "node-0", &[CLIENT], &[]),
+        ],
+        cni_floating_ips: true,
+        felix_floating_ips: true,
+        pools: ["203.0.113.0/24", "2001:db8:f1::/64"]
+            .iter()
+            .map(|cidr| IpPool {
+                name: cidr.to_string(),
+                cidr: cidr.parse().unwrap(),
+                block_size: 26,
+                encapsulation: Encapsulation::None,
+                disable_bgp_export: false,
+                nat_outgoing: false,
+                disabled: false,
+            })
+            .collect(),
+    }
+}
+
+fn lab(tag: &str) -> Arc<MiniLab> {
+    let name = format!("h3{}{tag}", std::process::id() % 100_000);
+    let mut lab = MiniLab::new(&name, 2).expect("mini lab");
+    lab.add_pod("web", "node-0", &[ip(WEB), ip(WEB6)]).unwrap();
+    lab.add_pod("web2", "node-1", &[ip(WEB2), ip(WEB26)])
+        .unwrap();
+    lab.add_pod("client", "node-0", &[ip(CLIENT)]).unwrap();
+    Arc::new(lab)
+}
+
+/// One ping; the address the reply came from, if any.
+fn ping(from: &Netns, to: &str) -> Option<String> {
+    let out = from
+        .command("ping")
+        .args(["-c1", "-W1", "-n", to])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("bytes from"))?;
+    Some(
+        line.split_whitespace()
+            .nth(3)?
+            .trim_end_matches(':')
+            .to_string(),
+    )
+}
+
+/// tcpdump on a pod's eth0, killed (by pid) when dropped.
+struct Capture(Child);
+
+impl Capture {
+    fn start(ns: &Netns) -> Self {
+        let child = ns
+            .command("tcpdump")
+            .args([
+                "-i",
+                "eth0",
+                "-n",
+                "-l",
+                "icmp[icmptype] == icmp-echo or icmp6[icmp6type] == icmp6-echo",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        Capture(child)
+    }
+    /// Stop the capture (SIGINT, by pid, so tcpdump flushes) and return its text.
+    fn finish(mut self) -> String {
+        use std::io::Read;
+        std::thread::sleep(Duration::from_millis(200));
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = self.0.wait();
+        let mut text = String::new();
+        if let Some(mut out) = self.0.stdout.take() {
+            let _ = out.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[rstest]
+#[case::nftables(BackendKind::Nftables, "n")]
+#[case::iptables(BackendKind::Iptables, "i")]
+fn external_host_reaches_the_pod_through_its_floating_ip(
+    #[case] kind: BackendKind,
+    #[case] tag: &str,
+) {
+    let lab = lab(&format!("e{tag}"));
+    let mut control = ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    control.update(&cluster(&[FIP], &[])).unwrap();
+
+    let routes = list_routes(lab.member("fabric")).unwrap();
+    assert_eq!(routes.len(), 1, "{routes:?}");
+
+    let capture = Capture::start(lab.member("web"));
+    assert_eq!(
+        ping(lab.member("ext"), FIP).as_deref(),
+        Some(FIP),
+        "the reply carries the floating IP as its source"
+    );
+    let seen = capture.finish();
+    assert!(
+        seen.contains(&format!("198.18.1.10 > {WEB}: ICMP echo request")),
+        "the pod sees its own address as destination: {seen}"
+    );
+
+    // Loopback: the pod reaches its own floating IP, and sees it as the source.
+    assert_eq!(ping(lab.member("web"), FIP).as_deref(), Some(FIP));
+
+    // Move to web2 on node-1.
+    let applied = control.update(&cluster(&[], &[FIP])).unwrap();
+    assert_eq!(applied.changes.nat.len(), 2);
+    let capture = Capture::start(lab.member("web2"));
+    assert_eq!(ping(lab.member("ext"), FIP).as_deref(), Some(FIP));
+    assert!(capture
+        .finish()
+        .contains(&format!("> {WEB2}: ICMP echo request")));
+
+    // Felix's switch off: no NAT anywhere, the floating IP answers no more.
+    let mut off = cluster(&[], &[FIP]);
+    off.felix_floating_ips = false;
+    control.update(&off).unwrap();
+    assert_eq!(ping(lab.member("ext"), FIP), None);
+    assert!(list_routes(lab.member("fabric")).unwrap().is_empty());
+    control.teardown().unwrap();
+}
+
+/// A continuous ping from a pod on node-0 to the floating IP while it moves
+/// from node-0 to node-1: where do the echo requests go afterwards?
+#[rstest]
+#[case::calico_keeps_the_old_pod(ConntrackProfile::Calico, "c")]
+#[case::strict_reaches_the_new_pod(ConntrackProfile::Strict, "s")]
+fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] tag: &str) {
+    let lab = lab(&format!("m{tag}"));
+    let mut control = ControlPlane::new(lab.clone(), backend(BackendKind::Nftables), profile);
+    control.update(&cluster(&[FIP], &[])).unwrap();
+
+    let mut flow = lab
+        .member("client")
+        .command("ping")
+        .args(["-i", "0.2", "-w", "4", "-n", FIP])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let applied = control.update(&cluster(&[], &[FIP])).unwrap();
+    let web2 = Capture::start(lab.member("web2"));
+    std::thread::sleep(Duration::from_millis(800));
+    let seen_by_web2 = web2.finish();
+    let _ = flow.kill();
+    let _ = flow.wait();
+
+    let mut node0 = Conntrack::open(lab.member("node-0")).unwrap();
+    let to_fip: Vec<_> = node0
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.orig_dst == ip(FIP) && e.orig_src == ip(CLIENT))
+        .collect();
+    match profile {
+        ConntrackProfile::Calico => {
+            assert_eq!(applied.conntrack_deleted, 0);
+            assert!(
+                to_fip.iter().any(|e| e.reply_src == ip(WEB)),
+                "the flow keeps its old DNAT: {to_fip:?}"
+            );
+            assert!(!seen_by_web2.contains(CLIENT), "{seen_by_web2}");
+        }
+        ConntrackProfile::Strict => {
+            assert!(applied.conntrack_deleted >= 1);
+            assert!(to_fip.iter().all(|e| e.reply_src != ip(WEB)), "{to_fip:?}");
+            assert!(
+                seen_by_web2.contains(&format!("{CLIENT} > {WEB2}")),
+                "the flow reaches the new pod: {seen_by_web2}"
+            );
+        }
+    }
+    control.teardown().unwrap();
+}
+
+#[test]
+fn state_command_reads_a_lab_from_its_name() {
+    let lab = lab("st");
+    let mut control = ControlPlane::new(
+        lab.clone(),
+        backend(BackendKind::Iptables),
+        ConntrackProfile::Calico,
+    );
+    control.update(&cluster(&[FIP], &[])).unwrap();
+    assert!(ping(lab.member("ext"), FIP).is_some());
+    let name = lab
+        .member("fabric")
+        .name()
+        .trim_start_matches("fiph-")
+        .trim_end_matches("-fabric")
+        .to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(["state", &name])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let node0 = text
+        .split("== ")
+        .find(|s| s.starts_with("node-0"))
+        .expect(&text);
+    assert!(node0.contains(&format!("DNAT {FIP} -> {WEB}")), "{text}");
+    assert!(
+        node0.contains(&format!(
+            "{FIP}/32 dev {}",
+            veth_name_for_workload("default", "web")
+        )),
+        "{text}"
+    );
+    assert!(
+        node0.contains(&format!("dst={FIP}")),
+        "the ping's entry: {text}"
+    );
+    assert!(
+        node0.contains("-A cali-fip-dnat -d 203.0.113.1/32"),
+        "{text}"
+    );
+    let fabric = text
+        .split("== ")
+        .find(|s| s.starts_with("fabric"))
+        .expect(&text);
+    assert!(
+        fabric.contains(&format!("{FIP}/32 via 198.18.0.10")),
+        "{text}"
+    );
+    control.teardown().unwrap();
+}
+
+#[rstest]
+#[case::nftables(BackendKind::Nftables, "n")]
+#[case::iptables(BackendKind::Iptables, "i")]
+fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[case] tag: &str) {
+    let lab = lab(&format!("v{tag}"));
+    let mut control = ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    control.update(&cluster(&[FIP6], &[])).unwrap();
+
+    let capture = Capture::start(lab.member("web"));
+    assert_eq!(
+        ping(lab.member("ext"), FIP6).as_deref(),
+        Some(FIP6),
+        "the reply carries the floating IP as its source"
+    );
+    let seen = capture.finish();
+    assert!(
+        seen.contains(&format!("2001:db8:fe::10 > {WEB6}: ICMP6, echo request")),
+        "the pod sees its own address as destination: {seen}"
+    );
+    assert_eq!(
+        ping(lab.member("web"), FIP6).as_deref(),
+        Some(FIP6),
+        "loopback"
+    );
+
+    control.update(&cluster(&[], &[FIP6])).unwrap();
+    let capture = Capture::start(lab.member("web2"));
+    assert_eq!(ping(lab.member("ext"), FIP6).as_deref(), Some(FIP6));
+    assert!(capture
+        .finish()
+        .contains(&format!("> {WEB26}: ICMP6, echo request")));
+    control.teardown().unwrap();
+}
