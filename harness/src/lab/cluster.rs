@@ -28,7 +28,7 @@ const NO_DAD: [(&str, &str); 2] = [
 
 /// Nodes forward, filter nothing by reverse path (Calico: loose or off), send and
 /// take no redirects, answer proxy ARP at once, and never hold an address tentative.
-const NODE_SYSCTLS: [(&str, &str); 13] = [
+const NODE_SYSCTLS: [(&str, &str); 12] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv4.conf.all.rp_filter", "0"),
@@ -39,7 +39,6 @@ const NODE_SYSCTLS: [(&str, &str); 13] = [
     ("net.ipv4.conf.default.accept_redirects", "0"),
     ("net.ipv6.conf.all.accept_redirects", "0"),
     ("net.ipv6.conf.default.proxy_ndp", "1"),
-    ("net.ipv4.neigh.default.proxy_delay", "0"),
     NO_DAD[0],
     NO_DAD[1],
 ];
@@ -375,6 +374,7 @@ impl Lab {
         for (i, node) in self.nodes.iter().enumerate() {
             let families = families.clone();
             steps.push(Box::pin(async move {
+                node.member.link_up(IFINDEX_ETH0, UPLINK).await?;
                 for family in &families {
                     let (gateway, prefix) = segment_gateway(*family, false);
                     node.member
@@ -402,6 +402,7 @@ impl Lab {
         for (j, external) in self.externals.iter().enumerate() {
             let families = families.clone();
             steps.push(Box::pin(async move {
+                external.link_up(IFINDEX_ETH0, UPLINK).await?;
                 for family in &families {
                     let (gateway, prefix) = segment_gateway(*family, true);
                     external
@@ -507,11 +508,40 @@ impl Lab {
                 .map(|(node, pod)| self.wire_pod(&self.nodes[*node].member, pod)),
         )
         .await;
+        let mut by_node: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (node, pod) in &wired {
+            by_node
+                .entry(*node)
+                .or_default()
+                .push(pod.spec.interface.clone());
+        }
         // Keep even pods whose wiring failed, so teardown and remove_pod know them.
         for (_, pod) in wired {
             self.pods.insert(pod.spec.name.clone(), pod);
         }
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        // Proxy ARP answers at once only with proxy_delay 0 (Calico sets it per
+        // interface). Netlink cannot set it here, so one short thread per node
+        // writes it for all of that node's new interfaces.
+        let node_jobs: Vec<(Netns, Vec<String>)> = by_node
+            .into_iter()
+            .map(|(node, interfaces)| (self.nodes[node].member.netns.clone(), interfaces))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            node_jobs.iter().try_for_each(|(netns, interfaces)| {
+                let keys: Vec<String> = interfaces
+                    .iter()
+                    .map(|i| format!("net.ipv4.neigh.{i}.proxy_delay"))
+                    .collect();
+                let settings: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "0")).collect();
+                netns.sysctls(&settings)
+            })
+        })
+        .await
+        .map_err(|_| LabError::Panicked {
+            lab: lab.clone(),
+            what: "setting proxy_delay",
+        })??;
         Ok(())
     }
 
@@ -559,6 +589,7 @@ impl Lab {
         let pod_side = async {
             let member = &pod.member;
             member.link_up(IFINDEX_LO, "lo").await?;
+            member.link_up(IFINDEX_ETH0, UPLINK).await?;
             for address in &pod.spec.addresses {
                 let family = Family::of(address);
                 member

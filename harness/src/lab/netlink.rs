@@ -121,8 +121,10 @@ impl Member {
             .map_err(self.fail(format!("create bridge {name}")))
     }
 
-    /// Create a veth pair with this end here and the peer directly in `peer_ns`,
-    /// both up, each with a fixed ifindex; the pair never touches the host namespace.
+    /// Create a veth pair with this end (up) here and the peer directly in
+    /// `peer_ns`, each with a fixed ifindex; the pair never touches the host
+    /// namespace. The peer cannot come up in the same request (veth_open fails
+    /// with ENOTCONN before the pair is joined): its namespace sets it up.
     pub(crate) async fn add_veth(
         &self,
         local: VethEnd<'_>,
@@ -132,8 +134,7 @@ impl Member {
         let mut peer_builder = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer.name)
             .index(peer.index)
-            .setns_by_fd(peer_ns.file().as_raw_fd())
-            .up();
+            .setns_by_fd(peer_ns.file().as_raw_fd());
         if let Some(mac) = peer.mac {
             peer_builder = peer_builder.address(mac.to_vec());
         }
