@@ -185,6 +185,14 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
             sysctl(&lab, "node-0", &format!("net.ipv6.conf.{cali_a}.proxy_ndp")),
             "1"
         );
+        assert_eq!(
+            sysctl(
+                &lab,
+                "node-0",
+                &format!("net.ipv4.neigh.{cali_a}.proxy_delay")
+            ),
+            "0"
+        );
         assert_eq!(sysctl(&lab, "node-0", "net.ipv4.conf.eth0.proxy_arp"), "0");
         assert_eq!(
             sysctl(&lab, "node-0", "net.ipv4.conf.all.send_redirects"),

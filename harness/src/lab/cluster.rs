@@ -185,6 +185,7 @@ impl Lab {
             });
         }
         let rt = tokio::runtime::Handle::current();
+        let started = std::time::Instant::now();
         let before = HostSnapshot::take()
             .await
             .map_err(|e| LabError::NotContained {
@@ -229,7 +230,9 @@ impl Lab {
         let mut jobs = vec![job(fabric_ns, &FABRIC_SYSCTLS)];
         jobs.extend(node_ns.into_iter().map(|n| job(n, &NODE_SYSCTLS)));
         jobs.extend(ext_ns.into_iter().map(|n| job(n, &NO_DAD)));
+        tracing::debug!(lab = %lab, "host snapshot + record in {:?}", started.elapsed());
         let mut members = create(&rt, jobs).await?.into_iter();
+        tracing::debug!(lab = %lab, "namespaces created at {:?}", started.elapsed());
         let fabric = members.next().expect("fabric member");
         let nodes: Vec<NodeState> = spec
             .nodes
@@ -256,6 +259,7 @@ impl Lab {
         // From here the Lab's own Drop cleans up.
         guard.armed = false;
         lab_value.wire().await?;
+        tracing::debug!(lab = %lab, "wired at {:?}", started.elapsed());
 
         let after = HostSnapshot::take()
             .await
@@ -263,6 +267,7 @@ impl Lab {
                 lab: lab.clone(),
                 what: e.to_string(),
             })?;
+        tracing::debug!(lab = %lab, "host checked at {:?}", started.elapsed());
         let leaks = before.lab_made_changes(&after, &lab_ranges(&lab_value.spec));
         if !leaks.is_empty() {
             return Err(LabError::NotContained {
@@ -469,11 +474,13 @@ impl Lab {
         self.record.pods.extend(pods.iter().map(|p| p.name.clone()));
         self.record.write()?;
 
+        let started = std::time::Instant::now();
         let members = create(
             &self.rt,
             names.iter().map(|n| job(n.clone(), &NO_DAD)).collect(),
         )
         .await;
+        tracing::debug!(lab = %lab, pods = pods.len(), "pod namespaces created in {:?}", started.elapsed());
         let members = match members {
             Ok(m) => m,
             Err(e) => {
@@ -508,40 +515,12 @@ impl Lab {
                 .map(|(node, pod)| self.wire_pod(&self.nodes[*node].member, pod)),
         )
         .await;
-        let mut by_node: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for (node, pod) in &wired {
-            by_node
-                .entry(*node)
-                .or_default()
-                .push(pod.spec.interface.clone());
-        }
+        tracing::debug!(lab = %lab, "pods wired in {:?}", started.elapsed());
         // Keep even pods whose wiring failed, so teardown and remove_pod know them.
         for (_, pod) in wired {
             self.pods.insert(pod.spec.name.clone(), pod);
         }
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
-        // Proxy ARP answers at once only with proxy_delay 0 (Calico sets it per
-        // interface). Netlink cannot set it here, so one short thread per node
-        // writes it for all of that node's new interfaces.
-        let node_jobs: Vec<(Netns, Vec<String>)> = by_node
-            .into_iter()
-            .map(|(node, interfaces)| (self.nodes[node].member.netns.clone(), interfaces))
-            .collect();
-        tokio::task::spawn_blocking(move || {
-            node_jobs.iter().try_for_each(|(netns, interfaces)| {
-                let keys: Vec<String> = interfaces
-                    .iter()
-                    .map(|i| format!("net.ipv4.neigh.{i}.proxy_delay"))
-                    .collect();
-                let settings: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "0")).collect();
-                netns.sysctls(&settings)
-            })
-        })
-        .await
-        .map_err(|_| LabError::Panicked {
-            lab: lab.clone(),
-            what: "setting proxy_delay",
-        })??;
         Ok(())
     }
 
@@ -574,36 +553,48 @@ impl Lab {
             &pod.member.netns,
         )
         .await?;
+        // Requests on one socket are handled in the order sent, so each side's
+        // steps go out together instead of waiting for each answer in turn.
         let node_side = async {
-            node.set_proxy_arp(pod.host_ifindex, interface).await?;
-            try_join_all(pod.spec.addresses.iter().map(|address| {
-                node.replace_route(Route::dev(
+            let mut steps: Vec<futures::future::BoxFuture<'_, Result<(), LabError>>> = vec![
+                Box::pin(node.set_proxy_arp(pod.host_ifindex, interface)),
+                Box::pin(node.set_proxy_delay_zero(pod.host_ifindex, interface)),
+            ];
+            for address in &pod.spec.addresses {
+                steps.push(Box::pin(node.replace_route(Route::dev(
                     *address,
                     Family::of(address).host_prefix(),
                     pod.host_ifindex,
-                ))
-            }))
-            .await?;
-            Ok::<(), LabError>(())
+                ))));
+            }
+            try_join_all(steps).await
         };
         let pod_side = async {
             let member = &pod.member;
-            member.link_up(IFINDEX_LO, "lo").await?;
-            member.link_up(IFINDEX_ETH0, UPLINK).await?;
+            let mut steps: Vec<futures::future::BoxFuture<'_, Result<(), LabError>>> = vec![
+                Box::pin(member.link_up(IFINDEX_LO, "lo")),
+                Box::pin(member.link_up(IFINDEX_ETH0, UPLINK)),
+            ];
             for address in &pod.spec.addresses {
                 let family = Family::of(address);
-                member
-                    .add_address(IFINDEX_ETH0, *address, family.host_prefix(), UPLINK)
-                    .await?;
+                steps.push(Box::pin(member.add_address(
+                    IFINDEX_ETH0,
+                    *address,
+                    family.host_prefix(),
+                    UPLINK,
+                )));
+            }
+            for address in &pod.spec.addresses {
+                let family = Family::of(address);
                 let mut route = match family {
                     Family::V4 => Route::via(default_of(family), 0, POD_GATEWAY_V4.into()),
                     Family::V6 => Route::via(default_of(family), 0, POD_GATEWAY_V6.into()),
                 };
                 route.dev = Some(IFINDEX_ETH0);
                 route.onlink = family == Family::V4;
-                member.replace_route(route).await?;
+                steps.push(Box::pin(member.replace_route(route)));
             }
-            Ok::<(), LabError>(())
+            try_join_all(steps).await
         };
         futures::try_join!(node_side, pod_side)?;
         Ok(())
