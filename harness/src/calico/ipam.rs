@@ -30,6 +30,14 @@ impl IpFamily {
         }
     }
 
+    /// Prefix length of one address of the family (a /32 or /128 route).
+    pub fn host_prefix(self) -> u8 {
+        match self {
+            IpFamily::V4 => 32,
+            IpFamily::V6 => 128,
+        }
+    }
+
     fn of_net(net: &IpNet) -> Self {
         IpFamily::of(&net.addr())
     }

@@ -4,29 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Which address family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub fn of(address: &IpAddr) -> Self {
-        if address.is_ipv4() {
-            Self::V4
-        } else {
-            Self::V6
-        }
-    }
-
-    pub fn host_prefix(self) -> u8 {
-        match self {
-            Self::V4 => 32,
-            Self::V6 => 128,
-        }
-    }
-}
+/// Address families are Calico's.
+pub use crate::calico::IpFamily as Family;
 
 /// The fabric's address on the nodes segment (`br-nodes`).
 pub const FABRIC_NODES_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

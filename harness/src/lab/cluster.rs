@@ -826,6 +826,13 @@ impl Lab {
         &self.record.namespaces
     }
 
+    /// Leave the lab running after this handle goes: its namespaces and registry
+    /// record stay, and `fip-harness down` removes it later by name.
+    pub fn keep(mut self) {
+        self.torn_down = true;
+        super::signals::forget(&self.spec.name);
+    }
+
     /// Remove the lab: every namespace pin and the registry record. Keeps going
     /// after errors and returns them all.
     pub fn teardown(mut self) -> Result<(), LabError> {

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::calico::{self, IpFamily, Ipam, PodRequest, WorkloadEndpoint};
 use crate::check::{self, AddressBook, CheckLine, MigrationFigures};
-use crate::control::{ControlPlane, ControlSettings};
-use crate::dataplane::BackendKind;
+use crate::control::{ClusterState, ControlPlane, LabNamespaces};
+use crate::dataplane::{self, BackendKind};
+use crate::lab::netns::Netns;
+use crate::lab::spec::FABRIC;
 use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec, PodSpec};
 use crate::report::{MigrationReport, Outcome, ScenarioResult, StepResult};
 use crate::scenario::{
@@ -148,6 +150,7 @@ struct ScenarioRun<'a> {
     lab: Lab,
     engine: TrafficEngine,
     control: ControlPlane,
+    backend: BackendKind,
     ipam: Ipam,
     /// Live pods (scenario view, with their current annotations).
     pods: BTreeMap<String, Pod>,
@@ -158,7 +161,6 @@ struct ScenarioRun<'a> {
     /// Which pod receives each floating IP now.
     owners: BTreeMap<IpAddr, String>,
     options: RunOptions,
-    kept: bool,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -207,17 +209,18 @@ impl<'a> ScenarioRun<'a> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let control = ControlPlane::new(ControlSettings {
-            backend,
+        let members = LabMembers::of(&lab, &cluster.nodes)?;
+        let control = ControlPlane::new(
+            std::sync::Arc::new(members),
+            dataplane::backend(backend),
             profile,
-            nat_enabled: cluster.nat_programmed(),
-            pools: cluster.pools.clone(),
-        });
+        );
         Ok(ScenarioRun {
             scenario,
             lab,
             engine,
             control,
+            backend,
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
@@ -225,7 +228,6 @@ impl<'a> ScenarioRun<'a> {
             moves: Vec::new(),
             owners: BTreeMap::new(),
             options: options.clone(),
-            kept: false,
         })
     }
 
@@ -425,14 +427,28 @@ impl<'a> ScenarioRun<'a> {
     /// Hand the current endpoints to the control plane and note any floating IP
     /// whose receiving pod changed.
     async fn sync_control(&mut self) -> Result<(), String> {
-        let endpoints: Vec<WorkloadEndpoint> = self.endpoints.values().cloned().collect();
-        let applied = self
-            .control
-            .update(&self.lab, &endpoints)
-            .await
+        let cluster = &self.scenario.cluster;
+        let state = ClusterState {
+            endpoints: self.endpoints.values().cloned().collect(),
+            cni_floating_ips: cluster.cni_features().floating_ips,
+            felix_floating_ips: cluster.felix_floating_ips.is_enabled(),
+            pools: cluster.pools.clone(),
+        };
+        // The applier runs its per-node transactions on threads of its own and
+        // waits for them: keep this worker free for the traffic meanwhile.
+        let applied = tokio::task::block_in_place(|| self.control.update(&state))
             .map_err(|e| format!("control plane: {e}"))?;
+        for conflict in &applied.conflicts {
+            tracing::info!(?conflict, "several pods claim one floating IP");
+        }
         let at_unix_ns = now_unix_ns();
-        let owners = applied.owners;
+        let owners: BTreeMap<IpAddr, String> = self
+            .control
+            .current()
+            .owners
+            .iter()
+            .map(|(ip, owner)| (*ip, owner.pod.clone()))
+            .collect();
         for (floating_ip, pod) in &owners {
             if self.owners.get(floating_ip) != Some(pod) {
                 self.moves.push(Move {
@@ -648,11 +664,11 @@ impl<'a> ScenarioRun<'a> {
             }),
             Some(MemberKind::Node) => self
                 .lab
-                .node_uplink(name, family.into())
+                .node_uplink(name, family)
                 .map_err(|e| e.to_string())?,
             Some(MemberKind::External) => self
                 .lab
-                .external_address(name, family.into())
+                .external_address(name, family)
                 .map_err(|e| e.to_string())?,
             Some(MemberKind::Fabric) | None => None,
         };
@@ -669,11 +685,11 @@ impl<'a> ScenarioRun<'a> {
                 .unwrap_or_default(),
             Some(MemberKind::Node) => [IpFamily::V4, IpFamily::V6]
                 .into_iter()
-                .filter_map(|f| self.lab.node_uplink(sender, f.into()).ok().flatten())
+                .filter_map(|f| self.lab.node_uplink(sender, f).ok().flatten())
                 .collect(),
             Some(MemberKind::External) => [IpFamily::V4, IpFamily::V6]
                 .into_iter()
-                .filter_map(|f| self.lab.external_address(sender, f.into()).ok().flatten())
+                .filter_map(|f| self.lab.external_address(sender, f).ok().flatten())
                 .collect(),
             _ => return Err(format!("`{sender}` is not a pod, node or external host")),
         };
@@ -692,12 +708,17 @@ impl<'a> ScenarioRun<'a> {
         let root = self.options.report_dir.as_ref()?;
         let dir = root
             .join(&self.scenario.name)
-            .join(self.control.backend().to_string())
+            .join(self.backend.to_string())
             .join(format!("step-{}", index + 1));
-        let members: Vec<(String, crate::lab::netns::Netns)> = self
-            .lab
-            .members()
-            .filter_map(|name| Some((name.clone(), self.lab.netns(&name).ok()?.clone())))
+        let cluster = &self.scenario.cluster;
+        let members: Vec<(String, Netns)> = std::iter::once(FABRIC.to_string())
+            .chain(cluster.nodes.iter().cloned())
+            .chain(cluster.externals.iter().cloned())
+            .chain(self.pods.keys().cloned())
+            .filter_map(|name| {
+                let netns = self.lab.netns(&name).ok()?.clone();
+                Some((name, netns))
+            })
             .collect();
         let mut bundle = diagnostics::write_bundle(&dir, &members);
         if bundle.is_ok() {
@@ -707,8 +728,8 @@ impl<'a> ScenarioRun<'a> {
                     tracing::warn!(%error, pod, "could not write pcap");
                 }
             }
-            if let Ok(state) = self.control.describe(&self.lab) {
-                let _ = std::fs::write(dir.join("control-plane.txt"), state);
+            if let Ok(state) = serde_json::to_string_pretty(self.control.current()) {
+                let _ = std::fs::write(dir.join("control-plane.json"), state);
             }
         }
         match bundle.as_mut() {
@@ -720,8 +741,7 @@ impl<'a> ScenarioRun<'a> {
         }
     }
 
-    fn keep(mut self) {
-        self.kept = true;
+    fn keep(self) {
         self.lab.keep();
     }
 
@@ -789,4 +809,55 @@ fn now_unix_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The lab as the control plane sees it: the nodes' and the fabric's
+/// namespaces and the nodes' uplink addresses, which never change while the
+/// lab lives.
+struct LabMembers {
+    nodes: Vec<(String, Netns, Vec<IpAddr>)>,
+    fabric: Netns,
+}
+
+impl LabMembers {
+    fn of(lab: &Lab, nodes: &[String]) -> Result<Self, String> {
+        let mut members = Vec::new();
+        for node in nodes {
+            let netns = lab.netns(node).map_err(|e| e.to_string())?.clone();
+            let uplinks = [IpFamily::V4, IpFamily::V6]
+                .into_iter()
+                .filter_map(|family| lab.node_uplink(node, family).ok().flatten())
+                .collect();
+            members.push((node.clone(), netns, uplinks));
+        }
+        Ok(LabMembers {
+            nodes: members,
+            fabric: lab.netns(FABRIC).map_err(|e| e.to_string())?.clone(),
+        })
+    }
+}
+
+impl LabNamespaces for LabMembers {
+    fn netns(&self, member: &str) -> Option<Netns> {
+        if member == FABRIC {
+            return Some(self.fabric.clone());
+        }
+        self.nodes
+            .iter()
+            .find(|(name, _, _)| name == member)
+            .map(|(_, netns, _)| netns.clone())
+    }
+
+    fn uplink(&self, node: &str, v4: bool) -> Option<IpAddr> {
+        let (_, _, uplinks) = self.nodes.iter().find(|(name, _, _)| name == node)?;
+        uplinks.iter().copied().find(|a| a.is_ipv4() == v4)
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|(name, _, _)| name.clone()).collect()
+    }
+
+    fn fabric(&self) -> String {
+        FABRIC.to_string()
+    }
 }

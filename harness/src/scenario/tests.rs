@@ -40,7 +40,7 @@ fn defaults() {
     assert_eq!(s.backends.len(), 2);
     assert_eq!(
         s.profiles,
-        vec![ConntrackProfile::Calico, ConntrackProfile::Strict]
+        vec![ConntrackProfile::Calico]
     );
     assert_eq!(s.cluster.pools.len(), 1, "default IPv4 pool");
     assert_eq!(s.cluster.pools[0].cidr.to_string(), "198.19.0.0/16");

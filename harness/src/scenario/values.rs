@@ -290,14 +290,8 @@ impl<'de> Deserialize<'de> for Delivery {
 /// Traffic kinds the harness sends: the traffic engine's own.
 pub use crate::traffic::Protocol;
 
-/// Connection-tracking profile of the floating-IP NAT: `calico` keeps existing
-/// flows on the old pod after a move (as Calico does), `strict` flushes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ConntrackProfile {
-    Calico,
-    Strict,
-}
+/// Connection-tracking profile of the floating-IP NAT: the control plane's own.
+pub use crate::control::ConntrackProfile;
 
 #[cfg(test)]
 mod tests {
