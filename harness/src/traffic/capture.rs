@@ -113,7 +113,7 @@ impl Capture {
                         let (pkttype, index) = from.link();
                         // Frames queued before bind() may come from other links.
                         if index == ifindex {
-                            batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING as u8));
+                            batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING));
                         }
                     })
                     .await;
