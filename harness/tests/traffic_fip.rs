@@ -191,3 +191,65 @@ async fn port_unreachable_quotes_the_floating_ip() {
         assert!(error.token.is_some());
     }
 }
+
+/// The responders' raw sockets are what keeps this SCTP- and GRE-less kernel
+/// from answering "protocol unreachable": with the pod's responders removed, the
+/// pod's kernel says so, about the floating IP as the sender knows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_responders_the_pod_kernel_reports_protocol_unreachable() {
+    let (_bed, engine) = setup("pr").await;
+    engine.remove_endpoint("pod").await.unwrap();
+    for protocol in [Protocol::Gre, Protocol::Sctp] {
+        let mut spec = ProbeSpec::new("client", FLOATING_V4.into(), protocol);
+        spec.count = 2;
+        let outcome = engine.probe(spec).await.unwrap();
+        assert!(outcome.replies.is_empty(), "{outcome:#?}");
+        assert!(!outcome.icmp_errors.is_empty(), "{protocol}: {outcome:#?}");
+        for error in &outcome.icmp_errors {
+            assert_eq!(
+                (error.icmp_type, error.icmp_code),
+                (3, 2),
+                "protocol unreachable"
+            );
+            assert_eq!(error.reporter, IpAddr::from(FLOATING_V4));
+            assert_eq!(error.quoted_dst, IpAddr::from(FLOATING_V4));
+        }
+    }
+}
+
+/// A 1 ms stream keeps sending while the test does other things; stopping it
+/// returns every sent probe's reply and where each was delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_stream_at_1ms_is_fully_attributed() {
+    let (_bed, engine) = setup("st").await;
+    let mut spec = StreamSpec::new(
+        "client",
+        FLOATING_V4.into(),
+        Protocol::Icmp,
+        Duration::from_millis(1),
+    );
+    spec.step = 4;
+    let stream = engine.start_stream(spec).await.unwrap();
+    // Meanwhile another step probes the same floating IP.
+    let probe = engine
+        .probe(ProbeSpec::new("client", FLOATING_V4.into(), Protocol::Gre))
+        .await
+        .unwrap();
+    assert_eq!(probe.replies.len(), 3);
+    let outcome = stream.stop().await.unwrap();
+
+    assert!(outcome.sent > 0);
+    let sent: BTreeSet<u32> = (0..outcome.sent).collect();
+    let replied: BTreeSet<u32> = outcome.replies.iter().map(|r| r.token.seq).collect();
+    assert_eq!(replied, sent, "lost: {}", outcome.lost());
+    assert!(outcome
+        .replies
+        .iter()
+        .all(|r| r.src == IpAddr::from(FLOATING_V4) && r.token.step == 4));
+    let delivered: BTreeSet<u32> = outcome.deliveries.iter().map(|o| o.token.seq).collect();
+    assert_eq!(delivered, sent);
+    assert!(outcome
+        .deliveries
+        .iter()
+        .all(|o| o.endpoint == "pod" && o.dst == IpAddr::from(POD_V4)));
+}

@@ -118,12 +118,12 @@ impl EndpointSpec {
 struct Endpoint {
     spec: EndpointSpec,
     capture: Option<Arc<Capture>>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.get_mut().unwrap().iter() {
             task.abort();
         }
     }
@@ -307,7 +307,7 @@ impl TrafficEngine {
         let endpoint = Arc::new(Endpoint {
             spec,
             capture,
-            tasks,
+            tasks: Mutex::new(tasks),
         });
         let mut endpoints = self.shared.endpoints.lock().unwrap();
         if endpoints.contains_key(&name) {
@@ -318,14 +318,22 @@ impl TrafficEngine {
     }
 
     /// Stop an endpoint's responders and capture (its frames are dropped).
-    pub fn remove_endpoint(&self, name: &str) -> Result<(), TrafficError> {
-        self.shared
+    /// Returns once their sockets are closed, so the namespace's kernel answers
+    /// GRE and SCTP itself again (protocol unreachable) from then on.
+    pub async fn remove_endpoint(&self, name: &str) -> Result<(), TrafficError> {
+        let endpoint = self
+            .shared
             .endpoints
             .lock()
             .unwrap()
             .remove(name)
-            .map(drop)
-            .ok_or_else(|| TrafficError::UnknownEndpoint(name.into()))
+            .ok_or_else(|| TrafficError::UnknownEndpoint(name.into()))?;
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *endpoint.tasks.lock().unwrap());
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        Ok(())
     }
 
     pub fn endpoint_names(&self) -> Vec<String> {
