@@ -109,6 +109,21 @@ async fn tcp_echo_through_floating_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sctp_association_through_floating_ipv6() {
+    through_floating_ip("s6", Protocol::Sctp, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_echo_through_floating_ipv6() {
+    through_floating_ip("u6", Protocol::Udp, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_echo_through_floating_ipv6() {
+    through_floating_ip("t6", Protocol::Tcp, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sctp_handshake_steps_are_all_answered() {
     let (_bed, engine) = setup("sh").await;
     let outcome = engine
