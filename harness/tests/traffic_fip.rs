@@ -268,3 +268,26 @@ async fn icmp_stream_at_1ms_is_fully_attributed() {
         .iter()
         .all(|o| o.endpoint == "pod" && o.dst == IpAddr::from(POD_V4)));
 }
+
+/// An ICMP error from a router on the way (the node has no route to the
+/// target) is attributed to the probe by the token in its quote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_from_the_node_is_attributed_to_the_probe() {
+    let (_bed, engine) = setup("nr").await;
+    let nowhere: IpAddr = "192.0.2.99".parse().unwrap();
+    let mut spec = ProbeSpec::new("client", nowhere, Protocol::Gre);
+    spec.count = 2;
+    let outcome = engine.probe(spec).await.unwrap();
+    assert!(outcome.replies.is_empty());
+    let seqs: BTreeSet<u32> = outcome
+        .icmp_errors
+        .iter()
+        .filter_map(|e| e.token.map(|t| t.seq))
+        .collect();
+    assert_eq!(seqs, (0..2).collect(), "{outcome:#?}");
+    for error in &outcome.icmp_errors {
+        assert_eq!(error.icmp_type, 3, "destination unreachable");
+        assert_eq!(error.reporter, "198.18.1.1".parse::<IpAddr>().unwrap());
+        assert_eq!(error.quoted_dst, nowhere);
+    }
+}

@@ -191,8 +191,12 @@ pub struct ProbeOutcome {
     pub sent: u32,
     pub replies: Vec<ReplyObservation>,
     pub duplicates: u32,
+    /// Sends the kernel refused (e.g. no route); they count in `sent` and as lost.
+    pub send_errors: u32,
     pub icmp_errors: Vec<IcmpErrorObservation>,
-    /// Observations at captured endpoints of packets carrying this probe's token.
+    /// Observations at captured endpoints of packets carrying this probe's
+    /// token: requests, echoes and ICMP errors (see `protocol`); SCTP's closing
+    /// HEARTBEAT carries sequence number `u32::MAX`.
     pub deliveries: Vec<Observation>,
     /// SCTP association events at the sender (INIT sent, INIT ACK from ..., ...).
     pub sctp_events: Vec<String>,
@@ -538,6 +542,7 @@ impl TrafficEngine {
             sent: result.sent,
             replies: result.replies,
             duplicates: result.duplicates,
+            send_errors: result.send_errors,
             icmp_errors: result.icmp_errors,
             deliveries,
             sctp_events,
@@ -615,6 +620,7 @@ mod tests {
             sent: 6,
             replies: Vec::new(),
             duplicates: 0,
+            send_errors: 0,
             icmp_errors: Vec::new(),
             // Out of order on purpose, seq 2 lost during the move.
             deliveries: vec![
