@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use fip_harness::traffic::testbed::{
-    FipTestbed, CLIENT_V4, FLOATING_V4, FLOATING_V6, POD_V4, POD_V6,
+    FipTestbed, CLIENT_V4, FLOATING_V4, FLOATING_V6, POD2_V4, POD_V4, POD_V6,
 };
 use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, StreamSpec, TrafficEngine};
 
@@ -290,4 +290,71 @@ async fn unreachable_from_the_node_is_attributed_to_the_probe() {
         assert_eq!(error.reporter, "198.18.1.1".parse::<IpAddr>().unwrap());
         assert_eq!(error.quoted_dst, nowhere);
     }
+}
+
+/// A 1 ms stream runs while the floating IP moves from one pod to the other;
+/// its outcome says at which sequence number delivery switched, and every reply
+/// still came from the floating IP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_shows_the_moment_delivery_moves_to_another_pod() {
+    let (bed, engine) = setup("mv").await;
+    engine
+        .add_endpoint(EndpointSpec::pod(
+            "pod2",
+            bed.pod2.clone(),
+            vec![IpAddr::V4(POD2_V4)],
+            "eth0",
+        ))
+        .await
+        .unwrap();
+    bed.stateless_floating_ip_to(POD_V4).unwrap();
+    let stream = engine
+        .start_stream(StreamSpec::new(
+            "client",
+            FLOATING_V4.into(),
+            Protocol::Icmp,
+            Duration::from_millis(1),
+        ))
+        .await
+        .unwrap();
+    seen_at(&engine, "pod", 20).await;
+    bed.stateless_floating_ip_to(POD2_V4).unwrap();
+    seen_at(&engine, "pod2", 20).await;
+    let outcome = stream.stop().await.unwrap();
+
+    let switches = outcome.delivery_switches();
+    assert_eq!(switches.len(), 1, "{switches:#?}");
+    assert_eq!(
+        (switches[0].from.as_str(), switches[0].to.as_str()),
+        ("pod", "pod2")
+    );
+    for seen in &outcome.deliveries {
+        let expected = if seen.endpoint == "pod" {
+            POD_V4
+        } else {
+            POD2_V4
+        };
+        assert_eq!(seen.dst, IpAddr::from(expected));
+        if seen.endpoint == "pod" {
+            assert!(seen.token.seq < switches[0].seq);
+        }
+    }
+    assert!(!outcome.replies.is_empty());
+    assert!(outcome
+        .replies
+        .iter()
+        .all(|r| r.src == IpAddr::from(FLOATING_V4)));
+}
+
+/// Wait until `endpoint` has seen `n` probe packets (a generous cap only turns
+/// a broken path into a failure instead of a hang).
+async fn seen_at(engine: &TrafficEngine, endpoint: &str, n: usize) {
+    let waiting = async {
+        while engine.observations(|o| o.endpoint == endpoint).len() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{endpoint} never saw {n} probes"));
 }
