@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use fip_harness::traffic::testbed::{
-    FipTestbed, CLIENT_V4, FLOATING_V4, FLOATING_V6, POD_V4, POD_V6,
+    FipTestbed, CLIENT_V4, FLOATING_V4, FLOATING_V6, POD2_V4, POD_V4, POD_V6,
 };
 use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, StreamSpec, TrafficEngine};
 
@@ -109,6 +109,21 @@ async fn tcp_echo_through_floating_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sctp_association_through_floating_ipv6() {
+    through_floating_ip("s6", Protocol::Sctp, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_echo_through_floating_ipv6() {
+    through_floating_ip("u6", Protocol::Udp, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_echo_through_floating_ipv6() {
+    through_floating_ip("t6", Protocol::Tcp, FLOATING_V6.into(), POD_V6.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sctp_handshake_steps_are_all_answered() {
     let (_bed, engine) = setup("sh").await;
     let outcome = engine
@@ -190,4 +205,156 @@ async fn port_unreachable_quotes_the_floating_ip() {
         assert_eq!(error.quoted_src, IpAddr::from(CLIENT_V4));
         assert!(error.token.is_some());
     }
+}
+
+/// The responders' raw sockets are what keeps this SCTP- and GRE-less kernel
+/// from answering "protocol unreachable": with the pod's responders removed, the
+/// pod's kernel says so, about the floating IP as the sender knows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_responders_the_pod_kernel_reports_protocol_unreachable() {
+    let (_bed, engine) = setup("pr").await;
+    engine.remove_endpoint("pod").await.unwrap();
+    for protocol in [Protocol::Gre, Protocol::Sctp] {
+        let mut spec = ProbeSpec::new("client", FLOATING_V4.into(), protocol);
+        spec.count = 2;
+        let outcome = engine.probe(spec).await.unwrap();
+        assert!(outcome.replies.is_empty(), "{outcome:#?}");
+        assert!(!outcome.icmp_errors.is_empty(), "{protocol}: {outcome:#?}");
+        for error in &outcome.icmp_errors {
+            assert_eq!(
+                (error.icmp_type, error.icmp_code),
+                (3, 2),
+                "protocol unreachable"
+            );
+            assert_eq!(error.reporter, IpAddr::from(FLOATING_V4));
+            assert_eq!(error.quoted_dst, IpAddr::from(FLOATING_V4));
+        }
+    }
+}
+
+/// A 1 ms stream keeps sending while the test does other things; stopping it
+/// returns every sent probe's reply and where each was delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_stream_at_1ms_is_fully_attributed() {
+    let (_bed, engine) = setup("st").await;
+    let mut spec = StreamSpec::new(
+        "client",
+        FLOATING_V4.into(),
+        Protocol::Icmp,
+        Duration::from_millis(1),
+    );
+    spec.step = 4;
+    let stream = engine.start_stream(spec).await.unwrap();
+    // Meanwhile another step probes the same floating IP.
+    let probe = engine
+        .probe(ProbeSpec::new("client", FLOATING_V4.into(), Protocol::Gre))
+        .await
+        .unwrap();
+    assert_eq!(probe.replies.len(), 3);
+    let outcome = stream.stop().await.unwrap();
+
+    assert!(outcome.sent > 0);
+    let sent: BTreeSet<u32> = (0..outcome.sent).collect();
+    let replied: BTreeSet<u32> = outcome.replies.iter().map(|r| r.token.seq).collect();
+    assert_eq!(replied, sent, "lost: {}", outcome.lost());
+    assert!(outcome
+        .replies
+        .iter()
+        .all(|r| r.src == IpAddr::from(FLOATING_V4) && r.token.step == 4));
+    let delivered: BTreeSet<u32> = outcome.deliveries.iter().map(|o| o.token.seq).collect();
+    assert_eq!(delivered, sent);
+    assert!(outcome
+        .deliveries
+        .iter()
+        .all(|o| o.endpoint == "pod" && o.dst == IpAddr::from(POD_V4)));
+}
+
+/// An ICMP error from a router on the way (the node has no route to the
+/// target) is attributed to the probe by the token in its quote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_from_the_node_is_attributed_to_the_probe() {
+    let (_bed, engine) = setup("nr").await;
+    let nowhere: IpAddr = "192.0.2.99".parse().unwrap();
+    let mut spec = ProbeSpec::new("client", nowhere, Protocol::Gre);
+    spec.count = 2;
+    let outcome = engine.probe(spec).await.unwrap();
+    assert!(outcome.replies.is_empty());
+    let seqs: BTreeSet<u32> = outcome
+        .icmp_errors
+        .iter()
+        .filter_map(|e| e.token.map(|t| t.seq))
+        .collect();
+    assert_eq!(seqs, (0..2).collect(), "{outcome:#?}");
+    for error in &outcome.icmp_errors {
+        assert_eq!(error.icmp_type, 3, "destination unreachable");
+        assert_eq!(error.reporter, "198.18.1.1".parse::<IpAddr>().unwrap());
+        assert_eq!(error.quoted_dst, nowhere);
+    }
+}
+
+/// A 1 ms stream runs while the floating IP moves from one pod to the other;
+/// its outcome says at which sequence number delivery switched, and every reply
+/// still came from the floating IP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_shows_the_moment_delivery_moves_to_another_pod() {
+    let (bed, engine) = setup("mv").await;
+    engine
+        .add_endpoint(EndpointSpec::pod(
+            "pod2",
+            bed.pod2.clone(),
+            vec![IpAddr::V4(POD2_V4)],
+            "eth0",
+        ))
+        .await
+        .unwrap();
+    bed.stateless_floating_ip_to(POD_V4).unwrap();
+    let stream = engine
+        .start_stream(StreamSpec::new(
+            "client",
+            FLOATING_V4.into(),
+            Protocol::Icmp,
+            Duration::from_millis(1),
+        ))
+        .await
+        .unwrap();
+    seen_at(&engine, "pod", 20).await;
+    bed.stateless_floating_ip_to(POD2_V4).unwrap();
+    seen_at(&engine, "pod2", 20).await;
+    let outcome = stream.stop().await.unwrap();
+
+    let switches = outcome.delivery_switches();
+    assert_eq!(switches.len(), 1, "{switches:#?}");
+    assert_eq!(
+        (switches[0].from.as_str(), switches[0].to.as_str()),
+        ("pod", "pod2")
+    );
+    for seen in &outcome.deliveries {
+        let expected = if seen.endpoint == "pod" {
+            POD_V4
+        } else {
+            POD2_V4
+        };
+        assert_eq!(seen.dst, IpAddr::from(expected));
+        if seen.endpoint == "pod" {
+            assert!(seen.token.seq < switches[0].seq);
+        }
+    }
+    assert!(!outcome.replies.is_empty());
+    assert!(outcome
+        .replies
+        .iter()
+        .all(|r| r.src == IpAddr::from(FLOATING_V4)));
+}
+
+/// Wait until `endpoint` has seen `n` probe packets (a generous cap only turns
+/// a broken path into a failure instead of a hang).
+async fn seen_at(engine: &TrafficEngine, endpoint: &str, n: usize) {
+    let waiting = async {
+        while engine.observations(|o| o.endpoint == endpoint).len() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{endpoint} never saw {n} probes"));
 }

@@ -28,7 +28,7 @@ use super::TrafficError;
 const SNAPLEN: usize = 512;
 /// Frames kept per interface before the oldest step's are the ones that count:
 /// beyond this, new frames are only counted, to bound memory in long runs.
-const MAX_FRAMES: usize = 2_000_000;
+const MAX_FRAMES: usize = 1_000_000;
 
 #[derive(Clone, Debug)]
 pub struct CapturedFrame {
@@ -113,7 +113,7 @@ impl Capture {
                         let (pkttype, index) = from.link();
                         // Frames queued before bind() may come from other links.
                         if index == ifindex {
-                            batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING as u8));
+                            batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING));
                         }
                     })
                     .await;

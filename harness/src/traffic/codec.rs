@@ -1,10 +1,12 @@
 //! The few header layouts the traffic engine reads and writes: IP headers as raw
 //! sockets and AF_PACKET deliver them, ICMP echo and errors, GRE (RFC 2784/2890)
-//! and SCTP (RFC 9260) packets with their chunks. Kept minimal and owned here so
-//! the engine does not wait for `wire/`; it can switch to `wire`'s Packet/Repr
-//! views once they land, the byte layouts are the same.
+//! and SCTP (RFC 9260) packets with their chunks. GRE headers and SCTP framing
+//! and CRC32c are `wire`'s; what stays here is the engine's owned, raw view of
+//! SCTP chunks, which the association state machines read and build.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::wire::{gre, sctp, ChecksumPolicy};
 
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
@@ -15,7 +17,7 @@ pub const PROTO_SCTP: u8 = 132;
 
 /// GRE protocol types of our echo: IEEE 802 "local experimental" EtherTypes, so
 /// dissectors show the payload as data instead of decoding it as an inner packet.
-pub const GRE_PROTO_REQUEST: u16 = 0x88b5;
+pub const GRE_PROTO_REQUEST: u16 = gre::PROTOCOL_HARNESS_ECHO;
 pub const GRE_PROTO_REPLY: u16 = 0x88b6;
 
 /// An IP packet's addresses, protocol and payload.
@@ -188,73 +190,29 @@ pub struct GreHeader {
 }
 
 pub fn emit_gre(header: &GreHeader, payload: &[u8]) -> Vec<u8> {
-    let mut flags: u16 = 0;
-    if header.checksum {
-        flags |= 0x8000;
+    gre::Repr {
+        checksum: header.checksum,
+        key: header.key,
+        sequence: header.seq,
+        protocol: header.protocol,
     }
-    if header.key.is_some() {
-        flags |= 0x2000;
-    }
-    if header.seq.is_some() {
-        flags |= 0x1000;
-    }
-    let mut out = Vec::with_capacity(16 + payload.len());
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&header.protocol.to_be_bytes());
-    if header.checksum {
-        out.extend_from_slice(&[0; 4]);
-    }
-    if let Some(key) = header.key {
-        out.extend_from_slice(&key.to_be_bytes());
-    }
-    if let Some(seq) = header.seq {
-        out.extend_from_slice(&seq.to_be_bytes());
-    }
-    out.extend_from_slice(payload);
-    if header.checksum {
-        let sum = inet_checksum(&out, 0);
-        out[4..6].copy_from_slice(&sum.to_be_bytes());
-    }
-    out
+    .to_bytes(payload)
 }
 
 /// Parse a version-0 GRE header; returns the header and the payload. A packet
 /// with a wrong checksum is refused.
 pub fn parse_gre(buf: &[u8]) -> Option<(GreHeader, &[u8])> {
-    if buf.len() < 4 {
-        return None;
-    }
-    let flags = u16::from_be_bytes([buf[0], buf[1]]);
-    if flags & 0x0007 != 0 {
-        return None;
-    }
-    let protocol = u16::from_be_bytes([buf[2], buf[3]]);
-    let checksum = flags & 0x8000 != 0;
-    let mut at = 4;
-    if checksum {
-        if buf.len() < at + 4 || inet_checksum(buf, 0) != 0 {
-            return None;
-        }
-        at += 4;
-    }
-    let mut word = |present: bool| -> Option<Option<u32>> {
-        if !present {
-            return Some(None);
-        }
-        let value = u32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?);
-        at += 4;
-        Some(Some(value))
-    };
-    let key = word(flags & 0x2000 != 0)?;
-    let seq = word(flags & 0x1000 != 0)?;
+    let packet = gre::Packet::new_checked(buf).ok()?;
+    let repr = gre::Repr::parse(&packet, ChecksumPolicy::Verify).ok()?;
+    let payload = &buf[repr.header_len()..];
     Some((
         GreHeader {
-            checksum,
-            key,
-            seq,
-            protocol,
+            checksum: repr.checksum,
+            key: repr.key,
+            seq: repr.sequence,
+            protocol: repr.protocol,
         },
-        &buf[at..],
+        payload,
     ))
 }
 
@@ -426,62 +384,43 @@ impl Chunk {
 }
 
 impl SctpPacket {
+    /// Framing, padding and CRC32c come from `wire::sctp`; chunks travel as raw
+    /// (type, flags, value) so the typed helpers above stay the engine's own.
     pub fn emit(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            12 + self
+        sctp::Repr {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            verification_tag: self.vtag,
+            chunks: self
                 .chunks
                 .iter()
-                .map(|c| (4 + c.value.len()).next_multiple_of(4))
-                .sum::<usize>(),
-        );
-        out.extend_from_slice(&self.src_port.to_be_bytes());
-        out.extend_from_slice(&self.dst_port.to_be_bytes());
-        out.extend_from_slice(&self.vtag.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
-        for chunk in &self.chunks {
-            out.push(chunk.kind);
-            out.push(chunk.flags);
-            out.extend_from_slice(&((4 + chunk.value.len()) as u16).to_be_bytes());
-            out.extend_from_slice(&chunk.value);
-            out.resize(out.len().next_multiple_of(4), 0);
+                .map(|c| sctp::ChunkRepr::Other {
+                    chunk_type: c.kind,
+                    flags: c.flags,
+                    value: &c.value,
+                })
+                .collect(),
         }
-        // CRC32c is transmitted least significant byte first (RFC 9260 appendix A),
-        // which is how Linux stores it too.
-        let crc = crc32c::crc32c(&out);
-        out[8..12].copy_from_slice(&crc.to_le_bytes());
-        out
+        .to_bytes()
+        .expect("an SCTP packet of raw chunks always fits its own buffer")
     }
 
     /// Parse and verify the checksum; a packet with a bad one is refused, as a
     /// real endpoint would.
     pub fn parse(buf: &[u8]) -> Option<SctpPacket> {
-        if buf.len() < 12 {
+        let packet = sctp::Packet::new_checked(buf).ok()?;
+        if !packet.verify_checksum() {
             return None;
         }
-        let stored = u32::from_le_bytes(buf[8..12].try_into().ok()?);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&buf[..8]), &[0; 4]);
-        let crc = crc32c::crc32c_append(crc, &buf[12..]);
-        if crc != stored {
-            return None;
-        }
-        let mut chunks = Vec::new();
-        let mut at = 12;
-        while at + 4 <= buf.len() {
-            let len = be16(buf, at + 2)? as usize;
-            if len < 4 || at + len > buf.len() {
-                return None;
-            }
-            chunks.push(Chunk::new(
-                buf[at],
-                buf[at + 1],
-                buf[at + 4..at + len].to_vec(),
-            ));
-            at += len.next_multiple_of(4);
-        }
+        let chunks = packet
+            .chunks()
+            .map(|chunk| chunk.map(|c| Chunk::new(c.raw_type(), c.flags(), c.value().to_vec())))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
         Some(SctpPacket {
-            src_port: be16(buf, 0)?,
-            dst_port: be16(buf, 2)?,
-            vtag: be32(buf, 4)?,
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            vtag: packet.verification_tag(),
             chunks,
         })
     }

@@ -104,6 +104,17 @@ impl EndpointSpec {
         }
     }
 
+    /// A node: sends probes; captures on `interface` when given (e.g. its uplink).
+    pub fn node(name: &str, netns: Netns, interface: Option<&str>) -> Self {
+        Self {
+            name: name.into(),
+            netns,
+            kind: EndpointKind::Node,
+            addresses: Vec::new(),
+            interface: interface.map(Into::into),
+        }
+    }
+
     pub fn external(name: &str, netns: Netns) -> Self {
         Self {
             name: name.into(),
@@ -118,12 +129,12 @@ impl EndpointSpec {
 struct Endpoint {
     spec: EndpointSpec,
     capture: Option<Arc<Capture>>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.get_mut().unwrap().iter() {
             task.abort();
         }
     }
@@ -180,16 +191,51 @@ pub struct ProbeOutcome {
     pub sent: u32,
     pub replies: Vec<ReplyObservation>,
     pub duplicates: u32,
+    /// Sends the kernel refused (e.g. no route); they count in `sent` and as lost.
+    pub send_errors: u32,
     pub icmp_errors: Vec<IcmpErrorObservation>,
-    /// Observations at captured endpoints of packets carrying this probe's token.
+    /// Observations at captured endpoints of packets carrying this probe's
+    /// token: requests, echoes and ICMP errors (see `protocol`); SCTP's closing
+    /// HEARTBEAT carries sequence number `u32::MAX`.
     pub deliveries: Vec<Observation>,
     /// SCTP association events at the sender (INIT sent, INIT ACK from ..., ...).
     pub sctp_events: Vec<String>,
 }
 
+/// Delivery moved from one endpoint to another between two consecutive
+/// sequence numbers of a stream (a floating IP moving between pods).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverySwitch {
+    /// First sequence number delivered to `to`.
+    pub seq: u32,
+    pub from: String,
+    pub to: String,
+    pub at_unix_ns: u64,
+}
+
 impl ProbeOutcome {
     pub fn lost(&self) -> u32 {
         self.sent.saturating_sub(self.replies.len() as u32)
+    }
+
+    /// Where delivery changed endpoint, in sequence order (requests only: the
+    /// observations of this probe's own protocol with a sent sequence number).
+    pub fn delivery_switches(&self) -> Vec<DeliverySwitch> {
+        let mut seen: Vec<&Observation> = self
+            .deliveries
+            .iter()
+            .filter(|o| o.protocol == self.protocol && o.token.seq < self.sent)
+            .collect();
+        seen.sort_by_key(|o| (o.token.seq, o.at_unix_ns));
+        seen.windows(2)
+            .filter(|pair| pair[0].endpoint != pair[1].endpoint)
+            .map(|pair| DeliverySwitch {
+                seq: pair[1].token.seq,
+                from: pair[0].endpoint.clone(),
+                to: pair[1].endpoint.clone(),
+                at_unix_ns: pair[1].at_unix_ns,
+            })
+            .collect()
     }
 }
 
@@ -307,7 +353,7 @@ impl TrafficEngine {
         let endpoint = Arc::new(Endpoint {
             spec,
             capture,
-            tasks,
+            tasks: Mutex::new(tasks),
         });
         let mut endpoints = self.shared.endpoints.lock().unwrap();
         if endpoints.contains_key(&name) {
@@ -318,14 +364,22 @@ impl TrafficEngine {
     }
 
     /// Stop an endpoint's responders and capture (its frames are dropped).
-    pub fn remove_endpoint(&self, name: &str) -> Result<(), TrafficError> {
-        self.shared
+    /// Returns once their sockets are closed, so the namespace's kernel answers
+    /// GRE and SCTP itself again (protocol unreachable) from then on.
+    pub async fn remove_endpoint(&self, name: &str) -> Result<(), TrafficError> {
+        let endpoint = self
+            .shared
             .endpoints
             .lock()
             .unwrap()
             .remove(name)
-            .map(drop)
-            .ok_or_else(|| TrafficError::UnknownEndpoint(name.into()))
+            .ok_or_else(|| TrafficError::UnknownEndpoint(name.into()))?;
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *endpoint.tasks.lock().unwrap());
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        Ok(())
     }
 
     pub fn endpoint_names(&self) -> Vec<String> {
@@ -488,6 +542,7 @@ impl TrafficEngine {
             sent: result.sent,
             replies: result.replies,
             duplicates: result.duplicates,
+            send_errors: result.send_errors,
             icmp_errors: result.icmp_errors,
             deliveries,
             sctp_events,
@@ -530,5 +585,61 @@ impl TrafficEngine {
                 .await)
         });
         Ok(StreamHandle { stop, task })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(endpoint: &str, seq: u32) -> Observation {
+        Observation {
+            endpoint: endpoint.into(),
+            namespace: format!("fiph-l-{endpoint}"),
+            interface: "eth0".into(),
+            src: "198.18.1.10".parse().unwrap(),
+            dst: "198.19.0.5".parse().unwrap(),
+            protocol: Protocol::Icmp,
+            token: Token {
+                lab: 1,
+                step: 1,
+                probe: 1,
+                seq,
+            },
+            at_unix_ns: 1000 + seq as u64,
+        }
+    }
+
+    #[test]
+    fn finds_where_delivery_moved_between_pods() {
+        let outcome = ProbeOutcome {
+            probe: 1,
+            from: "ext".into(),
+            to: "203.0.113.10".parse().unwrap(),
+            protocol: Protocol::Icmp,
+            sent: 6,
+            replies: Vec::new(),
+            duplicates: 0,
+            send_errors: 0,
+            icmp_errors: Vec::new(),
+            // Out of order on purpose, seq 2 lost during the move.
+            deliveries: vec![
+                seen("b", 4),
+                seen("a", 0),
+                seen("a", 1),
+                seen("b", 3),
+                seen("b", 5),
+            ],
+            sctp_events: Vec::new(),
+        };
+        assert_eq!(
+            outcome.delivery_switches(),
+            vec![DeliverySwitch {
+                seq: 3,
+                from: "a".into(),
+                to: "b".into(),
+                at_unix_ns: 1003
+            }]
+        );
     }
 }

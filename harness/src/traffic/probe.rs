@@ -665,6 +665,26 @@ pub(crate) struct DriveResult {
     pub replies: Vec<ReplyObservation>,
     pub icmp_errors: Vec<IcmpErrorObservation>,
     pub duplicates: u32,
+    pub send_errors: u32,
+}
+
+/// A failed send (no route, buffer refused) still uses its sequence number and
+/// counts as sent and lost, so a broken path cannot spin the sender.
+fn record_send(
+    result: &mut DriveResult,
+    sent_at: &mut Vec<Instant>,
+    answered: &mut Vec<bool>,
+    outstanding: &mut usize,
+    ok: bool,
+) {
+    sent_at.push(Instant::now());
+    answered.push(!ok);
+    result.sent += 1;
+    if ok {
+        *outstanding += 1;
+    } else {
+        result.send_errors += 1;
+    }
 }
 
 pub(crate) async fn drive(
@@ -698,12 +718,14 @@ pub(crate) async fn drive(
         // Free-running: fill the window before waiting for replies.
         if more && window_open && ticker.is_none() {
             let seq = result.sent;
-            if transport.send(seq).await.is_ok() {
-                sent_at.push(Instant::now());
-                answered.push(false);
-                result.sent += 1;
-                outstanding += 1;
-            }
+            let ok = transport.send(seq).await.is_ok();
+            record_send(
+                &mut result,
+                &mut sent_at,
+                &mut answered,
+                &mut outstanding,
+                ok,
+            );
             continue;
         }
         let stalled_at = last_progress + pace.timeout;
@@ -751,12 +773,8 @@ pub(crate) async fn drive(
             }
             _ = async { ticker.as_mut().unwrap().tick().await }, if more && window_open && ticker.is_some() => {
                 let seq = result.sent;
-                if transport.send(seq).await.is_ok() {
-                    sent_at.push(Instant::now());
-                    answered.push(false);
-                    result.sent += 1;
-                    outstanding += 1;
-                }
+                let ok = transport.send(seq).await.is_ok();
+                record_send(&mut result, &mut sent_at, &mut answered, &mut outstanding, ok);
             }
             changed = async { stop.as_mut().unwrap().changed().await }, if stop.is_some() && !stopping => {
                 if changed.is_err() || *stop.as_ref().unwrap().borrow() {

@@ -139,11 +139,11 @@ pub(crate) struct AsyncSock {
 
 /// What `recvfrom` said about the sender: the address, and for AF_PACKET the
 /// packet type (`PACKET_OUTGOING` for frames the namespace sent) and ifindex.
-pub(crate) struct From {
+pub(crate) struct Source {
     pub storage: libc::sockaddr_storage,
 }
 
-impl From {
+impl Source {
     pub fn ip(&self) -> Option<IpAddr> {
         ip_from(&self.storage)
     }
@@ -198,7 +198,7 @@ impl AsyncSock {
         }
     }
 
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, From)> {
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Source)> {
         // SAFETY: all-zero is a valid sockaddr_storage.
         let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -216,7 +216,7 @@ impl AsyncSock {
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
-            Ok(((n as usize).min(buf.len()), From { storage }))
+            Ok(((n as usize).min(buf.len()), Source { storage }))
         }
     }
 
@@ -226,7 +226,7 @@ impl AsyncSock {
         &self,
         buf: &mut [u8],
         max: usize,
-        mut on_packet: impl FnMut(&[u8], &From),
+        mut on_packet: impl FnMut(&[u8], &Source),
     ) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;

@@ -25,6 +25,10 @@ pub const FLOATING_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const FLOATING_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 0x10);
 pub const POD_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 5);
 pub const POD_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 5);
+/// A second pod on its own segment (node `p1` 198.19.1.1/24, 2001:db8:2::1/64),
+/// for moves.
+pub const POD2_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 1, 6);
+pub const POD2_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 6);
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfe, 0, 0, 0, 0, 0x10);
 
@@ -45,6 +49,7 @@ pub struct FipTestbed {
     pub client: Netns,
     pub node: Netns,
     pub pod: Netns,
+    pub pod2: Netns,
     names: Vec<String>,
 }
 
@@ -57,9 +62,10 @@ impl Drop for FipTestbed {
 }
 
 impl FipTestbed {
-    /// Build the topology for lab `lab` (namespaces `fiph-<lab>-{client,node,pod}`).
+    /// Build the topology for lab `lab` (namespaces
+    /// `fiph-<lab>-{client,node,pod,pod2}`); the floating IP leads to `pod`.
     pub async fn create(lab: &str) -> Result<FipTestbed, TestbedError> {
-        let names: Vec<String> = ["client", "node", "pod"]
+        let names: Vec<String> = ["client", "node", "pod", "pod2"]
             .iter()
             .map(|n| format!("fiph-{lab}-{n}"))
             .collect();
@@ -68,12 +74,18 @@ impl FipTestbed {
         for name in &names {
             guard.0.push(Netns::create(name)?);
         }
-        let (client, node, pod) = (guard.0[0].clone(), guard.0[1].clone(), guard.0[2].clone());
+        let (client, node, pod, pod2) = (
+            guard.0[0].clone(),
+            guard.0[1].clone(),
+            guard.0[2].clone(),
+            guard.0[3].clone(),
+        );
         let bed = FipTestbed {
             lab: lab.into(),
             client,
             node,
             pod,
+            pod2,
             names: names.clone(),
         };
         // From here the testbed's own Drop cleans up.
@@ -95,7 +107,7 @@ impl FipTestbed {
             ("net.ipv6.conf.all.accept_dad", "0"),
             ("net.ipv6.conf.default.accept_dad", "0"),
         ];
-        for ns in [&self.client, &self.node, &self.pod] {
+        for ns in [&self.client, &self.node, &self.pod, &self.pod2] {
             ns.sysctls(&settings)?;
         }
         self.node.sysctls(&[
@@ -111,6 +123,9 @@ impl FipTestbed {
         node.veth("p0", "eth0", &self.pod)
             .await
             .map_err(|e| self.fail("veth p0", e))?;
+        node.veth("p1", "eth0", &self.pod2)
+            .await
+            .map_err(|e| self.fail("veth p1", e))?;
         let v4 = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
         let v6 = |s: &str| IpAddr::V6(s.parse::<Ipv6Addr>().unwrap());
         node.setup_link(
@@ -125,6 +140,12 @@ impl FipTestbed {
         )
         .await
         .map_err(|e| self.fail("node p0", e))?;
+        node.setup_link(
+            "p1",
+            &[(v4([198, 19, 1, 1]), 24), (v6("2001:db8:2::1"), 64)],
+        )
+        .await
+        .map_err(|e| self.fail("node p1", e))?;
         let gateways = [
             (
                 &self.client,
@@ -139,6 +160,13 @@ impl FipTestbed {
                 IpAddr::V6(POD_V6),
                 [198, 19, 0, 1],
                 "2001:db8:1::1",
+            ),
+            (
+                &self.pod2,
+                IpAddr::V4(POD2_V4),
+                IpAddr::V6(POD2_V6),
+                [198, 19, 1, 1],
+                "2001:db8:2::1",
             ),
         ];
         for (ns, a4, a6, gw4, gw6) in gateways {
@@ -162,6 +190,32 @@ impl FipTestbed {
              ip6 daddr {FLOATING_V6} dnat to {POD_V6}\n }}\n}}\n"
         );
         self.nft(&ruleset)
+    }
+
+    /// Switch the IPv4 floating IP to stateless translation towards `pod`
+    /// (untracked; destination rewritten on the way in, source on the way
+    /// out), so that a later call moves even a running flow at once: a stand-in
+    /// for a move plus conntrack cleanup, to exercise streams.
+    pub fn stateless_floating_ip_to(&self, pod: Ipv4Addr) -> Result<(), TestbedError> {
+        self.nft(&format!(
+            "delete table ip fiph_fip
+             table ip fiph_fip {{
+              chain raw {{
+   type filter hook prerouting priority raw;
+                   ip daddr {FLOATING_V4} notrack
+   ip saddr {{ {POD_V4}, {POD2_V4} }} notrack
+ }}
+              chain pre {{
+   type filter hook prerouting priority mangle;
+                   ip daddr {FLOATING_V4} ip daddr set {pod}
+ }}
+              chain post {{
+   type filter hook postrouting priority mangle;
+                   ip saddr {pod} ip daddr {CLIENT_V4} ip saddr set {FLOATING_V4}
+ }}
+             }}
+"
+        ))
     }
 
     /// Load an nft ruleset in the node namespace.

@@ -1,10 +1,207 @@
-//! `fip-harness bench traffic`.
+//! `fip-harness bench traffic`: round trips per second through one floating IP
+//! (sent, NATed, answered and attributed by token) for ICMP, GRE and SCTP DATA,
+//! with `ping -f` over the same path as the reference.
 
+use std::net::IpAddr;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use fip_harness::traffic::testbed::{FipTestbed, FLOATING_V4, POD_V4};
+use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Round trips per protocol.
+    #[arg(long, default_value_t = 100_000)]
+    count: u32,
+    /// Probes in flight at once.
+    #[arg(long, default_value_t = 128)]
+    window: u32,
+    /// Echo requests `ping -f` sends for the reference figure.
+    #[arg(long, default_value_t = 20_000)]
+    ping_count: u32,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fip-harness bench traffic` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(bench(args))
+}
+
+struct Figure {
+    protocol: Protocol,
+    sent: u32,
+    answered: usize,
+    delivered: usize,
+    elapsed: Duration,
+}
+
+impl Figure {
+    fn rate(&self) -> f64 {
+        self.answered as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<ExitCode> {
+    let lab = format!("bt{}", std::process::id() % 100_000);
+    let bed = FipTestbed::create(&lab)
+        .await
+        .context("building the benchmark topology")?;
+    let engine = TrafficEngine::new(&lab);
+    engine
+        .add_endpoint(EndpointSpec::pod(
+            "pod",
+            bed.pod.clone(),
+            vec![IpAddr::V4(POD_V4)],
+            "eth0",
+        ))
+        .await?;
+    engine
+        .add_endpoint(EndpointSpec::external("client", bed.client.clone()))
+        .await?;
+    let floating = IpAddr::V4(FLOATING_V4);
+    println!(
+        "path: client -> node (nft DNAT {FLOATING_V4} -> {POD_V4}) -> pod, capture on pod eth0, \
+         {} round trips each, window {}",
+        args.count, args.window
+    );
+    let mut figures = Vec::new();
+    for (step, protocol) in [Protocol::Icmp, Protocol::Gre, Protocol::Sctp]
+        .into_iter()
+        .enumerate()
+    {
+        let step = step as u32 + 1;
+        engine.begin_step(step);
+        let mut spec = ProbeSpec::new("client", floating, protocol);
+        spec.count = args.count;
+        spec.interval = Duration::ZERO;
+        spec.window = args.window;
+        spec.step = step;
+        spec.payload_len = 32;
+        spec.collect_deliveries = false;
+        let started = Instant::now();
+        let outcome = engine.probe(spec).await?;
+        // The SCTP figure includes its handshake and shutdown, a few ms.
+        let elapsed = started.elapsed();
+        let attributed = outcome
+            .replies
+            .iter()
+            .filter(|r| r.src == floating && r.token.step == step)
+            .count();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let delivered = engine
+            .deliveries(outcome.probe)
+            .iter()
+            .filter(|o| o.dst == IpAddr::V4(POD_V4) && o.token.seq < outcome.sent)
+            .count();
+        if let Ok(capture) = engine.capture("pod") {
+            capture.forget_before(step + 1);
+        }
+        let figure = Figure {
+            protocol,
+            sent: outcome.sent,
+            answered: attributed,
+            delivered,
+            elapsed,
+        };
+        println!(
+            "{:<5} sent {:>7}  answered+attributed {:>7}  seen at pod {:>7}  in {:>6.3} s  = {:>8.0} round trips/s",
+            protocol.to_string(),
+            figure.sent,
+            figure.answered,
+            figure.delivered,
+            figure.elapsed.as_secs_f64(),
+            figure.rate()
+        );
+        figures.push(figure);
+    }
+
+    let ping = ping_flood(&bed, args.ping_count)?;
+    println!(
+        "ping -f -c {}: {} received in {:.3} s = {:.0} round trips/s (reference)",
+        args.ping_count,
+        ping.received,
+        ping.elapsed.as_secs_f64(),
+        ping.rate()
+    );
+    for figure in &figures {
+        println!(
+            "ratio {:<5} / ping -f = {:.2}",
+            figure.protocol.to_string(),
+            figure.rate() / ping.rate()
+        );
+    }
+    drop(engine);
+    drop(bed);
+    let target = 20_000.0;
+    let met = figures.iter().all(|f| f.rate() >= target);
+    println!(
+        "target >= {target:.0} round trips/s each: {}",
+        if met { "met" } else { "NOT met" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+struct PingFigure {
+    received: u64,
+    elapsed: Duration,
+}
+
+impl PingFigure {
+    fn rate(&self) -> f64 {
+        self.received as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn ping_flood(bed: &FipTestbed, count: u32) -> anyhow::Result<PingFigure> {
+    let out = bed
+        .client
+        .command("ping")
+        .args([
+            "-f",
+            "-q",
+            "-n",
+            "-c",
+            &count.to_string(),
+            &FLOATING_V4.to_string(),
+        ])
+        .output()
+        .context("running ping -f (Debian package iputils-ping) in the client namespace")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_ping_summary(&text).with_context(|| {
+        format!(
+            "unexpected ping output:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `N packets transmitted, M received, ..., time Tms`.
+fn parse_ping_summary(text: &str) -> anyhow::Result<PingFigure> {
+    let re = regex::Regex::new(r"(\d+) packets transmitted, (\d+) received.*time (\d+)ms")?;
+    let Some(caps) = re.captures(text) else {
+        bail!("no ping summary line");
+    };
+    Ok(PingFigure {
+        received: caps[2].parse()?,
+        elapsed: Duration::from_millis(caps[3].parse()?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_iputils_summary() {
+        let text = "--- 203.0.113.10 ping statistics ---\n\
+            20000 packets transmitted, 19998 received, 0.01% packet loss, time 1520ms\n\
+            rtt min/avg/max/mdev = 0.010/0.030/0.500/0.010 ms, ipg/ewma 0.076/0.031 ms\n";
+        let figure = parse_ping_summary(text).unwrap();
+        assert_eq!(figure.received, 19_998);
+        assert_eq!(figure.elapsed, Duration::from_millis(1520));
+    }
 }
