@@ -477,7 +477,20 @@ impl Lab {
         let started = std::time::Instant::now();
         let members = create(
             &self.rt,
-            names.iter().map(|n| job(n.clone(), &NO_DAD)).collect(),
+            pods.iter()
+                .zip(&names)
+                // Only IPv6 needs its addresses usable at once.
+                .map(|(p, n)| {
+                    job(
+                        n.clone(),
+                        if p.addresses.iter().any(IpAddr::is_ipv6) {
+                            &NO_DAD
+                        } else {
+                            &[]
+                        },
+                    )
+                })
+                .collect(),
         )
         .await;
         tracing::debug!(lab = %lab, pods = pods.len(), "pod namespaces created in {:?}", started.elapsed());
