@@ -486,3 +486,33 @@ fn sigkilled_bring_up_leaves_nothing_after_down_all() {
     let gained: Vec<_> = host_links().difference(&before).cloned().collect();
     assert!(gained.is_empty(), "host namespace gained links {gained:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_lab_outlives_its_value_and_down_removes_it_by_name() {
+    use_test_run_dir();
+    let before = host_links();
+    let name = lab_name("k");
+    let mut lab = Lab::build(small(&name, 2)).await.unwrap();
+    lab.add_pods(&one_pod_per_node(2)).await.unwrap();
+    let namespaces = lab.namespaces().to_vec();
+    lab.keep();
+    // Still wired with no Lab value: reach a pod through its pinned namespace.
+    let pod = Netns::open(&fip_harness::lab::spec::namespace_name(&name, "pod-0")).unwrap();
+    let reached = pod
+        .command("ping")
+        .args(["-c1", "-W2", "-q", "198.19.1.1"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    let listed = fip_harness::lab::registry::list_records()
+        .into_iter()
+        .flatten()
+        .any(|r| r.name == name && r.pods.len() == 2);
+    let report = fip_harness::lab::registry::down_lab(&name);
+    assert!(reached, "kept lab still forwards");
+    assert!(listed, "kept lab is in the registry");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.removed_namespaces.len(), namespaces.len());
+    assert_gone(&name, &before);
+}

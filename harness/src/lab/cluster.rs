@@ -839,6 +839,13 @@ impl Lab {
         &self.record.namespaces
     }
 
+    /// Leave the lab running after this value (and this process) goes: for
+    /// `fip-harness up`. Its record stays, so `ls`, `exec` and `down` find it.
+    pub fn keep(mut self) {
+        self.torn_down = true;
+        super::signals::forget(&self.spec.name);
+    }
+
     /// Remove the lab: every namespace pin and the registry record. Keeps going
     /// after errors and returns them all.
     pub fn teardown(mut self) -> Result<(), LabError> {
