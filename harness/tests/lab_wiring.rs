@@ -226,6 +226,24 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
         assert!(routes(&lab, "fabric", "-6")
             .contains("2001:db8:1::80/122 via 2001:db8:ff::c dev br-nodes"));
 
+        // The containment check finds links into a namespace: none into the
+        // host, and (using the fabric as a stand-in host) node-0's uplink.
+        let host = std::fs::File::open("/proc/self/ns/net").unwrap();
+        let check = fip_harness::lab::safety::links_into_host;
+        assert!(check("node-0", lab.netlink("node-0").unwrap(), &host)
+            .await
+            .unwrap()
+            .is_empty());
+        let into_fabric = check(
+            "node-0",
+            lab.netlink("node-0").unwrap(),
+            lab.netns("fabric").unwrap().file(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(into_fabric.len(), 1, "{into_fabric:?}");
+        assert!(into_fabric[0].starts_with("link eth0 "), "{into_fabric:?}");
+
         // Pod: its /32 and /128 on eth0, default routes via Calico's gateways.
         assert_eq!(
             addresses(&lab, "pod-a", "eth0"),

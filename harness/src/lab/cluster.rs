@@ -268,6 +268,11 @@ impl Lab {
                 what: e.to_string(),
             })?;
         tracing::debug!(lab = %lab, "host checked at {:?}", started.elapsed());
+        let members: Vec<&Member> = std::iter::once(&lab_value.fabric)
+            .chain(lab_value.nodes.iter().map(|n| &n.member))
+            .chain(&lab_value.externals)
+            .collect();
+        check_members(&lab, &members).await?;
         let leaks = before.lab_made_changes(&after, &lab_ranges(&lab_value.spec));
         if !leaks.is_empty() {
             return Err(LabError::NotContained {
@@ -534,6 +539,11 @@ impl Lab {
             self.pods.insert(pod.spec.name.clone(), pod);
         }
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let new_pods: Vec<&Member> = pods
+            .iter()
+            .filter_map(|p| self.pods.get(&p.name).map(|s| &s.member))
+            .collect();
+        check_members(&lab, &new_pods).await?;
         Ok(())
     }
 
@@ -886,6 +896,29 @@ impl Drop for Lab {
         for e in self.teardown_inner() {
             tracing::error!("tearing down lab '{}': {e}", self.spec.name);
         }
+    }
+}
+
+/// Refuse a lab any of whose members has a link into the host namespace.
+async fn check_members(lab: &str, members: &[&Member]) -> Result<(), LabError> {
+    let host = std::fs::File::open("/proc/self/ns/net").map_err(|e| LabError::NotContained {
+        lab: lab.to_string(),
+        what: format!("opening the host namespace: {e}"),
+    })?;
+    let found = try_join_all(
+        members
+            .iter()
+            .map(|m| super::safety::links_into_host(m.name(), &m.nl, &host)),
+    )
+    .await?;
+    let found: Vec<String> = found.into_iter().flatten().collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(LabError::NotContained {
+            lab: lab.to_string(),
+            what: found.join("; "),
+        })
     }
 }
 
