@@ -539,11 +539,15 @@ impl Lab {
             self.pods.insert(pod.spec.name.clone(), pod);
         }
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
-        let new_pods: Vec<&Member> = pods
-            .iter()
-            .filter_map(|p| self.pods.get(&p.name).map(|s| &s.member))
-            .collect();
-        check_members(&lab, &new_pods).await?;
+        // Every link add_pods makes is a veth with one end on a node, so the
+        // nodes' links show any pair that reached the host namespace.
+        let mut touched: Vec<&Member> = Vec::new();
+        for node in &self.nodes {
+            if pods.iter().any(|p| p.node == node.spec.name) {
+                touched.push(&node.member);
+            }
+        }
+        check_members(&lab, &touched).await?;
         Ok(())
     }
 
