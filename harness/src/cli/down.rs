@@ -1,10 +1,50 @@
-//! `fip-harness down`.
+//! `fip-harness down <lab>...|--all`: remove labs from their names alone.
 
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use fip_harness::lab::registry::{down_all, down_lab, DownReport};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fip-harness down` is not built yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Labs to remove.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    labs: Vec<String>,
+    /// Remove every lab and every `fiph-` namespace on this host.
+    #[arg(long)]
+    all: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let reports: Vec<(String, DownReport)> = if args.all {
+        vec![("--all".to_string(), down_all())]
+    } else {
+        args.labs
+            .iter()
+            .map(|lab| (lab.clone(), down_lab(lab)))
+            .collect()
+    };
+    let mut failed = false;
+    for (what, report) in reports {
+        for ns in &report.removed_namespaces {
+            println!("removed namespace {ns}");
+        }
+        for record in &report.removed_records {
+            println!("removed record {}", record.display());
+        }
+        if report.removed_namespaces.is_empty()
+            && report.removed_records.is_empty()
+            && report.errors.is_empty()
+        {
+            println!("{what}: nothing to remove");
+        }
+        for e in &report.errors {
+            eprintln!("error: {what}: {e}");
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,10 +1,56 @@
-//! `fip-harness ls`.
+//! `fip-harness ls`: the live labs, from the registry and the pinned namespaces.
 
 use std::process::ExitCode;
+
+use fip_harness::lab::netns::Netns;
+use fip_harness::lab::registry::{list_records, orphan_labs, run_dir};
+use fip_harness::lab::spec::namespace_prefix;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fip-harness ls` is not built yet")
+    let mut failed = false;
+    println!(
+        "{:<12} {:>8} {:<6} {:>10} {:>5} {:>5} {:>9}  SCENARIO",
+        "LAB", "PID", "ALIVE", "NAMESPACES", "NODES", "PODS", "EXTERNALS"
+    );
+    for record in list_records() {
+        match record {
+            Ok(r) => {
+                let pinned = Netns::list_with_prefix(&namespace_prefix(&r.name)).len();
+                println!(
+                    "{:<12} {:>8} {:<6} {:>10} {:>5} {:>5} {:>9}  {}",
+                    r.name,
+                    r.pid,
+                    if r.owner_alive() { "yes" } else { "no" },
+                    pinned,
+                    r.nodes.len(),
+                    r.pods.len(),
+                    r.externals.len(),
+                    r.scenario
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    for lab in orphan_labs() {
+        let pinned = Netns::list_with_prefix(&namespace_prefix(&lab)).len();
+        println!(
+            "{lab:<12} {:>8} {:<6} {pinned:>10} {:>5} {:>5} {:>9}  (no record in {}; `fip-harness down {lab}` removes it)",
+            "-", "-", "?", "?", "?",
+            run_dir().display()
+        );
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,3 +1,20 @@
 //! Labs: one scenario's cluster, emulated in network namespaces on this host.
+//!
+//! Names: a lab is `[a-z0-9]{1,12}` (no '-'), its namespaces are
+//! `fiph-<lab>-<member>`; the first '-' after `fiph-` ends the lab name, so
+//! `down a` can never remove a namespace of lab `ab`.
 
+pub mod addressing;
+mod cluster;
+mod error;
+pub mod netlink;
 pub mod netns;
+pub mod registry;
+pub mod safety;
+pub mod signals;
+pub mod spec;
+
+pub use addressing::Family;
+pub use cluster::{Lab, MemberKind, NextHop};
+pub use error::LabError;
+pub use spec::{LabSpec, NodeSpec, PodSpec, SpecError};

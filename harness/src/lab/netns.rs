@@ -32,6 +32,13 @@ pub enum NetnsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("network namespace '{name}': sysctl {key}: {source}")]
+    Sysctl {
+        name: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("network namespace '{0}' already exists")]
     Exists(String),
     #[error("network namespace name '{0}' is not usable (1-64 chars of [A-Za-z0-9._-])")]
@@ -60,6 +67,22 @@ impl Netns {
     /// Create a new, empty namespace pinned at `/run/netns/<name>`.
     pub fn create(name: &str) -> Result<Self, NetnsError> {
         validate_name(name)?;
+        // unshare() affects only the calling thread, so do it on a throwaway thread.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| Self::create_and_enter(name))
+                .join()
+                .map_err(|_| NetnsError::ThreadPanicked(name.to_string()))?
+        })
+    }
+
+    /// Create a new namespace pinned at `/run/netns/<name>` and leave the
+    /// calling thread inside it. Only for a dedicated thread that will end (or
+    /// create the next namespace): never a tokio worker, never the main thread.
+    /// Labs use it to create many namespaces and open their sockets on a few
+    /// threads instead of one thread per step.
+    pub fn create_and_enter(name: &str) -> Result<Self, NetnsError> {
+        validate_name(name)?;
         let pin = pin_path(name);
         std::fs::create_dir_all(NETNS_RUN_DIR).map_err(|e| sys(name, "create /run/netns", e))?;
         match std::fs::OpenOptions::new()
@@ -73,23 +96,18 @@ impl Netns {
             }
             Err(e) => return Err(sys(name, "create pin file", e)),
         }
-        // unshare() affects only the calling thread, so do it on a throwaway thread
-        // and bind-mount that thread's namespace onto the pin.
-        let owned = name.to_string();
-        let pin_for_thread = pin.clone();
-        let made = std::thread::spawn(move || -> Result<(), NetnsError> {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| sys(&owned, "unshare", e))?;
-            mount(
-                Some(Path::new("/proc/thread-self/ns/net")),
-                &pin_for_thread,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| sys(&owned, "bind-mount", e))
-        })
-        .join()
-        .map_err(|_| NetnsError::ThreadPanicked(name.to_string()))?;
+        let made = unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(|e| sys(name, "unshare", e))
+            .and_then(|()| {
+                mount(
+                    Some(Path::new("/proc/thread-self/ns/net")),
+                    &pin,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| sys(name, "bind-mount", e))
+            });
         if let Err(e) = made {
             let _ = std::fs::remove_file(&pin);
             return Err(e);
@@ -139,13 +157,7 @@ impl Netns {
     /// Write sysctls under /proc/sys (keys in dotted form, e.g.
     /// `net.ipv4.ip_forward`) inside this namespace, all on one thread.
     pub fn sysctls(&self, settings: &[(&str, &str)]) -> Result<(), NetnsError> {
-        self.run(|| {
-            for (key, value) in settings {
-                let path = format!("/proc/sys/{}", key.replace('.', "/"));
-                std::fs::write(&path, value).map_err(|e| sys(&self.name, "write sysctl", e))?;
-            }
-            Ok(())
-        })?
+        self.run(|| write_sysctls_here(&self.name, settings))?
     }
 
     /// A command whose process runs inside this namespace (it enters the
@@ -193,6 +205,20 @@ impl Netns {
         names.sort();
         names
     }
+}
+
+/// Write sysctls in the namespace of the calling thread (see [`Netns::sysctls`]);
+/// `name` only labels errors.
+pub fn write_sysctls_here(name: &str, settings: &[(&str, &str)]) -> Result<(), NetnsError> {
+    for (key, value) in settings {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| NetnsError::Sysctl {
+            name: name.to_string(),
+            key: key.to_string(),
+            source: e,
+        })?;
+    }
+    Ok(())
 }
 
 pub fn pin_path(name: &str) -> PathBuf {

@@ -1,0 +1,56 @@
+use std::net::IpAddr;
+
+use super::netns::NetnsError;
+use super::registry::RegistryError;
+use super::spec::SpecError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{namespace}: {action}: {source}")]
+    Netlink {
+        namespace: String,
+        action: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("{namespace}: opening a netlink socket: {source}")]
+    Socket {
+        namespace: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lab '{lab}' already exists (namespace {namespace} is pinned or a record names it); `fip-harness down {lab}` removes it")]
+    Exists { lab: String, namespace: String },
+    #[error("lab '{lab}' has no {kind} named '{name}'")]
+    NoMember {
+        lab: String,
+        kind: &'static str,
+        name: String,
+    },
+    #[error("lab '{lab}': pod '{pod}' is already wired")]
+    PodExists { lab: String, pod: String },
+    #[error("lab '{lab}': {member}: no interface named '{interface}'")]
+    NoInterface {
+        lab: String,
+        member: String,
+        interface: String,
+    },
+    #[error("lab '{lab}': route {destination}: gateway {gateway} is of the other address family")]
+    MixedFamilies {
+        lab: String,
+        destination: IpAddr,
+        gateway: IpAddr,
+    },
+    #[error("lab '{lab}' is not contained, refusing to go on: {what}")]
+    NotContained { lab: String, what: String },
+    #[error("lab '{lab}': a worker thread panicked while {what}")]
+    Panicked { lab: String, what: &'static str },
+    #[error("tearing down lab '{lab}': {} error(s): {}", errors.len(), errors.join("; "))]
+    Teardown { lab: String, errors: Vec<String> },
+}
