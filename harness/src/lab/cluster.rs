@@ -268,6 +268,11 @@ impl Lab {
                 what: e.to_string(),
             })?;
         tracing::debug!(lab = %lab, "host checked at {:?}", started.elapsed());
+        let members: Vec<&Member> = std::iter::once(&lab_value.fabric)
+            .chain(lab_value.nodes.iter().map(|n| &n.member))
+            .chain(&lab_value.externals)
+            .collect();
+        check_members(&lab, &members).await?;
         let leaks = before.lab_made_changes(&after, &lab_ranges(&lab_value.spec));
         if !leaks.is_empty() {
             return Err(LabError::NotContained {
@@ -477,7 +482,20 @@ impl Lab {
         let started = std::time::Instant::now();
         let members = create(
             &self.rt,
-            names.iter().map(|n| job(n.clone(), &NO_DAD)).collect(),
+            pods.iter()
+                .zip(&names)
+                // Only IPv6 needs its addresses usable at once.
+                .map(|(p, n)| {
+                    job(
+                        n.clone(),
+                        if p.addresses.iter().any(IpAddr::is_ipv6) {
+                            &NO_DAD
+                        } else {
+                            &[]
+                        },
+                    )
+                })
+                .collect(),
         )
         .await;
         tracing::debug!(lab = %lab, pods = pods.len(), "pod namespaces created in {:?}", started.elapsed());
@@ -521,6 +539,15 @@ impl Lab {
             self.pods.insert(pod.spec.name.clone(), pod);
         }
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        // Every link add_pods makes is a veth with one end on a node, so the
+        // nodes' links show any pair that reached the host namespace.
+        let mut touched: Vec<&Member> = Vec::new();
+        for node in &self.nodes {
+            if pods.iter().any(|p| p.node == node.spec.name) {
+                touched.push(&node.member);
+            }
+        }
+        check_members(&lab, &touched).await?;
         Ok(())
     }
 
@@ -826,8 +853,8 @@ impl Lab {
         &self.record.namespaces
     }
 
-    /// Leave the lab running after this handle goes: its namespaces and registry
-    /// record stay, and `fip-harness down` removes it later by name.
+    /// Leave the lab running after this value (and this process) goes: for
+    /// `fip-harness up`. Its record stays, so `ls`, `exec` and `down` find it.
     pub fn keep(mut self) {
         self.torn_down = true;
         super::signals::forget(&self.spec.name);
@@ -873,6 +900,29 @@ impl Drop for Lab {
         for e in self.teardown_inner() {
             tracing::error!("tearing down lab '{}': {e}", self.spec.name);
         }
+    }
+}
+
+/// Refuse a lab any of whose members has a link into the host namespace.
+async fn check_members(lab: &str, members: &[&Member]) -> Result<(), LabError> {
+    let host = std::fs::File::open("/proc/self/ns/net").map_err(|e| LabError::NotContained {
+        lab: lab.to_string(),
+        what: format!("opening the host namespace: {e}"),
+    })?;
+    let found = try_join_all(
+        members
+            .iter()
+            .map(|m| super::safety::links_into_host(m.name(), &m.nl, &host)),
+    )
+    .await?;
+    let found: Vec<String> = found.into_iter().flatten().collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(LabError::NotContained {
+            lab: lab.to_string(),
+            what: found.join("; "),
+        })
     }
 }
 

@@ -231,6 +231,20 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_thing_at_fault() {
+        let spec = LabSpec {
+            name: "Lab-1".into(),
+            nodes: vec![],
+            externals: vec![],
+            dual_stack: false,
+        };
+        insta::assert_snapshot!(spec.validate().unwrap_err(), @"lab name 'Lab-1' is not usable: it must be 1-12 characters of [a-z0-9] (no '-', which separates the lab from its members)");
+        let pod = PodSpec::new("web", "default", "node-a", vec![]);
+        insta::assert_snapshot!(pod.validate("lab").unwrap_err(), @"lab 'lab': pod 'web' has no address");
+        insta::assert_snapshot!(check_member_name("lab", "fabric").unwrap_err(), @"lab 'lab': member name 'fabric' is not usable: it must be a DNS label of at most 55 characters, and not 'fabric'");
+    }
+
+    #[test]
     fn spec_rejects_duplicate_names_across_kinds() {
         let spec = LabSpec {
             name: "t".into(),

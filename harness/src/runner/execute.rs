@@ -380,7 +380,10 @@ impl<'a> ScenarioRun<'a> {
         // Felix sees the endpoint go first: rules and routes, then the pod's
         // interface and namespace, then its addresses return to IPAM.
         self.sync_control().await?;
-        self.engine.remove_endpoint(name).map_err(|e| e.to_string())?;
+        self.engine
+            .remove_endpoint(name)
+            .await
+            .map_err(|e| e.to_string())?;
         self.lab.remove_pod(name).await.map_err(|e| e.to_string())?;
         calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
         Ok(())
