@@ -11,6 +11,7 @@ mod exec;
 mod list;
 mod ls;
 mod run;
+mod signals;
 mod state;
 mod up;
 mod validate;
