@@ -172,37 +172,25 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Apply `changes`: every member concurrently, then conntrack deletions
-    /// (after the new NAT is in place, so a flow's next packet is NATed anew).
+    /// Apply `changes` in Felix's and BIRD's order: first the NAT of every node
+    /// (concurrently), then the routes of every member (concurrently), then
+    /// the conntrack deletions. Routes must not lead traffic to a node before
+    /// its DNAT exists: the first packet would create a conntrack entry without
+    /// NAT that outlives the rule for as long as the flow keeps it alive.
     /// Returns how many conntrack entries went.
     pub fn apply(&self, changes: &Changes) -> Result<usize, ControlError> {
-        let mut members: Vec<&str> = changes
+        let nat_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
             .nat
             .iter()
-            .map(|(n, _)| n.as_str())
-            .chain(changes.routes.iter().map(|r| r.member.as_str()))
+            .map(|(node, state)| (node.as_str(), Some(state), None))
             .collect();
-        members.sort();
-        members.dedup();
-        let errors: Vec<ControlError> = std::thread::scope(|scope| {
-            let handles: Vec<_> = members
-                .iter()
-                .map(|member| {
-                    let nat = changes
-                        .nat
-                        .iter()
-                        .find(|(n, _)| n == member)
-                        .map(|(_, s)| s);
-                    let routes = changes.routes.iter().find(|r| r.member == *member);
-                    scope.spawn(move || self.apply_member(member, nat, routes))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().expect("member thread").err())
-                .collect()
-        });
-        collect(errors)?;
+        self.apply_concurrently(&nat_work)?;
+        let route_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
+            .routes
+            .iter()
+            .map(|change| (change.member.as_str(), None, Some(change)))
+            .collect();
+        self.apply_concurrently(&route_work)?;
 
         let mut deleted = 0;
         let mut errors = Vec::new();
@@ -228,6 +216,28 @@ impl ControlPlane {
         }
         collect(errors)?;
         Ok(deleted)
+    }
+}
+
+impl ControlPlane {
+    /// Run one phase of an update: each member on a thread of its own.
+    fn apply_concurrently(
+        &self,
+        work: &[(&str, Option<&NodeNatState>, Option<&RouteChange>)],
+    ) -> Result<(), ControlError> {
+        let errors: Vec<ControlError> = std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .iter()
+                .map(|(member, nat, routes)| {
+                    scope.spawn(move || self.apply_member(member, *nat, *routes))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("member thread").err())
+                .collect()
+        });
+        collect(errors)
     }
 }
 

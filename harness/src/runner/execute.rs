@@ -158,6 +158,8 @@ struct ScenarioRun<'a> {
     endpoints: BTreeMap<String, WorkloadEndpoint>,
     streams: BTreeMap<String, RunningStream>,
     moves: Vec<Move>,
+    /// IPAM blocks the lab routes already.
+    routed_blocks: std::collections::BTreeSet<ipnet::IpNet>,
     /// Which pod receives each floating IP now.
     owners: BTreeMap<IpAddr, String>,
     options: RunOptions,
@@ -227,6 +229,7 @@ impl<'a> ScenarioRun<'a> {
             streams: BTreeMap::new(),
             moves: Vec::new(),
             owners: BTreeMap::new(),
+            routed_blocks: Default::default(),
             options: options.clone(),
         })
     }
@@ -298,7 +301,6 @@ impl<'a> ScenarioRun<'a> {
             node: &pod.node,
             annotations: &pod.annotations,
         };
-        let blocks_before = self.ipam.node_blocks(&pod.node);
         let setup = calico::cni_add(
             &mut self.ipam,
             &self.scenario.cluster.cni_features(),
@@ -332,13 +334,16 @@ impl<'a> ScenarioRun<'a> {
                 ))
             }
             (Ok(endpoint), None) => {
+                // IPAM may have claimed a block for the node on this or on an
+                // earlier (failed) set-up: route every block not routed yet.
                 let new_blocks: Vec<_> = self
                     .ipam
                     .node_blocks(&pod.node)
                     .into_iter()
-                    .filter(|block| !blocks_before.contains(block))
+                    .filter(|block| !self.routed_blocks.contains(block))
                     .collect();
                 if !new_blocks.is_empty() {
+                    self.routed_blocks.extend(new_blocks.iter().copied());
                     self.lab
                         .add_node_blocks(&pod.node, &new_blocks)
                         .await

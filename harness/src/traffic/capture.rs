@@ -18,7 +18,7 @@ use pcap_file::{DataLink, TsResolution};
 use crate::lab::netns::Netns;
 
 use super::codec;
-use super::observation::{now_unix_ns, Observation, Protocol};
+use super::observation::{now_unix_ns, Observation, PacketRole, Protocol};
 use super::sock::{ifindex_in, open_in, AsyncSock};
 use super::token::Token;
 use super::TrafficError;
@@ -135,6 +135,7 @@ impl Capture {
             if !outgoing {
                 if let Some(ip) = codec::ip_in_ethernet(&data) {
                     if let Some(protocol) = Protocol::from_ip_protocol(ip.protocol) {
+                        let role = PacketRole::of(protocol, ip.src.is_ipv6(), ip.payload);
                         for token in Token::find_all(ip.payload) {
                             store.observations.push(Observation {
                                 endpoint: self.endpoint.clone(),
@@ -143,6 +144,7 @@ impl Capture {
                                 src: ip.src,
                                 dst: ip.dst,
                                 protocol,
+                                role,
                                 token,
                                 at_unix_ns: at,
                             });

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use crate::lab::netns::{Netns, NetnsError};
 
 pub use capture::{Capture, CapturedFrame};
-pub use observation::{IcmpErrorObservation, Observation, Protocol, ReplyObservation};
+pub use observation::{IcmpErrorObservation, Observation, PacketRole, Protocol, ReplyObservation};
 pub use responder::{ECHO_PORT, SCTP_CLIENT_PORT_BASE};
 pub use token::{lab_hash, Token, TOKEN_LEN, TOKEN_MAGIC};
 
@@ -289,6 +289,9 @@ struct Shared {
     next_probe: AtomicU32,
     step: AtomicU32,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    /// Captures of removed endpoints: a stream that outlives a deleted pod
+    /// still needs what that pod received before it went.
+    retired: Mutex<Vec<Arc<Capture>>>,
 }
 
 /// The traffic side of one lab. Cheap to clone.
@@ -310,6 +313,7 @@ impl TrafficEngine {
                 next_probe: AtomicU32::new(1),
                 step: AtomicU32::new(0),
                 endpoints: Mutex::new(HashMap::new()),
+                retired: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -379,6 +383,9 @@ impl TrafficEngine {
             task.abort();
             let _ = task.await;
         }
+        if let Some(capture) = &endpoint.capture {
+            self.shared.retired.lock().unwrap().push(capture.clone());
+        }
         Ok(())
     }
 
@@ -412,6 +419,7 @@ impl TrafficEngine {
             .unwrap()
             .values()
             .filter_map(|e| e.capture.clone())
+            .chain(self.shared.retired.lock().unwrap().iter().cloned())
             .collect()
     }
 
@@ -434,9 +442,11 @@ impl TrafficEngine {
         all
     }
 
-    /// Observations of one probe or stream id.
+    /// Where the probes of one probe or stream id were delivered: their
+    /// requests as the receivers saw them (replies coming back to a sender
+    /// that is itself captured, and ICMP errors, are not deliveries).
     pub fn deliveries(&self, probe: u32) -> Vec<Observation> {
-        self.observations(|o| o.token.probe == probe)
+        self.observations(|o| o.token.probe == probe && o.role == PacketRole::Request)
     }
 
     pub fn capture(&self, endpoint: &str) -> Result<Arc<Capture>, TrafficError> {
@@ -600,6 +610,7 @@ mod tests {
             src: "198.18.1.10".parse().unwrap(),
             dst: "198.19.0.5".parse().unwrap(),
             protocol: Protocol::Icmp,
+            role: PacketRole::Request,
             token: Token {
                 lab: 1,
                 step: 1,

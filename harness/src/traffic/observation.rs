@@ -79,6 +79,52 @@ impl std::str::FromStr for Protocol {
     }
 }
 
+/// What role a packet carrying a token plays in its exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PacketRole {
+    /// A probe on its way to the target (echo request, GRE echo, DATA to a
+    /// responder port...).
+    Request,
+    /// The answer to a probe, on its way back to the sender.
+    Reply,
+    /// An ICMP error quoting a probe.
+    Error,
+}
+
+impl PacketRole {
+    /// Classify a packet of `protocol` by its transport header. Ports tell
+    /// direction for udp, tcp and sctp: responders listen below
+    /// [`SCTP_CLIENT_PORT_BASE`](super::SCTP_CLIENT_PORT_BASE), senders use
+    /// ports at or above it (the kernel's ephemeral range starts there too).
+    pub fn of(protocol: Protocol, v6: bool, transport: &[u8]) -> PacketRole {
+        match protocol {
+            Protocol::Icmp => match transport.first() {
+                Some(8) if !v6 => PacketRole::Request,
+                Some(128) if v6 => PacketRole::Request,
+                Some(0) if !v6 => PacketRole::Reply,
+                Some(129) if v6 => PacketRole::Reply,
+                _ => PacketRole::Error,
+            },
+            Protocol::Gre => match transport.get(2..4) {
+                Some(ty) if u16::from_be_bytes([ty[0], ty[1]]) == codec::GRE_PROTO_REPLY => {
+                    PacketRole::Reply
+                }
+                _ => PacketRole::Request,
+            },
+            Protocol::Udp | Protocol::Tcp | Protocol::Sctp => match transport.get(2..4) {
+                Some(port)
+                    if u16::from_be_bytes([port[0], port[1]])
+                        >= super::SCTP_CLIENT_PORT_BASE =>
+                {
+                    PacketRole::Reply
+                }
+                _ => PacketRole::Request,
+            },
+        }
+    }
+}
+
 /// A packet carrying a token that arrived at a captured interface: who got it
 /// and with which addresses, as seen there (after any NAT on the way).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +137,8 @@ pub struct Observation {
     pub dst: IpAddr,
     /// Protocol of the IP header (an ICMP error quoting a probe counts as icmp).
     pub protocol: Protocol,
+    /// Probe, reply or ICMP error.
+    pub role: PacketRole,
     pub token: Token,
     /// Nanoseconds since the Unix epoch when the capture read it.
     pub at_unix_ns: u64,
