@@ -84,6 +84,9 @@ struct SctpClient {
     shutdown_acked: bool,
     heartbeat_acked: bool,
     cookie: Option<Vec<u8>>,
+    /// The peer aborted the association: set it up again (from the same port,
+    /// so the same conntrack tuple) before the next DATA, once per ABORT.
+    reconnect_due: bool,
 }
 
 pub(crate) struct Transport {
@@ -229,6 +232,9 @@ impl Transport {
                 self.send_raw(&codec::emit_gre(&header, &payload)).await
             }
             Protocol::Sctp => {
+                if self.sctp.as_ref().is_some_and(|c| c.reconnect_due) {
+                    self.sctp_connect().await;
+                }
                 let Some(client) = self.sctp.as_mut() else {
                     return Ok(());
                 };
@@ -494,6 +500,7 @@ impl Transport {
                 }
                 chunk_type::ABORT => {
                     client.established = false;
+                    client.reconnect_due = true;
                     client.events.push(format!("ABORT from {src}"));
                 }
                 _ => {}
@@ -532,6 +539,8 @@ impl Transport {
     async fn sctp_connect(&mut self) {
         let local_port = SCTP_CLIENT_PORT_BASE + 7232 + (self.ctx.probe % 20000) as u16;
         let initial_tsn = random_u32();
+        // A reconnect keeps the history of the association it replaces.
+        let events = self.sctp.take().map(|c| c.events).unwrap_or_default();
         self.sctp = Some(SctpClient {
             local_port,
             local_tag: random_u32(),
@@ -540,11 +549,12 @@ impl Transport {
             next_ssn: 0,
             peer_cum_tsn: 0,
             sack_due: false,
-            events: Vec::new(),
+            events,
             established: false,
             shutdown_acked: false,
             heartbeat_acked: false,
             cookie: None,
+            reconnect_due: false,
         });
         let init = Chunk::init(
             chunk_type::INIT,
