@@ -643,6 +643,12 @@ impl<'a> ScenarioRun<'a> {
                 }
             }
         }
+        if !mismatches.is_empty() && !outcome.sctp_events.is_empty() {
+            step.message = Some(format!(
+                "SCTP association events: {}",
+                compact_events(&outcome.sctp_events)
+            ));
+        }
         step.lines = vec![CheckLine {
             source: stream.spec.from.clone(),
             destination: describe_target(&stream.spec.to, stream.target),
@@ -734,8 +740,10 @@ impl<'a> ScenarioRun<'a> {
         let mut bundle = diagnostics::write_bundle(&dir, &members);
         if bundle.is_ok() {
             for pod in self.pods.keys() {
-                let path = dir.join(pod).join(format!("step-{}.pcap", index + 1));
-                if let Err(error) = self.engine.write_pcap(pod, Some(index as u32), &path) {
+                // The whole run so far: a stream's packets belong to the step
+                // that started it, and what led up to a failure matters too.
+                let path = dir.join(pod).join("capture.pcap");
+                if let Err(error) = self.engine.write_pcap(pod, None, &path) {
                     tracing::warn!(%error, pod, "could not write pcap");
                 }
             }
@@ -785,6 +793,24 @@ fn describe_target(target: &Target, resolved: IpAddr) -> String {
         Target::Address(address) => address.to_string(),
         Target::Host { name, .. } => format!("{name} ({resolved})"),
     }
+}
+
+/// SCTP events in order, with repeats folded (`INIT sent x3`).
+fn compact_events(events: &[String]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut run = 0;
+    for (i, event) in events.iter().enumerate() {
+        run += 1;
+        if events.get(i + 1) != Some(event) {
+            out.push(if run > 1 {
+                format!("{event} x{run}")
+            } else {
+                event.clone()
+            });
+            run = 0;
+        }
+    }
+    out.join(", ")
 }
 
 fn summarise(step: &Step) -> String {

@@ -87,7 +87,18 @@ struct SctpClient {
     /// The peer aborted the association: set it up again (from the same port,
     /// so the same conntrack tuple) before the next DATA, once per ABORT.
     reconnect_due: bool,
+    /// When the peer last answered anything, and when this side last probed
+    /// the path with a HEARTBEAT: path supervision as an SCTP endpoint does it.
+    last_heard: std::time::Instant,
+    last_heartbeat: std::time::Instant,
 }
+
+/// Silence after which a sender checks the path with a HEARTBEAT. Conntrack
+/// does not start tracking an association at a DATA chunk (it is invalid and
+/// not NATed) but does at a HEARTBEAT, so after a NAT change it is the
+/// HEARTBEAT that reaches the new pod and draws the ABORT that resets the
+/// association, as with a real SCTP stack.
+const SCTP_PATH_SILENCE: Duration = Duration::from_millis(30);
 
 pub(crate) struct Transport {
     ctx: ProbeContext,
@@ -234,6 +245,22 @@ impl Transport {
             Protocol::Sctp => {
                 if self.sctp.as_ref().is_some_and(|c| c.reconnect_due) {
                     self.sctp_connect().await;
+                }
+                let path_silent = self.sctp.as_ref().is_some_and(|c| {
+                    c.established
+                        && c.last_heard.elapsed() > SCTP_PATH_SILENCE
+                        && c.last_heartbeat.elapsed() > SCTP_PATH_SILENCE
+                });
+                if path_silent {
+                    let client = self.sctp.as_mut().expect("checked above");
+                    client.last_heartbeat = std::time::Instant::now();
+                    client.events.push("HEARTBEAT sent (path silent)".into());
+                    let peer_tag = client.peer_tag;
+                    self.send_sctp(
+                        peer_tag,
+                        vec![Chunk::heartbeat(chunk_type::HEARTBEAT, &payload)],
+                    )
+                    .await;
                 }
                 let Some(client) = self.sctp.as_mut() else {
                     return Ok(());
@@ -460,6 +487,7 @@ impl Transport {
         if !tag_ok {
             return;
         }
+        client.last_heard = std::time::Instant::now();
         for chunk in &packet.chunks {
             match chunk.kind {
                 chunk_type::INIT_ACK => {
@@ -555,6 +583,8 @@ impl Transport {
             heartbeat_acked: false,
             cookie: None,
             reconnect_due: false,
+            last_heard: std::time::Instant::now(),
+            last_heartbeat: std::time::Instant::now(),
         });
         let init = Chunk::init(
             chunk_type::INIT,
