@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use: nft and iptables-restore (the two
 # dataplane backends), iproute2 (the `ip` baseline of `bench lab` and people's
-# debugging), tshark (checks that captured SCTP/GRE decode cleanly), tcpdump.
+# debugging), iputils-ping (`ping` in root tests, the `ping -f` baseline), tshark
+# (checks that captured SCTP/GRE decode cleanly), tcpdump (root tests).
 set -euo pipefail
-packages=(nftables iptables iproute2 tshark tcpdump)
+packages=(nftables iptables iproute2 iputils-ping tshark tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
