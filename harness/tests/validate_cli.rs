@@ -51,18 +51,34 @@ fn the_catalogue_validates() {
 
 #[test]
 fn list_shows_names_tags_and_filters() {
-    let output = harness(&["list"]);
+    // The three example scenarios, named so that the catalogue can grow
+    // without changing this snapshot.
+    const EXAMPLES: [&str; 3] = [
+        "scenarios/feature-off-in-cni.yaml",
+        "scenarios/icmp-external-v4.yaml",
+        "scenarios/move-across-nodes.yaml",
+    ];
+    let list = |extra: &[&str]| {
+        let mut args = vec!["list"];
+        args.extend(EXAMPLES);
+        args.extend(extra);
+        harness(&args)
+    };
+    let output = list(&[]);
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     insta::assert_snapshot!(stdout);
-    let negated =
-        String::from_utf8_lossy(&harness(&["list", "--filter", "!move"]).stdout).into_owned();
+    let negated = String::from_utf8_lossy(&list(&["--filter", "!move"]).stdout).into_owned();
     assert!(!negated.contains("move-across-nodes"));
     assert!(negated.contains("icmp-external-v4"));
-    let by_tag =
-        String::from_utf8_lossy(&harness(&["list", "--filter", "^negative$"]).stdout).into_owned();
+    let by_tag = String::from_utf8_lossy(&list(&["--filter", "^negative$"]).stdout).into_owned();
     assert_eq!(by_tag.lines().count(), 1, "{by_tag}");
     assert!(by_tag.starts_with("feature-off-in-cni"));
+    let whole = String::from_utf8_lossy(&harness(&["list"]).stdout).into_owned();
+    assert!(
+        whole.lines().count() > EXAMPLES.len(),
+        "`list` with no path lists the whole catalogue under scenarios/"
+    );
 }
 
 #[rstest::rstest]

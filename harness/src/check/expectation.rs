@@ -114,7 +114,10 @@ pub fn mismatches(
     if let Some(expect) = &expect.seen_destination {
         let allowed = resolve(expect, &delivered_pods, book);
         if observed.seen_destinations.is_empty()
-            || !observed.seen_destinations.iter().all(|a| allowed.contains(a))
+            || !observed
+                .seen_destinations
+                .iter()
+                .all(|a| allowed.contains(a))
         {
             push(
                 "destination seen by pod",

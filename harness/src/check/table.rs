@@ -64,7 +64,11 @@ pub fn render_table(lines: &[CheckLine]) -> String {
             o.lost(),
         );
         if !o.quoted_destinations.is_empty() {
-            let _ = write!(out, " (ICMP error quoted dst {})", join(&o.quoted_destinations));
+            let _ = write!(
+                out,
+                " (ICMP error quoted dst {})",
+                join(&o.quoted_destinations)
+            );
         }
         if line.passed() {
             out.push('\n');

@@ -13,7 +13,6 @@ use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::scenario::{ConntrackProfile, ScenarioFilter};
 
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Scenario files or folders (searched recursively for *.yaml / *.yml).
@@ -59,7 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for error in &errors {
                 eprintln!("{error}");
             }
-            anyhow::bail!("{} error(s) in the scenarios; nothing was run", errors.len());
+            anyhow::bail!(
+                "{} error(s) in the scenarios; nothing was run",
+                errors.len()
+            );
         }
     }
     .into_iter()
@@ -120,7 +122,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn print_result(result: &ScenarioResult) {
-    let verdict = if result.outcome.is_pass() { "PASS" } else { "FAIL" };
+    let verdict = if result.outcome.is_pass() {
+        "PASS"
+    } else {
+        "FAIL"
+    };
     let mut line = format!(
         "{verdict} {} ({:.2} s)",
         result.case_name(),

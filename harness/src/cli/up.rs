@@ -41,7 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::signals::tear_down_labs_on_ctrl_c();
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime
-        .block_on(runner::bring_up(&scenario, args.backend, args.profile, &lab))
+        .block_on(runner::bring_up(
+            &scenario,
+            args.backend,
+            args.profile,
+            &lab,
+        ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
     print!("{summary}");
     println!(

@@ -96,7 +96,10 @@ impl RunSummary {
         for scenario in &scenarios {
             for m in &scenario.migrations {
                 if let Some(c) = m.figures.convergence_ms {
-                    by_backend.entry(scenario.backend.clone()).or_default().push(c);
+                    by_backend
+                        .entry(scenario.backend.clone())
+                        .or_default()
+                        .push(c);
                 }
             }
         }

@@ -10,8 +10,16 @@ use crate::lab::netns::Netns;
 /// (file name, program, arguments) run inside every namespace of the lab.
 const DUMPS: &[(&str, &str, &[&str])] = &[
     ("addresses.txt", "ip", &["-details", "address", "show"]),
-    ("routes-v4.txt", "ip", &["-4", "route", "show", "table", "all"]),
-    ("routes-v6.txt", "ip", &["-6", "route", "show", "table", "all"]),
+    (
+        "routes-v4.txt",
+        "ip",
+        &["-4", "route", "show", "table", "all"],
+    ),
+    (
+        "routes-v6.txt",
+        "ip",
+        &["-6", "route", "show", "table", "all"],
+    ),
     ("neighbours.txt", "ip", &["neighbour", "show"]),
     ("nftables.txt", "nft", &["list", "ruleset"]),
     ("iptables-nat.txt", "iptables-save", &["-t", "nat"]),

@@ -89,7 +89,8 @@ pub async fn bring_up(
     profile: ConntrackProfile,
     lab_name: &str,
 ) -> Result<String, String> {
-    let mut run = ScenarioRun::start(scenario, backend, profile, lab_name, &RunOptions::default()).await?;
+    let mut run =
+        ScenarioRun::start(scenario, backend, profile, lab_name, &RunOptions::default()).await?;
     for (index, step) in scenario.steps.iter().enumerate() {
         let outcome = match step {
             Step::CreatePod(create) => run.create_pod(create).await,
@@ -99,7 +100,11 @@ pub async fn bring_up(
         };
         if let Err(message) = outcome {
             let _ = run.finish();
-            return Err(format!("step {} ({}): {message}", index + 1, summarise(step)));
+            return Err(format!(
+                "step {} ({}): {message}",
+                index + 1,
+                summarise(step)
+            ));
         }
     }
     let mut summary = String::new();
@@ -359,7 +364,11 @@ impl<'a> ScenarioRun<'a> {
                     calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
                     return Err(format!("wiring the pod: {error}"));
                 }
-                let netns = self.lab.netns(&pod.name).map_err(|e| e.to_string())?.clone();
+                let netns = self
+                    .lab
+                    .netns(&pod.name)
+                    .map_err(|e| e.to_string())?
+                    .clone();
                 self.engine
                     .add_endpoint(EndpointSpec::pod(
                         &pod.name,
@@ -401,7 +410,9 @@ impl<'a> ScenarioRun<'a> {
             .ok_or_else(|| format!("no pod `{}` is running", annotate.pod))?;
         let mut annotations = pod.annotations.clone();
         match &annotate.floating_ips {
-            Some(value) => annotations.insert(calico::FLOATING_IPS_ANNOTATION.into(), value.clone()),
+            Some(value) => {
+                annotations.insert(calico::FLOATING_IPS_ANNOTATION.into(), value.clone())
+            }
             None => annotations.remove(calico::FLOATING_IPS_ANNOTATION),
         };
         // With the Kubernetes datastore, Calico re-derives the workload endpoint
@@ -410,7 +421,9 @@ impl<'a> ScenarioRun<'a> {
         // of a family the pod lacks are dropped).
         let current = &self.endpoints[&annotate.pod];
         let endpoint = calico::kdd_ip_nats(
-            annotations.get(calico::FLOATING_IPS_ANNOTATION).map(String::as_str),
+            annotations
+                .get(calico::FLOATING_IPS_ANNOTATION)
+                .map(String::as_str),
             &current.addresses,
         )
         .map(|ip_nats| WorkloadEndpoint {
@@ -766,7 +779,9 @@ impl<'a> ScenarioRun<'a> {
 
     fn finish(self) -> Result<(), String> {
         drop(self.engine);
-        self.lab.teardown().map_err(|e| format!("tearing down: {e}"))
+        self.lab
+            .teardown()
+            .map_err(|e| format!("tearing down: {e}"))
     }
 }
 
@@ -775,7 +790,10 @@ impl<'a> ScenarioRun<'a> {
 fn with_default_loss(expect: &TrafficExpectation) -> TrafficExpectation {
     let mut expect = expect.clone();
     if expect.loss.is_none()
-        && matches!(expect.delivered_to, Some(crate::scenario::Delivery::Pods(_)))
+        && matches!(
+            expect.delivered_to,
+            Some(crate::scenario::Delivery::Pods(_))
+        )
         && expect.quoted_destination.is_none()
     {
         expect.loss = Some(crate::scenario::Loss::Packets(0));

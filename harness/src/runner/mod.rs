@@ -46,7 +46,10 @@ pub struct PlanFilter {
 }
 
 /// Every case of the scenarios under `paths`; errors name file:line:column.
-pub fn plan(paths: &[PathBuf], filter: &PlanFilter) -> Result<Vec<PlannedCase>, Vec<ScenarioError>> {
+pub fn plan(
+    paths: &[PathBuf],
+    filter: &PlanFilter,
+) -> Result<Vec<PlannedCase>, Vec<ScenarioError>> {
     let catalogue = scenario::load_catalogue(paths);
     if !catalogue.errors.is_empty() {
         return Err(catalogue.errors);

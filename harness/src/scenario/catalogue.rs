@@ -142,13 +142,27 @@ mod tests {
                 .map(|s| s.name.clone())
                 .collect()
         };
-        assert_eq!(names("move"), ["move-across-nodes"]);
-        assert_eq!(
-            names("^negative$"),
-            ["feature-off-in-cni"],
-            "tags match too"
+        let all = names(".");
+        assert_eq!(all.len(), catalogue.scenarios.len());
+        let moves = names("^move-");
+        assert!(
+            moves.contains(&"move-across-nodes".to_string()),
+            "{moves:?}"
         );
-        assert_eq!(names("!external"), ["feature-off-in-cni"]);
+        assert!(moves.iter().all(|n| n.starts_with("move-")), "{moves:?}");
+        let negative = names("^negative$");
+        assert!(
+            negative.contains(&"feature-off-in-cni".to_string()),
+            "tags match too: {negative:?}"
+        );
+        assert!(!negative.contains(&"icmp-external-v4".to_string()));
+        let not_moves = names("!^move-");
+        assert_eq!(
+            not_moves.len() + moves.len(),
+            all.len(),
+            "! keeps the others"
+        );
+        assert!(not_moves.iter().all(|n| !n.starts_with("move-")));
         assert!(ScenarioFilter::parse("(").is_err());
     }
 

@@ -38,10 +38,7 @@ fn defaults() {
     let s = load(&format!("{HEAD}steps: []\n")).unwrap();
     assert_eq!(s.name, "test-case", "name defaults to the file stem");
     assert_eq!(s.backends.len(), 2);
-    assert_eq!(
-        s.profiles,
-        vec![ConntrackProfile::Calico]
-    );
+    assert_eq!(s.profiles, vec![ConntrackProfile::Calico]);
     assert_eq!(s.cluster.pools.len(), 1, "default IPv4 pool");
     assert_eq!(s.cluster.pools[0].cidr.to_string(), "198.19.0.0/16");
     assert!(s.cluster.nat_programmed());

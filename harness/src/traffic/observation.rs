@@ -114,8 +114,7 @@ impl PacketRole {
             },
             Protocol::Udp | Protocol::Tcp | Protocol::Sctp => match transport.get(2..4) {
                 Some(port)
-                    if u16::from_be_bytes([port[0], port[1]])
-                        >= super::SCTP_CLIENT_PORT_BASE =>
+                    if u16::from_be_bytes([port[0], port[1]]) >= super::SCTP_CLIENT_PORT_BASE =>
                 {
                     PacketRole::Reply
                 }
