@@ -1,0 +1,168 @@
+//! The commands people use on a live lab, as they run them (root): `up` a
+//! scenario, `exec` ping to its floating IP from the external host, `state`,
+//! `ls`, `down`; and `run` on a scenario whose expectation is wrong, which must
+//! print expected against actual and leave a diagnostics bundle with pcaps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run fip-harness")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn lab_namespaces(lab: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.starts_with(&format!("fiph-{lab}-")))
+        .collect()
+}
+
+/// Removes the lab by name even when an assertion fails half-way.
+struct LabGuard(String);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = harness(&["down", &self.0]);
+    }
+}
+
+#[rstest::rstest]
+#[case::nftables("nftables", 0)]
+#[case::iptables("iptables", 1)]
+fn up_then_ping_the_floating_ip_from_the_external_host(#[case] backend: &str, #[case] n: u32) {
+    let lab = format!("u{}{n}", std::process::id());
+    let _guard = LabGuard(lab.clone());
+    let up = harness(&[
+        "up",
+        "scenarios/icmp-external-v4.yaml",
+        "--name",
+        &lab,
+        "--backend",
+        backend,
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("floating IPs [203.0.113.10]"),
+        "{}",
+        text(&up)
+    );
+
+    let ping = harness(&[
+        "exec",
+        &lab,
+        "client",
+        "--",
+        "ping",
+        "-c1",
+        "-W2",
+        "203.0.113.10",
+    ]);
+    assert!(ping.status.success(), "{}", text(&ping));
+    assert!(
+        text(&ping).contains("from 203.0.113.10"),
+        "the reply comes from the floating IP: {}",
+        text(&ping)
+    );
+
+    let state = harness(&["state", &lab]);
+    assert!(state.status.success(), "{}", text(&state));
+    assert!(
+        text(&state).contains("203.0.113.10"),
+        "state shows the mapping: {}",
+        text(&state)
+    );
+    assert!(text(&harness(&["ls"])).contains(&lab));
+
+    let down = harness(&["down", &lab]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(lab_namespaces(&lab), Vec::<String>::new());
+}
+
+#[test]
+fn a_wrong_expectation_shows_expected_against_actual_and_leaves_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = repo().join("fixtures").canonicalize().unwrap();
+    let scenario = std::fs::read_to_string(repo().join("scenarios/icmp-external-v4.yaml"))
+        .unwrap()
+        .replace("../fixtures", fixtures.to_str().unwrap())
+        .replace("name: icmp-external-v4", "name: wrong-reply-source")
+        .replace("replySource: 203.0.113.10", "replySource: 203.0.113.99");
+    let file = dir.path().join("wrong-reply-source.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    let reports = dir.path().join("reports");
+
+    let run = harness(&[
+        "run",
+        file.to_str().unwrap(),
+        "--backend",
+        "nftables",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let table: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("<----"))
+        .map(str::trim)
+        .collect();
+    insta::assert_snapshot!(table.join("\n"), @r"
+    client -> 203.0.113.10 icmp: delivered to web (3); pod saw dst 198.19.0.0 src 198.18.1.10; replies from 203.0.113.10 (sent: 3, lost: 0)   <---- WRONG
+    reply source: 203.0.113.10   <---- EXPECTED 203.0.113.99
+    ");
+    assert!(text(&run).contains("0 passed, 1 failed"), "{}", text(&run));
+
+    let bundle = reports.join("wrong-reply-source/nftables/step-2");
+    for file in [
+        "control-plane.json",
+        "node-a/nftables.txt",
+        "node-a/routes-v4.txt",
+        "node-a/conntrack.txt",
+        "fabric/routes-v4.txt",
+        "client/addresses.txt",
+        "web/neighbours.txt",
+    ] {
+        assert!(bundle.join(file).is_file(), "{file} in the bundle");
+    }
+    let rules = std::fs::read_to_string(bundle.join("node-a/nftables.txt")).unwrap();
+    assert!(rules.contains("203.0.113.10 : 198.19.0.0"), "{rules}");
+    let pcap = std::fs::read(bundle.join("web/capture.pcap")).unwrap();
+    // Either byte order, micro- or nanosecond timestamps.
+    let magic = u32::from_be_bytes(pcap[..4].try_into().unwrap());
+    let magics = [0xa1b2_c3d4_u32, 0xa1b2_3c4d];
+    assert!(
+        magics.contains(&magic) || magics.contains(&magic.swap_bytes()),
+        "a pcap file: {magic:#x}"
+    );
+    assert!(
+        pcap.len() > 24 + 3 * 98,
+        "the three echo requests are in it"
+    );
+
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(junit.contains("wrong-reply-source::nftables"), "{junit}");
+    assert!(junit.contains("<failure"), "{junit}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["scenarios"][0]["outcome"]["result"], "failed");
+}
