@@ -616,29 +616,39 @@ impl<'a> ScenarioRun<'a> {
             });
         }
         if let Some(expected_pod) = &stop.expect.after_move_at {
-            match moves.last() {
+            match moves.first() {
                 None => mismatches.push(check::Mismatch {
                     what: "after the move".into(),
                     expected: format!("only {expected_pod}"),
                     actual: "the floating IP never moved during the stream".into(),
                 }),
-                Some(last) => {
-                    let after_us = last.at_unix_ns.saturating_sub(stream.started_unix_ns) / 1000;
+                Some(first) => {
+                    // Judged by sequence numbers, not by capture times (which
+                    // lag under load): from the first packet the expected pod
+                    // got after the move began, every later packet that was
+                    // delivered must have been delivered there.
+                    let moved_us = first.at_unix_ns.saturating_sub(stream.started_unix_ns) / 1000;
+                    let first_at_expected = packets
+                        .iter()
+                        .filter(|p| {
+                            p.delivered
+                                .as_ref()
+                                .is_some_and(|(pod, at)| pod == expected_pod && *at >= moved_us)
+                        })
+                        .map(|p| p.sequence)
+                        .min();
                     let mut elsewhere: BTreeMap<String, u64> = BTreeMap::new();
-                    for packet in &packets {
-                        if let Some((pod, at)) = &packet.delivered {
-                            if *at > after_us && pod != expected_pod {
-                                *elsewhere.entry(pod.clone()).or_default() += 1;
+                    if let Some(first_seq) = first_at_expected {
+                        for packet in packets.iter().filter(|p| p.sequence > first_seq) {
+                            if let Some((pod, _)) = &packet.delivered {
+                                if pod != expected_pod {
+                                    *elsewhere.entry(pod.clone()).or_default() += 1;
+                                }
                             }
                         }
                     }
-                    let reached_new = packets.iter().any(|p| {
-                        p.delivered
-                            .as_ref()
-                            .is_some_and(|(pod, at)| pod == expected_pod && *at >= after_us)
-                    });
-                    if !elsewhere.is_empty() || !reached_new {
-                        let actual = if elsewhere.is_empty() {
+                    if first_at_expected.is_none() || !elsewhere.is_empty() {
+                        let actual = if first_at_expected.is_none() {
                             format!("nothing reached {expected_pod} after the move")
                         } else {
                             elsewhere

@@ -192,6 +192,7 @@ pub struct StreamExpectation {
     /// Pods that received some of the stream.
     pub delivered_to: Option<Delivery>,
     pub loss: Option<Loss>,
-    /// After the last move (annotate/delete/create) step, packets land only here.
+    /// From the first packet it receives after a move (annotate/delete/create) of
+    /// the stream's floating IP began, packets land only here.
     pub after_move_at: Option<String>,
 }
