@@ -455,6 +455,9 @@ impl<'a> ScenarioRun<'a> {
             felix_floating_ips: cluster.felix_floating_ips.is_enabled(),
             pools: cluster.pools.clone(),
         };
+        // A move starts when the control plane starts changing the dataplane,
+        // so convergence figures include the time the change takes to apply.
+        let at_unix_ns = now_unix_ns();
         // The applier runs its per-node transactions on threads of its own and
         // waits for them: keep this worker free for the traffic meanwhile.
         let applied = tokio::task::block_in_place(|| self.control.update(&state))
@@ -462,7 +465,6 @@ impl<'a> ScenarioRun<'a> {
         for conflict in &applied.conflicts {
             tracing::info!(?conflict, "several pods claim one floating IP");
         }
-        let at_unix_ns = now_unix_ns();
         let owners: BTreeMap<IpAddr, String> = self
             .control
             .current()
