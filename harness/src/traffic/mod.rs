@@ -35,7 +35,9 @@ use tokio::task::JoinHandle;
 use crate::lab::netns::{Netns, NetnsError};
 
 pub use capture::{Capture, CapturedFrame};
-pub use observation::{IcmpErrorObservation, Observation, PacketRole, Protocol, ReplyObservation};
+pub use observation::{
+    now_unix_ns, IcmpErrorObservation, Observation, PacketRole, Protocol, ReplyObservation,
+};
 pub use responder::{ECHO_PORT, SCTP_CLIENT_PORT_BASE};
 pub use token::{lab_hash, Token, TOKEN_LEN, TOKEN_MAGIC};
 

@@ -174,7 +174,9 @@ pub struct IcmpErrorObservation {
     pub at_unix_ns: u64,
 }
 
-pub(crate) fn now_unix_ns() -> u64 {
+/// Wall-clock nanoseconds since the Unix epoch, the time base of every
+/// observation (and of the runner's move events, so the two compare).
+pub fn now_unix_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
