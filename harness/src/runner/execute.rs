@@ -599,11 +599,15 @@ impl<'a> ScenarioRun<'a> {
         let old_pod = moves.iter().find_map(|m| m.from.clone());
         let new_pod = moves.iter().rev().find_map(|m| m.to.clone());
         if let (Some(old_pod), Some(new_pod)) = (&old_pod, &new_pod) {
-            // The move starts when the old pod loses the floating IP: convergence
-            // and late packets count from there, so the figures include any gap
-            // between the two halves of a move.
-            let first_move_ns = moves.first().map(|m| m.at_unix_ns).unwrap_or_default();
-            let moved_at_us = first_move_ns.saturating_sub(stream.started_unix_ns) / 1000;
+            // Convergence and late packets count from the start of the change
+            // that gives the floating IP to the new pod; a gap before it (the
+            // floating IP taken away first) shows in the loss.
+            let gained_ns = moves
+                .iter()
+                .find(|m| m.to.as_ref() == Some(new_pod))
+                .map(|m| m.at_unix_ns)
+                .unwrap_or_default();
+            let moved_at_us = gained_ns.saturating_sub(stream.started_unix_ns) / 1000;
             result.migrations.push(MigrationReport {
                 stream: stop.name.clone(),
                 protocol: stream.spec.protocol.to_string(),
