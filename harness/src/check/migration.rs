@@ -27,11 +27,12 @@ pub struct MigrationFigures {
     /// stream began).
     pub timeline: BTreeMap<String, BTreeMap<u64, u64>>,
     pub bucket_ms: u64,
-    /// When the move was applied, in ms since the stream began.
+    /// When the control plane started giving the floating IP to the new pod,
+    /// in ms since the stream began.
     pub moved_at_ms: f64,
-    /// From the move to the first packet at the new pod; None if none arrived.
+    /// From that moment to the first packet at the new pod; None if none arrived.
     pub convergence_ms: Option<f64>,
-    /// Packets the old pod received after the move was applied.
+    /// Packets the old pod received after that moment.
     pub late_at_old_pod: u64,
 }
 
