@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::sync::Arc;
 
 use fip_harness::control::LabMembers;
