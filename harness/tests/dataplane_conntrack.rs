@@ -1,28 +1,15 @@
-//! Root test: ctnetlink list and delete on a real flow between two namespaces
-//! joined by a veth, checked against the `conntrack` program's own listing.
+//! Root test: ctnetlink list and delete on a real flow from an external host
+//! to a lab node, checked against the `conntrack` program's own listing.
+
+mod common;
 
 use std::net::IpAddr;
 
-use fip_harness::control::netlink::{add_route_via, add_veth, configure_link};
+use common::{lab_name, node, TestLab};
 use fip_harness::dataplane::conntrack::Conntrack;
 use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState};
 use fip_harness::lab::netns::Netns;
-
-struct Scratch(Netns);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let name = format!("fiph-h3t{}-{tag}", std::process::id());
-        let _ = Netns::delete(&name);
-        Scratch(Netns::create(&name).expect("create scratch namespace"))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = Netns::delete(self.0.name());
-    }
-}
+use fip_harness::lab::{Family, NextHop};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -39,34 +26,36 @@ fn conntrack_program_lists(ns: &Netns) -> String {
 
 #[test]
 fn lists_and_deletes_the_entry_of_a_dnat_flow() {
-    let client = Scratch::new("ct-c");
-    let node = Scratch::new("ct-n");
-    add_veth(&client.0, "eth0", &node.0, "eth0").unwrap();
-    configure_link(&client.0, "eth0", &[(ip("198.18.1.10"), 24)]).unwrap();
-    configure_link(&node.0, "eth0", &[(ip("198.18.1.1"), 24)]).unwrap();
-    add_route_via(&client.0, ip("203.0.113.1"), 32, ip("198.18.1.1")).unwrap();
+    let lab = TestLab::build(&lab_name("ct"), vec![node("node-0", &[])], &["client"], &[]);
+    let node_address = lab.lab.node_uplink("node-0", Family::V4).unwrap().unwrap();
+    lab.block_on(lab.lab.replace_host_route(
+        "fabric",
+        ip("203.0.113.1"),
+        &NextHop::Via(node_address),
+    ))
+    .unwrap();
+    let (client, node) = (lab.netns("client"), lab.netns("node-0"));
     // DNAT the floating IP to the node's own address: enough for a NATed entry.
     backend(BackendKind::Nftables)
         .apply(
-            &node.0,
+            node,
             &NodeNatState {
                 dnat: vec![DnatMapping {
                     external: ip("203.0.113.1"),
-                    internal: ip("198.18.1.1"),
+                    internal: node_address,
                 }],
                 snat: vec![],
             },
         )
         .unwrap();
     let ping = client
-        .0
         .command("ping")
         .args(["-c1", "-W2", "203.0.113.1"])
         .output()
         .unwrap();
     assert!(ping.status.success(), "{ping:?}");
 
-    let mut conntrack = Conntrack::open(&node.0).unwrap();
+    let mut conntrack = Conntrack::open(node).unwrap();
     let entries = conntrack.list().unwrap();
     let flow: Vec<_> = entries
         .iter()
@@ -77,12 +66,11 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow() {
     assert_eq!(flow.protocol, 1);
     assert_eq!(flow.orig_src, ip("198.18.1.10"));
     assert_eq!(
-        flow.reply_src,
-        ip("198.18.1.1"),
+        flow.reply_src, node_address,
         "reply comes from the DNAT target"
     );
     assert_eq!(flow.reply_dst, ip("198.18.1.10"));
-    let listed = conntrack_program_lists(&node.0);
+    let listed = conntrack_program_lists(node);
     let id = flow.icmp_id.expect("icmp id");
     assert!(
         listed.contains(&format!(
@@ -100,5 +88,5 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow() {
         .unwrap()
         .iter()
         .all(|e| e.orig_dst != ip("203.0.113.1")));
-    assert!(!conntrack_program_lists(&node.0).contains("dst=203.0.113.1"));
+    assert!(!conntrack_program_lists(node).contains("dst=203.0.113.1"));
 }

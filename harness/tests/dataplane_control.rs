@@ -1,21 +1,23 @@
-//! Root tests of the control plane on a minimal lab of real namespaces
-//! (control::testbed): external ping to a floating IP, the loopback case, a
+//! Root tests of the control plane on a real lab (`Lab` + `LabMembers`, as
+//! runs get it): external ping to a floating IP, the loopback case, a
 //! move across nodes, both conntrack profiles, switches off; both backends.
+
+mod common;
 
 use std::net::IpAddr;
 use std::process::{Child, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::{lab_name, node, pod, TestLab};
 use fip_harness::calico::{
     veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint,
 };
 use fip_harness::control::netlink::list_routes;
-use fip_harness::control::testbed::MiniLab;
 use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
 use fip_harness::dataplane::conntrack::Conntrack;
 use fip_harness::dataplane::{backend, BackendKind};
 use fip_harness::lab::netns::Netns;
+use fip_harness::lab::Family;
 use rstest::rstest;
 
 const FIP: &str = "203.0.113.1";
@@ -76,14 +78,27 @@ fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
     }
 }
 
-fn lab(tag: &str) -> Arc<MiniLab> {
-    let name = format!("h3{}{tag}", std::process::id() % 100_000);
-    let mut lab = MiniLab::new(&name, 2).expect("mini lab");
-    lab.add_pod("web", "node-0", &[ip(WEB), ip(WEB6)]).unwrap();
-    lab.add_pod("web2", "node-1", &[ip(WEB2), ip(WEB26)])
-        .unwrap();
-    lab.add_pod("client", "node-0", &[ip(CLIENT)]).unwrap();
-    Arc::new(lab)
+/// node-0 holds the first /26 (/122) of the pod pools, node-1 the second;
+/// `ext` is the external host (198.18.1.10, 2001:db8:fe::a).
+fn lab(tag: &str) -> TestLab {
+    TestLab::build(
+        &lab_name(&format!("dc{tag}")),
+        vec![
+            node("node-0", &["198.19.0.0/26", "2001:db8:1::/122"]),
+            node("node-1", &["198.19.0.64/26", "2001:db8:1::40/122"]),
+        ],
+        &["ext"],
+        &[
+            pod("web", "node-0", &[WEB, WEB6]),
+            pod("web2", "node-1", &[WEB2, WEB26]),
+            pod("client", "node-0", &[CLIENT]),
+        ],
+    )
+}
+
+/// The external host's address of a family.
+fn ext(lab: &TestLab, family: Family) -> IpAddr {
+    lab.lab.external_address("ext", family).unwrap().unwrap()
 }
 
 /// One ping; the address the reply came from, if any.
@@ -154,32 +169,35 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     #[case] tag: &str,
 ) {
     let lab = lab(&format!("e{tag}"));
-    let mut control = ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    let mut control = ControlPlane::new(lab.members(), backend(kind), ConntrackProfile::Calico);
     control.update(&cluster(&[FIP], &[])).unwrap();
 
-    let routes = list_routes(lab.member("fabric")).unwrap();
+    let routes = list_routes(lab.netns("fabric")).unwrap();
     assert_eq!(routes.len(), 1, "{routes:?}");
 
-    let capture = Capture::start(lab.member("web"));
+    let capture = Capture::start(lab.netns("web"));
     assert_eq!(
-        ping(lab.member("ext"), FIP).as_deref(),
+        ping(lab.netns("ext"), FIP).as_deref(),
         Some(FIP),
         "the reply carries the floating IP as its source"
     );
     let seen = capture.finish();
     assert!(
-        seen.contains(&format!("198.18.1.10 > {WEB}: ICMP echo request")),
+        seen.contains(&format!(
+            "{} > {WEB}: ICMP echo request",
+            ext(&lab, Family::V4)
+        )),
         "the pod sees its own address as destination: {seen}"
     );
 
     // Loopback: the pod reaches its own floating IP, and sees it as the source.
-    assert_eq!(ping(lab.member("web"), FIP).as_deref(), Some(FIP));
+    assert_eq!(ping(lab.netns("web"), FIP).as_deref(), Some(FIP));
 
     // Move to web2 on node-1.
     let applied = control.update(&cluster(&[], &[FIP])).unwrap();
     assert_eq!(applied.changes.nat.len(), 2);
-    let capture = Capture::start(lab.member("web2"));
-    assert_eq!(ping(lab.member("ext"), FIP).as_deref(), Some(FIP));
+    let capture = Capture::start(lab.netns("web2"));
+    assert_eq!(ping(lab.netns("ext"), FIP).as_deref(), Some(FIP));
     assert!(capture
         .finish()
         .contains(&format!("> {WEB2}: ICMP echo request")));
@@ -188,8 +206,8 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     let mut off = cluster(&[], &[FIP]);
     off.felix_floating_ips = false;
     control.update(&off).unwrap();
-    assert_eq!(ping(lab.member("ext"), FIP), None);
-    assert!(list_routes(lab.member("fabric")).unwrap().is_empty());
+    assert_eq!(ping(lab.netns("ext"), FIP), None);
+    assert!(list_routes(lab.netns("fabric")).unwrap().is_empty());
     control.teardown().unwrap();
 }
 
@@ -200,11 +218,11 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
 #[case::strict_reaches_the_new_pod(ConntrackProfile::Strict, "s")]
 fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] tag: &str) {
     let lab = lab(&format!("m{tag}"));
-    let mut control = ControlPlane::new(lab.clone(), backend(BackendKind::Nftables), profile);
+    let mut control = ControlPlane::new(lab.members(), backend(BackendKind::Nftables), profile);
     control.update(&cluster(&[FIP], &[])).unwrap();
 
     let mut flow = lab
-        .member("client")
+        .netns("client")
         .command("ping")
         .args(["-i", "0.2", "-w", "4", "-n", FIP])
         .stdout(Stdio::null())
@@ -212,13 +230,13 @@ fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] 
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let applied = control.update(&cluster(&[], &[FIP])).unwrap();
-    let web2 = Capture::start(lab.member("web2"));
+    let web2 = Capture::start(lab.netns("web2"));
     std::thread::sleep(Duration::from_millis(800));
     let seen_by_web2 = web2.finish();
     let _ = flow.kill();
     let _ = flow.wait();
 
-    let mut node0 = Conntrack::open(lab.member("node-0")).unwrap();
+    let mut node0 = Conntrack::open(lab.netns("node-0")).unwrap();
     let to_fip: Vec<_> = node0
         .list()
         .unwrap()
@@ -250,18 +268,13 @@ fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] 
 fn state_command_reads_a_lab_from_its_name() {
     let lab = lab("st");
     let mut control = ControlPlane::new(
-        lab.clone(),
+        lab.members(),
         backend(BackendKind::Iptables),
         ConntrackProfile::Calico,
     );
     control.update(&cluster(&[FIP], &[])).unwrap();
-    assert!(ping(lab.member("ext"), FIP).is_some());
-    let name = lab
-        .member("fabric")
-        .name()
-        .trim_start_matches("fiph-")
-        .trim_end_matches("-fabric")
-        .to_string();
+    assert!(ping(lab.netns("ext"), FIP).is_some());
+    let name = lab.lab.name().to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fip-harness"))
         .args(["state", &name])
         .output()
@@ -304,29 +317,32 @@ fn state_command_reads_a_lab_from_its_name() {
 #[case::iptables(BackendKind::Iptables, "i")]
 fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[case] tag: &str) {
     let lab = lab(&format!("v{tag}"));
-    let mut control = ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    let mut control = ControlPlane::new(lab.members(), backend(kind), ConntrackProfile::Calico);
     control.update(&cluster(&[FIP6], &[])).unwrap();
 
-    let capture = Capture::start(lab.member("web"));
+    let capture = Capture::start(lab.netns("web"));
     assert_eq!(
-        ping(lab.member("ext"), FIP6).as_deref(),
+        ping(lab.netns("ext"), FIP6).as_deref(),
         Some(FIP6),
         "the reply carries the floating IP as its source"
     );
     let seen = capture.finish();
     assert!(
-        seen.contains(&format!("2001:db8:fe::10 > {WEB6}: ICMP6, echo request")),
+        seen.contains(&format!(
+            "{} > {WEB6}: ICMP6, echo request",
+            ext(&lab, Family::V6)
+        )),
         "the pod sees its own address as destination: {seen}"
     );
     assert_eq!(
-        ping(lab.member("web"), FIP6).as_deref(),
+        ping(lab.netns("web"), FIP6).as_deref(),
         Some(FIP6),
         "loopback"
     );
 
     control.update(&cluster(&[], &[FIP6])).unwrap();
-    let capture = Capture::start(lab.member("web2"));
-    assert_eq!(ping(lab.member("ext"), FIP6).as_deref(), Some(FIP6));
+    let capture = Capture::start(lab.netns("web2"));
+    assert_eq!(ping(lab.netns("ext"), FIP6).as_deref(), Some(FIP6));
     assert!(capture
         .finish()
         .contains(&format!("> {WEB26}: ICMP6, echo request")));

@@ -1,36 +1,37 @@
-//! Root tests: every protocol through a floating IP in a minimal topology
-//! (client -- node with DNAT -- pod). The pod must see its own address as the
-//! destination; the sender must see the floating IP as the reply's source.
+//! Root tests: every protocol through a floating IP on a real lab (client --
+//! fabric -- node with the control plane's NAT -- pod). The pod must see its
+//! own address as the destination; the sender must see the floating IP as the
+//! reply's source.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use fip_harness::traffic::testbed::{
-    FipTestbed, CLIENT_V4, FLOATING_V4, FLOATING_V6, POD2_V4, POD_V4, POD_V6,
-};
+use common::traffic::{FipLab, FLOATING_V4, FLOATING_V6, POD2_V4, POD_V4, POD_V6};
 use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, StreamSpec, TrafficEngine};
 
 /// Lab names unique per test and per process, so parallel runs never collide.
 fn lab(test: &str) -> String {
-    format!("h5t{}{}", std::process::id() % 100_000, test)
+    common::lab_name(&format!("tf{test}"))
 }
 
-async fn setup(test: &str) -> (FipTestbed, TrafficEngine) {
+async fn setup(test: &str) -> (FipLab, TrafficEngine) {
     let name = lab(test);
-    let bed = FipTestbed::create(&name).await.expect("testbed");
+    let bed = FipLab::build(&name).await;
     let engine = TrafficEngine::new(&name);
     engine
         .add_endpoint(EndpointSpec::pod(
             "pod",
-            bed.pod.clone(),
+            bed.netns("pod"),
             vec![IpAddr::V4(POD_V4), IpAddr::V6(POD_V6)],
             "eth0",
         ))
         .await
         .expect("pod endpoint");
     engine
-        .add_endpoint(EndpointSpec::external("client", bed.client.clone()))
+        .add_endpoint(EndpointSpec::external("client", bed.netns("client")))
         .await
         .expect("client endpoint");
     (bed, engine)
@@ -160,7 +161,7 @@ async fn sctp_stream_is_established_in_node_conntrack() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let conntrack = bed.node_conntrack().unwrap();
+    let conntrack = bed.node_conntrack();
     let outcome = stream.stop().await.unwrap();
 
     let entry = conntrack
@@ -187,7 +188,7 @@ async fn sctp_stream_is_established_in_node_conntrack() {
 /// An ICMP error about a NATed flow must quote the floating IP, not the pod's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_unreachable_quotes_the_floating_ip() {
-    let (_bed, engine) = setup("pu").await;
+    let (bed, engine) = setup("pu").await;
     let mut spec = ProbeSpec::new("client", FLOATING_V4.into(), Protocol::Udp);
     spec.port = 9;
     spec.count = 2;
@@ -202,7 +203,7 @@ async fn port_unreachable_quotes_the_floating_ip() {
         );
         assert_eq!(error.reporter, IpAddr::from(FLOATING_V4));
         assert_eq!(error.quoted_dst, IpAddr::from(FLOATING_V4));
-        assert_eq!(error.quoted_src, IpAddr::from(CLIENT_V4));
+        assert_eq!(error.quoted_src, bed.client_v4);
         assert!(error.token.is_some());
     }
 }
@@ -269,10 +270,10 @@ async fn icmp_stream_at_1ms_is_fully_attributed() {
         .all(|o| o.endpoint == "pod" && o.dst == IpAddr::from(POD_V4)));
 }
 
-/// An ICMP error from a router on the way (the node has no route to the
+/// An ICMP error from a router on the way (the fabric has no route to the
 /// target) is attributed to the probe by the token in its quote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_from_the_node_is_attributed_to_the_probe() {
+async fn unreachable_from_a_router_is_attributed_to_the_probe() {
     let (_bed, engine) = setup("nr").await;
     let nowhere: IpAddr = "192.0.2.99".parse().unwrap();
     let mut spec = ProbeSpec::new("client", nowhere, Protocol::Gre);
@@ -301,13 +302,13 @@ async fn stream_shows_the_moment_delivery_moves_to_another_pod() {
     engine
         .add_endpoint(EndpointSpec::pod(
             "pod2",
-            bed.pod2.clone(),
+            bed.netns("pod2"),
             vec![IpAddr::V4(POD2_V4)],
             "eth0",
         ))
         .await
         .unwrap();
-    bed.stateless_floating_ip_to(POD_V4).unwrap();
+    bed.stateless_floating_ip_to(POD_V4);
     let stream = engine
         .start_stream(StreamSpec::new(
             "client",
@@ -318,7 +319,7 @@ async fn stream_shows_the_moment_delivery_moves_to_another_pod() {
         .await
         .unwrap();
     seen_at(&engine, "pod", 20).await;
-    bed.stateless_floating_ip_to(POD2_V4).unwrap();
+    bed.stateless_floating_ip_to(POD2_V4);
     seen_at(&engine, "pod2", 20).await;
     let outcome = stream.stop().await.unwrap();
 

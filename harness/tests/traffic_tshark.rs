@@ -3,10 +3,12 @@
 //! the pod's capture written as pcap. tshark is required: a missing tshark is
 //! a failure, not a skip (`.ci/run` installs it).
 
+mod common;
+
 use std::net::IpAddr;
 use std::process::Command;
 
-use fip_harness::traffic::testbed::{FipTestbed, FLOATING_V4, POD_V4};
+use common::traffic::{FipLab, FLOATING_V4, POD_V4};
 use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
 
 fn tshark(pcap: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
@@ -39,20 +41,20 @@ fn tshark(pcap: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tshark_decodes_sctp_and_gre_with_good_checksums() {
-    let lab = format!("h5t{}ts", std::process::id() % 100_000);
-    let bed = FipTestbed::create(&lab).await.unwrap();
+    let lab = common::lab_name("ts");
+    let bed = FipLab::build(&lab).await;
     let engine = TrafficEngine::new(&lab);
     engine
         .add_endpoint(EndpointSpec::pod(
             "pod",
-            bed.pod.clone(),
+            bed.netns("pod"),
             vec![IpAddr::V4(POD_V4)],
             "eth0",
         ))
         .await
         .unwrap();
     engine
-        .add_endpoint(EndpointSpec::external("client", bed.client.clone()))
+        .add_endpoint(EndpointSpec::external("client", bed.netns("client")))
         .await
         .unwrap();
     engine.begin_step(7);

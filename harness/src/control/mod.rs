@@ -6,14 +6,15 @@
 pub mod apply;
 pub mod desired;
 pub mod diff;
+mod members;
 pub mod netlink;
-pub mod testbed;
 
 pub use apply::{Applied, ControlError, ControlPlane, LabNamespaces};
 pub use desired::{
     desired_state, ClusterState, DesiredState, FipConflict, FipOwner, NodeUplink, Topology,
 };
 pub use diff::{diff, Changes, ConntrackDeletion, ConntrackMatch, ConntrackProfile, RouteChange};
+pub use members::LabMembers;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,4 @@
-//! Routes (and, for tests and benchmarks, veths and addresses) inside a
-//! namespace over rtnetlink.
+//! Floating-IP routes inside a namespace over rtnetlink.
 //!
 //! Each call runs on a short-lived thread that enters the namespace and drives
 //! its own single-threaded runtime, so no tokio worker ever changes namespace.
@@ -8,13 +7,12 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
 };
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
-use std::os::fd::AsRawFd;
 
 use crate::lab::netns::{Netns, NetnsError};
 
@@ -62,7 +60,7 @@ impl std::fmt::Display for FipRoute {
 }
 
 /// Run `work` with an rtnetlink handle whose socket lives in `ns`.
-pub fn in_netns<F, Fut, R>(ns: &Netns, action: &str, work: F) -> Result<R, NetlinkError>
+fn in_netns<F, Fut, R>(ns: &Netns, action: &str, work: F) -> Result<R, NetlinkError>
 where
     F: FnOnce(Handle) -> Fut + Send,
     Fut: Future<Output = Result<R, String>>,
@@ -89,7 +87,7 @@ where
     .map_err(failed)
 }
 
-pub(crate) async fn index_of(handle: &Handle, name: &str) -> Result<u32, String> {
+async fn index_of(handle: &Handle, name: &str) -> Result<u32, String> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(link)) => Ok(link.header.index),
@@ -212,79 +210,5 @@ pub fn list_routes(ns: &Netns) -> Result<Vec<FipRoute>, NetlinkError> {
         }
         found.sort();
         Ok(found)
-    })
-}
-
-/// Create a veth pair with one end `name` in `ns` and the other `peer` made
-/// directly in `peer_ns` (never in the host namespace). For tests and
-/// benchmarks; labs are wired by the lab module.
-pub fn add_veth(ns: &Netns, name: &str, peer_ns: &Netns, peer: &str) -> Result<(), NetlinkError> {
-    let peer_fd = peer_ns.file().as_raw_fd();
-    in_netns(ns, "add veth", |handle| async move {
-        let peer_message = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer.to_string())
-            .setns_by_fd(peer_fd)
-            .build();
-        let message = LinkVeth::new(name, peer)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
-            .build();
-        handle
-            .link()
-            .add(message)
-            .execute()
-            .await
-            .map_err(|e| format!("veth {name}: {e}"))
-    })
-}
-
-/// Bring `link` (and `lo`) up in `ns` and give `link` the addresses.
-pub fn configure_link(
-    ns: &Netns,
-    link: &str,
-    addresses: &[(IpAddr, u8)],
-) -> Result<(), NetlinkError> {
-    in_netns(ns, "configure link", |handle| async move {
-        for name in ["lo", link] {
-            let index = index_of(&handle, name).await?;
-            handle
-                .link()
-                .set(LinkUnspec::new_with_index(index).up().build())
-                .execute()
-                .await
-                .map_err(|e| format!("{name} up: {e}"))?;
-        }
-        let index = index_of(&handle, link).await?;
-        for (address, len) in addresses {
-            handle
-                .address()
-                .add(index, *address, *len)
-                .execute()
-                .await
-                .map_err(|e| format!("{address}/{len}: {e}"))?;
-        }
-        Ok(())
-    })
-}
-
-/// Add a route to `destination/len` via `via` in `ns` (tests and benchmarks).
-pub fn add_route_via(
-    ns: &Netns,
-    destination: IpAddr,
-    len: u8,
-    via: IpAddr,
-) -> Result<(), NetlinkError> {
-    in_netns(ns, "add route", |handle| async move {
-        let message = RouteMessageBuilder::<IpAddr>::new()
-            .destination_prefix(destination, len)
-            .map_err(|e| e.to_string())?
-            .gateway(via)
-            .map_err(|e| e.to_string())?
-            .build();
-        handle
-            .route()
-            .add(message)
-            .execute()
-            .await
-            .map_err(|e| format!("{destination}/{len} via {via}: {e}"))
     })
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::calico::{self, IpFamily, Ipam, PodRequest, WorkloadEndpoint};
 use crate::check::{self, AddressBook, CheckLine, MigrationFigures};
-use crate::control::{ClusterState, ControlPlane, LabNamespaces};
+use crate::control::{ClusterState, ControlPlane, LabMembers};
 use crate::dataplane::{self, BackendKind};
 use crate::lab::netns::Netns;
 use crate::lab::spec::FABRIC;
@@ -217,7 +217,7 @@ impl<'a> ScenarioRun<'a> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let members = LabMembers::of(&lab, &cluster.nodes)?;
+        let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
         let control = ControlPlane::new(
             std::sync::Arc::new(members),
             dataplane::backend(backend),
@@ -873,56 +873,5 @@ fn target_text(target: &Target) -> String {
     match target {
         Target::Address(a) => a.to_string(),
         Target::Host { name, .. } => name.clone(),
-    }
-}
-
-/// The lab as the control plane sees it: the nodes' and the fabric's
-/// namespaces and the nodes' uplink addresses, which never change while the
-/// lab lives.
-struct LabMembers {
-    nodes: Vec<(String, Netns, Vec<IpAddr>)>,
-    fabric: Netns,
-}
-
-impl LabMembers {
-    fn of(lab: &Lab, nodes: &[String]) -> Result<Self, String> {
-        let mut members = Vec::new();
-        for node in nodes {
-            let netns = lab.netns(node).map_err(|e| e.to_string())?.clone();
-            let uplinks = [IpFamily::V4, IpFamily::V6]
-                .into_iter()
-                .filter_map(|family| lab.node_uplink(node, family).ok().flatten())
-                .collect();
-            members.push((node.clone(), netns, uplinks));
-        }
-        Ok(LabMembers {
-            nodes: members,
-            fabric: lab.netns(FABRIC).map_err(|e| e.to_string())?.clone(),
-        })
-    }
-}
-
-impl LabNamespaces for LabMembers {
-    fn netns(&self, member: &str) -> Option<Netns> {
-        if member == FABRIC {
-            return Some(self.fabric.clone());
-        }
-        self.nodes
-            .iter()
-            .find(|(name, _, _)| name == member)
-            .map(|(_, netns, _)| netns.clone())
-    }
-
-    fn uplink(&self, node: &str, v4: bool) -> Option<IpAddr> {
-        let (_, _, uplinks) = self.nodes.iter().find(|(name, _, _)| name == node)?;
-        uplinks.iter().copied().find(|a| a.is_ipv4() == v4)
-    }
-
-    fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|(name, _, _)| name.clone()).collect()
-    }
-
-    fn fabric(&self) -> String {
-        FABRIC.to_string()
     }
 }

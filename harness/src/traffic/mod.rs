@@ -18,7 +18,6 @@ mod observation;
 mod probe;
 mod responder;
 mod sock;
-pub mod testbed;
 mod token;
 
 use std::collections::HashMap;

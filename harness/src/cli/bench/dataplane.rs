@@ -1,7 +1,8 @@
 //! `fip-harness bench dataplane`: program N floating IPs on one node with each
 //! backend, move one across nodes, and compare the round-trip time through a
 //! node holding N mappings with one holding 1. Both backends in one run, side
-//! by side, with ratios. Runs in namespaces of its own (a minimal lab).
+//! by side, with ratios. Runs on real labs of its own (`Lab` + the control
+//! plane, wired as a scenario run wires them).
 //!
 //! Floating IPs come from 198.19.64.0/18 and synthetic pod addresses from
 //! 198.19.128.0/17 (benchmark range), so that 10,000 fit.
@@ -15,10 +16,10 @@ use anyhow::Context;
 use fip_harness::calico::{
     veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint,
 };
-use fip_harness::control::testbed::MiniLab;
-use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
+use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
 use fip_harness::lab::netns::Netns;
+use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,29 +82,55 @@ fn bench_name(tag: &str) -> String {
     format!("b{}{tag}", std::process::id() % 100_000)
 }
 
+/// Two nodes holding the first two /26 of the pod pool, an external host
+/// `ext`, and the pods `web` (node-0) and `web2` (node-1).
+async fn build_lab(name: String, pods: bool) -> anyhow::Result<Lab> {
+    let node = |name: &str, block: &str| -> anyhow::Result<NodeSpec> {
+        Ok(NodeSpec {
+            name: name.into(),
+            blocks: vec![block.parse()?],
+        })
+    };
+    let mut lab = Lab::build(LabSpec {
+        name,
+        nodes: vec![
+            node("node-0", "198.19.0.0/26")?,
+            node("node-1", "198.19.0.64/26")?,
+        ],
+        externals: vec!["ext".into()],
+        dual_stack: true,
+    })
+    .await?;
+    if pods {
+        lab.add_pods(&[
+            PodSpec::new("web", "default", "node-0", vec!["198.19.0.5".parse()?]),
+            PodSpec::new("web2", "default", "node-1", vec!["198.19.0.70".parse()?]),
+        ])
+        .await?;
+    }
+    Ok(lab)
+}
+
 /// Time to program `count` mappings on a fresh node, then to replace them.
-fn apply_times(kind: BackendKind, count: u32) -> anyhow::Result<(Duration, Duration)> {
-    let name = format!("fiph-{}-apply", bench_name(&kind.to_string()[..1]));
-    let ns = Netns::create(&name)?;
-    let result = (|| {
-        let dataplane = backend(kind);
-        let state = synthetic_state(count);
-        let started = Instant::now();
-        dataplane.apply(&ns, &state)?;
-        let first = started.elapsed();
-        let mut changed = state.clone();
-        changed.dnat[0].internal = internal(count + 1);
-        let started = Instant::now();
-        dataplane.apply(&ns, &changed)?;
-        let again = started.elapsed();
-        anyhow::ensure!(
-            dataplane.read(&ns)?.dnat.len() == count as usize,
-            "read back"
-        );
-        Ok((first, again))
-    })();
-    let _ = Netns::delete(&name);
-    result
+async fn apply_times(kind: BackendKind, count: u32) -> anyhow::Result<(Duration, Duration)> {
+    let lab = build_lab(bench_name(&format!("a{}", &kind.to_string()[..1])), false).await?;
+    let ns = lab.netns("node-0")?;
+    let dataplane = backend(kind);
+    let state = synthetic_state(count);
+    let started = Instant::now();
+    dataplane.apply(ns, &state)?;
+    let first = started.elapsed();
+    let mut changed = state.clone();
+    changed.dnat[0].internal = internal(count + 1);
+    let started = Instant::now();
+    dataplane.apply(ns, &changed)?;
+    let again = started.elapsed();
+    anyhow::ensure!(
+        dataplane.read(ns)?.dnat.len() == count as usize,
+        "read back"
+    );
+    lab.teardown()?;
+    Ok((first, again))
 }
 
 /// The textually last floating IP: the last rule Felix's sorted chain reaches.
@@ -197,27 +224,27 @@ struct LabFigures {
     rtt_one: Duration,
 }
 
-fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigures> {
-    let mut lab = MiniLab::new(&bench_name(&format!("l{}", &kind.to_string()[..1])), 2)?;
-    let web_cali = lab.add_pod("web", "node-0", &["198.19.0.5".parse()?])?;
-    lab.add_pod("web2", "node-1", &["198.19.0.70".parse()?])?;
-    let lab = Arc::new(lab);
+async fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigures> {
+    let lab = build_lab(bench_name(&format!("l{}", &kind.to_string()[..1])), true).await?;
+    let web_cali = veth_name_for_workload("default", "web");
+    let members = Arc::new(LabMembers::of(&lab)?);
+    let ext = lab.netns("ext")?;
     let target = fip(target_index(args.count));
 
     // One mapping: only the target floating IP.
-    let mut one = ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+    let mut one = ControlPlane::new(members.clone(), backend(kind), ConntrackProfile::Calico);
     let mut single = cluster(args.count, false, &web_cali);
     single
         .endpoints
         .retain(|e| e.pod == "web" || e.pod == "web2");
     one.update(&single)?;
-    let rtt_one = ping_rtts(lab.member("ext"), target, args.pings)?;
+    let rtt_one = ping_rtts(ext, target, args.pings)?;
     one.teardown()?;
 
     let mut control_loaded =
-        ControlPlane::new(lab.clone(), backend(kind), ConntrackProfile::Calico);
+        ControlPlane::new(members.clone(), backend(kind), ConntrackProfile::Calico);
     control_loaded.update(&cluster(args.count, false, &web_cali))?;
-    let rtt_loaded = ping_rtts(lab.member("ext"), target, args.pings)?;
+    let rtt_loaded = ping_rtts(ext, target, args.pings)?;
 
     let mut moves = Vec::new();
     for i in 0..args.moves {
@@ -226,6 +253,7 @@ fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigures> {
         moves.push(applied.elapsed);
     }
     control_loaded.teardown()?;
+    lab.teardown()?;
     Ok(LabFigures {
         moves: median(moves),
         rtt_loaded,
@@ -238,12 +266,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "bench dataplane: {} floating IPs on one node; RTT over {} new flows (median); {} moves (median)",
         args.count, args.pings, args.moves
     );
-    let mut applies = Vec::new();
-    let mut labs = Vec::new();
-    for kind in BackendKind::ALL {
-        applies.push(apply_times(kind, args.count).with_context(|| format!("{kind}: apply"))?);
-        labs.push(lab_figures(kind, &args).with_context(|| format!("{kind}: lab figures"))?);
-    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (applies, labs) = runtime.block_on(async {
+        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        let mut applies = Vec::new();
+        let mut labs = Vec::new();
+        for kind in BackendKind::ALL {
+            applies.push(
+                apply_times(kind, args.count)
+                    .await
+                    .with_context(|| format!("{kind}: apply"))?,
+            );
+            labs.push(
+                lab_figures(kind, &args)
+                    .await
+                    .with_context(|| format!("{kind}: lab figures"))?,
+            );
+        }
+        anyhow::Ok((applies, labs))
+    })?;
     let (nft, ipt) = (0, 1);
     println!(
         "{:<44} {:>14} {:>14} {:>10}",

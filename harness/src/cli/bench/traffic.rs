@@ -1,14 +1,24 @@
 //! `fip-harness bench traffic`: round trips per second through one floating IP
 //! (sent, NATed, answered and attributed by token) for ICMP, GRE and SCTP DATA,
-//! with `ping -f` over the same path as the reference.
+//! with `ping -f` over the same path as the reference. Runs on a real lab of
+//! its own: external host `client`, node `node` with pod `pod`, the floating IP
+//! programmed by the control plane (nftables) as a scenario run programs it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fip_harness::traffic::testbed::{FipTestbed, FLOATING_V4, POD_V4};
+use fip_harness::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
+use fip_harness::dataplane::{backend, BackendKind};
+use fip_harness::lab::netns::Netns;
+use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
+
+const FLOATING_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const POD_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 5);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,7 +38,56 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(bench(args))
+    runtime.block_on(async {
+        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        bench(args).await
+    })
+}
+
+/// The lab, with the floating IP on `pod` and routed to `node` on the fabric.
+async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
+    let mut lab = Lab::build(LabSpec {
+        name: name.to_string(),
+        nodes: vec![NodeSpec {
+            name: "node".into(),
+            blocks: vec!["198.19.0.0/26".parse()?],
+        }],
+        externals: vec!["client".into()],
+        dual_stack: false,
+    })
+    .await?;
+    let pod = PodSpec::new("pod", "default", "node", vec![POD_V4.into()]);
+    lab.add_pod(&pod).await?;
+    let mut control = ControlPlane::new(
+        Arc::new(LabMembers::of(&lab)?),
+        backend(BackendKind::Nftables),
+        ConntrackProfile::Calico,
+    );
+    control.update(&ClusterState {
+        endpoints: vec![WorkloadEndpoint {
+            namespace: pod.namespace,
+            pod: pod.name,
+            node: pod.node,
+            interface: pod.interface,
+            addresses: pod.addresses,
+            ip_nats: vec![IpNatPair {
+                internal: POD_V4.into(),
+                external: FLOATING_V4.into(),
+            }],
+        }],
+        cni_floating_ips: true,
+        felix_floating_ips: true,
+        pools: vec![IpPool {
+            name: "fips".into(),
+            cidr: "203.0.113.0/24".parse()?,
+            block_size: 26,
+            encapsulation: Encapsulation::None,
+            disable_bgp_export: false,
+            nat_outgoing: false,
+            disabled: false,
+        }],
+    })?;
+    Ok((lab, control))
 }
 
 struct Figure {
@@ -47,24 +106,25 @@ impl Figure {
 
 async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let lab = format!("bt{}", std::process::id() % 100_000);
-    let bed = FipTestbed::create(&lab)
+    let (bed, _control) = build_lab(&lab)
         .await
-        .context("building the benchmark topology")?;
+        .context("building the benchmark lab")?;
+    let client = bed.netns("client")?.clone();
     let engine = TrafficEngine::new(&lab);
     engine
         .add_endpoint(EndpointSpec::pod(
             "pod",
-            bed.pod.clone(),
+            bed.netns("pod")?.clone(),
             vec![IpAddr::V4(POD_V4)],
             "eth0",
         ))
         .await?;
     engine
-        .add_endpoint(EndpointSpec::external("client", bed.client.clone()))
+        .add_endpoint(EndpointSpec::external("client", client.clone()))
         .await?;
     let floating = IpAddr::V4(FLOATING_V4);
     println!(
-        "path: client -> node (nft DNAT {FLOATING_V4} -> {POD_V4}) -> pod, capture on pod eth0, \
+        "path: client -> fabric -> node (nft DNAT {FLOATING_V4} -> {POD_V4}) -> pod, capture on pod eth0, \
          {} round trips each, window {}",
         args.count, args.window
     );
@@ -119,7 +179,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         figures.push(figure);
     }
 
-    let ping = ping_flood(&bed, args.ping_count)?;
+    let ping = ping_flood(&client, args.ping_count)?;
     println!(
         "ping -f -c {}: {} received in {:.3} s = {:.0} round trips/s (reference)",
         args.ping_count,
@@ -135,7 +195,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     drop(engine);
-    drop(bed);
+    bed.teardown()?;
     let target = 20_000.0;
     let met = figures.iter().all(|f| f.rate() >= target);
     println!(
@@ -156,9 +216,8 @@ impl PingFigure {
     }
 }
 
-fn ping_flood(bed: &FipTestbed, count: u32) -> anyhow::Result<PingFigure> {
-    let out = bed
-        .client
+fn ping_flood(client: &Netns, count: u32) -> anyhow::Result<PingFigure> {
+    let out = client
         .command("ping")
         .args([
             "-f",

@@ -1,0 +1,89 @@
+//! A real [`Lab`] for synchronous root tests: the lab with the runtime its
+//! netlink connections live on, torn down on drop (even when a test fails).
+//! Registry records go to a directory of this test process, so parallel test
+//! runs and other people's labs never see them.
+
+#![allow(dead_code)]
+
+pub mod traffic;
+
+use std::sync::Arc;
+
+use fip_harness::control::LabMembers;
+use fip_harness::lab::netns::Netns;
+use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
+
+pub fn use_test_run_dir() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = std::env::temp_dir().join(format!("fiph-test-run-{}", std::process::id()));
+        std::env::set_var(fip_harness::lab::registry::RUN_DIR_ENV, dir);
+    });
+}
+
+/// A lab name unique to this test process: `<tag><pid>` (tag at most 7 characters).
+pub fn lab_name(tag: &str) -> String {
+    format!("{tag}{}", std::process::id() % 100_000)
+}
+
+/// A node holding IPAM blocks (routed to it on the fabric and the other nodes).
+pub fn node(name: &str, blocks: &[&str]) -> NodeSpec {
+    NodeSpec {
+        name: name.into(),
+        blocks: blocks.iter().map(|b| b.parse().unwrap()).collect(),
+    }
+}
+
+/// A pod in Kubernetes namespace `default`.
+pub fn pod(name: &str, node: &str, addresses: &[&str]) -> PodSpec {
+    PodSpec::new(
+        name,
+        "default",
+        node,
+        addresses.iter().map(|a| a.parse().unwrap()).collect(),
+    )
+}
+
+pub struct TestLab {
+    // Declared first so it goes before the runtime its connections run on.
+    pub lab: Lab,
+    rt: tokio::runtime::Runtime,
+}
+
+impl TestLab {
+    /// Build a dual-stack lab of `nodes` and `externals`, then wire `pods`.
+    pub fn build(name: &str, nodes: Vec<NodeSpec>, externals: &[&str], pods: &[PodSpec]) -> Self {
+        use_test_run_dir();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let spec = LabSpec {
+            name: name.to_string(),
+            nodes,
+            externals: externals.iter().map(|x| x.to_string()).collect(),
+            dual_stack: true,
+        };
+        let lab = rt.block_on(async {
+            let mut lab = Lab::build(spec).await.expect("build lab");
+            lab.add_pods(pods).await.expect("wire pods");
+            lab
+        });
+        TestLab { lab, rt }
+    }
+
+    /// Run lab work (an async `Lab` method) to completion.
+    pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
+        self.rt.block_on(work)
+    }
+
+    pub fn netns(&self, member: &str) -> &Netns {
+        self.lab.netns(member).expect("lab member")
+    }
+
+    /// The control plane's view of the lab.
+    pub fn members(&self) -> Arc<LabMembers> {
+        Arc::new(LabMembers::of(&self.lab).expect("lab members"))
+    }
+}
