@@ -96,6 +96,22 @@ fn text_less(a: IpAddr, b: IpAddr) -> bool {
     a.to_string() < b.to_string()
 }
 
+/// The claim Felix keeps: the alphabetically earliest internal address (the
+/// first of equals). Claims are never empty: each comes from an endpoint.
+fn earliest_claim<'a>(claims: &Claims<'a>) -> (IpAddr, &'a WorkloadEndpoint) {
+    claims
+        .iter()
+        .copied()
+        .reduce(|best, next| {
+            if text_less(next.0, best.0) {
+                next
+            } else {
+                best
+            }
+        })
+        .expect("at least one claim")
+}
+
 /// Compute the desired state of every member.
 pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredState {
     let mut desired = DesiredState::default();
@@ -139,17 +155,7 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
     for (node, claims) in &per_node {
         let mut dnat: BTreeMap<IpAddr, IpAddr> = BTreeMap::new();
         for (external, candidates) in claims {
-            let (winner, endpoint) = candidates
-                .iter()
-                .copied()
-                .reduce(|best, next| {
-                    if text_less(next.0, best.0) {
-                        next
-                    } else {
-                        best
-                    }
-                })
-                .expect("at least one claim");
+            let (winner, endpoint) = earliest_claim(candidates);
             let mut losers: Vec<IpAddr> = candidates
                 .iter()
                 .map(|(internal, _)| *internal)
@@ -203,17 +209,7 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
                     next: RouteNext::Device(endpoint.interface.clone()),
                 });
         }
-        let (internal, endpoint) = winners
-            .iter()
-            .copied()
-            .reduce(|best, next| {
-                if text_less(next.0, best.0) {
-                    next
-                } else {
-                    best
-                }
-            })
-            .expect("at least one winner");
+        let (internal, endpoint) = earliest_claim(&winners);
         if winners.len() > 1 {
             let mut losers: Vec<IpAddr> = winners
                 .iter()
