@@ -524,7 +524,7 @@ impl<'a> ScenarioRun<'a> {
                 .await
                 .map_err(|e| format!("sending: {e}"))?;
             let observed = delivery_observed(&outcome);
-            let mismatches = check::mismatches(&with_default_loss(&send.expect), &observed, &book);
+            let mismatches = check::mismatches(&send.expect, &observed, &book);
             let line = CheckLine {
                 source: send.from.clone(),
                 destination: describe_target(&send.to, to),
@@ -800,22 +800,6 @@ impl<'a> ScenarioRun<'a> {
             .teardown()
             .map_err(|e| format!("tearing down: {e}"))
     }
-}
-
-/// An expectation that packets reach pods implies no loss unless it says
-/// otherwise.
-fn with_default_loss(expect: &TrafficExpectation) -> TrafficExpectation {
-    let mut expect = expect.clone();
-    if expect.loss.is_none()
-        && matches!(
-            expect.delivered_to,
-            Some(crate::scenario::Delivery::Pods(_))
-        )
-        && expect.quoted_destination.is_none()
-    {
-        expect.loss = Some(crate::scenario::Loss::Packets(0));
-    }
-    expect
 }
 
 fn expects_silence(expect: &TrafficExpectation) -> bool {
