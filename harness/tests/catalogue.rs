@@ -54,6 +54,6 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     if result.outcome.is_pass() {
         Ok(())
     } else {
-        Err(runner::describe_failure(&result).into())
+        Err(result.failure_text().into())
     }
 }

@@ -145,7 +145,7 @@ fn print_result(result: &ScenarioResult) {
     }
     println!("{line}");
     if !result.outcome.is_pass() {
-        for text in runner::describe_failure(result).lines() {
+        for text in result.failure_text().lines() {
             println!("    {text}");
         }
     }

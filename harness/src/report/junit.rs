@@ -3,7 +3,6 @@
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::summary::{Outcome, RunSummary};
-use crate::check::render_table;
 
 /// Render the run as JUnit XML.
 pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::SerializeError> {
@@ -20,18 +19,7 @@ pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::Seriali
                 };
                 let mut status = TestCaseStatus::non_success(kind);
                 status.set_message(reason.clone());
-                let mut description = String::new();
-                for step in scenario.steps.iter().filter(|s| !s.passed) {
-                    description.push_str(&format!("step {}: {}\n", step.index + 1, step.summary));
-                    if let Some(message) = &step.message {
-                        description.push_str(&format!("  {message}\n"));
-                    }
-                    description.push_str(&render_table(&step.lines));
-                    if let Some(dir) = &step.diagnostics {
-                        description.push_str(&format!("  diagnostics: {}\n", dir.display()));
-                    }
-                }
-                status.set_description(description);
+                status.set_description(scenario.failure_text());
                 status
             }
         };

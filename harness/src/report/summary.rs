@@ -67,6 +67,33 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// What a person needs to act on a failed case: the reason, each failing
+    /// step's expected-against-actual lines and where its diagnostics are, and
+    /// how to reach a lab that was kept. Empty for a pass.
+    pub fn failure_text(&self) -> String {
+        let mut text = match &self.outcome {
+            Outcome::Passed => return String::new(),
+            Outcome::Failed { reason } | Outcome::Error { reason } => format!("{reason}\n"),
+        };
+        for step in self.steps.iter().filter(|s| !s.passed) {
+            text.push_str(&format!("step {}: {}\n", step.index + 1, step.summary));
+            if let Some(message) = &step.message {
+                text.push_str(&format!("  {message}\n"));
+            }
+            text.push_str(&crate::check::render_table(&step.lines));
+            if let Some(dir) = &step.diagnostics {
+                text.push_str(&format!("  diagnostics bundle: {}\n", dir.display()));
+            }
+        }
+        if let Some(lab) = &self.kept_lab {
+            text.push_str(&format!(
+                "lab `{lab}` was kept: `fip-harness exec {lab} <node-or-pod> -- <command>` to look \
+                 inside, `fip-harness state {lab}` for its NAT, `fip-harness down {lab}` to remove it\n"
+            ));
+        }
+        text
+    }
+
     /// The JUnit/test name: `<scenario>::<backend>` plus the profile when it is
     /// not the default.
     pub fn case_name(&self) -> String {

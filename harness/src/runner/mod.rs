@@ -132,29 +132,3 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
         options,
     ))
 }
-
-/// What a person needs to act on a failed case: the reason, each failing
-/// step's expected-against-actual lines, and where its diagnostics are.
-pub fn describe_failure(result: &ScenarioResult) -> String {
-    let mut text = match &result.outcome {
-        Outcome::Passed => return String::new(),
-        Outcome::Failed { reason } | Outcome::Error { reason } => format!("{reason}\n"),
-    };
-    for step in result.steps.iter().filter(|s| !s.passed) {
-        text.push_str(&format!("step {}: {}\n", step.index + 1, step.summary));
-        if let Some(message) = &step.message {
-            text.push_str(&format!("  {message}\n"));
-        }
-        text.push_str(&crate::check::render_table(&step.lines));
-        if let Some(dir) = &step.diagnostics {
-            text.push_str(&format!("  diagnostics bundle: {}\n", dir.display()));
-        }
-    }
-    if let Some(lab) = &result.kept_lab {
-        text.push_str(&format!(
-            "lab `{lab}` was kept: `fip-harness exec {lab} <node-or-pod> -- <command>` to look \
-             inside, `fip-harness state {lab}` for its NAT, `fip-harness down {lab}` to remove it\n"
-        ));
-    }
-    text
-}
