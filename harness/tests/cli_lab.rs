@@ -3,20 +3,11 @@
 //! `ls`, `down`; and `run` on a scenario whose expectation is wrong, which must
 //! print expected against actual and leave a diagnostics bundle with pcaps.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use std::process::Output;
 
-fn harness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fip-harness"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("run fip-harness")
-}
+use common::{harness, repo};
 
 fn text(output: &Output) -> String {
     format!(

@@ -8,10 +8,8 @@ use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{lab_name, node, pod, TestLab};
-use fip_harness::calico::{
-    veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint,
-};
+use common::{floating_ip_pools, lab_name, node, pod, TestLab};
+use fip_harness::calico::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
 use fip_harness::control::netlink::list_routes;
 use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
 use fip_harness::dataplane::conntrack::Conntrack;
@@ -63,18 +61,7 @@ fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
         ],
         cni_floating_ips: true,
         felix_floating_ips: true,
-        pools: ["203.0.113.0/24", "2001:db8:f1::/64"]
-            .iter()
-            .map(|cidr| IpPool {
-                name: cidr.to_string(),
-                cidr: cidr.parse().unwrap(),
-                block_size: 26,
-                encapsulation: Encapsulation::None,
-                disable_bgp_export: false,
-                nat_outgoing: false,
-                disabled: false,
-            })
-            .collect(),
+        pools: floating_ip_pools(),
     }
 }
 

@@ -1,20 +1,12 @@
 //! `fip-harness validate` and `list` as a user runs them: exit codes and the
 //! exact error lines (file:line:col: key path and value at fault).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn harness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fip-harness"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("run fip-harness")
-}
+use common::{harness, repo};
 
 /// A scenario like scenarios/icmp-external-v4.yaml with one edit applied,
 /// written to a temporary folder; fixtures are referenced by absolute path.

@@ -7,7 +7,11 @@
 
 pub mod traffic;
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Arc;
+
+use fip_harness::calico::{Encapsulation, IpPool};
 
 use fip_harness::control::LabMembers;
 use fip_harness::lab::netns::Netns;
@@ -86,4 +90,35 @@ impl TestLab {
     pub fn members(&self) -> Arc<LabMembers> {
         Arc::new(LabMembers::of(&self.lab).expect("lab members"))
     }
+}
+
+/// The floating-IP pools the tests use: 203.0.113.0/24 and 2001:db8:f1::/64,
+/// exported to BGP unencapsulated (so their floating IPs are advertised).
+pub fn floating_ip_pools() -> Vec<IpPool> {
+    ["203.0.113.0/24", "2001:db8:f1::/64"]
+        .iter()
+        .map(|cidr| IpPool {
+            name: cidr.to_string(),
+            cidr: cidr.parse().unwrap(),
+            block_size: 26,
+            encapsulation: Encapsulation::None,
+            disable_bgp_export: false,
+            nat_outgoing: false,
+            disabled: false,
+        })
+        .collect()
+}
+
+/// The repository's root (scenarios/ and fixtures/ live there).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Run the built `fip-harness` from the repository's root, as a user would.
+pub fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run fip-harness")
 }

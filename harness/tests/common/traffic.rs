@@ -5,13 +5,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use fip_harness::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use fip_harness::calico::{IpNatPair, WorkloadEndpoint};
 use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use fip_harness::dataplane::{backend, BackendKind};
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::{Family, Lab, LabSpec, PodSpec};
 
-use super::{node, use_test_run_dir};
+use super::{floating_ip_pools, node, use_test_run_dir};
 
 pub const FLOATING_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const FLOATING_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 0x10);
@@ -70,18 +70,7 @@ fn cluster() -> ClusterState {
         endpoints,
         cni_floating_ips: true,
         felix_floating_ips: true,
-        pools: ["203.0.113.0/24", "2001:db8:f1::/64"]
-            .iter()
-            .map(|cidr| IpPool {
-                name: cidr.to_string(),
-                cidr: cidr.parse().unwrap(),
-                block_size: 26,
-                encapsulation: Encapsulation::None,
-                disable_bgp_export: false,
-                nat_outgoing: false,
-                disabled: false,
-            })
-            .collect(),
+        pools: floating_ip_pools(),
     }
 }
 
