@@ -150,6 +150,7 @@ impl Drop for Capture {
 
 #[rstest]
 #[case::nftables(BackendKind::Nftables, "n")]
+#[case::nft_maps(BackendKind::NftMaps, "m")]
 #[case::iptables(BackendKind::Iptables, "i")]
 fn external_host_reaches_the_pod_through_its_floating_ip(
     #[case] kind: BackendKind,
@@ -301,6 +302,7 @@ fn state_command_reads_a_lab_from_its_name() {
 
 #[rstest]
 #[case::nftables(BackendKind::Nftables, "n")]
+#[case::nft_maps(BackendKind::NftMaps, "m")]
 #[case::iptables(BackendKind::Iptables, "i")]
 fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[case] tag: &str) {
     let lab = lab(&format!("v{tag}"));

@@ -6,16 +6,30 @@
 //! and keeps the first 16 characters of the URL-safe base64 (no padding). The
 //! crate has no SHA-2 dependency, and SHA-224 is small, so it lives here.
 
-/// The hashes of the rules of one chain, in order, as Felix computes them.
-/// `rules` are the rule bodies as Felix renders them (match then action, e.g.
-/// `--destination 203.0.113.1 --jump DNAT --to-destination 198.19.0.5`).
+/// The hashes of the rules of one chain, in order, as Felix computes them for
+/// iptables. `rules` are the rule bodies as Felix renders them (match then
+/// action, e.g. `--destination 203.0.113.1 --jump DNAT --to-destination
+/// 198.19.0.5`); felix/iptables/renderer.go RuleHashes hashes each as
+/// `-A <chain> HASH <body>`.
 pub(crate) fn rule_hashes(chain: &str, rules: &[String]) -> Vec<String> {
-    let mut hash = sha224(chain.as_bytes()).to_vec();
-    rules
+    let rendered: Vec<String> = rules
         .iter()
-        .map(|rule| {
+        .map(|rule| format!("-A {chain} HASH {rule}"))
+        .collect();
+    chained_hashes(chain, &rendered)
+}
+
+/// Felix's hash chain itself (felix/generictables/rules.go RuleHashes): the
+/// chain name seeds it, each rule's text as its renderer writes it for hashing
+/// (`rendered`) is chained in. nftables mode hashes the rule text as written to
+/// nft (felix/nftables/renderer.go RuleHashes), iptables mode the `-A` line.
+pub(crate) fn chained_hashes(chain: &str, rendered: &[String]) -> Vec<String> {
+    let mut hash = sha224(chain.as_bytes()).to_vec();
+    rendered
+        .iter()
+        .map(|text| {
             let mut input = hash.clone();
-            input.extend_from_slice(format!("-A {chain} HASH {rule}").as_bytes());
+            input.extend_from_slice(text.as_bytes());
             hash = sha224(&input).to_vec();
             base64_url(&hash)[..16].to_string()
         })

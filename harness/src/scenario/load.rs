@@ -109,7 +109,7 @@ impl Loader<'_> {
         let backends = raw
             .backends
             .clone()
-            .unwrap_or_else(|| vec![BackendKind::Nftables, BackendKind::Iptables]);
+            .unwrap_or_else(|| BackendKind::ALL.to_vec());
         let profiles = match (&raw.profiles, &raw.profile) {
             (Some(_), Some(one)) => {
                 self.error_at(one, "give either `profile` or `profiles`, not both");
