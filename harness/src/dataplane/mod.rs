@@ -45,7 +45,7 @@ pub struct NodeNatState {
 }
 
 /// The dataplane implementations the harness ships.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// nftables with address-keyed maps (the reference).
