@@ -9,9 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use super::values::{ConntrackProfile, Protocol, Target};
-use crate::calico::{
-    nat_is_programmed, CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool,
-};
+use crate::calico::{CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool};
 use crate::check::{StreamExpectation, TrafficExpectation};
 use crate::dataplane::BackendKind;
 
@@ -77,11 +75,6 @@ impl Cluster {
     /// The CNI plugin's `feature_control`.
     pub fn cni_features(&self) -> CniFeatureControl {
         self.cni.feature_control
-    }
-
-    /// Whether floating-IP NAT gets programmed at all (both switches on).
-    pub fn nat_programmed(&self) -> bool {
-        nat_is_programmed(&self.cni.feature_control, self.felix_floating_ips)
     }
 }
 
