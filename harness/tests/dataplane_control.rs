@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{floating_ip_pools, lab_name, node, pod, TestLab};
 use fip_harness::calico::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
-use fip_harness::control::netlink::list_routes;
+use fip_harness::control::list_routes;
 use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
 use fip_harness::dataplane::conntrack::Conntrack;
 use fip_harness::dataplane::{backend, BackendKind};

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::netlink::{FipRoute, RouteNext};
+use super::routes::{FipRoute, RouteNext};
 use crate::calico::{floating_ip_is_advertised, IpPool, WorkloadEndpoint};
 use crate::dataplane::{DnatMapping, NodeNatState, SnatMapping};
 
