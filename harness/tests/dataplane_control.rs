@@ -195,6 +195,9 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     control.update(&off).unwrap();
     assert_eq!(ping(lab.netns("ext"), FIP), None);
     assert!(list_routes(lab.netns("fabric")).unwrap().is_empty());
+    // The hosting node's device route (scope link) goes too, not only the
+    // gateway routes.
+    assert!(list_routes(lab.netns("node-1")).unwrap().is_empty());
     control.teardown().unwrap();
 }
 
