@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::calico::Encapsulation;
+use crate::check::Loss;
 
 const HEAD: &str = "cluster:
   cni: ../fixtures/cni/calico-config-floating-ips-on.yaml
