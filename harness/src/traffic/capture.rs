@@ -16,8 +16,8 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
 use crate::lab::netns::Netns;
+use crate::wire::ip;
 
-use super::codec;
 use super::observation::{now_unix_ns, Observation, PacketRole, Protocol};
 use super::sock::{ifindex_in, open_in, AsyncSock};
 use super::token::Token;
@@ -133,9 +133,9 @@ impl Capture {
         let mut store = self.store.lock().unwrap();
         for (mut data, outgoing) in batch {
             if !outgoing {
-                if let Some(ip) = codec::ip_in_ethernet(&data) {
+                if let Some(ip) = ip::in_ethernet(&data) {
                     if let Some(protocol) = Protocol::from_ip_protocol(ip.protocol) {
-                        let role = PacketRole::of(protocol, ip.src.is_ipv6(), ip.payload);
+                        let role = PacketRole::of(protocol, ip.is_ipv6(), ip.payload);
                         for token in Token::find_all(ip.payload) {
                             store.observations.push(Observation {
                                 endpoint: self.endpoint.clone(),
@@ -158,7 +158,7 @@ impl Capture {
             }
             let orig_len = data.len() as u32;
             data.truncate(SNAPLEN);
-            let step = codec::ip_in_ethernet(&data)
+            let step = ip::in_ethernet(&data)
                 .and_then(|ip| Token::find_first(ip.payload))
                 .map_or(step, |token| token.step);
             store.frames.push(CapturedFrame {

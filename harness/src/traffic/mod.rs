@@ -13,10 +13,12 @@
 //! ```
 
 mod capture;
-pub mod codec;
+mod drive;
 mod observation;
 mod probe;
 mod responder;
+mod sctp_client;
+mod sctp_server;
 mod sock;
 mod token;
 
@@ -507,13 +509,13 @@ impl TrafficEngine {
                 spec.payload_len,
             )
             .await?;
-        let pace = probe::Pace {
+        let pace = drive::Pace {
             count: Some(spec.count),
             interval: spec.interval,
             window: spec.window as usize,
             timeout: spec.timeout,
         };
-        let result = probe::drive(&mut transport, pace, None).await;
+        let result = drive::drive(&mut transport, pace, None).await;
         let sctp_events = transport.close().await;
         Ok(self
             .outcome(
@@ -535,7 +537,7 @@ impl TrafficEngine {
         from: &str,
         to: IpAddr,
         protocol: Protocol,
-        result: probe::DriveResult,
+        result: drive::DriveResult,
         sctp_events: Vec<String>,
         collect: bool,
     ) -> ProbeOutcome {
@@ -575,13 +577,13 @@ impl TrafficEngine {
         let (stop, stopped) = watch::channel(false);
         let engine = self.clone();
         let task = tokio::spawn(async move {
-            let pace = probe::Pace {
+            let pace = drive::Pace {
                 count: None,
                 interval: spec.interval,
                 window: usize::MAX,
                 timeout: Duration::from_secs(1),
             };
-            let result = probe::drive(&mut transport, pace, Some(stopped)).await;
+            let result = drive::drive(&mut transport, pace, Some(stopped)).await;
             let sctp_events = transport.close().await;
             Ok(engine
                 .outcome(
