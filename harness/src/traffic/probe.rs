@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use socket2::Domain;
 use tokio::io::AsyncWriteExt;
 
 use crate::lab::netns::Netns;
@@ -13,9 +14,9 @@ use crate::wire::ip::{self, IpNextHeaderProtocols};
 use crate::wire::{gre, icmp, sctp, ChecksumPolicy};
 
 use super::observation::{now_unix_ns, IcmpErrorObservation, Protocol};
-use super::responder::{family_of, parse_gre, raw_socket, strip_ip};
+use super::responder::{parse_gre, strip_ip};
 use super::sctp_client::SctpClient;
-use super::sock::{open_in, AsyncSock};
+use super::sock::{open_raw_in, stream_socket, AsyncSock};
 use super::token::{Token, TOKEN_LEN};
 use super::TrafficError;
 
@@ -95,9 +96,14 @@ fn open_raw(
     protocol: u8,
     what: &'static str,
 ) -> Result<AsyncSock, TrafficError> {
-    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-    AsyncSock::new(open_in(ns, family, libc::SOCK_RAW, protocol as i32, what)?)
-        .map_err(sock_err(ns, what))
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = open_raw_in(
+        ns,
+        domain,
+        socket2::Protocol::from(i32::from(protocol)),
+        what,
+    )?;
+    AsyncSock::new(socket).map_err(sock_err(ns, what))
 }
 
 impl Transport {
@@ -143,12 +149,12 @@ impl Transport {
                 (Main::Udp(udp), Some(watch_icmp()?))
             }
             Protocol::Tcp => {
-                let family = family_of(&ctx.to);
-                let fd = ns
-                    .run(move || raw_socket(family, libc::SOCK_STREAM))
+                let to = ctx.to;
+                let socket = ns
+                    .run(move || stream_socket(to))
                     .map_err(TrafficError::Netns)?
                     .map_err(sock_err(ns, "TCP probe"))?;
-                let socket = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
+                let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
                 let watch = watch_icmp()?;
                 let stream = tokio::time::timeout(
                     Duration::from_secs(3),

@@ -7,18 +7,20 @@
 //! delivery (ip_local_deliver_finish / ip6_protocol_deliver_rcu), so while a
 //! responder runs the kernel stays silent and no firewall rule is needed.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
 use crate::lab::netns::Netns;
 
-use crate::wire::ip::{self, IpNextHeaderProtocols};
+use socket2::{Protocol, Socket, Type};
+
+use crate::wire::ip::{self, IpNextHeaderProtocols as Ip};
 use crate::wire::{gre, ChecksumPolicy};
 
 use super::sctp_server::serve_sctp;
-use super::sock::{open_in, AsyncSock};
+use super::sock::{domain_of, open_raw_in, stream_socket, AsyncSock};
 use super::TrafficError;
 
 /// Port the UDP, TCP and SCTP echo responders listen on (RFC 862 echo).
@@ -28,57 +30,45 @@ pub const ECHO_PORT: u16 = 7;
 /// association's packets as if it were the server.
 pub const SCTP_CLIENT_PORT_BASE: u16 = 32768;
 
-pub(crate) fn family_of(addr: &IpAddr) -> libc::c_int {
-    if addr.is_ipv6() {
-        libc::AF_INET6
-    } else {
-        libc::AF_INET
-    }
-}
-
 /// Start every responder for a pod with `addresses` in `ns`.
 pub(crate) fn start_pod_responders(
     ns: &Netns,
     addresses: &[IpAddr],
 ) -> Result<Vec<JoinHandle<()>>, TrafficError> {
     let mut tasks = Vec::new();
-    let mut families: Vec<libc::c_int> = addresses.iter().map(family_of).collect();
+    let mut families: Vec<IpAddr> = addresses
+        .iter()
+        .map(|a| match a {
+            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        })
+        .collect();
     families.sort();
     families.dedup();
-    for family in families {
-        let v6 = family == libc::AF_INET6;
-        let gre = AsyncSock::new(open_in(
+    for unspecified in families {
+        let v6 = unspecified.is_ipv6();
+        let domain = domain_of(unspecified);
+        let gre = open_raw_in(
             ns,
-            family,
-            libc::SOCK_RAW,
-            IpNextHeaderProtocols::Gre.0 as i32,
+            domain,
+            Protocol::from(i32::from(Ip::Gre.0)),
             "GRE responder",
-        )?)
-        .map_err(|e| sock_err(ns, "GRE responder", e))?;
+        )?;
+        let gre = AsyncSock::new(gre).map_err(|e| sock_err(ns, "GRE responder", e))?;
         tasks.push(tokio::spawn(serve_gre(gre, v6)));
-        let sctp = AsyncSock::new(open_in(
+        let sctp = open_raw_in(
             ns,
-            family,
-            libc::SOCK_RAW,
-            IpNextHeaderProtocols::Sctp.0 as i32,
+            domain,
+            Protocol::from(i32::from(Ip::Sctp.0)),
             "SCTP responder",
-        )?)
-        .map_err(|e| sock_err(ns, "SCTP responder", e))?;
+        )?;
+        let sctp = AsyncSock::new(sctp).map_err(|e| sock_err(ns, "SCTP responder", e))?;
         tasks.push(tokio::spawn(serve_sctp(sctp, v6)));
-        let any: SocketAddr = if v6 {
-            (std::net::Ipv6Addr::UNSPECIFIED, ECHO_PORT).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, ECHO_PORT).into()
-        };
+        let any = SocketAddr::new(unspecified, ECHO_PORT);
         let (udp, tcp) = ns
             .run(move || -> std::io::Result<_> {
-                let udp = if v6 {
-                    bind_v6_only_udp(any)?
-                } else {
-                    std::net::UdpSocket::bind(any)?
-                };
-                udp.set_nonblocking(true)?;
-                let tcp = tokio::net::TcpSocket::from_std_stream(bind_stream(any, v6)?);
+                let udp = bind_udp(any)?;
+                let tcp = tokio::net::TcpSocket::from_std_stream(bind_stream(any)?);
                 Ok((udp, tcp))
             })
             .map_err(TrafficError::Netns)?
@@ -101,55 +91,27 @@ fn sock_err(ns: &Netns, what: &'static str, source: std::io::Error) -> TrafficEr
     }
 }
 
-/// An IPv6 socket that does not also take IPv4 (the v4 one does that).
-fn bind_v6_only_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let fd = raw_socket(libc::AF_INET6, libc::SOCK_DGRAM)?;
-    super::sock::set_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
-    bind_fd(&fd, addr)?;
-    Ok(std::net::UdpSocket::from(fd))
+/// The echo port's UDP socket; an IPv6 one does not also take IPv4 (the IPv4
+/// one does that).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(domain_of(addr.ip()), Type::DGRAM.nonblocking(), None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
-fn bind_stream(addr: SocketAddr, v6: bool) -> std::io::Result<std::net::TcpStream> {
-    let fd = raw_socket(family_of(&addr.ip()), libc::SOCK_STREAM)?;
-    super::sock::set_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    if v6 {
-        super::sock::set_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+/// The echo port's TCP socket, bound and not yet listening: tokio's TcpSocket
+/// takes it from there.
+fn bind_stream(addr: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    let socket = stream_socket(addr.ip())?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
     }
-    bind_fd(&fd, addr)?;
-    // A bound, not yet listening stream socket; tokio's TcpSocket takes it from here.
-    Ok(std::net::TcpStream::from(fd))
-}
-
-pub(crate) fn raw_socket(
-    family: libc::c_int,
-    ty: libc::c_int,
-) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket(2); the fd is owned at once.
-    let fd = unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by socket(2).
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
-fn bind_fd(fd: &std::os::fd::OwnedFd, addr: SocketAddr) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let (storage, len) = super::sock::sockaddr_from(addr);
-    // SAFETY: storage holds a valid sockaddr of length len.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &storage as *const _ as *const libc::sockaddr,
-            len,
-        )
-    };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// Raw IPv4 sockets deliver the IP header, IPv6 ones only the payload.
