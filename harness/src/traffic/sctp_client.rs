@@ -322,3 +322,92 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER_PORT: u16 = 7;
+    const LOCAL_TAG: u32 = 0x1111;
+    const PEER_TAG: u32 = 0x2222;
+
+    fn established() -> SctpClient {
+        let mut client = SctpClient::new(1, Vec::new());
+        client.local_tag = LOCAL_TAG;
+        client.peer_tag = PEER_TAG;
+        client.established = true;
+        client
+    }
+
+    fn from_peer(client: &SctpClient, tag: u32, chunk: ChunkRepr<'static>) -> sctp::Repr<'static> {
+        sctp::Repr {
+            src_port: PEER_PORT,
+            dst_port: client.local_port,
+            verification_tag: tag,
+            chunks: vec![chunk],
+        }
+    }
+
+    fn abort(reflected_tag: bool) -> ChunkRepr<'static> {
+        ChunkRepr::Abort {
+            reflected_tag,
+            causes: Vec::new(),
+        }
+    }
+
+    /// RFC 9260 8.5.1: an ABORT counts with this side's tag, or with the
+    /// peer's own tag when the T bit says it is reflected; not otherwise.
+    #[rstest::rstest]
+    #[case::own_tag(LOCAL_TAG, abort(false), true)]
+    #[case::reflected_peer_tag(PEER_TAG, abort(true), true)]
+    #[case::peer_tag_without_t_bit(PEER_TAG, abort(false), false)]
+    #[case::stranger_tag(0x3333, abort(true), false)]
+    fn abort_is_taken_only_with_a_valid_tag(
+        #[case] tag: u32,
+        #[case] chunk: ChunkRepr<'static>,
+        #[case] taken: bool,
+    ) {
+        let mut client = established();
+        let packet = from_peer(&client, tag, chunk);
+        client.receive(
+            "10.0.0.1".parse().unwrap(),
+            PEER_PORT,
+            &packet,
+            |_| true,
+            &mut Vec::new(),
+        );
+        assert_eq!(client.reconnect_due, taken);
+        assert_eq!(client.established, !taken);
+    }
+
+    /// DATA's E bit shares the T bit's position; it must not make the peer's
+    /// tag acceptable.
+    #[test]
+    fn data_with_the_peers_tag_is_ignored_and_with_ours_is_a_reply() {
+        let token = Token {
+            lab: 1,
+            step: 2,
+            probe: 1,
+            seq: 0,
+        }
+        .encode();
+        let data = |tag| {
+            let chunk = ChunkRepr::Data(DataChunk::whole_message(5, 0, 0, 0, &token));
+            sctp::Repr {
+                src_port: PEER_PORT,
+                dst_port: established().local_port,
+                verification_tag: tag,
+                chunks: vec![chunk],
+            }
+        };
+        let mut client = established();
+        let mut events = Vec::new();
+        let src = "10.0.0.1".parse().unwrap();
+        client.receive(src, PEER_PORT, &data(PEER_TAG), |_| true, &mut events);
+        assert!(events.is_empty() && !client.sack_due);
+        client.receive(src, PEER_PORT, &data(LOCAL_TAG), |_| true, &mut events);
+        assert!(matches!(&events[..], [Event::Reply { token, .. }] if token.seq == 0));
+        assert!(client.sack_due);
+        assert_eq!(client.peer_cum_tsn, 5);
+    }
+}
