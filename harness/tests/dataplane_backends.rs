@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use fip_harness::dataplane::{backend, BackendKind, NodeNatState};
+use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
 use fip_harness::lab::netns::Netns;
 use rstest::rstest;
 
@@ -29,9 +29,9 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn state(dnat: &[(&str, &str)], snat: &[(&str, &str)]) -> NodeNatState {
-    NodeNatState::from_pairs(
-        dnat.iter().map(|(e, i)| (ip(e), ip(i))),
-        snat.iter().map(|(i, e)| (ip(i), ip(e))),
+    NodeNatState::new(
+        dnat.iter().map(|(e, i)| DnatMapping::new(ip(e), ip(i))),
+        snat.iter().map(|(i, e)| SnatMapping::new(ip(i), ip(e))),
     )
 }
 

@@ -83,7 +83,7 @@ pub(crate) fn nft_read_tables(
     table: &str,
     parse: fn(&str) -> Result<NodeNatState, serde_json::Error>,
 ) -> Result<NodeNatState, DataplaneError> {
-    let mut state = NodeNatState::default();
+    let (mut dnat, mut snat) = (Vec::new(), Vec::new());
     for line in nft_list_tables(node, table, true)?
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -92,10 +92,8 @@ pub(crate) fn nft_read_tables(
             netns: node.name().to_string(),
             reason: e.to_string(),
         })?;
-        state.dnat.extend(part.dnat);
-        state.snat.extend(part.snat);
+        dnat.extend(part.dnat);
+        snat.extend(part.snat);
     }
-    state.dnat.sort();
-    state.snat.sort();
-    Ok(state)
+    Ok(NodeNatState::new(dnat, snat))
 }

@@ -4,7 +4,8 @@
 //! iptables and nftables backends render this same model, as Felix's two modes
 //! render the same `generictables.Rule`s.
 
-use super::{IpFamily, NodeNatState};
+use super::NodeNatState;
+use crate::calico::IpFamily;
 use crate::dataplane::Features;
 
 /// What a rule does (felix/generictables actions: JumpAction, DNATAction,
@@ -132,7 +133,7 @@ pub(crate) fn fip_dnat(state: &NodeNatState, family: IpFamily) -> Chain {
     let mut pairs: Vec<(String, String)> = state
         .dnat
         .iter()
-        .filter(|m| family.holds(m.external))
+        .filter(|m| IpFamily::of(&m.external) == family)
         .map(|m| (m.external.to_string(), m.internal.to_string()))
         .collect();
     pairs.sort();
@@ -157,7 +158,7 @@ pub(crate) fn fip_snat(state: &NodeNatState, family: IpFamily, features: Feature
     let mut pairs: Vec<(String, String)> = state
         .snat
         .iter()
-        .filter(|m| family.holds(m.internal))
+        .filter(|m| IpFamily::of(&m.internal) == family)
         .map(|m| (m.internal.to_string(), m.external.to_string()))
         .collect();
     pairs.sort();

@@ -29,9 +29,10 @@ use super::exec::run_in;
 use super::felix_hash::rule_hashes;
 use super::felix_rules::{self, Action, Rule, BASE_JUMPS};
 use super::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, IpFamily, NodeNatState,
-    SnatMapping,
+    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
+    FAMILIES,
 };
+use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
 
 fn restore_program(family: IpFamily) -> &'static str {
@@ -152,21 +153,19 @@ pub fn parse_save(text: &str) -> NodeNatState {
     let snat_rule =
         Regex::new(r"^-A cali-fip-snat -s (\S+?)(?:/\d+)? -d \S+ .*-j SNAT --to-source (\S+)")
             .expect("valid regex");
-    let mut state = NodeNatState::default();
+    let (mut dnat, mut snat) = (Vec::new(), Vec::new());
     for line in text.lines() {
         if let Some(c) = dnat_rule.captures(line) {
             if let (Ok(external), Ok(internal)) = (c[1].parse(), c[2].parse()) {
-                state.dnat.push(DnatMapping { external, internal });
+                dnat.push(DnatMapping::new(external, internal));
             }
         } else if let Some(c) = snat_rule.captures(line) {
             if let (Ok(internal), Ok(external)) = (c[1].parse(), c[2].parse()) {
-                state.snat.push(SnatMapping { internal, external });
+                snat.push(SnatMapping::new(internal, external));
             }
         }
     }
-    state.dnat.sort();
-    state.snat.sort();
-    state
+    NodeNatState::new(dnat, snat)
 }
 
 /// Felix's iptables rendering (see the module documentation).
@@ -194,7 +193,7 @@ impl IptablesBackend {
 
     fn save(&self, node: &Netns) -> Result<String, DataplaneError> {
         let mut text = String::new();
-        for family in IpFamily::BOTH {
+        for family in FAMILIES {
             text.push_str(&run_in(node, save_program(family), &["-t", "nat"], None)?);
         }
         Ok(text)
@@ -207,7 +206,7 @@ impl Dataplane for IptablesBackend {
     }
 
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        for family in IpFamily::BOTH {
+        for family in FAMILIES {
             let text = render_restore(state, family, self.features);
             run_in(
                 node,
@@ -221,7 +220,7 @@ impl Dataplane for IptablesBackend {
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         let text = render_removal();
-        for family in IpFamily::BOTH {
+        for family in FAMILIES {
             run_in(
                 node,
                 restore_program(family),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
 
 mod applied;
@@ -28,22 +29,9 @@ pub use iptables::IptablesBackend;
 pub use nft_maps::NftMapsBackend;
 pub use nftables::NftablesBackend;
 
-/// IP family: Felix keeps one table per family (iptables and ip6tables, or
-/// `table ip` and `table ip6`), each with the mappings of that family only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpFamily {
-    V4,
-    V6,
-}
-
-impl IpFamily {
-    pub const BOTH: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
-
-    /// Whether `address` belongs to this family's table.
-    pub fn holds(self, address: IpAddr) -> bool {
-        address.is_ipv4() == (self == IpFamily::V4)
-    }
-}
+/// Felix keeps one table per family (iptables and ip6tables, or `table ip`
+/// and `table ip6`), each with the mappings of that family only.
+pub(crate) const FAMILIES: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
 
 /// DNAT of a floating IP to the pod that owns it, for traffic arriving at the
 /// node (prerouting) and traffic the node sends (output).
@@ -69,31 +57,38 @@ pub struct NodeNatState {
     pub snat: Vec<SnatMapping>,
 }
 
+impl DnatMapping {
+    pub fn new(external: IpAddr, internal: IpAddr) -> Self {
+        Self { external, internal }
+    }
+}
+
+impl SnatMapping {
+    pub fn new(internal: IpAddr, external: IpAddr) -> Self {
+        Self { internal, external }
+    }
+}
+
 impl NodeNatState {
-    /// The state holding (external, internal) DNAT pairs and (internal,
-    /// external) SNAT pairs, sorted as the type requires.
-    pub fn from_pairs(
-        dnat: impl IntoIterator<Item = (IpAddr, IpAddr)>,
-        snat: impl IntoIterator<Item = (IpAddr, IpAddr)>,
+    /// A state from mappings in any order, sorted and without duplicates.
+    pub fn new(
+        dnat: impl IntoIterator<Item = DnatMapping>,
+        snat: impl IntoIterator<Item = SnatMapping>,
     ) -> Self {
-        let mut state = NodeNatState {
-            dnat: dnat
-                .into_iter()
-                .map(|(external, internal)| DnatMapping { external, internal })
-                .collect(),
-            snat: snat
-                .into_iter()
-                .map(|(internal, external)| SnatMapping { internal, external })
-                .collect(),
+        let mut state = Self {
+            dnat: dnat.into_iter().collect(),
+            snat: snat.into_iter().collect(),
         };
         state.dnat.sort();
+        state.dnat.dedup();
         state.snat.sort();
+        state.snat.dedup();
         state
     }
 }
 
 /// The dataplane implementations the harness ships.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Felix's nftables mode, rule for rule: one rule per floating IP in
@@ -102,7 +97,6 @@ pub enum BackendKind {
     /// The harness's own O(1) alternative: nftables with address-keyed maps in
     /// `table ip fiph-maps`. Not what Felix programs.
     #[serde(rename = "nft-maps")]
-    #[value(name = "nft-maps")]
     NftMaps,
     /// Felix's iptables mode, applied with iptables-legacy-restore.
     Iptables,

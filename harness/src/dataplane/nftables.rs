@@ -49,9 +49,10 @@ use super::exec::{nft_list_tables, nft_read_tables, run_in};
 use super::felix_hash::chained_hashes;
 use super::felix_rules::{self, Action, Chain, Rule, BASE_JUMPS, FIP_DNAT, FIP_SNAT};
 use super::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, IpFamily, NodeNatState,
-    SnatMapping,
+    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
+    FAMILIES,
 };
+use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
 
 /// Name of Felix's tables (one per family).
@@ -136,7 +137,7 @@ fn recreate_table(out: &mut String, family: IpFamily) {
 /// transaction, whatever they held before.
 pub fn render_apply(state: &NodeNatState, features: Features) -> String {
     let mut out = String::new();
-    for family in IpFamily::BOTH {
+    for family in FAMILIES {
         let ip = keyword(family);
         recreate_table(&mut out, family);
         for (builtin, hook, priority) in BASE_CHAINS {
@@ -188,7 +189,7 @@ fn fip_chains(state: &NodeNatState, family: IpFamily, features: Features) -> [Ch
 /// nothing differs.
 pub fn render_update(old: &NodeNatState, new: &NodeNatState, features: Features) -> Option<String> {
     let mut out = String::new();
-    for family in IpFamily::BOTH {
+    for family in FAMILIES {
         let before = fip_chains(old, family, features);
         for (chain, was) in fip_chains(new, family, features).iter().zip(&before) {
             if chain != was {
@@ -210,7 +211,7 @@ pub fn render_update(old: &NodeNatState, new: &NodeNatState, features: Features)
 /// fails), as Felix's table.go does when its table is disabled.
 pub fn render_removal() -> String {
     let mut out = String::new();
-    for family in IpFamily::BOTH {
+    for family in FAMILIES {
         let ip = keyword(family);
         writeln!(out, "add table {ip} {TABLE}\ndelete table {ip} {TABLE}")
             .expect("writing to a String");
@@ -244,7 +245,7 @@ fn nat_target(expressions: &[serde_json::Value], statement: &str) -> Option<IpAd
 /// calico` output: the rules of `nat-cali-fip-dnat` and `nat-cali-fip-snat`.
 pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
     let document: serde_json::Value = serde_json::from_str(json)?;
-    let mut state = NodeNatState::default();
+    let (mut dnat, mut snat) = (Vec::new(), Vec::new());
     let dnat_chain = layered(FIP_DNAT);
     let snat_chain = layered(FIP_SNAT);
     for object in document["nftables"].as_array().into_iter().flatten() {
@@ -261,20 +262,18 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
                 matched(expressions, "daddr"),
                 nat_target(expressions, "dnat"),
             ) {
-                state.dnat.push(DnatMapping { external, internal });
+                dnat.push(DnatMapping::new(external, internal));
             }
         } else if chain == snat_chain {
             if let (Some(internal), Some(external)) = (
                 matched(expressions, "saddr"),
                 nat_target(expressions, "snat"),
             ) {
-                state.snat.push(SnatMapping { internal, external });
+                snat.push(SnatMapping::new(internal, external));
             }
         }
     }
-    state.dnat.sort();
-    state.snat.sort();
-    Ok(state)
+    Ok(NodeNatState::new(dnat, snat))
 }
 
 /// Felix's nftables rendering (see the module documentation).

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use super::{Features, NodeNatState};
+use super::{DnatMapping, Features, NodeNatState, SnatMapping};
 
 /// A host where Felix adds `--random-fully` / `fully-random` to SNAT.
 pub(crate) const FULLY_RANDOM: Features = Features {
@@ -25,9 +25,9 @@ fn ip(s: &str) -> IpAddr {
 /// A state from (external, internal) DNAT pairs and (internal, external) SNAT
 /// pairs, as text.
 pub(crate) fn state(dnat: &[(&str, &str)], snat: &[(&str, &str)]) -> NodeNatState {
-    NodeNatState::from_pairs(
-        dnat.iter().map(|(e, i)| (ip(e), ip(i))),
-        snat.iter().map(|(i, e)| (ip(i), ip(e))),
+    NodeNatState::new(
+        dnat.iter().map(|(e, i)| DnatMapping::new(ip(e), ip(i))),
+        snat.iter().map(|(i, e)| SnatMapping::new(ip(i), ip(e))),
     )
 }
 
