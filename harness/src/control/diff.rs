@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::desired::DesiredState;
-use super::netlink::FipRoute;
+use super::routes::FipRoute;
 use crate::dataplane::NodeNatState;
 
 /// What happens to established flows when floating IPs change.

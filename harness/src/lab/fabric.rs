@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::addressing::*;
 use super::cluster::Lab;
 use super::error::LabError;
-use super::netlink::{Route, RouteKind, VethEnd};
+use super::netlink::{Route, VethEnd};
 
 impl Lab {
     pub(super) async fn wire(&self) -> Result<(), LabError> {
@@ -220,14 +220,7 @@ fn segment_gateway(family: Family, externals: bool) -> (IpAddr, u8) {
 /// via the node's uplink everywhere else.
 fn block_route(own: bool, block: IpNet, node: usize) -> Route {
     if own {
-        Route {
-            destination: block.network(),
-            prefix: block.prefix_len(),
-            via: None,
-            dev: None,
-            onlink: false,
-            kind: RouteKind::Blackhole,
-        }
+        Route::blackhole(block.network(), block.prefix_len())
     } else {
         Route::via(
             block.network(),
