@@ -12,7 +12,7 @@ mod socket;
 
 pub(crate) use link::VethEnd;
 pub(crate) use route::Route;
-pub use socket::with_member;
+pub(crate) use socket::with_member;
 pub(crate) use socket::{create_members, NamespaceJob};
 
 use futures::StreamExt;
