@@ -206,29 +206,11 @@ impl Dataplane for IptablesBackend {
     }
 
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        for family in FAMILIES {
-            let text = render_restore(state, family, self.features);
-            run_in(
-                node,
-                restore_program(family),
-                &["--noflush"],
-                Some(text.as_bytes()),
-            )?;
-        }
-        Ok(())
+        restore_both(node, |family| render_restore(state, family, self.features))
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
-        let text = render_removal();
-        for family in FAMILIES {
-            run_in(
-                node,
-                restore_program(family),
-                &["--noflush"],
-                Some(text.as_bytes()),
-            )?;
-        }
-        Ok(())
+        restore_both(node, |_| render_removal())
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {
@@ -244,6 +226,20 @@ impl Dataplane for IptablesBackend {
     fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError> {
         Ok(parse_save(&self.save(node)?))
     }
+}
+
+/// Feed each family's `iptables-restore --noflush` the text `text_of` gives it.
+fn restore_both(node: &Netns, text_of: impl Fn(IpFamily) -> String) -> Result<(), DataplaneError> {
+    for family in FAMILIES {
+        let text = text_of(family);
+        run_in(
+            node,
+            restore_program(family),
+            &["--noflush"],
+            Some(text.as_bytes()),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
