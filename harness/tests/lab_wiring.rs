@@ -2,6 +2,8 @@
 //! Every lab here has a unique name and is torn down by its Drop even when an
 //! assertion fails; each test checks afterwards that nothing of it remains.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Command;
@@ -10,6 +12,8 @@ use fip_harness::lab::netns::Netns;
 use fip_harness::lab::spec::namespace_prefix;
 use fip_harness::lab::{Family, Lab, LabSpec, NextHop, NodeSpec, PodSpec};
 use serde_json::Value;
+
+use common::program;
 
 fn use_test_run_dir() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -25,7 +29,10 @@ fn lab_name(tag: &str) -> String {
 }
 
 fn host_links() -> BTreeSet<String> {
-    let out = Command::new("ip").args(["-j", "link"]).output().unwrap();
+    let out = Command::new(program("ip"))
+        .args(["-j", "link"])
+        .output()
+        .unwrap();
     let links: Value = serde_json::from_slice(&out.stdout).unwrap();
     links
         .as_array()
@@ -39,7 +46,7 @@ fn ip_json(lab: &Lab, member: &str, args: &[&str]) -> Value {
     let out = lab
         .netns(member)
         .unwrap()
-        .command("ip")
+        .command(program("ip"))
         .arg("-j")
         .args(args)
         .output()
@@ -57,7 +64,7 @@ fn sysctl(lab: &Lab, member: &str, key: &str) -> String {
     let out = lab
         .netns(member)
         .unwrap()
-        .command("cat")
+        .command(program("cat"))
         .arg(path)
         .output()
         .unwrap();
@@ -99,7 +106,7 @@ fn routes(lab: &Lab, member: &str, family: &str) -> BTreeSet<String> {
 fn ping(lab: &Lab, from: &str, to: IpAddr) -> bool {
     lab.netns(from)
         .unwrap()
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W2", "-q", &to.to_string()])
         .stdout(std::process::Stdio::null())
         .status()
@@ -474,7 +481,7 @@ fn sigkilled_bring_up_leaves_nothing_after_down_all() {
         FIPH_CHILD=downall "$EXE" --exact child_role --ignored --nocapture >/dev/null 2>&1
         echo "pinned_after=$(ls /run/netns | wc -l) records_after=$(ls "$FIP_HARNESS_RUN_DIR" | wc -l)"
     "#;
-    let out = Command::new("unshare")
+    let out = Command::new(program("unshare"))
         .args(["-m", "--propagation", "private", "sh", "-c", script])
         .env("EXE", &exe)
         .env(fip_harness::lab::registry::RUN_DIR_ENV, run.path())
@@ -517,7 +524,7 @@ async fn a_kept_lab_outlives_its_value_and_down_removes_it_by_name() {
     // Still wired with no Lab value: reach a pod through its pinned namespace.
     let pod = Netns::open(&fip_harness::lab::spec::namespace_name(&name, "pod-0")).unwrap();
     let reached = pod
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W2", "-q", "198.19.1.1"])
         .stdout(std::process::Stdio::null())
         .status()

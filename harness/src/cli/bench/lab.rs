@@ -172,6 +172,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (commands, build_script) = ip_script(&ip_name, &args);
     let namespaces: Vec<String> = namespaces(&ip_name, &args);
+    // The baseline is a script of `ip` commands; say which package is missing
+    // rather than timing a script that fails at its first line.
+    fip_harness::programs::require_program("ip")?;
     let start = Instant::now();
     let built = std::process::Command::new("sh")
         .arg("-ec")

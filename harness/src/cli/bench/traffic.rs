@@ -218,7 +218,7 @@ impl PingFigure {
 
 fn ping_flood(client: &Netns, count: u32) -> anyhow::Result<PingFigure> {
     let out = client
-        .command("ping")
+        .command(fip_harness::programs::require_program("ping")?)
         .args([
             "-f",
             "-q",
