@@ -272,7 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let (applies, labs) = runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         let mut applies = Vec::new();
         let mut labs = Vec::new();
         for kind in BackendKind::ALL {

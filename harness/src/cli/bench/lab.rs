@@ -115,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let lab_name = format!("bl{}", std::process::id());
     let ip_name = format!("bi{}", std::process::id());
     let result = rt.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         let mut runs = Vec::new();
         for _ in 0..args.runs {
             tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
