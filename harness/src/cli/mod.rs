@@ -15,6 +15,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod choices;
 mod down;
 mod exec;
 mod list;
