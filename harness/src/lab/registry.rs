@@ -65,6 +65,8 @@ pub enum RegistryError {
          `fip-harness down --force {lab}` removes it anyway"
     )]
     OwnerAlive { lab: String, pid: u32 },
+    #[error("lab '{lab}': not writing its record: the process is being interrupted")]
+    Cancelled { lab: String },
     #[error("removing {0}")]
     Netns(#[from] super::netns::NetnsError),
 }
@@ -88,7 +90,17 @@ pub fn now_secs() -> u64 {
 
 impl LabRecord {
     /// Write atomically (temp file + rename) so a reader never sees half a record.
+    /// Not once this process's interrupt clean-up has started: it may have
+    /// removed the record already, and a write would bring it back.
     pub fn write(&self) -> Result<(), RegistryError> {
+        super::signals::unless_cancelled(|| self.write_now()).map_err(|_| {
+            RegistryError::Cancelled {
+                lab: self.name.clone(),
+            }
+        })?
+    }
+
+    fn write_now(&self) -> Result<(), RegistryError> {
         let path = record_path(&self.name);
         let io = |action, source| RegistryError::Io {
             path: path.clone(),
