@@ -427,8 +427,8 @@ impl<'a> ScenarioRun<'a> {
                 .map(String::as_str),
             &current.addresses,
         )
-        .map(|ip_nats| WorkloadEndpoint {
-            ip_nats,
+        .map(|nats| WorkloadEndpoint {
+            ip_nats: nats.ip_nats,
             ..current.clone()
         });
         match (endpoint, &annotate.expect_error) {

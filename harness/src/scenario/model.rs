@@ -79,9 +79,10 @@ impl Cluster {
         self.cni.feature_control
     }
 
-    /// Whether floating-IP NAT gets programmed at all (both switches on).
+    /// Whether Felix programs floating-IP NAT at all: its own switch alone
+    /// (the CNI switch only refuses annotated pods at set-up).
     pub fn nat_programmed(&self) -> bool {
-        nat_is_programmed(&self.cni.feature_control, self.felix_floating_ips)
+        nat_is_programmed(self.felix_floating_ips)
     }
 }
 
