@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{floating_ip_pools, lab_name, node, pod, TestLab};
 use fip_harness::calico::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
-use fip_harness::control::netlink::list_routes;
+use fip_harness::control::list_routes;
 use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
 use fip_harness::dataplane::conntrack::Conntrack;
 use fip_harness::dataplane::{backend, BackendKind};
@@ -195,6 +195,9 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     control.update(&off).unwrap();
     assert_eq!(ping(lab.netns("ext"), FIP), None);
     assert!(list_routes(lab.netns("fabric")).unwrap().is_empty());
+    // The hosting node's device route (scope link) goes too, not only the
+    // gateway routes.
+    assert!(list_routes(lab.netns("node-1")).unwrap().is_empty());
     control.teardown().unwrap();
 }
 

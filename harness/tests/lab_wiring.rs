@@ -2,27 +2,17 @@
 //! Every lab here has a unique name and is torn down by its Drop even when an
 //! assertion fails; each test checks afterwards that nothing of it remains.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Command;
 
+use common::{lab_name, node, pod, use_test_run_dir};
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::spec::namespace_prefix;
-use fip_harness::lab::{Family, Lab, LabSpec, NextHop, NodeSpec, PodSpec};
+use fip_harness::lab::{Family, Lab, LabSpec, NextHop, PodSpec};
 use serde_json::Value;
-
-fn use_test_run_dir() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("fiph-test-run-{}", std::process::id()));
-        std::env::set_var(fip_harness::lab::registry::RUN_DIR_ENV, dir);
-    });
-}
-
-/// A lab name unique to this test process: `<tag><pid>`.
-fn lab_name(tag: &str) -> String {
-    format!("{tag}{}", std::process::id() % 100_000)
-}
 
 fn host_links() -> BTreeSet<String> {
     let out = Command::new("ip").args(["-j", "link"]).output().unwrap();
@@ -122,20 +112,19 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn three_nodes(name: &str, dual_stack: bool) -> LabSpec {
-    let node = |n: usize| NodeSpec {
-        name: format!("node-{n}"),
-        blocks: if dual_stack {
-            vec![
-                format!("198.19.0.{}/26", 64 * n).parse().unwrap(),
-                format!("2001:db8:1::{:x}/122", 64 * n).parse().unwrap(),
-            ]
+    let node_n = |n: usize| {
+        let v4 = format!("198.19.0.{}/26", 64 * n);
+        let v6 = format!("2001:db8:1::{:x}/122", 64 * n);
+        let blocks = if dual_stack {
+            vec![v4.as_str(), v6.as_str()]
         } else {
-            vec![format!("198.19.0.{}/26", 64 * n).parse().unwrap()]
-        },
+            vec![v4.as_str()]
+        };
+        node(&format!("node-{n}"), &blocks)
     };
     LabSpec {
         name: name.into(),
-        nodes: (0..3).map(node).collect(),
+        nodes: (0..3).map(node_n).collect(),
         externals: vec!["client".into()],
         dual_stack,
     }
@@ -149,18 +138,8 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
     {
         let mut lab = Lab::build(three_nodes(&name, true)).await.unwrap();
         let pods = [
-            PodSpec::new(
-                "pod-a",
-                "default",
-                "node-0",
-                vec![ip("198.19.0.1"), ip("2001:db8:1::1")],
-            ),
-            PodSpec::new(
-                "pod-b",
-                "default",
-                "node-1",
-                vec![ip("198.19.0.65"), ip("2001:db8:1::41")],
-            ),
+            pod("pod-a", "node-0", &["198.19.0.1", "2001:db8:1::1"]),
+            pod("pod-b", "node-1", &["198.19.0.65", "2001:db8:1::41"]),
             PodSpec::new("pod-c", "prod", "node-2", vec![ip("198.19.0.129")]),
         ];
         lab.add_pods(&pods).await.unwrap();
@@ -313,10 +292,7 @@ fn small(name: &str, nodes: usize) -> LabSpec {
     LabSpec {
         name: name.into(),
         nodes: (0..nodes)
-            .map(|i| NodeSpec {
-                name: format!("node-{i}"),
-                blocks: vec![format!("198.19.{i}.0/26").parse().unwrap()],
-            })
+            .map(|i| node(&format!("node-{i}"), &[&format!("198.19.{i}.0/26")]))
             .collect(),
         externals: vec!["client".into()],
         dual_stack: false,
@@ -326,11 +302,10 @@ fn small(name: &str, nodes: usize) -> LabSpec {
 fn one_pod_per_node(nodes: usize) -> Vec<PodSpec> {
     (0..nodes)
         .map(|i| {
-            PodSpec::new(
+            pod(
                 &format!("pod-{i}"),
-                "default",
                 &format!("node-{i}"),
-                vec![ip(&format!("198.19.{i}.1"))],
+                &[&format!("198.19.{i}.1")],
             )
         })
         .collect()
@@ -431,11 +406,10 @@ fn child_role() {
                 for k in 0..60 {
                     let pods: Vec<PodSpec> = (0..10)
                         .map(|i| {
-                            PodSpec::new(
+                            pod(
                                 &format!("p{k}-{i}"),
-                                "default",
                                 &format!("node-{i}"),
-                                vec![ip(&format!("198.19.{i}.{}", k + 1))],
+                                &[&format!("198.19.{i}.{}", k + 1)],
                             )
                         })
                         .collect();

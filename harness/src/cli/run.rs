@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
-use fip_harness::dataplane::BackendKind;
 use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
-use fip_harness::scenario::{ConntrackProfile, ScenarioFilter};
+use fip_harness::scenario::ScenarioFilter;
+
+use super::choices::{Backend, Profile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,10 +30,10 @@ pub struct Args {
     keep_on_failure: bool,
     /// Only this dataplane backend (default: each scenario's own list).
     #[arg(long, value_enum)]
-    backend: Option<BackendKind>,
+    backend: Option<Backend>,
     /// Only this conntrack profile (default: each scenario's own list).
     #[arg(long, value_enum)]
-    profile: Option<ConntrackProfile>,
+    profile: Option<Profile>,
     /// Where junit.xml, summary.json and diagnostics bundles go.
     #[arg(long, default_value = "reports")]
     report_dir: PathBuf,
@@ -49,8 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("bad --filter: {e}"))?;
     let plan_filter = PlanFilter {
-        backend: args.backend,
-        profile: args.profile,
+        backend: args.backend.map(Into::into),
+        profile: args.profile.map(Into::into),
     };
     let cases: Vec<PlannedCase> = match runner::plan(&args.paths, &plan_filter) {
         Ok(cases) => cases,

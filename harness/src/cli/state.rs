@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use fip_harness::control::netlink::{list_routes, FipRoute};
+use fip_harness::control::{list_routes, FipRoute};
 use fip_harness::dataplane::conntrack::{Conntrack, ConntrackEntry};
 use fip_harness::dataplane::{backend, BackendKind, NodeNatState};
 use fip_harness::lab::netns::{Netns, LAB_PREFIX};

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use fip_harness::dataplane::BackendKind;
 use fip_harness::runner;
-use fip_harness::scenario::{self, ConntrackProfile};
+use fip_harness::scenario;
+
+use super::choices::{Backend, Profile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,11 +19,11 @@ pub struct Args {
     #[arg(long)]
     name: Option<String>,
     /// Dataplane backend.
-    #[arg(long, value_enum, default_value_t = BackendKind::Nftables)]
-    backend: BackendKind,
+    #[arg(long, value_enum, default_value_t = Backend::Nftables)]
+    backend: Backend,
     /// Conntrack profile.
-    #[arg(long, value_enum, default_value_t = ConntrackProfile::Calico)]
-    profile: ConntrackProfile,
+    #[arg(long, value_enum, default_value_t = Profile::Calico)]
+    profile: Profile,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -39,12 +41,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let lab = args.name.unwrap_or_else(runner::unique_lab_name);
     super::signals::tear_down_labs_on_ctrl_c();
+    let backend = BackendKind::from(args.backend);
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime
         .block_on(runner::bring_up(
             &scenario,
-            args.backend,
-            args.profile,
+            backend,
+            args.profile.into(),
             &lab,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
@@ -52,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!(
         "lab `{lab}` is up ({} backend). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
-        args.backend
+        backend
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::netlink::{FipRoute, RouteNext};
+use super::routes::{FipRoute, RouteNext};
 use crate::calico::{floating_ip_is_advertised, IpPool, WorkloadEndpoint};
 use crate::dataplane::{DnatMapping, NodeNatState, SnatMapping};
 
@@ -133,6 +133,10 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
             },
         );
     }
+    // Floating-IP NAT needs both switches: the CNI plugin writes `ipNATs` only
+    // with `feature_control.floating_ips` (cni-plugin/pkg/k8s/k8s.go
+    // `CmdAddK8s`), and Felix programs them only with `floatingIPs: Enabled`
+    // (felix/dataplane/linux/floating_ip_mgr.go `OnUpdate`).
     if !(cluster.cni_floating_ips && cluster.felix_floating_ips) {
         return desired;
     }
@@ -186,15 +190,15 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
                 snat.insert(*internal, *external);
             }
         }
-        let state = desired.nat.entry(node.to_string()).or_default();
-        state.dnat = dnat
-            .into_iter()
-            .map(|(external, internal)| DnatMapping { external, internal })
-            .collect();
-        state.snat = snat
-            .into_iter()
-            .map(|(internal, external)| SnatMapping { internal, external })
-            .collect();
+        desired.nat.insert(
+            node.to_string(),
+            NodeNatState::new(
+                dnat.into_iter()
+                    .map(|(external, internal)| DnatMapping::new(external, internal)),
+                snat.into_iter()
+                    .map(|(internal, external)| SnatMapping::new(internal, external)),
+            ),
+        );
     }
 
     for (external, winners) in node_winners {

@@ -158,21 +158,19 @@ pub fn parse_save(text: &str) -> NodeNatState {
     let snat_rule =
         Regex::new(r"^-A cali-fip-snat -s (\S+?)(?:/\d+)? -d \S+ .*-j SNAT --to-source (\S+)")
             .expect("valid regex");
-    let mut state = NodeNatState::default();
+    let (mut dnat, mut snat) = (Vec::new(), Vec::new());
     for line in text.lines() {
         if let Some(c) = dnat_rule.captures(line) {
             if let (Ok(external), Ok(internal)) = (c[1].parse(), c[2].parse()) {
-                state.dnat.push(DnatMapping { external, internal });
+                dnat.push(DnatMapping::new(external, internal));
             }
         } else if let Some(c) = snat_rule.captures(line) {
             if let (Ok(internal), Ok(external)) = (c[1].parse(), c[2].parse()) {
-                state.snat.push(SnatMapping { internal, external });
+                snat.push(SnatMapping::new(internal, external));
             }
         }
     }
-    state.dnat.sort();
-    state.snat.sort();
-    state
+    NodeNatState::new(dnat, snat)
 }
 
 /// Calico's iptables rendering (see the module documentation).
@@ -249,22 +247,10 @@ mod tests {
     }
 
     fn state(dnat: &[(&str, &str)], snat: &[(&str, &str)]) -> NodeNatState {
-        NodeNatState {
-            dnat: dnat
-                .iter()
-                .map(|(e, i)| DnatMapping {
-                    external: ip(e),
-                    internal: ip(i),
-                })
-                .collect(),
-            snat: snat
-                .iter()
-                .map(|(i, e)| SnatMapping {
-                    internal: ip(i),
-                    external: ip(e),
-                })
-                .collect(),
-        }
+        NodeNatState::new(
+            dnat.iter().map(|(e, i)| DnatMapping::new(ip(e), ip(i))),
+            snat.iter().map(|(i, e)| SnatMapping::new(ip(i), ip(e))),
+        )
     }
 
     #[rstest]

@@ -7,8 +7,11 @@
 pub mod addressing;
 mod cluster;
 mod error;
+mod fabric;
+mod members;
 pub mod netlink;
 pub mod netns;
+mod pods;
 pub mod registry;
 pub mod safety;
 pub mod signals;

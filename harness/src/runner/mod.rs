@@ -1,15 +1,19 @@
 //! Runs scenarios: plans the (scenario, backend, profile) cases of a catalogue,
 //! runs each in a lab of its own, and describes failures for people.
 
-pub mod diagnostics;
-mod execute;
+mod case;
+mod diagnostics;
 mod observe;
+mod pods;
+mod replay;
+mod send;
+mod streams;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-pub use execute::{bring_up, profile_name, run_scenario, RunOptions};
+pub use replay::{bring_up, run_scenario, RunOptions};
 
 use crate::dataplane::BackendKind;
 use crate::report::{Outcome, ScenarioResult};
@@ -108,19 +112,14 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            return ScenarioResult {
-                name: case.scenario.name.clone(),
-                file: case.scenario.source.clone(),
-                backend: case.backend.to_string(),
-                profile: profile_name(case.profile).to_string(),
-                outcome: Outcome::Error {
+            return replay::result_of(
+                &case.scenario,
+                case.backend,
+                case.profile,
+                Outcome::Error {
                     reason: format!("starting a tokio runtime: {error}"),
                 },
-                duration_ms: 0,
-                steps: vec![],
-                migrations: vec![],
-                kept_lab: None,
-            }
+            )
         }
     };
     let lab = unique_lab_name();
