@@ -59,7 +59,6 @@ fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
             endpoint("web2", "node-1", &[WEB2, WEB26], web2_fips),
             endpoint("client", "node-0", &[CLIENT], &[]),
         ],
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: floating_ip_pools(),
     }

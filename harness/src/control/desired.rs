@@ -26,8 +26,6 @@ use crate::dataplane::{DnatMapping, NodeNatState, SnatMapping};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     pub endpoints: Vec<WorkloadEndpoint>,
-    /// CNI config `feature_control.floating_ips`.
-    pub cni_floating_ips: bool,
     /// Felix `floatingIPs: Enabled`.
     pub felix_floating_ips: bool,
     pub pools: Vec<IpPool>,
@@ -133,11 +131,10 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
             },
         );
     }
-    // Floating-IP NAT needs both switches: the CNI plugin writes `ipNATs` only
-    // with `feature_control.floating_ips` (cni-plugin/pkg/k8s/k8s.go
-    // `CmdAddK8s`), and Felix programs them only with `floatingIPs: Enabled`
-    // (felix/dataplane/linux/floating_ip_mgr.go `OnUpdate`).
-    if !(cluster.cni_floating_ips && cluster.felix_floating_ips) {
+    // Felix's switch alone: floating_ip_mgr.go OnUpdate and endpoint_mgr.go
+    // calculateRoutes test `FloatingIPs`; the CNI plugin's feature_control only
+    // refuses annotated pods at set-up (see calico::felix::nat_is_programmed).
+    if !cluster.felix_floating_ips {
         return desired;
     }
 

@@ -64,7 +64,6 @@ fn topology() -> Topology {
 fn cluster(endpoints: Vec<WorkloadEndpoint>) -> ClusterState {
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![
             pool("198.19.0.0/16", Encapsulation::None, false),
@@ -86,14 +85,10 @@ fn nat_only_on_the_hosting_node_and_routes_everywhere_else() {
     insta::assert_yaml_snapshot!(state);
 }
 
-#[rstest]
-#[case::cni_off(false, true)]
-#[case::felix_off(true, false)]
-#[case::both_off(false, false)]
-fn either_switch_off_means_no_nat_and_no_routes(#[case] cni: bool, #[case] felix: bool) {
+#[test]
+fn felix_switch_off_means_no_nat_and_no_routes() {
     let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
-    cluster.cni_floating_ips = cni;
-    cluster.felix_floating_ips = felix;
+    cluster.felix_floating_ips = false;
     let state = desired_state(&cluster, &topology());
     assert!(state
         .nat

@@ -13,8 +13,8 @@ use super::model::*;
 use super::raw::*;
 use super::values::{Delivery, Loss, Name};
 use crate::calico::{
-    cni_add, cni_del, kdd_ip_nats, CniNetworkConfig, IpFamily, IpPool, Ipam, PodRequest,
-    PodSetupError, FLOATING_IPS_ANNOTATION,
+    cni_add, cni_del, felix_ip_nats, felix_route_panic, CniNetworkConfig, IpFamily, IpPool, Ipam,
+    PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
 };
 use crate::check::{StreamExpectation, TrafficExpectation};
 
@@ -22,6 +22,7 @@ struct LivePod {
     addresses: Vec<IpAddr>,
     annotations: BTreeMap<String, String>,
     namespace: String,
+    phase: PodPhase,
 }
 
 impl Loader<'_> {
@@ -114,6 +115,7 @@ impl Loader<'_> {
                                     addresses: wep.addresses,
                                     annotations: pod.annotations.clone(),
                                     namespace: pod.namespace.clone(),
+                                    phase: PodPhase::Running,
                                 },
                             );
                         }
@@ -179,7 +181,13 @@ impl Loader<'_> {
                         Some(pod) => {
                             // A pod update reaches Felix through the datastore
                             // conversion, not through the CNI plugin.
-                            let verdict = kdd_ip_nats(value.map(|v| v.as_str()), &pod.addresses);
+                            let felix = raw.cluster.felix.floating_ips;
+                            let verdict =
+                                felix_ip_nats(value.map(|v| v.as_str()), &pod.addresses, pod.phase)
+                                    .and_then(|nats| match &nats {
+                                        Some(n) => felix_route_panic(&n.ip_nats, felix),
+                                        None => Ok(()),
+                                    });
                             match (verdict, &expect_error, value) {
                                 (Ok(_), None, _) => match value {
                                     Some(v) => {
@@ -210,6 +218,19 @@ impl Loader<'_> {
                         pod: annotate.pod.to_string(),
                         floating_ips: value.map(|v| v.value.clone()),
                         expect_error,
+                    }));
+                }
+                RawStep::SetPhase(set) => {
+                    match live.get_mut(set.pod.as_str()) {
+                        Some(pod) => pod.phase = set.phase,
+                        None => self.error_at(
+                            &set.pod,
+                            format!("no pod `{}` exists at this step", set.pod.value),
+                        ),
+                    }
+                    steps.push(Step::SetPhase(SetPhase {
+                        pod: set.pod.to_string(),
+                        phase: set.phase,
                     }));
                 }
                 RawStep::Send(send) => {

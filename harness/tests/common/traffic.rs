@@ -68,7 +68,6 @@ fn cluster() -> ClusterState {
         .collect();
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: floating_ip_pools(),
     }

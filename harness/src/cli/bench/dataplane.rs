@@ -181,7 +181,6 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
     });
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![IpPool {
             name: "fips".into(),

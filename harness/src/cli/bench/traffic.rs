@@ -75,7 +75,6 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
                 external: FLOATING_V4.into(),
             }],
         }],
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![IpPool {
             name: "fips".into(),
