@@ -25,7 +25,7 @@ use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
 use pnet_packet::ipv4::{self, MutableIpv4Packet};
 use pnet_packet::ipv6::MutableIpv6Packet;
 
-#[path = "../src/wire/sctp_goldens.rs"]
+#[path = "../src/wire/sctp/goldens.rs"]
 mod sctp_goldens;
 
 const NODE_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
