@@ -49,6 +49,10 @@ pub struct Scenario {
     pub profiles: Vec<ConntrackProfile>,
     pub cluster: Cluster,
     pub steps: Vec<Step>,
+    /// What Calico accepts here but is probably a mistake, as
+    /// `file:line:col: warning: ...`; `validate` and `run` print them.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// The cluster a scenario builds.

@@ -11,18 +11,22 @@ use super::load::{HostKind, Loader};
 use super::located::Spanned;
 use super::model::*;
 use super::raw::*;
+use super::risky::{risky_floating_ip, Holder};
 use super::values::{Delivery, Loss, Name};
 use crate::calico::{
-    cni_add, cni_del, felix_ip_nats, felix_route_panic, CniNetworkConfig, IpFamily, IpPool, Ipam,
-    PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
+    cni_add, cni_del, felix_ip_nats, felix_route_panic, kdd_ip_nats, CniNetworkConfig, IpFamily,
+    IpPool, Ipam, PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
 };
 use crate::check::{StreamExpectation, TrafficExpectation};
+use crate::lab::addressing::{external_address, node_uplink};
 
 struct LivePod {
     addresses: Vec<IpAddr>,
     annotations: BTreeMap<String, String>,
     namespace: String,
     phase: PodPhase,
+    /// The floating IPs Felix has for it now.
+    floating_ips: Vec<IpAddr>,
 }
 
 impl Loader<'_> {
@@ -109,15 +113,31 @@ impl Loader<'_> {
                         .unwrap_or_else(|| step.index_only());
                     match (verdict, &expect_error) {
                         (Ok(wep), None) => {
-                            live.insert(
-                                pod.name.clone(),
-                                LivePod {
-                                    addresses: wep.addresses,
-                                    annotations: pod.annotations.clone(),
-                                    namespace: pod.namespace.clone(),
-                                    phase: PodPhase::Running,
-                                },
-                            );
+                            // What Felix gets comes from the datastore
+                            // conversion, which reads `""` differently.
+                            let value = pod.annotations.get(FLOATING_IPS_ANNOTATION);
+                            let floating_ips = match kdd_ip_nats(
+                                value.map(String::as_str),
+                                &wep.addresses,
+                            ) {
+                                Ok(nats) => nats.ip_nats.iter().map(|p| p.external).collect(),
+                                Err(error) => {
+                                    self.warn_at(&annotation_at, format!(
+                                        "the CNI plugin accepts this, but Calico's datastore conversion fails ({error}): Felix gets no endpoint for pod `{}`",
+                                        pod.name
+                                    ));
+                                    Vec::new()
+                                }
+                            };
+                            let new_pod = LivePod {
+                                addresses: wep.addresses,
+                                annotations: pod.annotations.clone(),
+                                namespace: pod.namespace.clone(),
+                                phase: PodPhase::Running,
+                                floating_ips,
+                            };
+                            self.warn_risky(&annotation_at, &pod.name, &new_pod, &live, raw);
+                            live.insert(pod.name.clone(), new_pod);
                         }
                         (Ok(_), Some(expected)) => {
                             cni_del(&mut ipam, &pod.namespace, &pod.name);
@@ -185,18 +205,35 @@ impl Loader<'_> {
                             let verdict =
                                 felix_ip_nats(value.map(|v| v.as_str()), &pod.addresses, pod.phase)
                                     .and_then(|nats| match &nats {
-                                        Some(n) => felix_route_panic(&n.ip_nats, felix),
-                                        None => Ok(()),
+                                        Some(n) => {
+                                            felix_route_panic(&n.ip_nats, felix).map(|()| nats)
+                                        }
+                                        None => Ok(nats),
                                     });
                             match (verdict, &expect_error, value) {
-                                (Ok(_), None, _) => match value {
-                                    Some(v) => {
-                                        pod.annotations.insert(FLOATING_IPS_ANNOTATION.into(), v.value.clone());
+                                (Ok(nats), None, _) => {
+                                    match value {
+                                        Some(v) => {
+                                            pod.annotations.insert(FLOATING_IPS_ANNOTATION.into(), v.value.clone());
+                                        }
+                                        None => {
+                                            pod.annotations.remove(FLOATING_IPS_ANNOTATION);
+                                        }
                                     }
-                                    None => {
-                                        pod.annotations.remove(FLOATING_IPS_ANNOTATION);
+                                    let nats = nats.unwrap_or_default();
+                                    pod.floating_ips = nats.ip_nats.iter().map(|p| p.external).collect();
+                                    let at = value.map_or_else(|| step.index_only(), |v| v.index_only());
+                                    for entry in &nats.dropped {
+                                        self.warn_at(&at, format!(
+                                            "Calico drops `{entry}` silently (not a plain IP address, or a family pod `{}` has no address of)",
+                                            annotate.pod.value
+                                        ));
                                     }
-                                },
+                                    if let Some(pod) = live.remove(annotate.pod.as_str()) {
+                                        self.warn_risky(&at, annotate.pod.as_str(), &pod, &live, raw);
+                                        live.insert(annotate.pod.to_string(), pod);
+                                    }
+                                }
                                 (Ok(_), Some(expected), _) => self.error_at(step, format!(
                                     "the step expects the error `{expected}`, but Calico accepts this annotation"
                                 )),
@@ -317,6 +354,68 @@ impl Loader<'_> {
             self.error_at(start, format!("stream `{name}` is never stopped"));
         }
         steps
+    }
+
+    /// Warnings for floating IPs Calico accepts but that shadow something:
+    /// `pod`'s own against every live pod and host, and every live pod's
+    /// against `pod`'s addresses.
+    fn warn_risky<T>(
+        &mut self,
+        at: &Spanned<T>,
+        name: &str,
+        pod: &LivePod,
+        live: &BTreeMap<String, LivePod>,
+        raw: &RawScenario,
+    ) {
+        let families = [IpFamily::V4, IpFamily::V6];
+        let nodes: Vec<(String, IpAddr)> = raw
+            .cluster
+            .nodes
+            .value
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
+            })
+            .chain(raw.cluster.externals.iter().enumerate().flat_map(|(j, x)| {
+                families.map(|f| {
+                    (
+                        format!("external host `{}`", x.value.name),
+                        external_address(j, f),
+                    )
+                })
+            }))
+            .collect();
+        let mut warnings = Vec::new();
+        for external in &pod.floating_ips {
+            let pods = live.iter().flat_map(|(other, p)| {
+                p.addresses.iter().map(move |address| Holder {
+                    what: format!("pod `{other}`"),
+                    address,
+                })
+            });
+            let hosts = nodes.iter().map(|(what, address)| Holder {
+                what: what.clone(),
+                address,
+            });
+            warnings.extend(risky_floating_ip(*external, name, pods.chain(hosts)));
+        }
+        for (other, p) in live {
+            for external in &p.floating_ips {
+                let mine = pod.addresses.iter().map(|address| Holder {
+                    what: format!("pod `{name}`"),
+                    address,
+                });
+                warnings.extend(
+                    risky_floating_ip(*external, other, mine)
+                        .into_iter()
+                        .filter(|w| w.contains("'s address")),
+                );
+            }
+        }
+        for warning in warnings {
+            self.warn_at(at, warning);
+        }
     }
 
     fn check_endpoints(
