@@ -38,6 +38,7 @@ fn endpoint(pod: &str, node: &str, addresses: &[&str], fips: &[&str]) -> Workloa
         pod: pod.into(),
         node: node.into(),
         interface: veth_name_for_workload("default", pod),
+        ifindex: None,
         ip_nats: fips
             .iter()
             .map(|f| IpNatPair {

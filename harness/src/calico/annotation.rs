@@ -224,6 +224,7 @@ pub fn workload_endpoint(
         interface: veth_name_for_workload(namespace, pod),
         addresses: addresses.to_vec(),
         ip_nats,
+        ifindex: None,
     })
 }
 

@@ -173,6 +173,31 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
                 });
             }
             dnat.insert(*external, winner);
+            // Every claimant asks for a device route to the floating IP
+            // (felix/dataplane/linux/endpoint_mgr.go calculateRoutes); the
+            // route table keeps the one whose interface has the highest
+            // ifindex (felix/routetable/route_table.go
+            // recalculateDesiredKernelRoute: same route class, then
+            // `ifIndex > bestIfaceIdx`), whoever won the DNAT.
+            let device = candidates
+                .iter()
+                .map(|(_, e)| *e)
+                .reduce(|best, next| {
+                    if next.ifindex.unwrap_or(0) > best.ifindex.unwrap_or(0) {
+                        next
+                    } else {
+                        best
+                    }
+                })
+                .expect("at least one claim");
+            desired
+                .routes
+                .entry(node.to_string())
+                .or_default()
+                .insert(FipRoute {
+                    destination: *external,
+                    next: RouteNext::Device(device.interface.clone()),
+                });
             node_winners
                 .entry(*external)
                 .or_default()
@@ -199,17 +224,6 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
     }
 
     for (external, winners) in node_winners {
-        // Felix on every claiming node routes the floating IP to its local pod.
-        for (_, endpoint) in &winners {
-            desired
-                .routes
-                .entry(endpoint.node.clone())
-                .or_default()
-                .insert(FipRoute {
-                    destination: external,
-                    next: RouteNext::Device(endpoint.interface.clone()),
-                });
-        }
         let (internal, endpoint) = earliest_claim(&winners);
         if winners.len() > 1 {
             let mut losers: Vec<IpAddr> = winners

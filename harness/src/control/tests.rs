@@ -21,6 +21,7 @@ fn pod(name: &str, node: &str, address: &str, fips: &[&str]) -> WorkloadEndpoint
         pod: name.into(),
         node: node.into(),
         interface: veth_name_for_workload("default", name),
+        ifindex: None,
         addresses: vec![ip(address)],
         ip_nats: fips
             .iter()
@@ -263,4 +264,29 @@ fn removing_the_annotation_clears_the_node_and_the_routes() {
         .iter()
         .all(|r| r.add.is_empty() && r.remove == [ip("203.0.113.1")]));
     assert!(changes.conntrack.is_empty(), "the pod is still there");
+}
+
+/// Two claims on one node whose text and numeric orders differ: the DNAT goes
+/// to the text-earliest internal (198.19.0.10, the older veth), the device
+/// route to the claimant with the highest ifindex (198.19.0.9, the newer veth).
+#[test]
+fn one_node_dnat_by_text_and_device_route_by_highest_ifindex() {
+    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
+    older.ifindex = Some(110);
+    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
+    newer.ifindex = Some(111);
+    for endpoints in [
+        vec![older.clone(), newer.clone()],
+        vec![newer.clone(), older.clone()],
+    ] {
+        let state = desired_state(&cluster(endpoints), &topology());
+        assert_eq!(state.nat["node-a"].dnat[0].internal, ip("198.19.0.10"));
+        assert_eq!(
+            state.routes["node-a"].iter().collect::<Vec<_>>(),
+            vec![&FipRoute {
+                destination: ip("203.0.113.1"),
+                next: RouteNext::Device(newer.interface.clone()),
+            }]
+        );
+    }
 }

@@ -95,7 +95,14 @@ impl ScenarioRun<'_> {
                     .await
                     .map_err(|e| e.to_string())?;
                 self.pods.insert(pod.name.clone(), pod.clone());
-                self.endpoints.insert(pod.name.clone(), endpoint);
+                let ifindex = self.lab.pod_ifindex(&pod.name);
+                self.endpoints.insert(
+                    pod.name.clone(),
+                    WorkloadEndpoint {
+                        ifindex,
+                        ..endpoint
+                    },
+                );
                 self.sync_control().await
             }
         }

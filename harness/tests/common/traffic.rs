@@ -63,6 +63,7 @@ fn cluster() -> ClusterState {
             pod: pod.name,
             node: pod.node,
             interface: pod.interface,
+            ifindex: None,
             addresses: pod.addresses,
         })
         .collect();

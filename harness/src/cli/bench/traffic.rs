@@ -69,6 +69,7 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
             pod: pod.name,
             node: pod.node,
             interface: pod.interface,
+            ifindex: None,
             addresses: pod.addresses,
             ip_nats: vec![IpNatPair {
                 internal: POD_V4.into(),
