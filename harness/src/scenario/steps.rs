@@ -276,7 +276,7 @@ impl Loader<'_> {
                     self.check_delivery(send.expect.delivered_to.as_ref(), &ever);
                     let delivered_to = send.expect.delivered_to.as_ref().map(|d| d.value.clone());
                     let loss = send.expect.loss.or(match delivered_to {
-                        Some(Delivery::Pods(_)) => Some(Loss::Packets(0)),
+                        Some(Delivery::Pods(_) | Delivery::OneOf(_)) => Some(Loss::Packets(0)),
                         _ => None,
                     });
                     steps.push(Step::Send(Send {
@@ -463,7 +463,7 @@ impl Loader<'_> {
 
     fn check_delivery(&mut self, delivery: Option<&Spanned<Delivery>>, ever: &BTreeSet<String>) {
         if let Some(spanned) = delivery {
-            if let Delivery::Pods(pods) = &spanned.value {
+            if let Delivery::Pods(pods) | Delivery::OneOf(pods) = &spanned.value {
                 for pod in pods {
                     if !ever.contains(pod) {
                         self.error_at(spanned, format!("no pod named `{pod}` in this scenario"));
