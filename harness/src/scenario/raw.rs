@@ -116,7 +116,7 @@ pub(crate) enum RawStep {
     Send(RawSend),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
-    Wait(DurationValue),
+    Wait(Spanned<DurationValue>),
 }
 
 const STEP_KINDS: &[&str] = &[
@@ -227,9 +227,9 @@ pub(crate) struct RawSend {
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub count: Option<u32>,
+    pub count: Option<Spanned<u32>>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
     #[serde(default)]
@@ -261,7 +261,7 @@ pub(crate) struct RawStartStream {
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
 }
