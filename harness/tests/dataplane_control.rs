@@ -38,6 +38,7 @@ fn endpoint(pod: &str, node: &str, addresses: &[&str], fips: &[&str]) -> Workloa
         pod: pod.into(),
         node: node.into(),
         interface: veth_name_for_workload("default", pod),
+        ifindex: None,
         ip_nats: fips
             .iter()
             .map(|f| IpNatPair {
@@ -59,7 +60,6 @@ fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
             endpoint("web2", "node-1", &[WEB2, WEB26], web2_fips),
             endpoint("client", "node-0", &[CLIENT], &[]),
         ],
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: floating_ip_pools(),
     }

@@ -209,6 +209,28 @@ fn cluster_errors() {
     insta::assert_yaml_snapshot!(rendered);
 }
 
+#[test]
+fn risky_but_accepted_annotations_warn() {
+    let s = load(&format!(
+        "{HEAD}steps:
+  - createPod: {{name: db, node: node-b}}
+  - createPod: {{name: web, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: '[\"198.19.0.0\"]'}}}}
+  - createPod: {{name: odd, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: ''}}}}
+  - annotate: {{pod: odd, floatingIPs: '[\"198.18.0.10\", \"bogus\", \"255.255.255.255\"]'}}
+  - setPhase: {{pod: odd, phase: Succeeded}}
+  - annotate: {{pod: odd, floatingIPs: 'not json'}}
+"
+    ))
+    .unwrap();
+    insta::assert_snapshot!(s.warnings.join("\n"));
+    // A finished pod's annotation is never read, so a malformed one is no error.
+    assert!(matches!(s.steps[4], Step::SetPhase(_)));
+    assert!(errors(&format!(
+        "{HEAD}steps:\n  - setPhase: {{pod: ghost, phase: Failed}}\n"
+    ))
+    .contains("no pod `ghost` exists at this step"));
+}
+
 /// Any pool setting beside `manifest:` makes the entry ambiguous, including the
 /// settings read by the shared IP-pool definition (calico::pool).
 #[test]

@@ -157,6 +157,7 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
             node: "node-0".into(),
             // Fillers share the real pod's interface: their device routes need a link.
             interface: web_cali.to_string(),
+            ifindex: None,
             addresses: vec![internal(i)],
             ip_nats: vec![IpNatPair {
                 internal: internal(i),
@@ -177,6 +178,7 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
         pod: "web".into(),
         node: "node-0".into(),
         interface: web_cali.to_string(),
+        ifindex: None,
         addresses: vec![web],
         ip_nats: if on_web2 { vec![] } else { pair(web) },
     });
@@ -185,12 +187,12 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
         pod: "web2".into(),
         node: "node-1".into(),
         interface: veth_name_for_workload("default", "web2"),
+        ifindex: None,
         addresses: vec![web2],
         ip_nats: if on_web2 { pair(web2) } else { vec![] },
     });
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![IpPool {
             name: "fips".into(),
