@@ -6,9 +6,17 @@
 //! stops a daemon inside a lab namespace, [`birdc`] asks a running daemon
 //! about its sessions and routes.
 
+pub mod birdc;
+pub mod fleet;
+pub mod process;
 pub mod render;
+pub mod show;
 pub mod timers;
 pub mod topology;
 
+pub use birdc::{Birdc, BirdcError};
+pub use fleet::{topology_of, BgpError, DaemonState, LabBird};
+pub use process::{BirdDaemon, BirdError};
+pub use show::{BirdRoute, ProtocolStatus};
 pub use timers::BirdTimers;
 pub use topology::{BgpNode, BgpTopology, CALICO_DEFAULT_AS, FABRIC_AS};

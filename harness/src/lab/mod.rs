@@ -6,6 +6,7 @@
 
 pub mod addressing;
 mod cluster;
+pub mod daemons;
 mod error;
 pub mod netlink;
 pub mod netns;

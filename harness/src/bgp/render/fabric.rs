@@ -55,7 +55,13 @@ pub fn render_fabric(topology: &BgpTopology, family: IpFamily) -> String {
          \x20 local as {};\n\
          \x20 import all;\n\
          \x20 export none;      # The nodes route everything else by default to the fabric.\n\
+         \x20 add paths rx;     # Take every path a node offers (Calico's `add paths on`): a\n\
+         \x20                  # node that prefers a peer's route for a prefix it also\n\
+         \x20                  # holds still sends its own, so both make the ECMP route.\n\
          \x20 graceful restart;\n\
+         \x20 passive on;      # The nodes connect (a global BGPPeer is never passive);\n\
+         \x20                  # two sides connecting at once with graceful restart\n\
+         \x20                  # take each new connection for a restart of the old.\n\
          \x20 connect delay time {};\n\
          \x20 connect retry time {};\n\
          \x20 error wait time {},{};\n",
