@@ -100,8 +100,8 @@ pub fn parse_calico_config_map(
     yaml: &str,
     values: &TemplateValues,
 ) -> Result<CniNetworkConfig, CniConfigError> {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(yaml).map_err(|e| CniConfigError::Yaml(e.to_string()))?;
+    let doc: yaml_serde::Value =
+        yaml_serde::from_str(yaml).map_err(|e| CniConfigError::Yaml(e.to_string()))?;
     let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
     if kind != "ConfigMap" {
         return Err(CniConfigError::NotConfigMap(kind.to_owned()));

@@ -152,8 +152,9 @@ impl Ipam {
         self.handles.get(handle).map_or(&[], Vec::as_slice)
     }
 
-    /// Number of addresses in use in the whole cluster.
-    pub fn allocated_count(&self) -> usize {
+    /// Number of addresses in use in the whole cluster (tests check for leaks).
+    #[cfg(test)]
+    pub(crate) fn allocated_count(&self) -> usize {
         self.blocks.iter().map(|b| b.used.len()).sum()
     }
 
@@ -169,8 +170,9 @@ impl Ipam {
         blocks
     }
 
-    /// Every claimed block with its node, lowest first.
-    pub fn block_affinities(&self) -> Vec<BlockAffinity> {
+    /// Every claimed block with its node, lowest first (tests snapshot it).
+    #[cfg(test)]
+    pub(crate) fn block_affinities(&self) -> Vec<BlockAffinity> {
         let mut all: Vec<BlockAffinity> = self.blocks.iter().map(|b| b.affinity.clone()).collect();
         all.sort_by_key(|a| a.cidr);
         all

@@ -18,7 +18,7 @@ pub use cni_config::{
     parse_cni_config, CniConfigError, CniFeatureControl, CniNetworkConfig, TemplateValues,
 };
 pub use endpoint::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
-pub use felix::{nat_is_programmed, FelixFloatingIps};
+pub use felix::FelixFloatingIps;
 pub use ipam::{BlockAffinity, IpFamily, Ipam, IpamError};
 pub use pool::{
     floating_ip_is_advertised, parse_ip_pool_manifests, Encapsulation, IpPool, IpPoolSpec,

@@ -86,11 +86,11 @@ pub struct IpPoolSpec {
     #[serde(default)]
     pub disabled: Option<bool>,
     #[serde(default)]
-    pub node_selector: Option<serde_yaml::Value>,
+    pub node_selector: Option<yaml_serde::Value>,
     #[serde(default)]
-    pub allowed_uses: Option<serde_yaml::Value>,
+    pub allowed_uses: Option<yaml_serde::Value>,
     #[serde(default)]
-    pub assignment_mode: Option<serde_yaml::Value>,
+    pub assignment_mode: Option<yaml_serde::Value>,
 }
 
 /// Why an IP pool was rejected.
@@ -244,7 +244,7 @@ pub struct ManifestError {
 }
 
 impl ManifestError {
-    pub(crate) fn from_yaml(error: &serde_yaml::Error) -> Self {
+    pub(crate) fn from_yaml(error: &yaml_serde::Error) -> Self {
         let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
         let text = error.to_string();
         // yaml_serde appends " at line L column C"; the position is kept apart.
@@ -263,7 +263,7 @@ impl ManifestError {
 /// Parses a YAML stream of projectcalico.org/v3 IPPool documents.
 pub fn parse_ip_pool_manifests(yaml: &str) -> Result<Vec<IpPool>, ManifestError> {
     let mut pools = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
+    for document in yaml_serde::Deserializer::from_str(yaml) {
         // Empty documents (a trailing `---`) are allowed, as kubectl allows them.
         let manifest: Option<IpPoolManifest> =
             Option::deserialize(document).map_err(|e| ManifestError::from_yaml(&e))?;

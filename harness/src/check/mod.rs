@@ -1,13 +1,18 @@
-//! Expectations against what the traffic engine observed: the verdict of one
-//! (source, destination, protocol) check, the expected-against-actual table a
-//! person reads when a step fails, and the figures of a floating-IP move.
+//! Judgements: what a step expects, what the traffic engine observed, and the
+//! verdict. The expectation types live here (the scenario loader produces
+//! them); so do the verdict of one (source, destination, protocol) check, the
+//! verdict on a stopped stream including the `afterMoveAt` check, the figures
+//! of a floating-IP move, and the expected-against-actual table a person reads
+//! when a step fails. Nothing here knows how a scenario is written.
 
+pub mod delivery;
 pub mod expectation;
 pub mod migration;
+pub mod stream;
 pub mod table;
 
-pub use expectation::{
-    describe_loss, loss_allows, mismatches, AddressBook, DeliveryObserved, Mismatch,
-};
-pub use migration::{MigrationFigures, StreamPacket};
+pub use delivery::{mismatches, AddressBook, DeliveryObserved, Mismatch};
+pub use expectation::{Delivery, Loss, SeenAddress, StreamExpectation, TrafficExpectation};
+pub use migration::{MigrationFigures, Move, OwnerChange, StreamPacket};
+pub use stream::stream_mismatches;
 pub use table::{render_table, CheckLine};

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::expectation::{DeliveryObserved, Mismatch};
+use super::delivery::{describe_pods, join_addresses, DeliveryObserved, Mismatch};
 
 /// One check of a step, with what was seen and what fell short.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,26 +31,8 @@ pub fn render_table(lines: &[CheckLine]) -> String {
     let mut out = String::new();
     for line in lines {
         let o = &line.observed;
-        let delivered = if o.delivered.values().all(|n| *n == 0) {
-            "no pod".to_string()
-        } else {
-            o.delivered
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(pod, n)| format!("{pod} ({n})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let join = |set: &std::collections::BTreeSet<std::net::IpAddr>| {
-            if set.is_empty() {
-                "-".to_string()
-            } else {
-                set.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            }
-        };
+        let delivered = describe_pods(&o.delivered);
+        let join = |set| join_addresses(set, ",", "-");
         let _ = write!(
             out,
             "{} -> {} {}: delivered to {delivered}; pod saw dst {} src {}; replies from {} (sent: {}, lost: {})",

@@ -133,6 +133,10 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
             },
         );
     }
+    // Floating-IP NAT needs both switches: the CNI plugin writes `ipNATs` only
+    // with `feature_control.floating_ips` (cni-plugin/pkg/k8s/k8s.go
+    // `CmdAddK8s`), and Felix programs them only with `floatingIPs: Enabled`
+    // (felix/dataplane/linux/floating_ip_mgr.go `OnUpdate`).
     if !(cluster.cni_floating_ips && cluster.felix_floating_ips) {
         return desired;
     }

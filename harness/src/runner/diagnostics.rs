@@ -1,11 +1,14 @@
 //! The diagnostics bundle of a failing step: for every namespace of the lab, its
 //! addresses, routes, neighbours, NAT rules and conntrack entries, as the
 //! programs people already know print them, so the bundle reads like a session
-//! at the node's shell.
+//! at the node's shell; with it, each pod's capture and the control plane's
+//! state.
 
 use std::path::{Path, PathBuf};
 
+use super::case::ScenarioRun;
 use crate::lab::netns::Netns;
+use crate::lab::spec::FABRIC;
 
 /// (file name, program, arguments) run inside every namespace of the lab.
 const DUMPS: &[(&str, &str, &[&str])] = &[
@@ -54,4 +57,46 @@ pub fn write_bundle(dir: &Path, members: &[(String, Netns)]) -> std::io::Result<
         }
     }
     Ok(dir.to_path_buf())
+}
+
+impl ScenarioRun<'_> {
+    /// Write the step's bundle and pcaps; None when there is no report dir.
+    pub(super) fn write_diagnostics(&self, index: usize) -> Option<PathBuf> {
+        let root = self.options.report_dir.as_ref()?;
+        let dir = root
+            .join(&self.scenario.name)
+            .join(self.backend.to_string())
+            .join(format!("step-{}", index + 1));
+        let cluster = &self.scenario.cluster;
+        let members: Vec<(String, Netns)> = std::iter::once(FABRIC.to_string())
+            .chain(cluster.nodes.iter().cloned())
+            .chain(cluster.externals.iter().cloned())
+            .chain(self.pods.keys().cloned())
+            .filter_map(|name| {
+                let netns = self.lab.netns(&name).ok()?.clone();
+                Some((name, netns))
+            })
+            .collect();
+        let mut bundle = write_bundle(&dir, &members);
+        if bundle.is_ok() {
+            for pod in self.pods.keys() {
+                // The whole run so far: a stream's packets belong to the step
+                // that started it, and what led up to a failure matters too.
+                let path = dir.join(pod).join("capture.pcap");
+                if let Err(error) = self.engine.write_pcap(pod, None, &path) {
+                    tracing::warn!(%error, pod, "could not write pcap");
+                }
+            }
+            if let Ok(state) = serde_json::to_string_pretty(self.control.current()) {
+                let _ = std::fs::write(dir.join("control-plane.json"), state);
+            }
+        }
+        match bundle.as_mut() {
+            Ok(path) => Some(path.clone()),
+            Err(error) => {
+                tracing::warn!(%error, "could not write the diagnostics bundle");
+                None
+            }
+        }
+    }
 }

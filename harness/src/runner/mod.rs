@@ -1,15 +1,19 @@
 //! Runs scenarios: plans the (scenario, backend, profile) cases of a catalogue,
 //! runs each in a lab of its own, and describes failures for people.
 
+mod case;
 pub mod diagnostics;
-mod execute;
 mod observe;
+mod pods;
+mod replay;
+mod send;
+mod streams;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-pub use execute::{bring_up, profile_name, run_scenario, RunOptions};
+pub use replay::{bring_up, profile_name, run_scenario, RunOptions};
 
 use crate::dataplane::BackendKind;
 use crate::report::{Outcome, ScenarioResult};

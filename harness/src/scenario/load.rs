@@ -332,7 +332,7 @@ impl Loader<'_> {
                     return None;
                 }
             };
-            let pod: PodManifest = match serde_yaml::from_str(&text) {
+            let pod: PodManifest = match yaml_serde::from_str(&text) {
                 Ok(pod) => pod,
                 Err(e) => {
                     let (line, column, message) = split_yaml_error(&e);

@@ -44,7 +44,7 @@ thread_local! {
 pub(crate) fn deserialize_numbered<T: DeserializeOwned>(
     text: &str,
     fail_at: Option<(usize, String)>,
-) -> Result<T, serde_yaml::Error> {
+) -> Result<T, yaml_serde::Error> {
     struct Reset(Option<Session>);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -54,7 +54,7 @@ pub(crate) fn deserialize_numbered<T: DeserializeOwned>(
     }
     let previous = SESSION.with(|s| s.borrow_mut().replace(Session { next: 0, fail_at }));
     let _reset = Reset(previous);
-    serde_yaml::from_str(text)
+    yaml_serde::from_str(text)
 }
 
 /// Where a [`Spanned`] value sits: (line, column, message with yaml_serde's key
@@ -72,7 +72,7 @@ pub(crate) fn locate<T: DeserializeOwned>(
 }
 
 /// yaml_serde's error as (line, column, message without the trailing position).
-pub(crate) fn split_yaml_error(error: &serde_yaml::Error) -> (usize, usize, String) {
+pub(crate) fn split_yaml_error(error: &yaml_serde::Error) -> (usize, usize, String) {
     let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
     let text = error.to_string();
     let message = match text.rfind(" at line ") {

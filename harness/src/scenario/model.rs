@@ -3,16 +3,14 @@
 //! set-up agrees with what the step expects.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use super::values::{ConntrackProfile, Delivery, Loss, Protocol, SeenAddress, Target};
-use crate::calico::{
-    nat_is_programmed, CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool,
-};
+pub use super::values::{ConntrackProfile, Protocol, Target};
+use crate::calico::{CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool};
+use crate::check::{StreamExpectation, TrafficExpectation};
 use crate::dataplane::BackendKind;
 
 /// Default packet count of `send`.
@@ -77,11 +75,6 @@ impl Cluster {
     /// The CNI plugin's `feature_control`.
     pub fn cni_features(&self) -> CniFeatureControl {
         self.cni.feature_control
-    }
-
-    /// Whether floating-IP NAT gets programmed at all (both switches on).
-    pub fn nat_programmed(&self) -> bool {
-        nat_is_programmed(&self.cni.feature_control, self.felix_floating_ips)
     }
 }
 
@@ -150,20 +143,6 @@ pub struct Send {
     pub expect: TrafficExpectation,
 }
 
-/// What must be observed for a `send`. `None` fields are not checked.
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrafficExpectation {
-    pub delivered_to: Option<Delivery>,
-    pub seen_destination: Option<SeenAddress>,
-    pub seen_source: Option<SeenAddress>,
-    pub reply_source: Option<IpAddr>,
-    /// Allowed loss. When packets must reach pods and no loss is given: 0 packets.
-    pub loss: Option<Loss>,
-    /// For ICMP errors: the destination inside the quoted header.
-    pub quoted_destination: Option<IpAddr>,
-}
-
 /// Start a background stream (runs until its `stopStream`).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,16 +162,4 @@ pub struct StartStream {
 pub struct StopStream {
     pub name: String,
     pub expect: StreamExpectation,
-}
-
-/// What a stream must have done. `None` fields are not checked.
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StreamExpectation {
-    /// Pods that received some of the stream.
-    pub delivered_to: Option<Delivery>,
-    pub loss: Option<Loss>,
-    /// From the first packet it receives after a move (annotate/delete/create) of
-    /// the stream's floating IP began, packets land only here.
-    pub after_move_at: Option<String>,
 }

@@ -11,11 +11,12 @@ use super::load::{HostKind, Loader};
 use super::located::Spanned;
 use super::model::*;
 use super::raw::*;
-use super::values::{Delivery, Name};
+use super::values::{Delivery, Loss, Name};
 use crate::calico::{
     cni_add, cni_del, kdd_ip_nats, CniNetworkConfig, IpFamily, IpPool, Ipam, PodRequest,
     PodSetupError, FLOATING_IPS_ANNOTATION,
 };
+use crate::check::{StreamExpectation, TrafficExpectation};
 
 struct LivePod {
     addresses: Vec<IpAddr>,

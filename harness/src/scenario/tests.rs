@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::calico::Encapsulation;
+use crate::check::Loss;
 
 const HEAD: &str = "cluster:
   cni: ../fixtures/cni/calico-config-floating-ips-on.yaml
@@ -41,7 +42,8 @@ fn defaults() {
     assert_eq!(s.profiles, vec![ConntrackProfile::Calico]);
     assert_eq!(s.cluster.pools.len(), 1, "default IPv4 pool");
     assert_eq!(s.cluster.pools[0].cidr.to_string(), "198.19.0.0/16");
-    assert!(s.cluster.nat_programmed());
+    assert!(s.cluster.cni_features().floating_ips);
+    assert!(s.cluster.felix_floating_ips.is_enabled());
     let dual = load(&format!(
         "{HEAD}  dualStack: true\nprofile: strict\nsteps: []\n"
     ))
@@ -52,7 +54,8 @@ fn defaults() {
     assert!(!load(&format!("{felix_off}steps: []\n"))
         .unwrap()
         .cluster
-        .nat_programmed());
+        .felix_floating_ips
+        .is_enabled());
 }
 
 #[test]

@@ -171,14 +171,7 @@ impl FromStr for Target {
 }
 deserialize_from_str!(Target, "an IP address or a name");
 
-/// How many packets may be lost: a count (`0`) or a percentage (`"5%"`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Loss {
-    Packets(u64),
-    Percent(f64),
-}
-
+/// A loss is written as a packet count (`0`) or a percentage (`"5%"`).
 impl FromStr for Loss {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -222,17 +215,7 @@ impl<'de> Deserialize<'de> for Loss {
     }
 }
 
-/// An address as a pod or the sender saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SeenAddress {
-    /// The receiving pod's own address (of the traffic's family).
-    Pod,
-    /// The sender's own address (of the traffic's family).
-    From,
-    Address(IpAddr),
-}
-
+/// A seen address is written `pod`, `from` or as an IP address.
 impl FromStr for SeenAddress {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -248,14 +231,7 @@ impl FromStr for SeenAddress {
 }
 deserialize_from_str!(SeenAddress, "`pod`, `from` or an IP address");
 
-/// Which pods must receive traffic: none, or these (names).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Delivery {
-    None,
-    Pods(Vec<String>),
-}
-
+/// A delivery is written `none`, as one pod name or as a list of pod names.
 impl<'de> Deserialize<'de> for Delivery {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
@@ -292,6 +268,10 @@ pub use crate::traffic::Protocol;
 
 /// Connection-tracking profile of the floating-IP NAT: the control plane's own.
 pub use crate::control::ConntrackProfile;
+
+/// What traffic must do: the judgements' own (check/); how the scenario
+/// language spells them is here, with the other scalars.
+pub use crate::check::{Delivery, Loss, SeenAddress};
 
 #[cfg(test)]
 mod tests {

@@ -203,40 +203,9 @@ pub struct ProbeOutcome {
     pub sctp_events: Vec<String>,
 }
 
-/// Delivery moved from one endpoint to another between two consecutive
-/// sequence numbers of a stream (a floating IP moving between pods).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliverySwitch {
-    /// First sequence number delivered to `to`.
-    pub seq: u32,
-    pub from: String,
-    pub to: String,
-    pub at_unix_ns: u64,
-}
-
 impl ProbeOutcome {
     pub fn lost(&self) -> u32 {
         self.sent.saturating_sub(self.replies.len() as u32)
-    }
-
-    /// Where delivery changed endpoint, in sequence order (requests only: the
-    /// observations of this probe's own protocol with a sent sequence number).
-    pub fn delivery_switches(&self) -> Vec<DeliverySwitch> {
-        let mut seen: Vec<&Observation> = self
-            .deliveries
-            .iter()
-            .filter(|o| o.protocol == self.protocol && o.token.seq < self.sent)
-            .collect();
-        seen.sort_by_key(|o| (o.token.seq, o.at_unix_ns));
-        seen.windows(2)
-            .filter(|pair| pair[0].endpoint != pair[1].endpoint)
-            .map(|pair| DeliverySwitch {
-                seq: pair[1].token.seq,
-                from: pair[0].endpoint.clone(),
-                to: pair[1].endpoint.clone(),
-                at_unix_ns: pair[1].at_unix_ns,
-            })
-            .collect()
     }
 }
 
@@ -267,8 +236,6 @@ impl StreamSpec {
     }
 }
 
-pub type StreamOutcome = ProbeOutcome;
-
 pub struct StreamHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<ProbeOutcome, TrafficError>>,
@@ -276,7 +243,7 @@ pub struct StreamHandle {
 
 impl StreamHandle {
     /// Stop sending, wait for late replies, and return everything the stream saw.
-    pub async fn stop(self) -> Result<StreamOutcome, TrafficError> {
+    pub async fn stop(self) -> Result<ProbeOutcome, TrafficError> {
         let _ = self.stop.send(true);
         self.task
             .await
@@ -388,19 +355,6 @@ impl TrafficEngine {
             self.shared.retired.lock().unwrap().push(capture.clone());
         }
         Ok(())
-    }
-
-    pub fn endpoint_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .shared
-            .endpoints
-            .lock()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
     }
 
     fn endpoint(&self, name: &str) -> Result<Arc<Endpoint>, TrafficError> {
@@ -596,62 +550,5 @@ impl TrafficEngine {
                 .await)
         });
         Ok(StreamHandle { stop, task })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seen(endpoint: &str, seq: u32) -> Observation {
-        Observation {
-            endpoint: endpoint.into(),
-            namespace: format!("fiph-l-{endpoint}"),
-            interface: "eth0".into(),
-            src: "198.18.1.10".parse().unwrap(),
-            dst: "198.19.0.5".parse().unwrap(),
-            protocol: Protocol::Icmp,
-            role: PacketRole::Request,
-            token: Token {
-                lab: 1,
-                step: 1,
-                probe: 1,
-                seq,
-            },
-            at_unix_ns: 1000 + seq as u64,
-        }
-    }
-
-    #[test]
-    fn finds_where_delivery_moved_between_pods() {
-        let outcome = ProbeOutcome {
-            probe: 1,
-            from: "ext".into(),
-            to: "203.0.113.10".parse().unwrap(),
-            protocol: Protocol::Icmp,
-            sent: 6,
-            replies: Vec::new(),
-            duplicates: 0,
-            send_errors: 0,
-            icmp_errors: Vec::new(),
-            // Out of order on purpose, seq 2 lost during the move.
-            deliveries: vec![
-                seen("b", 4),
-                seen("a", 0),
-                seen("a", 1),
-                seen("b", 3),
-                seen("b", 5),
-            ],
-            sctp_events: Vec::new(),
-        };
-        assert_eq!(
-            outcome.delivery_switches(),
-            vec![DeliverySwitch {
-                seq: 3,
-                from: "a".into(),
-                to: "b".into(),
-                at_unix_ns: 1003
-            }]
-        );
     }
 }

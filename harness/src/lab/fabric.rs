@@ -1,0 +1,238 @@
+//! The fabric, nodes and external hosts of a [`Lab`]: their links, addresses
+//! and default routes, and the block routes BGP would give every node.
+
+use std::net::IpAddr;
+
+use futures::future::try_join_all;
+use ipnet::IpNet;
+
+use super::addressing::*;
+use super::cluster::Lab;
+use super::error::LabError;
+use super::netlink::{Route, RouteKind, VethEnd};
+
+impl Lab {
+    pub(super) async fn wire(&self) -> Result<(), LabError> {
+        let families = self.families();
+        let fabric = &self.fabric;
+        // Links first: the fabric makes every segment link, with the far end
+        // created directly in the node's or external host's namespace.
+        let fabric_links = async {
+            fabric.link_up(IFINDEX_LO, "lo").await?;
+            fabric.add_bridge(BRIDGE_NODES, IFINDEX_BR_NODES).await?;
+            fabric.add_bridge(BRIDGE_EXT, IFINDEX_BR_EXT).await?;
+            let mut steps = Vec::new();
+            for (i, node) in self.nodes.iter().enumerate() {
+                let name = fabric_node_port(i);
+                steps.push(async move {
+                    fabric
+                        .add_veth(
+                            VethEnd {
+                                name: &name,
+                                index: IFINDEX_FABRIC_NODE_PORT + i as u32,
+                                mac: None,
+                                controller: Some(IFINDEX_BR_NODES),
+                            },
+                            VethEnd {
+                                name: UPLINK,
+                                index: IFINDEX_ETH0,
+                                mac: None,
+                                controller: None,
+                            },
+                            &node.member.netns,
+                        )
+                        .await
+                });
+            }
+            try_join_all(steps).await?;
+            let mut steps = Vec::new();
+            for (j, external) in self.externals.iter().enumerate() {
+                let name = fabric_external_port(j);
+                steps.push(async move {
+                    fabric
+                        .add_veth(
+                            VethEnd {
+                                name: &name,
+                                index: IFINDEX_FABRIC_EXT_PORT + j as u32,
+                                mac: None,
+                                controller: Some(IFINDEX_BR_EXT),
+                            },
+                            VethEnd {
+                                name: UPLINK,
+                                index: IFINDEX_ETH0,
+                                mac: None,
+                                controller: None,
+                            },
+                            &external.netns,
+                        )
+                        .await
+                });
+            }
+            try_join_all(steps).await?;
+            for family in &families {
+                let (nodes_gw, ext_gw, prefix) = match family {
+                    Family::V4 => (
+                        IpAddr::from(FABRIC_NODES_V4),
+                        IpAddr::from(FABRIC_EXT_V4),
+                        SEGMENT_V4_PREFIX,
+                    ),
+                    Family::V6 => (
+                        IpAddr::from(FABRIC_NODES_V6),
+                        IpAddr::from(FABRIC_EXT_V6),
+                        SEGMENT_V6_PREFIX,
+                    ),
+                };
+                fabric
+                    .add_address(IFINDEX_BR_NODES, nodes_gw, prefix, BRIDGE_NODES)
+                    .await?;
+                fabric
+                    .add_address(IFINDEX_BR_EXT, ext_gw, prefix, BRIDGE_EXT)
+                    .await?;
+            }
+            Ok::<(), LabError>(())
+        };
+        let loopbacks = try_join_all(
+            self.nodes
+                .iter()
+                .map(|n| &n.member)
+                .chain(&self.externals)
+                .map(|m| m.link_up(IFINDEX_LO, "lo")),
+        );
+        futures::try_join!(fabric_links, loopbacks)?;
+
+        // Then addresses and routes, every namespace at once.
+        let mut steps: Vec<futures::future::BoxFuture<'_, Result<(), LabError>>> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let families = families.clone();
+            steps.push(Box::pin(async move {
+                node.member.link_up(IFINDEX_ETH0, UPLINK).await?;
+                for family in &families {
+                    let (gateway, prefix) = segment_gateway(*family, false);
+                    node.member
+                        .add_address(IFINDEX_ETH0, node_uplink(i, *family), prefix, UPLINK)
+                        .await?;
+                    node.member
+                        .replace_route(Route::via(default_of(*family), 0, gateway))
+                        .await?;
+                }
+                let mut routes = Vec::new();
+                for (k, other) in self.nodes.iter().enumerate() {
+                    for block in other
+                        .spec
+                        .blocks
+                        .iter()
+                        .filter(|b| families.contains(&Family::of(&b.addr())))
+                    {
+                        routes.push(block_route(k == i, *block, k));
+                    }
+                }
+                try_join_all(routes.iter().map(|r| node.member.replace_route(*r))).await?;
+                Ok(())
+            }));
+        }
+        for (j, external) in self.externals.iter().enumerate() {
+            let families = families.clone();
+            steps.push(Box::pin(async move {
+                external.link_up(IFINDEX_ETH0, UPLINK).await?;
+                for family in &families {
+                    let (gateway, prefix) = segment_gateway(*family, true);
+                    external
+                        .add_address(IFINDEX_ETH0, external_address(j, *family), prefix, UPLINK)
+                        .await?;
+                    external
+                        .replace_route(Route::via(default_of(*family), 0, gateway))
+                        .await?;
+                }
+                Ok(())
+            }));
+        }
+        let fabric_routes: Vec<Route> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, node)| {
+                node.spec
+                    .blocks
+                    .iter()
+                    .filter(|b| families.contains(&Family::of(&b.addr())))
+                    .map(move |block| block_route(false, *block, k))
+            })
+            .collect();
+        steps.push(Box::pin(async move {
+            try_join_all(fabric_routes.iter().map(|r| fabric.replace_route(*r))).await?;
+            Ok(())
+        }));
+        try_join_all(steps).await?;
+        Ok(())
+    }
+
+    /// Give a node more IPAM blocks (IPAM hands them out lazily) and route them
+    /// to it on every other node and on the fabric, as BGP would.
+    pub async fn add_node_blocks(&mut self, node: &str, blocks: &[IpNet]) -> Result<(), LabError> {
+        let index = self.node_index(node)?;
+        let families = self.families();
+        let new: Vec<IpNet> = blocks
+            .iter()
+            .filter(|b| !self.nodes[index].spec.blocks.contains(b))
+            .copied()
+            .collect();
+        let mut steps = Vec::new();
+        for block in new
+            .iter()
+            .filter(|b| families.contains(&Family::of(&b.addr())))
+        {
+            for (k, other) in self.nodes.iter().enumerate() {
+                steps.push((&other.member, block_route(k == index, *block, index)));
+            }
+            steps.push((&self.fabric, block_route(false, *block, index)));
+        }
+        try_join_all(
+            steps
+                .iter()
+                .map(|(member, route)| member.replace_route(*route)),
+        )
+        .await?;
+        self.nodes[index].spec.blocks.extend(new.iter().copied());
+        self.spec.nodes[index].blocks.extend(new);
+        Ok(())
+    }
+}
+
+pub(super) fn default_of(family: Family) -> IpAddr {
+    match family {
+        Family::V4 => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        Family::V6 => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+/// (gateway, prefix) of the nodes or the externals segment.
+fn segment_gateway(family: Family, externals: bool) -> (IpAddr, u8) {
+    match (family, externals) {
+        (Family::V4, false) => (FABRIC_NODES_V4.into(), SEGMENT_V4_PREFIX),
+        (Family::V6, false) => (FABRIC_NODES_V6.into(), SEGMENT_V6_PREFIX),
+        (Family::V4, true) => (FABRIC_EXT_V4.into(), SEGMENT_V4_PREFIX),
+        (Family::V6, true) => (FABRIC_EXT_V6.into(), SEGMENT_V6_PREFIX),
+    }
+}
+
+/// A node's block: a blackhole on the node itself (as Calico's BIRD installs,
+/// so unused addresses in it are dropped rather than bounced to the fabric),
+/// via the node's uplink everywhere else.
+fn block_route(own: bool, block: IpNet, node: usize) -> Route {
+    if own {
+        Route {
+            destination: block.network(),
+            prefix: block.prefix_len(),
+            via: None,
+            dev: None,
+            onlink: false,
+            kind: RouteKind::Blackhole,
+        }
+    } else {
+        Route::via(
+            block.network(),
+            block.prefix_len(),
+            node_uplink(node, Family::of(&block.addr())),
+        )
+    }
+}

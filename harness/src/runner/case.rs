@@ -1,0 +1,191 @@
+//! The live state of one case: its lab, traffic engine, control plane and the
+//! pods, streams and floating-IP owners the steps have made so far; building
+//! it, looking names up in it, and tearing it down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::replay::RunOptions;
+use super::streams::RunningStream;
+use crate::calico::{IpFamily, Ipam, WorkloadEndpoint};
+use crate::check::AddressBook;
+use crate::control::{ControlPlane, LabMembers};
+use crate::dataplane::{self, BackendKind};
+use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec};
+use crate::scenario::{ConntrackProfile, Pod, Scenario, Target};
+use crate::traffic::{EndpointKind, EndpointSpec, TrafficEngine};
+
+/// A change of the pod that receives a floating IP (`None`: no pod).
+#[derive(Clone, Debug)]
+pub(super) struct FloatingIpChange {
+    pub(super) floating_ip: IpAddr,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) at_unix_ns: u64,
+}
+
+/// One case in progress: the steps read and change this state in order.
+pub(super) struct ScenarioRun<'a> {
+    pub(super) scenario: &'a Scenario,
+    pub(super) lab: Lab,
+    pub(super) engine: TrafficEngine,
+    pub(super) control: ControlPlane,
+    pub(super) backend: BackendKind,
+    pub(super) ipam: Ipam,
+    /// Live pods (scenario view, with their current annotations).
+    pub(super) pods: BTreeMap<String, Pod>,
+    /// Their workload endpoints, as Calico's datastore holds them.
+    pub(super) endpoints: BTreeMap<String, WorkloadEndpoint>,
+    pub(super) streams: BTreeMap<String, RunningStream>,
+    /// Every change of a floating IP's pod so far, in order; each stream
+    /// picks the ones made while it ran.
+    pub(super) owner_changes: Vec<FloatingIpChange>,
+    /// IPAM blocks the lab routes already.
+    pub(super) routed_blocks: BTreeSet<ipnet::IpNet>,
+    /// Which pod receives each floating IP now.
+    pub(super) owners: BTreeMap<IpAddr, String>,
+    pub(super) options: RunOptions,
+}
+
+impl<'a> ScenarioRun<'a> {
+    pub(super) async fn start(
+        scenario: &'a Scenario,
+        backend: BackendKind,
+        profile: ConntrackProfile,
+        lab_name: &str,
+        options: &RunOptions,
+    ) -> Result<ScenarioRun<'a>, String> {
+        let cluster = &scenario.cluster;
+        let spec = LabSpec {
+            name: lab_name.to_string(),
+            nodes: cluster
+                .nodes
+                .iter()
+                .map(|name| NodeSpec {
+                    name: name.clone(),
+                    blocks: Vec::new(),
+                })
+                .collect(),
+            externals: cluster.externals.clone(),
+            dual_stack: cluster.dual_stack,
+        };
+        let lab = Lab::build_for(spec, Some(scenario.source.clone()))
+            .await
+            .map_err(|e| format!("building the lab: {e}"))?;
+        let engine = TrafficEngine::new(lab_name);
+        for node in &cluster.nodes {
+            let netns = lab.netns(node).map_err(|e| e.to_string())?.clone();
+            engine
+                .add_endpoint(EndpointSpec {
+                    name: node.clone(),
+                    netns,
+                    kind: EndpointKind::Node,
+                    addresses: Vec::new(),
+                    interface: None,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for external in &cluster.externals {
+            let netns = lab.netns(external).map_err(|e| e.to_string())?.clone();
+            engine
+                .add_endpoint(EndpointSpec::external(external, netns))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
+        let control = ControlPlane::new(
+            std::sync::Arc::new(members),
+            dataplane::backend(backend),
+            profile,
+        );
+        Ok(ScenarioRun {
+            scenario,
+            lab,
+            engine,
+            control,
+            backend,
+            ipam: Ipam::new(cluster.pools.clone()),
+            pods: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            owner_changes: Vec::new(),
+            owners: BTreeMap::new(),
+            routed_blocks: Default::default(),
+            options: options.clone(),
+        })
+    }
+
+    /// The address a target names.
+    pub(super) fn resolve(&self, target: &Target) -> Result<IpAddr, String> {
+        let (name, family) = match target {
+            Target::Address(address) => return Ok(*address),
+            Target::Host { name, family } => (name, *family),
+        };
+        let found = match self.lab.member_kind(name) {
+            Some(MemberKind::Pod) => self.endpoints.get(name).and_then(|endpoint| {
+                endpoint
+                    .addresses
+                    .iter()
+                    .copied()
+                    .find(|a| IpFamily::of(a) == family)
+            }),
+            Some(MemberKind::Node) => self
+                .lab
+                .node_uplink(name, family)
+                .map_err(|e| e.to_string())?,
+            Some(MemberKind::External) => self
+                .lab
+                .external_address(name, family)
+                .map_err(|e| e.to_string())?,
+            Some(MemberKind::Fabric) | None => None,
+        };
+        found.ok_or_else(|| format!("`{name}` has no {family:?} address in this lab"))
+    }
+
+    /// The sender's own addresses, and every pod's, for `from` / `pod` checks.
+    pub(super) fn address_book(&self, sender: &str) -> Result<AddressBook, String> {
+        let sender_addresses = match self.lab.member_kind(sender) {
+            Some(MemberKind::Pod) => self
+                .endpoints
+                .get(sender)
+                .map(|e| e.addresses.clone())
+                .unwrap_or_default(),
+            Some(MemberKind::Node) => [IpFamily::V4, IpFamily::V6]
+                .into_iter()
+                .filter_map(|f| self.lab.node_uplink(sender, f).ok().flatten())
+                .collect(),
+            Some(MemberKind::External) => [IpFamily::V4, IpFamily::V6]
+                .into_iter()
+                .filter_map(|f| self.lab.external_address(sender, f).ok().flatten())
+                .collect(),
+            _ => return Err(format!("`{sender}` is not a pod, node or external host")),
+        };
+        Ok(AddressBook {
+            pod_addresses: self
+                .endpoints
+                .iter()
+                .map(|(name, e)| (name.clone(), e.addresses.clone()))
+                .collect(),
+            sender_addresses,
+        })
+    }
+
+    pub(super) fn keep(self) {
+        self.lab.keep();
+    }
+
+    pub(super) fn finish(self) -> Result<(), String> {
+        drop(self.engine);
+        self.lab
+            .teardown()
+            .map_err(|e| format!("tearing down: {e}"))
+    }
+}
+
+pub(super) fn describe_target(target: &Target, resolved: IpAddr) -> String {
+    match target {
+        Target::Address(address) => address.to_string(),
+        Target::Host { name, .. } => format!("{name} ({resolved})"),
+    }
+}

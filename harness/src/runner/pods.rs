@@ -1,0 +1,214 @@
+//! Pod steps: create (CNI ADD, then the pod's wiring and traffic endpoint),
+//! delete (in Felix's order) and annotate (Calico's datastore update path);
+//! each ends by handing the endpoints to the control plane, which is where a
+//! floating IP changes pod.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::case::{FloatingIpChange, ScenarioRun};
+use crate::calico::{self, PodRequest, WorkloadEndpoint};
+use crate::control::ClusterState;
+use crate::lab::PodSpec;
+use crate::scenario::{Annotate, CreatePod};
+use crate::traffic::{now_unix_ns, EndpointSpec};
+
+impl ScenarioRun<'_> {
+    pub(super) async fn create_pod(&mut self, create: &CreatePod) -> Result<(), String> {
+        let pod = &create.pod;
+        let request = PodRequest {
+            namespace: &pod.namespace,
+            name: &pod.name,
+            node: &pod.node,
+            annotations: &pod.annotations,
+        };
+        let setup = calico::cni_add(
+            &mut self.ipam,
+            &self.scenario.cluster.cni_features(),
+            self.scenario.cluster.dual_stack,
+            &request,
+        );
+        match (setup, &create.expect_error) {
+            (Err(error), Some(expected)) => {
+                let text = error.to_string();
+                if !text.contains(expected.as_str()) {
+                    return Err(format!(
+                        "pod set-up failed with `{text}`, expected an error containing `{expected}`"
+                    ));
+                }
+                let leaked = self
+                    .ipam
+                    .addresses_of(&calico::ipam_handle(&pod.namespace, &pod.name))
+                    .to_vec();
+                if !leaked.is_empty() {
+                    return Err(format!("failed pod set-up leaked addresses {leaked:?}"));
+                }
+                Ok(())
+            }
+            (Err(error), None) => Err(format!("pod set-up failed: {error}")),
+            (Ok(endpoint), Some(expected)) => {
+                // Undo the set-up so nothing of the unexpected pod stays around.
+                calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
+                Err(format!(
+                    "pod set-up succeeded with addresses {:?}, expected an error containing `{expected}`",
+                    endpoint.addresses
+                ))
+            }
+            (Ok(endpoint), None) => {
+                // IPAM may have claimed a block for the node on this or on an
+                // earlier (failed) set-up: route every block not routed yet.
+                let new_blocks: Vec<_> = self
+                    .ipam
+                    .node_blocks(&pod.node)
+                    .into_iter()
+                    .filter(|block| !self.routed_blocks.contains(block))
+                    .collect();
+                if !new_blocks.is_empty() {
+                    self.routed_blocks.extend(new_blocks.iter().copied());
+                    self.lab
+                        .add_node_blocks(&pod.node, &new_blocks)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                let spec = PodSpec::new(
+                    &pod.name,
+                    &pod.namespace,
+                    &pod.node,
+                    endpoint.addresses.clone(),
+                );
+                if let Err(error) = self.lab.add_pod(&spec).await {
+                    calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
+                    return Err(format!("wiring the pod: {error}"));
+                }
+                let netns = self
+                    .lab
+                    .netns(&pod.name)
+                    .map_err(|e| e.to_string())?
+                    .clone();
+                self.engine
+                    .add_endpoint(EndpointSpec::pod(
+                        &pod.name,
+                        netns,
+                        endpoint.addresses.clone(),
+                        "eth0",
+                    ))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.pods.insert(pod.name.clone(), pod.clone());
+                self.endpoints.insert(pod.name.clone(), endpoint);
+                self.sync_control().await
+            }
+        }
+    }
+
+    pub(super) async fn delete_pod(&mut self, name: &str) -> Result<(), String> {
+        let pod = self
+            .pods
+            .remove(name)
+            .ok_or_else(|| format!("no pod `{name}` is running"))?;
+        self.endpoints.remove(name);
+        // Felix sees the endpoint go first: rules and routes, then the pod's
+        // interface and namespace, then its addresses return to IPAM.
+        self.sync_control().await?;
+        self.engine
+            .remove_endpoint(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.lab.remove_pod(name).await.map_err(|e| e.to_string())?;
+        calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
+        Ok(())
+    }
+
+    pub(super) async fn annotate(&mut self, annotate: &Annotate) -> Result<(), String> {
+        let pod = self
+            .pods
+            .get(&annotate.pod)
+            .ok_or_else(|| format!("no pod `{}` is running", annotate.pod))?;
+        let mut annotations = pod.annotations.clone();
+        match &annotate.floating_ips {
+            Some(value) => {
+                annotations.insert(calico::FLOATING_IPS_ANNOTATION.into(), value.clone())
+            }
+            None => annotations.remove(calico::FLOATING_IPS_ANNOTATION),
+        };
+        // With the Kubernetes datastore, Calico re-derives the workload endpoint
+        // from the pod on every update: a changed annotation takes effect on the
+        // running pod, by the update path's rules (no CNI feature check; entries
+        // of a family the pod lacks are dropped).
+        let current = &self.endpoints[&annotate.pod];
+        let endpoint = calico::kdd_ip_nats(
+            annotations
+                .get(calico::FLOATING_IPS_ANNOTATION)
+                .map(String::as_str),
+            &current.addresses,
+        )
+        .map(|ip_nats| WorkloadEndpoint {
+            ip_nats,
+            ..current.clone()
+        });
+        match (endpoint, &annotate.expect_error) {
+            (Err(error), Some(expected)) if error.to_string().contains(expected.as_str()) => Ok(()),
+            (Err(error), _) => Err(format!("annotation rejected: {error}")),
+            (Ok(_), Some(expected)) => Err(format!(
+                "annotation accepted, expected an error containing `{expected}`"
+            )),
+            (Ok(endpoint), None) => {
+                let pod = self.pods.get_mut(&annotate.pod).expect("checked above");
+                pod.annotations = annotations;
+                self.endpoints.insert(annotate.pod.clone(), endpoint);
+                self.sync_control().await
+            }
+        }
+    }
+
+    /// Hand the current endpoints to the control plane and note any floating IP
+    /// whose receiving pod changed.
+    pub(super) async fn sync_control(&mut self) -> Result<(), String> {
+        let cluster = &self.scenario.cluster;
+        let state = ClusterState {
+            endpoints: self.endpoints.values().cloned().collect(),
+            cni_floating_ips: cluster.cni_features().floating_ips,
+            felix_floating_ips: cluster.felix_floating_ips.is_enabled(),
+            pools: cluster.pools.clone(),
+        };
+        // A move starts when the control plane starts changing the dataplane,
+        // so convergence figures include the time the change takes to apply.
+        let at_unix_ns = now_unix_ns();
+        // The applier runs its per-node transactions on threads of its own and
+        // waits for them: keep this worker free for the traffic meanwhile.
+        let applied = tokio::task::block_in_place(|| self.control.update(&state))
+            .map_err(|e| format!("control plane: {e}"))?;
+        for conflict in &applied.conflicts {
+            tracing::info!(?conflict, "several pods claim one floating IP");
+        }
+        let owners: BTreeMap<IpAddr, String> = self
+            .control
+            .current()
+            .owners
+            .iter()
+            .map(|(ip, owner)| (*ip, owner.pod.clone()))
+            .collect();
+        for (floating_ip, pod) in &owners {
+            if self.owners.get(floating_ip) != Some(pod) {
+                self.owner_changes.push(FloatingIpChange {
+                    floating_ip: *floating_ip,
+                    from: self.owners.get(floating_ip).cloned(),
+                    to: Some(pod.clone()),
+                    at_unix_ns,
+                });
+            }
+        }
+        for (floating_ip, pod) in &self.owners {
+            if !owners.contains_key(floating_ip) {
+                self.owner_changes.push(FloatingIpChange {
+                    floating_ip: *floating_ip,
+                    from: Some(pod.clone()),
+                    to: None,
+                    at_unix_ns,
+                });
+            }
+        }
+        self.owners = owners;
+        Ok(())
+    }
+}

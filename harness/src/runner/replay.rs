@@ -1,0 +1,201 @@
+//! One scenario on one backend and profile: build the case's lab, replay the
+//! steps in order (each kind in a module of its own), record every step's
+//! result, and tear the lab down (or keep it when asked).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::case::ScenarioRun;
+use crate::check::CheckLine;
+use crate::dataplane::BackendKind;
+use crate::report::{Outcome, ScenarioResult, StepResult};
+use crate::scenario::{ConntrackProfile, Scenario, Step, Target};
+
+/// Where a run writes, and whether a failing lab stays up.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Diagnostics bundles and pcaps of failing steps go under here.
+    pub report_dir: Option<PathBuf>,
+    pub keep_on_failure: bool,
+}
+
+/// Run `scenario` on `backend` with `profile`. Never panics on a scenario
+/// failure: the result says what happened.
+pub async fn run_scenario(
+    scenario: &Scenario,
+    backend: BackendKind,
+    profile: ConntrackProfile,
+    lab_name: &str,
+    options: &RunOptions,
+) -> ScenarioResult {
+    let started = Instant::now();
+    let mut result = ScenarioResult {
+        name: scenario.name.clone(),
+        file: scenario.source.clone(),
+        backend: backend.to_string(),
+        profile: profile_name(profile).to_string(),
+        outcome: Outcome::Passed,
+        duration_ms: 0,
+        steps: Vec::new(),
+        migrations: Vec::new(),
+        kept_lab: None,
+    };
+    match ScenarioRun::start(scenario, backend, profile, lab_name, options).await {
+        Err(reason) => result.outcome = Outcome::Error { reason },
+        Ok(mut run) => {
+            result.outcome = run.replay(&mut result).await;
+            let keep = options.keep_on_failure && !result.outcome.is_pass();
+            if keep {
+                result.kept_lab = Some(run.lab.name().to_string());
+                run.keep();
+            } else if let Err(reason) = run.finish() {
+                if result.outcome.is_pass() {
+                    result.outcome = Outcome::Error { reason };
+                }
+            }
+        }
+    }
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+/// Build `scenario`'s cluster and replay its pod and annotation steps (no
+/// traffic, no waits), then leave the lab up. Returns what was built, for people.
+pub async fn bring_up(
+    scenario: &Scenario,
+    backend: BackendKind,
+    profile: ConntrackProfile,
+    lab_name: &str,
+) -> Result<String, String> {
+    let mut run =
+        ScenarioRun::start(scenario, backend, profile, lab_name, &RunOptions::default()).await?;
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let outcome = match step {
+            Step::CreatePod(create) => run.create_pod(create).await,
+            Step::DeletePod(name) => run.delete_pod(name).await,
+            Step::Annotate(annotate) => run.annotate(annotate).await,
+            Step::Send(_) | Step::StartStream(_) | Step::StopStream(_) | Step::Wait(_) => Ok(()),
+        };
+        if let Err(message) = outcome {
+            let _ = run.finish();
+            return Err(format!(
+                "step {} ({}): {message}",
+                index + 1,
+                summarise(step)
+            ));
+        }
+    }
+    let mut summary = String::new();
+    for (name, endpoint) in &run.endpoints {
+        let addresses: Vec<String> = endpoint.addresses.iter().map(ToString::to_string).collect();
+        let floating: Vec<String> = endpoint
+            .ip_nats
+            .iter()
+            .map(|nat| nat.external.to_string())
+            .collect();
+        summary.push_str(&format!(
+            "pod {name} on {}: {} floating IPs [{}]\n",
+            endpoint.node,
+            addresses.join(", "),
+            floating.join(", ")
+        ));
+    }
+    run.keep();
+    Ok(summary)
+}
+
+pub fn profile_name(profile: ConntrackProfile) -> &'static str {
+    match profile {
+        ConntrackProfile::Calico => "calico",
+        ConntrackProfile::Strict => "strict",
+    }
+}
+
+impl ScenarioRun<'_> {
+    /// Run every step in order; stop at the first failing one (later steps build
+    /// on it) after writing its diagnostics.
+    async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
+        for (index, step) in self.scenario.steps.iter().enumerate() {
+            self.engine.begin_step(index as u32);
+            let mut step_result = StepResult {
+                index,
+                summary: summarise(step),
+                passed: true,
+                attempts: 1,
+                lines: Vec::new(),
+                message: None,
+                diagnostics: None,
+            };
+            let outcome = match step {
+                Step::CreatePod(create) => self.create_pod(create).await,
+                Step::DeletePod(name) => self.delete_pod(name).await,
+                Step::Annotate(annotate) => self.annotate(annotate).await,
+                Step::Send(send) => self.send(index, send, &mut step_result).await,
+                Step::StartStream(start) => self.start_stream(index, start).await,
+                Step::StopStream(stop) => self.stop_stream(stop, &mut step_result, result).await,
+                Step::Wait(duration) => {
+                    tokio::time::sleep(*duration).await;
+                    Ok(())
+                }
+            };
+            if let Err(message) = outcome {
+                step_result.passed = false;
+                step_result.message = Some(message);
+            }
+            if !step_result.lines.iter().all(CheckLine::passed) {
+                step_result.passed = false;
+            }
+            let passed = step_result.passed;
+            if !passed {
+                step_result.diagnostics = self.write_diagnostics(index);
+            }
+            let summary = step_result.summary.clone();
+            let message = step_result.message.clone();
+            result.steps.push(step_result);
+            if !passed {
+                self.stop_all_streams().await;
+                let mut reason = format!("step {} ({summary}) failed", index + 1);
+                if let Some(message) = message {
+                    reason.push_str(&format!(": {message}"));
+                }
+                return Outcome::Failed { reason };
+            }
+        }
+        if !self.streams.is_empty() {
+            let names: Vec<String> = self.streams.keys().cloned().collect();
+            self.stop_all_streams().await;
+            return Outcome::Failed {
+                reason: format!("streams never stopped: {}", names.join(", ")),
+            };
+        }
+        Outcome::Passed
+    }
+}
+
+fn summarise(step: &Step) -> String {
+    match step {
+        Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),
+        Step::DeletePod(name) => format!("delete pod {name}"),
+        Step::Annotate(a) => match &a.floating_ips {
+            Some(value) => format!("annotate {} floatingIPs={value}", a.pod),
+            None => format!("remove floatingIPs from {}", a.pod),
+        },
+        Step::Send(s) => format!("send {} {} -> {}", s.protocol, s.from, target_text(&s.to)),
+        Step::StartStream(s) => format!(
+            "start {} stream {} {} -> {}",
+            s.protocol,
+            s.name,
+            s.from,
+            target_text(&s.to)
+        ),
+        Step::StopStream(s) => format!("stop stream {}", s.name),
+        Step::Wait(d) => format!("wait {d:?}"),
+    }
+}
+
+fn target_text(target: &Target) -> String {
+    match target {
+        Target::Address(a) => a.to_string(),
+        Target::Host { name, .. } => name.clone(),
+    }
+}

@@ -1,0 +1,130 @@
+//! Stream steps: start a background stream, and stop one to judge what it
+//! delivered and measure the floating-IP move it saw.
+
+use std::net::IpAddr;
+
+use super::case::{describe_target, ScenarioRun};
+use super::observe::{delivery_observed, stream_packets};
+use crate::check::{self, CheckLine, MigrationFigures, Move, OwnerChange};
+use crate::report::{MigrationReport, ScenarioResult, StepResult};
+use crate::scenario::{StartStream, StopStream};
+use crate::traffic::{now_unix_ns, StreamHandle, StreamSpec};
+
+/// Bucket width of the per-pod timeline of a migration.
+const TIMELINE_BUCKET_MS: u64 = 10;
+
+/// A stream that is running, and what a move during it needs.
+pub(super) struct RunningStream {
+    spec: StartStream,
+    target: IpAddr,
+    handle: StreamHandle,
+    started_unix_ns: u64,
+}
+
+impl ScenarioRun<'_> {
+    pub(super) async fn start_stream(
+        &mut self,
+        index: usize,
+        start: &StartStream,
+    ) -> Result<(), String> {
+        let target = self.resolve(&start.to)?;
+        let mut spec = StreamSpec::new(&start.from, target, start.protocol, start.interval);
+        spec.port = start.port;
+        spec.step = index as u32;
+        let started_unix_ns = now_unix_ns();
+        let handle = self
+            .engine
+            .start_stream(spec)
+            .await
+            .map_err(|e| format!("starting stream: {e}"))?;
+        self.streams.insert(
+            start.name.clone(),
+            RunningStream {
+                spec: start.clone(),
+                target,
+                handle,
+                started_unix_ns,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) async fn stop_stream(
+        &mut self,
+        stop: &StopStream,
+        step: &mut StepResult,
+        result: &mut ScenarioResult,
+    ) -> Result<(), String> {
+        let stream = self
+            .streams
+            .remove(&stop.name)
+            .ok_or_else(|| format!("stream `{}` is not running", stop.name))?;
+        let outcome = stream
+            .handle
+            .stop()
+            .await
+            .map_err(|e| format!("stopping stream: {e}"))?;
+        let observed = delivery_observed(&outcome);
+        let book = self.address_book(&stream.spec.from)?;
+        let packets = stream_packets(&outcome, stream.started_unix_ns);
+        let changes: Vec<OwnerChange> = self
+            .owner_changes
+            .iter()
+            .filter(|c| c.floating_ip == stream.target && c.at_unix_ns >= stream.started_unix_ns)
+            .map(|c| OwnerChange {
+                from: c.from.clone(),
+                to: c.to.clone(),
+                at_us: (c.at_unix_ns - stream.started_unix_ns) / 1000,
+            })
+            .collect();
+        if let Some(moved) = Move::of(&changes) {
+            result.migrations.push(MigrationReport {
+                stream: stop.name.clone(),
+                protocol: stream.spec.protocol.to_string(),
+                figures: MigrationFigures::compute(&packets, &moved, TIMELINE_BUCKET_MS),
+                from_pod: moved.from_pod,
+                to_pod: moved.to_pod,
+            });
+        }
+        let mismatches =
+            check::stream_mismatches(&stop.expect, &observed, &book, &packets, &changes);
+        if !mismatches.is_empty() && !outcome.sctp_events.is_empty() {
+            step.message = Some(format!(
+                "SCTP association events: {}",
+                compact_events(&outcome.sctp_events)
+            ));
+        }
+        step.lines = vec![CheckLine {
+            source: stream.spec.from.clone(),
+            destination: describe_target(&stream.spec.to, stream.target),
+            protocol: format!("{} stream", stream.spec.protocol),
+            observed,
+            mismatches,
+        }];
+        Ok(())
+    }
+
+    pub(super) async fn stop_all_streams(&mut self) {
+        for (_, stream) in std::mem::take(&mut self.streams) {
+            let _ = stream.handle.stop().await;
+        }
+    }
+}
+
+/// SCTP events in order, with repeats folded (`INIT sent x3`).
+fn compact_events(events: &[String]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut run = 0;
+    for (i, event) in events.iter().enumerate() {
+        run += 1;
+        if events.get(i + 1) != Some(event) {
+            out.push(if run > 1 {
+                format!("{event} x{run}")
+            } else {
+                event.clone()
+            });
+            run = 0;
+        }
+    }
+    out.join(", ")
+}
