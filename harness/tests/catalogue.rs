@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+use fip_harness::bgp::RoutingMode;
 use fip_harness::runner::{self, RunOptions};
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +36,15 @@ fn main() -> std::process::ExitCode {
     libtest_mimic::run(&args, trials).exit_code()
 }
 
+/// BIRD, as Calico routes; `FIP_HARNESS_ROUTING=model` runs the catalogue on
+/// the harness's route model instead.
+fn routing() -> RoutingMode {
+    match std::env::var("FIP_HARNESS_ROUTING") {
+        Ok(text) => text.parse().expect("FIP_HARNESS_ROUTING is bird or model"),
+        Err(_) => RoutingMode::default(),
+    }
+}
+
 fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     // Labs need CAP_NET_ADMIN and CAP_SYS_ADMIN; say so plainly instead of
     // failing somewhere deep inside netlink, and never skip silently.
@@ -49,6 +59,7 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     let options = RunOptions {
         report_dir: Some(report_dir),
         keep_on_failure: false,
+        routing: routing(),
     };
     let result = runner::run_case_blocking(&case, &options);
     if result.outcome.is_pass() {

@@ -238,6 +238,30 @@ impl LabBird {
         }
     }
 
+    /// Wait until every member but `origin` (the other nodes and the fabric)
+    /// holds a route for `prefix`.
+    pub fn wait_exported(
+        &self,
+        origin: &str,
+        prefix: IpNet,
+        timeout: Duration,
+    ) -> Result<(), BgpError> {
+        let family = IpFamily::of(&prefix.addr());
+        for daemon in &self.daemons {
+            if daemon.member() != origin && daemon.family() == family {
+                self.wait_for_routes(daemon.member(), prefix, timeout, |r| !r.is_empty())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Leave every daemon running (see [`BirdDaemon::detach`]).
+    pub fn detach(self) {
+        for daemon in self.daemons {
+            daemon.detach();
+        }
+    }
+
     /// Sessions and routes of every daemon; a daemon that does not answer
     /// shows none.
     pub fn state(&self) -> Vec<DaemonState> {

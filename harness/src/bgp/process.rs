@@ -212,6 +212,12 @@ impl BirdDaemon {
         })
     }
 
+    /// Leave the daemon running when this value goes (a lab kept up for
+    /// people; `down` stops it by its pid file).
+    pub fn detach(mut self) {
+        self.stopped = true;
+    }
+
     /// Stop the daemon by its pid (SIGTERM, then SIGKILL). BIRD's kernel
     /// protocol is `persist`, so its routes stay in a namespace that is
     /// about to go anyway.

@@ -10,6 +10,7 @@ mod down;
 mod exec;
 mod list;
 mod ls;
+mod routing;
 mod run;
 mod signals;
 mod state;

@@ -33,6 +33,9 @@ pub struct Args {
     /// Only this conntrack profile (default: each scenario's own list).
     #[arg(long, value_enum)]
     profile: Option<ConntrackProfile>,
+    /// Who programs the routes: BIRD, as Calico, or the harness's model.
+    #[arg(long, value_enum, default_value_t)]
+    routing: super::routing::RoutingArg,
     /// Where junit.xml, summary.json and diagnostics bundles go.
     #[arg(long, default_value = "reports")]
     report_dir: PathBuf,
@@ -77,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         report_dir: Some(args.report_dir.clone()),
         keep_on_failure: args.keep_on_failure,
+        routing: args.routing.into(),
     };
     let started = Instant::now();
     let total = cases.len();

@@ -22,6 +22,9 @@ pub struct Args {
     /// Conntrack profile.
     #[arg(long, value_enum, default_value_t = ConntrackProfile::Calico)]
     profile: ConntrackProfile,
+    /// Who programs the routes: BIRD, as Calico, or the harness's model.
+    #[arg(long, value_enum, default_value_t)]
+    routing: super::routing::RoutingArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -45,14 +48,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &scenario,
             args.backend,
             args.profile,
+            args.routing.into(),
             &lab,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
     print!("{summary}");
     println!(
-        "lab `{lab}` is up ({} backend). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
+        "lab `{lab}` is up ({} backend, {} routing). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
-        args.backend
+        args.backend,
+        fip_harness::bgp::RoutingMode::from(args.routing)
     );
     Ok(ExitCode::SUCCESS)
 }

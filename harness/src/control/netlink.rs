@@ -110,9 +110,12 @@ async fn route_message(handle: &Handle, route: &FipRoute) -> Result<RouteMessage
         .map_err(|e| e.to_string())?
         .protocol(RouteProtocol::Other(FIP_ROUTE_PROTOCOL));
     let builder = match &route.next {
+        // Felix's floating-IP route is a workload route at its normal
+        // priority (felix/dataplane/linux/endpoint_mgr.go).
         RouteNext::Device(dev) => builder
             .output_interface(index_of(handle, dev).await?)
-            .scope(RouteScope::Link),
+            .scope(RouteScope::Link)
+            .priority(crate::bgp::FELIX_NORMAL_ROUTE_PRIORITY),
         RouteNext::Via(via) => builder.gateway(*via).map_err(|e| e.to_string())?,
     };
     Ok(builder.build())

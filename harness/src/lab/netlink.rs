@@ -383,7 +383,13 @@ impl Route {
         match self.kind {
             RouteKind::Blackhole => builder = builder.kind(RouteType::BlackHole),
             RouteKind::Unicast if self.via.is_none() && self.dev.is_some() => {
-                builder = builder.scope(RouteScope::Link)
+                // A workload route, as Felix's endpointManager programs it
+                // (felix/dataplane/linux/endpoint_mgr.go: `normalRoutePriority`):
+                // BIRD learns it with that metric, and Calico's calico_aggr
+                // keeps such /32s of a node's own block to the node.
+                builder = builder
+                    .scope(RouteScope::Link)
+                    .priority(crate::bgp::FELIX_NORMAL_ROUTE_PRIORITY)
             }
             RouteKind::Unicast => {}
         }

@@ -49,6 +49,8 @@ pub enum RegistryError {
     Name(#[from] SpecError),
     #[error("removing {0}")]
     Netns(#[from] super::netns::NetnsError),
+    #[error("{0}")]
+    Daemon(String),
 }
 
 pub fn run_dir() -> PathBuf {
@@ -189,6 +191,12 @@ pub fn down_lab(lab: &str) -> DownReport {
     }
     namespaces.sort();
     namespaces.dedup();
+    // Daemons first: a process inside a namespace keeps it alive after its pin goes.
+    report.errors.extend(
+        super::daemons::stop_lab_daemons(lab)
+            .into_iter()
+            .map(RegistryError::Daemon),
+    );
     for ns in namespaces {
         let existed = super::netns::pin_path(&ns).exists();
         match Netns::delete(&ns) {

@@ -6,6 +6,7 @@ pub mod diagnostics;
 mod observe;
 mod pods;
 mod replay;
+mod routing;
 mod send;
 mod streams;
 
@@ -117,6 +118,7 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
                 file: case.scenario.source.clone(),
                 backend: case.backend.to_string(),
                 profile: profile_name(case.profile).to_string(),
+                routing: options.routing.to_string(),
                 outcome: Outcome::Error {
                     reason: format!("starting a tokio runtime: {error}"),
                 },

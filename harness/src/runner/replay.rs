@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::BackendKind;
 use crate::report::{Outcome, ScenarioResult, StepResult};
@@ -17,6 +18,8 @@ pub struct RunOptions {
     /// Diagnostics bundles and pcaps of failing steps go under here.
     pub report_dir: Option<PathBuf>,
     pub keep_on_failure: bool,
+    /// BIRD (the default) or the harness's route model.
+    pub routing: RoutingMode,
 }
 
 /// Run `scenario` on `backend` with `profile`. Never panics on a scenario
@@ -34,6 +37,7 @@ pub async fn run_scenario(
         file: scenario.source.clone(),
         backend: backend.to_string(),
         profile: profile_name(profile).to_string(),
+        routing: options.routing.to_string(),
         outcome: Outcome::Passed,
         duration_ms: 0,
         steps: Vec::new(),
@@ -65,10 +69,14 @@ pub async fn bring_up(
     scenario: &Scenario,
     backend: BackendKind,
     profile: ConntrackProfile,
+    routing: RoutingMode,
     lab_name: &str,
 ) -> Result<String, String> {
-    let mut run =
-        ScenarioRun::start(scenario, backend, profile, lab_name, &RunOptions::default()).await?;
+    let options = RunOptions {
+        routing,
+        ..RunOptions::default()
+    };
+    let mut run = ScenarioRun::start(scenario, backend, profile, lab_name, &options).await?;
     for (index, step) in scenario.steps.iter().enumerate() {
         let outcome = match step {
             Step::CreatePod(create) => run.create_pod(create).await,
@@ -138,6 +146,8 @@ impl ScenarioRun<'_> {
                     Ok(())
                 }
             };
+            // A BIRD that died mid-run fails the step with its log.
+            let outcome = outcome.and_then(|()| self.check_bird());
             if let Err(message) = outcome {
                 step_result.passed = false;
                 step_result.message = Some(message);
