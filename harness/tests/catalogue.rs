@@ -18,7 +18,13 @@ fn main() -> std::process::ExitCode {
         args.test_threads = Some(6);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let trials = match runner::plan(&[root], &runner::PlanFilter::default()) {
+    let trials = match runner::plan(
+        &[root],
+        &runner::PlanFilter {
+            routing: routing(),
+            ..runner::PlanFilter::default()
+        },
+    ) {
         Ok(plan) => plan
             .into_iter()
             .map(|case| {

@@ -54,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan_filter = PlanFilter {
         backend: args.backend,
         profile: args.profile,
+        routing: args.routing.into(),
     };
     let cases: Vec<PlannedCase> = match runner::plan(&args.paths, &plan_filter) {
         Ok(cases) => cases,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 pub use replay::{bring_up, profile_name, run_scenario, RunOptions};
 
+use crate::bgp::RoutingMode;
 use crate::dataplane::BackendKind;
 use crate::report::{Outcome, ScenarioResult};
 use crate::scenario::{self, ConntrackProfile, Scenario, ScenarioError};
@@ -48,6 +49,8 @@ pub struct PlanFilter {
     pub backend: Option<BackendKind>,
     /// Only this profile (else each scenario's own list).
     pub profile: Option<ConntrackProfile>,
+    /// The run's routing: scenarios that do not hold under it are left out.
+    pub routing: RoutingMode,
 }
 
 /// Every case of the scenarios under `paths`; errors name file:line:column.
@@ -61,6 +64,9 @@ pub fn plan(
     }
     let mut cases = Vec::new();
     for scenario in catalogue.scenarios {
+        if !scenario.routings.contains(&filter.routing) {
+            continue;
+        }
         let scenario = Arc::new(scenario);
         for backend in &scenario.backends {
             if filter.backend.is_some_and(|b| b != *backend) {
