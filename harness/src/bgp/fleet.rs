@@ -86,6 +86,34 @@ pub fn topology_of(
     })
 }
 
+/// Sessions and routes of every BIRD of a lab that runs (maybe in another
+/// process: `state` knows only the lab's name), found by the control
+/// sockets in the lab's directory (`<member>.<daemon>.ctl`).
+pub fn lab_state(lab: &str) -> Vec<DaemonState> {
+    let mut sockets: Vec<std::path::PathBuf> = std::fs::read_dir(lab_dir(lab))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "ctl"))
+        .collect();
+    sockets.sort();
+    sockets
+        .into_iter()
+        .filter_map(|socket| {
+            let stem = socket.file_stem()?.to_str()?.to_string();
+            let (member, daemon) = stem.rsplit_once('.')?;
+            let birdc = super::birdc::Birdc::new(socket.clone());
+            Some(DaemonState {
+                member: member.to_string(),
+                daemon: daemon.to_string(),
+                protocols: birdc.protocols().ok()?,
+                routes: birdc.routes().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 /// Every BIRD of one lab.
 pub struct LabBird {
     topology: BgpTopology,

@@ -16,7 +16,7 @@ pub mod timers;
 pub mod topology;
 
 pub use birdc::{Birdc, BirdcError};
-pub use fleet::{topology_of, BgpError, DaemonState, LabBird};
+pub use fleet::{lab_state, topology_of, BgpError, DaemonState, LabBird};
 pub use process::{BirdDaemon, BirdError};
 pub use render::FELIX_NORMAL_ROUTE_PRIORITY;
 pub use routing::RoutingMode;

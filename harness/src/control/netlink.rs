@@ -110,14 +110,16 @@ async fn route_message(handle: &Handle, route: &FipRoute) -> Result<RouteMessage
         .map_err(|e| e.to_string())?
         .protocol(RouteProtocol::Other(FIP_ROUTE_PROTOCOL));
     let builder = match &route.next {
-        // Felix's floating-IP route is a workload route at its normal
-        // priority (felix/dataplane/linux/endpoint_mgr.go).
         RouteNext::Device(dev) => builder
             .output_interface(index_of(handle, dev).await?)
-            .scope(RouteScope::Link)
-            .priority(crate::bgp::FELIX_NORMAL_ROUTE_PRIORITY),
+            .scope(RouteScope::Link),
         RouteNext::Via(via) => builder.gateway(*via).map_err(|e| e.to_string())?,
     };
+    // Felix's floating-IP route is a workload route at its normal priority
+    // (felix/dataplane/linux/endpoint_mgr.go); BIRD programs a peer's route
+    // at the same metric (bird_ipam.cfg's calico_kernel_programming). One
+    // metric for both also lets a replace turn one kind into the other.
+    let builder = builder.priority(crate::bgp::FELIX_NORMAL_ROUTE_PRIORITY);
     Ok(builder.build())
 }
 
@@ -146,6 +148,9 @@ pub fn del_routes(ns: &Netns, destinations: &[IpAddr]) -> Result<(), NetlinkErro
                 .destination_prefix(*destination, host_len(*destination))
                 .map_err(|e| e.to_string())?
                 .protocol(RouteProtocol::Other(FIP_ROUTE_PROTOCOL))
+                // Any scope, as `ip route del` asks: the default (universe)
+                // never matches a device route (scope link), which then stayed.
+                .scope(RouteScope::NoWhere)
                 .build();
             match handle.route().del(message).execute().await {
                 Ok(()) => {}
