@@ -110,7 +110,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| summary_path.display().to_string())?;
     for (backend, median) in &summary.median_convergence_ms {
-        println!("median migration convergence ({backend}): {median:.1} ms");
+        println!(
+            "median migration convergence ({backend}, {} routing): {median:.1} ms",
+            options.routing
+        );
     }
     println!(
         "reports: {} and {} ({:.1} s)",
@@ -140,9 +143,10 @@ fn print_result(result: &ScenarioResult) {
     for migration in &result.migrations {
         if let Some(ms) = migration.figures.convergence_ms {
             line.push_str(&format!(
-                " [move {} -> {}: converged in {ms:.1} ms, lost {}, {} late at the old pod]",
+                " [move {} -> {}: converged in {ms:.1} ms ({} routing), lost {}, {} late at the old pod]",
                 migration.from_pod,
                 migration.to_pod,
+                result.routing,
                 migration.figures.lost,
                 migration.figures.late_at_old_pod
             ));
