@@ -29,25 +29,10 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn state(dnat: &[(&str, &str)], snat: &[(&str, &str)]) -> NodeNatState {
-    let mut state = NodeNatState {
-        dnat: dnat
-            .iter()
-            .map(|(e, i)| DnatMapping {
-                external: ip(e),
-                internal: ip(i),
-            })
-            .collect(),
-        snat: snat
-            .iter()
-            .map(|(i, e)| SnatMapping {
-                internal: ip(i),
-                external: ip(e),
-            })
-            .collect(),
-    };
-    state.dnat.sort();
-    state.snat.sort();
-    state
+    NodeNatState::new(
+        dnat.iter().map(|(e, i)| DnatMapping::new(ip(e), ip(i))),
+        snat.iter().map(|(i, e)| SnatMapping::new(ip(i), ip(e))),
+    )
 }
 
 fn first() -> NodeNatState {

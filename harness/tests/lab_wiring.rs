@@ -2,30 +2,26 @@
 //! Every lab here has a unique name and is torn down by its Drop even when an
 //! assertion fails; each test checks afterwards that nothing of it remains.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Command;
 
+use common::{lab_name, node, pod, use_test_run_dir};
+use fip_harness::lab::netlink::Member;
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::spec::namespace_prefix;
-use fip_harness::lab::{Family, Lab, LabSpec, NextHop, NodeSpec, PodSpec};
+use fip_harness::lab::{Family, Lab, LabSpec, NextHop, PodSpec};
 use serde_json::Value;
 
-fn use_test_run_dir() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("fiph-test-run-{}", std::process::id()));
-        std::env::set_var(fip_harness::lab::registry::RUN_DIR_ENV, dir);
-    });
-}
-
-/// A lab name unique to this test process: `<tag><pid>`.
-fn lab_name(tag: &str) -> String {
-    format!("{tag}{}", std::process::id() % 100_000)
-}
+use common::program;
 
 fn host_links() -> BTreeSet<String> {
-    let out = Command::new("ip").args(["-j", "link"]).output().unwrap();
+    let out = Command::new(program("ip"))
+        .args(["-j", "link"])
+        .output()
+        .unwrap();
     let links: Value = serde_json::from_slice(&out.stdout).unwrap();
     links
         .as_array()
@@ -39,7 +35,7 @@ fn ip_json(lab: &Lab, member: &str, args: &[&str]) -> Value {
     let out = lab
         .netns(member)
         .unwrap()
-        .command("ip")
+        .command(program("ip"))
         .arg("-j")
         .args(args)
         .output()
@@ -57,7 +53,7 @@ fn sysctl(lab: &Lab, member: &str, key: &str) -> String {
     let out = lab
         .netns(member)
         .unwrap()
-        .command("cat")
+        .command(program("cat"))
         .arg(path)
         .output()
         .unwrap();
@@ -99,7 +95,7 @@ fn routes(lab: &Lab, member: &str, family: &str) -> BTreeSet<String> {
 fn ping(lab: &Lab, from: &str, to: IpAddr) -> bool {
     lab.netns(from)
         .unwrap()
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W2", "-q", &to.to_string()])
         .stdout(std::process::Stdio::null())
         .status()
@@ -122,20 +118,19 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn three_nodes(name: &str, dual_stack: bool) -> LabSpec {
-    let node = |n: usize| NodeSpec {
-        name: format!("node-{n}"),
-        blocks: if dual_stack {
-            vec![
-                format!("198.19.0.{}/26", 64 * n).parse().unwrap(),
-                format!("2001:db8:1::{:x}/122", 64 * n).parse().unwrap(),
-            ]
+    let node_n = |n: usize| {
+        let v4 = format!("198.19.0.{}/26", 64 * n);
+        let v6 = format!("2001:db8:1::{:x}/122", 64 * n);
+        let blocks = if dual_stack {
+            vec![v4.as_str(), v6.as_str()]
         } else {
-            vec![format!("198.19.0.{}/26", 64 * n).parse().unwrap()]
-        },
+            vec![v4.as_str()]
+        };
+        node(&format!("node-{n}"), &blocks)
     };
     LabSpec {
         name: name.into(),
-        nodes: (0..3).map(node).collect(),
+        nodes: (0..3).map(node_n).collect(),
         externals: vec!["client".into()],
         dual_stack,
     }
@@ -149,18 +144,8 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
     {
         let mut lab = Lab::build(three_nodes(&name, true)).await.unwrap();
         let pods = [
-            PodSpec::new(
-                "pod-a",
-                "default",
-                "node-0",
-                vec![ip("198.19.0.1"), ip("2001:db8:1::1")],
-            ),
-            PodSpec::new(
-                "pod-b",
-                "default",
-                "node-1",
-                vec![ip("198.19.0.65"), ip("2001:db8:1::41")],
-            ),
+            pod("pod-a", "node-0", &["198.19.0.1", "2001:db8:1::1"]),
+            pod("pod-b", "node-1", &["198.19.0.65", "2001:db8:1::41"]),
             PodSpec::new("pod-c", "prod", "node-2", vec![ip("198.19.0.129")]),
         ];
         lab.add_pods(&pods).await.unwrap();
@@ -230,17 +215,14 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
         // host, and (using the fabric as a stand-in host) node-0's uplink.
         let host = std::fs::File::open("/proc/self/ns/net").unwrap();
         let check = fip_harness::lab::safety::links_into_host;
-        assert!(check("node-0", lab.netlink("node-0").unwrap(), &host)
+        let node0 = Member {
+            netns: lab.netns("node-0").unwrap().clone(),
+            nl: lab.netlink("node-0").unwrap().clone(),
+        };
+        assert!(check(&node0, &host).await.unwrap().is_empty());
+        let into_fabric = check(&node0, lab.netns("fabric").unwrap().file())
             .await
-            .unwrap()
-            .is_empty());
-        let into_fabric = check(
-            "node-0",
-            lab.netlink("node-0").unwrap(),
-            lab.netns("fabric").unwrap().file(),
-        )
-        .await
-        .unwrap();
+            .unwrap();
         assert_eq!(into_fabric.len(), 1, "{into_fabric:?}");
         assert!(into_fabric[0].starts_with("link eth0 "), "{into_fabric:?}");
 
@@ -313,10 +295,7 @@ fn small(name: &str, nodes: usize) -> LabSpec {
     LabSpec {
         name: name.into(),
         nodes: (0..nodes)
-            .map(|i| NodeSpec {
-                name: format!("node-{i}"),
-                blocks: vec![format!("198.19.{i}.0/26").parse().unwrap()],
-            })
+            .map(|i| node(&format!("node-{i}"), &[&format!("198.19.{i}.0/26")]))
             .collect(),
         externals: vec!["client".into()],
         dual_stack: false,
@@ -326,11 +305,10 @@ fn small(name: &str, nodes: usize) -> LabSpec {
 fn one_pod_per_node(nodes: usize) -> Vec<PodSpec> {
     (0..nodes)
         .map(|i| {
-            PodSpec::new(
+            pod(
                 &format!("pod-{i}"),
-                "default",
                 &format!("node-{i}"),
-                vec![ip(&format!("198.19.{i}.1"))],
+                &[&format!("198.19.{i}.1")],
             )
         })
         .collect()
@@ -431,11 +409,10 @@ fn child_role() {
                 for k in 0..60 {
                     let pods: Vec<PodSpec> = (0..10)
                         .map(|i| {
-                            PodSpec::new(
+                            pod(
                                 &format!("p{k}-{i}"),
-                                "default",
                                 &format!("node-{i}"),
-                                vec![ip(&format!("198.19.{i}.{}", k + 1))],
+                                &[&format!("198.19.{i}.{}", k + 1)],
                             )
                         })
                         .collect();
@@ -446,7 +423,8 @@ fn child_role() {
             });
         }
         Ok("downall") => {
-            let report = fip_harness::lab::registry::down_all();
+            let report =
+                fip_harness::lab::registry::down_all(fip_harness::lab::registry::Owner::Ignore);
             assert!(report.errors.is_empty(), "{:?}", report.errors);
             println!("removed {}", report.removed_namespaces.len());
         }
@@ -470,11 +448,11 @@ fn sigkilled_bring_up_leaves_nothing_after_down_all() {
         while [ "$(ls /run/netns | wc -l)" -lt 30 ] && [ $i -lt 1000 ]; do sleep 0.005; i=$((i+1)); done
         kill -9 $pid
         wait $pid || true
-        echo "pinned_before=$(ls /run/netns | wc -l) records_before=$(ls "$FIP_HARNESS_RUN_DIR" | wc -l)"
+        echo "pinned_before=$(ls /run/netns | wc -l) records_before=$(ls "$FIP_HARNESS_RUN_DIR" | grep -c '[.]json$')"
         FIPH_CHILD=downall "$EXE" --exact child_role --ignored --nocapture >/dev/null 2>&1
         echo "pinned_after=$(ls /run/netns | wc -l) records_after=$(ls "$FIP_HARNESS_RUN_DIR" | wc -l)"
     "#;
-    let out = Command::new("unshare")
+    let out = Command::new(program("unshare"))
         .args(["-m", "--propagation", "private", "sh", "-c", script])
         .env("EXE", &exe)
         .env(fip_harness::lab::registry::RUN_DIR_ENV, run.path())
@@ -517,7 +495,7 @@ async fn a_kept_lab_outlives_its_value_and_down_removes_it_by_name() {
     // Still wired with no Lab value: reach a pod through its pinned namespace.
     let pod = Netns::open(&fip_harness::lab::spec::namespace_name(&name, "pod-0")).unwrap();
     let reached = pod
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W2", "-q", "198.19.1.1"])
         .stdout(std::process::Stdio::null())
         .status()

@@ -5,11 +5,11 @@
 //! of a floating-IP move, and the expected-against-actual table a person reads
 //! when a step fails. Nothing here knows how a scenario is written.
 
-pub mod delivery;
-pub mod expectation;
-pub mod migration;
-pub mod stream;
-pub mod table;
+mod delivery;
+mod expectation;
+mod migration;
+mod stream;
+mod table;
 
 pub use delivery::{mismatches, AddressBook, DeliveryObserved, Mismatch};
 pub use expectation::{Delivery, Loss, SeenAddress, StreamExpectation, TrafficExpectation};

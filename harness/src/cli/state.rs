@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use fip_harness::control::netlink::{list_routes, FipRoute};
+use fip_harness::control::{list_routes, FipRoute};
 use fip_harness::dataplane::conntrack::{Conntrack, ConntrackEntry};
 use fip_harness::dataplane::{backend, BackendKind, NodeNatState};
 use fip_harness::lab::netns::{Netns, LAB_PREFIX};
@@ -77,6 +77,12 @@ fn has_rules(state: &NodeNatState, rules: &str, kind: BackendKind) -> bool {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    fip_harness::lab::spec::check_lab_name(&args.lab).map_err(|_| {
+        anyhow::anyhow!(
+            "'{}' is not a lab name (1-12 of a-z, 0-9); `fip-harness ls` lists labs",
+            args.lab
+        )
+    })?;
     let prefix = format!("{LAB_PREFIX}{}-", args.lab);
     let names = Netns::list_with_prefix(&prefix);
     if names.is_empty() {

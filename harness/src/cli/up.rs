@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fip_harness::dataplane::BackendKind;
+
 use fip_harness::runner;
-use fip_harness::scenario::{self, ConntrackProfile};
+use fip_harness::scenario;
+
+use super::choices::{Backend, Profile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,11 +20,11 @@ pub struct Args {
     #[arg(long)]
     name: Option<String>,
     /// Dataplane backend.
-    #[arg(long, value_enum, default_value_t = BackendKind::Nftables)]
-    backend: BackendKind,
+    #[arg(long, value_enum, default_value_t = Backend::Nftables)]
+    backend: Backend,
     /// Conntrack profile.
-    #[arg(long, value_enum, default_value_t = ConntrackProfile::Calico)]
-    profile: ConntrackProfile,
+    #[arg(long, value_enum, default_value_t = Profile::Calico)]
+    profile: Profile,
     /// Who programs the routes: BIRD, as Calico, or the harness's model.
     #[arg(long, value_enum, default_value_t)]
     routing: super::routing::RoutingArg,
@@ -41,22 +44,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let lab = args.name.unwrap_or_else(runner::unique_lab_name);
-    super::signals::tear_down_labs_on_ctrl_c();
+    super::signals::tear_down_labs_on_ctrl_c(move |_| {
+        eprintln!("interrupted: the lab was removed");
+    });
+    let backend = BackendKind::from(args.backend);
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime
         .block_on(runner::bring_up(
             &scenario,
-            args.backend,
-            args.profile,
+            backend,
+            args.profile.into(),
             args.routing.into(),
             &lab,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
-    print!("{summary}");
-    println!(
+    say!("{}", summary.trim_end());
+    say!(
         "lab `{lab}` is up ({} backend, {} routing). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
-        args.backend,
+        backend,
         fip_harness::bgp::RoutingMode::from(args.routing)
     );
     Ok(ExitCode::SUCCESS)

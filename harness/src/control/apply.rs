@@ -9,11 +9,13 @@ use super::desired::{
     desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
 };
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
-use super::netlink::{add_routes, del_routes, NetlinkError, RouteNext};
+use super::routes::RouteNext;
+use super::routes::{add_routes, del_routes};
 use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::{Conntrack, ConntrackError};
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
 use crate::lab::netns::Netns;
+use crate::lab::LabError;
 
 /// What the control plane needs from a lab: its members' namespaces and the
 /// nodes' uplink addresses. The lab module implements it for a running lab.
@@ -51,7 +53,7 @@ pub enum ControlError {
     #[error(transparent)]
     Dataplane(#[from] DataplaneError),
     #[error(transparent)]
-    Netlink(#[from] NetlinkError),
+    Lab(#[from] LabError),
     #[error(transparent)]
     Conntrack(#[from] ConntrackError),
     #[error("{} errors while applying: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]

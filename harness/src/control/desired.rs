@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::netlink::{FipRoute, RouteNext};
+use super::routes::{FipRoute, RouteNext};
 use crate::calico::{floating_ip_is_advertised, IpPool, WorkloadEndpoint};
 use crate::dataplane::{DnatMapping, NodeNatState, SnatMapping};
 
@@ -190,15 +190,15 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
                 snat.insert(*internal, *external);
             }
         }
-        let state = desired.nat.entry(node.to_string()).or_default();
-        state.dnat = dnat
-            .into_iter()
-            .map(|(external, internal)| DnatMapping { external, internal })
-            .collect();
-        state.snat = snat
-            .into_iter()
-            .map(|(internal, external)| SnatMapping { internal, external })
-            .collect();
+        desired.nat.insert(
+            node.to_string(),
+            NodeNatState::new(
+                dnat.into_iter()
+                    .map(|(external, internal)| DnatMapping::new(external, internal)),
+                snat.into_iter()
+                    .map(|(internal, external)| SnatMapping::new(internal, external)),
+            ),
+        );
     }
 
     for (external, winners) in node_winners {

@@ -6,13 +6,11 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::desired::DesiredState;
-use super::netlink::FipRoute;
+use super::routes::FipRoute;
 use crate::dataplane::NodeNatState;
 
 /// What happens to established flows when floating IPs change.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConntrackProfile {
     /// Calico: nothing keyed on the floating IP is flushed; only a deleted

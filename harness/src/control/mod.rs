@@ -1,13 +1,13 @@
 //! The Felix + BGP role: from the cluster state, each node's desired
 //! floating-IP NAT and the floating-IP routes ([`desired`]); the difference
 //! between two states ([`diff`]); and the applier that programs it into a lab
-//! ([`apply`]).
+//! ([`apply`]), the routes through [`routes`].
 
 pub mod apply;
 pub mod desired;
 pub mod diff;
 mod members;
-pub mod netlink;
+pub mod routes;
 
 pub use apply::{Applied, ControlError, ControlPlane, LabNamespaces};
 pub use desired::{
@@ -15,6 +15,7 @@ pub use desired::{
 };
 pub use diff::{diff, Changes, ConntrackDeletion, ConntrackMatch, ConntrackProfile, RouteChange};
 pub use members::LabMembers;
+pub use routes::{list_routes, FipRoute, RouteNext, FIP_ROUTE_PROTOCOL};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use rstest::rstest;
 
 use super::desired::{desired_state, ClusterState, NodeUplink, Topology};
 use super::diff::{diff, ConntrackMatch, ConntrackProfile};
-use super::netlink::{FipRoute, RouteNext};
+use super::routes::{FipRoute, RouteNext};
 use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::dataplane::{DnatMapping, SnatMapping};
 

@@ -158,21 +158,19 @@ pub fn parse_save(text: &str) -> NodeNatState {
     let snat_rule =
         Regex::new(r"^-A cali-fip-snat -s (\S+?)(?:/\d+)? -d \S+ .*-j SNAT --to-source (\S+)")
             .expect("valid regex");
-    let mut state = NodeNatState::default();
+    let (mut dnat, mut snat) = (Vec::new(), Vec::new());
     for line in text.lines() {
         if let Some(c) = dnat_rule.captures(line) {
             if let (Ok(external), Ok(internal)) = (c[1].parse(), c[2].parse()) {
-                state.dnat.push(DnatMapping { external, internal });
+                dnat.push(DnatMapping::new(external, internal));
             }
         } else if let Some(c) = snat_rule.captures(line) {
             if let (Ok(internal), Ok(external)) = (c[1].parse(), c[2].parse()) {
-                state.snat.push(SnatMapping { internal, external });
+                snat.push(SnatMapping::new(internal, external));
             }
         }
     }
-    state.dnat.sort();
-    state.snat.sort();
-    state
+    NodeNatState::new(dnat, snat)
 }
 
 /// Calico's iptables rendering (see the module documentation).
@@ -199,29 +197,11 @@ impl Dataplane for IptablesBackend {
     }
 
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        for family in [Family::V4, Family::V6] {
-            let text = render_restore(state, family);
-            run_in(
-                node,
-                family.restore(),
-                &["--noflush"],
-                Some(text.as_bytes()),
-            )?;
-        }
-        Ok(())
+        restore_both(node, |family| render_restore(state, family))
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
-        let text = render_removal();
-        for family in [Family::V4, Family::V6] {
-            run_in(
-                node,
-                family.restore(),
-                &["--noflush"],
-                Some(text.as_bytes()),
-            )?;
-        }
-        Ok(())
+        restore_both(node, |_| render_removal())
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {
@@ -239,6 +219,20 @@ impl Dataplane for IptablesBackend {
     }
 }
 
+/// Feed each family's `iptables-restore --noflush` the text `text_of` gives it.
+fn restore_both(node: &Netns, text_of: impl Fn(Family) -> String) -> Result<(), DataplaneError> {
+    for family in [Family::V4, Family::V6] {
+        let text = text_of(family);
+        run_in(
+            node,
+            family.restore(),
+            &["--noflush"],
+            Some(text.as_bytes()),
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,22 +243,10 @@ mod tests {
     }
 
     fn state(dnat: &[(&str, &str)], snat: &[(&str, &str)]) -> NodeNatState {
-        NodeNatState {
-            dnat: dnat
-                .iter()
-                .map(|(e, i)| DnatMapping {
-                    external: ip(e),
-                    internal: ip(i),
-                })
-                .collect(),
-            snat: snat
-                .iter()
-                .map(|(i, e)| SnatMapping {
-                    internal: ip(i),
-                    external: ip(e),
-                })
-                .collect(),
-        }
+        NodeNatState::new(
+            dnat.iter().map(|(e, i)| DnatMapping::new(ip(e), ip(i))),
+            snat.iter().map(|(i, e)| SnatMapping::new(ip(i), ip(e))),
+        )
     }
 
     #[rstest]

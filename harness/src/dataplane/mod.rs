@@ -44,8 +44,38 @@ pub struct NodeNatState {
     pub snat: Vec<SnatMapping>,
 }
 
+impl DnatMapping {
+    pub fn new(external: IpAddr, internal: IpAddr) -> Self {
+        Self { external, internal }
+    }
+}
+
+impl SnatMapping {
+    pub fn new(internal: IpAddr, external: IpAddr) -> Self {
+        Self { internal, external }
+    }
+}
+
+impl NodeNatState {
+    /// A state from mappings in any order, sorted and without duplicates.
+    pub fn new(
+        dnat: impl IntoIterator<Item = DnatMapping>,
+        snat: impl IntoIterator<Item = SnatMapping>,
+    ) -> Self {
+        let mut state = Self {
+            dnat: dnat.into_iter().collect(),
+            snat: snat.into_iter().collect(),
+        };
+        state.dnat.sort();
+        state.dnat.dedup();
+        state.snat.sort();
+        state.snat.dedup();
+        state
+    }
+}
+
 /// The dataplane implementations the harness ships.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// nftables with address-keyed maps (the reference).
@@ -104,6 +134,11 @@ pub enum DataplaneError {
         program: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    #[error("node namespace '{netns}': {missing}")]
+    Missing {
+        netns: String,
+        missing: crate::programs::MissingProgram,
     },
     #[error("node namespace '{netns}': `{program} {args}` failed ({status}): {stderr}")]
     Failed {

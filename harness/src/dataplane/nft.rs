@@ -325,7 +325,7 @@ fn text_address(value: &serde_json::Value) -> Option<IpAddr> {
 /// Read the floating-IP mappings back from `nft -j list table` output.
 pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
     let document: serde_json::Value = serde_json::from_str(json)?;
-    let mut state = NodeNatState::default();
+    let (mut dnat, mut snat) = (Vec::new(), Vec::new());
     let objects = document["nftables"].as_array().cloned().unwrap_or_default();
     for object in objects {
         let Some(map) = object.get("map") else {
@@ -340,27 +340,19 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
             match map["name"].as_str() {
                 Some("cali-fip-dnat") => {
                     if let Some(external) = text_address(key) {
-                        state.dnat.push(DnatMapping {
-                            external,
-                            internal: value,
-                        });
+                        dnat.push(DnatMapping::new(external, value));
                     }
                 }
                 Some("cali-fip-snat") => {
                     if let Some(internal) = key["concat"].get(0).and_then(text_address) {
-                        state.snat.push(SnatMapping {
-                            internal,
-                            external: value,
-                        });
+                        snat.push(SnatMapping::new(internal, value));
                     }
                 }
                 _ => {}
             }
         }
     }
-    state.dnat.sort();
-    state.snat.sort();
-    Ok(state)
+    Ok(NodeNatState::new(dnat, snat))
 }
 
 /// nftables with address-keyed maps (see the module documentation).
@@ -495,28 +487,16 @@ mod tests {
     }
 
     fn sample() -> NodeNatState {
-        NodeNatState {
-            dnat: vec![
-                DnatMapping {
-                    external: ip("203.0.113.1"),
-                    internal: ip("198.19.0.5"),
-                },
-                DnatMapping {
-                    external: ip("2001:db8:f1::1"),
-                    internal: ip("2001:db8:1::5"),
-                },
+        NodeNatState::new(
+            [
+                DnatMapping::new(ip("203.0.113.1"), ip("198.19.0.5")),
+                DnatMapping::new(ip("2001:db8:f1::1"), ip("2001:db8:1::5")),
             ],
-            snat: vec![
-                SnatMapping {
-                    internal: ip("198.19.0.5"),
-                    external: ip("203.0.113.1"),
-                },
-                SnatMapping {
-                    internal: ip("2001:db8:1::5"),
-                    external: ip("2001:db8:f1::1"),
-                },
+            [
+                SnatMapping::new(ip("198.19.0.5"), ip("203.0.113.1")),
+                SnatMapping::new(ip("2001:db8:1::5"), ip("2001:db8:f1::1")),
             ],
-        }
+        )
     }
 
     #[test]
@@ -534,10 +514,7 @@ mod tests {
         let old = sample();
         let mut new = sample();
         new.dnat[0].internal = ip("198.19.0.6");
-        new.snat[0] = SnatMapping {
-            internal: ip("198.19.0.6"),
-            external: ip("203.0.113.1"),
-        };
+        new.snat[0] = SnatMapping::new(ip("198.19.0.6"), ip("203.0.113.1"));
         insta::assert_json_snapshot!(render_delta(&old, &new).unwrap());
         assert!(render_delta(&old, &old).is_none());
     }

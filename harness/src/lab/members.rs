@@ -48,7 +48,7 @@ impl Lab {
         destination: IpAddr,
     ) -> Result<(), LabError> {
         self.member(member)?
-            .remove_route(destination, Family::of(&destination).host_prefix())
+            .remove_route(destination, Family::of(&destination).host_prefix(), None)
             .await
     }
 

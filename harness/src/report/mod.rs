@@ -2,8 +2,8 @@
 //! XML, one test case per scenario and backend. Diagnostics bundles and pcaps are
 //! written by the runner into the same report directory.
 
-pub mod junit;
-pub mod summary;
+mod junit;
+mod summary;
 
 pub use junit::render_junit;
 pub use summary::{MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};

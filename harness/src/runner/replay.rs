@@ -32,18 +32,7 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = ScenarioResult {
-        name: scenario.name.clone(),
-        file: scenario.source.clone(),
-        backend: backend.to_string(),
-        profile: profile_name(profile).to_string(),
-        routing: options.routing.to_string(),
-        outcome: Outcome::Passed,
-        duration_ms: 0,
-        steps: Vec::new(),
-        migrations: Vec::new(),
-        kept_lab: None,
-    };
+    let mut result = result_of(scenario, backend, profile, options.routing, Outcome::Passed);
     match ScenarioRun::start(scenario, backend, profile, lab_name, options).await {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
@@ -112,7 +101,29 @@ pub async fn bring_up(
     Ok(summary)
 }
 
-pub fn profile_name(profile: ConntrackProfile) -> &'static str {
+/// The result of a case with `outcome` and nothing run yet.
+pub(super) fn result_of(
+    scenario: &Scenario,
+    backend: BackendKind,
+    profile: ConntrackProfile,
+    routing: RoutingMode,
+    outcome: Outcome,
+) -> ScenarioResult {
+    ScenarioResult {
+        name: scenario.name.clone(),
+        file: scenario.source.clone(),
+        backend: backend.to_string(),
+        profile: profile_name(profile).to_string(),
+        routing: routing.to_string(),
+        outcome,
+        duration_ms: 0,
+        steps: Vec::new(),
+        migrations: Vec::new(),
+        kept_lab: None,
+    }
+}
+
+fn profile_name(profile: ConntrackProfile) -> &'static str {
     match profile {
         ConntrackProfile::Calico => "calico",
         ConntrackProfile::Strict => "strict",
@@ -182,6 +193,7 @@ impl ScenarioRun<'_> {
     }
 }
 
+/// How a step reads in results and failure text (`send icmp client -> web`).
 fn summarise(step: &Step) -> String {
     match step {
         Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),

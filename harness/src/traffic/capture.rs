@@ -12,14 +12,16 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nix::sys::socket::{bind, LinkAddr, SockaddrLike};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
+use socket2::{Domain, Socket};
 
 use crate::lab::netns::Netns;
+use crate::wire::ip;
 
-use super::codec;
 use super::observation::{now_unix_ns, Observation, PacketRole, Protocol};
-use super::sock::{ifindex_in, open_in, AsyncSock};
+use super::sock::{ifindex_in, open_raw_in, AsyncSock};
 use super::token::Token;
 use super::TrafficError;
 
@@ -55,6 +57,28 @@ pub struct Capture {
     store: Mutex<Store>,
 }
 
+/// Bind an AF_PACKET socket to one interface, for frames of EtherType
+/// `protocol` (network byte order).
+fn bind_to_interface(socket: &Socket, protocol: u16, ifindex: usize) -> std::io::Result<()> {
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: protocol,
+        sll_ifindex: i32::try_from(ifindex).map_err(std::io::Error::other)?,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: neither socket2 nor nix can build a link-layer address: nix's
+    // LinkAddr has no public constructor and socket2 has no sockaddr_ll at
+    // all, so the one way in is `from_raw`, given a pointer to a complete,
+    // initialised sockaddr_ll on the stack and its exact length.
+    let addr = unsafe { LinkAddr::from_raw((&raw const sll).cast(), Some(len)) }
+        .ok_or_else(|| std::io::Error::other("sockaddr_ll not accepted as a link address"))?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(socket), &addr).map_err(std::io::Error::from)
+}
+
 impl Capture {
     /// Open the capture socket inside `ns` and start reading it on the runtime.
     pub(crate) fn start(
@@ -64,37 +88,21 @@ impl Capture {
         step: u32,
     ) -> Result<(Arc<Capture>, tokio::task::JoinHandle<()>), TrafficError> {
         let ifindex = ifindex_in(ns, interface)?;
-        let protocol = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
-        let fd = open_in(
+        // Every EtherType; the protocol goes to the kernel in network byte order.
+        let all = (libc::ETH_P_ALL as u16).to_be();
+        let socket = open_raw_in(
             ns,
-            libc::AF_PACKET,
-            libc::SOCK_RAW,
-            protocol,
+            Domain::PACKET,
+            socket2::Protocol::from(i32::from(all)),
             "AF_PACKET capture",
         )?;
-        // SAFETY: all-zero is a valid sockaddr_ll; the fields set make it a bind
-        // to one interface for every EtherType.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = protocol as u16;
-        sll.sll_ifindex = ifindex;
-        // SAFETY: sll is a valid sockaddr_ll and its size is passed.
-        let rc = unsafe {
-            libc::bind(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
         let fail = |source| TrafficError::Socket {
             namespace: ns.name().to_string(),
             what: "AF_PACKET capture bind",
             source,
         };
-        if rc < 0 {
-            return Err(fail(std::io::Error::last_os_error()));
-        }
-        let sock = AsyncSock::new(fd).map_err(fail)?;
+        bind_to_interface(&socket, all, ifindex).map_err(fail)?;
+        let sock = AsyncSock::new(socket).map_err(fail)?;
         let capture = Arc::new(Capture {
             endpoint: endpoint.to_string(),
             namespace: ns.name().to_string(),
@@ -110,10 +118,12 @@ impl Capture {
                 let mut batch = Vec::new();
                 let read = sock
                     .recv_batch(&mut buf, 256, |frame, from| {
-                        let (pkttype, index) = from.link();
                         // Frames queued before bind() may come from other links.
-                        if index == ifindex {
-                            batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING));
+                        match from.link() {
+                            Some((pkttype, index)) if index == ifindex => {
+                                batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING))
+                            }
+                            _ => {}
                         }
                     })
                     .await;
@@ -133,9 +143,9 @@ impl Capture {
         let mut store = self.store.lock().unwrap();
         for (mut data, outgoing) in batch {
             if !outgoing {
-                if let Some(ip) = codec::ip_in_ethernet(&data) {
+                if let Some(ip) = ip::in_ethernet(&data) {
                     if let Some(protocol) = Protocol::from_ip_protocol(ip.protocol) {
-                        let role = PacketRole::of(protocol, ip.src.is_ipv6(), ip.payload);
+                        let role = PacketRole::of(protocol, ip.is_ipv6(), ip.payload);
                         for token in Token::find_all(ip.payload) {
                             store.observations.push(Observation {
                                 endpoint: self.endpoint.clone(),
@@ -158,7 +168,7 @@ impl Capture {
             }
             let orig_len = data.len() as u32;
             data.truncate(SNAPLEN);
-            let step = codec::ip_in_ethernet(&data)
+            let step = ip::in_ethernet(&data)
                 .and_then(|ip| Token::find_first(ip.payload))
                 .map_or(step, |token| token.step);
             store.frames.push(CapturedFrame {

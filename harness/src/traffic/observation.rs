@@ -4,7 +4,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec;
+use crate::wire::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols as Ip};
+use crate::wire::{gre, icmp};
+
 use super::token::Token;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,25 +37,26 @@ impl Protocol {
     /// The protocol of an IP header's protocol/next-header number, if it is one
     /// the engine speaks.
     pub fn from_ip_protocol(number: u8) -> Option<Protocol> {
-        match number {
-            codec::PROTO_ICMP | codec::PROTO_ICMPV6 => Some(Protocol::Icmp),
-            codec::PROTO_GRE => Some(Protocol::Gre),
-            codec::PROTO_SCTP => Some(Protocol::Sctp),
-            codec::PROTO_UDP => Some(Protocol::Udp),
-            codec::PROTO_TCP => Some(Protocol::Tcp),
+        match IpNextHeaderProtocol(number) {
+            Ip::Icmp | Ip::Icmpv6 => Some(Protocol::Icmp),
+            Ip::Gre => Some(Protocol::Gre),
+            Ip::Sctp => Some(Protocol::Sctp),
+            Ip::Udp => Some(Protocol::Udp),
+            Ip::Tcp => Some(Protocol::Tcp),
             _ => None,
         }
     }
 
     pub fn ip_protocol(self, v6: bool) -> u8 {
         match self {
-            Protocol::Icmp if v6 => codec::PROTO_ICMPV6,
-            Protocol::Icmp => codec::PROTO_ICMP,
-            Protocol::Gre => codec::PROTO_GRE,
-            Protocol::Sctp => codec::PROTO_SCTP,
-            Protocol::Udp => codec::PROTO_UDP,
-            Protocol::Tcp => codec::PROTO_TCP,
+            Protocol::Icmp if v6 => Ip::Icmpv6,
+            Protocol::Icmp => Ip::Icmp,
+            Protocol::Gre => Ip::Gre,
+            Protocol::Sctp => Ip::Sctp,
+            Protocol::Udp => Ip::Udp,
+            Protocol::Tcp => Ip::Tcp,
         }
+        .0
     }
 }
 
@@ -99,15 +102,13 @@ impl PacketRole {
     /// ports at or above it (the kernel's ephemeral range starts there too).
     pub fn of(protocol: Protocol, v6: bool, transport: &[u8]) -> PacketRole {
         match protocol {
-            Protocol::Icmp => match transport.first() {
-                Some(8) if !v6 => PacketRole::Request,
-                Some(128) if v6 => PacketRole::Request,
-                Some(0) if !v6 => PacketRole::Reply,
-                Some(129) if v6 => PacketRole::Reply,
+            Protocol::Icmp => match icmp::parse(v6, transport) {
+                Some(icmp::Message::EchoRequest { .. }) => PacketRole::Request,
+                Some(icmp::Message::EchoReply { .. }) => PacketRole::Reply,
                 _ => PacketRole::Error,
             },
-            Protocol::Gre => match transport.get(2..4) {
-                Some(ty) if u16::from_be_bytes([ty[0], ty[1]]) == codec::GRE_PROTO_REPLY => {
+            Protocol::Gre => match gre::Packet::new_checked(transport) {
+                Ok(packet) if packet.protocol() == gre::PROTOCOL_HARNESS_ECHO_REPLY => {
                     PacketRole::Reply
                 }
                 _ => PacketRole::Request,

@@ -2,51 +2,46 @@
 //!
 //! A socket belongs to the namespace it was created in, whatever thread uses it
 //! later; so each one is made on a [`Netns::run`] thread and only then registered
-//! with the runtime (AsyncFd). libc is used directly because raw IP and AF_PACKET
-//! sockets need options (`sockaddr_ll`, `SO_RCVBUFFORCE`) that the std and tokio
-//! socket types do not expose.
+//! with the runtime (AsyncFd). socket2 creates, configures and binds sockets (it
+//! takes any protocol number, GRE's included, and AF_PACKET); nix sends and
+//! receives datagrams and reads who sent them, AF_PACKET's link-layer source
+//! included. Two calls stay `unsafe`, each with its reason beside it: handing a
+//! socket to tokio ([`AsyncSock::new`]) and binding the capture's AF_PACKET
+//! socket to its interface (`capture::bind_to_interface`).
 
 use std::io;
-use std::mem::{size_of, zeroed};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 
+use nix::sys::socket::{self as nix_socket, sockopt, MsgFlags, SockaddrStorage};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
 use crate::lab::netns::Netns;
 
 use super::TrafficError;
 
-/// Receive buffer asked for every socket: bursts of a benchmark window must not
-/// be dropped by the receiving socket before the runtime drains it.
-const RCVBUF_BYTES: libc::c_int = 8 << 20;
+/// Receive buffer asked for every raw socket: bursts of a benchmark window must
+/// not be dropped by the receiving socket before the runtime drains it.
+const RCVBUF_BYTES: usize = 8 << 20;
 
-/// Create a non-blocking socket inside `ns`.
-pub(crate) fn open_in(
+/// A non-blocking, close-on-exec raw socket (`SOCK_RAW`) of `domain` for
+/// `protocol`, made inside `ns`, with a receive buffer of [`RCVBUF_BYTES`].
+pub(crate) fn open_raw_in(
     ns: &Netns,
-    domain: libc::c_int,
-    ty: libc::c_int,
-    protocol: libc::c_int,
+    domain: Domain,
+    protocol: Protocol,
     what: &'static str,
-) -> Result<OwnedFd, TrafficError> {
+) -> Result<Socket, TrafficError> {
     let made = ns
-        .run(move || -> io::Result<OwnedFd> {
-            // SAFETY: plain socket(2); the fd is owned at once.
-            let fd = unsafe {
-                libc::socket(
-                    domain,
-                    ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                    protocol,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fd was just returned by socket(2) and is not owned elsewhere.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF_BYTES)
-                .or_else(|_| set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF_BYTES))?;
-            Ok(fd)
+        .run(move || -> io::Result<Socket> {
+            let socket = Socket::new(domain, Type::RAW.nonblocking(), Some(protocol))?;
+            // SO_RCVBUFFORCE passes the rmem_max limit (the harness runs with
+            // CAP_NET_ADMIN); plain SO_RCVBUF is the fallback, capped by it.
+            nix_socket::setsockopt(&socket, sockopt::RcvBufForce, &RCVBUF_BYTES)
+                .map_err(io::Error::from)
+                .or_else(|_| socket.set_recv_buffer_size(RCVBUF_BYTES))?;
+            Ok(socket)
         })
         .map_err(TrafficError::Netns)?;
     made.map_err(|source| TrafficError::Socket {
@@ -56,80 +51,18 @@ pub(crate) fn open_in(
     })
 }
 
-pub(crate) fn set_int(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: value lives for the call and its size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            &value as *const libc::c_int as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
+/// The domain of `addr`'s family.
+pub(crate) fn domain_of(addr: IpAddr) -> Domain {
+    if addr.is_ipv6() {
+        Domain::IPV6
     } else {
-        Ok(())
+        Domain::IPV4
     }
 }
 
-pub(crate) fn sockaddr_from(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
-    let len = match addr {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
-            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: as above, for sockaddr_in6.
-            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
-pub(crate) fn ip_from(storage: &libc::sockaddr_storage) -> Option<IpAddr> {
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: family says this is a sockaddr_in.
-            let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
-            Some(IpAddr::V4(Ipv4Addr::from(
-                sin.sin_addr.s_addr.to_ne_bytes(),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: family says this is a sockaddr_in6.
-            let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
-        }
-        _ => None,
-    }
+/// A non-blocking TCP socket for `addr`'s family, not yet bound or connected.
+pub(crate) fn stream_socket(addr: IpAddr) -> io::Result<Socket> {
+    Socket::new(domain_of(addr), Type::STREAM.nonblocking(), None)
 }
 
 /// A datagram-style socket (raw IP or AF_PACKET) driven by the tokio reactor.
@@ -137,49 +70,44 @@ pub(crate) struct AsyncSock {
     fd: AsyncFd<OwnedFd>,
 }
 
-/// What `recvfrom` said about the sender: the address, and for AF_PACKET the
-/// packet type (`PACKET_OUTGOING` for frames the namespace sent) and ifindex.
+/// Who sent a datagram, as `recvfrom` reports it.
 pub(crate) struct Source {
-    pub storage: libc::sockaddr_storage,
+    addr: Option<SockaddrStorage>,
 }
 
 impl Source {
+    /// The sender's IP address (raw IP sockets).
     pub fn ip(&self) -> Option<IpAddr> {
-        ip_from(&self.storage)
+        let addr = self.addr.as_ref()?;
+        match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+            (Some(v4), _) => Some(IpAddr::V4(v4.ip())),
+            (_, Some(v6)) => Some(IpAddr::V6(v6.ip())),
+            _ => None,
+        }
     }
-    pub fn link(&self) -> (u8, i32) {
-        // SAFETY: only called on AF_PACKET sockets, whose source is a sockaddr_ll.
-        let sll = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_ll) };
-        (sll.sll_pkttype, sll.sll_ifindex)
+
+    /// For AF_PACKET: the packet type (`PACKET_OUTGOING` for frames the
+    /// namespace sent) and the interface index.
+    pub fn link(&self) -> Option<(u8, usize)> {
+        let link = self.addr.as_ref()?.as_link_addr()?;
+        Some((link.pkttype(), link.ifindex()))
     }
 }
 
 impl AsyncSock {
-    pub fn new(fd: OwnedFd) -> io::Result<Self> {
-        // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and
-        // the same for its whole life.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+    pub fn new(socket: impl Into<OwnedFd>) -> io::Result<Self> {
+        // SAFETY: tokio made registration unsafe (tokio-rs/tokio#8587) because
+        // it cannot check I/O safety of an arbitrary AsRawFd. Here the AsyncFd
+        // owns the OwnedFd, so the descriptor stays open and refers to the same
+        // socket until the AsyncFd is dropped, which is what it requires.
+        let fd = unsafe { AsyncFd::register(socket.into()) }.map_err(io::Error::from)?;
         Ok(Self { fd })
     }
 
     fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let (storage, len) = sockaddr_from(to);
-        // SAFETY: buf and storage are valid for the call.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                buf.as_ptr() as *const libc::c_void,
-                buf.len(),
-                0,
-                &storage as *const _ as *const libc::sockaddr,
-                len,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        let addr = SockaddrStorage::from(to);
+        nix_socket::sendto(self.fd.as_raw_fd(), buf, &addr, MsgFlags::empty())
+            .map_err(io::Error::from)
     }
 
     pub async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
@@ -198,26 +126,10 @@ impl AsyncSock {
         }
     }
 
+    /// One datagram, cut to `buf`'s length if longer.
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Source)> {
-        // SAFETY: all-zero is a valid sockaddr_storage.
-        let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
-        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: buf and storage are valid for the call and their sizes passed.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_TRUNC,
-                &mut storage as *mut _ as *mut libc::sockaddr,
-                &mut len,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(((n as usize).min(buf.len()), Source { storage }))
-        }
+        let (n, addr) = nix_socket::recvfrom::<SockaddrStorage>(self.fd.as_raw_fd(), buf)?;
+        Ok((n.min(buf.len()), Source { addr }))
     }
 
     /// Wait until readable, then drain up to `max` datagrams into `on_packet`.
@@ -252,20 +164,17 @@ impl AsyncSock {
 }
 
 /// Interface index of `name` inside `ns`.
-pub(crate) fn ifindex_in(ns: &Netns, name: &str) -> Result<i32, TrafficError> {
-    let cname = std::ffi::CString::new(name).map_err(|_| TrafficError::NoInterface {
+pub(crate) fn ifindex_in(ns: &Netns, name: &str) -> Result<usize, TrafficError> {
+    let missing = || TrafficError::NoInterface {
         namespace: ns.name().to_string(),
         interface: name.to_string(),
-    })?;
-    // SAFETY: cname is a valid NUL-terminated string.
+    };
     let index = ns
-        .run(|| unsafe { libc::if_nametoindex(cname.as_ptr()) })
-        .map_err(TrafficError::Netns)?;
+        .run(|| nix::net::if_::if_nametoindex(name))
+        .map_err(TrafficError::Netns)?
+        .map_err(|_| missing())?;
     if index == 0 {
-        return Err(TrafficError::NoInterface {
-            namespace: ns.name().to_string(),
-            interface: name.to_string(),
-        });
+        return Err(missing());
     }
-    Ok(index as i32)
+    Ok(index as usize)
 }

@@ -13,7 +13,9 @@
 //! raw `IPPROTO_GRE` socket hands over after the IP header. The checksum, when
 //! present, covers the GRE header and payload and needs no pseudo-header.
 
-use super::{checksum, ChecksumPolicy, Error, Result};
+use pnet_packet::util::checksum;
+
+use super::{ChecksumPolicy, Error, Result};
 
 const PROTOCOL: &str = "GRE";
 
@@ -26,6 +28,9 @@ pub const BASE_HEADER_LEN: usize = 4;
 /// dissector (tshark shows it as plain data), and it is reserved for exactly this
 /// kind of private use.
 pub const PROTOCOL_HARNESS_ECHO: u16 = 0x88b5;
+/// Protocol type of the harness's echo reply: "Local Experimental Ethertype 2",
+/// so a capture tells requests from replies by the header alone.
+pub const PROTOCOL_HARNESS_ECHO_REPLY: u16 = 0x88b6;
 /// Protocol type of an encapsulated IPv4 packet.
 pub const PROTOCOL_IPV4: u16 = 0x0800;
 /// Protocol type of an encapsulated IPv6 packet.
@@ -38,6 +43,9 @@ const FLAG_SEQUENCE: u16 = 0x1000;
 const FLAG_STRICT_ROUTE: u16 = 0x0800;
 const RECURSION_MASK: u16 = 0x0700;
 const VERSION_MASK: u16 = 0x0007;
+/// Index of the Checksum field in 16-bit words, for pnet's RFC 1071 sum, which
+/// leaves that word out (the sum the sender stores).
+const CHECKSUM_WORD: usize = BASE_HEADER_LEN / 2;
 
 mod field {
     pub const FLAGS: core::ops::Range<usize> = 0..2;
@@ -156,7 +164,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Whether the checksum is right. A packet without a checksum is right.
     pub fn verify_checksum(&self) -> bool {
-        !self.checksum_present() || checksum::internet(self.buffer.as_ref()) == 0
+        self.checksum()
+            .is_none_or(|stored| stored == checksum(self.buffer.as_ref(), CHECKSUM_WORD))
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -217,7 +226,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         }
         let buffer = self.buffer.as_mut();
         buffer[BASE_HEADER_LEN..BASE_HEADER_LEN + 4].fill(0);
-        let sum = checksum::internet(buffer);
+        let sum = checksum(buffer, CHECKSUM_WORD);
         write_u16(buffer, BASE_HEADER_LEN, sum);
     }
 
@@ -266,14 +275,10 @@ impl Repr {
             });
         }
         if policy == ChecksumPolicy::Verify && !packet.verify_checksum() {
-            let stored = packet.checksum().unwrap_or_default();
-            // The sum with the field zeroed is what the sender should have stored.
-            let mut copy = packet.buffer.as_ref().to_vec();
-            copy[BASE_HEADER_LEN..BASE_HEADER_LEN + 2].fill(0);
             return Err(Error::BadChecksum {
                 protocol: PROTOCOL,
-                stored: u32::from(stored),
-                computed: u32::from(checksum::internet(&copy)),
+                stored: u32::from(packet.checksum().unwrap_or_default()),
+                computed: u32::from(checksum(packet.buffer.as_ref(), CHECKSUM_WORD)),
             });
         }
         Ok(Repr {
@@ -467,7 +472,21 @@ mod tests {
         assert_eq!(&bytes[6..8], &[0, 0], "Reserved1 is zero");
         assert_eq!(&bytes[8..12], &[1, 2, 3, 4]);
         assert_eq!(&bytes[12..16], &[0x0a, 0x0b, 0x0c, 0x0d]);
-        assert_eq!(checksum::internet(&bytes), 0);
+        // With its checksum in place the whole header sums to zero (no word skipped).
+        assert_eq!(checksum(&bytes, usize::MAX), 0);
+    }
+
+    #[test]
+    fn the_sum_is_rfc_1071s() {
+        // RFC 1071 section 3 worked example: the words 0001 f203 f4f5 f6f7 sum
+        // (with end-around carry) to 0xddf2, whose complement is 0x220d; an odd
+        // trailing byte is padded with zero.
+        let words = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(checksum(&words, usize::MAX), 0x220d);
+        assert_eq!(
+            checksum(&[0x12, 0x34, 0x56], usize::MAX),
+            checksum(&[0x12, 0x34, 0x56, 0x00], usize::MAX)
+        );
     }
 
     #[test]

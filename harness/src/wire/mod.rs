@@ -1,7 +1,10 @@
-//! Packet codecs the ecosystem lacks, in the style of smoltcp's `wire` module.
+//! Every packet the harness reads or writes.
 //!
-//! Each protocol has a zero-copy [`sctp::Packet`] / [`gre::Packet`] view over a
-//! byte buffer (`new_unchecked`, `new_checked`, field getters, setters when the
+//! IPv4, IPv6, ICMP and ICMPv6 come from `pnet_packet` ([`ip`], [`icmp`] wrap
+//! it in the few readers the traffic engine needs). SCTP and GRE are codecs the
+//! ecosystem lacks (pnet has no SCTP, and its GRE view panics on a packet with
+//! the routing bit set), in the style of smoltcp's `wire` module: each has a
+//! zero-copy [`sctp::Packet`] / [`gre::Packet`] view over a byte buffer (`new_unchecked`, `new_checked`, field getters, setters when the
 //! buffer is writable) and a `Repr` with `parse`, `buffer_len` and `emit`.
 //!
 //! Both codecs work on the transport payload alone, i.e. the bytes after the IP
@@ -9,8 +12,9 @@
 //! themselves, and neither checksum needs an IP pseudo-header (SCTP's CRC32c and
 //! GRE's Internet checksum both cover only their own header and payload).
 
-pub mod checksum;
 pub mod gre;
+pub mod icmp;
+pub mod ip;
 pub mod sctp;
 
 /// What went wrong while reading or writing a packet.

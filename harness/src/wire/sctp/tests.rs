@@ -1,10 +1,8 @@
-//! SCTP codec tests. The golden packets are real captures, in `sctp_goldens.rs`.
+//! SCTP codec tests. The golden packets are real captures, in `goldens.rs`.
 
 use super::*;
 
-#[path = "sctp_goldens.rs"]
-mod goldens;
-use goldens::*;
+use super::goldens::*;
 
 fn parse(bytes: &[u8]) -> Repr<'_> {
     Repr::parse_bytes(bytes, ChecksumPolicy::Verify).unwrap()

@@ -1,0 +1,71 @@
+//! The command line's spelling of library choices. The library's types stay
+//! free of clap; these mirror them for argument parsing and convert into them.
+
+use fip_harness::control::ConntrackProfile;
+use fip_harness::dataplane::BackendKind;
+
+/// A dataplane backend (`dataplane::BackendKind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// nftables with address-keyed maps (the reference).
+    Nftables,
+    /// Calico's own iptables rendering, applied with iptables-restore.
+    Iptables,
+}
+
+impl From<Backend> for BackendKind {
+    fn from(backend: Backend) -> Self {
+        match backend {
+            Backend::Nftables => BackendKind::Nftables,
+            Backend::Iptables => BackendKind::Iptables,
+        }
+    }
+}
+
+/// A conntrack profile (`control::ConntrackProfile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Calico: nothing keyed on the floating IP is flushed; only a deleted
+    /// pod's entries go (original or reply source is its address).
+    Calico,
+    /// Calico's, plus: entries whose original destination is a floating IP
+    /// that moved or was removed are deleted on every node.
+    Strict,
+}
+
+impl From<Profile> for ConntrackProfile {
+    fn from(profile: Profile) -> Self {
+        match profile {
+            Profile::Calico => ConntrackProfile::Calico,
+            Profile::Strict => ConntrackProfile::Strict,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    /// Each choice maps to the library value of the same name, and every
+    /// library value can be chosen.
+    #[test]
+    fn choices_map_to_the_library_value_they_name() {
+        for backend in Backend::value_variants() {
+            let name = backend.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(BackendKind::from(*backend).to_string(), name);
+        }
+        let chosen: Vec<BackendKind> = Backend::value_variants()
+            .iter()
+            .map(|b| (*b).into())
+            .collect();
+        assert_eq!(chosen, BackendKind::ALL);
+        for profile in Profile::value_variants() {
+            let name = profile.to_possible_value().unwrap().get_name().to_string();
+            let value = serde_json::to_value(ConntrackProfile::from(*profile)).unwrap();
+            assert_eq!(value, serde_json::Value::String(name));
+        }
+        assert_eq!(Profile::value_variants().len(), 2);
+    }
+}

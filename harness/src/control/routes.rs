@@ -1,0 +1,115 @@
+//! Floating-IP routes (the BIRD role): each a /32 or /128 tagged with the
+//! harness's routing protocol number, programmed over the lab's rtnetlink calls
+//! ([`crate::lab::netlink`]) on a one-off socket per member.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lab::netlink::{with_member, Route};
+use crate::lab::netns::Netns;
+use crate::lab::spec::lab_of_namespace;
+use crate::lab::{Family, LabError};
+
+/// Routing protocol number the harness puts on floating-IP routes, so they can
+/// be told apart from pod and block routes (`ip route` shows `proto 241`).
+pub const FIP_ROUTE_PROTOCOL: u8 = 241;
+
+/// Where a floating-IP route leads.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteNext {
+    /// A device route (the pod's cali interface on the hosting node).
+    Device(String),
+    /// Via the hosting node's uplink address (other nodes, the fabric).
+    Via(IpAddr),
+}
+
+/// A floating IP's host route (/32 or /128).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FipRoute {
+    pub destination: IpAddr,
+    pub next: RouteNext,
+}
+
+impl std::fmt::Display for FipRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = host_len(self.destination);
+        match &self.next {
+            RouteNext::Device(dev) => write!(f, "{}/{len} dev {dev}", self.destination),
+            RouteNext::Via(via) => write!(f, "{}/{len} via {via}", self.destination),
+        }
+    }
+}
+
+fn host_len(address: IpAddr) -> u8 {
+    Family::of(&address).host_prefix()
+}
+
+/// Add (or replace) floating-IP routes in `ns`.
+pub fn add_routes(ns: &Netns, routes: &[FipRoute]) -> Result<(), LabError> {
+    with_member(ns, |member| async move {
+        for route in routes {
+            let destination = route.destination;
+            let mut message = match &route.next {
+                RouteNext::Via(via) => Route::via(destination, host_len(destination), *via),
+                RouteNext::Device(dev) => {
+                    let index =
+                        member
+                            .link_index(dev)
+                            .await?
+                            .ok_or_else(|| LabError::NoInterface {
+                                lab: lab_of_namespace(ns.name()).unwrap_or_default().to_string(),
+                                member: ns.name().to_string(),
+                                interface: dev.clone(),
+                            })?;
+                    Route::dev(destination, host_len(destination), index)
+                }
+            };
+            message.protocol = Some(FIP_ROUTE_PROTOCOL);
+            member.replace_route(message).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Delete floating-IP routes from `ns`; a route already gone is fine.
+pub fn del_routes(ns: &Netns, destinations: &[IpAddr]) -> Result<(), LabError> {
+    with_member(ns, |member| async move {
+        for destination in destinations {
+            member
+                .remove_route(
+                    *destination,
+                    host_len(*destination),
+                    Some(FIP_ROUTE_PROTOCOL),
+                )
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+/// The floating-IP routes `ns` holds (those carrying [`FIP_ROUTE_PROTOCOL`]).
+pub fn list_routes(ns: &Netns) -> Result<Vec<FipRoute>, LabError> {
+    with_member(ns, |member| async move {
+        let names = member.link_names().await?;
+        let mut found: Vec<FipRoute> = member
+            .list_routes(FIP_ROUTE_PROTOCOL)
+            .await?
+            .into_iter()
+            .filter_map(|route| {
+                let next = match (route.via, route.dev.and_then(|i| names.get(&i))) {
+                    (Some(via), _) => RouteNext::Via(via),
+                    (None, Some(dev)) => RouteNext::Device(dev.clone()),
+                    (None, None) => return None,
+                };
+                Some(FipRoute {
+                    destination: route.destination,
+                    next,
+                })
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    })
+}

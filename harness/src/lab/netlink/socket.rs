@@ -1,0 +1,101 @@
+//! Netlink sockets inside namespaces: the lab's long-lived ones, opened on a few
+//! dedicated threads as the namespaces are made, and one-off ones for a single
+//! piece of work (the control plane's), each on a short-lived thread, so no
+//! tokio worker ever changes namespace.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::Member;
+use crate::lab::error::LabError;
+use crate::lab::netns::{write_sysctls_here, Netns};
+
+/// A namespace to create, with the sysctls to write in it before any link exists
+/// (new links copy the namespace's `default` settings when they are made).
+pub(crate) struct NamespaceJob {
+    pub name: String,
+    pub sysctls: Vec<(&'static str, &'static str)>,
+}
+
+/// Create namespaces on up to `threads` dedicated threads (never tokio workers),
+/// write their sysctls and open a netlink socket inside each; the connections
+/// run on `rt`. Results come back in job order.
+pub(crate) fn create_members(
+    rt: &tokio::runtime::Handle,
+    jobs: &[NamespaceJob],
+    threads: usize,
+) -> Vec<Result<Member, LabError>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Member, LabError>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+            scope.spawn(|| {
+                let _runtime = rt.enter();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let result = create_member_here(rt, job);
+                    results.lock().expect("results lock")[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("results lock")
+        .into_iter()
+        .zip(jobs)
+        .map(|(r, job)| {
+            r.unwrap_or_else(|| {
+                Err(LabError::Socket {
+                    namespace: job.name.clone(),
+                    source: std::io::Error::other("worker thread ended early"),
+                })
+            })
+        })
+        .collect()
+}
+
+fn create_member_here(rt: &tokio::runtime::Handle, job: &NamespaceJob) -> Result<Member, LabError> {
+    let netns = Netns::create_and_enter(&job.name)?;
+    write_sysctls_here(&job.name, &job.sysctls)?;
+    let (connection, nl, _) = rtnetlink::new_connection().map_err(|source| LabError::Socket {
+        namespace: job.name.clone(),
+        source,
+    })?;
+    rt.spawn(connection);
+    Ok(Member { netns, nl })
+}
+
+/// Run `work` with a fresh netlink socket inside `ns`, on a thread of its own
+/// that drives a single-threaded runtime; the socket closes when `work` ends.
+pub(crate) fn with_member<F, Fut, R>(ns: &Netns, work: F) -> Result<R, LabError>
+where
+    F: FnOnce(Member) -> Fut + Send,
+    Fut: Future<Output = Result<R, LabError>>,
+    R: Send,
+{
+    let socket_error = |source| LabError::Socket {
+        namespace: ns.name().to_string(),
+        source,
+    };
+    ns.run(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(socket_error)?;
+        runtime.block_on(async {
+            let (connection, nl, _) = rtnetlink::new_connection().map_err(socket_error)?;
+            let driver = tokio::spawn(connection);
+            let result = work(Member {
+                netns: ns.clone(),
+                nl,
+            })
+            .await;
+            driver.abort();
+            result
+        })
+    })?
+}

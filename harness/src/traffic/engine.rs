@@ -1,0 +1,349 @@
+//! The traffic engine of one lab: its endpoints (responders and captures per
+//! namespace), probe runs and background streams, and where their packets
+//! were delivered.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{
+    drive, lab_hash, probe, responder, Capture, EndpointKind, EndpointSpec, Observation,
+    PacketRole, ProbeOutcome, ProbeSpec, Protocol, StreamSpec, TrafficError,
+};
+
+struct Endpoint {
+    spec: EndpointSpec,
+    capture: Option<Arc<Capture>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        for task in self.tasks.get_mut().unwrap().iter() {
+            task.abort();
+        }
+    }
+}
+
+pub struct StreamHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<ProbeOutcome, TrafficError>>,
+}
+
+impl StreamHandle {
+    /// Stop sending, wait for late replies, and return everything the stream saw.
+    pub async fn stop(self) -> Result<ProbeOutcome, TrafficError> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|e| TrafficError::Stream(e.to_string()))?
+    }
+}
+
+struct Shared {
+    lab: String,
+    lab_hash: u32,
+    next_probe: AtomicU32,
+    step: AtomicU32,
+    endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    /// Captures of removed endpoints: a stream that outlives a deleted pod
+    /// still needs what that pod received before it went.
+    retired: Mutex<Vec<Arc<Capture>>>,
+}
+
+/// The traffic side of one lab. Cheap to clone.
+#[derive(Clone)]
+pub struct TrafficEngine {
+    shared: Arc<Shared>,
+}
+
+/// Time given to captures to read what was delivered before deliveries are
+/// collected: frames are read by another task, a little after the reply.
+const CAPTURE_SETTLE: Duration = Duration::from_millis(100);
+
+impl TrafficEngine {
+    pub fn new(lab: &str) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                lab: lab.into(),
+                lab_hash: lab_hash(lab),
+                next_probe: AtomicU32::new(1),
+                step: AtomicU32::new(0),
+                endpoints: Mutex::new(HashMap::new()),
+                retired: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn lab(&self) -> &str {
+        &self.shared.lab
+    }
+
+    pub fn lab_hash(&self) -> u32 {
+        self.shared.lab_hash
+    }
+
+    /// Register an endpoint; for pods, start responders (GRE, SCTP, UDP and TCP
+    /// echo) and, when an interface is given, capture on it. Must be called on
+    /// a tokio runtime.
+    pub async fn add_endpoint(&self, spec: EndpointSpec) -> Result<(), TrafficError> {
+        if self
+            .shared
+            .endpoints
+            .lock()
+            .unwrap()
+            .contains_key(&spec.name)
+        {
+            return Err(TrafficError::DuplicateEndpoint(spec.name));
+        }
+        let mut tasks = Vec::new();
+        let mut capture = None;
+        if let Some(interface) = &spec.interface {
+            let step = self.shared.step.load(Ordering::Relaxed);
+            let (cap, task) = Capture::start(&spec.name, &spec.netns, interface, step)?;
+            capture = Some(cap);
+            tasks.push(task);
+        }
+        if spec.kind == EndpointKind::Pod {
+            tasks.extend(responder::start_pod_responders(
+                &spec.netns,
+                &spec.addresses,
+            )?);
+        }
+        let name = spec.name.clone();
+        let endpoint = Arc::new(Endpoint {
+            spec,
+            capture,
+            tasks: Mutex::new(tasks),
+        });
+        let mut endpoints = self.shared.endpoints.lock().unwrap();
+        if endpoints.contains_key(&name) {
+            return Err(TrafficError::DuplicateEndpoint(name));
+        }
+        endpoints.insert(name, endpoint);
+        Ok(())
+    }
+
+    /// Stop an endpoint's responders and capture (its frames are dropped).
+    /// Returns once their sockets are closed, so the namespace's kernel answers
+    /// GRE and SCTP itself again (protocol unreachable) from then on.
+    pub async fn remove_endpoint(&self, name: &str) -> Result<(), TrafficError> {
+        let endpoint = self
+            .shared
+            .endpoints
+            .lock()
+            .unwrap()
+            .remove(name)
+            .ok_or_else(|| TrafficError::UnknownEndpoint(name.into()))?;
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *endpoint.tasks.lock().unwrap());
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(capture) = &endpoint.capture {
+            self.shared.retired.lock().unwrap().push(capture.clone());
+        }
+        Ok(())
+    }
+
+    fn endpoint(&self, name: &str) -> Result<Arc<Endpoint>, TrafficError> {
+        self.shared
+            .endpoints
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TrafficError::UnknownEndpoint(name.into()))
+    }
+
+    fn captures(&self) -> Vec<Arc<Capture>> {
+        self.shared
+            .endpoints
+            .lock()
+            .unwrap()
+            .values()
+            .filter_map(|e| e.capture.clone())
+            .chain(self.shared.retired.lock().unwrap().iter().cloned())
+            .collect()
+    }
+
+    /// Captured frames without a token from now on belong to `step`.
+    pub fn begin_step(&self, step: u32) {
+        self.shared.step.store(step, Ordering::Relaxed);
+        for capture in self.captures() {
+            capture.set_step(step);
+        }
+    }
+
+    /// Every observation at every capture that `keep` accepts, in time order.
+    pub fn observations(&self, keep: impl Fn(&Observation) -> bool) -> Vec<Observation> {
+        let mut all: Vec<Observation> = self
+            .captures()
+            .iter()
+            .flat_map(|c| c.observations(|o| o.token.lab == self.shared.lab_hash && keep(o)))
+            .collect();
+        all.sort_by_key(|o| o.at_unix_ns);
+        all
+    }
+
+    /// Where the probes of one probe or stream id were delivered: their
+    /// requests as the receivers saw them (replies coming back to a sender
+    /// that is itself captured, and ICMP errors, are not deliveries).
+    pub fn deliveries(&self, probe: u32) -> Vec<Observation> {
+        self.observations(|o| o.token.probe == probe && o.role == PacketRole::Request)
+    }
+
+    pub fn capture(&self, endpoint: &str) -> Result<Arc<Capture>, TrafficError> {
+        self.endpoint(endpoint)?
+            .capture
+            .clone()
+            .ok_or_else(|| TrafficError::NoCapture {
+                endpoint: endpoint.into(),
+            })
+    }
+
+    /// Write an endpoint's captured frames of `step` (all when None) as pcap.
+    pub fn write_pcap(
+        &self,
+        endpoint: &str,
+        step: Option<u32>,
+        path: &Path,
+    ) -> Result<usize, TrafficError> {
+        self.capture(endpoint)?.write_pcap(step, path)
+    }
+
+    async fn open(
+        &self,
+        from: &str,
+        to: IpAddr,
+        protocol: Protocol,
+        port: u16,
+        step: u32,
+        payload_len: usize,
+    ) -> Result<(u32, probe::Transport), TrafficError> {
+        let endpoint = self.endpoint(from)?;
+        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
+        let ctx = probe::ProbeContext {
+            sender: from.into(),
+            protocol,
+            to,
+            port,
+            lab: self.shared.lab_hash,
+            step,
+            probe: id,
+            payload_len,
+        };
+        let transport = probe::Transport::open(&endpoint.spec.netns, ctx).await?;
+        Ok((id, transport))
+    }
+
+    /// Send `spec.count` probes and collect replies, ICMP errors and (when
+    /// asked) where they were delivered.
+    pub async fn probe(&self, spec: ProbeSpec) -> Result<ProbeOutcome, TrafficError> {
+        let (id, mut transport) = self
+            .open(
+                &spec.from,
+                spec.to,
+                spec.protocol,
+                spec.port,
+                spec.step,
+                spec.payload_len,
+            )
+            .await?;
+        let pace = drive::Pace {
+            count: Some(spec.count),
+            interval: spec.interval,
+            window: spec.window as usize,
+            timeout: spec.timeout,
+        };
+        let result = drive::drive(&mut transport, pace, None).await;
+        let sctp_events = transport.close().await;
+        Ok(self
+            .outcome(
+                id,
+                &spec.from,
+                spec.to,
+                spec.protocol,
+                result,
+                sctp_events,
+                spec.collect_deliveries,
+            )
+            .await)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn outcome(
+        &self,
+        id: u32,
+        from: &str,
+        to: IpAddr,
+        protocol: Protocol,
+        result: drive::DriveResult,
+        sctp_events: Vec<String>,
+        collect: bool,
+    ) -> ProbeOutcome {
+        let deliveries = if collect {
+            tokio::time::sleep(CAPTURE_SETTLE).await;
+            self.deliveries(id)
+        } else {
+            Vec::new()
+        };
+        ProbeOutcome {
+            probe: id,
+            from: from.into(),
+            to,
+            protocol,
+            sent: result.sent,
+            replies: result.replies,
+            duplicates: result.duplicates,
+            send_errors: result.send_errors,
+            icmp_errors: result.icmp_errors,
+            deliveries,
+            sctp_events,
+        }
+    }
+
+    /// Start a background sender; it runs until [`StreamHandle::stop`].
+    pub async fn start_stream(&self, spec: StreamSpec) -> Result<StreamHandle, TrafficError> {
+        let (id, mut transport) = self
+            .open(
+                &spec.from,
+                spec.to,
+                spec.protocol,
+                spec.port,
+                spec.step,
+                spec.payload_len,
+            )
+            .await?;
+        let (stop, stopped) = watch::channel(false);
+        let engine = self.clone();
+        let task = tokio::spawn(async move {
+            let pace = drive::Pace {
+                count: None,
+                interval: spec.interval,
+                window: usize::MAX,
+                timeout: Duration::from_secs(1),
+            };
+            let result = drive::drive(&mut transport, pace, Some(stopped)).await;
+            let sctp_events = transport.close().await;
+            Ok(engine
+                .outcome(
+                    id,
+                    &spec.from,
+                    spec.to,
+                    spec.protocol,
+                    result,
+                    sctp_events,
+                    true,
+                )
+                .await)
+        });
+        Ok(StreamHandle { stop, task })
+    }
+}

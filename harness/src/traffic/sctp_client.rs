@@ -1,0 +1,413 @@
+//! The client side of an SCTP association over a raw socket (RFC 9260): the
+//! four-way handshake, DATA with SACKs, path supervision by HEARTBEAT, the
+//! restart after an ABORT, and the closing HEARTBEAT and SHUTDOWN. Packets are
+//! `wire::sctp` representations; the probe's transport does the socket I/O.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::wire::sctp::{self, ChunkRepr, DataChunk, InitChunk, SackChunk};
+
+use super::probe::{Event, Transport};
+use super::responder::SCTP_CLIENT_PORT_BASE;
+use super::token::Token;
+
+/// Receive window both ends advertise: far more than a probe window holds.
+pub(super) const A_RWND: u32 = 1 << 20;
+
+/// Tags and TSNs must be unpredictable-ish and non-zero; quality does not
+/// matter. Shared with the responder, the other end.
+pub(super) fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(super::observation::now_unix_ns());
+    (hasher.finish() as u32) | 1
+}
+
+/// Silence after which a sender checks the path with a HEARTBEAT. Conntrack
+/// does not start tracking an association at a DATA chunk (it is invalid and
+/// not NATed) but does at a HEARTBEAT, so after a NAT change it is the
+/// HEARTBEAT that reaches the new pod and draws the ABORT that resets the
+/// association, as with a real SCTP stack.
+const PATH_SILENCE: Duration = Duration::from_millis(30);
+
+/// How long each handshake or shutdown step waits for its answer, and how
+/// often INIT and COOKIE ECHO are tried.
+const STEP_WAIT: Duration = Duration::from_millis(500);
+const ATTEMPTS: usize = 3;
+
+/// One association's state at the client.
+pub(super) struct SctpClient {
+    local_port: u16,
+    local_tag: u32,
+    peer_tag: u32,
+    next_tsn: u32,
+    next_ssn: u16,
+    peer_cum_tsn: u32,
+    sack_due: bool,
+    events: Vec<String>,
+    established: bool,
+    shutdown_acked: bool,
+    heartbeat_acked: bool,
+    cookie: Option<Vec<u8>>,
+    /// The peer aborted the association: set it up again (from the same port,
+    /// so the same conntrack tuple) before the next DATA, once per ABORT.
+    reconnect_due: bool,
+    /// When the peer last answered anything, and when this side last probed
+    /// the path with a HEARTBEAT: path supervision as an SCTP endpoint does it.
+    last_heard: Instant,
+    last_heartbeat: Instant,
+}
+
+impl SctpClient {
+    /// A fresh association from the port of probe `probe`, keeping the event
+    /// history of the one it replaces.
+    fn new(probe: u32, events: Vec<String>) -> Self {
+        SctpClient {
+            local_port: SCTP_CLIENT_PORT_BASE + 7232 + (probe % 20000) as u16,
+            local_tag: random_u32(),
+            peer_tag: 0,
+            next_tsn: random_u32(),
+            next_ssn: 0,
+            peer_cum_tsn: 0,
+            sack_due: false,
+            events,
+            established: false,
+            shutdown_acked: false,
+            heartbeat_acked: false,
+            cookie: None,
+            reconnect_due: false,
+            last_heard: Instant::now(),
+            last_heartbeat: Instant::now(),
+        }
+    }
+
+    pub(super) fn into_events(self) -> Vec<String> {
+        self.events
+    }
+
+    fn packet(
+        &self,
+        dst_port: u16,
+        vtag: u32,
+        chunks: Vec<ChunkRepr<'_>>,
+    ) -> std::io::Result<Vec<u8>> {
+        sctp::Repr {
+            src_port: self.local_port,
+            dst_port,
+            verification_tag: vtag,
+            chunks,
+        }
+        .to_bytes()
+        .map_err(std::io::Error::other)
+    }
+
+    /// Take in one packet from the peer on `peer_port`; DATA carrying a token
+    /// `ours` accepts becomes a reply event.
+    pub(super) fn receive(
+        &mut self,
+        src: IpAddr,
+        peer_port: u16,
+        packet: &sctp::Repr<'_>,
+        ours: impl Fn(&Token) -> bool,
+        events: &mut Vec<Event>,
+    ) {
+        if packet.dst_port != self.local_port || packet.src_port != peer_port {
+            return;
+        }
+        // RFC 9260 8.5.1: ABORT and SHUTDOWN COMPLETE with the T bit carry the
+        // tag this side's peer chose; everything else carries this side's own.
+        let reflected = packet.chunks.first().is_some_and(|c| {
+            matches!(
+                c,
+                ChunkRepr::Abort {
+                    reflected_tag: true,
+                    ..
+                } | ChunkRepr::ShutdownComplete {
+                    reflected_tag: true
+                }
+            )
+        });
+        let tag_ok = packet.verification_tag == self.local_tag
+            || (reflected && packet.verification_tag == self.peer_tag);
+        if !tag_ok {
+            return;
+        }
+        self.last_heard = Instant::now();
+        for chunk in &packet.chunks {
+            match chunk {
+                ChunkRepr::InitAck(init) => {
+                    let Some(cookie) = init.state_cookie() else {
+                        continue;
+                    };
+                    self.peer_tag = init.initiate_tag;
+                    self.peer_cum_tsn = init.initial_tsn.wrapping_sub(1);
+                    self.events.push(format!("INIT ACK from {src}"));
+                    self.cookie = Some(cookie.to_vec());
+                }
+                ChunkRepr::CookieAck => {
+                    self.established = true;
+                    self.events.push(format!("COOKIE ACK from {src}"));
+                }
+                ChunkRepr::Data(data) => {
+                    if data.tsn.wrapping_sub(self.peer_cum_tsn) as i32 > 0 {
+                        self.peer_cum_tsn = data.tsn;
+                    }
+                    self.sack_due = true;
+                    if let Some(token) = Token::parse(data.user_data).filter(&ours) {
+                        events.push(Event::Reply { token, src });
+                    }
+                }
+                ChunkRepr::HeartbeatAck { .. } => {
+                    self.heartbeat_acked = true;
+                    self.events.push(format!("HEARTBEAT ACK from {src}"));
+                }
+                ChunkRepr::ShutdownAck => {
+                    self.shutdown_acked = true;
+                    self.events.push(format!("SHUTDOWN ACK from {src}"));
+                }
+                ChunkRepr::Abort { .. } => {
+                    self.established = false;
+                    self.reconnect_due = true;
+                    self.events.push(format!("ABORT from {src}"));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Transport {
+    fn client(&mut self) -> &mut SctpClient {
+        self.sctp
+            .as_mut()
+            .expect("the SCTP transport opened its association")
+    }
+
+    /// Send one probe payload as DATA (with a SACK when one is due): after
+    /// setting the association up again if the peer aborted it, and after a
+    /// HEARTBEAT if the path has been silent.
+    pub(super) async fn sctp_send(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        if self.sctp.as_ref().is_some_and(|c| c.reconnect_due) {
+            self.sctp_connect().await;
+        }
+        let port = self.ctx.port;
+        let client = self.client();
+        let path_silent = client.established
+            && client.last_heard.elapsed() > PATH_SILENCE
+            && client.last_heartbeat.elapsed() > PATH_SILENCE;
+        if path_silent {
+            client.last_heartbeat = Instant::now();
+            client.events.push("HEARTBEAT sent (path silent)".into());
+            let peer_tag = client.peer_tag;
+            self.send_control(peer_tag, ChunkRepr::Heartbeat { info: payload })
+                .await;
+        }
+        let client = self.client();
+        let mut chunks = Vec::with_capacity(2);
+        if client.sack_due {
+            chunks.push(ChunkRepr::Sack(SackChunk::cumulative(
+                client.peer_cum_tsn,
+                A_RWND,
+            )));
+            client.sack_due = false;
+        }
+        chunks.push(ChunkRepr::Data(DataChunk::whole_message(
+            client.next_tsn,
+            0,
+            client.next_ssn,
+            0,
+            payload,
+        )));
+        client.next_tsn = client.next_tsn.wrapping_add(1);
+        client.next_ssn = client.next_ssn.wrapping_add(1);
+        let bytes = client.packet(port, client.peer_tag, chunks)?;
+        self.send_raw(&bytes).await
+    }
+
+    /// Pump incoming packets until `done` holds or `wait` passes.
+    async fn pump_until(&mut self, wait: Duration, done: impl Fn(&SctpClient) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut sink = Vec::new();
+        loop {
+            if self.sctp.as_ref().is_some_and(&done) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(Ok(incoming)) => self.process(incoming, &mut sink),
+                _ => return self.sctp.as_ref().is_some_and(&done),
+            }
+        }
+    }
+
+    /// A control chunk alone in a packet. A failed send shows as a missing
+    /// answer, which the caller already handles.
+    async fn send_control(&mut self, vtag: u32, chunk: ChunkRepr<'_>) {
+        let port = self.ctx.port;
+        if let Ok(bytes) = self.client().packet(port, vtag, vec![chunk]) {
+            let _ = self.send_raw(&bytes).await;
+        }
+    }
+
+    fn note(&mut self, event: &str) {
+        self.client().events.push(event.into());
+    }
+
+    /// INIT, INIT ACK, COOKIE ECHO, COOKIE ACK. Failures are recorded in the
+    /// events and show as lost DATA, so a broken path is a finding, not an error.
+    pub(super) async fn sctp_connect(&mut self) {
+        // A reconnect keeps the history of the association it replaces.
+        let events = self.sctp.take().map(|c| c.events).unwrap_or_default();
+        let client = SctpClient::new(self.ctx.probe, events);
+        let init = InitChunk {
+            initiate_tag: client.local_tag,
+            a_rwnd: A_RWND,
+            outbound_streams: 1,
+            inbound_streams: 1,
+            initial_tsn: client.next_tsn,
+            params: Vec::new(),
+        };
+        self.sctp = Some(client);
+        for _attempt in 0..ATTEMPTS {
+            self.note("INIT sent");
+            self.send_control(0, ChunkRepr::Init(init.clone())).await;
+            if self.pump_until(STEP_WAIT, |c| c.peer_tag != 0).await {
+                break;
+            }
+        }
+        let client = self.client();
+        let Some(cookie) = client.cookie.clone() else {
+            return;
+        };
+        let peer_tag = client.peer_tag;
+        for _attempt in 0..ATTEMPTS {
+            self.note("COOKIE ECHO sent");
+            self.send_control(peer_tag, ChunkRepr::CookieEcho { cookie: &cookie })
+                .await;
+            if self.pump_until(STEP_WAIT, |c| c.established).await {
+                break;
+            }
+        }
+    }
+
+    /// HEARTBEAT, then SHUTDOWN / SHUTDOWN ACK / SHUTDOWN COMPLETE.
+    pub(super) async fn sctp_close(&mut self, heartbeat_info: &[u8]) {
+        let Some(client) = &self.sctp else { return };
+        if !client.established {
+            return;
+        }
+        let peer_tag = client.peer_tag;
+        self.note("HEARTBEAT sent");
+        self.send_control(
+            peer_tag,
+            ChunkRepr::Heartbeat {
+                info: heartbeat_info,
+            },
+        )
+        .await;
+        self.pump_until(STEP_WAIT, |c| c.heartbeat_acked).await;
+        let cum_tsn_ack = self.client().peer_cum_tsn;
+        self.note("SHUTDOWN sent");
+        self.send_control(peer_tag, ChunkRepr::Shutdown { cum_tsn_ack })
+            .await;
+        if self.pump_until(STEP_WAIT, |c| c.shutdown_acked).await {
+            self.note("SHUTDOWN COMPLETE sent");
+            self.send_control(
+                peer_tag,
+                ChunkRepr::ShutdownComplete {
+                    reflected_tag: false,
+                },
+            )
+            .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER_PORT: u16 = 7;
+    const LOCAL_TAG: u32 = 0x1111;
+    const PEER_TAG: u32 = 0x2222;
+
+    fn established() -> SctpClient {
+        let mut client = SctpClient::new(1, Vec::new());
+        client.local_tag = LOCAL_TAG;
+        client.peer_tag = PEER_TAG;
+        client.established = true;
+        client
+    }
+
+    fn from_peer(client: &SctpClient, tag: u32, chunk: ChunkRepr<'static>) -> sctp::Repr<'static> {
+        sctp::Repr {
+            src_port: PEER_PORT,
+            dst_port: client.local_port,
+            verification_tag: tag,
+            chunks: vec![chunk],
+        }
+    }
+
+    fn abort(reflected_tag: bool) -> ChunkRepr<'static> {
+        ChunkRepr::Abort {
+            reflected_tag,
+            causes: Vec::new(),
+        }
+    }
+
+    /// RFC 9260 8.5.1: an ABORT counts with this side's tag, or with the
+    /// peer's own tag when the T bit says it is reflected; not otherwise.
+    #[rstest::rstest]
+    #[case::own_tag(LOCAL_TAG, abort(false), true)]
+    #[case::reflected_peer_tag(PEER_TAG, abort(true), true)]
+    #[case::peer_tag_without_t_bit(PEER_TAG, abort(false), false)]
+    #[case::stranger_tag(0x3333, abort(true), false)]
+    fn abort_is_taken_only_with_a_valid_tag(
+        #[case] tag: u32,
+        #[case] chunk: ChunkRepr<'static>,
+        #[case] taken: bool,
+    ) {
+        let mut client = established();
+        let packet = from_peer(&client, tag, chunk);
+        client.receive(
+            "10.0.0.1".parse().unwrap(),
+            PEER_PORT,
+            &packet,
+            |_| true,
+            &mut Vec::new(),
+        );
+        assert_eq!(client.reconnect_due, taken);
+        assert_eq!(client.established, !taken);
+    }
+
+    /// DATA's E bit shares the T bit's position; it must not make the peer's
+    /// tag acceptable.
+    #[test]
+    fn data_with_the_peers_tag_is_ignored_and_with_ours_is_a_reply() {
+        let token = Token {
+            lab: 1,
+            step: 2,
+            probe: 1,
+            seq: 0,
+        }
+        .encode();
+        let data = |tag| {
+            let chunk = ChunkRepr::Data(DataChunk::whole_message(5, 0, 0, 0, &token));
+            sctp::Repr {
+                src_port: PEER_PORT,
+                dst_port: established().local_port,
+                verification_tag: tag,
+                chunks: vec![chunk],
+            }
+        };
+        let mut client = established();
+        let mut events = Vec::new();
+        let src = "10.0.0.1".parse().unwrap();
+        client.receive(src, PEER_PORT, &data(PEER_TAG), |_| true, &mut events);
+        assert!(events.is_empty() && !client.sack_due);
+        client.receive(src, PEER_PORT, &data(LOCAL_TAG), |_| true, &mut events);
+        assert!(matches!(&events[..], [Event::Reply { token, .. }] if token.seq == 0));
+        assert!(client.sack_due);
+        assert_eq!(client.peer_cum_tsn, 5);
+    }
+}
