@@ -17,6 +17,7 @@ use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+use fip_harness::bgp::RoutingMode;
 use fip_harness::check::CheckLine;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
@@ -29,7 +30,13 @@ fn main() -> std::process::ExitCode {
         args.test_threads = Some(6);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let trials = match runner::plan(&[root], &runner::PlanFilter::default()) {
+    let trials = match runner::plan(
+        &[root],
+        &runner::PlanFilter {
+            routing: routing(),
+            ..runner::PlanFilter::default()
+        },
+    ) {
         Ok(plan) => plan
             .into_iter()
             .map(|case| {
@@ -51,6 +58,15 @@ fn main() -> std::process::ExitCode {
     libtest_mimic::run(&args, trials).exit_code()
 }
 
+/// BIRD, as Calico routes; `FIP_HARNESS_ROUTING=model` runs the catalogue on
+/// the harness's route model instead.
+fn routing() -> RoutingMode {
+    match std::env::var("FIP_HARNESS_ROUTING") {
+        Ok(text) => text.parse().expect("FIP_HARNESS_ROUTING is bird or model"),
+        Err(_) => RoutingMode::default(),
+    }
+}
+
 fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     // Labs need CAP_NET_ADMIN and CAP_SYS_ADMIN; say so plainly instead of
     // failing somewhere deep inside netlink, and never skip silently.
@@ -65,6 +81,7 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     let options = RunOptions {
         report_dir: Some(report_dir),
         keep_on_failure: false,
+        routing: routing(),
     };
     let result = runner::run_case_blocking(&case, &options);
     if !result.outcome.is_pass() {
@@ -187,6 +204,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         file: PathBuf::new(),
         backend: backend.into(),
         profile: "calico".into(),
+        routing: "bird".into(),
         outcome: Outcome::Passed,
         duration_ms: 0,
         steps: vec![StepResult {

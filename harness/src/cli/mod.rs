@@ -20,6 +20,7 @@ mod down;
 mod exec;
 mod list;
 mod ls;
+mod routing;
 mod run;
 mod signals;
 mod state;

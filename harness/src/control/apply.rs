@@ -9,7 +9,9 @@ use super::desired::{
     desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
 };
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
+use super::routes::RouteNext;
 use super::routes::{add_routes, del_routes};
+use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::{Conntrack, ConntrackError};
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
 use crate::lab::netns::Netns;
@@ -74,6 +76,7 @@ pub struct ControlPlane {
     lab: Arc<dyn LabNamespaces>,
     dataplane: Arc<dyn Dataplane>,
     profile: ConntrackProfile,
+    routing: RoutingMode,
     current: DesiredState,
 }
 
@@ -88,8 +91,19 @@ impl ControlPlane {
             lab,
             dataplane,
             profile,
+            routing: RoutingMode::Model,
             current: DesiredState::default(),
         }
+    }
+
+    /// Who programs the routes of the members that do not host a floating
+    /// IP. [`RoutingMode::Model`] (the default here, for labs without BIRD):
+    /// this control plane, as BGP would. [`RoutingMode::Bird`]: BIRD, so
+    /// this control plane keeps to Felix's part, the device route on the
+    /// hosting node.
+    pub fn with_routing(mut self, routing: RoutingMode) -> Self {
+        self.routing = routing;
+        self
     }
 
     pub fn current(&self) -> &DesiredState {
@@ -99,7 +113,12 @@ impl ControlPlane {
     /// Bring the lab to what `cluster` asks for, changing only what differs.
     pub fn update(&mut self, cluster: &ClusterState) -> Result<Applied, ControlError> {
         let started = Instant::now();
-        let desired = desired_state(cluster, &self.lab.topology());
+        let mut desired = desired_state(cluster, &self.lab.topology());
+        if self.routing == RoutingMode::Bird {
+            for routes in desired.routes.values_mut() {
+                routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
+            }
+        }
         let changes = diff(&self.current, &desired, self.profile);
         let computed = started.elapsed();
         let conntrack_deleted = self.apply(&changes)?;

@@ -31,6 +31,8 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub profiles: Option<Vec<ConntrackProfile>>,
     #[serde(default)]
+    pub routings: Option<Vec<crate::bgp::RoutingMode>>,
+    #[serde(default)]
     pub profile: Option<Spanned<ConntrackProfile>>,
     pub cluster: RawCluster,
     pub steps: Vec<Spanned<RawStep>>,
