@@ -2,12 +2,17 @@
 //! test of its own, once per backend it runs on, named `<file>::<backend>` (and
 //! `::strict` for the strict conntrack profile), so `cargo test -- migration`
 //! filters as people expect. Each runs in its own lab, in parallel.
+//!
+//! `FIP_HARNESS_SCENARIOS=dir1:dir2` adds a project's own scenario folders.
+//! Listing (`--list`, `--format terse`, `--exact`) follows libtest, so
+//! `cargo nextest run --test catalogue --partition count:1/2` shards the cases.
 
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use fip_harness::runner::{self, RunOptions};
+use fip_harness::scenario::{catalogue_folders, SCENARIOS_ENV};
 
 fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
@@ -17,7 +22,8 @@ fn main() -> std::process::ExitCode {
         args.test_threads = Some(6);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let trials = match runner::plan(&[root], &runner::PlanFilter::default()) {
+    let folders = catalogue_folders(root, std::env::var_os(SCENARIOS_ENV).as_deref());
+    let trials = match runner::plan(&folders, &runner::PlanFilter::default()) {
         Ok(plan) => plan
             .into_iter()
             .map(|case| {

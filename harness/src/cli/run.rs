@@ -13,6 +13,7 @@ use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::scenario::ScenarioFilter;
 
 use super::choices::{Backend, Profile};
+use super::progress::{Progress, Style};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -84,18 +85,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("running {total} case(s), {} at a time", args.jobs.max(1));
     let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
     let results = Mutex::new(Vec::<ScenarioResult>::new());
+    let progress = Progress::new(Style::from_environment(), total);
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.clamp(1, total) {
             scope.spawn(|| loop {
                 let Some(case) = queue.lock().unwrap().pop_front() else {
                     break;
                 };
+                let name = case.test_name();
+                progress.started(&name);
                 let result = runner::run_case_blocking(&case, &options);
-                print_result(&result);
+                progress.finished(&name, &result_lines(&result));
                 results.lock().unwrap().push(result);
             });
         }
     });
+    progress.clear();
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|r| r.case_name());
     let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
@@ -122,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_result(result: &ScenarioResult) {
+fn result_lines(result: &ScenarioResult) -> String {
     let verdict = if result.outcome.is_pass() {
         "PASS"
     } else {
@@ -144,10 +149,11 @@ fn print_result(result: &ScenarioResult) {
             ));
         }
     }
-    println!("{line}");
+    line.push('\n');
     if !result.outcome.is_pass() {
         for text in result.failure_text().lines() {
-            println!("    {text}");
+            line.push_str(&format!("    {text}\n"));
         }
     }
+    line
 }

@@ -75,7 +75,7 @@ impl NodeNatState {
 }
 
 /// The dataplane implementations the harness ships.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// nftables with address-keyed maps (the reference).

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::located::Spanned;
@@ -16,7 +17,7 @@ use crate::calico::pool::EncapMode;
 use crate::calico::{Encapsulation, FelixFloatingIps};
 use crate::dataplane::BackendKind;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[serde(expecting = "a scenario: a mapping with `cluster` and `steps`")]
 pub(crate) struct RawScenario {
@@ -36,7 +37,7 @@ pub(crate) struct RawScenario {
     pub steps: Vec<Spanned<RawStep>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawCluster {
     pub cni: Spanned<String>,
@@ -51,7 +52,7 @@ pub(crate) struct RawCluster {
     pub externals: Vec<Spanned<NodeEntry>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawFelix {
     #[serde(default, rename = "floatingIPs")]
@@ -59,7 +60,7 @@ pub(crate) struct RawFelix {
 }
 
 /// An inline pool or a manifest reference (`manifest:` alone).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawPoolEntry {
     #[serde(default)]
@@ -129,7 +130,7 @@ pub(crate) enum RawStep {
     Wait(DurationValue),
 }
 
-const STEP_KINDS: &[&str] = &[
+pub(super) const STEP_KINDS: &[&str] = &[
     "createPod",
     "deletePod",
     "annotate",
@@ -186,7 +187,7 @@ impl<'de> Deserialize<'de> for RawStep {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawCreatePod {
     #[serde(default)]
@@ -203,13 +204,13 @@ pub(crate) struct RawCreatePod {
     pub expect: Option<RawSetupExpect>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawSetupExpect {
     pub error: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawAnnotate {
     pub pod: Spanned<Name>,
@@ -221,7 +222,7 @@ pub(crate) struct RawAnnotate {
     pub expect: Option<RawSetupExpect>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawSend {
     pub protocol: Protocol,
@@ -237,7 +238,7 @@ pub(crate) struct RawSend {
     pub expect: RawTrafficExpect,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawTrafficExpect {
     #[serde(default)]
@@ -254,7 +255,7 @@ pub(crate) struct RawTrafficExpect {
     pub quoted_destination: Option<Address>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawStartStream {
     pub name: Spanned<Name>,
@@ -267,7 +268,7 @@ pub(crate) struct RawStartStream {
     pub port: Option<Spanned<u16>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawStopStream {
     pub name: Spanned<Name>,
@@ -275,7 +276,7 @@ pub(crate) struct RawStopStream {
     pub expect: RawStreamExpect,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawStreamExpect {
     #[serde(default)]
