@@ -68,7 +68,10 @@ fn the_schema_refuses_what_the_loader_refuses() {
         (base.replace("icmp", "icmpp"), "unknown protocol"),
         (base.replace("node-a\"]", "Node_A\"]"), "bad name"),
         (base.replace("\"send\"", "\"sendd\""), "unknown step"),
-        (base.replace("\"to\": \"x\"", "\"to\": \"x\", \"count\": -1"), "negative count"),
+        (
+            base.replace("\"to\": \"x\"", "\"to\": \"x\", \"count\": -1"),
+            "negative count",
+        ),
     ] {
         let document: Value = serde_json::from_str(&bad).unwrap();
         assert!(!validate(&schema, &document).is_empty(), "{why}: {bad}");
@@ -116,7 +119,11 @@ fn extra_scenario_folders_join_the_catalogue() {
         .iter()
         .map(|c| c.test_name())
         .collect();
-    for name in ["our-own::nftables", "our-own::iptables", "icmp-external-v4::nftables"] {
+    for name in [
+        "our-own::nftables",
+        "our-own::iptables",
+        "icmp-external-v4::nftables",
+    ] {
         assert!(names.contains(&name.to_owned()), "{name} in {names:?}");
     }
     let missing = catalogue_folders(

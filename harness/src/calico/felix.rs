@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// `floatingIPs` in FelixConfiguration: Felix ignores workload endpoints'
 /// `ipNATs` unless it is `Enabled`. Felix's default is `Disabled`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum FelixFloatingIps {
     Enabled,
     #[default]

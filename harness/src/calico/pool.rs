@@ -6,7 +6,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// How a pool's traffic crosses between nodes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum Encapsulation {
     #[default]
     None,

@@ -100,10 +100,7 @@ impl Progress {
         let mut state = self.state.lock().unwrap();
         state.running.remove(case);
         state.done += 1;
-        let painted: String = lines
-            .lines()
-            .map(|l| self.style.paint(l) + "\n")
-            .collect();
+        let painted: String = lines.lines().map(|l| self.style.paint(l) + "\n").collect();
         self.redraw(&state, &painted);
     }
 
@@ -172,7 +169,9 @@ mod tests {
         assert_eq!(painted[0], "\x1b[31mFAIL\x1b[0m x::nftables (1.00 s)");
         assert!(painted[1].ends_with("\x1b[1;31m<---- WRONG\x1b[0m"));
         assert!(painted[2].contains("\x1b[31m<---- EXPECTED\x1b[0m y"));
-        assert!(style.paint("PASS y::iptables").starts_with("\x1b[32mPASS\x1b[0m"));
+        assert!(style
+            .paint("PASS y::iptables")
+            .starts_with("\x1b[32mPASS\x1b[0m"));
     }
 
     #[test]

@@ -17,8 +17,8 @@ mod steps;
 mod values;
 
 pub use catalogue::{find_scenario_files, load_catalogue, Catalogue, ScenarioFilter};
-pub use extra::{catalogue_folders, SCENARIOS_ENV};
 pub use error::{ScenarioError, ScenarioErrors};
+pub use extra::{catalogue_folders, SCENARIOS_ENV};
 pub use load::{load_file, load_str};
 pub use model::*;
 pub use schema::{scenario_schema_json, SCHEMA_PATH};

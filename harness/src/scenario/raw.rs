@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
 use schemars::JsonSchema;
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::located::Spanned;

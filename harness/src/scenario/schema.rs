@@ -220,7 +220,9 @@ mod tests {
         let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
         let long = "a".repeat(63);
         let too_long = "a".repeat(64);
-        for s in ["a", "node-a", "1x", &long, "", "Node", "-a", "a-", "a_b", &too_long] {
+        for s in [
+            "a", "node-a", "1x", &long, "", "Node", "-a", "a-", "a_b", &too_long,
+        ] {
             assert_eq!(
                 pattern.is_match(s),
                 s.parse::<Name>().is_ok(),

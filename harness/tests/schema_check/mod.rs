@@ -49,6 +49,7 @@ const KNOWN: &[&str] = &[
     "items",
     "oneOf",
     "anyOf",
+    "allOf",
     "enum",
     "const",
     "pattern",
@@ -84,7 +85,10 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
         other => panic!("a schema is an object: {other}"),
     };
     for key in schema.keys() {
-        assert!(KNOWN.contains(&key.as_str()), "keyword {key} is not checked");
+        assert!(
+            KNOWN.contains(&key.as_str()),
+            "keyword {key} is not checked"
+        );
     }
     let mut fail = |message: String| errors.push(format!("{path}: {message}"));
     if let Some(Value::String(reference)) = schema.get("$ref") {
@@ -128,10 +132,18 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
         }
     }
     if let Some(n) = value.as_f64() {
-        if schema.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) {
+        if schema
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n < m)
+        {
             fail(format!("{n} is below the minimum"));
         }
-        if schema.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m) {
+        if schema
+            .get("maximum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n > m)
+        {
             fail(format!("{n} is above the maximum"));
         }
     }
@@ -142,8 +154,15 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
                 .filter(|b| validate_at(root, b, value, path).is_empty())
                 .count();
             if passing == 0 || (exactly_one && passing > 1) {
-                fail(format!("{value} matches {passing} of the {keyword} branches"));
+                fail(format!(
+                    "{value} matches {passing} of the {keyword} branches"
+                ));
             }
+        }
+    }
+    if let Some(Value::Array(branches)) = schema.get("allOf") {
+        for branch in branches {
+            check(root, branch, value, path, errors);
         }
     }
     if let (Some(items), Value::Array(elements)) = (schema.get("items"), value) {
