@@ -71,5 +71,9 @@ fn man_pages_describe_every_subcommand() {
 fn schema_prints_the_committed_schema() {
     let printed = stdout_of(&["schema"]);
     let committed = std::fs::read_to_string(repo().join("schema/scenario.schema.json")).unwrap();
-    assert_eq!(printed, committed);
+    assert!(
+        printed == committed,
+        "`fip-harness schema` differs from schema/scenario.schema.json; regenerate it with \
+         `cargo run -p fip-harness -- schema > schema/scenario.schema.json`"
+    );
 }

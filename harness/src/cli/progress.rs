@@ -107,8 +107,9 @@ impl Progress {
     /// Removes the status line before the run's closing lines.
     pub fn clear(&self) {
         if self.style.status_line {
-            print!("{CLEAR_LINE}");
-            let _ = std::io::stdout().flush();
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{CLEAR_LINE}");
+            let _ = out.flush();
         }
     }
 

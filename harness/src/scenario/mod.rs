@@ -8,6 +8,8 @@
 pub mod catalogue;
 mod error;
 mod extra;
+mod input;
+pub mod limits;
 mod load;
 mod located;
 mod model;

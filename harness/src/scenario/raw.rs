@@ -13,8 +13,8 @@ use super::values::{
     Address, Cidr, ConntrackProfile, Delivery, DurationValue, Loss, Name, Protocol, SeenAddress,
     Target,
 };
-use crate::calico::pool::EncapMode;
-use crate::calico::{Encapsulation, FelixFloatingIps};
+use crate::calico::pool::ip_pool_settings;
+use crate::calico::FelixFloatingIps;
 use crate::dataplane::BackendKind;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -59,30 +59,19 @@ pub(crate) struct RawFelix {
     pub floating_ips: FelixFloatingIps,
 }
 
-/// An inline pool or a manifest reference (`manifest:` alone).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct RawPoolEntry {
-    #[serde(default)]
-    pub manifest: Option<Spanned<String>>,
-    #[serde(default)]
-    pub name: Option<Name>,
-    #[serde(default)]
-    pub cidr: Option<Cidr>,
-    #[serde(default)]
-    pub block_size: Option<u8>,
-    #[serde(default)]
-    pub encapsulation: Option<Encapsulation>,
-    #[serde(default)]
-    pub ipip_mode: Option<EncapMode>,
-    #[serde(default)]
-    pub vxlan_mode: Option<EncapMode>,
-    #[serde(default, rename = "disableBGPExport")]
-    pub disable_bgp_export: Option<bool>,
-    #[serde(default)]
-    pub nat_outgoing: Option<bool>,
-    #[serde(default)]
-    pub disabled: Option<bool>,
+ip_pool_settings! {
+    /// An inline pool or a manifest reference (`manifest:` alone).
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub(crate) struct RawPoolEntry {
+        #[serde(default)]
+        pub manifest: Option<Spanned<String>>,
+        #[serde(default)]
+        pub name: Option<Name>,
+        #[serde(default)]
+        pub cidr: Option<Cidr>,
+        ..settings..
+    } => IpPoolSpec
 }
 
 /// `node-a` or `{name: node-a}`.
@@ -127,7 +116,7 @@ pub(crate) enum RawStep {
     Send(RawSend),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
-    Wait(DurationValue),
+    Wait(Spanned<DurationValue>),
 }
 
 pub(super) const STEP_KINDS: &[&str] = &[
@@ -229,9 +218,9 @@ pub(crate) struct RawSend {
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub count: Option<u32>,
+    pub count: Option<Spanned<u32>>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
     #[serde(default)]
@@ -263,7 +252,7 @@ pub(crate) struct RawStartStream {
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
 }

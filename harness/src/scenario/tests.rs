@@ -18,8 +18,14 @@ fn load(text: &str) -> Result<Scenario, ScenarioErrors> {
     load_str(text, Path::new("../scenarios/test-case.yaml"))
 }
 
+/// The errors of `text`, with the repository's absolute path (errors show
+/// referenced files resolved) as `<repo>`, so snapshots hold on any checkout.
 fn errors(text: &str) -> String {
-    load(text).unwrap_err().to_string()
+    let repo = Path::new("..").canonicalize().unwrap();
+    load(text)
+        .unwrap_err()
+        .to_string()
+        .replace(&repo.display().to_string(), "<repo>")
 }
 
 #[test]
@@ -201,4 +207,23 @@ fn cluster_errors() {
         })
         .collect();
     insta::assert_yaml_snapshot!(rendered);
+}
+
+/// Any pool setting beside `manifest:` makes the entry ambiguous, including the
+/// settings read by the shared IP-pool definition (calico::pool).
+#[test]
+fn a_manifest_entry_takes_no_pool_settings() {
+    for setting in ["blockSize: 27", "disabled: true", "natOutgoing: false"] {
+        let text = HEAD.replace(
+            "  externals: [client]\n",
+            &format!(
+                "  externals: [client]\n  pools:\n    - {{manifest: ../fixtures/pools/floating-ips.yaml, {setting}}}\n"
+            ),
+        );
+        let message = errors(&format!("{text}steps: []\n"));
+        assert!(
+            message.contains("cluster.pools[0]: a pool entry is either `manifest:` alone"),
+            "{setting}: {message}"
+        );
+    }
 }
