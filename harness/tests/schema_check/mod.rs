@@ -47,6 +47,8 @@ const KNOWN: &[&str] = &[
     "required",
     "additionalProperties",
     "items",
+    "minItems",
+    "maxItems",
     "oneOf",
     "anyOf",
     "allOf",
@@ -165,6 +167,31 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
             check(root, branch, value, path, errors);
         }
     }
+    if let Value::Array(elements) = value {
+        let len = elements.len() as u64;
+        if schema
+            .get("minItems")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len < m)
+        {
+            fail_at(
+                errors,
+                path,
+                format!("{len} item(s), fewer than the minimum"),
+            );
+        }
+        if schema
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len > m)
+        {
+            fail_at(
+                errors,
+                path,
+                format!("{len} item(s), more than the maximum"),
+            );
+        }
+    }
     if let (Some(items), Value::Array(elements)) = (schema.get("items"), value) {
         for (i, element) in elements.iter().enumerate() {
             check(root, items, element, &format!("{path}[{i}]"), errors);
@@ -203,6 +230,10 @@ fn check_object(
             (None, None) => {}
         }
     }
+}
+
+fn fail_at(errors: &mut Vec<String>, path: &str, message: String) {
+    errors.push(format!("{path}: {message}"));
 }
 
 fn validate_at(root: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
