@@ -72,6 +72,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if cases.is_empty() {
         anyhow::bail!("no scenario matches");
     }
+    // Once per scenario, not per backend and profile.
+    let mut warned = std::collections::BTreeSet::new();
+    for case in &cases {
+        if warned.insert(&case.scenario.name) {
+            for warning in &case.scenario.warnings {
+                eprintln!("{warning}");
+            }
+        }
+    }
     std::fs::create_dir_all(&args.report_dir)
         .with_context(|| format!("creating {}", args.report_dir.display()))?;
     let started = Instant::now();

@@ -71,7 +71,7 @@ fn has_rules(state: &NodeNatState, rules: &str, kind: BackendKind) -> bool {
     !state.dnat.is_empty()
         || !state.snat.is_empty()
         || match kind {
-            BackendKind::Nftables => rules.contains("table"),
+            BackendKind::Nftables | BackendKind::NftMaps => rules.contains("table"),
             BackendKind::Iptables => rules.contains("cali-fip-dnat"),
         }
 }

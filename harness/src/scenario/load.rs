@@ -63,10 +63,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
         dir: path.parent().unwrap_or(Path::new("")),
         text,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let scenario = loader.resolve(raw);
     match scenario {
-        Some(s) if loader.errors.is_empty() => Ok(s),
+        Some(mut s) if loader.errors.is_empty() => {
+            s.warnings = loader.warnings.iter().map(ToString::to_string).collect();
+            Ok(s)
+        }
         _ => Err(ScenarioErrors(loader.errors)),
     }
 }
@@ -125,6 +129,8 @@ pub(super) struct Loader<'a> {
     dir: &'a Path,
     text: &'a str,
     errors: Vec<ScenarioError>,
+    /// Things Calico accepts that are probably mistakes (`file:line:col: warning: ...`).
+    warnings: Vec<ScenarioError>,
 }
 
 /// A host traffic can come from or go to, as known at some step.
@@ -135,15 +141,25 @@ pub(super) enum HostKind {
 }
 
 impl Loader<'_> {
-    pub(super) fn error_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
-        let (line, column, message) =
-            locate::<RawScenario>(self.text, spanned.index, &message.into());
-        self.errors.push(ScenarioError {
+    fn located<T>(&self, spanned: &Spanned<T>, message: String) -> ScenarioError {
+        let (line, column, message) = locate::<RawScenario>(self.text, spanned.index, &message);
+        ScenarioError {
             file: self.file.to_owned(),
             line,
             column,
             message,
-        });
+        }
+    }
+
+    pub(super) fn error_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let error = self.located(spanned, message.into());
+        self.errors.push(error);
+    }
+
+    pub(super) fn warn_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let mut warning = self.located(spanned, message.into());
+        warning.message = format!("warning: {}", warning.message);
+        self.warnings.push(warning);
     }
 
     /// A manifest file's path (as referenced, for the model and for errors in
@@ -196,7 +212,7 @@ impl Loader<'_> {
         let backends = raw
             .backends
             .clone()
-            .unwrap_or_else(|| vec![BackendKind::Nftables, BackendKind::Iptables]);
+            .unwrap_or_else(|| BackendKind::ALL.to_vec());
         let profiles = match (&raw.profiles, &raw.profile) {
             (Some(_), Some(one)) => {
                 self.error_at(one, "give either `profile` or `profiles`, not both");
@@ -232,6 +248,7 @@ impl Loader<'_> {
                     .collect(),
             },
             steps,
+            warnings: Vec::new(),
         })
     }
 

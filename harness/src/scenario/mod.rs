@@ -14,6 +14,7 @@ mod load;
 mod located;
 mod model;
 mod raw;
+mod risky;
 mod schema;
 mod steps;
 mod values;

@@ -14,7 +14,7 @@ use super::values::{
     Target,
 };
 use crate::calico::pool::ip_pool_settings;
-use crate::calico::FelixFloatingIps;
+use crate::calico::{FelixFloatingIps, PodPhase};
 use crate::dataplane::BackendKind;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -113,6 +113,7 @@ pub(crate) enum RawStep {
     CreatePod(RawCreatePod),
     DeletePod(Spanned<Name>),
     Annotate(RawAnnotate),
+    SetPhase(RawSetPhase),
     Send(RawSend),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
@@ -123,6 +124,7 @@ pub(super) const STEP_KINDS: &[&str] = &[
     "createPod",
     "deletePod",
     "annotate",
+    "setPhase",
     "send",
     "startStream",
     "stopStream",
@@ -153,6 +155,7 @@ impl<'de> Deserialize<'de> for RawStep {
                     "createPod" => RawStep::CreatePod(map.next_value()?),
                     "deletePod" => RawStep::DeletePod(map.next_value()?),
                     "annotate" => RawStep::Annotate(map.next_value()?),
+                    "setPhase" => RawStep::SetPhase(map.next_value()?),
                     "send" => RawStep::Send(map.next_value()?),
                     "startStream" => RawStep::StartStream(map.next_value()?),
                     "stopStream" => RawStep::StopStream(map.next_value()?),
@@ -209,6 +212,13 @@ pub(crate) struct RawAnnotate {
     pub remove: bool,
     #[serde(default)]
     pub expect: Option<RawSetupExpect>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSetPhase {
+    pub pod: Spanned<Name>,
+    pub phase: PodPhase,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

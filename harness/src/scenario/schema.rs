@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use super::located::Spanned;
 use super::raw::{
-    NodeEntry, RawAnnotate, RawCreatePod, RawScenario, RawSend, RawStartStream, RawStep,
-    RawStopStream, STEP_KINDS,
+    NodeEntry, RawAnnotate, RawCreatePod, RawScenario, RawSend, RawSetPhase, RawStartStream,
+    RawStep, RawStopStream, STEP_KINDS,
 };
 use super::values::{Address, Cidr, Delivery, DurationValue, Loss, Name, SeenAddress, Target};
 
@@ -130,11 +130,17 @@ impl JsonSchema for Delivery {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let name = generator.subschema_for::<Name>();
         json_schema!({
-            "description": "Which pods receive the traffic: `none`, a pod, or a list of pods.",
+            "description": "Which pods receive the traffic: `none`, a pod, a list of pods (these and no others), or `{oneOf: [pods]}` (exactly one of them, and no other).",
             "anyOf": [
                 {"const": "none"},
                 name,
-                {"type": "array", "items": name}
+                {"type": "array", "items": name},
+                {
+                    "type": "object",
+                    "properties": {"oneOf": {"type": "array", "items": name, "minItems": 2}},
+                    "required": ["oneOf"],
+                    "additionalProperties": false
+                }
             ]
         })
     }
@@ -178,6 +184,7 @@ fn step_kinds(generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("createPod", generator.subschema_for::<RawCreatePod>()),
         ("deletePod", generator.subschema_for::<Name>()),
         ("annotate", generator.subschema_for::<RawAnnotate>()),
+        ("setPhase", generator.subschema_for::<RawSetPhase>()),
         ("send", generator.subschema_for::<RawSend>()),
         ("startStream", generator.subschema_for::<RawStartStream>()),
         ("stopStream", generator.subschema_for::<RawStopStream>()),
