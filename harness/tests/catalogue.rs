@@ -9,6 +9,10 @@
 //! scenario and profile that finished before it. So when all backends run,
 //! every pair of them is compared once, and a difference fails the later case
 //! with both observations, even if each passed its own expectations.
+//!
+//! `FIP_HARNESS_SCENARIOS=dir1:dir2` adds a project's own scenario folders.
+//! Listing (`--list`, `--format terse`, `--exact`) follows libtest, so
+//! `cargo nextest run --test catalogue --partition count:1/2` shards the cases.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -21,6 +25,7 @@ use fip_harness::bgp::RoutingMode;
 use fip_harness::check::CheckLine;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
+use fip_harness::scenario::{catalogue_folders, SCENARIOS_ENV};
 
 fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
@@ -30,8 +35,9 @@ fn main() -> std::process::ExitCode {
         args.test_threads = Some(6);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let folders = catalogue_folders(root, std::env::var_os(SCENARIOS_ENV).as_deref());
     let trials = match runner::plan(
-        &[root],
+        &folders,
         &runner::PlanFilter {
             routing: routing(),
             ..runner::PlanFilter::default()

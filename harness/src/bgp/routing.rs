@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Which routing a case runs under.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RoutingMode {
     /// Calico's: BIRD in every node and the fabric, configured as calico/node

@@ -13,6 +13,7 @@ use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::scenario::ScenarioFilter;
 
 use super::choices::{Backend, Profile};
+use super::progress::{Progress, Style};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -120,12 +121,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     say!("running {total} case(s), {} at a time", args.jobs.max(1));
     let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
+    let progress = Progress::new(Style::from_environment(), total);
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.clamp(1, total) {
             scope.spawn(|| loop {
                 let Some(case) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
                     break;
                 };
+                let name = case.test_name();
+                progress.started(&name);
                 // A panic in the case is caught there and fails only that case.
                 let result = runner::run_case_blocking(&case, &options);
                 let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,12 +138,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if fip_harness::lab::signals::is_cancelled() {
                     break;
                 }
-                print_result(&result);
+                progress.finished(&name, &result_lines(&result));
                 results.push(result);
             });
         }
     });
     super::signals::defer_to_interrupt_handler();
+    progress.clear();
     let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let summary = write_reports(&args.report_dir, results, started)?;
     for (backend, median) in &summary.median_convergence_ms {
@@ -179,7 +184,8 @@ fn write_reports(
     Ok(summary)
 }
 
-fn print_result(result: &ScenarioResult) {
+/// A case's verdict line and, when it failed, its checks indented below.
+fn result_lines(result: &ScenarioResult) -> String {
     let verdict = if result.outcome.is_pass() {
         "PASS"
     } else {
@@ -202,10 +208,11 @@ fn print_result(result: &ScenarioResult) {
             ));
         }
     }
-    say!("{line}");
+    line.push('\n');
     if !result.outcome.is_pass() {
         for text in result.failure_text().lines() {
-            say!("    {text}");
+            line.push_str(&format!("    {text}\n"));
         }
     }
+    line
 }

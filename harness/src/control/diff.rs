@@ -10,7 +10,9 @@ use super::routes::FipRoute;
 use crate::dataplane::NodeNatState;
 
 /// What happens to established flows when floating IPs change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ConntrackProfile {
     /// Calico: nothing keyed on the floating IP is flushed; only a deleted
