@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fip_harness::dataplane::BackendKind;
+use fip_harness::dataplane::{BackendKind, DataplaneChoice};
 use fip_harness::runner;
 use fip_harness::scenario;
 
@@ -21,6 +21,9 @@ pub struct Args {
     /// Dataplane backend.
     #[arg(long, value_enum, default_value_t = Backend::Nftables)]
     backend: Backend,
+    /// Any dataplane, built-in or `mutant:<name>` (overrides --backend).
+    #[arg(long, value_name = "DATAPLANE")]
+    dataplane: Option<DataplaneChoice>,
     /// Conntrack profile.
     #[arg(long, value_enum, default_value_t = Profile::Calico)]
     profile: Profile,
@@ -41,21 +44,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let lab = args.name.unwrap_or_else(runner::unique_lab_name);
     super::signals::tear_down_labs_on_ctrl_c();
-    let backend = BackendKind::from(args.backend);
+    let dataplane = args
+        .dataplane
+        .unwrap_or(BackendKind::from(args.backend).into());
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime
         .block_on(runner::bring_up(
             &scenario,
-            backend,
+            dataplane,
             args.profile.into(),
             &lab,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
     print!("{summary}");
     println!(
-        "lab `{lab}` is up ({} backend). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
+        "lab `{lab}` is up ({} dataplane). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
-        backend
+        dataplane
     );
     Ok(ExitCode::SUCCESS)
 }

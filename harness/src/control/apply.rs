@@ -9,6 +9,7 @@ use super::desired::{
     desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
 };
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
+use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::{add_routes, del_routes};
 use crate::dataplane::conntrack::{Conntrack, ConntrackError};
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
@@ -74,6 +75,7 @@ pub struct ControlPlane {
     lab: Arc<dyn LabNamespaces>,
     dataplane: Arc<dyn Dataplane>,
     profile: ConntrackProfile,
+    policy: Arc<dyn ControlPolicy>,
     current: DesiredState,
 }
 
@@ -88,8 +90,16 @@ impl ControlPlane {
             lab,
             dataplane,
             profile,
+            policy: Arc::new(CalicoPolicy),
             current: DesiredState::default(),
         }
+    }
+
+    /// The same control plane deciding through `policy` instead of Calico's
+    /// rules (a mutant's control-plane bug).
+    pub fn with_policy(mut self, policy: Arc<dyn ControlPolicy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     pub fn current(&self) -> &DesiredState {
@@ -99,8 +109,11 @@ impl ControlPlane {
     /// Bring the lab to what `cluster` asks for, changing only what differs.
     pub fn update(&mut self, cluster: &ClusterState) -> Result<Applied, ControlError> {
         let started = Instant::now();
-        let desired = desired_state(cluster, &self.lab.topology());
-        let changes = diff(&self.current, &desired, self.profile);
+        let cluster = self.policy.cluster_view(cluster);
+        let mut desired = desired_state(&cluster, &self.lab.topology());
+        self.policy.adjust_desired(&mut desired);
+        let mut changes = diff(&self.current, &desired, self.profile);
+        self.policy.adjust_changes(&mut changes, &desired);
         let computed = started.elapsed();
         let conntrack_deleted = self.apply(&changes)?;
         tracing::debug!(

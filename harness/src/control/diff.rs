@@ -28,6 +28,8 @@ pub enum ConntrackProfile {
 pub enum ConntrackMatch {
     OrigDst(IpAddr),
     OrigSrcOrReplySrc(IpAddr),
+    /// Every entry (Calico never asks for this; a mutant does).
+    Any,
 }
 
 impl ConntrackMatch {
@@ -35,6 +37,7 @@ impl ConntrackMatch {
         match self {
             ConntrackMatch::OrigDst(a) => entry.orig_dst == *a,
             ConntrackMatch::OrigSrcOrReplySrc(a) => entry.orig_src == *a || entry.reply_src == *a,
+            ConntrackMatch::Any => true,
         }
     }
 }

@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::netns::Netns;
 
+mod choice;
 pub mod conntrack;
-mod exec;
+pub(crate) mod exec;
 mod felix_hash;
 pub mod iptables;
 pub mod nft;
 
+pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use iptables::IptablesBackend;
 pub use nft::NftablesBackend;
 
