@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::process::Command;
 
 use common::{lab_name, node, pod, use_test_run_dir};
+use fip_harness::lab::netlink::Member;
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::spec::namespace_prefix;
 use fip_harness::lab::{Family, Lab, LabSpec, NextHop, PodSpec};
@@ -209,17 +210,14 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
         // host, and (using the fabric as a stand-in host) node-0's uplink.
         let host = std::fs::File::open("/proc/self/ns/net").unwrap();
         let check = fip_harness::lab::safety::links_into_host;
-        assert!(check("node-0", lab.netlink("node-0").unwrap(), &host)
+        let node0 = Member {
+            netns: lab.netns("node-0").unwrap().clone(),
+            nl: lab.netlink("node-0").unwrap().clone(),
+        };
+        assert!(check(&node0, &host).await.unwrap().is_empty());
+        let into_fabric = check(&node0, lab.netns("fabric").unwrap().file())
             .await
-            .unwrap()
-            .is_empty());
-        let into_fabric = check(
-            "node-0",
-            lab.netlink("node-0").unwrap(),
-            lab.netns("fabric").unwrap().file(),
-        )
-        .await
-        .unwrap();
+            .unwrap();
         assert_eq!(into_fabric.len(), 1, "{into_fabric:?}");
         assert!(into_fabric[0].starts_with("link eth0 "), "{into_fabric:?}");
 

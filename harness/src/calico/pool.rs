@@ -64,33 +64,89 @@ pub enum EncapMode {
     CrossSubnet,
 }
 
-/// The `spec` of a projectcalico.org/v3 IPPool (fields the harness uses; other
-/// Calico fields are accepted and ignored so real manifests load).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IpPoolSpec {
-    pub cidr: String,
-    #[serde(default)]
-    pub block_size: Option<u8>,
-    /// The harness's short form (`None | IPIP | VXLAN`), exclusive with the modes.
-    #[serde(default)]
-    pub encapsulation: Option<Encapsulation>,
-    #[serde(default)]
-    pub ipip_mode: Option<EncapMode>,
-    #[serde(default)]
-    pub vxlan_mode: Option<EncapMode>,
-    #[serde(default, rename = "disableBGPExport")]
-    pub disable_bgp_export: Option<bool>,
-    #[serde(default)]
-    pub nat_outgoing: Option<bool>,
-    #[serde(default)]
-    pub disabled: Option<bool>,
-    #[serde(default)]
-    pub node_selector: Option<yaml_serde::Value>,
-    #[serde(default)]
-    pub allowed_uses: Option<yaml_serde::Value>,
-    #[serde(default)]
-    pub assignment_mode: Option<yaml_serde::Value>,
+/// Declares a struct that reads the settings of a projectcalico.org/v3 IPPool
+/// spec the harness models, between the caller's own leading and trailing
+/// fields: the one definition of those settings for both places that read them,
+/// a manifest's `spec` ([`IpPoolSpec`]) and a scenario's inline pool
+/// (scenario/raw.rs). A macro rather than `#[serde(flatten)]`: flatten buffers
+/// the mapping, so yaml_serde could no longer place errors on the offending
+/// field, and it cannot deny unknown fields. With `=> IpPoolSpec` the struct
+/// also gets `settings_on(cidr)`: an [`IpPoolSpec`] of that CIDR with its
+/// settings.
+macro_rules! ip_pool_settings {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$lead_meta:meta])* pub $lead:ident: $lead_ty:ty,)*
+            ..settings..
+            $($(#[$tail_meta:meta])* pub $tail:ident: $tail_ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$lead_meta])* pub $lead: $lead_ty,)*
+            #[serde(default)]
+            pub block_size: Option<u8>,
+            /// The harness's short form (`None | IPIP | VXLAN`), exclusive with the modes.
+            #[serde(default)]
+            pub encapsulation: Option<$crate::calico::Encapsulation>,
+            #[serde(default)]
+            pub ipip_mode: Option<$crate::calico::pool::EncapMode>,
+            #[serde(default)]
+            pub vxlan_mode: Option<$crate::calico::pool::EncapMode>,
+            #[serde(default, rename = "disableBGPExport")]
+            pub disable_bgp_export: Option<bool>,
+            #[serde(default)]
+            pub nat_outgoing: Option<bool>,
+            #[serde(default)]
+            pub disabled: Option<bool>,
+            $($(#[$tail_meta])* pub $tail: $tail_ty,)*
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident { $($fields:tt)* } => IpPoolSpec
+    ) => {
+        $crate::calico::pool::ip_pool_settings! {
+            $(#[$meta])*
+            $vis struct $name { $($fields)* }
+        }
+
+        impl $name {
+            /// An [`IpPoolSpec`]($crate::calico::IpPoolSpec) of `cidr` with these settings.
+            pub(crate) fn settings_on(&self, cidr: String) -> $crate::calico::IpPoolSpec {
+                $crate::calico::IpPoolSpec {
+                    cidr,
+                    block_size: self.block_size,
+                    encapsulation: self.encapsulation,
+                    ipip_mode: self.ipip_mode,
+                    vxlan_mode: self.vxlan_mode,
+                    disable_bgp_export: self.disable_bgp_export,
+                    nat_outgoing: self.nat_outgoing,
+                    disabled: self.disabled,
+                    ..$crate::calico::IpPoolSpec::default()
+                }
+            }
+        }
+    };
+}
+pub(crate) use ip_pool_settings;
+
+ip_pool_settings! {
+    /// The `spec` of a projectcalico.org/v3 IPPool (fields the harness uses; other
+    /// Calico fields are accepted and ignored so real manifests load).
+    #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct IpPoolSpec {
+        pub cidr: String,
+        ..settings..
+        #[serde(default)]
+        pub node_selector: Option<yaml_serde::Value>,
+        #[serde(default)]
+        pub allowed_uses: Option<yaml_serde::Value>,
+        #[serde(default)]
+        pub assignment_mode: Option<yaml_serde::Value>,
+    }
 }
 
 /// Why an IP pool was rejected.

@@ -197,29 +197,11 @@ impl Dataplane for IptablesBackend {
     }
 
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        for family in [Family::V4, Family::V6] {
-            let text = render_restore(state, family);
-            run_in(
-                node,
-                family.restore(),
-                &["--noflush"],
-                Some(text.as_bytes()),
-            )?;
-        }
-        Ok(())
+        restore_both(node, |family| render_restore(state, family))
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
-        let text = render_removal();
-        for family in [Family::V4, Family::V6] {
-            run_in(
-                node,
-                family.restore(),
-                &["--noflush"],
-                Some(text.as_bytes()),
-            )?;
-        }
-        Ok(())
+        restore_both(node, |_| render_removal())
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {
@@ -235,6 +217,20 @@ impl Dataplane for IptablesBackend {
     fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError> {
         Ok(parse_save(&self.save(node)?))
     }
+}
+
+/// Feed each family's `iptables-restore --noflush` the text `text_of` gives it.
+fn restore_both(node: &Netns, text_of: impl Fn(Family) -> String) -> Result<(), DataplaneError> {
+    for family in [Family::V4, Family::V6] {
+        let text = text_of(family);
+        run_in(
+            node,
+            family.restore(),
+            &["--noflush"],
+            Some(text.as_bytes()),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

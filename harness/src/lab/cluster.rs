@@ -351,7 +351,7 @@ pub(super) async fn check_members(lab: &str, members: &[&Member]) -> Result<(), 
     let found = try_join_all(
         members
             .iter()
-            .map(|m| super::safety::links_into_host(m.name(), &m.nl, &host)),
+            .map(|m| super::safety::links_into_host(m, &host)),
     )
     .await?;
     let found: Vec<String> = found.into_iter().flatten().collect();

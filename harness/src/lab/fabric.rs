@@ -9,7 +9,8 @@ use ipnet::IpNet;
 use super::addressing::*;
 use super::cluster::Lab;
 use super::error::LabError;
-use super::netlink::{Route, VethEnd};
+use super::netlink::{Member, Route, VethEnd};
+use super::netns::Netns;
 
 impl Lab {
     pub(super) async fn wire(&self) -> Result<(), LabError> {
@@ -21,54 +22,26 @@ impl Lab {
             fabric.link_up(IFINDEX_LO, "lo").await?;
             fabric.add_bridge(BRIDGE_NODES, IFINDEX_BR_NODES).await?;
             fabric.add_bridge(BRIDGE_EXT, IFINDEX_BR_EXT).await?;
-            let mut steps = Vec::new();
-            for (i, node) in self.nodes.iter().enumerate() {
-                let name = fabric_node_port(i);
-                steps.push(async move {
-                    fabric
-                        .add_veth(
-                            VethEnd {
-                                name: &name,
-                                index: IFINDEX_FABRIC_NODE_PORT + i as u32,
-                                mac: None,
-                                controller: Some(IFINDEX_BR_NODES),
-                            },
-                            VethEnd {
-                                name: UPLINK,
-                                index: IFINDEX_ETH0,
-                                mac: None,
-                                controller: None,
-                            },
-                            &node.member.netns,
-                        )
-                        .await
-                });
-            }
-            try_join_all(steps).await?;
-            let mut steps = Vec::new();
-            for (j, external) in self.externals.iter().enumerate() {
-                let name = fabric_external_port(j);
-                steps.push(async move {
-                    fabric
-                        .add_veth(
-                            VethEnd {
-                                name: &name,
-                                index: IFINDEX_FABRIC_EXT_PORT + j as u32,
-                                mac: None,
-                                controller: Some(IFINDEX_BR_EXT),
-                            },
-                            VethEnd {
-                                name: UPLINK,
-                                index: IFINDEX_ETH0,
-                                mac: None,
-                                controller: None,
-                            },
-                            &external.netns,
-                        )
-                        .await
-                });
-            }
-            try_join_all(steps).await?;
+            try_join_all(self.nodes.iter().enumerate().map(|(i, node)| {
+                segment_port(
+                    fabric,
+                    fabric_node_port(i),
+                    IFINDEX_FABRIC_NODE_PORT + i as u32,
+                    IFINDEX_BR_NODES,
+                    &node.member.netns,
+                )
+            }))
+            .await?;
+            try_join_all(self.externals.iter().enumerate().map(|(j, external)| {
+                segment_port(
+                    fabric,
+                    fabric_external_port(j),
+                    IFINDEX_FABRIC_EXT_PORT + j as u32,
+                    IFINDEX_BR_EXT,
+                    &external.netns,
+                )
+            }))
+            .await?;
             for family in &families {
                 let (nodes_gw, ext_gw, prefix) = match family {
                     Family::V4 => (
@@ -203,6 +176,33 @@ pub(super) fn default_of(family: Family) -> IpAddr {
         Family::V4 => std::net::Ipv4Addr::UNSPECIFIED.into(),
         Family::V6 => std::net::Ipv6Addr::UNSPECIFIED.into(),
     }
+}
+
+/// The `eth0` end of a veth pair, inside a node, an external host or a pod.
+pub(super) fn uplink_end() -> VethEnd<'static> {
+    VethEnd {
+        name: UPLINK,
+        index: IFINDEX_ETH0,
+        mac: None,
+        controller: None,
+    }
+}
+
+/// A port of a fabric bridge (`bridge`) with its peer as `eth0` in `far`.
+async fn segment_port(
+    fabric: &Member,
+    port: String,
+    index: u32,
+    bridge: u32,
+    far: &Netns,
+) -> Result<(), LabError> {
+    let local = VethEnd {
+        name: &port,
+        index,
+        mac: None,
+        controller: Some(bridge),
+    };
+    fabric.add_veth(local, uplink_end(), far).await
 }
 
 /// (gateway, prefix) of the nodes or the externals segment.

@@ -8,7 +8,7 @@ use futures::future::{join_all, try_join_all};
 use super::addressing::*;
 use super::cluster::{check_members, create, job, Lab, PodState, NO_DAD};
 use super::error::LabError;
-use super::fabric::default_of;
+use super::fabric::{default_of, uplink_end};
 use super::netlink::{Member, Route, VethEnd};
 use super::netns::Netns;
 use super::spec::{namespace_name, PodSpec};
@@ -140,12 +140,7 @@ impl Lab {
                 mac: Some(NODE_SIDE_MAC),
                 controller: None,
             },
-            VethEnd {
-                name: UPLINK,
-                index: IFINDEX_ETH0,
-                mac: None,
-                controller: None,
-            },
+            uplink_end(),
             &pod.member.netns,
         )
         .await?;

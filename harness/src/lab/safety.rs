@@ -7,6 +7,9 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 
+use super::netlink::Member;
+use super::LabError;
+
 /// The links and routes of the harness's own namespace at one moment.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HostSnapshot {
@@ -151,74 +154,27 @@ fn address(a: &RouteAddress) -> String {
     }
 }
 
-/// Links of a namespace (`namespace` names it, `nl` is its netlink handle)
-/// whose peer lives in the host namespace (`host`: an open handle on it; tests
-/// pass another lab namespace), as readable lines. Dumping the links first makes the
-/// kernel give every peer namespace an id as seen from `member`; then, if the
-/// host namespace has an id there, no link may carry it.
+/// Links of a member whose peer lives in the host namespace (`host`: an open
+/// handle on it; tests pass another lab namespace), as readable lines. The
+/// links are dumped first, which makes the kernel give every peer namespace an
+/// id as seen from the member; then, if the host namespace has an id there, no
+/// link may carry it.
 pub async fn links_into_host(
-    namespace: &str,
-    nl: &rtnetlink::Handle,
+    member: &Member,
     host: &std::fs::File,
-) -> Result<Vec<String>, super::LabError> {
-    use futures::StreamExt;
-    use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
-    use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
-    use rtnetlink::packet_route::RouteNetlinkMessage;
-    use std::os::fd::AsRawFd;
-
-    let fail = |source| super::LabError::Netlink {
-        namespace: namespace.to_string(),
-        action: "check links against the host namespace".into(),
-        source,
-    };
-    let mut peers = Vec::new();
-    let mut stream = nl.link().get().execute();
-    while let Some(link) = stream.try_next().await.map_err(fail)? {
-        let mut name = String::new();
-        let mut peer_ns = None;
-        for attribute in &link.attributes {
-            match attribute {
-                LinkAttribute::IfName(n) => name = n.clone(),
-                LinkAttribute::LinkNetNsId(id) => peer_ns = Some(*id),
-                _ => {}
-            }
-        }
-        if let Some(id) = peer_ns {
-            peers.push((name, id));
-        }
-    }
+) -> Result<Vec<String>, LabError> {
+    let peers = member.peer_links().await?;
     if peers.is_empty() {
         return Ok(vec![]);
     }
-    let mut message = NsidMessage::default();
-    message.attributes = vec![NsidAttribute::Fd(host.as_raw_fd() as u32)];
-    let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(message));
-    request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    let mut handle = nl.clone();
-    let mut responses = handle.request(request).map_err(fail)?;
-    let mut host_id = None;
-    while let Some(response) = responses.next().await {
-        match response.payload {
-            NetlinkPayload::Error(e) if e.code.is_some() => {
-                return Err(fail(rtnetlink::Error::NetlinkError(e)))
-            }
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
-                host_id = m.attributes.iter().find_map(|a| match a {
-                    NsidAttribute::Id(id) if *id >= 0 => Some(*id),
-                    _ => None,
-                });
-            }
-            _ => {}
-        }
-    }
+    let host_id = member.nsid_of(host).await?;
     Ok(peers
         .into_iter()
         .filter(|(_, id)| Some(*id) == host_id)
         .map(|(name, _)| {
             format!(
                 "link {name} in {} has its peer in the host namespace",
-                namespace
+                member.name()
             )
         })
         .collect())

@@ -188,6 +188,7 @@ impl ScenarioRun<'_> {
     }
 }
 
+/// How a step reads in results and failure text (`send icmp client -> web`).
 fn summarise(step: &Step) -> String {
     match step {
         Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),

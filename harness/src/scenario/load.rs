@@ -205,13 +205,7 @@ impl Loader<'_> {
             if let Some(manifest) = &entry.manifest {
                 let inline = entry.name.is_some()
                     || entry.cidr.is_some()
-                    || entry.block_size.is_some()
-                    || entry.encapsulation.is_some()
-                    || entry.ipip_mode.is_some()
-                    || entry.vxlan_mode.is_some()
-                    || entry.disable_bgp_export.is_some()
-                    || entry.nat_outgoing.is_some()
-                    || entry.disabled.is_some();
+                    || entry.settings_on(String::new()) != IpPoolSpec::default();
                 if inline {
                     self.error_at(
                         entry,
@@ -244,18 +238,10 @@ impl Loader<'_> {
                 );
                 continue;
             };
-            let spec = IpPoolSpec {
-                cidr: cidr.0.to_string(),
-                block_size: entry.block_size,
-                encapsulation: entry.encapsulation,
-                ipip_mode: entry.ipip_mode,
-                vxlan_mode: entry.vxlan_mode,
-                disable_bgp_export: entry.disable_bgp_export,
-                nat_outgoing: entry.nat_outgoing,
-                disabled: entry.disabled,
-                ..IpPoolSpec::default()
-            };
-            match spec.into_pool(name.as_str()) {
+            match entry
+                .settings_on(cidr.0.to_string())
+                .into_pool(name.as_str())
+            {
                 Ok(pool) => pools.push(pool),
                 Err(e) => self.error_at(entry, e.to_string()),
             }

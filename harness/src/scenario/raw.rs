@@ -12,8 +12,8 @@ use super::values::{
     Address, Cidr, ConntrackProfile, Delivery, DurationValue, Loss, Name, Protocol, SeenAddress,
     Target,
 };
-use crate::calico::pool::EncapMode;
-use crate::calico::{Encapsulation, FelixFloatingIps};
+use crate::calico::pool::ip_pool_settings;
+use crate::calico::FelixFloatingIps;
 use crate::dataplane::BackendKind;
 
 #[derive(Debug, Deserialize)]
@@ -58,30 +58,19 @@ pub(crate) struct RawFelix {
     pub floating_ips: FelixFloatingIps,
 }
 
-/// An inline pool or a manifest reference (`manifest:` alone).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct RawPoolEntry {
-    #[serde(default)]
-    pub manifest: Option<Spanned<String>>,
-    #[serde(default)]
-    pub name: Option<Name>,
-    #[serde(default)]
-    pub cidr: Option<Cidr>,
-    #[serde(default)]
-    pub block_size: Option<u8>,
-    #[serde(default)]
-    pub encapsulation: Option<Encapsulation>,
-    #[serde(default)]
-    pub ipip_mode: Option<EncapMode>,
-    #[serde(default)]
-    pub vxlan_mode: Option<EncapMode>,
-    #[serde(default, rename = "disableBGPExport")]
-    pub disable_bgp_export: Option<bool>,
-    #[serde(default)]
-    pub nat_outgoing: Option<bool>,
-    #[serde(default)]
-    pub disabled: Option<bool>,
+ip_pool_settings! {
+    /// An inline pool or a manifest reference (`manifest:` alone).
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub(crate) struct RawPoolEntry {
+        #[serde(default)]
+        pub manifest: Option<Spanned<String>>,
+        #[serde(default)]
+        pub name: Option<Name>,
+        #[serde(default)]
+        pub cidr: Option<Cidr>,
+        ..settings..
+    } => IpPoolSpec
 }
 
 /// `node-a` or `{name: node-a}`.

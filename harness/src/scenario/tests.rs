@@ -202,3 +202,22 @@ fn cluster_errors() {
         .collect();
     insta::assert_yaml_snapshot!(rendered);
 }
+
+/// Any pool setting beside `manifest:` makes the entry ambiguous, including the
+/// settings read by the shared IP-pool definition (calico::pool).
+#[test]
+fn a_manifest_entry_takes_no_pool_settings() {
+    for setting in ["blockSize: 27", "disabled: true", "natOutgoing: false"] {
+        let text = HEAD.replace(
+            "  externals: [client]\n",
+            &format!(
+                "  externals: [client]\n  pools:\n    - {{manifest: ../fixtures/pools/floating-ips.yaml, {setting}}}\n"
+            ),
+        );
+        let message = errors(&format!("{text}steps: []\n"));
+        assert!(
+            message.contains("cluster.pools[0]: a pool entry is either `manifest:` alone"),
+            "{setting}: {message}"
+        );
+    }
+}

@@ -118,6 +118,29 @@ impl Member {
         }
     }
 
+    /// The links whose peer is in another namespace: name and that namespace's
+    /// id as this one sees it (IFLA_LINK_NETNSID). Dumping the links is also
+    /// what makes the kernel give every peer namespace an id here.
+    pub(crate) async fn peer_links(&self) -> Result<Vec<(String, i32)>, LabError> {
+        let mut peers = Vec::new();
+        let mut links = self.nl.link().get().execute();
+        while let Some(link) = links.try_next().await.map_err(self.fail("list links"))? {
+            let mut name = String::new();
+            let mut peer_ns = None;
+            for attribute in &link.attributes {
+                match attribute {
+                    LinkAttribute::IfName(n) => name = n.clone(),
+                    LinkAttribute::LinkNetNsId(id) => peer_ns = Some(*id),
+                    _ => {}
+                }
+            }
+            if let Some(id) = peer_ns {
+                peers.push((name, id));
+            }
+        }
+        Ok(peers)
+    }
+
     /// Every link's name by ifindex.
     pub(crate) async fn link_names(
         &self,

@@ -1,19 +1,23 @@
 //! The one home of the harness's rtnetlink calls, one file per kind of object
 //! as rtnetlink itself has them ([`link`], [`address`], [`route`],
-//! [`neighbour`]), each error naming its namespace; [`socket`] opens the
-//! sockets inside namespaces.
+//! [`neighbour`], [`nsid`]), each error naming its namespace; [`socket`]
+//! opens the sockets inside namespaces.
 
 mod address;
 mod link;
 mod neighbour;
+mod nsid;
 mod route;
 mod socket;
 
 pub(crate) use link::VethEnd;
 pub(crate) use route::Route;
-pub use socket::with_member;
+pub(crate) use socket::with_member;
 pub(crate) use socket::{create_members, NamespaceJob};
 
+use futures::StreamExt;
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
 
 use super::error::LabError;
@@ -46,5 +50,33 @@ impl Member {
             action,
             source,
         }
+    }
+
+    /// Send a request rtnetlink has no builder for and collect the kernel's
+    /// answers; an error answer fails with `action`.
+    async fn request(
+        &self,
+        message: RouteNetlinkMessage,
+        action: String,
+    ) -> Result<Vec<RouteNetlinkMessage>, LabError> {
+        let mut request = NetlinkMessage::from(message);
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        let fail = self.fail(action);
+        let mut handle = self.nl.clone();
+        let mut responses = match handle.request(request) {
+            Ok(r) => r,
+            Err(e) => return Err(fail(e)),
+        };
+        let mut answers = Vec::new();
+        while let Some(response) = responses.next().await {
+            match response.payload {
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(fail(rtnetlink::Error::NetlinkError(e)))
+                }
+                NetlinkPayload::InnerMessage(answer) => answers.push(answer),
+                _ => {}
+            }
+        }
+        Ok(answers)
     }
 }

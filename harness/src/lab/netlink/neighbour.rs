@@ -1,7 +1,5 @@
 //! Neighbour tables: the per-interface proxy ARP delay.
 
-use futures::StreamExt;
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
 use rtnetlink::packet_route::neighbour_table::{
     NeighbourTableAttribute, NeighbourTableMessage, NeighbourTableParameter,
 };
@@ -28,21 +26,11 @@ impl Member {
                 NeighbourTableParameter::ProxyDelay(0),
             ]),
         ];
-        let mut request = NetlinkMessage::from(RouteNetlinkMessage::SetNeighbourTable(message));
-        request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-        let fail = self.fail(format!("set proxy_delay 0 on {what}"));
-        let mut handle = self.nl.clone();
-        let mut responses = match handle.request(request) {
-            Ok(r) => r,
-            Err(e) => return Err(fail(e)),
-        };
-        while let Some(response) = responses.next().await {
-            if let NetlinkPayload::Error(e) = response.payload {
-                if e.code.is_some() {
-                    return Err(fail(rtnetlink::Error::NetlinkError(e)));
-                }
-            }
-        }
+        self.request(
+            RouteNetlinkMessage::SetNeighbourTable(message),
+            format!("set proxy_delay 0 on {what}"),
+        )
+        .await?;
         Ok(())
     }
 }

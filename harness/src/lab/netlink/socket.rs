@@ -71,7 +71,7 @@ fn create_member_here(rt: &tokio::runtime::Handle, job: &NamespaceJob) -> Result
 
 /// Run `work` with a fresh netlink socket inside `ns`, on a thread of its own
 /// that drives a single-threaded runtime; the socket closes when `work` ends.
-pub fn with_member<F, Fut, R>(ns: &Netns, work: F) -> Result<R, LabError>
+pub(crate) fn with_member<F, Fut, R>(ns: &Netns, work: F) -> Result<R, LabError>
 where
     F: FnOnce(Member) -> Fut + Send,
     Fut: Future<Output = Result<R, LabError>>,
