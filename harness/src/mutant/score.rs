@@ -14,7 +14,7 @@ use crate::runner::{self, PlannedCase, RunOptions};
 pub struct MutantVerdict {
     pub mutant: &'static Mutant,
     /// The case that failed on it (the earliest in catalogue order among
-    /// those that ran) and why; `None`: it survived.
+    /// those that ran) and its failure text; `None`: it survived.
     pub killed_by: Option<(String, String)>,
     /// Cases the harness could not run (lab or dataplane errors): not kills.
     pub errors: Vec<(String, String)>,
@@ -74,11 +74,11 @@ pub fn run_mutants(
                 verdict.cases_run += 1;
                 match &result.outcome {
                     Outcome::Passed => {}
-                    Outcome::Failed { reason } => {
+                    Outcome::Failed { .. } => {
                         let mut killed_at = killed_at.lock().expect("kills");
                         if c < killed_at[m] {
                             killed_at[m] = c;
-                            verdict.killed_by = Some((case.test_name(), reason.clone()));
+                            verdict.killed_by = Some((case.test_name(), result.failure_text()));
                         }
                     }
                     Outcome::Error { reason } => {
@@ -91,15 +91,24 @@ pub fn run_mutants(
     verdicts.into_inner().expect("verdicts")
 }
 
+/// How much of a killing case's failure text the summary shows.
+const KILL_LINES: usize = 6;
+
 /// The mutation score and each mutant's fate, for people.
 pub fn render_verdicts(verdicts: &[MutantVerdict]) -> String {
     let mut out = String::new();
     for verdict in verdicts {
         match &verdict.killed_by {
-            Some((case, _)) => out.push_str(&format!(
-                "killed    {:<24} by {case}\n",
-                verdict.mutant.name
-            )),
+            Some((case, failure)) => {
+                out.push_str(&format!(
+                    "killed    {:<24} by {case}\n",
+                    verdict.mutant.name
+                ));
+                // The first lines say which check caught it.
+                for line in failure.lines().take(KILL_LINES) {
+                    out.push_str(&format!("    {line}\n"));
+                }
+            }
             None => out.push_str(&format!(
                 "SURVIVED  {:<24} ({} cases passed) models: {}\n",
                 verdict.mutant.name, verdict.cases_run, verdict.mutant.models
