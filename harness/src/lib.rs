@@ -12,6 +12,7 @@ pub mod control;
 pub mod dataplane;
 pub mod lab;
 pub mod mutant;
+pub mod programs;
 pub mod report;
 pub mod runner;
 pub mod scenario;

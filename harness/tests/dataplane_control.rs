@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{floating_ip_pools, lab_name, node, pod, TestLab};
+use common::{floating_ip_pools, lab_name, node, pod, program, TestLab};
 use fip_harness::calico::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
 use fip_harness::control::list_routes;
 use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
@@ -91,7 +91,7 @@ fn ext(lab: &TestLab, family: Family) -> IpAddr {
 /// One ping; the address the reply came from, if any.
 fn ping(from: &Netns, to: &str) -> Option<String> {
     let out = from
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W1", "-n", to])
         .output()
         .unwrap();
@@ -111,7 +111,7 @@ struct Capture(Child);
 impl Capture {
     fn start(ns: &Netns) -> Self {
         let child = ns
-            .command("tcpdump")
+            .command(program("tcpdump"))
             .args([
                 "-i",
                 "eth0",
@@ -213,7 +213,7 @@ fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] 
 
     let mut flow = lab
         .netns("client")
-        .command("ping")
+        .command(program("ping"))
         .args(["-i", "0.2", "-w", "4", "-n", FIP])
         .stdout(Stdio::null())
         .spawn()

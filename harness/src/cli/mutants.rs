@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     if args.list {
         for mutant in &mutants {
-            println!("mutant:{:<24} {}", mutant.name, mutant.models);
+            say!("mutant:{:<24} {}", mutant.name, mutant.models);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -82,12 +82,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if cases.is_empty() {
         anyhow::bail!("no scenario matches");
     }
-    super::signals::tear_down_labs_on_ctrl_c();
+    super::signals::tear_down_labs_on_ctrl_c(|_| {
+        eprintln!("interrupted: the labs of the running cases were removed");
+    });
     let options = RunOptions {
         report_dir: Some(args.report_dir),
         keep_on_failure: false,
     };
-    println!(
+    say!(
         "{} mutant(s) against {} case(s), {} at a time",
         mutants.len(),
         cases.len(),
@@ -103,8 +105,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!(mutant = mutant.name, case = %result.case_name(), verdict);
     };
     let verdicts = mutant::run_mutants(&mutants, &cases, args.jobs, &options, &progress);
-    print!("{}", mutant::render_verdicts(&verdicts));
-    println!("({:.1} s)", started.elapsed().as_secs_f64());
+    say!("{}", mutant::render_verdicts(&verdicts).trim_end());
+    say!("({:.1} s)", started.elapsed().as_secs_f64());
     let (killed, total) = mutant::mutation_score(&verdicts);
     Ok(if killed == total {
         ExitCode::SUCCESS

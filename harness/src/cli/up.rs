@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fip_harness::dataplane::{BackendKind, DataplaneChoice};
+
 use fip_harness::runner;
 use fip_harness::scenario;
 
@@ -43,7 +44,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let lab = args.name.unwrap_or_else(runner::unique_lab_name);
-    super::signals::tear_down_labs_on_ctrl_c();
+    super::signals::tear_down_labs_on_ctrl_c(move |_| {
+        eprintln!("interrupted: the lab was removed");
+    });
     let dataplane = args
         .dataplane
         .unwrap_or(BackendKind::from(args.backend).into());
@@ -56,8 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &lab,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
-    print!("{summary}");
-    println!(
+    say!("{}", summary.trim_end());
+    say!(
         "lab `{lab}` is up ({} dataplane). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
         dataplane

@@ -15,10 +15,19 @@ pub(crate) fn run_in(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> Result<String, DataplaneError> {
-    let spawn_error = |source| DataplaneError::Spawn {
-        netns: node.name().to_string(),
-        program,
-        source,
+    let spawn_error = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DataplaneError::Missing {
+                netns: node.name().to_string(),
+                missing: crate::programs::missing(program),
+            }
+        } else {
+            DataplaneError::Spawn {
+                netns: node.name().to_string(),
+                program,
+                source,
+            }
+        }
     };
     let mut child = node
         .command(program)

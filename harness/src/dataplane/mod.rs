@@ -137,6 +137,11 @@ pub enum DataplaneError {
         #[source]
         source: std::io::Error,
     },
+    #[error("node namespace '{netns}': {missing}")]
+    Missing {
+        netns: String,
+        missing: crate::programs::MissingProgram,
+    },
     #[error("node namespace '{netns}': `{program} {args}` failed ({status}): {stderr}")]
     Failed {
         netns: String,

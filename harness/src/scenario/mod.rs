@@ -7,6 +7,8 @@
 
 pub mod catalogue;
 mod error;
+mod input;
+pub mod limits;
 mod load;
 mod located;
 mod model;

@@ -115,7 +115,7 @@ pub(crate) enum RawStep {
     Send(RawSend),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
-    Wait(DurationValue),
+    Wait(Spanned<DurationValue>),
 }
 
 const STEP_KINDS: &[&str] = &[
@@ -217,9 +217,9 @@ pub(crate) struct RawSend {
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub count: Option<u32>,
+    pub count: Option<Spanned<u32>>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
     #[serde(default)]
@@ -251,7 +251,7 @@ pub(crate) struct RawStartStream {
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
 }

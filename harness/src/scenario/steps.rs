@@ -36,6 +36,7 @@ impl Loader<'_> {
         pools: &[IpPool],
         hosts: &BTreeMap<String, HostKind>,
     ) -> Vec<Step> {
+        self.check_scale(raw);
         let features = cni.feature_control;
         let dual_stack = raw.cluster.dual_stack;
         // Pods made anywhere in the scenario, for expectations that name them.
@@ -217,6 +218,7 @@ impl Loader<'_> {
                     }));
                 }
                 RawStep::Send(send) => {
+                    self.check_send_limits(send);
                     self.check_endpoints(&send.from, &send.to, hosts, &live, dual_stack);
                     self.check_port(send.protocol, send.port.as_ref());
                     self.check_delivery(send.expect.delivered_to.as_ref(), &ever);
@@ -240,13 +242,14 @@ impl Loader<'_> {
                         protocol: send.protocol,
                         from: send.from.to_string(),
                         to: send.to.value.clone(),
-                        count: send.count.unwrap_or(DEFAULT_COUNT),
-                        interval: send.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
+                        count: send.count.as_ref().map_or(DEFAULT_COUNT, |c| c.value),
+                        interval: send.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
                         port: send.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
                         expect,
                     }));
                 }
                 RawStep::StartStream(start) => {
+                    self.check_interval(start.interval.as_ref());
                     self.check_endpoints(&start.from, &start.to, hosts, &live, dual_stack);
                     self.check_port(start.protocol, start.port.as_ref());
                     if streams
@@ -263,7 +266,7 @@ impl Loader<'_> {
                         protocol: start.protocol,
                         from: start.from.to_string(),
                         to: start.to.value.clone(),
-                        interval: start.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
+                        interval: start.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
                         port: start.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
                     }));
                 }
@@ -293,7 +296,10 @@ impl Loader<'_> {
                         expect,
                     }));
                 }
-                RawStep::Wait(duration) => steps.push(Step::Wait(duration.0)),
+                RawStep::Wait(duration) => {
+                    self.check_wait(duration);
+                    steps.push(Step::Wait(duration.0))
+                }
             }
         }
         for (name, start) in streams {

@@ -18,8 +18,14 @@ fn load(text: &str) -> Result<Scenario, ScenarioErrors> {
     load_str(text, Path::new("../scenarios/test-case.yaml"))
 }
 
+/// The errors of `text`, with the repository's absolute path (errors show
+/// referenced files resolved) as `<repo>`, so snapshots hold on any checkout.
 fn errors(text: &str) -> String {
-    load(text).unwrap_err().to_string()
+    let repo = Path::new("..").canonicalize().unwrap();
+    load(text)
+        .unwrap_err()
+        .to_string()
+        .replace(&repo.display().to_string(), "<repo>")
 }
 
 #[test]

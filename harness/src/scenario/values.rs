@@ -147,6 +147,13 @@ impl FromStr for Target {
         if let Ok(address) = s.parse() {
             return Ok(Target::Address(address));
         }
+        if s == ":" {
+            // `to: ::` unquoted reaches us as `:`, YAML having taken one colon.
+            return Err(
+                "`:` is not an IP address; write IPv6 addresses in quotes, e.g. `to: \"::1\"`"
+                    .into(),
+            );
+        }
         if s.contains(':') || s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return Err(format!("`{s}` is not an IP address"));
         }

@@ -197,11 +197,12 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
 
 fn ping_rtts(from: &Netns, to: IpAddr, pings: usize) -> anyhow::Result<Duration> {
     let mut rtts = Vec::new();
+    let ping = fip_harness::programs::require_program("ping")?;
     for _ in 0..pings {
         // A new process each time: a new ICMP id, so a new conntrack entry that
         // goes through the nat chains (an established flow skips them).
         let out = from
-            .command("ping")
+            .command(&ping)
             .args(["-c1", "-W1", "-n", &to.to_string()])
             .output()
             .context("run ping")?;
@@ -271,7 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let (applies, labs) = runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         let mut applies = Vec::new();
         let mut labs = Vec::new();
         for kind in BackendKind::ALL {

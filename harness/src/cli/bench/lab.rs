@@ -115,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let lab_name = format!("bl{}", std::process::id());
     let ip_name = format!("bi{}", std::process::id());
     let result = rt.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         let mut runs = Vec::new();
         for _ in 0..args.runs {
             tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
@@ -172,6 +172,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (commands, build_script) = ip_script(&ip_name, &args);
     let namespaces: Vec<String> = namespaces(&ip_name, &args);
+    // The baseline is a script of `ip` commands; say which package is missing
+    // rather than timing a script that fails at its first line.
+    fip_harness::programs::require_program("ip")?;
     let start = Instant::now();
     let built = std::process::Command::new("sh")
         .arg("-ec")

@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         bench(args).await
     })
 }
@@ -218,7 +218,7 @@ impl PingFigure {
 
 fn ping_flood(client: &Netns, count: u32) -> anyhow::Result<PingFigure> {
     let out = client
-        .command("ping")
+        .command(fip_harness::programs::require_program("ping")?)
         .args([
             "-f",
             "-q",
