@@ -15,6 +15,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("ip6tables-legacy-restore", "iptables"),
     ("iptables-legacy-save", "iptables"),
     ("ip6tables-legacy-save", "iptables"),
+    // Felix's feature detection (dataplane/features.rs): `iptables-legacy --version`.
+    ("iptables-legacy", "iptables"),
     ("iptables-save", "iptables"),
     ("ip6tables-save", "iptables"),
     ("ping", "iputils-ping"),

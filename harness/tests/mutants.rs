@@ -19,7 +19,7 @@ fn every_mutant_fails_some_case() {
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let filter = PlanFilter {
-        dataplane: Some(DataplaneChoice::Builtin(BackendKind::Nftables)),
+        dataplane: Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
         ..Default::default()
     };
     let cases = runner::plan(&[root], &filter).expect("the catalogue loads");
@@ -27,6 +27,7 @@ fn every_mutant_fails_some_case() {
     let options = RunOptions {
         report_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("mutant-reports")),
         keep_on_failure: false,
+        ..RunOptions::default()
     };
     let verdicts = mutant::run_mutants(&mutants, &cases, 6, &options, &|_, _| {});
     let (killed, total) = mutant::mutation_score(&verdicts);

@@ -21,6 +21,7 @@ mod exec;
 mod list;
 mod ls;
 mod mutants;
+mod routing;
 mod run;
 mod signals;
 mod state;

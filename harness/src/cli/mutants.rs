@@ -66,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("bad --scenarios: {e}"))?;
     // Mutants break the reference backend, so they run its cases.
     let filter = PlanFilter {
-        dataplane: Some(DataplaneChoice::Builtin(BackendKind::Nftables)),
+        dataplane: Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
         ..Default::default()
     };
     let cases: Vec<_> = runner::plan(&args.paths, &filter)
@@ -88,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         report_dir: Some(args.report_dir),
         keep_on_failure: false,
+        ..RunOptions::default()
     };
     say!(
         "{} mutant(s) against {} case(s), {} at a time",

@@ -39,6 +39,9 @@ pub struct Args {
     /// Only this conntrack profile (default: each scenario's own list).
     #[arg(long, value_enum)]
     profile: Option<Profile>,
+    /// Who programs the routes: BIRD, as Calico, or the harness's model.
+    #[arg(long, value_enum, default_value_t)]
+    routing: super::routing::RoutingArg,
     /// Where junit.xml, summary.json and diagnostics bundles go.
     #[arg(long, default_value = "reports")]
     report_dir: PathBuf,
@@ -59,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .dataplane
             .or(args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
         profile: args.profile.map(Into::into),
+        routing: args.routing.into(),
     };
     let cases: Vec<PlannedCase> = match runner::plan(&args.paths, &plan_filter) {
         Ok(cases) => cases,
@@ -77,6 +81,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     .collect();
     if cases.is_empty() {
         anyhow::bail!("no scenario matches");
+    }
+    // Once per scenario, not per backend and profile.
+    let mut warned = std::collections::BTreeSet::new();
+    for case in &cases {
+        if warned.insert(&case.scenario.name) {
+            for warning in &case.scenario.warnings {
+                eprintln!("{warning}");
+            }
+        }
     }
     std::fs::create_dir_all(&args.report_dir)
         .with_context(|| format!("creating {}", args.report_dir.display()))?;
@@ -110,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         report_dir: Some(args.report_dir.clone()),
         keep_on_failure: args.keep_on_failure,
+        routing: args.routing.into(),
     };
     say!("running {total} case(s), {} at a time", args.jobs.max(1));
     let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
@@ -136,7 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let summary = write_reports(&args.report_dir, results, started)?;
     for (backend, median) in &summary.median_convergence_ms {
-        say!("median migration convergence ({backend}): {median:.1} ms");
+        say!(
+            "median migration convergence ({backend}, {} routing): {median:.1} ms",
+            options.routing
+        );
     }
     say!(
         "reports: {} and {} ({:.1} s)",
@@ -183,9 +200,10 @@ fn print_result(result: &ScenarioResult) {
     for migration in &result.migrations {
         if let Some(ms) = migration.figures.convergence_ms {
             line.push_str(&format!(
-                " [move {} -> {}: converged in {ms:.1} ms, lost {}, {} late at the old pod]",
+                " [move {} -> {}: converged in {ms:.1} ms ({} routing), lost {}, {} late at the old pod]",
                 migration.from_pod,
                 migration.to_pod,
+                result.routing,
                 migration.figures.lost,
                 migration.figures.late_at_old_pod
             ));

@@ -71,7 +71,7 @@ fn has_rules(state: &NodeNatState, rules: &str, kind: BackendKind) -> bool {
     !state.dnat.is_empty()
         || !state.snat.is_empty()
         || match kind {
-            BackendKind::Nftables => rules.contains("table"),
+            BackendKind::Nftables | BackendKind::NftMaps => rules.contains("table"),
             BackendKind::Iptables => rules.contains("cali-fip-dnat"),
         }
 }
@@ -161,6 +161,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "lab '{}': no floating-IP rules, routes or entries",
             args.lab
         );
+    }
+    for daemon in fip_harness::bgp::lab_state(&args.lab) {
+        println!("== {} {} (BIRD)", daemon.member, daemon.daemon);
+        for protocol in daemon.protocols.iter().filter(|p| p.protocol == "BGP") {
+            println!(
+                "  session {}: {} {}",
+                protocol.name, protocol.state, protocol.info
+            );
+        }
+        for route in &daemon.routes {
+            println!(
+                "  {} {} [{}]{}",
+                route.prefix,
+                route.target,
+                route.protocol,
+                if route.best { " *" } else { "" }
+            );
+        }
     }
     for member in &shown {
         println!("== {} ({})", member.member, member.netns);

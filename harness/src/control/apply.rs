@@ -10,7 +10,9 @@ use super::desired::{
 };
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
 use super::policy::{CalicoPolicy, ControlPolicy};
+use super::routes::RouteNext;
 use super::routes::{add_routes, del_routes};
+use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::{Conntrack, ConntrackError};
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
 use crate::lab::netns::Netns;
@@ -76,6 +78,7 @@ pub struct ControlPlane {
     dataplane: Arc<dyn Dataplane>,
     profile: ConntrackProfile,
     policy: Arc<dyn ControlPolicy>,
+    routing: RoutingMode,
     current: DesiredState,
 }
 
@@ -91,6 +94,7 @@ impl ControlPlane {
             dataplane,
             profile,
             policy: Arc::new(CalicoPolicy),
+            routing: RoutingMode::Model,
             current: DesiredState::default(),
         }
     }
@@ -99,6 +103,16 @@ impl ControlPlane {
     /// rules (a mutant's control-plane bug).
     pub fn with_policy(mut self, policy: Arc<dyn ControlPolicy>) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Who programs the routes of the members that do not host a floating
+    /// IP. [`RoutingMode::Model`] (the default here, for labs without BIRD):
+    /// this control plane, as BGP would. [`RoutingMode::Bird`]: BIRD, so
+    /// this control plane keeps to Felix's part, the device route on the
+    /// hosting node.
+    pub fn with_routing(mut self, routing: RoutingMode) -> Self {
+        self.routing = routing;
         self
     }
 
@@ -111,6 +125,11 @@ impl ControlPlane {
         let started = Instant::now();
         let cluster = self.policy.cluster_view(cluster);
         let mut desired = desired_state(&cluster, &self.lab.topology());
+        if self.routing == RoutingMode::Bird {
+            for routes in desired.routes.values_mut() {
+                routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
+            }
+        }
         self.policy.adjust_desired(&mut desired);
         let mut changes = diff(&self.current, &desired, self.profile);
         self.policy.adjust_changes(&mut changes, &desired);

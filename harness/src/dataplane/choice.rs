@@ -30,7 +30,7 @@ impl DataplaneChoice {
     pub fn base(&self) -> BackendKind {
         match self {
             DataplaneChoice::Builtin(kind) => *kind,
-            DataplaneChoice::Mutant(_) => BackendKind::Nftables,
+            DataplaneChoice::Mutant(_) => BackendKind::NftMaps,
         }
     }
 
@@ -47,7 +47,7 @@ impl DataplaneChoice {
                     policy: Arc::new(CalicoPolicy),
                 },
                 Bug::Policy(bug) => ChosenDataplane {
-                    dataplane: backend(BackendKind::Nftables),
+                    dataplane: backend(BackendKind::NftMaps),
                     policy: Arc::new(MutantPolicy(bug)),
                 },
             },

@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::dataplane::exec::run_in;
-use crate::dataplane::nft::TABLE;
+use crate::dataplane::nft_maps::TABLE;
 use crate::dataplane::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, NftablesBackend, NodeNatState,
+    BackendKind, Dataplane, DataplaneError, DnatMapping, NftMapsBackend, NodeNatState,
 };
 use crate::lab::netns::Netns;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NatBug {
-    /// `cali-OUTPUT` has no DNAT: the node's own traffic is not translated.
+    /// The output chain has no DNAT: the node's own traffic is not translated.
     NoOutputDnat,
     /// No loopback SNAT mappings.
     NoLoopbackSnat,
@@ -44,7 +44,7 @@ type Pending = (Netns, NodeNatState, Instant);
 #[derive(Debug)]
 pub struct MutantDataplane {
     bug: NatBug,
-    inner: Arc<NftablesBackend>,
+    inner: Arc<NftMapsBackend>,
     /// What each node holds (by namespace name), for the bugs that remember.
     held: Mutex<HashMap<String, NodeNatState>>,
     /// For [`NatBug::Late`]: the worker's queue and how many applies wait in it.
@@ -53,7 +53,7 @@ pub struct MutantDataplane {
 
 impl MutantDataplane {
     pub fn new(bug: NatBug) -> Self {
-        let inner = Arc::new(NftablesBackend::new());
+        let inner = Arc::new(NftMapsBackend::new());
         let late = matches!(bug, NatBug::Late(_)).then(|| {
             let (sender, receiver) = channel::<Pending>();
             let waiting = Arc::new(AtomicUsize::new(0));
@@ -120,12 +120,16 @@ impl MutantDataplane {
         for (family, v4, addr_type) in [("ip", true, "ipv4_addr"), ("ip6", false, "ipv6_addr")] {
             let at = format!("{family} {TABLE}");
             match self.bug {
-                NatBug::NoOutputDnat => script.push_str(&format!("flush chain {at} cali-OUTPUT\n")),
-                NatBug::DnatL4Only => script.push_str(&format!(
-                    "flush chain {at} cali-fip-dnat\n\
-                     add rule {at} cali-fip-dnat meta l4proto {{ tcp, udp, sctp }} \
-                     dnat to {family} daddr map @cali-fip-dnat\n"
-                )),
+                NatBug::NoOutputDnat => script.push_str(&format!("flush chain {at} output\n")),
+                NatBug::DnatL4Only => {
+                    for chain in ["prerouting", "output"] {
+                        script.push_str(&format!(
+                            "flush chain {at} {chain}\n\
+                             add rule {at} {chain} meta l4proto {{ tcp, udp, sctp }} \
+                             dnat to {family} daddr map @fip-dnat\n"
+                        ));
+                    }
+                }
                 NatBug::SnatOnEgress => {
                     let elements: Vec<String> = state
                         .snat
@@ -134,15 +138,15 @@ impl MutantDataplane {
                         .map(|m| format!("{} : {}", m.internal, m.external))
                         .collect();
                     script.push_str(&format!(
-                        "add map {at} cali-fip-egress {{ type {addr_type} : {addr_type}; }}\n\
-                         flush map {at} cali-fip-egress\n\
-                         flush chain {at} cali-fip-snat\n\
-                         add rule {at} cali-fip-snat snat to {family} saddr . {family} daddr map @cali-fip-snat\n\
-                         add rule {at} cali-fip-snat snat to {family} saddr map @cali-fip-egress\n"
+                        "add map {at} fip-egress {{ type {addr_type} : {addr_type}; }}\n\
+                         flush map {at} fip-egress\n\
+                         flush chain {at} postrouting\n\
+                         add rule {at} postrouting snat to {family} saddr . {family} daddr map @fip-snat\n\
+                         add rule {at} postrouting snat to {family} saddr map @fip-egress\n"
                     ));
                     if !elements.is_empty() {
                         script.push_str(&format!(
-                            "add element {at} cali-fip-egress {{ {} }}\n",
+                            "add element {at} fip-egress {{ {} }}\n",
                             elements.join(", ")
                         ));
                     }

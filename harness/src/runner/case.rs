@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use super::replay::RunOptions;
 use super::streams::RunningStream;
-use crate::calico::{IpFamily, Ipam, WorkloadEndpoint};
+use crate::bgp::{LabBird, RoutingMode};
+use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
 use crate::dataplane::DataplaneChoice;
@@ -34,8 +35,12 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) ipam: Ipam,
     /// Live pods (scenario view, with their current annotations).
     pub(super) pods: BTreeMap<String, Pod>,
-    /// Their workload endpoints, as Calico's datastore holds them.
+    /// Their workload endpoints as the CNI plugin set them up (addresses,
+    /// interface); Felix's view is derived from these and the pods on every
+    /// sync (`ScenarioRun::felix_endpoints`).
     pub(super) endpoints: BTreeMap<String, WorkloadEndpoint>,
+    /// Pods whose `status.phase` a step changed (the others are Running).
+    pub(super) phases: BTreeMap<String, PodPhase>,
     pub(super) streams: BTreeMap<String, RunningStream>,
     /// Every change of a floating IP's pod so far, in order; each stream
     /// picks the ones made while it ran.
@@ -45,6 +50,8 @@ pub(super) struct ScenarioRun<'a> {
     /// Which pod receives each floating IP now.
     pub(super) owners: BTreeMap<IpAddr, String>,
     pub(super) options: RunOptions,
+    /// The lab's BIRD daemons under [`RoutingMode::Bird`].
+    pub(super) bird: Option<LabBird>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -93,10 +100,15 @@ impl<'a> ScenarioRun<'a> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        let bird = match options.routing {
+            RoutingMode::Bird => Some(super::routing::start_bird(&lab, &cluster.pools)?),
+            RoutingMode::Model => None,
+        };
         let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
         let chosen = dataplane.build();
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
-            .with_policy(chosen.policy);
+            .with_policy(chosen.policy)
+            .with_routing(options.routing);
         Ok(ScenarioRun {
             scenario,
             lab,
@@ -106,11 +118,13 @@ impl<'a> ScenarioRun<'a> {
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
+            phases: BTreeMap::new(),
             streams: BTreeMap::new(),
             owner_changes: Vec::new(),
             owners: BTreeMap::new(),
             routed_blocks: Default::default(),
             options: options.clone(),
+            bird,
         })
     }
 
@@ -169,15 +183,25 @@ impl<'a> ScenarioRun<'a> {
         })
     }
 
+    /// Leave the lab, and its BIRD daemons, running (`down` stops them).
     pub(super) fn keep(self) {
+        if let Some(bird) = self.bird {
+            bird.detach();
+        }
         self.lab.keep();
     }
 
     pub(super) fn finish(self) -> Result<(), String> {
         drop(self.engine);
-        self.lab
+        let stopped = match self.bird {
+            Some(mut bird) => bird.stop().map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        let torn_down = self
+            .lab
             .teardown()
-            .map_err(|e| format!("tearing down: {e}"))
+            .map_err(|e| format!("tearing down: {e}"));
+        stopped.and(torn_down)
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult, StepResult};
@@ -17,6 +18,8 @@ pub struct RunOptions {
     /// Diagnostics bundles and pcaps of failing steps go under here.
     pub report_dir: Option<PathBuf>,
     pub keep_on_failure: bool,
+    /// BIRD (the default) or the harness's route model.
+    pub routing: RoutingMode,
 }
 
 /// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
@@ -29,7 +32,13 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = result_of(scenario, dataplane, profile, Outcome::Passed);
+    let mut result = result_of(
+        scenario,
+        dataplane,
+        profile,
+        options.routing,
+        Outcome::Passed,
+    );
     match ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
@@ -55,21 +64,20 @@ pub async fn bring_up(
     scenario: &Scenario,
     dataplane: DataplaneChoice,
     profile: ConntrackProfile,
+    routing: RoutingMode,
     lab_name: &str,
 ) -> Result<String, String> {
-    let mut run = ScenarioRun::start(
-        scenario,
-        dataplane,
-        profile,
-        lab_name,
-        &RunOptions::default(),
-    )
-    .await?;
+    let options = RunOptions {
+        routing,
+        ..RunOptions::default()
+    };
+    let mut run = ScenarioRun::start(scenario, dataplane, profile, lab_name, &options).await?;
     for (index, step) in scenario.steps.iter().enumerate() {
         let outcome = match step {
             Step::CreatePod(create) => run.create_pod(create).await,
             Step::DeletePod(name) => run.delete_pod(name).await,
             Step::Annotate(annotate) => run.annotate(annotate).await,
+            Step::SetPhase(set) => run.set_phase(set).await,
             Step::Send(_) | Step::StartStream(_) | Step::StopStream(_) | Step::Wait(_) => Ok(()),
         };
         if let Err(message) = outcome {
@@ -105,6 +113,7 @@ pub(super) fn result_of(
     scenario: &Scenario,
     dataplane: DataplaneChoice,
     profile: ConntrackProfile,
+    routing: RoutingMode,
     outcome: Outcome,
 ) -> ScenarioResult {
     ScenarioResult {
@@ -112,6 +121,7 @@ pub(super) fn result_of(
         file: scenario.source.clone(),
         backend: dataplane.to_string(),
         profile: profile_name(profile).to_string(),
+        routing: routing.to_string(),
         outcome,
         duration_ms: 0,
         steps: Vec::new(),
@@ -146,6 +156,7 @@ impl ScenarioRun<'_> {
                 Step::CreatePod(create) => self.create_pod(create).await,
                 Step::DeletePod(name) => self.delete_pod(name).await,
                 Step::Annotate(annotate) => self.annotate(annotate).await,
+                Step::SetPhase(set) => self.set_phase(set).await,
                 Step::Send(send) => self.send(index, send, &mut step_result).await,
                 Step::StartStream(start) => self.start_stream(index, start).await,
                 Step::StopStream(stop) => self.stop_stream(stop, &mut step_result, result).await,
@@ -154,6 +165,8 @@ impl ScenarioRun<'_> {
                     Ok(())
                 }
             };
+            // A BIRD that died mid-run fails the step with its log.
+            let outcome = outcome.and_then(|()| self.check_bird());
             if let Err(message) = outcome {
                 step_result.passed = false;
                 step_result.message = Some(message);
@@ -193,6 +206,7 @@ fn summarise(step: &Step) -> String {
     match step {
         Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),
         Step::DeletePod(name) => format!("delete pod {name}"),
+        Step::SetPhase(s) => format!("set pod {} phase {:?}", s.pod, s.phase),
         Step::Annotate(a) => match &a.floating_ips {
             Some(value) => format!("annotate {} floatingIPs={value}", a.pod),
             None => format!("remove floatingIPs from {}", a.pod),

@@ -12,6 +12,7 @@ use super::located::{deserialize_numbered, locate, split_yaml_error, Spanned};
 use super::model::*;
 use super::raw::*;
 use super::values::Name;
+use crate::bgp::RoutingMode;
 use crate::calico::{
     parse_cni_config, parse_ip_pool_manifests, CniNetworkConfig, IpPool, IpPoolSpec, TemplateValues,
 };
@@ -63,10 +64,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
         dir: path.parent().unwrap_or(Path::new("")),
         text,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let scenario = loader.resolve(raw);
     match scenario {
-        Some(s) if loader.errors.is_empty() => Ok(s),
+        Some(mut s) if loader.errors.is_empty() => {
+            s.warnings = loader.warnings.iter().map(ToString::to_string).collect();
+            Ok(s)
+        }
         _ => Err(ScenarioErrors(loader.errors)),
     }
 }
@@ -125,6 +130,8 @@ pub(super) struct Loader<'a> {
     dir: &'a Path,
     text: &'a str,
     errors: Vec<ScenarioError>,
+    /// Things Calico accepts that are probably mistakes (`file:line:col: warning: ...`).
+    warnings: Vec<ScenarioError>,
 }
 
 /// A host traffic can come from or go to, as known at some step.
@@ -135,15 +142,25 @@ pub(super) enum HostKind {
 }
 
 impl Loader<'_> {
-    pub(super) fn error_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
-        let (line, column, message) =
-            locate::<RawScenario>(self.text, spanned.index, &message.into());
-        self.errors.push(ScenarioError {
+    fn located<T>(&self, spanned: &Spanned<T>, message: String) -> ScenarioError {
+        let (line, column, message) = locate::<RawScenario>(self.text, spanned.index, &message);
+        ScenarioError {
             file: self.file.to_owned(),
             line,
             column,
             message,
-        });
+        }
+    }
+
+    pub(super) fn error_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let error = self.located(spanned, message.into());
+        self.errors.push(error);
+    }
+
+    pub(super) fn warn_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let mut warning = self.located(spanned, message.into());
+        warning.message = format!("warning: {}", warning.message);
+        self.warnings.push(warning);
     }
 
     /// A manifest file's path (as referenced, for the model and for errors in
@@ -196,7 +213,7 @@ impl Loader<'_> {
         let backends = raw
             .backends
             .clone()
-            .unwrap_or_else(|| vec![BackendKind::Nftables, BackendKind::Iptables]);
+            .unwrap_or_else(|| BackendKind::ALL.to_vec());
         let profiles = match (&raw.profiles, &raw.profile) {
             (Some(_), Some(one)) => {
                 self.error_at(one, "give either `profile` or `profiles`, not both");
@@ -208,6 +225,12 @@ impl Loader<'_> {
             // the difference names both profiles.
             (None, None) => vec![ConntrackProfile::Calico],
         };
+        // A case that holds under one routing only says so, and why, in its
+        // description.
+        let routings = raw
+            .routings
+            .clone()
+            .unwrap_or_else(|| vec![RoutingMode::Bird, RoutingMode::Model]);
         let cni = cni?;
         let steps = self.steps(&raw, &cni, &pools, &hosts);
         Some(Scenario {
@@ -217,6 +240,7 @@ impl Loader<'_> {
             source: self.file.to_owned(),
             backends,
             profiles,
+            routings,
             cluster: Cluster {
                 cni,
                 cni_source: self.referenced(&raw.cluster.cni),
@@ -232,6 +256,7 @@ impl Loader<'_> {
                     .collect(),
             },
             steps,
+            warnings: Vec::new(),
         })
     }
 

@@ -13,6 +13,7 @@ mod load;
 mod located;
 mod model;
 mod raw;
+mod risky;
 mod steps;
 mod values;
 

@@ -13,7 +13,7 @@ use super::values::{
     Target,
 };
 use crate::calico::pool::ip_pool_settings;
-use crate::calico::FelixFloatingIps;
+use crate::calico::{FelixFloatingIps, PodPhase};
 use crate::dataplane::BackendKind;
 
 #[derive(Debug, Deserialize)]
@@ -30,6 +30,8 @@ pub(crate) struct RawScenario {
     pub backends: Option<Vec<BackendKind>>,
     #[serde(default)]
     pub profiles: Option<Vec<ConntrackProfile>>,
+    #[serde(default)]
+    pub routings: Option<Vec<crate::bgp::RoutingMode>>,
     #[serde(default)]
     pub profile: Option<Spanned<ConntrackProfile>>,
     pub cluster: RawCluster,
@@ -112,6 +114,7 @@ pub(crate) enum RawStep {
     CreatePod(RawCreatePod),
     DeletePod(Spanned<Name>),
     Annotate(RawAnnotate),
+    SetPhase(RawSetPhase),
     Send(RawSend),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
@@ -122,6 +125,7 @@ const STEP_KINDS: &[&str] = &[
     "createPod",
     "deletePod",
     "annotate",
+    "setPhase",
     "send",
     "startStream",
     "stopStream",
@@ -152,6 +156,7 @@ impl<'de> Deserialize<'de> for RawStep {
                     "createPod" => RawStep::CreatePod(map.next_value()?),
                     "deletePod" => RawStep::DeletePod(map.next_value()?),
                     "annotate" => RawStep::Annotate(map.next_value()?),
+                    "setPhase" => RawStep::SetPhase(map.next_value()?),
                     "send" => RawStep::Send(map.next_value()?),
                     "startStream" => RawStep::StartStream(map.next_value()?),
                     "stopStream" => RawStep::StopStream(map.next_value()?),
@@ -208,6 +213,13 @@ pub(crate) struct RawAnnotate {
     pub remove: bool,
     #[serde(default)]
     pub expect: Option<RawSetupExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSetPhase {
+    pub pod: Spanned<Name>,
+    pub phase: PodPhase,
 }
 
 #[derive(Debug, Deserialize)]

@@ -63,12 +63,12 @@ fn cluster() -> ClusterState {
             pod: pod.name,
             node: pod.node,
             interface: pod.interface,
+            ifindex: None,
             addresses: pod.addresses,
         })
         .collect();
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: floating_ip_pools(),
     }

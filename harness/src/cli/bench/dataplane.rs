@@ -1,7 +1,7 @@
 //! `fip-harness bench dataplane`: program N floating IPs on one node with each
 //! backend, move one across nodes, and compare the round-trip time through a
-//! node holding N mappings with one holding 1. Both backends in one run, side
-//! by side, with ratios. Runs on real labs of its own (`Lab` + the control
+//! node holding N mappings with one holding 1. Every backend in one run, side
+//! by side, with ratios to Felix's nftables. Runs on real labs of its own (`Lab` + the control
 //! plane, wired as a scenario run wires them).
 //!
 //! Floating IPs come from 198.19.64.0/18 and synthetic pod addresses from
@@ -78,6 +78,15 @@ fn synthetic_state(count: u32) -> NodeNatState {
     }
 }
 
+/// A backend's short tag for lab names: its place in `BackendKind::ALL` (two
+/// backends' names share their first letter).
+fn tag(kind: BackendKind) -> usize {
+    BackendKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_default()
+}
+
 fn bench_name(tag: &str) -> String {
     format!("b{}{tag}", std::process::id() % 100_000)
 }
@@ -113,7 +122,7 @@ async fn build_lab(name: String, pods: bool) -> anyhow::Result<Lab> {
 
 /// Time to program `count` mappings on a fresh node, then to replace them.
 async fn apply_times(kind: BackendKind, count: u32) -> anyhow::Result<(Duration, Duration)> {
-    let lab = build_lab(bench_name(&format!("a{}", &kind.to_string()[..1])), false).await?;
+    let lab = build_lab(bench_name(&format!("a{}", tag(kind))), false).await?;
     let ns = lab.netns("node-0")?;
     let dataplane = backend(kind);
     let state = synthetic_state(count);
@@ -148,6 +157,7 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
             node: "node-0".into(),
             // Fillers share the real pod's interface: their device routes need a link.
             interface: web_cali.to_string(),
+            ifindex: None,
             addresses: vec![internal(i)],
             ip_nats: vec![IpNatPair {
                 internal: internal(i),
@@ -168,6 +178,7 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
         pod: "web".into(),
         node: "node-0".into(),
         interface: web_cali.to_string(),
+        ifindex: None,
         addresses: vec![web],
         ip_nats: if on_web2 { vec![] } else { pair(web) },
     });
@@ -176,12 +187,12 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
         pod: "web2".into(),
         node: "node-1".into(),
         interface: veth_name_for_workload("default", "web2"),
+        ifindex: None,
         addresses: vec![web2],
         ip_nats: if on_web2 { pair(web2) } else { vec![] },
     });
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![IpPool {
             name: "fips".into(),
@@ -226,7 +237,7 @@ struct LabFigures {
 }
 
 async fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigures> {
-    let lab = build_lab(bench_name(&format!("l{}", &kind.to_string()[..1])), true).await?;
+    let lab = build_lab(bench_name(&format!("l{}", tag(kind))), true).await?;
     let web_cali = veth_name_for_workload("default", "web");
     let members = Arc::new(LabMembers::of(&lab)?);
     let ext = lab.netns("ext")?;
@@ -262,6 +273,56 @@ async fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigure
     })
 }
 
+/// One column per backend (in `BackendKind::ALL` order), then each other
+/// backend's figure as a ratio to the first (Felix's nftables).
+fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures]) {
+    let first = BackendKind::ALL[0];
+    let mut header = format!("{:<44}", "");
+    for kind in BackendKind::ALL {
+        header.push_str(&format!(" {:>14}", kind.to_string()));
+    }
+    for kind in &BackendKind::ALL[1..] {
+        header.push_str(&format!(" {:>18}", format!("{kind}/{first}")));
+    }
+    println!("{header}");
+    let row = |label: &str, figures: Vec<Duration>| {
+        let mut line = format!("{label:<44}");
+        for figure in &figures {
+            line.push_str(&format!(" {:>14}", ms(*figure)));
+        }
+        for figure in &figures[1..] {
+            line.push_str(&format!(" {:>18}", ratio(*figure, figures[0])));
+        }
+        println!("{line}");
+    };
+    row(
+        &format!("apply {} mappings (fresh node)", args.count),
+        applies.iter().map(|a| a.0).collect(),
+    );
+    row(
+        "replace them (one changed)",
+        applies.iter().map(|a| a.1).collect(),
+    );
+    row(
+        "move one floating IP (2 nodes + routes)",
+        labs.iter().map(|l| l.moves).collect(),
+    );
+    row(
+        "RTT via node with 1 mapping",
+        labs.iter().map(|l| l.rtt_one).collect(),
+    );
+    row(
+        &format!("RTT via node with {} mappings", args.count),
+        labs.iter().map(|l| l.rtt_loaded).collect(),
+    );
+    let mut line = format!("{:<44}", format!("RTT ratio {} / 1", args.count));
+    for lab in labs {
+        line.push_str(&format!(" {:>14}", ratio(lab.rtt_loaded, lab.rtt_one)));
+    }
+    println!("{line}");
+    println!("targets: apply < 500 ms (nftables), move < 20 ms, nft-maps RTT flat");
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!(
         "bench dataplane: {} floating IPs on one node; RTT over {} new flows (median); {} moves (median)",
@@ -289,46 +350,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok((applies, labs))
     })?;
-    let (nft, ipt) = (0, 1);
-    println!(
-        "{:<44} {:>14} {:>14} {:>10}",
-        "", "nftables", "iptables", "ipt/nft"
-    );
-    let row = |label: &str, a: Duration, b: Duration| {
-        println!(
-            "{label:<44} {:>14} {:>14} {:>10}",
-            ms(a),
-            ms(b),
-            ratio(b, a)
-        );
-    };
-    row(
-        &format!("apply {} mappings (fresh node)", args.count),
-        applies[nft].0,
-        applies[ipt].0,
-    );
-    row("replace them (one changed)", applies[nft].1, applies[ipt].1);
-    row(
-        "move one floating IP (2 nodes + routes)",
-        labs[nft].moves,
-        labs[ipt].moves,
-    );
-    row(
-        "RTT via node with 1 mapping",
-        labs[nft].rtt_one,
-        labs[ipt].rtt_one,
-    );
-    row(
-        &format!("RTT via node with {} mappings", args.count),
-        labs[nft].rtt_loaded,
-        labs[ipt].rtt_loaded,
-    );
-    println!(
-        "{:<44} {:>14} {:>14}",
-        format!("RTT ratio {} / 1", args.count),
-        ratio(labs[nft].rtt_loaded, labs[nft].rtt_one),
-        ratio(labs[ipt].rtt_loaded, labs[ipt].rtt_one)
-    );
-    println!("targets: apply < 500 ms (nftables), move < 20 ms, nftables RTT flat");
+    print_table(&args, &applies, &labs);
     Ok(ExitCode::SUCCESS)
 }

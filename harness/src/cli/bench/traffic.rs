@@ -69,13 +69,13 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
             pod: pod.name,
             node: pod.node,
             interface: pod.interface,
+            ifindex: None,
             addresses: pod.addresses,
             ip_nats: vec![IpNatPair {
                 internal: POD_V4.into(),
                 external: FLOATING_V4.into(),
             }],
         }],
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![IpPool {
             name: "fips".into(),
