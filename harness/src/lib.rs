@@ -12,6 +12,7 @@ pub mod check;
 pub mod control;
 pub mod dataplane;
 pub mod lab;
+pub mod mutant;
 pub mod programs;
 pub mod report;
 pub mod runner;

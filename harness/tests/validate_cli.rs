@@ -85,7 +85,7 @@ fn list_shows_names_tags_and_filters() {
 #[case::bad_duration("bad-duration", |t: String| t.replace("count: 3", "count: 3\n      interval: 10 ms"))]
 #[case::bad_cidr("bad-cidr", |t: String| t.replace("cidr: 198.19.0.0/16", "cidr: 198.19.0.0/33"))]
 #[case::duplicate_name("duplicate-name", |t: String| t.replace("externals: [client]", "externals: [client, node-b]"))]
-#[case::stream_never_started("stream-never-started", |t: String| t.replace("  - send:", "  - stopStream:\n      name: s1\n  - send:"))]
+#[case::stream_never_started("stream-never-started", |t: String| t.replace("  - send:", "  - stopStream:\n      name: s1\n      expect:\n        deliveredTo: none\n  - send:"))]
 #[case::unknown_step("unknown-step", |t: String| t.replace("- send:", "- sned:"))]
 #[case::missing_cni_file("missing-cni-file", |t: String| t.replace("calico-config-floating-ips-on.yaml", "nope.yaml"))]
 #[case::port_on_icmp("port-on-icmp", |t: String| t.replace("count: 3", "count: 3\n      port: 80"))]

@@ -25,6 +25,10 @@ pub struct DeliveryObserved {
     pub reply_sources: BTreeSet<IpAddr>,
     /// Destinations inside the headers quoted by ICMP errors the sender got.
     pub quoted_destinations: BTreeSet<IpAddr>,
+    /// Per receiving pod, the destination addresses it saw: a packet counts as
+    /// delivered to a pod only when it arrived addressed to the pod itself.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub destinations_by_pod: BTreeMap<String, BTreeSet<IpAddr>>,
 }
 
 impl DeliveryObserved {
@@ -88,6 +92,17 @@ pub fn mismatches(
                 describe_delivery(delivery),
                 describe_pods(&observed.delivered),
             );
+        } else if let Some(stray) = not_addressed_to_pod(observed, book) {
+            // A pod that got a packet still addressed to something else was
+            // reached by routing alone, not by the floating IP's DNAT.
+            push(
+                "delivered to",
+                format!(
+                    "{} (addressed to the pod itself)",
+                    describe_delivery(delivery)
+                ),
+                stray,
+            );
         }
     }
     let delivered_pods: Vec<&String> = observed
@@ -96,8 +111,14 @@ pub fn mismatches(
         .filter(|(_, n)| **n > 0)
         .map(|(pod, _)| pod)
         .collect();
+    // `pod` means the pods the step names when it names them, so that a packet
+    // at the wrong pod cannot pass as "the pod's own address".
+    let expected_pods: Vec<&String> = match &expect.delivered_to {
+        Some(Delivery::Pods(pods)) => pods.iter().collect(),
+        _ => delivered_pods.clone(),
+    };
     if let Some(expect) = &expect.seen_destination {
-        let allowed = resolve(expect, &delivered_pods, book);
+        let allowed = resolve(expect, &expected_pods, book);
         if observed.seen_destinations.is_empty()
             || !observed
                 .seen_destinations
@@ -112,7 +133,7 @@ pub fn mismatches(
         }
     }
     if let Some(expect) = &expect.seen_source {
-        let allowed = resolve(expect, &delivered_pods, book);
+        let allowed = resolve(expect, &expected_pods, book);
         if observed.seen_sources.is_empty()
             || !observed.seen_sources.iter().all(|a| allowed.contains(a))
         {
@@ -153,6 +174,25 @@ pub fn mismatches(
         }
     }
     out
+}
+
+/// The pods that received packets addressed to something other than their
+/// own addresses, and those addresses, for a mismatch line.
+fn not_addressed_to_pod(observed: &DeliveryObserved, book: &AddressBook) -> Option<String> {
+    let stray: Vec<String> = observed
+        .destinations_by_pod
+        .iter()
+        .filter_map(|(pod, destinations)| {
+            let own = book.pod_addresses.get(pod)?;
+            let foreign: BTreeSet<IpAddr> = destinations
+                .iter()
+                .copied()
+                .filter(|d| !own.contains(d))
+                .collect();
+            (!foreign.is_empty()).then(|| format!("{pod} addressed to {}", describe_set(&foreign)))
+        })
+        .collect();
+    (!stray.is_empty()).then(|| stray.join("; "))
 }
 
 fn resolve(expect: &SeenAddress, pods: &[&String], book: &AddressBook) -> BTreeSet<IpAddr> {
@@ -238,6 +278,10 @@ mod tests {
             seen_sources: BTreeSet::from([ip("198.18.1.10")]),
             reply_sources: BTreeSet::from([ip("203.0.113.10")]),
             quoted_destinations: BTreeSet::new(),
+            destinations_by_pod: BTreeMap::from([(
+                "web".to_string(),
+                BTreeSet::from([ip("198.19.0.1")]),
+            )]),
         }
     }
 
@@ -269,7 +313,7 @@ mod tests {
     }
 
     #[rstest]
-    #[case::wrong_pod("delivered to", |o: &mut DeliveryObserved| { o.delivered = BTreeMap::from([("db".into(), 3)]); o.seen_destinations = BTreeSet::from([ip("198.19.0.65")]); })]
+    #[case::wrong_pod("delivered to", |o: &mut DeliveryObserved| { o.delivered = BTreeMap::from([("db".into(), 3)]); })]
     #[case::not_natted("destination seen by pod", |o: &mut DeliveryObserved| { o.seen_destinations = BTreeSet::from([ip("203.0.113.10")]); })]
     #[case::snat_applied("source seen by pod", |o: &mut DeliveryObserved| { o.seen_sources = BTreeSet::from([ip("198.18.0.10")]); })]
     #[case::reply_from_pod("reply source", |o: &mut DeliveryObserved| { o.reply_sources = BTreeSet::from([ip("198.19.0.1")]); })]
@@ -280,6 +324,43 @@ mod tests {
         let mismatches = mismatches(&floating_ip_expectation(), &observed, &book());
         let names: Vec<&str> = mismatches.iter().map(|m| m.what.as_str()).collect();
         assert_eq!(names, vec![what], "{mismatches:?}");
+    }
+
+    /// The node routed the floating IP to the pod without translating it: the
+    /// pod got the packet, but not as the pod.
+    #[test]
+    fn delivery_without_dnat_is_not_delivery() {
+        let mut observed = observed_at_web();
+        observed.seen_destinations = BTreeSet::from([ip("203.0.113.10")]);
+        observed.destinations_by_pod =
+            BTreeMap::from([("web".to_string(), observed.seen_destinations.clone())]);
+        let expect = TrafficExpectation {
+            delivered_to: Some(Delivery::Pods(vec!["web".into()])),
+            ..Default::default()
+        };
+        insta::assert_yaml_snapshot!(mismatches(&expect, &observed, &book()), @r"
+        - what: delivered to
+          expected: web (addressed to the pod itself)
+          actual: web addressed to 203.0.113.10
+        ");
+    }
+
+    /// `seenDestination: pod` is the named pod's address, not whichever pod
+    /// happened to receive.
+    #[test]
+    fn seen_destination_is_judged_against_the_named_pod() {
+        let mut observed = observed_at_web();
+        observed.delivered = BTreeMap::from([("db".to_string(), 3)]);
+        observed.seen_destinations = BTreeSet::from([ip("198.19.0.65")]);
+        observed.destinations_by_pod.clear();
+        let expect = TrafficExpectation {
+            seen_destination: Some(SeenAddress::Pod),
+            delivered_to: Some(Delivery::Pods(vec!["web".into()])),
+            ..Default::default()
+        };
+        let found = mismatches(&expect, &observed, &book());
+        let names: Vec<&str> = found.iter().map(|m| m.what.as_str()).collect();
+        assert_eq!(names, ["delivered to", "destination seen by pod"]);
     }
 
     #[test]

@@ -26,6 +26,16 @@ impl TrafficExpectation {
     pub fn expects_silence(&self) -> bool {
         matches!(self.delivered_to, Some(Delivery::None)) || self.quoted_destination.is_some()
     }
+
+    /// Whether nothing at all is checked (a step like that always passes).
+    pub fn is_empty(&self) -> bool {
+        self.delivered_to.is_none()
+            && self.seen_destination.is_none()
+            && self.seen_source.is_none()
+            && self.reply_source.is_none()
+            && self.loss.is_none()
+            && self.quoted_destination.is_none()
+    }
 }
 
 /// What a stream must have done. `None` fields are not checked.
@@ -38,6 +48,13 @@ pub struct StreamExpectation {
     /// From the first packet it receives after a move (annotate/delete/create) of
     /// the stream's floating IP began, packets land only here.
     pub after_move_at: Option<String>,
+}
+
+impl StreamExpectation {
+    /// Whether nothing at all is checked (a step like that always passes).
+    pub fn is_empty(&self) -> bool {
+        self.delivered_to.is_none() && self.loss.is_none() && self.after_move_at.is_none()
+    }
 }
 
 /// Which pods must receive traffic: none, or these (names).

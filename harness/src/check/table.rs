@@ -88,6 +88,7 @@ mod tests {
                 seen_sources: BTreeSet::from(["198.18.1.10".parse().unwrap()]),
                 reply_sources: BTreeSet::from(["203.0.113.10".parse().unwrap()]),
                 quoted_destinations: BTreeSet::new(),
+                destinations_by_pod: BTreeMap::new(),
             },
             mismatches: vec![],
         };

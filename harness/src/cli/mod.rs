@@ -21,6 +21,7 @@ mod down;
 mod exec;
 mod list;
 mod ls;
+mod mutants;
 mod progress;
 mod routing;
 mod run;
@@ -49,6 +50,8 @@ enum Command {
     List(list::Args),
     /// Run scenarios in labs and report the results.
     Run(run::Args),
+    /// Run the catalogue against deliberately broken dataplanes: the mutation score.
+    Mutants(mutants::Args),
     /// Build a scenario's cluster and keep it running.
     Up(up::Args),
     /// List the live labs.
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),
         Command::Run(args) => run::run(args),
+        Command::Mutants(args) => mutants::run(args),
         Command::Up(args) => up::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Exec(args) => exec::run(args),

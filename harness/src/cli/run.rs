@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
+use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::scenario::ScenarioFilter;
@@ -30,8 +31,12 @@ pub struct Args {
     #[arg(long)]
     keep_on_failure: bool,
     /// Only this dataplane backend (default: each scenario's own list).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "dataplane")]
     backend: Option<Backend>,
+    /// Only this dataplane: a built-in backend by name, or `mutant:<name>`
+    /// (a deliberately broken one, see `fip-harness mutants --list`).
+    #[arg(long, value_name = "DATAPLANE")]
+    dataplane: Option<DataplaneChoice>,
     /// Only this conntrack profile (default: each scenario's own list).
     #[arg(long, value_enum)]
     profile: Option<Profile>,
@@ -54,7 +59,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("bad --filter: {e}"))?;
     let plan_filter = PlanFilter {
-        backend: args.backend.map(Into::into),
+        dataplane: args
+            .dataplane
+            .or(args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
         profile: args.profile.map(Into::into),
         routing: args.routing.into(),
     };

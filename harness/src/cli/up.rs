@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fip_harness::dataplane::BackendKind;
+use fip_harness::dataplane::{BackendKind, DataplaneChoice};
 
 use fip_harness::runner;
 use fip_harness::scenario;
@@ -22,6 +22,9 @@ pub struct Args {
     /// Dataplane backend.
     #[arg(long, value_enum, default_value_t = Backend::Nftables)]
     backend: Backend,
+    /// Any dataplane, built-in or `mutant:<name>` (overrides --backend).
+    #[arg(long, value_name = "DATAPLANE")]
+    dataplane: Option<DataplaneChoice>,
     /// Conntrack profile.
     #[arg(long, value_enum, default_value_t = Profile::Calico)]
     profile: Profile,
@@ -47,12 +50,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::signals::tear_down_labs_on_ctrl_c(move |_| {
         eprintln!("interrupted: the lab was removed");
     });
-    let backend = BackendKind::from(args.backend);
+    let dataplane = args
+        .dataplane
+        .unwrap_or(BackendKind::from(args.backend).into());
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime
         .block_on(runner::bring_up(
             &scenario,
-            backend,
+            dataplane,
             args.profile.into(),
             args.routing.into(),
             &lab,
@@ -60,9 +65,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
     say!("{}", summary.trim_end());
     say!(
-        "lab `{lab}` is up ({} backend, {} routing). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
+        "lab `{lab}` is up ({} dataplane, {} routing). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
-        backend,
+        dataplane,
         fip_harness::bgp::RoutingMode::from(args.routing)
     );
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use super::desired::{
     desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
 };
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
+use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::RouteNext;
 use super::routes::{add_routes, del_routes};
 use crate::bgp::RoutingMode;
@@ -76,6 +77,7 @@ pub struct ControlPlane {
     lab: Arc<dyn LabNamespaces>,
     dataplane: Arc<dyn Dataplane>,
     profile: ConntrackProfile,
+    policy: Arc<dyn ControlPolicy>,
     routing: RoutingMode,
     current: DesiredState,
 }
@@ -91,9 +93,17 @@ impl ControlPlane {
             lab,
             dataplane,
             profile,
+            policy: Arc::new(CalicoPolicy),
             routing: RoutingMode::Model,
             current: DesiredState::default(),
         }
+    }
+
+    /// The same control plane deciding through `policy` instead of Calico's
+    /// rules (a mutant's control-plane bug).
+    pub fn with_policy(mut self, policy: Arc<dyn ControlPolicy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Who programs the routes of the members that do not host a floating
@@ -113,13 +123,16 @@ impl ControlPlane {
     /// Bring the lab to what `cluster` asks for, changing only what differs.
     pub fn update(&mut self, cluster: &ClusterState) -> Result<Applied, ControlError> {
         let started = Instant::now();
-        let mut desired = desired_state(cluster, &self.lab.topology());
+        let cluster = self.policy.cluster_view(cluster);
+        let mut desired = desired_state(&cluster, &self.lab.topology());
         if self.routing == RoutingMode::Bird {
             for routes in desired.routes.values_mut() {
                 routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
             }
         }
-        let changes = diff(&self.current, &desired, self.profile);
+        self.policy.adjust_desired(&mut desired);
+        let mut changes = diff(&self.current, &desired, self.profile);
+        self.policy.adjust_changes(&mut changes, &desired);
         let computed = started.elapsed();
         let conntrack_deleted = self.apply(&changes)?;
         tracing::debug!(

@@ -30,6 +30,8 @@ pub enum ConntrackProfile {
 pub enum ConntrackMatch {
     OrigDst(IpAddr),
     OrigSrcOrReplySrc(IpAddr),
+    /// Every entry (Calico never asks for this; a mutant does).
+    Any,
 }
 
 impl ConntrackMatch {
@@ -37,6 +39,7 @@ impl ConntrackMatch {
         match self {
             ConntrackMatch::OrigDst(a) => entry.orig_dst == *a,
             ConntrackMatch::OrigSrcOrReplySrc(a) => entry.orig_src == *a || entry.reply_src == *a,
+            ConntrackMatch::Any => true,
         }
     }
 }

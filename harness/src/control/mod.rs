@@ -7,6 +7,7 @@ pub mod apply;
 pub mod desired;
 pub mod diff;
 mod members;
+pub mod policy;
 pub mod routes;
 
 pub use apply::{Applied, ControlError, ControlPlane, LabNamespaces};
@@ -15,6 +16,7 @@ pub use desired::{
 };
 pub use diff::{diff, Changes, ConntrackDeletion, ConntrackMatch, ConntrackProfile, RouteChange};
 pub use members::LabMembers;
+pub use policy::{CalicoPolicy, ControlPolicy};
 pub use routes::{list_routes, FipRoute, RouteNext, FIP_ROUTE_PROTOCOL};
 
 #[cfg(test)]

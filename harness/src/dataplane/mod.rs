@@ -13,8 +13,9 @@ use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
 
 mod applied;
+mod choice;
 pub mod conntrack;
-mod exec;
+pub(crate) mod exec;
 pub mod features;
 mod felix_hash;
 mod felix_rules;
@@ -24,6 +25,7 @@ pub mod nftables;
 #[cfg(test)]
 mod test_vectors;
 
+pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use features::Features;
 pub use iptables::IptablesBackend;
 pub use nft_maps::NftMapsBackend;

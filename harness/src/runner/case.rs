@@ -11,7 +11,7 @@ use crate::bgp::{LabBird, RoutingMode};
 use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
-use crate::dataplane::{self, BackendKind};
+use crate::dataplane::DataplaneChoice;
 use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec};
 use crate::scenario::{ConntrackProfile, Pod, Scenario, Target};
 use crate::traffic::{EndpointKind, EndpointSpec, TrafficEngine};
@@ -31,7 +31,7 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) lab: Lab,
     pub(super) engine: TrafficEngine,
     pub(super) control: ControlPlane,
-    pub(super) backend: BackendKind,
+    pub(super) dataplane: DataplaneChoice,
     pub(super) ipam: Ipam,
     /// Live pods (scenario view, with their current annotations).
     pub(super) pods: BTreeMap<String, Pod>,
@@ -57,7 +57,7 @@ pub(super) struct ScenarioRun<'a> {
 impl<'a> ScenarioRun<'a> {
     pub(super) async fn start(
         scenario: &'a Scenario,
-        backend: BackendKind,
+        dataplane: DataplaneChoice,
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
@@ -105,18 +105,16 @@ impl<'a> ScenarioRun<'a> {
             RoutingMode::Model => None,
         };
         let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
-        let control = ControlPlane::new(
-            std::sync::Arc::new(members),
-            dataplane::backend(backend),
-            profile,
-        )
-        .with_routing(options.routing);
+        let chosen = dataplane.build();
+        let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
+            .with_policy(chosen.policy)
+            .with_routing(options.routing);
         Ok(ScenarioRun {
             scenario,
             lab,
             engine,
             control,
-            backend,
+            dataplane,
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),

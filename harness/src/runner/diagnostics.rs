@@ -68,7 +68,7 @@ impl ScenarioRun<'_> {
         let root = self.options.report_dir.as_ref()?;
         let dir = root
             .join(&self.scenario.name)
-            .join(self.backend.to_string())
+            .join(self.dataplane.to_string())
             .join(format!("step-{}", index + 1));
         let cluster = &self.scenario.cluster;
         let members: Vec<(String, Netns)> = std::iter::once(FABRIC.to_string())

@@ -17,15 +17,15 @@ use std::sync::Arc;
 pub use replay::{bring_up, run_scenario, RunOptions};
 
 use crate::bgp::RoutingMode;
-use crate::dataplane::BackendKind;
+use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult};
 use crate::scenario::{self, ConntrackProfile, Scenario, ScenarioError};
 
-/// One scenario on one backend and conntrack profile.
+/// One scenario on one dataplane and conntrack profile.
 #[derive(Clone, Debug)]
 pub struct PlannedCase {
     pub scenario: Arc<Scenario>,
-    pub backend: BackendKind,
+    pub dataplane: DataplaneChoice,
     pub profile: ConntrackProfile,
 }
 
@@ -34,9 +34,9 @@ impl PlannedCase {
     /// name of the test and of the JUnit case.
     pub fn test_name(&self) -> String {
         match self.profile {
-            ConntrackProfile::Calico => format!("{}::{}", self.scenario.name, self.backend),
+            ConntrackProfile::Calico => format!("{}::{}", self.scenario.name, self.dataplane),
             ConntrackProfile::Strict => {
-                format!("{}::{}::strict", self.scenario.name, self.backend)
+                format!("{}::{}::strict", self.scenario.name, self.dataplane)
             }
         }
     }
@@ -45,8 +45,9 @@ impl PlannedCase {
 /// Which cases of a catalogue to run.
 #[derive(Clone, Debug, Default)]
 pub struct PlanFilter {
-    /// Only this backend (else each scenario's own list).
-    pub backend: Option<BackendKind>,
+    /// Only this dataplane, on the scenarios that list its base backend
+    /// (else each scenario's own list of backends).
+    pub dataplane: Option<DataplaneChoice>,
     /// Only this profile (else each scenario's own list).
     pub profile: Option<ConntrackProfile>,
     /// The run's routing: scenarios that do not hold under it are left out.
@@ -69,16 +70,18 @@ pub fn plan(
         }
         let scenario = Arc::new(scenario);
         for backend in &scenario.backends {
-            if filter.backend.is_some_and(|b| b != *backend) {
-                continue;
-            }
+            let dataplane = match filter.dataplane {
+                Some(choice) if choice.base() != *backend => continue,
+                Some(choice) => choice,
+                None => DataplaneChoice::Builtin(*backend),
+            };
             for profile in &scenario.profiles {
                 if filter.profile.is_some_and(|p| p != *profile) {
                     continue;
                 }
                 cases.push(PlannedCase {
                     scenario: scenario.clone(),
-                    backend: *backend,
+                    dataplane,
                     profile: *profile,
                 });
             }
@@ -152,7 +155,7 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
 fn case_error(case: &PlannedCase, routing: RoutingMode, reason: String) -> ScenarioResult {
     replay::result_of(
         &case.scenario,
-        case.backend,
+        case.dataplane,
         case.profile,
         routing,
         Outcome::Error { reason },
@@ -183,7 +186,7 @@ fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> Scenario
     let lab = unique_lab_name();
     runtime.block_on(run_scenario(
         &case.scenario,
-        case.backend,
+        case.dataplane,
         case.profile,
         &lab,
         options,

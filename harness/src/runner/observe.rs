@@ -11,7 +11,12 @@ pub fn delivery_observed(outcome: &ProbeOutcome) -> DeliveryObserved {
     let mut per_pod: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     let mut seen_destinations = BTreeSet::new();
     let mut seen_sources = BTreeSet::new();
+    let mut destinations_by_pod: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
     for observation in &outcome.deliveries {
+        destinations_by_pod
+            .entry(observation.endpoint.clone())
+            .or_default()
+            .insert(observation.dst);
         per_pod
             .entry(observation.endpoint.clone())
             .or_default()
@@ -31,6 +36,7 @@ pub fn delivery_observed(outcome: &ProbeOutcome) -> DeliveryObserved {
         seen_sources,
         reply_sources: outcome.replies.iter().map(|r| r.src).collect(),
         quoted_destinations: outcome.icmp_errors.iter().map(|e| e.quoted_dst).collect(),
+        destinations_by_pod,
     }
 }
 

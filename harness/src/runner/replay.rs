@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::case::ScenarioRun;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
-use crate::dataplane::BackendKind;
+use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult, StepResult};
 use crate::scenario::{ConntrackProfile, Scenario, Step, Target};
 
@@ -22,18 +22,24 @@ pub struct RunOptions {
     pub routing: RoutingMode,
 }
 
-/// Run `scenario` on `backend` with `profile`. Never panics on a scenario
+/// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
 /// failure: the result says what happened.
 pub async fn run_scenario(
     scenario: &Scenario,
-    backend: BackendKind,
+    dataplane: DataplaneChoice,
     profile: ConntrackProfile,
     lab_name: &str,
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = result_of(scenario, backend, profile, options.routing, Outcome::Passed);
-    match ScenarioRun::start(scenario, backend, profile, lab_name, options).await {
+    let mut result = result_of(
+        scenario,
+        dataplane,
+        profile,
+        options.routing,
+        Outcome::Passed,
+    );
+    match ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
             result.outcome = run.replay(&mut result).await;
@@ -56,7 +62,7 @@ pub async fn run_scenario(
 /// traffic, no waits), then leave the lab up. Returns what was built, for people.
 pub async fn bring_up(
     scenario: &Scenario,
-    backend: BackendKind,
+    dataplane: DataplaneChoice,
     profile: ConntrackProfile,
     routing: RoutingMode,
     lab_name: &str,
@@ -65,7 +71,7 @@ pub async fn bring_up(
         routing,
         ..RunOptions::default()
     };
-    let mut run = ScenarioRun::start(scenario, backend, profile, lab_name, &options).await?;
+    let mut run = ScenarioRun::start(scenario, dataplane, profile, lab_name, &options).await?;
     for (index, step) in scenario.steps.iter().enumerate() {
         let outcome = match step {
             Step::CreatePod(create) => run.create_pod(create).await,
@@ -105,7 +111,7 @@ pub async fn bring_up(
 /// The result of a case with `outcome` and nothing run yet.
 pub(super) fn result_of(
     scenario: &Scenario,
-    backend: BackendKind,
+    dataplane: DataplaneChoice,
     profile: ConntrackProfile,
     routing: RoutingMode,
     outcome: Outcome,
@@ -113,7 +119,7 @@ pub(super) fn result_of(
     ScenarioResult {
         name: scenario.name.clone(),
         file: scenario.source.clone(),
-        backend: backend.to_string(),
+        backend: dataplane.to_string(),
         profile: profile_name(profile).to_string(),
         routing: routing.to_string(),
         outcome,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::case::{describe_target, ScenarioRun};
 use super::observe::delivery_observed;
-use crate::check::{self, CheckLine};
+use crate::check::{self, CheckLine, Delivery};
 use crate::report::StepResult;
 use crate::scenario::Send;
 use crate::traffic::ProbeSpec;
@@ -51,7 +51,11 @@ impl ScenarioRun<'_> {
                 observed,
                 mismatches,
             };
-            let done = line.passed() || attempt >= MAX_ATTEMPTS || Instant::now() >= deadline;
+            // A leak is a leak even if the next try is quiet: only sends that
+            // must reach something are tried again.
+            let retry = !matches!(send.expect.delivered_to, Some(Delivery::None));
+            let done =
+                line.passed() || !retry || attempt >= MAX_ATTEMPTS || Instant::now() >= deadline;
             if done {
                 step.attempts = attempt;
                 step.lines = vec![line];

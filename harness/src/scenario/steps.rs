@@ -21,6 +21,10 @@ use crate::calico::{
 use crate::check::{StreamExpectation, TrafficExpectation};
 use crate::lab::addressing::{external_address, node_uplink};
 
+/// A step that checks nothing passes whatever the dataplane does.
+const EMPTY_EXPECT: &str =
+    "this step's `expect` checks nothing, so it would pass whatever happens: say what must be observed";
+
 struct LivePod {
     addresses: Vec<IpAddr>,
     annotations: BTreeMap<String, String>,
@@ -282,6 +286,17 @@ impl Loader<'_> {
                         Some(Delivery::Pods(_) | Delivery::OneOf(_)) => Some(Loss::Packets(0)),
                         _ => None,
                     });
+                    let expect = TrafficExpectation {
+                        delivered_to,
+                        seen_destination: send.expect.seen_destination,
+                        seen_source: send.expect.seen_source,
+                        reply_source: send.expect.reply_source.map(|a| a.0),
+                        loss,
+                        quoted_destination: send.expect.quoted_destination.map(|a| a.0),
+                    };
+                    if expect.is_empty() {
+                        self.error_at(&send.to, EMPTY_EXPECT.to_string());
+                    }
                     steps.push(Step::Send(Send {
                         protocol: send.protocol,
                         from: send.from.to_string(),
@@ -289,14 +304,7 @@ impl Loader<'_> {
                         count: send.count.as_ref().map_or(DEFAULT_COUNT, |c| c.value),
                         interval: send.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
                         port: send.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
-                        expect: TrafficExpectation {
-                            delivered_to,
-                            seen_destination: send.expect.seen_destination,
-                            seen_source: send.expect.seen_source,
-                            reply_source: send.expect.reply_source.map(|a| a.0),
-                            loss,
-                            quoted_destination: send.expect.quoted_destination.map(|a| a.0),
-                        },
+                        expect,
                     }));
                 }
                 RawStep::StartStream(start) => {
@@ -334,21 +342,17 @@ impl Loader<'_> {
                             );
                         }
                     }
+                    let expect = StreamExpectation {
+                        delivered_to: stop.expect.delivered_to.as_ref().map(|d| d.value.clone()),
+                        loss: stop.expect.loss,
+                        after_move_at: stop.expect.after_move_at.as_ref().map(|a| a.to_string()),
+                    };
+                    if expect.is_empty() {
+                        self.error_at(&stop.name, EMPTY_EXPECT.to_string());
+                    }
                     steps.push(Step::StopStream(StopStream {
                         name: stop.name.to_string(),
-                        expect: StreamExpectation {
-                            delivered_to: stop
-                                .expect
-                                .delivered_to
-                                .as_ref()
-                                .map(|d| d.value.clone()),
-                            loss: stop.expect.loss,
-                            after_move_at: stop
-                                .expect
-                                .after_move_at
-                                .as_ref()
-                                .map(|a| a.to_string()),
-                        },
+                        expect,
                     }));
                 }
                 RawStep::Wait(duration) => {

@@ -164,7 +164,7 @@ fn rule_errors() {
         // A pod twice, a pod named like a node.
         "  - createPod: {name: web, node: node-a}\n  - createPod: {name: web, node: node-b}\n  - createPod: {name: client, node: node-b}\n",
         // v6 of a pod in a v4-only cluster.
-        "  - createPod: {name: web, node: node-a}\n  - send: {protocol: icmp, from: client, to: web/v6}\n",
+        "  - createPod: {name: web, node: node-a}\n  - send: {protocol: icmp, from: client, to: web/v6, expect: {loss: 0}}\n",
         // A stream never stopped; a stream started twice.
         "  - startStream: {name: s1, protocol: icmp, from: client, to: node-a}\n  - startStream: {name: s1, protocol: icmp, from: client, to: node-a}\n",
         // deliveredTo / afterMoveAt naming no pod.
@@ -248,4 +248,21 @@ fn a_manifest_entry_takes_no_pool_settings() {
             "{setting}: {message}"
         );
     }
+}
+
+/// A send or stopStream whose `expect` checks nothing would pass whatever the
+/// dataplane did, so it is refused.
+#[test]
+fn an_expectation_that_checks_nothing_is_an_error() {
+    for steps in [
+        "  - send: {protocol: icmp, from: client, to: node-a, expect: {}}\n",
+        "  - startStream: {name: s, protocol: icmp, from: client, to: node-a}\n  - stopStream: {name: s, expect: {}}\n",
+    ] {
+        let message = errors(&format!("{HEAD}steps:\n{steps}"));
+        assert!(message.contains("checks nothing"), "{steps}: {message}");
+    }
+    assert!(load(&format!(
+        "{HEAD}steps:\n  - send: {{protocol: icmp, from: client, to: node-a, expect: {{loss: 0}}}}\n"
+    ))
+    .is_ok());
 }

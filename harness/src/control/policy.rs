@@ -1,0 +1,30 @@
+//! The seam where a control plane may differ from Calico's: what it reads of
+//! the cluster, what it decides to program, and which flows it flushes. The
+//! reference ([`CalicoPolicy`]) changes nothing; mutants (`crate::mutant`)
+//! override one hook each to model a real control-plane bug.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+
+use super::desired::{ClusterState, DesiredState};
+use super::diff::Changes;
+
+/// Hooks around the pure steps of an update, in the order they run.
+pub trait ControlPolicy: Send + Sync + Debug {
+    /// The cluster as this control plane reads it.
+    fn cluster_view<'a>(&self, cluster: &'a ClusterState) -> Cow<'a, ClusterState> {
+        Cow::Borrowed(cluster)
+    }
+
+    /// Change what every member must hold, after Calico's rules computed it.
+    fn adjust_desired(&self, _desired: &mut DesiredState) {}
+
+    /// Change what one update does, after the diff computed it.
+    fn adjust_changes(&self, _changes: &mut Changes, _desired: &DesiredState) {}
+}
+
+/// Calico's behaviour: every hook is the identity.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CalicoPolicy;
+
+impl ControlPolicy for CalicoPolicy {}

@@ -1,0 +1,40 @@
+//! The mutation score must be 100%: every deliberately broken dataplane
+//! (`fip_harness::mutant::MUTANTS`) fails at least one catalogue case.
+//!
+//! A target of its own with `test = false` (see harness/Cargo.toml), so plain
+//! `cargo test --workspace` does not run it (it runs the catalogue once more
+//! per mutant); CI runs it explicitly with `cargo test --test mutants`.
+
+use std::path::Path;
+
+use fip_harness::dataplane::{BackendKind, DataplaneChoice};
+use fip_harness::mutant::{self, Mutant, MUTANTS};
+use fip_harness::runner::{self, PlanFilter, RunOptions};
+
+#[test]
+fn every_mutant_fails_some_case() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the mutants build network namespaces and need root: run `sudo -E cargo test --test mutants`"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let filter = PlanFilter {
+        dataplane: Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
+        ..Default::default()
+    };
+    let cases = runner::plan(&[root], &filter).expect("the catalogue loads");
+    let mutants: Vec<&'static Mutant> = MUTANTS.iter().collect();
+    let options = RunOptions {
+        report_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("mutant-reports")),
+        keep_on_failure: false,
+        ..RunOptions::default()
+    };
+    let verdicts = mutant::run_mutants(&mutants, &cases, 6, &options, &|_, _| {});
+    let (killed, total) = mutant::mutation_score(&verdicts);
+    assert_eq!(
+        killed,
+        total,
+        "survivors:\n{}",
+        mutant::render_verdicts(&verdicts)
+    );
+}
