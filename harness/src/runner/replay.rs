@@ -274,3 +274,43 @@ fn target_text(target: &Target) -> String {
         Target::Host { name, .. } => name.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenario::Pod;
+
+    fn create(name: &str) -> Step {
+        Step::CreatePod(CreatePod {
+            pod: Pod {
+                name: name.into(),
+                namespace: "default".into(),
+                node: "node-a".into(),
+                annotations: Default::default(),
+            },
+            manifest: None,
+            expect_error: None,
+        })
+    }
+
+    fn names(batch: &[&CreatePod]) -> Vec<String> {
+        batch.iter().map(|c| c.pod.name.clone()).collect()
+    }
+
+    #[test]
+    fn consecutive_pod_creations_batch_until_another_step() {
+        let steps = vec![
+            create("a"),
+            create("b"),
+            Step::Wait(Duration::from_millis(1)),
+            create("c"),
+        ];
+        assert_eq!(names(&pod_batch(&steps, false)), ["a", "b"]);
+        assert_eq!(names(&pod_batch(&steps[2..], false)), Vec::<String>::new());
+        assert_eq!(names(&pod_batch(&steps[3..], false)), ["c"]);
+        // A running stream must see each pod's control-plane update on its own.
+        assert!(pod_batch(&steps, true).is_empty());
+    }
+}
