@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests use: nft and iptables-restore (the two
-# dataplane backends), iproute2 (the `ip` baseline of `bench lab` and people's
-# debugging), iputils-ping (`ping` in root tests, the `ping -f` baseline), tshark
-# (checks that captured SCTP/GRE decode cleanly), tcpdump (root tests).
+# Installs every program the harness, its tests, benchmarks and diagnostics run
+# (harness/src/programs.rs lists program -> package; tests/install_deps.rs checks
+# this list covers it): nft and iptables-legacy-restore (the two dataplane
+# backends), iproute2 (`ip`: the `bench lab` baseline, diagnostics), iputils-ping
+# (`ping` in root tests, the `ping -f` baseline), tshark (checks that captured
+# SCTP/GRE decode cleanly), tcpdump and conntrack (root tests cross-check with
+# them), bird (BIRD 1.x and birdc: the bgp module's route distribution), and the
+# base tools the tests' shell steps use; sudo, because the README's test command
+# runs each test binary under `sudo -E` (CI runs that same command as root).
 set -euo pipefail
-packages=(nftables iptables iproute2 iputils-ping tshark tcpdump)
+packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux sudo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing ${missing[*]}; run as root (sudo ci/install-deps.sh)" >&2
+    exit 1
+  fi
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq

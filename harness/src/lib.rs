@@ -11,6 +11,7 @@ pub mod check;
 pub mod control;
 pub mod dataplane;
 pub mod lab;
+pub mod programs;
 pub mod report;
 pub mod runner;
 pub mod scenario;

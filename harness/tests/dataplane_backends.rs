@@ -58,6 +58,7 @@ fn second() -> NodeNatState {
 
 #[rstest]
 #[case::nftables(BackendKind::Nftables)]
+#[case::nft_maps(BackendKind::NftMaps)]
 #[case::iptables(BackendKind::Iptables)]
 fn apply_replace_remove_round_trip(#[case] kind: BackendKind) {
     let ns = Scratch::new(&format!("rt-{kind}"));
@@ -87,22 +88,88 @@ fn apply_replace_remove_round_trip(#[case] kind: BackendKind) {
 }
 
 #[test]
-fn both_backends_coexist_on_one_namespace() {
-    let ns = Scratch::new("both");
-    let nft = backend(BackendKind::Nftables);
+fn the_three_backends_coexist_on_one_namespace() {
+    // Their tables never collide: `calico` (Felix's nftables), `fiph-maps`
+    // (the map alternative) and x_tables (iptables-legacy).
+    let ns = Scratch::new("all");
+    let felix = backend(BackendKind::Nftables);
+    let maps = backend(BackendKind::NftMaps);
     let ipt = backend(BackendKind::Iptables);
-    nft.apply(&ns.0, &first()).unwrap();
-    ipt.apply(&ns.0, &second()).unwrap();
-    assert_eq!(nft.read(&ns.0).unwrap(), first());
-    assert_eq!(ipt.read(&ns.0).unwrap(), second());
+    let third = state(&[("203.0.113.30", "198.19.0.30")], &[]);
+    felix.apply(&ns.0, &first()).unwrap();
+    maps.apply(&ns.0, &second()).unwrap();
+    ipt.apply(&ns.0, &third).unwrap();
+    assert_eq!(felix.read(&ns.0).unwrap(), first());
+    assert_eq!(maps.read(&ns.0).unwrap(), second());
+    assert_eq!(ipt.read(&ns.0).unwrap(), third);
+    maps.remove(&ns.0).unwrap();
     ipt.remove(&ns.0).unwrap();
-    assert_eq!(nft.read(&ns.0).unwrap(), first());
+    assert_eq!(felix.read(&ns.0).unwrap(), first());
+}
+
+/// The loopback state of `felix_nftables_listing_is_felixs`, both families.
+fn felix_vectors() -> NodeNatState {
+    state(
+        &[
+            ("203.0.113.10", "198.19.0.5"),
+            ("2001:db8:f1::10", "2001:db8:1::5"),
+        ],
+        &[
+            ("198.19.0.5", "203.0.113.10"),
+            ("2001:db8:1::5", "2001:db8:f1::10"),
+        ],
+    )
+}
+
+fn expected_text(name: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The iptables backend's `iptables-save` is, line for line, what
+/// iptables-legacy-save 1.8.9 prints after restoring Felix's rules for one
+/// floating IP with its loopback SNAT (research notes section 3.5; the hashes
+/// there match felix/fv/cali-iptables-dump.txt). Assumes a host where Felix
+/// would add `--random-fully` (iptables >= 1.6.0, kernel >= 3.14).
+#[test]
+fn felix_iptables_save_is_felixs() {
+    let ns = Scratch::new("felix-ipt");
+    let ipt = backend(BackendKind::Iptables);
+    ipt.apply(&ns.0, &felix_vectors()).unwrap();
+    let dump = ipt.dump(&ns.0).unwrap();
+    let (v4, v6) = dump.split_at(dump.find("COMMIT\n").unwrap() + "COMMIT\n".len());
+    assert_eq!(v4, expected_text("felix-iptables-save-v4.txt"));
+    for line in [
+        "-A cali-fip-dnat -d 2001:db8:f1::10/128 -m comment --comment \"cali:jJwT3h7SAjT6Hfbi\" -j DNAT --to-destination 2001:db8:1::5",
+        "-A cali-fip-snat -s 2001:db8:1::5/128 -d 2001:db8:1::5/128 -m comment --comment \"cali:e-_vUPOYZqzxLrdO\" -j SNAT --to-source 2001:db8:f1::10 --random-fully",
+    ] {
+        assert!(v6.lines().any(|l| l == line), "missing {line} in\n{v6}");
+    }
+}
+
+/// The Felix backend's listing is, line for line, what nft 1.0.6 lists after
+/// the transaction Felix (through knftables) writes for one floating IP with
+/// its loopback SNAT: research notes section 4.7 (its hashes match
+/// felix/fv/cali-nftables-dump.txt), with the chain order this backend
+/// chooses (Felix's own order varies from start to start). Assumes a host
+/// where Felix would add `fully-random`.
+#[test]
+fn felix_nftables_listing_is_felixs() {
+    let ns = Scratch::new("felix");
+    let felix = backend(BackendKind::Nftables);
+    felix.apply(&ns.0, &felix_vectors()).unwrap();
+    let listing = felix.dump(&ns.0).unwrap();
+    assert_eq!(listing, expected_text("felix-nat-listing.txt"));
 }
 
 #[test]
 fn a_failing_apply_names_the_namespace_and_keeps_the_old_rules() {
     let ns = Scratch::new("fail");
-    let nft = backend(BackendKind::Nftables);
+    let nft = backend(BackendKind::NftMaps);
     nft.apply(&ns.0, &first()).unwrap();
     // Two DNATs of one external address in one map: nft refuses the batch.
     let bad = state(
@@ -118,12 +185,14 @@ fn a_failing_apply_names_the_namespace_and_keeps_the_old_rules() {
     );
 }
 
-#[test]
-fn nftables_delta_recovers_when_another_writer_removed_the_tables() {
-    let ns = Scratch::new("stale");
-    let mine = backend(BackendKind::Nftables);
+#[rstest]
+#[case::nftables(BackendKind::Nftables)]
+#[case::nft_maps(BackendKind::NftMaps)]
+fn nft_update_recovers_when_another_writer_removed_the_tables(#[case] kind: BackendKind) {
+    let ns = Scratch::new(&format!("stale-{kind}"));
+    let mine = backend(kind);
     mine.apply(&ns.0, &first()).unwrap();
-    backend(BackendKind::Nftables).remove(&ns.0).unwrap();
+    backend(kind).remove(&ns.0).unwrap();
     mine.apply(&ns.0, &second()).unwrap();
     assert_eq!(mine.read(&ns.0).unwrap(), second());
 }

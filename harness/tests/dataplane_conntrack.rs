@@ -5,7 +5,7 @@ mod common;
 
 use std::net::IpAddr;
 
-use common::{lab_name, node, TestLab};
+use common::{lab_name, node, program, TestLab};
 use fip_harness::dataplane::conntrack::Conntrack;
 use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState};
 use fip_harness::lab::netns::Netns;
@@ -17,7 +17,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn conntrack_program_lists(ns: &Netns) -> String {
     let out = ns
-        .command("conntrack")
+        .command(program("conntrack"))
         .args(["-L", "-p", "icmp"])
         .output()
         .unwrap();
@@ -49,7 +49,7 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow() {
         )
         .unwrap();
     let ping = client
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W2", "203.0.113.1"])
         .output()
         .unwrap();

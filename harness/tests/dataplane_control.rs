@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{floating_ip_pools, lab_name, node, pod, TestLab};
+use common::{floating_ip_pools, lab_name, node, pod, program, TestLab};
 use fip_harness::calico::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
 use fip_harness::control::list_routes;
 use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
@@ -38,6 +38,7 @@ fn endpoint(pod: &str, node: &str, addresses: &[&str], fips: &[&str]) -> Workloa
         pod: pod.into(),
         node: node.into(),
         interface: veth_name_for_workload("default", pod),
+        ifindex: None,
         ip_nats: fips
             .iter()
             .map(|f| IpNatPair {
@@ -59,7 +60,6 @@ fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
             endpoint("web2", "node-1", &[WEB2, WEB26], web2_fips),
             endpoint("client", "node-0", &[CLIENT], &[]),
         ],
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: floating_ip_pools(),
     }
@@ -91,7 +91,7 @@ fn ext(lab: &TestLab, family: Family) -> IpAddr {
 /// One ping; the address the reply came from, if any.
 fn ping(from: &Netns, to: &str) -> Option<String> {
     let out = from
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W1", "-n", to])
         .output()
         .unwrap();
@@ -111,7 +111,7 @@ struct Capture(Child);
 impl Capture {
     fn start(ns: &Netns) -> Self {
         let child = ns
-            .command("tcpdump")
+            .command(program("tcpdump"))
             .args([
                 "-i",
                 "eth0",
@@ -150,6 +150,7 @@ impl Drop for Capture {
 
 #[rstest]
 #[case::nftables(BackendKind::Nftables, "n")]
+#[case::nft_maps(BackendKind::NftMaps, "m")]
 #[case::iptables(BackendKind::Iptables, "i")]
 fn external_host_reaches_the_pod_through_its_floating_ip(
     #[case] kind: BackendKind,
@@ -201,6 +202,29 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     control.teardown().unwrap();
 }
 
+/// A real Calico node always tracks connections: Felix's filter rules match
+/// on conntrack state (felix/rules/static.go, e.g. dropping `ct state invalid`
+/// in its forward chain). A lab node holds only NAT rules, and when a move
+/// removes its last one the kernel stops tracking in that namespace
+/// (conntrack is enabled per namespace while a rule needs it), so an
+/// established flow would lose its DNAT for a reason no Calico node has. One
+/// conntrack-state rule in a table of the test's own keeps tracking on.
+fn track_connections_as_a_calico_node_does(lab: &TestLab) {
+    for node in ["node-0", "node-1"] {
+        let out = lab
+            .netns(node)
+            .command("nft")
+            .arg(
+                "add table inet fiph-conntrack; \
+                 add chain inet fiph-conntrack forward { type filter hook forward priority 0 ; }; \
+                 add rule inet fiph-conntrack forward ct state invalid drop",
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
 /// A continuous ping from a pod on node-0 to the floating IP while it moves
 /// from node-0 to node-1: where do the echo requests go afterwards?
 #[rstest]
@@ -208,12 +232,13 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
 #[case::strict_reaches_the_new_pod(ConntrackProfile::Strict, "s")]
 fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] tag: &str) {
     let lab = lab(&format!("m{tag}"));
+    track_connections_as_a_calico_node_does(&lab);
     let mut control = ControlPlane::new(lab.members(), backend(BackendKind::Nftables), profile);
     control.update(&cluster(&[FIP], &[])).unwrap();
 
     let mut flow = lab
         .netns("client")
-        .command("ping")
+        .command(program("ping"))
         .args(["-i", "0.2", "-w", "4", "-n", FIP])
         .stdout(Stdio::null())
         .spawn()
@@ -304,6 +329,7 @@ fn state_command_reads_a_lab_from_its_name() {
 
 #[rstest]
 #[case::nftables(BackendKind::Nftables, "n")]
+#[case::nft_maps(BackendKind::NftMaps, "m")]
 #[case::iptables(BackendKind::Iptables, "i")]
 fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[case] tag: &str) {
     let lab = lab(&format!("v{tag}"));

@@ -15,8 +15,13 @@ use fip_harness::lab::spec::namespace_prefix;
 use fip_harness::lab::{Family, Lab, LabSpec, NextHop, PodSpec};
 use serde_json::Value;
 
+use common::program;
+
 fn host_links() -> BTreeSet<String> {
-    let out = Command::new("ip").args(["-j", "link"]).output().unwrap();
+    let out = Command::new(program("ip"))
+        .args(["-j", "link"])
+        .output()
+        .unwrap();
     let links: Value = serde_json::from_slice(&out.stdout).unwrap();
     links
         .as_array()
@@ -30,7 +35,7 @@ fn ip_json(lab: &Lab, member: &str, args: &[&str]) -> Value {
     let out = lab
         .netns(member)
         .unwrap()
-        .command("ip")
+        .command(program("ip"))
         .arg("-j")
         .args(args)
         .output()
@@ -48,7 +53,7 @@ fn sysctl(lab: &Lab, member: &str, key: &str) -> String {
     let out = lab
         .netns(member)
         .unwrap()
-        .command("cat")
+        .command(program("cat"))
         .arg(path)
         .output()
         .unwrap();
@@ -90,7 +95,7 @@ fn routes(lab: &Lab, member: &str, family: &str) -> BTreeSet<String> {
 fn ping(lab: &Lab, from: &str, to: IpAddr) -> bool {
     lab.netns(from)
         .unwrap()
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W2", "-q", &to.to_string()])
         .stdout(std::process::Stdio::null())
         .status()
@@ -418,7 +423,8 @@ fn child_role() {
             });
         }
         Ok("downall") => {
-            let report = fip_harness::lab::registry::down_all();
+            let report =
+                fip_harness::lab::registry::down_all(fip_harness::lab::registry::Owner::Ignore);
             assert!(report.errors.is_empty(), "{:?}", report.errors);
             println!("removed {}", report.removed_namespaces.len());
         }
@@ -442,11 +448,11 @@ fn sigkilled_bring_up_leaves_nothing_after_down_all() {
         while [ "$(ls /run/netns | wc -l)" -lt 30 ] && [ $i -lt 1000 ]; do sleep 0.005; i=$((i+1)); done
         kill -9 $pid
         wait $pid || true
-        echo "pinned_before=$(ls /run/netns | wc -l) records_before=$(ls "$FIP_HARNESS_RUN_DIR" | wc -l)"
+        echo "pinned_before=$(ls /run/netns | wc -l) records_before=$(ls "$FIP_HARNESS_RUN_DIR" | grep -c '[.]json$')"
         FIPH_CHILD=downall "$EXE" --exact child_role --ignored --nocapture >/dev/null 2>&1
         echo "pinned_after=$(ls /run/netns | wc -l) records_after=$(ls "$FIP_HARNESS_RUN_DIR" | wc -l)"
     "#;
-    let out = Command::new("unshare")
+    let out = Command::new(program("unshare"))
         .args(["-m", "--propagation", "private", "sh", "-c", script])
         .env("EXE", &exe)
         .env(fip_harness::lab::registry::RUN_DIR_ENV, run.path())
@@ -489,7 +495,7 @@ async fn a_kept_lab_outlives_its_value_and_down_removes_it_by_name() {
     // Still wired with no Lab value: reach a pod through its pinned namespace.
     let pod = Netns::open(&fip_harness::lab::spec::namespace_name(&name, "pod-0")).unwrap();
     let reached = pod
-        .command("ping")
+        .command(program("ping"))
         .args(["-c1", "-W2", "-q", "198.19.1.1"])
         .stdout(std::process::Stdio::null())
         .status()

@@ -8,11 +8,12 @@ mod common;
 use std::net::IpAddr;
 use std::process::Command;
 
+use common::program;
 use common::traffic::{FipLab, FLOATING_V4, POD_V4};
 use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
 
 fn tshark(pcap: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut command = Command::new("tshark");
+    let mut command = Command::new(program("tshark"));
     command.arg("-r").arg(pcap).args([
         "-o",
         "sctp.checksum:CRC 32c",

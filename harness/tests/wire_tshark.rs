@@ -8,10 +8,14 @@
 //! when it is missing this test fails rather than skips, so that a CI run without
 //! it cannot pass silently.
 
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+use common::program;
 
 use fip_harness::wire::gre;
 use fip_harness::wire::sctp::{
@@ -392,7 +396,7 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 }
 
 fn tshark(args: &[&str]) -> String {
-    let output = Command::new("tshark")
+    let output = Command::new(program("tshark"))
         .args(args)
         .output()
         .unwrap_or_else(|e| {

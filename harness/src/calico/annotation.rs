@@ -1,52 +1,159 @@
-//! The pod annotation `cni.projectcalico.org/floatingIPs`, read as Calico's CNI
-//! plugin reads it (cni-plugin `k8s.go`, CmdAddK8s) and checked as libcalico-go's
-//! validator checks the workload endpoint's `ipNATs` before it is written.
+//! The pod annotation `cni.projectcalico.org/floatingIPs` at pod set-up, read as
+//! Calico's CNI plugin reads it (cni-plugin/pkg/k8s/k8s.go, CmdAddK8s) and
+//! checked as libcalico-go's validator checks the workload endpoint the plugin
+//! writes (libcalico-go/lib/validator/v3/validator.go, Validate).
 //!
-//! Order of checks, as in Calico: an absent or empty annotation means no
-//! floating IPs; otherwise the CNI feature must be on (even for `[]`); then the
-//! value must be a JSON list of strings; each entry is paired with the pod's
-//! address of its family (IPv6 when it contains `:`); the endpoint is then
-//! validated: every entry must be an IP address and the pod must have an address
-//! of that family.
+//! Order, as in Calico: an absent or empty annotation means no floating IPs;
+//! otherwise the CNI feature must be on (even for `[]`); then the value must be
+//! a JSON list of strings (Go's encoding/json, [`super::go_json`]); each entry is
+//! paired with the pod's address of the family its *text* suggests (IPv6 when it
+//! contains `:`), without parsing it; then the validator runs over every pair.
+//! What reaches Felix afterwards is a different reading: [`super::conversion`].
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 
-use serde_json::Value;
 use thiserror::Error;
 
 use super::cni_config::CniFeatureControl;
 use super::endpoint::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
+use super::go_json::unmarshal_string_list;
 
 /// The annotation key Calico reads.
 pub const FLOATING_IPS_ANNOTATION: &str = "cni.projectcalico.org/floatingIPs";
 
-/// Why Calico rejects a pod's floating-IP annotation. The texts are Calico's.
+/// Why Calico refuses a pod's floating-IP annotation. The texts are Calico's.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum AnnotationError {
-    /// The CNI plugin's own check (`feature_control.floating_ips` off).
+    /// cni-plugin/pkg/k8s/k8s.go CmdAddK8s: `feature_control.floating_ips` off.
     #[error("requested feature is not enabled: floating_ips")]
     FeatureNotEnabled,
-    /// The CNI plugin's `parseIPAddrs`. `reason` follows Go's encoding/json for
-    /// type errors and end of input; other syntax errors use serde_json's words.
+    /// cni-plugin/pkg/k8s/k8s.go parseIPAddrs, and the same words in
+    /// libcalico-go's k8s conversion: Go's encoding/json text as `reason`.
     #[error("failed to parse '{value}' as JSON: {reason}")]
     BadJson { value: String, reason: String },
-    /// libcalico-go's validator on `IPNAT.ExternalIP` (ErrorValidation format).
-    #[error("error with field ExternalIP = '{value}' (invalid IP address)")]
-    InvalidIp { value: String },
-    /// libcalico-go's `validateIPNAT`: internal and external families differ
-    /// (the pod has no address of the floating IP's family).
-    #[error("error with field ExternalIP = '{value}' (mismatched IP versions)")]
-    MismatchedIpVersions { value: String },
+    /// Calico's bug: libcalico-go validator.go validateIPNAT calls
+    /// `Version()` (a value-receiver method) on the nil `*IP` that
+    /// `cnet.ParseCIDROrIP` returns for an entry that is not an address, or for
+    /// the internal address `"<nil>"` the plugin writes when the pod lacks the
+    /// entry's family. cni-plugin/pkg/plugin/plugin.go cmdAdd recovers the
+    /// panic and returns this text followed by `\nStack trace:\n` and a
+    /// goroutine dump. The harness stops at the first line: the dump names
+    /// Calico's build (paths, addresses) and is not the same on two nodes; a
+    /// scenario's `expect: {error: ...}` matches a part of this line, which the
+    /// real message also contains.
+    #[error(
+        "Calico CNI panicked during ADD: runtime error: invalid memory address or nil pointer dereference"
+    )]
+    CniPanic,
+    /// libcalico-go's validator errors (lib/errors/errors.go ErrorValidation).
+    #[error("{}", validation_text(.0))]
+    Validation(Vec<ErroredField>),
+    /// Felix's logrus panic in its route calculation
+    /// (felix/ip/ip_addr.go MustParseCIDROrIP, net.ParseCIDR's error text);
+    /// see [`super::felix::felix_route_panic`].
+    #[error(
+        "Felix panics: Failed to parse CIDR cidr=\"{cidr}\" error=invalid CIDR address: {cidr}"
+    )]
+    FelixPanic { cidr: String },
+}
+
+/// One field the validator rejects (lib/errors/errors.go ErroredField).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErroredField {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ErroredField {
+    /// ErroredField.String: `%s = '%v'`, then ` (%s)` when there is a reason.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = '{}'", self.name, self.value)?;
+        if !self.reason.is_empty() {
+            write!(f, " ({})", self.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// ErrorValidation.Error: one field inline, several as a list (two spaces
+/// after the dash, a newline after each, as Calico writes it).
+fn validation_text(fields: &[ErroredField]) -> String {
+    match fields {
+        [] => "unknown validation error".to_owned(),
+        [one] => format!("error with field {one}"),
+        many => {
+            let mut text = "error with the following fields:\n".to_owned();
+            for field in many {
+                text.push_str(&format!("-  {field}\n"));
+            }
+            text
+        }
+    }
+}
+
+/// go-playground validator's built-in `ip` tag failing, as validator.go
+/// extractReason words it for a tag without Calico's `Reason: ` prefix (the
+/// reason itself starts with `Reason: ` and ends with a space).
+fn ip_tag_failure(field: &'static str, value: &str) -> ErroredField {
+    ErroredField {
+        name: field,
+        value: value.to_owned(),
+        reason: format!("Reason: failed to validate Field: {field} because of Tag: ip "),
+    }
+}
+
+/// Go's `net.ParseIP` (Rust's parser agrees on what matters here: both refuse
+/// zones and IPv4 octets with leading zeros).
+pub(crate) fn go_parse_ip(text: &str) -> Option<IpAddr> {
+    text.parse().ok()
+}
+
+/// libcalico-go lib/net ParseCIDROrIP: a CIDR (`net.ParseCIDR`: decimal prefix
+/// length up to the address's bit length) gives its address, else a plain IP.
+fn go_parse_cidr_or_ip(text: &str) -> Option<IpAddr> {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return go_parse_ip(text);
+    };
+    let address = go_parse_ip(address)?;
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    let valid_prefix = !prefix.is_empty()
+        && prefix.bytes().all(|b| b.is_ascii_digit())
+        && prefix.parse::<u32>().is_ok_and(|n| n <= bits);
+    valid_prefix.then_some(address)
+}
+
+/// libcalico-go lib/net `IP.Version`: 4 whenever `To4()` works, which
+/// includes IPv4-mapped IPv6 addresses.
+pub(crate) fn go_ip_version(address: IpAddr) -> u8 {
+    match address {
+        IpAddr::V4(_) => 4,
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => 4,
+        IpAddr::V6(_) => 6,
+    }
+}
+
+/// The pod address k8s.go pairs an entry with: by the text alone (`:` means
+/// IPv6), before anything parses it. `None` is the zero `net.IPNet` whose
+/// address prints as `<nil>`.
+pub(crate) fn internal_for(entry: &str, pod_addresses: &[IpAddr]) -> Option<IpAddr> {
+    let want_v6 = entry.contains(':');
+    pod_addresses
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv6() == want_v6)
 }
 
 /// Reads the annotation value (None when the pod has no such annotation) into
-/// (internal, external) pairs for a pod with `pod_addresses`.
+/// (internal, external) pairs for a pod with `pod_addresses`, or Calico's error.
 pub fn parse_floating_ips(
     annotation: Option<&str>,
     feature: &CniFeatureControl,
     pod_addresses: &[IpAddr],
 ) -> Result<Vec<IpNatPair>, AnnotationError> {
+    // k8s.go CmdAddK8s: `if floatingIPs != ""`.
     let raw = match annotation {
         None | Some("") => return Ok(Vec::new()),
         Some(raw) => raw,
@@ -54,25 +161,45 @@ pub fn parse_floating_ips(
     if !feature.floating_ips {
         return Err(AnnotationError::FeatureNotEnabled);
     }
-    let entries = parse_string_list(raw)?;
-    let v4 = pod_addresses.iter().copied().find(IpAddr::is_ipv4);
-    let v6 = pod_addresses.iter().copied().find(IpAddr::is_ipv6);
-    entries
-        .into_iter()
-        .map(|entry| {
-            // Calico picks the family by the text, before any parsing.
-            let internal = if entry.contains(':') { v6 } else { v4 };
-            let external: IpAddr = entry.parse().map_err(|_| AnnotationError::InvalidIp {
+    let entries = unmarshal_string_list(raw).map_err(|reason| AnnotationError::BadJson {
+        value: raw.to_owned(),
+        reason,
+    })?;
+    validate_ip_nats(&entries, pod_addresses)
+}
+
+/// The validator over the endpoint's `ipNATs`, pair by pair as go-playground
+/// walks them: the field tags (`omitempty,ip`, internalapi IPNAT) first, then
+/// the struct-level validateIPNAT. Errors are collected; a panic anywhere wins
+/// over all of them.
+fn validate_ip_nats(
+    entries: &[String],
+    pod_addresses: &[IpAddr],
+) -> Result<Vec<IpNatPair>, AnnotationError> {
+    let mut fields = Vec::new();
+    let mut pairs = Vec::new();
+    for entry in entries {
+        let internal = internal_for(entry, pod_addresses);
+        if !entry.is_empty() && go_parse_ip(entry).is_none() {
+            fields.push(ip_tag_failure("ExternalIP", entry));
+        }
+        let (Some(internal), Some(external)) = (internal, go_parse_cidr_or_ip(entry)) else {
+            return Err(AnnotationError::CniPanic);
+        };
+        if go_ip_version(internal) != go_ip_version(external) {
+            fields.push(ErroredField {
+                name: "ExternalIP",
                 value: entry.clone(),
-            })?;
-            match internal {
-                Some(internal) if internal.is_ipv4() == external.is_ipv4() => {
-                    Ok(IpNatPair { internal, external })
-                }
-                _ => Err(AnnotationError::MismatchedIpVersions { value: entry }),
-            }
-        })
-        .collect()
+                reason: "mismatched IP versions".to_owned(),
+            });
+        }
+        pairs.push(IpNatPair { internal, external });
+    }
+    if fields.is_empty() {
+        Ok(pairs)
+    } else {
+        Err(AnnotationError::Validation(fields))
+    }
 }
 
 /// The workload endpoint the CNI plugin records for a pod whose addresses are
@@ -97,90 +224,8 @@ pub fn workload_endpoint(
         interface: veth_name_for_workload(namespace, pod),
         addresses: addresses.to_vec(),
         ip_nats,
+        ifindex: None,
     })
-}
-
-/// The `ipNATs` Felix sees after a pod *update* in Kubernetes-datastore mode.
-///
-/// Calico rebuilds the workload endpoint from the pod on every change
-/// (libcalico-go's k8s conversion, `podToWorkloadEndpoint`), and that code reads
-/// the annotation differently from the CNI plugin: no `feature_control` check
-/// (only Felix's own switch then gates NAT); the key being present is enough,
-/// so an empty value is a JSON error; an entry of a family the pod has no
-/// address of is dropped silently instead of failing. A failed conversion means
-/// the change never reaches Felix. Entries that are not IP addresses cannot be
-/// programmed; the model rejects them like the endpoint validator does.
-pub fn kdd_ip_nats(
-    annotation: Option<&str>,
-    pod_addresses: &[IpAddr],
-) -> Result<Vec<IpNatPair>, AnnotationError> {
-    let Some(raw) = annotation else {
-        return Ok(Vec::new());
-    };
-    let v4 = pod_addresses.iter().copied().find(IpAddr::is_ipv4);
-    let v6 = pod_addresses.iter().copied().find(IpAddr::is_ipv6);
-    let mut pairs = Vec::new();
-    for entry in parse_string_list(raw)? {
-        let Some(internal) = (if entry.contains(':') { v6 } else { v4 }) else {
-            continue;
-        };
-        let external: IpAddr = entry.parse().map_err(|_| AnnotationError::InvalidIp {
-            value: entry.clone(),
-        })?;
-        if internal.is_ipv4() != external.is_ipv4() {
-            return Err(AnnotationError::MismatchedIpVersions { value: entry });
-        }
-        pairs.push(IpNatPair { internal, external });
-    }
-    Ok(pairs)
-}
-
-/// `json.Unmarshal(value, &[]string)`, with Go's messages for type errors.
-fn parse_string_list(raw: &str) -> Result<Vec<String>, AnnotationError> {
-    let bad = |reason: String| AnnotationError::BadJson {
-        value: raw.to_owned(),
-        reason,
-    };
-    let value: Value = serde_json::from_str(raw).map_err(|e| {
-        if e.is_eof() {
-            bad("unexpected end of JSON input".to_owned())
-        } else {
-            let text = e.to_string();
-            let reason = text
-                .rfind(" at line ")
-                .map_or(text.as_str(), |i| &text[..i]);
-            bad(reason.to_owned())
-        }
-    })?;
-    match value {
-        // Go leaves a nil slice for `null`: no floating IPs, no error.
-        Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s),
-                other => Err(bad(format!(
-                    "json: cannot unmarshal {} into Go value of type string",
-                    go_json_kind(&other)
-                ))),
-            })
-            .collect(),
-        other => Err(bad(format!(
-            "json: cannot unmarshal {} into Go value of type []string",
-            go_json_kind(&other)
-        ))),
-    }
-}
-
-fn go_json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 #[cfg(test)]
@@ -237,15 +282,23 @@ mod tests {
     #[rstest]
     #[case::feature_off("feature_off", r#"["203.0.113.10"]"#, OFF, &[POD_V4])]
     #[case::feature_off_even_for_empty_list("feature_off_empty_list", "[]", OFF, &[POD_V4])]
+    #[case::feature_off_even_for_null("feature_off_null", "null", OFF, &[POD_V4])]
     #[case::bad_json("bad_json", r#"["203.0.113.10""#, ON, &[POD_V4])]
     #[case::bad_json_syntax("bad_json_syntax", "203.0.113.10", ON, &[POD_V4])]
+    #[case::trailing_garbage("trailing_garbage", r#"["203.0.113.10"].x"#, ON, &[POD_V4])]
     #[case::not_a_list("not_a_list", r#""203.0.113.10""#, ON, &[POD_V4])]
     #[case::not_strings("not_strings", "[1]", ON, &[POD_V4])]
     #[case::not_an_ip("not_an_ip", r#"["203.0.113.300"]"#, ON, &[POD_V4])]
+    #[case::empty_entry("empty_entry", r#"[""]"#, ON, &[POD_V4])]
+    #[case::null_entry("null_entry", "[null]", ON, &[POD_V4])]
     #[case::cidr_is_not_an_ip("cidr", r#"["203.0.113.10/32"]"#, ON, &[POD_V4])]
+    #[case::two_cidrs("two_cidrs", r#"["203.0.113.10/32","2001:db8:f1::/64"]"#, ON, &[POD_V4, POD_V6])]
+    #[case::cidr_of_missing_family("cidr_of_missing_family", r#"["2001:db8:f1::/64"]"#, ON, &[POD_V4])]
+    #[case::mapped_v4_on_dual_stack("mapped_v4_on_dual_stack", r#"["::ffff:203.0.113.10"]"#, ON, &[POD_V4, POD_V6])]
+    #[case::mapped_v4_on_v4_pod("mapped_v4_on_v4_pod", r#"["::ffff:203.0.113.10"]"#, ON, &[POD_V4])]
     #[case::v6_without_pod_v6("v6_on_v4_pod", r#"["2001:db8:f1::10"]"#, ON, &[POD_V4])]
     #[case::v4_without_pod_v4("v4_on_v6_pod", r#"["203.0.113.10"]"#, ON, &[POD_V6])]
-    #[case::first_error_wins("first_error_wins", r#"["bogus", "2001:db8:f1::10"]"#, ON, &[POD_V4])]
+    #[case::panic_wins_over_field_errors("panic_wins", r#"["203.0.113.10/32", "bogus"]"#, ON, &[POD_V4])]
     fn rejected(
         #[case] name: &str,
         #[case] annotation: &str,
@@ -262,39 +315,39 @@ mod tests {
             parse_floating_ips(None, &OFF, &addrs(&[POD_V4])),
             Ok(vec![])
         );
+        assert_eq!(
+            parse_floating_ips(Some(""), &OFF, &addrs(&[POD_V4])),
+            Ok(vec![])
+        );
     }
 
     #[test]
     fn calico_texts_are_verbatim() {
-        let e = |a: &str, f, p: &[&str]| {
-            parse_floating_ips(Some(a), f, &addrs(p))
+        let e = |a: &str, p: &[&str]| {
+            parse_floating_ips(Some(a), &ON, &addrs(p))
                 .unwrap_err()
                 .to_string()
         };
         assert_eq!(
-            e("[]", &OFF, &[POD_V4]),
-            "requested feature is not enabled: floating_ips"
+            e(r#"["bogus"]"#, &[POD_V4]),
+            "Calico CNI panicked during ADD: runtime error: invalid memory address or nil pointer dereference"
         );
-        assert!(e("[", &ON, &[POD_V4]).starts_with("failed to parse '[' as JSON: "));
-        assert!(e(r#"["x"]"#, &ON, &[POD_V4]).contains("invalid IP address"));
-        assert!(e(r#"["::1"]"#, &ON, &[POD_V4]).contains("mismatched IP versions"));
-    }
-
-    #[test]
-    fn pod_updates_follow_the_kdd_conversion() {
-        let v4_only = addrs(&[POD_V4]);
-        // No CNI feature check, and a family the pod lacks is dropped.
         assert_eq!(
-            kdd_ip_nats(Some(r#"["203.0.113.10","2001:db8:f1::10"]"#), &v4_only),
-            Ok(pairs(&[(POD_V4, "203.0.113.10")]))
+            e(r#"["2001:db8:f1::10"]"#, &[POD_V4]),
+            e(r#"["bogus"]"#, &[POD_V4])
         );
-        assert_eq!(kdd_ip_nats(None, &v4_only), Ok(vec![]));
-        assert_eq!(kdd_ip_nats(Some("[]"), &v4_only), Ok(vec![]));
-        let errors: Vec<String> = ["", "[", r#"["bogus"]"#]
-            .iter()
-            .map(|a| kdd_ip_nats(Some(a), &v4_only).unwrap_err().to_string())
-            .collect();
-        insta::assert_yaml_snapshot!(errors);
+        assert_eq!(
+            e(r#"["203.0.113.10/32"]"#, &[POD_V4]),
+            "error with field ExternalIP = '203.0.113.10/32' (Reason: failed to validate Field: ExternalIP because of Tag: ip )"
+        );
+        assert_eq!(
+            e(r#"["::ffff:203.0.113.10"]"#, &[POD_V4, POD_V6]),
+            "error with field ExternalIP = '::ffff:203.0.113.10' (mismatched IP versions)"
+        );
+        assert_eq!(
+            e("x", &[POD_V4]),
+            "failed to parse 'x' as JSON: invalid character 'x' looking for beginning of value"
+        );
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub struct WorkloadEndpoint {
     pub addresses: Vec<IpAddr>,
     /// Floating-IP pairs from the annotation; empty when none.
     pub ip_nats: Vec<IpNatPair>,
+    /// The host-side interface's ifindex once the pod is wired (the lab
+    /// reports it). Felix's route table breaks ties between routes to one
+    /// address by it (felix/routetable/route_table.go
+    /// recalculateDesiredKernelRoute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
 }
 
 /// The host-side veth name Calico gives a pod: `cali` followed by the first 11 hex

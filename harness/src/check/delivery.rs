@@ -78,6 +78,9 @@ pub fn mismatches(
                 let wanted: BTreeSet<&str> = pods.iter().map(String::as_str).collect();
                 actual_pods == wanted
             }
+            Delivery::OneOf(pods) => {
+                actual_pods.len() == 1 && actual_pods.iter().all(|p| pods.iter().any(|w| w == p))
+            }
         };
         if !ok {
             push(
@@ -169,6 +172,7 @@ fn describe_delivery(delivery: &Delivery) -> String {
     match delivery {
         Delivery::None => "no pod".to_string(),
         Delivery::Pods(pods) => pods.join(", "),
+        Delivery::OneOf(pods) => format!("one of {}", pods.join(", ")),
     }
 }
 
@@ -294,5 +298,24 @@ mod tests {
           expected: no pod
           actual: web (3)
         ");
+    }
+
+    /// `oneOf`: a single pod of the list gets every packet; two of them, or
+    /// none, is a mismatch.
+    #[rstest]
+    #[case::one(&[("web", 3)], true)]
+    #[case::the_other(&[("db", 3)], true)]
+    #[case::split(&[("web", 2), ("db", 1)], false)]
+    #[case::nobody(&[], false)]
+    #[case::outsider(&[("cache", 3)], false)]
+    fn one_of_means_exactly_one(#[case] got: &[(&str, u64)], #[case] passes: bool) {
+        let expect = TrafficExpectation {
+            delivered_to: Some(Delivery::OneOf(vec!["web".into(), "db".into()])),
+            ..Default::default()
+        };
+        let mut observed = observed_at_web();
+        observed.delivered = got.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        let mismatches = mismatches(&expect, &observed, &book());
+        assert_eq!(mismatches.is_empty(), passes, "{mismatches:?}");
     }
 }

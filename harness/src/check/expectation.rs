@@ -46,6 +46,9 @@ pub struct StreamExpectation {
 pub enum Delivery {
     None,
     Pods(Vec<String>),
+    /// Exactly one of these pods gets the packets, and no other pod: ECMP
+    /// hashing (or any per-flow choice) picks which.
+    OneOf(Vec<String>),
 }
 
 /// How many packets may be lost: a count (`0`) or a percentage (`"5%"`).

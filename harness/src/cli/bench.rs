@@ -26,6 +26,11 @@ enum What {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !nix::unistd::Uid::effective().is_root() {
+        anyhow::bail!(
+            "benchmarks build labs (network namespaces) and need root: `sudo fip-harness bench ...`"
+        );
+    }
     match args.what {
         What::Lab(args) => lab::run(args),
         What::Dataplane(args) => dataplane::run(args),

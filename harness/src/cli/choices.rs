@@ -7,10 +7,12 @@ use fip_harness::dataplane::BackendKind;
 /// A dataplane backend (`dataplane::BackendKind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
-    /// nftables with address-keyed maps (the reference).
+    /// Felix's nftables mode, rule for rule (what Felix programs).
     Nftables,
-    /// Calico's own iptables rendering, applied with iptables-restore.
+    /// Felix's iptables mode, applied with iptables-legacy-restore.
     Iptables,
+    /// The harness's O(1) alternative: nftables maps (not what Felix programs).
+    NftMaps,
 }
 
 impl From<Backend> for BackendKind {
@@ -18,6 +20,7 @@ impl From<Backend> for BackendKind {
         match backend {
             Backend::Nftables => BackendKind::Nftables,
             Backend::Iptables => BackendKind::Iptables,
+            Backend::NftMaps => BackendKind::NftMaps,
         }
     }
 }

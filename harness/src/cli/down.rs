@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use fip_harness::lab::registry::{down_all, down_lab, DownReport};
+use fip_harness::lab::registry::{down_all, down_lab_with, DownReport, Owner};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,15 +12,24 @@ pub struct Args {
     /// Remove every lab and every `fiph-` namespace on this host.
     #[arg(long)]
     all: bool,
+    /// Also remove labs whose owning process still runs (a `run` in progress,
+    /// a bring-up under way).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let owner = if args.force {
+        Owner::Ignore
+    } else {
+        Owner::Respect
+    };
     let reports: Vec<(String, DownReport)> = if args.all {
-        vec![("--all".to_string(), down_all())]
+        vec![("--all".to_string(), down_all(owner))]
     } else {
         args.labs
             .iter()
-            .map(|lab| (lab.clone(), down_lab(lab)))
+            .map(|lab| (lab.clone(), down_lab_with(lab, owner)))
             .collect()
     };
     let mut failed = false;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fip_harness::lab::netns::Netns;
-use fip_harness::lab::spec::{check_lab_name, namespace_name};
+use fip_harness::lab::spec::{check_lab_name, namespace_name, namespace_prefix};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,13 +20,27 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_lab_name(&args.lab)?;
+    let prefix = namespace_prefix(&args.lab);
+    let members: Vec<String> = Netns::list_with_prefix(&prefix)
+        .iter()
+        .filter_map(|ns| ns.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    if members.is_empty() {
+        anyhow::bail!(
+            "no lab named '{}' is up (`fip-harness ls` lists labs)",
+            args.lab
+        );
+    }
+    if !members.contains(&args.member) {
+        anyhow::bail!(
+            "lab '{}' has no member '{}'; its members: {}",
+            args.lab,
+            args.member,
+            members.join(", ")
+        );
+    }
     let name = namespace_name(&args.lab, &args.member);
-    let netns = Netns::open(&name).with_context(|| {
-        format!(
-            "lab '{}' has no member '{}' (`fip-harness ls` lists labs)",
-            args.lab, args.member
-        )
-    })?;
+    let netns = Netns::open(&name).with_context(|| format!("opening {name}"))?;
     let status = netns
         .command(&args.command[0])
         .args(&args.command[1..])

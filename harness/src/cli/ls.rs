@@ -1,9 +1,11 @@
-//! `fip-harness ls`: the live labs, from the registry and the pinned namespaces.
+//! `fip-harness ls`: the labs on this host, from the registry and the pinned
+//! namespaces: running (its owner runs), kept (left up on purpose), dead (its
+//! owner died), and leftovers without a record.
 
 use std::process::ExitCode;
 
 use fip_harness::lab::netns::Netns;
-use fip_harness::lab::registry::{list_records, orphan_labs, run_dir};
+use fip_harness::lab::registry::{incomplete_records, list_records, orphan_labs, run_dir};
 use fip_harness::lab::spec::namespace_prefix;
 
 #[derive(Debug, clap::Args)]
@@ -12,18 +14,18 @@ pub struct Args {}
 pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     println!(
-        "{:<12} {:>8} {:<6} {:>10} {:>5} {:>5} {:>9}  SCENARIO",
-        "LAB", "PID", "ALIVE", "NAMESPACES", "NODES", "PODS", "EXTERNALS"
+        "{:<12} {:>8} {:<7} {:>10} {:>5} {:>5} {:>9}  SCENARIO",
+        "LAB", "PID", "STATE", "NAMESPACES", "NODES", "PODS", "EXTERNALS"
     );
     for record in list_records() {
         match record {
             Ok(r) => {
                 let pinned = Netns::list_with_prefix(&namespace_prefix(&r.name)).len();
                 println!(
-                    "{:<12} {:>8} {:<6} {:>10} {:>5} {:>5} {:>9}  {}",
+                    "{:<12} {:>8} {:<7} {:>10} {:>5} {:>5} {:>9}  {}",
                     r.name,
                     r.pid,
-                    if r.owner_alive() { "yes" } else { "no" },
+                    r.state(),
                     pinned,
                     r.nodes.len(),
                     r.pods.len(),
@@ -43,9 +45,21 @@ pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
     for lab in orphan_labs() {
         let pinned = Netns::list_with_prefix(&namespace_prefix(&lab)).len();
         println!(
-            "{lab:<12} {:>8} {:<6} {pinned:>10} {:>5} {:>5} {:>9}  (no record in {}; `fip-harness down {lab}` removes it)",
-            "-", "-", "?", "?", "?",
+            "{lab:<12} {:>8} {:<7} {pinned:>10} {:>5} {:>5} {:>9}  (no record in {}; `fip-harness down {lab}` removes it)",
+            "-", "orphan", "?", "?", "?",
             run_dir().display()
+        );
+    }
+    for tmp in incomplete_records() {
+        let lab = tmp
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json.tmp"))
+            .unwrap_or("?");
+        println!(
+            "{lab:<12} {:>8} {:<7} {:>10} {:>5} {:>5} {:>9}  (half-written record {}; `fip-harness down {lab}` removes it)",
+            "-", "orphan", "-", "?", "?", "?",
+            tmp.display()
         );
     }
     Ok(if failed {

@@ -5,6 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Print a line to stdout, ignoring a closed pipe (`fip-harness run | head -1`):
+/// a command that owns labs must go on to remove them and write its reports.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod choices;
 mod down;
@@ -53,6 +62,18 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Up(_) | Command::Bench(_)
+    ) {
+        // Commands that own no lab end quietly when their reader goes (`list
+        // | head -1`), as Unix tools do; Rust ignores SIGPIPE by default and
+        // println! would panic instead.
+        // SAFETY: at start-up, before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),
@@ -64,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Down(args) => down::run(args),
         Command::Bench(args) => bench::run(args),
     };
+    signals::defer_to_interrupt_handler();
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -2,9 +2,9 @@
 //! progress and failures, and write JUnit XML and a JSON summary.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -71,55 +71,104 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if cases.is_empty() {
         anyhow::bail!("no scenario matches");
     }
+    // Once per scenario, not per backend and profile.
+    let mut warned = std::collections::BTreeSet::new();
+    for case in &cases {
+        if warned.insert(&case.scenario.name) {
+            for warning in &case.scenario.warnings {
+                eprintln!("{warning}");
+            }
+        }
+    }
     std::fs::create_dir_all(&args.report_dir)
         .with_context(|| format!("creating {}", args.report_dir.display()))?;
-    super::signals::tear_down_labs_on_ctrl_c();
+    let started = Instant::now();
+    let total = cases.len();
+    let results = Arc::new(Mutex::new(Vec::<ScenarioResult>::new()));
+    {
+        // Interrupted: the labs are already gone (the handler removes them
+        // first); report what finished and say so.
+        let (results, report_dir) = (Arc::clone(&results), args.report_dir.clone());
+        super::signals::tear_down_labs_on_ctrl_c(move |code| {
+            let finished = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let signal = if code == 130 { "SIGINT" } else { "SIGTERM" };
+            eprintln!(
+                "interrupted by {signal}: {} of {total} case(s) finished; the labs of the others were removed",
+                finished.len()
+            );
+            match write_reports(&report_dir, finished, started) {
+                Ok(summary) => eprintln!(
+                    "reports of the finished cases: {} and {} ({} passed, {} failed)",
+                    report_dir.join("junit.xml").display(),
+                    report_dir.join("summary.json").display(),
+                    summary.passed,
+                    summary.failed
+                ),
+                Err(error) => eprintln!("error: {error:#}"),
+            }
+        });
+    }
 
     let options = RunOptions {
         report_dir: Some(args.report_dir.clone()),
         keep_on_failure: args.keep_on_failure,
     };
-    let started = Instant::now();
-    let total = cases.len();
-    println!("running {total} case(s), {} at a time", args.jobs.max(1));
+    say!("running {total} case(s), {} at a time", args.jobs.max(1));
     let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
-    let results = Mutex::new(Vec::<ScenarioResult>::new());
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.clamp(1, total) {
             scope.spawn(|| loop {
-                let Some(case) = queue.lock().unwrap().pop_front() else {
+                let Some(case) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
                     break;
                 };
+                // A panic in the case is caught there and fails only that case.
                 let result = runner::run_case_blocking(&case, &options);
+                let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
+                // Once interrupted, a case whose lab was removed under it did
+                // not finish; checked under the lock the handler reads with.
+                if fip_harness::lab::signals::is_cancelled() {
+                    break;
+                }
                 print_result(&result);
-                results.lock().unwrap().push(result);
+                results.push(result);
             });
         }
     });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|r| r.case_name());
-    let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
-    let junit = render_junit(&summary).context("rendering JUnit XML")?;
-    let junit_path = args.report_dir.join("junit.xml");
-    std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
-    let summary_path = args.report_dir.join("summary.json");
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
-        .with_context(|| summary_path.display().to_string())?;
+    super::signals::defer_to_interrupt_handler();
+    let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let summary = write_reports(&args.report_dir, results, started)?;
     for (backend, median) in &summary.median_convergence_ms {
-        println!("median migration convergence ({backend}): {median:.1} ms");
+        say!("median migration convergence ({backend}): {median:.1} ms");
     }
-    println!(
+    say!(
         "reports: {} and {} ({:.1} s)",
-        junit_path.display(),
-        summary_path.display(),
+        args.report_dir.join("junit.xml").display(),
+        args.report_dir.join("summary.json").display(),
         summary.duration_ms as f64 / 1000.0
     );
-    println!("{} passed, {} failed", summary.passed, summary.failed);
+    say!("{} passed, {} failed", summary.passed, summary.failed);
     Ok(if summary.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Write junit.xml and summary.json for `results` to `dir`.
+fn write_reports(
+    dir: &Path,
+    mut results: Vec<ScenarioResult>,
+    started: Instant,
+) -> anyhow::Result<RunSummary> {
+    results.sort_by_key(|r| r.case_name());
+    let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
+    let junit = render_junit(&summary).context("rendering JUnit XML")?;
+    let junit_path = dir.join("junit.xml");
+    std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
+    let summary_path = dir.join("summary.json");
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| summary_path.display().to_string())?;
+    Ok(summary)
 }
 
 fn print_result(result: &ScenarioResult) {
@@ -144,10 +193,10 @@ fn print_result(result: &ScenarioResult) {
             ));
         }
     }
-    println!("{line}");
+    say!("{line}");
     if !result.outcome.is_pass() {
         for text in result.failure_text().lines() {
-            println!("    {text}");
+            say!("    {text}");
         }
     }
 }

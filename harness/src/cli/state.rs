@@ -71,12 +71,18 @@ fn has_rules(state: &NodeNatState, rules: &str, kind: BackendKind) -> bool {
     !state.dnat.is_empty()
         || !state.snat.is_empty()
         || match kind {
-            BackendKind::Nftables => rules.contains("table"),
+            BackendKind::Nftables | BackendKind::NftMaps => rules.contains("table"),
             BackendKind::Iptables => rules.contains("cali-fip-dnat"),
         }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    fip_harness::lab::spec::check_lab_name(&args.lab).map_err(|_| {
+        anyhow::anyhow!(
+            "'{}' is not a lab name (1-12 of a-z, 0-9); `fip-harness ls` lists labs",
+            args.lab
+        )
+    })?;
     let prefix = format!("{LAB_PREFIX}{}-", args.lab);
     let names = Netns::list_with_prefix(&prefix);
     if names.is_empty() {

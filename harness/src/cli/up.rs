@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fip_harness::dataplane::BackendKind;
+
 use fip_harness::runner;
 use fip_harness::scenario;
 
@@ -40,7 +41,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let lab = args.name.unwrap_or_else(runner::unique_lab_name);
-    super::signals::tear_down_labs_on_ctrl_c();
+    super::signals::tear_down_labs_on_ctrl_c(move |_| {
+        eprintln!("interrupted: the lab was removed");
+    });
     let backend = BackendKind::from(args.backend);
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime
@@ -51,8 +54,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &lab,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
-    print!("{summary}");
-    println!(
+    say!("{}", summary.trim_end());
+    say!(
         "lab `{lab}` is up ({} backend). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
         backend

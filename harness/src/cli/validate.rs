@@ -18,6 +18,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for error in &catalogue.errors {
         eprintln!("{error}");
     }
+    // Warnings do not fail validation: Calico accepts what they point at.
+    for warning in catalogue.scenarios.iter().flat_map(|s| &s.warnings) {
+        eprintln!("{warning}");
+    }
     if catalogue.errors.is_empty() {
         println!("{} scenario(s) valid", catalogue.scenarios.len());
         Ok(ExitCode::SUCCESS)

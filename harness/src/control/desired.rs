@@ -26,8 +26,6 @@ use crate::dataplane::{DnatMapping, NodeNatState, SnatMapping};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     pub endpoints: Vec<WorkloadEndpoint>,
-    /// CNI config `feature_control.floating_ips`.
-    pub cni_floating_ips: bool,
     /// Felix `floatingIPs: Enabled`.
     pub felix_floating_ips: bool,
     pub pools: Vec<IpPool>,
@@ -133,11 +131,10 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
             },
         );
     }
-    // Floating-IP NAT needs both switches: the CNI plugin writes `ipNATs` only
-    // with `feature_control.floating_ips` (cni-plugin/pkg/k8s/k8s.go
-    // `CmdAddK8s`), and Felix programs them only with `floatingIPs: Enabled`
-    // (felix/dataplane/linux/floating_ip_mgr.go `OnUpdate`).
-    if !(cluster.cni_floating_ips && cluster.felix_floating_ips) {
+    // Felix's switch alone: floating_ip_mgr.go OnUpdate and endpoint_mgr.go
+    // calculateRoutes test `FloatingIPs`; the CNI plugin's feature_control only
+    // refuses annotated pods at set-up (see calico::felix::nat_is_programmed).
+    if !cluster.felix_floating_ips {
         return desired;
     }
 
@@ -176,6 +173,31 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
                 });
             }
             dnat.insert(*external, winner);
+            // Every claimant asks for a device route to the floating IP
+            // (felix/dataplane/linux/endpoint_mgr.go calculateRoutes); the
+            // route table keeps the one whose interface has the highest
+            // ifindex (felix/routetable/route_table.go
+            // recalculateDesiredKernelRoute: same route class, then
+            // `ifIndex > bestIfaceIdx`), whoever won the DNAT.
+            let device = candidates
+                .iter()
+                .map(|(_, e)| *e)
+                .reduce(|best, next| {
+                    if next.ifindex.unwrap_or(0) > best.ifindex.unwrap_or(0) {
+                        next
+                    } else {
+                        best
+                    }
+                })
+                .expect("at least one claim");
+            desired
+                .routes
+                .entry(node.to_string())
+                .or_default()
+                .insert(FipRoute {
+                    destination: *external,
+                    next: RouteNext::Device(device.interface.clone()),
+                });
             node_winners
                 .entry(*external)
                 .or_default()
@@ -202,17 +224,6 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
     }
 
     for (external, winners) in node_winners {
-        // Felix on every claiming node routes the floating IP to its local pod.
-        for (_, endpoint) in &winners {
-            desired
-                .routes
-                .entry(endpoint.node.clone())
-                .or_default()
-                .insert(FipRoute {
-                    destination: external,
-                    next: RouteNext::Device(endpoint.interface.clone()),
-                });
-        }
         let (internal, endpoint) = earliest_claim(&winners);
         if winners.len() > 1 {
             let mut losers: Vec<IpAddr> = winners

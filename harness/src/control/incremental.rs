@@ -51,9 +51,7 @@ pub fn changed_endpoints(
 ) -> Option<Vec<usize>> {
     let before = &memory.cluster;
     if memory.topology != *topology
-        || before.cni_floating_ips != cluster.cni_floating_ips
-        || before.felix_floating_ips != cluster.felix_floating_ips
-        || before.pools != cluster.pools
+        || settings(before) != settings(cluster)
         || before.endpoints.len() != cluster.endpoints.len()
     {
         return None;
@@ -69,6 +67,16 @@ pub fn changed_endpoints(
         changed.push(index);
     }
     Some(changed)
+}
+
+/// Everything of `cluster` but its endpoints (a field added to the cluster
+/// state lands here, so that changing it takes the full computation).
+fn settings(cluster: &ClusterState) -> ClusterState {
+    ClusterState {
+        endpoints: Vec::new(),
+        felix_floating_ips: cluster.felix_floating_ips,
+        pools: cluster.pools.clone(),
+    }
 }
 
 fn claims(endpoint: &WorkloadEndpoint) -> impl Iterator<Item = (IpAddr, IpAddr)> + '_ {
@@ -123,9 +131,7 @@ pub fn changes(
                 ..e.clone()
             })
             .collect(),
-        cni_floating_ips: cluster.cni_floating_ips,
-        felix_floating_ips: cluster.felix_floating_ips,
-        pools: cluster.pools.clone(),
+        ..settings(cluster)
     };
     let pods: BTreeSet<String> = touched()
         .map(|e| format!("{}/{}", e.namespace, e.pod))
@@ -314,13 +320,14 @@ mod tests {
             node: NODES[rng.below(NODES.len())].into(),
             addresses: vec![address],
             ip_nats,
+            // Few values, so equal ones (the first claimant keeps the route) occur.
+            ifindex: Some(100 + rng.below(4) as u32),
         }
     }
 
     fn cluster(endpoints: Vec<WorkloadEndpoint>) -> ClusterState {
         ClusterState {
             endpoints,
-            cni_floating_ips: true,
             felix_floating_ips: true,
             pools: vec![pool("203.0.113.0/29", Encapsulation::None, false)],
         }

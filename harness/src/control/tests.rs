@@ -21,6 +21,7 @@ fn pod(name: &str, node: &str, address: &str, fips: &[&str]) -> WorkloadEndpoint
         pod: name.into(),
         node: node.into(),
         interface: veth_name_for_workload("default", name),
+        ifindex: None,
         addresses: vec![ip(address)],
         ip_nats: fips
             .iter()
@@ -65,7 +66,6 @@ fn topology() -> Topology {
 fn cluster(endpoints: Vec<WorkloadEndpoint>) -> ClusterState {
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![
             pool("198.19.0.0/16", Encapsulation::None, false),
@@ -87,14 +87,10 @@ fn nat_only_on_the_hosting_node_and_routes_everywhere_else() {
     insta::assert_yaml_snapshot!(state);
 }
 
-#[rstest]
-#[case::cni_off(false, true)]
-#[case::felix_off(true, false)]
-#[case::both_off(false, false)]
-fn either_switch_off_means_no_nat_and_no_routes(#[case] cni: bool, #[case] felix: bool) {
+#[test]
+fn felix_switch_off_means_no_nat_and_no_routes() {
     let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
-    cluster.cni_floating_ips = cni;
-    cluster.felix_floating_ips = felix;
+    cluster.felix_floating_ips = false;
     let state = desired_state(&cluster, &topology());
     assert!(state
         .nat
@@ -269,4 +265,29 @@ fn removing_the_annotation_clears_the_node_and_the_routes() {
         .iter()
         .all(|r| r.add.is_empty() && r.remove == [ip("203.0.113.1")]));
     assert!(changes.conntrack.is_empty(), "the pod is still there");
+}
+
+/// Two claims on one node whose text and numeric orders differ: the DNAT goes
+/// to the text-earliest internal (198.19.0.10, the older veth), the device
+/// route to the claimant with the highest ifindex (198.19.0.9, the newer veth).
+#[test]
+fn one_node_dnat_by_text_and_device_route_by_highest_ifindex() {
+    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
+    older.ifindex = Some(110);
+    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
+    newer.ifindex = Some(111);
+    for endpoints in [
+        vec![older.clone(), newer.clone()],
+        vec![newer.clone(), older.clone()],
+    ] {
+        let state = desired_state(&cluster(endpoints), &topology());
+        assert_eq!(state.nat["node-a"].dnat[0].internal, ip("198.19.0.10"));
+        assert_eq!(
+            state.routes["node-a"].iter().collect::<Vec<_>>(),
+            vec![&FipRoute {
+                destination: ip("203.0.113.1"),
+                next: RouteNext::Device(newer.interface.clone()),
+            }]
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use crate::lab::netns::Netns;
 
-use super::DataplaneError;
+use super::{DataplaneError, NodeNatState};
 
 /// Run `program args` inside `node`, feed `stdin`, return stdout. A non-zero exit
 /// becomes an error that names the namespace, the program and its stderr.
@@ -15,10 +15,19 @@ pub(crate) fn run_in(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> Result<String, DataplaneError> {
-    let spawn_error = |source| DataplaneError::Spawn {
-        netns: node.name().to_string(),
-        program,
-        source,
+    let spawn_error = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DataplaneError::Missing {
+                netns: node.name().to_string(),
+                missing: crate::programs::missing(program),
+            }
+        } else {
+            DataplaneError::Spawn {
+                netns: node.name().to_string(),
+                program,
+                source,
+            }
+        }
     };
     let mut child = node
         .command(program)
@@ -49,4 +58,51 @@ pub(crate) fn run_in(
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `nft [-j] list table <family> <table>` for `ip` then `ip6`, concatenated
+/// (JSON listings one per line); a family whose table is absent adds nothing.
+pub(crate) fn nft_list_tables(
+    node: &Netns,
+    table: &str,
+    json: bool,
+) -> Result<String, DataplaneError> {
+    let mut out = String::new();
+    for family in ["ip", "ip6"] {
+        let mut args = vec!["list", "table", family, table];
+        if json {
+            args.insert(0, "-j");
+        }
+        match run_in(node, "nft", &args, None) {
+            Ok(text) => out.push_str(&text),
+            Err(DataplaneError::Failed { stderr, .. }) if stderr.contains("No such file") => {}
+            Err(e) => return Err(e),
+        }
+        if json {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// The mappings both families' `table` hold, from their JSON listings, each
+/// read by `parse`.
+pub(crate) fn nft_read_tables(
+    node: &Netns,
+    table: &str,
+    parse: fn(&str) -> Result<NodeNatState, serde_json::Error>,
+) -> Result<NodeNatState, DataplaneError> {
+    let (mut dnat, mut snat) = (Vec::new(), Vec::new());
+    for line in nft_list_tables(node, table, true)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let part = parse(line).map_err(|e| DataplaneError::Unreadable {
+            netns: node.name().to_string(),
+            reason: e.to_string(),
+        })?;
+        dnat.extend(part.dnat);
+        snat.extend(part.snat);
+    }
+    Ok(NodeNatState::new(dnat, snat))
 }

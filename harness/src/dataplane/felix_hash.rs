@@ -3,8 +3,9 @@
 //!
 //! Felix (felix/generictables/rules.go `RuleHashes`) hashes the chain name with
 //! SHA-224, then for each rule SHA-224(previous hash || the rule as rendered for
-//! hashing, here `-A <chain> HASH <match> <action>`), and keeps the first 16
-//! characters of `base64.RawURLEncoding` (URL-safe, no padding).
+//! hashing: `-A <chain> HASH <match> <action>` in iptables mode, the nft rule
+//! text in nftables mode), and keeps the first 16 characters of
+//! `base64.RawURLEncoding` (URL-safe, no padding).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -13,19 +14,34 @@ use sha2::{Digest, Sha224};
 /// Characters of the encoded hash Felix keeps (generictables `HashLength`).
 const HASH_LENGTH: usize = 16;
 
-/// The hashes of the rules of one chain, in order, as Felix computes them.
-/// `rules` are the rule bodies as Felix renders them (match then action, e.g.
-/// `--destination 203.0.113.1 --jump DNAT --to-destination 198.19.0.5`).
+/// The hashes of the rules of one chain, in order, as Felix computes them for
+/// iptables. `rules` are the rule bodies as Felix renders them (match then
+/// action, e.g. `--destination 203.0.113.1 --jump DNAT --to-destination
+/// 198.19.0.5`); felix/iptables/renderer.go `RuleHashes` hashes each as
+/// `-A <chain> HASH <body>`.
 pub(crate) fn rule_hashes(chain: &str, rules: &[String]) -> Vec<String> {
-    let mut hash = Sha224::digest(chain.as_bytes());
-    rules
+    let rendered: Vec<String> = rules
         .iter()
-        .map(|rule| {
+        .map(|rule| format!("-A {chain} HASH {rule}"))
+        .collect();
+    chained_hashes(chain, &rendered)
+}
+
+/// Felix's hash chain itself (felix/generictables/rules.go `RuleHashes`): the
+/// chain name seeds it, then each rule's text as its renderer writes it for
+/// hashing (`rendered`) is chained in. nftables mode hashes the rule exactly
+/// as written to nft (felix/nftables/renderer.go `RuleHashes`), iptables mode
+/// the `-A` line of [`rule_hashes`].
+pub(crate) fn chained_hashes(chain: &str, rendered: &[String]) -> Vec<String> {
+    let mut hash = Sha224::digest(chain.as_bytes());
+    rendered
+        .iter()
+        .map(|text| {
             // Each hash chains in the previous one, so a rule's position and the
             // rules before it change its hash (as in Felix).
             hash = Sha224::new()
                 .chain_update(hash)
-                .chain_update(format!("-A {chain} HASH {rule}"))
+                .chain_update(text)
                 .finalize();
             let mut encoded = URL_SAFE_NO_PAD.encode(hash);
             encoded.truncate(HASH_LENGTH);

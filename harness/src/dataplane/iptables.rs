@@ -1,80 +1,91 @@
-//! Calico's own iptables rendering of floating IPs, applied with
+//! Felix's iptables mode as it renders floating IPs, applied with
 //! `iptables-legacy-restore` / `ip6tables-legacy-restore` inside the node.
 //!
-//! The text mirrors Felix (felix/rules/nat.go and static.go): chain
-//! `cali-fip-dnat` with one `--destination EXT --jump DNAT --to-destination INT`
-//! rule per floating IP, chain `cali-fip-snat` with one `--destination INT
-//! --source INT --jump SNAT --to-source EXT` rule per pod address, both sorted as
-//! Felix sorts them (Go `sort.Strings`, i.e. by the address *text*), each rule
-//! carrying Felix's `cali:<hash>` comment; jumped to first from `cali-PREROUTING`,
-//! `cali-OUTPUT` and `cali-POSTROUTING`, which the built-in chains jump to.
+//! The rules are [`felix_rules`](super::felix_rules)'s model written as
+//! felix/iptables/renderer.go writes them: chain `cali-fip-dnat` with one
+//! `--destination EXT --jump DNAT --to-destination INT` rule per floating IP,
+//! chain `cali-fip-snat` with one `--destination INT --source INT --jump SNAT
+//! --to-source EXT --random-fully` rule per pod address (`--random-fully` when
+//! Felix's feature detection would add it, see [`features`](super::features)),
+//! both sorted by address text, each with Felix's `cali:<hash>` comment;
+//! `cali-PREROUTING` and `cali-OUTPUT` jump to `cali-fip-dnat`,
+//! `cali-POSTROUTING` to `cali-fip-snat` then `cali-nat-outgoing` (empty); the
+//! built-in chains jump to them, POSTROUTING's jump appended and hashed as
+//! Felix hashes appended rules.
 //!
 //! Why the legacy variant: its rules live in x_tables, apart from nftables, so
-//! this backend and the nftables one never see each other's rules when both are
-//! tried on one namespace, and the chain is walked rule by rule, which is the
-//! linear cost of Calico's iptables mode that the benchmark shows.
+//! this backend and the nftables ones never see each other's rules when both
+//! are tried on one namespace, and the chain is walked rule by rule, which is
+//! the linear cost of Calico's iptables mode that the benchmark shows.
 //!
 //! Each apply re-declares the built-in nat chains and ours, which flushes them,
 //! and writes them whole in one `--noflush` restore (one commit of the nat table,
 //! other tables untouched): a full, atomic replacement. The node namespaces are
 //! the harness's own, so nothing else has rules in their nat table to lose.
 
-use std::net::IpAddr;
-
 use regex::Regex;
 
 use super::exec::run_in;
 use super::felix_hash::rule_hashes;
-use super::{BackendKind, Dataplane, DataplaneError, DnatMapping, NodeNatState, SnatMapping};
+use super::felix_rules::{self, Action, Rule, BASE_JUMPS};
+use super::{
+    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
+    FAMILIES,
+};
+use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
 
-/// IP family, for the pair of programs and the rules of that family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn holds(self, address: IpAddr) -> bool {
-        address.is_ipv4() == (self == Family::V4)
-    }
-    fn restore(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables-legacy-restore",
-            Family::V6 => "ip6tables-legacy-restore",
-        }
-    }
-    fn save(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables-legacy-save",
-            Family::V6 => "ip6tables-legacy-save",
-        }
+fn restore_program(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "iptables-legacy-restore",
+        IpFamily::V6 => "ip6tables-legacy-restore",
     }
 }
 
-const BUILTIN_JUMPS: [(&str, &str); 3] = [
-    ("PREROUTING", "cali-PREROUTING"),
-    ("OUTPUT", "cali-OUTPUT"),
-    ("POSTROUTING", "cali-POSTROUTING"),
-];
-const CALI_JUMPS: [(&str, &str); 3] = [
-    ("cali-PREROUTING", "cali-fip-dnat"),
-    ("cali-OUTPUT", "cali-fip-dnat"),
-    ("cali-POSTROUTING", "cali-fip-snat"),
-];
-const OUR_CHAINS: [&str; 5] = [
+fn save_program(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "iptables-legacy-save",
+        IpFamily::V6 => "ip6tables-legacy-save",
+    }
+}
+
+/// Every chain this backend declares, in the order it declares them.
+const OUR_CHAINS: [&str; 6] = [
     "cali-PREROUTING",
     "cali-OUTPUT",
     "cali-POSTROUTING",
-    "cali-fip-dnat",
-    "cali-fip-snat",
+    felix_rules::FIP_DNAT,
+    felix_rules::FIP_SNAT,
+    felix_rules::NAT_OUTGOING,
 ];
 
+/// A rule's body as felix/iptables/renderer.go renders it: the match
+/// (match_builder.go: `--destination`, then `--source`), then the action
+/// (actions.go `ToFragment`).
+fn render_body(rule: &Rule) -> String {
+    let mut fragments = Vec::new();
+    if let Some(destination) = &rule.destination {
+        fragments.push(format!("--destination {destination}"));
+    }
+    if let Some(source) = &rule.source {
+        fragments.push(format!("--source {source}"));
+    }
+    fragments.push(match &rule.action {
+        Action::Jump(target) => format!("--jump {target}"),
+        Action::Dnat(to) => format!("--jump DNAT --to-destination {to}"),
+        Action::Snat { to, fully_random } => format!(
+            "--jump SNAT --to-source {to}{}",
+            if *fully_random { " --random-fully" } else { "" }
+        ),
+    });
+    fragments.join(" ")
+}
+
 /// Render one chain's rules as Felix writes them for iptables-restore:
-/// `-A <chain> -m comment --comment "cali:<hash>" <body>`.
-fn render_chain(out: &mut String, chain: &str, bodies: &[String]) {
-    for (body, hash) in bodies.iter().zip(rule_hashes(chain, bodies)) {
+/// `-A <chain> -m comment --comment "cali:<hash>" <body>`, hashed under
+/// `hash_chain` (the chain's own name except for appended rules).
+fn render_chain(out: &mut String, chain: &str, hash_chain: &str, bodies: &[String]) {
+    for (body, hash) in bodies.iter().zip(rule_hashes(hash_chain, bodies)) {
         out.push_str(&format!(
             "-A {chain} -m comment --comment \"cali:{hash}\" {body}\n"
         ));
@@ -98,42 +109,26 @@ fn nat_header(out: &mut String) {
 
 /// The iptables-restore input that makes the nat table of one family hold
 /// exactly `state` (rules of the other family are ignored).
-pub fn render_restore(state: &NodeNatState, family: Family) -> String {
-    let mut dnat: Vec<(String, String)> = state
-        .dnat
-        .iter()
-        .filter(|m| family.holds(m.external))
-        .map(|m| (m.external.to_string(), m.internal.to_string()))
-        .collect();
-    dnat.sort();
-    let mut snat: Vec<(String, String)> = state
-        .snat
-        .iter()
-        .filter(|m| family.holds(m.internal))
-        .map(|m| (m.internal.to_string(), m.external.to_string()))
-        .collect();
-    snat.sort();
-
+pub fn render_restore(state: &NodeNatState, family: IpFamily, features: Features) -> String {
     let mut out = String::new();
     nat_header(&mut out);
-    for (builtin, target) in BUILTIN_JUMPS {
-        render_chain(&mut out, builtin, &[format!("--jump {target}")]);
+    for jump in BASE_JUMPS {
+        let body = render_body(&Rule {
+            destination: None,
+            source: None,
+            action: Action::Jump(jump.target),
+        });
+        render_chain(
+            &mut out,
+            jump.builtin,
+            &jump.hash_chain(jump.builtin),
+            &[body],
+        );
     }
-    for (chain, target) in CALI_JUMPS {
-        render_chain(&mut out, chain, &[format!("--jump {target}")]);
+    for chain in felix_rules::nat_chains(state, family, features) {
+        let bodies: Vec<String> = chain.rules.iter().map(render_body).collect();
+        render_chain(&mut out, chain.name, chain.name, &bodies);
     }
-    let dnat_rules: Vec<String> = dnat
-        .iter()
-        .map(|(ext, int)| format!("--destination {ext} --jump DNAT --to-destination {int}"))
-        .collect();
-    render_chain(&mut out, "cali-fip-dnat", &dnat_rules);
-    let snat_rules: Vec<String> = snat
-        .iter()
-        .map(|(int, ext)| {
-            format!("--destination {int} --source {int} --jump SNAT --to-source {ext}")
-        })
-        .collect();
-    render_chain(&mut out, "cali-fip-snat", &snat_rules);
     out.push_str("COMMIT\n");
     out
 }
@@ -173,19 +168,33 @@ pub fn parse_save(text: &str) -> NodeNatState {
     NodeNatState::new(dnat, snat)
 }
 
-/// Calico's iptables rendering (see the module documentation).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct IptablesBackend;
+/// Felix's iptables rendering (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub struct IptablesBackend {
+    features: Features,
+}
+
+impl Default for IptablesBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl IptablesBackend {
+    /// The rendering Felix would give on this host.
     pub fn new() -> Self {
-        Self
+        Self::with_features(Features::detected())
+    }
+
+    /// The rendering Felix would give with `features`.
+    pub fn with_features(features: Features) -> Self {
+        Self { features }
     }
 
     fn save(&self, node: &Netns) -> Result<String, DataplaneError> {
         let mut text = String::new();
-        for family in [Family::V4, Family::V6] {
-            text.push_str(&run_in(node, family.save(), &["-t", "nat"], None)?);
+        for family in FAMILIES {
+            text.push_str(&run_in(node, save_program(family), &["-t", "nat"], None)?);
         }
         Ok(text)
     }
@@ -197,7 +206,7 @@ impl Dataplane for IptablesBackend {
     }
 
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        restore_both(node, |family| render_restore(state, family))
+        restore_both(node, |family| render_restore(state, family, self.features))
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
@@ -220,12 +229,12 @@ impl Dataplane for IptablesBackend {
 }
 
 /// Feed each family's `iptables-restore --noflush` the text `text_of` gives it.
-fn restore_both(node: &Netns, text_of: impl Fn(Family) -> String) -> Result<(), DataplaneError> {
-    for family in [Family::V4, Family::V6] {
+fn restore_both(node: &Netns, text_of: impl Fn(IpFamily) -> String) -> Result<(), DataplaneError> {
+    for family in FAMILIES {
         let text = text_of(family);
         run_in(
             node,
-            family.restore(),
+            restore_program(family),
             &["--noflush"],
             Some(text.as_bytes()),
         )?;
@@ -235,34 +244,55 @@ fn restore_both(node: &Netns, text_of: impl Fn(Family) -> String) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_vectors::{
+        comment_hashes, loopback, one, pairs, state, two, FULLY_RANDOM, NOT_FULLY_RANDOM,
+    };
     use super::*;
     use rstest::rstest;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn state(dnat: &[(&str, &str)], snat: &[(&str, &str)]) -> NodeNatState {
-        NodeNatState::new(
-            dnat.iter().map(|(e, i)| DnatMapping::new(ip(e), ip(i))),
-            snat.iter().map(|(i, e)| SnatMapping::new(ip(i), ip(e))),
-        )
-    }
+    /// The static jumps' hashes, from felix/fv/cali-iptables-dump.txt.
+    const STATIC: [(&str, &str); 7] = [
+        ("PREROUTING", "6gwbT8clXdHdC1b1"),
+        ("OUTPUT", "tVnHkvAo15HuiPy0"),
+        ("POSTROUTING", "0i8pjzKKPyA34aQD"),
+        ("cali-PREROUTING", "r6XmIziWUJsdOK6Z"),
+        ("cali-OUTPUT", "GBTAv2p5CwevEyJm"),
+        ("cali-POSTROUTING", "Z-c7XtVd2Bq7s_hA"),
+        ("cali-POSTROUTING", "nYKhEzDlr11Jccal"),
+    ];
 
     #[rstest]
-    #[case::v4_one("v4_one", state(&[("203.0.113.1", "198.19.0.5")], &[("198.19.0.5", "203.0.113.1")]), Family::V4)]
-    #[case::v4_sorted_as_text("v4_sorted_as_text", state(
-        &[("203.0.113.9", "198.19.0.9"), ("203.0.113.10", "198.19.0.10"), ("203.0.113.2", "198.19.0.2")],
-        &[("198.19.0.9", "203.0.113.9"), ("198.19.0.10", "203.0.113.10")]), Family::V4)]
-    #[case::v6_only_v6_rules("v6_only_v6_rules", state(
-        &[("203.0.113.1", "198.19.0.5"), ("2001:db8:f1::1", "2001:db8:1::5")],
-        &[("2001:db8:1::5", "2001:db8:f1::1")]), Family::V6)]
-    #[case::empty("empty", NodeNatState::default(), Family::V4)]
-    fn renders_felix_text(#[case] name: &str, #[case] state: NodeNatState, #[case] family: Family) {
-        insta::assert_snapshot!(
-            format!("iptables_restore_{name}"),
-            render_restore(&state, family)
-        );
+    #[case::v4_one("v4_one", one(), IpFamily::V4, FULLY_RANDOM,
+        &[("cali-fip-dnat", "CdYeg_OFWFFPtpVp")])]
+    #[case::v4_loopback("v4_loopback", loopback(), IpFamily::V4, FULLY_RANDOM,
+        &[("cali-fip-dnat", "CdYeg_OFWFFPtpVp"), ("cali-fip-snat", "4YbMwJnXqitD2Fph")])]
+    #[case::v4_loopback_old_iptables("v4_loopback_old_iptables", loopback(), IpFamily::V4, NOT_FULLY_RANDOM,
+        &[("cali-fip-dnat", "CdYeg_OFWFFPtpVp"), ("cali-fip-snat", "igza0PIt6woHBSTs")])]
+    #[case::v4_two_sorted_as_text("v4_two_sorted_as_text", two(), IpFamily::V4, FULLY_RANDOM,
+        &[("cali-fip-dnat", "8rFOjUMHhcvwGecK"), ("cali-fip-dnat", "QmJRy_yS-O1D3OZQ"),
+          ("cali-fip-snat", "pQ4AZFb1DUPGO5d6"), ("cali-fip-snat", "UO9cSc1e62_D797v")])]
+    #[case::v6_one("v6_one", one(), IpFamily::V6, FULLY_RANDOM,
+        &[("cali-fip-dnat", "jJwT3h7SAjT6Hfbi")])]
+    #[case::v6_loopback("v6_loopback", loopback(), IpFamily::V6, FULLY_RANDOM,
+        &[("cali-fip-dnat", "jJwT3h7SAjT6Hfbi"), ("cali-fip-snat", "e-_vUPOYZqzxLrdO")])]
+    #[case::v6_loopback_old_iptables("v6_loopback_old_iptables", loopback(), IpFamily::V6, NOT_FULLY_RANDOM,
+        &[("cali-fip-dnat", "jJwT3h7SAjT6Hfbi"), ("cali-fip-snat", "PAIRqH8wdg9IvUgB")])]
+    #[case::v6_two_sorted_as_text("v6_two_sorted_as_text", two(), IpFamily::V6, FULLY_RANDOM,
+        &[("cali-fip-dnat", "TBKfiZufrDPlVfYb"), ("cali-fip-dnat", "3SCtKwd9E5UvApyq"),
+          ("cali-fip-snat", "vn5xdn_U7khZreu4"), ("cali-fip-snat", "AAd5heZK1LtKd0Dg")])]
+    #[case::empty("empty", NodeNatState::default(), IpFamily::V4, FULLY_RANDOM, &[])]
+    fn renders_felix_text_with_felix_hashes(
+        #[case] name: &str,
+        #[case] state: NodeNatState,
+        #[case] family: IpFamily,
+        #[case] features: Features,
+        #[case] fip_hashes: &[(&str, &str)],
+    ) {
+        let text = render_restore(&state, family, features);
+        let mut expected = pairs(&STATIC);
+        expected.extend(pairs(fip_hashes));
+        assert_eq!(comment_hashes(&text), expected);
+        insta::assert_snapshot!(format!("iptables_restore_{name}"), text);
     }
 
     #[test]
@@ -272,18 +302,20 @@ mod tests {
 
     #[test]
     fn parses_what_iptables_save_prints() {
+        // Lines as iptables-legacy-save 1.8.9 prints Felix's rules (`-s` before
+        // `-d`, /32 and /128 added).
         let saved = "*nat\n\
-            -A cali-fip-dnat -d 203.0.113.1/32 -m comment --comment \"cali:x\" -j DNAT --to-destination 198.19.0.5\n\
-            -A cali-fip-snat -s 198.19.0.5/32 -d 198.19.0.5/32 -m comment --comment \"cali:y\" -j SNAT --to-source 203.0.113.1\n\
-            -A cali-fip-dnat -d 2001:db8:f1::1/128 -m comment --comment \"cali:z\" -j DNAT --to-destination 2001:db8:1::5\n";
+            -A cali-fip-dnat -d 203.0.113.10/32 -m comment --comment \"cali:CdYeg_OFWFFPtpVp\" -j DNAT --to-destination 198.19.0.5\n\
+            -A cali-fip-snat -s 198.19.0.5/32 -d 198.19.0.5/32 -m comment --comment \"cali:4YbMwJnXqitD2Fph\" -j SNAT --to-source 203.0.113.10 --random-fully\n\
+            -A cali-fip-dnat -d 2001:db8:f1::10/128 -m comment --comment \"cali:jJwT3h7SAjT6Hfbi\" -j DNAT --to-destination 2001:db8:1::5\n";
         assert_eq!(
             parse_save(saved),
             state(
                 &[
-                    ("203.0.113.1", "198.19.0.5"),
-                    ("2001:db8:f1::1", "2001:db8:1::5")
+                    ("203.0.113.10", "198.19.0.5"),
+                    ("2001:db8:f1::10", "2001:db8:1::5")
                 ],
-                &[("198.19.0.5", "203.0.113.1")]
+                &[("198.19.0.5", "203.0.113.10")]
             )
         );
     }

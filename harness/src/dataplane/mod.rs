@@ -9,16 +9,29 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
 
+mod applied;
 pub mod conntrack;
 mod exec;
+pub mod features;
 mod felix_hash;
+mod felix_rules;
 pub mod iptables;
-pub mod nft;
+pub mod nft_maps;
+pub mod nftables;
+#[cfg(test)]
+mod test_vectors;
 
+pub use features::Features;
 pub use iptables::IptablesBackend;
-pub use nft::NftablesBackend;
+pub use nft_maps::NftMapsBackend;
+pub use nftables::NftablesBackend;
+
+/// Felix keeps one table per family (iptables and ip6tables, or `table ip`
+/// and `table ip6`), each with the mappings of that family only.
+pub(crate) const FAMILIES: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
 
 /// DNAT of a floating IP to the pod that owns it, for traffic arriving at the
 /// node (prerouting) and traffic the node sends (output).
@@ -78,9 +91,14 @@ impl NodeNatState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// nftables with address-keyed maps (the reference).
+    /// Felix's nftables mode, rule for rule: one rule per floating IP in
+    /// `table ip calico` / `table ip6 calico`.
     Nftables,
-    /// Calico's own iptables rendering, applied with iptables-restore.
+    /// The harness's own O(1) alternative: nftables with address-keyed maps in
+    /// `table ip fiph-maps`. Not what Felix programs.
+    #[serde(rename = "nft-maps")]
+    NftMaps,
+    /// Felix's iptables mode, applied with iptables-legacy-restore.
     Iptables,
 }
 
@@ -88,14 +106,20 @@ impl std::fmt::Display for BackendKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             BackendKind::Nftables => "nftables",
+            BackendKind::NftMaps => "nft-maps",
             BackendKind::Iptables => "iptables",
         })
     }
 }
 
 impl BackendKind {
-    /// Every backend, in the order benchmarks and tests show them.
-    pub const ALL: [BackendKind; 2] = [BackendKind::Nftables, BackendKind::Iptables];
+    /// Every backend, in the order benchmarks and tests show them: Felix's two
+    /// modes first, then the harness's own alternative.
+    pub const ALL: [BackendKind; 3] = [
+        BackendKind::Nftables,
+        BackendKind::Iptables,
+        BackendKind::NftMaps,
+    ];
 }
 
 /// One node's floating-IP NAT. Implementations run their program inside the
@@ -122,6 +146,7 @@ pub trait Dataplane: Send + Sync {
 pub fn backend(kind: BackendKind) -> Arc<dyn Dataplane> {
     match kind {
         BackendKind::Nftables => Arc::new(NftablesBackend::new()),
+        BackendKind::NftMaps => Arc::new(NftMapsBackend::new()),
         BackendKind::Iptables => Arc::new(IptablesBackend::new()),
     }
 }
@@ -134,6 +159,11 @@ pub enum DataplaneError {
         program: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    #[error("node namespace '{netns}': {missing}")]
+    Missing {
+        netns: String,
+        missing: crate::programs::MissingProgram,
     },
     #[error("node namespace '{netns}': `{program} {args}` failed ({status}): {stderr}")]
     Failed {

@@ -11,10 +11,11 @@ use futures::future::try_join_all;
 use ipnet::IpNet;
 
 use super::addressing::*;
+use super::claim::LabClaim;
 use super::error::LabError;
 use super::netlink::{create_members, Member, NamespaceJob};
 use super::netns::{pin_path, Netns};
-use super::registry::{now_secs, record_path, LabRecord};
+use super::registry::{now_secs, process_start_time, record_path, LabRecord};
 use super::safety::HostSnapshot;
 use super::spec::{namespace_name, namespace_prefix, LabSpec, NodeSpec, PodSpec, FABRIC};
 
@@ -94,6 +95,8 @@ pub struct Lab {
     pub(super) externals: Vec<Member>,
     pub(super) pods: BTreeMap<String, PodState>,
     pub(super) record: LabRecord,
+    /// The lock on the lab's name, held while this process owns the lab.
+    claim: Option<LabClaim>,
     torn_down: bool,
 }
 
@@ -175,6 +178,9 @@ impl Lab {
     pub async fn build_for(spec: LabSpec, scenario: Option<PathBuf>) -> Result<Self, LabError> {
         spec.validate()?;
         let lab = spec.name.clone();
+        // Claim the name before looking or creating anything: of two processes
+        // building the same lab, the loser stops here and removes nothing.
+        let claim = LabClaim::acquire(&lab)?;
         let prefix = namespace_prefix(&lab);
         if let Some(namespace) = Netns::list_with_prefix(&prefix).into_iter().next() {
             return Err(LabError::Exists { lab, namespace });
@@ -213,6 +219,8 @@ impl Lab {
         let record = LabRecord {
             name: lab.clone(),
             pid: std::process::id(),
+            start_time: process_start_time(std::process::id()),
+            kept: false,
             namespaces: namespaces.clone(),
             created: now_secs(),
             scenario,
@@ -220,8 +228,10 @@ impl Lab {
             externals: spec.externals.clone(),
             pods: vec![],
         };
-        record.write()?;
+        // Remembered before the record exists, so an interrupt from here on
+        // removes whatever of the lab there is.
         super::signals::remember(&lab);
+        record.write()?;
         let mut guard = BringUpGuard {
             lab: lab.clone(),
             namespaces,
@@ -255,6 +265,7 @@ impl Lab {
             externals,
             pods: BTreeMap::new(),
             record,
+            claim: Some(claim),
             torn_down: false,
         };
         // From here the Lab's own Drop cleans up.
@@ -296,7 +307,14 @@ impl Lab {
     /// `fip-harness up`. Its record stays, so `ls`, `exec` and `down` find it.
     pub fn keep(mut self) {
         self.torn_down = true;
+        self.record.kept = true;
+        if let Err(e) = self.record.write() {
+            tracing::warn!("marking lab '{}' as kept: {e}", self.spec.name);
+        }
         super::signals::forget(&self.spec.name);
+        // Dropping the claim (not releasing it) frees the name's lock but keeps
+        // its file: nobody owns a kept lab, `down` takes the lock to remove it.
+        self.claim = None;
     }
 
     /// Remove the lab: every namespace pin and the registry record. Keeps going
@@ -329,6 +347,9 @@ impl Lab {
                     errors.push(e.to_string());
                 }
             }
+        }
+        if let Some(claim) = self.claim.take() {
+            claim.release();
         }
         errors
     }

@@ -181,6 +181,12 @@ impl Lab {
         self.pods.get(pod).map(|p| &p.spec)
     }
 
+    /// The ifindex of a pod's host-side interface, as the control plane needs
+    /// it (Felix's route table prefers the highest one among equal routes).
+    pub fn pod_ifindex(&self, pod: &str) -> Option<u32> {
+        self.pods.get(pod).map(|p| p.host_ifindex)
+    }
+
     pub fn pods(&self) -> impl Iterator<Item = &PodSpec> {
         self.pods.values().map(|p| &p.spec)
     }

@@ -5,6 +5,7 @@
 //! `down a` can never remove a namespace of lab `ab`.
 
 pub mod addressing;
+pub mod claim;
 mod cluster;
 mod error;
 mod fabric;

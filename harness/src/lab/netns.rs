@@ -41,6 +41,8 @@ pub enum NetnsError {
     },
     #[error("network namespace '{0}' already exists")]
     Exists(String),
+    #[error("not creating network namespace '{0}': the process is being interrupted")]
+    Cancelled(String),
     #[error("network namespace name '{0}' is not usable (1-64 chars of [A-Za-z0-9._-])")]
     BadName(String),
     #[error("thread running inside network namespace '{0}' panicked")]
@@ -83,6 +85,13 @@ impl Netns {
     /// threads instead of one thread per step.
     pub fn create_and_enter(name: &str) -> Result<Self, NetnsError> {
         validate_name(name)?;
+        // Not once this process's clean-up has started (an interrupt), which
+        // waits for this creation to end before it looks for what to remove.
+        super::signals::unless_cancelled(|| Self::create_pin_and_enter(name))
+            .map_err(|_| NetnsError::Cancelled(name.to_string()))?
+    }
+
+    fn create_pin_and_enter(name: &str) -> Result<Self, NetnsError> {
         let pin = pin_path(name);
         std::fs::create_dir_all(NETNS_RUN_DIR).map_err(|e| sys(name, "create /run/netns", e))?;
         match std::fs::OpenOptions::new()

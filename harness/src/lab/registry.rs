@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::claim::{lock_path, LabClaim};
 use super::netns::{Netns, LAB_PREFIX};
 use super::spec::{check_lab_name, lab_of_namespace, namespace_prefix, SpecError};
 
@@ -20,6 +21,13 @@ pub struct LabRecord {
     pub name: String,
     /// The process that owns the lab.
     pub pid: u32,
+    /// Its start time (clock ticks after boot, /proc/<pid>/stat field 22): with
+    /// the pid, names the owner exactly even after the pid is reused.
+    #[serde(default)]
+    pub start_time: Option<u64>,
+    /// Left running on purpose (`up`, `--keep-on-failure`): no owner any more.
+    #[serde(default)]
+    pub kept: bool,
     /// Every namespace the lab made or is about to make.
     pub namespaces: Vec<String>,
     /// Seconds since the Unix epoch.
@@ -47,6 +55,18 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Name(#[from] SpecError),
+    #[error(
+        "lab '{lab}' is being built or used by another process right now; \
+         `fip-harness down --force {lab}` removes it anyway"
+    )]
+    InUse { lab: String },
+    #[error(
+        "lab '{lab}' belongs to process {pid}, which still runs; \
+         `fip-harness down --force {lab}` removes it anyway"
+    )]
+    OwnerAlive { lab: String, pid: u32 },
+    #[error("lab '{lab}': not writing its record: the process is being interrupted")]
+    Cancelled { lab: String },
     #[error("removing {0}")]
     Netns(#[from] super::netns::NetnsError),
 }
@@ -70,7 +90,17 @@ pub fn now_secs() -> u64 {
 
 impl LabRecord {
     /// Write atomically (temp file + rename) so a reader never sees half a record.
+    /// Not once this process's interrupt clean-up has started: it may have
+    /// removed the record already, and a write would bring it back.
     pub fn write(&self) -> Result<(), RegistryError> {
+        super::signals::unless_cancelled(|| self.write_now()).map_err(|_| {
+            RegistryError::Cancelled {
+                lab: self.name.clone(),
+            }
+        })?
+    }
+
+    fn write_now(&self) -> Result<(), RegistryError> {
         let path = record_path(&self.name);
         let io = |action, source| RegistryError::Io {
             path: path.clone(),
@@ -96,10 +126,36 @@ impl LabRecord {
         })
     }
 
-    /// Whether the owning process still runs.
+    /// Whether the owning process still runs: the same pid *and* the same start
+    /// time (records without a start time fall back to the pid alone).
     pub fn owner_alive(&self) -> bool {
-        pid_alive(self.pid)
+        match self.start_time {
+            Some(started) => process_start_time(self.pid) == Some(started),
+            None => pid_alive(self.pid),
+        }
     }
+
+    /// What `ls` shows: `running` (its owner runs), `kept` (left up on
+    /// purpose), `dead` (its owner died without removing it).
+    pub fn state(&self) -> &'static str {
+        if self.kept {
+            "kept"
+        } else if self.owner_alive() {
+            "running"
+        } else {
+            "dead"
+        }
+    }
+}
+
+/// A process's start time in clock ticks after boot (field 22 of
+/// /proc/<pid>/stat), or None if it does not exist.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields after the name start at field 3 (state); 22 - 3 = 19.
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 pub fn pid_alive(pid: u32) -> bool {
@@ -154,17 +210,37 @@ impl DownReport {
     }
 }
 
-/// Remove a lab from its name alone: the namespaces its record lists, every
-/// pinned `fiph-<lab>-*` namespace (the name rules make that prefix exact), and
-/// the record. Keeps going after errors and reports them all.
+/// Whether `down` removes a lab whose owner still runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Only labs nobody owns any more (dead or kept); others are reported.
+    Respect,
+    /// Whoever owns it (the owner itself tearing down, `down --force`).
+    Ignore,
+}
+
+/// The record file `<lab>.json.tmp` a writer killed mid-write leaves.
+pub fn tmp_record_path(lab: &str) -> PathBuf {
+    record_path(lab).with_extension("json.tmp")
+}
+
+/// Remove a lab from its name alone, whoever owns it (see [`down_lab_with`]).
 pub fn down_lab(lab: &str) -> DownReport {
+    down_lab_with(lab, Owner::Ignore)
+}
+
+/// Remove a lab from its name alone: the namespaces its record lists, every
+/// pinned `fiph-<lab>-*` namespace (the name rules make that prefix exact), the
+/// record, a half-written record and the lock. Keeps going after errors and
+/// reports them all. With [`Owner::Respect`] a lab whose owner runs (or that
+/// some process holds the lock of, e.g. mid bring-up) is left alone.
+pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
     let mut report = DownReport::default();
     if let Err(e) = check_lab_name(lab) {
         report.errors.push(e.into());
         return report;
     }
     let path = record_path(lab);
-    let mut namespaces = Netns::list_with_prefix(&namespace_prefix(lab));
     let record = if path.exists() {
         match LabRecord::read(&path) {
             Ok(record) => Some(record),
@@ -176,6 +252,26 @@ pub fn down_lab(lab: &str) -> DownReport {
     } else {
         None
     };
+    // Holding the lock while removing means no `up` of the same name can start
+    // building in between.
+    let mut claim = None;
+    if owner == Owner::Respect {
+        if let Some(r) = record.as_ref().filter(|r| !r.kept && r.owner_alive()) {
+            report.errors.push(RegistryError::OwnerAlive {
+                lab: lab.to_string(),
+                pid: r.pid,
+            });
+            return report;
+        }
+        match LabClaim::acquire(lab) {
+            Ok(held) => claim = Some(held),
+            Err(e) => {
+                report.errors.push(e);
+                return report;
+            }
+        }
+    }
+    let mut namespaces = Netns::list_with_prefix(&namespace_prefix(lab));
     if let Some(record) = &record {
         let prefix = namespace_prefix(lab);
         // A record only ever names its own lab's namespaces; never trust it further.
@@ -197,43 +293,82 @@ pub fn down_lab(lab: &str) -> DownReport {
             Err(e) => report.errors.push(e.into()),
         }
     }
-    if path.exists() {
-        match std::fs::remove_file(&path) {
-            Ok(()) => report.removed_records.push(path),
+    for file in [path, tmp_record_path(lab)] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => report.removed_records.push(file),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => report.errors.push(RegistryError::Io {
-                path,
+                path: file,
                 action: "remove",
                 source,
             }),
         }
     }
+    match claim {
+        Some(claim) => claim.release(),
+        None => {
+            let _ = std::fs::remove_file(lock_path(lab));
+        }
+    }
     report
 }
 
-/// Remove every lab: each recorded lab, then every remaining `fiph-` namespace.
-pub fn down_all() -> DownReport {
-    let mut report = DownReport::default();
-    // The file name is the lab name, so even an unreadable record is removed.
-    let mut labs: Vec<String> = std::fs::read_dir(run_dir())
+/// Lab names the run directory knows of: records, half-written records, locks.
+fn registry_labs() -> Vec<String> {
+    std::fs::read_dir(run_dir())
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let path = e.path();
-            (path.extension()? == "json").then_some(())?;
-            path.file_stem()?.to_str().map(str::to_string)
+            let name = e.file_name().into_string().ok()?;
+            let lab = [".json", ".json.tmp", ".lock"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))?;
+            check_lab_name(lab).is_ok().then(|| lab.to_string())
         })
-        .filter(|lab| check_lab_name(lab).is_ok())
-        .collect();
+        .collect()
+}
+
+/// Half-written records (`<lab>.json.tmp` without `<lab>.json`): a process
+/// killed while writing its first record. `down` removes them.
+pub fn incomplete_records() -> Vec<PathBuf> {
+    let mut labs = registry_labs();
+    labs.sort();
+    labs.dedup();
+    labs.iter()
+        .filter(|lab| !record_path(lab).exists())
+        .map(|lab| tmp_record_path(lab))
+        .filter(|tmp| tmp.exists())
+        .collect()
+}
+
+/// Remove every lab: each known lab, then every remaining `fiph-` namespace
+/// that belongs to no lab left alone.
+pub fn down_all(owner: Owner) -> DownReport {
+    let mut report = DownReport::default();
+    // The file name is the lab name, so even an unreadable record is removed.
+    let mut labs = registry_labs();
     labs.extend(orphan_labs());
     labs.sort();
     labs.dedup();
+    let mut left_alone = Vec::new();
     for lab in &labs {
-        report.merge(down_lab(lab));
+        let one = down_lab_with(lab, owner);
+        if one.errors.iter().any(|e| {
+            matches!(
+                e,
+                RegistryError::InUse { .. } | RegistryError::OwnerAlive { .. }
+            )
+        }) {
+            left_alone.push(lab.clone());
+        }
+        report.merge(one);
     }
     // Anything else with our prefix (a name no lab rule produces) goes too.
     for ns in Netns::list_with_prefix(LAB_PREFIX) {
+        if lab_of_namespace(&ns).is_some_and(|lab| left_alone.iter().any(|l| l == lab)) {
+            continue;
+        }
         match Netns::delete(&ns) {
             Ok(()) => report.removed_namespaces.push(ns),
             Err(e) => report.errors.push(e.into()),

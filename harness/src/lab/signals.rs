@@ -2,11 +2,41 @@
 //! down every lab still live in the process before it exits. (Panics unwind
 //! through each [`super::Lab`]'s Drop; a SIGKILLed process leaves a record and
 //! pins that `fip-harness down` removes.)
+//!
+//! Bring-up runs on other threads while the clean-up runs, so clean-up first
+//! stops creation: every namespace is created under a read lock of
+//! [`CANCELLED`] and only if it is still false; the clean-up sets it under the
+//! write lock, which waits for creations in flight. So nothing is created after
+//! the clean-up starts looking for what to remove.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 static LIVE_LABS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+static CANCELLED: RwLock<bool> = RwLock::new(false);
+
+/// Creation was refused: the process is being interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+/// Run `create` unless clean-up has started; clean-up waits for it to end.
+pub(crate) fn unless_cancelled<R>(create: impl FnOnce() -> R) -> Result<R, Cancelled> {
+    let cancelled = CANCELLED.read().unwrap_or_else(|e| e.into_inner());
+    if *cancelled {
+        return Err(Cancelled);
+    }
+    Ok(create())
+}
+
+/// Whether clean-up has started (creation is stopped).
+pub fn is_cancelled() -> bool {
+    *CANCELLED.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Stop every later creation of this process (after those in flight end).
+pub fn cancel_creations() {
+    *CANCELLED.write().unwrap_or_else(|e| e.into_inner()) = true;
+}
 
 pub(crate) fn remember(lab: &str) {
     LIVE_LABS
@@ -44,10 +74,13 @@ pub fn teardown_live_labs() -> Vec<String> {
     errors
 }
 
-/// Spawn a task that waits for SIGINT or SIGTERM, tears down this process's
-/// labs and exits with 130 (SIGINT) or 143 (SIGTERM). Call once, from inside
-/// the runtime, before building labs (`up` and the runner do).
-pub fn spawn_teardown_on_signal() -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// Spawn a task that waits for SIGINT or SIGTERM, stops all creation, tears
+/// down this process's labs, calls `after` with the exit code and exits with
+/// 130 (SIGINT) or 143 (SIGTERM). Call once, from inside the runtime, before
+/// building labs (`up` and the runner do).
+pub fn spawn_teardown_on_signal(
+    after: impl FnOnce(i32) + Send + 'static,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -56,9 +89,11 @@ pub fn spawn_teardown_on_signal() -> std::io::Result<tokio::task::JoinHandle<()>
             _ = interrupt.recv() => 130,
             _ = terminate.recv() => 143,
         };
+        cancel_creations();
         for e in teardown_live_labs() {
             eprintln!("error: {e}");
         }
+        after(code);
         std::process::exit(code);
     }))
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::replay::RunOptions;
 use super::streams::RunningStream;
-use crate::calico::{IpFamily, Ipam, WorkloadEndpoint};
+use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
 use crate::dataplane::{self, BackendKind};
@@ -34,8 +34,12 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) ipam: Ipam,
     /// Live pods (scenario view, with their current annotations).
     pub(super) pods: BTreeMap<String, Pod>,
-    /// Their workload endpoints, as Calico's datastore holds them.
+    /// Their workload endpoints as the CNI plugin set them up (addresses,
+    /// interface); Felix's view is derived from these and the pods on every
+    /// sync (`ScenarioRun::felix_endpoints`).
     pub(super) endpoints: BTreeMap<String, WorkloadEndpoint>,
+    /// Pods whose `status.phase` a step changed (the others are Running).
+    pub(super) phases: BTreeMap<String, PodPhase>,
     pub(super) streams: BTreeMap<String, RunningStream>,
     /// Every change of a floating IP's pod so far, in order; each stream
     /// picks the ones made while it ran.
@@ -108,6 +112,7 @@ impl<'a> ScenarioRun<'a> {
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
+            phases: BTreeMap::new(),
             streams: BTreeMap::new(),
             owner_changes: Vec::new(),
             owners: BTreeMap::new(),

@@ -51,6 +51,9 @@ pub fn write_bundle(dir: &Path, members: &[(String, Netns)]) -> std::io::Result<
                     }
                     text
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    format!("# {}\n", crate::programs::missing(program))
+                }
                 Err(e) => format!("# could not run {program}: {e}\n"),
             };
             std::fs::write(member_dir.join(file), text)?;

@@ -80,12 +80,28 @@ pub fn plan(
     Ok(cases)
 }
 
-/// A lab name unique on this host for this process: `r<pid><n>` in base 36,
-/// short enough for interface and namespace names.
+/// Debug builds panic in the case of this scenario name (for tests).
+pub const PANIC_IN_CASE_ENV: &str = "FIP_HARNESS_TEST_PANIC_IN";
+
+/// A lab name unique on this host: `r<pid><n><random>` in base 36, at most 12
+/// characters (the lab name rule). The random part, drawn once per process,
+/// keeps a later process with a reused pid from meeting a lab a killed one left.
 pub fn unique_lab_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let salt = SALT.get_or_init(|| {
+        // RandomState's keys come from the OS's random source.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        base36((random % (36u64.pow(4))) as u32)
+    });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("r{}{}", base36(std::process::id()), base36(n))
+    let mut name = format!("r{}{}", base36(std::process::id()), base36(n));
+    let room = 12usize.saturating_sub(name.len());
+    name.push_str(&format!("{salt:0>4}")[..room.min(4)]);
+    name
 }
 
 fn base36(mut n: u32) -> String {
@@ -103,24 +119,48 @@ fn base36(mut n: u32) -> String {
 }
 
 /// Run one case on a tokio runtime of its own (for threads of a test harness
-/// or of `run --jobs`).
+/// or of `run --jobs`). A panic anywhere in the case fails that case with the
+/// panic's message (its lab is removed as the panic unwinds through it); the
+/// caller goes on with the next.
 pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioResult {
+    let started = std::time::Instant::now();
+    let run = std::panic::AssertUnwindSafe(|| run_case_on_own_runtime(case, options));
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let mut result = case_error(case, format!("the harness panicked: {message}"));
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        result
+    })
+}
+
+/// The result of a case the harness could not run.
+fn case_error(case: &PlannedCase, reason: String) -> ScenarioResult {
+    replay::result_of(
+        &case.scenario,
+        case.backend,
+        case.profile,
+        Outcome::Error { reason },
+    )
+}
+
+fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> ScenarioResult {
+    // Fault injection for the root tests of `run` (tests/cli_signals.rs): a
+    // case that panics must fail alone. Debug builds only.
+    #[cfg(debug_assertions)]
+    if std::env::var_os(PANIC_IN_CASE_ENV).is_some_and(|name| name == *case.scenario.name) {
+        panic!("injected by {PANIC_IN_CASE_ENV}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => {
-            return replay::result_of(
-                &case.scenario,
-                case.backend,
-                case.profile,
-                Outcome::Error {
-                    reason: format!("starting a tokio runtime: {error}"),
-                },
-            )
-        }
+        Err(error) => return case_error(case, format!("starting a tokio runtime: {error}")),
     };
     let lab = unique_lab_name();
     runtime.block_on(run_scenario(

@@ -10,7 +10,7 @@ use super::case::{FloatingIpChange, ScenarioRun};
 use crate::calico::{self, PodRequest, WorkloadEndpoint};
 use crate::control::ClusterState;
 use crate::lab::PodSpec;
-use crate::scenario::{Annotate, CreatePod};
+use crate::scenario::{Annotate, CreatePod, SetPhase};
 use crate::traffic::{now_unix_ns, EndpointSpec};
 
 impl ScenarioRun<'_> {
@@ -163,7 +163,14 @@ impl ScenarioRun<'_> {
                 .await
                 .map_err(|e| e.to_string())?;
             self.pods.insert(pod.name.clone(), pod.clone());
-            self.endpoints.insert(pod.name.clone(), endpoint.clone());
+            let ifindex = self.lab.pod_ifindex(&pod.name);
+            self.endpoints.insert(
+                pod.name.clone(),
+                WorkloadEndpoint {
+                    ifindex,
+                    ..endpoint.clone()
+                },
+            );
         }
         self.sync_control().await
     }
@@ -174,6 +181,7 @@ impl ScenarioRun<'_> {
             .remove(name)
             .ok_or_else(|| format!("no pod `{name}` is running"))?;
         self.endpoints.remove(name);
+        self.phases.remove(name);
         // Felix sees the endpoint go first: rules and routes, then the pod's
         // interface and namespace, then its addresses return to IPAM.
         self.sync_control().await?;
@@ -189,43 +197,70 @@ impl ScenarioRun<'_> {
     pub(super) async fn annotate(&mut self, annotate: &Annotate) -> Result<(), String> {
         let pod = self
             .pods
-            .get(&annotate.pod)
+            .get_mut(&annotate.pod)
             .ok_or_else(|| format!("no pod `{}` is running", annotate.pod))?;
-        let mut annotations = pod.annotations.clone();
         match &annotate.floating_ips {
-            Some(value) => {
-                annotations.insert(calico::FLOATING_IPS_ANNOTATION.into(), value.clone())
-            }
-            None => annotations.remove(calico::FLOATING_IPS_ANNOTATION),
+            Some(value) => pod
+                .annotations
+                .insert(calico::FLOATING_IPS_ANNOTATION.into(), value.clone()),
+            None => pod.annotations.remove(calico::FLOATING_IPS_ANNOTATION),
         };
-        // With the Kubernetes datastore, Calico re-derives the workload endpoint
-        // from the pod on every update: a changed annotation takes effect on the
-        // running pod, by the update path's rules (no CNI feature check; entries
-        // of a family the pod lacks are dropped).
-        let current = &self.endpoints[&annotate.pod];
-        let endpoint = calico::kdd_ip_nats(
-            annotations
-                .get(calico::FLOATING_IPS_ANNOTATION)
-                .map(String::as_str),
-            &current.addresses,
-        )
-        .map(|ip_nats| WorkloadEndpoint {
-            ip_nats,
-            ..current.clone()
-        });
-        match (endpoint, &annotate.expect_error) {
-            (Err(error), Some(expected)) if error.to_string().contains(expected.as_str()) => Ok(()),
-            (Err(error), _) => Err(format!("annotation rejected: {error}")),
-            (Ok(_), Some(expected)) => Err(format!(
-                "annotation accepted, expected an error containing `{expected}`"
-            )),
-            (Ok(endpoint), None) => {
-                let pod = self.pods.get_mut(&annotate.pod).expect("checked above");
-                pod.annotations = annotations;
-                self.endpoints.insert(annotate.pod.clone(), endpoint);
-                self.sync_control().await
+        // The pod object changes whatever Calico makes of it; Felix's view
+        // follows from it on the sync below.
+        let verdict = self.felix_view(&annotate.pod).map(|_| ());
+        match (verdict, &annotate.expect_error) {
+            (Err(error), Some(expected)) if error.to_string().contains(expected.as_str()) => {}
+            (Err(error), _) => return Err(format!("annotation rejected: {error}")),
+            (Ok(()), Some(expected)) => {
+                return Err(format!(
+                    "annotation accepted, expected an error containing `{expected}`"
+                ))
             }
+            (Ok(()), None) => {}
         }
+        self.sync_control().await
+    }
+
+    pub(super) async fn set_phase(&mut self, set: &SetPhase) -> Result<(), String> {
+        if !self.pods.contains_key(&set.pod) {
+            return Err(format!("no pod `{}` is running", set.pod));
+        }
+        self.phases.insert(set.pod.clone(), set.phase);
+        self.sync_control().await
+    }
+
+    /// The endpoint Felix has for a live pod, rebuilt from the pod as
+    /// Calico's Kubernetes-datastore conversion does on every change
+    /// ([`calico::felix_ip_nats`]): `Ok(None)` when Felix has none (a finished
+    /// pod), `Err` when the conversion fails (Felix then loses the endpoint
+    /// after the watcher's resync) or Felix would panic on it.
+    fn felix_view(&self, name: &str) -> Result<Option<WorkloadEndpoint>, calico::AnnotationError> {
+        let (Some(pod), Some(endpoint)) = (self.pods.get(name), self.endpoints.get(name)) else {
+            return Ok(None);
+        };
+        let phase = self.phases.get(name).copied().unwrap_or_default();
+        let annotation = pod
+            .annotations
+            .get(calico::FLOATING_IPS_ANNOTATION)
+            .map(String::as_str);
+        let Some(nats) = calico::felix_ip_nats(annotation, &endpoint.addresses, phase)? else {
+            return Ok(None);
+        };
+        calico::felix_route_panic(&nats.ip_nats, self.scenario.cluster.felix_floating_ips)?;
+        Ok(Some(WorkloadEndpoint {
+            ip_nats: nats.ip_nats,
+            ..endpoint.clone()
+        }))
+    }
+
+    /// Felix's endpoints: every live pod the conversion gives one for. A pod
+    /// whose view fails is left out, as Felix ends up without it; a Felix
+    /// panic is not simulated (the step that caused it had to expect it).
+    fn felix_endpoints(&self) -> Vec<WorkloadEndpoint> {
+        self.endpoints
+            .keys()
+            .filter_map(|name| self.felix_view(name).ok().flatten())
+            .collect()
     }
 
     /// Hand the current endpoints to the control plane and note any floating IP
@@ -233,8 +268,7 @@ impl ScenarioRun<'_> {
     pub(super) async fn sync_control(&mut self) -> Result<(), String> {
         let cluster = &self.scenario.cluster;
         let state = ClusterState {
-            endpoints: self.endpoints.values().cloned().collect(),
-            cni_floating_ips: cluster.cni_features().floating_ips,
+            endpoints: self.felix_endpoints(),
             felix_floating_ips: cluster.felix_floating_ips.is_enabled(),
             pools: cluster.pools.clone(),
         };

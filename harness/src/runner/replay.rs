@@ -64,6 +64,7 @@ pub async fn bring_up(
             Step::CreatePod(create) => run.create_pod(create).await,
             Step::DeletePod(name) => run.delete_pod(name).await,
             Step::Annotate(annotate) => run.annotate(annotate).await,
+            Step::SetPhase(set) => run.set_phase(set).await,
             Step::Send(_) | Step::StartStream(_) | Step::StopStream(_) | Step::Wait(_) => Ok(()),
         };
         if let Err(message) = outcome {
@@ -185,6 +186,7 @@ impl ScenarioRun<'_> {
             Step::CreatePod(create) => self.create_pod(create).await,
             Step::DeletePod(name) => self.delete_pod(name).await,
             Step::Annotate(annotate) => self.annotate(annotate).await,
+            Step::SetPhase(set) => self.set_phase(set).await,
             Step::Send(send) => self.send(index, send, step_result).await,
             Step::StartStream(start) => self.start_stream(index, start).await,
             Step::StopStream(stop) => self.stop_stream(stop, step_result, result).await,
@@ -251,6 +253,7 @@ fn summarise(step: &Step) -> String {
     match step {
         Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),
         Step::DeletePod(name) => format!("delete pod {name}"),
+        Step::SetPhase(s) => format!("set pod {} phase {:?}", s.pod, s.phase),
         Step::Annotate(a) => match &a.floating_ips {
             Some(value) => format!("annotate {} floatingIPs={value}", a.pod),
             None => format!("remove floatingIPs from {}", a.pod),

@@ -1,9 +1,10 @@
 //! A catalogue: the scenario files under some paths, loaded, with names unique.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::error::ScenarioError;
+use super::input::{io_text, read_text};
 use super::load::{load_file, name_position};
 use super::model::Scenario;
 
@@ -19,15 +20,19 @@ pub struct Catalogue {
 pub fn find_scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
     let mut files = Vec::new();
     for path in paths {
-        if path.is_dir() {
-            walk(path, &mut files).map_err(|e| io_error(path, e))?;
-        } else if path.exists() {
-            files.push(path.clone());
+        let meta = std::fs::metadata(path).map_err(|e| error_at(path, io_text(path, &e)))?;
+        if meta.is_dir() {
+            let before = files.len();
+            let mut seen = BTreeSet::new();
+            walk(path, &mut files, &mut seen)?;
+            if files.len() == before {
+                return Err(error_at(
+                    path,
+                    "no scenario files (*.yaml, *.yml) in this folder".into(),
+                ));
+            }
         } else {
-            return Err(io_error(
-                path,
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
+            files.push(path.clone());
         }
     }
     files.sort();
@@ -35,24 +40,54 @@ pub fn find_scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioEr
     Ok(files)
 }
 
-fn io_error(path: &Path, error: std::io::Error) -> ScenarioError {
+/// The most files a folder walk collects.
+pub const MAX_FILES: usize = 10_000;
+
+fn error_at(path: &Path, message: String) -> ScenarioError {
     ScenarioError {
         file: path.to_owned(),
         line: 1,
         column: 1,
-        message: format!("cannot read: {error}"),
+        message,
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
+/// Collect `*.yaml` / `*.yml` under `dir`. Folders are entered once each (by
+/// device and inode), so links back up the tree end the walk with an error
+/// instead of making it exponential.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut BTreeSet<(u64, u64)>,
+) -> Result<(), ScenarioError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| error_at(dir, io_text(dir, &e)))?;
+    if !seen.insert((meta.dev(), meta.ino())) {
+        let resolved = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+        return Err(error_at(
+            dir,
+            format!(
+                "a loop of symbolic links: this folder is `{}`, already searched",
+                resolved.display()
+            ),
+        ));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| error_at(dir, io_text(dir, &e)))?;
+    for entry in entries {
+        let path = entry.map_err(|e| error_at(dir, io_text(dir, &e)))?.path();
+        let meta = std::fs::metadata(&path).map_err(|e| error_at(&path, io_text(&path, &e)))?;
+        if meta.is_dir() {
+            walk(&path, out, seen)?;
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         ) {
+            if out.len() >= MAX_FILES {
+                return Err(error_at(
+                    dir,
+                    format!("more than {MAX_FILES} scenario files"),
+                ));
+            }
             out.push(path);
         }
     }
@@ -75,7 +110,7 @@ pub fn load_catalogue(paths: &[PathBuf]) -> Catalogue {
         match load_file(&file) {
             Ok(scenario) => {
                 if let Some(first) = names.get(&scenario.name) {
-                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    let text = read_text(&file).map(|(_, t)| t).unwrap_or_default();
                     let (line, column) = name_position(&text).unwrap_or((1, 1));
                     catalogue.errors.push(ScenarioError {
                         file: file.clone(),

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{ScenarioError, ScenarioErrors};
+use super::input::{excerpt, has_kind, read_text, too_deep, MAX_NESTING};
 use super::located::{deserialize_numbered, locate, split_yaml_error, Spanned};
 use super::model::*;
 use super::raw::*;
@@ -18,12 +19,12 @@ use crate::dataplane::BackendKind;
 
 /// Reads and validates one scenario file.
 pub fn load_file(path: &Path) -> Result<Scenario, ScenarioErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let (_, text) = read_text(path).map_err(|message| {
         ScenarioErrors(vec![ScenarioError {
             file: path.to_owned(),
             line: 1,
             column: 1,
-            message: format!("cannot read scenario: {e}"),
+            message: format!("cannot read scenario: {message}"),
         }])
     })?;
     load_str(&text, path)
@@ -32,24 +33,44 @@ pub fn load_file(path: &Path) -> Result<Scenario, ScenarioErrors> {
 /// Validates scenario `text` as if read from `path` (which names it in errors,
 /// gives the default name and anchors relative paths).
 pub fn load_str(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
-    let raw: RawScenario = deserialize_numbered(text, None).map_err(|e| {
-        let (line, column, message) = split_yaml_error(&e);
+    let one = |line, column, message| {
         ScenarioErrors(vec![ScenarioError {
             file: path.to_owned(),
             line,
             column,
             message,
         }])
+    };
+    if let Some((line, column)) = too_deep(text) {
+        return Err(one(
+            line,
+            column,
+            format!("nested deeper than {MAX_NESTING} levels; a scenario needs a handful"),
+        ));
+    }
+    let raw: RawScenario = deserialize_numbered(text, None).map_err(|e| {
+        let (mut line, mut column, message) = split_yaml_error(&e);
+        if (line, column) == (1, 1) {
+            // yaml_serde places a duplicate key of the top mapping at 1:1.
+            if let Some(at) = duplicate_key_position(text, &message) {
+                (line, column) = at;
+            }
+        }
+        one(line, column, clearer_yaml_message(line, &message))
     })?;
     let mut loader = Loader {
         file: path,
         dir: path.parent().unwrap_or(Path::new("")),
         text,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let scenario = loader.resolve(raw);
     match scenario {
-        Some(s) if loader.errors.is_empty() => Ok(s),
+        Some(mut s) if loader.errors.is_empty() => {
+            s.warnings = loader.warnings.iter().map(ToString::to_string).collect();
+            Ok(s)
+        }
         _ => Err(ScenarioErrors(loader.errors)),
     }
 }
@@ -62,11 +83,54 @@ pub(crate) fn name_position(text: &str) -> Option<(usize, usize)> {
     Some((line, column))
 }
 
+/// The `kind`s a pool manifest file may hold.
+const POOL_KINDS: &[&str] = &["IPPool", "IPPoolList", "List"];
+
+/// Where the second of two equal keys is, for "duplicate field `key`".
+fn duplicate_key_position(text: &str, message: &str) -> Option<(usize, usize)> {
+    let key = message.split('`').nth(1)?;
+    let mut seen = BTreeSet::new();
+    text.lines().enumerate().find_map(|(n, line)| {
+        let content = line.trim_start();
+        let indent = line.len() - content.len();
+        let is_key = content
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'));
+        (is_key && !seen.insert(indent)).then_some((n + 1, indent + 1))
+    })
+}
+
+/// yaml_serde's message made plainer where it was found unclear.
+fn clearer_yaml_message(line: usize, message: &str) -> String {
+    if message.contains("while parsing a flow sequence")
+        || message.contains("while parsing a flow mapping")
+    {
+        let (open, close) = if message.contains("sequence") {
+            ('[', ']')
+        } else {
+            ('{', '}')
+        };
+        return format!(
+            "a `{open}` opened before here is not closed: add the missing `{close}` (or the `,` between items)"
+        );
+    }
+    if message.starts_with("duplicate field") || message.contains(": duplicate field") {
+        return format!("{message} (a key given twice in one mapping)");
+    }
+    if line == 1 && message.starts_with("invalid type:") {
+        // Quoting the content of a file that is not a scenario could leak it.
+        return "not a scenario: a scenario is a YAML mapping with `cluster` and `steps`".into();
+    }
+    excerpt(message)
+}
+
 pub(super) struct Loader<'a> {
     file: &'a Path,
     dir: &'a Path,
     text: &'a str,
     errors: Vec<ScenarioError>,
+    /// Things Calico accepts that are probably mistakes (`file:line:col: warning: ...`).
+    warnings: Vec<ScenarioError>,
 }
 
 /// A host traffic can come from or go to, as known at some step.
@@ -77,15 +141,54 @@ pub(super) enum HostKind {
 }
 
 impl Loader<'_> {
-    pub(super) fn error_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
-        let (line, column, message) =
-            locate::<RawScenario>(self.text, spanned.index, &message.into());
-        self.errors.push(ScenarioError {
+    fn located<T>(&self, spanned: &Spanned<T>, message: String) -> ScenarioError {
+        let (line, column, message) = locate::<RawScenario>(self.text, spanned.index, &message);
+        ScenarioError {
             file: self.file.to_owned(),
             line,
             column,
             message,
-        });
+        }
+    }
+
+    pub(super) fn error_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let error = self.located(spanned, message.into());
+        self.errors.push(error);
+    }
+
+    pub(super) fn warn_at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let mut warning = self.located(spanned, message.into());
+        warning.message = format!("warning: {}", warning.message);
+        self.warnings.push(warning);
+    }
+
+    /// A manifest file's path (as referenced, for the model and for errors in
+    /// it) and text, if it is YAML of one of `kinds`; otherwise an error at the
+    /// reference that names the resolved path and shows none of the file.
+    fn read_manifest(
+        &mut self,
+        at: &Spanned<String>,
+        what: &str,
+        kinds: &[&str],
+    ) -> Option<(PathBuf, String)> {
+        match read_text(&self.referenced(at)) {
+            Err(e) => {
+                self.error_at(at, format!("cannot read {what} manifest: {e}"));
+                None
+            }
+            Ok((path, text)) if !has_kind(&text, kinds) => {
+                self.error_at(
+                    at,
+                    format!(
+                        "`{}` is not {what} manifest (no `kind: {}` line); its content is not shown",
+                        path.display(),
+                        kinds[0]
+                    ),
+                );
+                None
+            }
+            Ok((_, text)) => Some((self.referenced(at), text)),
+        }
     }
 
     fn referenced(&self, relative: &str) -> PathBuf {
@@ -109,7 +212,7 @@ impl Loader<'_> {
         let backends = raw
             .backends
             .clone()
-            .unwrap_or_else(|| vec![BackendKind::Nftables, BackendKind::Iptables]);
+            .unwrap_or_else(|| BackendKind::ALL.to_vec());
         let profiles = match (&raw.profiles, &raw.profile) {
             (Some(_), Some(one)) => {
                 self.error_at(one, "give either `profile` or `profiles`, not both");
@@ -145,6 +248,7 @@ impl Loader<'_> {
                     .collect(),
             },
             steps,
+            warnings: Vec::new(),
         })
     }
 
@@ -171,17 +275,26 @@ impl Loader<'_> {
         cni: &Spanned<String>,
         first_node: Option<&String>,
     ) -> Option<CniNetworkConfig> {
-        let path = self.referenced(cni);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let (path, text) = match read_text(&self.referenced(cni)) {
+            Ok(read) => read,
             Err(e) => {
-                self.error_at(
-                    cni,
-                    format!("cannot read CNI config `{}`: {e}", path.display()),
-                );
+                self.error_at(cni, format!("cannot read CNI config: {e}"));
                 return None;
             }
         };
+        // A CNI network config is a JSON object, or the calico-config
+        // ConfigMap carrying one; anything else is not quoted.
+        if !text.trim_start().starts_with('{') && !has_kind(&text, &[]) {
+            self.error_at(
+                cni,
+                format!(
+                    "`{}` is not a CNI network config (a JSON object or the calico-config \
+                     ConfigMap); its content is not shown",
+                    path.display()
+                ),
+            );
+            return None;
+        }
         let values = TemplateValues {
             node_name: first_node.cloned().unwrap_or_else(|| "node".into()),
             ..TemplateValues::default()
@@ -189,7 +302,11 @@ impl Loader<'_> {
         match parse_cni_config(&text, &values) {
             Ok(config) => Some(config),
             Err(e) => {
-                self.error_at(cni, format!("bad CNI config `{}`: {e}", path.display()));
+                let message = excerpt(&e.to_string());
+                self.error_at(
+                    cni,
+                    format!("bad CNI config `{}`: {message}", path.display()),
+                );
                 None
             }
         }
@@ -213,19 +330,15 @@ impl Loader<'_> {
                     );
                     continue;
                 }
-                let path = self.referenced(manifest);
-                match std::fs::read_to_string(&path) {
-                    Err(e) => self.error_at(
-                        manifest,
-                        format!("cannot read pool manifest `{}`: {e}", path.display()),
-                    ),
-                    Ok(text) => match parse_ip_pool_manifests(&text) {
+                match self.read_manifest(manifest, "a Calico IPPool", POOL_KINDS) {
+                    None => {}
+                    Some((path, text)) => match parse_ip_pool_manifests(&text) {
                         Ok(found) => pools.extend(found),
                         Err(e) => self.errors.push(ScenarioError {
                             file: path,
                             line: e.line,
                             column: e.column,
-                            message: e.message,
+                            message: excerpt(&e.message),
                         }),
                     },
                 }
@@ -307,17 +420,7 @@ impl Loader<'_> {
                 self.error_at(step, "createPod takes `name` or `manifest`, not both");
                 return None;
             }
-            let path = self.referenced(manifest);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) => {
-                    self.error_at(
-                        manifest,
-                        format!("cannot read pod manifest `{}`: {e}", path.display()),
-                    );
-                    return None;
-                }
-            };
+            let (path, text) = self.read_manifest(manifest, "a Kubernetes Pod", &["Pod"])?;
             let pod: PodManifest = match yaml_serde::from_str(&text) {
                 Ok(pod) => pod,
                 Err(e) => {
@@ -326,7 +429,7 @@ impl Loader<'_> {
                         file: path,
                         line,
                         column,
-                        message,
+                        message: excerpt(&message),
                     });
                     return None;
                 }

@@ -7,10 +7,13 @@
 
 pub mod catalogue;
 mod error;
+mod input;
+pub mod limits;
 mod load;
 mod located;
 mod model;
 mod raw;
+mod risky;
 mod steps;
 mod values;
 

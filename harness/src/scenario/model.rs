@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use super::values::{ConntrackProfile, Protocol, Target};
-use crate::calico::{CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool};
+use crate::calico::{CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool, PodPhase};
 use crate::check::{StreamExpectation, TrafficExpectation};
 use crate::dataplane::BackendKind;
 
@@ -49,6 +49,10 @@ pub struct Scenario {
     pub profiles: Vec<ConntrackProfile>,
     pub cluster: Cluster,
     pub steps: Vec<Step>,
+    /// What Calico accepts here but is probably a mistake, as
+    /// `file:line:col: warning: ...`; `validate` and `run` print them.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// The cluster a scenario builds.
@@ -86,6 +90,7 @@ pub enum Step {
     /// Delete the pod of this name (CNI DEL: its addresses are freed).
     DeletePod(String),
     Annotate(Annotate),
+    SetPhase(SetPhase),
     Send(Send),
     StartStream(StartStream),
     StopStream(StopStream),
@@ -115,8 +120,9 @@ pub struct CreatePod {
 
 /// Set (`Some`) or remove (`None`) a pod's floating-IP annotation on a running
 /// pod. The change reaches Felix as Calico's Kubernetes-datastore conversion
-/// reads it ([`crate::calico::kdd_ip_nats`]): no CNI feature check, entries of a
-/// family the pod lacks are dropped, a malformed value is not applied.
+/// reads it ([`crate::calico::kdd_ip_nats`]): no CNI feature check, entries
+/// that are not plain IP addresses or of a family the pod lacks are dropped; a
+/// malformed value fails the conversion, and Felix then loses the endpoint.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotate {
@@ -125,6 +131,18 @@ pub struct Annotate {
     pub floating_ips: Option<String>,
     /// The conversion must reject the new value with an error containing this text.
     pub expect_error: Option<String>,
+}
+
+/// Set a running pod's `status.phase`. A finished pod (Succeeded, Failed) keeps
+/// its object, sandbox and addresses in the harness, but Calico's conversion
+/// gives it no addresses, so Felix drops its endpoint: its floating IPs' NAT
+/// and routes go, and conntrack entries of its addresses are flushed
+/// ([`crate::calico::PodPhase::is_finished`]).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetPhase {
+    pub pod: String,
+    pub phase: PodPhase,
 }
 
 /// Send `count` packets and check where they land.

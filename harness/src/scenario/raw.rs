@@ -13,7 +13,7 @@ use super::values::{
     Target,
 };
 use crate::calico::pool::ip_pool_settings;
-use crate::calico::FelixFloatingIps;
+use crate::calico::{FelixFloatingIps, PodPhase};
 use crate::dataplane::BackendKind;
 
 #[derive(Debug, Deserialize)]
@@ -112,16 +112,18 @@ pub(crate) enum RawStep {
     CreatePod(RawCreatePod),
     DeletePod(Spanned<Name>),
     Annotate(RawAnnotate),
+    SetPhase(RawSetPhase),
     Send(RawSend),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
-    Wait(DurationValue),
+    Wait(Spanned<DurationValue>),
 }
 
 const STEP_KINDS: &[&str] = &[
     "createPod",
     "deletePod",
     "annotate",
+    "setPhase",
     "send",
     "startStream",
     "stopStream",
@@ -152,6 +154,7 @@ impl<'de> Deserialize<'de> for RawStep {
                     "createPod" => RawStep::CreatePod(map.next_value()?),
                     "deletePod" => RawStep::DeletePod(map.next_value()?),
                     "annotate" => RawStep::Annotate(map.next_value()?),
+                    "setPhase" => RawStep::SetPhase(map.next_value()?),
                     "send" => RawStep::Send(map.next_value()?),
                     "startStream" => RawStep::StartStream(map.next_value()?),
                     "stopStream" => RawStep::StopStream(map.next_value()?),
@@ -212,14 +215,21 @@ pub(crate) struct RawAnnotate {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSetPhase {
+    pub pod: Spanned<Name>,
+    pub phase: PodPhase,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawSend {
     pub protocol: Protocol,
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub count: Option<u32>,
+    pub count: Option<Spanned<u32>>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
     #[serde(default)]
@@ -251,7 +261,7 @@ pub(crate) struct RawStartStream {
     pub from: Spanned<Name>,
     pub to: Spanned<Target>,
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
 }

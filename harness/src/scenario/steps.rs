@@ -11,17 +11,22 @@ use super::load::{HostKind, Loader};
 use super::located::Spanned;
 use super::model::*;
 use super::raw::*;
+use super::risky::{risky_floating_ip, Holder};
 use super::values::{Delivery, Loss, Name};
 use crate::calico::{
-    cni_add, cni_del, kdd_ip_nats, CniNetworkConfig, IpFamily, IpPool, Ipam, PodRequest,
-    PodSetupError, FLOATING_IPS_ANNOTATION,
+    cni_add, cni_del, felix_ip_nats, felix_route_panic, kdd_ip_nats, CniNetworkConfig, IpFamily,
+    IpPool, Ipam, PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
 };
 use crate::check::{StreamExpectation, TrafficExpectation};
+use crate::lab::addressing::{external_address, node_uplink};
 
 struct LivePod {
     addresses: Vec<IpAddr>,
     annotations: BTreeMap<String, String>,
     namespace: String,
+    phase: PodPhase,
+    /// The floating IPs Felix has for it now.
+    floating_ips: Vec<IpAddr>,
 }
 
 impl Loader<'_> {
@@ -32,6 +37,7 @@ impl Loader<'_> {
         pools: &[IpPool],
         hosts: &BTreeMap<String, HostKind>,
     ) -> Vec<Step> {
+        self.check_scale(raw);
         let features = cni.feature_control;
         let dual_stack = raw.cluster.dual_stack;
         // Pods made anywhere in the scenario, for expectations that name them.
@@ -108,14 +114,31 @@ impl Loader<'_> {
                         .unwrap_or_else(|| step.index_only());
                     match (verdict, &expect_error) {
                         (Ok(wep), None) => {
-                            live.insert(
-                                pod.name.clone(),
-                                LivePod {
-                                    addresses: wep.addresses,
-                                    annotations: pod.annotations.clone(),
-                                    namespace: pod.namespace.clone(),
-                                },
-                            );
+                            // What Felix gets comes from the datastore
+                            // conversion, which reads `""` differently.
+                            let value = pod.annotations.get(FLOATING_IPS_ANNOTATION);
+                            let floating_ips = match kdd_ip_nats(
+                                value.map(String::as_str),
+                                &wep.addresses,
+                            ) {
+                                Ok(nats) => nats.ip_nats.iter().map(|p| p.external).collect(),
+                                Err(error) => {
+                                    self.warn_at(&annotation_at, format!(
+                                        "the CNI plugin accepts this, but Calico's datastore conversion fails ({error}): Felix gets no endpoint for pod `{}`",
+                                        pod.name
+                                    ));
+                                    Vec::new()
+                                }
+                            };
+                            let new_pod = LivePod {
+                                addresses: wep.addresses,
+                                annotations: pod.annotations.clone(),
+                                namespace: pod.namespace.clone(),
+                                phase: PodPhase::Running,
+                                floating_ips,
+                            };
+                            self.warn_risky(&annotation_at, &pod.name, &new_pod, &live, raw);
+                            live.insert(pod.name.clone(), new_pod);
                         }
                         (Ok(_), Some(expected)) => {
                             cni_del(&mut ipam, &pod.namespace, &pod.name);
@@ -179,16 +202,39 @@ impl Loader<'_> {
                         Some(pod) => {
                             // A pod update reaches Felix through the datastore
                             // conversion, not through the CNI plugin.
-                            let verdict = kdd_ip_nats(value.map(|v| v.as_str()), &pod.addresses);
+                            let felix = raw.cluster.felix.floating_ips;
+                            let verdict =
+                                felix_ip_nats(value.map(|v| v.as_str()), &pod.addresses, pod.phase)
+                                    .and_then(|nats| match &nats {
+                                        Some(n) => {
+                                            felix_route_panic(&n.ip_nats, felix).map(|()| nats)
+                                        }
+                                        None => Ok(nats),
+                                    });
                             match (verdict, &expect_error, value) {
-                                (Ok(_), None, _) => match value {
-                                    Some(v) => {
-                                        pod.annotations.insert(FLOATING_IPS_ANNOTATION.into(), v.value.clone());
+                                (Ok(nats), None, _) => {
+                                    match value {
+                                        Some(v) => {
+                                            pod.annotations.insert(FLOATING_IPS_ANNOTATION.into(), v.value.clone());
+                                        }
+                                        None => {
+                                            pod.annotations.remove(FLOATING_IPS_ANNOTATION);
+                                        }
                                     }
-                                    None => {
-                                        pod.annotations.remove(FLOATING_IPS_ANNOTATION);
+                                    let nats = nats.unwrap_or_default();
+                                    pod.floating_ips = nats.ip_nats.iter().map(|p| p.external).collect();
+                                    let at = value.map_or_else(|| step.index_only(), |v| v.index_only());
+                                    for entry in &nats.dropped {
+                                        self.warn_at(&at, format!(
+                                            "Calico drops `{entry}` silently (not a plain IP address, or a family pod `{}` has no address of)",
+                                            annotate.pod.value
+                                        ));
                                     }
-                                },
+                                    if let Some(pod) = live.remove(annotate.pod.as_str()) {
+                                        self.warn_risky(&at, annotate.pod.as_str(), &pod, &live, raw);
+                                        live.insert(annotate.pod.to_string(), pod);
+                                    }
+                                }
                                 (Ok(_), Some(expected), _) => self.error_at(step, format!(
                                     "the step expects the error `{expected}`, but Calico accepts this annotation"
                                 )),
@@ -212,21 +258,35 @@ impl Loader<'_> {
                         expect_error,
                     }));
                 }
+                RawStep::SetPhase(set) => {
+                    match live.get_mut(set.pod.as_str()) {
+                        Some(pod) => pod.phase = set.phase,
+                        None => self.error_at(
+                            &set.pod,
+                            format!("no pod `{}` exists at this step", set.pod.value),
+                        ),
+                    }
+                    steps.push(Step::SetPhase(SetPhase {
+                        pod: set.pod.to_string(),
+                        phase: set.phase,
+                    }));
+                }
                 RawStep::Send(send) => {
+                    self.check_send_limits(send);
                     self.check_endpoints(&send.from, &send.to, hosts, &live, dual_stack);
                     self.check_port(send.protocol, send.port.as_ref());
                     self.check_delivery(send.expect.delivered_to.as_ref(), &ever);
                     let delivered_to = send.expect.delivered_to.as_ref().map(|d| d.value.clone());
                     let loss = send.expect.loss.or(match delivered_to {
-                        Some(Delivery::Pods(_)) => Some(Loss::Packets(0)),
+                        Some(Delivery::Pods(_) | Delivery::OneOf(_)) => Some(Loss::Packets(0)),
                         _ => None,
                     });
                     steps.push(Step::Send(Send {
                         protocol: send.protocol,
                         from: send.from.to_string(),
                         to: send.to.value.clone(),
-                        count: send.count.unwrap_or(DEFAULT_COUNT),
-                        interval: send.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
+                        count: send.count.as_ref().map_or(DEFAULT_COUNT, |c| c.value),
+                        interval: send.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
                         port: send.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
                         expect: TrafficExpectation {
                             delivered_to,
@@ -239,6 +299,7 @@ impl Loader<'_> {
                     }));
                 }
                 RawStep::StartStream(start) => {
+                    self.check_interval(start.interval.as_ref());
                     self.check_endpoints(&start.from, &start.to, hosts, &live, dual_stack);
                     self.check_port(start.protocol, start.port.as_ref());
                     if streams
@@ -255,7 +316,7 @@ impl Loader<'_> {
                         protocol: start.protocol,
                         from: start.from.to_string(),
                         to: start.to.value.clone(),
-                        interval: start.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
+                        interval: start.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
                         port: start.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
                     }));
                 }
@@ -289,13 +350,78 @@ impl Loader<'_> {
                         },
                     }));
                 }
-                RawStep::Wait(duration) => steps.push(Step::Wait(duration.0)),
+                RawStep::Wait(duration) => {
+                    self.check_wait(duration);
+                    steps.push(Step::Wait(duration.0))
+                }
             }
         }
         for (name, start) in streams {
             self.error_at(start, format!("stream `{name}` is never stopped"));
         }
         steps
+    }
+
+    /// Warnings for floating IPs Calico accepts but that shadow something:
+    /// `pod`'s own against every live pod and host, and every live pod's
+    /// against `pod`'s addresses.
+    fn warn_risky<T>(
+        &mut self,
+        at: &Spanned<T>,
+        name: &str,
+        pod: &LivePod,
+        live: &BTreeMap<String, LivePod>,
+        raw: &RawScenario,
+    ) {
+        let families = [IpFamily::V4, IpFamily::V6];
+        let nodes: Vec<(String, IpAddr)> = raw
+            .cluster
+            .nodes
+            .value
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
+            })
+            .chain(raw.cluster.externals.iter().enumerate().flat_map(|(j, x)| {
+                families.map(|f| {
+                    (
+                        format!("external host `{}`", x.value.name),
+                        external_address(j, f),
+                    )
+                })
+            }))
+            .collect();
+        let mut warnings = Vec::new();
+        for external in &pod.floating_ips {
+            let pods = live.iter().flat_map(|(other, p)| {
+                p.addresses.iter().map(move |address| Holder {
+                    what: format!("pod `{other}`"),
+                    address,
+                })
+            });
+            let hosts = nodes.iter().map(|(what, address)| Holder {
+                what: what.clone(),
+                address,
+            });
+            warnings.extend(risky_floating_ip(*external, name, pods.chain(hosts)));
+        }
+        for (other, p) in live {
+            for external in &p.floating_ips {
+                let mine = pod.addresses.iter().map(|address| Holder {
+                    what: format!("pod `{name}`"),
+                    address,
+                });
+                warnings.extend(
+                    risky_floating_ip(*external, other, mine)
+                        .into_iter()
+                        .filter(|w| w.contains("'s address")),
+                );
+            }
+        }
+        for warning in warnings {
+            self.warn_at(at, warning);
+        }
     }
 
     fn check_endpoints(
@@ -343,7 +469,7 @@ impl Loader<'_> {
 
     fn check_delivery(&mut self, delivery: Option<&Spanned<Delivery>>, ever: &BTreeSet<String>) {
         if let Some(spanned) = delivery {
-            if let Delivery::Pods(pods) = &spanned.value {
+            if let Delivery::Pods(pods) | Delivery::OneOf(pods) = &spanned.value {
                 for pod in pods {
                     if !ever.contains(pod) {
                         self.error_at(spanned, format!("no pod named `{pod}` in this scenario"));

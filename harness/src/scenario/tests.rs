@@ -18,8 +18,14 @@ fn load(text: &str) -> Result<Scenario, ScenarioErrors> {
     load_str(text, Path::new("../scenarios/test-case.yaml"))
 }
 
+/// The errors of `text`, with the repository's absolute path (errors show
+/// referenced files resolved) as `<repo>`, so snapshots hold on any checkout.
 fn errors(text: &str) -> String {
-    load(text).unwrap_err().to_string()
+    let repo = Path::new("..").canonicalize().unwrap();
+    load(text)
+        .unwrap_err()
+        .to_string()
+        .replace(&repo.display().to_string(), "<repo>")
 }
 
 #[test]
@@ -38,7 +44,7 @@ fn example_scenarios_resolve() {
 fn defaults() {
     let s = load(&format!("{HEAD}steps: []\n")).unwrap();
     assert_eq!(s.name, "test-case", "name defaults to the file stem");
-    assert_eq!(s.backends.len(), 2);
+    assert_eq!(s.backends.len(), 3, "every backend by default");
     assert_eq!(s.profiles, vec![ConntrackProfile::Calico]);
     assert_eq!(s.cluster.pools.len(), 1, "default IPv4 pool");
     assert_eq!(s.cluster.pools[0].cidr.to_string(), "198.19.0.0/16");
@@ -201,6 +207,28 @@ fn cluster_errors() {
         })
         .collect();
     insta::assert_yaml_snapshot!(rendered);
+}
+
+#[test]
+fn risky_but_accepted_annotations_warn() {
+    let s = load(&format!(
+        "{HEAD}steps:
+  - createPod: {{name: db, node: node-b}}
+  - createPod: {{name: web, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: '[\"198.19.0.0\"]'}}}}
+  - createPod: {{name: odd, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: ''}}}}
+  - annotate: {{pod: odd, floatingIPs: '[\"198.18.0.10\", \"bogus\", \"255.255.255.255\"]'}}
+  - setPhase: {{pod: odd, phase: Succeeded}}
+  - annotate: {{pod: odd, floatingIPs: 'not json'}}
+"
+    ))
+    .unwrap();
+    insta::assert_snapshot!(s.warnings.join("\n"));
+    // A finished pod's annotation is never read, so a malformed one is no error.
+    assert!(matches!(s.steps[4], Step::SetPhase(_)));
+    assert!(errors(&format!(
+        "{HEAD}steps:\n  - setPhase: {{pod: ghost, phase: Failed}}\n"
+    ))
+    .contains("no pod `ghost` exists at this step"));
 }
 
 /// Any pool setting beside `manifest:` makes the entry ambiguous, including the

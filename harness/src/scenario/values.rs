@@ -147,6 +147,13 @@ impl FromStr for Target {
         if let Ok(address) = s.parse() {
             return Ok(Target::Address(address));
         }
+        if s == ":" {
+            // `to: ::` unquoted reaches us as `:`, YAML having taken one colon.
+            return Err(
+                "`:` is not an IP address; write IPv6 addresses in quotes, e.g. `to: \"::1\"`"
+                    .into(),
+            );
+        }
         if s.contains(':') || s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return Err(format!("`{s}` is not an IP address"));
         }
@@ -238,7 +245,23 @@ impl<'de> Deserialize<'de> for Delivery {
         impl<'de> Visitor<'de> for V {
             type Value = Delivery;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a pod name, `none` or a list of pod names")
+                f.write_str("a pod name, `none`, a list of pod names or `{oneOf: [pods]}`")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Delivery, A::Error> {
+                let key = map.next_key::<String>()?;
+                if key.as_deref() != Some("oneOf") {
+                    return Err(de::Error::custom("the only mapping is `{oneOf: [pods]}`"));
+                }
+                let pods: Vec<Name> = map.next_value()?;
+                if pods.len() < 2 {
+                    return Err(de::Error::custom("`oneOf` needs two pods or more"));
+                }
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format!(
+                        "unexpected `{extra}` beside `oneOf`"
+                    )));
+                }
+                Ok(Delivery::OneOf(pods.into_iter().map(|n| n.0).collect()))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Delivery, E> {
                 if v == "none" {

@@ -5,7 +5,9 @@
 //! with the runtime (AsyncFd). socket2 creates, configures and binds sockets (it
 //! takes any protocol number, GRE's included, and AF_PACKET); nix sends and
 //! receives datagrams and reads who sent them, AF_PACKET's link-layer source
-//! included. Two calls stay `unsafe`, each commented where it is made.
+//! included. Two calls stay `unsafe`, each with its reason beside it: handing a
+//! socket to tokio ([`AsyncSock::new`]) and binding the capture's AF_PACKET
+//! socket to its interface (`capture::bind_to_interface`).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

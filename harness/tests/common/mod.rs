@@ -122,3 +122,9 @@ pub fn harness(args: &[&str]) -> Output {
         .output()
         .expect("run fip-harness")
 }
+
+/// Where an external program is, or a test failure naming the package that
+/// provides it (never a bare "No such file or directory").
+pub fn program(name: &str) -> PathBuf {
+    fip_harness::programs::require_program(name).unwrap_or_else(|e| panic!("{e}"))
+}

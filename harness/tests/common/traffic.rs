@@ -11,7 +11,7 @@ use fip_harness::dataplane::{backend, BackendKind};
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::{Family, Lab, LabSpec, PodSpec};
 
-use super::{floating_ip_pools, node, use_test_run_dir};
+use super::{floating_ip_pools, node, program, use_test_run_dir};
 
 pub const FLOATING_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const FLOATING_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 0x10);
@@ -63,12 +63,12 @@ fn cluster() -> ClusterState {
             pod: pod.name,
             node: pod.node,
             interface: pod.interface,
+            ifindex: None,
             addresses: pod.addresses,
         })
         .collect();
     ClusterState {
         endpoints,
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: floating_ip_pools(),
     }
@@ -141,7 +141,7 @@ impl FipLab {
         use std::io::Write;
         let mut child = self
             .netns("node")
-            .command("nft")
+            .command(program("nft"))
             .args(["-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

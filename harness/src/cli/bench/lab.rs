@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let lab_name = format!("bl{}", std::process::id());
     let result = rt.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         let mut runs = Vec::new();
         for _ in 0..args.runs {
             tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
@@ -163,6 +163,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_load("end");
         return Ok(ExitCode::SUCCESS);
     }
+    // The baselines are scripts of `ip` commands; say which package is missing
+    // rather than timing a script that fails at its first line.
+    fip_harness::programs::require_program("ip")?;
     let topology = Topology::new(
         &format!("bi{}", std::process::id()),
         args.nodes,

@@ -44,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal()?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         bench(args).await
     })
 }
@@ -74,13 +74,13 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
             pod: pod.name,
             node: pod.node,
             interface: pod.interface,
+            ifindex: None,
             addresses: pod.addresses,
             ip_nats: vec![IpNatPair {
                 internal: POD_V4.into(),
                 external: FLOATING_V4.into(),
             }],
         }],
-        cni_floating_ips: true,
         felix_floating_ips: true,
         pools: vec![IpPool {
             name: "fips".into(),
@@ -231,7 +231,7 @@ impl PingFigure {
 
 fn ping_flood(client: &Netns, count: u32, window: u32) -> anyhow::Result<PingFigure> {
     let out = client
-        .command("ping")
+        .command(fip_harness::programs::require_program("ping")?)
         .args([
             "-f",
             "-q",

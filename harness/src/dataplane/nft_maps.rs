@@ -1,47 +1,66 @@
-//! The reference backend: nftables, laid out as Calico's nftables mode lays out
-//! its nat chains (`table ip calico` / `table ip6 calico`, base chains
-//! `nat-PREROUTING` and `nat-OUTPUT` at priority dstnat, `nat-POSTROUTING` at
-//! srcnat, jumping to `cali-PREROUTING` / `cali-OUTPUT` / `cali-POSTROUTING`,
-//! which jump to `cali-fip-dnat` / `cali-fip-snat`), except that the floating
-//! IPs live in maps keyed by address, so a lookup costs the same with 1 or
-//! 10,000 of them:
+//! `nft-maps`: the harness's own O(1) alternative to Felix's nftables mode. It
+//! is NOT what Felix programs (that is the `nftables` backend, one rule per
+//! floating IP): here the floating IPs live in maps keyed by address, so a
+//! lookup costs the same with 1 or 10,000 of them, and a move changes two map
+//! elements instead of rewriting a chain. It shows what an O(1) dataplane
+//! would observe; its verdicts must equal the Felix backends' on every case.
 //!
 //! ```text
-//! map cali-fip-dnat { type ipv4_addr : ipv4_addr }                 EXT -> INT
-//! map cali-fip-snat { type ipv4_addr . ipv4_addr : ipv4_addr }     INT . INT -> EXT
-//! chain cali-fip-dnat { dnat to ip daddr map @cali-fip-dnat }
-//! chain cali-fip-snat { snat to ip saddr . ip daddr map @cali-fip-snat }
+//! table ip fiph-maps {
+//!   map fip-dnat { type ipv4_addr : ipv4_addr }                 EXT -> INT
+//!   map fip-snat { type ipv4_addr . ipv4_addr : ipv4_addr }     INT . INT -> EXT
+//!   chain prerouting  { type nat hook prerouting priority dstnat;   dnat to ip daddr map @fip-dnat }
+//!   chain output      { type nat hook output priority 110;          dnat to ip daddr map @fip-dnat }
+//!   chain postrouting { type nat hook postrouting priority srcnat + 10;
+//!                       snat to ip saddr . ip daddr map @fip-snat fully-random }
+//! }
 //! ```
+//!
+//! Names: the table is `fiph-maps` (`fiph-` is the harness's own prefix, as
+//! in its namespace names) and its chains and maps carry no `cali` or `nat-`
+//! prefix, so a listing is never mistaken for Felix's and the table never
+//! collides with Felix's `calico` table if both backends run on one node. The
+//! hook priorities are Felix's (felix/nftables/table.go `baseChains`), so the
+//! two differ only in how a floating IP is looked up; `fully-random` follows
+//! Felix's feature detection as the Felix backends do.
 //!
 //! The SNAT key is the concatenation saddr . daddr because SNAT runs after DNAT:
 //! the loopback case is exactly "source and destination are both the pod".
 //!
 //! One `nft -j -f -` run holds the whole change: for each family the table is
 //! added (so that it exists), deleted and built again, all in one kernel
-//! transaction, so a reader never sees a half-written table.
+//! transaction, so a reader never sees a half-written table; later applies send
+//! only the map elements that changed.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use nftables::batch::Batch;
 use nftables::expr::{Expression, NamedExpression, Payload, PayloadField};
 use nftables::schema::{Chain, Map, NfListObject, Nftables, Rule, SetType, SetTypeValue, Table};
-use nftables::stmt::{JumpTarget, Statement, NAT};
+use nftables::stmt::{NATFlag, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::exec::run_in;
-use super::{BackendKind, Dataplane, DataplaneError, DnatMapping, NodeNatState, SnatMapping};
+use super::applied::AppliedStates;
+use super::exec::{nft_list_tables, nft_read_tables, run_in};
+use super::{
+    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
+};
 use crate::lab::netns::Netns;
 
-/// Name of the tables (one per family), as in Calico's nftables mode.
-pub const TABLE: &str = "calico";
+/// Name of the tables (one per family): the harness's, not Calico's.
+pub const TABLE: &str = "fiph-maps";
+const DNAT_MAP: &str = "fip-dnat";
+const SNAT_MAP: &str = "fip-snat";
+/// Felix's numbers for its nat base chains (felix/nftables/table.go: dstnat,
+/// and srcnat + 10 for both output and postrouting).
 const DSTNAT: i32 = -100;
-const SRCNAT: i32 = 100;
+const SRCNAT_PLUS_10: i32 = 110;
 
 #[derive(Clone, Copy)]
 struct Family {
     nf: NfFamily,
-    name: &'static str,
     proto: &'static str,
     addr: SetType,
     v4: bool,
@@ -50,14 +69,12 @@ struct Family {
 const FAMILIES: [Family; 2] = [
     Family {
         nf: NfFamily::IP,
-        name: "ip",
         proto: "ip",
         addr: SetType::Ipv4Addr,
         v4: true,
     },
     Family {
         nf: NfFamily::IP6,
-        name: "ip6",
         proto: "ip6",
         addr: SetType::Ipv6Addr,
         v4: false,
@@ -85,15 +102,20 @@ fn addr(address: IpAddr) -> Expression<'static> {
     Expression::String(address.to_string().into())
 }
 
-fn chain(family: Family, name: &'static str, hook: Option<(NfHook, i32)>) -> NfListObject<'static> {
+fn base_chain(
+    family: Family,
+    name: &'static str,
+    hook: NfHook,
+    prio: i32,
+) -> NfListObject<'static> {
     NfListObject::Chain(Chain {
         family: family.nf,
         table: TABLE.into(),
         name: name.into(),
-        _type: hook.map(|_| NfChainType::NAT),
-        hook: hook.map(|(hook, _)| hook),
-        prio: hook.map(|(_, prio)| prio),
-        policy: hook.map(|_| NfChainPolicy::Accept),
+        _type: Some(NfChainType::NAT),
+        hook: Some(hook),
+        prio: Some(prio),
+        policy: Some(NfChainPolicy::Accept),
         ..Default::default()
     })
 }
@@ -109,12 +131,6 @@ fn rule(
         chain: chain.into(),
         expr: Cow::Owned(vec![statement]),
         ..Default::default()
-    })
-}
-
-fn jump(target: &'static str) -> Statement<'static> {
-    Statement::Jump(JumpTarget {
-        target: target.into(),
     })
 }
 
@@ -135,7 +151,11 @@ fn map(
     }))
 }
 
-fn nat_through_map(key: Expression<'static>, map: &'static str) -> Option<NAT<'static>> {
+fn nat_through_map(
+    key: Expression<'static>,
+    map: &'static str,
+    flags: Option<HashSet<NATFlag>>,
+) -> Option<NAT<'static>> {
     Some(NAT {
         addr: Some(Expression::Named(NamedExpression::Map(Box::new(
             nftables::expr::Map {
@@ -145,12 +165,20 @@ fn nat_through_map(key: Expression<'static>, map: &'static str) -> Option<NAT<'s
         )))),
         family: None,
         port: None,
-        flags: None,
+        flags,
     })
 }
 
+fn dnat_rule(family: Family, chain: &'static str) -> NfListObject<'static> {
+    rule(
+        family,
+        chain,
+        Statement::DNAT(nat_through_map(field(family, "daddr"), DNAT_MAP, None)),
+    )
+}
+
 /// The batch that makes both tables hold exactly `state`.
-pub fn render_apply(state: &NodeNatState) -> Nftables<'static> {
+pub fn render_apply(state: &NodeNatState, features: Features) -> Nftables<'static> {
     let mut batch = Batch::new();
     for family in FAMILIES {
         batch.add(table(family));
@@ -170,56 +198,39 @@ pub fn render_apply(state: &NodeNatState) -> Nftables<'static> {
             .collect();
         batch.add(map(
             family,
-            "cali-fip-dnat",
+            DNAT_MAP,
             SetTypeValue::Single(family.addr),
             dnat,
         ));
         batch.add(map(
             family,
-            "cali-fip-snat",
+            SNAT_MAP,
             SetTypeValue::Concatenated(Cow::Owned(vec![family.addr, family.addr])),
             snat,
         ));
-        for name in [
-            "cali-fip-dnat",
-            "cali-fip-snat",
-            "cali-PREROUTING",
-            "cali-OUTPUT",
-            "cali-POSTROUTING",
-        ] {
-            batch.add(chain(family, name, None));
-        }
-        batch.add(chain(
+        batch.add(base_chain(family, "prerouting", NfHook::Prerouting, DSTNAT));
+        batch.add(base_chain(family, "output", NfHook::Output, SRCNAT_PLUS_10));
+        batch.add(base_chain(
             family,
-            "nat-PREROUTING",
-            Some((NfHook::Prerouting, DSTNAT)),
+            "postrouting",
+            NfHook::Postrouting,
+            SRCNAT_PLUS_10,
         ));
-        batch.add(chain(family, "nat-OUTPUT", Some((NfHook::Output, DSTNAT))));
-        batch.add(chain(
-            family,
-            "nat-POSTROUTING",
-            Some((NfHook::Postrouting, SRCNAT)),
-        ));
-        batch.add(rule(family, "nat-PREROUTING", jump("cali-PREROUTING")));
-        batch.add(rule(family, "nat-OUTPUT", jump("cali-OUTPUT")));
-        batch.add(rule(family, "nat-POSTROUTING", jump("cali-POSTROUTING")));
-        batch.add(rule(family, "cali-PREROUTING", jump("cali-fip-dnat")));
-        batch.add(rule(family, "cali-OUTPUT", jump("cali-fip-dnat")));
-        batch.add(rule(family, "cali-POSTROUTING", jump("cali-fip-snat")));
+        batch.add(dnat_rule(family, "prerouting"));
+        batch.add(dnat_rule(family, "output"));
+        let fully_random = features
+            .snat_fully_random
+            .then(|| HashSet::from([NATFlag::FullyRandom]));
         batch.add(rule(
             family,
-            "cali-fip-dnat",
-            Statement::DNAT(nat_through_map(field(family, "daddr"), "cali-fip-dnat")),
-        ));
-        batch.add(rule(
-            family,
-            "cali-fip-snat",
+            "postrouting",
             Statement::SNAT(nat_through_map(
                 Expression::Named(NamedExpression::Concat(vec![
                     field(family, "saddr"),
                     field(family, "daddr"),
                 ])),
-                "cali-fip-snat",
+                SNAT_MAP,
+                fully_random,
             )),
         ));
     }
@@ -258,7 +269,6 @@ fn elements(
 /// adding only the elements that differ: one transaction, small for a move
 /// among 10,000 floating IPs. `None` when nothing differs.
 pub fn render_delta(old: &NodeNatState, new: &NodeNatState) -> Option<Nftables<'static>> {
-    use std::collections::HashSet;
     let old_dnat: HashSet<&DnatMapping> = old.dnat.iter().collect();
     let new_dnat_set: HashSet<&DnatMapping> = new.dnat.iter().collect();
     let old_snat: HashSet<&SnatMapping> = old.snat.iter().collect();
@@ -292,8 +302,8 @@ pub fn render_delta(old: &NodeNatState, new: &NodeNatState) -> Option<Nftables<'
             .map(snat_element)
             .collect();
         for (map, delete, add) in [
-            ("cali-fip-dnat", gone_dnat, new_dnat),
-            ("cali-fip-snat", gone_snat, new_snat),
+            (DNAT_MAP, gone_dnat, new_dnat),
+            (SNAT_MAP, gone_snat, new_snat),
         ] {
             if !delete.is_empty() {
                 any = true;
@@ -338,12 +348,12 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
                 continue;
             };
             match map["name"].as_str() {
-                Some("cali-fip-dnat") => {
+                Some(DNAT_MAP) => {
                     if let Some(external) = text_address(key) {
                         dnat.push(DnatMapping::new(external, value));
                     }
                 }
-                Some("cali-fip-snat") => {
+                Some(SNAT_MAP) => {
                     if let Some(internal) = key["concat"].get(0).and_then(text_address) {
                         snat.push(SnatMapping::new(internal, value));
                     }
@@ -357,129 +367,67 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
 
 /// nftables with address-keyed maps (see the module documentation).
 ///
-/// It remembers what it last applied to each namespace (keyed by the
-/// namespace's inode, not its name, so a recreated namespace is a new one) and
-/// then sends only the elements that differ, still as one transaction. It
-/// assumes it is the only writer of its tables; if a delta fails for any
-/// reason it falls back to the full replacement.
-#[derive(Debug, Default)]
-pub struct NftablesBackend {
-    applied: std::sync::Mutex<std::collections::HashMap<(u64, u64), NodeNatState>>,
+/// It remembers what it last applied to each namespace and then sends only
+/// the elements that differ, still as one transaction; if a delta fails for
+/// any reason it falls back to the full replacement.
+#[derive(Debug)]
+pub struct NftMapsBackend {
+    features: Features,
+    applied: AppliedStates,
 }
 
-fn netns_key(node: &Netns) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = node.file().metadata().ok()?;
-    Some((meta.dev(), meta.ino()))
+impl Default for NftMapsBackend {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-impl NftablesBackend {
+impl NftMapsBackend {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn remember(&self, node: &Netns, state: Option<&NodeNatState>) {
-        let Some(key) = netns_key(node) else { return };
-        let mut applied = self.applied.lock().expect("cache lock");
-        match state {
-            Some(state) => {
-                applied.insert(key, state.clone());
-            }
-            None => {
-                applied.remove(&key);
-            }
+        Self {
+            features: Features::detected(),
+            applied: AppliedStates::default(),
         }
-    }
-
-    fn last_applied(&self, node: &Netns) -> Option<NodeNatState> {
-        let key = netns_key(node)?;
-        self.applied.lock().expect("cache lock").get(&key).cloned()
     }
 
     fn run_batch(&self, node: &Netns, batch: &Nftables) -> Result<(), DataplaneError> {
         let json = serde_json::to_vec(batch).expect("nftables batch serialises");
         run_in(node, "nft", &["-j", "-f", "-"], Some(&json)).map(drop)
     }
-
-    /// `nft list table <family> calico`, or nothing when the table is absent.
-    fn list(&self, node: &Netns, json: bool) -> Result<String, DataplaneError> {
-        let mut out = String::new();
-        for family in FAMILIES {
-            let mut args = vec!["list", "table", family.name, TABLE];
-            if json {
-                args.insert(0, "-j");
-            }
-            match run_in(node, "nft", &args, None) {
-                Ok(text) => out.push_str(&text),
-                Err(DataplaneError::Failed { stderr, .. }) if stderr.contains("No such file") => {}
-                Err(e) => return Err(e),
-            }
-            if json {
-                out.push('\n');
-            }
-        }
-        Ok(out)
-    }
 }
 
-impl Dataplane for NftablesBackend {
+impl Dataplane for NftMapsBackend {
     fn kind(&self) -> BackendKind {
-        BackendKind::Nftables
+        BackendKind::NftMaps
     }
 
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        if let Some(old) = self.last_applied(node) {
-            match render_delta(&old, state) {
-                None => return Ok(()),
-                Some(delta) => {
-                    if self.run_batch(node, &delta).is_ok() {
-                        self.remember(node, Some(state));
-                        return Ok(());
-                    }
-                    tracing::debug!(
-                        netns = node.name(),
-                        "nft delta failed, replacing the tables"
-                    );
-                }
-            }
-        }
-        self.remember(node, None);
-        self.run_batch(node, &render_apply(state))?;
-        self.remember(node, Some(state));
-        Ok(())
+        self.applied.apply(
+            node,
+            state,
+            |old| render_delta(old, state),
+            || render_apply(state, self.features),
+            |change| self.run_batch(node, change),
+        )
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
-        self.remember(node, None);
+        self.applied.remember(node, None);
         self.run_batch(node, &render_removal())
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {
-        self.list(node, false)
+        nft_list_tables(node, TABLE, false)
     }
 
     fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError> {
-        let mut state = NodeNatState::default();
-        for line in self
-            .list(node, true)?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-        {
-            let part = parse_listing(line).map_err(|e| DataplaneError::Unreadable {
-                netns: node.name().to_string(),
-                reason: e.to_string(),
-            })?;
-            state.dnat.extend(part.dnat);
-            state.snat.extend(part.snat);
-        }
-        state.dnat.sort();
-        state.snat.sort();
-        Ok(state)
+        nft_read_tables(node, TABLE, parse_listing)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_vectors::loopback;
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
@@ -487,21 +435,17 @@ mod tests {
     }
 
     fn sample() -> NodeNatState {
-        NodeNatState::new(
-            [
-                DnatMapping::new(ip("203.0.113.1"), ip("198.19.0.5")),
-                DnatMapping::new(ip("2001:db8:f1::1"), ip("2001:db8:1::5")),
-            ],
-            [
-                SnatMapping::new(ip("198.19.0.5"), ip("203.0.113.1")),
-                SnatMapping::new(ip("2001:db8:1::5"), ip("2001:db8:f1::1")),
-            ],
-        )
+        loopback()
     }
 
     #[test]
     fn renders_one_transaction_per_apply() {
-        insta::assert_json_snapshot!(render_apply(&sample()));
+        insta::assert_json_snapshot!(render_apply(
+            &sample(),
+            Features {
+                snat_fully_random: true
+            }
+        ));
     }
 
     #[test]
@@ -514,18 +458,18 @@ mod tests {
         let old = sample();
         let mut new = sample();
         new.dnat[0].internal = ip("198.19.0.6");
-        new.snat[0] = SnatMapping::new(ip("198.19.0.6"), ip("203.0.113.1"));
+        new.snat[0] = SnatMapping::new(ip("198.19.0.6"), ip("203.0.113.10"));
         insta::assert_json_snapshot!(render_delta(&old, &new).unwrap());
         assert!(render_delta(&old, &old).is_none());
     }
 
     #[test]
     fn reads_back_what_nft_lists() {
-        // Shape copied from `nft -j list table ip calico` (nftables 1.0.6).
+        // Shape copied from `nft -j list table ip fiph-maps` (nftables 1.0.6).
         let listing = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
-            {"table": {"family": "ip", "name": "calico", "handle": 1}},
-            {"map": {"family": "ip", "name": "cali-fip-dnat", "table": "calico", "type": "ipv4_addr", "handle": 4, "map": "ipv4_addr", "elem": [["203.0.113.1", "198.19.0.5"]]}},
-            {"map": {"family": "ip", "name": "cali-fip-snat", "table": "calico", "type": ["ipv4_addr", "ipv4_addr"], "handle": 5, "map": "ipv4_addr", "elem": [[{"concat": ["198.19.0.5", "198.19.0.5"]}, "203.0.113.1"]]}}]}"#;
+            {"table": {"family": "ip", "name": "fiph-maps", "handle": 1}},
+            {"map": {"family": "ip", "name": "fip-dnat", "table": "fiph-maps", "type": "ipv4_addr", "handle": 4, "map": "ipv4_addr", "elem": [["203.0.113.10", "198.19.0.5"]]}},
+            {"map": {"family": "ip", "name": "fip-snat", "table": "fiph-maps", "type": ["ipv4_addr", "ipv4_addr"], "handle": 5, "map": "ipv4_addr", "elem": [[{"concat": ["198.19.0.5", "198.19.0.5"]}, "203.0.113.10"]]}}]}"#;
         let state = parse_listing(listing).unwrap();
         let expected = sample();
         assert_eq!(state.dnat, expected.dnat[..1]);

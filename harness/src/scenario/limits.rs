@@ -1,0 +1,152 @@
+//! Sane limits, checked by `validate` as by `run`: packet counts and intervals
+//! a lab can carry, waits and a total running time a person would wait for, a
+//! cluster one host can emulate, and member names the lab can turn into
+//! namespace names (the lab's own rule, so `validate` never passes a scenario
+//! `run` would refuse).
+
+use std::time::Duration;
+
+use super::load::Loader;
+use super::located::Spanned;
+use super::model::{DEFAULT_COUNT, DEFAULT_INTERVAL};
+use super::raw::{RawScenario, RawSend, RawStep};
+use super::values::{DurationValue, Name};
+use crate::lab::spec::check_member_name;
+
+/// Packets in one `send`.
+pub const MAX_COUNT: u32 = 100_000;
+/// The shortest gap between two packets of a send or stream: below it the
+/// sender spins and the capture grows faster than anyone reads it.
+pub const MIN_INTERVAL: Duration = Duration::from_micros(100);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(10);
+/// One `wait` step.
+pub const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
+/// Waits plus sends, over the whole scenario.
+pub const MAX_TOTAL: Duration = Duration::from_secs(30 * 60);
+pub const MAX_NODES: usize = 32;
+pub const MAX_EXTERNALS: usize = 16;
+pub const MAX_PODS: usize = 256;
+/// The longest lab name (`[a-z0-9]{1,12}`): a member name must fit with it.
+const LONGEST_LAB: &str = "labnamelabna";
+
+fn ms(d: Duration) -> String {
+    format!("{d:?}")
+}
+
+impl Loader<'_> {
+    pub(super) fn check_send_limits(&mut self, send: &RawSend) {
+        if let Some(count) = &send.count {
+            if count.value > MAX_COUNT {
+                self.error_at(
+                    count,
+                    format!(
+                        "count {} is over the limit of {MAX_COUNT} packets per send",
+                        count.value
+                    ),
+                );
+            }
+            if count.value == 0 && send.expect.delivered_to.is_some() {
+                self.error_at(
+                    count,
+                    "count 0 sends nothing, so `expect.deliveredTo` can never be checked; send at least one packet",
+                );
+            }
+        }
+        self.check_interval(send.interval.as_ref());
+    }
+
+    pub(super) fn check_interval(&mut self, interval: Option<&Spanned<DurationValue>>) {
+        let Some(interval) = interval else { return };
+        let d = interval.value.0;
+        if d < MIN_INTERVAL || d > MAX_INTERVAL {
+            self.error_at(
+                interval,
+                format!(
+                    "interval {} is out of range: between {} and {}",
+                    ms(d),
+                    ms(MIN_INTERVAL),
+                    ms(MAX_INTERVAL)
+                ),
+            );
+        }
+    }
+
+    pub(super) fn check_wait(&mut self, wait: &Spanned<DurationValue>) {
+        if wait.value.0 > MAX_WAIT {
+            self.error_at(
+                wait,
+                format!(
+                    "wait {} is over the limit of {}",
+                    ms(wait.value.0),
+                    ms(MAX_WAIT)
+                ),
+            );
+        }
+    }
+
+    /// Cluster size, member names and total running time.
+    pub(super) fn check_scale(&mut self, raw: &RawScenario) {
+        let nodes = &raw.cluster.nodes.value;
+        if let Some(extra) = nodes.get(MAX_NODES) {
+            self.error_at(extra, format!("{} nodes: at most {MAX_NODES}", nodes.len()));
+        }
+        if let Some(extra) = raw.cluster.externals.get(MAX_EXTERNALS) {
+            let n = raw.cluster.externals.len();
+            self.error_at(
+                extra,
+                format!("{n} external hosts: at most {MAX_EXTERNALS}"),
+            );
+        }
+        for member in nodes.iter().chain(&raw.cluster.externals) {
+            self.check_member_name(member, &member.value.name);
+        }
+        let mut pods = 0;
+        let mut total = Duration::ZERO;
+        let mut over = false;
+        for step in &raw.steps {
+            match &step.value {
+                RawStep::CreatePod(create) => {
+                    pods += 1;
+                    if pods == MAX_PODS + 1 {
+                        self.error_at(step, format!("more than {MAX_PODS} pods"));
+                    }
+                    if let Some(name) = &create.name {
+                        self.check_member_name(name, &name.value);
+                    }
+                }
+                RawStep::Send(send) => {
+                    let count = send.count.as_ref().map_or(DEFAULT_COUNT, |c| c.value);
+                    let interval = send.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.0);
+                    total += interval.saturating_mul(count.min(MAX_COUNT));
+                }
+                RawStep::Wait(wait) => total += wait.value.0.min(MAX_WAIT),
+                _ => {}
+            }
+            if total > MAX_TOTAL && !over {
+                over = true;
+                self.error_at(
+                    step,
+                    format!(
+                        "the scenario runs for more than {} by this step",
+                        ms(MAX_TOTAL)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn check_member_name<T>(&mut self, at: &Spanned<T>, name: &Name) {
+        if let Err(e) = check_member_name(LONGEST_LAB, name.as_str()) {
+            let crate::lab::SpecError::BadMemberName { max, .. } = e else {
+                return self.error_at(at, e.to_string());
+            };
+            self.error_at(
+                at,
+                format!(
+                    "`{name}` cannot name a lab member: a lab names namespaces `fiph-<lab>-<member>`, \
+                     so a member name is at most {max} characters and not `fabric` (the lab's own router)"
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Floating IPs Calico accepts but that are very likely mistakes. Calico checks
+//! only the family (libcalico-go/lib/validator/v3/validator.go validateIPNAT)
+//! and Felix programs whatever it gets (felix/rules/nat.go
+//! DNATsToIptablesChains), so the harness accepts them too and says what the
+//! address collides with.
+
+use std::net::IpAddr;
+
+/// Something with an address a floating IP could shadow.
+pub(super) struct Holder<'a> {
+    /// `pod `web``, `node `node-a``, ...
+    pub what: String,
+    pub address: &'a IpAddr,
+}
+
+/// Why `external` is risky as a floating IP of pod `pod`, if it is.
+pub(super) fn risky_floating_ip<'a>(
+    external: IpAddr,
+    pod: &str,
+    holders: impl IntoIterator<Item = Holder<'a>>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let kind = match external {
+        IpAddr::V4(v4) if v4.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("the limited broadcast address"),
+        a if a.is_loopback() => Some("a loopback address"),
+        a if a.is_multicast() => Some("a multicast address"),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        warnings.push(format!(
+            "floating IP {external} of pod `{pod}` is {kind}: Calico accepts it and Felix \
+             programs a DNAT for it, which no ordinary client can use"
+        ));
+    }
+    for holder in holders {
+        if *holder.address == external {
+            warnings.push(format!(
+                "floating IP {external} of pod `{pod}` is {}'s address: Calico accepts it, \
+                 and every node holding the DNAT sends that address's traffic to `{pod}`",
+                holder.what
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn names_what_the_address_collides_with() {
+        let other = ip("198.19.0.1");
+        let node = ip("198.18.0.10");
+        let holders = || {
+            [
+                Holder {
+                    what: "pod `db`".into(),
+                    address: &other,
+                },
+                Holder {
+                    what: "node `node-a`".into(),
+                    address: &node,
+                },
+            ]
+        };
+        let mut all = Vec::new();
+        for external in [
+            "198.19.0.1",
+            "198.18.0.10",
+            "127.0.0.1",
+            "::1",
+            "224.0.0.1",
+            "ff02::1",
+            "0.0.0.0",
+            "::",
+            "255.255.255.255",
+        ] {
+            all.extend(risky_floating_ip(ip(external), "web", holders()));
+        }
+        assert!(risky_floating_ip(ip("203.0.113.10"), "web", holders()).is_empty());
+        insta::assert_snapshot!(all.join("\n"));
+    }
+}
