@@ -6,6 +6,7 @@
 //! [`runner`] ties them together for one scenario. Nothing below `control` knows
 //! what a scenario is.
 
+pub mod bgp;
 pub mod calico;
 pub mod check;
 pub mod control;

@@ -33,6 +33,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("sleep", "coreutils"),
     ("true", "coreutils"),
     ("unshare", "util-linux"),
+    // tests/run_output.rs: a pseudo-terminal for `run`'s colour and status line.
+    ("script", "bsdutils"),
 ];
 
 /// A program the harness needs is not on PATH.

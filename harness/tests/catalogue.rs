@@ -9,6 +9,10 @@
 //! scenario and profile that finished before it. So when all backends run,
 //! every pair of them is compared once, and a difference fails the later case
 //! with both observations, even if each passed its own expectations.
+//!
+//! `FIP_HARNESS_SCENARIOS=dir1:dir2` adds a project's own scenario folders.
+//! Listing (`--list`, `--format terse`, `--exact`) follows libtest, so
+//! `cargo nextest run --test catalogue --partition count:1/2` shards the cases.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -17,9 +21,11 @@ use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+use fip_harness::bgp::RoutingMode;
 use fip_harness::check::CheckLine;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
+use fip_harness::scenario::{catalogue_folders, SCENARIOS_ENV};
 
 fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
@@ -29,7 +35,14 @@ fn main() -> std::process::ExitCode {
         args.test_threads = Some(6);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let trials = match runner::plan(&[root], &runner::PlanFilter::default()) {
+    let folders = catalogue_folders(root, std::env::var_os(SCENARIOS_ENV).as_deref());
+    let trials = match runner::plan(
+        &folders,
+        &runner::PlanFilter {
+            routing: routing(),
+            ..runner::PlanFilter::default()
+        },
+    ) {
         Ok(plan) => plan
             .into_iter()
             .map(|case| {
@@ -51,6 +64,15 @@ fn main() -> std::process::ExitCode {
     libtest_mimic::run(&args, trials).exit_code()
 }
 
+/// BIRD, as Calico routes; `FIP_HARNESS_ROUTING=model` runs the catalogue on
+/// the harness's route model instead.
+fn routing() -> RoutingMode {
+    match std::env::var("FIP_HARNESS_ROUTING") {
+        Ok(text) => text.parse().expect("FIP_HARNESS_ROUTING is bird or model"),
+        Err(_) => RoutingMode::default(),
+    }
+}
+
 fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     // Labs need CAP_NET_ADMIN and CAP_SYS_ADMIN; say so plainly instead of
     // failing somewhere deep inside netlink, and never skip silently.
@@ -65,12 +87,35 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     let options = RunOptions {
         report_dir: Some(report_dir),
         keep_on_failure: false,
+        routing: routing(),
     };
     let result = runner::run_case_blocking(&case, &options);
     if !result.outcome.is_pass() {
         return Err(result.failure_text().into());
     }
-    agree_with_other_backends(records(), &result).map_err(Failed::from)
+    agree_with_other_backends(records(), &result, &chosen_by_ecmp(&case)).map_err(Failed::from)
+}
+
+/// Steps whose expectation lets ECMP pick among pods (`deliveredTo: {oneOf}`):
+/// each lab hashes flows with its own seed, so backends may see different
+/// pods there, and which pod (and its address) is not compared.
+fn chosen_by_ecmp(case: &runner::PlannedCase) -> BTreeSet<usize> {
+    use fip_harness::check::Delivery;
+    use fip_harness::scenario::Step;
+    case.scenario
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| {
+            let delivery = match step {
+                Step::Send(send) => send.expect.delivered_to.as_ref(),
+                Step::StopStream(stop) => stop.expect.delivered_to.as_ref(),
+                _ => None,
+            };
+            matches!(delivery, Some(Delivery::OneOf(_)))
+        })
+        .map(|(index, _)| index)
+        .collect()
 }
 
 /// One check line as every backend must see it. Counts are left out (a probe
@@ -121,13 +166,26 @@ impl LineObserved {
 struct Observed(Vec<(String, Vec<LineObserved>)>);
 
 impl Observed {
-    fn of(result: &ScenarioResult) -> Self {
+    fn of(result: &ScenarioResult, chosen_by_ecmp: &BTreeSet<usize>) -> Self {
         Observed(
             result
                 .steps
                 .iter()
                 .map(|step| {
-                    let lines = step.lines.iter().map(LineObserved::of).collect();
+                    let lines = step
+                        .lines
+                        .iter()
+                        .map(|line| {
+                            let mut seen = LineObserved::of(line);
+                            if chosen_by_ecmp.contains(&step.index) {
+                                seen.delivered_to = None;
+                                if let Some(addresses) = &mut seen.addresses {
+                                    addresses[0].clear();
+                                }
+                            }
+                            seen
+                        })
+                        .collect();
                     (step.summary.clone(), lines)
                 })
                 .collect(),
@@ -148,8 +206,9 @@ fn records() -> &'static Mutex<Records> {
 fn agree_with_other_backends(
     records: &Mutex<Records>,
     result: &ScenarioResult,
+    chosen_by_ecmp: &BTreeSet<usize>,
 ) -> Result<(), String> {
-    let mine = Observed::of(result);
+    let mine = Observed::of(result, chosen_by_ecmp);
     let mut records = records
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -187,6 +246,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         file: PathBuf::new(),
         backend: backend.into(),
         profile: "calico".into(),
+        routing: "bird".into(),
         outcome: Outcome::Passed,
         duration_ms: 0,
         steps: vec![StepResult {
@@ -214,9 +274,21 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         kept_lab: None,
     };
     let records = Mutex::default();
-    agree_with_other_backends(&records, &result("nftables", "203.0.113.10"))?;
-    agree_with_other_backends(&records, &result("nft-maps", "203.0.113.10"))?;
-    match agree_with_other_backends(&records, &result("iptables", "198.19.0.5")) {
+    agree_with_other_backends(
+        &records,
+        &result("nftables", "203.0.113.10"),
+        &BTreeSet::new(),
+    )?;
+    agree_with_other_backends(
+        &records,
+        &result("nft-maps", "203.0.113.10"),
+        &BTreeSet::new(),
+    )?;
+    match agree_with_other_backends(
+        &records,
+        &result("iptables", "198.19.0.5"),
+        &BTreeSet::new(),
+    ) {
         Err(text) if text.contains("disagree") && text.contains("198.19.0.5") => Ok(()),
         other => Err(format!("a different reply source went unnoticed: {other:?}").into()),
     }

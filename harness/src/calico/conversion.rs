@@ -25,7 +25,9 @@ use super::endpoint::IpNatPair;
 use super::go_json::unmarshal_string_list;
 
 /// A pod's `status.phase`, as far as Calico cares.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum PodPhase {
     Pending,
     #[default]

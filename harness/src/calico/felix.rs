@@ -7,7 +7,9 @@ use super::endpoint::IpNatPair;
 
 /// `floatingIPs` in FelixConfiguration: Felix ignores workload endpoints'
 /// `ipNATs` unless it is `Enabled`. Felix's default is `Disabled`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum FelixFloatingIps {
     Enabled,
     #[default]

@@ -6,7 +6,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// How a pool's traffic crosses between nodes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum Encapsulation {
     #[default]
     None,
@@ -55,7 +57,7 @@ pub const DEFAULT_BLOCK_SIZE_V4: u8 = 26;
 pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
 
 /// `ipipMode` / `vxlanMode` of a v3 IPPool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum EncapMode {
     Never,
     Always,

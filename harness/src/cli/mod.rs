@@ -16,11 +16,15 @@ macro_rules! say {
 
 mod bench;
 mod choices;
+mod completions;
 mod down;
 mod exec;
 mod list;
 mod ls;
+mod progress;
+mod routing;
 mod run;
+mod schema;
 mod signals;
 mod state;
 mod up;
@@ -29,7 +33,7 @@ mod validate;
 /// Simulation and conformance test harness for Calico floating IPs.
 #[derive(Debug, Parser)]
 #[command(name = "fip-harness", version, about, propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     /// Log more (repeat for more detail); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -57,6 +61,12 @@ enum Command {
     Down(down::Args),
     /// Benchmarks: lab bring-up, dataplane programming, traffic rates.
     Bench(bench::Args),
+    /// Print the JSON Schema of scenario files (schema/scenario.schema.json).
+    Schema(schema::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (or write every page with --dir).
+    Man(completions::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -84,6 +94,9 @@ pub fn main() -> ExitCode {
         Command::State(args) => state::run(args),
         Command::Down(args) => down::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     };
     signals::defer_to_interrupt_handler();
     match result {

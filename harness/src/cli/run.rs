@@ -13,6 +13,7 @@ use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::scenario::ScenarioFilter;
 
 use super::choices::{Backend, Profile};
+use super::progress::{Progress, Style};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,6 +35,9 @@ pub struct Args {
     /// Only this conntrack profile (default: each scenario's own list).
     #[arg(long, value_enum)]
     profile: Option<Profile>,
+    /// Who programs the routes: BIRD, as Calico, or the harness's model.
+    #[arg(long, value_enum, default_value_t)]
+    routing: super::routing::RoutingArg,
     /// Where junit.xml, summary.json and diagnostics bundles go.
     #[arg(long, default_value = "reports")]
     report_dir: PathBuf,
@@ -52,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan_filter = PlanFilter {
         backend: args.backend.map(Into::into),
         profile: args.profile.map(Into::into),
+        routing: args.routing.into(),
     };
     let cases: Vec<PlannedCase> = match runner::plan(&args.paths, &plan_filter) {
         Ok(cases) => cases,
@@ -112,15 +117,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         report_dir: Some(args.report_dir.clone()),
         keep_on_failure: args.keep_on_failure,
+        routing: args.routing.into(),
     };
     say!("running {total} case(s), {} at a time", args.jobs.max(1));
     let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
+    let progress = Progress::new(Style::from_environment(), total);
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.clamp(1, total) {
             scope.spawn(|| loop {
                 let Some(case) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
                     break;
                 };
+                let name = case.test_name();
+                progress.started(&name);
                 // A panic in the case is caught there and fails only that case.
                 let result = runner::run_case_blocking(&case, &options);
                 let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,16 +138,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if fip_harness::lab::signals::is_cancelled() {
                     break;
                 }
-                print_result(&result);
+                progress.finished(&name, &result_lines(&result));
                 results.push(result);
             });
         }
     });
     super::signals::defer_to_interrupt_handler();
+    progress.clear();
     let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let summary = write_reports(&args.report_dir, results, started)?;
     for (backend, median) in &summary.median_convergence_ms {
-        say!("median migration convergence ({backend}): {median:.1} ms");
+        say!(
+            "median migration convergence ({backend}, {} routing): {median:.1} ms",
+            options.routing
+        );
     }
     say!(
         "reports: {} and {} ({:.1} s)",
@@ -171,7 +184,8 @@ fn write_reports(
     Ok(summary)
 }
 
-fn print_result(result: &ScenarioResult) {
+/// A case's verdict line and, when it failed, its checks indented below.
+fn result_lines(result: &ScenarioResult) -> String {
     let verdict = if result.outcome.is_pass() {
         "PASS"
     } else {
@@ -185,18 +199,20 @@ fn print_result(result: &ScenarioResult) {
     for migration in &result.migrations {
         if let Some(ms) = migration.figures.convergence_ms {
             line.push_str(&format!(
-                " [move {} -> {}: converged in {ms:.1} ms, lost {}, {} late at the old pod]",
+                " [move {} -> {}: converged in {ms:.1} ms ({} routing), lost {}, {} late at the old pod]",
                 migration.from_pod,
                 migration.to_pod,
+                result.routing,
                 migration.figures.lost,
                 migration.figures.late_at_old_pod
             ));
         }
     }
-    say!("{line}");
+    line.push('\n');
     if !result.outcome.is_pass() {
         for text in result.failure_text().lines() {
-            say!("    {text}");
+            line.push_str(&format!("    {text}\n"));
         }
     }
+    line
 }

@@ -162,6 +162,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.lab
         );
     }
+    for daemon in fip_harness::bgp::lab_state(&args.lab) {
+        println!("== {} {} (BIRD)", daemon.member, daemon.daemon);
+        for protocol in daemon.protocols.iter().filter(|p| p.protocol == "BGP") {
+            println!(
+                "  session {}: {} {}",
+                protocol.name, protocol.state, protocol.info
+            );
+        }
+        for route in &daemon.routes {
+            println!(
+                "  {} {} [{}]{}",
+                route.prefix,
+                route.target,
+                route.protocol,
+                if route.best { " *" } else { "" }
+            );
+        }
+    }
     for member in &shown {
         println!("== {} ({})", member.member, member.netns);
         for b in &member.backends {

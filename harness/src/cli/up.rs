@@ -25,6 +25,9 @@ pub struct Args {
     /// Conntrack profile.
     #[arg(long, value_enum, default_value_t = Profile::Calico)]
     profile: Profile,
+    /// Who programs the routes: BIRD, as Calico, or the harness's model.
+    #[arg(long, value_enum, default_value_t)]
+    routing: super::routing::RoutingArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -51,14 +54,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &scenario,
             backend,
             args.profile.into(),
+            args.routing.into(),
             &lab,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
     say!("{}", summary.trim_end());
     say!(
-        "lab `{lab}` is up ({} backend). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
+        "lab `{lab}` is up ({} backend, {} routing). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
          see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
-        backend
+        backend,
+        fip_harness::bgp::RoutingMode::from(args.routing)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,9 @@ use super::desired::{
 };
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
 use super::incremental::{self, Memory};
+use super::routes::RouteNext;
 use super::routes::{add_routes, del_routes};
+use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::{Conntrack, ConntrackError};
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
 use crate::lab::netns::Netns;
@@ -79,6 +81,7 @@ pub struct ControlPlane {
     lab: Arc<dyn LabNamespaces>,
     dataplane: Arc<dyn Dataplane>,
     profile: ConntrackProfile,
+    routing: RoutingMode,
     current: DesiredState,
     /// What `current` was computed from, for incremental updates.
     memory: Option<Memory>,
@@ -95,9 +98,20 @@ impl ControlPlane {
             lab,
             dataplane,
             profile,
+            routing: RoutingMode::Model,
             current: DesiredState::default(),
             memory: None,
         }
+    }
+
+    /// Who programs the routes of the members that do not host a floating
+    /// IP. [`RoutingMode::Model`] (the default here, for labs without BIRD):
+    /// this control plane, as BGP would. [`RoutingMode::Bird`]: BIRD, so
+    /// this control plane keeps to Felix's part, the device route on the
+    /// hosting node.
+    pub fn with_routing(mut self, routing: RoutingMode) -> Self {
+        self.routing = routing;
+        self
     }
 
     pub fn current(&self) -> &DesiredState {
@@ -114,14 +128,22 @@ impl ControlPlane {
             .memory
             .as_ref()
             .and_then(|memory| incremental::changed_endpoints(memory, cluster, &topology));
+        let routing = self.routing;
         let (changes, next) = match (changed, self.memory.as_ref()) {
             (Some(changed), Some(memory)) => {
-                let (changes, patch) =
-                    incremental::changes(&self.current, memory, cluster, changed, self.profile);
+                let (changes, patch) = incremental::changes(
+                    &self.current,
+                    memory,
+                    cluster,
+                    changed,
+                    self.profile,
+                    |desired| keep_routing_routes(routing, desired),
+                );
                 (changes, Next::Patch(patch))
             }
             _ => {
-                let desired = desired_state(cluster, &topology);
+                let mut desired = desired_state(cluster, &topology);
+                keep_routing_routes(routing, &mut desired);
                 (
                     diff(&self.current, &desired, self.profile),
                     Next::Whole(desired, topology),
@@ -290,6 +312,16 @@ impl ControlPlane {
                 .collect()
         });
         collect(errors)
+    }
+}
+
+/// Under BIRD the control plane keeps to Felix's device routes: BIRD carries
+/// the rest.
+fn keep_routing_routes(routing: RoutingMode, desired: &mut DesiredState) {
+    if routing == RoutingMode::Bird {
+        for routes in desired.routes.values_mut() {
+            routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use super::routes::FipRoute;
 use crate::dataplane::NodeNatState;
 
 /// What happens to established flows when floating IPs change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ConntrackProfile {
     /// Calico: nothing keyed on the floating IP is flushed; only a deleted
@@ -18,7 +20,7 @@ pub enum ConntrackProfile {
     #[default]
     Calico,
     /// Calico's, plus: entries whose original destination is a floating IP
-    /// that moved or was removed are deleted on every node.
+    /// that moved, was removed or was given to a pod are deleted on every node.
     Strict,
 }
 
@@ -121,8 +123,13 @@ pub fn diff(old: &DesiredState, new: &DesiredState, profile: ConntrackProfile) -
     }
     if profile == ConntrackProfile::Strict {
         let nodes: Vec<&String> = new.nat.keys().collect();
-        for (external, owner) in &old.owners {
-            if new.owners.get(external) == Some(owner) {
+        // A floating IP that gains a pod counts too: while it had none,
+        // traffic still routed to a node (BGP withdraws a moment after
+        // Felix) made entries there without NAT that would keep the flow
+        // from the new pod.
+        let externals: BTreeSet<&IpAddr> = old.owners.keys().chain(new.owners.keys()).collect();
+        for external in externals {
+            if new.owners.get(external) == old.owners.get(external) {
                 continue;
             }
             for node in &nodes {

@@ -92,6 +92,7 @@ pub fn changes(
     cluster: &ClusterState,
     changed: Vec<usize>,
     profile: ConntrackProfile,
+    shape: impl Fn(&mut DesiredState),
 ) -> (Changes, Patch) {
     let touched = || {
         changed
@@ -136,12 +137,10 @@ pub fn changes(
     let pods: BTreeSet<String> = touched()
         .map(|e| format!("{}/{}", e.namespace, e.pod))
         .collect();
-    let new_slice = cut(
-        &desired_state(&restricted, &memory.topology),
-        &externals,
-        &internals,
-        &pods,
-    );
+    let mut recomputed = desired_state(&restricted, &memory.topology);
+    // What the caller does to every desired state (routes kept per routing).
+    shape(&mut recomputed);
+    let new_slice = cut(&recomputed, &externals, &internals, &pods);
     let old_slice = cut(current, &externals, &internals, &pods);
     let changes_of_slice = diff(&old_slice, &new_slice, profile);
     let mut nat = Vec::new();
@@ -356,7 +355,7 @@ mod tests {
                 }
                 let changed = changed_endpoints(&memory, &next, &topology)
                     .expect("only endpoints changed, in place");
-                let (changes, patch) = changes(&current, &memory, &next, changed, profile);
+                let (changes, patch) = changes(&current, &memory, &next, changed, profile, |_| {});
                 let full = desired_state(&next, &topology);
                 assert_eq!(
                     changes,

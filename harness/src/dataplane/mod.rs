@@ -88,7 +88,7 @@ impl NodeNatState {
 }
 
 /// The dataplane implementations the harness ships.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Felix's nftables mode, rule for rule: one rule per floating IP in

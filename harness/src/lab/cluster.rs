@@ -339,7 +339,9 @@ impl Lab {
         // Sockets hold their namespace alive; dropping the handles ends the
         // connections, so the kernel frees the namespaces once the pins go.
         self.pods.clear();
-        let mut errors = remove_namespaces(&self.spec.name, &self.record.namespaces);
+        // Daemons (BIRD) first: a process inside a namespace keeps it alive.
+        let mut errors = super::daemons::stop_lab_daemons(&self.spec.name);
+        errors.extend(remove_namespaces(&self.spec.name, &self.record.namespaces));
         // Anything pinned under the lab's prefix that the record missed.
         for ns in Netns::list_with_prefix(&namespace_prefix(&self.spec.name)) {
             if pin_path(&ns).exists() {

@@ -7,6 +7,7 @@
 pub mod addressing;
 pub mod claim;
 mod cluster;
+pub mod daemons;
 mod error;
 mod fabric;
 mod members;

@@ -69,6 +69,8 @@ pub enum RegistryError {
     Cancelled { lab: String },
     #[error("removing {0}")]
     Netns(#[from] super::netns::NetnsError),
+    #[error("{0}")]
+    Daemon(String),
 }
 
 pub fn run_dir() -> PathBuf {
@@ -285,6 +287,12 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
     }
     namespaces.sort();
     namespaces.dedup();
+    // Daemons first: a process inside a namespace keeps it alive after its pin goes.
+    report.errors.extend(
+        super::daemons::stop_lab_daemons(lab)
+            .into_iter()
+            .map(RegistryError::Daemon),
+    );
     for ns in namespaces {
         let existed = super::netns::pin_path(&ns).exists();
         match Netns::delete(&ns) {

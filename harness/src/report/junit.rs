@@ -43,6 +43,7 @@ mod tests {
             file: format!("scenarios/{name}.yaml").into(),
             backend: backend.into(),
             profile: "calico".into(),
+            routing: "bird".into(),
             outcome,
             duration_ms: 1500,
             steps: vec![],

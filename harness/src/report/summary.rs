@@ -58,6 +58,9 @@ pub struct ScenarioResult {
     pub file: PathBuf,
     pub backend: String,
     pub profile: String,
+    /// `bird` or `model`: who programmed the routes (migration figures
+    /// depend on it).
+    pub routing: String,
     pub outcome: Outcome,
     pub duration_ms: u64,
     pub steps: Vec<StepResult>,

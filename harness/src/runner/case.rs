@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::replay::RunOptions;
 use super::streams::RunningStream;
+use crate::bgp::{LabBird, RoutingMode};
 use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
@@ -49,6 +50,8 @@ pub(super) struct ScenarioRun<'a> {
     /// Which pod receives each floating IP now.
     pub(super) owners: BTreeMap<IpAddr, String>,
     pub(super) options: RunOptions,
+    /// The lab's BIRD daemons under [`RoutingMode::Bird`].
+    pub(super) bird: Option<LabBird>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -97,12 +100,17 @@ impl<'a> ScenarioRun<'a> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        let bird = match options.routing {
+            RoutingMode::Bird => Some(super::routing::start_bird(&lab, &cluster.pools)?),
+            RoutingMode::Model => None,
+        };
         let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
         let control = ControlPlane::new(
             std::sync::Arc::new(members),
             dataplane::backend(backend),
             profile,
-        );
+        )
+        .with_routing(options.routing);
         Ok(ScenarioRun {
             scenario,
             lab,
@@ -118,6 +126,7 @@ impl<'a> ScenarioRun<'a> {
             owners: BTreeMap::new(),
             routed_blocks: Default::default(),
             options: options.clone(),
+            bird,
         })
     }
 
@@ -176,15 +185,25 @@ impl<'a> ScenarioRun<'a> {
         })
     }
 
+    /// Leave the lab, and its BIRD daemons, running (`down` stops them).
     pub(super) fn keep(self) {
+        if let Some(bird) = self.bird {
+            bird.detach();
+        }
         self.lab.keep();
     }
 
     pub(super) fn finish(self) -> Result<(), String> {
         drop(self.engine);
-        self.lab
+        let stopped = match self.bird {
+            Some(mut bird) => bird.stop().map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        let torn_down = self
+            .lab
             .teardown()
-            .map_err(|e| format!("tearing down: {e}"))
+            .map_err(|e| format!("tearing down: {e}"));
+        stopped.and(torn_down)
     }
 }
 

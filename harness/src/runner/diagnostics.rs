@@ -93,6 +93,7 @@ impl ScenarioRun<'_> {
             if let Ok(state) = serde_json::to_string_pretty(self.control.current()) {
                 let _ = std::fs::write(dir.join("control-plane.json"), state);
             }
+            self.write_bird_diagnostics(&dir);
         }
         match bundle.as_mut() {
             Ok(path) => Some(path.clone()),

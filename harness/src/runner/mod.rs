@@ -6,6 +6,7 @@ mod diagnostics;
 mod observe;
 mod pods;
 mod replay;
+mod routing;
 mod send;
 mod streams;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub use replay::{bring_up, run_scenario, RunOptions};
 
+use crate::bgp::RoutingMode;
 use crate::dataplane::BackendKind;
 use crate::report::{Outcome, ScenarioResult};
 use crate::scenario::{self, ConntrackProfile, Scenario, ScenarioError};
@@ -47,6 +49,8 @@ pub struct PlanFilter {
     pub backend: Option<BackendKind>,
     /// Only this profile (else each scenario's own list).
     pub profile: Option<ConntrackProfile>,
+    /// The run's routing: scenarios that do not hold under it are left out.
+    pub routing: RoutingMode,
 }
 
 /// Every case of the scenarios under `paths`; errors name file:line:column.
@@ -60,6 +64,9 @@ pub fn plan(
     }
     let mut cases = Vec::new();
     for scenario in catalogue.scenarios {
+        if !scenario.routings.contains(&filter.routing) {
+            continue;
+        }
         let scenario = Arc::new(scenario);
         for backend in &scenario.backends {
             if filter.backend.is_some_and(|b| b != *backend) {
@@ -131,18 +138,23 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".to_string());
-        let mut result = case_error(case, format!("the harness panicked: {message}"));
+        let mut result = case_error(
+            case,
+            options.routing,
+            format!("the harness panicked: {message}"),
+        );
         result.duration_ms = started.elapsed().as_millis() as u64;
         result
     })
 }
 
 /// The result of a case the harness could not run.
-fn case_error(case: &PlannedCase, reason: String) -> ScenarioResult {
+fn case_error(case: &PlannedCase, routing: RoutingMode, reason: String) -> ScenarioResult {
     replay::result_of(
         &case.scenario,
         case.backend,
         case.profile,
+        routing,
         Outcome::Error { reason },
     )
 }
@@ -160,7 +172,13 @@ fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> Scenario
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => return case_error(case, format!("starting a tokio runtime: {error}")),
+        Err(error) => {
+            return case_error(
+                case,
+                options.routing,
+                format!("starting a tokio runtime: {error}"),
+            )
+        }
     };
     let lab = unique_lab_name();
     runtime.block_on(run_scenario(

@@ -124,10 +124,7 @@ impl ScenarioRun<'_> {
                 .collect();
             if !new_blocks.is_empty() {
                 self.routed_blocks.extend(new_blocks.iter().copied());
-                self.lab
-                    .add_node_blocks(node, &new_blocks)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.route_blocks(node, &new_blocks).await?;
             }
         }
         let specs: Vec<PodSpec> = pods

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::BackendKind;
 use crate::report::{Outcome, ScenarioResult, StepResult};
@@ -17,6 +18,8 @@ pub struct RunOptions {
     /// Diagnostics bundles and pcaps of failing steps go under here.
     pub report_dir: Option<PathBuf>,
     pub keep_on_failure: bool,
+    /// BIRD (the default) or the harness's route model.
+    pub routing: RoutingMode,
 }
 
 /// Run `scenario` on `backend` with `profile`. Never panics on a scenario
@@ -29,7 +32,7 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = result_of(scenario, backend, profile, Outcome::Passed);
+    let mut result = result_of(scenario, backend, profile, options.routing, Outcome::Passed);
     match ScenarioRun::start(scenario, backend, profile, lab_name, options).await {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
@@ -55,10 +58,14 @@ pub async fn bring_up(
     scenario: &Scenario,
     backend: BackendKind,
     profile: ConntrackProfile,
+    routing: RoutingMode,
     lab_name: &str,
 ) -> Result<String, String> {
-    let mut run =
-        ScenarioRun::start(scenario, backend, profile, lab_name, &RunOptions::default()).await?;
+    let options = RunOptions {
+        routing,
+        ..RunOptions::default()
+    };
+    let mut run = ScenarioRun::start(scenario, backend, profile, lab_name, &options).await?;
     for (index, step) in scenario.steps.iter().enumerate() {
         let outcome = match step {
             Step::CreatePod(create) => run.create_pod(create).await,
@@ -100,6 +107,7 @@ pub(super) fn result_of(
     scenario: &Scenario,
     backend: BackendKind,
     profile: ConntrackProfile,
+    routing: RoutingMode,
     outcome: Outcome,
 ) -> ScenarioResult {
     ScenarioResult {
@@ -107,6 +115,7 @@ pub(super) fn result_of(
         file: scenario.source.clone(),
         backend: backend.to_string(),
         profile: profile_name(profile).to_string(),
+        routing: routing.to_string(),
         outcome,
         duration_ms: 0,
         steps: Vec::new(),
@@ -206,6 +215,8 @@ impl ScenarioRun<'_> {
         outcome: Result<(), String>,
         result: &mut ScenarioResult,
     ) -> Option<Outcome> {
+        // A BIRD that died mid-run fails the step with its log.
+        let outcome = outcome.and_then(|()| self.check_bird());
         if let Err(message) = outcome {
             step_result.passed = false;
             step_result.message = Some(message);

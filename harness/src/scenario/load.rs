@@ -12,6 +12,7 @@ use super::located::{deserialize_numbered, locate, split_yaml_error, Spanned};
 use super::model::*;
 use super::raw::*;
 use super::values::Name;
+use crate::bgp::RoutingMode;
 use crate::calico::{
     parse_cni_config, parse_ip_pool_manifests, CniNetworkConfig, IpPool, IpPoolSpec, TemplateValues,
 };
@@ -224,6 +225,12 @@ impl Loader<'_> {
             // the difference names both profiles.
             (None, None) => vec![ConntrackProfile::Calico],
         };
+        // A case that holds under one routing only says so, and why, in its
+        // description.
+        let routings = raw
+            .routings
+            .clone()
+            .unwrap_or_else(|| vec![RoutingMode::Bird, RoutingMode::Model]);
         let cni = cni?;
         let steps = self.steps(&raw, &cni, &pools, &hosts);
         Some(Scenario {
@@ -233,6 +240,7 @@ impl Loader<'_> {
             source: self.file.to_owned(),
             backends,
             profiles,
+            routings,
             cluster: Cluster {
                 cni,
                 cni_source: self.referenced(&raw.cluster.cni),

@@ -7,6 +7,7 @@
 
 pub mod catalogue;
 mod error;
+mod extra;
 mod input;
 pub mod limits;
 mod load;
@@ -14,13 +15,16 @@ mod located;
 mod model;
 mod raw;
 mod risky;
+mod schema;
 mod steps;
 mod values;
 
 pub use catalogue::{find_scenario_files, load_catalogue, Catalogue, ScenarioFilter};
 pub use error::{ScenarioError, ScenarioErrors};
+pub use extra::{catalogue_folders, SCENARIOS_ENV};
 pub use load::{load_file, load_str};
 pub use model::*;
+pub use schema::{scenario_schema_json, SCHEMA_PATH};
 pub use values::{DurationValue, Name};
 
 #[cfg(test)]

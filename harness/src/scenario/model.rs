@@ -47,6 +47,8 @@ pub struct Scenario {
     pub backends: Vec<BackendKind>,
     /// Conntrack profiles the scenario runs with (default: all).
     pub profiles: Vec<ConntrackProfile>,
+    /// Routings the scenario holds under (default: both).
+    pub routings: Vec<crate::bgp::RoutingMode>,
     pub cluster: Cluster,
     pub steps: Vec<Step>,
     /// What Calico accepts here but is probably a mistake, as

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -16,7 +17,7 @@ use crate::calico::pool::ip_pool_settings;
 use crate::calico::{FelixFloatingIps, PodPhase};
 use crate::dataplane::BackendKind;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[serde(expecting = "a scenario: a mapping with `cluster` and `steps`")]
 pub(crate) struct RawScenario {
@@ -31,12 +32,14 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub profiles: Option<Vec<ConntrackProfile>>,
     #[serde(default)]
+    pub routings: Option<Vec<crate::bgp::RoutingMode>>,
+    #[serde(default)]
     pub profile: Option<Spanned<ConntrackProfile>>,
     pub cluster: RawCluster,
     pub steps: Vec<Spanned<RawStep>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawCluster {
     pub cni: Spanned<String>,
@@ -51,7 +54,7 @@ pub(crate) struct RawCluster {
     pub externals: Vec<Spanned<NodeEntry>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawFelix {
     #[serde(default, rename = "floatingIPs")]
@@ -60,7 +63,7 @@ pub(crate) struct RawFelix {
 
 ip_pool_settings! {
     /// An inline pool or a manifest reference (`manifest:` alone).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     pub(crate) struct RawPoolEntry {
         #[serde(default)]
@@ -119,7 +122,7 @@ pub(crate) enum RawStep {
     Wait(Spanned<DurationValue>),
 }
 
-const STEP_KINDS: &[&str] = &[
+pub(super) const STEP_KINDS: &[&str] = &[
     "createPod",
     "deletePod",
     "annotate",
@@ -178,7 +181,7 @@ impl<'de> Deserialize<'de> for RawStep {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawCreatePod {
     #[serde(default)]
@@ -195,13 +198,13 @@ pub(crate) struct RawCreatePod {
     pub expect: Option<RawSetupExpect>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawSetupExpect {
     pub error: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawAnnotate {
     pub pod: Spanned<Name>,
@@ -213,14 +216,14 @@ pub(crate) struct RawAnnotate {
     pub expect: Option<RawSetupExpect>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawSetPhase {
     pub pod: Spanned<Name>,
     pub phase: PodPhase,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawSend {
     pub protocol: Protocol,
@@ -236,7 +239,7 @@ pub(crate) struct RawSend {
     pub expect: RawTrafficExpect,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawTrafficExpect {
     #[serde(default)]
@@ -253,7 +256,7 @@ pub(crate) struct RawTrafficExpect {
     pub quoted_destination: Option<Address>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawStartStream {
     pub name: Spanned<Name>,
@@ -266,7 +269,7 @@ pub(crate) struct RawStartStream {
     pub port: Option<Spanned<u16>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawStopStream {
     pub name: Spanned<Name>,
@@ -274,7 +277,7 @@ pub(crate) struct RawStopStream {
     pub expect: RawStreamExpect,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawStreamExpect {
     #[serde(default)]

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use super::limits::{MAX_EXTERNALS, MAX_NODES};
 use super::load::{HostKind, Loader};
 use super::located::Spanned;
 use super::model::*;
@@ -379,18 +380,28 @@ impl Loader<'_> {
             .nodes
             .value
             .iter()
+            // Past the limits (already an error) the addressing plan has no
+            // address to compare with.
+            .take(MAX_NODES)
             .enumerate()
             .flat_map(|(i, n)| {
                 families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
             })
-            .chain(raw.cluster.externals.iter().enumerate().flat_map(|(j, x)| {
-                families.map(|f| {
-                    (
-                        format!("external host `{}`", x.value.name),
-                        external_address(j, f),
-                    )
-                })
-            }))
+            .chain(
+                raw.cluster
+                    .externals
+                    .iter()
+                    .take(MAX_EXTERNALS)
+                    .enumerate()
+                    .flat_map(|(j, x)| {
+                        families.map(|f| {
+                            (
+                                format!("external host `{}`", x.value.name),
+                                external_address(j, f),
+                            )
+                        })
+                    }),
+            )
             .collect();
         let mut warnings = Vec::new();
         for external in &pod.floating_ips {

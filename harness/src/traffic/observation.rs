@@ -9,7 +9,7 @@ use crate::wire::{gre, icmp};
 
 use super::token::Token;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// ICMP echo for an IPv4 target, ICMPv6 echo for an IPv6 one.

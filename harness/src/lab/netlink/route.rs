@@ -198,12 +198,21 @@ impl Route {
         if let Some(protocol) = self.protocol {
             builder = builder.protocol(RouteProtocol::Other(protocol));
         }
+        let workload = self.kind == RouteKind::Unicast && self.via.is_none() && self.dev.is_some();
         match self.kind {
             RouteKind::Blackhole => builder = builder.kind(RouteType::BlackHole),
-            RouteKind::Unicast if self.via.is_none() && self.dev.is_some() => {
-                builder = builder.scope(RouteScope::Link)
-            }
+            RouteKind::Unicast if workload => builder = builder.scope(RouteScope::Link),
             RouteKind::Unicast => {}
+        }
+        if workload || self.protocol.is_some() {
+            // Felix's workload routes (pod addresses, floating IPs) are at its
+            // normal priority (felix/dataplane/linux/endpoint_mgr.go), and BIRD
+            // programs a peer's route at the same metric (bird_ipam.cfg's
+            // calico_kernel_programming): BIRD learns Felix's with it, and
+            // calico_aggr keeps such /32s of a node's own block on the node.
+            // One metric for the floating-IP routes of both kinds also lets a
+            // replace turn one into the other.
+            builder = builder.priority(crate::bgp::FELIX_NORMAL_ROUTE_PRIORITY);
         }
         Ok(builder.build())
     }

@@ -1,0 +1,25 @@
+//! BGP as a Calico cluster runs it: one BIRD 1.6 per node and family,
+//! configured as calico/node's confd renders it, and one in the fabric (a
+//! top-of-rack router peering with every node).
+//!
+//! [`render`] writes the configuration text (pure), [`process`] runs and
+//! stops a daemon inside a lab namespace, [`birdc`] asks a running daemon
+//! about its sessions and routes.
+
+pub mod birdc;
+pub mod fleet;
+pub mod process;
+pub mod render;
+pub mod routing;
+pub mod show;
+pub mod timers;
+pub mod topology;
+
+pub use birdc::{Birdc, BirdcError};
+pub use fleet::{lab_state, topology_of, BgpError, DaemonState, LabBird};
+pub use process::{BirdDaemon, BirdError};
+pub use render::FELIX_NORMAL_ROUTE_PRIORITY;
+pub use routing::RoutingMode;
+pub use show::{BirdRoute, ProtocolStatus};
+pub use timers::BirdTimers;
+pub use topology::{BgpNode, BgpTopology, CALICO_DEFAULT_AS, FABRIC_AS};

@@ -1,0 +1,106 @@
+//! Daemons a lab runs inside its namespaces (BIRD, for one). Each writes a
+//! pid file into the lab's own directory under the run directory; every
+//! teardown path stops them by those pids, so `down` works from the lab's
+//! name alone, even after the process that started them died.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::registry::run_dir;
+
+/// How long a daemon gets to exit after SIGTERM before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// `<run dir>/<lab>/`: control sockets, pid files, configurations and logs of
+/// the lab's daemons.
+pub fn lab_dir(lab: &str) -> PathBuf {
+    run_dir().join(lab)
+}
+
+/// The pid in `pid_file`, if the process still runs and is the daemon that
+/// wrote it: its command line names `owner_mark` (a path inside the lab's
+/// directory), so a recycled pid is never signalled.
+pub fn live_pid(pid_file: &Path, owner_mark: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    cmdline.contains(owner_mark).then_some(pid)
+}
+
+/// Stop the daemon of `pid_file` (SIGTERM, then SIGKILL after a grace
+/// period) and remove the pid file. A daemon already gone is fine.
+pub fn stop_daemon(pid_file: &Path, owner_mark: &str) -> Result<(), String> {
+    let result = match live_pid(pid_file, owner_mark) {
+        None => Ok(()),
+        Some(pid) => terminate(Pid::from_raw(pid)),
+    };
+    match std::fs::remove_file(pid_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("removing {}: {e}", pid_file.display())),
+    }
+    result.map_err(|e| format!("stopping the daemon of {}: {e}", pid_file.display()))
+}
+
+fn terminate(pid: Pid) -> Result<(), String> {
+    match kill(pid, Signal::SIGTERM) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ESRCH) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    }
+    let deadline = Instant::now() + TERM_GRACE;
+    while Instant::now() < deadline {
+        if !running(pid) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    match kill(pid, Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether `pid` runs (a zombie does not: it has exited, only its parent
+/// has not reaped it yet).
+fn running(pid: Pid) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+    }
+}
+
+/// Stop every daemon with a pid file in the lab's directory, then remove the
+/// directory. Keeps going after errors and returns them all.
+pub fn stop_lab_daemons(lab: &str) -> Vec<String> {
+    let dir = lab_dir(lab);
+    let mark = dir.display().to_string();
+    let mut errors = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return errors,
+        Err(e) => return vec![format!("reading {}: {e}", dir.display())],
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "pid") {
+            if let Err(e) = stop_daemon(&path, &mark) {
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                errors.push(format!("removing {}: {e}", dir.display()));
+            }
+        }
+    }
+    errors
+}
