@@ -335,13 +335,30 @@ mod tests {
     #[test]
     fn incremental_updates_match_the_full_computation() {
         let topology = topology();
-        for (seed, profile) in [
+        // Under BIRD the control plane keeps only the device routes.
+        let device_only = |desired: &mut DesiredState| {
+            for routes in desired.routes.values_mut() {
+                routes.retain(|r| matches!(r.next, crate::control::RouteNext::Device(_)));
+            }
+        };
+        let unshaped = |_: &mut DesiredState| {};
+        let shapes: [&dyn Fn(&mut DesiredState); 3] = [&unshaped, &unshaped, &device_only];
+        for ((seed, profile), shape) in [
             (0x9e37_79b9_7f4a_7c15, ConntrackProfile::Calico),
             (0x2545_f491_4f6c_dd1d, ConntrackProfile::Strict),
-        ] {
+            (0x0123_4567_89ab_cdef, ConntrackProfile::Calico),
+        ]
+        .into_iter()
+        .zip(shapes)
+        {
+            let full_state = |cluster: &ClusterState| {
+                let mut desired = desired_state(cluster, &topology);
+                shape(&mut desired);
+                desired
+            };
             let mut rng = Rng(seed);
             let mut state = cluster((0..12).map(|i| random_endpoint(&mut rng, i)).collect());
-            let mut current = desired_state(&state, &topology);
+            let mut current = full_state(&state);
             let mut memory = Memory {
                 cluster: state.clone(),
                 topology: topology.clone(),
@@ -355,8 +372,8 @@ mod tests {
                 }
                 let changed = changed_endpoints(&memory, &next, &topology)
                     .expect("only endpoints changed, in place");
-                let (changes, patch) = changes(&current, &memory, &next, changed, profile, |_| {});
-                let full = desired_state(&next, &topology);
+                let (changes, patch) = changes(&current, &memory, &next, changed, profile, shape);
+                let full = full_state(&next);
                 assert_eq!(
                     changes,
                     diff(&current, &full, profile),
