@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 mod dataplane;
+mod figures;
 mod lab;
+mod lab_script;
 mod traffic;
 
 #[derive(Debug, clap::Args)]

@@ -9,6 +9,7 @@ use super::desired::{
     desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
 };
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
+use super::incremental::{self, Memory};
 use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::RouteNext;
 use super::routes::{add_routes, del_routes};
@@ -68,6 +69,10 @@ pub struct Applied {
     pub conflicts: Vec<FipConflict>,
     /// Conntrack entries deleted.
     pub conntrack_deleted: usize,
+    /// From the start of the update to the changes computed.
+    pub computed: Duration,
+    /// From the start of the update to every node's NAT applied (before routes).
+    pub nat_applied: Duration,
     /// From the start of the update to the last change applied.
     pub elapsed: Duration,
 }
@@ -80,6 +85,8 @@ pub struct ControlPlane {
     policy: Arc<dyn ControlPolicy>,
     routing: RoutingMode,
     current: DesiredState,
+    /// What `current` was computed from, for incremental updates.
+    memory: Option<Memory>,
 }
 
 impl ControlPlane {
@@ -96,6 +103,7 @@ impl ControlPlane {
             policy: Arc::new(CalicoPolicy),
             routing: RoutingMode::Model,
             current: DesiredState::default(),
+            memory: None,
         }
     }
 
@@ -121,32 +129,68 @@ impl ControlPlane {
     }
 
     /// Bring the lab to what `cluster` asks for, changing only what differs.
+    /// When only a few endpoints changed since the last update, only what they
+    /// touch is recomputed (see [`incremental`]).
     pub fn update(&mut self, cluster: &ClusterState) -> Result<Applied, ControlError> {
         let started = Instant::now();
-        let cluster = self.policy.cluster_view(cluster);
-        let mut desired = desired_state(&cluster, &self.lab.topology());
-        if self.routing == RoutingMode::Bird {
-            for routes in desired.routes.values_mut() {
-                routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
+        let topology = self.lab.topology();
+        // The incremental path only for Calico's own policy: a mutant's hooks
+        // need the whole desired state.
+        let changed = self
+            .memory
+            .as_ref()
+            .filter(|_| self.policy.changes_nothing())
+            .and_then(|memory| incremental::changed_endpoints(memory, cluster, &topology));
+        let routing = self.routing;
+        let (changes, next) = match (changed, self.memory.as_ref()) {
+            (Some(changed), Some(memory)) => {
+                let (changes, patch) = incremental::changes(
+                    &self.current,
+                    memory,
+                    cluster,
+                    changed,
+                    self.profile,
+                    |desired| keep_routing_routes(routing, desired),
+                );
+                (changes, Next::Patch(patch))
             }
-        }
-        self.policy.adjust_desired(&mut desired);
-        let mut changes = diff(&self.current, &desired, self.profile);
-        self.policy.adjust_changes(&mut changes, &desired);
+            _ => {
+                let view = self.policy.cluster_view(cluster);
+                let mut desired = desired_state(&view, &topology);
+                keep_routing_routes(routing, &mut desired);
+                self.policy.adjust_desired(&mut desired);
+                let mut changes = diff(&self.current, &desired, self.profile);
+                self.policy.adjust_changes(&mut changes, &desired);
+                (changes, Next::Whole(desired, topology))
+            }
+        };
         let computed = started.elapsed();
-        let conntrack_deleted = self.apply(&changes)?;
+        let (conntrack_deleted, nat_applied) = self.apply_timed(&changes, started)?;
         tracing::debug!(
             ?computed,
             applied = ?started.elapsed() - computed,
             nodes = changes.nat.len(),
             "control plane update"
         );
-        let conflicts = desired.conflicts.clone();
-        self.current = desired;
+        match next {
+            Next::Patch(patch) => {
+                let memory = self.memory.as_mut().expect("a patch needs a memory");
+                incremental::commit(&mut self.current, memory, cluster, patch);
+            }
+            Next::Whole(desired, topology) => {
+                self.current = desired;
+                self.memory = Some(Memory {
+                    cluster: cluster.clone(),
+                    topology,
+                });
+            }
+        }
         Ok(Applied {
             changes,
-            conflicts,
+            conflicts: self.current.conflicts.clone(),
             conntrack_deleted,
+            computed,
+            nat_applied,
             elapsed: started.elapsed(),
         })
     }
@@ -173,6 +217,7 @@ impl ControlPlane {
             }
         }
         self.current = DesiredState::default();
+        self.memory = None;
         collect(errors)
     }
 
@@ -212,12 +257,22 @@ impl ControlPlane {
     /// NAT that outlives the rule for as long as the flow keeps it alive.
     /// Returns how many conntrack entries went.
     pub fn apply(&self, changes: &Changes) -> Result<usize, ControlError> {
+        Ok(self.apply_timed(changes, Instant::now())?.0)
+    }
+
+    /// [`Self::apply`], also returning when (since `started`) the NAT was done.
+    fn apply_timed(
+        &self,
+        changes: &Changes,
+        started: Instant,
+    ) -> Result<(usize, Duration), ControlError> {
         let nat_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
             .nat
             .iter()
             .map(|(node, state)| (node.as_str(), Some(state), None))
             .collect();
         self.apply_concurrently(&nat_work)?;
+        let nat_applied = started.elapsed();
         let route_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
             .routes
             .iter()
@@ -248,7 +303,7 @@ impl ControlPlane {
             }
         }
         collect(errors)?;
-        Ok(deleted)
+        Ok((deleted, nat_applied))
     }
 }
 
@@ -272,6 +327,22 @@ impl ControlPlane {
         });
         collect(errors)
     }
+}
+
+/// Under BIRD the control plane keeps to Felix's device routes: BIRD carries
+/// the rest.
+fn keep_routing_routes(routing: RoutingMode, desired: &mut DesiredState) {
+    if routing == RoutingMode::Bird {
+        for routes in desired.routes.values_mut() {
+            routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
+        }
+    }
+}
+
+/// What `current` becomes once an update's changes are applied.
+enum Next {
+    Patch(incremental::Patch),
+    Whole(DesiredState, Topology),
 }
 
 fn collect(mut errors: Vec<ControlError>) -> Result<(), ControlError> {

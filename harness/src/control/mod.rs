@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod desired;
 pub mod diff;
+mod incremental;
 mod members;
 pub mod policy;
 pub mod routes;

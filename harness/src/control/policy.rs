@@ -21,10 +21,21 @@ pub trait ControlPolicy: Send + Sync + Debug {
 
     /// Change what one update does, after the diff computed it.
     fn adjust_changes(&self, _changes: &mut Changes, _desired: &DesiredState) {}
+
+    /// True when every hook is the identity, so the control plane may take its
+    /// incremental path (which computes no whole desired state for the hooks to
+    /// see). Policies that override a hook leave this false.
+    fn changes_nothing(&self) -> bool {
+        false
+    }
 }
 
 /// Calico's behaviour: every hook is the identity.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CalicoPolicy;
 
-impl ControlPolicy for CalicoPolicy {}
+impl ControlPolicy for CalicoPolicy {
+    fn changes_nothing(&self) -> bool {
+        true
+    }
+}

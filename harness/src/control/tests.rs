@@ -33,7 +33,8 @@ fn pod(name: &str, node: &str, address: &str, fips: &[&str]) -> WorkloadEndpoint
     }
 }
 
-fn pool(cidr: &str, encapsulation: Encapsulation, disable_bgp_export: bool) -> IpPool {
+/// A pool of `cidr` (also the incremental tests' pool).
+pub(super) fn pool(cidr: &str, encapsulation: Encapsulation, disable_bgp_export: bool) -> IpPool {
     IpPool {
         name: cidr.into(),
         cidr: cidr.parse::<IpNet>().unwrap(),

@@ -15,6 +15,47 @@ use crate::traffic::{now_unix_ns, EndpointSpec};
 
 impl ScenarioRun<'_> {
     pub(super) async fn create_pod(&mut self, create: &CreatePod) -> Result<(), String> {
+        self.create_pods(&[create])
+            .await
+            .pop()
+            .expect("one result per pod")
+    }
+
+    /// Consecutive pod creations as one: each pod's CNI ADD in order (stopping
+    /// at the first that fails), then the successful pods wired by one
+    /// `add_pods` (one pass over the lab instead of one per pod) and one
+    /// control-plane update. One result per pod, in order; pods after a
+    /// failure are not created and get the failure's "not run" result.
+    pub(super) async fn create_pods(&mut self, creates: &[&CreatePod]) -> Vec<Result<(), String>> {
+        let mut results: Vec<Result<(), String>> = Vec::new();
+        let mut wired: Vec<(&CreatePod, WorkloadEndpoint)> = Vec::new();
+        for create in creates {
+            match self.cni_add(create) {
+                Ok(Some(endpoint)) => {
+                    wired.push((create, endpoint));
+                    results.push(Ok(()));
+                }
+                Ok(None) => results.push(Ok(())),
+                Err(message) => {
+                    results.push(Err(message));
+                    break;
+                }
+            }
+        }
+        if let Err(message) = self.wire_pods(&wired).await {
+            // The whole wiring failed: every pod of it reports why.
+            for (index, create) in creates.iter().enumerate().take(results.len()) {
+                if wired.iter().any(|(w, _)| std::ptr::eq(*w, *create)) {
+                    results[index] = Err(message.clone());
+                }
+            }
+        }
+        results
+    }
+
+    /// CNI ADD of one pod, checked against its expected error. `Some` with the
+    /// endpoint when the pod is to be wired, `None` when it failed as expected.
+    fn cni_add(&mut self, create: &CreatePod) -> Result<Option<WorkloadEndpoint>, String> {
         let pod = &create.pod;
         let request = PodRequest {
             namespace: &pod.namespace,
@@ -43,7 +84,7 @@ impl ScenarioRun<'_> {
                 if !leaked.is_empty() {
                     return Err(format!("failed pod set-up leaked addresses {leaked:?}"));
                 }
-                Ok(())
+                Ok(None)
             }
             (Err(error), None) => Err(format!("pod set-up failed: {error}")),
             (Ok(endpoint), Some(expected)) => {
@@ -54,55 +95,81 @@ impl ScenarioRun<'_> {
                     endpoint.addresses
                 ))
             }
-            (Ok(endpoint), None) => {
-                // IPAM may have claimed a block for the node on this or on an
-                // earlier (failed) set-up: route every block not routed yet.
-                let new_blocks: Vec<_> = self
-                    .ipam
-                    .node_blocks(&pod.node)
-                    .into_iter()
-                    .filter(|block| !self.routed_blocks.contains(block))
-                    .collect();
-                if !new_blocks.is_empty() {
-                    self.routed_blocks.extend(new_blocks.iter().copied());
-                    self.route_blocks(&pod.node, &new_blocks).await?;
-                }
-                let spec = PodSpec::new(
+            (Ok(endpoint), None) => Ok(Some(endpoint)),
+        }
+    }
+
+    /// Route the nodes' new blocks, wire the pods in one pass, give each its
+    /// traffic endpoint, then hand the endpoints to the control plane once.
+    async fn wire_pods(&mut self, pods: &[(&CreatePod, WorkloadEndpoint)]) -> Result<(), String> {
+        if pods.is_empty() {
+            return Ok(());
+        }
+        let undo = |run: &mut Self| {
+            for (create, _) in pods {
+                calico::cni_del(&mut run.ipam, &create.pod.namespace, &create.pod.name);
+            }
+        };
+        // IPAM may have claimed a block for a node on this or on an earlier
+        // (failed) set-up: route every block not routed yet.
+        let mut nodes: Vec<&str> = pods.iter().map(|(c, _)| c.pod.node.as_str()).collect();
+        nodes.sort();
+        nodes.dedup();
+        for node in nodes {
+            let new_blocks: Vec<_> = self
+                .ipam
+                .node_blocks(node)
+                .into_iter()
+                .filter(|block| !self.routed_blocks.contains(block))
+                .collect();
+            if !new_blocks.is_empty() {
+                self.routed_blocks.extend(new_blocks.iter().copied());
+                self.route_blocks(node, &new_blocks).await?;
+            }
+        }
+        let specs: Vec<PodSpec> = pods
+            .iter()
+            .map(|(create, endpoint)| {
+                let pod = &create.pod;
+                PodSpec::new(
                     &pod.name,
                     &pod.namespace,
                     &pod.node,
                     endpoint.addresses.clone(),
-                );
-                if let Err(error) = self.lab.add_pod(&spec).await {
-                    calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
-                    return Err(format!("wiring the pod: {error}"));
-                }
-                let netns = self
-                    .lab
-                    .netns(&pod.name)
-                    .map_err(|e| e.to_string())?
-                    .clone();
-                self.engine
-                    .add_endpoint(EndpointSpec::pod(
-                        &pod.name,
-                        netns,
-                        endpoint.addresses.clone(),
-                        "eth0",
-                    ))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.pods.insert(pod.name.clone(), pod.clone());
-                let ifindex = self.lab.pod_ifindex(&pod.name);
-                self.endpoints.insert(
-                    pod.name.clone(),
-                    WorkloadEndpoint {
-                        ifindex,
-                        ..endpoint
-                    },
-                );
-                self.sync_control().await
-            }
+                )
+            })
+            .collect();
+        if let Err(error) = self.lab.add_pods(&specs).await {
+            undo(self);
+            return Err(format!("wiring the pod: {error}"));
         }
+        for (create, endpoint) in pods {
+            let pod = &create.pod;
+            let netns = self
+                .lab
+                .netns(&pod.name)
+                .map_err(|e| e.to_string())?
+                .clone();
+            self.engine
+                .add_endpoint(EndpointSpec::pod(
+                    &pod.name,
+                    netns,
+                    endpoint.addresses.clone(),
+                    "eth0",
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            self.pods.insert(pod.name.clone(), pod.clone());
+            let ifindex = self.lab.pod_ifindex(&pod.name);
+            self.endpoints.insert(
+                pod.name.clone(),
+                WorkloadEndpoint {
+                    ifindex,
+                    ..endpoint.clone()
+                },
+            );
+        }
+        self.sync_control().await
     }
 
     pub(super) async fn delete_pod(&mut self, name: &str) -> Result<(), String> {

@@ -10,7 +10,7 @@ use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult, StepResult};
-use crate::scenario::{ConntrackProfile, Scenario, Step, Target};
+use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Step, Target};
 
 /// Where a run writes, and whether a failing lab stays up.
 #[derive(Clone, Debug, Default)]
@@ -141,54 +141,44 @@ impl ScenarioRun<'_> {
     /// Run every step in order; stop at the first failing one (later steps build
     /// on it) after writing its diagnostics.
     async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
-        for (index, step) in self.scenario.steps.iter().enumerate() {
-            self.engine.begin_step(index as u32);
-            let mut step_result = StepResult {
-                index,
-                summary: summarise(step),
-                passed: true,
-                attempts: 1,
-                lines: Vec::new(),
-                message: None,
-                diagnostics: None,
+        let scenario = self.scenario;
+        let steps = &scenario.steps;
+        let mut index = 0;
+        while index < steps.len() {
+            let creates = pod_batch(&steps[index..], !self.streams.is_empty());
+            // Consecutive pod creations are wired in one pass (the lab's
+            // batched `add_pods`); each keeps its own step result.
+            let batched: Vec<Result<(), String>> = if creates.len() > 1 {
+                self.engine.begin_step(index as u32);
+                self.create_pods(&creates).await
+            } else {
+                Vec::new()
             };
-            let outcome = match step {
-                Step::CreatePod(create) => self.create_pod(create).await,
-                Step::DeletePod(name) => self.delete_pod(name).await,
-                Step::Annotate(annotate) => self.annotate(annotate).await,
-                Step::SetPhase(set) => self.set_phase(set).await,
-                Step::Send(send) => self.send(index, send, &mut step_result).await,
-                Step::StartStream(start) => self.start_stream(index, start).await,
-                Step::StopStream(stop) => self.stop_stream(stop, &mut step_result, result).await,
-                Step::Wait(duration) => {
-                    tokio::time::sleep(*duration).await;
-                    Ok(())
+            let count = creates.len().max(1);
+            for (offset, step) in steps[index..index + count].iter().enumerate() {
+                let index = index + offset;
+                let mut step_result = StepResult {
+                    index,
+                    summary: summarise(step),
+                    passed: true,
+                    attempts: 1,
+                    lines: Vec::new(),
+                    message: None,
+                    diagnostics: None,
+                };
+                let outcome = if creates.len() > 1 {
+                    // A pod after a failed one was never created: the failure
+                    // ends the run before its result would be read.
+                    batched.get(offset).cloned().unwrap_or(Ok(()))
+                } else {
+                    self.engine.begin_step(index as u32);
+                    self.run_step(index, step, &mut step_result, result).await
+                };
+                if let Some(outcome) = self.record(index, step_result, outcome, result).await {
+                    return outcome;
                 }
-            };
-            // A BIRD that died mid-run fails the step with its log.
-            let outcome = outcome.and_then(|()| self.check_bird());
-            if let Err(message) = outcome {
-                step_result.passed = false;
-                step_result.message = Some(message);
             }
-            if !step_result.lines.iter().all(CheckLine::passed) {
-                step_result.passed = false;
-            }
-            let passed = step_result.passed;
-            if !passed {
-                step_result.diagnostics = self.write_diagnostics(index);
-            }
-            let summary = step_result.summary.clone();
-            let message = step_result.message.clone();
-            result.steps.push(step_result);
-            if !passed {
-                self.stop_all_streams().await;
-                let mut reason = format!("step {} ({summary}) failed", index + 1);
-                if let Some(message) = message {
-                    reason.push_str(&format!(": {message}"));
-                }
-                return Outcome::Failed { reason };
-            }
+            index += count;
         }
         if !self.streams.is_empty() {
             let names: Vec<String> = self.streams.keys().cloned().collect();
@@ -199,6 +189,80 @@ impl ScenarioRun<'_> {
         }
         Outcome::Passed
     }
+
+    async fn run_step(
+        &mut self,
+        index: usize,
+        step: &Step,
+        step_result: &mut StepResult,
+        result: &mut ScenarioResult,
+    ) -> Result<(), String> {
+        match step {
+            Step::CreatePod(create) => self.create_pod(create).await,
+            Step::DeletePod(name) => self.delete_pod(name).await,
+            Step::Annotate(annotate) => self.annotate(annotate).await,
+            Step::SetPhase(set) => self.set_phase(set).await,
+            Step::Send(send) => self.send(index, send, step_result).await,
+            Step::StartStream(start) => self.start_stream(index, start).await,
+            Step::StopStream(stop) => self.stop_stream(stop, step_result, result).await,
+            Step::Wait(duration) => {
+                tokio::time::sleep(*duration).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Record one step's result; on failure write its diagnostics, stop the
+    /// streams and return the run's outcome (later steps build on this one).
+    async fn record(
+        &mut self,
+        index: usize,
+        mut step_result: StepResult,
+        outcome: Result<(), String>,
+        result: &mut ScenarioResult,
+    ) -> Option<Outcome> {
+        // A BIRD that died mid-run fails the step with its log.
+        let outcome = outcome.and_then(|()| self.check_bird());
+        if let Err(message) = outcome {
+            step_result.passed = false;
+            step_result.message = Some(message);
+        }
+        if !step_result.lines.iter().all(CheckLine::passed) {
+            step_result.passed = false;
+        }
+        let passed = step_result.passed;
+        if !passed {
+            step_result.diagnostics = self.write_diagnostics(index);
+        }
+        let summary = step_result.summary.clone();
+        let message = step_result.message.clone();
+        result.steps.push(step_result);
+        if passed {
+            return None;
+        }
+        self.stop_all_streams().await;
+        let mut reason = format!("step {} ({summary}) failed", index + 1);
+        if let Some(message) = message {
+            reason.push_str(&format!(": {message}"));
+        }
+        Some(Outcome::Failed { reason })
+    }
+}
+
+/// The pod creations that can run as one batch at the start of `steps`: the
+/// consecutive `createPod` steps there, but none while a stream runs (a
+/// stream's migration record must see each pod's control-plane update).
+fn pod_batch(steps: &[Step], streams_running: bool) -> Vec<&CreatePod> {
+    if streams_running {
+        return Vec::new();
+    }
+    steps
+        .iter()
+        .map_while(|step| match step {
+            Step::CreatePod(create) => Some(create),
+            _ => None,
+        })
+        .collect()
 }
 
 /// How a step reads in results and failure text (`send icmp client -> web`).
@@ -228,5 +292,45 @@ fn target_text(target: &Target) -> String {
     match target {
         Target::Address(a) => a.to_string(),
         Target::Host { name, .. } => name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenario::Pod;
+
+    fn create(name: &str) -> Step {
+        Step::CreatePod(CreatePod {
+            pod: Pod {
+                name: name.into(),
+                namespace: "default".into(),
+                node: "node-a".into(),
+                annotations: Default::default(),
+            },
+            manifest: None,
+            expect_error: None,
+        })
+    }
+
+    fn names(batch: &[&CreatePod]) -> Vec<String> {
+        batch.iter().map(|c| c.pod.name.clone()).collect()
+    }
+
+    #[test]
+    fn consecutive_pod_creations_batch_until_another_step() {
+        let steps = vec![
+            create("a"),
+            create("b"),
+            Step::Wait(Duration::from_millis(1)),
+            create("c"),
+        ];
+        assert_eq!(names(&pod_batch(&steps, false)), ["a", "b"]);
+        assert_eq!(names(&pod_batch(&steps[2..], false)), Vec::<String>::new());
+        assert_eq!(names(&pod_batch(&steps[3..], false)), ["c"]);
+        // A running stream must see each pod's control-plane update on its own.
+        assert!(pod_batch(&steps, true).is_empty());
     }
 }
