@@ -17,8 +17,6 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("ip6tables-legacy-save", "iptables"),
     // Felix's feature detection (dataplane/features.rs): `iptables-legacy --version`.
     ("iptables-legacy", "iptables"),
-    ("iptables-save", "iptables"),
-    ("ip6tables-save", "iptables"),
     ("ping", "iputils-ping"),
     ("tshark", "tshark"),
     ("tcpdump", "tcpdump"),

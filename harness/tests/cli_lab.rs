@@ -156,6 +156,29 @@ fn a_wrong_expectation_shows_expected_against_actual_and_leaves_diagnostics() {
         "the three echo requests are in it"
     );
 
+    // The iptables backend's rules are in its bundle too: dumped with the
+    // legacy tools it writes with, not Debian's nft-based `iptables-save`.
+    let iptables_reports = dir.path().join("reports-iptables");
+    let run = harness(&[
+        "run",
+        file.to_str().unwrap(),
+        "--backend",
+        "iptables",
+        "--report-dir",
+        iptables_reports.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let rules = std::fs::read_to_string(
+        iptables_reports.join("wrong-reply-source/iptables/step-2/node-a/iptables-nat.txt"),
+    )
+    .unwrap();
+    assert!(
+        rules.lines().any(|l| l.starts_with("-A cali-fip-dnat")
+            && l.contains("-d 203.0.113.10/32")
+            && l.contains("--to-destination 198.19.0.0")),
+        "{rules}"
+    );
+
     let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
     assert!(junit.contains("wrong-reply-source::nftables"), "{junit}");
     assert!(junit.contains("<failure"), "{junit}");

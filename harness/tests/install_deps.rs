@@ -104,7 +104,7 @@ fn the_scan_finds_the_programs_we_know_are_spawned() {
         "nft",
         "iptables-legacy-restore",
         "ip6tables-legacy-save",
-        "iptables-save",
+        "iptables-legacy-save",
         "ip",
         "ping",
         "tshark",

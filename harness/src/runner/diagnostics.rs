@@ -25,8 +25,10 @@ const DUMPS: &[(&str, &str, &[&str])] = &[
     ),
     ("neighbours.txt", "ip", &["neighbour", "show"]),
     ("nftables.txt", "nft", &["list", "ruleset"]),
-    ("iptables-nat.txt", "iptables-save", &["-t", "nat"]),
-    ("ip6tables-nat.txt", "ip6tables-save", &["-t", "nat"]),
+    // The legacy tools, which the iptables backend writes with (Debian's plain
+    // `iptables-save` is the nft variant and would show none of its rules).
+    ("iptables-nat.txt", "iptables-legacy-save", &["-t", "nat"]),
+    ("ip6tables-nat.txt", "ip6tables-legacy-save", &["-t", "nat"]),
     ("conntrack.txt", "cat", &["/proc/net/nf_conntrack"]),
 ];
 
