@@ -126,3 +126,22 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// Commands that run scenarios build labs, which needs root: say so before
+/// anything is planned.
+fn require_root_to_run_scenarios() -> anyhow::Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        anyhow::bail!("running scenarios builds network namespaces and needs root (try sudo)");
+    }
+    Ok(())
+}
+
+/// A scenario filter given on the command line as `flag` (`--filter`, ...).
+fn scenario_filter(
+    text: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<Option<fip_harness::scenario::ScenarioFilter>> {
+    text.map(fip_harness::scenario::ScenarioFilter::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("bad {flag}: {e}"))
+}

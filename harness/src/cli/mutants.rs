@@ -11,7 +11,6 @@ use fip_harness::dataplane::{BackendKind, DataplaneChoice};
 use fip_harness::mutant::{self, Mutant, MUTANTS};
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, PlanFilter, RunOptions};
-use fip_harness::scenario::ScenarioFilter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,15 +54,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if mutants.is_empty() {
         anyhow::bail!("no mutant matches");
     }
-    if !nix::unistd::Uid::effective().is_root() {
-        anyhow::bail!("running scenarios builds network namespaces and needs root (try sudo)");
-    }
-    let scenarios = args
-        .scenarios
-        .as_deref()
-        .map(ScenarioFilter::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("bad --scenarios: {e}"))?;
+    super::require_root_to_run_scenarios()?;
+    let scenarios = super::scenario_filter(args.scenarios.as_deref(), "--scenarios")?;
     // Mutants break the reference backend, so they run its cases.
     let filter = PlanFilter {
         dataplane: Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),

@@ -11,7 +11,6 @@ use anyhow::Context;
 use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
-use fip_harness::scenario::ScenarioFilter;
 
 use super::choices::{Backend, Profile};
 use super::progress::{Progress, Style};
@@ -49,15 +48,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !nix::unistd::Uid::effective().is_root() {
-        anyhow::bail!("running scenarios builds network namespaces and needs root (try sudo)");
-    }
-    let filter = args
-        .filter
-        .as_deref()
-        .map(ScenarioFilter::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("bad --filter: {e}"))?;
+    super::require_root_to_run_scenarios()?;
+    let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
     let plan_filter = PlanFilter {
         dataplane: args
             .dataplane
