@@ -49,6 +49,28 @@ impl BirdTimers {
     }
 }
 
+impl BirdTimers {
+    /// The session timers of a `bgp` template (node or fabric), each line
+    /// indented for the template's body: connect delay and retry, error wait,
+    /// and hold/keepalive when the lab sets them.
+    pub(crate) fn write_session_timers(&self, out: &mut String) {
+        use std::fmt::Write;
+        let (wait_min, wait_max) = self.error_wait;
+        let _ = write!(
+            out,
+            "  connect delay time {};\n  connect retry time {};\n  error wait time {wait_min},{wait_max};\n",
+            self.connect_delay, self.connect_retry
+        );
+        if let Some((hold, keepalive)) = self.hold_keepalive {
+            let _ = write!(
+                out,
+                "  hold time {hold};  # fip-harness: shorter than BIRD's default 240\n\
+                 \x20 keepalive time {keepalive};\n"
+            );
+        }
+    }
+}
+
 impl Default for BirdTimers {
     fn default() -> Self {
         Self::lab()

@@ -61,19 +61,10 @@ pub fn render_fabric(topology: &BgpTopology, family: IpFamily) -> String {
          \x20 graceful restart;\n\
          \x20 passive on;      # The nodes connect (a global BGPPeer is never passive);\n\
          \x20                  # two sides connecting at once with graceful restart\n\
-         \x20                  # take each new connection for a restart of the old.\n\
-         \x20 connect delay time {};\n\
-         \x20 connect retry time {};\n\
-         \x20 error wait time {},{};\n",
+         \x20                  # take each new connection for a restart of the old.\n",
         topology.fabric_as,
-        timers.connect_delay,
-        timers.connect_retry,
-        timers.error_wait.0,
-        timers.error_wait.1
     );
-    if let Some((hold, keepalive)) = timers.hold_keepalive {
-        let _ = write!(out, "  hold time {hold};\n  keepalive time {keepalive};\n");
-    }
+    timers.write_session_timers(&mut out);
     out.push_str("}\n\n");
     let own = topology.fabric_address(family);
     for (index, node) in topology.nodes.iter().enumerate() {

@@ -192,7 +192,6 @@ pub fn render_node(topology: &BgpTopology, node: &BgpNode, family: IpFamily) -> 
 }
 
 fn bgp_template(out: &mut String, topology: &BgpTopology) {
-    let timers = &topology.timers;
     let _ = write!(
         out,
         "# Template for all BGP clients\n\
@@ -202,23 +201,10 @@ fn bgp_template(out: &mut String, topology: &BgpTopology) {
          \x20 local as {};\n\
          \x20 gateway recursive; # This should be the default, but just in case.\n\
          \x20 add paths on;\n\
-         \x20 graceful restart;  # See comment in kernel section about graceful restart.\n\
-         \x20 connect delay time {};\n\
-         \x20 connect retry time {};\n\
-         \x20 error wait time {},{};\n",
+         \x20 graceful restart;  # See comment in kernel section about graceful restart.\n",
         topology.node_as,
-        timers.connect_delay,
-        timers.connect_retry,
-        timers.error_wait.0,
-        timers.error_wait.1
     );
-    if let Some((hold, keepalive)) = timers.hold_keepalive {
-        let _ = write!(
-            out,
-            "  hold time {hold};  # fip-harness: shorter than BIRD's default 240\n\
-             \x20 keepalive time {keepalive};\n"
-        );
-    }
+    topology.timers.write_session_timers(out);
     out.push_str("}\n\n");
 }
 
