@@ -52,6 +52,8 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) options: RunOptions,
     /// The lab's BIRD daemons under [`RoutingMode::Bird`].
     pub(super) bird: Option<LabBird>,
+    /// The first failure of the dataplane itself (not the lab's), if any.
+    pub(super) dataplane_failure: Option<String>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -125,6 +127,7 @@ impl<'a> ScenarioRun<'a> {
             routed_blocks: Default::default(),
             options: options.clone(),
             bird,
+            dataplane_failure: None,
         })
     }
 

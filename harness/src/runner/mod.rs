@@ -4,6 +4,7 @@
 mod case;
 mod diagnostics;
 mod observe;
+mod parallel;
 mod pods;
 mod replay;
 mod routing;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+pub use parallel::run_cases;
 pub use replay::{bring_up, run_scenario, RunOptions};
 
 use crate::bgp::RoutingMode;
