@@ -277,32 +277,8 @@ pub(super) fn render_case(out: &mut String, case: &ConformCase, dataplane: &str,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conform::verdict::tests::result;
-    use crate::conform::verdict::CaseId;
-    use crate::report::{Outcome, ScenarioResult};
-
-    fn case(name: &str, profile: ConntrackProfile, vendor: ScenarioResult) -> ConformCase {
-        let id = CaseId {
-            name: crate::conform::verdict::case_name(name, profile),
-            scenario: name.into(),
-            file: format!("scenarios/{name}.yaml").into(),
-            profile,
-            profile_case: name.starts_with("move-"),
-        };
-        let reference = result("nftables", "web", Outcome::Passed);
-        ConformCase::from_results(id, &Default::default(), vendor, reference)
-    }
-
-    fn passing() -> ScenarioResult {
-        result("mutant:strict-never-flushes", "web", Outcome::Passed)
-    }
-
-    fn failing() -> ScenarioResult {
-        let failed = Outcome::Failed {
-            reason: "step 2 (send icmp client -> 203.0.113.10) failed".into(),
-        };
-        result("mutant:strict-never-flushes", "web-b", failed)
-    }
+    use crate::conform::verdict::tests::{case, failing, passing};
+    use crate::report::Outcome;
 
     #[test]
     fn every_calico_case_matching_is_conformant_and_strict_differences_name_the_profile() {

@@ -203,6 +203,36 @@ pub(crate) mod tests {
         }
     }
 
+    /// The case `name` under `profile`: `vendor` against a passing
+    /// reference; the `move-` cases depend on the profile.
+    pub(crate) fn case(
+        name: &str,
+        profile: ConntrackProfile,
+        vendor: ScenarioResult,
+    ) -> ConformCase {
+        let id = CaseId {
+            name: case_name(name, profile),
+            scenario: name.into(),
+            file: format!("scenarios/{name}.yaml").into(),
+            profile,
+            profile_case: name.starts_with("move-"),
+        };
+        let reference = result("nftables", "web", Outcome::Passed);
+        ConformCase::from_results(id, &Default::default(), vendor, reference)
+    }
+
+    pub(crate) fn passing() -> ScenarioResult {
+        result("mutant:strict-never-flushes", "web", Outcome::Passed)
+    }
+
+    /// A run whose probes landed on the wrong pod.
+    pub(crate) fn failing() -> ScenarioResult {
+        let failed = Outcome::Failed {
+            reason: "step 2 (send icmp client -> 203.0.113.10) failed".into(),
+        };
+        result("mutant:strict-never-flushes", "web-b", failed)
+    }
+
     fn verdict(vendor: &ScenarioResult, reference: &ScenarioResult) -> CaseVerdict {
         let none = Default::default();
         classify(

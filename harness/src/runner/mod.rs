@@ -164,6 +164,14 @@ fn case_error(case: &PlannedCase, routing: RoutingMode, reason: String) -> Scena
     )
 }
 
+/// A result of `case` with `outcome` and no steps (for unit tests elsewhere).
+#[cfg(test)]
+pub(crate) fn result_for_tests(case: &PlannedCase, outcome: Outcome) -> ScenarioResult {
+    let mut result = case_error(case, RoutingMode::default(), String::new());
+    result.outcome = outcome;
+    result
+}
+
 fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> ScenarioResult {
     // Fault injection for the root tests of `run` (tests/cli_signals.rs): a
     // case that panics must fail alone. Debug builds only.
