@@ -15,7 +15,7 @@
 //! Listing (`--list`, `--format terse`, `--exact`) follows libtest, so
 //! `cargo nextest run --test catalogue --partition count:1/2` shards the cases.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -23,7 +23,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 use fip_harness::bgp::RoutingMode;
 use fip_harness::check::CheckLine;
-use fip_harness::conform::{ecmp_steps, CaseObservation, Difference};
+use fip_harness::conform::{CaseObservation, Compared, Difference};
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
 use fip_harness::scenario::{catalogue_folders, SCENARIOS_ENV};
@@ -94,7 +94,8 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     if !result.outcome.is_pass() {
         return Err(result.failure_text().into());
     }
-    agree_with_other_backends(records(), &result, &ecmp_steps(&case.scenario)).map_err(Failed::from)
+    agree_with_other_backends(records(), &result, &Compared::of(&case.scenario))
+        .map_err(Failed::from)
 }
 
 type Records = HashMap<(String, String), Vec<(String, CaseObservation)>>;
@@ -111,9 +112,9 @@ fn records() -> &'static Mutex<Records> {
 fn agree_with_other_backends(
     records: &Mutex<Records>,
     result: &ScenarioResult,
-    chosen_by_ecmp: &BTreeSet<usize>,
+    compared: &Compared,
 ) -> Result<(), String> {
-    let mine = CaseObservation::of(result, chosen_by_ecmp);
+    let mine = CaseObservation::of(result, compared);
     let mut records = records
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -185,17 +186,17 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
     agree_with_other_backends(
         &records,
         &result("nftables", "203.0.113.10"),
-        &BTreeSet::new(),
+        &Compared::default(),
     )?;
     agree_with_other_backends(
         &records,
         &result("nft-maps", "203.0.113.10"),
-        &BTreeSet::new(),
+        &Compared::default(),
     )?;
     match agree_with_other_backends(
         &records,
         &result("iptables", "198.19.0.5"),
-        &BTreeSet::new(),
+        &Compared::default(),
     ) {
         Err(text) if text.contains("disagree") && text.contains("198.19.0.5") => Ok(()),
         other => Err(format!("a different reply source went unnoticed: {other:?}").into()),

@@ -16,7 +16,7 @@ mod verdict;
 
 pub use junit::render_conform_junit;
 pub use observation::{
-    ecmp_steps, CaseObservation, Difference, LineObservation, MoveObservation, StepObservation,
+    CaseObservation, Compared, Difference, LineObservation, MoveObservation, StepObservation,
 };
 pub use report::{ConformReport, ProfileResult};
 pub use run::{plan_pairs, run_conformance, CasePair};

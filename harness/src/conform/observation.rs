@@ -41,13 +41,17 @@ pub struct LineObservation {
     /// Source addresses of the replies the sender got.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_sources: Option<BTreeSet<IpAddr>>,
-    /// Destinations quoted inside the ICMP errors the sender got.
+    /// Destinations quoted inside the ICMP errors the sender got, where the
+    /// step checks them (`quotedDestination`). Elsewhere an ICMP error is a
+    /// by-product of a probe not delivered, and whether one comes back within
+    /// the probe's wait is timing (a route being withdrawn, a neighbour
+    /// lookup timing out), so it is not compared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quoted_destinations: Option<BTreeSet<IpAddr>>,
 }
 
 impl LineObservation {
-    fn of(line: &CheckLine, chosen_by_ecmp: bool) -> Self {
+    fn of(line: &CheckLine, chosen_by_ecmp: bool, quotes_checked: bool) -> Self {
         let o = &line.observed;
         let exact = !line.protocol.ends_with(" stream");
         let only_exact = |set: &BTreeSet<IpAddr>| exact.then(|| set.clone());
@@ -73,7 +77,11 @@ impl LineObservation {
             }),
             seen_sources: only_exact(&o.seen_sources),
             reply_sources: only_exact(&o.reply_sources),
-            quoted_destinations: only_exact(&o.quoted_destinations),
+            quoted_destinations: if quotes_checked {
+                only_exact(&o.quoted_destinations)
+            } else {
+                None
+            },
         }
     }
 }
@@ -110,9 +118,8 @@ pub struct CaseObservation {
 }
 
 impl CaseObservation {
-    /// The record of `result`; `chosen_by_ecmp` are the steps whose receiving
-    /// pod ECMP picks (see [`ecmp_steps`]).
-    pub fn of(result: &ScenarioResult, chosen_by_ecmp: &BTreeSet<usize>) -> Self {
+    /// The record of `result`, keeping of each step what `compared` says.
+    pub fn of(result: &ScenarioResult, compared: &Compared) -> Self {
         CaseObservation {
             steps: result
                 .steps
@@ -124,7 +131,13 @@ impl CaseObservation {
                     lines: step
                         .lines
                         .iter()
-                        .map(|line| LineObservation::of(line, chosen_by_ecmp.contains(&step.index)))
+                        .map(|line| {
+                            LineObservation::of(
+                                line,
+                                compared.chosen_by_ecmp.contains(&step.index),
+                                compared.quotes_checked.contains(&step.index),
+                            )
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -166,23 +179,61 @@ pub enum Difference {
     Moves,
 }
 
-/// The steps of `scenario` whose expectation lets ECMP pick among pods
-/// (`deliveredTo: {oneOf: [...]}`): each lab hashes flows with its own seed,
-/// so two runs may see different pods there, and which pod (and its address)
-/// is not compared.
-pub fn ecmp_steps(scenario: &Scenario) -> BTreeSet<usize> {
-    scenario
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, step)| {
-            let delivery = match step {
-                Step::Send(send) => send.expect.delivered_to.as_ref(),
-                Step::StopStream(stop) => stop.expect.delivered_to.as_ref(),
-                _ => None,
+/// What of each step two runs are compared on, from the scenario's
+/// expectations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compared {
+    /// Steps whose expectation lets ECMP pick among pods (`deliveredTo:
+    /// {oneOf: [...]}`): each lab hashes flows with its own seed, so two runs
+    /// may see different pods there, and which pod (and its address) is not
+    /// compared.
+    pub chosen_by_ecmp: BTreeSet<usize>,
+    /// Steps that check the destination quoted in ICMP errors.
+    pub quotes_checked: BTreeSet<usize>,
+}
+
+impl Compared {
+    pub fn of(scenario: &Scenario) -> Self {
+        let mut compared = Compared::default();
+        for (index, step) in scenario.steps.iter().enumerate() {
+            let (delivery, quoted) = match step {
+                Step::Send(send) => (
+                    send.expect.delivered_to.as_ref(),
+                    send.expect.quoted_destination.is_some(),
+                ),
+                Step::StopStream(stop) => (stop.expect.delivered_to.as_ref(), false),
+                _ => (None, false),
             };
-            matches!(delivery, Some(Delivery::OneOf(_)))
-        })
-        .map(|(index, _)| index)
-        .collect()
+            if matches!(delivery, Some(Delivery::OneOf(_))) {
+                compared.chosen_by_ecmp.insert(index);
+            }
+            if quoted {
+                compared.quotes_checked.insert(index);
+            }
+        }
+        compared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::load_file;
+
+    fn compared(file: &str) -> Compared {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios")
+            .join(file);
+        Compared::of(&load_file(&path).expect("a catalogue file loads"))
+    }
+
+    #[test]
+    fn ecmp_picks_and_icmp_quotes_are_compared_only_where_the_step_says() {
+        let duplicate = compared("duplicate-claim-across-nodes.yaml");
+        assert_eq!(duplicate.chosen_by_ecmp, BTreeSet::from([2]));
+        assert!(duplicate.quotes_checked.is_empty());
+        let quotes = compared("icmp-error-quotes-floating-ip.yaml");
+        assert!(quotes.chosen_by_ecmp.is_empty());
+        assert_eq!(quotes.quotes_checked, BTreeSet::from([1]));
+    }
 }

@@ -3,12 +3,11 @@
 //! observation records), a driver error, or not judged because the reference
 //! itself failed.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::observation::{ecmp_steps, CaseObservation, Difference};
+use super::observation::{CaseObservation, Compared, Difference};
 use crate::report::{Outcome, ScenarioResult};
 use crate::scenario::{ConntrackProfile, Scenario};
 
@@ -70,19 +69,23 @@ impl ConformCase {
             profile,
             profile_case: scenario.tags.iter().any(|t| t == PROFILE_TAG),
         };
-        Self::from_results(case, &ecmp_steps(scenario), vendor_result, reference_result)
+        Self::from_results(
+            case,
+            &Compared::of(scenario),
+            vendor_result,
+            reference_result,
+        )
     }
 
-    /// Compare two runs of the case `id`; `chosen_by_ecmp` as
-    /// [`CaseObservation::of`] takes it.
+    /// Compare two runs of the case `id` on what `compared` names.
     pub fn from_results(
         id: CaseId,
-        chosen_by_ecmp: &BTreeSet<usize>,
+        compared: &Compared,
         vendor_result: ScenarioResult,
         reference_result: ScenarioResult,
     ) -> Self {
-        let vendor = CaseObservation::of(&vendor_result, chosen_by_ecmp);
-        let reference = CaseObservation::of(&reference_result, chosen_by_ecmp);
+        let vendor = CaseObservation::of(&vendor_result, compared);
+        let reference = CaseObservation::of(&reference_result, compared);
         let verdict = classify(&vendor_result, &reference_result, &vendor, &reference);
         ConformCase {
             name: id.name,
