@@ -204,7 +204,12 @@ impl Netns {
 
     /// Names of the pinned namespaces that start with `prefix`, sorted.
     pub fn list_with_prefix(prefix: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
+        Self::list_in(Path::new(NETNS_RUN_DIR), prefix)
+    }
+
+    /// Names in `dir` (a /run/netns seen from elsewhere) that start with `prefix`, sorted.
+    pub fn list_in(dir: &Path, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
