@@ -84,8 +84,15 @@ impl NsHolder {
         })
     }
 
+    /// Runs: the same pid and start time, and not a zombie (a holder whose
+    /// `up` has exited is reaped by whoever adopted it, maybe never).
     pub fn alive(&self) -> bool {
-        process_start_time(self.pid) == Some(self.start_time)
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next());
+        !matches!(state, None | Some("Z") | Some("X"))
+            && process_start_time(self.pid) == Some(self.start_time)
     }
 
     /// End a holder that is not this process (SIGTERM; its namespaces go with
