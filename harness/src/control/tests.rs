@@ -104,13 +104,13 @@ fn felix_switch_off_means_no_nat_and_no_routes() {
     );
 }
 
-#[rstest]
-#[case::export_disabled(pool("203.0.113.0/24", Encapsulation::None, true))]
-#[case::ipip(pool("203.0.113.0/24", Encapsulation::Ipip, false))]
-#[case::vxlan(pool("203.0.113.0/24", Encapsulation::Vxlan, false))]
-fn unadvertised_floating_ip_has_only_the_device_route(#[case] fip_pool: IpPool) {
+#[test]
+fn unexported_floating_ip_has_only_the_device_route() {
     let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
-    cluster.pools = vec![pool("198.19.0.0/16", Encapsulation::None, false), fip_pool];
+    cluster.pools = vec![
+        pool("198.19.0.0/16", Encapsulation::None, false),
+        pool("203.0.113.0/24", Encapsulation::None, true),
+    ];
     let state = desired_state(&cluster, &topology());
     assert_eq!(
         state.routes["node-a"].iter().collect::<Vec<_>>(),
@@ -127,6 +127,31 @@ fn unadvertised_floating_ip_has_only_the_device_route(#[case] fip_pool: IpPool) 
         1,
         "NAT does not depend on BGP"
     );
+}
+
+/// BIRD exports an encapsulated pool's routes to its peers, but the other
+/// nodes' kernel filter refuses them (confd bgp_processor.go processIPPool).
+#[rstest]
+#[case::ipip(Encapsulation::Ipip)]
+#[case::vxlan(Encapsulation::Vxlan)]
+fn encapsulated_pool_floating_ip_reaches_the_fabric_only(#[case] encapsulation: Encapsulation) {
+    let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
+    cluster.pools = vec![
+        pool("198.19.0.0/16", Encapsulation::None, false),
+        pool("203.0.113.0/24", encapsulation, false),
+    ];
+    let state = desired_state(&cluster, &topology());
+    assert_eq!(
+        state.routes["fabric"].iter().collect::<Vec<_>>(),
+        vec![&FipRoute {
+            destination: ip("203.0.113.1"),
+            next: RouteNext::Via(ip("198.18.0.10")),
+        }]
+    );
+    for member in ["node-b", "node-c"] {
+        assert!(state.routes[member].is_empty(), "{member}");
+    }
+    assert_eq!(state.routes["node-a"].len(), 1, "the device route");
 }
 
 #[test]
@@ -160,7 +185,7 @@ fn duplicate_claim_on_one_node_goes_to_the_alphabetically_earliest_internal() {
 }
 
 #[test]
-fn duplicate_claim_across_nodes_nats_on_both_and_routes_to_the_winner() {
+fn duplicate_claim_across_nodes_nats_on_both_and_peers_route_through_both() {
     let state = desired_state(
         &cluster(vec![
             pod("a", "node-a", "198.19.0.20", &["203.0.113.1"]),
@@ -171,13 +196,23 @@ fn duplicate_claim_across_nodes_nats_on_both_and_routes_to_the_winner() {
     assert_eq!(state.nat["node-a"].dnat.len(), 1);
     assert_eq!(state.nat["node-b"].dnat.len(), 1);
     assert_eq!(state.owners[&ip("203.0.113.1")].node, "node-b");
-    assert_eq!(
-        state.routes["fabric"].iter().next().unwrap().next,
-        RouteNext::Via(ip("198.18.0.11"))
-    );
-    assert!(state.routes["node-a"]
-        .iter()
-        .all(|r| matches!(r.next, RouteNext::Device(_))));
+    let ecmp = RouteNext::Multipath(vec![ip("198.18.0.10"), ip("198.18.0.11")]);
+    for member in ["fabric", "node-c"] {
+        let routes: Vec<_> = state.routes[member].iter().collect();
+        assert_eq!(
+            routes,
+            vec![&FipRoute {
+                destination: ip("203.0.113.1"),
+                next: ecmp.clone(),
+            }],
+            "{member}"
+        );
+    }
+    for member in ["node-a", "node-b"] {
+        assert!(state.routes[member]
+            .iter()
+            .all(|r| matches!(r.next, RouteNext::Device(_))));
+    }
     insta::assert_yaml_snapshot!(state.conflicts);
 }
 
