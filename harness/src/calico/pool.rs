@@ -375,38 +375,28 @@ mod tests {
 
     #[test]
     fn advertisement_rule() {
+        use Encapsulation::*;
         use FloatingIpReach::*;
         let ip: IpAddr = "203.0.113.10".parse().unwrap();
-        let reach = |pools: &[IpPool]| floating_ip_reach(ip, pools);
-        assert_eq!(reach(&[]), HostingNode, "outside every pool");
-        assert_eq!(
-            reach(&[pool("203.0.113.0/24", Encapsulation::None, false)]),
-            FabricAndNodes
-        );
-        assert_eq!(
-            reach(&[pool("203.0.113.0/24", Encapsulation::Vxlan, false)]),
-            Fabric
-        );
-        assert_eq!(
-            reach(&[pool("203.0.113.0/24", Encapsulation::Ipip, false)]),
-            Fabric
-        );
-        assert_eq!(
-            reach(&[pool("203.0.113.0/24", Encapsulation::None, true)]),
-            HostingNode
-        );
-        assert_eq!(
-            reach(&[pool("203.0.113.0/24", Encapsulation::Vxlan, true)]),
-            HostingNode
-        );
-        // The most specific pool decides.
-        assert_eq!(
-            reach(&[
-                pool("203.0.0.0/16", Encapsulation::Vxlan, false),
-                pool("203.0.113.0/24", Encapsulation::None, false)
-            ]),
-            FabricAndNodes
-        );
+        let cases: [(&[IpPool], FloatingIpReach); 7] = [
+            (&[], HostingNode),
+            (&[pool("203.0.113.0/24", None, false)], FabricAndNodes),
+            (&[pool("203.0.113.0/24", Vxlan, false)], Fabric),
+            (&[pool("203.0.113.0/24", Ipip, false)], Fabric),
+            (&[pool("203.0.113.0/24", None, true)], HostingNode),
+            (&[pool("203.0.113.0/24", Vxlan, true)], HostingNode),
+            // The most specific pool decides.
+            (
+                &[
+                    pool("203.0.0.0/16", Vxlan, false),
+                    pool("203.0.113.0/24", None, false),
+                ],
+                FabricAndNodes,
+            ),
+        ];
+        for (pools, reach) in cases {
+            assert_eq!(floating_ip_reach(ip, pools), reach, "{pools:?}");
+        }
     }
 
     #[test]
