@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use rstest::rstest;
 
 use super::desired::{desired_state, ClusterState, NodeUplink, Topology};
-use super::diff::{diff, ConntrackMatch, ConntrackProfile};
+use super::diff::{diff, ConntrackDeletion, ConntrackMatch, ConntrackProfile};
 use super::routes::{FipRoute, RouteNext};
 use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::dataplane::{DnatMapping, SnatMapping};
@@ -299,7 +299,16 @@ fn removing_the_annotation_clears_the_node_and_the_routes() {
         .routes
         .iter()
         .all(|r| r.add.is_empty() && r.remove == [ip("203.0.113.1")]));
-    assert!(changes.conntrack.is_empty(), "the pod is still there");
+    // The pod is still there: only the floating IP's device route went, and
+    // with it the entries whose original or reply source is the floating IP
+    // (Felix's route-table cleanup).
+    assert_eq!(
+        changes.conntrack,
+        vec![ConntrackDeletion {
+            node: "node-a".into(),
+            matching: ConntrackMatch::OrigSrcOrReplySrc(ip("203.0.113.1")),
+        }]
+    );
 }
 
 /// Two claims on one node whose text and numeric orders differ: the DNAT goes
@@ -325,4 +334,35 @@ fn one_node_dnat_by_text_and_device_route_by_highest_ifindex() {
             }]
         );
     }
+}
+
+/// Felix's route table cleans conntrack for a floating IP whose device route
+/// moves to another interface of the node, not when the route stays put.
+#[test]
+fn a_device_route_that_moves_cleans_the_floating_ips_entries_on_its_node() {
+    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
+    older.ifindex = Some(110);
+    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
+    newer.ifindex = Some(111);
+    let both = desired_state(&cluster(vec![older.clone(), newer.clone()]), &topology());
+    let fip_cleanups = |after: &[&WorkloadEndpoint]| {
+        let after = desired_state(
+            &cluster(after.iter().map(|e| (*e).clone()).collect()),
+            &topology(),
+        );
+        diff(&both, &after, ConntrackProfile::Calico)
+            .conntrack
+            .into_iter()
+            .filter(|d| d.matching == ConntrackMatch::OrigSrcOrReplySrc(ip("203.0.113.1")))
+            .map(|d| d.node)
+            .collect::<Vec<_>>()
+    };
+    let unclaimed = |e: &WorkloadEndpoint| WorkloadEndpoint {
+        ip_nats: vec![],
+        ..e.clone()
+    };
+    // The newer veth's claim goes: the route moves to the older one.
+    assert_eq!(fip_cleanups(&[&older, &unclaimed(&newer)]), ["node-a"]);
+    // The older veth's claim goes: the route stays on the newer one.
+    assert!(fip_cleanups(&[&unclaimed(&older), &newer]).is_empty());
 }
