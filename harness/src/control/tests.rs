@@ -311,15 +311,22 @@ fn removing_the_annotation_clears_the_node_and_the_routes() {
     );
 }
 
+/// Two pods of node-a claiming 203.0.113.1: the older veth (ifindex 110)
+/// has the text-earliest address, the newer one (111) the numerically lowest.
+fn two_claims_on_node_a() -> (WorkloadEndpoint, WorkloadEndpoint) {
+    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
+    older.ifindex = Some(110);
+    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
+    newer.ifindex = Some(111);
+    (older, newer)
+}
+
 /// Two claims on one node whose text and numeric orders differ: the DNAT goes
 /// to the text-earliest internal (198.19.0.10, the older veth), the device
 /// route to the claimant with the highest ifindex (198.19.0.9, the newer veth).
 #[test]
 fn one_node_dnat_by_text_and_device_route_by_highest_ifindex() {
-    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
-    older.ifindex = Some(110);
-    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
-    newer.ifindex = Some(111);
+    let (older, newer) = two_claims_on_node_a();
     for endpoints in [
         vec![older.clone(), newer.clone()],
         vec![newer.clone(), older.clone()],
@@ -340,10 +347,7 @@ fn one_node_dnat_by_text_and_device_route_by_highest_ifindex() {
 /// moves to another interface of the node, not when the route stays put.
 #[test]
 fn a_device_route_that_moves_cleans_the_floating_ips_entries_on_its_node() {
-    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
-    older.ifindex = Some(110);
-    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
-    newer.ifindex = Some(111);
+    let (older, newer) = two_claims_on_node_a();
     let both = desired_state(&cluster(vec![older.clone(), newer.clone()]), &topology());
     let fip_cleanups = |after: &[&WorkloadEndpoint]| {
         let after = desired_state(
