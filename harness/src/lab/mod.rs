@@ -19,6 +19,7 @@ pub mod rootless;
 pub mod safety;
 pub mod signals;
 pub mod spec;
+pub mod tracking;
 
 pub use addressing::Family;
 pub use cluster::{Lab, MemberKind, NextHop};
