@@ -17,6 +17,7 @@ macro_rules! say {
 mod bench;
 mod choices;
 mod completions;
+mod conform;
 mod down;
 mod exec;
 mod list;
@@ -53,6 +54,8 @@ enum Command {
     Run(run::Args),
     /// Run the catalogue against deliberately broken dataplanes: the mutation score.
     Mutants(mutants::Args),
+    /// Judge a dataplane against Calico's: every case on it and on the reference, compared.
+    Conform(conform::Args),
     /// Build a scenario's cluster and keep it running.
     Up(up::Args),
     /// List the live labs.
@@ -90,7 +93,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     if !matches!(
         cli.command,
-        Command::Run(_) | Command::Up(_) | Command::Bench(_)
+        Command::Run(_) | Command::Up(_) | Command::Bench(_) | Command::Conform(_)
     ) {
         // Commands that own no lab end quietly when their reader goes (`list
         // | head -1`), as Unix tools do; Rust ignores SIGPIPE by default and
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Run(args) => run::run(args),
         Command::Mutants(args) => mutants::run(args),
+        Command::Conform(args) => conform::run(args),
         Command::Up(args) => up::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Exec(args) => exec::run(args),
