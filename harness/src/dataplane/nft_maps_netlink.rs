@@ -411,3 +411,115 @@ pub(crate) fn removal_batch() -> NfBatch {
     }
     batch
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner};
+    use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK};
+    use std::net::Ipv4Addr;
+
+    /// (message, flags, sequence) of every message in the framed batch.
+    fn messages(batch: &NfBatch) -> Vec<(NetfilterMessageInner, u16, u32)> {
+        let bytes = batch.framed();
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let message =
+                NetlinkMessage::<NetfilterMessage>::deserialize(&bytes[offset..]).unwrap();
+            offset += (message.header.length as usize + 3) & !3;
+            let NetlinkPayload::InnerMessage(inner) = message.payload else {
+                panic!("not a netfilter message");
+            };
+            out.push((
+                inner.inner,
+                message.header.flags,
+                message.header.sequence_number,
+            ));
+        }
+        out
+    }
+
+    fn state(count: u32) -> NodeNatState {
+        let v4 =
+            |base: [u8; 4], i: u32| IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::from(base)) + i));
+        NodeNatState::new(
+            (0..count).map(|i| DnatMapping::new(v4([198, 19, 64, 0], i), v4([198, 19, 128, 0], i))),
+            (0..count).map(|i| SnatMapping::new(v4([198, 19, 128, 0], i), v4([198, 19, 64, 0], i))),
+        )
+    }
+
+    fn element_messages(messages: &[(NetfilterMessageInner, u16, u32)], map: &str) -> Vec<usize> {
+        messages
+            .iter()
+            .filter_map(|(m, _, _)| match m {
+                NetfilterMessageInner::NfTables(
+                    NfTablesMessage::NewSetElement(e) | NfTablesMessage::DeleteSetElement(e),
+                ) if e.attributes.contains(&SetElementList::Set(map.into())) => {
+                    e.attributes.iter().find_map(|a| match a {
+                        SetElementList::Elements(list) => Some(list.len()),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_framed_and_every_message_asks_for_an_ack() {
+        let all = messages(&apply_batch(
+            &state(3),
+            Features {
+                snat_fully_random: true,
+            },
+        ));
+        assert!(
+            matches!(all.first(), Some((NetfilterMessageInner::None(m), _, _)) if *m == netlink_packet_netfilter::none::ControlMessage::BatchBegin)
+        );
+        assert!(
+            matches!(all.last(), Some((NetfilterMessageInner::None(m), _, _)) if *m == netlink_packet_netfilter::none::ControlMessage::BatchEnd)
+        );
+        let inside = &all[1..all.len() - 1];
+        assert!(inside.iter().all(|(_, flags, _)| flags & NLM_F_ACK != 0));
+        let sequences: Vec<u32> = all.iter().map(|(_, _, s)| *s).collect();
+        assert!(
+            sequences.windows(2).all(|w| w[1] == w[0] + 1),
+            "{sequences:?}"
+        );
+    }
+
+    #[test]
+    fn thousands_of_elements_are_split_under_the_attribute_limit() {
+        let all = messages(&apply_batch(
+            &state(1_200),
+            Features {
+                snat_fully_random: true,
+            },
+        ));
+        let dnat = element_messages(&all, DNAT_MAP);
+        assert_eq!(dnat.len(), 3, "{dnat:?}");
+        assert_eq!(dnat.iter().sum::<usize>(), 1_200);
+        assert!(dnat.iter().all(|n| *n <= ELEMENTS_PER_MESSAGE), "{dnat:?}");
+        assert_eq!(
+            element_messages(&all, SNAT_MAP).iter().sum::<usize>(),
+            1_200
+        );
+    }
+
+    #[test]
+    fn a_move_deletes_and_adds_one_element_per_map() {
+        let old = state(100);
+        let mut new = old.clone();
+        new.dnat[7].internal = "198.19.0.6".parse().unwrap();
+        let all = messages(&delta_batch(&old, &new).unwrap());
+        // BEGIN, delete the old DNAT, add the new one, END.
+        assert_eq!(element_messages(&all, DNAT_MAP), [1, 1]);
+        assert!(element_messages(&all, SNAT_MAP).is_empty());
+        assert!(matches!(
+            &all[1].0,
+            NetfilterMessageInner::NfTables(NfTablesMessage::DeleteSetElement(_))
+        ));
+        assert!(delta_batch(&old, &old).is_none());
+    }
+}
