@@ -24,6 +24,7 @@ mod list;
 mod ls;
 mod mutants;
 mod progress;
+mod rootless;
 mod routing;
 mod run;
 mod schema;
@@ -73,10 +74,22 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write every page with --dir).
     Man(completions::ManArgs),
+    /// Rootless labs: stay in this namespace until SIGTERM (started by `up`).
+    #[command(hide = true)]
+    Hold {
+        /// The lab held (shown by `ps`).
+        lab: String,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // First, while this process has a single thread: entering a user
+    // namespace is refused to a multithreaded one.
+    if let Err(error) = rootless::prepare(&cli.command) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     init_logging(cli.verbose);
     if !matches!(
         cli.command,
@@ -105,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
+        Command::Hold { .. } => fip_harness::lab::rootless::hold(),
     };
     signals::defer_to_interrupt_handler();
     match result {
