@@ -49,7 +49,6 @@ mod tests {
             steps: vec![],
             migrations: vec![],
             kept_lab: None,
-            dataplane_error: None,
         }
     }
 
