@@ -246,6 +246,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         file: PathBuf::new(),
         backend: backend.into(),
         profile: "calico".into(),
+        tags: Vec::new(),
         routing: "bird".into(),
         outcome: Outcome::Passed,
         duration_ms: 0,
@@ -271,6 +272,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
             diagnostics: None,
         }],
         migrations: Vec::new(),
+        lab_pictures: Vec::new(),
         kept_lab: None,
     };
     let records = Mutex::default();

@@ -3,7 +3,9 @@
 //! written by the runner into the same report directory.
 
 mod junit;
+mod picture;
 mod summary;
 
 pub use junit::render_junit;
+pub use picture::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
 pub use summary::{MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};

@@ -4,6 +4,7 @@
 mod case;
 mod diagnostics;
 mod observe;
+mod pictures;
 mod pods;
 mod replay;
 mod routing;
