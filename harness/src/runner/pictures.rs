@@ -59,8 +59,16 @@ impl Album {
         if run.owner_changes.len() == self.changes_seen {
             return;
         }
-        if let Some(before) = candidate.filter(|c| self.moves.is_empty() && self.is_new(c)) {
-            self.pictures.push(before);
+        if let Some(before) = candidate.filter(|_| self.moves.is_empty()) {
+            // Unchanged since the last picture: say so on it rather than
+            // show the same lab twice.
+            match self.pictures.last_mut() {
+                Some(last) if last.same_lab(&before) => {
+                    last.moment
+                        .push_str(&format!("; the same {}", before.moment));
+                }
+                _ => self.pictures.push(before),
+            }
         }
         self.moves
             .push(format!("step {} ({})", index + 1, summarise(step)));
@@ -82,12 +90,6 @@ impl Album {
     fn after_moves(&mut self) -> Option<String> {
         let moves = std::mem::take(&mut self.moves);
         (!moves.is_empty()).then(|| format!("after {}", moves.join(" and ")))
-    }
-
-    fn is_new(&self, picture: &LabPicture) -> bool {
-        self.pictures
-            .last()
-            .is_none_or(|last| !last.same_lab(picture))
     }
 
     async fn take(&mut self, run: &ScenarioRun<'_>, moment: String) {
