@@ -65,6 +65,8 @@ impl Loader<'_> {
 
         for (step, made) in raw.steps.iter().zip(pods_made) {
             match &step.value {
+                // Expanded into createPod steps before replay (scenario/bulk.rs).
+                RawStep::CreatePods(_) => {}
                 RawStep::CreatePod(create) => {
                     let Some((pod, manifest)) = made else {
                         continue;
@@ -379,54 +381,75 @@ impl Loader<'_> {
         raw: &RawScenario,
     ) {
         let families = [IpFamily::V4, IpFamily::V6];
-        let nodes: Vec<(String, IpAddr)> = raw
-            .cluster
-            .nodes
-            .value
-            .iter()
-            // Past the limits (already an error) the addressing plan has no
-            // address to compare with.
-            .take(MAX_NODES)
-            .enumerate()
-            .flat_map(|(i, n)| {
-                families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
-            })
-            .chain(
-                raw.cluster
-                    .externals
-                    .iter()
-                    .take(MAX_EXTERNALS)
-                    .enumerate()
-                    .flat_map(|(j, x)| {
-                        families.map(|f| {
-                            (
-                                format!("external host `{}`", x.value.name),
-                                external_address(j, f),
-                            )
-                        })
-                    }),
-            )
-            .collect();
+        let nodes: Vec<(String, IpAddr)> = if pod.floating_ips.is_empty() {
+            Vec::new()
+        } else {
+            raw.cluster
+                .nodes
+                .value
+                .iter()
+                // Past the limits (already an error) the addressing plan has no
+                // address to compare with.
+                .take(MAX_NODES)
+                .enumerate()
+                .flat_map(|(i, n)| {
+                    families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
+                })
+                .chain(
+                    raw.cluster
+                        .externals
+                        .iter()
+                        .take(MAX_EXTERNALS)
+                        .enumerate()
+                        .flat_map(|(j, x)| {
+                            families.map(|f| {
+                                (
+                                    format!("external host `{}`", x.value.name),
+                                    external_address(j, f),
+                                )
+                            })
+                        }),
+                )
+                .collect()
+        };
         let mut warnings = Vec::new();
+        // Only holders of the very address are named: with thousands of pods
+        // (`createPods`) naming every one for every floating IP would cost
+        // seconds.
         for external in &pod.floating_ips {
             let pods = live.iter().flat_map(|(other, p)| {
-                p.addresses.iter().map(move |address| Holder {
-                    what: format!("pod `{other}`"),
-                    address,
-                })
+                p.addresses
+                    .iter()
+                    .filter(|address| *address == external)
+                    .map(move |address| Holder {
+                        what: format!("pod `{other}`"),
+                        address,
+                    })
             });
-            let hosts = nodes.iter().map(|(what, address)| Holder {
-                what: what.clone(),
-                address,
-            });
+            let hosts =
+                nodes
+                    .iter()
+                    .filter(|(_, address)| address == external)
+                    .map(|(what, address)| Holder {
+                        what: what.clone(),
+                        address,
+                    });
             warnings.extend(risky_floating_ip(*external, name, pods.chain(hosts)));
         }
         for (other, p) in live {
             for external in &p.floating_ips {
-                let mine = pod.addresses.iter().map(|address| Holder {
-                    what: format!("pod `{name}`"),
-                    address,
-                });
+                let mine: Vec<Holder> = pod
+                    .addresses
+                    .iter()
+                    .filter(|address| *address == external)
+                    .map(|address| Holder {
+                        what: format!("pod `{name}`"),
+                        address,
+                    })
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
                 warnings.extend(
                     risky_floating_ip(*external, other, mine)
                         .into_iter()
