@@ -12,7 +12,7 @@ use super::load::{HostKind, Loader};
 use super::located::Spanned;
 use super::model::*;
 use super::raw::*;
-use super::risky::{risky_floating_ip, Holder};
+use super::risky::{risky_floating_ip, Holder, LiveIndex};
 use super::values::{Delivery, Loss, Name};
 use crate::calico::{
     cni_add, cni_del, felix_ip_nats, felix_route_panic, kdd_ip_nats, CniNetworkConfig, IpFamily,
@@ -60,6 +60,7 @@ impl Loader<'_> {
             .collect();
         let mut ipam = Ipam::new(pools.to_vec());
         let mut live: BTreeMap<String, LivePod> = BTreeMap::new();
+        let mut index = LiveIndex::default();
         let mut streams: BTreeMap<String, &Spanned<Name>> = BTreeMap::new();
         let mut steps = Vec::new();
 
@@ -144,7 +145,8 @@ impl Loader<'_> {
                                 phase: PodPhase::Running,
                                 floating_ips,
                             };
-                            self.warn_risky(&annotation_at, &pod.name, &new_pod, &live, raw);
+                            self.warn_risky(&annotation_at, &pod.name, &new_pod, &index, raw);
+                            index.add(&pod.name, &new_pod.addresses, &new_pod.floating_ips);
                             live.insert(pod.name.clone(), new_pod);
                         }
                         (Ok(_), Some(expected)) => {
@@ -181,6 +183,7 @@ impl Loader<'_> {
                 RawStep::DeletePod(name) => {
                     match live.remove(name.as_str()) {
                         Some(pod) => {
+                            index.remove(name.as_str(), &pod.addresses, &pod.floating_ips);
                             cni_del(&mut ipam, &pod.namespace, name.as_str());
                         }
                         None => self
@@ -229,7 +232,9 @@ impl Loader<'_> {
                                         }
                                     }
                                     let nats = nats.unwrap_or_default();
+                                    index.remove(annotate.pod.as_str(), &pod.addresses, &pod.floating_ips);
                                     pod.floating_ips = nats.ip_nats.iter().map(|p| p.external).collect();
+                                    index.add(annotate.pod.as_str(), &pod.addresses, &pod.floating_ips);
                                     let at = value.map_or_else(|| step.index_only(), |v| v.index_only());
                                     for entry in &nats.dropped {
                                         self.warn_at(&at, format!(
@@ -237,9 +242,8 @@ impl Loader<'_> {
                                             annotate.pod.value
                                         ));
                                     }
-                                    if let Some(pod) = live.remove(annotate.pod.as_str()) {
-                                        self.warn_risky(&at, annotate.pod.as_str(), &pod, &live, raw);
-                                        live.insert(annotate.pod.to_string(), pod);
+                                    if let Some(pod) = live.get(annotate.pod.as_str()) {
+                                        self.warn_risky(&at, annotate.pod.as_str(), pod, &index, raw);
                                     }
                                 }
                                 (Ok(_), Some(expected), _) => self.error_at(step, format!(
@@ -377,7 +381,7 @@ impl Loader<'_> {
         at: &Spanned<T>,
         name: &str,
         pod: &LivePod,
-        live: &BTreeMap<String, LivePod>,
+        index: &LiveIndex,
         raw: &RawScenario,
     ) {
         let families = [IpFamily::V4, IpFamily::V6];
@@ -413,18 +417,10 @@ impl Loader<'_> {
                 .collect()
         };
         let mut warnings = Vec::new();
-        // Only holders of the very address are named: with thousands of pods
-        // (`createPods`) naming every one for every floating IP would cost
-        // seconds.
         for external in &pod.floating_ips {
-            let pods = live.iter().flat_map(|(other, p)| {
-                p.addresses
-                    .iter()
-                    .filter(|address| *address == external)
-                    .map(move |address| Holder {
-                        what: format!("pod `{other}`"),
-                        address,
-                    })
+            let pods = LiveIndex::others(&index.own, external, name).map(|other| Holder {
+                what: format!("pod `{other}`"),
+                address: external,
             });
             let hosts =
                 nodes
@@ -436,22 +432,14 @@ impl Loader<'_> {
                     });
             warnings.extend(risky_floating_ip(*external, name, pods.chain(hosts)));
         }
-        for (other, p) in live {
-            for external in &p.floating_ips {
-                let mine: Vec<Holder> = pod
-                    .addresses
-                    .iter()
-                    .filter(|address| *address == external)
-                    .map(|address| Holder {
-                        what: format!("pod `{name}`"),
-                        address,
-                    })
-                    .collect();
-                if mine.is_empty() {
-                    continue;
-                }
+        for address in &pod.addresses {
+            for other in LiveIndex::others(&index.floating, address, name) {
+                let mine = [Holder {
+                    what: format!("pod `{name}`"),
+                    address,
+                }];
                 warnings.extend(
-                    risky_floating_ip(*external, other, mine)
+                    risky_floating_ip(*address, other, mine)
                         .into_iter()
                         .filter(|w| w.contains("'s address")),
                 );
