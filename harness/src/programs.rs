@@ -36,6 +36,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("mount", "mount"),
     // tests/run_output.rs: a pseudo-terminal for `run`'s colour and status line.
     ("script", "bsdutils"),
+    // tests/report_html.rs: report.html opened in a real (headless) browser.
+    ("chromium", "chromium"),
 ];
 
 /// A program the harness needs is not on PATH.

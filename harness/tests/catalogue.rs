@@ -154,6 +154,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         file: PathBuf::new(),
         backend: backend.into(),
         profile: "calico".into(),
+        tags: Vec::new(),
         routing: "bird".into(),
         outcome: Outcome::Passed,
         duration_ms: 0,
@@ -179,6 +180,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
             diagnostics: None,
         }],
         migrations: Vec::new(),
+        lab_pictures: Vec::new(),
         kept_lab: None,
     };
     let records = Mutex::default();

@@ -200,6 +200,8 @@ pub(crate) mod tests {
                 diagnostics: None,
             }],
             migrations: Vec::new(),
+            lab_pictures: Vec::new(),
+            tags: Vec::new(),
             kept_lab: None,
         }
     }

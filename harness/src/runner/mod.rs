@@ -5,6 +5,7 @@ mod case;
 mod diagnostics;
 mod observe;
 mod parallel;
+mod pictures;
 mod pods;
 mod replay;
 mod routing;

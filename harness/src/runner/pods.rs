@@ -254,7 +254,7 @@ impl ScenarioRun<'_> {
     /// Felix's endpoints: every live pod the conversion gives one for. A pod
     /// whose view fails is left out, as Felix ends up without it; a Felix
     /// panic is not simulated (the step that caused it had to expect it).
-    fn felix_endpoints(&self) -> Vec<WorkloadEndpoint> {
+    pub(super) fn felix_endpoints(&self) -> Vec<WorkloadEndpoint> {
         self.endpoints
             .keys()
             .filter_map(|name| self.felix_view(name).ok().flatten())
