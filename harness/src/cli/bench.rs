@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 mod dataplane;
+mod dataplane_bird;
 mod figures;
 mod lab;
 mod lab_script;
