@@ -60,6 +60,7 @@ pub(super) fn move_figures(
             sequence: u64::from(seq),
             delivered: first.remove(&seq),
             answered: answered.contains(&seq),
+            sent_at_us: outcome.sent_at_unix_ns.get(seq as usize).map(|&ns| since(ns)),
         })
         .collect();
     let judge = |at_ns: u64| {
@@ -205,6 +206,7 @@ mod tests {
             icmp_errors: vec![],
             deliveries,
             sctp_events: vec![],
+            sent_at_unix_ns: vec![],
         };
         let record = MoveRecord {
             from_pod: "old".into(),

@@ -41,7 +41,7 @@ pub fn load() -> String {
 
 /// Print the load now, labelled with the moment (`start`, `end`).
 pub fn print_load(moment: &str) {
-    println!("machine at {moment}: {}", load());
+    say!("machine at {moment}: {}", load());
 }
 
 /// CPU time (user + system) of this process and of its waited-for children
@@ -65,7 +65,7 @@ pub fn cpu_times() -> (Duration, Duration) {
 
 /// One target: what it asks, the figure, and whether the figure meets it.
 pub fn print_target(what: &str, figure: &str, met: bool) {
-    println!(
+    say!(
         "target {what}: {figure} -> {}",
         if met { "met" } else { "NOT met" }
     );
