@@ -221,6 +221,7 @@ impl Lab {
             pid: std::process::id(),
             start_time: process_start_time(std::process::id()),
             kept: false,
+            holder: super::rootless::NsHolder::this_process(),
             namespaces: namespaces.clone(),
             created: now_secs(),
             scenario,
@@ -340,6 +341,14 @@ impl Lab {
     pub fn keep(mut self) {
         self.torn_down = true;
         self.record.kept = true;
+        // Rootless: the lab's namespaces end with this process's mount
+        // namespace unless a process stays in it.
+        if super::rootless::session().is_some() {
+            match super::rootless::spawn_holder(&self.spec.name) {
+                Ok(holder) => self.record.holder = Some(holder),
+                Err(e) => tracing::warn!("keeping lab '{}': {e}", self.spec.name),
+            }
+        }
         if let Err(e) = self.record.write() {
             tracing::warn!("marking lab '{}' as kept: {e}", self.spec.name);
         }

@@ -15,6 +15,7 @@ pub mod netlink;
 pub mod netns;
 mod pods;
 pub mod registry;
+pub mod rootless;
 pub mod safety;
 pub mod signals;
 pub mod spec;

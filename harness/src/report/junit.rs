@@ -49,6 +49,7 @@ mod tests {
             steps: vec![],
             migrations: vec![],
             kept_lab: None,
+            dataplane_error: None,
         }
     }
 
