@@ -85,9 +85,9 @@ pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
 pub enum EncapMode {
     Never,
     Always,
-    /// Encapsulate only across subnets. The pool counts as encapsulated (its
-    /// export and kernel filters are the same) and records
-    /// [`IpPool::cross_subnet`], which only BIRD's `krt_tunnel` choice reads.
+    /// Encapsulate only across subnets. Counts as encapsulated for BIRD's
+    /// filters; only the `krt_tunnel` choice (when BIRD programs IPIP routes)
+    /// tells it from Always.
     CrossSubnet,
 }
 
