@@ -16,9 +16,11 @@ pub mod netlink;
 pub mod netns;
 mod pods;
 pub mod registry;
+pub mod rootless;
 pub mod safety;
 pub mod signals;
 pub mod spec;
+pub mod tracking;
 
 pub use addressing::Family;
 pub use cluster::{Lab, MemberKind, NextHop};

@@ -51,6 +51,7 @@ mod tests {
             migrations: vec![],
             lab_pictures: vec![],
             kept_lab: None,
+            dataplane_error: None,
         }
     }
 

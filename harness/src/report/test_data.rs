@@ -103,6 +103,7 @@ fn case(name: &str, outcome: Outcome) -> ScenarioResult {
         migrations: vec![],
         lab_pictures: vec![],
         kept_lab: None,
+        dataplane_error: None,
     }
 }
 
