@@ -178,7 +178,7 @@ fn pods(
         for ip in &pod.claims_only {
             let _ = writeln!(
                 body,
-                r#"<text x="{}" y="{}" fill="{}" class="claim">claims {} (not held)</text>"#,
+                r#"<text x="{}" y="{}" fill="{}" class="claim">not held: {}</text>"#,
                 x + 32.0,
                 badge_y,
                 colour(ip).colour,
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(svg.matches("<path class=\"route\"").count(), 2);
         assert_eq!(svg.matches("marker-end=\"url(#t-arrow0)\"").count(), 2);
         assert!(svg.contains("holds 203.0.113.10"));
-        assert!(svg.contains("claims 203.0.113.10 (not held)"));
+        assert!(svg.contains("not held: 203.0.113.10"));
         assert!(svg.contains("203.0.113.10/32 -&gt; node-a"));
     }
 
