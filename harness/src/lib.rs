@@ -11,6 +11,7 @@ pub mod calico;
 pub mod check;
 pub mod control;
 pub mod dataplane;
+pub mod driver;
 pub mod lab;
 pub mod mutant;
 pub mod programs;

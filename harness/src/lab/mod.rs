@@ -18,6 +18,7 @@ pub mod registry;
 pub mod safety;
 pub mod signals;
 pub mod spec;
+mod topology;
 
 pub use addressing::Family;
 pub use cluster::{Lab, MemberKind, NextHop};
