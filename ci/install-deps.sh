@@ -8,9 +8,10 @@
 # them), bird (BIRD 1.x and birdc: the bgp module's route distribution), and the
 # base tools the tests' shell steps use; bsdutils (`script`: a terminal for the
 # test of `run`'s colour and status line); sudo, because the README's test command
-# runs each test binary under `sudo -E` (CI runs that same command as root).
+# runs each test binary under `sudo -E` (CI runs that same command as root);
+# python3 for drivers/nft-driver.py, the external driver the tests run.
 set -euo pipefail
-packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux bsdutils sudo)
+packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux bsdutils sudo python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,6 +33,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("unshare", "util-linux"),
     // tests/run_output.rs: a pseudo-terminal for `run`'s colour and status line.
     ("script", "bsdutils"),
+    // drivers/nft-driver.py, the driver in another language (tests/driver_python.rs).
+    ("python3", "python3"),
 ];
 
 /// A program the harness needs is not on PATH.
