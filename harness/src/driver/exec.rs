@@ -95,8 +95,8 @@ impl ExecDataplane {
     }
 }
 
-fn boxed(error: DriverError) -> DataplaneError {
-    DataplaneError::Driver(Box::new(error))
+fn boxed(error: Box<DriverError>) -> DataplaneError {
+    DataplaneError::Driver(error)
 }
 
 impl Dataplane for ExecDataplane {

@@ -43,7 +43,7 @@ pub(crate) struct Start<'a> {
 
 impl Session {
     /// Start the driver and exchange `hello`.
-    pub(crate) fn start(start: Start<'_>) -> Result<Self, DriverError> {
+    pub(crate) fn start(start: Start<'_>) -> Result<Self, Box<DriverError>> {
         let label = format!("exec:{}", start.spec);
         let mut env = vec![("FIP_HARNESS_NODE", start.node.to_string())];
         let pid_file = start.lab_dir.as_ref().map(|dir| {
@@ -105,7 +105,7 @@ impl Session {
     }
 
     /// Send one request and wait for its answer.
-    pub(crate) fn request(&mut self, body: RequestBody) -> Result<ResponseBody, DriverError> {
+    pub(crate) fn request(&mut self, body: RequestBody) -> Result<ResponseBody, Box<DriverError>> {
         let kind = body.kind();
         if let Some(reason) = &self.ended {
             return Err(self.error(Some(kind), Fault::Gone(reason.clone())));
@@ -146,7 +146,7 @@ impl Session {
 
     /// `shutdown`, then wait for it to exit; kill it if it does not. A driver
     /// that already failed is just killed (its failure was reported).
-    pub(crate) fn shutdown(&mut self, keep: bool) -> Result<(), DriverError> {
+    pub(crate) fn shutdown(&mut self, keep: bool) -> Result<(), Box<DriverError>> {
         if self.ended.is_some() {
             self.process.kill();
             return Ok(());
@@ -162,7 +162,7 @@ impl Session {
     }
 
     /// An error if the driver exited on its own since its last answer.
-    pub(crate) fn health(&mut self) -> Result<(), DriverError> {
+    pub(crate) fn health(&mut self) -> Result<(), Box<DriverError>> {
         if self.ended.is_some() {
             return Ok(());
         }
@@ -186,20 +186,20 @@ impl Session {
     }
 
     /// End the driver for `fault` and describe it.
-    fn fail(&mut self, answering: Option<&'static str>, fault: Fault) -> DriverError {
+    fn fail(&mut self, answering: Option<&'static str>, fault: Fault) -> Box<DriverError> {
         self.process.kill();
         self.ended = Some(fault.to_string());
         self.error(answering, fault)
     }
 
-    fn error(&mut self, answering: Option<&'static str>, fault: Fault) -> DriverError {
-        DriverError {
+    fn error(&mut self, answering: Option<&'static str>, fault: Fault) -> Box<DriverError> {
+        Box::new(DriverError {
             driver: self.label.clone(),
             node: self.node.clone(),
             answering,
             fault,
             stderr_tail: self.process.stderr_tail(),
-        }
+        })
     }
 }
 
