@@ -142,3 +142,116 @@ fn handle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::dataplane::DataplaneError;
+
+    /// A dataplane that only remembers what it was told.
+    #[derive(Default)]
+    struct Recorder {
+        state: Mutex<NodeNatState>,
+        removed: Mutex<bool>,
+    }
+
+    impl Dataplane for Recorder {
+        fn apply(&self, _: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
+            *self.state.lock().unwrap() = state.clone();
+            Ok(())
+        }
+        fn remove(&self, _: &Netns) -> Result<(), DataplaneError> {
+            *self.removed.lock().unwrap() = true;
+            Ok(())
+        }
+        fn dump(&self, _: &Netns) -> Result<String, DataplaneError> {
+            Ok(format!("{:?}", self.state.lock().unwrap()))
+        }
+        fn read(&self, _: &Netns) -> Result<NodeNatState, DataplaneError> {
+            Ok(self.state.lock().unwrap().clone())
+        }
+    }
+
+    fn exchange(requests: &[&str], own_conntrack: bool) -> (Recorder, Vec<Response>) {
+        let recorder = Recorder::default();
+        let options = ServeOptions {
+            name: "recorder".into(),
+            own_conntrack,
+        };
+        let input = requests.join("\n");
+        let mut output = Vec::new();
+        serve(&recorder, &options, input.as_bytes(), &mut output).unwrap();
+        let answers = String::from_utf8(output)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (recorder, answers)
+    }
+
+    #[test]
+    fn a_whole_session_is_answered_in_order() {
+        let (recorder, answers) = exchange(
+            &[
+                r#"{"id":1,"type":"hello","protocol":1,"harness":"test","timeout_ms":1000}"#,
+                r#"{"id":2,"type":"topology","node":"node-a","uplink":{"name":"eth0","mac":"aa:bb:cc:dd:ee:ff","addresses":["198.18.0.10"]},"pods":[]}"#,
+                r#"{"id":3,"type":"apply","ipv4":{"dnat":[{"external":"203.0.113.10","internal":"198.19.0.5"}],"snat":[]},"ipv6":{"dnat":[],"snat":[]}}"#,
+                r#"{"id":4,"type":"dump"}"#,
+                r#"{"id":5,"type":"shutdown","keep":false}"#,
+                r#"{"id":6,"type":"dump"}"#,
+            ],
+            false,
+        );
+        let kinds: Vec<(u64, &str)> = answers.iter().map(|a| (a.id, a.body.kind())).collect();
+        // Nothing is answered after shutdown.
+        assert_eq!(
+            kinds,
+            [(1, "hello"), (2, "ok"), (3, "ok"), (4, "dump"), (5, "ok")]
+        );
+        let ResponseBody::Hello(hello) = &answers[0].body else {
+            panic!()
+        };
+        assert!(!hello.capabilities.owns_conntrack);
+        let ResponseBody::Dump(dump) = &answers[3].body else {
+            panic!()
+        };
+        let mappings = dump.mappings.as_ref().unwrap();
+        assert_eq!(mappings.ipv4.dnat[0].internal.to_string(), "198.19.0.5");
+        assert_eq!(dump.json["topology"]["node"], "node-a");
+        assert!(
+            *recorder.removed.lock().unwrap(),
+            "shutdown without keep removes"
+        );
+    }
+
+    #[test]
+    fn garbage_and_refusals_are_answered_as_errors_on_their_id() {
+        let (recorder, answers) = exchange(
+            &[
+                r#"{"id":1,"type":"hello","protocol":2,"harness":"test","timeout_ms":1000}"#,
+                r#"{"id":2,"type":"teleport"}"#,
+                "not json",
+                r#"{"id":4,"type":"flush","rules":[{"match":"any"}]}"#,
+                r#"{"id":5,"type":"shutdown","keep":true}"#,
+            ],
+            false,
+        );
+        let kinds: Vec<(u64, &str)> = answers.iter().map(|a| (a.id, a.body.kind())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, "error"),
+                (2, "error"),
+                (0, "error"),
+                (4, "error"),
+                (5, "ok")
+            ]
+        );
+        assert!(
+            !*recorder.removed.lock().unwrap(),
+            "keep leaves the node as it is"
+        );
+    }
+}
