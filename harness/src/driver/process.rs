@@ -268,8 +268,13 @@ fn spawn_error(program: &Path, error: &std::io::Error) -> String {
         return format!("{}: {error}", program.display());
     }
     if !program.exists() {
+        let name = program.to_string_lossy();
         return match program.components().count() {
-            1 => crate::programs::missing(&program.to_string_lossy()).to_string(),
+            // A program the harness knows (python3, ...) comes with its package.
+            1 if crate::programs::package_of(&name).is_some() => {
+                crate::programs::missing(&name).to_string()
+            }
+            1 => format!("`{name}` is not on PATH"),
             _ => format!("{}: no such file", program.display()),
         };
     }
