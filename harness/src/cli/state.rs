@@ -22,7 +22,7 @@ use serde::Serialize;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The lab's name.
-    lab: String,
+    pub(super) lab: String,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -53,7 +53,7 @@ struct MemberState {
 
 /// Node names from the registry file the lab module writes, when there is one.
 fn registered_nodes(lab: &str) -> BTreeSet<String> {
-    let path = format!("/run/fip-harness/labs/{lab}.json");
+    let path = fip_harness::lab::registry::record_path(lab);
     let Ok(text) = std::fs::read_to_string(path) else {
         return BTreeSet::new();
     };

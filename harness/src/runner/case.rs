@@ -41,6 +41,9 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) endpoints: BTreeMap<String, WorkloadEndpoint>,
     /// Pods whose `status.phase` a step changed (the others are Running).
     pub(super) phases: BTreeMap<String, PodPhase>,
+    /// Live pods whose own routes the node lost because Felix has no
+    /// endpoint for them (see `ScenarioRun::route_felix_endpoints`).
+    pub(super) unrouted: BTreeSet<String>,
     pub(super) streams: BTreeMap<String, RunningStream>,
     /// Every change of a floating IP's pod so far, in order; each stream
     /// picks the ones made while it ran.
@@ -52,9 +55,8 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) options: RunOptions,
     /// The lab's BIRD daemons under [`RoutingMode::Bird`].
     pub(super) bird: Option<LabBird>,
-    /// A dataplane driver failed (crashed, hung, answered garbage): the case
-    /// ends as an error of the dataplane, not a failed expectation.
-    pub(super) driver_failed: bool,
+    /// The first failure of the dataplane itself (not the lab's), if any.
+    pub(super) dataplane_failure: Option<String>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -122,13 +124,14 @@ impl<'a> ScenarioRun<'a> {
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             phases: BTreeMap::new(),
+            unrouted: BTreeSet::new(),
             streams: BTreeMap::new(),
             owner_changes: Vec::new(),
             owners: BTreeMap::new(),
             routed_blocks: Default::default(),
             options: options.clone(),
             bird,
-            driver_failed: false,
+            dataplane_failure: None,
         };
         // A driver starts with its node's first topology: a driver that
         // cannot start, or cannot carry this scenario, ends the case here.

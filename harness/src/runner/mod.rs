@@ -5,6 +5,8 @@ mod case;
 mod dataplane;
 mod diagnostics;
 mod observe;
+mod parallel;
+mod pictures;
 mod pods;
 mod replay;
 mod routing;
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+pub use parallel::run_cases;
 pub use replay::{bring_up, run_scenario, RunOptions};
 
 use crate::bgp::RoutingMode;
@@ -161,6 +164,14 @@ fn case_error(case: &PlannedCase, routing: RoutingMode, reason: String) -> Scena
         routing,
         Outcome::Error { reason },
     )
+}
+
+/// A result of `case` with `outcome` and no steps (for unit tests elsewhere).
+#[cfg(test)]
+pub(crate) fn result_for_tests(case: &PlannedCase, outcome: Outcome) -> ScenarioResult {
+    let mut result = case_error(case, RoutingMode::default(), String::new());
+    result.outcome = outcome;
+    result
 }
 
 fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> ScenarioResult {

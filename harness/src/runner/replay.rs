@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use super::pictures::Album;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::DataplaneChoice;
@@ -43,6 +44,7 @@ pub async fn run_scenario(
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
             result.outcome = run.replay(&mut result).await;
+            result.dataplane_error = run.dataplane_failure.take();
             let keep = options.keep_on_failure && !result.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
@@ -121,12 +123,15 @@ pub(super) fn result_of(
         file: scenario.source.clone(),
         backend: dataplane.to_string(),
         profile: profile_name(profile).to_string(),
+        tags: scenario.tags.clone(),
         routing: routing.to_string(),
         outcome,
         duration_ms: 0,
         steps: Vec::new(),
         migrations: Vec::new(),
+        lab_pictures: Vec::new(),
         kept_lab: None,
+        dataplane_error: None,
     }
 }
 
@@ -138,9 +143,17 @@ fn profile_name(profile: ConntrackProfile) -> &'static str {
 }
 
 impl ScenarioRun<'_> {
+    /// Run every step in order, taking pictures of the lab for the report.
+    async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
+        let mut album = Album::default();
+        let outcome = self.replay_steps(result, &mut album).await;
+        result.lab_pictures = album.close(self).await;
+        outcome
+    }
+
     /// Run every step in order; stop at the first failing one (later steps build
     /// on it) after writing its diagnostics.
-    async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
+    async fn replay_steps(&mut self, result: &mut ScenarioResult, album: &mut Album) -> Outcome {
         let scenario = self.scenario;
         let steps = &scenario.steps;
         let mut index = 0;
@@ -171,8 +184,11 @@ impl ScenarioRun<'_> {
                     // ends the run before its result would be read.
                     batched.get(offset).cloned().unwrap_or(Ok(()))
                 } else {
+                    album.before(self, index, step).await;
                     self.engine.begin_step(index as u32);
-                    self.run_step(index, step, &mut step_result, result).await
+                    let outcome = self.run_step(index, step, &mut step_result, result).await;
+                    album.after(self, index, step);
+                    outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {
                     return outcome;
@@ -247,9 +263,6 @@ impl ScenarioRun<'_> {
         if let Some(message) = message {
             reason.push_str(&format!(": {message}"));
         }
-        if self.driver_failed {
-            return Some(Outcome::Error { reason });
-        }
         Some(Outcome::Failed { reason })
     }
 }
@@ -271,7 +284,7 @@ fn pod_batch(steps: &[Step], streams_running: bool) -> Vec<&CreatePod> {
 }
 
 /// How a step reads in results and failure text (`send icmp client -> web`).
-fn summarise(step: &Step) -> String {
+pub(super) fn summarise(step: &Step) -> String {
     match step {
         Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),
         Step::DeletePod(name) => format!("delete pod {name}"),

@@ -31,6 +31,9 @@ pub(crate) struct DriveResult {
     pub icmp_errors: Vec<IcmpErrorObservation>,
     pub duplicates: u32,
     pub send_errors: u32,
+    /// When each sequence number was sent, in nanoseconds since the Unix epoch:
+    /// lost probes have no other time, and a migration plot places them here.
+    pub sent_at_unix_ns: Vec<u64>,
 }
 
 /// A failed send (no route, buffer refused) still uses its sequence number and
@@ -59,6 +62,9 @@ pub(crate) async fn drive(
 ) -> DriveResult {
     let mut result = DriveResult::default();
     let mut sent_at: Vec<Instant> = Vec::new();
+    // Monotonic send times are turned into wall-clock ones once, after the
+    // run, so the send path stays one push of an Instant.
+    let (base_instant, base_unix_ns) = (Instant::now(), now_unix_ns());
     let mut answered: Vec<bool> = Vec::new();
     let mut outstanding = 0usize;
     let mut stopping = false;
@@ -156,5 +162,9 @@ pub(crate) async fn drive(
             }
         }
     }
+    result.sent_at_unix_ns = sent_at
+        .iter()
+        .map(|at| base_unix_ns + at.duration_since(base_instant).as_nanos() as u64)
+        .collect();
     result
 }

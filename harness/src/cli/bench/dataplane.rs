@@ -297,7 +297,7 @@ fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures
     for kind in &BackendKind::ALL[1..] {
         header.push_str(&format!(" {:>18}", format!("{kind}/{first}")));
     }
-    println!("{header}");
+    say!("{header}");
     let row = |label: &str, figures: Vec<Duration>| {
         let mut line = format!("{label:<50}");
         for figure in &figures {
@@ -306,7 +306,7 @@ fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures
         for figure in &figures[1..] {
             line.push_str(&format!(" {:>18}", ratio(*figure, figures[0])));
         }
-        println!("{line}");
+        say!("{line}");
     };
     row(
         &format!("apply {} mappings (fresh node)", args.count),
@@ -344,8 +344,8 @@ fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures
     for lab in labs {
         line.push_str(&format!(" {:>14}", ratio(lab.rtt_loaded, lab.rtt_one)));
     }
-    println!("{line}");
-    println!(
+    say!("{line}");
+    say!(
         "baseline: the issue's figures before this work were a move in 86 ms and an apply in 202 ms (map backend)"
     );
     let maps = BackendKind::ALL
@@ -369,12 +369,12 @@ fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures
             median < Duration::from_millis(10),
         );
     }
-    println!("(the Felix layouts, nftables and iptables, are reported as they are)");
+    say!("(the Felix layouts, nftables and iptables, are reported as they are)");
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     print_load("start");
-    println!(
+    say!(
         "bench dataplane: {} floating IPs on one node; RTT over {} new flows (median); {} moves (median and p99)",
         args.count, args.pings, args.moves
     );

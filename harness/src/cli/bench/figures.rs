@@ -41,12 +41,12 @@ pub fn load() -> String {
 
 /// Print the load now, labelled with the moment (`start`, `end`).
 pub fn print_load(moment: &str) {
-    println!("machine at {moment}: {}", load());
+    say!("machine at {moment}: {}", load());
 }
 
 /// One target: what it asks, the figure, and whether the figure meets it.
 pub fn print_target(what: &str, figure: &str, met: bool) {
-    println!(
+    say!(
         "target {what}: {figure} -> {}",
         if met { "met" } else { "NOT met" }
     );

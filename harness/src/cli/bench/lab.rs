@@ -139,11 +139,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|r| r.single_pod.iter().copied())
         .collect();
-    println!(
+    say!(
         "library: {} nodes x {} pods (+1 external, fabric), {} runs",
-        args.nodes, args.pods, args.runs
+        args.nodes,
+        args.pods,
+        args.runs
     );
-    println!(
+    say!(
         "  build+teardown median {:.1} ms (min {:.1}, max {:.1}); build {:.1} ms, teardown {:.1} ms (medians)",
         ms(lib_total),
         ms(*totals.iter().min().expect("runs")),
@@ -151,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ms(median(&runs.iter().map(|r| r.build).collect::<Vec<_>>())),
         ms(median(&runs.iter().map(|r| r.teardown).collect::<Vec<_>>())),
     );
-    println!(
+    say!(
         "  per pod: {:.3} ms batched (add_pods of all pods / pods); {:.3} ms counting the fabric and nodes too; \
          single add_pod {:.3} ms ({} adds, median)",
         ms(median(&per_pod)),
@@ -174,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let batched = script_runs(&topology, Style::Batched, &args)?;
     let per_command = script_runs(&topology, Style::PerCommand, &args)?;
     for figure in [&batched, &per_command] {
-        println!(
+        say!(
             "{}: {} processes to build, {} to tear down; build {:.1} ms ({:.3} ms per pod all in), \
              teardown {:.1} ms, total {:.1} ms (medians of {} runs)",
             figure.style.label(),
@@ -189,9 +191,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let new_ratio = batched.total.as_secs_f64() / lib_total.as_secs_f64();
     let old_ratio = per_command.total.as_secs_f64() / lib_total.as_secs_f64();
-    println!("ratio (script / library, build+teardown; above 1 means the library is faster):");
-    println!("  vs ip -batch per namespace (fair baseline): {new_ratio:.2}x");
-    println!("  vs one ip process per command (old baseline): {old_ratio:.2}x");
+    say!("ratio (script / library, build+teardown; above 1 means the library is faster):");
+    say!("  vs ip -batch per namespace (fair baseline): {new_ratio:.2}x");
+    say!("  vs one ip process per command (old baseline): {old_ratio:.2}x");
     print_target(
         "library at least as fast as the ip -batch script (ratio >= 1.0)",
         &format!("{new_ratio:.2}x"),
