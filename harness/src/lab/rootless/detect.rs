@@ -47,7 +47,9 @@ impl UsernsSettings {
 
     /// The first setting that forbids a normal user's user namespaces, if any.
     pub fn blocker(&self) -> Option<Blocker> {
-        let checks: [(&str, Option<u64>, fn(u64) -> bool, u64); 3] = [
+        // (setting, its value, whether that value forbids, the value that allows)
+        type Check = (&'static str, Option<u64>, fn(u64) -> bool, u64);
+        let checks: [Check; 3] = [
             (
                 SETTINGS[0],
                 self.max_user_namespaces,
