@@ -55,8 +55,10 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) options: RunOptions,
     /// The lab's BIRD daemons under [`RoutingMode::Bird`].
     pub(super) bird: Option<LabBird>,
-    /// The first failure of the dataplane itself (not the lab's), if any.
-    pub(super) dataplane_failure: Option<String>,
+    /// A dataplane driver failed (crashed, hung, answered garbage, refused):
+    /// the case ends as an error of the dataplane, not a failed expectation
+    /// (`conform` counts it as a driver error).
+    pub(super) driver_failed: bool,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -131,7 +133,7 @@ impl<'a> ScenarioRun<'a> {
             routed_blocks: Default::default(),
             options: options.clone(),
             bird,
-            dataplane_failure: None,
+            driver_failed: false,
         };
         // A driver starts with its node's first topology: a driver that
         // cannot start, or cannot carry this scenario, ends the case here.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::case::ScenarioRun;
 use crate::calico::IpFamily;
+use crate::control::ControlError;
 use crate::dataplane::DataplaneError;
 use crate::lab::daemons::lab_dir;
 use crate::scenario::{Scenario, Step};
@@ -51,12 +52,22 @@ impl ScenarioRun<'_> {
         health.map_err(|e| self.dataplane_fault(e))
     }
 
-    /// The text of a dataplane error, kept as the case's dataplane failure
-    /// (the first one) so that reports tell it from a failed expectation.
+    /// The text of a dataplane error; a driver's fault marks the case as one
+    /// the harness could not run on this dataplane (an error, not a failed
+    /// expectation).
     pub(super) fn dataplane_fault(&mut self, error: DataplaneError) -> String {
-        let text = error.to_string();
-        self.dataplane_failure.get_or_insert_with(|| text.clone());
-        text
+        if matches!(error, DataplaneError::Driver(_)) {
+            self.driver_failed = true;
+        }
+        error.to_string()
+    }
+
+    /// [`Self::dataplane_fault`] for a control-plane error.
+    pub(super) fn control_fault(&mut self, error: ControlError) -> String {
+        if is_driver_fault(&error) {
+            self.driver_failed = true;
+        }
+        format!("control plane: {error}")
     }
 
     /// Before the lab is kept: each node's dump into the lab's directory (for
@@ -100,6 +111,14 @@ fn write_files(dir: &Path, files: &[(String, String)]) {
     }
     for (name, text) in files {
         let _ = std::fs::write(dir.join(name), text);
+    }
+}
+
+fn is_driver_fault(error: &ControlError) -> bool {
+    match error {
+        ControlError::Dataplane(DataplaneError::Driver(_)) => true,
+        ControlError::Several(errors) => errors.iter().any(is_driver_fault),
+        _ => false,
     }
 }
 
