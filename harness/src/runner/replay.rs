@@ -185,7 +185,7 @@ impl ScenarioRun<'_> {
                     album.before(self, index, step).await;
                     self.engine.begin_step(index as u32);
                     let outcome = self.run_step(index, step, &mut step_result, result).await;
-                    album.after(self, index, step);
+                    album.after(self, index, step).await;
                     outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {
