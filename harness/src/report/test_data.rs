@@ -103,7 +103,6 @@ fn case(name: &str, outcome: Outcome) -> ScenarioResult {
         migrations: vec![],
         lab_pictures: vec![],
         kept_lab: None,
-        dataplane_error: None,
     }
 }
 

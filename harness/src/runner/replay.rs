@@ -44,7 +44,6 @@ pub async fn run_scenario(
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
             result.outcome = run.replay(&mut result).await;
-            result.dataplane_error = run.dataplane_failure.take();
             let keep = options.keep_on_failure && !result.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
@@ -131,7 +130,6 @@ pub(super) fn result_of(
         migrations: Vec::new(),
         lab_pictures: Vec::new(),
         kept_lab: None,
-        dataplane_error: None,
     }
 }
 
