@@ -182,7 +182,6 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         migrations: Vec::new(),
         lab_pictures: Vec::new(),
         kept_lab: None,
-        dataplane_error: None,
     };
     let records = Mutex::default();
     agree_with_other_backends(

@@ -62,19 +62,6 @@ pub enum ControlError {
     Several(Vec<ControlError>),
 }
 
-impl ControlError {
-    /// The text of the first failure of the dataplane itself in this error (it
-    /// refused a change, crashed or timed out), as opposed to the lab's or
-    /// conntrack's: `conform` calls such a case a driver error.
-    pub fn dataplane_failure(&self) -> Option<String> {
-        match self {
-            ControlError::Dataplane(error) => Some(error.to_string()),
-            ControlError::Several(errors) => errors.iter().find_map(Self::dataplane_failure),
-            _ => None,
-        }
-    }
-}
-
 /// The outcome of one update.
 #[derive(Clone, Debug, Default)]
 pub struct Applied {

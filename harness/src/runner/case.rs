@@ -55,8 +55,6 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) options: RunOptions,
     /// The lab's BIRD daemons under [`RoutingMode::Bird`].
     pub(super) bird: Option<LabBird>,
-    /// The first failure of the dataplane itself (not the lab's), if any.
-    pub(super) dataplane_failure: Option<String>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -131,7 +129,6 @@ impl<'a> ScenarioRun<'a> {
             routed_blocks: Default::default(),
             options: options.clone(),
             bird,
-            dataplane_failure: None,
         })
     }
 

@@ -313,13 +313,8 @@ impl ScenarioRun<'_> {
         let at_unix_ns = now_unix_ns();
         // The applier runs its per-node transactions on threads of its own and
         // waits for them: keep this worker free for the traffic meanwhile.
-        let applied =
-            tokio::task::block_in_place(|| self.control.update(&state)).map_err(|error| {
-                if self.dataplane_failure.is_none() {
-                    self.dataplane_failure = error.dataplane_failure();
-                }
-                format!("control plane: {error}")
-            })?;
+        let applied = tokio::task::block_in_place(|| self.control.update(&state))
+            .map_err(|e| format!("control plane: {e}"))?;
         for conflict in &applied.conflicts {
             tracing::info!(?conflict, "several pods claim one floating IP");
         }

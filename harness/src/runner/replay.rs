@@ -44,7 +44,6 @@ pub async fn run_scenario(
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
             result.outcome = run.replay(&mut result).await;
-            result.dataplane_error = run.dataplane_failure.take();
             let keep = options.keep_on_failure && !result.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
@@ -131,7 +130,6 @@ pub(super) fn result_of(
         migrations: Vec::new(),
         lab_pictures: Vec::new(),
         kept_lab: None,
-        dataplane_error: None,
     }
 }
 
@@ -187,7 +185,7 @@ impl ScenarioRun<'_> {
                     album.before(self, index, step).await;
                     self.engine.begin_step(index as u32);
                     let outcome = self.run_step(index, step, &mut step_result, result).await;
-                    album.after(self, index, step);
+                    album.after(self, index, step).await;
                     outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {

@@ -102,6 +102,14 @@ pub(crate) async fn drive(
         let stalled_at = last_progress + pace.timeout;
         tokio::select! {
             biased;
+            // Stop first: on a busy machine the ticker runs behind and bursts
+            // (it is always ready) and replies keep coming, so a stop polled
+            // after them was never seen and the stream never ended.
+            changed = async { stop.as_mut().unwrap().changed().await }, if stop.is_some() && !stopping => {
+                if changed.is_err() || *stop.as_ref().unwrap().borrow() {
+                    stopping = true;
+                }
+            }
             incoming = transport.recv() => {
                 match incoming {
                     Ok(incoming) => transport.process(incoming, &mut events),
@@ -146,11 +154,6 @@ pub(crate) async fn drive(
                 let seq = result.sent;
                 let ok = transport.send(seq).await.is_ok();
                 record_send(&mut result, &mut sent_at, &mut answered, &mut outstanding, ok);
-            }
-            changed = async { stop.as_mut().unwrap().changed().await }, if stop.is_some() && !stopping => {
-                if changed.is_err() || *stop.as_ref().unwrap().borrow() {
-                    stopping = true;
-                }
             }
             _ = tokio::time::sleep_until(stalled_at), if more && !window_open => {
                 // A full window with no reply for the timeout: those are lost.

@@ -8,11 +8,11 @@
 //! in one run, with ratios to Felix's nftables (the baseline).
 //!
 //! Moves due while an update is running wait and go together in the next
-//! update, as Felix batches what arrives while it is busy
-//! (felix/calc/calc_graph.go feeds the dataplane driver, which applies all
-//! pending updates in one pass: felix/dataplane/linux/int_dataplane.go
-//! `apply`). Routing is the model's (the control plane programs routes as
-//! BGP would), so the figure is Felix's part plus route programming.
+//! update, up to 100, as Felix batches what arrives while it is busy
+//! (felix/dataplane/linux/int_dataplane.go `loopUpdatingDataplane` takes up to
+//! `msgPeekLimit` = 100 messages before one `apply`). Routing is the model's
+//! (the control plane programs routes as BGP would), so the figure is Felix's
+//! part plus route programming, without BIRD's.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use fip_harness::traffic::{now_unix_ns, EndpointSpec, Protocol, StreamSpec, Traf
 use super::churn_figures::{move_figures, MoveRecord, PhaseSummary};
 use super::churn_plan::{fip, sample, Plan, PlannedMove};
 use super::churn_report::print_report;
-use super::figures::print_load;
+use super::figures::{cpu_times, print_load};
 use super::lab::spec;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -46,16 +46,19 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
     /// Moving floating IPs probed per phase (each by a stream of its own).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 20)]
     pub sample: usize,
     /// Gap between two probes of a stream, in milliseconds (the resolution
     /// of the convergence figure).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 5)]
     pub interval_ms: u64,
     /// Backends to compare (all by default).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub backends: Vec<super::super::choices::Backend>,
 }
+
+/// Most moves in one update (Felix's `msgPeekLimit`, see the module docs).
+const BATCH_LIMIT: usize = 100;
 
 /// Streams run this long before the first move and after the last update.
 const LEAD: Duration = Duration::from_millis(300);
@@ -68,23 +71,6 @@ pub(super) struct BackendFigures {
     pub initial_apply: Duration,
     pub churn: PhaseSummary,
     pub drain: PhaseSummary,
-}
-
-/// CPU time (user + system) of this process and of its waited-for children.
-fn cpu_times() -> (Duration, Duration) {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let total = |who| {
-        getrusage(who).map_or(Duration::ZERO, |u| {
-            let tv = |t: nix::sys::time::TimeVal| {
-                Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1_000)
-            };
-            tv(u.user_time()) + tv(u.system_time())
-        })
-    };
-    (
-        total(UsageWho::RUSAGE_SELF),
-        total(UsageWho::RUSAGE_CHILDREN),
-    )
 }
 
 /// Carry out `moves` on schedule on this (blocking) thread: every move due
@@ -107,7 +93,7 @@ fn run_moves(
         }
         let now = start.elapsed();
         let first = next;
-        while next < moves.len() && moves[next].at <= now {
+        while next < moves.len() && moves[next].at <= now && next - first < BATCH_LIMIT {
             plan.holder[moves[next].fip] = moves[next].to;
             next += 1;
         }

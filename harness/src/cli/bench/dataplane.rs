@@ -197,6 +197,7 @@ pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState
             cidr: "198.19.64.0/18".parse().unwrap(),
             block_size: 26,
             encapsulation: Encapsulation::None,
+            cross_subnet: false,
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,

@@ -10,7 +10,7 @@ use anyhow::bail;
 use fip_harness::lab::registry::down_lab;
 use fip_harness::lab::Lab;
 
-use super::figures::{ms, print_load, print_target};
+use super::figures::{cpu_times, ms, print_load, print_target};
 use super::lab::{pods, spec};
 
 #[derive(Debug, clap::Args)]
@@ -43,16 +43,23 @@ struct Phases {
     teardown: Duration,
     /// MemAvailable fell by this much (KiB) from before the build to the lab up.
     kernel_kib: i64,
+    /// CPU (user + system) the harness used for the pods.
+    pods_cpu: Duration,
+    /// ... and for the whole build and teardown.
+    cpu: Duration,
 }
 
 async fn build_and_teardown(name: &str, args: &Args) -> anyhow::Result<Phases> {
     let available_before = proc_kib("/proc/meminfo", "MemAvailable:").unwrap_or(0);
+    let (cpu_start, _) = cpu_times();
     let started = Instant::now();
     let mut lab = Lab::build(spec(name, args.nodes)).await?;
     let nodes = started.elapsed();
     let started = Instant::now();
+    let (cpu_pods_start, _) = cpu_times();
     lab.add_pods(&pods(args.nodes, args.pods, 0)).await?;
     let pods = started.elapsed();
+    let pods_cpu = cpu_times().0.saturating_sub(cpu_pods_start);
     let available_up = proc_kib("/proc/meminfo", "MemAvailable:").unwrap_or(0);
     let started = Instant::now();
     lab.teardown()?;
@@ -61,6 +68,8 @@ async fn build_and_teardown(name: &str, args: &Args) -> anyhow::Result<Phases> {
         pods,
         teardown: started.elapsed(),
         kernel_kib: available_before as i64 - available_up as i64,
+        pods_cpu,
+        cpu: cpu_times().0.saturating_sub(cpu_start),
     })
 }
 
@@ -99,6 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ms(per_pod),
         ms(phases.teardown),
         ms(total)
+    );
+    println!(
+        "  CPU (user + system, getrusage): {:.2} s in all, {:.3} ms per pod; the rest of the wall time is waiting \
+         (the kernel's locks, other work on the machine)",
+        phases.cpu.as_secs_f64(),
+        ms(phases.pods_cpu / total_pods.max(1) as u32)
     );
     println!(
         "  memory: harness peak RSS {} MiB; the kernel's share with the lab up (MemAvailable fell by) {} MiB",
