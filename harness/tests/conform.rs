@@ -122,6 +122,14 @@ fn against_a_mutant_conform_names_exactly_the_cases_that_differ() {
         expected.len(),
         "{junit}"
     );
+    // report.html holds both runs of every case; its backend filter tells them apart.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for backend in ["mutant:ipv6-ignored", "nftables"] {
+        assert!(
+            html.contains(&format!("<option value=\"{backend}\">")),
+            "no {backend} in report.html's backend filter"
+        );
+    }
 }
 
 #[test]

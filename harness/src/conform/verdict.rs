@@ -175,6 +175,7 @@ pub(crate) mod tests {
             file: "scenarios/from-external-v4.yaml".into(),
             backend: backend.into(),
             profile: "calico".into(),
+            tags: vec![],
             routing: "bird".into(),
             outcome,
             duration_ms: 0,
@@ -201,7 +202,6 @@ pub(crate) mod tests {
             }],
             migrations: Vec::new(),
             lab_pictures: Vec::new(),
-            tags: Vec::new(),
             kept_lab: None,
         }
     }

@@ -52,7 +52,7 @@ pub(crate) fn sample_picture() -> LabPicture {
         hops: vec![RouteHop::Member(hop.into())],
     };
     LabPicture {
-        moment: "as step 3 (start icmp stream s1 client -> 203.0.113.10) began".into(),
+        moment: "once step 3 (start icmp stream s1 client -> 203.0.113.10) had run".into(),
         externals: vec![MemberPicture {
             name: "client".into(),
             addresses: vec!["198.18.1.10".parse().unwrap()],
