@@ -111,8 +111,8 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     // failing somewhere deep inside netlink, and never skip silently.
     if !nix::unistd::Uid::effective().is_root() {
         return Err(
-            "the catalogue builds network namespaces and needs root: run `sudo -E cargo test` \
-             (CI runs as root)"
+            "the catalogue builds network namespaces and needs root: run it with `cargo test`, \
+             which starts it through ci/test-runner (root, or a user namespace of its own)"
                 .into(),
         );
     }
