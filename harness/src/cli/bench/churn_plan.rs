@@ -129,7 +129,6 @@ impl Plan {
                 disable_bgp_export: false,
                 nat_outgoing: false,
                 disabled: false,
-                cross_subnet: false,
             }],
         }
     }
