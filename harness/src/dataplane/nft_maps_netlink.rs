@@ -386,7 +386,7 @@ pub(crate) fn delta_batch(old: &NodeNatState, new: &NodeNatState) -> Option<NfBa
             DNAT_MAP,
             None,
             true,
-            new_dnat.map(|m| dnat_element(m)).collect(),
+            new_dnat.map(dnat_element).collect(),
         );
         let new_snat = change.new_snat.iter().filter(|m| of(&m.internal));
         elements(
@@ -395,7 +395,7 @@ pub(crate) fn delta_batch(old: &NodeNatState, new: &NodeNatState) -> Option<NfBa
             SNAT_MAP,
             None,
             true,
-            new_snat.map(|m| snat_element(m)).collect(),
+            new_snat.map(snat_element).collect(),
         );
     }
     (!batch.is_empty()).then_some(batch)

@@ -60,7 +60,10 @@ pub(super) fn move_figures(
             sequence: u64::from(seq),
             delivered: first.remove(&seq),
             answered: answered.contains(&seq),
-            sent_at_us: outcome.sent_at_unix_ns.get(seq as usize).map(|&ns| since(ns)),
+            sent_at_us: outcome
+                .sent_at_unix_ns
+                .get(seq as usize)
+                .map(|&ns| since(ns)),
         })
         .collect();
     let judge = |at_ns: u64| {

@@ -30,6 +30,10 @@ const SETTINGS: [&str; 3] = [
     "kernel.apparmor_restrict_unprivileged_userns",
 ];
 
+/// A setting, its value, when that value forbids user namespaces, and the
+/// value that allows them.
+type Check = (&'static str, Option<u64>, fn(u64) -> bool, u64);
+
 impl UsernsSettings {
     /// The settings as this host has them (a missing file: the kernel has no such setting).
     pub fn read() -> Self {
@@ -47,7 +51,7 @@ impl UsernsSettings {
 
     /// The first setting that forbids a normal user's user namespaces, if any.
     pub fn blocker(&self) -> Option<Blocker> {
-        let checks: [(&str, Option<u64>, fn(u64) -> bool, u64); 3] = [
+        let checks: [Check; 3] = [
             (
                 SETTINGS[0],
                 self.max_user_namespaces,
