@@ -26,6 +26,10 @@ pub struct IpPool {
     /// Prefix length of the blocks IPAM hands to nodes (26 for v4, 122 for v6).
     pub block_size: u8,
     pub encapsulation: Encapsulation,
+    /// `ipipMode` / `vxlanMode` is CrossSubnet: encapsulate only towards
+    /// nodes of another subnet (what BIRD's `krt_tunnel` choice reads).
+    #[serde(default)]
+    pub cross_subnet: bool,
     pub disable_bgp_export: bool,
     pub nat_outgoing: bool,
     /// A disabled pool is not used by IPAM (it may still hold floating IPs).
@@ -81,8 +85,9 @@ pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
 pub enum EncapMode {
     Never,
     Always,
-    /// Encapsulate only across subnets. The model treats it as encapsulated:
-    /// Calico's BIRD filter handles the pool's routes the same way.
+    /// Encapsulate only across subnets. Counts as encapsulated for BIRD's
+    /// filters; only the `krt_tunnel` choice (when BIRD programs IPIP routes)
+    /// tells it from Always.
     CrossSubnet,
 }
 
@@ -269,6 +274,7 @@ impl IpPoolSpec {
             cidr,
             block_size,
             encapsulation,
+            cross_subnet: [self.ipip_mode, self.vxlan_mode].contains(&Some(EncapMode::CrossSubnet)),
             disable_bgp_export: self.disable_bgp_export.unwrap_or(false),
             nat_outgoing: self.nat_outgoing.unwrap_or(false),
             disabled: self.disabled.unwrap_or(false),
@@ -367,6 +373,7 @@ mod tests {
             cidr: cidr.parse().unwrap(),
             block_size: 26,
             encapsulation,
+            cross_subnet: false,
             disable_bgp_export,
             nat_outgoing: false,
             disabled: false,
@@ -412,6 +419,12 @@ mod tests {
             .all(|p| p.encapsulation == Encapsulation::Vxlan));
         let v6 = pools.iter().find(|p| p.cidr.addr().is_ipv6()).unwrap();
         assert_eq!(v6.block_size, DEFAULT_BLOCK_SIZE_V6);
+        // vxlanMode CrossSubnet on the v6 pool, Always on the v4 one.
+        assert!(v6.cross_subnet);
+        assert!(pools
+            .iter()
+            .filter(|p| p.cidr.addr().is_ipv4())
+            .all(|p| !p.cross_subnet));
     }
 
     fn spec(cidr: &str) -> IpPoolSpec {

@@ -8,6 +8,7 @@ mod churn_figures;
 mod churn_plan;
 mod churn_report;
 mod dataplane;
+mod dataplane_bird;
 mod figures;
 mod lab;
 mod lab_script;

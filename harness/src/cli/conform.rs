@@ -1,6 +1,6 @@
 //! `fip-harness conform`: run the catalogue on a vendor's dataplane and on
 //! the reference in one run, compare what each observed, and write
-//! conform.json and junit.xml beside a one-line verdict.
+//! conform.json, junit.xml and report.html beside a one-line verdict.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use fip_harness::conform::{self, ConformReport};
 use fip_harness::dataplane::DataplaneChoice;
+use fip_harness::report::{render_html, RunSummary};
 use fip_harness::runner::RunOptions;
 
 use super::progress::{Progress, Style};
@@ -33,7 +34,7 @@ pub struct Args {
     /// Who programs the routes: BIRD, as Calico, or the harness's model.
     #[arg(long, value_enum, default_value_t)]
     routing: super::routing::RoutingArg,
-    /// Where conform.json, junit.xml and diagnostics bundles go.
+    /// Where conform.json, junit.xml, report.html and diagnostics bundles go.
     #[arg(long, default_value = "reports/conform")]
     report_dir: PathBuf,
 }
@@ -95,9 +96,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     write_reports(&args.report_dir, &report)?;
     say!("{}", report.render_text().trim_end());
     say!(
-        "reports: {} and {} ({:.1} s)",
+        "reports: {}, {} and {} ({:.1} s)",
         args.report_dir.join("conform.json").display(),
         args.report_dir.join("junit.xml").display(),
+        args.report_dir.join("report.html").display(),
         report.duration_ms as f64 / 1000.0
     );
     Ok(if report.conformant {
@@ -114,5 +116,20 @@ fn write_reports(dir: &Path, report: &ConformReport) -> anyhow::Result<()> {
     let junit = conform::render_conform_junit(report).context("rendering JUnit XML")?;
     let junit_path = dir.join("junit.xml");
     std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
+    // Both runs of every case in one page: the backend filter tells the
+    // dataplane under test from the reference.
+    let results = report
+        .cases
+        .iter()
+        .flat_map(|case| [case.vendor_result.clone(), case.reference_result.clone()])
+        .collect();
+    let summary = RunSummary::new(results, report.duration_ms);
+    let title = format!(
+        "fip-harness conform: {} against {}",
+        report.dataplane, report.reference
+    );
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, render_html(&summary, &title))
+        .with_context(|| html_path.display().to_string())?;
     Ok(())
 }

@@ -69,9 +69,8 @@ mod tests {
     #[test]
     fn a_case_per_scenario_and_profile_failed_errored_or_skipped_by_verdict() {
         let mut crashed = passing();
-        crashed.dataplane_error = Some("driver `vpp` exited (status 1)".into());
-        crashed.outcome = Outcome::Failed {
-            reason: "step 1 (create pod web on node-a) failed".into(),
+        crashed.outcome = Outcome::Error {
+            reason: "driver `vpp` exited (status 1)".into(),
         };
         let mut unjudged = case("dual-stack", ConntrackProfile::Calico, passing());
         unjudged.verdict = CaseVerdict::ReferenceFailed {

@@ -318,10 +318,11 @@ mod tests {
     #[test]
     fn differences_driver_errors_and_unjudged_cases_are_named() {
         let mut crashed = passing();
-        crashed.outcome = Outcome::Failed {
-            reason: "step 1 (create pod web on node-a) failed".into(),
+        // A driver's fault ends the case as an error (the runner's
+        // `driver_failed`), not as a failed expectation.
+        crashed.outcome = Outcome::Error {
+            reason: "driver `vpp` exited (status 1)".into(),
         };
-        crashed.dataplane_error = Some("driver `vpp` exited (status 1)".into());
         let mut unjudged = case("dual-stack", ConntrackProfile::Calico, passing());
         unjudged.verdict = CaseVerdict::ReferenceFailed {
             reason: "building the lab: no space left".into(),

@@ -135,11 +135,10 @@ fn classify(
             reason: reason.clone(),
         };
     }
-    if let Some(reason) = &vendor_result.dataplane_error {
-        return CaseVerdict::DriverError {
-            reason: reason.clone(),
-        };
-    }
+    // The runner ends a case as an error, not a failed expectation, when the
+    // case could not run on the dataplane: a driver that crashed, hung,
+    // answered garbage or refused a change, or that cannot carry the
+    // scenario. The reference ran it, so the dataplane is the difference.
     if let Outcome::Error { reason } = &vendor_result.outcome {
         return CaseVerdict::DriverError {
             reason: reason.clone(),
@@ -176,6 +175,7 @@ pub(crate) mod tests {
             file: "scenarios/from-external-v4.yaml".into(),
             backend: backend.into(),
             profile: "calico".into(),
+            tags: vec![],
             routing: "bird".into(),
             outcome,
             duration_ms: 0,
@@ -202,9 +202,7 @@ pub(crate) mod tests {
             }],
             migrations: Vec::new(),
             lab_pictures: Vec::new(),
-            tags: Vec::new(),
             kept_lab: None,
-            dataplane_error: None,
         }
     }
 
@@ -289,10 +287,11 @@ pub(crate) mod tests {
     fn a_dataplane_failure_is_a_driver_error_and_a_failed_reference_is_not_judged() {
         let reference = result("nftables", "web", Outcome::Passed);
         let mut vendor = result("exec:x", "web", Outcome::Passed);
-        vendor.outcome = Outcome::Failed {
-            reason: "step 1 failed".into(),
+        // A driver's fault ends the case as an error (the runner's
+        // `driver_failed`), not as a failed expectation.
+        vendor.outcome = Outcome::Error {
+            reason: "the driver exited (status 1)".into(),
         };
-        vendor.dataplane_error = Some("the driver exited (status 1)".into());
         assert_eq!(
             verdict(&vendor, &reference),
             CaseVerdict::DriverError {

@@ -14,7 +14,7 @@ use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::RouteNext;
 use super::routes::{add_routes, del_routes};
 use crate::bgp::RoutingMode;
-use crate::dataplane::conntrack::{Conntrack, ConntrackError};
+use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
 use crate::lab::netns::Netns;
 use crate::lab::LabError;
@@ -60,19 +60,6 @@ pub enum ControlError {
     Conntrack(#[from] ConntrackError),
     #[error("{} errors while applying: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<ControlError>),
-}
-
-impl ControlError {
-    /// The text of the first failure of the dataplane itself in this error (it
-    /// refused a change, crashed or timed out), as opposed to the lab's or
-    /// conntrack's: `conform` calls such a case a driver error.
-    pub fn dataplane_failure(&self) -> Option<String> {
-        match self {
-            ControlError::Dataplane(error) => Some(error.to_string()),
-            ControlError::Several(errors) => errors.iter().find_map(Self::dataplane_failure),
-            _ => None,
-        }
-    }
 }
 
 /// The outcome of one update.
@@ -139,6 +126,12 @@ impl ControlPlane {
 
     pub fn current(&self) -> &DesiredState {
         &self.current
+    }
+
+    /// The nodes' dataplane, for what the runner tells it directly (pods'
+    /// interfaces) and asks of it (health, diagnostics, shutdown).
+    pub fn dataplane(&self) -> &Arc<dyn Dataplane> {
+        &self.dataplane
     }
 
     /// Bring the lab to what `cluster` asks for, changing only what differs.
@@ -299,18 +292,17 @@ impl ControlPlane {
         let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
         nodes.dedup();
         for node in nodes {
-            let result = self.member(node).and_then(|ns| {
-                let mut conntrack = Conntrack::open(&ns)?;
-                let rules: Vec<_> = changes
-                    .conntrack
-                    .iter()
-                    .filter(|d| d.node == node)
-                    .map(|d| d.matching.clone())
-                    .collect();
-                Ok(conntrack
-                    .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
-                    .len())
-            });
+            let rules: Vec<_> = changes
+                .conntrack
+                .iter()
+                .filter(|d| d.node == node)
+                .map(|d| d.matching.clone())
+                .collect();
+            // The dataplane's own flush: the kernel's table for netfilter
+            // backends, the driver's flow state for one that owns it.
+            let result = self
+                .member(node)
+                .and_then(|ns| Ok(self.dataplane.flush(&ns, &rules)?));
             match result {
                 Ok(n) => deleted += n,
                 Err(e) => errors.push(e),

@@ -40,6 +40,7 @@ pub(super) fn pool(cidr: &str, encapsulation: Encapsulation, disable_bgp_export:
         cidr: cidr.parse::<IpNet>().unwrap(),
         block_size: 26,
         encapsulation,
+        cross_subnet: false,
         disable_bgp_export,
         nat_outgoing: false,
         disabled: false,

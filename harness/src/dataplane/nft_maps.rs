@@ -49,9 +49,7 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use super::applied::AppliedStates;
 use super::exec::{nft_list_tables, nft_read_tables};
 use super::{nfnl, nft_maps_netlink};
-use super::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
-};
+use super::{Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
 
 /// Name of the tables (one per family): the harness's, not Calico's.
@@ -280,12 +278,28 @@ pub(crate) struct Delta {
     pub new_snat: Vec<SnatMapping>,
 }
 
+/// The items of `a` that `b` lacks. States are kept sorted
+/// ([`NodeNatState::new`]), so one merge walk does it, without hashing 10,000
+/// mappings for a move that touches one; unsorted input (the fields are
+/// public) takes the hash-set way.
+fn only_in<T: Copy + Ord + std::hash::Hash>(a: &[T], b: &[T]) -> Vec<T> {
+    if !(a.is_sorted() && b.is_sorted()) {
+        let b: HashSet<&T> = b.iter().collect();
+        return a.iter().filter(|m| !b.contains(m)).copied().collect();
+    }
+    let mut out = Vec::new();
+    let mut rest = b.iter().peekable();
+    for item in a {
+        while rest.next_if(|other| *other < item).is_some() {}
+        if rest.peek() != Some(&item) {
+            out.push(*item);
+        }
+    }
+    out
+}
+
 impl Delta {
     pub(crate) fn between(old: &NodeNatState, new: &NodeNatState) -> Self {
-        fn only_in<T: Copy + Eq + std::hash::Hash>(a: &[T], b: &[T]) -> Vec<T> {
-            let b: HashSet<&T> = b.iter().collect();
-            a.iter().filter(|m| !b.contains(m)).copied().collect()
-        }
         Self {
             gone_dnat: only_in(&old.dnat, &new.dnat),
             new_dnat: only_in(&new.dnat, &old.dnat),
@@ -407,10 +421,6 @@ impl NftMapsBackend {
 }
 
 impl Dataplane for NftMapsBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::NftMaps
-    }
-
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
         self.applied.apply(
             node,
@@ -461,6 +471,21 @@ mod tests {
     #[test]
     fn renders_removal() {
         insta::assert_json_snapshot!(render_removal());
+    }
+
+    #[test]
+    fn the_merge_walk_finds_what_the_hash_sets_find() {
+        let a: Vec<u32> = (0..200).filter(|i| i % 3 != 0).collect();
+        let b: Vec<u32> = (50..260).filter(|i| i % 5 != 0).collect();
+        let mut shuffled = b.clone();
+        shuffled.reverse();
+        let by_hash = only_in(&a, &shuffled);
+        assert_eq!(only_in(&a, &b), by_hash);
+        assert_eq!(
+            by_hash.len(),
+            50 - 17 + (50..200).filter(|i| i % 3 != 0 && i % 5 == 0).count()
+        );
+        assert!(only_in(&b, &b).is_empty());
     }
 
     #[test]

@@ -51,7 +51,6 @@ mod tests {
             migrations: vec![],
             lab_pictures: vec![],
             kept_lab: None,
-            dataplane_error: None,
         }
     }
 

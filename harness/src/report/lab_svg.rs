@@ -178,7 +178,7 @@ fn pods(
         for ip in &pod.claims_only {
             let _ = writeln!(
                 body,
-                r#"<text x="{}" y="{}" fill="{}" class="claim">claims {} (not held)</text>"#,
+                r#"<text x="{}" y="{}" fill="{}" class="claim">not held: {}</text>"#,
                 x + 32.0,
                 badge_y,
                 colour(ip).colour,
@@ -272,4 +272,35 @@ fn addresses(addresses: &[IpAddr]) -> String {
 pub(super) fn route_text(route: &FloatingIpRoute) -> String {
     let hops: Vec<String> = route.hops.iter().map(ToString::to_string).collect();
     format!("{} -> {}", route.prefix, hops.join(" | "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_data::sample_picture;
+
+    #[test]
+    fn routes_are_arrows_in_their_floating_ips_colour() {
+        let svg = lab_svg(&sample_picture(), "t");
+        // fabric -> node-a and node-a -> web-a; node-b's route via node-a is
+        // text only (a node-to-node arrow would cross the fabric's).
+        assert_eq!(svg.matches("<path class=\"route\"").count(), 2);
+        assert_eq!(svg.matches("marker-end=\"url(#t-arrow0)\"").count(), 2);
+        assert!(svg.contains("holds 203.0.113.10"));
+        assert!(svg.contains("not held: 203.0.113.10"));
+        assert!(svg.contains("203.0.113.10/32 -&gt; node-a"));
+    }
+
+    #[test]
+    fn an_ecmp_route_names_every_hop() {
+        let mut picture = sample_picture();
+        picture.fabric_routes[0].hops = vec![
+            RouteHop::Member("node-a".into()),
+            RouteHop::Member("node-b".into()),
+        ];
+        let svg = lab_svg(&picture, "t");
+        assert!(svg.contains("203.0.113.10/32 -&gt; node-a | node-b"));
+        // One arrow from the fabric to each node, one to the pod.
+        assert_eq!(svg.matches("<path class=\"route\"").count(), 3);
+    }
 }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabPicture {
-    /// When it was taken, for people: `as step 4 ran (send icmp ...)`,
-    /// `before step 5 (...)`, `after steps 5-6 (...)`.
+    /// When it was taken, for people: `once step 4 (send icmp ...) had run`,
+    /// `before step 5 (...)`, `after step 5 (...) and step 6 (...), once ...`.
     pub moment: String,
     pub externals: Vec<MemberPicture>,
     /// The fabric's routes to the floating IPs.

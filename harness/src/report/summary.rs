@@ -78,10 +78,6 @@ pub struct ScenarioResult {
     pub lab_pictures: Vec<LabPicture>,
     /// Set when the lab was kept up for inspection (`--keep-on-failure`).
     pub kept_lab: Option<String>,
-    /// Set when the dataplane itself failed (refused a change, crashed, timed
-    /// out), as opposed to an expectation or the lab: a driver error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataplane_error: Option<String>,
 }
 
 impl ScenarioResult {

@@ -52,7 +52,7 @@ pub(crate) fn sample_picture() -> LabPicture {
         hops: vec![RouteHop::Member(hop.into())],
     };
     LabPicture {
-        moment: "as step 3 (start icmp stream s1 client -> 203.0.113.10) began".into(),
+        moment: "once step 3 (start icmp stream s1 client -> 203.0.113.10) had run".into(),
         externals: vec![MemberPicture {
             name: "client".into(),
             addresses: vec!["198.18.1.10".parse().unwrap()],
@@ -103,7 +103,6 @@ fn case(name: &str, outcome: Outcome) -> ScenarioResult {
         migrations: vec![],
         lab_pictures: vec![],
         kept_lab: None,
-        dataplane_error: None,
     }
 }
 

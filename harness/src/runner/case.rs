@@ -55,14 +55,16 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) options: RunOptions,
     /// The lab's BIRD daemons under [`RoutingMode::Bird`].
     pub(super) bird: Option<LabBird>,
-    /// The first failure of the dataplane itself (not the lab's), if any.
-    pub(super) dataplane_failure: Option<String>,
+    /// A dataplane driver failed (crashed, hung, answered garbage, refused):
+    /// the case ends as an error of the dataplane, not a failed expectation
+    /// (`conform` counts it as a driver error).
+    pub(super) driver_failed: bool,
 }
 
 impl<'a> ScenarioRun<'a> {
     pub(super) async fn start(
         scenario: &'a Scenario,
-        dataplane: DataplaneChoice,
+        dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
@@ -114,12 +116,12 @@ impl<'a> ScenarioRun<'a> {
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing);
-        Ok(ScenarioRun {
+        let mut run = ScenarioRun {
             scenario,
             lab,
             engine,
             control,
-            dataplane,
+            dataplane: dataplane.clone(),
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
@@ -131,8 +133,19 @@ impl<'a> ScenarioRun<'a> {
             routed_blocks: Default::default(),
             options: options.clone(),
             bird,
-            dataplane_failure: None,
-        })
+            driver_failed: false,
+        };
+        // A driver starts with its node's first topology: a driver that
+        // cannot start, or cannot carry this scenario, ends the case here.
+        let started = run
+            .send_topology(&cluster.nodes.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
+            .and_then(|()| run.check_capabilities());
+        if let Err(reason) = started {
+            let _ = run.finish();
+            return Err(reason);
+        }
+        Ok(run)
     }
 
     /// The address a target names.
@@ -192,6 +205,7 @@ impl<'a> ScenarioRun<'a> {
 
     /// Leave the lab, and its BIRD daemons, running (`down` stops them).
     pub(super) fn keep(self) {
+        self.keep_dataplane();
         if let Some(bird) = self.bird {
             bird.detach();
         }
@@ -199,6 +213,12 @@ impl<'a> ScenarioRun<'a> {
     }
 
     pub(super) fn finish(self) -> Result<(), String> {
+        // Drivers first: a process inside a node keeps its namespace alive.
+        let ended = self
+            .control
+            .dataplane()
+            .shutdown(false)
+            .map_err(|e| format!("ending the dataplane: {e}"));
         drop(self.engine);
         let stopped = match self.bird {
             Some(mut bird) => bird.stop().map_err(|e| e.to_string()),
@@ -208,7 +228,7 @@ impl<'a> ScenarioRun<'a> {
             .lab
             .teardown()
             .map_err(|e| format!("tearing down: {e}"));
-        stopped.and(torn_down)
+        ended.and(stopped).and(torn_down)
     }
 }
 

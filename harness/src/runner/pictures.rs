@@ -1,6 +1,6 @@
-//! Pictures of a case's lab for the report: one when traffic first runs, one
+//! Pictures of a case's lab for the report: one once traffic first ran, one
 //! before each change of a floating IP's pod and one after it. "After" is
-//! taken when traffic next runs (or the case ends), so it shows the routes
+//! taken once traffic next ran (or the case ended), so it shows the routes
 //! the traffic met, not a BGP update still on its way.
 
 use std::collections::BTreeSet;
@@ -29,49 +29,53 @@ pub(super) struct Album {
 }
 
 impl Album {
-    /// Before step `index` runs.
+    /// Before step `index` runs: the lab as it is, in case the step moves a
+    /// floating IP.
     pub(super) async fn before(&mut self, run: &ScenarioRun<'_>, index: usize, step: &Step) {
-        let text = format!("step {} ({})", index + 1, summarise(step));
-        match step {
-            Step::Send(_) | Step::StartStream(_) | Step::StopStream(_) => {
-                if self.pictures.is_empty() || !self.moves.is_empty() {
-                    let moment = match self.after_moves() {
-                        Some(after) => format!("{after}, as {text} began"),
-                        None => format!("as {text} began"),
-                    };
-                    self.take(run, moment).await;
-                }
-            }
-            Step::CreatePod(_) | Step::DeletePod(_) | Step::Annotate(_) | Step::SetPhase(_) => {
-                // Only a lab where a pod holds a floating IP can see one move.
-                if self.moves.is_empty() && !run.owners.is_empty() {
-                    self.candidate = Some(run.picture(format!("before {text}")).await);
-                }
-            }
-            Step::Wait(_) => {}
+        let control = matches!(
+            step,
+            Step::CreatePod(_) | Step::DeletePod(_) | Step::Annotate(_) | Step::SetPhase(_)
+        );
+        // Only a lab where a pod holds a floating IP can see one move.
+        if control && self.moves.is_empty() && !run.owners.is_empty() {
+            let moment = format!("before step {} ({})", index + 1, summarise(step));
+            self.candidate = Some(run.picture(moment).await);
         }
         self.changes_seen = run.owner_changes.len();
     }
 
-    /// After step `index` ran.
-    pub(super) fn after(&mut self, run: &ScenarioRun<'_>, index: usize, step: &Step) {
+    /// After step `index` ran. Traffic steps are pictured after they ran, never
+    /// before: a picture takes a few milliseconds, and a send right after a
+    /// move must meet the lab as soon as the catalogue's timing has it.
+    pub(super) async fn after(&mut self, run: &ScenarioRun<'_>, index: usize, step: &Step) {
+        let text = format!("step {} ({})", index + 1, summarise(step));
         let candidate = self.candidate.take();
-        if run.owner_changes.len() == self.changes_seen {
+        if run.owner_changes.len() > self.changes_seen {
+            if let Some(before) = candidate.filter(|_| self.moves.is_empty()) {
+                // Unchanged since the last picture: say so on it rather than
+                // show the same lab twice.
+                match self.pictures.last_mut() {
+                    Some(last) if last.same_lab(&before) => {
+                        last.moment
+                            .push_str(&format!("; the same {}", before.moment));
+                    }
+                    _ => self.pictures.push(before),
+                }
+            }
+            self.moves.push(text);
             return;
         }
-        if let Some(before) = candidate.filter(|_| self.moves.is_empty()) {
-            // Unchanged since the last picture: say so on it rather than
-            // show the same lab twice.
-            match self.pictures.last_mut() {
-                Some(last) if last.same_lab(&before) => {
-                    last.moment
-                        .push_str(&format!("; the same {}", before.moment));
-                }
-                _ => self.pictures.push(before),
-            }
+        let traffic = matches!(
+            step,
+            Step::Send(_) | Step::StartStream(_) | Step::StopStream(_)
+        );
+        if traffic && (self.pictures.is_empty() || !self.moves.is_empty()) {
+            let moment = match self.after_moves() {
+                Some(after) => format!("{after}, once {text} had run"),
+                None => format!("once {text} had run"),
+            };
+            self.take(run, moment).await;
         }
-        self.moves
-            .push(format!("step {} ({})", index + 1, summarise(step)));
     }
 
     /// The pictures, with one of the lab as the case ended if a move has

@@ -169,6 +169,11 @@ impl ScenarioRun<'_> {
                 },
             );
         }
+        // The dataplane learns the interfaces before a mapping names them.
+        let mut nodes: Vec<&str> = pods.iter().map(|(c, _)| c.pod.node.as_str()).collect();
+        nodes.sort();
+        nodes.dedup();
+        self.send_topology(&nodes).await?;
         self.sync_control().await
     }
 
@@ -189,7 +194,7 @@ impl ScenarioRun<'_> {
             .map_err(|e| e.to_string())?;
         self.lab.remove_pod(name).await.map_err(|e| e.to_string())?;
         calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
-        Ok(())
+        self.send_topology(&[pod.node.as_str()]).await
     }
 
     pub(super) async fn annotate(&mut self, annotate: &Annotate) -> Result<(), String> {
@@ -313,13 +318,10 @@ impl ScenarioRun<'_> {
         let at_unix_ns = now_unix_ns();
         // The applier runs its per-node transactions on threads of its own and
         // waits for them: keep this worker free for the traffic meanwhile.
-        let applied =
-            tokio::task::block_in_place(|| self.control.update(&state)).map_err(|error| {
-                if self.dataplane_failure.is_none() {
-                    self.dataplane_failure = error.dataplane_failure();
-                }
-                format!("control plane: {error}")
-            })?;
+        let applied = match tokio::task::block_in_place(|| self.control.update(&state)) {
+            Ok(applied) => applied,
+            Err(error) => return Err(self.control_fault(error)),
+        };
         for conflict in &applied.conflicts {
             tracing::info!(?conflict, "several pods claim one floating IP");
         }

@@ -27,7 +27,7 @@ pub struct RunOptions {
 /// failure: the result says what happened.
 pub async fn run_scenario(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     lab_name: &str,
     options: &RunOptions,
@@ -44,7 +44,6 @@ pub async fn run_scenario(
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
             result.outcome = run.replay(&mut result).await;
-            result.dataplane_error = run.dataplane_failure.take();
             let keep = options.keep_on_failure && !result.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
@@ -64,7 +63,7 @@ pub async fn run_scenario(
 /// traffic, no waits), then leave the lab up. Returns what was built, for people.
 pub async fn bring_up(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     routing: RoutingMode,
     lab_name: &str,
@@ -113,7 +112,7 @@ pub async fn bring_up(
 /// The result of a case with `outcome` and nothing run yet.
 pub(super) fn result_of(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     routing: RoutingMode,
     outcome: Outcome,
@@ -131,7 +130,6 @@ pub(super) fn result_of(
         migrations: Vec::new(),
         lab_pictures: Vec::new(),
         kept_lab: None,
-        dataplane_error: None,
     }
 }
 
@@ -187,7 +185,7 @@ impl ScenarioRun<'_> {
                     album.before(self, index, step).await;
                     self.engine.begin_step(index as u32);
                     let outcome = self.run_step(index, step, &mut step_result, result).await;
-                    album.after(self, index, step);
+                    album.after(self, index, step).await;
                     outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {
@@ -238,7 +236,9 @@ impl ScenarioRun<'_> {
         result: &mut ScenarioResult,
     ) -> Option<Outcome> {
         // A BIRD that died mid-run fails the step with its log.
-        let outcome = outcome.and_then(|()| self.check_bird());
+        let outcome = outcome
+            .and_then(|()| self.check_bird())
+            .and_then(|()| self.check_dataplane());
         if let Err(message) = outcome {
             step_result.passed = false;
             step_result.message = Some(message);
@@ -260,6 +260,9 @@ impl ScenarioRun<'_> {
         let mut reason = format!("step {} ({summary}) failed", index + 1);
         if let Some(message) = message {
             reason.push_str(&format!(": {message}"));
+        }
+        if self.driver_failed {
+            return Some(Outcome::Error { reason });
         }
         Some(Outcome::Failed { reason })
     }

@@ -125,6 +125,7 @@ impl Plan {
                 cidr: "198.19.64.0/18".parse().expect("pool"),
                 block_size: 26,
                 encapsulation: Encapsulation::None,
+                cross_subnet: false,
                 disable_bgp_export: false,
                 nat_outgoing: false,
                 disabled: false,

@@ -133,3 +133,75 @@ fn address(a: &RouteAddress) -> Option<IpAddr> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use rtnetlink::packet_route::route::RouteNextHop;
+    use rtnetlink::packet_route::AddressFamily;
+
+    use super::*;
+
+    fn message(prefix: u8, kind: RouteType, attributes: Vec<RouteAttribute>) -> RouteMessage {
+        let mut message = RouteMessage::default();
+        message.header.address_family = AddressFamily::Inet;
+        message.header.table = RouteHeader::RT_TABLE_MAIN;
+        message.header.destination_prefix_length = prefix;
+        message.header.kind = kind;
+        message.attributes = attributes;
+        message
+    }
+
+    fn gateway(last: u8) -> RouteAttribute {
+        RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(198, 18, 0, last)))
+    }
+
+    fn fip() -> RouteAttribute {
+        RouteAttribute::Destination(RouteAddress::Inet(Ipv4Addr::new(203, 0, 113, 10)))
+    }
+
+    #[test]
+    fn an_ecmp_route_lists_every_next_hop() {
+        // What the fabric's BIRD installs for a floating IP two nodes claim.
+        let hop = |last| {
+            let mut hop = RouteNextHop::default();
+            hop.interface_index = 1000;
+            hop.attributes = vec![gateway(last)];
+            hop
+        };
+        let route = seen(&message(
+            32,
+            RouteType::Unicast,
+            vec![fip(), RouteAttribute::MultiPath(vec![hop(10), hop(11)])],
+        ))
+        .unwrap();
+        assert_eq!(route.destination.to_string(), "203.0.113.10/32");
+        assert_eq!(
+            route.hops,
+            [
+                NextHopSeen::Gateway(Ipv4Addr::new(198, 18, 0, 10).into()),
+                NextHopSeen::Gateway(Ipv4Addr::new(198, 18, 0, 11).into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn device_blackhole_default_and_other_tables() {
+        let device = seen(&message(
+            32,
+            RouteType::Unicast,
+            vec![fip(), RouteAttribute::Oif(101)],
+        ));
+        assert_eq!(device.unwrap().hops, [NextHopSeen::Device(101)]);
+        let blackhole = seen(&message(26, RouteType::BlackHole, vec![fip()])).unwrap();
+        assert_eq!(blackhole.hops, [NextHopSeen::Dropped]);
+        // No destination: the default route, which covers every address.
+        let default = seen(&message(0, RouteType::Unicast, vec![gateway(1)])).unwrap();
+        assert_eq!(default.destination.to_string(), "0.0.0.0/0");
+        // The local table's routes are not the ones forwarding uses.
+        let mut local = message(32, RouteType::Local, vec![fip()]);
+        local.header.table = 255;
+        assert_eq!(seen(&local), None);
+    }
+}

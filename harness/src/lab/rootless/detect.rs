@@ -30,8 +30,8 @@ const SETTINGS: [&str; 3] = [
     "kernel.apparmor_restrict_unprivileged_userns",
 ];
 
-/// A setting, its value, when that value forbids user namespaces, and the
-/// value that allows them.
+/// One setting's check: its name, its value (if readable), whether that
+/// value forbids user namespaces, and the value that allows them.
 type Check = (&'static str, Option<u64>, fn(u64) -> bool, u64);
 
 impl UsernsSettings {
