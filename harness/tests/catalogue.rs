@@ -88,6 +88,7 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
         report_dir: Some(report_dir),
         keep_on_failure: false,
         routing: routing(),
+        seed: None,
     };
     let result = runner::run_case_blocking(&case, &options);
     if !result.outcome.is_pass() {
@@ -272,6 +273,8 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         }],
         migrations: Vec::new(),
         kept_lab: None,
+        seed: None,
+        lab: None,
     };
     let records = Mutex::default();
     agree_with_other_backends(

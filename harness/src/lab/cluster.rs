@@ -96,8 +96,10 @@ pub struct Lab {
     pub(super) pods: BTreeMap<String, PodState>,
     pub(super) record: LabRecord,
     /// The lock on the lab's name, held while this process owns the lab.
-    claim: Option<LabClaim>,
-    torn_down: bool,
+    pub(super) claim: Option<LabClaim>,
+    /// Set once the lab is gone or kept; set from the start for a lab taken
+    /// over from `up` ([`Lab::adopt`]), which this value must never remove.
+    pub(super) torn_down: bool,
 }
 
 /// Removes what a half-built lab made if bring-up fails or panics.

@@ -3,7 +3,9 @@
 //! written by the runner into the same report directory.
 
 mod junit;
+mod overview;
 mod summary;
 
 pub use junit::render_junit;
+pub use overview::{FloatingIpHolder, Holder, LabOverview, MemberAddresses};
 pub use summary::{MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{CheckLine, MigrationFigures};
+use crate::seed::Seed;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "result")]
@@ -67,6 +68,12 @@ pub struct ScenarioResult {
     pub migrations: Vec<MigrationReport>,
     /// Set when the lab was kept up for inspection (`--keep-on-failure`).
     pub kept_lab: Option<String>,
+    /// The seed the case's random choices came from (`--seed` replays them).
+    #[serde(default)]
+    pub seed: Option<Seed>,
+    /// The lab the case ran in (made up from the seed unless given).
+    #[serde(default)]
+    pub lab: Option<String>,
 }
 
 impl ScenarioResult {
@@ -87,6 +94,11 @@ impl ScenarioResult {
             if let Some(dir) = &step.diagnostics {
                 text.push_str(&format!("  diagnostics bundle: {}\n", dir.display()));
             }
+        }
+        if let Some(seed) = self.seed {
+            text.push_str(&format!(
+                "seed {seed}: `--seed {seed}` makes the same random choices again\n"
+            ));
         }
         if let Some(lab) = &self.kept_lab {
             text.push_str(&format!(
@@ -111,6 +123,9 @@ impl ScenarioResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
+    /// The run's seed, when its cases share one (`run --seed` replays it).
+    #[serde(default)]
+    pub seed: Option<Seed>,
     pub duration_ms: u64,
     pub passed: usize,
     pub failed: usize,
@@ -140,7 +155,11 @@ impl RunSummary {
                 (backend, median(&values))
             })
             .collect();
+        let mut seeds = scenarios.iter().map(|s| s.seed);
+        let first = seeds.next().flatten();
+        let seed = first.filter(|_| seeds.all(|s| s == first));
         RunSummary {
+            seed,
             duration_ms,
             passed,
             failed: scenarios.len() - passed,

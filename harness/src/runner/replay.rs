@@ -2,6 +2,7 @@
 //! steps in order (each kind in a module of its own), record every step's
 //! result, and tear the lab down (or keep it when asked).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use crate::check::CheckLine;
 use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult, StepResult};
 use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Step, Target};
+use crate::seed::Seed;
 
 /// Where a run writes, and whether a failing lab stays up.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +22,11 @@ pub struct RunOptions {
     pub keep_on_failure: bool,
     /// BIRD (the default) or the harness's route model.
     pub routing: RoutingMode,
+    /// Fixes every random choice of the case (see [`crate::seed`]); None: the
+    /// OS's randomness, as before seeds existed.
+    pub seed: Option<Seed>,
+    /// How the case's lab is named.
+    pub naming: super::LabNaming,
 }
 
 /// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
@@ -39,10 +46,13 @@ pub async fn run_scenario(
         options.routing,
         Outcome::Passed,
     );
+    result.seed = options.seed;
+    result.lab = Some(lab_name.to_string());
     match ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
-            result.outcome = run.replay(&mut result).await;
+            let all = 0..scenario.steps.len();
+            result.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
             let keep = options.keep_on_failure && !result.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
@@ -56,56 +66,6 @@ pub async fn run_scenario(
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
-}
-
-/// Build `scenario`'s cluster and replay its pod and annotation steps (no
-/// traffic, no waits), then leave the lab up. Returns what was built, for people.
-pub async fn bring_up(
-    scenario: &Scenario,
-    dataplane: DataplaneChoice,
-    profile: ConntrackProfile,
-    routing: RoutingMode,
-    lab_name: &str,
-) -> Result<String, String> {
-    let options = RunOptions {
-        routing,
-        ..RunOptions::default()
-    };
-    let mut run = ScenarioRun::start(scenario, dataplane, profile, lab_name, &options).await?;
-    for (index, step) in scenario.steps.iter().enumerate() {
-        let outcome = match step {
-            Step::CreatePod(create) => run.create_pod(create).await,
-            Step::DeletePod(name) => run.delete_pod(name).await,
-            Step::Annotate(annotate) => run.annotate(annotate).await,
-            Step::SetPhase(set) => run.set_phase(set).await,
-            Step::Send(_) | Step::StartStream(_) | Step::StopStream(_) | Step::Wait(_) => Ok(()),
-        };
-        if let Err(message) = outcome {
-            let _ = run.finish();
-            return Err(format!(
-                "step {} ({}): {message}",
-                index + 1,
-                summarise(step)
-            ));
-        }
-    }
-    let mut summary = String::new();
-    for (name, endpoint) in &run.endpoints {
-        let addresses: Vec<String> = endpoint.addresses.iter().map(ToString::to_string).collect();
-        let floating: Vec<String> = endpoint
-            .ip_nats
-            .iter()
-            .map(|nat| nat.external.to_string())
-            .collect();
-        summary.push_str(&format!(
-            "pod {name} on {}: {} floating IPs [{}]\n",
-            endpoint.node,
-            addresses.join(", "),
-            floating.join(", ")
-        ));
-    }
-    run.keep();
-    Ok(summary)
 }
 
 /// The result of a case with `outcome` and nothing run yet.
@@ -127,6 +87,8 @@ pub(super) fn result_of(
         steps: Vec::new(),
         migrations: Vec::new(),
         kept_lab: None,
+        seed: None,
+        lab: None,
     }
 }
 
@@ -138,13 +100,24 @@ fn profile_name(profile: ConntrackProfile) -> &'static str {
 }
 
 impl ScenarioRun<'_> {
-    /// Run every step in order; stop at the first failing one (later steps build
-    /// on it) after writing its diagnostics.
-    async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
+    /// Run the steps of `range` in order, but not those in `skipped` (streams
+    /// left for `replay`); stop at the first failing one (later steps build on
+    /// it) after writing its diagnostics. A run to the last step fails when a
+    /// stream was never stopped.
+    pub(super) async fn replay(
+        &mut self,
+        range: std::ops::Range<usize>,
+        skipped: &BTreeSet<usize>,
+        result: &mut ScenarioResult,
+    ) -> Outcome {
         let scenario = self.scenario;
-        let steps = &scenario.steps;
-        let mut index = 0;
+        let steps = &scenario.steps[..range.end];
+        let mut index = range.start;
         while index < steps.len() {
+            if skipped.contains(&index) {
+                index += 1;
+                continue;
+            }
             let creates = pod_batch(&steps[index..], !self.streams.is_empty());
             // Consecutive pod creations are wired in one pass (the lab's
             // batched `add_pods`); each keeps its own step result.
@@ -180,7 +153,7 @@ impl ScenarioRun<'_> {
             }
             index += count;
         }
-        if !self.streams.is_empty() {
+        if range.end == scenario.steps.len() && !self.streams.is_empty() {
             let names: Vec<String> = self.streams.keys().cloned().collect();
             self.stop_all_streams().await;
             return Outcome::Failed {
@@ -266,7 +239,7 @@ fn pod_batch(steps: &[Step], streams_running: bool) -> Vec<&CreatePod> {
 }
 
 /// How a step reads in results and failure text (`send icmp client -> web`).
-fn summarise(step: &Step) -> String {
+pub(super) fn summarise(step: &Step) -> String {
     match step {
         Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),
         Step::DeletePod(name) => format!("delete pod {name}"),

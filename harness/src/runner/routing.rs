@@ -29,12 +29,27 @@ pub(super) fn start_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, String>
     })
 }
 
+/// The BIRD daemons a kept lab still runs, for its scenario's pools.
+pub(super) fn adopt_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, String> {
+    let topology = topology_of(lab, pools, BirdTimers::lab()).map_err(|e| e.to_string())?;
+    LabBird::adopt(lab, topology).map_err(|e| format!("taking over BIRD: {e}"))
+}
+
 impl ScenarioRun<'_> {
     /// Route a node's new IPAM blocks: under BIRD, reload the node's
     /// configuration with its blocks (confd's re-render) and wait until
     /// every other member holds them, so the pod is reachable when the step
     /// ends; under the model, program the routes directly.
     pub(super) async fn route_blocks(&mut self, node: &str, new: &[IpNet]) -> Result<(), String> {
+        let blocks = self.ipam.node_blocks(node);
+        if self.adopting {
+            // The lab routes them already; BIRD's picture must still know
+            // them for later reconfigurations of this node.
+            if let Some(bird) = self.bird.as_mut() {
+                bird.note_node_blocks(node, &blocks);
+            }
+            return Ok(());
+        }
         let Some(bird) = self.bird.as_mut() else {
             return self
                 .lab
@@ -42,7 +57,6 @@ impl ScenarioRun<'_> {
                 .await
                 .map_err(|e| e.to_string());
         };
-        let blocks = self.ipam.node_blocks(node);
         tokio::task::block_in_place(|| {
             bird.set_node_blocks(node, &blocks)?;
             for block in new {

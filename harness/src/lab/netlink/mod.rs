@@ -10,6 +10,7 @@ mod nsid;
 mod route;
 mod socket;
 
+pub use address::{list_addresses, LinkAddress};
 pub(crate) use link::VethEnd;
 pub(crate) use route::Route;
 pub(crate) use socket::with_member;
