@@ -151,9 +151,7 @@ fn scenario_filter(
 }
 
 /// One scenario file, loaded and validated; its errors are printed.
-fn load_one_scenario(
-    path: &std::path::Path,
-) -> anyhow::Result<fip_harness::scenario::Scenario> {
+fn load_one_scenario(path: &std::path::Path) -> anyhow::Result<fip_harness::scenario::Scenario> {
     match fip_harness::scenario::load_file(path) {
         Ok(scenario) => Ok(scenario),
         Err(errors) => {

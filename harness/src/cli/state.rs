@@ -12,10 +12,10 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use fip_harness::bgp::DaemonState;
 use fip_harness::control::{list_routes, FipRoute};
 use fip_harness::dataplane::conntrack::{Conntrack, ConntrackEntry};
 use fip_harness::dataplane::{backend, BackendKind, NodeNatState};
-use fip_harness::bgp::DaemonState;
 use fip_harness::lab::netlink::list_addresses;
 use fip_harness::lab::netns::{Netns, LAB_PREFIX};
 use fip_harness::lab::registry::{record_path, LabRecord};
@@ -70,7 +70,11 @@ fn kind_of(record: Option<&LabRecord>, member: &str) -> &'static str {
 
 /// Every member with its addresses, and which pod each node's DNAT sends each
 /// floating IP to (the pod found by its address).
-fn overview(lab: &str, namespaces: &[(Netns, MemberState)], record: Option<&LabRecord>) -> LabOverview {
+fn overview(
+    lab: &str,
+    namespaces: &[(Netns, MemberState)],
+    record: Option<&LabRecord>,
+) -> LabOverview {
     let members: Vec<MemberAddresses> = namespaces
         .iter()
         .map(|(ns, state)| MemberAddresses {

@@ -87,7 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
     let record = UpRecord {
-        scenario: args.scenario.canonicalize().unwrap_or(args.scenario.clone()),
+        scenario: args
+            .scenario
+            .canonicalize()
+            .unwrap_or(args.scenario.clone()),
         dataplane: dataplane.to_string(),
         profile: args.profile.into(),
         routing: options.routing.to_string(),

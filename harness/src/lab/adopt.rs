@@ -46,8 +46,11 @@ impl Lab {
             lab: lab.clone(),
             reason,
         };
-        let record = LabRecord::read(&record_path(&lab))
-            .map_err(|e| refuse(format!("no usable record ({e}); `fip-harness ls` lists labs")))?;
+        let record = LabRecord::read(&record_path(&lab)).map_err(|e| {
+            refuse(format!(
+                "no usable record ({e}); `fip-harness ls` lists labs"
+            ))
+        })?;
         if !record.kept {
             let owner = if record.owner_alive() {
                 "runs"

@@ -229,7 +229,12 @@ pub(super) async fn add_host_endpoints(
         .nodes
         .iter()
         .map(|node| (node, EndpointKind::Node))
-        .chain(cluster.externals.iter().map(|x| (x, EndpointKind::External)));
+        .chain(
+            cluster
+                .externals
+                .iter()
+                .map(|x| (x, EndpointKind::External)),
+        );
     for (name, kind) in hosts {
         let netns = lab.netns(name).map_err(|e| e.to_string())?.clone();
         engine

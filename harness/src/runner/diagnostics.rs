@@ -122,16 +122,22 @@ fn write_program_dumps(dir: &Path, netns: &Netns) -> std::io::Result<()> {
 fn conntrack_text(netns: &Netns) -> String {
     match Conntrack::open(netns).and_then(|mut conntrack| conntrack.list()) {
         Ok(entries) if entries.is_empty() => "# no entries\n".to_string(),
-        Ok(entries) => entries.iter().map(|e| format!("{}\n", e.summary())).collect(),
+        Ok(entries) => entries
+            .iter()
+            .map(|e| format!("{}\n", e.summary()))
+            .collect(),
         Err(error) => format!("# could not list conntrack: {error}\n"),
     }
 }
 
 /// A node's NAT rules and mappings through the case's backend.
 fn write_nat(dir: &Path, netns: &Netns, dataplane: &dyn Dataplane) -> std::io::Result<()> {
-    let rules = dataplane
-        .dump(netns)
-        .unwrap_or_else(|error| format!("# the {} backend could not dump: {error}\n", dataplane.kind()));
+    let rules = dataplane.dump(netns).unwrap_or_else(|error| {
+        format!(
+            "# the {} backend could not dump: {error}\n",
+            dataplane.kind()
+        )
+    });
     std::fs::write(dir.join("nat-rules.txt"), rules)?;
     let mappings = match dataplane.read(netns) {
         Ok(state) => serde_json::to_string_pretty(&state).unwrap_or_default(),

@@ -17,9 +17,7 @@ use std::sync::Arc;
 
 pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use replay::{run_scenario, RunOptions};
-pub use repro::{
-    bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport,
-};
+pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
 
 use crate::bgp::RoutingMode;
 use crate::dataplane::DataplaneChoice;
@@ -111,11 +109,7 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".to_string());
-        let mut result = case_error(
-            case,
-            options,
-            format!("the harness panicked: {message}"),
-        );
+        let mut result = case_error(case, options, format!("the harness panicked: {message}"));
         result.duration_ms = started.elapsed().as_millis() as u64;
         result
     })
@@ -148,11 +142,7 @@ fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> Scenario
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            return case_error(
-                case,
-                options,
-                format!("starting a tokio runtime: {error}"),
-            )
+            return case_error(case, options, format!("starting a tokio runtime: {error}"))
         }
     };
     let lab = options.naming.name_for(options.seed, &case.test_name());

@@ -29,9 +29,7 @@ impl LabNaming {
     pub fn name_for(&self, seed: Option<Seed>, case: &str) -> String {
         match (self, seed) {
             (LabNaming::Exact(name), _) => name.clone(),
-            (LabNaming::Prefix(prefix), seed) => {
-                free_name(prefix, seed.unwrap_or(Seed(0)), case)
-            }
+            (LabNaming::Prefix(prefix), seed) => free_name(prefix, seed.unwrap_or(Seed(0)), case),
             (LabNaming::MadeUp, Some(seed)) => seeded_lab_name(seed, case),
             (LabNaming::MadeUp, None) => unique_lab_name(),
         }
@@ -123,7 +121,6 @@ fn base36(mut n: u32) -> String {
     String::from_utf8(out).expect("ascii")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,12 +131,18 @@ mod tests {
         let named = LabNaming::Exact("rrone".into()).name_for(seed, "a::nftables");
         assert_eq!(named, "rrone");
         let prefixed = LabNaming::Prefix("rr".into()).name_for(seed, "a::nftables");
-        assert!(prefixed.starts_with("rr") && prefixed.len() == MAX_LAB_NAME, "{prefixed}");
+        assert!(
+            prefixed.starts_with("rr") && prefixed.len() == MAX_LAB_NAME,
+            "{prefixed}"
+        );
         let seeded = LabNaming::MadeUp.name_for(seed, "a::nftables");
         assert_eq!(seeded, LabNaming::MadeUp.name_for(seed, "a::nftables"));
         assert_ne!(seeded, LabNaming::MadeUp.name_for(seed, "a::iptables"));
         assert!(crate::lab::spec::valid_lab_name(&seeded), "{seeded}");
-        assert_ne!(LabNaming::MadeUp.name_for(None, "x"), LabNaming::MadeUp.name_for(None, "x"));
+        assert_ne!(
+            LabNaming::MadeUp.name_for(None, "x"),
+            LabNaming::MadeUp.name_for(None, "x")
+        );
     }
 
     #[test]

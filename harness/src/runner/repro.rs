@@ -113,7 +113,13 @@ pub async fn bring_up(
     until: Option<usize>,
 ) -> Result<UpReport, String> {
     let started = Instant::now();
-    let mut result = result_of(scenario, dataplane, profile, options.routing, Outcome::Passed);
+    let mut result = result_of(
+        scenario,
+        dataplane,
+        profile,
+        options.routing,
+        Outcome::Passed,
+    );
     result.seed = options.seed;
     result.lab = Some(lab_name.to_string());
     let mut run = ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await?;
@@ -162,10 +168,26 @@ pub async fn replay_in_lab(
     from: usize,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = result_of(scenario, dataplane, profile, options.routing, Outcome::Passed);
+    let mut result = result_of(
+        scenario,
+        dataplane,
+        profile,
+        options.routing,
+        Outcome::Passed,
+    );
     result.seed = options.seed;
     result.lab = Some(lab_name.to_string());
-    result.outcome = match replay_after_adopting(scenario, dataplane, profile, options, lab_name, from, &mut result).await {
+    result.outcome = match replay_after_adopting(
+        scenario,
+        dataplane,
+        profile,
+        options,
+        lab_name,
+        from,
+        &mut result,
+    )
+    .await
+    {
         Ok(outcome) => outcome,
         Err(reason) => Outcome::Error { reason },
     };
@@ -199,10 +221,16 @@ async fn replay_after_adopting(
         };
         if let Err(message) = run.start_stream(*index, start).await {
             run.keep();
-            return Err(format!("starting stream {} (step {}): {message}", start.name, index + 1));
+            return Err(format!(
+                "starting stream {} (step {}): {message}",
+                start.name,
+                index + 1
+            ));
         }
     }
-    let outcome = run.replay(boundary..scenario.steps.len(), &BTreeSet::new(), result).await;
+    let outcome = run
+        .replay(boundary..scenario.steps.len(), &BTreeSet::new(), result)
+        .await;
     result.kept_lab = Some(lab_name.to_string());
     run.keep();
     Ok(outcome)
@@ -330,7 +358,10 @@ mod tests {
         let wait = Step::Wait(std::time::Duration::from_millis(1));
         let steps = vec![start("a"), start("b"), stop("a"), wait.clone(), stop("b")];
         assert_eq!(streams_across(&steps, 0), vec![]);
-        assert_eq!(streams_across(&steps, 2), vec![(0, "a".into()), (1, "b".into())]);
+        assert_eq!(
+            streams_across(&steps, 2),
+            vec![(0, "a".into()), (1, "b".into())]
+        );
         assert_eq!(streams_across(&steps, 3), vec![(1, "b".into())]);
         assert_eq!(streams_across(&steps, 5), vec![]);
     }

@@ -10,8 +10,8 @@ use crate::wire::ChecksumPolicy;
 
 use super::responder::{strip_ip, SCTP_CLIENT_PORT_BASE};
 use super::sctp_client::A_RWND;
-use crate::seed::{draw_u32, Seed};
 use super::sock::AsyncSock;
+use crate::seed::{draw_u32, Seed};
 
 /// One association of the SCTP responder, keyed by peer address and ports.
 struct Association {

@@ -161,10 +161,7 @@ impl AsyncSock {
             })
         });
         let (n, addr) = (message.bytes, message.address);
-        Ok((
-            n.min(iov[0].len()),
-            Source { addr, kernel_ns },
-        ))
+        Ok((n.min(iov[0].len()), Source { addr, kernel_ns }))
     }
 
     /// Wait until readable, then drain up to `max` datagrams into `on_packet`.

@@ -61,7 +61,8 @@ impl Member {
                 let AddressAttribute::Address(address) = attribute else {
                     continue;
                 };
-                let link_local = matches!(address, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+                let link_local =
+                    matches!(address, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
                 if address.is_loopback() || link_local {
                     continue;
                 }
