@@ -88,7 +88,7 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
         report_dir: Some(report_dir),
         keep_on_failure: false,
         routing: routing(),
-        seed: None,
+        ..RunOptions::default()
     };
     let result = runner::run_case_blocking(&case, &options);
     if !result.outcome.is_pass() {
