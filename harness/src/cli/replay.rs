@@ -82,6 +82,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .seed
         .or(record.as_ref().and_then(|r| r.seed))
         .unwrap_or_else(Seed::random);
+    if let Some(until) = record.as_ref().and_then(|r| r.until_step) {
+        if until != args.from_step {
+            eprintln!(
+                "warning: lab `{}` was left in the state before step {until}, not before step {}",
+                args.lab, args.from_step
+            );
+        }
+    }
     std::fs::create_dir_all(&args.report_dir)?;
     let options = RunOptions {
         report_dir: Some(args.report_dir.clone()),

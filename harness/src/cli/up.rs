@@ -86,17 +86,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.until_step,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
-    let record = UpRecord {
-        scenario: args
-            .scenario
-            .canonicalize()
-            .unwrap_or(args.scenario.clone()),
-        dataplane: dataplane.to_string(),
-        profile: args.profile.into(),
-        routing: options.routing.to_string(),
-        seed: Some(seed),
-        until_step: args.until_step,
-    };
+    let record = UpRecord::of(
+        &scenario,
+        dataplane,
+        args.profile.into(),
+        &options,
+        args.until_step,
+    );
     if let Err(error) = record.write(&lab) {
         eprintln!("warning: `replay` will need --backend/--profile/--routing/--seed: {error}");
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use super::repro::UpRecord;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::DataplaneChoice;
@@ -39,15 +40,7 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = result_of(
-        scenario,
-        dataplane,
-        profile,
-        options.routing,
-        Outcome::Passed,
-    );
-    result.seed = options.seed;
-    result.lab = Some(lab_name.to_string());
+    let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
     match ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
@@ -56,6 +49,12 @@ pub async fn run_scenario(
             let keep = options.keep_on_failure && !result.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
+                // The state after the failing step: `replay` goes on from the next.
+                let until_step = result.steps.last().map(|step| step.index + 2);
+                let record = UpRecord::of(scenario, dataplane, profile, options, until_step);
+                if let Err(error) = record.write(run.lab.name()) {
+                    tracing::warn!(%error, "could not write how the kept lab was made");
+                }
                 run.keep();
             } else if let Err(reason) = run.finish() {
                 if result.outcome.is_pass() {
@@ -65,6 +64,26 @@ pub async fn run_scenario(
         }
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+/// The result of a case about to run in `lab_name`: passed so far, nothing run.
+pub(super) fn fresh_result(
+    scenario: &Scenario,
+    dataplane: DataplaneChoice,
+    profile: ConntrackProfile,
+    options: &RunOptions,
+    lab_name: &str,
+) -> ScenarioResult {
+    let mut result = result_of(
+        scenario,
+        dataplane,
+        profile,
+        options.routing,
+        Outcome::Passed,
+    );
+    result.seed = options.seed;
+    result.lab = Some(lab_name.to_string());
     result
 }
 

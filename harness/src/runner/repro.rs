@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::case::ScenarioRun;
-use super::replay::{result_of, summarise, RunOptions};
+use super::replay::{fresh_result, summarise, RunOptions};
 use crate::dataplane::DataplaneChoice;
 use crate::lab::netlink::list_addresses;
 use crate::lab::MemberKind;
@@ -47,11 +47,35 @@ pub struct UpRecord {
     pub profile: ConntrackProfile,
     pub routing: String,
     pub seed: Option<Seed>,
-    /// The step `up` stopped before (1-based), when it was given one.
+    /// The lab is in the state before this step (1-based): the step `up
+    /// --until-step` stopped before, or the one after the step that failed
+    /// in `run --keep-on-failure`. None: `up` without a step (pod steps only).
     pub until_step: Option<usize>,
 }
 
 impl UpRecord {
+    /// The record of a lab made from `scenario` with these choices, in the
+    /// state before step `until_step` (1-based).
+    pub fn of(
+        scenario: &Scenario,
+        dataplane: DataplaneChoice,
+        profile: ConntrackProfile,
+        options: &RunOptions,
+        until_step: Option<usize>,
+    ) -> UpRecord {
+        UpRecord {
+            scenario: scenario
+                .source
+                .canonicalize()
+                .unwrap_or_else(|_| scenario.source.clone()),
+            dataplane: dataplane.to_string(),
+            profile,
+            routing: options.routing.to_string(),
+            seed: options.seed,
+            until_step,
+        }
+    }
+
     fn path(lab: &str) -> PathBuf {
         crate::lab::daemons::lab_dir(lab).join("up.json")
     }
@@ -113,15 +137,7 @@ pub async fn bring_up(
     until: Option<usize>,
 ) -> Result<UpReport, String> {
     let started = Instant::now();
-    let mut result = result_of(
-        scenario,
-        dataplane,
-        profile,
-        options.routing,
-        Outcome::Passed,
-    );
-    result.seed = options.seed;
-    result.lab = Some(lab_name.to_string());
+    let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
     let mut run = ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await?;
     let mut deferred_streams = Vec::new();
     match until {
@@ -168,15 +184,7 @@ pub async fn replay_in_lab(
     from: usize,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = result_of(
-        scenario,
-        dataplane,
-        profile,
-        options.routing,
-        Outcome::Passed,
-    );
-    result.seed = options.seed;
-    result.lab = Some(lab_name.to_string());
+    let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
     result.outcome = match replay_after_adopting(
         scenario,
         dataplane,
@@ -214,6 +222,12 @@ async fn replay_after_adopting(
         ));
     }
     run.adopting = false;
+    for difference in run.nat_differences() {
+        tracing::warn!(
+            "lab `{lab_name}` does not hold what steps 1 to {boundary} give (changed since, \
+             or kept after a later step?): {difference}"
+        );
+    }
     let across = streams_across(&scenario.steps, boundary);
     for (index, _) in &across {
         let Step::StartStream(start) = &scenario.steps[*index] else {
@@ -300,6 +314,27 @@ impl ScenarioRun<'_> {
             members,
             floating_ips,
         }
+    }
+
+    /// Nodes whose NAT, read back through the backend, is not what the
+    /// control plane believes: after adoption, a sign the lab is not in the
+    /// state the replayed steps give. (A mutant dataplane differs by design.)
+    fn nat_differences(&self) -> Vec<String> {
+        let mut differences = Vec::new();
+        for (node, desired) in &self.control.current().nat {
+            let Ok(netns) = self.lab.netns(node) else {
+                continue;
+            };
+            match self.nat.read(netns) {
+                Ok(held) if held == *desired => {}
+                Ok(held) => differences.push(format!(
+                    "{node} holds DNAT {:?}, the steps give {:?}",
+                    held.dnat, desired.dnat
+                )),
+                Err(error) => differences.push(format!("{node}: {error}")),
+            }
+        }
+        differences
     }
 
     /// Each node's NAT rules through the case's backend.
