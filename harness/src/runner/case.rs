@@ -70,14 +70,7 @@ impl<'a> ScenarioRun<'a> {
         lab_name: &str,
         options: &RunOptions,
     ) -> Result<ScenarioRun<'a>, String> {
-        let lab = Lab::build_for(lab_spec(scenario, lab_name), Some(scenario.source.clone()))
-            .await
-            .map_err(|e| format!("building the lab: {e}"))?;
-        let bird = match options.routing {
-            RoutingMode::Bird => Some(super::routing::start_bird(&lab, &scenario.cluster.pools)?),
-            RoutingMode::Model => None,
-        };
-        Self::around(scenario, lab, bird, dataplane, profile, options).await
+        Self::open(scenario, dataplane, profile, lab_name, options, false).await
     }
 
     /// The kept lab `lab_name`, taken over with its BIRD daemons, for steps
@@ -89,15 +82,33 @@ impl<'a> ScenarioRun<'a> {
         lab_name: &str,
         options: &RunOptions,
     ) -> Result<ScenarioRun<'a>, String> {
-        let lab = Lab::adopt(lab_spec(scenario, lab_name))
-            .await
-            .map_err(|e| e.to_string())?;
-        let bird = match options.routing {
-            RoutingMode::Bird => Some(super::routing::adopt_bird(&lab, &scenario.cluster.pools)?),
-            RoutingMode::Model => None,
+        Self::open(scenario, dataplane, profile, lab_name, options, true).await
+    }
+
+    async fn open(
+        scenario: &'a Scenario,
+        dataplane: DataplaneChoice,
+        profile: ConntrackProfile,
+        lab_name: &str,
+        options: &RunOptions,
+        adopt: bool,
+    ) -> Result<ScenarioRun<'a>, String> {
+        let spec = lab_spec(scenario, lab_name);
+        let lab = if adopt {
+            Lab::adopt(spec).await.map_err(|e| e.to_string())?
+        } else {
+            Lab::build_for(spec, Some(scenario.source.clone()))
+                .await
+                .map_err(|e| format!("building the lab: {e}"))?
+        };
+        let pools = &scenario.cluster.pools;
+        let bird = match (options.routing, adopt) {
+            (RoutingMode::Bird, false) => Some(super::routing::start_bird(&lab, pools)?),
+            (RoutingMode::Bird, true) => Some(super::routing::adopt_bird(&lab, pools)?),
+            (RoutingMode::Model, _) => None,
         };
         let mut run = Self::around(scenario, lab, bird, dataplane, profile, options).await?;
-        run.adopting = true;
+        run.adopting = adopt;
         Ok(run)
     }
 

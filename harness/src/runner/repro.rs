@@ -185,69 +185,56 @@ pub async fn replay_in_lab(
 ) -> ScenarioResult {
     let started = Instant::now();
     let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
-    result.outcome = match replay_after_adopting(
-        scenario,
-        dataplane,
-        profile,
-        options,
-        lab_name,
-        from,
-        &mut result,
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
+    let replayed = async {
+        let boundary = check_step_number(scenario, from)?;
+        let mut run = ScenarioRun::adopt(scenario, dataplane, profile, lab_name, options).await?;
+        if let Err(message) = run.control_steps(0..boundary).await {
+            run.keep();
+            return Err(format!(
+                "lab `{lab_name}` does not match steps 1 to {boundary} of {}: {message}",
+                scenario.name
+            ));
+        }
+        run.adopting = false;
+        for difference in run.nat_differences() {
+            tracing::warn!(
+                "lab `{lab_name}` does not hold what steps 1 to {boundary} give (changed since, \
+                 or kept after a later step?): {difference}"
+            );
+        }
+        let across = streams_across(&scenario.steps, boundary);
+        for (index, _) in &across {
+            let Step::StartStream(start) = &scenario.steps[*index] else {
+                unreachable!("streams_across returns stream starts");
+            };
+            if let Err(message) = run.start_stream(*index, start).await {
+                run.keep();
+                return Err(format!(
+                    "starting stream {} (step {}): {message}",
+                    start.name,
+                    index + 1
+                ));
+            }
+        }
+        let outcome = run
+            .replay(
+                boundary..scenario.steps.len(),
+                &BTreeSet::new(),
+                &mut result,
+            )
+            .await;
+        run.keep();
+        Ok::<Outcome, String>(outcome)
+    };
+    result.outcome = match replayed.await {
+        Ok(outcome) => {
+            result.kept_lab = Some(lab_name.to_string());
+            outcome
+        }
         Err(reason) => Outcome::Error { reason },
     };
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
-}
-
-async fn replay_after_adopting(
-    scenario: &Scenario,
-    dataplane: DataplaneChoice,
-    profile: ConntrackProfile,
-    options: &RunOptions,
-    lab_name: &str,
-    from: usize,
-    result: &mut ScenarioResult,
-) -> Result<Outcome, String> {
-    let boundary = check_step_number(scenario, from)?;
-    let mut run = ScenarioRun::adopt(scenario, dataplane, profile, lab_name, options).await?;
-    if let Err(message) = run.control_steps(0..boundary).await {
-        run.keep();
-        return Err(format!(
-            "lab `{lab_name}` does not match steps 1 to {boundary} of {}: {message}",
-            scenario.name
-        ));
-    }
-    run.adopting = false;
-    for difference in run.nat_differences() {
-        tracing::warn!(
-            "lab `{lab_name}` does not hold what steps 1 to {boundary} give (changed since, \
-             or kept after a later step?): {difference}"
-        );
-    }
-    let across = streams_across(&scenario.steps, boundary);
-    for (index, _) in &across {
-        let Step::StartStream(start) = &scenario.steps[*index] else {
-            unreachable!("streams_across returns stream starts");
-        };
-        if let Err(message) = run.start_stream(*index, start).await {
-            run.keep();
-            return Err(format!(
-                "starting stream {} (step {}): {message}",
-                start.name,
-                index + 1
-            ));
-        }
-    }
-    let outcome = run
-        .replay(boundary..scenario.steps.len(), &BTreeSet::new(), result)
-        .await;
-    result.kept_lab = Some(lab_name.to_string());
-    run.keep();
-    Ok(outcome)
 }
 
 impl ScenarioRun<'_> {
