@@ -26,6 +26,7 @@ use fip_harness::check::CheckLine;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
 use fip_harness::scenario::{catalogue_folders, SCENARIOS_ENV};
+use fip_harness::seed::Seed;
 
 fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
@@ -73,6 +74,17 @@ fn routing() -> RoutingMode {
     }
 }
 
+/// The seed of this test process: `FIP_HARNESS_SEED` when set, else drawn
+/// once; every failure says it, so `FIP_HARNESS_SEED=N cargo test --test
+/// catalogue -- <case>` (or `run --seed N`) makes the same random choices.
+fn seed() -> Seed {
+    static SEED: OnceLock<Seed> = OnceLock::new();
+    *SEED.get_or_init(|| match std::env::var("FIP_HARNESS_SEED") {
+        Ok(text) => text.parse().expect("FIP_HARNESS_SEED is a number"),
+        Err(_) => Seed::random(),
+    })
+}
+
 fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     // Labs need CAP_NET_ADMIN and CAP_SYS_ADMIN; say so plainly instead of
     // failing somewhere deep inside netlink, and never skip silently.
@@ -88,6 +100,7 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
         report_dir: Some(report_dir),
         keep_on_failure: false,
         routing: routing(),
+        seed: Some(seed()),
         ..RunOptions::default()
     };
     let result = runner::run_case_blocking(&case, &options);

@@ -173,7 +173,10 @@ fn up_until_the_move_then_replay_reproduces_its_failure_in_the_kept_lab() {
     assert!(shown.contains("step 8 (stop stream s1) failed"), "{shown}");
     assert!(shown.contains("<---- WRONG"), "{shown}");
     // The stream `up` left out ran across the move: replay measured it.
-    assert!(shown.contains("[move web-a -> web-b: converged in"), "{shown}");
+    assert!(
+        shown.contains("[move web-a -> web-b: converged in"),
+        "{shown}"
+    );
     assert!(shown.contains("seed 7"), "the seed `up` used: {shown}");
     let bundle = reports.join("wrong-move/nftables/step-8");
     assert!(bundle.join("README.txt").is_file(), "{shown}");

@@ -319,7 +319,11 @@ impl ScenarioRun<'_> {
                 });
             }
         }
+        let before: Vec<IpAddr> = self.owners.keys().copied().collect();
         self.owners = owners;
-        Ok(())
+        if self.adopting {
+            return Ok(());
+        }
+        self.wait_withdrawn(&before)
     }
 }
