@@ -12,8 +12,7 @@ use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
 use crate::dataplane::{Dataplane, DataplaneChoice};
-use crate::lab::addressing::{fabric_external_port, fabric_node_port};
-use crate::lab::spec::FABRIC;
+use crate::lab::addressing::UPLINK;
 use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec};
 use crate::scenario::{ConntrackProfile, Pod, Scenario, Target};
 use crate::traffic::{EndpointKind, EndpointSpec, TrafficEngine};
@@ -230,29 +229,24 @@ impl<'a> ScenarioRun<'a> {
     }
 }
 
-/// The nodes and external hosts as traffic endpoints, each captured on the
-/// fabric's port to its uplink (the same frames as the host's own `eth0`; a
-/// failing step's bundle has every member's packets). Captured from the
-/// fabric, not inside the host: a packet socket in the client's namespace
-/// was seen to change, under load, whether the ICMP errors a probe meets
-/// reach it, and the catalogue's backends then disagreed.
+/// The nodes and external hosts as traffic endpoints, each captured on its
+/// uplink (a failing step's bundle has every member's packets).
 pub(super) async fn add_host_endpoints(
     engine: &TrafficEngine,
     lab: &Lab,
     cluster: &crate::scenario::Cluster,
 ) -> Result<(), String> {
-    let fabric = lab.netns(FABRIC).map_err(|e| e.to_string())?.clone();
-    let nodes = cluster
+    let hosts = cluster
         .nodes
         .iter()
-        .enumerate()
-        .map(|(i, node)| (node, EndpointKind::Node, fabric_node_port(i)));
-    let externals = cluster
-        .externals
-        .iter()
-        .enumerate()
-        .map(|(j, x)| (x, EndpointKind::External, fabric_external_port(j)));
-    for (name, kind, port) in nodes.chain(externals) {
+        .map(|node| (node, EndpointKind::Node))
+        .chain(
+            cluster
+                .externals
+                .iter()
+                .map(|x| (x, EndpointKind::External)),
+        );
+    for (name, kind) in hosts {
         let netns = lab.netns(name).map_err(|e| e.to_string())?.clone();
         engine
             .add_endpoint(EndpointSpec {
@@ -260,8 +254,7 @@ pub(super) async fn add_host_endpoints(
                 netns,
                 kind,
                 addresses: Vec::new(),
-                interface: Some(port),
-                capture_netns: Some(fabric.clone()),
+                interface: Some(UPLINK.to_string()),
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -118,8 +118,7 @@ impl TrafficEngine {
         if let Some(interface) = &spec.interface {
             let step = self.shared.step.load(Ordering::Relaxed);
             let observe = spec.kind == EndpointKind::Pod;
-            let netns = spec.capture_netns.as_ref().unwrap_or(&spec.netns);
-            let (cap, task) = Capture::start(&spec.name, netns, interface, step, observe)?;
+            let (cap, task) = Capture::start(&spec.name, &spec.netns, interface, step, observe)?;
             capture = Some(cap);
             tasks.push(task);
         }

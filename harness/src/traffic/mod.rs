@@ -97,10 +97,6 @@ pub struct EndpointSpec {
     pub addresses: Vec<IpAddr>,
     /// Interface to capture on (a pod's `eth0`); None: no capture.
     pub interface: Option<String>,
-    /// Capture in this namespace instead of the endpoint's own (the far end
-    /// of its link, e.g. the fabric's port to a host), so that capturing
-    /// never touches the namespace whose behaviour is under test.
-    pub capture_netns: Option<Netns>,
 }
 
 impl EndpointSpec {
@@ -111,7 +107,6 @@ impl EndpointSpec {
             kind: EndpointKind::Pod,
             addresses,
             interface: Some(interface.into()),
-            capture_netns: None,
         }
     }
 
@@ -123,7 +118,6 @@ impl EndpointSpec {
             kind: EndpointKind::Node,
             addresses: Vec::new(),
             interface: interface.map(Into::into),
-            capture_netns: None,
         }
     }
 
@@ -134,7 +128,6 @@ impl EndpointSpec {
             kind: EndpointKind::External,
             addresses: Vec::new(),
             interface: None,
-            capture_netns: None,
         }
     }
 }
