@@ -7,10 +7,14 @@
 # SCTP/GRE decode cleanly), tcpdump and conntrack (root tests cross-check with
 # them), bird (BIRD 1.x and birdc: the bgp module's route distribution), and the
 # base tools the tests' shell steps use; bsdutils (`script`: a terminal for the
-# test of `run`'s colour and status line); sudo, because the README's test command
-# runs each test binary under `sudo -E` (CI runs that same command as root).
+# test of `run`'s colour and status line); util-linux and mount (`unshare`,
+# `nsenter`, `mount`: ci/test-runner puts a normal user's test binaries in a
+# user namespace, tests/cli_rootless.rs runs the harness as a non-root user);
+# sudo, for the README's first command; chromium (tests/report_html.rs opens
+# report.html headless) and fonts-dejavu-core (the report's fonts, so its
+# screenshot shows text).
 set -euo pipefail
-packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux bsdutils sudo)
+packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux mount bsdutils sudo chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

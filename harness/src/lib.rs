@@ -9,6 +9,7 @@
 pub mod bgp;
 pub mod calico;
 pub mod check;
+pub mod conform;
 pub mod control;
 pub mod dataplane;
 pub mod lab;

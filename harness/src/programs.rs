@@ -31,8 +31,13 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("sleep", "coreutils"),
     ("true", "coreutils"),
     ("unshare", "util-linux"),
+    // ci/test-runner and tests/cli_rootless.rs: user namespaces for normal users.
+    ("nsenter", "util-linux"),
+    ("mount", "mount"),
     // tests/run_output.rs: a pseudo-terminal for `run`'s colour and status line.
     ("script", "bsdutils"),
+    // tests/report_html.rs: report.html opened in a real (headless) browser.
+    ("chromium", "chromium"),
 ];
 
 /// A program the harness needs is not on PATH.

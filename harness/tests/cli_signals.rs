@@ -303,6 +303,27 @@ fn a_closed_stdout_ends_quietly_and_reports_are_still_written() {
     assert_eq!(summary_cases(reports.path()), 1);
 }
 
+/// `bench lab ... | head -0`: every bench line goes through the quiet writer,
+/// so a reader that is gone ends nothing early and panics nothing.
+#[test]
+fn bench_with_a_closed_stdout_ends_quietly() {
+    let run = tempfile::tempdir().unwrap();
+    let mut child = fip(run.path())
+        .args(["bench", "lab", "--nodes", "1", "--pods", "1", "--runs", "1"])
+        .args(["--settle-ms", "0", "--no-baseline"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bench_lab = format!("bl{}", child.id());
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{stderr}");
+    assert!(pinned(&bench_lab).is_empty(), "the bench removed its lab");
+}
+
 fn write_record(run_dir: &Path, lab: &str, pid: u32, start_time: Option<u64>) -> PathBuf {
     let record = serde_json::json!({
         "name": lab, "pid": pid, "start_time": start_time, "kept": false,

@@ -145,3 +145,58 @@ fn install_deps_installs_every_package() {
         "ci/install-deps.sh does not install: {missing:?}"
     );
 }
+
+/// The README's first code block: the two commands for a fresh machine.
+fn readme_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md starts with a ```sh block");
+    block.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn ci_runs_the_readme_test_command_verbatim() {
+    let commands = readme_commands();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|line| line == commands[1]),
+        ".ci/run does not run the README's test command `{}` verbatim",
+        commands[1]
+    );
+}
+
+#[test]
+fn test_binaries_start_through_the_runner_and_its_programs_are_installed() {
+    let config = std::fs::read_to_string(repo().join(".cargo/config.toml")).unwrap();
+    assert!(config.contains(r#"runner = "ci/test-runner""#), "{config}");
+    let runner = std::fs::read_to_string(repo().join("ci/test-runner")).unwrap();
+    // The commands ci/test-runner runs, each at the start of a line or after `exec`.
+    let command = Regex::new(r"(?m)^\s*(?:exec\s+)?([a-z][\w-]*)\s").unwrap();
+    let builtins = [
+        "if", "fi", "set", "shift", "exec", "echo", "why", "setting", "elif", "exit", "else",
+    ];
+    let programs: BTreeSet<&str> = command
+        .captures_iter(&runner)
+        .map(|c| c.get(1).unwrap().as_str())
+        .filter(|p| !builtins.contains(p))
+        .collect();
+    for expected in ["unshare", "mount", "ip"] {
+        assert!(
+            programs.contains(expected),
+            "scan missed {expected}: {programs:?}"
+        );
+    }
+    let installed = installed_packages();
+    for program in programs {
+        let package = package_of(program)
+            .unwrap_or_else(|| panic!("ci/test-runner runs `{program}`: add it to PROGRAMS"));
+        assert!(
+            installed.contains(package),
+            "install-deps.sh lacks {package}"
+        );
+    }
+}

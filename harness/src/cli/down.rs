@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use fip_harness::lab::registry::{down_all, down_lab_with, DownReport, Owner};
+use fip_harness::lab::registry::{down_all, down_lab_with, registry_labs, DownReport, Owner};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,7 +18,20 @@ pub struct Args {
     force: bool,
 }
 
+impl Args {
+    /// The one lab named, when just one is (not `--all`).
+    pub(super) fn single_lab(&self) -> Option<&str> {
+        match self.labs.as_slice() {
+            [lab] if !self.all => Some(lab),
+            _ => None,
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.single_lab().is_none() && !nix::unistd::Uid::effective().is_root() {
+        return one_child_per_lab(&args);
+    }
     let owner = if args.force {
         Owner::Ignore
     } else {
@@ -50,6 +63,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("error: {what}: {e}");
             failed = true;
         }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Rootless, several labs: each may live in namespaces of its own, and a
+/// process can join only one user namespace (at start-up), so `down` of each
+/// lab runs as a child process of its own.
+fn one_child_per_lab(args: &Args) -> anyhow::Result<ExitCode> {
+    let labs = if args.all {
+        let mut labs = registry_labs();
+        labs.sort();
+        labs.dedup();
+        labs
+    } else {
+        args.labs.clone()
+    };
+    if labs.is_empty() {
+        println!("--all: nothing to remove");
+    }
+    let exe = std::env::current_exe()?;
+    let mut failed = false;
+    for lab in labs {
+        let mut child = std::process::Command::new(&exe);
+        child.arg("down");
+        if args.force {
+            child.arg("--force");
+        }
+        failed |= !child.arg(&lab).status()?.success();
     }
     Ok(if failed {
         ExitCode::FAILURE

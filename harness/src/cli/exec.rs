@@ -10,7 +10,7 @@ use fip_harness::lab::spec::{check_lab_name, namespace_name, namespace_prefix};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Lab name.
-    lab: String,
+    pub(super) lab: String,
     /// Node, pod, external host, or `fabric`.
     member: String,
     /// The command and its arguments (after `--`).

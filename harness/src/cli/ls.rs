@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use fip_harness::lab::netns::Netns;
-use fip_harness::lab::registry::{incomplete_records, list_records, orphan_labs, run_dir};
+use fip_harness::lab::registry::{
+    incomplete_records, list_records, orphan_labs, pinned_namespaces, run_dir,
+};
 use fip_harness::lab::spec::namespace_prefix;
 
 #[derive(Debug, clap::Args)]
@@ -103,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for record in list_records() {
         match record {
             Ok(r) => {
-                let pinned = Netns::list_with_prefix(&namespace_prefix(&r.name)).len();
+                let pinned = pinned_namespaces(&r).len();
                 println!(
                     "{:<12} {:>8} {:<7} {:>10} {:>5} {:>5} {:>9}  {}",
                     r.name,
@@ -125,7 +127,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for lab in orphan_labs() {
+    // A normal user's labs are never pinned in the host's /run/netns (only
+    // inside their own namespaces): the pins there are root's, not orphans.
+    let orphans = if nix::unistd::Uid::effective().is_root() {
+        orphan_labs()
+    } else {
+        Vec::new()
+    };
+    for lab in orphans {
         let pinned = Netns::list_with_prefix(&namespace_prefix(&lab)).len();
         println!(
             "{lab:<12} {:>8} {:<7} {pinned:>10} {:>5} {:>5} {:>9}  (no record in {}; `fip-harness down {lab}` removes it)",

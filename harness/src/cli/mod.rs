@@ -17,6 +17,7 @@ macro_rules! say {
 mod bench;
 mod choices;
 mod completions;
+mod conform;
 mod down;
 mod exec;
 mod list;
@@ -24,6 +25,7 @@ mod ls;
 mod mutants;
 mod progress;
 mod replay;
+mod rootless;
 mod routing;
 mod run;
 mod schema;
@@ -53,6 +55,8 @@ enum Command {
     Run(run::Args),
     /// Run the catalogue against deliberately broken dataplanes: the mutation score.
     Mutants(mutants::Args),
+    /// Judge a dataplane against Calico's: every case on it and on the reference, compared.
+    Conform(conform::Args),
     /// Build a scenario's cluster (up to a step, with --until-step) and keep it running.
     Up(up::Args),
     /// Run a scenario's remaining steps in a lab `up --until-step` kept.
@@ -73,14 +77,30 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write every page with --dir).
     Man(completions::ManArgs),
+    /// Rootless labs: stay in this namespace until SIGTERM (started by `up`).
+    #[command(hide = true)]
+    Hold {
+        /// The lab held (shown by `ps`).
+        lab: String,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // First, while this process has a single thread: entering a user
+    // namespace is refused to a multithreaded one.
+    if let Err(error) = rootless::prepare(&cli.command) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     init_logging(cli.verbose);
     if !matches!(
         cli.command,
-        Command::Run(_) | Command::Up(_) | Command::Replay(_) | Command::Bench(_)
+        Command::Run(_)
+            | Command::Up(_)
+            | Command::Replay(_)
+            | Command::Bench(_)
+            | Command::Conform(_)
     ) {
         // Commands that own no lab end quietly when their reader goes (`list
         // | head -1`), as Unix tools do; Rust ignores SIGPIPE by default and
@@ -95,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Run(args) => run::run(args),
         Command::Mutants(args) => mutants::run(args),
+        Command::Conform(args) => conform::run(args),
         Command::Up(args) => up::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Ls(args) => ls::run(args),
@@ -105,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
+        Command::Hold { .. } => fip_harness::lab::rootless::hold(),
     };
     signals::defer_to_interrupt_handler();
     match result {

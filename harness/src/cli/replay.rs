@@ -17,7 +17,7 @@ use super::choices::{Backend, Profile};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The kept lab (`fip-harness ls`).
-    lab: String,
+    pub(super) lab: String,
     /// The scenario file the lab was brought up from.
     scenario: PathBuf,
     /// The first step to run (1-based); the steps before it are taken as done.

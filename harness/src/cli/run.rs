@@ -1,5 +1,5 @@
 //! `fip-harness run`: run scenarios, each case in a lab of its own, print
-//! progress and failures, and write JUnit XML and a JSON summary.
+//! progress and failures, and write JUnit XML, a JSON summary and report.html.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fip_harness::dataplane::DataplaneChoice;
-use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
+use fip_harness::report::{render_html, render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::seed::Seed;
 
@@ -192,9 +192,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ));
     }
     line(&format!(
-        "reports: {} and {} ({:.1} s)",
+        "reports: {}, {} and {} ({:.1} s)",
         args.report_dir.join("junit.xml").display(),
         args.report_dir.join("summary.json").display(),
+        args.report_dir.join("report.html").display(),
         summary.duration_ms as f64 / 1000.0
     ));
     line(&format!(
@@ -211,7 +212,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Write junit.xml and summary.json for `results` to `dir`.
+/// Write junit.xml, summary.json and report.html for `results` to `dir`.
 fn write_reports(
     dir: &Path,
     mut results: Vec<ScenarioResult>,
@@ -225,6 +226,9 @@ fn write_reports(
     let summary_path = dir.join("summary.json");
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| summary_path.display().to_string())?;
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, render_html(&summary, "fip-harness run"))
+        .with_context(|| html_path.display().to_string())?;
     Ok(summary)
 }
 

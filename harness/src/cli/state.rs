@@ -26,7 +26,7 @@ use serde::Serialize;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The lab's name.
-    lab: String,
+    pub(super) lab: String,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,

@@ -167,6 +167,7 @@ impl ControlPlane {
             ?computed,
             applied = ?started.elapsed() - computed,
             nodes = changes.nat.len(),
+            conntrack_deleted,
             "control plane update"
         );
         match next {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::desired::DesiredState;
-use super::routes::FipRoute;
+use super::routes::{FipRoute, RouteNext};
 use crate::dataplane::NodeNatState;
 
 /// What happens to established flows when floating IPs change.
@@ -15,8 +15,10 @@ use crate::dataplane::NodeNatState;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ConntrackProfile {
-    /// Calico: nothing keyed on the floating IP is flushed; only a deleted
-    /// pod's entries go (original or reply source is its address).
+    /// Calico: nothing keyed on the floating IP as destination is flushed;
+    /// a deleted pod's entries go (original or reply source is its address),
+    /// and so do the entries whose original or reply source is a floating IP
+    /// whose device route moved or went on that node.
     #[default]
     Calico,
     /// Calico's, plus: entries whose original destination is a floating IP
@@ -122,6 +124,31 @@ pub fn diff(old: &DesiredState, new: &DesiredState, profile: ConntrackProfile) -
                 node: placement.node.clone(),
                 matching: ConntrackMatch::OrigSrcOrReplySrc(*address),
             });
+        }
+    }
+    // A floating IP's device route that moved to another interface or went:
+    // Felix's route table tracks the owner of every /32 (/128) it programs
+    // (felix/routetable/conntrack_owner_tracker.go, OnDataplaneRouteDeleted
+    // and CIDRNeedsEarlyCleanup: not when the interface stays, nor when
+    // there was no route before) and has felix/conntrack/conntrack.go
+    // RemoveConntrackFlows run `conntrack --delete --orig-src <ip>` and
+    // `--reply-src <ip>` on that node.
+    for (member, before) in &old.routes {
+        let after = new.routes.get(member).unwrap_or(&empty);
+        for route in before {
+            let RouteNext::Device(interface) = &route.next else {
+                continue;
+            };
+            let stays = after.iter().any(|r| {
+                r.destination == route.destination
+                    && matches!(&r.next, RouteNext::Device(i) if i == interface)
+            });
+            if !stays {
+                changes.conntrack.push(ConntrackDeletion {
+                    node: member.clone(),
+                    matching: ConntrackMatch::OrigSrcOrReplySrc(route.destination),
+                });
+            }
         }
     }
     if profile == ConntrackProfile::Strict {

@@ -20,7 +20,9 @@ pub mod features;
 mod felix_hash;
 mod felix_rules;
 pub mod iptables;
+mod nfnl;
 pub mod nft_maps;
+pub mod nft_maps_netlink;
 pub mod nftables;
 #[cfg(test)]
 mod test_vectors;
@@ -177,4 +179,11 @@ pub enum DataplaneError {
     },
     #[error("node namespace '{netns}': cannot read the rules back: {reason}")]
     Unreadable { netns: String, reason: String },
+    #[error("node namespace '{netns}': nf_tables netlink: cannot {action}: {source}")]
+    Netlink {
+        netns: String,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }

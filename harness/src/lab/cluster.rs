@@ -236,6 +236,7 @@ impl Lab {
             pid: std::process::id(),
             start_time: process_start_time(std::process::id()),
             kept: false,
+            holder: super::rootless::NsHolder::this_process(),
             namespaces: namespaces.clone(),
             created: now_secs(),
             scenario,
@@ -286,6 +287,7 @@ impl Lab {
         // From here the Lab's own Drop cleans up.
         guard.armed = false;
         lab_value.wire().await?;
+        lab_value.keep_tracking().await?;
         tracing::debug!(lab = %lab, "wired at {:?}", started.elapsed());
 
         let after = HostSnapshot::take()
@@ -310,6 +312,37 @@ impl Lab {
         Ok(lab_value)
     }
 
+    /// Keep connection tracking on in every node (see [`super::tracking`]),
+    /// one `nft` per node, all at once.
+    async fn keep_tracking(&self) -> Result<(), LabError> {
+        let nodes: Vec<super::netns::Netns> =
+            self.nodes.iter().map(|n| n.member.netns.clone()).collect();
+        let lab = self.spec.name.clone();
+        tokio::task::spawn_blocking(move || {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = nodes
+                    .iter()
+                    .map(|ns| scope.spawn(move || super::tracking::keep_tracking(ns)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or(Err(LabError::Panicked {
+                            lab: lab.clone(),
+                            what: "keeping conntrack on",
+                        }))
+                    })
+                    .collect::<Result<Vec<()>, LabError>>()
+            })
+        })
+        .await
+        .map_err(|_| LabError::Panicked {
+            lab: self.spec.name.clone(),
+            what: "keeping conntrack on",
+        })?
+        .map(drop)
+    }
+
     pub(super) fn families(&self) -> Vec<Family> {
         if self.spec.dual_stack {
             vec![Family::V4, Family::V6]
@@ -323,6 +356,14 @@ impl Lab {
     pub fn keep(mut self) {
         self.torn_down = true;
         self.record.kept = true;
+        // Rootless: the lab's namespaces end with this process's mount
+        // namespace unless a process stays in it.
+        if super::rootless::session().is_some() {
+            match super::rootless::spawn_holder(&self.spec.name) {
+                Ok(holder) => self.record.holder = Some(holder),
+                Err(e) => tracing::warn!("keeping lab '{}': {e}", self.spec.name),
+            }
+        }
         if let Err(e) = self.record.write() {
             tracing::warn!("marking lab '{}' as kept: {e}", self.spec.name);
         }

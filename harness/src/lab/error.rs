@@ -53,6 +53,12 @@ pub enum LabError {
     Panicked { lab: String, what: &'static str },
     #[error("lab '{lab}' cannot be taken over: {reason}")]
     NotAdoptable { lab: String, reason: String },
+    #[error("{namespace}: {program}: {detail}")]
+    Program {
+        namespace: String,
+        program: &'static str,
+        detail: String,
+    },
     #[error("tearing down lab '{lab}': {} error(s): {}", errors.len(), errors.join("; "))]
     Teardown { lab: String, errors: Vec<String> },
 }

@@ -93,7 +93,7 @@ impl Netns {
 
     fn create_pin_and_enter(name: &str) -> Result<Self, NetnsError> {
         let pin = pin_path(name);
-        std::fs::create_dir_all(NETNS_RUN_DIR).map_err(|e| sys(name, "create /run/netns", e))?;
+        share_run_dir().map_err(|e| sys(name, "make /run/netns a shared mount", e))?;
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -204,7 +204,12 @@ impl Netns {
 
     /// Names of the pinned namespaces that start with `prefix`, sorted.
     pub fn list_with_prefix(prefix: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
+        Self::list_in(Path::new(NETNS_RUN_DIR), prefix)
+    }
+
+    /// Names in `dir` (a /run/netns seen from elsewhere) that start with `prefix`, sorted.
+    pub fn list_in(dir: &Path, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
@@ -214,6 +219,60 @@ impl Netns {
         names.sort();
         names
     }
+}
+
+/// Make [`NETNS_RUN_DIR`] a shared mount of itself before any pin goes under
+/// it, as iproute2 does (ip/ipnetns.c, `netns_add`, then `create_netns_dir`):
+/// under an exclusive flock of the directory, `mount --make-rshared`, and when
+/// that fails with EINVAL (not a mount point yet) bind-mount the directory onto
+/// itself once and try again. Without this, the first `ip netns add` after a
+/// pin of ours does that bind, which covers our earlier pins with copies: our
+/// delete then removes the copy and the original stays mounted, hidden, keeping
+/// its namespace alive until someone unmounts /run/netns. Done before every
+/// pin, as iproute2 does, because the mount namespace may differ between calls
+/// (a thread of a test, a rootless namespace); on a shared mount it is one
+/// cheap no-op syscall.
+pub fn share_run_dir() -> std::io::Result<()> {
+    share_dir(Path::new(NETNS_RUN_DIR))
+}
+
+fn share_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    // iproute2 goes on without the lock if it cannot take it; so do we, since
+    // the lock only keeps two racing processes from stacking binds.
+    let lock = File::open(dir)
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
+    let mut made_bind = false;
+    loop {
+        match mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Ok(()) => break,
+            Err(nix::errno::Errno::EINVAL) if !made_bind => {
+                mount(
+                    Some(dir),
+                    dir,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )?;
+                made_bind = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    drop(lock);
+    Ok(())
 }
 
 /// Write sysctls in the namespace of the calling thread (see [`Netns::sysctls`]);

@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::claim::{lock_path, LabClaim};
-use super::netns::{Netns, LAB_PREFIX};
+use super::netns::{Netns, LAB_PREFIX, NETNS_RUN_DIR};
+use super::rootless::NsHolder;
 use super::spec::{check_lab_name, lab_of_namespace, namespace_prefix, SpecError};
 
 /// Default run directory for lab records.
@@ -28,6 +29,10 @@ pub struct LabRecord {
     /// Left running on purpose (`up`, `--keep-on-failure`): no owner any more.
     #[serde(default)]
     pub kept: bool,
+    /// Rootless labs only: the process whose user and mount namespaces hold
+    /// the lab's namespaces (see [`super::rootless`]); `None` on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<NsHolder>,
     /// Every namespace the lab made or is about to make.
     pub namespaces: Vec<String>,
     /// Seconds since the Unix epoch.
@@ -171,6 +176,22 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// The lab's namespaces pinned now: under /run/netns as this process sees it,
+/// or, for a rootless lab, as its holder sees it (through /proc/<pid>/root).
+pub fn pinned_namespaces(record: &LabRecord) -> Vec<String> {
+    let prefix = namespace_prefix(&record.name);
+    match record
+        .holder
+        .filter(|h| h.alive() && h.pid != std::process::id())
+    {
+        Some(holder) => {
+            let dir = format!("/proc/{}/root{NETNS_RUN_DIR}", holder.pid);
+            Netns::list_in(Path::new(&dir), &prefix)
+        }
+        None => Netns::list_with_prefix(&prefix),
+    }
+}
+
 /// Every lab record in the run directory (unreadable ones as errors), sorted by name.
 pub fn list_records() -> Vec<Result<LabRecord, RegistryError>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(run_dir())
@@ -301,6 +322,10 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
             Err(e) => report.errors.push(e.into()),
         }
     }
+    // A rootless lab's holder keeps its namespaces; nothing is left to hold.
+    if let Some(holder) = record.as_ref().and_then(|r| r.holder) {
+        holder.stop();
+    }
     for file in [path, tmp_record_path(lab)] {
         match std::fs::remove_file(&file) {
             Ok(()) => report.removed_records.push(file),
@@ -322,7 +347,7 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
 }
 
 /// Lab names the run directory knows of: records, half-written records, locks.
-fn registry_labs() -> Vec<String> {
+pub fn registry_labs() -> Vec<String> {
     std::fs::read_dir(run_dir())
         .into_iter()
         .flatten()

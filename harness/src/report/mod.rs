@@ -2,10 +2,21 @@
 //! XML, one test case per scenario and backend. Diagnostics bundles and pcaps are
 //! written by the runner into the same report directory.
 
+mod html;
+mod html_case;
 mod junit;
+mod lab_svg;
 mod overview;
+mod picture;
+mod plot;
 mod summary;
+#[cfg(test)]
+mod test_data;
 
+pub use html::render_html;
 pub use junit::render_junit;
+pub use lab_svg::lab_svg;
 pub use overview::{FloatingIpHolder, Holder, LabOverview, MemberAddresses};
+pub use picture::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
+pub use plot::{migration_svg, PlotError};
 pub use summary::{MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};

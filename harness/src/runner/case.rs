@@ -44,6 +44,9 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) endpoints: BTreeMap<String, WorkloadEndpoint>,
     /// Pods whose `status.phase` a step changed (the others are Running).
     pub(super) phases: BTreeMap<String, PodPhase>,
+    /// Live pods whose own routes the node lost because Felix has no
+    /// endpoint for them (see `ScenarioRun::route_felix_endpoints`).
+    pub(super) unrouted: BTreeSet<String>,
     pub(super) streams: BTreeMap<String, RunningStream>,
     /// Every change of a floating IP's pod so far, in order; each stream
     /// picks the ones made while it ran.
@@ -142,6 +145,7 @@ impl<'a> ScenarioRun<'a> {
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             phases: BTreeMap::new(),
+            unrouted: BTreeSet::new(),
             streams: BTreeMap::new(),
             owner_changes: Vec::new(),
             owners: BTreeMap::new(),

@@ -5,6 +5,8 @@ mod case;
 mod diagnostics;
 mod naming;
 mod observe;
+mod parallel;
+mod pictures;
 mod pods;
 mod replay;
 mod repro;
@@ -16,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
+pub use parallel::run_cases;
 pub use replay::{run_scenario, RunOptions};
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
 
@@ -125,6 +128,14 @@ fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> Scena
         Outcome::Error { reason },
     );
     result.seed = options.seed;
+    result
+}
+
+/// A result of `case` with `outcome` and no steps (for unit tests elsewhere).
+#[cfg(test)]
+pub(crate) fn result_for_tests(case: &PlannedCase, outcome: Outcome) -> ScenarioResult {
+    let mut result = case_error(case, &RunOptions::default(), String::new());
+    result.outcome = outcome;
     result
 }
 

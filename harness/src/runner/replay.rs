@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use super::pictures::Album;
 use super::repro::UpRecord;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
@@ -100,11 +101,13 @@ pub(super) fn result_of(
         file: scenario.source.clone(),
         backend: dataplane.to_string(),
         profile: profile_name(profile).to_string(),
+        tags: scenario.tags.clone(),
         routing: routing.to_string(),
         outcome,
         duration_ms: 0,
         steps: Vec::new(),
         migrations: Vec::new(),
+        lab_pictures: Vec::new(),
         kept_lab: None,
         seed: None,
         lab: None,
@@ -119,15 +122,29 @@ fn profile_name(profile: ConntrackProfile) -> &'static str {
 }
 
 impl ScenarioRun<'_> {
-    /// Run the steps of `range` in order, but not those in `skipped` (streams
-    /// left for `replay`); stop at the first failing one (later steps build on
-    /// it) after writing its diagnostics. A run to the last step fails when a
-    /// stream was never stopped.
+    /// Run the steps of `range` in order (but not those in `skipped`: streams
+    /// left for `replay`), taking pictures of the lab for the report.
     pub(super) async fn replay(
         &mut self,
         range: std::ops::Range<usize>,
         skipped: &BTreeSet<usize>,
         result: &mut ScenarioResult,
+    ) -> Outcome {
+        let mut album = Album::default();
+        let outcome = self.replay_steps(range, skipped, result, &mut album).await;
+        result.lab_pictures = album.close(self).await;
+        outcome
+    }
+
+    /// Stop at the first failing step (later steps build on it) after writing
+    /// its diagnostics. A run to the last step fails when a stream was never
+    /// stopped.
+    async fn replay_steps(
+        &mut self,
+        range: std::ops::Range<usize>,
+        skipped: &BTreeSet<usize>,
+        result: &mut ScenarioResult,
+        album: &mut Album,
     ) -> Outcome {
         let scenario = self.scenario;
         let steps = &scenario.steps[..range.end];
@@ -163,8 +180,11 @@ impl ScenarioRun<'_> {
                     // ends the run before its result would be read.
                     batched.get(offset).cloned().unwrap_or(Ok(()))
                 } else {
+                    album.before(self, index, step).await;
                     self.engine.begin_step(index as u32);
-                    self.run_step(index, step, &mut step_result, result).await
+                    let outcome = self.run_step(index, step, &mut step_result, result).await;
+                    album.after(self, index, step).await;
+                    outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {
                     return outcome;

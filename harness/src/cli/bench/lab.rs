@@ -34,13 +34,14 @@ pub struct Args {
     no_baseline: bool,
 }
 
-fn spec(name: &str, nodes: usize) -> LabSpec {
+/// Node `i` holds the /25 `198.19.<i>.0/25` (room for 126 pods).
+pub(super) fn spec(name: &str, nodes: usize) -> LabSpec {
     LabSpec {
         name: name.to_string(),
         nodes: (0..nodes)
             .map(|i| NodeSpec {
                 name: format!("node-{i}"),
-                blocks: vec![format!("198.19.{i}.0/26").parse().expect("block")],
+                blocks: vec![format!("198.19.{i}.0/25").parse().expect("block")],
             })
             .collect(),
         externals: vec!["client".into()],
@@ -48,7 +49,8 @@ fn spec(name: &str, nodes: usize) -> LabSpec {
     }
 }
 
-fn pods(nodes: usize, per_node: usize, first: usize) -> Vec<PodSpec> {
+/// Pods `first..first + per_node` of every node, addressed from its block.
+pub(super) fn pods(nodes: usize, per_node: usize, first: usize) -> Vec<PodSpec> {
     (0..nodes)
         .flat_map(|i| {
             (first..first + per_node).map(move |k| {
@@ -98,8 +100,8 @@ async fn library_run(name: &str, args: &Args) -> anyhow::Result<LibraryRun> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.runs == 0 || args.nodes == 0 || args.nodes > 200 || args.pods > 60 {
-        bail!("use 1..=200 nodes, at most 60 pods per node and at least one run");
+    if args.runs == 0 || args.nodes == 0 || args.nodes > 200 || args.pods > 120 {
+        bail!("use 1..=200 nodes, at most 120 pods per node and at least one run");
     }
     print_load("start");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -139,11 +141,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|r| r.single_pod.iter().copied())
         .collect();
-    println!(
+    say!(
         "library: {} nodes x {} pods (+1 external, fabric), {} runs",
-        args.nodes, args.pods, args.runs
+        args.nodes,
+        args.pods,
+        args.runs
     );
-    println!(
+    say!(
         "  build+teardown median {:.1} ms (min {:.1}, max {:.1}); build {:.1} ms, teardown {:.1} ms (medians)",
         ms(lib_total),
         ms(*totals.iter().min().expect("runs")),
@@ -151,7 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ms(median(&runs.iter().map(|r| r.build).collect::<Vec<_>>())),
         ms(median(&runs.iter().map(|r| r.teardown).collect::<Vec<_>>())),
     );
-    println!(
+    say!(
         "  per pod: {:.3} ms batched (add_pods of all pods / pods); {:.3} ms counting the fabric and nodes too; \
          single add_pod {:.3} ms ({} adds, median)",
         ms(median(&per_pod)),
@@ -174,7 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let batched = script_runs(&topology, Style::Batched, &args)?;
     let per_command = script_runs(&topology, Style::PerCommand, &args)?;
     for figure in [&batched, &per_command] {
-        println!(
+        say!(
             "{}: {} processes to build, {} to tear down; build {:.1} ms ({:.3} ms per pod all in), \
              teardown {:.1} ms, total {:.1} ms (medians of {} runs)",
             figure.style.label(),
@@ -189,9 +193,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let new_ratio = batched.total.as_secs_f64() / lib_total.as_secs_f64();
     let old_ratio = per_command.total.as_secs_f64() / lib_total.as_secs_f64();
-    println!("ratio (script / library, build+teardown; above 1 means the library is faster):");
-    println!("  vs ip -batch per namespace (fair baseline): {new_ratio:.2}x");
-    println!("  vs one ip process per command (old baseline): {old_ratio:.2}x");
+    say!("ratio (script / library, build+teardown; above 1 means the library is faster):");
+    say!("  vs ip -batch per namespace (fair baseline): {new_ratio:.2}x");
+    say!("  vs one ip process per command (old baseline): {old_ratio:.2}x");
     print_target(
         "library at least as fast as the ip -batch script (ratio >= 1.0)",
         &format!("{new_ratio:.2}x"),

@@ -87,6 +87,7 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
             cidr: "203.0.113.0/24".parse()?,
             block_size: 26,
             encapsulation: Encapsulation::None,
+            cross_subnet: false,
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,
@@ -128,7 +129,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         .add_endpoint(EndpointSpec::external("client", client.clone()))
         .await?;
     let floating = IpAddr::V4(FLOATING_V4);
-    println!(
+    say!(
         "path: client -> fabric -> node (nft DNAT {FLOATING_V4} -> {POD_V4}) -> pod, capture on pod eth0, \
          {} round trips each, window {}",
         args.count, args.window
@@ -172,7 +173,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             delivered,
             elapsed,
         };
-        println!(
+        say!(
             "{:<5} sent {:>7}  answered+attributed {:>7}  seen at pod {:>7}  in {:>6.3} s  = {:>8.0} round trips/s",
             protocol.to_string(),
             figure.sent,
@@ -187,7 +188,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     // The reference runs while the engine (and its capture on the pod) is
     // still up, as it was for the harness's own figures.
     let ping = ping_flood(&client, args.count, args.window)?;
-    println!(
+    say!(
         "baseline ping -f -l {} -c {}: {} received in {:.3} s = {:.0} round trips/s",
         args.window,
         args.count,
@@ -196,7 +197,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         ping.rate()
     );
     for figure in &figures {
-        println!(
+        say!(
             "ratio {:<5} / ping -f -l {} = {:.2}x",
             figure.protocol.to_string(),
             args.window,
@@ -211,9 +212,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         &format!("{icmp:.2}x"),
         icmp >= 1.0,
     );
-    println!(
-        "(GRE and SCTP have no ping of their own: their ratios above use the same ICMP figure)"
-    );
+    say!("(GRE and SCTP have no ping of their own: their ratios above use the same ICMP figure)");
     print_load("end");
     Ok(ExitCode::SUCCESS)
 }

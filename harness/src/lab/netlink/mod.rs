@@ -5,6 +5,7 @@
 
 mod address;
 mod link;
+mod lookup;
 mod neighbour;
 mod nsid;
 mod route;
@@ -12,6 +13,7 @@ mod socket;
 
 pub use address::{list_addresses, LinkAddress};
 pub(crate) use link::VethEnd;
+pub use lookup::{NextHopSeen, RouteSeen};
 pub(crate) use route::Route;
 pub(crate) use socket::with_member;
 pub(crate) use socket::{create_members, NamespaceJob};

@@ -1,0 +1,129 @@
+//! The harness run by a user who is not root: `up` builds a lab in a user
+//! namespace of its own and leaves a holder, `ls` shows it kept, `exec` and
+//! `state` reach it through the holder, `down` removes it and ends the holder.
+//!
+//! The commands run in a user namespace made with `unshare --map-user`, where
+//! this test's user is uid 4242 and has no capabilities: that works whether the
+//! suite runs as root or as a normal user inside ci/test-runner's namespace,
+//! so the rootless path is tested either way. One long-lived `sleep` holds that
+//! namespace and every command joins it with `nsenter`, because a process can
+//! enter a lab's namespaces only from the user namespace they were made in.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{lab_name, repo};
+use fip_harness::lab::netns::Netns;
+use fip_harness::lab::registry::{LabRecord, RUN_DIR_ENV};
+use fip_harness::lab::spec::namespace_prefix;
+
+const USER: &str = "4242";
+
+/// A user namespace in which this process's user is the unprivileged `USER`.
+struct Unprivileged {
+    sleeper: Child,
+}
+
+impl Unprivileged {
+    fn new() -> Self {
+        let sleeper = Command::new("unshare")
+            .args(["--user", "--map-user", USER, "--map-group", USER, "--"])
+            .args(["sleep", "infinity"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare (package util-linux)");
+        let user = Self { sleeper };
+        // Ready once unshare has become `sleep` inside the namespace.
+        let comm = format!("/proc/{}/comm", user.sleeper.id());
+        while std::fs::read_to_string(&comm).unwrap_or_default().trim() != "sleep" {
+            std::thread::yield_now();
+        }
+        user
+    }
+
+    /// `fip-harness ARGS` as the unprivileged user, records under `runtime`.
+    fn fip(&self, runtime: &Path, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg("--preserve-credentials")
+            .args(["--user", "--target", &self.sleeper.id().to_string(), "--"])
+            .arg(env!("CARGO_BIN_EXE_fip-harness"))
+            .args(args)
+            .current_dir(repo())
+            .env("XDG_RUNTIME_DIR", runtime)
+            .env_remove(RUN_DIR_ENV)
+            .output()
+            .expect("nsenter (package util-linux)")
+    }
+}
+
+impl Drop for Unprivileged {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+    }
+}
+
+fn ok(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn a_user_who_is_not_root_brings_up_uses_and_removes_a_lab() {
+    let user = Unprivileged::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let lab = lab_name("rl");
+    let scenario = "scenarios/icmp-external-v4.yaml";
+    ok(&user.fip(
+        runtime.path(),
+        &["up", scenario, "--name", &lab, "--routing", "model"],
+    ));
+
+    // The record is in the user's runtime directory and names a live holder.
+    let record_path = runtime.path().join(format!("fip-harness/labs/{lab}.json"));
+    let record = LabRecord::read(&record_path).expect("the lab's record");
+    let holder = record.holder.expect("a rootless lab names its holder");
+    assert!(record.kept && holder.alive(), "{record:?}");
+    // Nothing of it is pinned where this process (root, or the test runner's
+    // namespace) pins namespaces.
+    assert!(Netns::list_with_prefix(&namespace_prefix(&lab)).is_empty());
+
+    let ls = ok(&user.fip(runtime.path(), &["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(&lab)).expect(&ls);
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(columns[2], "kept", "{line}");
+    assert_eq!(columns[3], "5", "fabric, two nodes, client, web: {line}");
+
+    let ping = ["-c1", "-W5", "203.0.113.10"];
+    let exec = [&["exec", &lab, "client", "--", "ping"][..], &ping[..]].concat();
+    ok(&user.fip(runtime.path(), &exec));
+    let state = ok(&user.fip(runtime.path(), &["state", &lab, "--no-rules"]));
+    assert!(state.contains("203.0.113.10"), "{state}");
+
+    let down = ok(&user.fip(runtime.path(), &["down", &lab]));
+    assert_eq!(down.matches("removed namespace").count(), 5, "{down}");
+    assert!(!record_path.exists());
+    // SIGTERM ends the holder; wait for that event, not for a time.
+    while holder.alive() {
+        std::thread::yield_now();
+    }
+    let ls = ok(&user.fip(runtime.path(), &["ls"]));
+    assert!(!ls.contains(&lab), "{ls}");
+}
+
+#[test]
+fn exec_into_a_lab_nobody_holds_says_it_is_not_up() {
+    let user = Unprivileged::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let out = user.fip(runtime.path(), &["exec", "nolab", "client", "--", "true"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no lab named 'nolab' is up"), "{stderr}");
+}
