@@ -12,6 +12,7 @@ pub mod check;
 pub mod conform;
 pub mod control;
 pub mod dataplane;
+pub mod driver;
 pub mod lab;
 pub mod mutant;
 pub mod programs;

@@ -38,6 +38,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("script", "bsdutils"),
     // tests/report_html.rs: report.html opened in a real (headless) browser.
     ("chromium", "chromium"),
+    // drivers/nft-driver.py, the driver in another language (tests/driver_python.rs).
+    ("python3", "python3"),
 ];
 
 /// A program the harness needs is not on PATH.

@@ -11,6 +11,16 @@
 //! every pair of them is compared once, and a difference fails the later case
 //! with both observations, even if each passed its own expectations.
 //!
+//! The protocol is held to the same bar: every scenario also runs through
+//! `exec:<fip-harness> driver nftables --own-conntrack`, Felix's nftables
+//! backend served over the driver protocol by a process per node (with the
+//! conntrack flushes going through the protocol too), and the agreement check
+//! compares it with the in-process backends. One served backend, not three:
+//! the serving loop is the same for every backend, so a second one would test
+//! the backends again, not the protocol, and cost another third of the run.
+//!
+//! `FIP_HARNESS_DATAPLANE=<choice>` runs the catalogue through that dataplane
+//! alone instead (a built-in name, `mutant:<name>` or `exec:PATH [ARGS]`).
 //! `FIP_HARNESS_SCENARIOS=dir1:dir2` adds a project's own scenario folders.
 //! Listing (`--list`, `--format terse`, `--exact`) follows libtest, so
 //! `cargo nextest run --test catalogue --partition count:1/2` shards the cases.
@@ -24,10 +34,14 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use fip_harness::bgp::RoutingMode;
 use fip_harness::check::CheckLine;
 use fip_harness::conform::{CaseObservation, Compared, Difference};
+use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
-use fip_harness::scenario::{catalogue_folders, SCENARIOS_ENV};
+use fip_harness::scenario::{catalogue_folders, ScenarioError, SCENARIOS_ENV};
 use fip_harness::seed::Seed;
+
+/// The one dataplane to run the catalogue through (see the module's text).
+const DATAPLANE_ENV: &str = "FIP_HARNESS_DATAPLANE";
 
 fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
@@ -38,13 +52,7 @@ fn main() -> std::process::ExitCode {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let folders = catalogue_folders(root, std::env::var_os(SCENARIOS_ENV).as_deref());
-    let trials = match runner::plan(
-        &folders,
-        &runner::PlanFilter {
-            routing: routing(),
-            ..runner::PlanFilter::default()
-        },
-    ) {
+    let trials = match plan(&folders) {
         Ok(plan) => plan
             .into_iter()
             .map(|case| {
@@ -64,6 +72,30 @@ fn main() -> std::process::ExitCode {
         }
     };
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The chosen dataplane's cases, or every backend's plus the served driver's.
+fn plan(folders: &[PathBuf]) -> Result<Vec<runner::PlannedCase>, Vec<ScenarioError>> {
+    let chosen = std::env::var(DATAPLANE_ENV).ok().map(|text| {
+        text.parse::<DataplaneChoice>()
+            .unwrap_or_else(|e| panic!("{DATAPLANE_ENV}: {e}"))
+    });
+    let filter = |dataplane| runner::PlanFilter {
+        dataplane,
+        routing: routing(),
+        ..runner::PlanFilter::default()
+    };
+    if chosen.is_some() {
+        return runner::plan(folders, &filter(chosen));
+    }
+    let served = format!(
+        "exec:{} driver nftables --own-conntrack",
+        env!("CARGO_BIN_EXE_fip-harness")
+    );
+    let served: DataplaneChoice = served.parse().expect("the served driver's choice parses");
+    let mut cases = runner::plan(folders, &filter(None))?;
+    cases.extend(runner::plan(folders, &filter(Some(served)))?);
+    Ok(cases)
 }
 
 /// BIRD, as Calico routes; `FIP_HARNESS_ROUTING=model` runs the catalogue on
@@ -91,8 +123,8 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     // failing somewhere deep inside netlink, and never skip silently.
     if !nix::unistd::Uid::effective().is_root() {
         return Err(
-            "the catalogue builds network namespaces and needs root: run `sudo -E cargo test` \
-             (CI runs as root)"
+            "the catalogue builds network namespaces and needs root: run it with `cargo test`, \
+             which starts it through ci/test-runner (root, or a user namespace of its own)"
                 .into(),
         );
     }

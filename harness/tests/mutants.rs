@@ -15,7 +15,8 @@ use fip_harness::runner::{self, PlanFilter, RunOptions};
 fn every_mutant_fails_some_case() {
     assert!(
         nix::unistd::Uid::effective().is_root(),
-        "the mutants build network namespaces and need root: run `sudo -E cargo test --test mutants`"
+        "the mutants build network namespaces: run them with `cargo test --test mutants`, which starts \
+         the test through ci/test-runner (root, or a user namespace of its own)"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let filter = PlanFilter {

@@ -59,7 +59,8 @@ fn on_a_terminal(dir: &Path, no_color: Option<&str>) -> String {
 fn need_root() {
     assert!(
         nix::unistd::Uid::effective().is_root(),
-        "`run` builds labs and needs root: run `sudo -E cargo test` (CI runs as root)"
+        "`run` builds labs and needs root: run the tests with `cargo test`, which starts them \
+         through ci/test-runner (root, or a user namespace of its own)"
     );
 }
 

@@ -19,6 +19,7 @@ mod choices;
 mod completions;
 mod conform;
 mod down;
+mod driver;
 mod exec;
 mod list;
 mod ls;
@@ -71,8 +72,12 @@ enum Command {
     Down(down::Args),
     /// Benchmarks: lab bring-up, dataplane programming, traffic rates.
     Bench(bench::Args),
-    /// Print the JSON Schema of scenario files (schema/scenario.schema.json).
+    /// Print the JSON Schema of scenario files (schema/scenario.schema.json),
+    /// or with --driver of the driver protocol.
     Schema(schema::Args),
+    /// Serve a built-in backend over the driver protocol on stdin/stdout
+    /// (for `--dataplane "exec:fip-harness driver <backend>"`).
+    Driver(driver::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write every page with --dir).
@@ -124,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Down(args) => down::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Driver(args) => driver::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Hold { .. } => fip_harness::lab::rootless::hold(),

@@ -101,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(runner::replay_in_lab(
         &scenario,
-        dataplane,
+        &dataplane,
         profile,
         &options,
         &args.lab,

@@ -34,12 +34,29 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         _ => return Ok(()),
     };
     use_user_registry()?;
-    if let Some(holder) = lab.and_then(live_holder) {
-        rootless::enter_namespaces_of(&holder)?;
-        return Ok(());
+    match lab.and_then(live_holder) {
+        Some(holder) => rootless::enter_namespaces_of(&holder)?,
+        None => drop(rootless::enter_new_namespace()?),
     }
-    rootless::enter_new_namespace()?;
+    add_sbin_to_path();
     Ok(())
+}
+
+/// Root in the namespace now, so find programs where root's PATH does: bird,
+/// conntrack, nft and iptables live in /usr/sbin, which a normal user's PATH
+/// (Debian's default) does not list.
+fn add_sbin_to_path() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    for sbin in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !dirs.iter().any(|d| d.as_os_str() == sbin) {
+            dirs.push(sbin.into());
+        }
+    }
+    if let Ok(joined) = std::env::join_paths(dirs) {
+        // Single-threaded here, so changing the environment races nothing.
+        std::env::set_var("PATH", joined);
+    }
 }
 
 /// Point the registry at the user's runtime directory (unless the caller

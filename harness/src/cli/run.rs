@@ -44,8 +44,10 @@ pub struct Args {
     /// Only this dataplane backend (default: each scenario's own list).
     #[arg(long, value_enum, conflicts_with = "dataplane")]
     backend: Option<Backend>,
-    /// Only this dataplane: a built-in backend by name, or `mutant:<name>`
-    /// (a deliberately broken one, see `fip-harness mutants --list`).
+    /// Only this dataplane: a built-in backend by name, `mutant:<name>` (a
+    /// deliberately broken one, see `fip-harness mutants --list`), or
+    /// `exec:PATH [ARGS]`, an external driver on every node
+    /// (docs/driver-protocol.md; quote the whole choice for the shell).
     #[arg(long, value_name = "DATAPLANE")]
     dataplane: Option<DataplaneChoice>,
     /// Only this conntrack profile (default: each scenario's own list).
@@ -65,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan_filter = PlanFilter {
         dataplane: args
             .dataplane
-            .or(args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
+            .or_else(|| args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
         profile: args.profile.map(Into::into),
         routing: args.routing.into(),
     };

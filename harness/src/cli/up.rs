@@ -26,7 +26,8 @@ pub struct Args {
     /// Dataplane backend.
     #[arg(long, value_enum, default_value_t = Backend::Nftables)]
     backend: Backend,
-    /// Any dataplane, built-in or `mutant:<name>` (overrides --backend).
+    /// Any dataplane, built-in, `mutant:<name>` or `exec:PATH [ARGS]`
+    /// (overrides --backend).
     #[arg(long, value_name = "DATAPLANE")]
     dataplane: Option<DataplaneChoice>,
     /// Conntrack profile.
@@ -69,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let dataplane = args
         .dataplane
-        .unwrap_or(BackendKind::from(args.backend).into());
+        .unwrap_or_else(|| BackendKind::from(args.backend).into());
     let options = RunOptions {
         routing: args.routing.into(),
         seed: Some(seed),
@@ -79,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = runtime
         .block_on(runner::bring_up(
             &scenario,
-            dataplane,
+            &dataplane,
             args.profile.into(),
             &options,
             &lab,
@@ -88,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
     let record = UpRecord::of(
         &scenario,
-        dataplane,
+        &dataplane,
         args.profile.into(),
         &options,
         args.until_step,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::desired::DesiredState;
 use super::routes::{FipRoute, RouteNext};
+pub use crate::dataplane::ConntrackMatch;
 use crate::dataplane::NodeNatState;
 
 /// What happens to established flows when floating IPs change.
@@ -24,26 +25,6 @@ pub enum ConntrackProfile {
     /// Calico's, plus: entries whose original destination is a floating IP
     /// that moved, was removed or was given to a pod are deleted on every node.
     Strict,
-}
-
-/// Which entries a conntrack deletion takes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConntrackMatch {
-    OrigDst(IpAddr),
-    OrigSrcOrReplySrc(IpAddr),
-    /// Every entry (Calico never asks for this; a mutant does).
-    Any,
-}
-
-impl ConntrackMatch {
-    pub fn matches(&self, entry: &crate::dataplane::conntrack::ConntrackEntry) -> bool {
-        match self {
-            ConntrackMatch::OrigDst(a) => entry.orig_dst == *a,
-            ConntrackMatch::OrigSrcOrReplySrc(a) => entry.orig_src == *a || entry.reply_src == *a,
-            ConntrackMatch::Any => true,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -49,9 +49,7 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use super::applied::AppliedStates;
 use super::exec::{nft_list_tables, nft_read_tables};
 use super::{nfnl, nft_maps_netlink};
-use super::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
-};
+use super::{Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
 
 /// Name of the tables (one per family): the harness's, not Calico's.
@@ -423,10 +421,6 @@ impl NftMapsBackend {
 }
 
 impl Dataplane for NftMapsBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::NftMaps
-    }
-
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
         self.applied.apply(
             node,

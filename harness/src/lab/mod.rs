@@ -21,6 +21,7 @@ pub mod rootless;
 pub mod safety;
 pub mod signals;
 pub mod spec;
+mod topology;
 pub mod tracking;
 
 pub use addressing::Family;

@@ -1,6 +1,9 @@
-//! What a run leaves behind: the JSON summary (with migration figures) and JUnit
-//! XML, one test case per scenario and backend. Diagnostics bundles and pcaps are
-//! written by the runner into the same report directory.
+//! What a run leaves behind: the JSON summary (with migration figures), JUnit
+//! XML (one test case per scenario and backend) and report.html (the same
+//! results for people, with a plot per move and pictures of the lab; any
+//! command holding a [`RunSummary`] renders it with [`render_html`]).
+//! Diagnostics bundles and pcaps are written by the runner into the same
+//! report directory.
 
 mod html;
 mod html_case;

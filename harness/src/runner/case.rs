@@ -62,13 +62,17 @@ pub(super) struct ScenarioRun<'a> {
     /// the model follows them, the lab is only checked and taken over, not
     /// changed (pods adopted, the control plane told what the lab holds).
     pub(super) adopting: bool,
+    /// A dataplane driver failed (crashed, hung, answered garbage, refused):
+    /// the case ends as an error of the dataplane, not a failed expectation
+    /// (`conform` counts it as a driver error).
+    pub(super) driver_failed: bool,
 }
 
 impl<'a> ScenarioRun<'a> {
     /// A fresh lab for the case, with BIRD started when it routes.
     pub(super) async fn start(
         scenario: &'a Scenario,
-        dataplane: DataplaneChoice,
+        dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
@@ -80,7 +84,7 @@ impl<'a> ScenarioRun<'a> {
     /// replayed in adoption mode first (see [`ScenarioRun::adopting`]).
     pub(super) async fn adopt(
         scenario: &'a Scenario,
-        dataplane: DataplaneChoice,
+        dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
@@ -90,7 +94,7 @@ impl<'a> ScenarioRun<'a> {
 
     async fn open(
         scenario: &'a Scenario,
-        dataplane: DataplaneChoice,
+        dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
@@ -121,7 +125,7 @@ impl<'a> ScenarioRun<'a> {
         scenario: &'a Scenario,
         lab: Lab,
         bird: Option<LabBird>,
-        dataplane: DataplaneChoice,
+        dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         options: &RunOptions,
     ) -> Result<ScenarioRun<'a>, String> {
@@ -134,12 +138,12 @@ impl<'a> ScenarioRun<'a> {
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing);
-        Ok(ScenarioRun {
+        let mut run = ScenarioRun {
             scenario,
             lab,
             engine,
             control,
-            dataplane,
+            dataplane: dataplane.clone(),
             nat,
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
@@ -153,7 +157,19 @@ impl<'a> ScenarioRun<'a> {
             options: options.clone(),
             bird,
             adopting: false,
-        })
+            driver_failed: false,
+        };
+        // A driver starts with its node's first topology: a driver that
+        // cannot start, or cannot carry this scenario, ends the case here.
+        let started = run
+            .send_topology(&cluster.nodes.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
+            .and_then(|()| run.check_capabilities());
+        if let Err(reason) = started {
+            let _ = run.finish();
+            return Err(reason);
+        }
+        Ok(run)
     }
 
     /// The address a target names.
@@ -213,6 +229,7 @@ impl<'a> ScenarioRun<'a> {
 
     /// Leave the lab, and its BIRD daemons, running (`down` stops them).
     pub(super) fn keep(self) {
+        self.keep_dataplane();
         if let Some(bird) = self.bird {
             bird.detach();
         }
@@ -220,6 +237,12 @@ impl<'a> ScenarioRun<'a> {
     }
 
     pub(super) fn finish(self) -> Result<(), String> {
+        // Drivers first: a process inside a node keeps its namespace alive.
+        let ended = self
+            .control
+            .dataplane()
+            .shutdown(false)
+            .map_err(|e| format!("ending the dataplane: {e}"));
         drop(self.engine);
         let stopped = match self.bird {
             Some(mut bird) => bird.stop().map_err(|e| e.to_string()),
@@ -229,7 +252,7 @@ impl<'a> ScenarioRun<'a> {
             .lab
             .teardown()
             .map_err(|e| format!("tearing down: {e}"));
-        stopped.and(torn_down)
+        ended.and(stopped).and(torn_down)
     }
 }
 

@@ -80,6 +80,11 @@ const OWN_FILES: &[(&str, &str)] = &[
          `tshark -r`",
     ),
     (
+        "<member>/driver-*",
+        "nodes under an external dataplane (`exec:`): what its driver gives \
+         for the bundle (its stderr, its own dump)",
+    ),
+    (
         "control-plane.json",
         "the control plane's desired state when the step failed: each node's \
          NAT mappings, routes and which pod holds each floating IP",
@@ -131,13 +136,15 @@ fn conntrack_text(netns: &Netns) -> String {
 }
 
 /// A node's NAT rules and mappings through the case's backend.
-fn write_nat(dir: &Path, netns: &Netns, dataplane: &dyn Dataplane) -> std::io::Result<()> {
-    let rules = dataplane.dump(netns).unwrap_or_else(|error| {
-        format!(
-            "# the {} backend could not dump: {error}\n",
-            dataplane.kind()
-        )
-    });
+fn write_nat(
+    dir: &Path,
+    netns: &Netns,
+    dataplane: &dyn Dataplane,
+    name: &str,
+) -> std::io::Result<()> {
+    let rules = dataplane
+        .dump(netns)
+        .unwrap_or_else(|error| format!("# the {name} dataplane could not dump: {error}\n"));
     std::fs::write(dir.join("nat-rules.txt"), rules)?;
     let mappings = match dataplane.read(netns) {
         Ok(state) => serde_json::to_string_pretty(&state).unwrap_or_default(),
@@ -182,7 +189,7 @@ impl ScenarioRun<'_> {
         let root = self.options.report_dir.as_ref()?;
         let dir = root
             .join(&self.scenario.name)
-            .join(self.dataplane.to_string())
+            .join(self.dataplane.dir_name())
             .join(format!("step-{}", index + 1));
         match self.write_bundle(&dir, index) {
             Ok(()) => Some(dir),
@@ -211,7 +218,12 @@ impl ScenarioRun<'_> {
             write_program_dumps(&member_dir, netns)?;
             std::fs::write(member_dir.join("conntrack.txt"), conntrack_text(netns))?;
             if *kind == MemberKind::Node {
-                write_nat(&member_dir, netns, self.nat.as_ref())?;
+                write_nat(
+                    &member_dir,
+                    netns,
+                    self.nat.as_ref(),
+                    &self.dataplane.to_string(),
+                )?;
             }
             // The whole run so far: a stream's packets belong to the step
             // that started it, and what led up to a failure matters too.
@@ -226,6 +238,7 @@ impl ScenarioRun<'_> {
             std::fs::write(dir.join("control-plane.json"), state)?;
         }
         self.write_bird_diagnostics(dir);
+        self.write_dataplane_diagnostics(dir);
         let title = format!(
             "step {} of scenario {} on {} ({} lab `{}`)",
             index + 1,

@@ -2,6 +2,7 @@
 //! runs each in a lab of its own, and describes failures for people.
 
 mod case;
+mod dataplane;
 mod diagnostics;
 mod naming;
 mod observe;
@@ -76,9 +77,9 @@ pub fn plan(
         }
         let scenario = Arc::new(scenario);
         for backend in &scenario.backends {
-            let dataplane = match filter.dataplane {
+            let dataplane = match &filter.dataplane {
                 Some(choice) if choice.base() != *backend => continue,
-                Some(choice) => choice,
+                Some(choice) => choice.clone(),
                 None => DataplaneChoice::Builtin(*backend),
             };
             for profile in &scenario.profiles {
@@ -87,7 +88,7 @@ pub fn plan(
                 }
                 cases.push(PlannedCase {
                     scenario: scenario.clone(),
-                    dataplane,
+                    dataplane: dataplane.clone(),
                     profile: *profile,
                 });
             }
@@ -122,7 +123,7 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
 fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> ScenarioResult {
     let mut result = replay::result_of(
         &case.scenario,
-        case.dataplane,
+        &case.dataplane,
         case.profile,
         options.routing,
         Outcome::Error { reason },
@@ -159,7 +160,7 @@ fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> Scenario
     let lab = options.naming.name_for(options.seed, &case.test_name());
     runtime.block_on(run_scenario(
         &case.scenario,
-        case.dataplane,
+        &case.dataplane,
         case.profile,
         &lab,
         options,

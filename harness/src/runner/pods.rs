@@ -174,6 +174,11 @@ impl ScenarioRun<'_> {
                 },
             );
         }
+        // The dataplane learns the interfaces before a mapping names them.
+        let mut nodes: Vec<&str> = pods.iter().map(|(c, _)| c.pod.node.as_str()).collect();
+        nodes.sort();
+        nodes.dedup();
+        self.send_topology(&nodes).await?;
         self.sync_control().await
     }
 
@@ -198,7 +203,7 @@ impl ScenarioRun<'_> {
             self.lab.remove_pod(name).await.map_err(|e| e.to_string())?;
         }
         calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
-        Ok(())
+        self.send_topology(&[pod.node.as_str()]).await
     }
 
     pub(super) async fn annotate(&mut self, annotate: &Annotate) -> Result<(), String> {
@@ -325,8 +330,10 @@ impl ScenarioRun<'_> {
         if self.adopting {
             self.control.assume(&state);
         } else {
-            let applied = tokio::task::block_in_place(|| self.control.update(&state))
-                .map_err(|e| format!("control plane: {e}"))?;
+            let applied = match tokio::task::block_in_place(|| self.control.update(&state)) {
+                Ok(applied) => applied,
+                Err(error) => return Err(self.control_fault(error)),
+            };
             for conflict in &applied.conflicts {
                 tracing::info!(?conflict, "several pods claim one floating IP");
             }

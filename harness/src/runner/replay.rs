@@ -35,7 +35,7 @@ pub struct RunOptions {
 /// failure: the result says what happened.
 pub async fn run_scenario(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     lab_name: &str,
     options: &RunOptions,
@@ -71,7 +71,7 @@ pub async fn run_scenario(
 /// The result of a case about to run in `lab_name`: passed so far, nothing run.
 pub(super) fn fresh_result(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     options: &RunOptions,
     lab_name: &str,
@@ -91,7 +91,7 @@ pub(super) fn fresh_result(
 /// The result of a case with `outcome` and nothing run yet.
 pub(super) fn result_of(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     routing: RoutingMode,
     outcome: Outcome,
@@ -234,7 +234,9 @@ impl ScenarioRun<'_> {
         result: &mut ScenarioResult,
     ) -> Option<Outcome> {
         // A BIRD that died mid-run fails the step with its log.
-        let outcome = outcome.and_then(|()| self.check_bird());
+        let outcome = outcome
+            .and_then(|()| self.check_bird())
+            .and_then(|()| self.check_dataplane());
         if let Err(message) = outcome {
             step_result.passed = false;
             step_result.message = Some(message);
@@ -256,6 +258,9 @@ impl ScenarioRun<'_> {
         let mut reason = format!("step {} ({summary}) failed", index + 1);
         if let Some(message) = message {
             reason.push_str(&format!(": {message}"));
+        }
+        if self.driver_failed {
+            return Some(Outcome::Error { reason });
         }
         Some(Outcome::Failed { reason })
     }

@@ -58,7 +58,7 @@ impl UpRecord {
     /// state before step `until_step` (1-based).
     pub fn of(
         scenario: &Scenario,
-        dataplane: DataplaneChoice,
+        dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         options: &RunOptions,
         until_step: Option<usize>,
@@ -130,7 +130,7 @@ pub fn check_step_number(scenario: &Scenario, step: usize) -> Result<usize, Stri
 /// steps fails, in the state that step left.
 pub async fn bring_up(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     options: &RunOptions,
     lab_name: &str,
@@ -177,7 +177,7 @@ pub async fn bring_up(
 /// boundary are started, then the rest runs as in `run`. The lab is kept.
 pub async fn replay_in_lab(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     options: &RunOptions,
     lab_name: &str,

@@ -125,10 +125,10 @@ impl Plan {
                 cidr: "198.19.64.0/18".parse().expect("pool"),
                 block_size: 26,
                 encapsulation: Encapsulation::None,
+                cross_subnet: false,
                 disable_bgp_export: false,
                 nat_outgoing: false,
                 disabled: false,
-                cross_subnet: false,
             }],
         }
     }
