@@ -19,5 +19,6 @@ pub mod programs;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod seed;
 pub mod traffic;
 pub mod wire;

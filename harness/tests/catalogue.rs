@@ -38,6 +38,7 @@ use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
 use fip_harness::scenario::{catalogue_folders, ScenarioError, SCENARIOS_ENV};
+use fip_harness::seed::Seed;
 
 /// The one dataplane to run the catalogue through (see the module's text).
 const DATAPLANE_ENV: &str = "FIP_HARNESS_DATAPLANE";
@@ -106,6 +107,17 @@ fn routing() -> RoutingMode {
     }
 }
 
+/// The seed of this test process: `FIP_HARNESS_SEED` when set, else drawn
+/// once; every failure says it, so `FIP_HARNESS_SEED=N cargo test --test
+/// catalogue -- <case>` (or `run --seed N`) makes the same random choices.
+fn seed() -> Seed {
+    static SEED: OnceLock<Seed> = OnceLock::new();
+    *SEED.get_or_init(|| match std::env::var("FIP_HARNESS_SEED") {
+        Ok(text) => text.parse().expect("FIP_HARNESS_SEED is a number"),
+        Err(_) => Seed::random(),
+    })
+}
+
 fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     // Labs need CAP_NET_ADMIN and CAP_SYS_ADMIN; say so plainly instead of
     // failing somewhere deep inside netlink, and never skip silently.
@@ -121,6 +133,8 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
         report_dir: Some(report_dir),
         keep_on_failure: false,
         routing: routing(),
+        seed: Some(seed()),
+        ..RunOptions::default()
     };
     let result = runner::run_case_blocking(&case, &options);
     if !result.outcome.is_pass() {
@@ -214,6 +228,8 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         migrations: Vec::new(),
         lab_pictures: Vec::new(),
         kept_lab: None,
+        seed: None,
+        lab: None,
     };
     let records = Mutex::default();
     agree_with_other_backends(

@@ -52,7 +52,7 @@ fn up_then_ping_the_floating_ip_from_the_external_host(#[case] backend: &str, #[
     ]);
     assert!(up.status.success(), "{}", text(&up));
     assert!(
-        text(&up).contains("floating IPs [203.0.113.10]"),
+        text(&up).contains("203.0.113.10 -> web (198.19.0.0) on node-a"),
         "{}",
         text(&up)
     );
@@ -156,8 +156,9 @@ fn a_wrong_expectation_shows_expected_against_actual_and_leaves_diagnostics() {
         "the three echo requests are in it"
     );
 
-    // The iptables backend's rules are in its bundle too: dumped with the
-    // legacy tools it writes with, not Debian's nft-based `iptables-save`.
+    // The iptables backend's rules are in its bundle too: dumped through the
+    // backend, with the legacy tools it writes with, not Debian's nft-based
+    // `iptables-save`.
     let iptables_reports = dir.path().join("reports-iptables");
     let run = harness(&[
         "run",
@@ -169,7 +170,7 @@ fn a_wrong_expectation_shows_expected_against_actual_and_leaves_diagnostics() {
     ]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     let rules = std::fs::read_to_string(
-        iptables_reports.join("wrong-reply-source/iptables/step-2/node-a/iptables-nat.txt"),
+        iptables_reports.join("wrong-reply-source/iptables/step-2/node-a/nat-rules.txt"),
     )
     .unwrap();
     assert!(

@@ -105,7 +105,7 @@ fn a_kept_lab_shows_the_drivers_dump() {
         .filter(|environ| String::from_utf8_lossy(environ).contains(&format!("/{lab}\0")))
         .count();
     let state: serde_json::Value = serde_json::from_str(&fip(&["state", &lab, "--json"])).unwrap();
-    let node = state
+    let node = state["dataplane"]
         .as_array()
         .unwrap()
         .iter()

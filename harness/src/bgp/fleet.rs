@@ -158,6 +158,29 @@ impl LabBird {
         Ok(fleet)
     }
 
+    /// The daemons a kept lab still runs (see [`BirdDaemon::adopt`]), for
+    /// `topology` (whose node blocks the caller then sets with
+    /// [`LabBird::note_node_blocks`] as its replayed steps give them).
+    pub fn adopt(lab: &Lab, topology: BgpTopology) -> Result<Self, BgpError> {
+        let dir = lab_dir(lab.name());
+        let mut daemons = Vec::new();
+        for family in topology.families() {
+            daemons.push(BirdDaemon::adopt(FABRIC, family, &dir)?);
+            for node in &topology.nodes {
+                daemons.push(BirdDaemon::adopt(&node.name, family, &dir)?);
+            }
+        }
+        Ok(Self { topology, daemons })
+    }
+
+    /// Record `node`'s blocks without telling its BIRD: it already has them
+    /// (a replayed step of a lab taken over).
+    pub fn note_node_blocks(&mut self, node: &str, blocks: &[IpNet]) {
+        if let Some(entry) = self.topology.nodes.iter_mut().find(|n| n.name == node) {
+            entry.blocks = blocks.to_vec();
+        }
+    }
+
     pub fn topology(&self) -> &BgpTopology {
         &self.topology
     }

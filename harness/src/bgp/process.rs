@@ -133,6 +133,20 @@ impl BirdDaemon {
         }
     }
 
+    /// The daemon of `member` a kept lab still runs, started by another
+    /// process; fails with its log when it is not running. It is never
+    /// stopped through this value: the lab stays the person's (`down`).
+    pub fn adopt(member: &str, family: IpFamily, dir: &Path) -> Result<Self, BirdError> {
+        let daemon = Self {
+            member: member.to_string(),
+            family,
+            dir: dir.to_path_buf(),
+            stopped: true,
+        };
+        daemon.check_alive()?;
+        Ok(daemon)
+    }
+
     pub fn member(&self) -> &str {
         &self.member
     }

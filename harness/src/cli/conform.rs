@@ -67,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report_dir: Some(args.report_dir.clone()),
         keep_on_failure: false,
         routing,
+        ..RunOptions::default()
     };
     let vendor = &pairs[0].vendor.dataplane;
     say!(

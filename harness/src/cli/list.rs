@@ -14,6 +14,24 @@ pub struct Args {
     /// Keep scenarios whose name or a tag matches REGEX; `!REGEX` keeps the others.
     #[arg(long, value_name = "REGEX")]
     filter: Option<String>,
+    /// Print the scenarios as JSON: name, description, tags, file, backends,
+    /// profiles, routings and step count of each.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One scenario as `list --json` shows it.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed<'a> {
+    name: &'a str,
+    description: &'a str,
+    tags: &'a [String],
+    file: &'a std::path::Path,
+    backends: Vec<String>,
+    profiles: &'a [fip_harness::scenario::ConntrackProfile],
+    routings: Vec<String>,
+    steps: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -28,6 +46,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|s| filter.as_ref().is_none_or(|f| f.keeps(s)))
         .collect();
+    if args.json {
+        let listed: Vec<Listed> = kept
+            .iter()
+            .map(|s| Listed {
+                name: &s.name,
+                description: s.description.trim(),
+                tags: &s.tags,
+                file: &s.source,
+                backends: s.backends.iter().map(ToString::to_string).collect(),
+                profiles: &s.profiles,
+                routings: s.routings.iter().map(ToString::to_string).collect(),
+                steps: s.steps.len(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+        for error in &catalogue.errors {
+            eprintln!("{error}");
+        }
+        return Ok(if catalogue.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let width = kept.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for scenario in kept {
         println!(

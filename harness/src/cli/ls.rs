@@ -2,7 +2,10 @@
 //! namespaces: running (its owner runs), kept (left up on purpose), dead (its
 //! owner died), and leftovers without a record.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use serde::Serialize;
 
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::registry::{
@@ -11,9 +14,89 @@ use fip_harness::lab::registry::{
 use fip_harness::lab::spec::namespace_prefix;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print the labs as JSON (a list of objects) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+/// One lab as `ls --json` shows it. Unknown numbers (a lab without a
+/// record) are null.
+#[derive(Debug, Serialize)]
+struct LabRow {
+    lab: String,
+    pid: Option<u32>,
+    /// `running`, `kept`, `dead` or `orphan`.
+    state: String,
+    namespaces: usize,
+    nodes: Option<Vec<String>>,
+    pods: Option<Vec<String>>,
+    externals: Option<Vec<String>>,
+    scenario: Option<PathBuf>,
+    /// Why a lab is listed without a record.
+    note: Option<String>,
+}
+
+fn json_rows() -> (Vec<LabRow>, bool) {
+    let mut failed = false;
+    let mut rows = Vec::new();
+    for record in list_records() {
+        match record {
+            Ok(r) => rows.push(LabRow {
+                namespaces: Netns::list_with_prefix(&namespace_prefix(&r.name)).len(),
+                state: r.state().to_string(),
+                lab: r.name,
+                pid: Some(r.pid),
+                nodes: Some(r.nodes),
+                pods: Some(r.pods),
+                externals: Some(r.externals),
+                scenario: r.scenario,
+                note: None,
+            }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    let orphans = orphan_labs()
+        .into_iter()
+        .map(|lab| (lab, format!("no record in {}", run_dir().display())));
+    let half_written = incomplete_records().into_iter().map(|tmp| {
+        let lab = tmp
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json.tmp"))
+            .unwrap_or("?")
+            .to_string();
+        (lab, format!("half-written record {}", tmp.display()))
+    });
+    for (lab, note) in orphans.chain(half_written) {
+        rows.push(LabRow {
+            namespaces: Netns::list_with_prefix(&namespace_prefix(&lab)).len(),
+            lab,
+            pid: None,
+            state: "orphan".into(),
+            nodes: None,
+            pods: None,
+            externals: None,
+            scenario: None,
+            note: Some(note),
+        });
+    }
+    (rows, failed)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.json {
+        let (rows, failed) = json_rows();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let mut failed = false;
     println!(
         "{:<12} {:>8} {:<7} {:>10} {:>5} {:>5} {:>9}  SCENARIO",

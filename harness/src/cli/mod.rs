@@ -25,6 +25,7 @@ mod list;
 mod ls;
 mod mutants;
 mod progress;
+mod replay;
 mod rootless;
 mod routing;
 mod run;
@@ -57,8 +58,10 @@ enum Command {
     Mutants(mutants::Args),
     /// Judge a dataplane against Calico's: every case on it and on the reference, compared.
     Conform(conform::Args),
-    /// Build a scenario's cluster and keep it running.
+    /// Build a scenario's cluster (up to a step, with --until-step) and keep it running.
     Up(up::Args),
+    /// Run a scenario's remaining steps in a lab `up --until-step` kept.
+    Replay(replay::Args),
     /// List the live labs.
     Ls(ls::Args),
     /// Run a command inside a node, pod, external host or the fabric of a lab.
@@ -98,7 +101,11 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     if !matches!(
         cli.command,
-        Command::Run(_) | Command::Up(_) | Command::Bench(_) | Command::Conform(_)
+        Command::Run(_)
+            | Command::Up(_)
+            | Command::Replay(_)
+            | Command::Bench(_)
+            | Command::Conform(_)
     ) {
         // Commands that own no lab end quietly when their reader goes (`list
         // | head -1`), as Unix tools do; Rust ignores SIGPIPE by default and
@@ -115,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Mutants(args) => mutants::run(args),
         Command::Conform(args) => conform::run(args),
         Command::Up(args) => up::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Exec(args) => exec::run(args),
         Command::State(args) => state::run(args),
@@ -168,4 +176,17 @@ fn scenario_filter(
     text.map(fip_harness::scenario::ScenarioFilter::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("bad {flag}: {e}"))
+}
+
+/// One scenario file, loaded and validated; its errors are printed.
+fn load_one_scenario(path: &std::path::Path) -> anyhow::Result<fip_harness::scenario::Scenario> {
+    match fip_harness::scenario::load_file(path) {
+        Ok(scenario) => Ok(scenario),
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
+        }
+    }
 }

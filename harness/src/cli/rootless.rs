@@ -23,6 +23,8 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         Command::Ls(_) => return use_user_registry(),
         Command::Exec(args) => Some(args.lab.as_str()),
         Command::State(args) => Some(args.lab.as_str()),
+        // Runs steps in a kept lab: joins the namespaces that hold it.
+        Command::Replay(args) => Some(args.lab.as_str()),
         Command::Down(args) => match args.single_lab() {
             Some(lab) => Some(lab),
             // Several labs, each maybe in namespaces of its own: `down` runs

@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::Context;
 use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::{render_html, render_junit, RunSummary, ScenarioResult};
-use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
+use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
+use fip_harness::seed::Seed;
 
 use super::choices::{Backend, Profile};
 use super::progress::{Progress, Style};
@@ -26,9 +27,20 @@ pub struct Args {
     /// Cases to run at once, each in its own lab.
     #[arg(long, short, default_value_t = 6)]
     jobs: usize,
-    /// Leave the lab of a failing case up, and say how to get into it.
+    /// Leave the lab of a failing case up, and say how to get into it. With a
+    /// value, the lab is named after it: the name itself for one case, a
+    /// prefix (at most 8 characters) when the run has several.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    keep_on_failure: Option<String>,
+    /// Fix every random choice (SCTP tags and TSNs, source ports, lab
+    /// names); default: drawn, printed and written to the reports, so that
+    /// `--seed` replays a run.
+    #[arg(long, value_name = "N")]
+    seed: Option<Seed>,
+    /// Print the summary (summary.json's content) on stdout instead of lines;
+    /// the lines go to stderr.
     #[arg(long)]
-    keep_on_failure: bool,
+    json: bool,
     /// Only this dataplane backend (default: each scenario's own list).
     #[arg(long, value_enum, conflicts_with = "dataplane")]
     backend: Option<Backend>,
@@ -115,14 +127,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
     }
 
+    let seed = args.seed.unwrap_or_else(Seed::random);
     let options = RunOptions {
         report_dir: Some(args.report_dir.clone()),
-        keep_on_failure: args.keep_on_failure,
+        keep_on_failure: args.keep_on_failure.is_some(),
         routing: args.routing.into(),
+        seed: Some(seed),
+        naming: lab_naming(args.keep_on_failure.as_deref(), total)?,
     };
-    say!("running {total} case(s), {} at a time", args.jobs.max(1));
+    let json = args.json;
+    // With --json, stdout carries the summary alone.
+    let line = |text: &str| {
+        if json {
+            eprintln!("{text}");
+        } else {
+            say!("{text}");
+        }
+    };
+    line(&format!(
+        "running {total} case(s), {} at a time, seed {seed}",
+        args.jobs.max(1)
+    ));
     let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
-    let progress = Progress::new(Style::from_environment(), total);
+    let style = if json {
+        Style {
+            colour: false,
+            status_line: false,
+        }
+    } else {
+        Style::from_environment()
+    };
+    let progress = Progress::new(style, total);
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.clamp(1, total) {
             scope.spawn(|| loop {
@@ -139,7 +174,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if fip_harness::lab::signals::is_cancelled() {
                     break;
                 }
-                progress.finished(&name, &result_lines(&result));
+                if json {
+                    eprint!("{}", result_lines(&result));
+                } else {
+                    progress.finished(&name, &result_lines(&result));
+                }
                 results.push(result);
             });
         }
@@ -149,19 +188,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let summary = write_reports(&args.report_dir, results, started)?;
     for (backend, median) in &summary.median_convergence_ms {
-        say!(
+        line(&format!(
             "median migration convergence ({backend}, {} routing): {median:.1} ms",
             options.routing
-        );
+        ));
     }
-    say!(
+    line(&format!(
         "reports: {}, {} and {} ({:.1} s)",
         args.report_dir.join("junit.xml").display(),
         args.report_dir.join("summary.json").display(),
         args.report_dir.join("report.html").display(),
         summary.duration_ms as f64 / 1000.0
-    );
-    say!("{} passed, {} failed", summary.passed, summary.failed);
+    ));
+    line(&format!(
+        "{} passed, {} failed (seed {seed}: `--seed {seed}` replays the same random choices)",
+        summary.passed, summary.failed
+    ));
+    if json {
+        say!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     Ok(if summary.failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -189,8 +234,24 @@ fn write_reports(
     Ok(summary)
 }
 
+/// How the labs of `total` cases are named: after `--keep-on-failure=NAME`
+/// when given (the name for one case, a prefix for several), else made up.
+fn lab_naming(keep: Option<&str>, total: usize) -> anyhow::Result<LabNaming> {
+    Ok(match keep {
+        None | Some("") => LabNaming::MadeUp,
+        Some(name) if total == 1 => {
+            fip_harness::lab::spec::check_lab_name(name)?;
+            LabNaming::Exact(name.to_string())
+        }
+        Some(prefix) => {
+            runner::check_prefix(prefix).map_err(anyhow::Error::msg)?;
+            LabNaming::Prefix(prefix.to_string())
+        }
+    })
+}
+
 /// A case's verdict line and, when it failed, its checks indented below.
-fn result_lines(result: &ScenarioResult) -> String {
+pub(super) fn result_lines(result: &ScenarioResult) -> String {
     let verdict = if result.outcome.is_pass() {
         "PASS"
     } else {

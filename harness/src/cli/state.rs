@@ -7,16 +7,21 @@
 //! `fiph-<lab>-*`; a member is shown when it holds floating-IP rules, routes or
 //! entries, or when the lab's registry file names it as a node.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use fip_harness::bgp::DaemonState;
 use fip_harness::control::{list_routes, FipRoute};
 use fip_harness::dataplane::conntrack::{Conntrack, ConntrackEntry};
 use fip_harness::dataplane::{backend, BackendKind, NodeNatState};
 use fip_harness::lab::daemons::lab_dir;
+use fip_harness::lab::netlink::list_addresses;
 use fip_harness::lab::netns::{Netns, LAB_PREFIX};
+use fip_harness::lab::registry::{record_path, LabRecord};
+use fip_harness::lab::spec::FABRIC;
+use fip_harness::report::{FloatingIpHolder, Holder, LabOverview, MemberAddresses};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
@@ -51,25 +56,80 @@ struct MemberState {
     driver_dump: Option<String>,
 }
 
-/// Node names from the registry file the lab module writes, when there is one.
-fn registered_nodes(lab: &str) -> BTreeSet<String> {
-    let path = fip_harness::lab::registry::record_path(lab);
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return BTreeSet::new();
-    };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return BTreeSet::new();
-    };
-    value["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|node| {
-            node.as_str()
-                .or_else(|| node["name"].as_str())
-                .map(str::to_string)
+/// The lab's record (nodes, external hosts and pods by name), when there is one.
+fn lab_record(lab: &str) -> Option<LabRecord> {
+    LabRecord::read(&record_path(lab)).ok()
+}
+
+/// A member's kind as the record says, else from what it holds.
+fn kind_of(record: Option<&LabRecord>, member: &str) -> &'static str {
+    let listed = |names: &[String]| names.iter().any(|n| n == member);
+    match record {
+        _ if member == FABRIC => "fabric",
+        Some(r) if listed(&r.nodes) => "node",
+        Some(r) if listed(&r.externals) => "external",
+        Some(r) if listed(&r.pods) => "pod",
+        _ => "?",
+    }
+}
+
+/// Every member with its addresses, and which pod each node's DNAT sends each
+/// floating IP to (the pod found by its address).
+fn overview(
+    lab: &str,
+    namespaces: &[(Netns, MemberState)],
+    record: Option<&LabRecord>,
+) -> LabOverview {
+    let members: Vec<MemberAddresses> = namespaces
+        .iter()
+        .map(|(ns, state)| MemberAddresses {
+            member: state.member.clone(),
+            kind: kind_of(record, &state.member).to_string(),
+            node: None,
+            addresses: list_addresses(ns).unwrap_or_default(),
         })
-        .collect()
+        .collect();
+    let pod_of = |internal: IpAddr| {
+        members
+            .iter()
+            .filter(|m| m.kind == "pod")
+            .find(|m| m.addresses.iter().any(|a| a.address == internal))
+            .map_or("?".to_string(), |m| m.member.clone())
+    };
+    let mut holders: BTreeMap<IpAddr, BTreeSet<Holder>> = BTreeMap::new();
+    for (_, state) in namespaces {
+        for backend in &state.backends {
+            for dnat in &backend.mappings.dnat {
+                holders.entry(dnat.external).or_default().insert(Holder {
+                    pod: pod_of(dnat.internal),
+                    internal: dnat.internal,
+                    node: state.member.clone(),
+                });
+            }
+        }
+    }
+    LabOverview {
+        lab: lab.to_string(),
+        members,
+        floating_ips: holders
+            .into_iter()
+            .map(|(floating_ip, holders)| FloatingIpHolder {
+                floating_ip,
+                holders: holders.into_iter().collect(),
+            })
+            .collect(),
+    }
+}
+
+/// `state --json`: the overview, BIRD's view, then each member's NAT,
+/// routes and conntrack entries.
+#[derive(Debug, Serialize)]
+struct LabState<'a> {
+    #[serde(flatten)]
+    overview: &'a LabOverview,
+    /// Each BIRD's protocols and routes (empty under model routing).
+    bird: &'a [DaemonState],
+    dataplane: &'a [MemberState],
 }
 
 fn has_rules(state: &NodeNatState, rules: &str, kind: BackendKind) -> bool {
@@ -93,7 +153,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         bail!("no lab named '{}' (no namespace {prefix}*)", args.lab);
     }
-    let nodes = registered_nodes(&args.lab);
+    let record = lab_record(&args.lab);
+    let nodes: BTreeSet<String> = record
+        .as_ref()
+        .map(|r| r.nodes.iter().cloned().collect())
+        .unwrap_or_default();
     let mut members = Vec::new();
     for name in names {
         let ns = Netns::open(&name).with_context(|| format!("open namespace {name}"))?;
@@ -153,6 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|e| floating.iter().any(|f| e.involves(*f)))
             .collect();
     }
+    let overview = overview(&args.lab, &members, record.as_ref());
     let shown: Vec<MemberState> = members
         .into_iter()
         .map(|(_, m)| m)
@@ -164,18 +229,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 || !m.conntrack.is_empty()
         })
         .collect();
+    let bird = fip_harness::bgp::lab_state(&args.lab);
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&shown)?);
+        let state = LabState {
+            overview: &overview,
+            bird: &bird,
+            dataplane: &shown,
+        };
+        println!("{}", serde_json::to_string_pretty(&state)?);
         return Ok(ExitCode::SUCCESS);
     }
+    println!("{}", overview.render().trim_end());
     if shown.is_empty() {
         println!(
             "lab '{}': no floating-IP rules, routes or entries",
             args.lab
         );
     }
-    for daemon in fip_harness::bgp::lab_state(&args.lab) {
+    for daemon in &bird {
         println!("== {} {} (BIRD)", daemon.member, daemon.daemon);
         for protocol in daemon.protocols.iter().filter(|p| p.protocol == "BGP") {
             println!(

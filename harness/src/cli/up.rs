@@ -1,14 +1,14 @@
 //! `fip-harness up`: build a scenario's cluster, apply its pod and annotation
-//! steps through the control plane, and leave the lab running for people to
-//! explore with `exec`, `state` and their own tools.
+//! steps through the control plane (or, with `--until-step N`, every step
+//! before N as `run` does), and leave the lab running for people to explore
+//! with `exec`, `state` and their own tools, or to `replay` the rest in.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fip_harness::dataplane::{BackendKind, DataplaneChoice};
-
-use fip_harness::runner;
-use fip_harness::scenario;
+use fip_harness::runner::{self, LabNaming, RunOptions, UpRecord};
+use fip_harness::seed::Seed;
 
 use super::choices::{Backend, Profile};
 
@@ -17,8 +17,12 @@ pub struct Args {
     /// The scenario file whose cluster to build.
     scenario: PathBuf,
     /// Lab name ([a-z0-9], at most 12); default: one made up.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prefix")]
     name: Option<String>,
+    /// Make the lab's name up from this prefix ([a-z0-9], at most 8) and a
+    /// few characters of its own.
+    #[arg(long)]
+    prefix: Option<String>,
     /// Dataplane backend.
     #[arg(long, value_enum, default_value_t = Backend::Nftables)]
     backend: Backend,
@@ -32,44 +36,102 @@ pub struct Args {
     /// Who programs the routes: BIRD, as Calico, or the harness's model.
     #[arg(long, value_enum, default_value_t)]
     routing: super::routing::RoutingArg,
+    /// Bring the lab to the state before step N (1-based, as failures number
+    /// them): every earlier step runs as in `run`, traffic and checks
+    /// included; `replay LAB SCENARIO --from-step N` runs the rest.
+    #[arg(long, value_name = "N")]
+    until_step: Option<usize>,
+    /// Fix every random choice (SCTP tags and TSNs, source ports, the lab's
+    /// name); default: drawn and printed.
+    #[arg(long, value_name = "N")]
+    seed: Option<Seed>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !nix::unistd::Uid::effective().is_root() {
         anyhow::bail!("building a lab creates network namespaces and needs root (try sudo)");
     }
-    let scenario = match scenario::load_file(&args.scenario) {
-        Ok(scenario) => scenario,
-        Err(errors) => {
-            for error in &errors.0 {
-                eprintln!("{error}");
-            }
-            anyhow::bail!("{} error(s) in {}", errors.0.len(), args.scenario.display());
-        }
+    let scenario = super::load_one_scenario(&args.scenario)?;
+    if let Some(step) = args.until_step {
+        runner::check_step_number(&scenario, step).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(prefix) = &args.prefix {
+        runner::check_prefix(prefix).map_err(anyhow::Error::msg)?;
+    }
+    let seed = args.seed.unwrap_or_else(Seed::random);
+    let naming = match (args.name, args.prefix) {
+        (Some(name), _) => LabNaming::Exact(name),
+        (None, Some(prefix)) => LabNaming::Prefix(prefix),
+        (None, None) => LabNaming::MadeUp,
     };
-    let lab = args.name.unwrap_or_else(runner::unique_lab_name);
+    let lab = naming.name_for(Some(seed), &scenario.name);
     super::signals::tear_down_labs_on_ctrl_c(move |_| {
         eprintln!("interrupted: the lab was removed");
     });
     let dataplane = args
         .dataplane
         .unwrap_or_else(|| BackendKind::from(args.backend).into());
+    let options = RunOptions {
+        routing: args.routing.into(),
+        seed: Some(seed),
+        ..RunOptions::default()
+    };
     let runtime = tokio::runtime::Runtime::new()?;
-    let summary = runtime
+    let report = runtime
         .block_on(runner::bring_up(
             &scenario,
             &dataplane,
             args.profile.into(),
-            args.routing.into(),
+            &options,
             &lab,
+            args.until_step,
         ))
         .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
-    say!("{}", summary.trim_end());
-    say!(
-        "lab `{lab}` is up ({} dataplane, {} routing). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
-         see its NAT with `fip-harness state {lab}`, remove it with `fip-harness down {lab}`.",
-        dataplane,
-        fip_harness::bgp::RoutingMode::from(args.routing)
+    let record = UpRecord::of(
+        &scenario,
+        &dataplane,
+        args.profile.into(),
+        &options,
+        args.until_step,
     );
-    Ok(ExitCode::SUCCESS)
+    if let Err(error) = record.write(&lab) {
+        eprintln!("warning: `replay` will need --backend/--profile/--routing/--seed: {error}");
+    }
+    say!("{}", report.overview.render().trim_end());
+    for (node, rules) in &report.rules {
+        say!("  NAT rules of {node} ({dataplane}):");
+        for line in rules.lines() {
+            say!("    {line}");
+        }
+    }
+    for (stream, step) in &report.deferred_streams {
+        say!(
+            "stream `{stream}` (step {step}) would still run at step {}: not started; `replay` starts it",
+            args.until_step.unwrap_or_default()
+        );
+    }
+    let failed = !report.result.outcome.is_pass();
+    if failed {
+        for line in report.result.failure_text().lines() {
+            say!("{line}");
+        }
+    }
+    let replay = match args.until_step {
+        Some(step) => format!(
+            "\nrun the remaining steps in it with `fip-harness replay {lab} {} --from-step {step}`,",
+            args.scenario.display()
+        ),
+        None => String::new(),
+    };
+    say!(
+        "lab `{lab}` is up ({} dataplane, {} routing, seed {seed}). Get in with `fip-harness exec {lab} <member> -- <command>`,\n\
+         see its NAT with `fip-harness state {lab}`,{replay} remove it with `fip-harness down {lab}`.",
+        dataplane,
+        options.routing,
+    );
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

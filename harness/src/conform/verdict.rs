@@ -203,6 +203,8 @@ pub(crate) mod tests {
             migrations: Vec::new(),
             lab_pictures: Vec::new(),
             kept_lab: None,
+            seed: None,
+            lab: None,
         }
     }
 

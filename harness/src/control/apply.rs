@@ -161,10 +161,7 @@ impl ControlPlane {
                 (changes, Next::Patch(patch))
             }
             _ => {
-                let view = self.policy.cluster_view(cluster);
-                let mut desired = desired_state(&view, &topology);
-                keep_routing_routes(routing, &mut desired);
-                self.policy.adjust_desired(&mut desired);
+                let desired = self.whole_desired(cluster, &topology);
                 let mut changes = diff(&self.current, &desired, self.profile);
                 self.policy.adjust_changes(&mut changes, &desired);
                 (changes, Next::Whole(desired, topology))
@@ -200,6 +197,28 @@ impl ControlPlane {
             nat_applied,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// Believe the lab already holds what `cluster` asks for, without
+    /// touching it: for a lab taken over after another process brought it to
+    /// this state (`replay`). Nothing is applied and no conntrack entry is
+    /// deleted, so the lab stays exactly as that process left it.
+    pub fn assume(&mut self, cluster: &ClusterState) {
+        let topology = self.lab.topology();
+        self.current = self.whole_desired(cluster, &topology);
+        self.memory = Some(Memory {
+            cluster: cluster.clone(),
+            topology,
+        });
+    }
+
+    /// What the whole lab must hold for `cluster`, through the policy.
+    fn whole_desired(&self, cluster: &ClusterState, topology: &Topology) -> DesiredState {
+        let view = self.policy.cluster_view(cluster);
+        let mut desired = desired_state(&view, topology);
+        keep_routing_routes(self.routing, &mut desired);
+        self.policy.adjust_desired(&mut desired);
+        desired
     }
 
     /// Remove the NAT and floating-IP routes from every member.

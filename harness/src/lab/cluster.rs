@@ -30,7 +30,16 @@ pub(super) const NO_DAD: [(&str, &str); 2] = [
 
 /// Nodes forward, filter nothing by reverse path (Calico: loose or off), send and
 /// take no redirects, answer proxy ARP at once, and never hold an address tentative.
-const NODE_SYSCTLS: [(&str, &str); 12] = [
+/// ICMP errors are not rate-limited in the lab's routers: the kernel's per-peer
+/// limit (one a second after a burst) would make whether a probe meets its
+/// "unreachable" depend on how long the previous steps took, and so on the
+/// host's load; checks and the backends' agreement compare those errors.
+const NO_ICMP_RATE_LIMIT: [(&str, &str); 2] = [
+    ("net.ipv4.icmp_ratelimit", "0"),
+    ("net.ipv6.icmp.ratelimit", "0"),
+];
+
+const NODE_SYSCTLS: [(&str, &str); 14] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv4.conf.all.rp_filter", "0"),
@@ -43,9 +52,11 @@ const NODE_SYSCTLS: [(&str, &str); 12] = [
     ("net.ipv6.conf.default.proxy_ndp", "1"),
     NO_DAD[0],
     NO_DAD[1],
+    NO_ICMP_RATE_LIMIT[0],
+    NO_ICMP_RATE_LIMIT[1],
 ];
 
-const FABRIC_SYSCTLS: [(&str, &str); 7] = [
+const FABRIC_SYSCTLS: [(&str, &str); 9] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv4.conf.all.rp_filter", "0"),
@@ -53,6 +64,8 @@ const FABRIC_SYSCTLS: [(&str, &str); 7] = [
     ("net.ipv4.conf.all.send_redirects", "0"),
     NO_DAD[0],
     NO_DAD[1],
+    NO_ICMP_RATE_LIMIT[0],
+    NO_ICMP_RATE_LIMIT[1],
 ];
 
 /// Where a per-address route sends its traffic.
@@ -96,8 +109,10 @@ pub struct Lab {
     pub(super) pods: BTreeMap<String, PodState>,
     pub(super) record: LabRecord,
     /// The lock on the lab's name, held while this process owns the lab.
-    claim: Option<LabClaim>,
-    torn_down: bool,
+    pub(super) claim: Option<LabClaim>,
+    /// Set once the lab is gone or kept; set from the start for a lab taken
+    /// over from `up` ([`Lab::adopt`]), which this value must never remove.
+    pub(super) torn_down: bool,
 }
 
 /// Removes what a half-built lab made if bring-up fails or panics.

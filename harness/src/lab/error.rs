@@ -51,6 +51,8 @@ pub enum LabError {
     NotContained { lab: String, what: String },
     #[error("lab '{lab}': a worker thread panicked while {what}")]
     Panicked { lab: String, what: &'static str },
+    #[error("lab '{lab}' cannot be taken over: {reason}")]
+    NotAdoptable { lab: String, reason: String },
     #[error("{namespace}: {program}: {detail}")]
     Program {
         namespace: String,

@@ -5,6 +5,7 @@
 //! `down a` can never remove a namespace of lab `ab`.
 
 pub mod addressing;
+mod adopt;
 pub mod claim;
 mod cluster;
 pub mod daemons;

@@ -8,6 +8,9 @@ use super::summary::{Outcome, RunSummary};
 pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::SerializeError> {
     let mut report = Report::new("fip-harness");
     let mut suite = TestSuite::new("scenarios");
+    if let Some(seed) = summary.seed {
+        suite.add_property(("seed", seed.to_string().as_str()));
+    }
     for scenario in &summary.scenarios {
         let status = match &scenario.outcome {
             Outcome::Passed => TestCaseStatus::success(),
@@ -51,6 +54,8 @@ mod tests {
             migrations: vec![],
             lab_pictures: vec![],
             kept_lab: None,
+            seed: Some(crate::seed::Seed(7)),
+            lab: None,
         }
     }
 

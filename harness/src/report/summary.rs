@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::picture::LabPicture;
 use crate::check::{CheckLine, MigrationFigures, StreamPacket};
+use crate::seed::Seed;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "result")]
@@ -78,6 +79,12 @@ pub struct ScenarioResult {
     pub lab_pictures: Vec<LabPicture>,
     /// Set when the lab was kept up for inspection (`--keep-on-failure`).
     pub kept_lab: Option<String>,
+    /// The seed the case's random choices came from (`--seed` replays them).
+    #[serde(default)]
+    pub seed: Option<Seed>,
+    /// The lab the case ran in (made up from the seed unless given).
+    #[serde(default)]
+    pub lab: Option<String>,
 }
 
 impl ScenarioResult {
@@ -98,6 +105,11 @@ impl ScenarioResult {
             if let Some(dir) = &step.diagnostics {
                 text.push_str(&format!("  diagnostics bundle: {}\n", dir.display()));
             }
+        }
+        if let Some(seed) = self.seed {
+            text.push_str(&format!(
+                "seed {seed}: `--seed {seed}` makes the same random choices again\n"
+            ));
         }
         if let Some(lab) = &self.kept_lab {
             text.push_str(&format!(
@@ -122,6 +134,9 @@ impl ScenarioResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
+    /// The run's seed, when its cases share one (`run --seed` replays it).
+    #[serde(default)]
+    pub seed: Option<Seed>,
     pub duration_ms: u64,
     pub passed: usize,
     pub failed: usize,
@@ -151,7 +166,11 @@ impl RunSummary {
                 (backend, median(&values))
             })
             .collect();
+        let mut seeds = scenarios.iter().map(|s| s.seed);
+        let first = seeds.next().flatten();
+        let seed = first.filter(|_| seeds.all(|s| s == first));
         RunSummary {
+            seed,
             duration_ms,
             passed,
             failed: scenarios.len() - passed,

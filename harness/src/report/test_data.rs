@@ -103,6 +103,8 @@ fn case(name: &str, outcome: Outcome) -> ScenarioResult {
         migrations: vec![],
         lab_pictures: vec![],
         kept_lab: None,
+        seed: None,
+        lab: None,
     }
 }
 

@@ -11,7 +11,8 @@ use crate::bgp::{LabBird, RoutingMode};
 use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
-use crate::dataplane::DataplaneChoice;
+use crate::dataplane::{Dataplane, DataplaneChoice};
+use crate::lab::addressing::UPLINK;
 use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec};
 use crate::scenario::{ConntrackProfile, Pod, Scenario, Target};
 use crate::traffic::{EndpointKind, EndpointSpec, TrafficEngine};
@@ -32,6 +33,8 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) engine: TrafficEngine,
     pub(super) control: ControlPlane,
     pub(super) dataplane: DataplaneChoice,
+    /// The backend the control plane programs, for dumps of what it holds.
+    pub(super) nat: std::sync::Arc<dyn Dataplane>,
     pub(super) ipam: Ipam,
     /// Live pods (scenario view, with their current annotations).
     pub(super) pods: BTreeMap<String, Pod>,
@@ -55,6 +58,10 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) options: RunOptions,
     /// The lab's BIRD daemons under [`RoutingMode::Bird`].
     pub(super) bird: Option<LabBird>,
+    /// Replaying the steps that brought a kept lab to its state (`replay`):
+    /// the model follows them, the lab is only checked and taken over, not
+    /// changed (pods adopted, the control plane told what the lab holds).
+    pub(super) adopting: bool,
     /// A dataplane driver failed (crashed, hung, answered garbage, refused):
     /// the case ends as an error of the dataplane, not a failed expectation
     /// (`conform` counts it as a driver error).
@@ -62,6 +69,7 @@ pub(super) struct ScenarioRun<'a> {
 }
 
 impl<'a> ScenarioRun<'a> {
+    /// A fresh lab for the case, with BIRD started when it routes.
     pub(super) async fn start(
         scenario: &'a Scenario,
         dataplane: &DataplaneChoice,
@@ -69,50 +77,64 @@ impl<'a> ScenarioRun<'a> {
         lab_name: &str,
         options: &RunOptions,
     ) -> Result<ScenarioRun<'a>, String> {
+        Self::open(scenario, dataplane, profile, lab_name, options, false).await
+    }
+
+    /// The kept lab `lab_name`, taken over with its BIRD daemons, for steps
+    /// replayed in adoption mode first (see [`ScenarioRun::adopting`]).
+    pub(super) async fn adopt(
+        scenario: &'a Scenario,
+        dataplane: &DataplaneChoice,
+        profile: ConntrackProfile,
+        lab_name: &str,
+        options: &RunOptions,
+    ) -> Result<ScenarioRun<'a>, String> {
+        Self::open(scenario, dataplane, profile, lab_name, options, true).await
+    }
+
+    async fn open(
+        scenario: &'a Scenario,
+        dataplane: &DataplaneChoice,
+        profile: ConntrackProfile,
+        lab_name: &str,
+        options: &RunOptions,
+        adopt: bool,
+    ) -> Result<ScenarioRun<'a>, String> {
+        let spec = lab_spec(scenario, lab_name);
+        let lab = if adopt {
+            Lab::adopt(spec).await.map_err(|e| e.to_string())?
+        } else {
+            Lab::build_for(spec, Some(scenario.source.clone()))
+                .await
+                .map_err(|e| format!("building the lab: {e}"))?
+        };
+        let pools = &scenario.cluster.pools;
+        let bird = match (options.routing, adopt) {
+            (RoutingMode::Bird, false) => Some(super::routing::start_bird(&lab, pools)?),
+            (RoutingMode::Bird, true) => Some(super::routing::adopt_bird(&lab, pools)?),
+            (RoutingMode::Model, _) => None,
+        };
+        let mut run = Self::around(scenario, lab, bird, dataplane, profile, options).await?;
+        run.adopting = adopt;
+        Ok(run)
+    }
+
+    /// The case's state around a lab: traffic endpoints for its hosts and a
+    /// control plane that believes the lab holds nothing yet.
+    async fn around(
+        scenario: &'a Scenario,
+        lab: Lab,
+        bird: Option<LabBird>,
+        dataplane: &DataplaneChoice,
+        profile: ConntrackProfile,
+        options: &RunOptions,
+    ) -> Result<ScenarioRun<'a>, String> {
         let cluster = &scenario.cluster;
-        let spec = LabSpec {
-            name: lab_name.to_string(),
-            nodes: cluster
-                .nodes
-                .iter()
-                .map(|name| NodeSpec {
-                    name: name.clone(),
-                    blocks: Vec::new(),
-                })
-                .collect(),
-            externals: cluster.externals.clone(),
-            dual_stack: cluster.dual_stack,
-        };
-        let lab = Lab::build_for(spec, Some(scenario.source.clone()))
-            .await
-            .map_err(|e| format!("building the lab: {e}"))?;
-        let engine = TrafficEngine::new(lab_name);
-        for node in &cluster.nodes {
-            let netns = lab.netns(node).map_err(|e| e.to_string())?.clone();
-            engine
-                .add_endpoint(EndpointSpec {
-                    name: node.clone(),
-                    netns,
-                    kind: EndpointKind::Node,
-                    addresses: Vec::new(),
-                    interface: None,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        for external in &cluster.externals {
-            let netns = lab.netns(external).map_err(|e| e.to_string())?.clone();
-            engine
-                .add_endpoint(EndpointSpec::external(external, netns))
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        let bird = match options.routing {
-            RoutingMode::Bird => Some(super::routing::start_bird(&lab, &cluster.pools)?),
-            RoutingMode::Model => None,
-        };
+        let engine = TrafficEngine::with_seed(lab.name(), options.seed);
+        add_host_endpoints(&engine, &lab, cluster).await?;
         let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
         let chosen = dataplane.build();
+        let nat = chosen.dataplane.clone();
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing);
@@ -122,6 +144,7 @@ impl<'a> ScenarioRun<'a> {
             engine,
             control,
             dataplane: dataplane.clone(),
+            nat,
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
@@ -133,6 +156,7 @@ impl<'a> ScenarioRun<'a> {
             routed_blocks: Default::default(),
             options: options.clone(),
             bird,
+            adopting: false,
             driver_failed: false,
         };
         // A driver starts with its node's first topology: a driver that
@@ -229,6 +253,57 @@ impl<'a> ScenarioRun<'a> {
             .teardown()
             .map_err(|e| format!("tearing down: {e}"));
         ended.and(stopped).and(torn_down)
+    }
+}
+
+/// The nodes and external hosts as traffic endpoints, each captured on its
+/// uplink (a failing step's bundle has every member's packets).
+pub(super) async fn add_host_endpoints(
+    engine: &TrafficEngine,
+    lab: &Lab,
+    cluster: &crate::scenario::Cluster,
+) -> Result<(), String> {
+    let hosts = cluster
+        .nodes
+        .iter()
+        .map(|node| (node, EndpointKind::Node))
+        .chain(
+            cluster
+                .externals
+                .iter()
+                .map(|x| (x, EndpointKind::External)),
+        );
+    for (name, kind) in hosts {
+        let netns = lab.netns(name).map_err(|e| e.to_string())?.clone();
+        engine
+            .add_endpoint(EndpointSpec {
+                name: name.clone(),
+                netns,
+                kind,
+                addresses: Vec::new(),
+                interface: Some(UPLINK.to_string()),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The lab a scenario's cluster needs, named `lab_name`.
+fn lab_spec(scenario: &Scenario, lab_name: &str) -> LabSpec {
+    let cluster = &scenario.cluster;
+    LabSpec {
+        name: lab_name.to_string(),
+        nodes: cluster
+            .nodes
+            .iter()
+            .map(|name| NodeSpec {
+                name: name.clone(),
+                blocks: Vec::new(),
+            })
+            .collect(),
+        externals: cluster.externals.clone(),
+        dual_stack: cluster.dual_stack,
     }
 }
 

@@ -4,21 +4,24 @@
 mod case;
 mod dataplane;
 mod diagnostics;
+mod naming;
 mod observe;
 mod parallel;
 mod pictures;
 mod pods;
 mod replay;
+mod repro;
 mod routing;
 mod send;
 mod streams;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use parallel::run_cases;
-pub use replay::{bring_up, run_scenario, RunOptions};
+pub use replay::{run_scenario, RunOptions};
+pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
 
 use crate::bgp::RoutingMode;
 use crate::dataplane::DataplaneChoice;
@@ -97,41 +100,6 @@ pub fn plan(
 /// Debug builds panic in the case of this scenario name (for tests).
 pub const PANIC_IN_CASE_ENV: &str = "FIP_HARNESS_TEST_PANIC_IN";
 
-/// A lab name unique on this host: `r<pid><n><random>` in base 36, at most 12
-/// characters (the lab name rule). The random part, drawn once per process,
-/// keeps a later process with a reused pid from meeting a lab a killed one left.
-pub fn unique_lab_name() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let salt = SALT.get_or_init(|| {
-        // RandomState's keys come from the OS's random source.
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        base36((random % (36u64.pow(4))) as u32)
-    });
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut name = format!("r{}{}", base36(std::process::id()), base36(n));
-    let room = 12usize.saturating_sub(name.len());
-    name.push_str(&format!("{salt:0>4}")[..room.min(4)]);
-    name
-}
-
-fn base36(mut n: u32) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).expect("ascii")
-}
-
 /// Run one case on a tokio runtime of its own (for threads of a test harness
 /// or of `run --jobs`). A panic anywhere in the case fails that case with the
 /// panic's message (its lab is removed as the panic unwinds through it); the
@@ -145,31 +113,29 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".to_string());
-        let mut result = case_error(
-            case,
-            options.routing,
-            format!("the harness panicked: {message}"),
-        );
+        let mut result = case_error(case, options, format!("the harness panicked: {message}"));
         result.duration_ms = started.elapsed().as_millis() as u64;
         result
     })
 }
 
 /// The result of a case the harness could not run.
-fn case_error(case: &PlannedCase, routing: RoutingMode, reason: String) -> ScenarioResult {
-    replay::result_of(
+fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> ScenarioResult {
+    let mut result = replay::result_of(
         &case.scenario,
         &case.dataplane,
         case.profile,
-        routing,
+        options.routing,
         Outcome::Error { reason },
-    )
+    );
+    result.seed = options.seed;
+    result
 }
 
 /// A result of `case` with `outcome` and no steps (for unit tests elsewhere).
 #[cfg(test)]
 pub(crate) fn result_for_tests(case: &PlannedCase, outcome: Outcome) -> ScenarioResult {
-    let mut result = case_error(case, RoutingMode::default(), String::new());
+    let mut result = case_error(case, &RunOptions::default(), String::new());
     result.outcome = outcome;
     result
 }
@@ -188,14 +154,10 @@ fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> Scenario
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            return case_error(
-                case,
-                options.routing,
-                format!("starting a tokio runtime: {error}"),
-            )
+            return case_error(case, options, format!("starting a tokio runtime: {error}"))
         }
     };
-    let lab = unique_lab_name();
+    let lab = options.naming.name_for(options.seed, &case.test_name());
     runtime.block_on(run_scenario(
         &case.scenario,
         &case.dataplane,

@@ -139,7 +139,12 @@ impl ScenarioRun<'_> {
                 )
             })
             .collect();
-        if let Err(error) = self.lab.add_pods(&specs).await {
+        let wired = if self.adopting {
+            self.lab.adopt_pods(&specs).await
+        } else {
+            self.lab.add_pods(&specs).await
+        };
+        if let Err(error) = wired {
             undo(self);
             return Err(format!("wiring the pod: {error}"));
         }
@@ -192,7 +197,11 @@ impl ScenarioRun<'_> {
             .remove_endpoint(name)
             .await
             .map_err(|e| e.to_string())?;
-        self.lab.remove_pod(name).await.map_err(|e| e.to_string())?;
+        if self.adopting {
+            self.lab.forget_pod(name);
+        } else {
+            self.lab.remove_pod(name).await.map_err(|e| e.to_string())?;
+        }
         calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
         self.send_topology(&[pod.node.as_str()]).await
     }
@@ -318,12 +327,16 @@ impl ScenarioRun<'_> {
         let at_unix_ns = now_unix_ns();
         // The applier runs its per-node transactions on threads of its own and
         // waits for them: keep this worker free for the traffic meanwhile.
-        let applied = match tokio::task::block_in_place(|| self.control.update(&state)) {
-            Ok(applied) => applied,
-            Err(error) => return Err(self.control_fault(error)),
-        };
-        for conflict in &applied.conflicts {
-            tracing::info!(?conflict, "several pods claim one floating IP");
+        if self.adopting {
+            self.control.assume(&state);
+        } else {
+            let applied = match tokio::task::block_in_place(|| self.control.update(&state)) {
+                Ok(applied) => applied,
+                Err(error) => return Err(self.control_fault(error)),
+            };
+            for conflict in &applied.conflicts {
+                tracing::info!(?conflict, "several pods claim one floating IP");
+            }
         }
         let owners: BTreeMap<IpAddr, String> = self
             .control
@@ -352,7 +365,11 @@ impl ScenarioRun<'_> {
                 });
             }
         }
+        let before: Vec<IpAddr> = self.owners.keys().copied().collect();
         self.owners = owners;
-        Ok(())
+        if self.adopting {
+            return Ok(());
+        }
+        self.wait_withdrawn(&before)
     }
 }

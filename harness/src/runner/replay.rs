@@ -2,16 +2,19 @@
 //! steps in order (each kind in a module of its own), record every step's
 //! result, and tear the lab down (or keep it when asked).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
 use super::pictures::Album;
+use super::repro::UpRecord;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult, StepResult};
 use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Step, Target};
+use crate::seed::Seed;
 
 /// Where a run writes, and whether a failing lab stays up.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +24,11 @@ pub struct RunOptions {
     pub keep_on_failure: bool,
     /// BIRD (the default) or the harness's route model.
     pub routing: RoutingMode,
+    /// Fixes every random choice of the case (see [`crate::seed`]); None: the
+    /// OS's randomness, as before seeds existed.
+    pub seed: Option<Seed>,
+    /// How the case's lab is named.
+    pub naming: super::LabNaming,
 }
 
 /// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
@@ -33,20 +41,21 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = result_of(
-        scenario,
-        dataplane,
-        profile,
-        options.routing,
-        Outcome::Passed,
-    );
+    let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
     match ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
-            result.outcome = run.replay(&mut result).await;
+            let all = 0..scenario.steps.len();
+            result.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
             let keep = options.keep_on_failure && !result.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
+                // The state after the failing step: `replay` goes on from the next.
+                let until_step = result.steps.last().map(|step| step.index + 2);
+                let record = UpRecord::of(scenario, dataplane, profile, options, until_step);
+                if let Err(error) = record.write(run.lab.name()) {
+                    tracing::warn!(%error, "could not write how the kept lab was made");
+                }
                 run.keep();
             } else if let Err(reason) = run.finish() {
                 if result.outcome.is_pass() {
@@ -59,54 +68,24 @@ pub async fn run_scenario(
     result
 }
 
-/// Build `scenario`'s cluster and replay its pod and annotation steps (no
-/// traffic, no waits), then leave the lab up. Returns what was built, for people.
-pub async fn bring_up(
+/// The result of a case about to run in `lab_name`: passed so far, nothing run.
+pub(super) fn fresh_result(
     scenario: &Scenario,
     dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
-    routing: RoutingMode,
+    options: &RunOptions,
     lab_name: &str,
-) -> Result<String, String> {
-    let options = RunOptions {
-        routing,
-        ..RunOptions::default()
-    };
-    let mut run = ScenarioRun::start(scenario, dataplane, profile, lab_name, &options).await?;
-    for (index, step) in scenario.steps.iter().enumerate() {
-        let outcome = match step {
-            Step::CreatePod(create) => run.create_pod(create).await,
-            Step::DeletePod(name) => run.delete_pod(name).await,
-            Step::Annotate(annotate) => run.annotate(annotate).await,
-            Step::SetPhase(set) => run.set_phase(set).await,
-            Step::Send(_) | Step::StartStream(_) | Step::StopStream(_) | Step::Wait(_) => Ok(()),
-        };
-        if let Err(message) = outcome {
-            let _ = run.finish();
-            return Err(format!(
-                "step {} ({}): {message}",
-                index + 1,
-                summarise(step)
-            ));
-        }
-    }
-    let mut summary = String::new();
-    for (name, endpoint) in &run.endpoints {
-        let addresses: Vec<String> = endpoint.addresses.iter().map(ToString::to_string).collect();
-        let floating: Vec<String> = endpoint
-            .ip_nats
-            .iter()
-            .map(|nat| nat.external.to_string())
-            .collect();
-        summary.push_str(&format!(
-            "pod {name} on {}: {} floating IPs [{}]\n",
-            endpoint.node,
-            addresses.join(", "),
-            floating.join(", ")
-        ));
-    }
-    run.keep();
-    Ok(summary)
+) -> ScenarioResult {
+    let mut result = result_of(
+        scenario,
+        dataplane,
+        profile,
+        options.routing,
+        Outcome::Passed,
+    );
+    result.seed = options.seed;
+    result.lab = Some(lab_name.to_string());
+    result
 }
 
 /// The result of a case with `outcome` and nothing run yet.
@@ -130,6 +109,8 @@ pub(super) fn result_of(
         migrations: Vec::new(),
         lab_pictures: Vec::new(),
         kept_lab: None,
+        seed: None,
+        lab: None,
     }
 }
 
@@ -141,21 +122,38 @@ fn profile_name(profile: ConntrackProfile) -> &'static str {
 }
 
 impl ScenarioRun<'_> {
-    /// Run every step in order, taking pictures of the lab for the report.
-    async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
+    /// Run the steps of `range` in order (but not those in `skipped`: streams
+    /// left for `replay`), taking pictures of the lab for the report.
+    pub(super) async fn replay(
+        &mut self,
+        range: std::ops::Range<usize>,
+        skipped: &BTreeSet<usize>,
+        result: &mut ScenarioResult,
+    ) -> Outcome {
         let mut album = Album::default();
-        let outcome = self.replay_steps(result, &mut album).await;
+        let outcome = self.replay_steps(range, skipped, result, &mut album).await;
         result.lab_pictures = album.close(self).await;
         outcome
     }
 
-    /// Run every step in order; stop at the first failing one (later steps build
-    /// on it) after writing its diagnostics.
-    async fn replay_steps(&mut self, result: &mut ScenarioResult, album: &mut Album) -> Outcome {
+    /// Stop at the first failing step (later steps build on it) after writing
+    /// its diagnostics. A run to the last step fails when a stream was never
+    /// stopped.
+    async fn replay_steps(
+        &mut self,
+        range: std::ops::Range<usize>,
+        skipped: &BTreeSet<usize>,
+        result: &mut ScenarioResult,
+        album: &mut Album,
+    ) -> Outcome {
         let scenario = self.scenario;
-        let steps = &scenario.steps;
-        let mut index = 0;
+        let steps = &scenario.steps[..range.end];
+        let mut index = range.start;
         while index < steps.len() {
+            if skipped.contains(&index) {
+                index += 1;
+                continue;
+            }
             let creates = pod_batch(&steps[index..], !self.streams.is_empty());
             // Consecutive pod creations are wired in one pass (the lab's
             // batched `add_pods`); each keeps its own step result.
@@ -194,7 +192,7 @@ impl ScenarioRun<'_> {
             }
             index += count;
         }
-        if !self.streams.is_empty() {
+        if range.end == scenario.steps.len() && !self.streams.is_empty() {
             let names: Vec<String> = self.streams.keys().cloned().collect();
             self.stop_all_streams().await;
             return Outcome::Failed {

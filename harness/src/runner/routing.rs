@@ -2,6 +2,7 @@
 //! IPAM blocks as confd would be, or the route model programming the block
 //! routes itself.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use ipnet::IpNet;
 
 use super::case::ScenarioRun;
 use crate::bgp::{topology_of, BirdTimers, LabBird};
-use crate::calico::IpPool;
+use crate::calico::{IpFamily, IpPool};
+use crate::control::RouteNext;
 use crate::lab::Lab;
 
 /// How long BIRD may take to bring every session up, or to carry a new
@@ -29,12 +31,27 @@ pub(super) fn start_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, String>
     })
 }
 
+/// The BIRD daemons a kept lab still runs, for its scenario's pools.
+pub(super) fn adopt_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, String> {
+    let topology = topology_of(lab, pools, BirdTimers::lab()).map_err(|e| e.to_string())?;
+    LabBird::adopt(lab, topology).map_err(|e| format!("taking over BIRD: {e}"))
+}
+
 impl ScenarioRun<'_> {
     /// Route a node's new IPAM blocks: under BIRD, reload the node's
     /// configuration with its blocks (confd's re-render) and wait until
     /// every other member holds them, so the pod is reachable when the step
     /// ends; under the model, program the routes directly.
     pub(super) async fn route_blocks(&mut self, node: &str, new: &[IpNet]) -> Result<(), String> {
+        let blocks = self.ipam.node_blocks(node);
+        if self.adopting {
+            // The lab routes them already; BIRD's picture must still know
+            // them for later reconfigurations of this node.
+            if let Some(bird) = self.bird.as_mut() {
+                bird.note_node_blocks(node, &blocks);
+            }
+            return Ok(());
+        }
         let Some(bird) = self.bird.as_mut() else {
             return self
                 .lab
@@ -42,7 +59,6 @@ impl ScenarioRun<'_> {
                 .await
                 .map_err(|e| e.to_string());
         };
-        let blocks = self.ipam.node_blocks(node);
         tokio::task::block_in_place(|| {
             bird.set_node_blocks(node, &blocks)?;
             for block in new {
@@ -51,6 +67,54 @@ impl ScenarioRun<'_> {
             Ok::<(), crate::bgp::BgpError>(())
         })
         .map_err(|e| format!("routing blocks of {node} with BIRD: {e}"))
+    }
+
+    /// Under BIRD, after an update: wait until no member's BIRD routes one of
+    /// `floating_ips` to a node that no longer announces it (the node's
+    /// device route, Felix's, is gone), so that the next step meets a network
+    /// whose withdrawals of moved and removed floating IPs have arrived, as
+    /// new blocks are waited for. Without this, whether a packet sent right
+    /// after a removal meets the fabric's old route or none (an ICMP error)
+    /// depends on the machine's load.
+    pub(super) fn wait_withdrawn(&self, floating_ips: &[IpAddr]) -> Result<(), String> {
+        let Some(bird) = &self.bird else {
+            return Ok(());
+        };
+        let current = self.control.current();
+        for fip in floating_ips {
+            let announcers: Vec<&String> = current
+                .routes
+                .iter()
+                .filter(|(_, routes)| {
+                    routes
+                        .iter()
+                        .any(|r| r.destination == *fip && matches!(r.next, RouteNext::Device(_)))
+                })
+                .map(|(member, _)| member)
+                .collect();
+            let family = IpFamily::of(fip);
+            let allowed: Vec<IpAddr> = announcers
+                .iter()
+                .filter_map(|node| self.lab.node_uplink(node, family).ok().flatten())
+                .collect();
+            let prefix = IpNet::from(*fip);
+            for daemon in bird.daemons() {
+                if daemon.family() != family || announcers.iter().any(|a| *a == daemon.member()) {
+                    continue;
+                }
+                tokio::task::block_in_place(|| {
+                    bird.wait_for_routes(daemon.member(), prefix, BGP_PATIENCE, |routes| {
+                        routes
+                            .iter()
+                            .all(|r| r.gateways.iter().all(|g| allowed.contains(g)))
+                    })
+                })
+                .map_err(|e| {
+                    format!("BIRD did not withdraw {fip} from a node that no longer hosts it: {e}")
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Fails with the log of a BIRD that is no longer running.

@@ -50,6 +50,10 @@ struct Store {
 
 pub struct Capture {
     endpoint: String,
+    /// Whether frames carrying a token become [`Observation`]s: at pods (where
+    /// a probe is delivered), not at the nodes' and hosts' uplinks, whose
+    /// captures are for people reading a failure.
+    observe: bool,
     namespace: String,
     interface: String,
     step: AtomicU32,
@@ -86,6 +90,7 @@ impl Capture {
         ns: &Netns,
         interface: &str,
         step: u32,
+        observe: bool,
     ) -> Result<(Arc<Capture>, tokio::task::JoinHandle<()>), TrafficError> {
         let ifindex = ifindex_in(ns, interface)?;
         // Every EtherType; the protocol goes to the kernel in network byte order.
@@ -103,8 +108,10 @@ impl Capture {
         };
         bind_to_interface(&socket, all, ifindex).map_err(fail)?;
         let sock = AsyncSock::new(socket).map_err(fail)?;
+        sock.stamp_arrivals().map_err(fail)?;
         let capture = Arc::new(Capture {
             endpoint: endpoint.to_string(),
+            observe,
             namespace: ns.name().to_string(),
             interface: interface.to_string(),
             step: AtomicU32::new(step),
@@ -120,9 +127,11 @@ impl Capture {
                     .recv_batch(&mut buf, 256, |frame, from| {
                         // Frames queued before bind() may come from other links.
                         match from.link() {
-                            Some((pkttype, index)) if index == ifindex => {
-                                batch.push((frame.to_vec(), pkttype == libc::PACKET_OUTGOING))
-                            }
+                            Some((pkttype, index)) if index == ifindex => batch.push((
+                                frame.to_vec(),
+                                pkttype == libc::PACKET_OUTGOING,
+                                from.kernel_time_ns(),
+                            )),
                             _ => {}
                         }
                     })
@@ -137,12 +146,16 @@ impl Capture {
         Ok((capture, task))
     }
 
-    fn ingest(&self, batch: Vec<(Vec<u8>, bool)>) {
-        let at = now_unix_ns();
+    /// Keep a batch of (frame, sent by this side, kernel arrival time) and
+    /// the observations in it; a frame without a kernel time gets the time
+    /// it was read.
+    fn ingest(&self, batch: Vec<(Vec<u8>, bool, Option<u64>)>) {
+        let read_at = now_unix_ns();
         let step = self.step.load(Ordering::Relaxed);
         let mut store = self.store.lock().unwrap();
-        for (mut data, outgoing) in batch {
-            if !outgoing {
+        for (mut data, outgoing, kernel_at) in batch {
+            let at = kernel_at.unwrap_or(read_at);
+            if !outgoing && self.observe {
                 if let Some(ip) = ip::in_ethernet(&data) {
                     if let Some(protocol) = Protocol::from_ip_protocol(ip.protocol) {
                         let role = PacketRole::of(protocol, ip.is_ipv6(), ip.payload);

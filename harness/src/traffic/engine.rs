@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+
+use crate::seed::Seed;
 use tokio::task::JoinHandle;
 
 use super::{
@@ -48,6 +50,8 @@ impl StreamHandle {
 
 struct Shared {
     lab: String,
+    /// The run's seed, when it fixes the engine's random choices.
+    seed: Option<Seed>,
     lab_hash: u32,
     next_probe: AtomicU32,
     step: AtomicU32,
@@ -69,9 +73,16 @@ const CAPTURE_SETTLE: Duration = Duration::from_millis(100);
 
 impl TrafficEngine {
     pub fn new(lab: &str) -> Self {
+        Self::with_seed(lab, None)
+    }
+
+    /// An engine whose random choices (SCTP tags and TSNs at both ends, UDP
+    /// and TCP source ports) come from `seed` (see [`crate::seed`]).
+    pub fn with_seed(lab: &str, seed: Option<Seed>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 lab: lab.into(),
+                seed,
                 lab_hash: lab_hash(lab),
                 next_probe: AtomicU32::new(1),
                 step: AtomicU32::new(0),
@@ -106,7 +117,8 @@ impl TrafficEngine {
         let mut capture = None;
         if let Some(interface) = &spec.interface {
             let step = self.shared.step.load(Ordering::Relaxed);
-            let (cap, task) = Capture::start(&spec.name, &spec.netns, interface, step)?;
+            let observe = spec.kind == EndpointKind::Pod;
+            let (cap, task) = Capture::start(&spec.name, &spec.netns, interface, step, observe)?;
             capture = Some(cap);
             tasks.push(task);
         }
@@ -114,6 +126,7 @@ impl TrafficEngine {
             tasks.extend(responder::start_pod_responders(
                 &spec.netns,
                 &spec.addresses,
+                self.shared.seed,
             )?);
         }
         let name = spec.name.clone();
@@ -238,6 +251,7 @@ impl TrafficEngine {
             step,
             probe: id,
             payload_len,
+            seed: self.shared.seed,
         };
         let transport = probe::Transport::open(&endpoint.spec.netns, ctx).await?;
         Ok((id, transport))

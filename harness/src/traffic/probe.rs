@@ -19,6 +19,7 @@ use super::sctp_client::SctpClient;
 use super::sock::{open_raw_in, stream_socket, AsyncSock};
 use super::token::{Token, TOKEN_LEN};
 use super::TrafficError;
+use crate::seed::Seed;
 
 /// Who sends, to where, and how each packet is labelled.
 #[derive(Clone, Debug)]
@@ -31,7 +32,14 @@ pub(crate) struct ProbeContext {
     pub step: u32,
     pub probe: u32,
     pub payload_len: usize,
+    /// The run's seed, when it fixes random choices.
+    pub seed: Option<Seed>,
 }
+
+/// Seeded UDP and TCP probes bind their source port in this range, below the
+/// kernel's ephemeral ports (32768 up), where SCTP's client ports are too.
+const SEEDED_PORT_BASE: u16 = 20000;
+const SEEDED_PORT_SPAN: u16 = 12000;
 
 impl ProbeContext {
     fn payload(&self, seq: u32) -> Vec<u8> {
@@ -44,6 +52,20 @@ impl ProbeContext {
         let mut payload = token.encode().to_vec();
         payload.resize(self.payload_len.max(TOKEN_LEN), 0);
         payload
+    }
+
+    /// The source port of a UDP or TCP probe: from the seed, consecutive per
+    /// probe so that no two probes of a case share one; none (the kernel's
+    /// choice) without a seed.
+    fn local_port(&self) -> u16 {
+        match self.seed {
+            Some(seed) => {
+                let start = seed.derive("source port", &[]) % u64::from(SEEDED_PORT_SPAN);
+                let offset = (start + u64::from(self.probe)) % u64::from(SEEDED_PORT_SPAN);
+                SEEDED_PORT_BASE + offset as u16
+            }
+            None => 0,
+        }
     }
 
     fn ours(&self, token: &Token) -> bool {
@@ -106,6 +128,15 @@ fn open_raw(
     AsyncSock::new(socket).map_err(sock_err(ns, what))
 }
 
+/// The unspecified address of a family, with `port`.
+fn unspecified(v6: bool, port: u16) -> SocketAddr {
+    if v6 {
+        (std::net::Ipv6Addr::UNSPECIFIED, port).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, port).into()
+    }
+}
+
 impl Transport {
     pub async fn open(ns: &Netns, ctx: ProbeContext) -> Result<Transport, TrafficError> {
         let v6 = ctx.v6();
@@ -131,11 +162,7 @@ impl Transport {
                 Some(watch_icmp()?),
             ),
             Protocol::Udp => {
-                let any: SocketAddr = if v6 {
-                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-                } else {
-                    (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-                };
+                let any = unspecified(v6, ctx.local_port());
                 let udp = ns
                     .run(move || {
                         let s = std::net::UdpSocket::bind(any)?;
@@ -149,9 +176,18 @@ impl Transport {
                 (Main::Udp(udp), Some(watch_icmp()?))
             }
             Protocol::Tcp => {
-                let to = ctx.to;
+                let (to, local) = (ctx.to, unspecified(v6, ctx.local_port()));
                 let socket = ns
-                    .run(move || stream_socket(to))
+                    .run(move || {
+                        let socket = stream_socket(to)?;
+                        if local.port() != 0 {
+                            // A seeded port may still be in TIME_WAIT from an
+                            // earlier run's connection to the same pod.
+                            socket.set_reuse_address(true)?;
+                            socket.bind(&local.into())?;
+                        }
+                        Ok::<_, std::io::Error>(socket)
+                    })
                     .map_err(TrafficError::Netns)?
                     .map_err(sock_err(ns, "TCP probe"))?;
                 let socket = tokio::net::TcpSocket::from_std_stream(socket.into());

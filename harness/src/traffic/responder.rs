@@ -34,6 +34,7 @@ pub const SCTP_CLIENT_PORT_BASE: u16 = 32768;
 pub(crate) fn start_pod_responders(
     ns: &Netns,
     addresses: &[IpAddr],
+    seed: Option<crate::seed::Seed>,
 ) -> Result<Vec<JoinHandle<()>>, TrafficError> {
     let mut tasks = Vec::new();
     let mut families: Vec<IpAddr> = addresses
@@ -63,7 +64,7 @@ pub(crate) fn start_pod_responders(
             "SCTP responder",
         )?;
         let sctp = AsyncSock::new(sctp).map_err(|e| sock_err(ns, "SCTP responder", e))?;
-        tasks.push(tokio::spawn(serve_sctp(sctp, v6)));
+        tasks.push(tokio::spawn(serve_sctp(sctp, v6, seed)));
         let any = SocketAddr::new(unspecified, ECHO_PORT);
         let (udp, tcp) = ns
             .run(move || -> std::io::Result<_> {

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::seed::{draw_u32, Seed};
 use crate::wire::sctp::{self, ChunkRepr, DataChunk, InitChunk, SackChunk};
 
 use super::probe::{Event, Transport};
@@ -16,12 +17,9 @@ use super::token::Token;
 pub(super) const A_RWND: u32 = 1 << 20;
 
 /// Tags and TSNs must be unpredictable-ish and non-zero; quality does not
-/// matter. Shared with the responder, the other end.
-pub(super) fn random_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(super::observation::now_unix_ns());
-    (hasher.finish() as u32) | 1
+/// matter, but a run's seed fixes them (see [`crate::seed`]).
+fn draw(seed: Option<Seed>, purpose: &str, probe: u32, generation: u32) -> u32 {
+    draw_u32(seed, purpose, &[u64::from(probe), u64::from(generation)])
 }
 
 /// Silence after which a sender checks the path with a HEARTBEAT. Conntrack
@@ -39,6 +37,9 @@ const ATTEMPTS: usize = 3;
 /// One association's state at the client.
 pub(super) struct SctpClient {
     local_port: u16,
+    /// Associations this transport set up before this one (restarts after
+    /// an ABORT): each draws its own tag and TSN.
+    generation: u32,
     local_tag: u32,
     peer_tag: u32,
     next_tsn: u32,
@@ -61,13 +62,14 @@ pub(super) struct SctpClient {
 
 impl SctpClient {
     /// A fresh association from the port of probe `probe`, keeping the event
-    /// history of the one it replaces.
-    fn new(probe: u32, events: Vec<String>) -> Self {
+    /// history of the one it replaces (its `generation`-th).
+    fn new(probe: u32, seed: Option<Seed>, generation: u32, events: Vec<String>) -> Self {
         SctpClient {
             local_port: SCTP_CLIENT_PORT_BASE + 7232 + (probe % 20000) as u16,
-            local_tag: random_u32(),
+            generation,
+            local_tag: draw(seed, "sctp client tag", probe, generation),
             peer_tag: 0,
-            next_tsn: random_u32(),
+            next_tsn: draw(seed, "sctp client tsn", probe, generation),
             next_ssn: 0,
             peer_cum_tsn: 0,
             sack_due: false,
@@ -257,8 +259,12 @@ impl Transport {
     /// events and show as lost DATA, so a broken path is a finding, not an error.
     pub(super) async fn sctp_connect(&mut self) {
         // A reconnect keeps the history of the association it replaces.
-        let events = self.sctp.take().map(|c| c.events).unwrap_or_default();
-        let client = SctpClient::new(self.ctx.probe, events);
+        let (events, generation) = self
+            .sctp
+            .take()
+            .map(|c| (c.events, c.generation + 1))
+            .unwrap_or_default();
+        let client = SctpClient::new(self.ctx.probe, self.ctx.seed, generation, events);
         let init = InitChunk {
             initiate_tag: client.local_tag,
             a_rwnd: A_RWND,
@@ -332,7 +338,7 @@ mod tests {
     const PEER_TAG: u32 = 0x2222;
 
     fn established() -> SctpClient {
-        let mut client = SctpClient::new(1, Vec::new());
+        let mut client = SctpClient::new(1, None, 0, Vec::new());
         client.local_tag = LOCAL_TAG;
         client.peer_tag = PEER_TAG;
         client.established = true;

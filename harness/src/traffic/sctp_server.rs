@@ -9,8 +9,9 @@ use crate::wire::sctp::{self, param_type, ChunkRepr, DataChunk, InitChunk, Param
 use crate::wire::ChecksumPolicy;
 
 use super::responder::{strip_ip, SCTP_CLIENT_PORT_BASE};
-use super::sctp_client::{random_u32, A_RWND};
+use super::sctp_client::A_RWND;
 use super::sock::AsyncSock;
+use crate::seed::{draw_u32, Seed};
 
 /// One association of the SCTP responder, keyed by peer address and ports.
 struct Association {
@@ -47,6 +48,9 @@ fn parse_cookie(bytes: &[u8]) -> Option<(u32, u32, u32, u32)> {
 
 #[derive(Default)]
 struct SctpServer {
+    /// The run's seed: the server's tag and TSN then follow from the INIT
+    /// (itself drawn from the seed), so a seeded run answers alike.
+    seed: Option<Seed>,
     associations: HashMap<(IpAddr, u16, u16), Association>,
 }
 
@@ -69,8 +73,14 @@ impl SctpServer {
         };
         match packet.chunks.first()? {
             ChunkRepr::Init(init) => {
-                let local_tag = random_u32();
-                let local_tsn = random_u32();
+                // Keyed by what identifies the association attempt.
+                let keys = [
+                    u64::from(init.initiate_tag),
+                    u64::from(init.initial_tsn),
+                    u64::from(packet.src_port),
+                ];
+                let local_tag = draw_u32(self.seed, "sctp server tag", &keys);
+                let local_tsn = draw_u32(self.seed, "sctp server tsn", &keys);
                 let state = cookie(local_tag, init.initiate_tag, local_tsn, init.initial_tsn);
                 let init_ack = InitChunk {
                     initiate_tag: local_tag,
@@ -197,8 +207,11 @@ fn echo_data<'a>(assoc: &mut Association, chunks: &[ChunkRepr<'a>]) -> Vec<Chunk
     echoes
 }
 
-pub(super) async fn serve_sctp(sock: AsyncSock, v6: bool) {
-    let mut server = SctpServer::default();
+pub(super) async fn serve_sctp(sock: AsyncSock, v6: bool, seed: Option<Seed>) {
+    let mut server = SctpServer {
+        seed,
+        ..SctpServer::default()
+    };
     let mut buf = vec![0u8; 65536];
     loop {
         let mut replies = Vec::new();

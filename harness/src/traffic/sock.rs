@@ -70,9 +70,11 @@ pub(crate) struct AsyncSock {
     fd: AsyncFd<OwnedFd>,
 }
 
-/// Who sent a datagram, as `recvfrom` reports it.
+/// Who sent a datagram, as `recvmsg` reports it, and when the kernel took it
+/// in when the socket asked for timestamps ([`AsyncSock::stamp_arrivals`]).
 pub(crate) struct Source {
     addr: Option<SockaddrStorage>,
+    kernel_ns: Option<u64>,
 }
 
 impl Source {
@@ -84,6 +86,12 @@ impl Source {
             (_, Some(v6)) => Some(IpAddr::V6(v6.ip())),
             _ => None,
         }
+    }
+
+    /// Nanoseconds since the Unix epoch at which the kernel received the
+    /// datagram (SO_TIMESTAMPNS), when the socket asked for it.
+    pub fn kernel_time_ns(&self) -> Option<u64> {
+        self.kernel_ns
     }
 
     /// For AF_PACKET: the packet type (`PACKET_OUTGOING` for frames the
@@ -126,10 +134,34 @@ impl AsyncSock {
         }
     }
 
+    /// Have the kernel stamp every datagram with the time it arrived
+    /// (SO_TIMESTAMPNS), which [`Source::kernel_time_ns`] then reports: a
+    /// capture's times must not include how late the runtime read them.
+    pub fn stamp_arrivals(&self) -> io::Result<()> {
+        nix_socket::setsockopt(&self.fd, sockopt::ReceiveTimestampns, &true)
+            .map_err(io::Error::from)
+    }
+
     /// One datagram, cut to `buf`'s length if longer.
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Source)> {
-        let (n, addr) = nix_socket::recvfrom::<SockaddrStorage>(self.fd.as_raw_fd(), buf)?;
-        Ok((n.min(buf.len()), Source { addr }))
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let message = nix_socket::recvmsg::<SockaddrStorage>(
+            self.fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::empty(),
+        )?;
+        let kernel_ns = message.cmsgs().ok().and_then(|mut cmsgs| {
+            cmsgs.find_map(|cmsg| match cmsg {
+                nix_socket::ControlMessageOwned::ScmTimestampns(at) => {
+                    Some(at.tv_sec() as u64 * 1_000_000_000 + at.tv_nsec() as u64)
+                }
+                _ => None,
+            })
+        });
+        let (n, addr) = (message.bytes, message.address);
+        Ok((n.min(iov[0].len()), Source { addr, kernel_ns }))
     }
 
     /// Wait until readable, then drain up to `max` datagrams into `on_packet`.

@@ -11,6 +11,7 @@ mod nsid;
 mod route;
 mod socket;
 
+pub use address::{list_addresses, LinkAddress};
 pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
 pub(crate) use route::Route;
