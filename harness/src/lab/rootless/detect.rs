@@ -24,6 +24,9 @@ pub struct Blocker {
     pub allow: u64,
 }
 
+/// (setting, its value here, whether that value forbids them, the value that allows them)
+type Check = (&'static str, Option<u64>, fn(u64) -> bool, u64);
+
 const SETTINGS: [&str; 3] = [
     "user.max_user_namespaces",
     "kernel.unprivileged_userns_clone",
@@ -47,7 +50,7 @@ impl UsernsSettings {
 
     /// The first setting that forbids a normal user's user namespaces, if any.
     pub fn blocker(&self) -> Option<Blocker> {
-        let checks: [(&str, Option<u64>, fn(u64) -> bool, u64); 3] = [
+        let checks: [Check; 3] = [
             (
                 SETTINGS[0],
                 self.max_user_namespaces,
