@@ -10,9 +10,12 @@
 # test of `run`'s colour and status line); util-linux and mount (`unshare`,
 # `nsenter`, `mount`: ci/test-runner puts a normal user's test binaries in a
 # user namespace, tests/cli_rootless.rs runs the harness as a non-root user);
-# sudo, for the README's first command.
+# sudo, for the README's first command; chromium (tests/report_html.rs opens
+# report.html headless) and fonts-dejavu-core (the report's fonts, so its
+# screenshot shows text); python3 for drivers/nft-driver.py, the external driver
+# the tests run.
 set -euo pipefail
-packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux mount bsdutils sudo)
+packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux mount bsdutils sudo chromium fonts-dejavu-core python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,8 +9,10 @@
 pub mod bgp;
 pub mod calico;
 pub mod check;
+pub mod conform;
 pub mod control;
 pub mod dataplane;
+pub mod driver;
 pub mod lab;
 pub mod mutant;
 pub mod programs;

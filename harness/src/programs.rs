@@ -36,6 +36,10 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("mount", "mount"),
     // tests/run_output.rs: a pseudo-terminal for `run`'s colour and status line.
     ("script", "bsdutils"),
+    // tests/report_html.rs: report.html opened in a real (headless) browser.
+    ("chromium", "chromium"),
+    // drivers/nft-driver.py, the driver in another language (tests/driver_python.rs).
+    ("python3", "python3"),
 ];
 
 /// A program the harness needs is not on PATH.

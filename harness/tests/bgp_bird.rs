@@ -25,6 +25,7 @@ fn pool(name: &str, cidr: &str, encapsulation: Encapsulation, export: bool) -> I
         cidr: cidr.parse().unwrap(),
         block_size: if cidr.contains(':') { 122 } else { 26 },
         encapsulation,
+        cross_subnet: false,
         disable_bgp_export: !export,
         nat_outgoing: false,
         disabled: false,

@@ -4,18 +4,28 @@
 //! filters as people expect. Each runs in its own lab, in parallel.
 //!
 //! The backends must agree: every case that passes records what its checks
-//! observed (reduced to what cannot depend on timing, see [`Observed`]), and
+//! observed (reduced to what cannot depend on timing: the record `conform`
+//! compares, `fip_harness::conform::CaseObservation`), and
 //! compares it with the record of every other backend's run of the same
 //! scenario and profile that finished before it. So when all backends run,
 //! every pair of them is compared once, and a difference fails the later case
 //! with both observations, even if each passed its own expectations.
 //!
+//! The protocol is held to the same bar: every scenario also runs through
+//! `exec:<fip-harness> driver nftables --own-conntrack`, Felix's nftables
+//! backend served over the driver protocol by a process per node (with the
+//! conntrack flushes going through the protocol too), and the agreement check
+//! compares it with the in-process backends. One served backend, not three:
+//! the serving loop is the same for every backend, so a second one would test
+//! the backends again, not the protocol, and cost another third of the run.
+//!
+//! `FIP_HARNESS_DATAPLANE=<choice>` runs the catalogue through that dataplane
+//! alone instead (a built-in name, `mutant:<name>` or `exec:PATH [ARGS]`).
 //! `FIP_HARNESS_SCENARIOS=dir1:dir2` adds a project's own scenario folders.
 //! Listing (`--list`, `--format terse`, `--exact`) follows libtest, so
 //! `cargo nextest run --test catalogue --partition count:1/2` shards the cases.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -23,9 +33,14 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 use fip_harness::bgp::RoutingMode;
 use fip_harness::check::CheckLine;
+use fip_harness::conform::{CaseObservation, Compared, Difference};
+use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::{self, RunOptions};
-use fip_harness::scenario::{catalogue_folders, SCENARIOS_ENV};
+use fip_harness::scenario::{catalogue_folders, ScenarioError, SCENARIOS_ENV};
+
+/// The one dataplane to run the catalogue through (see the module's text).
+const DATAPLANE_ENV: &str = "FIP_HARNESS_DATAPLANE";
 
 fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
@@ -36,13 +51,7 @@ fn main() -> std::process::ExitCode {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let folders = catalogue_folders(root, std::env::var_os(SCENARIOS_ENV).as_deref());
-    let trials = match runner::plan(
-        &folders,
-        &runner::PlanFilter {
-            routing: routing(),
-            ..runner::PlanFilter::default()
-        },
-    ) {
+    let trials = match plan(&folders) {
         Ok(plan) => plan
             .into_iter()
             .map(|case| {
@@ -62,6 +71,30 @@ fn main() -> std::process::ExitCode {
         }
     };
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The chosen dataplane's cases, or every backend's plus the served driver's.
+fn plan(folders: &[PathBuf]) -> Result<Vec<runner::PlannedCase>, Vec<ScenarioError>> {
+    let chosen = std::env::var(DATAPLANE_ENV).ok().map(|text| {
+        text.parse::<DataplaneChoice>()
+            .unwrap_or_else(|e| panic!("{DATAPLANE_ENV}: {e}"))
+    });
+    let filter = |dataplane| runner::PlanFilter {
+        dataplane,
+        routing: routing(),
+        ..runner::PlanFilter::default()
+    };
+    if chosen.is_some() {
+        return runner::plan(folders, &filter(chosen));
+    }
+    let served = format!(
+        "exec:{} driver nftables --own-conntrack",
+        env!("CARGO_BIN_EXE_fip-harness")
+    );
+    let served: DataplaneChoice = served.parse().expect("the served driver's choice parses");
+    let mut cases = runner::plan(folders, &filter(None))?;
+    cases.extend(runner::plan(folders, &filter(Some(served)))?);
+    Ok(cases)
 }
 
 /// BIRD, as Calico routes; `FIP_HARNESS_ROUTING=model` runs the catalogue on
@@ -93,107 +126,11 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     if !result.outcome.is_pass() {
         return Err(result.failure_text().into());
     }
-    agree_with_other_backends(records(), &result, &chosen_by_ecmp(&case)).map_err(Failed::from)
+    agree_with_other_backends(records(), &result, &Compared::of(&case.scenario))
+        .map_err(Failed::from)
 }
 
-/// Steps whose expectation lets ECMP pick among pods (`deliveredTo: {oneOf}`):
-/// each lab hashes flows with its own seed, so backends may see different
-/// pods there, and which pod (and its address) is not compared.
-fn chosen_by_ecmp(case: &runner::PlannedCase) -> BTreeSet<usize> {
-    use fip_harness::check::Delivery;
-    use fip_harness::scenario::Step;
-    case.scenario
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, step)| {
-            let delivery = match step {
-                Step::Send(send) => send.expect.delivered_to.as_ref(),
-                Step::StopStream(stop) => stop.expect.delivered_to.as_ref(),
-                _ => None,
-            };
-            matches!(delivery, Some(Delivery::OneOf(_)))
-        })
-        .map(|(index, _)| index)
-        .collect()
-}
-
-/// One check line as every backend must see it. Counts are left out (a probe
-/// lost to neighbour discovery is not the dataplane's doing), and a stream's
-/// line keeps only its verdict: how many packets a move loses is timing.
-#[derive(Debug, PartialEq, Eq)]
-struct LineObserved {
-    source: String,
-    destination: String,
-    protocol: String,
-    passed: bool,
-    answered: Option<bool>,
-    delivered_to: Option<BTreeSet<String>>,
-    addresses: Option<[BTreeSet<IpAddr>; 4]>,
-}
-
-impl LineObserved {
-    fn of(line: &CheckLine) -> Self {
-        let o = &line.observed;
-        let exact = !line.protocol.ends_with(" stream");
-        LineObserved {
-            source: line.source.clone(),
-            destination: line.destination.clone(),
-            protocol: line.protocol.clone(),
-            passed: line.passed(),
-            answered: exact.then_some(o.answered > 0),
-            delivered_to: exact.then(|| {
-                o.delivered
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(pod, _)| pod.clone())
-                    .collect()
-            }),
-            addresses: exact.then(|| {
-                [
-                    o.seen_destinations.clone(),
-                    o.seen_sources.clone(),
-                    o.reply_sources.clone(),
-                    o.quoted_destinations.clone(),
-                ]
-            }),
-        }
-    }
-}
-
-/// What one passing case observed, step by step.
-#[derive(Debug, PartialEq, Eq)]
-struct Observed(Vec<(String, Vec<LineObserved>)>);
-
-impl Observed {
-    fn of(result: &ScenarioResult, chosen_by_ecmp: &BTreeSet<usize>) -> Self {
-        Observed(
-            result
-                .steps
-                .iter()
-                .map(|step| {
-                    let lines = step
-                        .lines
-                        .iter()
-                        .map(|line| {
-                            let mut seen = LineObserved::of(line);
-                            if chosen_by_ecmp.contains(&step.index) {
-                                seen.delivered_to = None;
-                                if let Some(addresses) = &mut seen.addresses {
-                                    addresses[0].clear();
-                                }
-                            }
-                            seen
-                        })
-                        .collect();
-                    (step.summary.clone(), lines)
-                })
-                .collect(),
-        )
-    }
-}
-
-type Records = HashMap<(String, String), Vec<(String, Observed)>>;
+type Records = HashMap<(String, String), Vec<(String, CaseObservation)>>;
 
 /// The catalogue's records: one per process.
 fn records() -> &'static Mutex<Records> {
@@ -201,14 +138,15 @@ fn records() -> &'static Mutex<Records> {
     RECORDS.get_or_init(Default::default)
 }
 
-/// Record what `result` observed, after comparing it with every other
-/// backend's record of the same scenario and profile.
+/// Record what `result` observed (the record `conform` compares, see
+/// `fip_harness::conform::CaseObservation`), after comparing it with every
+/// other backend's record of the same scenario and profile.
 fn agree_with_other_backends(
     records: &Mutex<Records>,
     result: &ScenarioResult,
-    chosen_by_ecmp: &BTreeSet<usize>,
+    compared: &Compared,
 ) -> Result<(), String> {
-    let mine = Observed::of(result, chosen_by_ecmp);
+    let mine = CaseObservation::of(result, compared);
     let mut records = records
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -216,19 +154,21 @@ fn agree_with_other_backends(
         .entry((result.name.clone(), result.profile.clone()))
         .or_default();
     for (backend, theirs) in group.iter() {
-        if *theirs == mine {
+        let Some(at) = mine.first_difference(theirs) else {
             continue;
-        }
-        // A passing case runs every step, so both lists have the same steps;
-        // the first that differs says where.
-        let at = mine.0.iter().zip(&theirs.0).position(|(a, b)| a != b);
-        let (mine, theirs) = match at {
-            Some(i) => (&mine.0[i..=i], &theirs.0[i..=i]),
-            None => (&mine.0[..], &theirs.0[..]),
+        };
+        // Show where they part: the first step that differs, or the moves.
+        let show = |record: &CaseObservation| match at {
+            Difference::Step(index) => {
+                format!("{:#?}", record.steps.iter().find(|s| s.index == index))
+            }
+            Difference::Moves => format!("{:#?}", record.moves),
         };
         return Err(format!(
-            "the backends disagree on what the checks observed:\n{}: {mine:#?}\n{backend}: {theirs:#?}",
-            result.backend
+            "the backends disagree on what the checks observed:\n{}: {}\n{backend}: {}",
+            result.backend,
+            show(&mine),
+            show(theirs)
         ));
     }
     group.push((result.backend.clone(), mine));
@@ -246,6 +186,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
         file: PathBuf::new(),
         backend: backend.into(),
         profile: "calico".into(),
+        tags: Vec::new(),
         routing: "bird".into(),
         outcome: Outcome::Passed,
         duration_ms: 0,
@@ -271,23 +212,24 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
             diagnostics: None,
         }],
         migrations: Vec::new(),
+        lab_pictures: Vec::new(),
         kept_lab: None,
     };
     let records = Mutex::default();
     agree_with_other_backends(
         &records,
         &result("nftables", "203.0.113.10"),
-        &BTreeSet::new(),
+        &Compared::default(),
     )?;
     agree_with_other_backends(
         &records,
         &result("nft-maps", "203.0.113.10"),
-        &BTreeSet::new(),
+        &Compared::default(),
     )?;
     match agree_with_other_backends(
         &records,
         &result("iptables", "198.19.0.5"),
-        &BTreeSet::new(),
+        &Compared::default(),
     ) {
         Err(text) if text.contains("disagree") && text.contains("198.19.0.5") => Ok(()),
         other => Err(format!("a different reply source went unnoticed: {other:?}").into()),

@@ -234,37 +234,17 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     control.teardown().unwrap();
 }
 
-/// A real Calico node always tracks connections: Felix's filter rules match
-/// on conntrack state (felix/rules/static.go, e.g. dropping `ct state invalid`
-/// in its forward chain). A lab node holds only NAT rules, and when a move
-/// removes its last one the kernel stops tracking in that namespace
-/// (conntrack is enabled per namespace while a rule needs it), so an
-/// established flow would lose its DNAT for a reason no Calico node has. One
-/// conntrack-state rule in a table of the test's own keeps tracking on.
-fn track_connections_as_a_calico_node_does(lab: &TestLab) {
-    for node in ["node-0", "node-1"] {
-        let out = lab
-            .netns(node)
-            .command("nft")
-            .arg(
-                "add table inet fiph-conntrack; \
-                 add chain inet fiph-conntrack forward { type filter hook forward priority 0 ; }; \
-                 add rule inet fiph-conntrack forward ct state invalid drop",
-            )
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-}
-
 /// A continuous ping from a pod on node-0 to the floating IP while it moves
-/// from node-0 to node-1: where do the echo requests go afterwards?
+/// from node-0 to node-1: where do the echo requests go afterwards? The move
+/// removes node-0's last NAT rule; the calico case holds only because the lab
+/// keeps conntrack on in every node (lab/tracking.rs), as Felix's filter rules
+/// do on a Calico node: without it node-0 stops tracking and the flow loses
+/// its DNAT.
 #[rstest]
 #[case::calico_keeps_the_old_pod(ConntrackProfile::Calico, "c")]
 #[case::strict_reaches_the_new_pod(ConntrackProfile::Strict, "s")]
 fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] tag: &str) {
     let lab = lab(&format!("m{tag}"));
-    track_connections_as_a_calico_node_does(&lab);
     let mut control = ControlPlane::new(lab.members(), backend(BackendKind::Nftables), profile);
     control.update(&cluster(&[FIP], &[])).unwrap();
 

@@ -27,6 +27,10 @@ fn spawn_patterns() -> Vec<Regex> {
         r#"Family::V[46]\s*=>\s*"([\w-]*tables[\w-]*)""#,
         // `fip-harness exec <lab> <member> -- x ...` in tests
         r#""--",\s*"([^"\s]+)""#,
+        // drivers/: the interpreter of a script (`#!/usr/bin/env python3`)
+        r"(?m)^#!\S*/env\s+(\S+)",
+        // drivers/: a program a Python driver runs (`subprocess.run(["nft", ...`)
+        r#"subprocess\.\w+\(\s*\[\s*"([^"\s]+)""#,
     ]
     .iter()
     .map(|p| Regex::new(p).unwrap())
@@ -52,9 +56,18 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn spawned_programs() -> Vec<(String, String)> {
     let root = repo();
     let mut files = Vec::new();
-    for dir in ["harness/src", "harness/tests", "ci", "drivers"] {
+    for dir in ["harness/src", "harness/tests", "ci"] {
         rust_files(&root.join(dir), &mut files);
     }
+    // The drivers shipped beside the harness, in any language.
+    files.extend(
+        std::fs::read_dir(root.join("drivers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file()),
+    );
     files.sort();
     // The table itself (its unit tests name made-up programs) is not a spawn.
     files.retain(|f| !f.ends_with("harness/src/programs.rs"));
@@ -65,7 +78,11 @@ fn spawned_programs() -> Vec<(String, String)> {
         let text = std::fs::read_to_string(&file).unwrap();
         // Comments mention programs without spawning them; blank them out
         // (same length, so line numbers stay right).
-        let text = comment.replace_all(&text, |c: &regex::Captures| " ".repeat(c[0].len()));
+        let text = if file.extension().is_some_and(|e| e == "rs") {
+            comment.replace_all(&text, |c: &regex::Captures| " ".repeat(c[0].len()))
+        } else {
+            text.as_str().into()
+        };
         for pattern in &patterns {
             for capture in pattern.captures_iter(&text) {
                 let program = capture.get(1).unwrap();
@@ -108,6 +125,8 @@ fn the_scan_finds_the_programs_we_know_are_spawned() {
         "ip",
         "ping",
         "tshark",
+        // drivers/nft-driver.py's interpreter
+        "python3",
     ] {
         assert!(
             found.contains(expected),

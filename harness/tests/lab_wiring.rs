@@ -161,6 +161,23 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
             BTreeSet::from(["198.18.0.10/24".into(), "2001:db8:ff::a/64".into()])
         );
         assert_eq!(sysctl(&lab, "node-0", "net.ipv4.ip_forward"), "1");
+        // Every node tracks connections for its whole life, NAT rules or not
+        // (lab/tracking.rs); no other member needs it.
+        for member in ["node-0", "node-1", "node-2", "fabric"] {
+            let out = lab
+                .netns(member)
+                .unwrap()
+                .command(program("nft"))
+                .args(["list", "table", "inet", "fiph-lab-tracking"])
+                .output()
+                .unwrap();
+            let listing = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                listing.contains("ct state invalid counter"),
+                member != "fabric",
+                "{member}: {out:?}"
+            );
+        }
         assert_eq!(sysctl(&lab, "node-0", "net.ipv6.conf.all.forwarding"), "1");
         assert_eq!(
             sysctl(&lab, "node-0", &format!("net.ipv4.conf.{cali_a}.proxy_arp")),

@@ -13,9 +13,9 @@ use super::process::{BirdDaemon, BirdError};
 use super::render::{render_fabric, render_node};
 use super::show::{BirdRoute, ProtocolStatus};
 use super::timers::BirdTimers;
-use super::topology::{BgpNode, BgpTopology, CALICO_DEFAULT_AS, FABRIC_AS};
+use super::topology::{BgpNode, BgpTopology, ClusterRoutes, CALICO_DEFAULT_AS, FABRIC_AS};
 use crate::calico::{IpFamily, IpPool};
-use crate::lab::addressing::{FABRIC_NODES_V4, FABRIC_NODES_V6};
+use crate::lab::addressing::{FABRIC_NODES_V4, FABRIC_NODES_V6, SEGMENT_V4_PREFIX};
 use crate::lab::daemons::lab_dir;
 use crate::lab::spec::FABRIC;
 use crate::lab::{Lab, LabError};
@@ -70,6 +70,9 @@ pub fn topology_of(
         nodes.push(BgpNode {
             name: spec.name.clone(),
             ipv4,
+            ipv4_network: ipnet::Ipv4Net::new(ipv4, SEGMENT_V4_PREFIX)
+                .expect("a valid prefix length")
+                .trunc(),
             ipv6: lab.node_uplink(&spec.name, IpFamily::V6)?,
             blocks: spec.blocks.clone(),
         });
@@ -79,6 +82,9 @@ pub fn topology_of(
         fabric_ipv4: FABRIC_NODES_V4,
         fabric_ipv6: lab.spec().dual_stack.then_some(FABRIC_NODES_V6.into()),
         pools: pools.to_vec(),
+        // Upstream BIRD has no `krt_tunnel`, which the other policies need
+        // for IPIP pools; the lab runs Calico's default.
+        cluster_routes: ClusterRoutes::default(),
         node_as: CALICO_DEFAULT_AS,
         fabric_as: FABRIC_AS,
         log_dir: lab_dir(lab.name()),

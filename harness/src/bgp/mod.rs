@@ -22,4 +22,4 @@ pub use render::FELIX_NORMAL_ROUTE_PRIORITY;
 pub use routing::RoutingMode;
 pub use show::{BirdRoute, ProtocolStatus};
 pub use timers::BirdTimers;
-pub use topology::{BgpNode, BgpTopology, CALICO_DEFAULT_AS, FABRIC_AS};
+pub use topology::{BgpNode, BgpTopology, ClusterRoutes, CALICO_DEFAULT_AS, FABRIC_AS};

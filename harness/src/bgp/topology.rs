@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::calico::{IpFamily, IpPool};
 
@@ -29,6 +29,10 @@ pub struct BgpNode {
     pub name: String,
     /// The node's IPv4 uplink: its BGP router id and neighbour address.
     pub ipv4: Ipv4Addr,
+    /// The subnet of that address (the Node's `bgp.ipv4Address` CIDR),
+    /// which libcalico-go's bgpnodeprocessor.go publishes as the node's
+    /// `network_v4` for the templates.
+    pub ipv4_network: Ipv4Net,
     /// Its IPv6 uplink, when the lab is dual stack (bird6's neighbour address).
     pub ipv6: Option<IpAddr>,
     /// The IPAM blocks affine to this node (both families).
@@ -45,6 +49,41 @@ impl BgpNode {
     }
 }
 
+/// BGPConfiguration `programClusterRoutes`: which pools' cluster routes
+/// BIRD programs into the kernel, the rest being Felix's
+/// (confd/pkg/backends/calico/bgp_processor.go clusterRoutePolicyFromBGPConfig).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClusterRoutes {
+    /// BIRD programs IPIP and unencapsulated pools.
+    Enabled,
+    /// BIRD programs none.
+    Disabled,
+    /// BIRD programs IPIP pools only.
+    EnabledIpipOnly,
+    /// Calico's default: BIRD programs unencapsulated pools, Felix IPIP ones.
+    #[default]
+    EnabledNoEncapOnly,
+}
+
+impl ClusterRoutes {
+    /// `clusterRoutePolicy.ipip`: BIRD programs IPIP pools' routes (with
+    /// `krt_tunnel`, which only Calico's fork of BIRD knows).
+    pub fn bird_programs_ipip(self) -> bool {
+        matches!(
+            self,
+            ClusterRoutes::Enabled | ClusterRoutes::EnabledIpipOnly
+        )
+    }
+
+    /// `clusterRoutePolicy.noEncap`: BIRD programs unencapsulated pools' routes.
+    pub fn bird_programs_no_encap(self) -> bool {
+        matches!(
+            self,
+            ClusterRoutes::Enabled | ClusterRoutes::EnabledNoEncapOnly
+        )
+    }
+}
+
 /// Everything the nodes' and the fabric's BIRD configurations come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BgpTopology {
@@ -53,6 +92,8 @@ pub struct BgpTopology {
     pub fabric_ipv4: Ipv4Addr,
     pub fabric_ipv6: Option<IpAddr>,
     pub pools: Vec<IpPool>,
+    /// BGPConfiguration `programClusterRoutes`.
+    pub cluster_routes: ClusterRoutes,
     pub node_as: u32,
     pub fabric_as: u32,
     /// Where each BIRD writes its log (the harness's addition: calico/node

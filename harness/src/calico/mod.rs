@@ -24,6 +24,6 @@ pub use endpoint::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
 pub use felix::{felix_route_panic, nat_is_programmed, FelixFloatingIps};
 pub use ipam::{BlockAffinity, IpFamily, Ipam, IpamError};
 pub use pool::{
-    floating_ip_is_advertised, parse_ip_pool_manifests, Encapsulation, IpPool, IpPoolSpec,
+    floating_ip_reach, parse_ip_pool_manifests, Encapsulation, FloatingIpReach, IpPool, IpPoolSpec,
     PoolError,
 };

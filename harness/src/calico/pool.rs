@@ -26,30 +26,54 @@ pub struct IpPool {
     /// Prefix length of the blocks IPAM hands to nodes (26 for v4, 122 for v6).
     pub block_size: u8,
     pub encapsulation: Encapsulation,
+    /// `ipipMode` / `vxlanMode` is CrossSubnet: encapsulate only towards
+    /// nodes of another subnet (what BIRD's `krt_tunnel` choice reads).
+    #[serde(default)]
+    pub cross_subnet: bool,
     pub disable_bgp_export: bool,
     pub nat_outgoing: bool,
     /// A disabled pool is not used by IPAM (it may still hold floating IPs).
     pub disabled: bool,
 }
 
+/// Who learns a floating IP's route over BGP, as the filters confd renders
+/// from the pools decide (confd/pkg/backends/calico/bgp_processor.go
+/// `processIPPool`, default cluster-route policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloatingIpReach {
+    /// Not exported (outside every pool, where `calico_export_to_bgp_peers`
+    /// matches nothing and the export filter ends in `reject`; or in a
+    /// `disableBGPExport` pool): only the hosting node routes it.
+    HostingNode,
+    /// Exported to BGP peers, so the fabric programs it, but the other Calico
+    /// nodes' `calico_kernel_programming` rejects the pool (VXLAN: "VXLAN
+    /// routes are handled by Felix."; IPIP: "Cluster routes are handled by
+    /// Felix."): they reach it by their default route, through the fabric.
+    Fabric,
+    /// Exported, and programmed by every other node too.
+    FabricAndNodes,
+}
+
 impl IpPool {
-    /// Whether Calico's BIRD export filter lets routes inside this pool out to BGP
-    /// peers: the pool must not disable export, and routes of IPIP/VXLAN pools are
-    /// not installed by other nodes (Calico's documented floating-IP limitation).
-    pub fn exports_floating_ips(&self) -> bool {
-        !self.disable_bgp_export && self.encapsulation == Encapsulation::None
+    /// What Calico's BIRD filters do with routes inside this pool.
+    pub fn floating_ip_reach(&self) -> FloatingIpReach {
+        match (self.disable_bgp_export, self.encapsulation) {
+            (true, _) => FloatingIpReach::HostingNode,
+            (false, Encapsulation::None) => FloatingIpReach::FabricAndNodes,
+            (false, Encapsulation::Vxlan | Encapsulation::Ipip) => FloatingIpReach::Fabric,
+        }
     }
 }
 
-/// The advertisement rule: a floating IP reaches the rest of the cluster only when
-/// the most specific pool containing it exports to BGP unencapsulated. Outside every
-/// pool, only the hosting node reaches it.
-pub fn floating_ip_is_advertised(address: IpAddr, pools: &[IpPool]) -> bool {
+/// The BGP reach of a floating IP: decided by the most specific pool
+/// containing it (Calico forbids overlapping pools, so there is one at
+/// most in a real cluster); outside every pool, none.
+pub fn floating_ip_reach(address: IpAddr, pools: &[IpPool]) -> FloatingIpReach {
     pools
         .iter()
         .filter(|pool| pool.cidr.contains(&address))
         .max_by_key(|pool| pool.cidr.prefix_len())
-        .is_some_and(IpPool::exports_floating_ips)
+        .map_or(FloatingIpReach::HostingNode, IpPool::floating_ip_reach)
 }
 
 /// Calico's default block sizes.
@@ -61,8 +85,9 @@ pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
 pub enum EncapMode {
     Never,
     Always,
-    /// Encapsulate only across subnets. The model treats it as encapsulated:
-    /// Calico's BIRD filter handles the pool's routes the same way.
+    /// Encapsulate only across subnets. Counts as encapsulated for BIRD's
+    /// filters; only the `krt_tunnel` choice (when BIRD programs IPIP routes)
+    /// tells it from Always.
     CrossSubnet,
 }
 
@@ -249,6 +274,7 @@ impl IpPoolSpec {
             cidr,
             block_size,
             encapsulation,
+            cross_subnet: [self.ipip_mode, self.vxlan_mode].contains(&Some(EncapMode::CrossSubnet)),
             disable_bgp_export: self.disable_bgp_export.unwrap_or(false),
             nat_outgoing: self.nat_outgoing.unwrap_or(false),
             disabled: self.disabled.unwrap_or(false),
@@ -347,6 +373,7 @@ mod tests {
             cidr: cidr.parse().unwrap(),
             block_size: 26,
             encapsulation,
+            cross_subnet: false,
             disable_bgp_export,
             nat_outgoing: false,
             disabled: false,
@@ -355,32 +382,28 @@ mod tests {
 
     #[test]
     fn advertisement_rule() {
+        use Encapsulation::*;
+        use FloatingIpReach::*;
         let ip: IpAddr = "203.0.113.10".parse().unwrap();
-        assert!(!floating_ip_is_advertised(ip, &[]), "outside every pool");
-        assert!(floating_ip_is_advertised(
-            ip,
-            &[pool("203.0.113.0/24", Encapsulation::None, false)]
-        ));
-        assert!(!floating_ip_is_advertised(
-            ip,
-            &[pool("203.0.113.0/24", Encapsulation::Vxlan, false)]
-        ));
-        assert!(!floating_ip_is_advertised(
-            ip,
-            &[pool("203.0.113.0/24", Encapsulation::Ipip, false)]
-        ));
-        assert!(!floating_ip_is_advertised(
-            ip,
-            &[pool("203.0.113.0/24", Encapsulation::None, true)]
-        ));
-        // The most specific pool decides.
-        assert!(floating_ip_is_advertised(
-            ip,
-            &[
-                pool("203.0.0.0/16", Encapsulation::Vxlan, false),
-                pool("203.0.113.0/24", Encapsulation::None, false)
-            ]
-        ));
+        let cases: [(&[IpPool], FloatingIpReach); 7] = [
+            (&[], HostingNode),
+            (&[pool("203.0.113.0/24", None, false)], FabricAndNodes),
+            (&[pool("203.0.113.0/24", Vxlan, false)], Fabric),
+            (&[pool("203.0.113.0/24", Ipip, false)], Fabric),
+            (&[pool("203.0.113.0/24", None, true)], HostingNode),
+            (&[pool("203.0.113.0/24", Vxlan, true)], HostingNode),
+            // The most specific pool decides.
+            (
+                &[
+                    pool("203.0.0.0/16", Vxlan, false),
+                    pool("203.0.113.0/24", None, false),
+                ],
+                FabricAndNodes,
+            ),
+        ];
+        for (pools, reach) in cases {
+            assert_eq!(floating_ip_reach(ip, pools), reach, "{pools:?}");
+        }
     }
 
     #[test]
@@ -396,6 +419,12 @@ mod tests {
             .all(|p| p.encapsulation == Encapsulation::Vxlan));
         let v6 = pools.iter().find(|p| p.cidr.addr().is_ipv6()).unwrap();
         assert_eq!(v6.block_size, DEFAULT_BLOCK_SIZE_V6);
+        // vxlanMode CrossSubnet on the v6 pool, Always on the v4 one.
+        assert!(v6.cross_subnet);
+        assert!(pools
+            .iter()
+            .filter(|p| p.cidr.addr().is_ipv4())
+            .all(|p| !p.cross_subnet));
     }
 
     fn spec(cidr: &str) -> IpPoolSpec {

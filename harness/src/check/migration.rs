@@ -16,6 +16,10 @@ pub struct StreamPacket {
     pub delivered: Option<(String, u64)>,
     /// Whether the sender got a reply.
     pub answered: bool,
+    /// When the sender sent it, if the engine recorded it (a lost packet has
+    /// no other time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_us: Option<u64>,
 }
 
 /// A change of the pod that receives a stream's floating IP (`None`: no pod),
@@ -126,6 +130,7 @@ mod tests {
             sequence,
             delivered: pod.map(|p| (p.to_string(), at_us)),
             answered: pod.is_some(),
+            sent_at_us: None,
         }
     }
 

@@ -90,6 +90,7 @@ mod tests {
             sequence,
             delivered: Some((pod.to_string(), at_us)),
             answered: true,
+            sent_at_us: None,
         }
     }
 

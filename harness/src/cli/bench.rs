@@ -3,10 +3,16 @@
 
 use std::process::ExitCode;
 
+mod churn;
+mod churn_figures;
+mod churn_plan;
+mod churn_report;
 mod dataplane;
+mod dataplane_bird;
 mod figures;
 mod lab;
 mod lab_script;
+mod scale;
 mod traffic;
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +29,10 @@ enum What {
     Dataplane(dataplane::Args),
     /// Round trips per second through one floating IP for ICMP, GRE and SCTP.
     Traffic(traffic::Args),
+    /// Move 100 floating IPs a second among 1,000 under probes; drain a node at once.
+    Churn(churn::Args),
+    /// Build and tear down 100 nodes x 100 pods; time each phase and report memory.
+    Scale(scale::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -35,5 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         What::Lab(args) => lab::run(args),
         What::Dataplane(args) => dataplane::run(args),
         What::Traffic(args) => traffic::run(args),
+        What::Scale(args) => scale::run(args),
+        What::Churn(args) => churn::run(args),
     }
 }

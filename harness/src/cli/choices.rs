@@ -28,8 +28,9 @@ impl From<Backend> for BackendKind {
 /// A conntrack profile (`control::ConntrackProfile`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
-    /// Calico: nothing keyed on the floating IP is flushed; only a deleted
-    /// pod's entries go (original or reply source is its address).
+    /// Calico: nothing keyed on the floating IP as destination is flushed; a
+    /// deleted pod's entries go, and those whose source is a floating IP whose
+    /// route moved on its node.
     Calico,
     /// Calico's, plus: entries whose original destination is a floating IP
     /// that moved or was removed are deleted on every node.

@@ -17,7 +17,9 @@ macro_rules! say {
 mod bench;
 mod choices;
 mod completions;
+mod conform;
 mod down;
+mod driver;
 mod exec;
 mod list;
 mod ls;
@@ -53,6 +55,8 @@ enum Command {
     Run(run::Args),
     /// Run the catalogue against deliberately broken dataplanes: the mutation score.
     Mutants(mutants::Args),
+    /// Judge a dataplane against Calico's: every case on it and on the reference, compared.
+    Conform(conform::Args),
     /// Build a scenario's cluster and keep it running.
     Up(up::Args),
     /// List the live labs.
@@ -65,8 +69,12 @@ enum Command {
     Down(down::Args),
     /// Benchmarks: lab bring-up, dataplane programming, traffic rates.
     Bench(bench::Args),
-    /// Print the JSON Schema of scenario files (schema/scenario.schema.json).
+    /// Print the JSON Schema of scenario files (schema/scenario.schema.json),
+    /// or with --driver of the driver protocol.
     Schema(schema::Args),
+    /// Serve a built-in backend over the driver protocol on stdin/stdout
+    /// (for `--dataplane "exec:fip-harness driver <backend>"`).
+    Driver(driver::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write every page with --dir).
@@ -90,7 +98,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     if !matches!(
         cli.command,
-        Command::Run(_) | Command::Up(_) | Command::Bench(_)
+        Command::Run(_) | Command::Up(_) | Command::Bench(_) | Command::Conform(_)
     ) {
         // Commands that own no lab end quietly when their reader goes (`list
         // | head -1`), as Unix tools do; Rust ignores SIGPIPE by default and
@@ -105,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Run(args) => run::run(args),
         Command::Mutants(args) => mutants::run(args),
+        Command::Conform(args) => conform::run(args),
         Command::Up(args) => up::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Exec(args) => exec::run(args),
@@ -112,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Down(args) => down::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Driver(args) => driver::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Hold { .. } => fip_harness::lab::rootless::hold(),

@@ -56,7 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     super::require_root_to_run_scenarios()?;
     let scenarios = super::scenario_filter(args.scenarios.as_deref(), "--scenarios")?;
-    // Mutants break the reference backend, so they run its cases.
+    // Mutants break nft-maps (the harness's fast backend, which the catalogue
+    // shows observes as Felix's nftables does), so they run its cases.
     let filter = PlanFilter {
         dataplane: Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
         ..Default::default()
@@ -82,11 +83,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep_on_failure: false,
         ..RunOptions::default()
     };
+    // A case that fails on the unbroken backend would kill every mutant
+    // without their bugs doing anything: the catalogue runs there first and
+    // kills count only on the cases that pass.
     say!(
-        "{} mutant(s) against {} case(s), {} at a time",
+        "{} mutant(s) against {} case(s), {} at a time, after the unbroken {} runs them",
         mutants.len(),
         cases.len(),
-        args.jobs.max(1)
+        args.jobs.max(1),
+        BackendKind::NftMaps
     );
     let started = Instant::now();
     let progress = |mutant: &Mutant, result: &ScenarioResult| {
@@ -97,8 +102,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         tracing::info!(mutant = mutant.name, case = %result.case_name(), verdict);
     };
-    let verdicts = mutant::run_mutants(&mutants, &cases, args.jobs, &options, &progress);
+    let run = mutant::score_catalogue(&mutants, cases, args.jobs, &options, &progress);
+    super::signals::defer_to_interrupt_handler();
+    let verdicts = run.verdicts;
     say!("{}", mutant::render_verdicts(&verdicts).trim_end());
+    if !run.excluded.is_empty() {
+        say!(
+            "{} case(s) excluded, as they fail on the unbroken {} (a kill there would not be the bug's):",
+            run.excluded.len(),
+            BackendKind::NftMaps
+        );
+        for (case, failure) in &run.excluded {
+            say!("  {case}");
+            for line in failure.lines().take(3) {
+                say!("      {line}");
+            }
+        }
+    }
     say!("({:.1} s)", started.elapsed().as_secs_f64());
     let (killed, total) = mutant::mutation_score(&verdicts);
     Ok(if killed == total {

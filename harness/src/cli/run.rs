@@ -1,5 +1,5 @@
 //! `fip-harness run`: run scenarios, each case in a lab of its own, print
-//! progress and failures, and write JUnit XML and a JSON summary.
+//! progress and failures, and write JUnit XML, a JSON summary and report.html.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fip_harness::dataplane::DataplaneChoice;
-use fip_harness::report::{render_junit, RunSummary, ScenarioResult};
+use fip_harness::report::{render_html, render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, PlanFilter, PlannedCase, RunOptions};
 
 use super::choices::{Backend, Profile};
@@ -32,8 +32,10 @@ pub struct Args {
     /// Only this dataplane backend (default: each scenario's own list).
     #[arg(long, value_enum, conflicts_with = "dataplane")]
     backend: Option<Backend>,
-    /// Only this dataplane: a built-in backend by name, or `mutant:<name>`
-    /// (a deliberately broken one, see `fip-harness mutants --list`).
+    /// Only this dataplane: a built-in backend by name, `mutant:<name>` (a
+    /// deliberately broken one, see `fip-harness mutants --list`), or
+    /// `exec:PATH [ARGS]`, an external driver on every node
+    /// (docs/driver-protocol.md; quote the whole choice for the shell).
     #[arg(long, value_name = "DATAPLANE")]
     dataplane: Option<DataplaneChoice>,
     /// Only this conntrack profile (default: each scenario's own list).
@@ -53,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan_filter = PlanFilter {
         dataplane: args
             .dataplane
-            .or(args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
+            .or_else(|| args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
         profile: args.profile.map(Into::into),
         routing: args.routing.into(),
     };
@@ -153,9 +155,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     say!(
-        "reports: {} and {} ({:.1} s)",
+        "reports: {}, {} and {} ({:.1} s)",
         args.report_dir.join("junit.xml").display(),
         args.report_dir.join("summary.json").display(),
+        args.report_dir.join("report.html").display(),
         summary.duration_ms as f64 / 1000.0
     );
     say!("{} passed, {} failed", summary.passed, summary.failed);
@@ -166,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Write junit.xml and summary.json for `results` to `dir`.
+/// Write junit.xml, summary.json and report.html for `results` to `dir`.
 fn write_reports(
     dir: &Path,
     mut results: Vec<ScenarioResult>,
@@ -180,6 +183,9 @@ fn write_reports(
     let summary_path = dir.join("summary.json");
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| summary_path.display().to_string())?;
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, render_html(&summary, "fip-harness run"))
+        .with_context(|| html_path.display().to_string())?;
     Ok(summary)
 }
 

@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use fip_harness::control::{list_routes, FipRoute};
 use fip_harness::dataplane::conntrack::{Conntrack, ConntrackEntry};
 use fip_harness::dataplane::{backend, BackendKind, NodeNatState};
+use fip_harness::lab::daemons::lab_dir;
 use fip_harness::lab::netns::{Netns, LAB_PREFIX};
 use serde::Serialize;
 
@@ -44,6 +45,10 @@ struct MemberState {
     backends: Vec<BackendState>,
     routes: Vec<FipRoute>,
     conntrack: Vec<ConntrackEntry>,
+    /// An external driver's own view, as it dumped it when the lab was kept
+    /// (the driver itself is not running any more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    driver_dump: Option<String>,
 }
 
 /// Node names from the registry file the lab module writes, when there is one.
@@ -93,6 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for name in names {
         let ns = Netns::open(&name).with_context(|| format!("open namespace {name}"))?;
         let member = name[prefix.len()..].to_string();
+        let driver_dump = std::fs::read_to_string(
+            lab_dir(&args.lab)
+                .join(format!("driver-{member}"))
+                .join("driver-dump.txt"),
+        )
+        .ok();
         let mut backends = Vec::new();
         for kind in BackendKind::ALL {
             let dataplane = backend(kind);
@@ -115,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 backends,
                 routes,
                 conntrack: Vec::new(),
+                driver_dump,
             },
         ));
     }
@@ -146,6 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|(_, m)| m)
         .filter(|m| {
             nodes.contains(&m.member)
+                || m.driver_dump.is_some()
                 || !m.backends.is_empty()
                 || !m.routes.is_empty()
                 || !m.conntrack.is_empty()
@@ -202,6 +215,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("  conntrack entries involving a floating IP:");
             for entry in &member.conntrack {
                 println!("    {}", entry.summary());
+            }
+        }
+        if let Some(dump) = &member.driver_dump {
+            println!("  driver's dump (when the lab was kept):");
+            for line in dump.lines() {
+                println!("    {line}");
             }
         }
         if !args.no_rules {

@@ -22,7 +22,8 @@ pub struct Args {
     /// Dataplane backend.
     #[arg(long, value_enum, default_value_t = Backend::Nftables)]
     backend: Backend,
-    /// Any dataplane, built-in or `mutant:<name>` (overrides --backend).
+    /// Any dataplane, built-in, `mutant:<name>` or `exec:PATH [ARGS]`
+    /// (overrides --backend).
     #[arg(long, value_name = "DATAPLANE")]
     dataplane: Option<DataplaneChoice>,
     /// Conntrack profile.
@@ -52,12 +53,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let dataplane = args
         .dataplane
-        .unwrap_or(BackendKind::from(args.backend).into());
+        .unwrap_or_else(|| BackendKind::from(args.backend).into());
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime
         .block_on(runner::bring_up(
             &scenario,
-            dataplane,
+            &dataplane,
             args.profile.into(),
             args.routing.into(),
             &lab,

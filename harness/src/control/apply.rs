@@ -14,7 +14,7 @@ use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::RouteNext;
 use super::routes::{add_routes, del_routes};
 use crate::bgp::RoutingMode;
-use crate::dataplane::conntrack::{Conntrack, ConntrackError};
+use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
 use crate::lab::netns::Netns;
 use crate::lab::LabError;
@@ -128,6 +128,12 @@ impl ControlPlane {
         &self.current
     }
 
+    /// The nodes' dataplane, for what the runner tells it directly (pods'
+    /// interfaces) and asks of it (health, diagnostics, shutdown).
+    pub fn dataplane(&self) -> &Arc<dyn Dataplane> {
+        &self.dataplane
+    }
+
     /// Bring the lab to what `cluster` asks for, changing only what differs.
     /// When only a few endpoints changed since the last update, only what they
     /// touch is recomputed (see [`incremental`]).
@@ -170,6 +176,7 @@ impl ControlPlane {
             ?computed,
             applied = ?started.elapsed() - computed,
             nodes = changes.nat.len(),
+            conntrack_deleted,
             "control plane update"
         );
         match next {
@@ -285,18 +292,17 @@ impl ControlPlane {
         let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
         nodes.dedup();
         for node in nodes {
-            let result = self.member(node).and_then(|ns| {
-                let mut conntrack = Conntrack::open(&ns)?;
-                let rules: Vec<_> = changes
-                    .conntrack
-                    .iter()
-                    .filter(|d| d.node == node)
-                    .map(|d| d.matching.clone())
-                    .collect();
-                Ok(conntrack
-                    .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
-                    .len())
-            });
+            let rules: Vec<_> = changes
+                .conntrack
+                .iter()
+                .filter(|d| d.node == node)
+                .map(|d| d.matching.clone())
+                .collect();
+            // The dataplane's own flush: the kernel's table for netfilter
+            // backends, the driver's flow state for one that owns it.
+            let result = self
+                .member(node)
+                .and_then(|ns| Ok(self.dataplane.flush(&ns, &rules)?));
             match result {
                 Ok(n) => deleted += n,
                 Err(e) => errors.push(e),

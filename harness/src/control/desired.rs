@@ -5,13 +5,15 @@
 //! floating IP the alphabetically earliest internal address wins (Felix compares
 //! the address *text*), and the loopback SNAT of a pod uses the alphabetically
 //! earliest floating IP among the DNATs it won. Two pods on different nodes
-//! claiming one floating IP both get their DNAT (Felix has no global view);
-//! the route then goes to the claim that would win cluster-wide, and both cases
-//! are reported as conflicts.
+//! claiming one floating IP both get their DNAT (Felix has no global view),
+//! and both cases are reported as conflicts.
 //!
-//! Routes play BGP: the hosting node has a device route to the pod's cali
-//! interface; every other node and the fabric route the floating IP via the
-//! hosting node's uplink, only when the advertisement rule allows.
+//! Routes play BGP (the route model): the hosting node has a device route to
+//! the pod's cali interface; the fabric and every other node route the
+//! floating IP via the hosting node's uplink, as far as Calico's BIRD filters
+//! let it go ([`floating_ip_reach`]). A floating IP claimed on several nodes
+//! gets one ECMP route through all of them, as BIRD's kernel protocol
+//! programs it (`merge paths on`), so hashing picks one claimant per flow.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -19,7 +21,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::routes::{FipRoute, RouteNext};
-use crate::calico::{floating_ip_is_advertised, IpPool, WorkloadEndpoint};
+use crate::calico::{floating_ip_reach, FloatingIpReach, IpPool, WorkloadEndpoint};
 use crate::dataplane::{DnatMapping, NodeNatState, SnatMapping};
 
 /// Everything the control plane reads.
@@ -249,32 +251,36 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
                 interface: endpoint.interface.clone(),
             },
         );
-        if !floating_ip_is_advertised(external, &cluster.pools) {
+        let reach = floating_ip_reach(external, &cluster.pools);
+        if reach == FloatingIpReach::HostingNode {
             continue;
         }
-        let Some(uplink) = topology
+        let claiming: BTreeSet<&str> = winners.iter().map(|(_, e)| e.node.as_str()).collect();
+        // Every claiming node exports its own route; peers merge them.
+        let uplinks: Vec<IpAddr> = topology
             .nodes
             .iter()
-            .find(|n| n.name == endpoint.node)
-            .and_then(|n| n.uplinks.iter().find(|a| a.is_ipv4() == external.is_ipv4()))
-        else {
+            .filter(|n| claiming.contains(n.name.as_str()))
+            .filter_map(|n| n.uplinks.iter().find(|a| a.is_ipv4() == external.is_ipv4()))
+            .copied()
+            .collect();
+        let Some(next) = RouteNext::through(uplinks) else {
             continue;
         };
-        let claiming: BTreeSet<&str> = winners.iter().map(|(_, e)| e.node.as_str()).collect();
-        let others = topology
+        let nodes = topology
             .nodes
             .iter()
             .map(|n| n.name.as_str())
             .filter(|n| !claiming.contains(n))
-            .chain([topology.fabric.as_str()]);
-        for member in others {
+            .filter(|_| reach == FloatingIpReach::FabricAndNodes);
+        for member in nodes.chain([topology.fabric.as_str()]) {
             desired
                 .routes
                 .entry(member.to_string())
                 .or_default()
                 .insert(FipRoute {
                     destination: external,
-                    next: RouteNext::Via(*uplink),
+                    next: next.clone(),
                 });
         }
     }

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::desired::DesiredState;
-use super::routes::FipRoute;
+use super::routes::{FipRoute, RouteNext};
+pub use crate::dataplane::ConntrackMatch;
 use crate::dataplane::NodeNatState;
 
 /// What happens to established flows when floating IPs change.
@@ -15,33 +16,15 @@ use crate::dataplane::NodeNatState;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ConntrackProfile {
-    /// Calico: nothing keyed on the floating IP is flushed; only a deleted
-    /// pod's entries go (original or reply source is its address).
+    /// Calico: nothing keyed on the floating IP as destination is flushed;
+    /// a deleted pod's entries go (original or reply source is its address),
+    /// and so do the entries whose original or reply source is a floating IP
+    /// whose device route moved or went on that node.
     #[default]
     Calico,
     /// Calico's, plus: entries whose original destination is a floating IP
     /// that moved, was removed or was given to a pod are deleted on every node.
     Strict,
-}
-
-/// Which entries a conntrack deletion takes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConntrackMatch {
-    OrigDst(IpAddr),
-    OrigSrcOrReplySrc(IpAddr),
-    /// Every entry (Calico never asks for this; a mutant does).
-    Any,
-}
-
-impl ConntrackMatch {
-    pub fn matches(&self, entry: &crate::dataplane::conntrack::ConntrackEntry) -> bool {
-        match self {
-            ConntrackMatch::OrigDst(a) => entry.orig_dst == *a,
-            ConntrackMatch::OrigSrcOrReplySrc(a) => entry.orig_src == *a || entry.reply_src == *a,
-            ConntrackMatch::Any => true,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -122,6 +105,31 @@ pub fn diff(old: &DesiredState, new: &DesiredState, profile: ConntrackProfile) -
                 node: placement.node.clone(),
                 matching: ConntrackMatch::OrigSrcOrReplySrc(*address),
             });
+        }
+    }
+    // A floating IP's device route that moved to another interface or went:
+    // Felix's route table tracks the owner of every /32 (/128) it programs
+    // (felix/routetable/conntrack_owner_tracker.go, OnDataplaneRouteDeleted
+    // and CIDRNeedsEarlyCleanup: not when the interface stays, nor when
+    // there was no route before) and has felix/conntrack/conntrack.go
+    // RemoveConntrackFlows run `conntrack --delete --orig-src <ip>` and
+    // `--reply-src <ip>` on that node.
+    for (member, before) in &old.routes {
+        let after = new.routes.get(member).unwrap_or(&empty);
+        for route in before {
+            let RouteNext::Device(interface) = &route.next else {
+                continue;
+            };
+            let stays = after.iter().any(|r| {
+                r.destination == route.destination
+                    && matches!(&r.next, RouteNext::Device(i) if i == interface)
+            });
+            if !stays {
+                changes.conntrack.push(ConntrackDeletion {
+                    node: member.clone(),
+                    matching: ConntrackMatch::OrigSrcOrReplySrc(route.destination),
+                });
+            }
         }
     }
     if profile == ConntrackProfile::Strict {

@@ -23,6 +23,24 @@ pub enum RouteNext {
     Device(String),
     /// Via the hosting node's uplink address (other nodes, the fabric).
     Via(IpAddr),
+    /// Via each of several nodes' uplinks (sorted, two or more): a floating
+    /// IP claimed on several nodes, which BIRD merges into one ECMP route
+    /// (`merge paths on` in the kernel protocol, bird.cfg.template).
+    Multipath(Vec<IpAddr>),
+}
+
+impl RouteNext {
+    /// The route to a floating IP through the uplinks of the nodes that
+    /// claim it: one gateway, or an ECMP route through all of them.
+    pub fn through(mut uplinks: Vec<IpAddr>) -> Option<RouteNext> {
+        uplinks.sort();
+        uplinks.dedup();
+        match uplinks.len() {
+            0 => None,
+            1 => Some(RouteNext::Via(uplinks[0])),
+            _ => Some(RouteNext::Multipath(uplinks)),
+        }
+    }
 }
 
 /// A floating IP's host route (/32 or /128).
@@ -38,6 +56,13 @@ impl std::fmt::Display for FipRoute {
         match &self.next {
             RouteNext::Device(dev) => write!(f, "{}/{len} dev {dev}", self.destination),
             RouteNext::Via(via) => write!(f, "{}/{len} via {via}", self.destination),
+            RouteNext::Multipath(hops) => {
+                write!(f, "{}/{len}", self.destination)?;
+                for hop in hops {
+                    write!(f, " nexthop via {hop}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -53,6 +78,9 @@ pub fn add_routes(ns: &Netns, routes: &[FipRoute]) -> Result<(), LabError> {
             let destination = route.destination;
             let mut message = match &route.next {
                 RouteNext::Via(via) => Route::via(destination, host_len(destination), *via),
+                RouteNext::Multipath(hops) => {
+                    Route::multipath(destination, host_len(destination), hops.clone())
+                }
                 RouteNext::Device(dev) => {
                     let index =
                         member
@@ -99,6 +127,7 @@ pub fn list_routes(ns: &Netns) -> Result<Vec<FipRoute>, LabError> {
             .into_iter()
             .filter_map(|route| {
                 let next = match (route.via, route.dev.and_then(|i| names.get(&i))) {
+                    _ if route.hops.len() > 1 => RouteNext::Multipath(route.hops),
                     (Some(via), _) => RouteNext::Via(via),
                     (None, Some(dev)) => RouteNext::Device(dev.clone()),
                     (None, None) => return None,

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use rstest::rstest;
 
 use super::desired::{desired_state, ClusterState, NodeUplink, Topology};
-use super::diff::{diff, ConntrackMatch, ConntrackProfile};
+use super::diff::{diff, ConntrackDeletion, ConntrackMatch, ConntrackProfile};
 use super::routes::{FipRoute, RouteNext};
 use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::dataplane::{DnatMapping, SnatMapping};
@@ -40,6 +40,7 @@ pub(super) fn pool(cidr: &str, encapsulation: Encapsulation, disable_bgp_export:
         cidr: cidr.parse::<IpNet>().unwrap(),
         block_size: 26,
         encapsulation,
+        cross_subnet: false,
         disable_bgp_export,
         nat_outgoing: false,
         disabled: false,
@@ -104,13 +105,13 @@ fn felix_switch_off_means_no_nat_and_no_routes() {
     );
 }
 
-#[rstest]
-#[case::export_disabled(pool("203.0.113.0/24", Encapsulation::None, true))]
-#[case::ipip(pool("203.0.113.0/24", Encapsulation::Ipip, false))]
-#[case::vxlan(pool("203.0.113.0/24", Encapsulation::Vxlan, false))]
-fn unadvertised_floating_ip_has_only_the_device_route(#[case] fip_pool: IpPool) {
+#[test]
+fn unexported_floating_ip_has_only_the_device_route() {
     let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
-    cluster.pools = vec![pool("198.19.0.0/16", Encapsulation::None, false), fip_pool];
+    cluster.pools = vec![
+        pool("198.19.0.0/16", Encapsulation::None, false),
+        pool("203.0.113.0/24", Encapsulation::None, true),
+    ];
     let state = desired_state(&cluster, &topology());
     assert_eq!(
         state.routes["node-a"].iter().collect::<Vec<_>>(),
@@ -127,6 +128,31 @@ fn unadvertised_floating_ip_has_only_the_device_route(#[case] fip_pool: IpPool) 
         1,
         "NAT does not depend on BGP"
     );
+}
+
+/// BIRD exports an encapsulated pool's routes to its peers, but the other
+/// nodes' kernel filter refuses them (confd bgp_processor.go processIPPool).
+#[rstest]
+#[case::ipip(Encapsulation::Ipip)]
+#[case::vxlan(Encapsulation::Vxlan)]
+fn encapsulated_pool_floating_ip_reaches_the_fabric_only(#[case] encapsulation: Encapsulation) {
+    let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
+    cluster.pools = vec![
+        pool("198.19.0.0/16", Encapsulation::None, false),
+        pool("203.0.113.0/24", encapsulation, false),
+    ];
+    let state = desired_state(&cluster, &topology());
+    assert_eq!(
+        state.routes["fabric"].iter().collect::<Vec<_>>(),
+        vec![&FipRoute {
+            destination: ip("203.0.113.1"),
+            next: RouteNext::Via(ip("198.18.0.10")),
+        }]
+    );
+    for member in ["node-b", "node-c"] {
+        assert!(state.routes[member].is_empty(), "{member}");
+    }
+    assert_eq!(state.routes["node-a"].len(), 1, "the device route");
 }
 
 #[test]
@@ -160,7 +186,7 @@ fn duplicate_claim_on_one_node_goes_to_the_alphabetically_earliest_internal() {
 }
 
 #[test]
-fn duplicate_claim_across_nodes_nats_on_both_and_routes_to_the_winner() {
+fn duplicate_claim_across_nodes_nats_on_both_and_peers_route_through_both() {
     let state = desired_state(
         &cluster(vec![
             pod("a", "node-a", "198.19.0.20", &["203.0.113.1"]),
@@ -171,13 +197,23 @@ fn duplicate_claim_across_nodes_nats_on_both_and_routes_to_the_winner() {
     assert_eq!(state.nat["node-a"].dnat.len(), 1);
     assert_eq!(state.nat["node-b"].dnat.len(), 1);
     assert_eq!(state.owners[&ip("203.0.113.1")].node, "node-b");
-    assert_eq!(
-        state.routes["fabric"].iter().next().unwrap().next,
-        RouteNext::Via(ip("198.18.0.11"))
-    );
-    assert!(state.routes["node-a"]
-        .iter()
-        .all(|r| matches!(r.next, RouteNext::Device(_))));
+    let ecmp = RouteNext::Multipath(vec![ip("198.18.0.10"), ip("198.18.0.11")]);
+    for member in ["fabric", "node-c"] {
+        let routes: Vec<_> = state.routes[member].iter().collect();
+        assert_eq!(
+            routes,
+            vec![&FipRoute {
+                destination: ip("203.0.113.1"),
+                next: ecmp.clone(),
+            }],
+            "{member}"
+        );
+    }
+    for member in ["node-a", "node-b"] {
+        assert!(state.routes[member]
+            .iter()
+            .all(|r| matches!(r.next, RouteNext::Device(_))));
+    }
     insta::assert_yaml_snapshot!(state.conflicts);
 }
 
@@ -264,7 +300,26 @@ fn removing_the_annotation_clears_the_node_and_the_routes() {
         .routes
         .iter()
         .all(|r| r.add.is_empty() && r.remove == [ip("203.0.113.1")]));
-    assert!(changes.conntrack.is_empty(), "the pod is still there");
+    // The pod is still there: only the floating IP's device route went, and
+    // with it the entries whose original or reply source is the floating IP
+    // (Felix's route-table cleanup).
+    assert_eq!(
+        changes.conntrack,
+        vec![ConntrackDeletion {
+            node: "node-a".into(),
+            matching: ConntrackMatch::OrigSrcOrReplySrc(ip("203.0.113.1")),
+        }]
+    );
+}
+
+/// Two pods of node-a claiming 203.0.113.1: the older veth (ifindex 110)
+/// has the text-earliest address, the newer one (111) the numerically lowest.
+fn two_claims_on_node_a() -> (WorkloadEndpoint, WorkloadEndpoint) {
+    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
+    older.ifindex = Some(110);
+    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
+    newer.ifindex = Some(111);
+    (older, newer)
 }
 
 /// Two claims on one node whose text and numeric orders differ: the DNAT goes
@@ -272,10 +327,7 @@ fn removing_the_annotation_clears_the_node_and_the_routes() {
 /// route to the claimant with the highest ifindex (198.19.0.9, the newer veth).
 #[test]
 fn one_node_dnat_by_text_and_device_route_by_highest_ifindex() {
-    let mut older = pod("web-a", "node-a", "198.19.0.10", &["203.0.113.1"]);
-    older.ifindex = Some(110);
-    let mut newer = pod("web-b", "node-a", "198.19.0.9", &["203.0.113.1"]);
-    newer.ifindex = Some(111);
+    let (older, newer) = two_claims_on_node_a();
     for endpoints in [
         vec![older.clone(), newer.clone()],
         vec![newer.clone(), older.clone()],
@@ -290,4 +342,32 @@ fn one_node_dnat_by_text_and_device_route_by_highest_ifindex() {
             }]
         );
     }
+}
+
+/// Felix's route table cleans conntrack for a floating IP whose device route
+/// moves to another interface of the node, not when the route stays put.
+#[test]
+fn a_device_route_that_moves_cleans_the_floating_ips_entries_on_its_node() {
+    let (older, newer) = two_claims_on_node_a();
+    let both = desired_state(&cluster(vec![older.clone(), newer.clone()]), &topology());
+    let fip_cleanups = |after: &[&WorkloadEndpoint]| {
+        let after = desired_state(
+            &cluster(after.iter().map(|e| (*e).clone()).collect()),
+            &topology(),
+        );
+        diff(&both, &after, ConntrackProfile::Calico)
+            .conntrack
+            .into_iter()
+            .filter(|d| d.matching == ConntrackMatch::OrigSrcOrReplySrc(ip("203.0.113.1")))
+            .map(|d| d.node)
+            .collect::<Vec<_>>()
+    };
+    let unclaimed = |e: &WorkloadEndpoint| WorkloadEndpoint {
+        ip_nats: vec![],
+        ..e.clone()
+    };
+    // The newer veth's claim goes: the route moves to the older one.
+    assert_eq!(fip_cleanups(&[&older, &unclaimed(&newer)]), ["node-a"]);
+    // The older veth's claim goes: the route stays on the newer one.
+    assert!(fip_cleanups(&[&unclaimed(&older), &newer]).is_empty());
 }

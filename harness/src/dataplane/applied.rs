@@ -39,14 +39,24 @@ impl AppliedStates {
         }
     }
 
-    /// What this backend last applied to `node`, if it knows.
-    pub(crate) fn last(&self, node: &Netns) -> Option<NodeNatState> {
+    /// What this backend last applied to `node`, if it knows, taken out of
+    /// the record (not copied: at 10,000 mappings a copy costs more than the
+    /// kernel's part of a move). The caller puts back what the node holds.
+    fn take(&self, node: &Netns) -> Option<NodeNatState> {
         let key = netns_key(node)?;
         self.applied
             .lock()
             .expect("applied-state lock")
-            .get(&key)
-            .cloned()
+            .remove(&key)
+    }
+
+    fn put(&self, node: &Netns, state: NodeNatState) {
+        if let Some(key) = netns_key(node) {
+            self.applied
+                .lock()
+                .expect("applied-state lock")
+                .insert(key, state);
+        }
     }
 
     /// Make `node` hold `state` by the smallest change this record allows:
@@ -62,9 +72,12 @@ impl AppliedStates {
         full: impl FnOnce() -> T,
         run: impl Fn(&T) -> Result<(), DataplaneError>,
     ) -> Result<(), DataplaneError> {
-        if let Some(old) = self.last(node) {
+        if let Some(old) = self.take(node) {
             match update(&old) {
-                None => return Ok(()),
+                None => {
+                    self.put(node, old);
+                    return Ok(());
+                }
                 Some(change) => {
                     if run(&change).is_ok() {
                         self.remember(node, Some(state));

@@ -1,6 +1,6 @@
 //! Which dataplane a case runs on: more than the closed [`BackendKind`], so
-//! that broken dataplanes (mutants) and, later, external drivers can be chosen
-//! wherever a built-in backend can.
+//! that broken dataplanes (mutants) and external drivers (`exec:PATH [ARGS]`)
+//! can be chosen wherever a built-in backend can.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,13 +8,17 @@ use std::sync::Arc;
 
 use super::{backend, BackendKind, Dataplane};
 use crate::control::{CalicoPolicy, ControlPolicy};
+use crate::driver::{ExecDataplane, ExecSpec, ExecSpecError};
 use crate::mutant::{self, Bug, Mutant, MutantDataplane, MutantPolicy};
 
-/// A dataplane selection: `nftables`, `iptables`, or `mutant:<name>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A dataplane selection: `nftables`, `iptables`, `nft-maps`,
+/// `mutant:<name>` or `exec:PATH [ARGS]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataplaneChoice {
     Builtin(BackendKind),
     Mutant(&'static Mutant),
+    /// An external driver on every node (see [`crate::driver`]).
+    Exec(Arc<ExecSpec>),
 }
 
 /// What a choice runs: the node dataplane and the control plane's policy.
@@ -26,11 +30,22 @@ pub struct ChosenDataplane {
 
 impl DataplaneChoice {
     /// The built-in backend whose scenarios this choice runs: mutants break
-    /// the reference backend, so they run wherever it runs.
+    /// the reference backend, so they run wherever it runs; a driver stands
+    /// in for Felix's nftables mode, what a vendor's dataplane replaces.
     pub fn base(&self) -> BackendKind {
         match self {
             DataplaneChoice::Builtin(kind) => *kind,
             DataplaneChoice::Mutant(_) => BackendKind::NftMaps,
+            DataplaneChoice::Exec(_) => BackendKind::Nftables,
+        }
+    }
+
+    /// The choice as one path component (for diagnostics folders): its name,
+    /// or for a driver `exec-<program file name>`.
+    pub fn dir_name(&self) -> String {
+        match self {
+            DataplaneChoice::Exec(spec) => format!("exec-{}", spec.short_name()),
+            other => other.to_string(),
         }
     }
 
@@ -51,6 +66,10 @@ impl DataplaneChoice {
                     policy: Arc::new(MutantPolicy(bug)),
                 },
             },
+            DataplaneChoice::Exec(spec) => ChosenDataplane {
+                dataplane: Arc::new(ExecDataplane::new(ExecSpec::clone(spec))),
+                policy: Arc::new(CalicoPolicy),
+            },
         }
     }
 }
@@ -66,14 +85,17 @@ impl fmt::Display for DataplaneChoice {
         match self {
             DataplaneChoice::Builtin(kind) => kind.fmt(f),
             DataplaneChoice::Mutant(mutant) => write!(f, "mutant:{}", mutant.name),
+            DataplaneChoice::Exec(spec) => write!(f, "exec:{spec}"),
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChoiceError {
-    #[error("unknown dataplane `{0}` (built-in: {builtin}; or mutant:<name>)", builtin = builtin_names())]
+    #[error("unknown dataplane `{0}` (built-in: {builtin}; or mutant:<name>, or exec:PATH [ARGS])", builtin = builtin_names())]
     Unknown(String),
+    #[error(transparent)]
+    Exec(#[from] ExecSpecError),
     #[error("unknown mutant `{0}` (see `fip-harness mutants --list`)")]
     UnknownMutant(String),
 }
@@ -90,6 +112,9 @@ impl FromStr for DataplaneChoice {
     type Err = ChoiceError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(command) = text.strip_prefix("exec:") {
+            return Ok(DataplaneChoice::Exec(Arc::new(ExecSpec::parse(command)?)));
+        }
         if let Some(name) = text.strip_prefix("mutant:") {
             return mutant::find(name)
                 .map(DataplaneChoice::Mutant)
@@ -119,6 +144,10 @@ mod tests {
                 choice
             );
         }
+        let exec: DataplaneChoice = "exec:/opt/d 'a b'".parse().unwrap();
+        assert_eq!(exec.to_string().parse::<DataplaneChoice>().unwrap(), exec);
+        assert_eq!(exec.dir_name(), "exec-d");
+        assert!("exec:".parse::<DataplaneChoice>().is_err());
         assert!("mutant:nope".parse::<DataplaneChoice>().is_err());
         assert!("vpp".parse::<DataplaneChoice>().is_err());
     }

@@ -18,7 +18,7 @@ use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use rtnetlink::packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lab::netns::{Netns, NetnsError};
 
@@ -324,6 +324,35 @@ impl Conntrack {
             self.delete(entry)?;
         }
         Ok(doomed)
+    }
+}
+
+/// Delete the entries of `node`'s kernel table that any of `rules` selects;
+/// returns how many went.
+pub fn flush_kernel(node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, ConntrackError> {
+    let mut conntrack = Conntrack::open(node)?;
+    Ok(conntrack
+        .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
+        .len())
+}
+
+/// Which entries a conntrack deletion takes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConntrackMatch {
+    OrigDst(IpAddr),
+    OrigSrcOrReplySrc(IpAddr),
+    /// Every entry (Calico never asks for this; a mutant does).
+    Any,
+}
+
+impl ConntrackMatch {
+    pub fn matches(&self, entry: &ConntrackEntry) -> bool {
+        match self {
+            ConntrackMatch::OrigDst(a) => entry.orig_dst == *a,
+            ConntrackMatch::OrigSrcOrReplySrc(a) => entry.orig_src == *a || entry.reply_src == *a,
+            ConntrackMatch::Any => true,
+        }
     }
 }
 

@@ -29,8 +29,7 @@ use super::exec::run_in;
 use super::felix_hash::rule_hashes;
 use super::felix_rules::{self, Action, Rule, BASE_JUMPS};
 use super::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
-    FAMILIES,
+    Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping, FAMILIES,
 };
 use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
@@ -201,10 +200,6 @@ impl IptablesBackend {
 }
 
 impl Dataplane for IptablesBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Iptables
-    }
-
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
         restore_both(node, |family| render_restore(state, family, self.features))
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
+use crate::traffic::Protocol;
 
 mod applied;
 mod choice;
@@ -20,16 +21,21 @@ pub mod features;
 mod felix_hash;
 mod felix_rules;
 pub mod iptables;
+mod nfnl;
 pub mod nft_maps;
+pub mod nft_maps_netlink;
 pub mod nftables;
 #[cfg(test)]
 mod test_vectors;
+pub mod topology;
 
 pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
+pub use conntrack::ConntrackMatch;
 pub use features::Features;
 pub use iptables::IptablesBackend;
 pub use nft_maps::NftMapsBackend;
 pub use nftables::NftablesBackend;
+pub use topology::{Interface, NodeTopology, PodInterface};
 
 /// Felix keeps one table per family (iptables and ip6tables, or `table ip`
 /// and `table ip6`), each with the mappings of that family only.
@@ -37,7 +43,19 @@ pub(crate) const FAMILIES: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
 
 /// DNAT of a floating IP to the pod that owns it, for traffic arriving at the
 /// node (prerouting) and traffic the node sends (output).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct DnatMapping {
     pub external: IpAddr,
     pub internal: IpAddr,
@@ -45,7 +63,19 @@ pub struct DnatMapping {
 
 /// SNAT for the loopback case only: a pod reaching its own floating IP sees the
 /// floating IP as the source (`-s INT -d INT -j SNAT --to-source EXT`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct SnatMapping {
     pub internal: IpAddr,
     pub external: IpAddr,
@@ -127,9 +157,12 @@ impl BackendKind {
 /// One node's floating-IP NAT. Implementations run their program inside the
 /// node's namespace; every call is one whole operation (no partial state left
 /// behind by a successful call).
+///
+/// Only the first four are what every backend must do; the rest have
+/// defaults that fit a backend which keys on addresses alone and leaves flow
+/// state to the kernel (the built-in ones and the mutants). An external
+/// driver (`crate::driver`) overrides them.
 pub trait Dataplane: Send + Sync {
-    fn kind(&self) -> BackendKind;
-
     /// Make the node hold exactly `state`, replacing whatever this backend put
     /// there before, in one atomic transaction.
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError>;
@@ -142,6 +175,53 @@ pub trait Dataplane: Send + Sync {
 
     /// The mappings the node holds now, read back from the live rules.
     fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError>;
+
+    /// Whether [`Dataplane::topology`] does anything: building a topology
+    /// reads every pod's MAC over netlink, which nobody should pay for when
+    /// the backend ignores it.
+    fn wants_topology(&self) -> bool {
+        false
+    }
+
+    /// The node's interfaces, sent whenever pods come and go (before a
+    /// mapping names a new pod, after a deleted pod's mappings went).
+    fn topology(&self, _node: &Netns, _topology: &NodeTopology) -> Result<(), DataplaneError> {
+        Ok(())
+    }
+
+    /// Delete the flow state `rules` select, as the chosen conntrack profile
+    /// asks; returns how many entries went. The default is the kernel's
+    /// conntrack table of the node, which is where netfilter backends keep it.
+    fn flush(&self, node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, DataplaneError> {
+        conntrack::flush_kernel(node, rules).map_err(|source| DataplaneError::Conntrack {
+            netns: node.name().to_string(),
+            source,
+        })
+    }
+
+    /// The features this dataplane lacks among those a case needs (address
+    /// families, protocols), each as a phrase for the case's error.
+    fn unsupported(&self, _families: &[IpFamily], _protocols: &[Protocol]) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// An error when something this dataplane runs on its own (a driver
+    /// process) is gone, checked after every step.
+    fn health(&self) -> Result<(), DataplaneError> {
+        Ok(())
+    }
+
+    /// Extra files for the node's folder of a diagnostics bundle: (file
+    /// name, contents).
+    fn diagnostics(&self, _node: &Netns) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// End whatever this dataplane runs for the lab (driver processes).
+    /// `keep`: the lab stays up for people, so the node's state stays too.
+    fn shutdown(&self, _keep: bool) -> Result<(), DataplaneError> {
+        Ok(())
+    }
 }
 
 /// The backend of a kind.
@@ -177,4 +257,19 @@ pub enum DataplaneError {
     },
     #[error("node namespace '{netns}': cannot read the rules back: {reason}")]
     Unreadable { netns: String, reason: String },
+    #[error("node namespace '{netns}': nf_tables netlink: cannot {action}: {source}")]
+    Netlink {
+        netns: String,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("node namespace '{netns}': conntrack: {source}")]
+    Conntrack {
+        netns: String,
+        #[source]
+        source: conntrack::ConntrackError,
+    },
+    #[error(transparent)]
+    Driver(#[from] Box<crate::driver::DriverError>),
 }

@@ -27,10 +27,14 @@
 //! The SNAT key is the concatenation saddr . daddr because SNAT runs after DNAT:
 //! the loopback case is exactly "source and destination are both the pod".
 //!
-//! One `nft -j -f -` run holds the whole change: for each family the table is
-//! added (so that it exists), deleted and built again, all in one kernel
-//! transaction, so a reader never sees a half-written table; later applies send
-//! only the map elements that changed.
+//! One nf_tables transaction holds the whole change, written over netlink
+//! ([`super::nft_maps_netlink`], no `nft` process): for each family the table
+//! is added (so that it exists), deleted and built again, so a reader never
+//! sees a half-written table; later applies send only the map elements that
+//! changed. The same batches rendered as nft JSON (`render_*` here) are what
+//! the netlink messages are checked against, and what a person can feed to
+//! `nft -j -f -` to see the layout. Reading back still goes through
+//! `nft -j list`, an independent reader of what the kernel holds.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -43,10 +47,9 @@ use nftables::stmt::{NATFlag, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use super::applied::AppliedStates;
-use super::exec::{nft_list_tables, nft_read_tables, run_in};
-use super::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
-};
+use super::exec::{nft_list_tables, nft_read_tables};
+use super::{nfnl, nft_maps_netlink};
+use super::{Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
 
 /// Name of the tables (one per family): the harness's, not Calico's.
@@ -265,45 +268,71 @@ fn elements(
     })
 }
 
+/// The map elements a change from `old` to `new` deletes and adds (both
+/// families), computed once for the JSON and the netlink renderings.
+#[derive(Debug, Default)]
+pub(crate) struct Delta {
+    pub gone_dnat: Vec<DnatMapping>,
+    pub new_dnat: Vec<DnatMapping>,
+    pub gone_snat: Vec<SnatMapping>,
+    pub new_snat: Vec<SnatMapping>,
+}
+
+/// The items of `a` that `b` lacks. States are kept sorted
+/// ([`NodeNatState::new`]), so one merge walk does it, without hashing 10,000
+/// mappings for a move that touches one; unsorted input (the fields are
+/// public) takes the hash-set way.
+fn only_in<T: Copy + Ord + std::hash::Hash>(a: &[T], b: &[T]) -> Vec<T> {
+    if !(a.is_sorted() && b.is_sorted()) {
+        let b: HashSet<&T> = b.iter().collect();
+        return a.iter().filter(|m| !b.contains(m)).copied().collect();
+    }
+    let mut out = Vec::new();
+    let mut rest = b.iter().peekable();
+    for item in a {
+        while rest.next_if(|other| *other < item).is_some() {}
+        if rest.peek() != Some(&item) {
+            out.push(*item);
+        }
+    }
+    out
+}
+
+impl Delta {
+    pub(crate) fn between(old: &NodeNatState, new: &NodeNatState) -> Self {
+        Self {
+            gone_dnat: only_in(&old.dnat, &new.dnat),
+            new_dnat: only_in(&new.dnat, &old.dnat),
+            gone_snat: only_in(&old.snat, &new.snat),
+            new_snat: only_in(&new.snat, &old.snat),
+        }
+    }
+}
+
 /// The batch that takes maps holding `old` to holding `new` by deleting and
 /// adding only the elements that differ: one transaction, small for a move
 /// among 10,000 floating IPs. `None` when nothing differs.
 pub fn render_delta(old: &NodeNatState, new: &NodeNatState) -> Option<Nftables<'static>> {
-    let old_dnat: HashSet<&DnatMapping> = old.dnat.iter().collect();
-    let new_dnat_set: HashSet<&DnatMapping> = new.dnat.iter().collect();
-    let old_snat: HashSet<&SnatMapping> = old.snat.iter().collect();
-    let new_snat_set: HashSet<&SnatMapping> = new.snat.iter().collect();
+    let change = Delta::between(old, new);
     let mut batch = Batch::new();
     let mut any = false;
     for family in FAMILIES {
         let of = |v: &IpAddr| v.is_ipv4() == family.v4;
-        let gone_dnat: Vec<Expression> = old
-            .dnat
-            .iter()
-            .filter(|m| of(&m.external) && !new_dnat_set.contains(m))
-            .map(|m| addr(m.external))
-            .collect();
-        let new_dnat: Vec<Expression> = new
-            .dnat
-            .iter()
-            .filter(|m| of(&m.external) && !old_dnat.contains(m))
-            .map(dnat_element)
-            .collect();
-        let gone_snat: Vec<Expression> = old
-            .snat
-            .iter()
-            .filter(|m| of(&m.internal) && !new_snat_set.contains(m))
-            .map(snat_key)
-            .collect();
-        let new_snat: Vec<Expression> = new
-            .snat
-            .iter()
-            .filter(|m| of(&m.internal) && !old_snat.contains(m))
-            .map(snat_element)
-            .collect();
+        let gone_dnat = change.gone_dnat.iter().filter(|m| of(&m.external));
+        let new_dnat = change.new_dnat.iter().filter(|m| of(&m.external));
+        let gone_snat = change.gone_snat.iter().filter(|m| of(&m.internal));
+        let new_snat = change.new_snat.iter().filter(|m| of(&m.internal));
         for (map, delete, add) in [
-            (DNAT_MAP, gone_dnat, new_dnat),
-            (SNAT_MAP, gone_snat, new_snat),
+            (
+                DNAT_MAP,
+                gone_dnat.map(|m| addr(m.external)).collect::<Vec<_>>(),
+                new_dnat.map(dnat_element).collect::<Vec<_>>(),
+            ),
+            (
+                SNAT_MAP,
+                gone_snat.map(snat_key).collect(),
+                new_snat.map(snat_element).collect(),
+            ),
         ] {
             if !delete.is_empty() {
                 any = true;
@@ -389,31 +418,22 @@ impl NftMapsBackend {
             applied: AppliedStates::default(),
         }
     }
-
-    fn run_batch(&self, node: &Netns, batch: &Nftables) -> Result<(), DataplaneError> {
-        let json = serde_json::to_vec(batch).expect("nftables batch serialises");
-        run_in(node, "nft", &["-j", "-f", "-"], Some(&json)).map(drop)
-    }
 }
 
 impl Dataplane for NftMapsBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::NftMaps
-    }
-
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
         self.applied.apply(
             node,
             state,
-            |old| render_delta(old, state),
-            || render_apply(state, self.features),
-            |change| self.run_batch(node, change),
+            |old| nft_maps_netlink::delta_batch(old, state),
+            || nft_maps_netlink::apply_batch(state, self.features),
+            |change| nfnl::send(node, change),
         )
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         self.applied.remember(node, None);
-        self.run_batch(node, &render_removal())
+        nfnl::send(node, &nft_maps_netlink::removal_batch())
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {
@@ -451,6 +471,21 @@ mod tests {
     #[test]
     fn renders_removal() {
         insta::assert_json_snapshot!(render_removal());
+    }
+
+    #[test]
+    fn the_merge_walk_finds_what_the_hash_sets_find() {
+        let a: Vec<u32> = (0..200).filter(|i| i % 3 != 0).collect();
+        let b: Vec<u32> = (50..260).filter(|i| i % 5 != 0).collect();
+        let mut shuffled = b.clone();
+        shuffled.reverse();
+        let by_hash = only_in(&a, &shuffled);
+        assert_eq!(only_in(&a, &b), by_hash);
+        assert_eq!(
+            by_hash.len(),
+            50 - 17 + (50..200).filter(|i| i % 3 != 0 && i % 5 == 0).count()
+        );
+        assert!(only_in(&b, &b).is_empty());
     }
 
     #[test]

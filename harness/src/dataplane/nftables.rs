@@ -49,8 +49,7 @@ use super::exec::{nft_list_tables, nft_read_tables, run_in};
 use super::felix_hash::chained_hashes;
 use super::felix_rules::{self, Action, Chain, Rule, BASE_JUMPS, FIP_DNAT, FIP_SNAT};
 use super::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
-    FAMILIES,
+    Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping, FAMILIES,
 };
 use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
@@ -309,10 +308,6 @@ impl NftablesBackend {
 }
 
 impl Dataplane for NftablesBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Nftables
-    }
-
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
         self.applied.apply(
             node,

@@ -272,6 +272,7 @@ impl Lab {
         // From here the Lab's own Drop cleans up.
         guard.armed = false;
         lab_value.wire().await?;
+        lab_value.keep_tracking().await?;
         tracing::debug!(lab = %lab, "wired at {:?}", started.elapsed());
 
         let after = HostSnapshot::take()
@@ -294,6 +295,37 @@ impl Lab {
             });
         }
         Ok(lab_value)
+    }
+
+    /// Keep connection tracking on in every node (see [`super::tracking`]),
+    /// one `nft` per node, all at once.
+    async fn keep_tracking(&self) -> Result<(), LabError> {
+        let nodes: Vec<super::netns::Netns> =
+            self.nodes.iter().map(|n| n.member.netns.clone()).collect();
+        let lab = self.spec.name.clone();
+        tokio::task::spawn_blocking(move || {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = nodes
+                    .iter()
+                    .map(|ns| scope.spawn(move || super::tracking::keep_tracking(ns)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or(Err(LabError::Panicked {
+                            lab: lab.clone(),
+                            what: "keeping conntrack on",
+                        }))
+                    })
+                    .collect::<Result<Vec<()>, LabError>>()
+            })
+        })
+        .await
+        .map_err(|_| LabError::Panicked {
+            lab: self.spec.name.clone(),
+            what: "keeping conntrack on",
+        })?
+        .map(drop)
     }
 
     pub(super) fn families(&self) -> Vec<Family> {

@@ -21,14 +21,18 @@ pub fn lab_dir(lab: &str) -> PathBuf {
 }
 
 /// The pid in `pid_file`, if the process still runs and is the daemon that
-/// wrote it: its command line names `owner_mark` (a path inside the lab's
-/// directory), so a recycled pid is never signalled.
+/// wrote it: its command line (BIRD's configuration path) or its environment
+/// (a driver's `FIP_HARNESS_LAB_DIR`, see driver/session.rs) names
+/// `owner_mark`, a path inside the lab's directory, so a recycled pid is
+/// never signalled.
 pub fn live_pid(pid_file: &Path, owner_mark: &str) -> Option<i32> {
     let text = std::fs::read_to_string(pid_file).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-    cmdline.contains(owner_mark).then_some(pid)
+    let names_mark = |file: &str| {
+        std::fs::read(format!("/proc/{pid}/{file}"))
+            .is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(owner_mark))
+    };
+    (names_mark("cmdline") || names_mark("environ")).then_some(pid)
 }
 
 /// Stop the daemon of `pid_file` (SIGTERM, then SIGKILL after a grace

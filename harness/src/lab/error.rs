@@ -51,6 +51,12 @@ pub enum LabError {
     NotContained { lab: String, what: String },
     #[error("lab '{lab}': a worker thread panicked while {what}")]
     Panicked { lab: String, what: &'static str },
+    #[error("{namespace}: {program}: {detail}")]
+    Program {
+        namespace: String,
+        program: &'static str,
+        detail: String,
+    },
     #[error("tearing down lab '{lab}': {} error(s): {}", errors.len(), errors.join("; "))]
     Teardown { lab: String, errors: Vec<String> },
 }

@@ -99,7 +99,7 @@ impl Lab {
                         routes.push(block_route(k == i, *block, k));
                     }
                 }
-                try_join_all(routes.iter().map(|r| node.member.replace_route(*r))).await?;
+                try_join_all(routes.iter().map(|r| node.member.replace_route(r.clone()))).await?;
                 Ok(())
             }));
         }
@@ -132,7 +132,12 @@ impl Lab {
             })
             .collect();
         steps.push(Box::pin(async move {
-            try_join_all(fabric_routes.iter().map(|r| fabric.replace_route(*r))).await?;
+            try_join_all(
+                fabric_routes
+                    .iter()
+                    .map(|r| fabric.replace_route(r.clone())),
+            )
+            .await?;
             Ok(())
         }));
         try_join_all(steps).await?;
@@ -162,7 +167,7 @@ impl Lab {
         try_join_all(
             steps
                 .iter()
-                .map(|(member, route)| member.replace_route(*route)),
+                .map(|(member, route)| member.replace_route(route.clone())),
         )
         .await?;
         self.nodes[index].spec.blocks.extend(new.iter().copied());

@@ -134,6 +134,17 @@ impl Netns {
         })
     }
 
+    /// The namespace this process runs in, named `current`: for a program
+    /// the harness started inside a node (`fip-harness driver`), where the
+    /// node's namespace is simply its own.
+    pub fn current() -> Result<Self, NetnsError> {
+        let file = File::open("/proc/self/ns/net").map_err(|e| sys("current", "open", e))?;
+        Ok(Self {
+            name: "current".into(),
+            file: Arc::new(file),
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

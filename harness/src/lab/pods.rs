@@ -191,6 +191,32 @@ impl Lab {
         Ok(())
     }
 
+    /// Remove the node's routes to a pod's own addresses (`routed` false), or
+    /// put them back. Felix's route table owns the routes on workload
+    /// interfaces and keeps only those of endpoints it has
+    /// (felix/dataplane/linux/endpoint_mgr.go calculateRoutes feeds
+    /// felix/routetable/route_table.go, which deletes the rest): a pod Felix
+    /// no longer has, such as a finished one, keeps its interface but loses
+    /// its routes.
+    pub async fn route_pod(&self, name: &str, routed: bool) -> Result<(), LabError> {
+        let pod = self.pods.get(name).ok_or_else(|| LabError::NoMember {
+            lab: self.spec.name.clone(),
+            kind: "pod",
+            name: name.to_string(),
+        })?;
+        let node = &self.nodes[self.node_index(&pod.spec.node)?].member;
+        for address in &pod.spec.addresses {
+            let prefix = Family::of(address).host_prefix();
+            if routed {
+                node.replace_route(Route::dev(*address, prefix, pod.host_ifindex))
+                    .await?;
+            } else {
+                node.remove_route(*address, prefix, None).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Unwire a pod: remove its host-side link (and so its routes) and its namespace.
     pub async fn remove_pod(&mut self, name: &str) -> Result<(), LabError> {
         let pod = self.pods.remove(name).ok_or_else(|| LabError::NoMember {

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 pub use nat::{MutantDataplane, NatBug};
 pub use policy::{MutantPolicy, PolicyBug};
-pub use score::{mutation_score, render_verdicts, run_mutants, MutantVerdict};
+pub use score::{
+    mutation_score, passing_on_reference, render_verdicts, run_mutants, score_catalogue,
+    MutantVerdict, MutationRun,
+};
 
 /// One deliberately broken dataplane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

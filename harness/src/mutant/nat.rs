@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::dataplane::exec::run_in;
 use crate::dataplane::nft_maps::TABLE;
-use crate::dataplane::{
-    BackendKind, Dataplane, DataplaneError, DnatMapping, NftMapsBackend, NodeNatState,
-};
+use crate::dataplane::{Dataplane, DataplaneError, DnatMapping, NftMapsBackend, NodeNatState};
 use crate::lab::netns::Netns;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,10 +165,6 @@ fn next_address(address: IpAddr) -> IpAddr {
 }
 
 impl Dataplane for MutantDataplane {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind()
-    }
-
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
         let bent = self.bend(node, state);
         if let (NatBug::Late(delay), Some((sender, waiting))) = (self.bug, &self.late) {

@@ -91,6 +91,53 @@ pub fn run_mutants(
     verdicts.into_inner().expect("verdicts")
 }
 
+/// A mutation run: the cases left out because the unbroken backend fails
+/// them (with the failure), and what the others did to each mutant.
+#[derive(Clone, Debug)]
+pub struct MutationRun {
+    pub excluded: Vec<(String, String)>,
+    pub verdicts: Vec<MutantVerdict>,
+}
+
+/// Run `cases` (planned on the backend the mutants break) on that backend
+/// unbroken first, then the ones that pass there against each of `mutants`
+/// (see [`run_mutants`]): a case failing without any bug kills nothing.
+pub fn score_catalogue(
+    mutants: &[&'static Mutant],
+    cases: Vec<PlannedCase>,
+    jobs: usize,
+    options: &RunOptions,
+    progress: &(dyn Fn(&Mutant, &ScenarioResult) + Sync),
+) -> MutationRun {
+    let results = runner::run_cases(&cases, jobs, options, &|case, result| {
+        tracing::info!(case = %case.test_name(), passed = result.outcome.is_pass(), "unbroken");
+    });
+    let (cases, excluded) = passing_on_reference(cases, &results);
+    let verdicts = run_mutants(mutants, &cases, jobs, options, progress);
+    MutationRun { excluded, verdicts }
+}
+
+/// The cases a kill can count on: those that passed on the unbroken
+/// backend the mutants break (`results[i]` is `cases[i]`'s run there, `None`
+/// when it did not run). A case that fails there (a flaky or broken case, or
+/// a lab problem) would "kill" every mutant without the bug doing anything,
+/// so it is left out and named with its failure, in catalogue order.
+pub fn passing_on_reference(
+    cases: Vec<PlannedCase>,
+    results: &[Option<ScenarioResult>],
+) -> (Vec<PlannedCase>, Vec<(String, String)>) {
+    let mut kept = Vec::new();
+    let mut excluded = Vec::new();
+    for (case, result) in cases.into_iter().zip(results) {
+        match result {
+            Some(result) if result.outcome.is_pass() => kept.push(case),
+            Some(result) => excluded.push((case.test_name(), result.failure_text())),
+            None => excluded.push((case.test_name(), "did not run".to_string())),
+        }
+    }
+    (kept, excluded)
+}
+
 /// How much of a killing case's failure text the summary shows.
 const KILL_LINES: usize = 6;
 
@@ -134,6 +181,43 @@ pub fn render_verdicts(verdicts: &[MutantVerdict]) -> String {
 mod tests {
     use super::*;
     use crate::mutant::MUTANTS;
+
+    #[test]
+    fn cases_failing_on_the_reference_are_left_out_and_named() {
+        use crate::dataplane::BackendKind;
+        use crate::runner::PlanFilter;
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let filter = PlanFilter {
+            dataplane: Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
+            ..Default::default()
+        };
+        let cases = runner::plan(&[folder], &filter).unwrap();
+        let names: Vec<String> = cases.iter().map(PlannedCase::test_name).collect();
+        let results: Vec<Option<ScenarioResult>> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, case)| {
+                let outcome = match i {
+                    1 => Outcome::Failed {
+                        reason: "step 2 failed".into(),
+                    },
+                    2 => Outcome::Error {
+                        reason: "building the lab".into(),
+                    },
+                    _ => Outcome::Passed,
+                };
+                (i != 3).then(|| crate::runner::result_for_tests(case, outcome))
+            })
+            .collect();
+        let (kept, excluded) = passing_on_reference(cases, &results);
+        let excluded_names: Vec<&str> = excluded.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(excluded_names, [&names[1], &names[2], &names[3]]);
+        assert!(excluded[0].1.contains("step 2 failed"));
+        assert_eq!(excluded[2].1, "did not run");
+        let kept: Vec<String> = kept.iter().map(PlannedCase::test_name).collect();
+        assert_eq!(kept.len(), names.len() - 3);
+        assert!(kept.contains(&names[0]) && !kept.contains(&names[1]));
+    }
 
     #[test]
     fn renders_kills_survivors_and_the_score() {

@@ -43,11 +43,13 @@ mod tests {
             file: format!("scenarios/{name}.yaml").into(),
             backend: backend.into(),
             profile: "calico".into(),
+            tags: vec![],
             routing: "bird".into(),
             outcome,
             duration_ms: 1500,
             steps: vec![],
             migrations: vec![],
+            lab_pictures: vec![],
             kept_lab: None,
         }
     }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{CheckLine, MigrationFigures};
+use super::picture::LabPicture;
+use crate::check::{CheckLine, MigrationFigures, StreamPacket};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "result")]
@@ -49,6 +50,9 @@ pub struct MigrationReport {
     pub from_pod: String,
     pub to_pod: String,
     pub figures: MigrationFigures,
+    /// Every packet of the stream, for the report's plot.
+    #[serde(default)]
+    pub packets: Vec<StreamPacket>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,6 +62,9 @@ pub struct ScenarioResult {
     pub file: PathBuf,
     pub backend: String,
     pub profile: String,
+    /// The scenario's tags (the report filters on them).
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// `bird` or `model`: who programmed the routes (migration figures
     /// depend on it).
     pub routing: String,
@@ -65,6 +72,10 @@ pub struct ScenarioResult {
     pub duration_ms: u64,
     pub steps: Vec<StepResult>,
     pub migrations: Vec<MigrationReport>,
+    /// The lab as it stood when traffic first ran, and before and after each
+    /// change of a floating IP's pod.
+    #[serde(default)]
+    pub lab_pictures: Vec<LabPicture>,
     /// Set when the lab was kept up for inspection (`--keep-on-failure`).
     pub kept_lab: Option<String>,
 }

@@ -41,6 +41,9 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) endpoints: BTreeMap<String, WorkloadEndpoint>,
     /// Pods whose `status.phase` a step changed (the others are Running).
     pub(super) phases: BTreeMap<String, PodPhase>,
+    /// Live pods whose own routes the node lost because Felix has no
+    /// endpoint for them (see `ScenarioRun::route_felix_endpoints`).
+    pub(super) unrouted: BTreeSet<String>,
     pub(super) streams: BTreeMap<String, RunningStream>,
     /// Every change of a floating IP's pod so far, in order; each stream
     /// picks the ones made while it ran.
@@ -52,12 +55,16 @@ pub(super) struct ScenarioRun<'a> {
     pub(super) options: RunOptions,
     /// The lab's BIRD daemons under [`RoutingMode::Bird`].
     pub(super) bird: Option<LabBird>,
+    /// A dataplane driver failed (crashed, hung, answered garbage, refused):
+    /// the case ends as an error of the dataplane, not a failed expectation
+    /// (`conform` counts it as a driver error).
+    pub(super) driver_failed: bool,
 }
 
 impl<'a> ScenarioRun<'a> {
     pub(super) async fn start(
         scenario: &'a Scenario,
-        dataplane: DataplaneChoice,
+        dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
@@ -109,23 +116,36 @@ impl<'a> ScenarioRun<'a> {
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing);
-        Ok(ScenarioRun {
+        let mut run = ScenarioRun {
             scenario,
             lab,
             engine,
             control,
-            dataplane,
+            dataplane: dataplane.clone(),
             ipam: Ipam::new(cluster.pools.clone()),
             pods: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             phases: BTreeMap::new(),
+            unrouted: BTreeSet::new(),
             streams: BTreeMap::new(),
             owner_changes: Vec::new(),
             owners: BTreeMap::new(),
             routed_blocks: Default::default(),
             options: options.clone(),
             bird,
-        })
+            driver_failed: false,
+        };
+        // A driver starts with its node's first topology: a driver that
+        // cannot start, or cannot carry this scenario, ends the case here.
+        let started = run
+            .send_topology(&cluster.nodes.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
+            .and_then(|()| run.check_capabilities());
+        if let Err(reason) = started {
+            let _ = run.finish();
+            return Err(reason);
+        }
+        Ok(run)
     }
 
     /// The address a target names.
@@ -185,6 +205,7 @@ impl<'a> ScenarioRun<'a> {
 
     /// Leave the lab, and its BIRD daemons, running (`down` stops them).
     pub(super) fn keep(self) {
+        self.keep_dataplane();
         if let Some(bird) = self.bird {
             bird.detach();
         }
@@ -192,6 +213,12 @@ impl<'a> ScenarioRun<'a> {
     }
 
     pub(super) fn finish(self) -> Result<(), String> {
+        // Drivers first: a process inside a node keeps its namespace alive.
+        let ended = self
+            .control
+            .dataplane()
+            .shutdown(false)
+            .map_err(|e| format!("ending the dataplane: {e}"));
         drop(self.engine);
         let stopped = match self.bird {
             Some(mut bird) => bird.stop().map_err(|e| e.to_string()),
@@ -201,7 +228,7 @@ impl<'a> ScenarioRun<'a> {
             .lab
             .teardown()
             .map_err(|e| format!("tearing down: {e}"));
-        stopped.and(torn_down)
+        ended.and(stopped).and(torn_down)
     }
 }
 

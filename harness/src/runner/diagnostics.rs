@@ -70,7 +70,7 @@ impl ScenarioRun<'_> {
         let root = self.options.report_dir.as_ref()?;
         let dir = root
             .join(&self.scenario.name)
-            .join(self.dataplane.to_string())
+            .join(self.dataplane.dir_name())
             .join(format!("step-{}", index + 1));
         let cluster = &self.scenario.cluster;
         let members: Vec<(String, Netns)> = std::iter::once(FABRIC.to_string())
@@ -96,6 +96,7 @@ impl ScenarioRun<'_> {
                 let _ = std::fs::write(dir.join("control-plane.json"), state);
             }
             self.write_bird_diagnostics(&dir);
+            self.write_dataplane_diagnostics(&dir);
         }
         match bundle.as_mut() {
             Ok(path) => Some(path.clone()),

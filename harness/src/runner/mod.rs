@@ -2,8 +2,11 @@
 //! runs each in a lab of its own, and describes failures for people.
 
 mod case;
+mod dataplane;
 mod diagnostics;
 mod observe;
+mod parallel;
+mod pictures;
 mod pods;
 mod replay;
 mod routing;
@@ -14,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+pub use parallel::run_cases;
 pub use replay::{bring_up, run_scenario, RunOptions};
 
 use crate::bgp::RoutingMode;
@@ -70,9 +74,9 @@ pub fn plan(
         }
         let scenario = Arc::new(scenario);
         for backend in &scenario.backends {
-            let dataplane = match filter.dataplane {
+            let dataplane = match &filter.dataplane {
                 Some(choice) if choice.base() != *backend => continue,
-                Some(choice) => choice,
+                Some(choice) => choice.clone(),
                 None => DataplaneChoice::Builtin(*backend),
             };
             for profile in &scenario.profiles {
@@ -81,7 +85,7 @@ pub fn plan(
                 }
                 cases.push(PlannedCase {
                     scenario: scenario.clone(),
-                    dataplane,
+                    dataplane: dataplane.clone(),
                     profile: *profile,
                 });
             }
@@ -155,11 +159,19 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
 fn case_error(case: &PlannedCase, routing: RoutingMode, reason: String) -> ScenarioResult {
     replay::result_of(
         &case.scenario,
-        case.dataplane,
+        &case.dataplane,
         case.profile,
         routing,
         Outcome::Error { reason },
     )
+}
+
+/// A result of `case` with `outcome` and no steps (for unit tests elsewhere).
+#[cfg(test)]
+pub(crate) fn result_for_tests(case: &PlannedCase, outcome: Outcome) -> ScenarioResult {
+    let mut result = case_error(case, RoutingMode::default(), String::new());
+    result.outcome = outcome;
+    result
 }
 
 fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> ScenarioResult {
@@ -186,7 +198,7 @@ fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> Scenario
     let lab = unique_lab_name();
     runtime.block_on(run_scenario(
         &case.scenario,
-        case.dataplane,
+        &case.dataplane,
         case.profile,
         &lab,
         options,

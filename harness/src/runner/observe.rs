@@ -61,6 +61,10 @@ pub fn stream_packets(outcome: &ProbeOutcome, started_unix_ns: u64) -> Vec<Strea
             sequence: u64::from(seq),
             delivered: first_delivery.remove(&seq),
             answered: answered.contains(&seq),
+            sent_at_us: outcome
+                .sent_at_unix_ns
+                .get(seq as usize)
+                .map(|at| at.saturating_sub(started_unix_ns) / 1000),
         })
         .collect()
 }

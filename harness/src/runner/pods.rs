@@ -169,6 +169,11 @@ impl ScenarioRun<'_> {
                 },
             );
         }
+        // The dataplane learns the interfaces before a mapping names them.
+        let mut nodes: Vec<&str> = pods.iter().map(|(c, _)| c.pod.node.as_str()).collect();
+        nodes.sort();
+        nodes.dedup();
+        self.send_topology(&nodes).await?;
         self.sync_control().await
     }
 
@@ -179,6 +184,7 @@ impl ScenarioRun<'_> {
             .ok_or_else(|| format!("no pod `{name}` is running"))?;
         self.endpoints.remove(name);
         self.phases.remove(name);
+        self.unrouted.remove(name);
         // Felix sees the endpoint go first: rules and routes, then the pod's
         // interface and namespace, then its addresses return to IPAM.
         self.sync_control().await?;
@@ -188,7 +194,7 @@ impl ScenarioRun<'_> {
             .map_err(|e| e.to_string())?;
         self.lab.remove_pod(name).await.map_err(|e| e.to_string())?;
         calico::cni_del(&mut self.ipam, &pod.namespace, &pod.name);
-        Ok(())
+        self.send_topology(&[pod.node.as_str()]).await
     }
 
     pub(super) async fn annotate(&mut self, annotate: &Annotate) -> Result<(), String> {
@@ -253,16 +259,54 @@ impl ScenarioRun<'_> {
     /// Felix's endpoints: every live pod the conversion gives one for. A pod
     /// whose view fails is left out, as Felix ends up without it; a Felix
     /// panic is not simulated (the step that caused it had to expect it).
-    fn felix_endpoints(&self) -> Vec<WorkloadEndpoint> {
+    pub(super) fn felix_endpoints(&self) -> Vec<WorkloadEndpoint> {
         self.endpoints
             .keys()
             .filter_map(|name| self.felix_view(name).ok().flatten())
             .collect()
     }
 
+    /// Felix's route table keeps a workload route only for an endpoint Felix
+    /// has: a pod that is finished, or whose conversion fails, loses the
+    /// node's routes to its addresses (and gets them back if Felix has it
+    /// again). A Felix that would panic changes nothing: it is not running.
+    /// Removals come before the control-plane update, so the conntrack
+    /// cleanup of the pod's addresses follows the route's deletion as in
+    /// Felix (felix/routetable/route_table.go); restorations after it.
+    async fn route_felix_endpoints(&mut self, restore: bool) -> Result<(), String> {
+        let names: Vec<String> = self.endpoints.keys().cloned().collect();
+        for name in names {
+            let has_endpoint = match self.felix_view(&name) {
+                Ok(view) => view.is_some(),
+                Err(calico::AnnotationError::FelixPanic { .. }) => continue,
+                Err(_) => false,
+            };
+            let routed = !self.unrouted.contains(&name);
+            if has_endpoint == routed || has_endpoint != restore {
+                continue;
+            }
+            self.lab
+                .route_pod(&name, has_endpoint)
+                .await
+                .map_err(|e| e.to_string())?;
+            if has_endpoint {
+                self.unrouted.remove(&name);
+            } else {
+                self.unrouted.insert(name);
+            }
+        }
+        Ok(())
+    }
+
     /// Hand the current endpoints to the control plane and note any floating IP
     /// whose receiving pod changed.
     pub(super) async fn sync_control(&mut self) -> Result<(), String> {
+        self.route_felix_endpoints(false).await?;
+        self.sync_nat_and_floating_routes().await?;
+        self.route_felix_endpoints(true).await
+    }
+
+    async fn sync_nat_and_floating_routes(&mut self) -> Result<(), String> {
         let cluster = &self.scenario.cluster;
         let state = ClusterState {
             endpoints: self.felix_endpoints(),
@@ -274,8 +318,10 @@ impl ScenarioRun<'_> {
         let at_unix_ns = now_unix_ns();
         // The applier runs its per-node transactions on threads of its own and
         // waits for them: keep this worker free for the traffic meanwhile.
-        let applied = tokio::task::block_in_place(|| self.control.update(&state))
-            .map_err(|e| format!("control plane: {e}"))?;
+        let applied = match tokio::task::block_in_place(|| self.control.update(&state)) {
+            Ok(applied) => applied,
+            Err(error) => return Err(self.control_fault(error)),
+        };
         for conflict in &applied.conflicts {
             tracing::info!(?conflict, "several pods claim one floating IP");
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use super::pictures::Album;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
 use crate::dataplane::DataplaneChoice;
@@ -26,7 +27,7 @@ pub struct RunOptions {
 /// failure: the result says what happened.
 pub async fn run_scenario(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     lab_name: &str,
     options: &RunOptions,
@@ -62,7 +63,7 @@ pub async fn run_scenario(
 /// traffic, no waits), then leave the lab up. Returns what was built, for people.
 pub async fn bring_up(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     routing: RoutingMode,
     lab_name: &str,
@@ -111,7 +112,7 @@ pub async fn bring_up(
 /// The result of a case with `outcome` and nothing run yet.
 pub(super) fn result_of(
     scenario: &Scenario,
-    dataplane: DataplaneChoice,
+    dataplane: &DataplaneChoice,
     profile: ConntrackProfile,
     routing: RoutingMode,
     outcome: Outcome,
@@ -121,11 +122,13 @@ pub(super) fn result_of(
         file: scenario.source.clone(),
         backend: dataplane.to_string(),
         profile: profile_name(profile).to_string(),
+        tags: scenario.tags.clone(),
         routing: routing.to_string(),
         outcome,
         duration_ms: 0,
         steps: Vec::new(),
         migrations: Vec::new(),
+        lab_pictures: Vec::new(),
         kept_lab: None,
     }
 }
@@ -138,9 +141,17 @@ fn profile_name(profile: ConntrackProfile) -> &'static str {
 }
 
 impl ScenarioRun<'_> {
+    /// Run every step in order, taking pictures of the lab for the report.
+    async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
+        let mut album = Album::default();
+        let outcome = self.replay_steps(result, &mut album).await;
+        result.lab_pictures = album.close(self).await;
+        outcome
+    }
+
     /// Run every step in order; stop at the first failing one (later steps build
     /// on it) after writing its diagnostics.
-    async fn replay(&mut self, result: &mut ScenarioResult) -> Outcome {
+    async fn replay_steps(&mut self, result: &mut ScenarioResult, album: &mut Album) -> Outcome {
         let scenario = self.scenario;
         let steps = &scenario.steps;
         let mut index = 0;
@@ -171,8 +182,11 @@ impl ScenarioRun<'_> {
                     // ends the run before its result would be read.
                     batched.get(offset).cloned().unwrap_or(Ok(()))
                 } else {
+                    album.before(self, index, step).await;
                     self.engine.begin_step(index as u32);
-                    self.run_step(index, step, &mut step_result, result).await
+                    let outcome = self.run_step(index, step, &mut step_result, result).await;
+                    album.after(self, index, step).await;
+                    outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {
                     return outcome;
@@ -222,7 +236,9 @@ impl ScenarioRun<'_> {
         result: &mut ScenarioResult,
     ) -> Option<Outcome> {
         // A BIRD that died mid-run fails the step with its log.
-        let outcome = outcome.and_then(|()| self.check_bird());
+        let outcome = outcome
+            .and_then(|()| self.check_bird())
+            .and_then(|()| self.check_dataplane());
         if let Err(message) = outcome {
             step_result.passed = false;
             step_result.message = Some(message);
@@ -245,6 +261,9 @@ impl ScenarioRun<'_> {
         if let Some(message) = message {
             reason.push_str(&format!(": {message}"));
         }
+        if self.driver_failed {
+            return Some(Outcome::Error { reason });
+        }
         Some(Outcome::Failed { reason })
     }
 }
@@ -266,7 +285,7 @@ fn pod_batch(steps: &[Step], streams_running: bool) -> Vec<&CreatePod> {
 }
 
 /// How a step reads in results and failure text (`send icmp client -> web`).
-fn summarise(step: &Step) -> String {
+pub(super) fn summarise(step: &Step) -> String {
     match step {
         Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),
         Step::DeletePod(name) => format!("delete pod {name}"),

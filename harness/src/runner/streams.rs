@@ -84,6 +84,7 @@ impl ScenarioRun<'_> {
                 figures: MigrationFigures::compute(&packets, &moved, TIMELINE_BUCKET_MS),
                 from_pod: moved.from_pod,
                 to_pod: moved.to_pod,
+                packets: packets.clone(),
             });
         }
         let mismatches =

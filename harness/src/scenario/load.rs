@@ -67,6 +67,10 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
         warnings: Vec::new(),
     };
     let scenario = loader.resolve(raw);
+    // A `createPods` step's pods share its positions, so one fault (an
+    // unknown node) would otherwise be reported once per pod.
+    loader.errors.dedup();
+    loader.warnings.dedup();
     match scenario {
         Some(mut s) if loader.errors.is_empty() => {
             s.warnings = loader.warnings.iter().map(ToString::to_string).collect();
@@ -196,7 +200,8 @@ impl Loader<'_> {
         normalize(&self.dir.join(relative))
     }
 
-    fn resolve(&mut self, raw: RawScenario) -> Option<Scenario> {
+    fn resolve(&mut self, mut raw: RawScenario) -> Option<Scenario> {
+        raw.steps = self.expand_create_pods(std::mem::take(&mut raw.steps));
         let name = match &raw.name {
             Some(name) => name.value.to_string(),
             None => self.default_name()?,

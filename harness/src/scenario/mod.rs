@@ -5,6 +5,7 @@
 //! - [`load_file`] / [`load_str`]: one file.
 //! - [`catalogue`]: finding files under folders, listing, unique names.
 
+mod bulk;
 pub mod catalogue;
 mod error;
 mod extra;

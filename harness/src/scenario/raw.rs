@@ -113,6 +113,9 @@ impl<'de> Deserialize<'de> for NodeEntry {
 #[derive(Debug)]
 pub(crate) enum RawStep {
     CreatePod(RawCreatePod),
+    /// Many pods at once; expanded into one `CreatePod` each before replay
+    /// (see [`super::bulk`]).
+    CreatePods(RawCreatePods),
     DeletePod(Spanned<Name>),
     Annotate(RawAnnotate),
     SetPhase(RawSetPhase),
@@ -124,6 +127,7 @@ pub(crate) enum RawStep {
 
 pub(super) const STEP_KINDS: &[&str] = &[
     "createPod",
+    "createPods",
     "deletePod",
     "annotate",
     "setPhase",
@@ -155,6 +159,7 @@ impl<'de> Deserialize<'de> for RawStep {
                 };
                 let step = match kind.as_str() {
                     "createPod" => RawStep::CreatePod(map.next_value()?),
+                    "createPods" => RawStep::CreatePods(map.next_value()?),
                     "deletePod" => RawStep::DeletePod(map.next_value()?),
                     "annotate" => RawStep::Annotate(map.next_value()?),
                     "setPhase" => RawStep::SetPhase(map.next_value()?),
@@ -196,6 +201,26 @@ pub(crate) struct RawCreatePod {
     pub annotations: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub expect: Option<RawSetupExpect>,
+}
+
+/// `createPods: {count: 100, node: node-a, namePrefix: web}`: pods
+/// `web-0` .. `web-99` on one node, optionally each with the next floating IP
+/// of a range.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawCreatePods {
+    /// How many pods.
+    pub count: Spanned<u32>,
+    /// The node every pod runs on.
+    pub node: Spanned<Name>,
+    /// Pod `i` (from 0) is named `<namePrefix>-<i>`.
+    pub name_prefix: Spanned<Name>,
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    /// Pod `i` gets the `i`-th address of this range (from its first address)
+    /// as its floating IP, in the annotation `cni.projectcalico.org/floatingIPs`.
+    #[serde(default, rename = "floatingIPs")]
+    pub floating_ips: Option<Spanned<Cidr>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

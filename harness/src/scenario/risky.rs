@@ -4,7 +4,53 @@
 //! DNATsToIptablesChains), so the harness accepts them too and says what the
 //! address collides with.
 
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+
+/// The live pods by address: their own addresses and the floating IPs Felix
+/// has for them, so a new claim is checked against the holders of that one
+/// address (10,000 pods from `createPods` would make a scan of every pod per
+/// pod cost minutes).
+#[derive(Default)]
+pub(super) struct LiveIndex {
+    pub own: HashMap<IpAddr, BTreeSet<String>>,
+    pub floating: HashMap<IpAddr, BTreeSet<String>>,
+}
+
+impl LiveIndex {
+    pub fn add(&mut self, pod: &str, own: &[IpAddr], floating: &[IpAddr]) {
+        for (map, addresses) in [(&mut self.own, own), (&mut self.floating, floating)] {
+            for address in addresses {
+                map.entry(*address).or_default().insert(pod.to_string());
+            }
+        }
+    }
+
+    pub fn remove(&mut self, pod: &str, own: &[IpAddr], floating: &[IpAddr]) {
+        for (map, addresses) in [(&mut self.own, own), (&mut self.floating, floating)] {
+            for address in addresses {
+                if let Some(pods) = map.get_mut(address) {
+                    pods.remove(pod);
+                    if pods.is_empty() {
+                        map.remove(address);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pods other than `except` holding `address` in `map`.
+    pub fn others<'a>(
+        map: &'a HashMap<IpAddr, BTreeSet<String>>,
+        address: &IpAddr,
+        except: &'a str,
+    ) -> impl Iterator<Item = &'a String> {
+        map.get(address)
+            .into_iter()
+            .flatten()
+            .filter(move |pod| pod.as_str() != except)
+    }
+}
 
 /// Something with an address a floating IP could shadow.
 pub(super) struct Holder<'a> {

@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use super::located::Spanned;
 use super::raw::{
-    NodeEntry, RawAnnotate, RawCreatePod, RawScenario, RawSend, RawSetPhase, RawStartStream,
-    RawStep, RawStopStream, STEP_KINDS,
+    NodeEntry, RawAnnotate, RawCreatePod, RawCreatePods, RawScenario, RawSend, RawSetPhase,
+    RawStartStream, RawStep, RawStopStream, STEP_KINDS,
 };
 use super::values::{Address, Cidr, Delivery, DurationValue, Loss, Name, SeenAddress, Target};
 
@@ -182,6 +182,7 @@ fn step_kind(kind: &str, body: Schema) -> Schema {
 fn step_kinds(generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
     vec![
         ("createPod", generator.subschema_for::<RawCreatePod>()),
+        ("createPods", generator.subschema_for::<RawCreatePods>()),
         ("deletePod", generator.subschema_for::<Name>()),
         ("annotate", generator.subschema_for::<RawAnnotate>()),
         ("setPhase", generator.subschema_for::<RawSetPhase>()),

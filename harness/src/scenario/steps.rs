@@ -12,7 +12,7 @@ use super::load::{HostKind, Loader};
 use super::located::Spanned;
 use super::model::*;
 use super::raw::*;
-use super::risky::{risky_floating_ip, Holder};
+use super::risky::{risky_floating_ip, Holder, LiveIndex};
 use super::values::{Delivery, Loss, Name};
 use crate::calico::{
     cni_add, cni_del, felix_ip_nats, felix_route_panic, kdd_ip_nats, CniNetworkConfig, IpFamily,
@@ -60,11 +60,14 @@ impl Loader<'_> {
             .collect();
         let mut ipam = Ipam::new(pools.to_vec());
         let mut live: BTreeMap<String, LivePod> = BTreeMap::new();
+        let mut index = LiveIndex::default();
         let mut streams: BTreeMap<String, &Spanned<Name>> = BTreeMap::new();
         let mut steps = Vec::new();
 
         for (step, made) in raw.steps.iter().zip(pods_made) {
             match &step.value {
+                // Expanded into createPod steps before replay (scenario/bulk.rs).
+                RawStep::CreatePods(_) => {}
                 RawStep::CreatePod(create) => {
                     let Some((pod, manifest)) = made else {
                         continue;
@@ -142,7 +145,8 @@ impl Loader<'_> {
                                 phase: PodPhase::Running,
                                 floating_ips,
                             };
-                            self.warn_risky(&annotation_at, &pod.name, &new_pod, &live, raw);
+                            self.warn_risky(&annotation_at, &pod.name, &new_pod, &index, raw);
+                            index.add(&pod.name, &new_pod.addresses, &new_pod.floating_ips);
                             live.insert(pod.name.clone(), new_pod);
                         }
                         (Ok(_), Some(expected)) => {
@@ -179,6 +183,7 @@ impl Loader<'_> {
                 RawStep::DeletePod(name) => {
                     match live.remove(name.as_str()) {
                         Some(pod) => {
+                            index.remove(name.as_str(), &pod.addresses, &pod.floating_ips);
                             cni_del(&mut ipam, &pod.namespace, name.as_str());
                         }
                         None => self
@@ -227,7 +232,9 @@ impl Loader<'_> {
                                         }
                                     }
                                     let nats = nats.unwrap_or_default();
+                                    index.remove(annotate.pod.as_str(), &pod.addresses, &pod.floating_ips);
                                     pod.floating_ips = nats.ip_nats.iter().map(|p| p.external).collect();
+                                    index.add(annotate.pod.as_str(), &pod.addresses, &pod.floating_ips);
                                     let at = value.map_or_else(|| step.index_only(), |v| v.index_only());
                                     for entry in &nats.dropped {
                                         self.warn_at(&at, format!(
@@ -235,9 +242,8 @@ impl Loader<'_> {
                                             annotate.pod.value
                                         ));
                                     }
-                                    if let Some(pod) = live.remove(annotate.pod.as_str()) {
-                                        self.warn_risky(&at, annotate.pod.as_str(), &pod, &live, raw);
-                                        live.insert(annotate.pod.to_string(), pod);
+                                    if let Some(pod) = live.get(annotate.pod.as_str()) {
+                                        self.warn_risky(&at, annotate.pod.as_str(), pod, &index, raw);
                                     }
                                 }
                                 (Ok(_), Some(expected), _) => self.error_at(step, format!(
@@ -375,60 +381,65 @@ impl Loader<'_> {
         at: &Spanned<T>,
         name: &str,
         pod: &LivePod,
-        live: &BTreeMap<String, LivePod>,
+        index: &LiveIndex,
         raw: &RawScenario,
     ) {
         let families = [IpFamily::V4, IpFamily::V6];
-        let nodes: Vec<(String, IpAddr)> = raw
-            .cluster
-            .nodes
-            .value
-            .iter()
-            // Past the limits (already an error) the addressing plan has no
-            // address to compare with.
-            .take(MAX_NODES)
-            .enumerate()
-            .flat_map(|(i, n)| {
-                families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
-            })
-            .chain(
-                raw.cluster
-                    .externals
-                    .iter()
-                    .take(MAX_EXTERNALS)
-                    .enumerate()
-                    .flat_map(|(j, x)| {
-                        families.map(|f| {
-                            (
-                                format!("external host `{}`", x.value.name),
-                                external_address(j, f),
-                            )
-                        })
-                    }),
-            )
-            .collect();
+        let nodes: Vec<(String, IpAddr)> = if pod.floating_ips.is_empty() {
+            Vec::new()
+        } else {
+            raw.cluster
+                .nodes
+                .value
+                .iter()
+                // Past the limits (already an error) the addressing plan has no
+                // address to compare with.
+                .take(MAX_NODES)
+                .enumerate()
+                .flat_map(|(i, n)| {
+                    families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
+                })
+                .chain(
+                    raw.cluster
+                        .externals
+                        .iter()
+                        .take(MAX_EXTERNALS)
+                        .enumerate()
+                        .flat_map(|(j, x)| {
+                            families.map(|f| {
+                                (
+                                    format!("external host `{}`", x.value.name),
+                                    external_address(j, f),
+                                )
+                            })
+                        }),
+                )
+                .collect()
+        };
         let mut warnings = Vec::new();
         for external in &pod.floating_ips {
-            let pods = live.iter().flat_map(|(other, p)| {
-                p.addresses.iter().map(move |address| Holder {
-                    what: format!("pod `{other}`"),
-                    address,
-                })
+            let pods = LiveIndex::others(&index.own, external, name).map(|other| Holder {
+                what: format!("pod `{other}`"),
+                address: external,
             });
-            let hosts = nodes.iter().map(|(what, address)| Holder {
-                what: what.clone(),
-                address,
-            });
+            let hosts =
+                nodes
+                    .iter()
+                    .filter(|(_, address)| address == external)
+                    .map(|(what, address)| Holder {
+                        what: what.clone(),
+                        address,
+                    });
             warnings.extend(risky_floating_ip(*external, name, pods.chain(hosts)));
         }
-        for (other, p) in live {
-            for external in &p.floating_ips {
-                let mine = pod.addresses.iter().map(|address| Holder {
+        for address in &pod.addresses {
+            for other in LiveIndex::others(&index.floating, address, name) {
+                let mine = [Holder {
                     what: format!("pod `{name}`"),
                     address,
-                });
+                }];
                 warnings.extend(
-                    risky_floating_ip(*external, other, mine)
+                    risky_floating_ip(*address, other, mine)
                         .into_iter()
                         .filter(|w| w.contains("'s address")),
                 );

@@ -31,6 +31,9 @@ pub(crate) struct DriveResult {
     pub icmp_errors: Vec<IcmpErrorObservation>,
     pub duplicates: u32,
     pub send_errors: u32,
+    /// When each sequence number was sent, in nanoseconds since the Unix epoch:
+    /// lost probes have no other time, and a migration plot places them here.
+    pub sent_at_unix_ns: Vec<u64>,
 }
 
 /// A failed send (no route, buffer refused) still uses its sequence number and
@@ -59,6 +62,9 @@ pub(crate) async fn drive(
 ) -> DriveResult {
     let mut result = DriveResult::default();
     let mut sent_at: Vec<Instant> = Vec::new();
+    // Monotonic send times are turned into wall-clock ones once, after the
+    // run, so the send path stays one push of an Instant.
+    let (base_instant, base_unix_ns) = (Instant::now(), now_unix_ns());
     let mut answered: Vec<bool> = Vec::new();
     let mut outstanding = 0usize;
     let mut stopping = false;
@@ -96,6 +102,14 @@ pub(crate) async fn drive(
         let stalled_at = last_progress + pace.timeout;
         tokio::select! {
             biased;
+            // Stop first: on a busy machine the ticker runs behind and bursts
+            // (it is always ready) and replies keep coming, so a stop polled
+            // after them was never seen and the stream never ended.
+            changed = async { stop.as_mut().unwrap().changed().await }, if stop.is_some() && !stopping => {
+                if changed.is_err() || *stop.as_ref().unwrap().borrow() {
+                    stopping = true;
+                }
+            }
             incoming = transport.recv() => {
                 match incoming {
                     Ok(incoming) => transport.process(incoming, &mut events),
@@ -141,11 +155,6 @@ pub(crate) async fn drive(
                 let ok = transport.send(seq).await.is_ok();
                 record_send(&mut result, &mut sent_at, &mut answered, &mut outstanding, ok);
             }
-            changed = async { stop.as_mut().unwrap().changed().await }, if stop.is_some() && !stopping => {
-                if changed.is_err() || *stop.as_ref().unwrap().borrow() {
-                    stopping = true;
-                }
-            }
             _ = tokio::time::sleep_until(stalled_at), if more && !window_open => {
                 // A full window with no reply for the timeout: those are lost.
                 outstanding = 0;
@@ -156,5 +165,9 @@ pub(crate) async fn drive(
             }
         }
     }
+    result.sent_at_unix_ns = sent_at
+        .iter()
+        .map(|at| base_unix_ns + at.duration_since(base_instant).as_nanos() as u64)
+        .collect();
     result
 }

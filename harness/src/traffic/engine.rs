@@ -306,6 +306,7 @@ impl TrafficEngine {
             icmp_errors: result.icmp_errors,
             deliveries,
             sctp_events,
+            sent_at_unix_ns: result.sent_at_unix_ns,
         }
     }
 

@@ -192,6 +192,9 @@ pub struct ProbeOutcome {
     pub deliveries: Vec<Observation>,
     /// SCTP association events at the sender (INIT sent, INIT ACK from ..., ...).
     pub sctp_events: Vec<String>,
+    /// When each sequence number was sent (nanoseconds since the Unix epoch).
+    #[serde(default)]
+    pub sent_at_unix_ns: Vec<u64>,
 }
 
 impl ProbeOutcome {

@@ -109,6 +109,7 @@ pub fn floating_ip_pools() -> Vec<IpPool> {
             cidr: cidr.parse().unwrap(),
             block_size: 26,
             encapsulation: Encapsulation::None,
+            cross_subnet: false,
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,

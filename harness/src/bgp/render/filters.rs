@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use ipnet::IpNet;
 
-use crate::bgp::topology::{BgpNode, BgpTopology};
+use crate::bgp::topology::{BgpNode, BgpTopology, ClusterRoutes};
 use crate::calico::{Encapsulation, IpFamily, IpPool};
 
 /// Felix's and confd's normal route priority (BGPConfiguration
@@ -107,50 +107,80 @@ fn statement(
     Some(text)
 }
 
-/// bgp_processor.go `processIPPool` under the default cluster-route policy
-/// (`clusterRoutePolicyFromBGPConfig`: BIRD programs unencapsulated pools,
-/// Felix IPIP and VXLAN ones). A disabled pool is still listed: the pool
-/// key confd reads carries disabled pools, and only IPAM skips them.
-fn pool_statement(pool: &IpPool, for_kernel: bool, wanted: Option<Action>) -> Option<String> {
+/// What `processIPPool` reads besides the pool: the cluster-route policy,
+/// the list it writes (kernel or export), the action it collects, the node's
+/// `network_v4` and the family.
+#[derive(Clone, Copy)]
+struct PoolContext<'a> {
+    policy: ClusterRoutes,
+    for_kernel: bool,
+    wanted: Option<Action>,
+    local_subnet: &'a str,
+    family: IpFamily,
+}
+
+/// bgp_processor.go `extraStatementForKernelProgrammingIPIPNoEncap`: Calico's
+/// BIRD fork sends an IPIP route out of `tunl0`, except, in CrossSubnet mode,
+/// a route whose next hop is on the node's own subnet.
+fn krt_tunnel(pool: &IpPool, local_subnet: &str) -> String {
+    match (pool.encapsulation, pool.cross_subnet) {
+        (Encapsulation::Ipip, false) => r#"krt_tunnel="tunl0";"#.to_string(),
+        (Encapsulation::Ipip, true) => format!(
+            r#"if (defined(bgp_next_hop)&&(bgp_next_hop ~ {local_subnet})) then krt_tunnel=""; else krt_tunnel="tunl0";"#
+        ),
+        _ => String::new(),
+    }
+}
+
+/// bgp_processor.go `processIPPool`. A disabled pool is still listed: the
+/// pool key confd reads carries disabled pools, and only IPAM skips them.
+fn pool_statement(pool: &IpPool, context: PoolContext) -> Option<String> {
     let cidr = &pool.cidr;
-    if pool.disable_bgp_export && !for_kernel {
+    let wanted = context.wanted;
+    if pool.disable_bgp_export && !context.for_kernel {
         return statement(cidr, "", Action::Reject, wanted, "BGP export is disabled.");
     }
-    match pool.encapsulation {
-        Encapsulation::Vxlan if for_kernel => statement(
-            cidr,
-            "",
-            Action::Reject,
-            wanted,
-            "VXLAN routes are handled by Felix.",
-        ),
-        Encapsulation::Vxlan => statement(cidr, "", Action::Accept, wanted, ""),
-        // IPIP: Felix programs the cluster routes (policy.ipip is false).
-        Encapsulation::Ipip if for_kernel => statement(
+    let bird_programs = match pool.encapsulation {
+        Encapsulation::Vxlan if context.for_kernel => {
+            return statement(
+                cidr,
+                "",
+                Action::Reject,
+                wanted,
+                "VXLAN routes are handled by Felix.",
+            )
+        }
+        Encapsulation::Vxlan => return statement(cidr, "", Action::Accept, wanted, ""),
+        // clusterRoutePolicy.programsPool.
+        Encapsulation::Ipip => context.policy.bird_programs_ipip(),
+        Encapsulation::None => context.policy.bird_programs_no_encap(),
+    };
+    if bird_programs {
+        let extra = if context.for_kernel && context.family == IpFamily::V4 {
+            krt_tunnel(pool, context.local_subnet)
+        } else {
+            String::new()
+        };
+        return statement(cidr, &extra, Action::Accept, wanted, "");
+    }
+    if context.for_kernel {
+        return statement(
             cidr,
             "",
             Action::Reject,
             wanted,
             "Cluster routes are handled by Felix.",
-        ),
-        Encapsulation::Ipip => statement(cidr, "", Action::Accept, wanted, ""),
-        // extraStatementForKernelProgrammingIPIPNoEncap adds nothing for
-        // an unencapsulated pool.
-        Encapsulation::None => statement(cidr, "", Action::Accept, wanted, ""),
+        );
     }
+    statement(cidr, "", Action::Accept, wanted, "")
 }
 
 /// The statements of one list, sorted as confd sorts them (`slices.Sort`).
-fn pool_statements(
-    pools: &[IpPool],
-    family: IpFamily,
-    for_kernel: bool,
-    wanted: Option<Action>,
-) -> Vec<String> {
+fn pool_statements(pools: &[IpPool], context: PoolContext) -> Vec<String> {
     let mut lines: Vec<String> = pools
         .iter()
-        .filter(|p| family_of(&p.cidr) == family)
-        .filter_map(|p| pool_statement(p, for_kernel, wanted))
+        .filter(|p| family_of(&p.cidr) == context.family)
+        .filter_map(|p| pool_statement(p, context))
         .collect();
     lines.sort();
     lines
@@ -159,8 +189,16 @@ fn pool_statements(
 /// bird_ipam.cfg.template: `calico_export_to_bgp_peers` (what leaves the node)
 /// and the `calico_kernel_programming` filter (what BIRD may program into the
 /// node's kernel).
-pub fn ipam(out: &mut String, topology: &BgpTopology, family: IpFamily) {
+pub fn ipam(out: &mut String, topology: &BgpTopology, node: &BgpNode, family: IpFamily) {
     let pools = &topology.pools;
+    let local_subnet = node.ipv4_network.to_string();
+    let context = |for_kernel: bool, wanted: Option<Action>| PoolContext {
+        policy: topology.cluster_routes,
+        for_kernel,
+        wanted,
+        local_subnet: &local_subnet,
+        family,
+    };
     out.push_str("# bird_ipam.cfg.template: the IP pools' filters.\n");
     out.push_str(
         "function reject_local_routes () {\n\
@@ -174,22 +212,28 @@ pub fn ipam(out: &mut String, topology: &BgpTopology, family: IpFamily) {
     );
     out.push_str("function calico_export_to_bgp_peers(bool internal_peer) {\n");
     out.push_str("  # filter code terminates when it calls `accept;` or `reject;`,\n");
-    for line in pool_statements(pools, family, false, Some(Action::Reject)) {
+    for line in pool_statements(pools, context(false, Some(Action::Reject))) {
         let _ = writeln!(out, "{line}");
     }
-    // processIPPools: Felix's tunnel routes never go to iBGP peers; with
-    // Felix programming IPIP routes (the default policy) tunl0's too.
-    out.push_str(
-        "  if (internal_peer) then {\n\
-         \x20   if (defined(ifname)) then {\n\
-         \x20     if ((ifname ~ \"*.cali\") || (ifname ~ \"*.calico\") || (ifname ~ \"tunl0\")) then {\n\
+    // processIPPools: Felix's tunnel routes never go to iBGP peers; when
+    // Felix programs the IPIP routes (BIRD does not), tunl0's too.
+    let tunl0 = if topology.cluster_routes.bird_programs_ipip() {
+        ""
+    } else {
+        " || (ifname ~ \"tunl0\")"
+    };
+    let _ = write!(
+        out,
+        "  if (internal_peer) then {{\n\
+         \x20   if (defined(ifname)) then {{\n\
+         \x20     if ((ifname ~ \"*.cali\") || (ifname ~ \"*.calico\"){tunl0}) then {{\n\
          \x20       reject;\n\
-         \x20     }\n\
-         \x20   }\n\
-         \x20 }\n",
+         \x20     }}\n\
+         \x20   }}\n\
+         \x20 }}\n",
     );
     out.push_str("  reject_local_routes();\n  apply_communities();\n  calico_aggr();\n");
-    for line in pool_statements(pools, family, false, Some(Action::Accept)) {
+    for line in pool_statements(pools, context(false, Some(Action::Accept))) {
         let _ = writeln!(out, "{line}");
     }
     out.push_str("}\n\n");
@@ -215,7 +259,7 @@ pub fn ipam(out: &mut String, topology: &BgpTopology, family: IpFamily) {
         IpFamily::V4 => None,
         IpFamily::V6 => Some(Action::Reject),
     };
-    for line in pool_statements(pools, family, true, wanted) {
+    for line in pool_statements(pools, context(true, wanted)) {
         let _ = writeln!(out, "{line}");
     }
     out.push_str("  accept;\n}\n\n");

@@ -152,7 +152,7 @@ pub fn render_node(topology: &BgpTopology, node: &BgpNode, family: IpFamily) -> 
          }\n\n",
     );
     filters::aggregation(&mut out, node, family);
-    filters::ipam(&mut out, topology, family);
+    filters::ipam(&mut out, topology, node, family);
     // The router id is the node's IPv4 address in bird6 too.
     let _ = writeln!(out, "router id {};\n", node.ipv4);
     out.push_str(

@@ -2,7 +2,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::bgp::timers::BirdTimers;
-use crate::bgp::topology::{BgpNode, BgpTopology, CALICO_DEFAULT_AS, FABRIC_AS};
+use crate::bgp::topology::{BgpNode, BgpTopology, ClusterRoutes, CALICO_DEFAULT_AS, FABRIC_AS};
 use crate::calico::{Encapsulation, IpFamily, IpPool};
 
 fn pool(name: &str, cidr: &str, encapsulation: Encapsulation) -> IpPool {
@@ -11,6 +11,7 @@ fn pool(name: &str, cidr: &str, encapsulation: Encapsulation) -> IpPool {
         cidr: cidr.parse().unwrap(),
         block_size: if cidr.contains(':') { 122 } else { 26 },
         encapsulation,
+        cross_subnet: false,
         disable_bgp_export: false,
         nat_outgoing: false,
         disabled: false,
@@ -42,6 +43,7 @@ pub(crate) fn lab_topology(dual_stack: bool) -> BgpTopology {
     let node = |name: &str, host: u8, blocks: &[&str]| BgpNode {
         name: name.into(),
         ipv4: Ipv4Addr::new(198, 18, 0, host),
+        ipv4_network: "198.18.0.0/24".parse().unwrap(),
         ipv6: dual_stack.then(|| format!("2001:db8:ff::{host:x}").parse().unwrap()),
         blocks: blocks.iter().map(|b| b.parse().unwrap()).collect(),
     };
@@ -57,6 +59,7 @@ pub(crate) fn lab_topology(dual_stack: bool) -> BgpTopology {
         fabric_ipv4: Ipv4Addr::new(198, 18, 0, 1),
         fabric_ipv6: dual_stack.then(|| "2001:db8:ff::1".parse().unwrap()),
         pools,
+        cluster_routes: ClusterRoutes::default(),
         node_as: CALICO_DEFAULT_AS,
         fabric_as: FABRIC_AS,
         log_dir: "/run/fip-harness/labs/lab1".into(),
@@ -80,6 +83,80 @@ fn node_b_ipv4() {
 fn node_a_ipv6() {
     let topology = lab_topology(true);
     insta::assert_snapshot!(render_node(&topology, &topology.nodes[0], IpFamily::V6));
+}
+
+/// The lab's topology plus two IPIP pools (ipipMode Always and
+/// CrossSubnet), under a cluster-route policy.
+fn with_ipip_pools(cluster_routes: ClusterRoutes) -> BgpTopology {
+    let mut topology = lab_topology(false);
+    topology.cluster_routes = cluster_routes;
+    topology
+        .pools
+        .push(pool("fip-ipip", "192.0.2.128/25", Encapsulation::Ipip));
+    topology.pools.push(IpPool {
+        cross_subnet: true,
+        ..pool("fip-ipip-cross-subnet", "192.0.2.0/25", Encapsulation::Ipip)
+    });
+    topology
+}
+
+/// The filter lines of a rendered configuration (where the policies differ).
+fn pool_filter_lines(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| l.contains("if (net ~") || l.contains("ifname ~ \"*.cali\""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// BIRD programs the IPIP pools (programClusterRoutes Enabled): the kernel
+/// filter sets `krt_tunnel` as confd's bird_ipam.cfg.template does
+/// (confd/tests/compiled_templates/cluster_routes/enabled/bird_ipam.cfg),
+/// CrossSubnet through the node's own subnet only, and tunl0 routes may go
+/// to iBGP peers.
+#[test]
+fn node_a_ipv4_filters_when_bird_programs_ipip() {
+    let topology = with_ipip_pools(ClusterRoutes::Enabled);
+    insta::assert_snapshot!(pool_filter_lines(&render_node(
+        &topology,
+        &topology.nodes[0],
+        IpFamily::V4
+    )));
+}
+
+/// Calico's default (EnabledNoEncapOnly): Felix programs IPIP routes, so
+/// the kernel filter rejects the IPIP pools and no `krt_tunnel` appears.
+#[test]
+fn node_a_ipv4_filters_when_felix_programs_ipip() {
+    let topology = with_ipip_pools(ClusterRoutes::EnabledNoEncapOnly);
+    let config = render_node(&topology, &topology.nodes[0], IpFamily::V4);
+    assert!(!config.contains("krt_tunnel"), "{config}");
+    insta::assert_snapshot!(pool_filter_lines(&config));
+}
+
+/// Why the lab keeps Calico's default policy: `krt_tunnel` exists only in
+/// Calico's fork of BIRD, and the BIRD 1.6 the lab runs refuses it.
+#[test]
+fn upstream_bird_refuses_krt_tunnel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut topology = with_ipip_pools(ClusterRoutes::Enabled);
+    topology.log_dir = dir.path().to_path_buf();
+    let path = dir.path().join("node.conf");
+    std::fs::write(
+        &path,
+        render_node(&topology, &topology.nodes[0], IpFamily::V4),
+    )
+    .unwrap();
+    let output = std::process::Command::new(daemon_name(IpFamily::V4))
+        .args(["-p", "-c"])
+        .arg(&path)
+        .output()
+        .expect("running bird (install BIRD 1.6)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    // BIRD 1.6.8 knows no route attribute of that name, so the assignment
+    // is one to an undeclared symbol.
+    assert!(stderr.contains("You may set only variables"), "{stderr}");
 }
 
 #[test]

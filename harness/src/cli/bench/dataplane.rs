@@ -21,22 +21,23 @@ use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, Sn
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 
+use super::dataplane_bird::BirdMove;
 use super::figures::{median, print_load, print_target, quantile};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Floating IPs on the loaded node.
     #[arg(long, default_value_t = 10_000)]
-    count: u32,
+    pub(super) count: u32,
     /// Pings per RTT figure (each a new flow, so each goes through the NAT rules).
     #[arg(long, default_value_t = 40)]
-    pings: usize,
+    pub(super) pings: usize,
     /// Moves per move figure (median and p99 are reported).
     #[arg(long, default_value_t = 30)]
-    moves: usize,
+    pub(super) moves: usize,
 }
 
-fn fip(i: u32) -> IpAddr {
+pub(super) fn fip(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 64, 0)) + i))
 }
 
@@ -90,7 +91,7 @@ fn bench_name(tag: &str) -> String {
 
 /// Two nodes holding the first two /26 of the pod pool, an external host
 /// `ext`, and the pods `web` (node-0) and `web2` (node-1).
-async fn build_lab(name: String, pods: bool) -> anyhow::Result<Lab> {
+pub(super) async fn build_lab(name: String, pods: bool) -> anyhow::Result<Lab> {
     let node = |name: &str, block: &str| -> anyhow::Result<NodeSpec> {
         Ok(NodeSpec {
             name: name.into(),
@@ -140,11 +141,11 @@ async fn apply_times(kind: BackendKind, count: u32) -> anyhow::Result<(Duration,
 }
 
 /// The textually last floating IP: the last rule Felix's sorted chain reaches.
-fn target_index(count: u32) -> u32 {
+pub(super) fn target_index(count: u32) -> u32 {
     (0..count).max_by_key(|i| fip(*i).to_string()).unwrap_or(0)
 }
 
-fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
+pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
     let target = target_index(count);
     let mut endpoints: Vec<WorkloadEndpoint> = (0..count)
         .filter(|i| *i != target)
@@ -196,6 +197,7 @@ fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
             cidr: "198.19.64.0/18".parse().unwrap(),
             block_size: 26,
             encapsulation: Encapsulation::None,
+            cross_subnet: false,
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,
@@ -372,6 +374,36 @@ fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures
     say!("(the Felix layouts, nftables and iptables, are reported as they are)");
 }
 
+/// Which part of a move under BIRD a figure reads.
+type BirdPick = fn(&BirdMove) -> Duration;
+
+/// The map backend's moves under BIRD: the NAT figure, then apart from it
+/// the end-to-end one (NAT plus BIRD carrying the route to the fabric).
+fn print_bird(bird: &anyhow::Result<Vec<BirdMove>>) {
+    let moves = match bird {
+        Ok(moves) => moves,
+        Err(error) => {
+            println!("move under BIRD routing: not measured ({error:#})");
+            return;
+        }
+    };
+    let figure = |pick: BirdPick, q: f64| quantile(&moves.iter().map(pick).collect::<Vec<_>>(), q);
+    let parts: [(&str, BirdPick); 2] = [
+        ("NAT only (2 nodes, incl. compute)", |m| m.nat),
+        ("end to end (NAT + BIRD route at the fabric)", |m| {
+            m.converged
+        }),
+    ];
+    println!("nft-maps under BIRD routing, {} moves:", moves.len());
+    for (label, pick) in parts {
+        println!(
+            "  move: {label:<45} median {:>12}  p99 {:>12}",
+            ms(figure(pick, 0.5)),
+            ms(figure(pick, 0.99))
+        );
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     print_load("start");
     say!(
@@ -382,7 +414,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (applies, labs) = runtime.block_on(async {
+    let (applies, labs, bird) = runtime.block_on(async {
         fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         let mut applies = Vec::new();
         let mut labs = Vec::new();
@@ -398,9 +430,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("{kind}: lab figures"))?,
             );
         }
-        anyhow::Ok((applies, labs))
+        let bird = super::dataplane_bird::bird_moves(&args, bench_name("r")).await;
+        anyhow::Ok((applies, labs, bird))
     })?;
     print_table(&args, &applies, &labs);
+    print_bird(&bird);
     print_load("end");
     Ok(ExitCode::SUCCESS)
 }

@@ -44,6 +44,25 @@ pub fn print_load(moment: &str) {
     say!("machine at {moment}: {}", load());
 }
 
+/// CPU time (user + system) of this process and of its waited-for children
+/// (`nft`, `iptables-restore`), from getrusage: what the harness costs, apart
+/// from how long other work on a shared machine kept it waiting.
+pub fn cpu_times() -> (Duration, Duration) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let total = |who| {
+        getrusage(who).map_or(Duration::ZERO, |u| {
+            let tv = |t: nix::sys::time::TimeVal| {
+                Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1_000)
+            };
+            tv(u.user_time()) + tv(u.system_time())
+        })
+    };
+    (
+        total(UsageWho::RUSAGE_SELF),
+        total(UsageWho::RUSAGE_CHILDREN),
+    )
+}
+
 /// One target: what it asks, the figure, and whether the figure meets it.
 pub fn print_target(what: &str, figure: &str, met: bool) {
     say!(

@@ -34,13 +34,14 @@ pub struct Args {
     no_baseline: bool,
 }
 
-fn spec(name: &str, nodes: usize) -> LabSpec {
+/// Node `i` holds the /25 `198.19.<i>.0/25` (room for 126 pods).
+pub(super) fn spec(name: &str, nodes: usize) -> LabSpec {
     LabSpec {
         name: name.to_string(),
         nodes: (0..nodes)
             .map(|i| NodeSpec {
                 name: format!("node-{i}"),
-                blocks: vec![format!("198.19.{i}.0/26").parse().expect("block")],
+                blocks: vec![format!("198.19.{i}.0/25").parse().expect("block")],
             })
             .collect(),
         externals: vec!["client".into()],
@@ -48,7 +49,8 @@ fn spec(name: &str, nodes: usize) -> LabSpec {
     }
 }
 
-fn pods(nodes: usize, per_node: usize, first: usize) -> Vec<PodSpec> {
+/// Pods `first..first + per_node` of every node, addressed from its block.
+pub(super) fn pods(nodes: usize, per_node: usize, first: usize) -> Vec<PodSpec> {
     (0..nodes)
         .flat_map(|i| {
             (first..first + per_node).map(move |k| {
@@ -98,8 +100,8 @@ async fn library_run(name: &str, args: &Args) -> anyhow::Result<LibraryRun> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.runs == 0 || args.nodes == 0 || args.nodes > 200 || args.pods > 60 {
-        bail!("use 1..=200 nodes, at most 60 pods per node and at least one run");
+    if args.runs == 0 || args.nodes == 0 || args.nodes > 200 || args.pods > 120 {
+        bail!("use 1..=200 nodes, at most 120 pods per node and at least one run");
     }
     print_load("start");
     let rt = tokio::runtime::Builder::new_multi_thread()

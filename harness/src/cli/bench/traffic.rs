@@ -87,6 +87,7 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
             cidr: "203.0.113.0/24".parse()?,
             block_size: 26,
             encapsulation: Encapsulation::None,
+            cross_subnet: false,
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,

@@ -107,6 +107,23 @@ impl Member {
             .map_err(self.fail(format!("enable proxy ARP on {what}")))
     }
 
+    /// The MAC address of a link (IFLA_ADDRESS).
+    pub(crate) async fn link_mac(&self, index: u32, what: &str) -> Result<Vec<u8>, LabError> {
+        let mut links = self.nl.link().get().match_index(index).execute();
+        let link = links
+            .try_next()
+            .await
+            .map_err(self.fail(format!("look up link {what}")))?;
+        Ok(link
+            .into_iter()
+            .flat_map(|link| link.attributes)
+            .find_map(|attribute| match attribute {
+                LinkAttribute::Address(mac) => Some(mac),
+                _ => None,
+            })
+            .unwrap_or_default())
+    }
+
     /// The ifindex of a link by name, if it exists.
     pub(crate) async fn link_index(&self, name: &str) -> Result<Option<u32>, LabError> {
         let mut links = self.nl.link().get().match_name(name.to_string()).execute();

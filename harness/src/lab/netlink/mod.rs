@@ -5,12 +5,14 @@
 
 mod address;
 mod link;
+mod lookup;
 mod neighbour;
 mod nsid;
 mod route;
 mod socket;
 
 pub(crate) use link::VethEnd;
+pub use lookup::{NextHopSeen, RouteSeen};
 pub(crate) use route::Route;
 pub(crate) use socket::with_member;
 pub(crate) use socket::{create_members, NamespaceJob};

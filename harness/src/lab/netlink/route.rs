@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteNextHop, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::RouteMessageBuilder;
 
@@ -84,11 +84,13 @@ pub(crate) enum RouteKind {
     Blackhole,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Route {
     pub destination: IpAddr,
     pub prefix: u8,
     pub via: Option<IpAddr>,
+    /// The gateways of an ECMP route (RTA_MULTIPATH), instead of `via`.
+    pub hops: Vec<IpAddr>,
     pub dev: Option<u32>,
     pub onlink: bool,
     pub kind: RouteKind,
@@ -106,6 +108,9 @@ impl std::fmt::Display for Route {
         if let Some(via) = self.via {
             write!(f, " via {via}")?;
         }
+        for hop in &self.hops {
+            write!(f, " nexthop via {hop}")?;
+        }
         if let Some(dev) = self.dev {
             write!(f, " dev #{dev}")?;
         }
@@ -120,6 +125,7 @@ impl Route {
             destination,
             prefix,
             via: None,
+            hops: Vec::new(),
             dev: None,
             onlink: false,
             kind: RouteKind::Unicast,
@@ -130,6 +136,14 @@ impl Route {
     pub fn via(destination: IpAddr, prefix: u8, gateway: IpAddr) -> Self {
         Self {
             via: Some(gateway),
+            ..Self::unicast(destination, prefix)
+        }
+    }
+
+    /// An ECMP route through `gateways` (the kernel finds each one's link).
+    pub fn multipath(destination: IpAddr, prefix: u8, gateways: Vec<IpAddr>) -> Self {
+        Self {
+            hops: gateways,
             ..Self::unicast(destination, prefix)
         }
     }
@@ -170,6 +184,16 @@ impl Route {
             match attribute {
                 RouteAttribute::Gateway(a) => route.via = address(a),
                 RouteAttribute::Oif(index) => route.dev = Some(*index),
+                RouteAttribute::MultiPath(hops) => {
+                    route.hops = hops
+                        .iter()
+                        .flat_map(|hop| &hop.attributes)
+                        .filter_map(|a| match a {
+                            RouteAttribute::Gateway(a) => address(a),
+                            _ => None,
+                        })
+                        .collect();
+                }
                 _ => {}
             }
         }
@@ -191,6 +215,21 @@ impl Route {
         }
         if let Some(dev) = self.dev {
             builder = builder.output_interface(dev);
+        }
+        if !self.hops.is_empty() {
+            let hops = self
+                .hops
+                .iter()
+                .map(|gateway| {
+                    let mut hop = RouteNextHop::default();
+                    hop.attributes.push(RouteAttribute::Gateway(match gateway {
+                        IpAddr::V4(a) => RouteAddress::Inet(*a),
+                        IpAddr::V6(a) => RouteAddress::Inet6(*a),
+                    }));
+                    hop
+                })
+                .collect();
+            builder = builder.multipath(hops);
         }
         if self.onlink {
             builder = builder.onlink();

@@ -33,6 +33,10 @@ const SETTINGS: [&str; 3] = [
     "kernel.apparmor_restrict_unprivileged_userns",
 ];
 
+/// One setting's check: its name, its value (if readable), whether that
+/// value forbids user namespaces, and the value that allows them.
+type Check = (&'static str, Option<u64>, fn(u64) -> bool, u64);
+
 impl UsernsSettings {
     /// The settings as this host has them (a missing file: the kernel has no such setting).
     pub fn read() -> Self {

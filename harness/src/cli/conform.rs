@@ -1,0 +1,135 @@
+//! `fip-harness conform`: run the catalogue on a vendor's dataplane and on
+//! the reference in one run, compare what each observed, and write
+//! conform.json, junit.xml and report.html beside a one-line verdict.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use fip_harness::conform::{self, ConformReport};
+use fip_harness::dataplane::DataplaneChoice;
+use fip_harness::report::{render_html, RunSummary};
+use fip_harness::runner::RunOptions;
+
+use super::progress::{Progress, Style};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The dataplane to judge: a built-in backend by name or `mutant:<name>`
+    /// (and, with the driver protocol, `exec:PATH [ARGS]`).
+    #[arg(long, value_name = "DATAPLANE")]
+    dataplane: DataplaneChoice,
+    /// The catalogue: scenario files or folders.
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// A folder of scenarios of your own, run beside the catalogue (repeat for more).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    extra: Vec<PathBuf>,
+    /// Only the scenarios whose name or a tag matches REGEX (`!REGEX`: the others).
+    #[arg(long, value_name = "REGEX")]
+    filter: Option<String>,
+    /// Cases to run at once, each in its own lab.
+    #[arg(long, short, default_value_t = 6)]
+    jobs: usize,
+    /// Who programs the routes: BIRD, as Calico, or the harness's model.
+    #[arg(long, value_enum, default_value_t)]
+    routing: super::routing::RoutingArg,
+    /// Where conform.json, junit.xml, report.html and diagnostics bundles go.
+    #[arg(long, default_value = "reports/conform")]
+    report_dir: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::require_root_to_run_scenarios()?;
+    let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
+    let paths: Vec<PathBuf> = args.paths.iter().chain(&args.extra).cloned().collect();
+    let routing = args.routing.into();
+    let pairs = conform::plan_pairs(&paths, args.dataplane, routing, filter.as_ref()).map_err(
+        |errors| {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            anyhow::anyhow!(
+                "{} error(s) in the scenarios; nothing was run",
+                errors.len()
+            )
+        },
+    )?;
+    if pairs.is_empty() {
+        anyhow::bail!("no scenario matches");
+    }
+    std::fs::create_dir_all(&args.report_dir)
+        .with_context(|| format!("creating {}", args.report_dir.display()))?;
+    super::signals::tear_down_labs_on_ctrl_c(|_| {
+        eprintln!("interrupted: the labs of the running cases were removed; no report written");
+    });
+    let options = RunOptions {
+        report_dir: Some(args.report_dir.clone()),
+        keep_on_failure: false,
+        routing,
+    };
+    let vendor = &pairs[0].vendor.dataplane;
+    say!(
+        "{} case(s) on {vendor} and on the reference ({}), {} at a time",
+        pairs.len(),
+        conform::REFERENCE,
+        args.jobs.max(1)
+    );
+    let progress = Progress::new(Style::from_environment(), pairs.len() * 2);
+    let report = conform::run_conformance(vendor, &pairs, args.jobs, &options, &|case, result| {
+        let verdict = if result.outcome.is_pass() {
+            "PASS"
+        } else {
+            "FAIL"
+        };
+        progress.finished(
+            &case.test_name(),
+            &format!(
+                "{verdict} {} ({:.2} s)\n",
+                result.case_name(),
+                result.duration_ms as f64 / 1000.0
+            ),
+        );
+    });
+    super::signals::defer_to_interrupt_handler();
+    progress.clear();
+    write_reports(&args.report_dir, &report)?;
+    say!("{}", report.render_text().trim_end());
+    say!(
+        "reports: {}, {} and {} ({:.1} s)",
+        args.report_dir.join("conform.json").display(),
+        args.report_dir.join("junit.xml").display(),
+        args.report_dir.join("report.html").display(),
+        report.duration_ms as f64 / 1000.0
+    );
+    Ok(if report.conformant {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn write_reports(dir: &Path, report: &ConformReport) -> anyhow::Result<()> {
+    let json_path = dir.join("conform.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(report)?)
+        .with_context(|| json_path.display().to_string())?;
+    let junit = conform::render_conform_junit(report).context("rendering JUnit XML")?;
+    let junit_path = dir.join("junit.xml");
+    std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
+    // Both runs of every case in one page: the backend filter tells the
+    // dataplane under test from the reference.
+    let results = report
+        .cases
+        .iter()
+        .flat_map(|case| [case.vendor_result.clone(), case.reference_result.clone()])
+        .collect();
+    let summary = RunSummary::new(results, report.duration_ms);
+    let title = format!(
+        "fip-harness conform: {} against {}",
+        report.dataplane, report.reference
+    );
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, render_html(&summary, &title))
+        .with_context(|| html_path.display().to_string())?;
+    Ok(())
+}

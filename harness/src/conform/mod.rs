@@ -1,0 +1,33 @@
+//! `conform`: a dataplane judged against Calico's. Every catalogue case runs
+//! on the vendor's dataplane and on the reference backend in the same run;
+//! each case is then a match, a difference (the two observation records side
+//! by side), a driver error, or not judged (the reference failed it). The
+//! report also says which conntrack profile the dataplane behaves like.
+//!
+//! Observations, not verdicts, are compared: two runs that both pass may
+//! still see different reply sources or land on different pods, and a
+//! dataplane that does what Calico does must see what Calico's sees.
+
+mod junit;
+mod observation;
+mod report;
+mod run;
+mod verdict;
+
+pub use junit::render_conform_junit;
+pub use observation::{
+    CaseObservation, Compared, Difference, LineObservation, MoveObservation, StepObservation,
+};
+pub use report::{ConformReport, ProfileResult};
+pub use run::{plan_pairs, run_conformance, CasePair};
+pub use verdict::{case_name, CaseId, CaseVerdict, ConformCase, PROFILE_TAG};
+
+use crate::dataplane::BackendKind;
+
+/// The backend whose observations count as Calico's: Felix's nftables mode,
+/// rendered rule for rule as Felix programs it (felix/nftables/table.go
+/// `NewTable` and renderer.go `renderRule`, from the nat rules of
+/// felix/rules/nat.go; see `dataplane::nftables`). It is what a Calico node
+/// running Felix's current dataplane mode holds. The iptables backend is
+/// Felix's older mode; nft-maps is the harness's own design, not Felix's.
+pub const REFERENCE: BackendKind = BackendKind::Nftables;

@@ -1,0 +1,368 @@
+//! The conformance report: every case's verdict, which conntrack profile the
+//! dataplane behaves like, the one-line verdict and the text a person reads.
+//! Serialisable as a whole (conform.json), so a report page can render it.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::observation::Difference;
+use super::verdict::{CaseVerdict, ConformCase};
+use crate::check::render_table;
+use crate::scenario::ConntrackProfile;
+
+/// How the dataplane fares on the cases of one conntrack profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileResult {
+    pub profile: ConntrackProfile,
+    /// Cases run under this profile, and how many of them match.
+    pub cases: usize,
+    pub matched: usize,
+    /// The profile's cases that depend on conntrack (`verdict::PROFILE_TAG`).
+    pub profile_cases: Vec<String>,
+    /// Every one of `profile_cases` matches (and there is at least one): the
+    /// dataplane behaves like this profile.
+    pub behaves_like: bool,
+}
+
+/// A whole `conform` run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConformReport {
+    /// The dataplane under test, as chosen (`exec:...`, `mutant:...`, ...).
+    pub dataplane: String,
+    /// The backend whose observations count as Calico's (`conform::REFERENCE`).
+    pub reference: String,
+    /// `bird` or `model`.
+    pub routing: String,
+    pub duration_ms: u64,
+    /// Cases under the calico profile (Calico's own semantics): judged (the
+    /// reference passed them), and matched.
+    pub judged: usize,
+    pub matched: usize,
+    /// Every judged calico-profile case matches and none went unjudged.
+    pub conformant: bool,
+    pub profiles: Vec<ProfileResult>,
+    pub cases: Vec<ConformCase>,
+}
+
+impl ConformReport {
+    pub fn new(
+        dataplane: String,
+        reference: String,
+        routing: String,
+        duration_ms: u64,
+        mut cases: Vec<ConformCase>,
+    ) -> Self {
+        cases.sort_by(|a, b| a.name.cmp(&b.name));
+        let calico = || {
+            cases
+                .iter()
+                .filter(|c| c.profile == ConntrackProfile::Calico)
+        };
+        let judged = calico()
+            .filter(|c| !matches!(c.verdict, CaseVerdict::ReferenceFailed { .. }))
+            .count();
+        let matched = calico().filter(|c| c.matches()).count();
+        let profiles = [ConntrackProfile::Calico, ConntrackProfile::Strict]
+            .into_iter()
+            .map(|profile| profile_result(&cases, profile))
+            .collect();
+        ConformReport {
+            dataplane,
+            reference,
+            routing,
+            duration_ms,
+            judged,
+            matched,
+            conformant: matched == calico().count() && judged > 0,
+            profiles,
+            cases,
+        }
+    }
+
+    fn names_where(&self, keep: impl Fn(&ConformCase) -> bool) -> Vec<&str> {
+        self.cases
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    /// The conntrack profile(s) the dataplane behaves like, for people.
+    fn profile_text(&self) -> String {
+        let like: Vec<String> = self
+            .profiles
+            .iter()
+            .filter(|p| p.behaves_like)
+            .map(|p| profile_name(p.profile).to_string())
+            .collect();
+        if self.profiles.iter().all(|p| p.profile_cases.is_empty()) {
+            return "not determined (no case that depends on it ran)".to_string();
+        }
+        let text = match like.as_slice() {
+            [] => "neither".to_string(),
+            [one] => one.clone(),
+            _ => format!("{} (follows the profile it runs under)", like.join(" and ")),
+        };
+        let unlike = self.names_where(|c| c.profile_case && !c.matches());
+        if unlike.is_empty() {
+            text
+        } else {
+            format!("{text}; differs on {}", unlike.join(", "))
+        }
+    }
+
+    /// The one-line verdict, e.g. `conformant with Calico floating-IP
+    /// semantics: 33/33 cases; conntrack profile: calico`.
+    pub fn verdict_line(&self) -> String {
+        let calico = |c: &ConformCase| c.profile == ConntrackProfile::Calico;
+        let mut line = format!(
+            "{} with Calico floating-IP semantics: {}/{} cases",
+            if self.conformant {
+                "conformant"
+            } else {
+                "NOT conformant"
+            },
+            self.matched,
+            self.judged
+        );
+        let lists = [
+            ("differs", self.names_where(|c| calico(c) && is_differs(c))),
+            (
+                "driver errors",
+                self.names_where(|c| calico(c) && is_driver_error(c)),
+            ),
+            (
+                "not judged (the reference failed)",
+                self.names_where(|c| matches!(c.verdict, CaseVerdict::ReferenceFailed { .. })),
+            ),
+        ];
+        for (label, names) in lists {
+            if !names.is_empty() {
+                let _ = write!(line, "; {label}: {}", names.join(", "));
+            }
+        }
+        let _ = write!(line, "; conntrack profile: {}", self.profile_text());
+        line
+    }
+
+    /// Every case that is not a match, with both runs side by side where they
+    /// part, then the verdict line: what `conform` prints.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for case in self.cases.iter().filter(|c| !c.matches()) {
+            render_case(&mut out, case, &self.dataplane, &self.reference);
+        }
+        for profile in self.profiles.iter().filter(|p| p.cases > 0) {
+            let _ = writeln!(
+                out,
+                "{} profile: {}/{} cases match",
+                profile_name(profile.profile),
+                profile.matched,
+                profile.cases
+            );
+        }
+        out.push_str(&self.verdict_line());
+        out.push('\n');
+        out
+    }
+}
+
+fn is_differs(case: &ConformCase) -> bool {
+    matches!(case.verdict, CaseVerdict::Differs { .. })
+}
+
+fn is_driver_error(case: &ConformCase) -> bool {
+    matches!(case.verdict, CaseVerdict::DriverError { .. })
+}
+
+fn profile_name(profile: ConntrackProfile) -> &'static str {
+    match profile {
+        ConntrackProfile::Calico => "calico",
+        ConntrackProfile::Strict => "strict",
+    }
+}
+
+fn profile_result(cases: &[ConformCase], profile: ConntrackProfile) -> ProfileResult {
+    let under: Vec<&ConformCase> = cases.iter().filter(|c| c.profile == profile).collect();
+    let profile_cases: Vec<&ConformCase> =
+        under.iter().copied().filter(|c| c.profile_case).collect();
+    ProfileResult {
+        profile,
+        cases: under.len(),
+        matched: under.iter().filter(|c| c.matches()).count(),
+        profile_cases: profile_cases.iter().map(|c| c.name.clone()).collect(),
+        behaves_like: !profile_cases.is_empty() && profile_cases.iter().all(|c| c.matches()),
+    }
+}
+
+/// One case that is not a match: its verdict and, where the runs part, each
+/// run's check lines (and the moves' convergence) one above the other.
+pub(super) fn render_case(out: &mut String, case: &ConformCase, dataplane: &str, reference: &str) {
+    let width = dataplane.len().max(reference.len());
+    match &case.verdict {
+        CaseVerdict::Matches => {}
+        CaseVerdict::DriverError { reason } => {
+            let _ = writeln!(out, "DRIVER ERROR {}: {reason}", case.name);
+        }
+        CaseVerdict::ReferenceFailed { reason } => {
+            let _ = writeln!(
+                out,
+                "NOT JUDGED {}: the reference ({reference}) failed: {reason}",
+                case.name
+            );
+        }
+        CaseVerdict::Differs { at } => {
+            let _ = writeln!(out, "DIFFERS {}:", case.name);
+            let runs = [
+                (dataplane, &case.vendor_result),
+                (reference, &case.reference_result),
+            ];
+            match at {
+                Difference::Step(index) => {
+                    let summary = [&case.vendor_result, &case.reference_result]
+                        .iter()
+                        .find_map(|r| r.steps.iter().find(|s| s.index == *index))
+                        .map_or("", |s| s.summary.as_str());
+                    let _ = writeln!(out, "  step {}: {summary}", index + 1);
+                    for (name, result) in runs {
+                        let step = result.steps.iter().find(|s| s.index == *index);
+                        let text = match step {
+                            None => "(not reached: an earlier step failed)\n".to_string(),
+                            Some(step) => {
+                                let mut text = render_table(&step.lines);
+                                if let Some(message) = &step.message {
+                                    text.push_str(message);
+                                    text.push('\n');
+                                }
+                                if text.is_empty() {
+                                    text = format!(
+                                        "{}\n",
+                                        if step.passed { "passed" } else { "failed" }
+                                    );
+                                }
+                                text
+                            }
+                        };
+                        for (i, line) in text.lines().enumerate() {
+                            let label = if i == 0 { name } else { "" };
+                            let _ = writeln!(out, "    {label:<width$} | {line}");
+                        }
+                    }
+                }
+                Difference::Moves => {
+                    for (name, result) in runs {
+                        for m in &result.migrations {
+                            let converged = m
+                                .figures
+                                .convergence_ms
+                                .map_or("never reached the new pod".to_string(), |ms| {
+                                    format!("converged in {ms:.1} ms")
+                                });
+                            let _ = writeln!(
+                                out,
+                                "    {name:<width$} | move of stream {} {} -> {}: {converged}",
+                                m.stream, m.from_pod, m.to_pod
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conform::verdict::tests::{case, failing, passing};
+    use crate::report::Outcome;
+
+    #[test]
+    fn every_calico_case_matching_is_conformant_and_strict_differences_name_the_profile() {
+        let report = ConformReport::new(
+            "mutant:strict-never-flushes".into(),
+            "nftables".into(),
+            "bird".into(),
+            1000,
+            vec![
+                case("from-external-v4", ConntrackProfile::Calico, passing()),
+                case(
+                    "move-on-one-node-calico",
+                    ConntrackProfile::Calico,
+                    passing(),
+                ),
+                case(
+                    "move-on-one-node-strict",
+                    ConntrackProfile::Strict,
+                    failing(),
+                ),
+            ],
+        );
+        assert!(report.conformant);
+        assert_eq!((report.matched, report.judged), (2, 2));
+        insta::assert_snapshot!(report.render_text(), @r"
+        DIFFERS move-on-one-node-strict::strict:
+          step 2: send icmp client -> 203.0.113.10
+            mutant:strict-never-flushes | client -> 203.0.113.10 icmp: delivered to web-b (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)   <---- WRONG
+                                        |       delivered to: web-b   <---- EXPECTED web
+            nftables                    | client -> 203.0.113.10 icmp: delivered to web (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)
+        calico profile: 2/2 cases match
+        strict profile: 0/1 cases match
+        conformant with Calico floating-IP semantics: 2/2 cases; conntrack profile: calico; differs on move-on-one-node-strict::strict
+        ");
+    }
+
+    #[test]
+    fn differences_driver_errors_and_unjudged_cases_are_named() {
+        let mut crashed = passing();
+        // A driver's fault ends the case as an error (the runner's
+        // `driver_failed`), not as a failed expectation.
+        crashed.outcome = Outcome::Error {
+            reason: "driver `vpp` exited (status 1)".into(),
+        };
+        let mut unjudged = case("dual-stack", ConntrackProfile::Calico, passing());
+        unjudged.verdict = CaseVerdict::ReferenceFailed {
+            reason: "building the lab: no space left".into(),
+        };
+        let report = ConformReport::new(
+            "exec:vpp-driver".into(),
+            "nftables".into(),
+            "bird".into(),
+            1000,
+            vec![
+                case("from-external-v4", ConntrackProfile::Calico, failing()),
+                case(
+                    "move-on-one-node-calico",
+                    ConntrackProfile::Calico,
+                    passing(),
+                ),
+                case("from-hosting-node-v4", ConntrackProfile::Calico, crashed),
+                unjudged,
+                case(
+                    "move-on-one-node-strict",
+                    ConntrackProfile::Strict,
+                    passing(),
+                ),
+            ],
+        );
+        assert!(!report.conformant);
+        insta::assert_snapshot!(report.render_text(), @r"
+        NOT JUDGED dual-stack: the reference (nftables) failed: building the lab: no space left
+        DIFFERS from-external-v4:
+          step 2: send icmp client -> 203.0.113.10
+            exec:vpp-driver | client -> 203.0.113.10 icmp: delivered to web-b (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)   <---- WRONG
+                            |       delivered to: web-b   <---- EXPECTED web
+            nftables        | client -> 203.0.113.10 icmp: delivered to web (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)
+        DRIVER ERROR from-hosting-node-v4: driver `vpp` exited (status 1)
+        calico profile: 1/4 cases match
+        strict profile: 1/1 cases match
+        NOT conformant with Calico floating-IP semantics: 1/3 cases; differs: from-external-v4; driver errors: from-hosting-node-v4; not judged (the reference failed): dual-stack; conntrack profile: calico and strict (follows the profile it runs under)
+        ");
+        let json = serde_json::to_string(&report).unwrap();
+        let back: ConformReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+    }
+}

@@ -1,0 +1,128 @@
+//! Planning and running a conformance run: every case the vendor's dataplane
+//! runs, paired with the reference's run of the same scenario and profile.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::report::ConformReport;
+use super::verdict::ConformCase;
+use super::REFERENCE;
+use crate::dataplane::DataplaneChoice;
+use crate::report::ScenarioResult;
+use crate::runner::{self, PlanFilter, PlannedCase, RunOptions};
+use crate::scenario::{ScenarioError, ScenarioFilter};
+
+/// One scenario and profile, on the vendor's dataplane and on the reference.
+#[derive(Clone, Debug)]
+pub struct CasePair {
+    pub vendor: PlannedCase,
+    pub reference: PlannedCase,
+}
+
+/// The pairs of the scenarios under `paths` that `filter` keeps: each case
+/// the vendor's dataplane runs, beside the reference's run of the same
+/// scenario and profile. A case the reference does not run (a scenario
+/// limited to other backends) has nothing to be compared with and is left
+/// out. Errors name file:line:column.
+pub fn plan_pairs(
+    paths: &[PathBuf],
+    vendor: DataplaneChoice,
+    routing: crate::bgp::RoutingMode,
+    filter: Option<&ScenarioFilter>,
+) -> Result<Vec<CasePair>, Vec<ScenarioError>> {
+    let plan = |dataplane| {
+        runner::plan(
+            paths,
+            &PlanFilter {
+                dataplane: Some(dataplane),
+                profile: None,
+                routing,
+            },
+        )
+    };
+    let mut references = plan(DataplaneChoice::Builtin(REFERENCE))?;
+    let vendors = plan(vendor)?;
+    Ok(vendors
+        .into_iter()
+        .filter(|case| filter.is_none_or(|f| f.keeps(&case.scenario)))
+        .filter_map(|vendor| {
+            let at = references.iter().position(|r| {
+                r.scenario.name == vendor.scenario.name && r.profile == vendor.profile
+            })?;
+            Some(CasePair {
+                reference: references.swap_remove(at),
+                vendor,
+            })
+        })
+        .collect())
+}
+
+/// Run every pair of `vendor`'s, `jobs` cases at a time (a pair's two runs next to each
+/// other), calling `finished` after each run, and judge each pair. Pairs
+/// left unfinished by an interruption are not in the report.
+pub fn run_conformance(
+    vendor: &DataplaneChoice,
+    pairs: &[CasePair],
+    jobs: usize,
+    options: &RunOptions,
+    finished: &(dyn Fn(&PlannedCase, &ScenarioResult) + Sync),
+) -> ConformReport {
+    let started = Instant::now();
+    let cases: Vec<PlannedCase> = pairs
+        .iter()
+        .flat_map(|pair| [pair.vendor.clone(), pair.reference.clone()])
+        .collect();
+    let mut results = runner::run_cases(&cases, jobs, options, finished);
+    rerun_failed_references(&cases, &mut results, jobs, options, finished);
+    let mut results = results.into_iter();
+    let mut judged = Vec::new();
+    for pair in pairs {
+        if let (Some(Some(vendor)), Some(Some(reference))) = (results.next(), results.next()) {
+            judged.push(ConformCase::judge(
+                &pair.vendor.scenario,
+                pair.vendor.profile,
+                vendor,
+                reference,
+            ));
+        }
+    }
+    ConformReport::new(
+        vendor.to_string(),
+        REFERENCE.to_string(),
+        options.routing.to_string(),
+        started.elapsed().as_millis() as u64,
+        judged,
+    )
+}
+
+/// Run once more each reference case (the odd entries of `cases`) that
+/// failed. The reference passes the catalogue, so its failure is the lab's
+/// or the machine's (a stream's move not converged in its wait on a loaded
+/// machine), never a finding; a second failure leaves the case not judged.
+/// The vendor's runs are never rerun: an intermittent difference there is a
+/// finding.
+fn rerun_failed_references(
+    cases: &[PlannedCase],
+    results: &mut [Option<ScenarioResult>],
+    jobs: usize,
+    options: &RunOptions,
+    finished: &(dyn Fn(&PlannedCase, &ScenarioResult) + Sync),
+) {
+    let failed: Vec<usize> = (1..cases.len())
+        .step_by(2)
+        .filter(|&i| matches!(&results[i], Some(r) if !r.outcome.is_pass()))
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    let again: Vec<PlannedCase> = failed.iter().map(|&i| cases[i].clone()).collect();
+    for case in &again {
+        tracing::info!(case = %case.test_name(), "the reference failed: running it once more");
+    }
+    let rerun = runner::run_cases(&again, jobs, options, finished);
+    for (index, result) in failed.into_iter().zip(rerun) {
+        if result.is_some() {
+            results[index] = result;
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! One case's verdict: the vendor's run beside the reference's run of the
+//! same scenario and profile, classified as a match, a difference (with both
+//! observation records), a driver error, or not judged because the reference
+//! itself failed.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::observation::{CaseObservation, Compared, Difference};
+use crate::report::{Outcome, ScenarioResult};
+use crate::scenario::{ConntrackProfile, Scenario};
+
+/// The tag the catalogue gives the cases whose expectations depend on the
+/// conntrack profile (a floating IP moving under an established flow): they
+/// decide which profile a dataplane behaves like.
+pub const PROFILE_TAG: &str = "conntrack";
+
+/// How the vendor's run of a case compares with the reference's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "verdict")]
+pub enum CaseVerdict {
+    /// Same observations as the reference, and the case's expectations hold.
+    Matches,
+    /// The observations part at `at`; both records are in the case.
+    Differs { at: Difference },
+    /// The vendor's dataplane failed (refused a change, crashed, timed out),
+    /// or the case could not run on it at all.
+    DriverError { reason: String },
+    /// The reference failed this case itself: nothing to compare with, so
+    /// the case is not judged (and a flaky reference blames no vendor).
+    ReferenceFailed { reason: String },
+}
+
+/// One scenario and profile, run on the vendor's dataplane and the reference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConformCase {
+    /// `<scenario>`, plus `::strict` under the strict profile.
+    pub name: String,
+    pub scenario: String,
+    pub file: PathBuf,
+    pub profile: ConntrackProfile,
+    /// The scenario carries [`PROFILE_TAG`]: it decides the profile.
+    pub profile_case: bool,
+    #[serde(flatten)]
+    pub verdict: CaseVerdict,
+    /// What each run observed, as compared.
+    pub vendor: CaseObservation,
+    pub reference: CaseObservation,
+    /// Both runs in full (timings, counts, failure texts, diagnostics).
+    pub vendor_result: ScenarioResult,
+    pub reference_result: ScenarioResult,
+}
+
+impl ConformCase {
+    /// Compare the vendor's and the reference's runs of `scenario` under
+    /// `profile`.
+    pub fn judge(
+        scenario: &Scenario,
+        profile: ConntrackProfile,
+        vendor_result: ScenarioResult,
+        reference_result: ScenarioResult,
+    ) -> Self {
+        let case = CaseId {
+            name: case_name(&scenario.name, profile),
+            scenario: scenario.name.clone(),
+            file: scenario.source.clone(),
+            profile,
+            profile_case: scenario.tags.iter().any(|t| t == PROFILE_TAG),
+        };
+        Self::from_results(
+            case,
+            &Compared::of(scenario),
+            vendor_result,
+            reference_result,
+        )
+    }
+
+    /// Compare two runs of the case `id` on what `compared` names.
+    pub fn from_results(
+        id: CaseId,
+        compared: &Compared,
+        vendor_result: ScenarioResult,
+        reference_result: ScenarioResult,
+    ) -> Self {
+        let vendor = CaseObservation::of(&vendor_result, compared);
+        let reference = CaseObservation::of(&reference_result, compared);
+        let verdict = classify(&vendor_result, &reference_result, &vendor, &reference);
+        ConformCase {
+            name: id.name,
+            scenario: id.scenario,
+            file: id.file,
+            profile: id.profile,
+            profile_case: id.profile_case,
+            verdict,
+            vendor,
+            reference,
+            vendor_result,
+            reference_result,
+        }
+    }
+
+    pub fn matches(&self) -> bool {
+        self.verdict == CaseVerdict::Matches
+    }
+}
+
+/// Which case a [`ConformCase`] is.
+#[derive(Clone, Debug)]
+pub struct CaseId {
+    pub name: String,
+    pub scenario: String,
+    pub file: PathBuf,
+    pub profile: ConntrackProfile,
+    pub profile_case: bool,
+}
+
+/// `<scenario>`, plus `::strict` under the strict profile (as test names).
+pub fn case_name(scenario: &str, profile: ConntrackProfile) -> String {
+    match profile {
+        ConntrackProfile::Calico => scenario.to_string(),
+        ConntrackProfile::Strict => format!("{scenario}::strict"),
+    }
+}
+
+fn classify(
+    vendor_result: &ScenarioResult,
+    reference_result: &ScenarioResult,
+    vendor: &CaseObservation,
+    reference: &CaseObservation,
+) -> CaseVerdict {
+    if let Outcome::Failed { reason } | Outcome::Error { reason } = &reference_result.outcome {
+        return CaseVerdict::ReferenceFailed {
+            reason: reason.clone(),
+        };
+    }
+    // The runner ends a case as an error, not a failed expectation, when the
+    // case could not run on the dataplane: a driver that crashed, hung,
+    // answered garbage or refused a change, or that cannot carry the
+    // scenario. The reference ran it, so the dataplane is the difference.
+    if let Outcome::Error { reason } = &vendor_result.outcome {
+        return CaseVerdict::DriverError {
+            reason: reason.clone(),
+        };
+    }
+    match vendor.first_difference(reference) {
+        None if vendor_result.outcome.is_pass() => CaseVerdict::Matches,
+        // Equal records yet a failure: nothing in the records says where, so
+        // point at the last step the vendor ran (where a run stops failing).
+        None => CaseVerdict::Differs {
+            at: Difference::Step(vendor.steps.last().map_or(0, |s| s.index)),
+        },
+        Some(at) => CaseVerdict::Differs { at },
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::check::{CheckLine, DeliveryObserved, Mismatch};
+    use crate::report::StepResult;
+
+    pub(crate) fn result(backend: &str, delivered_to: &str, outcome: Outcome) -> ScenarioResult {
+        let mismatches = match outcome {
+            Outcome::Failed { .. } => vec![Mismatch {
+                what: "delivered to".into(),
+                expected: "web".into(),
+                actual: delivered_to.into(),
+            }],
+            _ => Vec::new(),
+        };
+        ScenarioResult {
+            name: "from-external-v4".into(),
+            file: "scenarios/from-external-v4.yaml".into(),
+            backend: backend.into(),
+            profile: "calico".into(),
+            tags: vec![],
+            routing: "bird".into(),
+            outcome,
+            duration_ms: 0,
+            steps: vec![StepResult {
+                index: 1,
+                summary: "send icmp client -> 203.0.113.10".into(),
+                passed: mismatches.is_empty(),
+                attempts: 1,
+                lines: vec![CheckLine {
+                    source: "client".into(),
+                    destination: "203.0.113.10".into(),
+                    protocol: "icmp".into(),
+                    observed: DeliveryObserved {
+                        sent: 3,
+                        answered: 3,
+                        delivered: [(delivered_to.to_string(), 3)].into(),
+                        reply_sources: ["203.0.113.10".parse().unwrap()].into(),
+                        ..Default::default()
+                    },
+                    mismatches,
+                }],
+                message: None,
+                diagnostics: None,
+            }],
+            migrations: Vec::new(),
+            lab_pictures: Vec::new(),
+            kept_lab: None,
+        }
+    }
+
+    /// The case `name` under `profile`: `vendor` against a passing
+    /// reference; the `move-` cases depend on the profile.
+    pub(crate) fn case(
+        name: &str,
+        profile: ConntrackProfile,
+        vendor: ScenarioResult,
+    ) -> ConformCase {
+        let id = CaseId {
+            name: case_name(name, profile),
+            scenario: name.into(),
+            file: format!("scenarios/{name}.yaml").into(),
+            profile,
+            profile_case: name.starts_with("move-"),
+        };
+        let reference = result("nftables", "web", Outcome::Passed);
+        ConformCase::from_results(id, &Default::default(), vendor, reference)
+    }
+
+    pub(crate) fn passing() -> ScenarioResult {
+        result("mutant:strict-never-flushes", "web", Outcome::Passed)
+    }
+
+    /// A run whose probes landed on the wrong pod.
+    pub(crate) fn failing() -> ScenarioResult {
+        let failed = Outcome::Failed {
+            reason: "step 2 (send icmp client -> 203.0.113.10) failed".into(),
+        };
+        result("mutant:strict-never-flushes", "web-b", failed)
+    }
+
+    fn verdict(vendor: &ScenarioResult, reference: &ScenarioResult) -> CaseVerdict {
+        let none = Default::default();
+        classify(
+            vendor,
+            reference,
+            &CaseObservation::of(vendor, &none),
+            &CaseObservation::of(reference, &none),
+        )
+    }
+
+    #[test]
+    fn the_same_observations_match() {
+        let reference = result("nftables", "web", Outcome::Passed);
+        let vendor = result("mutant:x", "web", Outcome::Passed);
+        assert_eq!(verdict(&vendor, &reference), CaseVerdict::Matches);
+    }
+
+    #[test]
+    fn a_passing_run_that_observes_otherwise_differs() {
+        // Both runs pass their expectations, yet the replies came from
+        // different addresses: comparing observations, not verdicts, sees it.
+        let reference = result("nftables", "web", Outcome::Passed);
+        let mut vendor = result("mutant:x", "web", Outcome::Passed);
+        vendor.steps[0].lines[0].observed.reply_sources = ["198.19.0.5".parse().unwrap()].into();
+        assert_eq!(
+            verdict(&vendor, &reference),
+            CaseVerdict::Differs {
+                at: Difference::Step(1)
+            }
+        );
+    }
+
+    #[test]
+    fn a_failing_run_differs_where_it_failed() {
+        let reference = result("nftables", "web", Outcome::Passed);
+        let failed = Outcome::Failed {
+            reason: "step 2 failed".into(),
+        };
+        let vendor = result("mutant:x", "web-b", failed);
+        assert_eq!(
+            verdict(&vendor, &reference),
+            CaseVerdict::Differs {
+                at: Difference::Step(1)
+            }
+        );
+    }
+
+    #[test]
+    fn a_dataplane_failure_is_a_driver_error_and_a_failed_reference_is_not_judged() {
+        let reference = result("nftables", "web", Outcome::Passed);
+        let mut vendor = result("exec:x", "web", Outcome::Passed);
+        // A driver's fault ends the case as an error (the runner's
+        // `driver_failed`), not as a failed expectation.
+        vendor.outcome = Outcome::Error {
+            reason: "the driver exited (status 1)".into(),
+        };
+        assert_eq!(
+            verdict(&vendor, &reference),
+            CaseVerdict::DriverError {
+                reason: "the driver exited (status 1)".into()
+            }
+        );
+        let broken = Outcome::Failed {
+            reason: "step 2 failed".into(),
+        };
+        let reference = result("nftables", "nowhere", broken);
+        assert!(matches!(
+            verdict(&vendor, &reference),
+            CaseVerdict::ReferenceFailed { .. }
+        ));
+    }
+}

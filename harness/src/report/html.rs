@@ -1,0 +1,207 @@
+//! `report.html`: one self-contained page (inline CSS, script and SVG, nothing
+//! fetched) with the run's summary, a table of cases filterable by tag, status
+//! and backend, and a section per case (see `html_case`).
+//!
+//! Filters live in the page's address too (`report.html#status=failed`), so a
+//! link can open the report on the failures; the script marks `<body
+//! data-ready>` once it has run, and records any script error on `<html
+//! data-js-errors>`, so a headless browser's DOM dump shows both.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::html_case::{case_section, status_of};
+use super::summary::{RunSummary, ScenarioResult};
+
+const STYLE: &str = include_str!("report.css");
+const SCRIPT: &str = include_str!("report.js");
+
+/// Set before any other script runs, so even a script that fails to parse
+/// leaves its error in the DOM.
+const ERROR_TRAP: &str = "window.addEventListener('error', function (e) { \
+    var el = document.documentElement; \
+    el.setAttribute('data-js-errors', (el.getAttribute('data-js-errors') || '') + e.message + ';'); });";
+
+/// The whole report of `summary`, titled `title` (e.g. `fip-harness run`).
+pub fn render_html(summary: &RunSummary, title: &str) -> String {
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>\n{STYLE}</style>\n<script>{ERROR_TRAP}</script>\n</head>\n<body>\n",
+        escape(title)
+    );
+    page.push_str(&header(summary, title));
+    page.push_str(&filters(&summary.scenarios));
+    page.push_str(&case_table(&summary.scenarios));
+    for (i, case) in summary.scenarios.iter().enumerate() {
+        page.push_str(&case_section(case, i));
+    }
+    let _ = write!(page, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
+    page
+}
+
+fn header(summary: &RunSummary, title: &str) -> String {
+    let mut out = String::new();
+    let verdict = if summary.failed == 0 {
+        "passed"
+    } else {
+        "failed"
+    };
+    let _ = write!(
+        out,
+        "<header>\n<h1>{}</h1>\n<p class=\"totals {verdict}\">{} case(s): {} passed, {} failed, in {:.1} s</p>\n",
+        escape(title),
+        summary.scenarios.len(),
+        summary.passed,
+        summary.failed,
+        summary.duration_ms as f64 / 1000.0
+    );
+    let routings: BTreeSet<&str> = summary
+        .scenarios
+        .iter()
+        .map(|s| s.routing.as_str())
+        .collect();
+    if !summary.median_convergence_ms.is_empty() {
+        out.push_str("<p class=\"convergence\">median move convergence:");
+        for (backend, median) in &summary.median_convergence_ms {
+            let _ = write!(out, " <b>{}</b> {median:.1} ms", escape(backend));
+        }
+        let routing: Vec<&str> = routings.into_iter().collect();
+        let _ = writeln!(out, " ({} routing)</p>", escape(&routing.join(", ")));
+    }
+    out.push_str("</header>\n");
+    out
+}
+
+/// The three filters, each listing the values the run has.
+fn filters(cases: &[ScenarioResult]) -> String {
+    let tags: BTreeSet<&str> = cases
+        .iter()
+        .flat_map(|c| c.tags.iter().map(String::as_str))
+        .collect();
+    let statuses: BTreeSet<&str> = cases.iter().map(status_of).collect();
+    let backends: BTreeSet<&str> = cases.iter().map(|c| c.backend.as_str()).collect();
+    let mut out = String::from("<nav class=\"filters\">\n");
+    for (name, values) in [("tag", tags), ("status", statuses), ("backend", backends)] {
+        let _ = write!(
+            out,
+            "<label>{name} <select id=\"filter-{name}\" data-filter=\"{name}\"><option value=\"\">all</option>"
+        );
+        for value in values {
+            let value = escape(value);
+            let _ = write!(out, "<option value=\"{value}\">{value}</option>");
+        }
+        out.push_str("</select></label>\n");
+    }
+    let _ = write!(
+        out,
+        "<span id=\"shown\">{0} of {0} cases shown</span>\n</nav>\n",
+        cases.len()
+    );
+    out
+}
+
+fn case_table(cases: &[ScenarioResult]) -> String {
+    let mut out = String::from(
+        "<table id=\"cases\">\n<thead><tr><th>case</th><th>backend</th><th>profile</th>\
+         <th>routing</th><th>status</th><th>time</th><th>moves</th><th>tags</th></tr></thead>\n<tbody>\n",
+    );
+    for (i, case) in cases.iter().enumerate() {
+        let status = status_of(case);
+        let moves: Vec<String> = case
+            .migrations
+            .iter()
+            .map(|m| match m.figures.convergence_ms {
+                Some(ms) => format!("{ms:.1} ms"),
+                None => "never".into(),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "<tr {}><td><a href=\"#case-{i}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"status {status}\">{status}</td><td>{:.2} s</td><td>{}</td><td>{}</td></tr>",
+            case_attributes(case),
+            escape(&case.name),
+            escape(&case.backend),
+            escape(&case.profile),
+            escape(&case.routing),
+            case.duration_ms as f64 / 1000.0,
+            escape(&moves.join(", ")),
+            escape(&case.tags.join(" ")),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// The attributes the filter script reads, on both a case's row and section.
+pub(super) fn case_attributes(case: &ScenarioResult) -> String {
+    format!(
+        "data-case data-tags=\"{}\" data-status=\"{}\" data-backend=\"{}\"",
+        escape(&case.tags.join(" ")),
+        status_of(case),
+        escape(&case.backend)
+    )
+}
+
+/// Text made safe for HTML and SVG element content and quoted attributes.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::Outcome;
+    use crate::report::test_data::{failed_case, moved_case};
+
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn filters_and_table_list_what_the_run_has() {
+        let mut errored = failed_case();
+        errored.name = "lab-broke".into();
+        errored.backend = "iptables".into();
+        errored.outcome = Outcome::Error {
+            reason: "building the lab: no <bird>".into(),
+        };
+        let cases = vec![failed_case(), moved_case(), errored];
+        insta::assert_snapshot!(format!("{}{}", filters(&cases), case_table(&cases)));
+    }
+
+    #[test]
+    fn the_page_is_whole_and_fetches_nothing() {
+        let summary = RunSummary::new(vec![failed_case(), moved_case()], 2_500);
+        let page = render_html(&summary, "fip-harness run");
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.trim_end().ends_with("</html>"));
+        // Self-contained: no external script, style, image or font.
+        for fetch in ["src=", "<link", "@import", "url(http", "href=\"http"] {
+            assert!(!page.contains(fetch), "page fetches with {fetch}");
+        }
+        // The trap for script errors comes before the report's own script.
+        let trap = page.find("data-js-errors").unwrap();
+        let script = page.find(SCRIPT).unwrap();
+        assert!(trap < script);
+        insta::assert_snapshot!(header(&summary, "fip-harness run"));
+    }
+}
