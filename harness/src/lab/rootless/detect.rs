@@ -24,9 +24,6 @@ pub struct Blocker {
     pub allow: u64,
 }
 
-/// (setting, its value here, whether that value forbids them, the value that allows them)
-type Check = (&'static str, Option<u64>, fn(u64) -> bool, u64);
-
 const SETTINGS: [&str; 3] = [
     "user.max_user_namespaces",
     "kernel.unprivileged_userns_clone",
