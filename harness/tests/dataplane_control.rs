@@ -105,31 +105,52 @@ fn ping(from: &Netns, to: &str) -> Option<String> {
     )
 }
 
-/// tcpdump on a pod's eth0, killed (by pid) when dropped.
+/// tshark on a pod's eth0, killed (by pid) when dropped. tshark, not tcpdump:
+/// run as root, Debian's tcpdump drops to the `tcpdump` user, which a user
+/// namespace (ci/test-runner's, for a normal user) cannot switch to.
 struct Capture(Child);
 
 impl Capture {
     fn start(ns: &Netns) -> Self {
-        let child = ns
-            .command(program("tcpdump"))
+        use std::io::{BufRead, BufReader};
+        let mut child = ns
+            .command(program("tshark"))
+            .args(["-i", "eth0", "-n", "-l", "-T", "fields"])
             .args([
-                "-i",
-                "eth0",
-                "-n",
-                "-l",
+                "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst",
+            ])
+            .args([
+                "-f",
                 "icmp[icmptype] == icmp-echo or icmp6[icmp6type] == icmp6-echo",
             ])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // tshark says when it starts capturing; its stderr is read to the end
+        // on a thread of its own (closing it early would end tshark with SIGPIPE).
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (started, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("Capturing on") {
+                    let _ = started.send(());
+                }
+            }
+        });
+        let _ = wait.recv();
+        // dumpcap attaches the filter just after that line; tcpdump had the
+        // same half-second allowance before.
         std::thread::sleep(Duration::from_millis(500));
         Capture(child)
     }
-    /// Stop the capture (SIGINT, by pid, so tcpdump flushes) and return its text.
+    /// Stop the capture (SIGINT, by pid, so tshark flushes) and return one
+    /// line per echo request, as tcpdump writes them (`SRC > DST: ICMP echo
+    /// request`, `... ICMP6, echo request`).
     fn finish(mut self) -> String {
         use std::io::Read;
-        std::thread::sleep(Duration::from_millis(200));
+        // Let dumpcap hand the last packets to tshark before SIGINT.
+        std::thread::sleep(Duration::from_millis(500));
         let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
         let _ = self.0.wait();
@@ -137,7 +158,16 @@ impl Capture {
         if let Some(mut out) = self.0.stdout.take() {
             let _ = out.read_to_string(&mut text);
         }
-        text
+        text.lines()
+            .filter_map(|line| match line.split('\t').collect::<Vec<_>>()[..] {
+                [src, dst, ..] if !src.is_empty() => {
+                    Some(format!("{src} > {dst}: ICMP echo request"))
+                }
+                [_, _, src, dst] => Some(format!("{src} > {dst}: ICMP6, echo request")),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

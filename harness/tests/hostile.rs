@@ -110,6 +110,13 @@ fn every_file_of_the_corpus_gives_its_expected_error() {
         let relative = file.strip_prefix(repo()).unwrap().to_owned();
         let name = file.file_stem().unwrap().to_str().unwrap().to_string();
         let text = checked(&relative, None);
+        // A normal user (ci/test-runner's namespace) cannot read /etc/shadow
+        // at all: the refusal then says so, still showing none of it.
+        if name == "manifest-etc-shadow" && std::fs::File::open("/etc/shadow").is_err() {
+            let refused = "cannot read a Calico IPPool manifest: `/etc/shadow`: permission denied";
+            assert!(text.contains(refused), "{text}");
+            continue;
+        }
         insta::assert_snapshot!(format!("hostile__{name}"), text);
     }
 }

@@ -125,7 +125,6 @@ fn the_scan_finds_the_programs_we_know_are_spawned() {
         "ip",
         "ping",
         "tshark",
-        "tcpdump",
         // drivers/nft-driver.py's interpreter
         "python3",
     ] {

@@ -203,7 +203,15 @@ fn open(node: &Netns, size: usize) -> Result<Socket, DataplaneError> {
     // SO_SNDBUFFORCE (root) goes past net.core.wmem_max, as `nft` does for
     // large batches; errors come back without the request copied in
     // (NETLINK_CAP_ACK), so a failed 100 kB message costs a small reply.
+    // In a user namespace (rootless mode) SO_SNDBUFFORCE is refused: it needs
+    // CAP_NET_ADMIN in the host's. Then, as nftables' mnl.c
+    // (`mnl_set_sndbuffer`) does, ask for SO_SNDBUF, which the kernel caps at
+    // net.core.wmem_max; batches bigger than that fail with EMSGSIZE.
     set_int_option(&socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, wanted)
+        .or_else(|e| match e.raw_os_error() {
+            Some(libc::EPERM) => set_int_option(&socket, libc::SOL_SOCKET, libc::SO_SNDBUF, wanted),
+            _ => Err(e),
+        })
         .map_err(io_error(node, "size the send buffer"))?;
     socket
         .set_cap_ack(true)

@@ -20,7 +20,14 @@ use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 pub fn use_test_run_dir() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("fiph-test-run-{}", std::process::id()));
+        // A new directory, not one named after the pid: a directory left by an
+        // earlier run (maybe root's) whose pid this process now has would
+        // not be ours to write.
+        let dir = tempfile::Builder::new()
+            .prefix("fiph-test-run-")
+            .tempdir()
+            .expect("a run directory for the test's labs")
+            .keep();
         std::env::set_var(fip_harness::lab::registry::RUN_DIR_ENV, dir);
     });
 }
