@@ -62,20 +62,12 @@ pub fn render_conform_junit(report: &ConformReport) -> Result<String, quick_juni
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conform::verdict::tests::{case, failing, passing};
-    use crate::report::Outcome;
+    use crate::conform::verdict::tests::{case, crashed_and_unjudged, failing, passing};
     use crate::scenario::ConntrackProfile;
 
     #[test]
     fn a_case_per_scenario_and_profile_failed_errored_or_skipped_by_verdict() {
-        let mut crashed = passing();
-        crashed.outcome = Outcome::Error {
-            reason: "driver `vpp` exited (status 1)".into(),
-        };
-        let mut unjudged = case("dual-stack", ConntrackProfile::Calico, passing());
-        unjudged.verdict = CaseVerdict::ReferenceFailed {
-            reason: "building the lab: no space left".into(),
-        };
+        let (crashed, unjudged) = crashed_and_unjudged();
         let report = ConformReport::new(
             "exec:vpp-driver".into(),
             "nftables".into(),
@@ -88,7 +80,7 @@ mod tests {
                     ConntrackProfile::Strict,
                     passing(),
                 ),
-                case("from-hosting-node-v4", ConntrackProfile::Calico, crashed),
+                crashed,
                 unjudged,
             ],
         );

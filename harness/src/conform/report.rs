@@ -277,8 +277,7 @@ pub(super) fn render_case(out: &mut String, case: &ConformCase, dataplane: &str,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conform::verdict::tests::{case, failing, passing};
-    use crate::report::Outcome;
+    use crate::conform::verdict::tests::{case, crashed_and_unjudged, failing, passing};
 
     #[test]
     fn every_calico_case_matching_is_conformant_and_strict_differences_name_the_profile() {
@@ -317,16 +316,7 @@ mod tests {
 
     #[test]
     fn differences_driver_errors_and_unjudged_cases_are_named() {
-        let mut crashed = passing();
-        // A driver's fault ends the case as an error (the runner's
-        // `driver_failed`), not as a failed expectation.
-        crashed.outcome = Outcome::Error {
-            reason: "driver `vpp` exited (status 1)".into(),
-        };
-        let mut unjudged = case("dual-stack", ConntrackProfile::Calico, passing());
-        unjudged.verdict = CaseVerdict::ReferenceFailed {
-            reason: "building the lab: no space left".into(),
-        };
+        let (crashed, unjudged) = crashed_and_unjudged();
         let report = ConformReport::new(
             "exec:vpp-driver".into(),
             "nftables".into(),
@@ -339,7 +329,7 @@ mod tests {
                     ConntrackProfile::Calico,
                     passing(),
                 ),
-                case("from-hosting-node-v4", ConntrackProfile::Calico, crashed),
+                crashed,
                 unjudged,
                 case(
                     "move-on-one-node-strict",

@@ -230,6 +230,24 @@ pub(crate) mod tests {
         result("mutant:strict-never-flushes", "web", Outcome::Passed)
     }
 
+    /// Two cases every report test shows: a run the driver ended as an
+    /// error (the runner's `driver_failed`), and a case whose reference
+    /// failed, so it is not judged.
+    pub(crate) fn crashed_and_unjudged() -> (ConformCase, ConformCase) {
+        let mut crashed = passing();
+        crashed.outcome = Outcome::Error {
+            reason: "driver `vpp` exited (status 1)".into(),
+        };
+        let mut unjudged = case("dual-stack", ConntrackProfile::Calico, passing());
+        unjudged.verdict = CaseVerdict::ReferenceFailed {
+            reason: "building the lab: no space left".into(),
+        };
+        (
+            case("from-hosting-node-v4", ConntrackProfile::Calico, crashed),
+            unjudged,
+        )
+    }
+
     /// A run whose probes landed on the wrong pod.
     pub(crate) fn failing() -> ScenarioResult {
         let failed = Outcome::Failed {
