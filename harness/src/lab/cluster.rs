@@ -134,9 +134,9 @@ impl Drop for BringUpGuard {
 }
 
 fn remove_namespaces(lab: &str, namespaces: &[String]) -> Vec<String> {
-    let mut errors: Vec<String> = namespaces
+    let mut errors: Vec<String> = Netns::delete_all(namespaces)
         .iter()
-        .filter_map(|ns| Netns::delete(ns).err().map(|e| e.to_string()))
+        .map(ToString::to_string)
         .collect();
     match std::fs::remove_file(record_path(lab)) {
         Ok(()) => {}

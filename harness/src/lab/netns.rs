@@ -20,6 +20,10 @@ use nix::sched::{setns, unshare, CloneFlags};
 /// Where named namespaces are pinned (shared with iproute2).
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
+/// Threads that remove pins at once: they mostly sleep in the kernel (see
+/// [`Netns::delete_all`]), so more than the machine's cores.
+const DELETE_THREADS: usize = 32;
+
 /// Prefix of every namespace the harness creates. Cleanup never touches anything else.
 pub const LAB_PREFIX: &str = "fiph-";
 
@@ -211,6 +215,30 @@ impl Netns {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(sys(name, "remove pin", e)),
         }
+    }
+
+    /// Remove the pins of many namespaces at once (see [`Netns::delete`]) and
+    /// return the errors. Each unmount ends in the kernel waiting for an RCU
+    /// grace period (fs/namespace.c, `namespace_unlock`, after the mount lock
+    /// is dropped), about a millisecond; done one after another that wait is
+    /// most of a large lab's teardown, while waiters on several threads share
+    /// one grace period.
+    pub fn delete_all(names: &[String]) -> Vec<NetnsError> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let errors = std::sync::Mutex::new(Vec::new());
+        let threads = DELETE_THREADS.min(names.len());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    if let Err(e) = Self::delete(name) {
+                        errors.lock().expect("errors lock").push(e);
+                    }
+                });
+            }
+        });
+        errors.into_inner().expect("errors lock")
     }
 
     /// Names of the pinned namespaces that start with `prefix`, sorted.
