@@ -237,7 +237,7 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
             nl: lab.netlink("node-0").unwrap().clone(),
         };
         assert!(check(&node0, &host).await.unwrap().is_empty());
-        let into_fabric = check(&node0, lab.netns("fabric").unwrap().file())
+        let into_fabric = check(&node0, &lab.netns("fabric").unwrap().file().unwrap())
             .await
             .unwrap();
         assert_eq!(into_fabric.len(), 1, "{into_fabric:?}");

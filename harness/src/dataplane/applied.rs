@@ -19,7 +19,7 @@ pub(crate) struct AppliedStates {
 }
 
 fn netns_key(node: &Netns) -> Option<(u64, u64)> {
-    let meta = node.file().metadata().ok()?;
+    let meta = node.file().ok()?.metadata().ok()?;
     Some((meta.dev(), meta.ino()))
 }
 

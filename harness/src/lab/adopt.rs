@@ -15,24 +15,6 @@ use super::spec::{namespace_name, LabSpec, PodSpec, FABRIC};
 
 /// Open an existing namespace of the lab with a netlink socket of its own
 /// (made inside it on a short-lived thread; the connection runs on `rt`).
-fn open_member(rt: &tokio::runtime::Handle, name: &str) -> Result<Member, LabError> {
-    let netns = Netns::open(name)?;
-    let socket_error = |source| LabError::Socket {
-        namespace: name.to_string(),
-        source,
-    };
-    let nl = netns.run(|| {
-        let _runtime = rt.enter();
-        let (connection, nl, _) = rtnetlink::new_connection()?;
-        rt.spawn(connection);
-        Ok::<_, std::io::Error>(nl)
-    })?;
-    Ok(Member {
-        netns,
-        nl: nl.map_err(socket_error)?,
-    })
-}
-
 impl Lab {
     /// Take over the kept lab `spec` names: its record must say it was kept
     /// (no process owns it) and list the same nodes and external hosts. The
@@ -71,7 +53,7 @@ impl Lab {
         }
         let claim = LabClaim::acquire(&lab)?;
         let rt = tokio::runtime::Handle::current();
-        let open = |member: &str| open_member(&rt, &namespace_name(&lab, member));
+        let open = |member: &str| Member::open(Netns::open(&namespace_name(&lab, member))?, &rt);
         let fabric = open(FABRIC)?;
         let mut node_states = Vec::new();
         for node in &spec.nodes {
@@ -123,12 +105,14 @@ impl Lab {
                     ),
                 });
             }
-            let member = open_member(&self.rt, &namespace_name(&lab, &pod.name))?;
+            // Opened to check it exists; kept by name only.
+            let namespace = namespace_name(&lab, &pod.name);
+            Netns::open(&namespace)?;
             self.pods.insert(
                 pod.name.clone(),
                 PodState {
                     spec: pod.clone(),
-                    member,
+                    netns: Netns::by_name(&namespace)?,
                     host_ifindex,
                 },
             );

@@ -94,7 +94,8 @@ pub(super) struct NodeState {
 
 pub(super) struct PodState {
     pub(super) spec: PodSpec,
-    pub(super) member: Member,
+    /// Holds no descriptor: a lab has thousands of pods (see [`Netns::by_name`]).
+    pub(super) netns: Netns,
     pub(super) host_ifindex: u32,
 }
 

@@ -1,6 +1,7 @@
 //! Finding a [`Lab`]'s members by name (namespace, netlink handle, addresses,
 //! pods) and the per-address routes callers put on them.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use super::addressing::*;
@@ -85,7 +86,18 @@ impl Lab {
             })
     }
 
-    pub(super) fn member(&self, name: &str) -> Result<&Member, LabError> {
+    /// A member with a netlink socket: the one the lab keeps for the fabric,
+    /// nodes and external hosts, or one opened now for a pod (which keeps
+    /// none), closed when the value goes.
+    pub(super) fn member(&self, name: &str) -> Result<Cow<'_, Member>, LabError> {
+        if let Some(pod) = self.pods.get(name) {
+            return Member::open(pod.netns.clone(), &self.rt).map(Cow::Owned);
+        }
+        self.kept_member(name).map(Cow::Borrowed)
+    }
+
+    /// The fabric, a node or an external host: the members that keep a socket.
+    fn kept_member(&self, name: &str) -> Result<&Member, LabError> {
         let found = if name == FABRIC {
             Some(&self.fabric)
         } else {
@@ -100,7 +112,6 @@ impl Lab {
                         .position(|x| x == name)
                         .map(|j| &self.externals[j])
                 })
-                .or_else(|| self.pods.get(name).map(|p| &p.member))
         };
         found.ok_or_else(|| LabError::NoMember {
             lab: self.spec.name.clone(),
@@ -119,12 +130,16 @@ impl Lab {
 
     /// The namespace of a member: `fabric`, a node, an external host or a pod.
     pub fn netns(&self, member: &str) -> Result<&Netns, LabError> {
-        self.member(member).map(|m| &m.netns)
+        match self.pods.get(member) {
+            Some(pod) => Ok(&pod.netns),
+            None => self.kept_member(member).map(|m| &m.netns),
+        }
     }
 
-    /// The rtnetlink handle already open inside a member's namespace.
-    pub fn netlink(&self, member: &str) -> Result<&rtnetlink::Handle, LabError> {
-        self.member(member).map(|m| &m.nl)
+    /// An rtnetlink handle inside a member's namespace: the one the lab
+    /// keeps, or for a pod a new one that closes when dropped.
+    pub fn netlink(&self, member: &str) -> Result<rtnetlink::Handle, LabError> {
+        self.member(member).map(|m| m.nl.clone())
     }
 
     pub fn member_kind(&self, name: &str) -> Option<MemberKind> {

@@ -15,6 +15,7 @@ mod lookup;
 mod members;
 pub mod netlink;
 pub mod netns;
+mod pod_wiring;
 mod pods;
 pub mod registry;
 pub mod rootless;

@@ -63,10 +63,12 @@ fn sys(name: &str, action: &'static str, source: impl Into<std::io::Error>) -> N
 
 /// A handle to a named network namespace. Cheap to clone; the namespace lives
 /// until [`Netns::delete`] removes its pin and the last socket in it closes.
+/// A handle from [`Netns::by_name`] holds no file: it opens the pin each time
+/// it is used, so a lab's thousands of pods do not each keep a descriptor.
 #[derive(Clone, Debug)]
 pub struct Netns {
     name: Arc<str>,
-    file: Arc<File>,
+    file: Option<Arc<File>>,
 }
 
 impl Netns {
@@ -96,19 +98,27 @@ impl Netns {
     }
 
     fn create_pin_and_enter(name: &str) -> Result<Self, NetnsError> {
+        create_pins(&[name]).remove(0)?;
+        Self::enter_new_pinned(name)?;
+        Self::open(name)
+    }
+
+    /// Create a new namespace, leave the calling thread inside it and pin it
+    /// on `name`'s pin file, which [`create_pins`] made. The handle holds no
+    /// file (see [`Netns::by_name`]). The same rules as
+    /// [`Netns::create_and_enter`] apply to the thread.
+    pub(crate) fn enter_new_pinned(name: &str) -> Result<Self, NetnsError> {
+        validate_name(name)?;
+        super::signals::unless_cancelled(|| Self::unshare_and_pin(name))
+            .map_err(|_| NetnsError::Cancelled(name.to_string()))??;
+        Ok(Self {
+            name: name.into(),
+            file: None,
+        })
+    }
+
+    fn unshare_and_pin(name: &str) -> Result<(), NetnsError> {
         let pin = pin_path(name);
-        share_run_dir().map_err(|e| sys(name, "make /run/netns a shared mount", e))?;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&pin)
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(NetnsError::Exists(name.to_string()))
-            }
-            Err(e) => return Err(sys(name, "create pin file", e)),
-        }
         let made = unshare(CloneFlags::CLONE_NEWNET)
             .map_err(|e| sys(name, "unshare", e))
             .and_then(|()| {
@@ -125,7 +135,16 @@ impl Netns {
             let _ = std::fs::remove_file(&pin);
             return Err(e);
         }
-        Self::open(name)
+        Ok(())
+    }
+
+    /// A handle to an existing named namespace that holds no file descriptor.
+    pub fn by_name(name: &str) -> Result<Self, NetnsError> {
+        validate_name(name)?;
+        Ok(Self {
+            name: name.into(),
+            file: None,
+        })
     }
 
     /// Open an existing named namespace.
@@ -134,7 +153,7 @@ impl Netns {
         let file = File::open(pin_path(name)).map_err(|e| sys(name, "open", e))?;
         Ok(Self {
             name: name.into(),
-            file: Arc::new(file),
+            file: Some(Arc::new(file)),
         })
     }
 
@@ -145,7 +164,7 @@ impl Netns {
         let file = File::open("/proc/self/ns/net").map_err(|e| sys("current", "open", e))?;
         Ok(Self {
             name: "current".into(),
-            file: Arc::new(file),
+            file: Some(Arc::new(file)),
         })
     }
 
@@ -153,9 +172,15 @@ impl Netns {
         &self.name
     }
 
-    /// The open namespace file, e.g. to move a link into it (IFLA_NET_NS_FD).
-    pub fn file(&self) -> &File {
-        &self.file
+    /// The open namespace file, e.g. to move a link into it (IFLA_NET_NS_FD):
+    /// the one this handle holds, or the pin opened now.
+    pub fn file(&self) -> Result<Arc<File>, NetnsError> {
+        match &self.file {
+            Some(file) => Ok(file.clone()),
+            None => File::open(pin_path(&self.name))
+                .map(Arc::new)
+                .map_err(|e| sys(&self.name, "open", e)),
+        }
     }
 
     /// Run `work` on a fresh thread that has entered this namespace, and return
@@ -166,10 +191,11 @@ impl Netns {
         F: FnOnce() -> R + Send,
         R: Send,
     {
+        let file = self.file()?;
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET)
+                    setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
                         .map_err(|e| sys(&self.name, "setns", e))?;
                     Ok(work())
                 })
@@ -188,10 +214,19 @@ impl Netns {
     /// namespace between fork and exec; the parent never moves).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
-        let fd = self.file.as_raw_fd();
+        // The closure keeps the file open as long as the command lives; a pin
+        // that cannot be opened fails the spawn with the same error.
+        let file = self.file().map_err(|e| match e {
+            NetnsError::Sys { source, .. } => source.raw_os_error().unwrap_or(libc::ENOENT),
+            _ => libc::ENOENT,
+        });
         // SAFETY: only async-signal-safe calls (setns) between fork and exec.
         unsafe {
             command.pre_exec(move || {
+                let fd = match &file {
+                    Ok(file) => file.as_raw_fd(),
+                    Err(errno) => return Err(std::io::Error::from_raw_os_error(*errno)),
+                };
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -312,6 +347,51 @@ fn share_dir(dir: &Path) -> std::io::Result<()> {
     }
     drop(lock);
     Ok(())
+}
+
+/// Create the empty pin files of new namespaces before they are made: the
+/// first a new file, the others hard links to it. On ext4 (as /run is on
+/// some machines) each new inode costs a scan of the inode bitmap that grows
+/// with the inodes freed in the last minutes, about a millisecond per pin
+/// once thousands of namespaces have come and gone; a link costs no inode,
+/// and each name still gets its own bind mount (mounts sit on names, not
+/// inodes), so `ip netns` sees ordinary pins. Results come in `names` order.
+pub(crate) fn create_pins(names: &[&str]) -> Vec<Result<(), NetnsError>> {
+    if let Err(e) = share_run_dir() {
+        return names
+            .iter()
+            .map(|name| {
+                let e = std::io::Error::new(e.kind(), e.to_string());
+                Err(sys(name, "make /run/netns a shared mount", e))
+            })
+            .collect();
+    }
+    let mut first: Option<PathBuf> = None;
+    names
+        .iter()
+        .map(|name| {
+            validate_name(name)?;
+            let pin = pin_path(name);
+            let made = match &first {
+                Some(first) => std::fs::hard_link(first, &pin),
+                None => std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&pin)
+                    .map(drop),
+            };
+            match made {
+                Ok(()) => {
+                    first.get_or_insert(pin);
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(NetnsError::Exists(name.to_string()))
+                }
+                Err(e) => Err(sys(name, "create pin file", e)),
+            }
+        })
+        .collect()
 }
 
 /// Write sysctls in the namespace of the calling thread (see [`Netns::sysctls`]);

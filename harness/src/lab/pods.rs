@@ -1,16 +1,12 @@
 //! Pods of a [`Lab`]: wired into their nodes as Calico's CNI plugin does, and
 //! unwired again.
 
-use std::net::IpAddr;
-
-use futures::future::{join_all, try_join_all};
-
 use super::addressing::*;
-use super::cluster::{check_members, create, job, Lab, PodState, NO_DAD};
+use super::cluster::{check_members, Lab, PodState};
 use super::error::LabError;
-use super::fabric::{default_of, uplink_end};
-use super::netlink::{Member, Route, VethEnd};
+use super::netlink::{Member, Route};
 use super::netns::Netns;
+use super::pod_wiring::{wire_pods, PodJob};
 use super::spec::{namespace_name, PodSpec};
 
 impl Lab {
@@ -49,65 +45,46 @@ impl Lab {
         self.record.write()?;
 
         let started = std::time::Instant::now();
-        let members = create(
-            &self.rt,
-            pods.iter()
-                .zip(&names)
-                // Only IPv6 needs its addresses usable at once.
-                .map(|(p, n)| {
-                    job(
-                        n.clone(),
-                        if p.addresses.iter().any(IpAddr::is_ipv6) {
-                            &NO_DAD
-                        } else {
-                            &[]
-                        },
-                    )
-                })
-                .collect(),
-        )
-        .await;
-        tracing::debug!(lab = %lab, pods = pods.len(), "pod namespaces created in {:?}", started.elapsed());
-        let members = match members {
-            Ok(m) => m,
-            Err(e) => {
-                // Keep the record exact: drop what was not made.
-                for name in &names {
-                    let _ = Netns::delete(name);
-                }
-                let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
-                self.forget_pods(&names);
-                let _ = self.record.write();
-                return Err(e);
-            }
-        };
-        let mut wired = Vec::new();
-        for (pod, member) in pods.iter().zip(members) {
+        let mut states = Vec::new();
+        for (pod, namespace) in pods.iter().zip(&names) {
             let node = self.node_index(&pod.node)?;
             let state = &mut self.nodes[node];
             let host_ifindex = state.next_ifindex;
             state.next_ifindex += 1;
-            wired.push((
+            states.push((
                 node,
                 PodState {
                     spec: pod.clone(),
-                    member,
+                    netns: Netns::by_name(namespace)?,
                     host_ifindex,
                 },
             ));
         }
-        let results = join_all(
-            wired
-                .iter()
-                .map(|(node, pod)| self.wire_pod(&self.nodes[*node].member, pod)),
-        )
-        .await;
-        tracing::debug!(lab = %lab, "pods wired in {:?}", started.elapsed());
+        let jobs: Vec<PodJob> = states
+            .iter()
+            .map(|(node, pod)| PodJob {
+                spec: pod.spec.clone(),
+                namespace: pod.netns.name().to_string(),
+                node: self.nodes[*node].member.netns.clone(),
+                host_ifindex: pod.host_ifindex,
+            })
+            .collect();
+        // The work is system calls on dedicated threads, waited for off the
+        // runtime's workers.
+        let errors = tokio::task::spawn_blocking(move || wire_pods(&jobs))
+            .await
+            .map_err(|_| LabError::Panicked {
+                lab: lab.clone(),
+                what: "wiring pods",
+            })?;
+        tracing::debug!(lab = %lab, pods = pods.len(), "pods wired in {:?}", started.elapsed());
         // Keep even pods whose wiring failed, so teardown and remove_pod know them.
-        for (_, pod) in wired {
+        for (_, pod) in states {
             self.pods.insert(pod.spec.name.clone(), pod);
         }
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if let Some(first) = errors.into_iter().next() {
+            return Err(first);
+        }
         // Every link add_pods makes is a veth with one end on a node, so the
         // nodes' links show any pair that reached the host namespace.
         let mut touched: Vec<&Member> = Vec::new();
@@ -129,66 +106,6 @@ impl Lab {
         self.record
             .pods
             .retain(|name| !pods.contains(&name.as_str()));
-    }
-
-    async fn wire_pod(&self, node: &Member, pod: &PodState) -> Result<(), LabError> {
-        let interface = pod.spec.interface.as_str();
-        node.add_veth(
-            VethEnd {
-                name: interface,
-                index: pod.host_ifindex,
-                mac: Some(NODE_SIDE_MAC),
-                controller: None,
-            },
-            uplink_end(),
-            &pod.member.netns,
-        )
-        .await?;
-        // Requests on one socket are handled in the order sent, so each side's
-        // steps go out together instead of waiting for each answer in turn.
-        let node_side = async {
-            let mut steps: Vec<futures::future::BoxFuture<'_, Result<(), LabError>>> = vec![
-                Box::pin(node.set_proxy_arp(pod.host_ifindex, interface)),
-                Box::pin(node.set_proxy_delay_zero(pod.host_ifindex, interface)),
-            ];
-            for address in &pod.spec.addresses {
-                steps.push(Box::pin(node.replace_route(Route::dev(
-                    *address,
-                    Family::of(address).host_prefix(),
-                    pod.host_ifindex,
-                ))));
-            }
-            try_join_all(steps).await
-        };
-        let pod_side = async {
-            let member = &pod.member;
-            let mut steps: Vec<futures::future::BoxFuture<'_, Result<(), LabError>>> = vec![
-                Box::pin(member.link_up(IFINDEX_LO, "lo")),
-                Box::pin(member.link_up(IFINDEX_ETH0, UPLINK)),
-            ];
-            for address in &pod.spec.addresses {
-                let family = Family::of(address);
-                steps.push(Box::pin(member.add_address(
-                    IFINDEX_ETH0,
-                    *address,
-                    family.host_prefix(),
-                    UPLINK,
-                )));
-            }
-            for address in &pod.spec.addresses {
-                let family = Family::of(address);
-                let mut route = match family {
-                    Family::V4 => Route::via(default_of(family), 0, POD_GATEWAY_V4.into()),
-                    Family::V6 => Route::via(default_of(family), 0, POD_GATEWAY_V6.into()),
-                };
-                route.dev = Some(IFINDEX_ETH0);
-                route.onlink = family == Family::V4;
-                steps.push(Box::pin(member.replace_route(route)));
-            }
-            try_join_all(steps).await
-        };
-        futures::try_join!(node_side, pod_side)?;
-        Ok(())
     }
 
     /// Remove the node's routes to a pod's own addresses (`routed` false), or
@@ -229,7 +146,7 @@ impl Lab {
             .member
             .delete_link(pod.host_ifindex, &pod.spec.interface)
             .await;
-        let namespace = pod.member.netns.name().to_string();
+        let namespace = pod.netns.name().to_string();
         drop(pod);
         Netns::delete(&namespace)?;
         self.forget_pods(&[name]);

@@ -5,6 +5,7 @@
 use super::addressing::{Family, IFINDEX_ETH0, UPLINK};
 use super::cluster::Lab;
 use super::error::LabError;
+use super::netlink::Member;
 use crate::dataplane::topology::mac_text;
 use crate::dataplane::{Interface, NodeTopology, PodInterface};
 
@@ -25,7 +26,8 @@ impl Lab {
         let mut pods = Vec::new();
         for pod in self.pods.values().filter(|p| p.spec.node == node) {
             // The pod's eth0 got its MAC from the kernel when it was wired.
-            let mac = pod.member.link_mac(IFINDEX_ETH0, UPLINK).await?;
+            let member = Member::open(pod.netns.clone(), &self.rt)?;
+            let mac = member.link_mac(IFINDEX_ETH0, UPLINK).await?;
             pods.push(PodInterface {
                 pod: pod.spec.name.clone(),
                 namespace: pod.spec.namespace.clone(),

@@ -33,10 +33,9 @@ impl Member {
         prefix: u8,
         what: &str,
     ) -> Result<(), LabError> {
-        self.nl
-            .address()
-            .add(index, address, prefix)
-            .replace()
+        let mut request = self.nl.address().add(index, address, prefix).replace();
+        *request.message_mut() = super::requests::address(index, address, prefix);
+        request
             .execute()
             .await
             .map_err(self.fail(format!("add address {address}/{prefix} to {what}")))

@@ -4,10 +4,8 @@
 use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth, LinkAttribute,
-};
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::LinkBridge;
 
 use super::{errno, Member};
 use crate::lab::error::LabError;
@@ -24,7 +22,7 @@ impl Member {
     pub(crate) async fn link_up(&self, index: u32, what: &str) -> Result<(), LabError> {
         self.nl
             .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(super::requests::link_up(index))
             .execute()
             .await
             .map_err(self.fail(format!("set {what} up")))
@@ -42,36 +40,18 @@ impl Member {
 
     /// Create a veth pair with this end (up) here and the peer directly in
     /// `peer_ns`, each with a fixed ifindex; the pair never touches the host
-    /// namespace. The peer cannot come up in the same request (veth_open fails
-    /// with ENOTCONN before the pair is joined): its namespace sets it up.
+    /// namespace (see [`super::requests::veth`]).
     pub(crate) async fn add_veth(
         &self,
         local: VethEnd<'_>,
         peer: VethEnd<'_>,
         peer_ns: &Netns,
     ) -> Result<(), LabError> {
-        let mut peer_builder = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer.name)
-            .index(peer.index)
-            .setns_by_fd(peer_ns.file().as_raw_fd());
-        if let Some(mac) = peer.mac {
-            peer_builder = peer_builder.address(mac.to_vec());
-        }
-        let mut builder =
-            LinkMessageBuilder::<rtnetlink::LinkVeth>::new_with_info_kind(InfoKind::Veth)
-                .name(local.name)
-                .index(local.index)
-                .up()
-                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_builder.build())));
-        if let Some(mac) = local.mac {
-            builder = builder.address(mac.to_vec());
-        }
-        if let Some(controller) = local.controller {
-            builder = builder.controller(controller);
-        }
+        let peer_file = peer_ns.file()?;
+        let message = super::requests::veth(&local, &peer, peer_file.as_raw_fd());
         self.nl
             .link()
-            .add(builder.build())
+            .add(message)
             .execute()
             .await
             .map_err(self.fail(format!(
@@ -87,24 +67,6 @@ impl Member {
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
             other => other.map_err(self.fail(format!("delete {what}"))),
         }
-    }
-
-    /// Turn proxy ARP on for one interface (IFLA_INET_CONF), as Calico does for
-    /// its host-side workload interfaces, without touching other interfaces.
-    pub(crate) async fn set_proxy_arp(&self, index: u32, what: &str) -> Result<(), LabError> {
-        let mut conf = InetDevConf::default();
-        conf.proxy_arp = 1;
-        let message = LinkUnspec::new_with_index(index)
-            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
-                AfSpecInet::DevConfRequest(conf),
-            ])]))
-            .build();
-        self.nl
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(self.fail(format!("enable proxy ARP on {what}")))
     }
 
     /// The MAC address of a link (IFLA_ADDRESS).

@@ -1,19 +1,23 @@
 //! The one home of the harness's rtnetlink calls, one file per kind of object
 //! as rtnetlink itself has them ([`link`], [`address`], [`route`],
-//! [`neighbour`], [`nsid`]), each error naming its namespace; [`socket`]
-//! opens the sockets inside namespaces.
+//! [`nsid`]), each error naming its namespace; [`socket`] opens the sockets
+//! inside namespaces; [`requests`] builds the messages of a pod's wiring,
+//! which [`batch`] sends many at a time on a plain blocking socket.
 
 mod address;
+mod batch;
 mod link;
 mod lookup;
-mod neighbour;
 mod nsid;
+mod requests;
 mod route;
 mod socket;
 
 pub use address::{list_addresses, LinkAddress};
+pub(crate) use batch::{Batch, BatchSocket, Create};
 pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
+pub(crate) use requests::{address as address_message, link_up, proxy_arp, veth};
 pub(crate) use route::Route;
 pub(crate) use socket::with_member;
 pub(crate) use socket::{create_members, NamespaceJob};

@@ -206,7 +206,7 @@ impl Route {
         Some(route)
     }
 
-    fn message(&self) -> Result<RouteMessage, String> {
+    pub(crate) fn message(&self) -> Result<RouteMessage, String> {
         let mut builder = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(self.destination, self.prefix)
             .map_err(|e| e.to_string())?;

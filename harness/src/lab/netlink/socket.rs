@@ -69,6 +69,27 @@ fn create_member_here(rt: &tokio::runtime::Handle, job: &NamespaceJob) -> Result
     Ok(Member { netns, nl })
 }
 
+impl Member {
+    /// Open a netlink socket inside `netns`, its connection driven on `rt`;
+    /// the socket closes when the last clone of the handle goes.
+    pub(crate) fn open(netns: Netns, rt: &tokio::runtime::Handle) -> Result<Self, LabError> {
+        let socket_error = |source| LabError::Socket {
+            namespace: netns.name().to_string(),
+            source,
+        };
+        let nl = netns.run(|| {
+            let _runtime = rt.enter();
+            let (connection, nl, _) = rtnetlink::new_connection()?;
+            rt.spawn(connection);
+            Ok::<_, std::io::Error>(nl)
+        })?;
+        Ok(Member {
+            nl: nl.map_err(socket_error)?,
+            netns,
+        })
+    }
+}
+
 /// Run `work` with a fresh netlink socket inside `ns`, on a thread of its own
 /// that drives a single-threaded runtime; the socket closes when `work` ends.
 pub(crate) fn with_member<F, Fut, R>(ns: &Netns, work: F) -> Result<R, LabError>

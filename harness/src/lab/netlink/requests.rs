@@ -1,0 +1,79 @@
+//! The rtnetlink messages of a pod's wiring, built once for both ways of
+//! sending them: a [`super::Member`]'s async handle and a [`super::Batch`].
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage,
+};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{LinkMessageBuilder, LinkUnspec};
+
+use super::VethEnd;
+
+/// A veth pair with the `local` end (up) in the sender's namespace and the
+/// peer made directly in the namespace `peer_ns`. The peer cannot come up in
+/// the same request (veth_open fails with ENOTCONN before the pair is
+/// joined): its own namespace sets it up.
+pub(crate) fn veth(local: &VethEnd<'_>, peer: &VethEnd<'_>, peer_ns: RawFd) -> LinkMessage {
+    let mut peer_builder = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer.name)
+        .index(peer.index)
+        .setns_by_fd(peer_ns);
+    if let Some(mac) = peer.mac {
+        peer_builder = peer_builder.address(mac.to_vec());
+    }
+    let mut builder = LinkMessageBuilder::<rtnetlink::LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(local.name)
+        .index(local.index)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_builder.build())));
+    if let Some(mac) = local.mac {
+        builder = builder.address(mac.to_vec());
+    }
+    if let Some(controller) = local.controller {
+        builder = builder.controller(controller);
+    }
+    builder.build()
+}
+
+/// Set a link up.
+pub(crate) fn link_up(index: u32) -> LinkMessage {
+    LinkUnspec::new_with_index(index).up().build()
+}
+
+/// Turn proxy ARP on for one interface (IFLA_INET_CONF), as Calico does for
+/// its host-side workload interfaces, without touching other interfaces;
+/// with `up`, set the link up in the same request.
+pub(crate) fn proxy_arp(index: u32, up: bool) -> LinkMessage {
+    let mut conf = InetDevConf::default();
+    conf.proxy_arp = 1;
+    let mut builder = LinkUnspec::new_with_index(index);
+    if up {
+        builder = builder.up();
+    }
+    builder
+        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+            AfSpecInet::DevConfRequest(conf),
+        ])]))
+        .build()
+}
+
+/// An address on a link, as `ip address add` sends it (IFA_LOCAL and
+/// IFA_ADDRESS for IPv4, IFA_ADDRESS for IPv6).
+pub(crate) fn address(index: u32, address: IpAddr, prefix: u8) -> AddressMessage {
+    let mut message = AddressMessage::default();
+    message.header.index = index;
+    message.header.prefix_len = prefix;
+    message.header.family = match address {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    if address.is_ipv4() {
+        message.attributes.push(AddressAttribute::Local(address));
+    }
+    message.attributes.push(AddressAttribute::Address(address));
+    message
+}

@@ -1,0 +1,236 @@
+//! Wiring many pods at once on a few dedicated threads, the way Calico's CNI
+//! plugin wires one (cni-plugin/pkg/dataplane/linux/dataplane_linux.go,
+//! `DoWorkloadNetnsSetUp`): from inside the pod's new namespace, make the
+//! veth with its host side straight in the node (`addWorkloadLink`), bring up
+//! the pod's end and give it its addresses and default routes; on the node,
+//! the host side up with proxy ARP and `proxy_delay` 0 (`configureSysctls`)
+//! and a route to each pod address (`SetupRoutes`).
+//!
+//! Each thread takes a run of one node's pods: it opens one socket in the
+//! node, then for each pod enters a new namespace, sends all the pod's steps
+//! in one batch on a socket it closes at once, and finally sends the node's
+//! steps for the whole run in one batch. No pod keeps a descriptor open.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use nix::sched::{setns, CloneFlags};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+
+use super::addressing::*;
+use super::cluster::NO_DAD;
+use super::error::LabError;
+use super::fabric::default_of;
+use super::netlink::{
+    address_message, link_up, proxy_arp, veth, Batch, BatchSocket, Create, Route, VethEnd,
+};
+use super::netns::{create_pins, write_sysctls_here, Netns, NetnsError};
+use super::spec::PodSpec;
+
+/// Pods one thread wires in a run (one node socket, one batch of node steps).
+const RUN: usize = 16;
+
+/// One pod to wire: its namespace is made here.
+pub(super) struct PodJob {
+    pub spec: PodSpec,
+    pub namespace: String,
+    pub node: Netns,
+    pub host_ifindex: u32,
+}
+
+/// Wire `jobs` on one thread per core plus one (the work is the kernel's, and
+/// one more thread covers the moments one waits on a lock); returns every
+/// error, in no particular order. A pod whose namespace exists keeps it even
+/// when a later step failed: the caller's record lists it for teardown.
+pub(super) fn wire_pods(jobs: &[PodJob]) -> Vec<LabError> {
+    let mut by_node: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        by_node.entry(job.node.name()).or_default().push(i);
+    }
+    let runs: Vec<&[usize]> = by_node.values().flat_map(|p| p.chunks(RUN)).collect();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let next = AtomicUsize::new(0);
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(runs.len()))
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(run) = runs.get(i) else { break };
+                    let run: Vec<&PodJob> = run.iter().map(|&k| &jobs[k]).collect();
+                    let found = wire_run(&run);
+                    errors.lock().expect("errors lock").extend(found);
+                })
+            })
+            .collect();
+        for worker in workers {
+            if worker.join().is_err() {
+                errors
+                    .lock()
+                    .expect("errors lock")
+                    .push(LabError::Panicked {
+                        lab: String::new(),
+                        what: "wiring pods",
+                    });
+            }
+        }
+    });
+    errors.into_inner().expect("errors lock")
+}
+
+/// Wire a run of pods of one node on the calling (dedicated) thread.
+fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
+    let node = &run[0].node;
+    let node_file = match node.file() {
+        Ok(file) => file,
+        Err(e) => return vec![e.into()],
+    };
+    let enter_node = || {
+        setns(node_file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+            LabError::from(NetnsError::Sys {
+                name: node.name().to_string(),
+                action: "setns",
+                source: e.into(),
+            })
+        })
+    };
+    let node_socket = match enter_node().and_then(|()| BatchSocket::open_here(node.name())) {
+        Ok(socket) => socket,
+        Err(e) => return vec![e],
+    };
+    let names: Vec<&str> = run.iter().map(|job| job.namespace.as_str()).collect();
+    let mut errors = Vec::new();
+    let mut node_steps = Batch::default();
+    let mut wired = Vec::new();
+    for (job, pin) in run.iter().zip(create_pins(&names)) {
+        match pin
+            .map_err(LabError::from)
+            .and_then(|()| wire_pod_side(job, node_file.as_raw_fd()))
+        {
+            Ok(()) => {
+                node_side(job, &mut node_steps);
+                wired.push(*job);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    // Sysctls are written in the namespace of the writer.
+    if let Err(e) = enter_node().and_then(|()| proxy_delay_zero(node.name(), &wired)) {
+        errors.push(e);
+    }
+    if let Err(e) = node_socket.send(node_steps) {
+        errors.push(e);
+    }
+    errors
+}
+
+/// Make the pod's namespace (the thread stays in it), then its end of the
+/// pair and everything on it, in one batch.
+fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
+    let name = job.namespace.as_str();
+    Netns::enter_new_pinned(name)?;
+    // Calico only sets up the families the pod has (`DoWorkloadNetnsSetUp`:
+    // `disableDAD` only if it has IPv6), before the link exists.
+    if job.spec.addresses.iter().any(|a| a.is_ipv6()) {
+        write_sysctls_here(name, &NO_DAD)?;
+    }
+    let socket = BatchSocket::open_here(name)?;
+    let mut steps = Batch::default();
+    let eth0 = VethEnd {
+        name: UPLINK,
+        index: IFINDEX_ETH0,
+        mac: None,
+        controller: None,
+    };
+    let host = VethEnd {
+        name: &job.spec.interface,
+        index: job.host_ifindex,
+        mac: Some(NODE_SIDE_MAC),
+        controller: None,
+    };
+    steps.push(
+        RouteNetlinkMessage::NewLink(veth(&eth0, &host, node_fd)),
+        Create::New,
+        format!("create veth {UPLINK} (peer {} in the node)", host.name),
+    );
+    steps.push(
+        RouteNetlinkMessage::SetLink(link_up(IFINDEX_LO)),
+        Create::Change,
+        "set lo up".into(),
+    );
+    for address in &job.spec.addresses {
+        let prefix = Family::of(address).host_prefix();
+        steps.push(
+            RouteNetlinkMessage::NewAddress(address_message(IFINDEX_ETH0, *address, prefix)),
+            Create::Replace,
+            format!("add address {address}/{prefix} to {UPLINK}"),
+        );
+    }
+    for address in &job.spec.addresses {
+        let family = Family::of(address);
+        let gateway = match family {
+            Family::V4 => POD_GATEWAY_V4.into(),
+            Family::V6 => POD_GATEWAY_V6.into(),
+        };
+        let mut route = Route::via(default_of(family), 0, gateway);
+        route.dev = Some(IFINDEX_ETH0);
+        route.onlink = family == Family::V4;
+        push_route(&mut steps, &route, name)?;
+    }
+    socket.send(steps)
+}
+
+/// The node's steps for one pod: its interface up with proxy ARP, a route to
+/// each of its addresses.
+fn node_side(job: &PodJob, steps: &mut Batch) {
+    steps.push(
+        RouteNetlinkMessage::SetLink(proxy_arp(job.host_ifindex, true)),
+        Create::Change,
+        format!("set {} up with proxy ARP", job.spec.interface),
+    );
+    for address in &job.spec.addresses {
+        let route = Route::dev(
+            *address,
+            Family::of(address).host_prefix(),
+            job.host_ifindex,
+        );
+        // A route to one address always builds.
+        let _ = push_route(steps, &route, job.node.name());
+    }
+}
+
+fn push_route(steps: &mut Batch, route: &Route, namespace: &str) -> Result<(), LabError> {
+    let message = route.message().map_err(|e| LabError::Netlink {
+        namespace: namespace.to_string(),
+        action: format!("build route {route}"),
+        source: rtnetlink::Error::InvalidNla(e),
+    })?;
+    steps.push(
+        RouteNetlinkMessage::NewRoute(message),
+        Create::Replace,
+        format!("add route {route}"),
+    );
+    Ok(())
+}
+
+/// `proxy_delay` 0 on the pods' host-side interfaces, written under
+/// /proc/sys as Calico's `configureSysctls` does. The other way, one
+/// RTM_SETNEIGHTBL each, costs a walk of every interface's ARP parameters in
+/// every namespace of the machine (net/core/neighbour.c,
+/// `lookup_neigh_parms`), which grows with the lab.
+fn proxy_delay_zero(node: &str, pods: &[&PodJob]) -> Result<(), LabError> {
+    for job in pods {
+        let path = format!(
+            "/proc/sys/net/ipv4/neigh/{}/proxy_delay",
+            job.spec.interface
+        );
+        std::fs::write(&path, "0").map_err(|source| NetnsError::Sysctl {
+            name: node.to_string(),
+            key: format!("net.ipv4.neigh.{}.proxy_delay", job.spec.interface),
+            source,
+        })?;
+    }
+    Ok(())
+}
