@@ -395,7 +395,14 @@ impl Lab {
         self.torn_down = true;
         // Sockets hold their namespace alive; dropping the handles ends the
         // connections, so the kernel frees the namespaces once the pins go.
+        // The nodes' too, before any pin goes: a node's namespace then dies
+        // first and the kernel unregisters all its pods' veths in one batch
+        // (net/core/dev.c, `default_device_exit_batch`), where a pod's dying
+        // first costs a batch, with its RCU waits, for its pair alone; those
+        // waits hold up every unmount below.
         self.pods.clear();
+        self.nodes.clear();
+        self.externals.clear();
         // Daemons (BIRD) first: a process inside a namespace keeps it alive.
         let mut errors = super::daemons::stop_lab_daemons(&self.spec.name);
         errors.extend(remove_namespaces(&self.spec.name, &self.record.namespaces));

@@ -264,15 +264,29 @@ impl Netns {
         let threads = DELETE_THREADS.min(names.len());
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                scope.spawn(|| loop {
+                let work = || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(name) = names.get(i) else { break };
                     if let Err(e) = Self::delete(name) {
                         errors.lock().expect("errors lock").push(e);
                     }
-                });
+                };
+                // Small stacks: the threads only make system calls. A thread
+                // that cannot start leaves its share to the others.
+                let _ = std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn_scoped(scope, work);
             }
         });
+        // Had no thread started, do the work here.
+        for name in names
+            .get(next.load(std::sync::atomic::Ordering::Relaxed)..)
+            .unwrap_or_default()
+        {
+            if let Err(e) = Self::delete(name) {
+                errors.lock().expect("errors lock").push(e);
+            }
+        }
         errors.into_inner().expect("errors lock")
     }
 

@@ -175,8 +175,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.nodes,
         &pods(args.nodes, args.pods, 0),
     );
-    let batched = script_runs(&topology, Style::Batched, &args)?;
-    let per_command = script_runs(&topology, Style::PerCommand, &args)?;
+    let batched = script_runs(&topology, Style::Batched, args.runs, args.settle_ms)?;
+    let per_command = script_runs(&topology, Style::PerCommand, args.runs, args.settle_ms)?;
     for figure in [&batched, &per_command] {
         say!(
             "{}: {} processes to build, {} to tear down; build {:.1} ms ({:.3} ms per pod all in), \
@@ -206,13 +206,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Clone, Copy)]
-enum Style {
+pub(super) enum Style {
     Batched,
     PerCommand,
 }
 
 impl Style {
-    fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Style::Batched => "ip -batch per namespace",
             Style::PerCommand => "ip, one process per command",
@@ -220,25 +220,30 @@ impl Style {
     }
 }
 
-struct ScriptFigure {
-    style: Style,
-    build_processes: usize,
-    teardown_processes: usize,
-    build: Duration,
-    teardown: Duration,
-    total: Duration,
+pub(super) struct ScriptFigure {
+    pub style: Style,
+    pub build_processes: usize,
+    pub teardown_processes: usize,
+    pub build: Duration,
+    pub teardown: Duration,
+    pub total: Duration,
 }
 
-/// Run one style's build and teardown scripts `args.runs` times, with the
-/// same settle pause as the library runs; medians of each part.
-fn script_runs(topology: &Topology, style: Style, args: &Args) -> anyhow::Result<ScriptFigure> {
+/// Run one style's build and teardown scripts `runs` times, each after a
+/// pause of `settle_ms` as the library runs have; medians of each part.
+pub(super) fn script_runs(
+    topology: &Topology,
+    style: Style,
+    runs: usize,
+    settle_ms: u64,
+) -> anyhow::Result<ScriptFigure> {
     let ((build_processes, build_script), (teardown_processes, teardown_script)) = match style {
         Style::Batched => (topology.batched(), topology.batched_teardown()),
         Style::PerCommand => (topology.per_command(), topology.per_command_teardown()),
     };
     let (mut builds, mut teardowns, mut totals) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..args.runs {
-        std::thread::sleep(Duration::from_millis(args.settle_ms));
+    for _ in 0..runs {
+        std::thread::sleep(Duration::from_millis(settle_ms));
         let built = timed_sh(&build_script);
         let torn = timed_sh(&teardown_script);
         // Whatever a failed script left goes too (namespaces only; the
@@ -274,13 +279,18 @@ fn script_runs(topology: &Topology, style: Style, args: &Args) -> anyhow::Result
 }
 
 fn timed_sh(script: &str) -> anyhow::Result<Duration> {
+    // From a file: a large lab's script is longer than one argument may be
+    // (MAX_ARG_STRLEN, 128 KiB).
+    let path = std::env::temp_dir().join(format!("fip-harness-bench-{}.sh", std::process::id()));
+    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
     let start = Instant::now();
     let status = std::process::Command::new("sh")
-        .arg("-ec")
-        .arg(script)
-        .status()
-        .context("running sh")?;
+        .arg("-e")
+        .arg(&path)
+        .status();
     let elapsed = start.elapsed();
+    let _ = std::fs::remove_file(&path);
+    let status = status.context("running sh")?;
     anyhow::ensure!(status.success(), "the ip script failed ({status})");
     Ok(elapsed)
 }

@@ -2,6 +2,8 @@
 //! built and torn down by the library, with the time of each phase and the
 //! memory it takes: the harness's own peak (VmHWM) and what the kernel's
 //! namespaces, links and routes take (MemAvailable before and with the lab up).
+//! Beside it, the `ip -batch` script per namespace a person would write
+//! (see [`super::lab_script`]) and the library on the same sample of nodes.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -11,7 +13,8 @@ use fip_harness::lab::registry::down_lab;
 use fip_harness::lab::Lab;
 
 use super::figures::{cpu_times, ms, print_load, print_target};
-use super::lab::{pods, spec};
+use super::lab::{pods, script_runs, spec, Style};
+use super::lab_script::Topology;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,11 +24,21 @@ pub struct Args {
     /// Pods per node.
     #[arg(long, default_value_t = 100)]
     pods: usize,
+    /// Nodes (with as many pods each) of the sample the `ip -batch` baseline
+    /// builds, and the library beside it: the script takes several
+    /// milliseconds a namespace, over a minute for the whole lab.
+    #[arg(long, default_value_t = 10)]
+    baseline_nodes: usize,
+    /// Skip the baseline.
+    #[arg(long)]
+    no_baseline: bool,
 }
 
-/// The figure before this work: 1.6 ms per pod, batched.
-const BASELINE_PER_POD: Duration = Duration::from_micros(1_630);
 const TARGET: Duration = Duration::from_secs(15);
+/// The longest wait for the kernel to free namespaces (see [`settle`]).
+const SETTLE_LIMIT: Duration = Duration::from_secs(90);
+/// Namespaces other work on the machine may make or free meanwhile.
+const SETTLE_SLACK: u64 = 50;
 
 /// A `kB` field of a /proc file (`VmHWM:` of /proc/self/status,
 /// `MemAvailable:` of /proc/meminfo), in KiB.
@@ -35,6 +48,46 @@ fn proc_kib(path: &str, field: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// Network namespaces the kernel holds now, freed or not yet (the
+/// `net_namespace` slab's active objects; /proc/slabinfo is root's).
+fn live_namespaces() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/slabinfo").ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("net_namespace "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The kernel frees a namespace after its last pin and socket go, in the
+/// background (net/core/net_namespace.c, `cleanup_net`), holding locks that
+/// creating links and namespaces needs: a lab built while an earlier one is
+/// still being freed takes about twice as long. Wait until the count of live
+/// namespaces is at most `goal` (or, with none, stops falling for two
+/// seconds); returns the time waited and whether it got there.
+fn settle(goal: Option<u64>) -> (Duration, bool) {
+    let started = Instant::now();
+    let Some(mut last) = live_namespaces() else {
+        return (Duration::ZERO, false);
+    };
+    let mut steady_since = Instant::now();
+    while started.elapsed() < SETTLE_LIMIT {
+        match goal {
+            Some(goal) if last <= goal => return (started.elapsed(), true),
+            None if steady_since.elapsed() >= Duration::from_secs(2) => {
+                return (started.elapsed(), true)
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let now = live_namespaces().unwrap_or(0);
+        if now < last {
+            steady_since = Instant::now();
+        }
+        last = now;
+    }
+    (started.elapsed(), false)
 }
 
 struct Phases {
@@ -49,28 +102,92 @@ struct Phases {
     cpu: Duration,
 }
 
-async fn build_and_teardown(name: &str, args: &Args) -> anyhow::Result<Phases> {
+impl Phases {
+    fn total(&self) -> Duration {
+        self.nodes + self.pods + self.teardown
+    }
+}
+
+async fn build_and_teardown(name: &str, nodes: usize, per_node: usize) -> anyhow::Result<Phases> {
     let available_before = proc_kib("/proc/meminfo", "MemAvailable:").unwrap_or(0);
     let (cpu_start, _) = cpu_times();
     let started = Instant::now();
-    let mut lab = Lab::build(spec(name, args.nodes)).await?;
-    let nodes = started.elapsed();
+    let mut lab = Lab::build(spec(name, nodes)).await?;
+    let nodes_took = started.elapsed();
     let started = Instant::now();
     let (cpu_pods_start, _) = cpu_times();
-    lab.add_pods(&pods(args.nodes, args.pods, 0)).await?;
-    let pods = started.elapsed();
+    lab.add_pods(&pods(nodes, per_node, 0)).await?;
+    let pods_took = started.elapsed();
     let pods_cpu = cpu_times().0.saturating_sub(cpu_pods_start);
     let available_up = proc_kib("/proc/meminfo", "MemAvailable:").unwrap_or(0);
     let started = Instant::now();
     lab.teardown()?;
     Ok(Phases {
-        nodes,
-        pods,
+        nodes: nodes_took,
+        pods: pods_took,
         teardown: started.elapsed(),
         kernel_kib: available_before as i64 - available_up as i64,
         pods_cpu,
         cpu: cpu_times().0.saturating_sub(cpu_start),
     })
+}
+
+/// Build and tear down a lab, removing it on failure.
+async fn timed_lab(name: &str, nodes: usize, per_node: usize) -> anyhow::Result<Phases> {
+    let result = build_and_teardown(name, nodes, per_node).await;
+    if result.is_err() {
+        down_lab(name);
+    }
+    result
+}
+
+/// The `ip -batch` script and the library on `nodes` nodes of `per_node`
+/// pods each, one run each after the kernel settles.
+async fn baseline(args: &Args, nodes: usize) -> anyhow::Result<()> {
+    fip_harness::programs::require_program("ip")?;
+    let sample_pods = nodes * args.pods;
+    let total_pods = args.nodes * args.pods;
+    settle(None);
+    let library = timed_lab(&format!("bt{}", std::process::id()), nodes, args.pods).await?;
+    settle(None);
+    let topology = Topology::new(
+        &format!("bi{}", std::process::id()),
+        nodes,
+        &pods(nodes, args.pods, 0),
+    );
+    let script = script_runs(&topology, Style::Batched, 1, 0)?;
+    let per_pod = |d: Duration| ms(d) / sample_pods.max(1) as f64;
+    say!(
+        "baseline: {} on a sample of {nodes} nodes x {} pods = {sample_pods} pods, one run each{}",
+        Style::Batched.label(),
+        args.pods,
+        if nodes < args.nodes {
+            " (the script takes milliseconds a namespace: the whole lab would take minutes)"
+        } else {
+            ""
+        }
+    );
+    say!(
+        "  script: {} processes; build {:.1} ms, teardown {:.1} ms, total {:.1} ms ({:.3} ms per pod)",
+        script.build_processes + script.teardown_processes,
+        ms(script.build),
+        ms(script.teardown),
+        ms(script.total),
+        per_pod(script.total)
+    );
+    say!(
+        "  library, same sample: build {:.1} ms, teardown {:.1} ms, total {:.1} ms ({:.3} ms per pod)",
+        ms(library.nodes + library.pods),
+        ms(library.teardown),
+        ms(library.total()),
+        per_pod(library.total())
+    );
+    say!(
+        "  ratio script / library {:.2}x (above 1 means the library is faster); the script scaled to {total_pods} pods: about {:.1} s",
+        script.total.as_secs_f64() / library.total().as_secs_f64().max(1e-9),
+        script.total.as_secs_f64() * total_pods as f64 / sample_pods.max(1) as f64
+    );
+    Ok(())
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -87,19 +204,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let lab_name = format!("bs{}", std::process::id());
-    let result = rt.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
-        build_and_teardown(&lab_name, &args).await
-    });
-    let phases = match result {
-        Ok(phases) => phases,
-        Err(e) => {
-            down_lab(&lab_name);
-            return Err(e);
+    // The waits and scripts below block this thread only: the labs' work
+    // runs on the runtime's workers and threads of its own.
+    rt.block_on(async { run_labs(&args).await })
+}
+
+async fn run_labs(args: &Args) -> anyhow::Result<ExitCode> {
+    let total_pods = args.nodes * args.pods;
+    fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
+    if !args.no_baseline {
+        baseline(args, args.baseline_nodes.clamp(1, args.nodes)).await?;
+    }
+    let (waited, settled) = settle(None);
+    let before = live_namespaces();
+    say!(
+        "  kernel before the build: {} live network namespaces{}",
+        before.map_or("? (no /proc/slabinfo)".to_string(), |n| n.to_string()),
+        if waited > Duration::from_millis(500) {
+            format!(
+                " (waited {:.1} s for earlier ones to be freed{})",
+                waited.as_secs_f64(),
+                if settled { "" } else { ", gave up" }
+            )
+        } else {
+            String::new()
         }
-    };
-    let total = phases.nodes + phases.pods + phases.teardown;
+    );
+    let phases = timed_lab(&format!("bs{}", std::process::id()), args.nodes, args.pods).await?;
+    let total = phases.total();
     let per_pod = phases.pods / total_pods.max(1) as u32;
     println!(
         "  fabric + nodes {:.1} ms; pods {:.1} ms ({:.3} ms per pod); teardown {:.1} ms; total {:.1} ms",
@@ -120,16 +252,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         proc_kib("/proc/self/status", "VmHWM:").unwrap_or(0) / 1024,
         phases.kernel_kib / 1024
     );
-    println!(
-        "  (teardown removes the pins; the kernel frees the namespaces in the background after)"
-    );
-    let baseline = BASELINE_PER_POD * total_pods as u32;
-    println!(
-        "baseline: {:.3} ms per pod batched before this work -> {:.1} s for the pods alone; ratio baseline / now {:.2}x",
-        ms(BASELINE_PER_POD),
-        baseline.as_secs_f64(),
-        baseline.as_secs_f64() / phases.pods.as_secs_f64().max(1e-9)
-    );
+    if let Some(before) = before {
+        let (freed, done) = settle(Some(before + SETTLE_SLACK));
+        println!(
+            "  teardown removes the pins; the kernel freed the namespaces in the background {} {:.1} s after (not in the total)",
+            if done { "by" } else { "and was not done" },
+            freed.as_secs_f64()
+        );
+    }
     print_target(
         &format!(
             "{total_pods} pods built and torn down < {} s",
