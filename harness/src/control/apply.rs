@@ -306,22 +306,40 @@ impl ControlPlane {
             .collect();
         self.apply_concurrently(&route_work)?;
 
+        let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        // Each node's deletions on a thread of their own, as the NAT and the
+        // routes: a deletion dumps the kernel's whole conntrack hash, which
+        // every namespace shares, so it takes milliseconds even for a node
+        // with few entries.
+        let results: Vec<Result<usize, ControlError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|node| {
+                    let rules: Vec<_> = changes
+                        .conntrack
+                        .iter()
+                        .filter(|d| d.node == *node)
+                        .map(|d| d.matching.clone())
+                        .collect();
+                    // The dataplane's own flush: the kernel's table for
+                    // netfilter backends, the driver's flow state for one
+                    // that owns it.
+                    scope.spawn(move || {
+                        self.member(node)
+                            .and_then(|ns| Ok(self.dataplane.flush(&ns, &rules)?))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("conntrack thread"))
+                .collect()
+        });
         let mut deleted = 0;
         let mut errors = Vec::new();
-        let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
-        nodes.dedup();
-        for node in nodes {
-            let rules: Vec<_> = changes
-                .conntrack
-                .iter()
-                .filter(|d| d.node == node)
-                .map(|d| d.matching.clone())
-                .collect();
-            // The dataplane's own flush: the kernel's table for netfilter
-            // backends, the driver's flow state for one that owns it.
-            let result = self
-                .member(node)
-                .and_then(|ns| Ok(self.dataplane.flush(&ns, &rules)?));
+        for result in results {
             match result {
                 Ok(n) => deleted += n,
                 Err(e) => errors.push(e),
