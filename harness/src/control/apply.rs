@@ -73,6 +73,9 @@ pub struct Applied {
     pub computed: Duration,
     /// From the start of the update to every node's NAT applied (before routes).
     pub nat_applied: Duration,
+    /// From the start of the update to every member's routes applied (before
+    /// the conntrack deletions).
+    pub routes_applied: Duration,
     /// From the start of the update to the last change applied.
     pub elapsed: Duration,
 }
@@ -168,9 +171,11 @@ impl ControlPlane {
             }
         };
         let computed = started.elapsed();
-        let (conntrack_deleted, nat_applied) = self.apply_timed(&changes, started)?;
+        let (conntrack_deleted, phases) = self.apply_timed(&changes, started)?;
         tracing::debug!(
             ?computed,
+            nat = ?phases.nat,
+            routes = ?phases.routes,
             applied = ?started.elapsed() - computed,
             nodes = changes.nat.len(),
             conntrack_deleted,
@@ -194,7 +199,8 @@ impl ControlPlane {
             conflicts: self.current.conflicts.clone(),
             conntrack_deleted,
             computed,
-            nat_applied,
+            nat_applied: phases.nat,
+            routes_applied: phases.routes,
             elapsed: started.elapsed(),
         })
     }
@@ -286,12 +292,13 @@ impl ControlPlane {
         Ok(self.apply_timed(changes, Instant::now())?.0)
     }
 
-    /// [`Self::apply`], also returning when (since `started`) the NAT was done.
+    /// [`Self::apply`], also returning when (since `started`) the NAT and the
+    /// routes were done.
     fn apply_timed(
         &self,
         changes: &Changes,
         started: Instant,
-    ) -> Result<(usize, Duration), ControlError> {
+    ) -> Result<(usize, PhaseTimes), ControlError> {
         let nat_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
             .nat
             .iter()
@@ -305,6 +312,7 @@ impl ControlPlane {
             .map(|change| (change.member.as_str(), None, Some(change)))
             .collect();
         self.apply_concurrently(&route_work)?;
+        let routes_applied = started.elapsed();
 
         let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
         nodes.sort_unstable();
@@ -346,7 +354,11 @@ impl ControlPlane {
             }
         }
         collect(errors)?;
-        Ok((deleted, nat_applied))
+        let phases = PhaseTimes {
+            nat: nat_applied,
+            routes: routes_applied,
+        };
+        Ok((deleted, phases))
     }
 }
 
@@ -380,6 +392,12 @@ fn keep_routing_routes(routing: RoutingMode, desired: &mut DesiredState) {
             routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
         }
     }
+}
+
+/// When (since an update's start) its NAT and its routes were applied.
+struct PhaseTimes {
+    nat: Duration,
+    routes: Duration,
 }
 
 /// What `current` becomes once an update's changes are applied.
