@@ -12,7 +12,7 @@ use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
 use super::incremental::{self, Memory};
 use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::RouteNext;
-use super::routes::{add_routes, del_routes};
+use super::routes::{change_routes, del_routes};
 use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
@@ -272,12 +272,7 @@ impl ControlPlane {
         }
         tracing::debug!(member, nat = ?started.elapsed(), "member NAT applied");
         if let Some(change) = routes {
-            if !change.remove.is_empty() {
-                del_routes(&ns, &change.remove)?;
-            }
-            if !change.add.is_empty() {
-                add_routes(&ns, &change.add)?;
-            }
+            change_routes(&ns, &change.remove, &change.add)?;
         }
         Ok(())
     }
