@@ -12,7 +12,7 @@
 //! replaces the same cut of the current state. Anything else (switches, pools,
 //! nodes, pods added or removed, many changes) takes the full computation.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::desired::{desired_state, ClusterState, DesiredState, Topology};
@@ -33,7 +33,7 @@ pub struct Memory {
 /// The cut of the state one update recomputes, and its new content.
 #[derive(Debug)]
 pub struct Patch {
-    externals: HashSet<IpAddr>,
+    externals: BTreeSet<IpAddr>,
     /// The new state cut to `externals` / `internals`, and the changed pods.
     slice: DesiredState,
     /// Whole new NAT state of each node whose NAT changed.
@@ -100,13 +100,16 @@ pub fn changes(
             .flat_map(|i| [&memory.cluster.endpoints[*i], &cluster.endpoints[*i]])
     };
     let both = || memory.cluster.endpoints.iter().chain(&cluster.endpoints);
-    let first: HashSet<IpAddr> = touched().flat_map(claims).map(|(_, e)| e).collect();
-    let internals: HashSet<IpAddr> = both()
+    // Ordered sets, not hashed ones: they hold the few addresses one update
+    // touches, and are probed for each of the 10,000 or so mappings, routes
+    // and endpoints, where a comparison or two beats hashing an address.
+    let first: BTreeSet<IpAddr> = touched().flat_map(claims).map(|(_, e)| e).collect();
+    let internals: BTreeSet<IpAddr> = both()
         .flat_map(claims)
         .filter(|(_, e)| first.contains(e))
         .map(|(i, _)| i)
         .collect();
-    let externals: HashSet<IpAddr> = both()
+    let externals: BTreeSet<IpAddr> = both()
         .flat_map(claims)
         .filter(|(i, _)| internals.contains(i))
         .map(|(_, e)| e)
@@ -174,8 +177,8 @@ pub fn changes(
 /// the placements of `pods`; every node and member keeps its (maybe empty) entry.
 fn cut(
     state: &DesiredState,
-    externals: &HashSet<IpAddr>,
-    internals: &HashSet<IpAddr>,
+    externals: &BTreeSet<IpAddr>,
+    internals: &BTreeSet<IpAddr>,
     pods: &BTreeSet<String>,
 ) -> DesiredState {
     DesiredState {

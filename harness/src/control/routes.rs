@@ -71,10 +71,23 @@ fn host_len(address: IpAddr) -> u8 {
     Family::of(&address).host_prefix()
 }
 
-/// Add (or replace) floating-IP routes in `ns`.
-pub fn add_routes(ns: &Netns, routes: &[FipRoute]) -> Result<(), LabError> {
+/// Delete the floating-IP routes to `remove`, then add (or replace) `add`,
+/// in `ns`, over one netlink socket; a route already gone is fine.
+pub fn change_routes(ns: &Netns, remove: &[IpAddr], add: &[FipRoute]) -> Result<(), LabError> {
+    if remove.is_empty() && add.is_empty() {
+        return Ok(());
+    }
     with_member(ns, |member| async move {
-        for route in routes {
+        for destination in remove {
+            member
+                .remove_route(
+                    *destination,
+                    host_len(*destination),
+                    Some(FIP_ROUTE_PROTOCOL),
+                )
+                .await?;
+        }
+        for route in add {
             let destination = route.destination;
             let mut message = match &route.next {
                 RouteNext::Via(via) => Route::via(destination, host_len(destination), *via),
@@ -103,18 +116,7 @@ pub fn add_routes(ns: &Netns, routes: &[FipRoute]) -> Result<(), LabError> {
 
 /// Delete floating-IP routes from `ns`; a route already gone is fine.
 pub fn del_routes(ns: &Netns, destinations: &[IpAddr]) -> Result<(), LabError> {
-    with_member(ns, |member| async move {
-        for destination in destinations {
-            member
-                .remove_route(
-                    *destination,
-                    host_len(*destination),
-                    Some(FIP_ROUTE_PROTOCOL),
-                )
-                .await?;
-        }
-        Ok(())
-    })
+    change_routes(ns, destinations, &[])
 }
 
 /// The floating-IP routes `ns` holds (those carrying [`FIP_ROUTE_PROTOCOL`]).

@@ -164,7 +164,33 @@ pub fn entry_from_attributes(attributes: &[ConntrackAttribute]) -> Option<Conntr
     })
 }
 
+/// The netlink messages of one datagram the kernel sent.
+pub(crate) fn split_datagram(
+    netns: &str,
+    data: &[u8],
+) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, ConntrackError> {
+    let mut messages = Vec::new();
+    let mut offset = 0;
+    while offset + 16 <= data.len() {
+        let message =
+            NetlinkMessage::<NetfilterMessage>::deserialize(&data[offset..]).map_err(|e| {
+                ConntrackError::Decode {
+                    netns: netns.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let length = message.header.length as usize;
+        if length == 0 {
+            break;
+        }
+        offset += (length + 3) & !3;
+        messages.push(message);
+    }
+    Ok(messages)
+}
+
 /// A ctnetlink socket bound inside one node's namespace.
+#[derive(Debug)]
 pub struct Conntrack {
     netns: String,
     socket: Socket,
@@ -234,18 +260,7 @@ impl Conntrack {
     ) -> Result<(), ConntrackError> {
         loop {
             let (data, _) = self.socket.recv_from_full().map_err(self.io("receive"))?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let message = NetlinkMessage::<NetfilterMessage>::deserialize(&data[offset..])
-                    .map_err(|e| ConntrackError::Decode {
-                        netns: self.netns.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let length = message.header.length as usize;
-                if length == 0 {
-                    break;
-                }
-                offset += (length + 3) & !3;
+            for message in split_datagram(&self.netns, &data)? {
                 if message.header.sequence_number != sequence {
                     continue;
                 }
@@ -272,26 +287,35 @@ impl Conntrack {
     }
 
     /// Every entry of the node's conntrack table (both families).
+    ///
+    /// One dump with family AF_UNSPEC, which the kernel does not filter by
+    /// family (`ctnetlink_filter_match` in nf_conntrack_netlink.c), rather
+    /// than one per family: a dump walks every bucket of the kernel's hash,
+    /// which all namespaces share (262,144 buckets here), however few entries
+    /// the node has, so each dump costs milliseconds.
     pub fn list(&mut self) -> Result<Vec<ConntrackEntry>, ConntrackError> {
         let mut entries = Vec::new();
-        for family in [NetfilterProtoFamily::IPv4, NetfilterProtoFamily::IPv6] {
-            let sequence = self.send(
-                family,
-                ConntrackMessage::Get(vec![]),
-                NLM_F_REQUEST | NLM_F_DUMP,
-            )?;
-            self.receive(sequence, |message| {
-                if let ConntrackMessage::New(attributes) = message {
-                    entries.extend(entry_from_attributes(&attributes));
-                }
-            })?;
-        }
+        let sequence = self.send(
+            NetfilterProtoFamily::Unspec,
+            ConntrackMessage::Get(vec![]),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )?;
+        self.receive(sequence, |message| {
+            if let ConntrackMessage::New(attributes) = message {
+                entries.extend(entry_from_attributes(&attributes));
+            }
+        })?;
         Ok(entries)
     }
 
     /// Delete one entry, addressed by its original tuple. An entry that has gone
     /// meanwhile is not an error.
     pub fn delete(&mut self, entry: &ConntrackEntry) -> Result<(), ConntrackError> {
+        self.delete_existing(entry).map(|_| ())
+    }
+
+    /// [`Self::delete`], telling whether the entry was still there.
+    pub fn delete_existing(&mut self, entry: &ConntrackEntry) -> Result<bool, ConntrackError> {
         let family = if entry.orig_src.is_ipv4() {
             NetfilterProtoFamily::IPv4
         } else {
@@ -305,13 +329,21 @@ impl Conntrack {
             NLM_F_REQUEST | NLM_F_ACK,
         )?;
         match self.receive(sequence, |_| {}) {
+            Ok(()) => Ok(true),
             Err(ConntrackError::Io { source, .. })
                 if source.raw_os_error() == Some(libc::ENOENT) =>
             {
-                Ok(())
+                Ok(false)
             }
-            other => other,
+            Err(e) => Err(e),
         }
+    }
+
+    /// Delete the entries any of `rules` selects; returns how many went.
+    pub fn delete_matching(&mut self, rules: &[ConntrackMatch]) -> Result<usize, ConntrackError> {
+        Ok(self
+            .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
+            .len())
     }
 
     /// Delete every entry `pick` selects; returns the entries deleted.
@@ -330,10 +362,7 @@ impl Conntrack {
 /// Delete the entries of `node`'s kernel table that any of `rules` selects;
 /// returns how many went.
 pub fn flush_kernel(node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, ConntrackError> {
-    let mut conntrack = Conntrack::open(node)?;
-    Ok(conntrack
-        .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
-        .len())
+    Conntrack::open(node)?.delete_matching(rules)
 }
 
 /// Which entries a conntrack deletion takes.

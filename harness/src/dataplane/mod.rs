@@ -16,6 +16,7 @@ use crate::traffic::Protocol;
 mod applied;
 mod choice;
 pub mod conntrack;
+pub mod conntrack_watch;
 pub(crate) mod exec;
 pub mod features;
 mod felix_hash;
@@ -25,6 +26,7 @@ mod nfnl;
 pub mod nft_maps;
 pub mod nft_maps_netlink;
 pub mod nftables;
+mod per_node;
 #[cfg(test)]
 mod test_vectors;
 pub mod topology;
