@@ -97,16 +97,20 @@ impl Netns {
             .map_err(|_| NetnsError::Cancelled(name.to_string()))?
     }
 
+    /// Runs under [`super::signals::unless_cancelled`] already: nothing in
+    /// it may take that guard again (a clean-up waiting for it would block
+    /// the second read for ever).
     fn create_pin_and_enter(name: &str) -> Result<Self, NetnsError> {
         create_pins(&[name]).remove(0)?;
-        Self::enter_new_pinned(name)?;
+        Self::unshare_and_pin(name)?;
         Self::open(name)
     }
 
     /// Create a new namespace, leave the calling thread inside it and pin it
     /// on `name`'s pin file, which [`create_pins`] made. The handle holds no
     /// file (see [`Netns::by_name`]). The same rules as
-    /// [`Netns::create_and_enter`] apply to the thread.
+    /// [`Netns::create_and_enter`] apply to the thread; not once clean-up
+    /// has started, whose listing finds the pin files already made.
     pub(crate) fn enter_new_pinned(name: &str) -> Result<Self, NetnsError> {
         validate_name(name)?;
         super::signals::unless_cancelled(|| Self::unshare_and_pin(name))

@@ -44,7 +44,7 @@ pub(super) struct PodJob {
 /// one more thread covers the moments one waits on a lock); returns every
 /// error, in no particular order. A pod whose namespace exists keeps it even
 /// when a later step failed: the caller's record lists it for teardown.
-pub(super) fn wire_pods(jobs: &[PodJob]) -> Vec<LabError> {
+pub(super) fn wire_pods(lab: &str, jobs: &[PodJob]) -> Vec<LabError> {
     let mut by_node: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, job) in jobs.iter().enumerate() {
         by_node.entry(job.node.name()).or_default().push(i);
@@ -71,7 +71,7 @@ pub(super) fn wire_pods(jobs: &[PodJob]) -> Vec<LabError> {
                     .lock()
                     .expect("errors lock")
                     .push(LabError::Panicked {
-                        lab: String::new(),
+                        lab: lab.to_string(),
                         what: "wiring pods",
                     });
             }
@@ -104,15 +104,21 @@ fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
     let mut errors = Vec::new();
     let mut node_steps = Batch::default();
     let mut wired = Vec::new();
-    for (job, pin) in run.iter().zip(create_pins(&names)) {
+    // Not once this process's clean-up has started (an interrupt), which
+    // waits for this to end before it lists the pins to remove.
+    let pins = super::signals::unless_cancelled(|| create_pins(&names)).unwrap_or_else(|_| {
+        names
+            .iter()
+            .map(|name| Err(NetnsError::Cancelled(name.to_string())))
+            .collect()
+    });
+    for (job, pin) in run.iter().zip(pins) {
         match pin
             .map_err(LabError::from)
             .and_then(|()| wire_pod_side(job, node_file.as_raw_fd()))
+            .and_then(|()| node_side(job, &mut node_steps))
         {
-            Ok(()) => {
-                node_side(job, &mut node_steps);
-                wired.push(*job);
-            }
+            Ok(()) => wired.push(*job),
             Err(e) => errors.push(e),
         }
     }
@@ -184,7 +190,7 @@ fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
 
 /// The node's steps for one pod: its interface up with proxy ARP, a route to
 /// each of its addresses.
-fn node_side(job: &PodJob, steps: &mut Batch) {
+fn node_side(job: &PodJob, steps: &mut Batch) -> Result<(), LabError> {
     steps.push(
         RouteNetlinkMessage::SetLink(proxy_arp(job.host_ifindex, true)),
         Create::Change,
@@ -196,9 +202,9 @@ fn node_side(job: &PodJob, steps: &mut Batch) {
             Family::of(address).host_prefix(),
             job.host_ifindex,
         );
-        // A route to one address always builds.
-        let _ = push_route(steps, &route, job.node.name());
+        push_route(steps, &route, job.node.name())?;
     }
+    Ok(())
 }
 
 fn push_route(steps: &mut Batch, route: &Route, namespace: &str) -> Result<(), LabError> {

@@ -71,7 +71,8 @@ impl Lab {
             .collect();
         // The work is system calls on dedicated threads, waited for off the
         // runtime's workers.
-        let errors = tokio::task::spawn_blocking(move || wire_pods(&jobs))
+        let lab_name = lab.clone();
+        let errors = tokio::task::spawn_blocking(move || wire_pods(&lab_name, &jobs))
             .await
             .map_err(|_| LabError::Panicked {
                 lab: lab.clone(),
