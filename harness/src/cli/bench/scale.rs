@@ -37,8 +37,6 @@ pub struct Args {
 const TARGET: Duration = Duration::from_secs(15);
 /// The longest wait for the kernel to free namespaces (see [`settle`]).
 const SETTLE_LIMIT: Duration = Duration::from_secs(90);
-/// Namespaces other work on the machine may make or free meanwhile.
-const SETTLE_SLACK: u64 = 50;
 
 /// A `kB` field of a /proc file (`VmHWM:` of /proc/self/status,
 /// `MemAvailable:` of /proc/meminfo), in KiB.
@@ -64,8 +62,10 @@ fn live_namespaces() -> Option<u64> {
 /// background (net/core/net_namespace.c, `cleanup_net`), holding locks that
 /// creating links and namespaces needs: a lab built while an earlier one is
 /// still being freed takes about twice as long. Wait until the count of live
-/// namespaces is at most `goal` (or, with none, stops falling for two
-/// seconds); returns the time waited and whether it got there.
+/// namespaces is at most `goal`, or with none until it stops falling for
+/// three seconds; returns the time waited and whether it got there. (With a
+/// goal there is no such stop: the kernel frees a whole batch of namespaces
+/// at its end, so the count stays flat for a while first.)
 fn settle(goal: Option<u64>) -> (Duration, bool) {
     let started = Instant::now();
     let Some(mut last) = live_namespaces() else {
@@ -75,12 +75,14 @@ fn settle(goal: Option<u64>) -> (Duration, bool) {
     while started.elapsed() < SETTLE_LIMIT {
         match goal {
             Some(goal) if last <= goal => return (started.elapsed(), true),
-            None if steady_since.elapsed() >= Duration::from_secs(2) => {
+            None if steady_since.elapsed() >= Duration::from_secs(3) => {
                 return (started.elapsed(), true)
             }
             _ => {}
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // Not often: reading /proc/slabinfo walks every slab with
+        // interrupts off, slowing the very clean-up it watches.
+        std::thread::sleep(Duration::from_secs(1));
         let now = live_namespaces().unwrap_or(0);
         if now < last {
             steady_since = Instant::now();
@@ -252,8 +254,11 @@ async fn run_labs(args: &Args) -> anyhow::Result<ExitCode> {
         proc_kib("/proc/self/status", "VmHWM:").unwrap_or(0) / 1024,
         phases.kernel_kib / 1024
     );
-    if let Some(before) = before {
-        let (freed, done) = settle(Some(before + SETTLE_SLACK));
+    if let Some(after) = live_namespaces() {
+        // Most of the lab's namespaces gone: other work on the machine may
+        // make or free a few meanwhile.
+        let lab = (total_pods + args.nodes + 2) as u64;
+        let (freed, done) = settle(Some(after.saturating_sub(lab - lab / 20)));
         println!(
             "  teardown removes the pins; the kernel freed the namespaces in the background {} {:.1} s after (not in the total)",
             if done { "by" } else { "and was not done" },

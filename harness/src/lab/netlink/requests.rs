@@ -17,10 +17,21 @@ use super::VethEnd;
 /// peer made directly in the namespace `peer_ns`. The peer cannot come up in
 /// the same request (veth_open fails with ENOTCONN before the pair is
 /// joined): its own namespace sets it up.
+///
+/// Each end has one transmit and one receive queue, asked for by number as
+/// Calico's CNI plugin does (cni-plugin/pkg/plugin/plugin.go: `NumQueues`
+/// defaults to 1; dataplane_linux.go `DoWorkloadNetnsSetUp` puts it in the
+/// link attributes, which the netlink library copies to the peer). Left out,
+/// the kernel makes one queue per CPU and then cuts them to one
+/// (drivers/net/veth.c, `veth_init_queues`), which waits for an RCU grace
+/// period while holding the rtnl lock: every link change on the machine
+/// queues behind each veth made.
 pub(crate) fn veth(local: &VethEnd<'_>, peer: &VethEnd<'_>, peer_ns: RawFd) -> LinkMessage {
     let mut peer_builder = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer.name)
         .index(peer.index)
+        .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1))
         .setns_by_fd(peer_ns);
     if let Some(mac) = peer.mac {
         peer_builder = peer_builder.address(mac.to_vec());
@@ -28,6 +39,8 @@ pub(crate) fn veth(local: &VethEnd<'_>, peer: &VethEnd<'_>, peer_ns: RawFd) -> L
     let mut builder = LinkMessageBuilder::<rtnetlink::LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(local.name)
         .index(local.index)
+        .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1))
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_builder.build())));
     if let Some(mac) = local.mac {
