@@ -15,8 +15,8 @@ pub use address::{list_addresses, LinkAddress};
 pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
 pub(crate) use route::Route;
-pub(crate) use socket::with_member;
 pub(crate) use socket::{create_members, NamespaceJob};
+pub(crate) use socket::{with_member, KeptMember};
 
 use futures::StreamExt;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
