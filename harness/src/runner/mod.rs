@@ -11,6 +11,7 @@ mod pods;
 mod replay;
 mod routing;
 mod send;
+mod settle;
 mod streams;
 
 use std::path::PathBuf;
