@@ -293,3 +293,36 @@ fn a_dead_bird_is_reported_with_its_log_and_teardown_stops_the_rest() {
         );
     }
 }
+
+/// A BIRD whose pid file is gone (its run directory removed while the lab
+/// stood: a test's temporary one, or a process killed mid-case) is still
+/// stopped when the lab goes: teardown finds it in the lab's namespaces.
+#[test]
+fn teardown_stops_a_bird_whose_pid_file_is_gone() {
+    let lab = TestLab::build(
+        &lab_name("bgps"),
+        vec![node("node-a", &[]), node("node-b", &[])],
+        &[],
+        &[],
+    );
+    let bird = start_bird(&lab, &[]);
+    let pids: Vec<i32> = bird.daemons().iter().filter_map(|d| d.pid()).collect();
+    assert_eq!(pids.len(), bird.daemons().len(), "every daemon runs");
+    std::fs::remove_dir_all(fip_harness::lab::daemons::lab_dir(lab.lab.name())).unwrap();
+    // Nothing is left for the daemons' own stop (it goes by the pid files).
+    bird.detach();
+    let torn_down = lab.teardown();
+    let running = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z"))
+    };
+    let left: Vec<i32> = pids.iter().copied().filter(running).collect();
+    // Never leave them to the machine, even when the assertion fails.
+    for pid in &left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(left.is_empty(), "BIRD {left:?} outlived the lab");
+    torn_down.expect("teardown");
+}
