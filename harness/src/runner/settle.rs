@@ -63,11 +63,15 @@ fn normalised(next: &RouteNext) -> RouteNext {
     }
 }
 
-fn next_of(routes: &[FipRoute], destination: IpAddr) -> Option<RouteNext> {
+/// Each destination's next hop, order-free (a member holds one route per
+/// destination in its main table), for lookups in large labs.
+fn by_destination<'a>(
+    routes: impl IntoIterator<Item = &'a FipRoute>,
+) -> BTreeMap<IpAddr, RouteNext> {
     routes
-        .iter()
-        .find(|route| route.destination == destination)
-        .map(|route| normalised(&route.next))
+        .into_iter()
+        .map(|route| (route.destination, normalised(&route.next)))
+        .collect()
 }
 
 /// Where BIRD's routes (`seen`, per member) differ from the model's
@@ -84,15 +88,15 @@ pub(super) fn unsettled(
 ) -> Vec<Unsettled> {
     let mut found = Vec::new();
     for (member, routes) in expected {
-        let mut destinations: BTreeSet<IpAddr> = routes.iter().map(|r| r.destination).collect();
+        let routes = by_destination(routes);
+        let member_seen = by_destination(seen.get(member).into_iter().flatten());
+        let mut destinations: BTreeSet<IpAddr> = routes.keys().copied().collect();
         if member == fabric {
             destinations.extend(watched.iter().copied());
         }
-        let routes: Vec<FipRoute> = routes.iter().cloned().collect();
-        let member_seen = seen.get(member).map(Vec::as_slice).unwrap_or_default();
         for destination in destinations {
-            let expected = next_of(&routes, destination);
-            let seen = next_of(member_seen, destination);
+            let expected = routes.get(&destination).cloned();
+            let seen = member_seen.get(&destination).cloned();
             if expected != seen {
                 found.push(Unsettled {
                     member: member.clone(),
