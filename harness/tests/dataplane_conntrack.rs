@@ -10,29 +10,49 @@ use fip_harness::dataplane::conntrack::Conntrack;
 use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState};
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::{Family, NextHop};
+use rstest::rstest;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn conntrack_program_lists(ns: &Netns) -> String {
+fn conntrack_program_lists(ns: &Netns, family: Family) -> String {
+    let args: &[&str] = match family {
+        Family::V4 => &["-L", "-p", "icmp"],
+        Family::V6 => &["-L", "-f", "ipv6", "-p", "icmpv6"],
+    };
     let out = ns
         .command(program("conntrack"))
-        .args(["-L", "-p", "icmp"])
+        .args(args)
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn lists_and_deletes_the_entry_of_a_dnat_flow() {
-    let lab = TestLab::build(&lab_name("ct"), vec![node("node-0", &[])], &["client"], &[]);
-    let node_address = lab.lab.node_uplink("node-0", Family::V4).unwrap().unwrap();
-    lab.block_on(lab.lab.replace_host_route(
-        "fabric",
-        ip("203.0.113.1"),
-        &NextHop::Via(node_address),
-    ))
+/// Both families: the listing is one dump of every family, so an IPv6 entry
+/// must come back from it as an IPv4 one does.
+#[rstest]
+#[case::ipv4(Family::V4, "203.0.113.1", "198.18.1.10", 1, "type=8")]
+#[case::ipv6(Family::V6, "2001:db8:f1::1", "2001:db8:fe::a", 58, "type=128")]
+fn lists_and_deletes_the_entry_of_a_dnat_flow(
+    #[case] family: Family,
+    #[case] floating_ip: &str,
+    #[case] client_address: &str,
+    #[case] protocol: u8,
+    #[case] echo_request: &str,
+) {
+    let lab = TestLab::build(
+        &lab_name(&format!("ct{protocol}")),
+        vec![node("node-0", &[])],
+        &["client"],
+        &[],
+    );
+    let node_address = lab.lab.node_uplink("node-0", family).unwrap().unwrap();
+    let fip = ip(floating_ip);
+    lab.block_on(
+        lab.lab
+            .replace_host_route("fabric", fip, &NextHop::Via(node_address)),
+    )
     .unwrap();
     let (client, node) = (lab.netns("client"), lab.netns("node-0"));
     // DNAT the floating IP to the node's own address: enough for a NATed entry.
@@ -41,7 +61,7 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow() {
             node,
             &NodeNatState {
                 dnat: vec![DnatMapping {
-                    external: ip("203.0.113.1"),
+                    external: fip,
                     internal: node_address,
                 }],
                 snat: vec![],
@@ -50,43 +70,34 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow() {
         .unwrap();
     let ping = client
         .command(program("ping"))
-        .args(["-c1", "-W2", "203.0.113.1"])
+        .args(["-c1", "-W2", floating_ip])
         .output()
         .unwrap();
     assert!(ping.status.success(), "{ping:?}");
 
     let mut conntrack = Conntrack::open(node).unwrap();
     let entries = conntrack.list().unwrap();
-    let flow: Vec<_> = entries
-        .iter()
-        .filter(|e| e.orig_dst == ip("203.0.113.1"))
-        .collect();
+    let flow: Vec<_> = entries.iter().filter(|e| e.orig_dst == fip).collect();
     assert_eq!(flow.len(), 1, "{entries:?}");
     let flow = flow[0];
-    assert_eq!(flow.protocol, 1);
-    assert_eq!(flow.orig_src, ip("198.18.1.10"));
+    assert_eq!(flow.protocol, protocol);
+    assert_eq!(flow.orig_src, ip(client_address));
     assert_eq!(
         flow.reply_src, node_address,
         "reply comes from the DNAT target"
     );
-    assert_eq!(flow.reply_dst, ip("198.18.1.10"));
-    let listed = conntrack_program_lists(node);
+    assert_eq!(flow.reply_dst, ip(client_address));
+    let listed = conntrack_program_lists(node, family);
     let id = flow.icmp_id.expect("icmp id");
     assert!(
         listed.contains(&format!(
-            "src=198.18.1.10 dst=203.0.113.1 type=8 code=0 id={id}"
+            "src={client_address} dst={floating_ip} {echo_request} code=0 id={id}"
         )),
         "conntrack(8) disagrees: {listed}"
     );
 
-    let deleted = conntrack
-        .delete_where(|e| e.orig_dst == ip("203.0.113.1"))
-        .unwrap();
+    let deleted = conntrack.delete_where(|e| e.orig_dst == fip).unwrap();
     assert_eq!(deleted.len(), 1);
-    assert!(conntrack
-        .list()
-        .unwrap()
-        .iter()
-        .all(|e| e.orig_dst != ip("203.0.113.1")));
-    assert!(!conntrack_program_lists(node).contains("dst=203.0.113.1"));
+    assert!(conntrack.list().unwrap().iter().all(|e| e.orig_dst != fip));
+    assert!(!conntrack_program_lists(node, family).contains(&format!("dst={floating_ip}")));
 }

@@ -74,6 +74,9 @@ pub struct Applied {
     pub computed: Duration,
     /// From the start of the update to every node's NAT applied (before routes).
     pub nat_applied: Duration,
+    /// From the start of the update to every member's routes applied (before
+    /// the conntrack deletions).
+    pub routes_applied: Duration,
     /// From the start of the update to the last change applied.
     pub elapsed: Duration,
 }
@@ -189,9 +192,11 @@ impl ControlPlane {
             }
         };
         let computed = started.elapsed();
-        let (conntrack_deleted, nat_applied) = self.apply_timed(&changes, started)?;
+        let (conntrack_deleted, phases) = self.apply_timed(&changes, started)?;
         tracing::debug!(
             ?computed,
+            nat = ?phases.nat,
+            routes = ?phases.routes,
             applied = ?started.elapsed() - computed,
             nodes = changes.nat.len(),
             conntrack_deleted,
@@ -215,7 +220,8 @@ impl ControlPlane {
             conflicts: self.current.conflicts.clone(),
             conntrack_deleted,
             computed,
-            nat_applied,
+            nat_applied: phases.nat,
+            routes_applied: phases.routes,
             elapsed: started.elapsed(),
         })
     }
@@ -307,12 +313,13 @@ impl ControlPlane {
         Ok(self.apply_timed(changes, Instant::now())?.0)
     }
 
-    /// [`Self::apply`], also returning when (since `started`) the NAT was done.
+    /// [`Self::apply`], also returning when (since `started`) the NAT and the
+    /// routes were done.
     fn apply_timed(
         &self,
         changes: &Changes,
         started: Instant,
-    ) -> Result<(usize, Duration), ControlError> {
+    ) -> Result<(usize, PhaseTimes), ControlError> {
         let nat_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
             .nat
             .iter()
@@ -326,30 +333,53 @@ impl ControlPlane {
             .map(|change| (change.member.as_str(), None, Some(change)))
             .collect();
         self.apply_concurrently(&route_work)?;
+        let routes_applied = started.elapsed();
 
+        let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        // Each node's deletions on a thread of their own, as the NAT and the
+        // routes: a deletion dumps the kernel's whole conntrack hash, which
+        // every namespace shares, so it takes milliseconds even for a node
+        // with few entries.
+        let results: Vec<Result<usize, ControlError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|node| {
+                    let rules: Vec<_> = changes
+                        .conntrack
+                        .iter()
+                        .filter(|d| d.node == *node)
+                        .map(|d| d.matching.clone())
+                        .collect();
+                    // The dataplane's own flush: the kernel's table for
+                    // netfilter backends, the driver's flow state for one
+                    // that owns it.
+                    scope.spawn(move || {
+                        self.member(node)
+                            .and_then(|ns| Ok(self.dataplane.flush(&ns, &rules)?))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("conntrack thread"))
+                .collect()
+        });
         let mut deleted = 0;
         let mut errors = Vec::new();
-        let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
-        nodes.dedup();
-        for node in nodes {
-            let rules: Vec<_> = changes
-                .conntrack
-                .iter()
-                .filter(|d| d.node == node)
-                .map(|d| d.matching.clone())
-                .collect();
-            // The dataplane's own flush: the kernel's table for netfilter
-            // backends, the driver's flow state for one that owns it.
-            let result = self
-                .member(node)
-                .and_then(|ns| Ok(self.dataplane.flush(&ns, &rules)?));
+        for result in results {
             match result {
                 Ok(n) => deleted += n,
                 Err(e) => errors.push(e),
             }
         }
         collect(errors)?;
-        Ok((deleted, nat_applied))
+        let phases = PhaseTimes {
+            nat: nat_applied,
+            routes: routes_applied,
+        };
+        Ok((deleted, phases))
     }
 }
 
@@ -383,6 +413,12 @@ fn keep_routing_routes(routing: RoutingMode, desired: &mut DesiredState) {
             routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
         }
     }
+}
+
+/// When (since an update's start) its NAT and its routes were applied.
+struct PhaseTimes {
+    nat: Duration,
+    routes: Duration,
 }
 
 /// What `current` becomes once an update's changes are applied.

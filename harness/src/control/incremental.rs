@@ -14,7 +14,7 @@
 //! replaces the same cut of the current state. Anything else (switches, pools,
 //! nodes, pods added or removed, many changes) takes the full computation.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::desired::{desired_state, ClusterState, DesiredState, Topology};
@@ -35,7 +35,7 @@ pub struct Memory {
 /// The cut of the state one update recomputes, and its new content.
 #[derive(Debug)]
 pub struct Patch {
-    externals: HashSet<IpAddr>,
+    externals: BTreeSet<IpAddr>,
     /// The new state cut to `externals` / `internals`, and the changed pods.
     slice: DesiredState,
     /// Whole new NAT state of each node whose NAT changed.
@@ -102,17 +102,20 @@ pub fn changes(
             .flat_map(|i| [&memory.cluster.endpoints[*i], &cluster.endpoints[*i]])
     };
     let both = || memory.cluster.endpoints.iter().chain(&cluster.endpoints);
+    // Ordered sets, not hashed ones: they hold the few addresses one update
+    // touches, and are probed for each of the 10,000 or so mappings, routes
+    // and endpoints, where a comparison or two beats hashing an address.
     // A touched pod's own addresses count too: the nodes' routes to a
     // floating IP depend on which pods have it as their address.
-    let first: HashSet<IpAddr> = touched()
+    let first: BTreeSet<IpAddr> = touched()
         .flat_map(|e| claims(e).map(|(_, x)| x).chain(e.addresses.iter().copied()))
         .collect();
-    let internals: HashSet<IpAddr> = both()
+    let internals: BTreeSet<IpAddr> = both()
         .flat_map(claims)
         .filter(|(_, e)| first.contains(e))
         .map(|(i, _)| i)
         .collect();
-    let externals: HashSet<IpAddr> = both()
+    let externals: BTreeSet<IpAddr> = both()
         .flat_map(claims)
         .filter(|(i, _)| internals.contains(i))
         .map(|(_, e)| e)
@@ -182,8 +185,8 @@ pub fn changes(
 /// the placements of `pods`; every node and member keeps its (maybe empty) entry.
 fn cut(
     state: &DesiredState,
-    externals: &HashSet<IpAddr>,
-    internals: &HashSet<IpAddr>,
+    externals: &BTreeSet<IpAddr>,
+    internals: &BTreeSet<IpAddr>,
     pods: &BTreeSet<String>,
 ) -> DesiredState {
     DesiredState {

@@ -165,6 +165,7 @@ pub fn entry_from_attributes(attributes: &[ConntrackAttribute]) -> Option<Conntr
 }
 
 /// A ctnetlink socket bound inside one node's namespace.
+#[derive(Debug)]
 pub struct Conntrack {
     netns: String,
     socket: Socket,
@@ -272,20 +273,24 @@ impl Conntrack {
     }
 
     /// Every entry of the node's conntrack table (both families).
+    ///
+    /// One dump with family AF_UNSPEC, which the kernel does not filter by
+    /// family (`ctnetlink_filter_match` in nf_conntrack_netlink.c), rather
+    /// than one per family: a dump walks every bucket of the kernel's hash,
+    /// which all namespaces share (262,144 buckets here), however few entries
+    /// the node has, so each dump costs milliseconds.
     pub fn list(&mut self) -> Result<Vec<ConntrackEntry>, ConntrackError> {
         let mut entries = Vec::new();
-        for family in [NetfilterProtoFamily::IPv4, NetfilterProtoFamily::IPv6] {
-            let sequence = self.send(
-                family,
-                ConntrackMessage::Get(vec![]),
-                NLM_F_REQUEST | NLM_F_DUMP,
-            )?;
-            self.receive(sequence, |message| {
-                if let ConntrackMessage::New(attributes) = message {
-                    entries.extend(entry_from_attributes(&attributes));
-                }
-            })?;
-        }
+        let sequence = self.send(
+            NetfilterProtoFamily::Unspec,
+            ConntrackMessage::Get(vec![]),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )?;
+        self.receive(sequence, |message| {
+            if let ConntrackMessage::New(attributes) = message {
+                entries.extend(entry_from_attributes(&attributes));
+            }
+        })?;
         Ok(entries)
     }
 
@@ -314,6 +319,13 @@ impl Conntrack {
         }
     }
 
+    /// Delete the entries any of `rules` selects; returns how many went.
+    pub fn delete_matching(&mut self, rules: &[ConntrackMatch]) -> Result<usize, ConntrackError> {
+        Ok(self
+            .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
+            .len())
+    }
+
     /// Delete every entry `pick` selects; returns the entries deleted.
     pub fn delete_where(
         &mut self,
@@ -330,10 +342,7 @@ impl Conntrack {
 /// Delete the entries of `node`'s kernel table that any of `rules` selects;
 /// returns how many went.
 pub fn flush_kernel(node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, ConntrackError> {
-    let mut conntrack = Conntrack::open(node)?;
-    Ok(conntrack
-        .delete_where(|entry| rules.iter().any(|r| r.matches(entry)))?
-        .len())
+    Conntrack::open(node)?.delete_matching(rules)
 }
 
 /// Which entries a conntrack deletion takes.

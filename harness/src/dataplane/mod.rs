@@ -25,6 +25,7 @@ mod nfnl;
 pub mod nft_maps;
 pub mod nft_maps_netlink;
 pub mod nftables;
+mod per_node;
 #[cfg(test)]
 mod test_vectors;
 pub mod topology;

@@ -47,8 +47,11 @@ use nftables::stmt::{NATFlag, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use super::applied::AppliedStates;
+use super::conntrack::{Conntrack, ConntrackMatch};
 use super::exec::{nft_list_tables, nft_read_tables};
-use super::{nfnl, nft_maps_netlink};
+use super::nfnl::{NfBatch, NfSocket};
+use super::nft_maps_netlink;
+use super::per_node::PerNode;
 use super::{Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
 
@@ -399,10 +402,17 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
 /// It remembers what it last applied to each namespace and then sends only
 /// the elements that differ, still as one transaction; if a delta fails for
 /// any reason it falls back to the full replacement.
+///
+/// It keeps one netfilter socket per node for its transactions and one for
+/// conntrack deletions, open until the node's tables are removed: closing
+/// such a socket costs the kernel an RCU grace period (see [`NfSocket`]),
+/// which would be most of a move's time.
 #[derive(Debug)]
 pub struct NftMapsBackend {
     features: Features,
     applied: AppliedStates,
+    sockets: PerNode<NfSocket>,
+    conntrack: PerNode<Conntrack>,
 }
 
 impl Default for NftMapsBackend {
@@ -416,7 +426,21 @@ impl NftMapsBackend {
         Self {
             features: Features::detected(),
             applied: AppliedStates::default(),
+            sockets: PerNode::default(),
+            conntrack: PerNode::default(),
         }
+    }
+
+    /// Send `batch` on the node's kept socket (opened on first use); a
+    /// socket that failed is dropped, and the next transaction opens anew.
+    fn send(&self, node: &Netns, batch: &NfBatch) -> Result<(), DataplaneError> {
+        let mut socket = match self.sockets.take(node) {
+            Some(socket) => socket,
+            None => NfSocket::open(node, batch.byte_len())?,
+        };
+        socket.transact(node, batch)?;
+        self.sockets.put(node, socket);
+        Ok(())
     }
 }
 
@@ -427,13 +451,32 @@ impl Dataplane for NftMapsBackend {
             state,
             |old| nft_maps_netlink::delta_batch(old, state),
             || nft_maps_netlink::apply_batch(state, self.features),
-            |change| nfnl::send(node, change),
+            |change| self.send(node, change),
         )
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         self.applied.remember(node, None);
-        nfnl::send(node, &nft_maps_netlink::removal_batch())
+        self.conntrack.forget(node);
+        let removed = self.send(node, &nft_maps_netlink::removal_batch());
+        self.sockets.forget(node);
+        removed
+    }
+
+    /// The kernel's conntrack table, as every netfilter backend, but through
+    /// the node's kept ctnetlink socket.
+    fn flush(&self, node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, DataplaneError> {
+        let error = |source| DataplaneError::Conntrack {
+            netns: node.name().to_string(),
+            source,
+        };
+        let mut conntrack = match self.conntrack.take(node) {
+            Some(conntrack) => conntrack,
+            None => Conntrack::open(node).map_err(error)?,
+        };
+        let deleted = conntrack.delete_matching(rules).map_err(error)?;
+        self.conntrack.put(node, conntrack);
+        Ok(deleted)
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {

@@ -490,6 +490,19 @@ mod tests {
     }
 
     #[test]
+    fn the_send_buffer_is_sized_from_the_framed_length() {
+        for count in [0, 3, 1_200] {
+            let batch = apply_batch(
+                &state(count),
+                Features {
+                    snat_fully_random: true,
+                },
+            );
+            assert_eq!(batch.byte_len(), batch.framed().len(), "{count} mappings");
+        }
+    }
+
+    #[test]
     fn thousands_of_elements_are_split_under_the_attribute_limit() {
         let all = messages(&apply_batch(
             &state(1_200),

@@ -87,8 +87,10 @@ fn moves_in(lab: &Lab, args: &Args) -> anyhow::Result<Vec<BirdMove>> {
         let mut moves = Vec::new();
         for i in 0..args.moves {
             let to_web2 = i % 2 == 0;
+            // The cluster is built before the clock starts, as in the NAT figure.
+            let next = cluster(args.count, to_web2, &web_cali);
             let started = Instant::now();
-            let applied = control.update(&cluster(args.count, to_web2, &web_cali))?;
+            let applied = control.update(&next)?;
             wait_fabric(&bird, target, uplinks[usize::from(to_web2)])?;
             moves.push(BirdMove {
                 nat: applied.nat_applied,
