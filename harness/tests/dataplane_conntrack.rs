@@ -7,6 +7,8 @@ use std::net::IpAddr;
 
 use common::{lab_name, node, program, TestLab};
 use fip_harness::dataplane::conntrack::Conntrack;
+use fip_harness::dataplane::conntrack_watch::ConntrackWatch;
+use fip_harness::dataplane::ConntrackMatch;
 use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState};
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::{Family, NextHop};
@@ -100,4 +102,73 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow(
     assert_eq!(deleted.len(), 1);
     assert!(conntrack.list().unwrap().iter().all(|e| e.orig_dst != fip));
     assert!(!conntrack_program_lists(node, family).contains(&format!("dst={floating_ip}")));
+}
+
+/// The map backend's deletions follow the node's conntrack events after one
+/// dump: a flow made after the watch opened is deleted without another dump,
+/// and an entry someone else removed meanwhile is not counted.
+#[test]
+fn the_watch_deletes_flows_it_learnt_of_from_events() {
+    let lab = TestLab::build(&lab_name("cw"), vec![node("node-0", &[])], &["client"], &[]);
+    let node_address = lab.lab.node_uplink("node-0", Family::V4).unwrap().unwrap();
+    let (early, late) = (ip("203.0.113.7"), ip("203.0.113.8"));
+    for fip in [early, late] {
+        lab.block_on(
+            lab.lab
+                .replace_host_route("fabric", fip, &NextHop::Via(node_address)),
+        )
+        .unwrap();
+    }
+    let (client, node) = (lab.netns("client"), lab.netns("node-0"));
+    let dnat = |external| DnatMapping {
+        external,
+        internal: node_address,
+    };
+    backend(BackendKind::NftMaps)
+        .apply(
+            node,
+            &NodeNatState {
+                dnat: vec![dnat(early), dnat(late)],
+                snat: vec![],
+            },
+        )
+        .unwrap();
+    let ping = |fip: IpAddr| {
+        let out = client
+            .command(program("ping"))
+            .args(["-c1", "-W2", &fip.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    ping(early);
+    let mut watch = ConntrackWatch::open(node).unwrap();
+    // The first deletion synchronises by a dump; nothing matches.
+    let nowhere = ConntrackMatch::OrigDst(ip("203.0.113.99"));
+    assert_eq!(watch.delete_matching(&[nowhere]).unwrap(), 0);
+    ping(late);
+    let gone = node
+        .command(program("conntrack"))
+        .args(["-D", "-d", &early.to_string()])
+        .output()
+        .unwrap();
+    assert!(gone.status.success(), "{gone:?}");
+    assert_eq!(
+        watch
+            .delete_matching(&[ConntrackMatch::OrigDst(early)])
+            .unwrap(),
+        0,
+        "an entry deleted by someone else is not counted"
+    );
+    let listed = conntrack_program_lists(node, Family::V4);
+    assert!(listed.contains(&format!("dst={late}")), "{listed}");
+    assert_eq!(
+        watch
+            .delete_matching(&[ConntrackMatch::OrigDst(late)])
+            .unwrap(),
+        1,
+        "the flow made after the dump is known from its event"
+    );
+    let listed = conntrack_program_lists(node, Family::V4);
+    assert!(!listed.contains(&format!("dst={late}")), "{listed}");
 }

@@ -164,6 +164,31 @@ pub fn entry_from_attributes(attributes: &[ConntrackAttribute]) -> Option<Conntr
     })
 }
 
+/// The netlink messages of one datagram the kernel sent.
+pub(crate) fn split_datagram(
+    netns: &str,
+    data: &[u8],
+) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, ConntrackError> {
+    let mut messages = Vec::new();
+    let mut offset = 0;
+    while offset + 16 <= data.len() {
+        let message =
+            NetlinkMessage::<NetfilterMessage>::deserialize(&data[offset..]).map_err(|e| {
+                ConntrackError::Decode {
+                    netns: netns.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let length = message.header.length as usize;
+        if length == 0 {
+            break;
+        }
+        offset += (length + 3) & !3;
+        messages.push(message);
+    }
+    Ok(messages)
+}
+
 /// A ctnetlink socket bound inside one node's namespace.
 #[derive(Debug)]
 pub struct Conntrack {
@@ -235,18 +260,7 @@ impl Conntrack {
     ) -> Result<(), ConntrackError> {
         loop {
             let (data, _) = self.socket.recv_from_full().map_err(self.io("receive"))?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let message = NetlinkMessage::<NetfilterMessage>::deserialize(&data[offset..])
-                    .map_err(|e| ConntrackError::Decode {
-                        netns: self.netns.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let length = message.header.length as usize;
-                if length == 0 {
-                    break;
-                }
-                offset += (length + 3) & !3;
+            for message in split_datagram(&self.netns, &data)? {
                 if message.header.sequence_number != sequence {
                     continue;
                 }
@@ -297,6 +311,11 @@ impl Conntrack {
     /// Delete one entry, addressed by its original tuple. An entry that has gone
     /// meanwhile is not an error.
     pub fn delete(&mut self, entry: &ConntrackEntry) -> Result<(), ConntrackError> {
+        self.delete_existing(entry).map(|_| ())
+    }
+
+    /// [`Self::delete`], telling whether the entry was still there.
+    pub fn delete_existing(&mut self, entry: &ConntrackEntry) -> Result<bool, ConntrackError> {
         let family = if entry.orig_src.is_ipv4() {
             NetfilterProtoFamily::IPv4
         } else {
@@ -310,12 +329,13 @@ impl Conntrack {
             NLM_F_REQUEST | NLM_F_ACK,
         )?;
         match self.receive(sequence, |_| {}) {
+            Ok(()) => Ok(true),
             Err(ConntrackError::Io { source, .. })
                 if source.raw_os_error() == Some(libc::ENOENT) =>
             {
-                Ok(())
+                Ok(false)
             }
-            other => other,
+            Err(e) => Err(e),
         }
     }
 

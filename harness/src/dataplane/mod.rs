@@ -16,6 +16,7 @@ use crate::traffic::Protocol;
 mod applied;
 mod choice;
 pub mod conntrack;
+pub mod conntrack_watch;
 pub(crate) mod exec;
 pub mod features;
 mod felix_hash;

@@ -144,7 +144,7 @@ fn io_error<'a>(
     }
 }
 
-fn set_int_option(
+pub(crate) fn set_int_option(
     socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,

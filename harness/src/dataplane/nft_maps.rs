@@ -47,7 +47,8 @@ use nftables::stmt::{NATFlag, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use super::applied::AppliedStates;
-use super::conntrack::{Conntrack, ConntrackMatch};
+use super::conntrack::ConntrackMatch;
+use super::conntrack_watch::ConntrackWatch;
 use super::exec::{nft_list_tables, nft_read_tables};
 use super::nfnl::{NfBatch, NfSocket};
 use super::nft_maps_netlink;
@@ -403,16 +404,16 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
 /// the elements that differ, still as one transaction; if a delta fails for
 /// any reason it falls back to the full replacement.
 ///
-/// It keeps one netfilter socket per node for its transactions and one for
-/// conntrack deletions, open until the node's tables are removed: closing
-/// such a socket costs the kernel an RCU grace period (see [`NfSocket`]),
-/// which would be most of a move's time.
+/// It keeps one netfilter socket per node for its transactions and a
+/// [`ConntrackWatch`] for conntrack deletions, open until the node's tables
+/// are removed: closing such a socket costs the kernel an RCU grace period
+/// (see [`NfSocket`]), which would be most of a move's time.
 #[derive(Debug)]
 pub struct NftMapsBackend {
     features: Features,
     applied: AppliedStates,
     sockets: PerNode<NfSocket>,
-    conntrack: PerNode<Conntrack>,
+    conntrack: PerNode<ConntrackWatch>,
 }
 
 impl Default for NftMapsBackend {
@@ -463,8 +464,8 @@ impl Dataplane for NftMapsBackend {
         removed
     }
 
-    /// The kernel's conntrack table, as every netfilter backend, but through
-    /// the node's kept ctnetlink socket.
+    /// The kernel's conntrack table, as every netfilter backend, but followed
+    /// through its events (see [`ConntrackWatch`]) instead of dumped.
     fn flush(&self, node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, DataplaneError> {
         let error = |source| DataplaneError::Conntrack {
             netns: node.name().to_string(),
@@ -472,7 +473,7 @@ impl Dataplane for NftMapsBackend {
         };
         let mut conntrack = match self.conntrack.take(node) {
             Some(conntrack) => conntrack,
-            None => Conntrack::open(node).map_err(error)?,
+            None => ConntrackWatch::open(node).map_err(error)?,
         };
         let deleted = conntrack.delete_matching(rules).map_err(error)?;
         self.conntrack.put(node, conntrack);

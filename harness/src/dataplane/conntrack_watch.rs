@@ -1,0 +1,207 @@
+//! A node's conntrack entries followed through the kernel's conntrack events,
+//! so that deleting the few a move concerns needs no dump.
+//!
+//! A dump walks every bucket of the kernel's conntrack hash, which all
+//! namespaces share (262,144 buckets on this machine): about 5 ms of CPU per
+//! node and per move however few entries the node has. The map backend
+//! instead keeps, per node, a socket subscribed to the new and destroy events
+//! (the multicast groups `conntrack -E` listens to), synchronised once by a
+//! dump, and deletes matching entries by their tuple. Felix itself runs the
+//! `conntrack` program (felix/conntrack/conntrack.go `RemoveConntrackFlows`),
+//! a dump per call; this is the harness's choice for its own backend, like
+//! the maps themselves.
+//!
+//! When the kernel could not deliver an event (the socket's queue overflowed:
+//! ENOBUFS), the record is no longer trusted and the next deletion dumps
+//! again.
+
+use std::collections::HashMap;
+
+use netlink_packet_netfilter::conntrack::ConntrackMessage;
+use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner};
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use rtnetlink::packet_core::NetlinkPayload;
+
+use super::conntrack::{
+    entry_from_attributes, split_datagram, Conntrack, ConntrackEntry, ConntrackError,
+    ConntrackMatch,
+};
+use super::nfnl::set_int_option;
+use crate::lab::netns::Netns;
+
+/// NFNLGRP_CONNTRACK_NEW and NFNLGRP_CONNTRACK_DESTROY
+/// (linux/netfilter/nfnetlink.h).
+const NEW_EVENTS: u32 = 1;
+const DESTROY_EVENTS: u32 = 3;
+/// Receive queue for events between two deletions: a burst of new flows
+/// beyond it costs a dump, not a wrong answer.
+const EVENT_BUFFER: libc::c_int = 4 << 20;
+
+/// The conntrack entries of one node, kept current from its events.
+#[derive(Debug)]
+pub struct ConntrackWatch {
+    netns: String,
+    events: Socket,
+    requests: Conntrack,
+    /// Entries by the kernel's id; `None` until a dump fills it, and again
+    /// after an event was lost.
+    entries: Option<HashMap<u32, ConntrackEntry>>,
+}
+
+impl ConntrackWatch {
+    /// Subscribe to `node`'s conntrack events. The first deletion dumps the
+    /// table once; events queued from here on keep it current.
+    pub fn open(node: &Netns) -> Result<Self, ConntrackError> {
+        let netns = node.name().to_string();
+        let io = |action: &'static str| {
+            let netns = netns.clone();
+            move |source| ConntrackError::Io {
+                netns: netns.clone(),
+                action,
+                source,
+            }
+        };
+        let events = node
+            .run(|| -> std::io::Result<Socket> {
+                let mut socket = Socket::new(NETLINK_NETFILTER)?;
+                socket.bind(&SocketAddr::new(0, 0))?;
+                socket.add_membership(NEW_EVENTS)?;
+                socket.add_membership(DESTROY_EVENTS)?;
+                Ok(socket)
+            })?
+            .map_err(io("subscribe to conntrack events"))?;
+        events
+            .set_non_blocking(true)
+            .map_err(io("make the event socket non-blocking"))?;
+        // SO_RCVBUFFORCE (root) past net.core.rmem_max; in a user namespace
+        // only SO_RCVBUF, capped at rmem_max.
+        set_receive_buffer(&events).map_err(io("size the event queue"))?;
+        Ok(Self {
+            netns,
+            events,
+            requests: Conntrack::open(node)?,
+            entries: None,
+        })
+    }
+
+    /// Delete the entries any of `rules` selects; returns how many went.
+    pub fn delete_matching(&mut self, rules: &[ConntrackMatch]) -> Result<usize, ConntrackError> {
+        let trusted = self.catch_up()?;
+        let mut entries = self.entries.take().unwrap_or_default();
+        let doomed: Vec<u32> = entries
+            .iter()
+            .filter(|(_, entry)| rules.iter().any(|r| r.matches(entry)))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut deleted = 0;
+        for id in doomed {
+            if let Some(entry) = entries.remove(&id) {
+                if self.requests.delete_existing(&entry)? {
+                    deleted += 1;
+                }
+            }
+        }
+        if trusted {
+            self.entries = Some(entries);
+        }
+        Ok(deleted)
+    }
+
+    /// Bring the record up to date: apply the queued events, or when there
+    /// is no trusted record, dump the table and apply what came meanwhile.
+    /// `false` when events were lost even then: the record is as good as a
+    /// dump for this deletion, but must not be kept.
+    fn catch_up(&mut self) -> Result<bool, ConntrackError> {
+        if self.entries.is_some() && self.apply_events()? {
+            return Ok(true);
+        }
+        // Events queued before the dump are older than it: drop them. Those
+        // queued during and after it are newer, and replaying them on top of
+        // the dump gives the table as it is now (each entry's last event is
+        // its latest state).
+        self.drain();
+        let dumped = self
+            .requests
+            .list()?
+            .into_iter()
+            .filter_map(|entry| entry.id.map(|id| (id, entry)))
+            .collect();
+        self.entries = Some(dumped);
+        self.apply_events()
+    }
+
+    /// Read every queued event into the record. `false` when the kernel
+    /// dropped events (the record cannot be trusted).
+    fn apply_events(&mut self) -> Result<bool, ConntrackError> {
+        loop {
+            let data = match self.events.recv_from_full() {
+                Ok((data, _)) => data,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.drain();
+                    return Ok(false);
+                }
+                Err(source) => {
+                    return Err(ConntrackError::Io {
+                        netns: self.netns.clone(),
+                        action: "read conntrack events",
+                        source,
+                    })
+                }
+            };
+            if !self.apply_datagram(&data)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// One datagram of events; `false` when an event lacked what the record
+    /// needs (its id).
+    fn apply_datagram(&mut self, data: &[u8]) -> Result<bool, ConntrackError> {
+        let Some(entries) = self.entries.as_mut() else {
+            return Ok(true);
+        };
+        for message in split_datagram(&self.netns, data)? {
+            let NetlinkPayload::InnerMessage(NetfilterMessage {
+                inner: NetfilterMessageInner::Conntrack(event),
+                ..
+            }) = message.payload
+            else {
+                continue;
+            };
+            let (created, attributes) = match event {
+                ConntrackMessage::New(attributes) => (true, attributes),
+                ConntrackMessage::Delete(attributes) => (false, attributes),
+                _ => continue,
+            };
+            let Some(entry) = entry_from_attributes(&attributes) else {
+                return Ok(false);
+            };
+            let Some(id) = entry.id else {
+                return Ok(false);
+            };
+            if created {
+                entries.insert(id, entry);
+            } else {
+                entries.remove(&id);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Throw away what is queued (after a loss, a dump replaces it).
+    fn drain(&self) {
+        while self.events.recv_from_full().is_ok() {}
+    }
+}
+
+fn set_receive_buffer(socket: &Socket) -> std::io::Result<()> {
+    set_int_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, EVENT_BUFFER).or_else(
+        |e| match e.raw_os_error() {
+            Some(libc::EPERM) => {
+                set_int_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUF, EVENT_BUFFER)
+            }
+            _ => Err(e),
+        },
+    )
+}
