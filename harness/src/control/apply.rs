@@ -1,7 +1,7 @@
 //! Programming the changes into a lab: NAT transactions and routes on every
 //! member concurrently (one thread each), then the conntrack deletions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +12,8 @@ use super::desired::{
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
 use super::incremental::{self, Memory};
 use super::policy::{CalicoPolicy, ControlPolicy};
-use super::routes::RouteNext;
 use super::routes::{change_routes_kept, del_routes};
+use super::routes::{FipRoute, RouteNext};
 use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
@@ -135,6 +135,26 @@ impl ControlPlane {
 
     pub fn current(&self) -> &DesiredState {
         &self.current
+    }
+
+    /// The floating-IP routes BGP should carry for `cluster`: what the route
+    /// model (`--routing model`) would program besides Felix's device routes,
+    /// per member. Under BIRD the runner waits for BIRD to agree with it.
+    pub fn model_routes(&self, cluster: &ClusterState) -> BTreeMap<String, BTreeSet<FipRoute>> {
+        let view = self.policy.cluster_view(cluster);
+        let mut desired = desired_state(&view, &self.lab.topology());
+        self.policy.adjust_desired(&mut desired);
+        desired
+            .routes
+            .into_iter()
+            .map(|(member, routes)| {
+                let carried = routes
+                    .into_iter()
+                    .filter(|route| !matches!(route.next, RouteNext::Device(_)))
+                    .collect();
+                (member, carried)
+            })
+            .collect()
     }
 
     /// The nodes' dataplane, for what the runner tells it directly (pods'

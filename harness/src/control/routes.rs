@@ -138,14 +138,29 @@ pub fn del_routes(ns: &Netns, destinations: &[IpAddr]) -> Result<(), LabError> {
     change_routes(ns, destinations, &[])
 }
 
+/// Routing protocol number BIRD puts on the routes it programs
+/// (`RTPROT_BIRD` in linux/rtnetlink.h; `ip route` shows `proto bird`).
+pub const BIRD_ROUTE_PROTOCOL: u8 = 12;
+
 /// The floating-IP routes `ns` holds (those carrying [`FIP_ROUTE_PROTOCOL`]).
 pub fn list_routes(ns: &Netns) -> Result<Vec<FipRoute>, LabError> {
+    host_routes(ns, FIP_ROUTE_PROTOCOL)
+}
+
+/// The host routes (/32, /128) BIRD programmed in `ns`: the floating IPs it
+/// carries (block routes are shorter).
+pub fn list_bird_host_routes(ns: &Netns) -> Result<Vec<FipRoute>, LabError> {
+    host_routes(ns, BIRD_ROUTE_PROTOCOL)
+}
+
+fn host_routes(ns: &Netns, protocol: u8) -> Result<Vec<FipRoute>, LabError> {
     with_member(ns, |member| async move {
         let names = member.link_names().await?;
         let mut found: Vec<FipRoute> = member
-            .list_routes(FIP_ROUTE_PROTOCOL)
+            .list_routes(protocol)
             .await?
             .into_iter()
+            .filter(|route| route.prefix == host_len(route.destination))
             .filter_map(|route| {
                 let next = match (route.via, route.dev.and_then(|i| names.get(&i))) {
                     _ if route.hops.len() > 1 => RouteNext::Multipath(route.hops),
