@@ -251,22 +251,36 @@ fn floating_ip_routes_follow_calicos_bird_filters() {
     bird.check_alive().unwrap();
 }
 
-#[test]
-fn a_dead_bird_is_reported_with_its_log_and_teardown_stops_the_rest() {
+/// A lab of two nodes without pods, its BIRD sessions up.
+fn two_nodes_with_bird(tag: &str) -> (TestLab, LabBird) {
     let lab = TestLab::build(
-        &lab_name("bgpd"),
+        &lab_name(tag),
         vec![node("node-a", &[]), node("node-b", &[])],
         &[],
         &[],
     );
     let bird = start_bird(&lab, &[]);
-    let victim = &bird.daemons()[1];
-    let pid = victim.pid().expect("running");
-    nix::sys::signal::kill(
+    (lab, bird)
+}
+
+/// Whether `pid` still runs (a zombie has exited; only its reaping is left).
+fn runs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z"))
+}
+
+fn kill(pid: i32) {
+    let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    );
+}
+
+#[test]
+fn a_dead_bird_is_reported_with_its_log_and_teardown_stops_the_rest() {
+    let (lab, bird) = two_nodes_with_bird("bgpd");
+    let victim = &bird.daemons()[1];
+    let pid = victim.pid().expect("running");
+    kill(pid);
     let started = Instant::now();
     let error = loop {
         match bird.check_alive() {
@@ -285,11 +299,25 @@ fn a_dead_bird_is_reported_with_its_log_and_teardown_stops_the_rest() {
     let errors = fip_harness::lab::daemons::stop_lab_daemons(lab.lab.name());
     assert!(errors.is_empty(), "{errors:?}");
     for pid in pids {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.contains(") Z")),
-            "BIRD {pid} still runs"
-        );
+        assert!(!runs(pid), "BIRD {pid} still runs");
     }
+}
+
+/// A BIRD whose pid file is gone (its run directory removed while the lab
+/// stood: a test's temporary one, or a process killed mid-case) is still
+/// stopped when the lab goes: teardown finds it in the lab's namespaces.
+#[test]
+fn teardown_stops_a_bird_whose_pid_file_is_gone() {
+    let (lab, bird) = two_nodes_with_bird("bgps");
+    let pids: Vec<i32> = bird.daemons().iter().filter_map(|d| d.pid()).collect();
+    assert_eq!(pids.len(), bird.daemons().len(), "every daemon runs");
+    std::fs::remove_dir_all(fip_harness::lab::daemons::lab_dir(lab.lab.name())).unwrap();
+    // Nothing is left for the daemons' own stop (it goes by the pid files).
+    bird.detach();
+    let torn_down = lab.teardown();
+    let left: Vec<i32> = pids.into_iter().filter(|pid| runs(*pid)).collect();
+    // Never leave them to the machine, even when the assertion fails.
+    left.iter().for_each(|pid| kill(*pid));
+    assert!(left.is_empty(), "BIRD {left:?} outlived the lab");
+    torn_down.expect("teardown");
 }

@@ -88,6 +88,84 @@ fn up_then_ping_the_floating_ip_from_the_external_host(#[case] backend: &str, #[
     assert_eq!(lab_namespaces(&lab), Vec::<String>::new());
 }
 
+/// Longer than a send step tries again for (runner/send.rs `RETRY_BUDGET`,
+/// 6 s), so that a send started while the fabric's BIRD is held would fail.
+const HELD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A stopped (SIGSTOP) BIRD of the test's own lab, continued when this goes,
+/// even when an assertion fails.
+struct Held(nix::unistd::Pid);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// Under BIRD a step that gives a pod a floating IP ends only once the fabric
+/// routes it: with the fabric's BIRD held still for longer than the next
+/// step's send tries, the send still reaches the pod at once after it, and
+/// the fabric's route is BIRD's, through the hosting node.
+#[test]
+fn a_step_ends_only_once_bgp_carries_its_floating_ip() {
+    let lab = format!("f{}", std::process::id());
+    let _guard = LabGuard(lab.clone());
+    let scenario = "harness/tests/data/annotate-then-send-v4.yaml";
+    // Step 1 only: the pod runs and its block is routed everywhere.
+    let up = harness(&["up", scenario, "--name", &lab, "--until-step", "2"]);
+    assert!(up.status.success(), "{}", text(&up));
+    let pid_file = fip_harness::lab::daemons::lab_dir(&lab).join("fabric.bird.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let held = Held(pid);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(HELD);
+        drop(held);
+    });
+    let reports = tempfile::tempdir().unwrap();
+    let replay = harness(&[
+        "replay",
+        &lab,
+        scenario,
+        "--from-step",
+        "2",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+    ]);
+    release.join().unwrap();
+    assert!(replay.status.success(), "{}", text(&replay));
+
+    let route = harness(&[
+        "exec",
+        &lab,
+        "fabric",
+        "--",
+        "ip",
+        "-4",
+        "route",
+        "show",
+        "203.0.113.10",
+    ]);
+    assert!(route.status.success(), "{}", text(&route));
+    let node_a = harness(&[
+        "exec", &lab, "node-a", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0",
+    ]);
+    let uplink = text(&node_a)
+        .split_whitespace()
+        .find_map(|word| word.strip_suffix("/24").map(str::to_string))
+        .expect("node-a's uplink address");
+    let route = text(&route);
+    assert!(
+        route.contains(&format!("via {uplink}")) && route.contains("proto bird"),
+        "{route}"
+    );
+}
+
 #[test]
 fn a_wrong_expectation_shows_expected_against_actual_and_leaves_diagnostics() {
     let dir = tempfile::tempdir().unwrap();

@@ -72,6 +72,9 @@ fn a_kept_lab_shows_the_drivers_dump() {
     );
     let run_dir = tempfile::tempdir().unwrap();
     let lab = common::lab_name("drpy");
+    // Declared after the run directory, so it goes first: a failed assertion
+    // must not leave the lab behind with its records removed under it.
+    let _down = DownOnDrop(run_dir.path().to_path_buf(), lab.clone());
     let fip = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
             .current_dir(repo())
@@ -121,4 +124,18 @@ fn a_kept_lab_shows_the_drivers_dump() {
     );
     assert!(lines.contains(&lab), "{lines}");
     assert_eq!(drivers, 0, "a driver of lab {lab} still runs after `up`");
+}
+
+/// `down --force` of the test's lab in its run directory; a lab already
+/// removed is fine.
+struct DownOnDrop(std::path::PathBuf, String);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+            .current_dir(repo())
+            .env(fip_harness::lab::registry::RUN_DIR_ENV, &self.0)
+            .args(["down", "--force", &self.1])
+            .output();
+    }
 }

@@ -102,18 +102,29 @@ impl BirdDaemon {
         std::fs::create_dir_all(dir).map_err(|e| daemon.io("creating its directory", e))?;
         std::fs::write(daemon.config_path(), config)
             .map_err(|e| daemon.io("writing its configuration", e))?;
+        // Under the creation lock an interrupt's clean-up waits on: it then
+        // finds the daemon by its pid file, never half-started (BIRD writes
+        // the file after it forks, so a clean-up in between would miss it).
+        match crate::lab::signals::unless_cancelled(|| daemon.launch(netns, &socket)) {
+            Ok(launched) => launched.map(|()| daemon),
+            Err(_) => Err(daemon.start_error("the process is being interrupted".into())),
+        }
+    }
+
+    /// Run the daemon and wait until its pid file and control socket exist.
+    fn launch(&self, netns: &Netns, socket: &Path) -> Result<(), BirdError> {
         let output = netns
-            .command(daemon.daemon())
+            .command(self.daemon())
             .arg("-c")
-            .arg(daemon.config_path())
+            .arg(self.config_path())
             .arg("-s")
-            .arg(&socket)
+            .arg(socket)
             .arg("-P")
-            .arg(daemon.pid_path())
+            .arg(self.pid_path())
             .output()
-            .map_err(|e| daemon.io("running it (is BIRD 1.6 installed?)", e))?;
+            .map_err(|e| self.io("running it (is BIRD 1.6 installed?)", e))?;
         if !output.status.success() {
-            return Err(daemon.start_error(format!(
+            return Err(self.start_error(format!(
                 "{}: {}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
@@ -121,11 +132,11 @@ impl BirdDaemon {
         }
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if daemon.pid().is_some() && daemon.birdc().query("show status").is_ok() {
-                return Ok(daemon);
+            if self.pid().is_some() && self.birdc().query("show status").is_ok() {
+                return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(daemon.start_error(format!(
+                return Err(self.start_error(format!(
                     "no pid file and control socket after {START_TIMEOUT:?}"
                 )));
             }

@@ -1,8 +1,9 @@
 //! Programming the changes into a lab: NAT transactions and routes on every
 //! member concurrently (one thread each), then the conntrack deletions.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::desired::{
@@ -11,11 +12,12 @@ use super::desired::{
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
 use super::incremental::{self, Memory};
 use super::policy::{CalicoPolicy, ControlPolicy};
-use super::routes::RouteNext;
-use super::routes::{change_routes, del_routes};
+use super::routes::{change_routes_kept, del_routes};
+use super::routes::{FipRoute, RouteNext};
 use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
+use crate::lab::netlink::KeptMember;
 use crate::lab::netns::Netns;
 use crate::lab::LabError;
 
@@ -90,6 +92,9 @@ pub struct ControlPlane {
     current: DesiredState,
     /// What `current` was computed from, for incremental updates.
     memory: Option<Memory>,
+    /// A netlink socket per member whose routes an update changed, kept for
+    /// the next updates (taken out while in use).
+    route_sockets: Mutex<HashMap<String, KeptMember>>,
 }
 
 impl ControlPlane {
@@ -107,6 +112,7 @@ impl ControlPlane {
             routing: RoutingMode::Model,
             current: DesiredState::default(),
             memory: None,
+            route_sockets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -129,6 +135,26 @@ impl ControlPlane {
 
     pub fn current(&self) -> &DesiredState {
         &self.current
+    }
+
+    /// The floating-IP routes BGP should carry for `cluster`: what the route
+    /// model (`--routing model`) would program besides Felix's device routes,
+    /// per member. Under BIRD the runner waits for BIRD to agree with it.
+    pub fn model_routes(&self, cluster: &ClusterState) -> BTreeMap<String, BTreeSet<FipRoute>> {
+        let view = self.policy.cluster_view(cluster);
+        let mut desired = desired_state(&view, &self.lab.topology());
+        self.policy.adjust_desired(&mut desired);
+        desired
+            .routes
+            .into_iter()
+            .map(|(member, routes)| {
+                let carried = routes
+                    .into_iter()
+                    .filter(|route| !matches!(route.next, RouteNext::Device(_)))
+                    .collect();
+                (member, carried)
+            })
+            .collect()
     }
 
     /// The nodes' dataplane, for what the runner tells it directly (pods'
@@ -229,6 +255,7 @@ impl ControlPlane {
 
     /// Remove the NAT and floating-IP routes from every member.
     pub fn teardown(&mut self) -> Result<(), ControlError> {
+        self.route_sockets.lock().expect("route sockets").clear();
         let mut errors = Vec::new();
         for node in self.lab.nodes() {
             match self.lab.netns(&node) {
@@ -272,7 +299,21 @@ impl ControlPlane {
         }
         tracing::debug!(member, nat = ?started.elapsed(), "member NAT applied");
         if let Some(change) = routes {
-            change_routes(&ns, &change.remove, &change.add)?;
+            let taken = self
+                .route_sockets
+                .lock()
+                .expect("route sockets")
+                .remove(member);
+            let kept = match taken {
+                Some(kept) => kept,
+                None => KeptMember::open(&ns)?,
+            };
+            // A socket that failed is dropped; the next update opens anew.
+            change_routes_kept(&kept, &change.remove, &change.add)?;
+            self.route_sockets
+                .lock()
+                .expect("route sockets")
+                .insert(member.to_string(), kept);
         }
         Ok(())
     }

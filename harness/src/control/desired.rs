@@ -225,6 +225,11 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
         );
     }
 
+    let workload_addresses: BTreeSet<(&str, IpAddr)> = cluster
+        .endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().map(|a| (e.node.as_str(), *a)))
+        .collect();
     for (external, winners) in node_winners {
         let (internal, endpoint) = earliest_claim(&winners);
         if winners.len() > 1 {
@@ -267,11 +272,18 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
         let Some(next) = RouteNext::through(uplinks) else {
             continue;
         };
+        // A node one of whose own pods has the floating IP as its address
+        // keeps Felix's workload route to that pod: BIRD's kernel protocol
+        // adds routes exclusively (BIRD 1.6 sysdep/linux/netlink.c
+        // nl_send_route, NL_OP_ADD is NLM_F_CREATE|NLM_F_EXCL) and logs
+        // "Netlink: File exists", while Felix's route table replaces a route
+        // on its own interfaces (felix/routetable/route_table.go).
         let nodes = topology
             .nodes
             .iter()
             .map(|n| n.name.as_str())
             .filter(|n| !claiming.contains(n))
+            .filter(|n| !workload_addresses.contains(&(*n, external)))
             .filter(|_| reach == FloatingIpReach::FabricAndNodes);
         for member in nodes.chain([topology.fabric.as_str()]) {
             desired

@@ -4,11 +4,13 @@
 //! Every part of the desired state is keyed by a floating IP (DNAT entries,
 //! routes, owners, conflicts), by a pod address (the loopback SNAT) or by a
 //! pod (placements). A floating IP's entries depend only on the endpoints
-//! claiming it, and an address's SNAT only on the floating IPs claimed with
+//! claiming it or having it as their address (a node keeps its workload
+//! route), and an address's SNAT only on the floating IPs claimed with
 //! that address (see [`super::desired`]). So when a few endpoints change, the
-//! floating IPs they claim (before or after), the addresses claiming those, and
-//! every floating IP claimed with those addresses are all that can change:
-//! [`desired_state`] over only the endpoints claiming them, cut to them,
+//! floating IPs they claim (before or after) or have as addresses, the
+//! addresses claiming those, and every floating IP claimed with those
+//! addresses are all that can change: [`desired_state`] over only the
+//! endpoints claiming them or having them as addresses, cut to them,
 //! replaces the same cut of the current state. Anything else (switches, pools,
 //! nodes, pods added or removed, many changes) takes the full computation.
 
@@ -103,7 +105,11 @@ pub fn changes(
     // Ordered sets, not hashed ones: they hold the few addresses one update
     // touches, and are probed for each of the 10,000 or so mappings, routes
     // and endpoints, where a comparison or two beats hashing an address.
-    let first: BTreeSet<IpAddr> = touched().flat_map(claims).map(|(_, e)| e).collect();
+    // A touched pod's own addresses count too: the nodes' routes to a
+    // floating IP depend on which pods have it as their address.
+    let first: BTreeSet<IpAddr> = touched()
+        .flat_map(|e| claims(e).map(|(_, x)| x).chain(e.addresses.iter().copied()))
+        .collect();
     let internals: BTreeSet<IpAddr> = both()
         .flat_map(claims)
         .filter(|(_, e)| first.contains(e))
@@ -123,7 +129,9 @@ pub fn changes(
             .iter()
             .enumerate()
             .filter(|(i, e)| {
-                changed_set.contains(i) || claims(e).any(|(_, x)| externals.contains(&x))
+                changed_set.contains(i)
+                    || claims(e).any(|(_, x)| externals.contains(&x))
+                    || e.addresses.iter().any(|a| externals.contains(a))
             })
             .map(|(_, e)| WorkloadEndpoint {
                 ip_nats: e
@@ -305,10 +313,17 @@ mod tests {
     }
 
     /// Floating IPs 203.0.113.1..=6 are in an advertised pool, .7 and .8 not;
-    /// pod addresses are few, so pods share them and claims collide.
+    /// pod addresses are few, so pods share them and claims collide; a pod
+    /// now and then has a floating IP as its address (its node keeps its
+    /// workload route to it).
     fn random_endpoint(rng: &mut Rng, index: usize) -> WorkloadEndpoint {
         let pod = format!("pod-{index}");
-        let address: IpAddr = format!("198.19.0.{}", 1 + rng.below(6)).parse().unwrap();
+        let address: IpAddr = match rng.below(4) {
+            0 => format!("203.0.113.{}", 1 + rng.below(8)),
+            _ => format!("198.19.0.{}", 1 + rng.below(6)),
+        }
+        .parse()
+        .unwrap();
         let ip_nats = (0..rng.below(3))
             .map(|_| IpNatPair {
                 internal: address,

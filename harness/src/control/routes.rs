@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::lab::netlink::{with_member, Route};
+use crate::lab::netlink::{with_member, KeptMember, Member, Route};
 use crate::lab::netns::Netns;
 use crate::lab::spec::lab_of_namespace;
 use crate::lab::{Family, LabError};
@@ -72,46 +72,65 @@ fn host_len(address: IpAddr) -> u8 {
 }
 
 /// Delete the floating-IP routes to `remove`, then add (or replace) `add`,
-/// in `ns`, over one netlink socket; a route already gone is fine.
+/// in `ns`, over a one-off netlink socket; a route already gone is fine.
 pub fn change_routes(ns: &Netns, remove: &[IpAddr], add: &[FipRoute]) -> Result<(), LabError> {
     if remove.is_empty() && add.is_empty() {
         return Ok(());
     }
-    with_member(ns, |member| async move {
-        for destination in remove {
-            member
-                .remove_route(
-                    *destination,
-                    host_len(*destination),
-                    Some(FIP_ROUTE_PROTOCOL),
-                )
-                .await?;
-        }
-        for route in add {
-            let destination = route.destination;
-            let mut message = match &route.next {
-                RouteNext::Via(via) => Route::via(destination, host_len(destination), *via),
-                RouteNext::Multipath(hops) => {
-                    Route::multipath(destination, host_len(destination), hops.clone())
-                }
-                RouteNext::Device(dev) => {
-                    let index =
-                        member
-                            .link_index(dev)
-                            .await?
-                            .ok_or_else(|| LabError::NoInterface {
-                                lab: lab_of_namespace(ns.name()).unwrap_or_default().to_string(),
-                                member: ns.name().to_string(),
-                                interface: dev.clone(),
-                            })?;
-                    Route::dev(destination, host_len(destination), index)
-                }
-            };
-            message.protocol = Some(FIP_ROUTE_PROTOCOL);
-            member.replace_route(message).await?;
-        }
-        Ok(())
-    })
+    with_member(ns, |member| route_changes(member, remove, add))
+}
+
+/// [`change_routes`] over a socket kept in the member for many updates.
+pub(crate) fn change_routes_kept(
+    kept: &KeptMember,
+    remove: &[IpAddr],
+    add: &[FipRoute],
+) -> Result<(), LabError> {
+    if remove.is_empty() && add.is_empty() {
+        return Ok(());
+    }
+    kept.run(|member| route_changes(member, remove, add))
+}
+
+async fn route_changes(
+    member: Member,
+    remove: &[IpAddr],
+    add: &[FipRoute],
+) -> Result<(), LabError> {
+    for destination in remove {
+        member
+            .remove_route(
+                *destination,
+                host_len(*destination),
+                Some(FIP_ROUTE_PROTOCOL),
+            )
+            .await?;
+    }
+    for route in add {
+        let destination = route.destination;
+        let mut message = match &route.next {
+            RouteNext::Via(via) => Route::via(destination, host_len(destination), *via),
+            RouteNext::Multipath(hops) => {
+                Route::multipath(destination, host_len(destination), hops.clone())
+            }
+            RouteNext::Device(dev) => {
+                let index = member
+                    .link_index(dev)
+                    .await?
+                    .ok_or_else(|| LabError::NoInterface {
+                        lab: lab_of_namespace(member.name())
+                            .unwrap_or_default()
+                            .to_string(),
+                        member: member.name().to_string(),
+                        interface: dev.clone(),
+                    })?;
+                Route::dev(destination, host_len(destination), index)
+            }
+        };
+        message.protocol = Some(FIP_ROUTE_PROTOCOL);
+        member.replace_route(message).await?;
+    }
+    Ok(())
 }
 
 /// Delete floating-IP routes from `ns`; a route already gone is fine.
@@ -119,14 +138,29 @@ pub fn del_routes(ns: &Netns, destinations: &[IpAddr]) -> Result<(), LabError> {
     change_routes(ns, destinations, &[])
 }
 
+/// Routing protocol number BIRD puts on the routes it programs
+/// (`RTPROT_BIRD` in linux/rtnetlink.h; `ip route` shows `proto bird`).
+pub const BIRD_ROUTE_PROTOCOL: u8 = 12;
+
 /// The floating-IP routes `ns` holds (those carrying [`FIP_ROUTE_PROTOCOL`]).
 pub fn list_routes(ns: &Netns) -> Result<Vec<FipRoute>, LabError> {
+    host_routes(ns, FIP_ROUTE_PROTOCOL)
+}
+
+/// The host routes (/32, /128) BIRD programmed in `ns`: the floating IPs it
+/// carries (block routes are shorter).
+pub fn list_bird_host_routes(ns: &Netns) -> Result<Vec<FipRoute>, LabError> {
+    host_routes(ns, BIRD_ROUTE_PROTOCOL)
+}
+
+fn host_routes(ns: &Netns, protocol: u8) -> Result<Vec<FipRoute>, LabError> {
     with_member(ns, |member| async move {
         let names = member.link_names().await?;
         let mut found: Vec<FipRoute> = member
-            .list_routes(FIP_ROUTE_PROTOCOL)
+            .list_routes(protocol)
             .await?
             .into_iter()
+            .filter(|route| route.prefix == host_len(route.destination))
             .filter_map(|route| {
                 let next = match (route.via, route.dev.and_then(|i| names.get(&i))) {
                     _ if route.hops.len() > 1 => RouteNext::Multipath(route.hops),

@@ -106,6 +106,26 @@ fn felix_switch_off_means_no_nat_and_no_routes() {
 }
 
 #[test]
+fn a_node_whose_pod_has_the_floating_ip_as_its_address_keeps_its_workload_route() {
+    // floating-ip-shadows-pod: web on node-a floats db's address on node-b.
+    let state = desired_state(
+        &cluster(vec![
+            pod("db", "node-b", "198.19.0.0", &[]),
+            pod("web", "node-a", "198.19.0.64", &["198.19.0.0"]),
+        ]),
+        &topology(),
+    );
+    let routed = |member: &str| {
+        state.routes[member]
+            .iter()
+            .any(|r| r.destination == ip("198.19.0.0"))
+    };
+    assert!(routed("fabric"));
+    assert!(routed("node-c"));
+    assert!(!routed("node-b"), "BIRD cannot replace db's workload route");
+}
+
+#[test]
 fn unexported_floating_ip_has_only_the_device_route() {
     let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
     cluster.pools = vec![

@@ -405,6 +405,7 @@ impl Lab {
         self.externals.clear();
         // Daemons (BIRD) first: a process inside a namespace keeps it alive.
         let mut errors = super::daemons::stop_lab_daemons(&self.spec.name);
+        errors.extend(super::daemons::stop_strays(&self.record.namespaces));
         errors.extend(remove_namespaces(&self.spec.name, &self.record.namespaces));
         // Anything pinned under the lab's prefix that the record missed.
         for ns in Netns::list_with_prefix(&namespace_prefix(&self.spec.name)) {

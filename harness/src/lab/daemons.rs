@@ -3,13 +3,19 @@
 //! teardown path stops them by those pids, so `down` works from the lab's
 //! name alone, even after the process that started them died.
 
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use super::netns::pin_path;
 use super::registry::run_dir;
+
+/// Process names of the daemons a lab runs (BIRD, one per family).
+const LAB_DAEMONS: [&str; 2] = ["bird", "bird6"];
 
 /// How long a daemon gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
@@ -104,6 +110,52 @@ pub fn stop_lab_daemons(lab: &str) -> Vec<String> {
             if e.kind() != std::io::ErrorKind::NotFound {
                 errors.push(format!("removing {}: {e}", dir.display()));
             }
+        }
+    }
+    errors
+}
+
+/// Stop every BIRD that runs inside one of `namespaces` (found by its
+/// network namespace's inode, not by a pid file), before the namespaces go.
+/// A daemon whose pid file went with its run directory (a test's temporary
+/// one removed while the lab stood, a process killed mid-case and its lab
+/// removed by `down` from elsewhere) would otherwise outlive its lab, since
+/// a process keeps its namespace alive after the pin goes. Only BIRD is
+/// stopped this way: anything else in a namespace is a person's (`exec`).
+pub fn stop_strays(namespaces: &[String]) -> Vec<String> {
+    let inodes: BTreeSet<(u64, u64)> = namespaces
+        .iter()
+        .filter_map(|ns| std::fs::metadata(pin_path(ns)).ok())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return vec!["reading /proc".to_string()];
+    };
+    let mut errors = Vec::new();
+    for entry in processes.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if !LAB_DAEMONS.contains(&comm.trim()) {
+            continue;
+        }
+        let Ok(net) = std::fs::metadata(entry.path().join("ns/net")) else {
+            continue;
+        };
+        if !inodes.contains(&(net.dev(), net.ino())) || !running(Pid::from_raw(pid)) {
+            continue;
+        }
+        tracing::info!(pid, "stopping a BIRD left in the lab without its pid file");
+        if let Err(e) = terminate(Pid::from_raw(pid)) {
+            errors.push(format!("stopping {} {pid}: {e}", comm.trim()));
         }
     }
     errors

@@ -314,6 +314,11 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
             .into_iter()
             .map(RegistryError::Daemon),
     );
+    report.errors.extend(
+        super::daemons::stop_strays(&namespaces)
+            .into_iter()
+            .map(RegistryError::Daemon),
+    );
     for ns in namespaces {
         let existed = super::netns::pin_path(&ns).exists();
         match Netns::delete(&ns) {

@@ -13,6 +13,7 @@ mod replay;
 mod repro;
 mod routing;
 mod send;
+mod settle;
 mod streams;
 
 use std::path::PathBuf;

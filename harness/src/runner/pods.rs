@@ -3,12 +3,12 @@
 //! each ends by handing the endpoints to the control plane, which is where a
 //! floating IP changes pod.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::case::{FloatingIpChange, ScenarioRun};
 use crate::calico::{self, PodRequest, WorkloadEndpoint};
-use crate::control::ClusterState;
+use crate::control::{ClusterState, FipRoute};
 use crate::lab::PodSpec;
 use crate::scenario::{Annotate, CreatePod, SetPhase};
 use crate::traffic::{now_unix_ns, EndpointSpec};
@@ -311,11 +311,17 @@ impl ScenarioRun<'_> {
     /// whose receiving pod changed.
     pub(super) async fn sync_control(&mut self) -> Result<(), String> {
         self.route_felix_endpoints(false).await?;
-        self.sync_nat_and_floating_routes().await?;
-        self.route_felix_endpoints(true).await
+        let expected = self.sync_nat_and_floating_routes().await?;
+        self.route_felix_endpoints(true).await?;
+        // Under BIRD the step ends once BGP carries what it changed, so the
+        // next step's traffic does not race it (see runner/settle.rs).
+        self.wait_routes_settled(&expected)
     }
 
-    async fn sync_nat_and_floating_routes(&mut self) -> Result<(), String> {
+    /// Returns the floating-IP routes the route model gives every member.
+    async fn sync_nat_and_floating_routes(
+        &mut self,
+    ) -> Result<BTreeMap<String, BTreeSet<FipRoute>>, String> {
         let cluster = &self.scenario.cluster;
         let state = ClusterState {
             endpoints: self.felix_endpoints(),
@@ -368,8 +374,12 @@ impl ScenarioRun<'_> {
         let before: Vec<IpAddr> = self.owners.keys().copied().collect();
         self.owners = owners;
         if self.adopting {
-            return Ok(());
+            return Ok(BTreeMap::new());
         }
-        self.wait_withdrawn(&before)
+        self.wait_withdrawn(&before)?;
+        Ok(match self.bird {
+            Some(_) => self.control.model_routes(&state),
+            None => BTreeMap::new(),
+        })
     }
 }

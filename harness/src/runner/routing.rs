@@ -17,7 +17,7 @@ use crate::lab::Lab;
 /// How long BIRD may take to bring every session up, or to carry a new
 /// block to every other member. Sessions need about a second; the rest is
 /// room for a loaded machine.
-const BGP_PATIENCE: Duration = Duration::from_secs(30);
+pub(super) const BGP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Start BIRD in every node and the fabric of `lab` and wait for every
 /// session. Runs blocking work on this worker (the lab's netlink runs on others).

@@ -84,6 +84,14 @@ impl TestLab {
         TestLab { lab, rt }
     }
 
+    /// Tear the lab down now (what dropping it does), with the errors.
+    pub fn teardown(self) -> Result<(), fip_harness::lab::LabError> {
+        let TestLab { lab, rt } = self;
+        let result = lab.teardown();
+        drop(rt);
+        result
+    }
+
     /// Run lab work (an async `Lab` method) to completion.
     pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
         self.rt.block_on(work)

@@ -378,7 +378,8 @@ fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures
     }
     say!(
         "(the whole update adds Felix's conntrack cleanup on both nodes, reported as it is: \
-         each is a dump of the kernel's conntrack hash, which all namespaces share)"
+         on the Felix layouts a dump of the kernel's conntrack hash, which all namespaces share; \
+         on nft-maps deletions by tuple from the node's conntrack events)"
     );
     say!("(the Felix layouts, nftables and iptables, are reported as they are)");
 }

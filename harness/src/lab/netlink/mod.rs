@@ -19,8 +19,8 @@ pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
 pub(crate) use requests::{address as address_message, link_up, proxy_arp, veth};
 pub(crate) use route::Route;
-pub(crate) use socket::with_member;
 pub(crate) use socket::{create_members, NamespaceJob};
+pub(crate) use socket::{with_member, KeptMember};
 
 use futures::StreamExt;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};

@@ -61,7 +61,9 @@ impl Member {
         ] {
             let mut routes = self.nl.route().get(request).execute();
             while let Some(message) = routes.try_next().await.map_err(self.fail("list routes"))? {
-                if message.header.protocol == RouteProtocol::Other(protocol) {
+                // Compared as numbers: the crate decodes well-known numbers
+                // (12, BIRD's) into named variants, never `Other(n)`.
+                if u8::from(message.header.protocol) == protocol {
                     found.extend(Route::from_message(&message));
                 }
             }

@@ -120,3 +120,67 @@ where
         })
     })?
 }
+
+/// A netlink socket inside one namespace kept for many pieces of work (the
+/// control plane's route changes, one per update): the socket, a
+/// single-threaded runtime that drives it while a piece of work runs, and no
+/// thread of its own. Opening one costs a thread that enters the namespace, a
+/// runtime and a socket: more than a route change itself.
+pub(crate) struct KeptMember {
+    runtime: Option<tokio::runtime::Runtime>,
+    member: Member,
+}
+
+impl KeptMember {
+    pub(crate) fn open(ns: &Netns) -> Result<Self, LabError> {
+        let socket_error = |source| LabError::Socket {
+            namespace: ns.name().to_string(),
+            source,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(socket_error)?;
+        let handle = runtime.handle().clone();
+        // The socket is made inside the namespace, and registered with this
+        // runtime's reactor, which then drives it from whichever thread runs
+        // the work.
+        let (connection, nl, _) = ns
+            .run(|| {
+                let _inside = handle.enter();
+                rtnetlink::new_connection()
+            })?
+            .map_err(socket_error)?;
+        runtime.spawn(connection);
+        Ok(Self {
+            runtime: Some(runtime),
+            member: Member {
+                netns: ns.clone(),
+                nl,
+            },
+        })
+    }
+
+    /// Run `work` with the kept socket; one piece of work at a time.
+    pub(crate) fn run<F, Fut, R>(&self, work: F) -> Result<R, LabError>
+    where
+        F: FnOnce(Member) -> Fut,
+        Fut: Future<Output = Result<R, LabError>>,
+    {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("a kept member has its runtime");
+        runtime.block_on(work(self.member.clone()))
+    }
+}
+
+impl Drop for KeptMember {
+    fn drop(&mut self) {
+        // Without blocking: the owner may be dropped inside another runtime,
+        // where a plain drop of a runtime panics.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
