@@ -62,23 +62,23 @@ fn live_namespaces() -> Option<u64> {
 /// background (net/core/net_namespace.c, `cleanup_net`), holding locks that
 /// creating links and namespaces needs: a lab built while an earlier one is
 /// still being freed takes about twice as long. Wait until the count of live
-/// namespaces is at most `goal`, or with none until it stops falling for
-/// three seconds; returns the time waited and whether it got there. (With a
-/// goal there is no such stop: the kernel frees a whole batch of namespaces
-/// at its end, so the count stays flat for a while first.)
+/// namespaces is at most `goal` or stops falling for three seconds (other
+/// work on the machine makes and frees namespaces too); returns the time
+/// waited and whether it got there. With a goal, only after the count has
+/// fallen once: the kernel frees a whole batch of namespaces at its end, so
+/// the count stays flat for a while first.
 fn settle(goal: Option<u64>) -> (Duration, bool) {
     let started = Instant::now();
     let Some(mut last) = live_namespaces() else {
         return (Duration::ZERO, false);
     };
     let mut steady_since = Instant::now();
+    let mut fell = goal.is_none();
     while started.elapsed() < SETTLE_LIMIT {
-        match goal {
-            Some(goal) if last <= goal => return (started.elapsed(), true),
-            None if steady_since.elapsed() >= Duration::from_secs(3) => {
-                return (started.elapsed(), true)
-            }
-            _ => {}
+        if goal.is_some_and(|goal| last <= goal)
+            || (fell && steady_since.elapsed() >= Duration::from_secs(3))
+        {
+            return (started.elapsed(), true);
         }
         // Not often: reading /proc/slabinfo walks every slab with
         // interrupts off, slowing the very clean-up it watches.
@@ -86,6 +86,7 @@ fn settle(goal: Option<u64>) -> (Duration, bool) {
         let now = live_namespaces().unwrap_or(0);
         if now < last {
             steady_since = Instant::now();
+            fell = true;
         }
         last = now;
     }
