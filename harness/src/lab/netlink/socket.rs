@@ -133,31 +133,19 @@ pub(crate) struct KeptMember {
 
 impl KeptMember {
     pub(crate) fn open(ns: &Netns) -> Result<Self, LabError> {
-        let socket_error = |source| LabError::Socket {
-            namespace: ns.name().to_string(),
-            source,
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
-            .map_err(socket_error)?;
-        let handle = runtime.handle().clone();
-        // The socket is made inside the namespace, and registered with this
-        // runtime's reactor, which then drives it from whichever thread runs
-        // the work.
-        let (connection, nl, _) = ns
-            .run(|| {
-                let _inside = handle.enter();
-                rtnetlink::new_connection()
-            })?
-            .map_err(socket_error)?;
-        runtime.spawn(connection);
+            .map_err(|source| LabError::Socket {
+                namespace: ns.name().to_string(),
+                source,
+            })?;
+        // The socket is made inside the namespace and driven by this
+        // runtime, from whichever thread runs the work.
+        let member = Member::open(ns.clone(), runtime.handle())?;
         Ok(Self {
             runtime: Some(runtime),
-            member: Member {
-                netns: ns.clone(),
-                nl,
-            },
+            member,
         })
     }
 
