@@ -1,9 +1,9 @@
 //! Programming the changes into a lab: NAT transactions and routes on every
 //! member concurrently (one thread each), then the conntrack deletions.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::desired::{
@@ -16,6 +16,7 @@ use super::routes::{change_routes_kept, del_routes};
 use super::routes::{FipRoute, RouteNext};
 use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::ConntrackError;
+use crate::dataplane::per_node::PerNode;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
 use crate::lab::netlink::KeptMember;
 use crate::lab::netns::Netns;
@@ -94,7 +95,7 @@ pub struct ControlPlane {
     memory: Option<Memory>,
     /// A netlink socket per member whose routes an update changed, kept for
     /// the next updates (taken out while in use).
-    route_sockets: Mutex<HashMap<String, KeptMember>>,
+    route_sockets: PerNode<KeptMember>,
 }
 
 impl ControlPlane {
@@ -112,7 +113,7 @@ impl ControlPlane {
             routing: RoutingMode::Model,
             current: DesiredState::default(),
             memory: None,
-            route_sockets: Mutex::new(HashMap::new()),
+            route_sockets: PerNode::default(),
         }
     }
 
@@ -255,7 +256,7 @@ impl ControlPlane {
 
     /// Remove the NAT and floating-IP routes from every member.
     pub fn teardown(&mut self) -> Result<(), ControlError> {
-        self.route_sockets.lock().expect("route sockets").clear();
+        self.route_sockets.forget_all();
         let mut errors = Vec::new();
         for node in self.lab.nodes() {
             match self.lab.netns(&node) {
@@ -299,21 +300,13 @@ impl ControlPlane {
         }
         tracing::debug!(member, nat = ?started.elapsed(), "member NAT applied");
         if let Some(change) = routes {
-            let taken = self
-                .route_sockets
-                .lock()
-                .expect("route sockets")
-                .remove(member);
-            let kept = match taken {
+            let kept = match self.route_sockets.take(&ns) {
                 Some(kept) => kept,
                 None => KeptMember::open(&ns)?,
             };
             // A socket that failed is dropped; the next update opens anew.
             change_routes_kept(&kept, &change.remove, &change.add)?;
-            self.route_sockets
-                .lock()
-                .expect("route sockets")
-                .insert(member.to_string(), kept);
+            self.route_sockets.put(&ns, kept);
         }
         Ok(())
     }

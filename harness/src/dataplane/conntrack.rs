@@ -308,14 +308,9 @@ impl Conntrack {
         Ok(entries)
     }
 
-    /// Delete one entry, addressed by its original tuple. An entry that has gone
-    /// meanwhile is not an error.
-    pub fn delete(&mut self, entry: &ConntrackEntry) -> Result<(), ConntrackError> {
-        self.delete_existing(entry).map(|_| ())
-    }
-
-    /// [`Self::delete`], telling whether the entry was still there.
-    pub fn delete_existing(&mut self, entry: &ConntrackEntry) -> Result<bool, ConntrackError> {
+    /// Delete one entry, addressed by its original tuple; tells whether it
+    /// was still there (an entry gone meanwhile is not an error).
+    pub fn delete(&mut self, entry: &ConntrackEntry) -> Result<bool, ConntrackError> {
         let family = if entry.orig_src.is_ipv4() {
             NetfilterProtoFamily::IPv4
         } else {

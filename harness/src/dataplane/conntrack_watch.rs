@@ -96,7 +96,7 @@ impl ConntrackWatch {
         let mut deleted = 0;
         for id in doomed {
             if let Some(entry) = entries.remove(&id) {
-                if self.requests.delete_existing(&entry)? {
+                if self.requests.delete(&entry)? {
                     deleted += 1;
                 }
             }

@@ -26,7 +26,7 @@ mod nfnl;
 pub mod nft_maps;
 pub mod nft_maps_netlink;
 pub mod nftables;
-mod per_node;
+pub(crate) mod per_node;
 #[cfg(test)]
 mod test_vectors;
 pub mod topology;

@@ -1,5 +1,5 @@
-//! Something a backend keeps for each node namespace between calls (what it
-//! last applied, an open netlink socket), taken out while in use and put back.
+//! Something kept for each namespace between calls (what a backend last
+//! applied, an open netlink socket), taken out while in use and put back.
 //!
 //! Keyed by the namespace file's device and inode, not its name, so a
 //! namespace deleted and created again under the same name is a new one.
@@ -48,6 +48,11 @@ impl<T> PerNode<T> {
     pub(crate) fn forget(&self, node: &Netns) {
         drop(self.take(node));
     }
+
+    /// Forget everything kept.
+    pub(crate) fn forget_all(&self) {
+        self.kept.lock().expect("per-node lock").clear();
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +70,9 @@ mod tests {
         assert_eq!(kept.take(&node), None, "taking removes");
         kept.put(&node, 3);
         kept.forget(&node);
+        assert_eq!(kept.take(&node), None);
+        kept.put(&node, 4);
+        kept.forget_all();
         assert_eq!(kept.take(&node), None);
     }
 }
