@@ -41,26 +41,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "benchmarks build labs (network namespaces) and need root: `sudo fip-harness bench ...`"
         );
     }
-    raise_open_files_limit();
     match args.what {
         What::Lab(args) => lab::run(args),
         What::Dataplane(args) => dataplane::run(args),
         What::Traffic(args) => traffic::run(args),
         What::Scale(args) => scale::run(args),
         What::Churn(args) => churn::run(args),
-    }
-}
-
-/// A lab holds two descriptors per member (its namespace file and its netlink
-/// socket): 10,000 pods need more than the usual soft limit of 1,024. Raise
-/// the soft limit to the hard one, as Go's runtime does for every program.
-fn raise_open_files_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!("raising the open-files limit from {soft} to {hard}: {e}");
-            }
-        }
     }
 }

@@ -99,6 +99,7 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     init_logging(cli.verbose);
+    raise_open_files_limit();
     if !matches!(
         cli.command,
         Command::Run(_)
@@ -187,6 +188,21 @@ fn load_one_scenario(path: &std::path::Path) -> anyhow::Result<fip_harness::scen
                 eprintln!("{error}");
             }
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
+        }
+    }
+}
+
+/// A lab's teardown holds every namespace it removes open until all the pins
+/// are gone (`Netns::delete_all`): 10,000 pods need more descriptors than the
+/// usual soft limit of 1,024. Raise the soft limit to the hard one, as Go's
+/// runtime (and so Felix) does for every program.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("raising the open-files limit from {soft} to {hard}: {e}");
+            }
         }
     }
 }
