@@ -1,6 +1,7 @@
 //! Pacing a probe run: sends on a ticker or as fast as the window allows, a
 //! window of outstanding probes, and replies and ICMP errors matched to the
-//! probe they answer by the token's sequence number.
+//! probe they answer by the token's sequence number. A free-running probe of
+//! raw packets runs on [`super::inline`] instead, with the same [`Tally`].
 
 use std::time::{Duration, Instant};
 
@@ -36,39 +37,139 @@ pub(crate) struct DriveResult {
     pub sent_at_unix_ns: Vec<u64>,
 }
 
-/// A failed send (no route, buffer refused) still uses its sequence number and
-/// counts as sent and lost, so a broken path cannot spin the sender.
-fn record_send(
-    result: &mut DriveResult,
-    sent_at: &mut Vec<Instant>,
-    answered: &mut Vec<bool>,
-    outstanding: &mut usize,
-    ok: bool,
-) {
-    sent_at.push(Instant::now());
-    answered.push(!ok);
-    result.sent += 1;
-    if ok {
-        *outstanding += 1;
-    } else {
-        result.send_errors += 1;
+/// Probes a run reserves room for at its start.
+const RESERVE_LIMIT: usize = 1 << 20;
+
+/// What a run has sent and what has answered it so far.
+pub(super) struct Tally {
+    pub result: DriveResult,
+    sent_at: Vec<Instant>,
+    answered: Vec<bool>,
+    pub outstanding: usize,
+    /// The last reply or error, or the start: a full window that long without
+    /// one is lost.
+    pub last_progress: Instant,
+    // Monotonic send times are turned into wall-clock ones once, after the
+    // run, so the send path stays one push of an Instant.
+    base_instant: Instant,
+    base_unix_ns: u64,
+}
+
+impl Tally {
+    /// For a run of `count` probes, if known: room for all of them up front
+    /// (up to a bound), so the records never move while the run goes.
+    pub fn new(count: Option<u32>) -> Self {
+        let room = count.map_or(0, |c| (c as usize).min(RESERVE_LIMIT));
+        Self {
+            result: DriveResult {
+                replies: Vec::with_capacity(room),
+                ..DriveResult::default()
+            },
+            sent_at: Vec::with_capacity(room),
+            answered: Vec::with_capacity(room),
+            outstanding: 0,
+            last_progress: Instant::now(),
+            base_instant: Instant::now(),
+            base_unix_ns: now_unix_ns(),
+        }
+    }
+
+    /// The sequence number of the next send, or None once `pace` has sent all.
+    pub fn next_seq(&self, pace: &Pace) -> Option<u32> {
+        pace.count
+            .is_none_or(|c| self.result.sent < c)
+            .then_some(self.result.sent)
+    }
+
+    /// A failed send (no route, buffer refused) still uses its sequence number
+    /// and counts as sent and lost, so a broken path cannot spin the sender.
+    pub fn record_send(&mut self, ok: bool) {
+        self.sent_at.push(Instant::now());
+        self.answered.push(!ok);
+        self.result.sent += 1;
+        if ok {
+            self.outstanding += 1;
+        } else {
+            self.result.send_errors += 1;
+        }
+    }
+
+    /// A full window with no reply for the timeout: those are lost.
+    pub fn give_up_window(&mut self) {
+        self.outstanding = 0;
+        self.last_progress = Instant::now();
+    }
+
+    /// Match what came back to the probes it answers.
+    pub fn apply(&mut self, transport: &Transport, events: &mut Vec<Event>) {
+        for event in events.drain(..) {
+            match event {
+                Event::Reply { token, src } => {
+                    let seq = token.seq as usize;
+                    let Some(at) = self.sent_at.get(seq) else {
+                        continue;
+                    };
+                    if self.answered[seq] {
+                        self.result.duplicates += 1;
+                        continue;
+                    }
+                    self.answered[seq] = true;
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                    self.last_progress = Instant::now();
+                    self.result.replies.push(ReplyObservation {
+                        receiver: transport.ctx.sender.clone(),
+                        protocol: transport.ctx.protocol,
+                        src,
+                        token,
+                        rtt_ns: at.elapsed().as_nanos() as u64,
+                        at_unix_ns: now_unix_ns(),
+                    });
+                }
+                Event::IcmpError(error) => {
+                    // An error answers its probe: do not wait for a reply too.
+                    if let Some(seq) = error.token.map(|t| t.seq as usize) {
+                        if self.answered.get(seq) == Some(&false) {
+                            self.answered[seq] = true;
+                            self.outstanding = self.outstanding.saturating_sub(1);
+                            self.last_progress = Instant::now();
+                        }
+                    }
+                    self.result.icmp_errors.push(error);
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> DriveResult {
+        self.result.sent_at_unix_ns = self
+            .sent_at
+            .iter()
+            .map(|at| self.base_unix_ns + at.duration_since(self.base_instant).as_nanos() as u64)
+            .collect();
+        self.result
     }
 }
 
 pub(crate) async fn drive(
     transport: &mut Transport,
     pace: Pace,
+    stop: Option<watch::Receiver<bool>>,
+) -> DriveResult {
+    if stop.is_none() && pace.interval.is_zero() && pace.count.is_some() {
+        if let Some(result) = super::inline::drive(transport, &pace).await {
+            return result;
+        }
+    }
+    drive_async(transport, pace, stop).await
+}
+
+async fn drive_async(
+    transport: &mut Transport,
+    pace: Pace,
     mut stop: Option<watch::Receiver<bool>>,
 ) -> DriveResult {
-    let mut result = DriveResult::default();
-    let mut sent_at: Vec<Instant> = Vec::new();
-    // Monotonic send times are turned into wall-clock ones once, after the
-    // run, so the send path stays one push of an Instant.
-    let (base_instant, base_unix_ns) = (Instant::now(), now_unix_ns());
-    let mut answered: Vec<bool> = Vec::new();
-    let mut outstanding = 0usize;
+    let mut tally = Tally::new(pace.count);
     let mut stopping = false;
-    let mut last_progress = tokio::time::Instant::now();
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut ticker = (!pace.interval.is_zero()).then(|| {
         let mut t = tokio::time::interval(pace.interval);
@@ -78,28 +179,22 @@ pub(crate) async fn drive(
     let window = pace.window.max(1);
     let mut events = Vec::new();
     loop {
-        let more = !stopping && pace.count.is_none_or(|c| result.sent < c);
+        let next = tally.next_seq(&pace).filter(|_| !stopping);
+        let more = next.is_some();
         if !more && drain_deadline.is_none() {
             drain_deadline = Some(tokio::time::Instant::now() + pace.timeout);
         }
-        if !more && outstanding == 0 {
+        if !more && tally.outstanding == 0 {
             break;
         }
-        let window_open = outstanding < window;
+        let window_open = tally.outstanding < window;
         // Free-running: fill the window before waiting for replies.
-        if more && window_open && ticker.is_none() {
-            let seq = result.sent;
+        if let (Some(seq), true, None) = (next, window_open, &ticker) {
             let ok = transport.send(seq).await.is_ok();
-            record_send(
-                &mut result,
-                &mut sent_at,
-                &mut answered,
-                &mut outstanding,
-                ok,
-            );
+            tally.record_send(ok);
             continue;
         }
-        let stalled_at = last_progress + pace.timeout;
+        let stalled_at = tokio::time::Instant::from_std(tally.last_progress) + pace.timeout;
         tokio::select! {
             biased;
             // Stop first: on a busy machine the ticker runs behind and bursts
@@ -113,61 +208,21 @@ pub(crate) async fn drive(
             incoming = transport.recv() => {
                 match incoming {
                     Ok(incoming) => transport.process(incoming, &mut events),
-                    Err(_) => { stopping = true; outstanding = 0; }
+                    Err(_) => { stopping = true; tally.outstanding = 0; }
                 }
-                for event in events.drain(..) {
-                    match event {
-                        Event::Reply { token, src } => {
-                            let seq = token.seq as usize;
-                            let Some(at) = sent_at.get(seq) else { continue };
-                            if answered[seq] {
-                                result.duplicates += 1;
-                                continue;
-                            }
-                            answered[seq] = true;
-                            outstanding = outstanding.saturating_sub(1);
-                            last_progress = tokio::time::Instant::now();
-                            result.replies.push(ReplyObservation {
-                                receiver: transport.ctx.sender.clone(),
-                                protocol: transport.ctx.protocol,
-                                src,
-                                token,
-                                rtt_ns: at.elapsed().as_nanos() as u64,
-                                at_unix_ns: now_unix_ns(),
-                            });
-                        }
-                        Event::IcmpError(error) => {
-                            // An error answers its probe: do not wait for a reply too.
-                            if let Some(seq) = error.token.map(|t| t.seq as usize) {
-                                if answered.get(seq) == Some(&false) {
-                                    answered[seq] = true;
-                                    outstanding = outstanding.saturating_sub(1);
-                                    last_progress = tokio::time::Instant::now();
-                                }
-                            }
-                            result.icmp_errors.push(error);
-                        }
-                    }
-                }
+                tally.apply(transport, &mut events);
             }
             _ = async { ticker.as_mut().unwrap().tick().await }, if more && window_open && ticker.is_some() => {
-                let seq = result.sent;
-                let ok = transport.send(seq).await.is_ok();
-                record_send(&mut result, &mut sent_at, &mut answered, &mut outstanding, ok);
+                let ok = transport.send(tally.result.sent).await.is_ok();
+                tally.record_send(ok);
             }
             _ = tokio::time::sleep_until(stalled_at), if more && !window_open => {
-                // A full window with no reply for the timeout: those are lost.
-                outstanding = 0;
-                last_progress = tokio::time::Instant::now();
+                tally.give_up_window();
             }
             _ = tokio::time::sleep_until(drain_deadline.unwrap_or_else(tokio::time::Instant::now)), if drain_deadline.is_some() => {
                 break;
             }
         }
     }
-    result.sent_at_unix_ns = sent_at
-        .iter()
-        .map(|at| base_unix_ns + at.duration_since(base_instant).as_nanos() as u64)
-        .collect();
-    result
+    tally.finish()
 }

@@ -6,9 +6,10 @@
 //! seen anywhere (reply at the sender, capture at a pod) is attributed.
 //!
 //! `engine` holds a lab's endpoints, probe runs and streams; `probe` is one
-//! sender's transport per protocol and `drive` its pacing; `sctp_client` and
-//! `sctp_server` are the two ends of an SCTP association; `responder` starts a
-//! pod's echo servers; `capture` reads an interface; `sock` opens sockets in a
+//! sender's transport per protocol and `drive` its pacing (`inline` drives a
+//! free-running ICMP or GRE probe off the runtime, as ping drives its own);
+//! `sctp_client` and `sctp_server` are the two ends of an SCTP association;
+//! `responder` starts a pod's echo servers; `capture` reads an interface; `sock` opens sockets in a
 //! namespace. Every packet is read and built with [`crate::wire`].
 //!
 //! ```text
@@ -21,6 +22,7 @@
 mod capture;
 mod drive;
 mod engine;
+mod inline;
 mod observation;
 mod probe;
 mod responder;

@@ -4,6 +4,7 @@
 //! association [`super::sctp_client`]'s.
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use socket2::Domain;
@@ -81,6 +82,15 @@ enum Main {
     Raw(AsyncSock),
     Udp(tokio::net::UdpSocket),
     Tcp(tokio::net::TcpStream),
+    /// Out of the runtime, with [`super::inline`] for a run.
+    Lent,
+}
+
+/// A raw transport's sockets out of the runtime ([`Transport::lend_raw`]).
+pub(super) struct LentSockets {
+    pub main: OwnedFd,
+    /// The ICMP error watch (GRE), none where the main socket is ICMP's.
+    pub icmp: Option<OwnedFd>,
 }
 
 /// What one wake-up of the transport delivered.
@@ -126,6 +136,14 @@ fn open_raw(
         what,
     )?;
     AsyncSock::new(socket).map_err(sock_err(ns, what))
+}
+
+/// A transport whose sockets are out of the runtime, or were not given back.
+fn lent() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "the probe's sockets are not with the runtime",
+    )
 }
 
 /// The unspecified address of a family, with `port`.
@@ -235,27 +253,71 @@ impl Transport {
                 .send_to(bytes, SocketAddr::new(self.ctx.to, 0))
                 .await
                 .map(drop),
+            Main::Lent => Err(lent()),
             _ => unreachable!("raw send on a non-raw transport"),
         }
     }
 
-    pub async fn send(&mut self, seq: u32) -> std::io::Result<()> {
+    /// The probe's packet `seq` for a raw socket: ICMP echo and GRE (SCTP
+    /// DATA belongs to an association, [`Transport::send`]).
+    pub(super) fn raw_packet(&self, seq: u32) -> Option<Vec<u8>> {
         let payload = self.ctx.payload(seq);
         match self.ctx.protocol {
-            Protocol::Icmp => {
-                let packet =
-                    icmp::echo_request(self.v6(), self.ctx.probe as u16, seq as u16, &payload);
-                self.send_raw(&packet).await
-            }
-            Protocol::Gre => {
-                let header = gre::Repr {
+            Protocol::Icmp => Some(icmp::echo_request(
+                self.v6(),
+                self.ctx.probe as u16,
+                seq as u16,
+                &payload,
+            )),
+            Protocol::Gre => Some(
+                gre::Repr {
                     checksum: true,
                     key: Some(self.ctx.probe),
                     sequence: Some(seq),
                     protocol: gre::PROTOCOL_HARNESS_ECHO,
-                };
-                self.send_raw(&header.to_bytes(&payload)).await
-            }
+                }
+                .to_bytes(&payload),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Take an ICMP or GRE transport's sockets out of the runtime (see
+    /// [`super::inline`]); None for other protocols.
+    pub(super) fn lend_raw(&mut self) -> Option<LentSockets> {
+        if !matches!(self.ctx.protocol, Protocol::Icmp | Protocol::Gre)
+            || !matches!(self.main, Main::Raw(_))
+        {
+            return None;
+        }
+        let Main::Raw(main) = std::mem::replace(&mut self.main, Main::Lent) else {
+            unreachable!("checked above")
+        };
+        Some(LentSockets {
+            main: main.into_fd(),
+            icmp: self.icmp.take().map(AsyncSock::into_fd),
+        })
+    }
+
+    /// Give the sockets back to the runtime.
+    pub(super) fn restore(&mut self, lent: LentSockets) -> std::io::Result<()> {
+        self.main = Main::Raw(AsyncSock::new(lent.main)?);
+        self.icmp = lent.icmp.map(AsyncSock::new).transpose()?;
+        Ok(())
+    }
+
+    /// Whether a datagram of the main socket is ICMP (an echo reply or error).
+    pub(super) fn main_is_icmp(&self) -> bool {
+        self.ctx.protocol == Protocol::Icmp
+    }
+
+    pub async fn send(&mut self, seq: u32) -> std::io::Result<()> {
+        if let Some(packet) = self.raw_packet(seq) {
+            return self.send_raw(&packet).await;
+        }
+        let payload = self.ctx.payload(seq);
+        match self.ctx.protocol {
+            Protocol::Icmp | Protocol::Gre => unreachable!("raw packets above"),
             Protocol::Sctp => self.sctp_send(&payload).await,
             Protocol::Udp => match &self.main {
                 Main::Udp(udp) => udp
@@ -290,6 +352,7 @@ impl Transport {
                     let (n, from) = udp.recv_from(buf).await?;
                     Ok(vec![(buf[..n].to_vec(), Some(from.ip()))])
                 }
+                Main::Lent => Err(lent()),
                 Main::Tcp(stream) => loop {
                     stream.readable().await?;
                     match stream.try_read(buf) {
@@ -342,110 +405,126 @@ impl Transport {
 
     /// Turn what arrived into events; SCTP control chunks update the association.
     pub(super) fn process(&mut self, incoming: Vec<Incoming>, events: &mut Vec<Event>) {
-        let v6 = self.v6();
         for item in incoming {
             match item {
-                Incoming::Icmp { data, from } => {
-                    let Some((src, icmp)) = strip_ip(v6, &data) else {
-                        continue;
-                    };
-                    let Some(src) = src.or(from) else { continue };
-                    match icmp::parse(v6, icmp) {
-                        Some(icmp::Message::EchoReply { ident, payload, .. })
-                            if self.ctx.protocol == Protocol::Icmp =>
-                        {
-                            if ident != self.ctx.probe as u16 {
-                                continue;
-                            }
-                            if let Some(token) = Token::parse(payload).filter(|t| self.ctx.ours(t))
-                            {
-                                events.push(Event::Reply { token, src });
-                            }
-                        }
-                        Some(icmp::Message::Error {
-                            icmp_type,
-                            code,
-                            quoted,
-                        }) => {
-                            let Some(inner) = ip::quoted(quoted) else {
-                                continue;
-                            };
-                            let token =
-                                Token::find_first(inner.payload).filter(|t| self.ctx.ours(t));
-                            let ours = token.is_some()
-                                || (inner.protocol == self.ctx.protocol.ip_protocol(v6)
-                                    && token.is_none()
-                                    && inner.dst == self.ctx.to);
-                            if ours {
-                                events.push(Event::IcmpError(IcmpErrorObservation {
-                                    receiver: self.ctx.sender.clone(),
-                                    reporter: src,
-                                    icmp_type,
-                                    icmp_code: code,
-                                    quoted_src: inner.src,
-                                    quoted_dst: inner.dst,
-                                    quoted_protocol: inner.protocol,
-                                    token,
-                                    at_unix_ns: now_unix_ns(),
-                                }));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                Incoming::Main { data, from } => match self.ctx.protocol {
-                    Protocol::Gre => {
-                        let Some((src, gre)) = strip_ip(v6, &data) else {
-                            continue;
-                        };
-                        let Some(src) = src.or(from) else { continue };
-                        let Some((header, payload)) = parse_gre(gre) else {
-                            continue;
-                        };
-                        if header.protocol != gre::PROTOCOL_HARNESS_ECHO_REPLY {
-                            continue;
-                        }
-                        if let Some(token) = Token::parse(payload).filter(|t| self.ctx.ours(t)) {
-                            events.push(Event::Reply { token, src });
-                        }
-                    }
-                    Protocol::Sctp => {
-                        let Some((src, sctp)) = strip_ip(v6, &data) else {
-                            continue;
-                        };
-                        let Some(src) = src.or(from) else { continue };
-                        let Ok(packet) = sctp::Repr::parse_bytes(sctp, ChecksumPolicy::Verify)
-                        else {
-                            continue;
-                        };
-                        let (port, ctx) = (self.ctx.port, &self.ctx);
-                        if let Some(client) = self.sctp.as_mut() {
-                            client.receive(src, port, &packet, |t| ctx.ours(t), events);
-                        }
-                    }
-                    Protocol::Udp => {
-                        if let (Some(token), Some(src)) =
-                            (Token::parse(&data).filter(|t| self.ctx.ours(t)), from)
-                        {
-                            events.push(Event::Reply { token, src });
-                        }
-                    }
-                    Protocol::Tcp => {
-                        self.tcp_pending.extend_from_slice(&data);
-                        let Some(src) = from else { continue };
-                        let whole = self.tcp_pending.len() / self.ctx.payload_len.max(TOKEN_LEN)
-                            * self.ctx.payload_len.max(TOKEN_LEN);
-                        let complete: Vec<u8> = self.tcp_pending.drain(..whole).collect();
-                        for token in Token::find_all(&complete)
-                            .into_iter()
-                            .filter(|t| self.ctx.ours(t))
-                        {
-                            events.push(Event::Reply { token, src });
-                        }
-                    }
-                    Protocol::Icmp => {}
-                },
+                Incoming::Icmp { data, from } => self.process_icmp(&data, from, events),
+                Incoming::Main { data, from } => self.process_main(&data, from, events),
             }
+        }
+    }
+
+    /// An ICMP datagram: an echo reply (ICMP probes) or an error about a probe.
+    pub(super) fn process_icmp(
+        &mut self,
+        data: &[u8],
+        from: Option<IpAddr>,
+        events: &mut Vec<Event>,
+    ) {
+        let v6 = self.v6();
+        let Some((src, icmp)) = strip_ip(v6, data) else {
+            return;
+        };
+        let Some(src) = src.or(from) else { return };
+        match icmp::parse(v6, icmp) {
+            Some(icmp::Message::EchoReply { ident, payload, .. })
+                if self.ctx.protocol == Protocol::Icmp =>
+            {
+                if ident != self.ctx.probe as u16 {
+                    return;
+                }
+                if let Some(token) = Token::parse(payload).filter(|t| self.ctx.ours(t)) {
+                    events.push(Event::Reply { token, src });
+                }
+            }
+            Some(icmp::Message::Error {
+                icmp_type,
+                code,
+                quoted,
+            }) => {
+                let Some(inner) = ip::quoted(quoted) else {
+                    return;
+                };
+                let token = Token::find_first(inner.payload).filter(|t| self.ctx.ours(t));
+                let ours = token.is_some()
+                    || (inner.protocol == self.ctx.protocol.ip_protocol(v6)
+                        && token.is_none()
+                        && inner.dst == self.ctx.to);
+                if ours {
+                    events.push(Event::IcmpError(IcmpErrorObservation {
+                        receiver: self.ctx.sender.clone(),
+                        reporter: src,
+                        icmp_type,
+                        icmp_code: code,
+                        quoted_src: inner.src,
+                        quoted_dst: inner.dst,
+                        quoted_protocol: inner.protocol,
+                        token,
+                        at_unix_ns: now_unix_ns(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A datagram of the main socket of a protocol other than ICMP.
+    pub(super) fn process_main(
+        &mut self,
+        data: &[u8],
+        from: Option<IpAddr>,
+        events: &mut Vec<Event>,
+    ) {
+        let v6 = self.v6();
+        match self.ctx.protocol {
+            Protocol::Gre => {
+                let Some((src, gre)) = strip_ip(v6, data) else {
+                    return;
+                };
+                let Some(src) = src.or(from) else { return };
+                let Some((header, payload)) = parse_gre(gre) else {
+                    return;
+                };
+                if header.protocol != gre::PROTOCOL_HARNESS_ECHO_REPLY {
+                    return;
+                }
+                if let Some(token) = Token::parse(payload).filter(|t| self.ctx.ours(t)) {
+                    events.push(Event::Reply { token, src });
+                }
+            }
+            Protocol::Sctp => {
+                let Some((src, sctp)) = strip_ip(v6, data) else {
+                    return;
+                };
+                let Some(src) = src.or(from) else { return };
+                let Ok(packet) = sctp::Repr::parse_bytes(sctp, ChecksumPolicy::Verify) else {
+                    return;
+                };
+                let (port, ctx) = (self.ctx.port, &self.ctx);
+                if let Some(client) = self.sctp.as_mut() {
+                    client.receive(src, port, &packet, |t| ctx.ours(t), events);
+                }
+            }
+            Protocol::Udp => {
+                if let (Some(token), Some(src)) =
+                    (Token::parse(data).filter(|t| self.ctx.ours(t)), from)
+                {
+                    events.push(Event::Reply { token, src });
+                }
+            }
+            Protocol::Tcp => {
+                self.tcp_pending.extend_from_slice(data);
+                let Some(src) = from else { return };
+                let whole = self.tcp_pending.len() / self.ctx.payload_len.max(TOKEN_LEN)
+                    * self.ctx.payload_len.max(TOKEN_LEN);
+                let complete: Vec<u8> = self.tcp_pending.drain(..whole).collect();
+                for token in Token::find_all(&complete)
+                    .into_iter()
+                    .filter(|t| self.ctx.ours(t))
+                {
+                    events.push(Event::Reply { token, src });
+                }
+            }
+            Protocol::Icmp => {}
         }
     }
 

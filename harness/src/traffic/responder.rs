@@ -164,6 +164,11 @@ async fn serve_gre(sock: AsyncSock, v6: bool) {
         for (reply, to) in replies {
             let _ = sock.send_to(&reply, SocketAddr::new(to, 0)).await;
         }
+        // Let the pod's capture read what these replies (and the requests)
+        // queued: under a free-running probe this loop always has work, and
+        // tokio's budget would let it run thousands of packets before the
+        // capture's turn, past its socket's buffer.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -237,6 +237,8 @@ pub(super) async fn serve_sctp(sock: AsyncSock, v6: bool, seed: Option<Seed>) {
         for (reply, to) in replies {
             let _ = sock.send_to(&reply, SocketAddr::new(to, 0)).await;
         }
+        // The pod's capture's turn (see `responder::serve_gre`).
+        tokio::task::yield_now().await;
     }
 }
 

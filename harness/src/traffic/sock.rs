@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::sys::socket::{self as nix_socket, sockopt, MsgFlags, SockaddrStorage};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::lab::netns::Netns;
 
@@ -65,6 +66,9 @@ pub(crate) fn stream_socket(addr: IpAddr) -> io::Result<Socket> {
     Socket::new(domain_of(addr), Type::STREAM.nonblocking(), None)
 }
 
+/// How long a send waits before trying a full send buffer again.
+const SEND_BUFFER_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// A datagram-style socket (raw IP or AF_PACKET) driven by the tokio reactor.
 pub(crate) struct AsyncSock {
     fd: AsyncFd<OwnedFd>,
@@ -108,24 +112,36 @@ impl AsyncSock {
         // it cannot check I/O safety of an arbitrary AsRawFd. Here the AsyncFd
         // owns the OwnedFd, so the descriptor stays open and refers to the same
         // socket until the AsyncFd is dropped, which is what it requires.
-        let fd = unsafe { AsyncFd::register(socket.into()) }.map_err(io::Error::from)?;
+        // Readable only: a socket registered for writability too is woken on
+        // every datagram it sends, once the kernel frees the buffer
+        // (net/core/sock.c, `sock_wfree` -> `sock_def_write_space_wfree`),
+        // and that wakes an idle runtime worker out of epoll_wait, on another
+        // core, for each probe. Sends wait out a full buffer another way
+        // ([`AsyncSock::send_to`]).
+        let fd = unsafe { AsyncFd::register_with_interest(socket.into(), Interest::READABLE) }
+            .map_err(io::Error::from)?;
         Ok(Self { fd })
     }
 
+    /// The socket, out of the runtime (its epoll registration removed).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd.into_inner()
+    }
+
     fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let addr = SockaddrStorage::from(to);
-        nix_socket::sendto(self.fd.as_raw_fd(), buf, &addr, MsgFlags::empty())
-            .map_err(io::Error::from)
+        send_datagram(self.fd.get_ref(), buf, to)
     }
 
     pub async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         loop {
             match self.try_send_to(buf, to) {
+                // A full send buffer (the socket is not registered for
+                // writability, see [`AsyncSock::new`]): datagrams leave the
+                // buffer as soon as the next hop takes them, so wait a moment.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut guard = self.fd.writable().await?;
-                    guard.clear_ready();
+                    tokio::time::sleep(SEND_BUFFER_WAIT).await;
                 }
-                // A full socket buffer under a benchmark burst: let the peer drain.
+                // A full queue under a benchmark burst: let the peer drain.
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     tokio::task::yield_now().await;
                 }
@@ -144,28 +160,14 @@ impl AsyncSock {
 
     /// One datagram, cut to `buf`'s length if longer.
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Source)> {
-        let mut iov = [io::IoSliceMut::new(buf)];
-        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
-        let message = nix_socket::recvmsg::<SockaddrStorage>(
-            self.fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut control),
-            MsgFlags::empty(),
-        )?;
-        let kernel_ns = message.cmsgs().ok().and_then(|mut cmsgs| {
-            cmsgs.find_map(|cmsg| match cmsg {
-                nix_socket::ControlMessageOwned::ScmTimestampns(at) => {
-                    Some(at.tv_sec() as u64 * 1_000_000_000 + at.tv_nsec() as u64)
-                }
-                _ => None,
-            })
-        });
-        let (n, addr) = (message.bytes, message.address);
-        Ok((n.min(iov[0].len()), Source { addr, kernel_ns }))
+        recv_datagram(self.fd.get_ref(), buf)
     }
 
     /// Wait until readable, then drain up to `max` datagrams into `on_packet`.
-    /// Cancel-safe: nothing is read before the await completes.
+    /// Cancel-safe: nothing is read before the await completes. Reading only
+    /// after the runtime says so keeps a busy socket's task within tokio's
+    /// cooperative budget, so tasks sharing its worker (a pod's capture
+    /// beside its responder) are not starved.
     pub async fn recv_batch(
         &self,
         buf: &mut [u8],
@@ -193,6 +195,35 @@ impl AsyncSock {
             }
         }
     }
+}
+
+/// Send one datagram on a non-blocking socket.
+pub(crate) fn send_datagram(fd: &OwnedFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+    let addr = SockaddrStorage::from(to);
+    nix_socket::sendto(fd.as_raw_fd(), buf, &addr, MsgFlags::empty()).map_err(io::Error::from)
+}
+
+/// Receive one datagram from a non-blocking socket, cut to `buf`'s length if
+/// longer, with who sent it and (when asked) when the kernel took it in.
+pub(crate) fn recv_datagram(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Source)> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let message = nix_socket::recvmsg::<SockaddrStorage>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )?;
+    let kernel_ns = message.cmsgs().ok().and_then(|mut cmsgs| {
+        cmsgs.find_map(|cmsg| match cmsg {
+            nix_socket::ControlMessageOwned::ScmTimestampns(at) => {
+                Some(at.tv_sec() as u64 * 1_000_000_000 + at.tv_nsec() as u64)
+            }
+            _ => None,
+        })
+    });
+    let (n, addr) = (message.bytes, message.address);
+    Ok((n.min(iov[0].len()), Source { addr, kernel_ns }))
 }
 
 /// Interface index of `name` inside `ns`.
