@@ -1,8 +1,8 @@
 //! Root tests: free-running probes (no interval, a window in flight), which
 //! ICMP and GRE send off the runtime the way `ping -f -l` does
 //! (`traffic/inline.rs`, batched sends). Every probe must still be answered,
-//! attributed and seen at the pod once, and ICMP errors about them must still
-//! be read from their own socket.
+//! attributed and seen at the pod once (ICMP errors about free-running probes:
+//! `traffic_fip.rs`, `unreachable_from_a_router_is_attributed_to_the_probe`).
 
 mod common;
 
@@ -11,29 +11,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::traffic::{FipLab, FLOATING_V4, FLOATING_V6, POD_V4, POD_V6};
-use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
+use fip_harness::traffic::{ProbeSpec, Protocol, TrafficEngine};
 use rstest::rstest;
 
 const COUNT: u32 = 3000;
 
 async fn setup(test: &str) -> (FipLab, TrafficEngine) {
-    let name = common::lab_name(&format!("fr{test}"));
-    let bed = FipLab::build(&name).await;
-    let engine = TrafficEngine::new(&name);
-    engine
-        .add_endpoint(EndpointSpec::pod(
-            "pod",
-            bed.netns("pod"),
-            vec![IpAddr::V4(POD_V4), IpAddr::V6(POD_V6)],
-            "eth0",
-        ))
-        .await
-        .expect("pod endpoint");
-    engine
-        .add_endpoint(EndpointSpec::external("client", bed.netns("client")))
-        .await
-        .expect("client endpoint");
-    (bed, engine)
+    FipLab::with_engine(&common::lab_name(&format!("fr{test}"))).await
 }
 
 fn free_running(to: IpAddr, protocol: Protocol, count: u32) -> ProbeSpec {
@@ -98,35 +82,4 @@ async fn every_free_running_probe_is_answered_once_and_seen_at_the_pod(
     paced.step = 2;
     let again = engine.probe(paced).await.expect("paced probe");
     assert_eq!(again.replies.len(), 3, "{again:#?}");
-}
-
-/// Probes to an unrouted address: within the kernel's burst of ICMP errors a
-/// router sends at once (`icmp_global_allow`: a few, then one a millisecond).
-const ERRORS: u32 = 4;
-
-/// Errors about free-running GRE probes come on the ICMP socket beside the
-/// GRE one: each is attributed, and the run ends once all are answered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn errors_about_free_running_probes_are_each_attributed() {
-    let (_bed, engine) = setup("nr").await;
-    let nowhere: IpAddr = "192.0.2.99".parse().unwrap();
-    let started = std::time::Instant::now();
-    let outcome = engine
-        .probe(free_running(nowhere, Protocol::Gre, ERRORS))
-        .await
-        .expect("probe");
-    assert!(outcome.replies.is_empty());
-    let seqs: BTreeSet<u32> = outcome
-        .icmp_errors
-        .iter()
-        .filter_map(|e| e.token.map(|t| t.seq))
-        .collect();
-    assert_eq!(seqs, (0..ERRORS).collect(), "{:#?}", outcome.icmp_errors);
-    // Answered by errors, nothing was left to wait out the timeout for.
-    let default_timeout = ProbeSpec::new("client", nowhere, Protocol::Gre).timeout;
-    assert!(
-        started.elapsed() < default_timeout,
-        "{:?}",
-        started.elapsed()
-    );
 }

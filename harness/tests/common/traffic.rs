@@ -10,6 +10,7 @@ use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane, LabMemb
 use fip_harness::dataplane::{backend, BackendKind};
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::{Family, Lab, LabSpec, PodSpec};
+use fip_harness::traffic::{EndpointSpec, TrafficEngine};
 
 use super::{floating_ip_pools, node, program, use_test_run_dir};
 
@@ -106,6 +107,27 @@ impl FipLab {
 
     pub fn netns(&self, member: &str) -> Netns {
         self.lab.netns(member).expect("lab member").clone()
+    }
+
+    /// The lab with a traffic engine: `pod` (its IPv4 and IPv6 addresses,
+    /// captured on eth0) and the external `client`.
+    pub async fn with_engine(name: &str) -> (FipLab, TrafficEngine) {
+        let bed = FipLab::build(name).await;
+        let engine = TrafficEngine::new(name);
+        engine
+            .add_endpoint(EndpointSpec::pod(
+                "pod",
+                bed.netns("pod"),
+                vec![IpAddr::V4(POD_V4), IpAddr::V6(POD_V6)],
+                "eth0",
+            ))
+            .await
+            .expect("pod endpoint");
+        engine
+            .add_endpoint(EndpointSpec::external("client", bed.netns("client")))
+            .await
+            .expect("client endpoint");
+        (bed, engine)
     }
 
     /// Make the IPv4 floating IP stateless towards `pod` (untracked, so the
