@@ -84,7 +84,12 @@ impl Tally {
     /// A failed send (no route, buffer refused) still uses its sequence number
     /// and counts as sent and lost, so a broken path cannot spin the sender.
     pub fn record_send(&mut self, ok: bool) {
-        self.sent_at.push(Instant::now());
+        self.record_send_at(ok, Instant::now());
+    }
+
+    /// [`Tally::record_send`] for a datagram that went at `at`.
+    pub fn record_send_at(&mut self, ok: bool, at: Instant) {
+        self.sent_at.push(at);
         self.answered.push(!ok);
         self.result.sent += 1;
         if ok {

@@ -85,7 +85,10 @@ fn run(transport: &mut Transport, lent: &LentSockets, pace: &Pace) -> DriveResul
         }
         let can_send = more && tally.outstanding < window;
         match sent {
-            Sent::QueueFull => std::thread::sleep(QUEUE_FULL_WAIT),
+            Sent::QueueFull => {
+                std::thread::sleep(QUEUE_FULL_WAIT);
+                continue;
+            }
             _ if got || (can_send && matches!(sent, Sent::All)) => continue,
             _ => {}
         }
@@ -133,6 +136,10 @@ fn send_window(
         let slices: Vec<[IoSlice; 1]> = packets.iter().map(|p| [IoSlice::new(p)]).collect();
         let addresses = vec![Some(address); packets.len()];
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(packets.len(), None);
+        // Their send time, taken before the call: it returns only once each
+        // of them has made its round trip, so a time taken after it would
+        // come after their replies.
+        let at = Instant::now();
         let sent = sendmmsg(
             lent.main.as_raw_fd(),
             &mut headers,
@@ -145,7 +152,7 @@ fn send_window(
         match sent {
             Ok(n) => {
                 for _ in 0..n {
-                    tally.record_send(true);
+                    tally.record_send_at(true, at);
                 }
                 // A short count: the next datagram failed; sending it alone
                 // tells why.
