@@ -83,18 +83,17 @@ fn run(transport: &mut Transport, lent: &LentSockets, pace: &Pace) -> DriveResul
                 break;
             }
         }
-        let can_send = more && tally.outstanding < window;
-        match sent {
-            Sent::QueueFull => {
-                std::thread::sleep(QUEUE_FULL_WAIT);
-                continue;
-            }
-            _ if got || (can_send && matches!(sent, Sent::All)) => continue,
-            _ => {}
+        if matches!(sent, Sent::QueueFull) {
+            std::thread::sleep(QUEUE_FULL_WAIT);
+            continue;
         }
-        // Nothing came back and nothing more can go: wait for a datagram (or
-        // room to send), at most until the window counts as lost or the
-        // drain ends.
+        if got {
+            continue;
+        }
+        // Nothing came back and nothing more can go (`send_window` stops only
+        // at a full window, the end of the count or a full buffer): wait for
+        // a datagram (or room to send), at most until the window counts as
+        // lost or the drain ends.
         let until = match drain_deadline {
             Some(deadline) => deadline,
             None => tally.last_progress + pace.timeout,
