@@ -255,16 +255,22 @@ fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] 
     let mut control = ControlPlane::new(lab.members(), backend(BackendKind::Nftables), profile);
     control.update(&cluster(&[FIP], &[])).unwrap();
 
+    // The capture starts before the flow: tshark can take seconds to start on
+    // a loaded machine, and a capture started after the move once missed the
+    // whole flow (ping's own deadline had passed). Before the move the flow
+    // goes to web, so whatever web2 sees came after it. The ping's deadline
+    // is long, only so that a failed test leaves no ping behind for long; it
+    // is killed (by pid) once the capture is read.
+    let web2 = Capture::start(lab.netns("web2"));
     let mut flow = lab
         .netns("client")
         .command(program("ping"))
-        .args(["-i", "0.2", "-w", "4", "-n", FIP])
+        .args(["-i", "0.2", "-w", "60", "-n", FIP])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let applied = control.update(&cluster(&[], &[FIP])).unwrap();
-    let web2 = Capture::start(lab.netns("web2"));
     std::thread::sleep(Duration::from_millis(800));
     let seen_by_web2 = web2.finish();
     let _ = flow.kill();
