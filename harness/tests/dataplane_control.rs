@@ -5,9 +5,10 @@
 mod common;
 
 use std::net::IpAddr;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::capture::EchoCapture;
 use common::{floating_ip_pools, lab_name, node, pod, program, TestLab};
 use fip_harness::calico::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
 use fip_harness::control::list_routes;
@@ -88,7 +89,6 @@ fn ext(lab: &TestLab, family: Family) -> IpAddr {
     lab.lab.external_address("ext", family).unwrap().unwrap()
 }
 
-/// One ping; the address the reply came from, if any.
 /// The source of the first echo reply, trying up to three single probes: on
 /// a loaded machine one probe's second can pass before IPv6 neighbour
 /// discovery (or a first ARP) has finished.
@@ -112,79 +112,6 @@ fn ping_once(from: &Netns, to: &str) -> Option<String> {
     )
 }
 
-/// tshark on a pod's eth0, killed (by pid) when dropped. tshark, not tcpdump:
-/// run as root, Debian's tcpdump drops to the `tcpdump` user, which a user
-/// namespace (ci/test-runner's, for a normal user) cannot switch to.
-struct Capture(Child);
-
-impl Capture {
-    fn start(ns: &Netns) -> Self {
-        use std::io::{BufRead, BufReader};
-        let mut child = ns
-            .command(program("tshark"))
-            .args(["-i", "eth0", "-n", "-l", "-T", "fields"])
-            .args([
-                "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst",
-            ])
-            .args([
-                "-f",
-                "icmp[icmptype] == icmp-echo or icmp6[icmp6type] == icmp6-echo",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // tshark says when it starts capturing; its stderr is read to the end
-        // on a thread of its own (closing it early would end tshark with SIGPIPE).
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (started, wait) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if line.contains("Capturing on") {
-                    let _ = started.send(());
-                }
-            }
-        });
-        let _ = wait.recv();
-        // dumpcap attaches the filter just after that line; tcpdump had the
-        // same half-second allowance before.
-        std::thread::sleep(Duration::from_millis(500));
-        Capture(child)
-    }
-    /// Stop the capture (SIGINT, by pid, so tshark flushes) and return one
-    /// line per echo request, as tcpdump writes them (`SRC > DST: ICMP echo
-    /// request`, `... ICMP6, echo request`).
-    fn finish(mut self) -> String {
-        use std::io::Read;
-        // Let dumpcap hand the last packets to tshark before SIGINT.
-        std::thread::sleep(Duration::from_millis(500));
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let _ = self.0.wait();
-        let mut text = String::new();
-        if let Some(mut out) = self.0.stdout.take() {
-            let _ = out.read_to_string(&mut text);
-        }
-        text.lines()
-            .filter_map(|line| match line.split('\t').collect::<Vec<_>>()[..] {
-                [src, dst, ..] if !src.is_empty() => {
-                    Some(format!("{src} > {dst}: ICMP echo request"))
-                }
-                [_, _, src, dst] => Some(format!("{src} > {dst}: ICMP6, echo request")),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[rstest]
 #[case::nftables(BackendKind::Nftables, "n")]
 #[case::nft_maps(BackendKind::NftMaps, "m")]
@@ -200,7 +127,7 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     let routes = list_routes(lab.netns("fabric")).unwrap();
     assert_eq!(routes.len(), 1, "{routes:?}");
 
-    let capture = Capture::start(lab.netns("web"));
+    let capture = EchoCapture::start(lab.netns("web"));
     assert_eq!(
         ping(lab.netns("ext"), FIP).as_deref(),
         Some(FIP),
@@ -221,7 +148,7 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     // Move to web2 on node-1.
     let applied = control.update(&cluster(&[], &[FIP])).unwrap();
     assert_eq!(applied.changes.nat.len(), 2);
-    let capture = Capture::start(lab.netns("web2"));
+    let capture = EchoCapture::start(lab.netns("web2"));
     assert_eq!(ping(lab.netns("ext"), FIP).as_deref(), Some(FIP));
     assert!(capture
         .finish()
@@ -255,13 +182,10 @@ fn an_established_flow_across_a_move(#[case] profile: ConntrackProfile, #[case] 
     let mut control = ControlPlane::new(lab.members(), backend(BackendKind::Nftables), profile);
     control.update(&cluster(&[FIP], &[])).unwrap();
 
-    // The capture starts before the flow: tshark can take seconds to start on
-    // a loaded machine, and a capture started after the move once missed the
-    // whole flow (ping's own deadline had passed). Before the move the flow
-    // goes to web, so whatever web2 sees came after it. The ping's deadline
-    // is long, only so that a failed test leaves no ping behind for long; it
-    // is killed (by pid) once the capture is read.
-    let web2 = Capture::start(lab.netns("web2"));
+    // Before the move the flow goes to web, so whatever web2 sees came after
+    // it. The ping's deadline is long, only so that a failed test leaves no
+    // ping behind for long; it is killed (by pid) once the capture is read.
+    let web2 = EchoCapture::start(lab.netns("web2"));
     let mut flow = lab
         .netns("client")
         .command(program("ping"))
@@ -361,7 +285,7 @@ fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[
     let mut control = ControlPlane::new(lab.members(), backend(kind), ConntrackProfile::Calico);
     control.update(&cluster(&[FIP6], &[])).unwrap();
 
-    let capture = Capture::start(lab.netns("web"));
+    let capture = EchoCapture::start(lab.netns("web"));
     assert_eq!(
         ping(lab.netns("ext"), FIP6).as_deref(),
         Some(FIP6),
@@ -382,7 +306,7 @@ fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[
     );
 
     control.update(&cluster(&[], &[FIP6])).unwrap();
-    let capture = Capture::start(lab.netns("web2"));
+    let capture = EchoCapture::start(lab.netns("web2"));
     assert_eq!(ping(lab.netns("ext"), FIP6).as_deref(), Some(FIP6));
     assert!(capture
         .finish()
