@@ -195,7 +195,22 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
             ),
             "0"
         );
+        // The rest of Calico's `configureSysctls` for a dual-stack pod.
+        for (setting, value) in [
+            (format!("net.ipv4.conf.{cali_a}.route_localnet"), "1"),
+            (format!("net.ipv4.conf.{cali_a}.forwarding"), "1"),
+            (format!("net.ipv6.conf.{cali_a}.accept_ra"), "0"),
+            (format!("net.ipv6.conf.{cali_a}.accept_dad"), "0"),
+            (format!("net.ipv6.conf.{cali_a}.forwarding"), "1"),
+        ] {
+            assert_eq!(sysctl(&lab, "node-0", &setting), value, "{setting}");
+        }
         assert_eq!(sysctl(&lab, "node-0", "net.ipv4.conf.eth0.proxy_arp"), "0");
+        assert_eq!(
+            sysctl(&lab, "node-0", "net.ipv4.conf.eth0.route_localnet"),
+            "0"
+        );
+        assert_eq!(sysctl(&lab, "node-0", "net.ipv6.conf.eth0.accept_ra"), "1");
         assert_eq!(
             sysctl(&lab, "node-0", "net.ipv4.conf.all.send_redirects"),
             "0"

@@ -3,8 +3,11 @@
 //! `DoWorkloadNetnsSetUp`): from inside the pod's new namespace, make the
 //! veth with its host side straight in the node (`addWorkloadLink`), bring up
 //! the pod's end and give it its addresses and default routes; on the node,
-//! the host side up with proxy ARP and `proxy_delay` 0 (`configureSysctls`)
-//! and a route to each pod address (`SetupRoutes`).
+//! the host side up with `configureSysctls`'s settings (for an IPv4 pod
+//! proxy ARP, `proxy_delay` 0, `route_localnet` and forwarding; for every pod
+//! `accept_ra` 0; the IPv6 ones, no DAD and proxy NDP, come from the node's
+//! defaults, see lab/cluster.rs) and a route to each pod address
+//! (`SetupRoutes`).
 //!
 //! Each thread takes a run of one node's pods: it opens one socket in the
 //! node, then for each pod enters a new namespace, sends all the pod's steps
@@ -24,7 +27,8 @@ use super::cluster::NO_DAD;
 use super::error::LabError;
 use super::fabric::default_of;
 use super::netlink::{
-    address_message, link_up, proxy_arp, veth, Batch, BatchSocket, Create, Route, VethEnd,
+    address_message, link_up, veth, workload_host_side_v4, Batch, BatchSocket, Create, Route,
+    VethEnd,
 };
 use super::netns::{create_pins, write_sysctls_here, Netns, NetnsError};
 use super::spec::PodSpec;
@@ -123,7 +127,7 @@ fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
         }
     }
     // Sysctls are written in the namespace of the writer.
-    if let Err(e) = enter_node().and_then(|()| proxy_delay_zero(node.name(), &wired)) {
+    if let Err(e) = enter_node().and_then(|()| host_side_sysctls(node.name(), &wired)) {
         errors.push(e);
     }
     if let Err(e) = node_socket.send(node_steps) {
@@ -188,14 +192,26 @@ fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
     socket.send(steps)
 }
 
-/// The node's steps for one pod: its interface up with proxy ARP, a route to
-/// each of its addresses.
+/// The node's steps for one pod: its interface up (with the IPv4 settings
+/// when the pod has an IPv4 address, as `configureSysctls` sets them only
+/// then), a route to each of its addresses.
 fn node_side(job: &PodJob, steps: &mut Batch) -> Result<(), LabError> {
-    steps.push(
-        RouteNetlinkMessage::SetLink(proxy_arp(job.host_ifindex, true)),
-        Create::Change,
-        format!("set {} up with proxy ARP", job.spec.interface),
-    );
+    if has_ipv4(job) {
+        steps.push(
+            RouteNetlinkMessage::SetLink(workload_host_side_v4(job.host_ifindex, true)),
+            Create::Change,
+            format!(
+                "set {} up with proxy ARP, route_localnet and forwarding",
+                job.spec.interface
+            ),
+        );
+    } else {
+        steps.push(
+            RouteNetlinkMessage::SetLink(link_up(job.host_ifindex)),
+            Create::Change,
+            format!("set {} up", job.spec.interface),
+        );
+    }
     for address in &job.spec.addresses {
         let route = Route::dev(
             *address,
@@ -221,22 +237,34 @@ fn push_route(steps: &mut Batch, route: &Route, namespace: &str) -> Result<(), L
     Ok(())
 }
 
-/// `proxy_delay` 0 on the pods' host-side interfaces, written under
-/// /proc/sys as Calico's `configureSysctls` does. The other way, one
-/// RTM_SETNEIGHTBL each, costs a walk of every interface's ARP parameters in
-/// every namespace of the machine (net/core/neighbour.c,
-/// `lookup_neigh_parms`), which grows with the lab.
-fn proxy_delay_zero(node: &str, pods: &[&PodJob]) -> Result<(), LabError> {
-    for job in pods {
-        let path = format!(
-            "/proc/sys/net/ipv4/neigh/{}/proxy_delay",
-            job.spec.interface
-        );
-        std::fs::write(&path, "0").map_err(|source| NetnsError::Sysctl {
+fn has_ipv4(job: &PodJob) -> bool {
+    job.spec.addresses.iter().any(|a| a.is_ipv4())
+}
+
+/// The pods' host-side settings that only /proc/sys takes, written as
+/// Calico's `configureSysctls` does: `proxy_delay` 0 for an IPv4 pod, and
+/// `accept_ra` 0 for every pod (the one setting it makes whatever the
+/// families). The other way for `proxy_delay`, one RTM_SETNEIGHTBL each,
+/// costs a walk of every interface's ARP parameters in every namespace of
+/// the machine (net/core/neighbour.c, `lookup_neigh_parms`), which grows with
+/// the lab; IPv6 settings have no netlink way in (`inet6_set_link_af` takes
+/// only the token and the address generation mode).
+fn host_side_sysctls(node: &str, pods: &[&PodJob]) -> Result<(), LabError> {
+    // The path is built from its parts: an interface name may hold a dot.
+    let write = |directory: &str, interface: &str, setting: &str, value: &str| {
+        let path = format!("/proc/sys/{directory}/{interface}/{setting}");
+        std::fs::write(&path, value).map_err(|source| NetnsError::Sysctl {
             name: node.to_string(),
-            key: format!("net.ipv4.neigh.{}.proxy_delay", job.spec.interface),
+            key: format!("{}.{interface}.{setting}", directory.replace('/', ".")),
             source,
-        })?;
+        })
+    };
+    for job in pods {
+        let interface = &job.spec.interface;
+        if has_ipv4(job) {
+            write("net/ipv4/neigh", interface, "proxy_delay", "0")?;
+        }
+        write("net/ipv6/conf", interface, "accept_ra", "0")?;
     }
     Ok(())
 }

@@ -99,7 +99,9 @@ impl Topology {
                 node.commands
                     .push(format!("route add {address} dev {cali} scope link"));
                 node.sysctls.push(format!(
-                    "net.ipv4.conf.{cali}.proxy_arp=1 net.ipv4.neigh.{cali}.proxy_delay=0"
+                    "net.ipv4.conf.{cali}.route_localnet=1 net.ipv4.conf.{cali}.proxy_arp=1 \
+                     net.ipv4.conf.{cali}.forwarding=1 net.ipv4.neigh.{cali}.proxy_delay=0 \
+                     net.ipv6.conf.{cali}.accept_ra=0"
                 ));
                 pod_plans.push(NamespacePlan {
                     name: pod_ns,

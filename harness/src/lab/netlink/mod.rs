@@ -17,7 +17,7 @@ pub use address::{list_addresses, LinkAddress};
 pub(crate) use batch::{Batch, BatchSocket, Create};
 pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
-pub(crate) use requests::{address as address_message, link_up, proxy_arp, veth};
+pub(crate) use requests::{address as address_message, link_up, veth, workload_host_side_v4};
 pub(crate) use route::Route;
 pub(crate) use socket::{create_members, NamespaceJob};
 pub(crate) use socket::{with_member, KeptMember};

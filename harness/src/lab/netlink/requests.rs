@@ -57,12 +57,18 @@ pub(crate) fn link_up(index: u32) -> LinkMessage {
     LinkUnspec::new_with_index(index).up().build()
 }
 
-/// Turn proxy ARP on for one interface (IFLA_INET_CONF), as Calico does for
-/// its host-side workload interfaces, without touching other interfaces;
-/// with `up`, set the link up in the same request.
-pub(crate) fn proxy_arp(index: u32, up: bool) -> LinkMessage {
+/// The IPv4 settings Calico's CNI plugin gives a workload's host-side
+/// interface when the pod has an IPv4 address
+/// (cni-plugin/pkg/dataplane/linux/dataplane_linux.go, `configureSysctls`:
+/// `route_localnet`, `proxy_arp` and `forwarding` all 1), in one IFLA_INET_CONF
+/// request that leaves other interfaces alone; with `up`, the link is set up
+/// in the same request. (`proxy_delay` is a neighbour-table setting, written
+/// under /proc/sys by the caller.)
+pub(crate) fn workload_host_side_v4(index: u32, up: bool) -> LinkMessage {
     let mut conf = InetDevConf::default();
+    conf.route_localnet = 1;
     conf.proxy_arp = 1;
+    conf.forwarding = 1;
     let mut builder = LinkUnspec::new_with_index(index);
     if up {
         builder = builder.up();
