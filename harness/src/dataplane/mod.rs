@@ -22,6 +22,7 @@ pub mod features;
 mod felix_hash;
 mod felix_rules;
 pub mod iptables;
+pub mod message_limit;
 mod nfnl;
 pub mod nft_maps;
 pub mod nft_maps_netlink;
@@ -265,6 +266,23 @@ pub enum DataplaneError {
         action: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    /// One nf_tables transaction did not fit in one netlink message: only
+    /// without root, where a host setting bounds the send buffer (see
+    /// `message_limit`).
+    #[error(
+        "node namespace '{netns}': {what} is larger than one netlink message may be{}: {}; \
+         run as root, or raise it on the host (as root: sysctl -w {}={})",
+        message_limit::limit_note(.limit),
+        .sender.why(),
+        .sender.setting(),
+        message_limit::SUGGESTED_BUFFER
+    )]
+    BatchTooLarge {
+        netns: String,
+        what: String,
+        limit: Option<usize>,
+        sender: message_limit::Sender,
     },
     #[error("node namespace '{netns}': conntrack: {source}")]
     Conntrack {

@@ -19,7 +19,7 @@ use rtnetlink::packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
 };
 
-use super::DataplaneError;
+use super::{message_limit, DataplaneError};
 use crate::lab::netns::Netns;
 
 /// NFNL_SUBSYS_NFTABLES: batch messages name the subsystem they are for in
@@ -246,19 +246,32 @@ impl NfSocket {
         // large batches; errors come back without the request copied in
         // (NETLINK_CAP_ACK), so a failed 100 kB message costs a small reply.
         // In a user namespace (rootless mode) SO_SNDBUFFORCE is refused: it
-        // needs CAP_NET_ADMIN in the host's. Then, as nftables' mnl.c
-        // (`mnl_set_sndbuffer`) does, ask for SO_SNDBUF, which the kernel
-        // caps at net.core.wmem_max; batches bigger than that fail with
+        // needs CAP_NET_ADMIN in the host's. Then ask for SO_SNDBUF, which
+        // the kernel caps at twice net.core.wmem_max (further than `nft`
+        // goes, see `message_limit`); a batch bigger than the buffer got is
+        // refused here, with the reason, rather than by the kernel with
         // EMSGSIZE.
         let socket = &self.socket;
-        set_int_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, wanted)
-            .or_else(|e| match e.raw_os_error() {
-                Some(libc::EPERM) => {
-                    set_int_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUF, wanted)
+        let forced = set_int_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, wanted);
+        match forced {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                set_int_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUF, wanted)
+                    .map_err(io_error(node, "size the send buffer"))?;
+                let got = nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::SndBuf)
+                    .map_err(|e| io_error(node, "read the send buffer's size")(e.into()))?;
+                let limit = message_limit::largest_message(got);
+                if size > limit {
+                    return Err(DataplaneError::BatchTooLarge {
+                        netns: node.name().to_string(),
+                        what: format!("the nf_tables batch ({size} bytes)"),
+                        limit: Some(limit),
+                        sender: message_limit::Sender::Harness,
+                    });
                 }
-                _ => Err(e),
-            })
-            .map_err(io_error(node, "size the send buffer"))?;
+            }
+            Err(e) => return Err(io_error(node, "size the send buffer")(e)),
+        }
         self.capacity = size;
         Ok(())
     }

@@ -49,7 +49,8 @@ use super::exec::{nft_list_tables, nft_read_tables, run_in};
 use super::felix_hash::chained_hashes;
 use super::felix_rules::{self, Action, Chain, Rule, BASE_JUMPS, FIP_DNAT, FIP_SNAT};
 use super::{
-    Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping, FAMILIES,
+    message_limit, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
+    FAMILIES,
 };
 use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
@@ -302,8 +303,25 @@ impl NftablesBackend {
         }
     }
 
+    /// One `nft -f -` run, one transaction (as Felix's knftables writes its
+    /// transactions). A batch too large for one netlink message without root
+    /// gets an error that says so (see `message_limit`).
     fn run_script(&self, node: &Netns, script: &str) -> Result<(), DataplaneError> {
-        run_in(node, "nft", &["-f", "-"], Some(script.as_bytes())).map(drop)
+        run_in(node, "nft", &["-f", "-"], Some(script.as_bytes()))
+            .map(drop)
+            .map_err(|error| match error {
+                DataplaneError::Failed { netns, stderr, .. }
+                    if message_limit::nft_refused_as_too_long(&stderr) =>
+                {
+                    DataplaneError::BatchTooLarge {
+                        netns,
+                        what: "`nft -f -`'s batch".into(),
+                        limit: message_limit::largest_nft_message_without_root(),
+                        sender: message_limit::Sender::Nft,
+                    }
+                }
+                other => other,
+            })
     }
 }
 
