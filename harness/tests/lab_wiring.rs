@@ -211,6 +211,16 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
             "0"
         );
         assert_eq!(sysctl(&lab, "node-0", "net.ipv6.conf.eth0.accept_ra"), "1");
+        assert_eq!(sysctl(&lab, "node-0", "net.ipv6.conf.eth0.proxy_ndp"), "0");
+        // An IPv4-only pod gets only the IPv4 settings, and accept_ra.
+        let cali_c = lab.pod_interface("pod-c").unwrap().to_string();
+        for (setting, value) in [
+            (format!("net.ipv4.conf.{cali_c}.proxy_arp"), "1"),
+            (format!("net.ipv6.conf.{cali_c}.proxy_ndp"), "0"),
+            (format!("net.ipv6.conf.{cali_c}.accept_ra"), "0"),
+        ] {
+            assert_eq!(sysctl(&lab, "node-2", &setting), value, "{setting}");
+        }
         assert_eq!(
             sysctl(&lab, "node-0", "net.ipv4.conf.all.send_redirects"),
             "0"

@@ -39,7 +39,7 @@ const NO_ICMP_RATE_LIMIT: [(&str, &str); 2] = [
     ("net.ipv6.icmp.ratelimit", "0"),
 ];
 
-const NODE_SYSCTLS: [(&str, &str); 14] = [
+const NODE_SYSCTLS: [(&str, &str); 13] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv4.conf.all.rp_filter", "0"),
@@ -49,7 +49,6 @@ const NODE_SYSCTLS: [(&str, &str); 14] = [
     ("net.ipv4.conf.all.accept_redirects", "0"),
     ("net.ipv4.conf.default.accept_redirects", "0"),
     ("net.ipv6.conf.all.accept_redirects", "0"),
-    ("net.ipv6.conf.default.proxy_ndp", "1"),
     NO_DAD[0],
     NO_DAD[1],
     NO_ICMP_RATE_LIMIT[0],

@@ -4,10 +4,9 @@
 //! veth with its host side straight in the node (`addWorkloadLink`), bring up
 //! the pod's end and give it its addresses and default routes; on the node,
 //! the host side up with `configureSysctls`'s settings (for an IPv4 pod
-//! proxy ARP, `proxy_delay` 0, `route_localnet` and forwarding; for every pod
-//! `accept_ra` 0; the IPv6 ones, no DAD and proxy NDP, come from the node's
-//! defaults, see lab/cluster.rs) and a route to each pod address
-//! (`SetupRoutes`).
+//! proxy ARP, `proxy_delay` 0, `route_localnet` and forwarding; for an IPv6
+//! pod proxy NDP; for every pod `accept_ra` 0) and a route to each pod
+//! address (`SetupRoutes`).
 //!
 //! Each thread takes a run of one node's pods: it opens one socket in the
 //! node, then for each pod enters a new namespace, sends all the pod's steps
@@ -242,9 +241,13 @@ fn has_ipv4(job: &PodJob) -> bool {
 }
 
 /// The pods' host-side settings that only /proc/sys takes, written as
-/// Calico's `configureSysctls` does: `proxy_delay` 0 for an IPv4 pod, and
-/// `accept_ra` 0 for every pod (the one setting it makes whatever the
-/// families). The other way for `proxy_delay`, one RTM_SETNEIGHTBL each,
+/// Calico's `configureSysctls` does: `proxy_delay` 0 for an IPv4 pod,
+/// `proxy_ndp` 1 for an IPv6 pod, and `accept_ra` 0 for every pod (the one
+/// setting it makes whatever the families). Its other IPv6 settings are
+/// already what it writes when the interface is made: `accept_dad` 0 from the
+/// node's default (lab/cluster.rs), `disable_ipv6` 0 from the kernel's, and
+/// `forwarding` 1 from the node's `all`, so they are not written again.
+/// The other way for `proxy_delay`, one RTM_SETNEIGHTBL each,
 /// costs a walk of every interface's ARP parameters in every namespace of
 /// the machine (net/core/neighbour.c, `lookup_neigh_parms`), which grows with
 /// the lab; IPv6 settings have no netlink way in (`inet6_set_link_af` takes
@@ -263,6 +266,9 @@ fn host_side_sysctls(node: &str, pods: &[&PodJob]) -> Result<(), LabError> {
         let interface = &job.spec.interface;
         if has_ipv4(job) {
             write("net/ipv4/neigh", interface, "proxy_delay", "0")?;
+        }
+        if job.spec.addresses.iter().any(|a| a.is_ipv6()) {
+            write("net/ipv6/conf", interface, "proxy_ndp", "1")?;
         }
         write("net/ipv6/conf", interface, "accept_ra", "0")?;
     }

@@ -28,7 +28,7 @@ const NODE_SYSCTLS: &str = "net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
     net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
     net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
     net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.default.accept_redirects=0 \
-    net.ipv6.conf.all.accept_redirects=0 net.ipv6.conf.default.proxy_ndp=1";
+    net.ipv6.conf.all.accept_redirects=0";
 
 impl Topology {
     /// `nodes` nodes (node-i holding 198.19.i.0/26), the external host
