@@ -445,9 +445,10 @@ impl Transport {
                     return;
                 };
                 let token = Token::find_first(inner.payload).filter(|t| self.ctx.ours(t));
+                // A token names the probe; without one (a router quoted too
+                // little), the protocol and destination do.
                 let ours = token.is_some()
                     || (inner.protocol == self.ctx.protocol.ip_protocol(v6)
-                        && token.is_none()
                         && inner.dst == self.ctx.to);
                 if ours {
                     events.push(Event::IcmpError(IcmpErrorObservation {
