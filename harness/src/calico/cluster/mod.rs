@@ -74,10 +74,13 @@
 
 mod network;
 mod pods;
+#[cfg(test)]
+#[cfg(test)]
+mod properties;
 mod settle;
 mod step;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -188,7 +191,7 @@ impl Cluster {
     pub fn new(config: ClusterConfig) -> Self {
         let ipam = Ipam::new(config.pools.clone());
         let felix = FelixState::new(config.profile);
-        Self {
+        let mut cluster = Self {
             config,
             ipam,
             pods: BTreeMap::new(),
@@ -196,7 +199,10 @@ impl Cluster {
             felix,
             routed: BTreeSet::new(),
             dirty: BTreeSet::new(),
-        }
+        };
+        // Felix starts on every node, with nothing to program.
+        cluster.settle();
+        cluster
     }
 
     pub fn config(&self) -> &ClusterConfig {
