@@ -83,7 +83,9 @@ fn the_schema_refuses_what_the_loader_refuses() {
 /// page does not count.
 fn key_table() -> String {
     let page = std::fs::read_to_string(repo().join("docs/scenarios.md")).unwrap();
-    let start = page.find("| where | keys |").expect("docs/scenarios.md has the key table");
+    let start = page
+        .find("| where | keys |")
+        .expect("docs/scenarios.md has the key table");
     page[start..]
         .lines()
         .take_while(|line| line.starts_with('|'))
