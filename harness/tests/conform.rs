@@ -123,14 +123,34 @@ fn against_a_mutant_conform_names_exactly_the_cases_that_differ() {
         expected.len(),
         "{junit}"
     );
-    // report.html holds both runs of every case; its backend filter tells them apart.
+    // report.html marks each case that differs, and holds both runs of every case.
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    for backend in ["mutant:ipv6-ignored", "nftables"] {
+    assert_eq!(
+        html.matches("<td class=\"mark differs\">").count(),
+        expected.len()
+    );
+    for case in &expected {
         assert!(
-            html.contains(&format!("<option value=\"{backend}\">")),
-            "no {backend} in report.html's backend filter"
+            html.contains(&format!(
+                "<a href=\"#case-{}\">{case}</a>",
+                index_of(&report, case)
+            )),
+            "no row for {case}"
         );
     }
+    for backend in ["mutant:ipv6-ignored", "nftables"] {
+        assert_eq!(
+            html.matches(&format!("the run on <b>{backend}</b>"))
+                .count(),
+            report.cases.len(),
+            "{backend}'s runs in report.html"
+        );
+    }
+}
+
+/// Where the case `name` is in the report (cases are sorted by name, as on the page).
+fn index_of(report: &ConformReport, name: &str) -> usize {
+    report.cases.iter().position(|c| c.name == name).unwrap()
 }
 
 #[test]
