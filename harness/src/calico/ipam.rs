@@ -366,7 +366,7 @@ mod tests {
         .into_pool("small")
         .unwrap();
         let mut ipam = Ipam::new(vec![pool]);
-        let mut next =
+        let next =
             |ipam: &mut Ipam, handle: &str| ipam.allocate(handle, "node-a", IpFamily::V4).unwrap();
         assert_eq!(next(&mut ipam, "p8"), ip("198.19.0.8"));
         assert_eq!(next(&mut ipam, "p9"), ip("198.19.0.9"));
