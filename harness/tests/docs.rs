@@ -8,8 +8,8 @@ mod docs_check;
 
 use docs_check::markdown::Doc;
 use docs_check::{
-    command_problems, coverage_problems, described_commands, pages, path_problems, repeat_problems,
-    repo, snippet_problems,
+    command_problems, coverage_problems, described_commands, environment_problems, pages,
+    path_problems, repeat_problems, repo, rust_sources, snippet_problems,
 };
 
 fn assert_none(what: &str, problems: &[String]) {
@@ -46,6 +46,30 @@ fn every_path_and_link_named_exists() {
 #[test]
 fn no_text_is_said_twice() {
     assert_none("repeated text", &repeat_problems(&pages(&repo())));
+}
+
+#[test]
+fn every_environment_variable_is_documented() {
+    let repo = repo();
+    let problems = environment_problems(&pages(&repo), &rust_sources(&repo));
+    assert_none("environment variables", &problems);
+}
+
+#[test]
+fn an_undocumented_environment_variable_is_found() {
+    let cli = page(
+        "docs/cli.md",
+        "| variable | meaning |\n|---|---|\n| `FIP_HARNESS_SEED` | the seed |\n",
+    );
+    let sources = [(
+        "harness/src/x.rs".to_owned(),
+        r#"env::var("FIP_HARNESS_SEED"); env::var("FIP_HARNESS_NEW"); "FIP_HARNESS_TEST_HOOK""#
+            .to_owned(),
+    )];
+    assert_eq!(
+        environment_problems(&[cli], &sources),
+        ["harness/src/x.rs reads FIP_HARNESS_NEW, which the Environment table of docs/cli.md lacks"]
+    );
 }
 
 #[test]

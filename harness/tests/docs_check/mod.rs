@@ -278,3 +278,58 @@ pub fn repeat_problems(docs: &[Doc]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Every `FIP_HARNESS_*` variable the code names (outside the tests' own
+/// `FIP_HARNESS_TEST_*` hooks) is in the Environment table of docs/cli.md.
+pub fn environment_problems(docs: &[Doc], sources: &[(String, String)]) -> Vec<String> {
+    let table: String = docs
+        .iter()
+        .filter(|d| d.name == "docs/cli.md")
+        .flat_map(|d| d.text.lines().filter(|l| l.starts_with("| `")))
+        .collect();
+    let variable = regex::Regex::new(r"FIP_HARNESS_[A-Z0-9_]*[A-Z0-9]").unwrap();
+    let mut named: BTreeMap<String, String> = BTreeMap::new();
+    for (file, text) in sources {
+        for found in variable.find_iter(text) {
+            if !found.as_str().starts_with("FIP_HARNESS_TEST_") {
+                named
+                    .entry(found.as_str().to_owned())
+                    .or_insert(file.clone());
+            }
+        }
+    }
+    named
+        .into_iter()
+        .filter(|(name, _)| !table.contains(&format!("`{name}`")))
+        .map(|(name, file)| {
+            format!("{file} reads {name}, which the Environment table of docs/cli.md lacks")
+        })
+        .collect()
+}
+
+/// The Rust sources of the crate and its tests (but this test's own, whose
+/// examples name variables that do not exist), named from the repository root.
+pub fn rust_sources(repo: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![repo.join("harness/src"), repo.join("harness/tests")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path
+                    .strip_prefix(repo)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if name == "harness/tests/docs.rs" || name.starts_with("harness/tests/docs_check/")
+                {
+                    continue;
+                }
+                out.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    out
+}
