@@ -127,3 +127,28 @@ fn exec_into_a_lab_nobody_holds_says_it_is_not_up() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no lab named 'nolab' is up"), "{stderr}");
 }
+
+#[test]
+fn conform_runs_for_a_user_who_is_not_root() {
+    let user = Unprivileged::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let out = user.fip(
+        runtime.path(),
+        &[
+            "conform",
+            "--dataplane",
+            "nft-maps",
+            "--routing",
+            "model",
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+            "scenarios/icmp-external-v4.yaml",
+        ],
+    );
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("conformant with Calico floating-IP semantics: 1/1 cases"),
+        "{stdout}"
+    );
+}

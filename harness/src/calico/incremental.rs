@@ -356,7 +356,7 @@ mod tests {
         // Under BIRD the control plane keeps only the device routes.
         let device_only = |desired: &mut DesiredState| {
             for routes in desired.routes.values_mut() {
-                routes.retain(|r| matches!(r.next, crate::control::RouteNext::Device(_)));
+                routes.retain(|r| matches!(r.next, crate::calico::routes::RouteNext::Device(_)));
             }
         };
         let unshaped = |_: &mut DesiredState| {};

@@ -16,4 +16,4 @@ pub use crate::calico::diff::{
 pub use apply::{Applied, ControlError, ControlPlane, LabNamespaces};
 pub use members::LabMembers;
 pub use policy::{CalicoPolicy, ControlPolicy};
-pub use routes::{list_routes, FipRoute, RouteNext, FIP_ROUTE_PROTOCOL};
+pub use routes::{list_routes, FipRoute, RouteNext, FELIX_ROUTE_PROTOCOL};

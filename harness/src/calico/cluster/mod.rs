@@ -27,7 +27,7 @@
 //! use fip_harness::calico::cluster::{Cluster, ClusterConfig, ClusterStep, Network};
 //! use fip_harness::calico::predict::{Landing, Packet};
 //! use fip_harness::calico::{CniFeatureControl, FelixFloatingIps, IpPoolSpec};
-//! use fip_harness::traffic::Protocol;
+//! use fip_harness::vocab::Protocol;
 //!
 //! let pool = |name: &str, cidr: &str, disabled| {
 //!     IpPoolSpec { cidr: cidr.into(), disabled: Some(disabled), ..Default::default() }

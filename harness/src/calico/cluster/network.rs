@@ -9,14 +9,13 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::calico::desired::{NodeUplink, Topology};
-use crate::calico::ipam::IpFamily;
-use crate::lab::addressing::{
+use crate::vocab::addressing::{
     external_address, node_uplink, FABRIC_EXT_V4, FABRIC_EXT_V6, FABRIC_NODES_V4, FABRIC_NODES_V6,
     SEGMENT_V4_PREFIX, SEGMENT_V6_PREFIX,
 };
+use crate::vocab::IpFamily;
 
-/// The fabric's member name in a lab.
-pub const FABRIC: &str = "fabric";
+use crate::vocab::names::FABRIC;
 
 /// A host and its addresses (one per family it has).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -11,7 +11,7 @@ use super::*;
 use crate::calico::annotation::FLOATING_IPS_ANNOTATION;
 use crate::calico::desired::desired_state;
 use crate::calico::predict::{Landing, Packet};
-use crate::traffic::Protocol;
+use crate::vocab::Protocol;
 
 const PODS: [&str; 4] = ["p0", "p1", "p2", "p3"];
 const NODES: [&str; 2] = ["node-a", "node-b"];

@@ -268,9 +268,10 @@ fn a_refused_set_up_keeps_only_the_block_it_claimed() {
         [("node-a".to_string(), "198.19.0.0/26".parse().unwrap())]
     );
     assert!(cluster.pods().is_empty());
-    // The next pod of the node gets the same address, from the kept block.
+    // The next pod of the node gets an address of the kept block (the next
+    // one: the refused pod's went to the back of the block's queue).
     let effects = cluster.apply(&create("plain", "node-a", None)).unwrap();
-    assert_eq!(effects.set_up[0].addresses, [ip("198.19.0.0")]);
+    assert_eq!(effects.set_up[0].addresses, [ip("198.19.0.1")]);
     assert!(effects.blocks_claimed.is_empty());
 }
 

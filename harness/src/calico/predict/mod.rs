@@ -32,8 +32,8 @@ use serde::Serialize;
 pub use flow::Flow;
 
 use super::cluster::Cluster;
-use super::ipam::IpFamily;
-use crate::traffic::{Protocol, ECHO_PORT, SCTP_CLIENT_PORT_BASE};
+use crate::vocab::IpFamily;
+use crate::vocab::{Protocol, ECHO_PORT, SCTP_CLIENT_PORT_BASE};
 
 /// A packet to predict: from a member (pod, node, external host or the
 /// fabric, by name) to an address.

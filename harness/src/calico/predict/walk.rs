@@ -7,7 +7,7 @@ use super::flow::{Binding, Entries, EntryKey, Flow};
 use super::{pod_answers, Answer, DropReason, Landing, Outcome, PredictError, Prediction};
 use crate::calico::cluster::{Cluster, HostAddresses, Pod};
 use crate::calico::routes::RouteNext;
-use crate::traffic::Protocol;
+use crate::vocab::{IpFamily, Protocol};
 
 /// A packet goes round at most this many hops (a TTL far below the kernel's).
 const MAX_HOPS: usize = 32;
@@ -87,7 +87,7 @@ enum Start {
 }
 
 fn origin(cluster: &Cluster, from: &str, to: IpAddr) -> Result<(IpAddr, Start), PredictError> {
-    let family = crate::calico::ipam::IpFamily::of(&to);
+    let family = IpFamily::of(&to);
     let no_address = || PredictError::NoAddress {
         sender: from.to_string(),
         family,
@@ -141,11 +141,11 @@ fn origin(cluster: &Cluster, from: &str, to: IpAddr) -> Result<(IpAddr, Start), 
     Err(PredictError::UnknownSender(from.to_string()))
 }
 
-fn address_of(addresses: &[IpAddr], family: crate::calico::ipam::IpFamily) -> Option<IpAddr> {
+fn address_of(addresses: &[IpAddr], family: IpFamily) -> Option<IpAddr> {
     addresses
         .iter()
         .copied()
-        .find(|a| crate::calico::ipam::IpFamily::of(a) == family)
+        .find(|a| IpFamily::of(a) == family)
 }
 
 impl Walk<'_> {
