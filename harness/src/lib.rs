@@ -16,6 +16,7 @@
 //! |--------|------------------------|
 //! | top    | cli                    |
 //! | drive  | conform                |
+//! | drive  | explore                |
 //! | drive  | runner                 |
 //! | drive  | mutant                 |
 //! | report | report                 |
@@ -40,6 +41,7 @@ pub mod conform;
 pub mod control;
 pub mod dataplane;
 pub mod driver;
+pub mod explore;
 pub mod lab;
 pub mod mutant;
 pub mod programs;

@@ -22,6 +22,7 @@ mod describe;
 mod down;
 mod driver;
 mod exec;
+mod explore;
 mod list;
 mod ls;
 mod mutants;
@@ -59,6 +60,8 @@ enum Command {
     Mutants(mutants::Args),
     /// Judge a dataplane against Calico's: every case on it and on the reference, compared.
     Conform(conform::Args),
+    /// Generate cases from the Calico model, run them on a dataplane, shrink the first failure.
+    Explore(explore::Args),
     /// Build a scenario's cluster (up to a step, with --until-step) and keep it running.
     Up(up::Args),
     /// Run a scenario's remaining steps in a lab `up --until-step` kept.
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
             | Command::Replay(_)
             | Command::Bench(_)
             | Command::Conform(_)
+            | Command::Explore(_)
     ) {
         // Commands that own no lab end quietly when their reader goes (`list
         // | head -1`), as Unix tools do; Rust ignores SIGPIPE by default and
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Mutants(args) => mutants::run(args),
         Command::Conform(args) => conform::run(args),
+        Command::Explore(args) => explore::run(args),
         Command::Up(args) => up::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Ls(args) => ls::run(args),
