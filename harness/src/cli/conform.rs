@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fip_harness::conform::{self, ConformReport};
-use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::{render_html, RunSummary};
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::RunOptions;
 
 use super::progress::{Progress, Style};
