@@ -57,18 +57,17 @@ fn chain_update(lines: &mut Vec<String>, was: &Chain, now: &Chain) {
     let now_bodies = bodies(now);
     let now_hashes = rule_hashes(name, &now_bodies);
     for index in 0..was_hashes.len().max(now_hashes.len()) {
-        match (was_hashes.get(index), now_hashes.get(index)) {
-            (Some(previous), Some(current)) if previous == current => {}
-            (Some(_), Some(current)) => lines.push(format!(
-                "-R {name} {} -m comment --comment \"cali:{current}\" {}",
-                index + 1,
-                now_bodies[index]
+        let current = now_hashes.get(index).zip(now_bodies.get(index));
+        match (was_hashes.get(index), current) {
+            (Some(previous), Some((hash, _))) if previous == hash => {}
+            (Some(_), Some((hash, body))) => lines.push(format!(
+                "-R {name} {} -m comment --comment \"cali:{hash}\" {body}",
+                index + 1
             )),
             // "previousHashes was longer, remove the old rules from the end."
             (Some(_), None) => lines.push(format!("-D {name} {}", now_hashes.len() + 1)),
-            (None, Some(current)) => lines.push(format!(
-                "-A {name} -m comment --comment \"cali:{current}\" {}",
-                now_bodies[index]
+            (None, Some((hash, body))) => lines.push(format!(
+                "-A {name} -m comment --comment \"cali:{hash}\" {body}"
             )),
             (None, None) => {}
         }
