@@ -11,6 +11,7 @@ pub mod felix;
 pub mod go_json;
 pub mod ipam;
 pub mod pool;
+pub mod update_order;
 
 pub use annotation::{
     parse_floating_ips, workload_endpoint, AnnotationError, ErroredField, FLOATING_IPS_ANNOTATION,
@@ -27,3 +28,4 @@ pub use pool::{
     floating_ip_reach, parse_ip_pool_manifests, Encapsulation, FloatingIpReach, IpPool, IpPoolSpec,
     PoolError,
 };
+pub use update_order::UpdateOrder;

@@ -8,6 +8,7 @@ pub mod desired;
 pub mod diff;
 mod incremental;
 mod members;
+pub mod order;
 pub mod policy;
 pub mod routes;
 
@@ -17,6 +18,7 @@ pub use desired::{
 };
 pub use diff::{diff, Changes, ConntrackDeletion, ConntrackMatch, ConntrackProfile, RouteChange};
 pub use members::LabMembers;
+pub use order::UpdateOrder;
 pub use policy::{CalicoPolicy, ControlPolicy};
 pub use routes::{list_routes, FipRoute, RouteNext, FELIX_ROUTE_PROTOCOL};
 
