@@ -28,52 +28,15 @@
 //! pool a node's block sits, only on the order within it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
 
 use super::pool::IpPool;
 
-/// An address family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum IpFamily {
-    V4,
-    V6,
-}
-
-impl IpFamily {
-    pub fn of(address: &IpAddr) -> Self {
-        if address.is_ipv4() {
-            IpFamily::V4
-        } else {
-            IpFamily::V6
-        }
-    }
-
-    /// Prefix length of one address of the family (a /32 or /128 route).
-    pub fn host_prefix(self) -> u8 {
-        match self {
-            IpFamily::V4 => 32,
-            IpFamily::V6 => 128,
-        }
-    }
-
-    fn of_net(net: &IpNet) -> Self {
-        IpFamily::of(&net.addr())
-    }
-}
-
-impl fmt::Display for IpFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IpFamily::V4 => "IPv4",
-            IpFamily::V6 => "IPv6",
-        })
-    }
-}
+pub use crate::vocab::IpFamily;
 
 /// Why IPAM could not give an address.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -217,9 +180,13 @@ impl Ipam {
         blocks
     }
 
-    /// Every claimed block with its node, lowest first (tests snapshot it).
-    #[cfg(test)]
-    pub(crate) fn block_affinities(&self) -> Vec<BlockAffinity> {
+    /// Every address held, by handle.
+    pub fn allocations(&self) -> &BTreeMap<String, Vec<IpAddr>> {
+        &self.handles
+    }
+
+    /// Every claimed block with its node, lowest first.
+    pub fn block_affinities(&self) -> Vec<BlockAffinity> {
         let mut all: Vec<BlockAffinity> = self.blocks.iter().map(|b| b.affinity.clone()).collect();
         all.sort_by_key(|a| a.cidr);
         all

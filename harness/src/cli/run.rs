@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fip_harness::dataplane::DataplaneChoice;
-use fip_harness::report::{render_html, render_junit, RunSummary, ScenarioResult};
+use fip_harness::report::{
+    render_html, render_junit, write_summary, RunSummary, ScenarioResult, SummaryFile,
+};
 use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::seed::Seed;
 
@@ -214,24 +216,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Write junit.xml, summary.json and report.html for `results` to `dir`.
+/// Write junit.xml, summary.json (with a file per case under `cases/`) and
+/// report.html for `results` to `dir`; summary.json's content is returned.
 fn write_reports(
     dir: &Path,
     mut results: Vec<ScenarioResult>,
     started: Instant,
-) -> anyhow::Result<RunSummary> {
+) -> anyhow::Result<SummaryFile> {
     results.sort_by_key(|r| r.case_name());
     let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
     let junit = render_junit(&summary).context("rendering JUnit XML")?;
     let junit_path = dir.join("junit.xml");
     std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
-    let summary_path = dir.join("summary.json");
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
-        .with_context(|| summary_path.display().to_string())?;
+    let file = write_summary(dir, &summary)?;
     let html_path = dir.join("report.html");
     std::fs::write(&html_path, render_html(&summary, "fip-harness run"))
         .with_context(|| html_path.display().to_string())?;
-    Ok(summary)
+    Ok(file)
 }
 
 /// How the labs of `total` cases are named: after `--keep-on-failure=NAME`

@@ -25,7 +25,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::apply::{collect, ControlError, ControlPlane};
-use super::diff::{Changes, ConntrackMatch, RouteChange};
+use crate::calico::diff::{Changes, ConntrackMatch, RouteChange};
 pub use crate::calico::UpdateOrder;
 use crate::dataplane::NodeNatState;
 

@@ -19,7 +19,7 @@ use crate::calico::{
     PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
 };
 use crate::check::{StreamExpectation, TrafficExpectation};
-use crate::lab::addressing::{external_address, node_uplink};
+use crate::vocab::addressing::{external_address, node_uplink};
 
 /// A step that checks nothing passes whatever the dataplane does.
 const EMPTY_EXPECT: &str =

@@ -6,26 +6,32 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::desired::DesiredState;
+use super::nat::NodeNatState;
 use super::routes::{FipRoute, RouteNext};
-pub use crate::dataplane::ConntrackMatch;
-use crate::dataplane::NodeNatState;
 
-/// What happens to established flows when floating IPs change.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ConntrackProfile {
-    /// Calico: nothing keyed on the floating IP as destination is flushed;
-    /// a deleted pod's entries go (original or reply source is its address),
-    /// and so do the entries whose original or reply source is a floating IP
-    /// whose device route moved or went on that node.
-    #[default]
-    Calico,
-    /// Calico's, plus: entries whose original destination is a floating IP
-    /// that moved, was removed or was given to a pod are deleted on every node.
-    Strict,
+/// Which entries a conntrack deletion takes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConntrackMatch {
+    OrigDst(IpAddr),
+    OrigSrcOrReplySrc(IpAddr),
+    /// Every entry (Calico never asks for this; a mutant does).
+    Any,
 }
+
+impl ConntrackMatch {
+    /// Whether an entry with this original source and destination and this
+    /// reply source is one this deletion takes.
+    pub fn selects(&self, orig_src: IpAddr, orig_dst: IpAddr, reply_src: IpAddr) -> bool {
+        match self {
+            ConntrackMatch::OrigDst(a) => orig_dst == *a,
+            ConntrackMatch::OrigSrcOrReplySrc(a) => orig_src == *a || reply_src == *a,
+            ConntrackMatch::Any => true,
+        }
+    }
+}
+
+pub use crate::vocab::ConntrackProfile;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ConntrackDeletion {
