@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use super::choice::DataplaneChoice;
 use super::replay::RunOptions;
 use super::streams::RunningStream;
 use crate::bgp::{LabBird, RoutingMode};
 use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
-use crate::dataplane::{Dataplane, DataplaneChoice};
+use crate::dataplane::Dataplane;
 use crate::lab::addressing::UPLINK;
 use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec};
 use crate::scenario::{ConntrackProfile, Pod, Scenario, Target};
