@@ -138,7 +138,8 @@ impl<'a> ScenarioRun<'a> {
         let nat = chosen.dataplane.clone();
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
-            .with_routing(options.routing);
+            .with_routing(options.routing)
+            .with_order(scenario.update_order);
         let mut run = ScenarioRun {
             scenario,
             lab,
