@@ -20,6 +20,7 @@
 //! rate-limited ICMP errors a router sends for a packet it has no route for,
 //! and what a node or external host answers besides ICMP echo.
 
+mod expect;
 mod flow;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+pub use expect::{address_book, observed, send_disagreements, StreamWatch};
 pub use flow::Flow;
 
 use super::cluster::Cluster;
