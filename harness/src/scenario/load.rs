@@ -259,6 +259,7 @@ impl Loader<'_> {
             backends,
             profiles,
             routings,
+            update_order: raw.update_order.unwrap_or_default(),
             cluster,
             steps,
             warnings: Vec::new(),
