@@ -170,7 +170,7 @@ steps:
     fn create_pods_makes_one_create_pod_each_with_the_next_floating_ip() {
         let scenario = load(
             "  - createPods: {count: 3, node: node-b, namePrefix: web, namespace: shop, floatingIPs: 203.0.113.8/30}\n\
-             \x20 - send: {protocol: icmp, from: client, to: 203.0.113.10, expect: {deliveredTo: [web-2]}}\n",
+             \x20 - send: {protocol: icmp, from: node-b, to: 203.0.113.10, expect: {deliveredTo: [web-2]}}\n",
         )
         .unwrap();
         let pods: Vec<_> = scenario
