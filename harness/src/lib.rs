@@ -23,6 +23,7 @@
 //! | I/O    | dataplane, bgp         |
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
+//! | ground | ns                     |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
 //! | pure   | check                  |
@@ -43,6 +44,7 @@ pub mod driver;
 pub mod lab;
 pub mod mutant;
 pub mod mutation;
+pub mod ns;
 pub mod programs;
 pub mod report;
 pub mod runner;
