@@ -23,6 +23,7 @@
 //! | I/O    | dataplane, bgp         |
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
+//! | pure   | coverage               |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
 //! | pure   | check                  |
@@ -38,6 +39,7 @@ pub mod calico;
 pub mod check;
 pub mod conform;
 pub mod control;
+pub mod coverage;
 pub mod dataplane;
 pub mod driver;
 pub mod lab;
