@@ -6,15 +6,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::desired::{
-    desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
-};
-use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
-use super::incremental::{self, Memory};
 use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::{change_routes_kept, del_routes, owned_protocols};
 use super::routes::{FipRoute, RouteNext};
 use crate::bgp::RoutingMode;
+use crate::calico::desired::{
+    desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
+};
+use crate::calico::diff::{diff, Changes, ConntrackProfile, RouteChange};
+use crate::calico::incremental::{self, Memory};
 use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::per_node::PerNode;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};

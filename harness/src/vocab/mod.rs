@@ -20,5 +20,5 @@ mod routing;
 pub use backend::BackendKind;
 pub use conntrack::ConntrackProfile;
 pub use family::IpFamily;
-pub use protocol::Protocol;
+pub use protocol::{Protocol, ECHO_PORT, SCTP_CLIENT_PORT_BASE};
 pub use routing::RoutingMode;

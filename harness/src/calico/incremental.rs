@@ -19,8 +19,8 @@ use std::net::IpAddr;
 
 use super::desired::{desired_state, ClusterState, DesiredState, Topology};
 use super::diff::{diff, Changes, ConntrackProfile};
-use crate::calico::WorkloadEndpoint;
-use crate::dataplane::NodeNatState;
+use super::endpoint::WorkloadEndpoint;
+use super::nat::NodeNatState;
 
 /// Above this many changed endpoints the full computation is as cheap.
 const MAX_CHANGED: usize = 256;
@@ -280,9 +280,9 @@ pub fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calico::desired::NodeUplink;
+    use crate::calico::desired_tests::pool;
     use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair};
-    use crate::control::desired::NodeUplink;
-    use crate::control::tests::pool;
 
     /// xorshift: reproducible without a dependency.
     struct Rng(u64);
@@ -356,7 +356,7 @@ mod tests {
         // Under BIRD the control plane keeps only the device routes.
         let device_only = |desired: &mut DesiredState| {
             for routes in desired.routes.values_mut() {
-                routes.retain(|r| matches!(r.next, crate::control::RouteNext::Device(_)));
+                routes.retain(|r| matches!(r.next, crate::calico::routes::RouteNext::Device(_)));
             }
         };
         let unshaped = |_: &mut DesiredState| {};

@@ -20,9 +20,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::endpoint::WorkloadEndpoint;
+use super::nat::{DnatMapping, NodeNatState, SnatMapping};
+use super::pool::{floating_ip_reach, FloatingIpReach, IpPool};
 use super::routes::{FipRoute, RouteNext};
-use crate::calico::{floating_ip_reach, FloatingIpReach, IpPool, WorkloadEndpoint};
-use crate::dataplane::{DnatMapping, NodeNatState, SnatMapping};
 
 /// Everything the control plane reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,9 +6,30 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::desired::DesiredState;
+use super::nat::NodeNatState;
 use super::routes::{FipRoute, RouteNext};
-pub use crate::dataplane::ConntrackMatch;
-use crate::dataplane::NodeNatState;
+
+/// Which entries a conntrack deletion takes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConntrackMatch {
+    OrigDst(IpAddr),
+    OrigSrcOrReplySrc(IpAddr),
+    /// Every entry (Calico never asks for this; a mutant does).
+    Any,
+}
+
+impl ConntrackMatch {
+    /// Whether an entry with this original source and destination and this
+    /// reply source is one this deletion takes.
+    pub fn selects(&self, orig_src: IpAddr, orig_dst: IpAddr, reply_src: IpAddr) -> bool {
+        match self {
+            ConntrackMatch::OrigDst(a) => orig_dst == *a,
+            ConntrackMatch::OrigSrcOrReplySrc(a) => orig_src == *a || reply_src == *a,
+            ConntrackMatch::Any => true,
+        }
+    }
+}
 
 pub use crate::vocab::ConntrackProfile;
 

@@ -7,9 +7,9 @@ use rstest::rstest;
 
 use super::desired::{desired_state, ClusterState, NodeUplink, Topology};
 use super::diff::{diff, ConntrackDeletion, ConntrackMatch, ConntrackProfile};
+use super::nat::{DnatMapping, SnatMapping};
 use super::routes::{FipRoute, RouteNext};
 use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
-use crate::dataplane::{DnatMapping, SnatMapping};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
