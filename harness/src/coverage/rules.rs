@@ -29,9 +29,20 @@ pub struct Impossible {
     pub text: &'static str,
 }
 
-const NOT_NOBODY: &[&str] = &["one", "several-on-pod", "duplicate-on-node", "duplicate-across-nodes"];
+const NOT_NOBODY: &[&str] = &[
+    "one",
+    "several-on-pod",
+    "duplicate-on-node",
+    "duplicate-across-nodes",
+];
 const GONE: &[&str] = &["removed", "holder-deleted", "holder-finished", "unclaimed"];
-const ONE_CLAIM: &[&str] = &["created", "added", "moved-on-node", "moved-across-nodes", "delete-recreate"];
+const ONE_CLAIM: &[&str] = &[
+    "created",
+    "added",
+    "moved-on-node",
+    "moved-across-nodes",
+    "delete-recreate",
+];
 
 /// The impossible pairs.
 pub const IMPOSSIBLE: &[Impossible] = &[
@@ -249,7 +260,10 @@ pub const IMPOSSIBLE: &[Impossible] = &[
 pub fn impossible(a: &str, x: &str, b: &str, y: &str) -> Option<&'static Impossible> {
     IMPOSSIBLE.iter().find(|rule| {
         (rule.a == a && rule.a_values.contains(&x) && rule.b == b && rule.b_values.contains(&y))
-            || (rule.a == b && rule.a_values.contains(&y) && rule.b == a && rule.b_values.contains(&x))
+            || (rule.a == b
+                && rule.a_values.contains(&y)
+                && rule.b == a
+                && rule.b_values.contains(&x))
     })
 }
 

@@ -26,16 +26,32 @@ fn at_step(points: &[Exercised], step: usize, dims: &[&str]) -> Vec<Vec<&'static
 #[test]
 fn a_move_under_a_stream_and_the_sends_after_it() {
     let points = points_of("move-across-nodes.yaml");
-    let dims = ["source", "change", "timing", "claims", "delivery", "node-nat"];
+    let dims = [
+        "source", "change", "timing", "claims", "delivery", "node-nat",
+    ];
     // Step 8 stops the stream the move happened under.
     assert_eq!(
         at_step(&points, 8, &dims),
-        [["external", "moved-across-nodes", "under-stream", "one", "holder", "alone"]]
+        [[
+            "external",
+            "moved-across-nodes",
+            "under-stream",
+            "one",
+            "holder",
+            "alone"
+        ]]
     );
     // The old node's own send, after the move: it hosts no claimant now.
     assert_eq!(
         at_step(&points, 10, &dims),
-        [["other-node", "moved-across-nodes", "settled", "one", "holder", "alone"]]
+        [[
+            "other-node",
+            "moved-across-nodes",
+            "settled",
+            "one",
+            "holder",
+            "alone"
+        ]]
     );
     // One point per profile and routing the case runs under.
     let scenario = load_file(&catalogue_dir().join("move-across-nodes.yaml")).unwrap();
@@ -54,11 +70,15 @@ fn loopback_duplicates_and_icmp_errors_are_told_apart() {
         .iter()
         .all(|e| e.point.get("icmp-error") == "from-pod" && e.point.get("protocol") == "udp"));
     let across = points_of("duplicate-claim-across-nodes.yaml");
-    assert!(across.iter().any(|e| e.point.get("claims") == "duplicate-across-nodes"
-        && e.point.get("delivery") == "one-of"
-        && e.point.get("change") == "duplicate-made"));
+    assert!(across
+        .iter()
+        .any(|e| e.point.get("claims") == "duplicate-across-nodes"
+            && e.point.get("delivery") == "one-of"
+            && e.point.get("change") == "duplicate-made"));
     let several = points_of("several-floating-ips-one-pod.yaml");
-    assert!(several.iter().all(|e| e.point.get("claims") == "several-on-pod"));
+    assert!(several
+        .iter()
+        .all(|e| e.point.get("claims") == "several-on-pod"));
 }
 
 #[test]
@@ -70,7 +90,13 @@ fn the_catalogue_exercises_only_known_values_and_contradicts_no_rule() {
         for e in exercised(scenario) {
             for d in DIMENSIONS {
                 let value = e.point.get(d.name);
-                assert!(d.has(value), "{} step {}: {}={value:?}", e.scenario, e.step, d.name);
+                assert!(
+                    d.has(value),
+                    "{} step {}: {}={value:?}",
+                    e.scenario,
+                    e.step,
+                    d.name
+                );
             }
         }
     }

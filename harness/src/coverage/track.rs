@@ -226,7 +226,9 @@ pub fn exercised(scenario: &Scenario) -> Vec<Exercised> {
     for (index, step) in scenario.steps.iter().enumerate() {
         match step {
             Step::Send(send) => {
-                let Target::Address(ip) = send.to else { continue };
+                let Target::Address(ip) = send.to else {
+                    continue;
+                };
                 if !floating_ips.contains(&ip) {
                     continue;
                 }
@@ -247,7 +249,9 @@ pub fn exercised(scenario: &Scenario) -> Vec<Exercised> {
                 }
             }
             Step::StartStream(start) => {
-                let Target::Address(ip) = start.to else { continue };
+                let Target::Address(ip) = start.to else {
+                    continue;
+                };
                 if !floating_ips.contains(&ip) {
                     continue;
                 }
@@ -267,11 +271,12 @@ pub fn exercised(scenario: &Scenario) -> Vec<Exercised> {
                 traffic.delivery = stop.expect.delivered_to.clone();
                 let before = at_start.changes.get(&traffic.ip).copied();
                 let now = claims.changes.get(&traffic.ip).copied();
-                let (change, timing) = if now != before || claims.changed_since(&at_start, traffic.ip) {
-                    (now.unwrap_or("unclaimed"), "under-stream")
-                } else {
-                    (now.unwrap_or("unclaimed"), "settled")
-                };
+                let (change, timing) =
+                    if now != before || claims.changed_since(&at_start, traffic.ip) {
+                        (now.unwrap_or("unclaimed"), "under-stream")
+                    } else {
+                        (now.unwrap_or("unclaimed"), "settled")
+                    };
                 // Who sent is judged when the stream started; the rest is the
                 // state the stream ends in, with the change that led there.
                 for point in points(scenario, &at_start, &claims, &traffic, change, timing) {
@@ -385,7 +390,14 @@ fn points(
                 ("source", source),
                 ("family", family),
                 ("protocol", protocol_value(&traffic.protocol)),
-                ("icmp-error", if traffic.icmp_error { "from-pod" } else { "none" }),
+                (
+                    "icmp-error",
+                    if traffic.icmp_error {
+                        "from-pod"
+                    } else {
+                        "none"
+                    },
+                ),
                 ("delivery", delivery),
                 ("change", change),
                 ("timing", timing),

@@ -66,8 +66,8 @@ impl Loader<'_> {
 
         for (step, made) in raw.steps.iter().zip(pods_made) {
             match &step.value {
-                // Expanded into createPod steps before replay (scenario/bulk.rs).
-                RawStep::CreatePods(_) => {}
+                // Expanded into createPod and send steps before replay (scenario/bulk.rs).
+                RawStep::CreatePods(_) | RawStep::Sends(_) => {}
                 RawStep::CreatePod(create) => {
                     let Some((pod, manifest)) = made else {
                         continue;
