@@ -15,7 +15,7 @@
 //! | layer  | modules                |
 //! |--------|------------------------|
 //! | top    | cli                    |
-//! | drive  | conform                |
+//! | drive  | conform, mutation      |
 //! | drive  | runner                 |
 //! | drive  | mutant                 |
 //! | report | report                 |
@@ -44,6 +44,7 @@ pub mod dataplane;
 pub mod driver;
 pub mod lab;
 pub mod mutant;
+pub mod mutation;
 pub mod programs;
 pub mod report;
 pub mod runner;

@@ -25,6 +25,7 @@ pub mod nat;
 pub mod pool;
 pub mod predict;
 pub mod routes;
+pub mod update_order;
 
 pub use annotation::{
     parse_floating_ips, workload_endpoint, AnnotationError, ErroredField, FLOATING_IPS_ANNOTATION,
@@ -49,3 +50,4 @@ pub use pool::{
     PoolError,
 };
 pub use routes::{FipRoute, RouteNext};
+pub use update_order::UpdateOrder;

@@ -11,7 +11,6 @@ use crate::lab::netns::Netns;
 use crate::traffic::Protocol;
 
 mod applied;
-mod choice;
 pub mod conntrack;
 pub mod conntrack_watch;
 pub(crate) mod exec;
@@ -32,7 +31,6 @@ pub mod topology;
 pub use crate::calico::nat::{DnatMapping, NodeNatState, SnatMapping};
 pub use crate::calico::ConntrackMatch;
 pub use crate::vocab::BackendKind;
-pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use features::Features;
 pub use iptables::IptablesBackend;
 pub use nft_maps::NftMapsBackend;
@@ -176,6 +174,8 @@ pub enum DataplaneError {
         #[source]
         source: conntrack::ConntrackError,
     },
+    /// An external driver's fault (`crate::driver` above this layer makes
+    /// them): the case could not run on that dataplane.
     #[error(transparent)]
-    Driver(#[from] Box<crate::driver::DriverError>),
+    Driver(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -246,6 +246,7 @@ impl Loader<'_> {
             backends,
             profiles,
             routings,
+            update_order: raw.update_order.unwrap_or_default(),
             cluster: Cluster {
                 cni,
                 cni_source: self.referenced(&raw.cluster.cni),

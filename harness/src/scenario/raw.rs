@@ -35,6 +35,10 @@ pub(crate) struct RawScenario {
     pub routings: Option<Vec<crate::vocab::RoutingMode>>,
     #[serde(default)]
     pub profile: Option<Spanned<ConntrackProfile>>,
+    /// How updates reach the lab: `felix` (Calico's order, the default) or
+    /// `ordered` (the harness's: all NAT, then routes, then conntrack).
+    #[serde(default)]
+    pub update_order: Option<crate::calico::UpdateOrder>,
     pub cluster: RawCluster,
     pub steps: Vec<Spanned<RawStep>>,
 }
