@@ -219,7 +219,7 @@ steps:
     fn create_pods_makes_one_create_pod_each_with_the_next_floating_ip() {
         let scenario = load(
             "  - createPods: {count: 3, node: node-b, namePrefix: web, namespace: shop, floatingIPs: 203.0.113.8/30}\n\
-             \x20 - send: {protocol: icmp, from: client, to: 203.0.113.10, expect: {deliveredTo: [web-2]}}\n",
+             \x20 - send: {protocol: icmp, from: node-b, to: 203.0.113.10, expect: {deliveredTo: [web-2]}}\n",
         )
         .unwrap();
         let pods: Vec<_> = scenario
@@ -269,7 +269,8 @@ steps:
     fn sends_makes_one_send_per_sender_and_protocol_in_order() {
         let scenario = load(
             "  - createPod: {name: web, node: node-a, annotations: {cni.projectcalico.org/floatingIPs: '[\"203.0.113.10\"]'}}\n\
-             \x20 - sends: {from: [client, node-b], protocols: [gre, icmp], to: 203.0.113.10, count: 2, expect: {deliveredTo: web, seenSource: from}}\n",
+             \x20 - createPod: {name: peer, node: node-a}\n\
+             \x20 - sends: {from: [node-a, peer], protocols: [gre, icmp], to: 203.0.113.10, count: 2, expect: {deliveredTo: web, seenSource: from}}\n",
         )
         .unwrap();
         let sends: Vec<String> = scenario
@@ -286,10 +287,10 @@ steps:
         assert_eq!(
             sends,
             [
-                "client gre x2 Some(From)",
-                "client icmp x2 Some(From)",
-                "node-b gre x2 Some(From)",
-                "node-b icmp x2 Some(From)"
+                "node-a gre x2 Some(From)",
+                "node-a icmp x2 Some(From)",
+                "peer gre x2 Some(From)",
+                "peer icmp x2 Some(From)"
             ]
         );
     }
