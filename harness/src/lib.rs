@@ -24,6 +24,7 @@
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
 //! | ground | ns                     |
+//! | pure   | coverage               |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
 //! | pure   | check                  |
@@ -39,6 +40,7 @@ pub mod calico;
 pub mod check;
 pub mod conform;
 pub mod control;
+pub mod coverage;
 pub mod dataplane;
 pub mod driver;
 pub mod lab;
