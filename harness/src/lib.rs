@@ -15,7 +15,7 @@
 //! | layer  | modules                |
 //! |--------|------------------------|
 //! | top    | cli                    |
-//! | drive  | conform                |
+//! | drive  | conform, mutation      |
 //! | drive  | explore                |
 //! | drive  | runner                 |
 //! | drive  | mutant                 |
@@ -24,6 +24,8 @@
 //! | I/O    | dataplane, bgp         |
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
+//! | ground | ns                     |
+//! | pure   | coverage               |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
 //! | pure   | check                  |
@@ -39,11 +41,14 @@ pub mod calico;
 pub mod check;
 pub mod conform;
 pub mod control;
+pub mod coverage;
 pub mod dataplane;
 pub mod driver;
 pub mod explore;
 pub mod lab;
 pub mod mutant;
+pub mod mutation;
+pub mod ns;
 pub mod programs;
 pub mod report;
 pub mod runner;

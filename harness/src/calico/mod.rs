@@ -25,11 +25,14 @@ pub mod nat;
 pub mod pool;
 pub mod predict;
 pub mod routes;
+pub mod update_order;
 
 pub use annotation::{
     parse_floating_ips, workload_endpoint, AnnotationError, ErroredField, FLOATING_IPS_ANNOTATION,
 };
-pub use cluster::{Cluster, ClusterConfig, ClusterStep, Effects};
+pub use cluster::{
+    CalicoRefusal, Cluster, ClusterConfig, ClusterStep, Effects, ExpectationMismatch, RefusedBy,
+};
 pub use cni::{cni_add, cni_del, ipam_handle, PodRequest, PodSetupError};
 pub use cni_config::{
     parse_cni_config, CniConfigError, CniFeatureControl, CniNetworkConfig, TemplateValues,
@@ -49,3 +52,4 @@ pub use pool::{
     PoolError,
 };
 pub use routes::{FipRoute, RouteNext};
+pub use update_order::UpdateOrder;

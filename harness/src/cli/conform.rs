@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fip_harness::conform;
-use fip_harness::dataplane::DataplaneChoice;
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::RunOptions;
 
 use super::progress::{Progress, Style};

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::explore::{self, Budget, ExploreDir, Judgement, RunJudge, ShrinkLimits};
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::RunOptions;
 use fip_harness::scenario::DurationValue;
 use fip_harness::seed::Seed;

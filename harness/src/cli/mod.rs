@@ -18,6 +18,7 @@ mod bench;
 mod choices;
 mod completions;
 mod conform;
+mod coverage;
 mod describe;
 mod down;
 mod driver;
@@ -62,6 +63,9 @@ enum Command {
     Conform(conform::Args),
     /// Generate cases from the Calico model, run them on a dataplane, shrink the first failure.
     Explore(explore::Args),
+    /// Which pairs of floating-IP behaviours the scenarios exercise, which no
+    /// case can (and why), and the holes.
+    Coverage(coverage::Args),
     /// Build a scenario's cluster (up to a step, with --until-step) and keep it running.
     Up(up::Args),
     /// Run a scenario's remaining steps in a lab `up --until-step` kept.
@@ -131,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Mutants(args) => mutants::run(args),
         Command::Conform(args) => conform::run(args),
         Command::Explore(args) => explore::run(args),
+        Command::Coverage(args) => coverage::run(args),
         Command::Up(args) => up::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Ls(args) => ls::run(args),

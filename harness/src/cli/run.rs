@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
-use fip_harness::dataplane::DataplaneChoice;
 use fip_harness::report::{
     render_html, render_junit, write_summary, RunSummary, ScenarioResult, SummaryFile,
 };
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::seed::Seed;
 

@@ -4,6 +4,7 @@
 
 pub mod apply;
 mod members;
+pub mod order;
 pub mod policy;
 pub mod routes;
 
@@ -15,5 +16,6 @@ pub use crate::calico::diff::{
 };
 pub use apply::{Applied, ControlError, ControlPlane, LabNamespaces};
 pub use members::LabMembers;
+pub use order::UpdateOrder;
 pub use policy::{CalicoPolicy, ControlPolicy};
 pub use routes::{list_routes, FipRoute, RouteNext, FELIX_ROUTE_PROTOCOL};

@@ -11,7 +11,6 @@ use crate::lab::netns::Netns;
 use crate::traffic::Protocol;
 
 mod applied;
-mod choice;
 pub mod conntrack;
 pub mod conntrack_watch;
 pub(crate) mod exec;
@@ -27,17 +26,15 @@ pub mod nftables;
 pub(crate) mod per_node;
 #[cfg(test)]
 mod test_vectors;
-pub mod topology;
 
 pub use crate::calico::nat::{DnatMapping, NodeNatState, SnatMapping};
 pub use crate::calico::ConntrackMatch;
+pub use crate::vocab::topology::{Interface, NodeTopology, PodInterface};
 pub use crate::vocab::BackendKind;
-pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use features::Features;
 pub use iptables::IptablesBackend;
 pub use nft_maps::NftMapsBackend;
 pub use nftables::NftablesBackend;
-pub use topology::{Interface, NodeTopology, PodInterface};
 
 /// Felix keeps one table per family (iptables and ip6tables, or `table ip`
 /// and `table ip6`), each with the mappings of that family only.
@@ -176,6 +173,8 @@ pub enum DataplaneError {
         #[source]
         source: conntrack::ConntrackError,
     },
+    /// An external driver's fault (`crate::driver` above this layer makes
+    /// them): the case could not run on that dataplane.
     #[error(transparent)]
-    Driver(#[from] Box<crate::driver::DriverError>),
+    Driver(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -118,7 +118,8 @@ pub struct StreamTrack {
     /// Whether the pod receiving its floating IP changed while it ran.
     moved: bool,
     /// False once a state is one the language cannot state (ECMP among
-    /// pods, a landing of another kind): the stop then checks nothing.
+    /// pods, a packet to the sender's own address): the stop then checks
+    /// nothing.
     stated: bool,
 }
 
@@ -172,7 +173,6 @@ impl StreamTrack {
                 }
                 Landing::Host { host, .. } if cluster.pod(host).is_some() => self.stated = false,
                 Landing::Host { .. } | Landing::Dropped { .. } => {}
-                _ => self.stated = false,
             }
         }
         if pods.len() > 1 {

@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 pub use search::{search, Budget, Judge, Judgement, SearchOutcome, ShrinkLimits, Shrunk};
 
-use crate::dataplane::DataplaneChoice;
 use crate::report::ScenarioResult;
+use crate::runner::DataplaneChoice;
 use crate::runner::{run_case_blocking, PlannedCase, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::seed::Seed;

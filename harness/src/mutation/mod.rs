@@ -1,13 +1,14 @@
-//! The mutation score: run the catalogue against every mutant, several cases
-//! at a time, and stop running a mutant's cases as soon as one kills it.
+//! The mutation score: run the catalogue against every mutant
+//! (`crate::mutant`), several cases at a time, and stop running a mutant's
+//! cases as soon as one kills it. Above the runner, which the mutants sit
+//! below (its dataplane choice wraps them in).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use super::Mutant;
-use crate::dataplane::DataplaneChoice;
+use crate::mutant::Mutant;
 use crate::report::{Outcome, ScenarioResult};
-use crate::runner::{self, PlannedCase, RunOptions};
+use crate::runner::{self, DataplaneChoice, PlannedCase, RunOptions};
 
 /// What the catalogue did to one mutant.
 #[derive(Clone, Debug)]

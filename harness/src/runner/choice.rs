@@ -1,15 +1,17 @@
 //! Which dataplane a case runs on: more than the closed [`BackendKind`], so
 //! that broken dataplanes (mutants) and external drivers (`exec:PATH [ARGS]`)
-//! can be chosen wherever a built-in backend can.
+//! can be chosen wherever a built-in backend can. The choice is the drive
+//! layer's: `dataplane/` knows only its trait and backends, `mutant/` wraps
+//! them from outside, `driver/` speaks to external programs.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{backend, BackendKind, Dataplane};
 use crate::control::{CalicoPolicy, ControlPolicy};
+use crate::dataplane::{backend, BackendKind, Dataplane};
 use crate::driver::{ExecDataplane, ExecSpec, ExecSpecError};
-use crate::mutant::{self, Bug, Mutant, MutantDataplane, MutantPolicy};
+use crate::mutant::{self, Mutant};
 
 /// A dataplane selection: `nftables`, `iptables`, `nft-maps`,
 /// `mutant:<name>` or `exec:PATH [ARGS]`.
@@ -35,7 +37,7 @@ impl DataplaneChoice {
     pub fn base(&self) -> BackendKind {
         match self {
             DataplaneChoice::Builtin(kind) => *kind,
-            DataplaneChoice::Mutant(_) => BackendKind::NftMaps,
+            DataplaneChoice::Mutant(_) => mutant::REFERENCE,
             DataplaneChoice::Exec(_) => BackendKind::Nftables,
         }
     }
@@ -56,16 +58,10 @@ impl DataplaneChoice {
                 dataplane: backend(*kind),
                 policy: Arc::new(CalicoPolicy),
             },
-            DataplaneChoice::Mutant(mutant) => match mutant.bug {
-                Bug::Nat(bug) => ChosenDataplane {
-                    dataplane: Arc::new(MutantDataplane::new(bug)),
-                    policy: Arc::new(CalicoPolicy),
-                },
-                Bug::Policy(bug) => ChosenDataplane {
-                    dataplane: backend(BackendKind::NftMaps),
-                    policy: Arc::new(MutantPolicy(bug)),
-                },
-            },
+            DataplaneChoice::Mutant(mutant) => {
+                let (dataplane, policy) = mutant.wrap();
+                ChosenDataplane { dataplane, policy }
+            }
             DataplaneChoice::Exec(spec) => ChosenDataplane {
                 dataplane: Arc::new(ExecDataplane::new(ExecSpec::clone(spec))),
                 policy: Arc::new(CalicoPolicy),
