@@ -171,27 +171,32 @@ impl Oracle {
         }
     }
 
-    /// The address a target names now, if it names one.
-    pub fn resolve(&self, target: &Target) -> Option<IpAddr> {
-        let (name, family) = match target {
-            Target::Address(address) => return Some(*address),
-            Target::Host { name, family } => (name, *family),
-        };
-        let network = &self.cluster.config().network;
-        let addresses = match self.cluster.pod(name) {
-            Some(pod) => &pod.addresses,
-            None => {
-                &network
-                    .node(name)
-                    .or_else(|| network.external(name))?
-                    .addresses
-            }
-        };
-        addresses
-            .iter()
-            .copied()
-            .find(|a| IpFamily::of(a) == family)
+    fn resolve(&self, target: &Target) -> Option<IpAddr> {
+        resolve(&self.cluster, target)
     }
+}
+
+/// The address `target` names in `cluster` now, if it names one: a pod's
+/// (live in the model), a node's or an external host's, of the family asked.
+pub fn resolve(cluster: &Cluster, target: &Target) -> Option<IpAddr> {
+    let (name, family) = match target {
+        Target::Address(address) => return Some(*address),
+        Target::Host { name, family } => (name, *family),
+    };
+    let network = &cluster.config().network;
+    let addresses = match cluster.pod(name) {
+        Some(pod) => &pod.addresses,
+        None => {
+            &network
+                .node(name)
+                .or_else(|| network.external(name))?
+                .addresses
+        }
+    };
+    addresses
+        .iter()
+        .copied()
+        .find(|a| IpFamily::of(a) == family)
 }
 
 /// Each disagreement as the line `validate` prints, with the model's view.
