@@ -152,13 +152,18 @@ pub(super) async fn create(
     jobs: Vec<NamespaceJob>,
 ) -> Result<Vec<Member>, LabError> {
     let rt = rt.clone();
-    let results = tokio::task::spawn_blocking(move || create_members(&rt, &jobs, CREATE_THREADS))
-        .await
-        .map_err(|_| LabError::Panicked {
-            lab: String::new(),
-            what: "creating namespaces",
-        })?;
-    results.into_iter().collect()
+    let results = tokio::task::spawn_blocking(move || {
+        create_members(&rt, &jobs, CREATE_THREADS, &super::signals::CREATIONS)
+    })
+    .await
+    .map_err(|_| LabError::Panicked {
+        lab: String::new(),
+        what: "creating namespaces",
+    })?;
+    results
+        .into_iter()
+        .map(|r| r.map_err(LabError::from))
+        .collect()
 }
 
 pub(super) fn job(name: String, sysctls: &[(&'static str, &'static str)]) -> NamespaceJob {

@@ -71,7 +71,9 @@ impl Lab {
                 .chain(&self.externals)
                 .map(|m| m.link_up(IFINDEX_LO, "lo")),
         );
-        futures::try_join!(fabric_links, loopbacks)?;
+        futures::try_join!(fabric_links, async {
+            loopbacks.await.map_err(LabError::from)
+        })?;
 
         // Then addresses and routes, every namespace at once.
         let mut steps: Vec<futures::future::BoxFuture<'_, Result<(), LabError>>> = Vec::new();
@@ -207,7 +209,7 @@ async fn segment_port(
         mac: None,
         controller: Some(bridge),
     };
-    fabric.add_veth(local, uplink_end(), far).await
+    Ok(fabric.add_veth(local, uplink_end(), far).await?)
 }
 
 /// (gateway, prefix) of the nodes or the externals segment.

@@ -201,7 +201,7 @@ impl Loader<'_> {
     }
 
     fn resolve(&mut self, mut raw: RawScenario) -> Option<Scenario> {
-        raw.steps = self.expand_create_pods(std::mem::take(&mut raw.steps));
+        raw.steps = self.expand_bulk(std::mem::take(&mut raw.steps));
         let name = match &raw.name {
             Some(name) => name.value.to_string(),
             None => self.default_name()?,

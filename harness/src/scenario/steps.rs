@@ -116,8 +116,8 @@ impl Loader<'_> {
     ) -> Option<Step> {
         let errors = self.errors.len();
         let read = match &step.value {
-            // Expanded into createPod steps before reading (scenario/bulk.rs).
-            RawStep::CreatePods(_) => return None,
+            // Expanded into createPod and send steps before reading (scenario/bulk.rs).
+            RawStep::CreatePods(_) | RawStep::Sends(_) => return None,
             RawStep::CreatePod(create) => self.create_pod(reading, step, create, made?)?,
             RawStep::DeletePod(name) => {
                 if reading.oracle.cluster().pod(name.as_str()).is_none() {
