@@ -16,6 +16,7 @@
 //! |--------|------------------------|
 //! | top    | cli                    |
 //! | drive  | conform, mutation      |
+//! | drive  | explore                |
 //! | drive  | runner                 |
 //! | drive  | mutant                 |
 //! | report | report                 |
@@ -23,6 +24,7 @@
 //! | I/O    | dataplane, bgp         |
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
+//! | ground | ns                     |
 //! | pure   | coverage               |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
@@ -42,9 +44,11 @@ pub mod control;
 pub mod coverage;
 pub mod dataplane;
 pub mod driver;
+pub mod explore;
 pub mod lab;
 pub mod mutant;
 pub mod mutation;
+pub mod ns;
 pub mod programs;
 pub mod report;
 pub mod runner;
