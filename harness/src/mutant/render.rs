@@ -31,8 +31,8 @@ const FAMILIES: [Family; 2] = [
     },
 ];
 
-/// Both DNAT chains of `family` rewritten to `rule` (its text after the
-/// chain name, ending in the map lookup).
+/// Both DNAT chains of `family` rewritten to one map lookup behind `prefix`
+/// (a match, or nothing).
 fn dnat_chains(script: &mut String, family: &Family, prefix: &str) {
     let at = format!("{} {TABLE}", family.name);
     for chain in ["prerouting", "output"] {
@@ -106,25 +106,12 @@ pub(super) fn patch(bug: NatBug, state: &NodeNatState) -> Option<String> {
                 }
             }
             NatBug::SnatDestinationOnly => {
-                let elements: Vec<String> = state
-                    .snat
-                    .iter()
-                    .filter(|m| mine(&m.internal))
-                    .map(|m| format!("{} : {}", m.internal, m.external))
-                    .collect();
+                pod_map(&mut script, family, "fip-snat-by-dst", state);
                 let _ = writeln!(
                     script,
-                    "add map {at} fip-snat-by-dst {{ type {0} : {0}; }}\nflush map {at} fip-snat-by-dst\n\
-                     flush chain {at} postrouting\nadd rule {at} postrouting snat to {1} daddr map @fip-snat-by-dst",
-                    family.addr_type, family.name
+                    "flush chain {at} postrouting\nadd rule {at} postrouting snat to {} daddr map @fip-snat-by-dst",
+                    family.name
                 );
-                if !elements.is_empty() {
-                    let _ = writeln!(
-                        script,
-                        "add element {at} fip-snat-by-dst {{ {} }}",
-                        elements.join(", ")
-                    );
-                }
             }
             NatBug::SnatInInputHook => {
                 let _ = writeln!(
@@ -149,32 +136,43 @@ pub(super) fn patch(bug: NatBug, state: &NodeNatState) -> Option<String> {
                 );
             }
             NatBug::SnatOnEgress => {
-                let elements: Vec<String> = state
-                    .snat
-                    .iter()
-                    .filter(|m| mine(&m.internal))
-                    .map(|m| format!("{} : {}", m.internal, m.external))
-                    .collect();
+                pod_map(&mut script, family, "fip-egress", state);
                 let _ = writeln!(
                     script,
-                    "add map {at} fip-egress {{ type {0} : {0}; }}\nflush map {at} fip-egress\n\
-                     flush chain {at} postrouting\n\
-                     add rule {at} postrouting snat to {1} saddr . {1} daddr map @fip-snat\n\
-                     add rule {at} postrouting snat to {1} saddr map @fip-egress",
-                    family.addr_type, family.name
+                    "flush chain {at} postrouting\n\
+                     add rule {at} postrouting snat to {0} saddr . {0} daddr map @fip-snat\n\
+                     add rule {at} postrouting snat to {0} saddr map @fip-egress",
+                    family.name
                 );
-                if !elements.is_empty() {
-                    let _ = writeln!(
-                        script,
-                        "add element {at} fip-egress {{ {} }}",
-                        elements.join(", ")
-                    );
-                }
             }
             _ => return None,
         }
     }
     Some(script)
+}
+
+/// A map `name` in `family`'s table holding each loopback SNAT mapping of
+/// that family as pod address -> floating IP, and nothing else.
+fn pod_map(script: &mut String, family: &Family, name: &str, state: &NodeNatState) {
+    let at = format!("{} {TABLE}", family.name);
+    let elements: Vec<String> = state
+        .snat
+        .iter()
+        .filter(|m| m.internal.is_ipv4() == family.v4)
+        .map(|m| format!("{} : {}", m.internal, m.external))
+        .collect();
+    let _ = writeln!(
+        script,
+        "add map {at} {name} {{ type {0} : {0}; }}\nflush map {at} {name}",
+        family.addr_type
+    );
+    if !elements.is_empty() {
+        let _ = writeln!(
+            script,
+            "add element {at} {name} {{ {} }}",
+            elements.join(", ")
+        );
+    }
 }
 
 /// The network of `address` with a prefix of `length`.
