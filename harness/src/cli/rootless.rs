@@ -6,7 +6,9 @@
 //! /run/netns, where root's labs are, is never looked at); every command
 //! then finds lab records in the user's runtime directory.
 
+use fip_harness::dataplane::{BackendKind, DataplaneChoice};
 use fip_harness::lab::registry::{record_path, LabRecord, RUN_DIR_ENV};
+use fip_harness::lab::rootless::probe::{first_refusal, KernelFeature};
 use fip_harness::lab::rootless::{self, NsHolder};
 
 use super::Command;
@@ -17,7 +19,17 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         return Ok(());
     }
     let lab = match command {
-        Command::Run(_) | Command::Up(_) | Command::Bench(_) | Command::Mutants(_) => None,
+        Command::Run(_) | Command::Up(_) | Command::Bench(_) | Command::Mutants(_) => {
+            use_user_registry()?;
+            rootless::enter_new_namespace()?;
+            add_sbin_to_path();
+            // Before any lab: what this kernel refuses in a user namespace
+            // is one line now, not a failure deep inside a case.
+            if let Some(refusal) = first_refusal(&kernel_features(command)) {
+                return Err(refusal.into());
+            }
+            return Ok(());
+        }
         // Reads records and, through /proc/<holder>/root, each lab's pins;
         // from inside a user namespace of its own it could not.
         Command::Ls(_) => return use_user_registry(),
@@ -40,6 +52,27 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
     }
     add_sbin_to_path();
     Ok(())
+}
+
+/// The kernel features the dataplanes `command` may run need: those of
+/// the one chosen, or of every built-in backend when the scenarios choose.
+fn kernel_features(command: &Command) -> Vec<KernelFeature> {
+    let chosen = match command {
+        Command::Run(args) => args.dataplane_choice(),
+        Command::Up(args) => Some(args.dataplane_choice()),
+        // Mutants break nft-maps.
+        Command::Mutants(_) => Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
+        _ => None,
+    };
+    match chosen {
+        None => KernelFeature::ALL.to_vec(),
+        // A driver's dataplane is its own; the lab's own rules are none.
+        Some(DataplaneChoice::Exec(_)) => Vec::new(),
+        Some(choice) => match choice.base() {
+            BackendKind::Iptables => vec![KernelFeature::XtablesNat],
+            BackendKind::Nftables | BackendKind::NftMaps => vec![KernelFeature::NfTablesNat],
+        },
+    }
 }
 
 /// Root in the namespace now, so find programs where root's PATH does: bird,

@@ -61,13 +61,20 @@ pub struct Args {
     report_dir: PathBuf,
 }
 
+impl Args {
+    /// The one dataplane asked for, if any (else each scenario's own list).
+    pub(super) fn dataplane_choice(&self) -> Option<DataplaneChoice> {
+        self.dataplane
+            .clone()
+            .or_else(|| self.backend.map(|b| DataplaneChoice::Builtin(b.into())))
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::require_root_to_run_scenarios()?;
     let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
     let plan_filter = PlanFilter {
-        dataplane: args
-            .dataplane
-            .or_else(|| args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
+        dataplane: args.dataplane_choice(),
         profile: args.profile.map(Into::into),
         routing: args.routing.into(),
     };

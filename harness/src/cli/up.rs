@@ -47,6 +47,15 @@ pub struct Args {
     seed: Option<Seed>,
 }
 
+impl Args {
+    /// The dataplane asked for: --dataplane, else --backend.
+    pub(super) fn dataplane_choice(&self) -> DataplaneChoice {
+        self.dataplane
+            .clone()
+            .unwrap_or_else(|| BackendKind::from(self.backend).into())
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !nix::unistd::Uid::effective().is_root() {
         anyhow::bail!("building a lab creates network namespaces and needs root (try sudo)");
@@ -59,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         runner::check_prefix(prefix).map_err(anyhow::Error::msg)?;
     }
     let seed = args.seed.unwrap_or_else(Seed::random);
+    let dataplane = args.dataplane_choice();
     let naming = match (args.name, args.prefix) {
         (Some(name), _) => LabNaming::Exact(name),
         (None, Some(prefix)) => LabNaming::Prefix(prefix),
@@ -68,9 +78,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::signals::tear_down_labs_on_ctrl_c(move |_| {
         eprintln!("interrupted: the lab was removed");
     });
-    let dataplane = args
-        .dataplane
-        .unwrap_or_else(|| BackendKind::from(args.backend).into());
     let options = RunOptions {
         routing: args.routing.into(),
         seed: Some(seed),
