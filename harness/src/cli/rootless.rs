@@ -54,8 +54,8 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The kernel features the dataplanes `command` may run need: those of
-/// the one chosen, or of every built-in backend when the scenarios choose.
+/// The kernel features `command`'s labs need: the lab's own, and those of
+/// the dataplane chosen, or of every built-in backend when the scenarios choose.
 fn kernel_features(command: &Command) -> Vec<KernelFeature> {
     let chosen = match command {
         Command::Run(args) => args.dataplane_choice(),
@@ -64,13 +64,14 @@ fn kernel_features(command: &Command) -> Vec<KernelFeature> {
         Command::Mutants(_) => Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
         _ => None,
     };
+    let lab = KernelFeature::NfTablesConntrack;
     match chosen {
         None => KernelFeature::ALL.to_vec(),
-        // A driver's dataplane is its own; the lab's own rules are none.
-        Some(DataplaneChoice::Exec(_)) => Vec::new(),
+        // A driver's dataplane is its own business.
+        Some(DataplaneChoice::Exec(_)) => vec![lab],
         Some(choice) => match choice.base() {
-            BackendKind::Iptables => vec![KernelFeature::XtablesNat],
-            BackendKind::Nftables | BackendKind::NftMaps => vec![KernelFeature::NfTablesNat],
+            BackendKind::Iptables => vec![lab, KernelFeature::XtablesNat],
+            BackendKind::Nftables | BackendKind::NftMaps => vec![lab, KernelFeature::NfTablesNat],
         },
     }
 }

@@ -20,6 +20,9 @@ use crate::programs::require_program;
 /// A kernel facility the harness relies on, as one probe tries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KernelFeature {
+    /// nf_tables filter rules matching conntrack state: the lab's own table
+    /// on every node (`lab/tracking.rs`), whatever the dataplane.
+    NfTablesConntrack,
     /// nf_tables NAT: `dnat to`/`snat to ... fully-random` in nat base chains,
     /// and a DNAT through a map lookup (the `nftables` and `nft-maps` backends).
     NfTablesNat,
@@ -29,11 +32,16 @@ pub enum KernelFeature {
 }
 
 impl KernelFeature {
-    pub const ALL: [KernelFeature; 2] = [KernelFeature::NfTablesNat, KernelFeature::XtablesNat];
+    pub const ALL: [KernelFeature; 3] = [
+        KernelFeature::NfTablesConntrack,
+        KernelFeature::NfTablesNat,
+        KernelFeature::XtablesNat,
+    ];
 
     /// How the feature is named to a person.
     pub fn describe(self) -> &'static str {
         match self {
+            KernelFeature::NfTablesConntrack => "nf_tables rules matching conntrack state",
             KernelFeature::NfTablesNat => "nf_tables NAT rules (dnat, snat, a dnat map)",
             KernelFeature::XtablesNat => "legacy iptables NAT rules (DNAT, SNAT --random-fully)",
         }
@@ -42,15 +50,26 @@ impl KernelFeature {
     /// What in the harness needs it.
     pub fn used_by(self) -> &'static str {
         match self {
+            KernelFeature::NfTablesConntrack => "every lab (its own table on each node)",
             KernelFeature::NfTablesNat => "the nftables and nft-maps backends",
             KernelFeature::XtablesNat => "the iptables backend",
+        }
+    }
+
+    /// What else a user may do, after "run as root".
+    fn alternative(self) -> &'static str {
+        match self {
+            KernelFeature::NfTablesConntrack => "",
+            KernelFeature::NfTablesNat => ", or choose --backend iptables",
+            KernelFeature::XtablesNat => ", or choose --backend nftables or nft-maps",
         }
     }
 
     /// The program that loads the probe's rules, and the rules.
     fn probe(self) -> (&'static str, &'static [&'static str], &'static str) {
         match self {
-            KernelFeature::NfTablesNat => ("nft", &["-f", "-"], NFT_PROBE),
+            KernelFeature::NfTablesConntrack => ("nft", &["-f", "-"], NFT_CT_PROBE),
+            KernelFeature::NfTablesNat => ("nft", &["-f", "-"], NFT_NAT_PROBE),
             KernelFeature::XtablesNat => ("iptables-legacy-restore", &[], XTABLES_PROBE),
         }
     }
@@ -58,7 +77,15 @@ impl KernelFeature {
 
 /// Addresses from the documentation range; the rules live only in the
 /// probe's own network namespace.
-const NFT_PROBE: &str = "table ip fiph_probe {
+const NFT_CT_PROBE: &str = "table inet fiph_probe {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    ct state invalid counter
+  }
+}
+";
+
+const NFT_NAT_PROBE: &str = "table ip fiph_probe {
   map fips { type ipv4_addr : ipv4_addr; elements = { 192.0.2.1 : 192.0.2.2 }; }
   chain pre {
     type nat hook prerouting priority dstnat; policy accept;
@@ -84,9 +111,10 @@ COMMIT
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "this kernel refuses {} inside a user namespace ({program}: {said}), and {} need them: \
-     run fip-harness as root (sudo), or choose a backend that does not need them",
+     run fip-harness as root (sudo){}",
     feature.describe(),
-    feature.used_by()
+    feature.used_by(),
+    feature.alternative()
 )]
 pub struct Refusal {
     pub feature: KernelFeature,
