@@ -2,9 +2,36 @@
 //! on Kubernetes pods.
 //!
 //! Data flows one way: [`scenario`] -> [`calico`] model -> [`control`] ->
-//! [`dataplane`] / [`lab`]; [`traffic`] -> observations -> [`check`] -> [`report`].
-//! [`runner`] ties them together for one scenario. Nothing below `control` knows
-//! what a scenario is.
+//! [`dataplane`] / [`bgp`] / [`lab`]; [`traffic`] -> observations -> [`check`] ->
+//! [`report`]. [`runner`] carries a scenario out in a lab.
+//!
+//! ## Layers
+//!
+//! A module imports only modules on rows below its own, never one on its row
+//! or above (`tests/layers.rs` reads this table and fails on an import that
+//! climbs, and on a module the table does not name). Top row first; `cli` is
+//! the binary's.
+//!
+//! | layer  | modules                |
+//! |--------|------------------------|
+//! | top    | cli                    |
+//! | drive  | conform                |
+//! | drive  | runner                 |
+//! | drive  | mutant                 |
+//! | report | report                 |
+//! | I/O    | control, driver        |
+//! | I/O    | dataplane, bgp         |
+//! | I/O    | traffic                |
+//! | I/O    | lab                    |
+//! | pure   | scenario               |
+//! | pure   | calico                 |
+//! | pure   | check                  |
+//! | pure   | vocab                  |
+//! | pure   | wire, seed, programs   |
+//!
+//! Pure modules do no I/O: [`vocab`] is the shared vocabulary (the lab's
+//! addressing plan and names, the enums a scenario chooses among), [`check`]
+//! the one judge, [`calico`] the model of Calico, [`scenario`] the language.
 
 pub mod bgp;
 pub mod calico;
@@ -21,4 +48,5 @@ pub mod runner;
 pub mod scenario;
 pub mod seed;
 pub mod traffic;
+pub mod vocab;
 pub mod wire;

@@ -134,6 +134,31 @@ fn exec_into_a_lab_nobody_holds_says_it_is_not_up() {
     assert!(stderr.contains("no lab named 'nolab' is up"), "{stderr}");
 }
 
+#[test]
+fn conform_runs_for_a_user_who_is_not_root() {
+    let user = Unprivileged::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let out = user.fip(
+        runtime.path(),
+        &[
+            "conform",
+            "--dataplane",
+            "nft-maps",
+            "--routing",
+            "model",
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+            "scenarios/icmp-external-v4.yaml",
+        ],
+    );
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("conformant with Calico floating-IP semantics: 1/1 cases"),
+        "{stdout}"
+    );
+}
+
 /// A kernel that refuses, inside a user namespace, what a chosen backend
 /// needs makes `run` stop at start with one line naming the refusal and what
 /// to do, before any lab is built, and a backend that does not need it
@@ -156,16 +181,19 @@ fn a_refused_kernel_feature_is_one_line_at_start() {
     );
     std::fs::write(&nft, script).unwrap();
     std::fs::set_permissions(&nft, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = std::env::join_paths(
-        std::iter::once(bin.path().to_path_buf())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths(std::iter::once(bin.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
     .unwrap();
     let lab = lab_name("rp");
     let scenario = "scenarios/icmp-external-v4.yaml";
     let args = ["run", scenario, "--backend", "nftables", "--report-dir"];
     let reports = runtime.path().join("reports");
-    let args = [&args[..], &[reports.to_str().unwrap(), "--keep-on-failure", &lab]].concat();
+    let args = [
+        &args[..],
+        &[reports.to_str().unwrap(), "--keep-on-failure", &lab],
+    ]
+    .concat();
     let out = user.fip_with_path(runtime.path(), &args, &path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -184,8 +212,18 @@ fn a_refused_kernel_feature_is_one_line_at_start() {
     assert!(left.is_empty(), "{left:?}");
 
     // The iptables backend needs no nf_tables NAT: the probe lets it through.
-    let args = ["run", scenario, "--backend", "iptables", "--routing", "model"];
+    let args = [
+        "run",
+        scenario,
+        "--backend",
+        "iptables",
+        "--routing",
+        "model",
+    ];
     let args = [&args[..], &["--report-dir", reports.to_str().unwrap()]].concat();
     let stdout = ok(&user.fip_with_path(runtime.path(), &args, &path));
-    assert!(stdout.contains("PASS icmp-external-v4::iptables"), "{stdout}");
+    assert!(
+        stdout.contains("PASS icmp-external-v4::iptables"),
+        "{stdout}"
+    );
 }

@@ -89,6 +89,18 @@ fn ext(lab: &TestLab, family: Family) -> IpAddr {
     lab.lab.external_address("ext", family).unwrap().unwrap()
 }
 
+/// `ip -4 route show proto <protocol>` in a namespace (`ip` prints no
+/// `proto boot` otherwise: it is the default of `ip route add`).
+fn ip_routes(ns: &Netns, protocol: &str) -> String {
+    let out = ns
+        .command(program("ip"))
+        .args(["-4", "route", "show", "proto", protocol])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The source of the first echo reply, trying up to three single probes: on
 /// a loaded machine one probe's second can pass before IPv6 neighbour
 /// discovery (or a first ARP) has finished.
@@ -124,8 +136,29 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     let mut control = ControlPlane::new(lab.members(), backend(kind), ConntrackProfile::Calico);
     control.update(&cluster(&[FIP], &[])).unwrap();
 
-    let routes = list_routes(lab.netns("fabric")).unwrap();
+    let routes = list_routes(lab.netns("fabric"), &[]).unwrap();
     assert_eq!(routes.len(), 1, "{routes:?}");
+    // Felix writes its routes to a workload, for the pod's address and its
+    // floating IP alike, with its DeviceRouteProtocol (3, `boot`); the route
+    // model writes the fabric's as BIRD would (`proto bird`).
+    let web_veth = veth_name_for_workload("default", "web");
+    let node_routes = ip_routes(lab.netns("node-0"), "boot");
+    for felix_route in [
+        format!("{FIP} dev {web_veth} scope link metric 1024"),
+        format!("{WEB} dev {web_veth} scope link metric 1024"),
+    ] {
+        assert!(
+            node_routes.contains(&felix_route),
+            "{felix_route}: {node_routes}"
+        );
+    }
+    let fabric_routes = ip_routes(lab.netns("fabric"), "bird");
+    assert!(
+        fabric_routes
+            .lines()
+            .any(|l| l.starts_with(&format!("{FIP} via "))),
+        "{fabric_routes}"
+    );
 
     let capture = EchoCapture::start(lab.netns("web"));
     assert_eq!(
@@ -159,10 +192,11 @@ fn external_host_reaches_the_pod_through_its_floating_ip(
     off.felix_floating_ips = false;
     control.update(&off).unwrap();
     assert_eq!(ping(lab.netns("ext"), FIP), None);
-    assert!(list_routes(lab.netns("fabric")).unwrap().is_empty());
+    assert!(list_routes(lab.netns("fabric"), &[]).unwrap().is_empty());
     // Felix's device routes go too, on every node (they once stayed behind).
     for node in lab.lab.spec().nodes.iter().map(|n| n.name.clone()) {
-        let left = list_routes(lab.netns(&node)).unwrap();
+        let pods = [WEB, WEB6, WEB2, WEB26, CLIENT].map(ip);
+        let left = list_routes(lab.netns(&node), &pods).unwrap();
         assert!(left.is_empty(), "{node}: {left:?}");
     }
     control.teardown().unwrap();

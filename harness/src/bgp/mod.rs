@@ -10,16 +10,15 @@ pub mod birdc;
 pub mod fleet;
 pub mod process;
 pub mod render;
-pub mod routing;
 pub mod show;
 pub mod timers;
 pub mod topology;
 
+pub use crate::vocab::RoutingMode;
 pub use birdc::{Birdc, BirdcError};
 pub use fleet::{lab_state, topology_of, BgpError, DaemonState, LabBird};
 pub use process::{BirdDaemon, BirdError};
 pub use render::FELIX_NORMAL_ROUTE_PRIORITY;
-pub use routing::RoutingMode;
 pub use show::{BirdRoute, ProtocolStatus};
 pub use timers::BirdTimers;
 pub use topology::{BgpNode, BgpTopology, ClusterRoutes, CALICO_DEFAULT_AS, FABRIC_AS};

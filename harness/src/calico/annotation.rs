@@ -111,18 +111,41 @@ pub(crate) fn go_parse_ip(text: &str) -> Option<IpAddr> {
     text.parse().ok()
 }
 
+/// What libcalico-go lib/net ParseCIDROrIP returns when it does not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GoCidrOrIp {
+    Address(IpAddr),
+    /// Empty text: `net.ParseCIDR` fails, but the fallback
+    /// `net.IP.UnmarshalText` accepts it as the nil `IP` (no bytes), whose
+    /// lib/net `IP.Version` is 0.
+    Nil,
+}
+
+impl GoCidrOrIp {
+    fn version(self) -> u8 {
+        match self {
+            GoCidrOrIp::Address(address) => go_ip_version(address),
+            GoCidrOrIp::Nil => 0,
+        }
+    }
+}
+
 /// libcalico-go lib/net ParseCIDROrIP: a CIDR (`net.ParseCIDR`: decimal prefix
-/// length up to the address's bit length) gives its address, else a plain IP.
-fn go_parse_cidr_or_ip(text: &str) -> Option<IpAddr> {
+/// length up to the address's bit length) gives its address, else a plain IP
+/// (`IP.UnmarshalText`, which takes `""` as the nil IP); `None` is its error.
+fn go_parse_cidr_or_ip(text: &str) -> Option<GoCidrOrIp> {
+    if text.is_empty() {
+        return Some(GoCidrOrIp::Nil);
+    }
     let Some((address, prefix)) = text.split_once('/') else {
-        return go_parse_ip(text);
+        return go_parse_ip(text).map(GoCidrOrIp::Address);
     };
     let address = go_parse_ip(address)?;
     let bits = if address.is_ipv4() { 32 } else { 128 };
     let valid_prefix = !prefix.is_empty()
         && prefix.bytes().all(|b| b.is_ascii_digit())
         && prefix.parse::<u32>().is_ok_and(|n| n <= bits);
-    valid_prefix.then_some(address)
+    valid_prefix.then_some(GoCidrOrIp::Address(address))
 }
 
 /// libcalico-go lib/net `IP.Version`: 4 whenever `To4()` works, which
@@ -186,14 +209,18 @@ fn validate_ip_nats(
         let (Some(internal), Some(external)) = (internal, go_parse_cidr_or_ip(entry)) else {
             return Err(AnnotationError::CniPanic);
         };
-        if go_ip_version(internal) != go_ip_version(external) {
+        // An empty entry (`""`, or `null` in the list) passes the `omitempty`
+        // tag and parses as the nil IP of version 0: a mismatch, no panic.
+        if go_ip_version(internal) != external.version() {
             fields.push(ErroredField {
                 name: "ExternalIP",
                 value: entry.clone(),
                 reason: "mismatched IP versions".to_owned(),
             });
         }
-        pairs.push(IpNatPair { internal, external });
+        if let GoCidrOrIp::Address(external) = external {
+            pairs.push(IpNatPair { internal, external });
+        }
     }
     if fields.is_empty() {
         Ok(pairs)
@@ -291,6 +318,8 @@ mod tests {
     #[case::not_an_ip("not_an_ip", r#"["203.0.113.300"]"#, ON, &[POD_V4])]
     #[case::empty_entry("empty_entry", r#"[""]"#, ON, &[POD_V4])]
     #[case::null_entry("null_entry", "[null]", ON, &[POD_V4])]
+    #[case::empty_after_an_address("empty_after_an_address", r#"["203.0.113.10",""]"#, ON, &[POD_V4])]
+    #[case::empty_entry_dual_stack("empty_entry_dual_stack", r#"[""]"#, ON, &[POD_V4, POD_V6])]
     #[case::cidr_is_not_an_ip("cidr", r#"["203.0.113.10/32"]"#, ON, &[POD_V4])]
     #[case::two_cidrs("two_cidrs", r#"["203.0.113.10/32","2001:db8:f1::/64"]"#, ON, &[POD_V4, POD_V6])]
     #[case::cidr_of_missing_family("cidr_of_missing_family", r#"["2001:db8:f1::/64"]"#, ON, &[POD_V4])]
@@ -344,6 +373,15 @@ mod tests {
             e(r#"["::ffff:203.0.113.10"]"#, &[POD_V4, POD_V6]),
             "error with field ExternalIP = '::ffff:203.0.113.10' (mismatched IP versions)"
         );
+        // ParseCIDROrIP("") falls back to net.IP.UnmarshalText, which takes
+        // empty text: a version mismatch, not the nil dereference.
+        for empty in [r#"[""]"#, "[null]", r#"["203.0.113.10",""]"#] {
+            assert_eq!(
+                e(empty, &[POD_V4]),
+                "error with field ExternalIP = '' (mismatched IP versions)",
+                "{empty}"
+            );
+        }
         assert_eq!(
             e("x", &[POD_V4]),
             "failed to parse 'x' as JSON: invalid character 'x' looking for beginning of value"

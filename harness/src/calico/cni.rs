@@ -1,14 +1,16 @@
 //! A pod set-up as Calico's CNI plugin does it (CmdAddK8s): allocate the pod's
-//! addresses, then read the floating-IP annotation; when that fails, release the
-//! addresses and return Calico's error, so nothing leaks.
+//! addresses, read the floating-IP annotation, then write the endpoint to the
+//! Kubernetes datastore (which converts the pod again); when any of it fails,
+//! release the addresses and return Calico's error, so nothing leaks.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use thiserror::Error;
 
-use super::annotation::{workload_endpoint, AnnotationError};
+use super::annotation::{workload_endpoint, AnnotationError, FLOATING_IPS_ANNOTATION};
 use super::cni_config::CniFeatureControl;
+use super::conversion::kdd_ip_nats;
 use super::endpoint::WorkloadEndpoint;
 use super::ipam::{IpFamily, Ipam, IpamError};
 
@@ -59,7 +61,7 @@ pub fn cni_add(
             }
         }
     }
-    workload_endpoint(
+    let written = workload_endpoint(
         pod.namespace,
         pod.name,
         pod.node,
@@ -67,7 +69,25 @@ pub fn cni_add(
         pod.annotations,
         feature,
     )
-    .map_err(|error| {
+    .and_then(|endpoint| {
+        // Writing the endpoint in the Kubernetes datastore
+        // (libcalico-go/lib/backend/k8s/resources/workloadendpoint.go Create
+        // -> patchInAnnotations -> patchPodAnnotations) patches the pod's IP
+        // annotations and converts the patched pod again
+        // (PodToWorkloadEndpoints), which reads the floating-IP annotation its
+        // own way: a key present but empty is a JSON error there although
+        // CmdAddK8s skipped it (`if floatingIPs != ""`). CmdAddK8s then
+        // releases the addresses and returns that error, whatever
+        // `feature_control.floating_ips` says. What comes back, and what
+        // Felix gets, is the converted endpoint.
+        let annotation = pod.annotations.get(FLOATING_IPS_ANNOTATION);
+        let nats = kdd_ip_nats(annotation.map(String::as_str), &endpoint.addresses)?;
+        Ok(WorkloadEndpoint {
+            ip_nats: nats.ip_nats,
+            ..endpoint
+        })
+    });
+    written.map_err(|error| {
         ipam.release(&handle);
         error.into()
     })
@@ -81,7 +101,6 @@ pub fn cni_del(ipam: &mut Ipam, namespace: &str, pod: &str) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calico::annotation::FLOATING_IPS_ANNOTATION;
     use crate::calico::pool::IpPoolSpec;
 
     fn ipam() -> Ipam {
@@ -148,7 +167,9 @@ mod tests {
                 "{value}"
             );
             assert_eq!(ipam.allocated_count(), 0, "{value} leaked an address");
-            // The next pod gets the lowest address again.
+            // The released address went to the back of Calico's queue
+            // (ipam_block.go releaseByHandle, garbageCollect): the next pod
+            // gets the next fresh one.
             let plain = BTreeMap::new();
             let next = PodRequest {
                 name: "next",
@@ -156,7 +177,29 @@ mod tests {
                 ..pod
             };
             let wep = cni_add(&mut ipam, &feature, false, &next).unwrap();
-            assert_eq!(wep.addresses, vec!["198.19.0.0".parse::<IpAddr>().unwrap()]);
+            assert_eq!(wep.addresses, vec!["198.19.0.1".parse::<IpAddr>().unwrap()]);
+        }
+    }
+
+    /// `floatingIPs: ''` passes CmdAddK8s's own reading but not the
+    /// datastore's conversion of the patched pod, with the feature on or off.
+    #[test]
+    fn an_empty_annotation_fails_when_the_endpoint_is_written() {
+        for feature in [ON, CniFeatureControl::default()] {
+            let mut ipam = ipam();
+            let annotations = annotated("");
+            let pod = PodRequest {
+                namespace: "default",
+                name: "web",
+                node: "node-a",
+                annotations: &annotations,
+            };
+            let error = cni_add(&mut ipam, &feature, true, &pod).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "failed to parse '' as JSON: unexpected end of JSON input"
+            );
+            assert_eq!(ipam.allocated_count(), 0);
         }
     }
 

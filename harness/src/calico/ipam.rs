@@ -1,56 +1,42 @@
 //! Calico block IPAM, reduced to what a lab needs: a node claims a block
 //! (/26 for IPv4, /122 for IPv6 by default) from an enabled pool when its own
 //! blocks are full, and pods get single addresses from their node's blocks.
-//! Deterministic: the lowest free block and the lowest free address win.
 //! Blocks keep their node affinity when emptied, as Calico's do.
+//!
+//! Addresses within a block come in Calico's order, a FIFO queue of free
+//! ordinals (libcalico-go/lib/ipam/ipam_block.go): `newBlock` queues every
+//! ordinal in address order, `autoAssign` takes from the front, and a released
+//! ordinal goes to the *back* (`releaseByHandle` marks it, then
+//! `garbageCollect` appends it to `Unallocated`). So a freed address is not
+//! handed out again until every address queued before it has been: the next
+//! pod after a deletion (or after a failed set-up, which releases its address
+//! the same way) gets a fresh address, never the one just freed.
+//!
+//! Not modelled: the cooldown of `IPAMConfiguration.ipCooldownSeconds`
+//! (`garbageCollect` keeps a released ordinal out of the queue until it is
+//! that many seconds old). Its default, 0, queues the ordinal at once, which
+//! is what this module does; a non-zero value exists only on Calico's main
+//! branch after v3.32 (commit f306ec7075) and would need a clock in the model.
+//!
+//! Which block a node claims is the harness's choice, not Calico's: Calico's
+//! `findUsableBlock` (ipam_block_reader_writer.go) walks each pool's blocks
+//! from a start drawn by `randomBlockGenerator`, Go's math/rand seeded with
+//! the FNV-32 hash of the node name (`determineSeed`), and takes the first
+//! block nobody has. The harness takes the lowest unclaimed block of the
+//! first enabled pool with one, so node-a's first block is the pool's first
+//! /26 and scenarios can name pod addresses; no case depends on where in the
+//! pool a node's block sits, only on the order within it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
 
 use super::pool::IpPool;
 
-/// An address family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum IpFamily {
-    V4,
-    V6,
-}
-
-impl IpFamily {
-    pub fn of(address: &IpAddr) -> Self {
-        if address.is_ipv4() {
-            IpFamily::V4
-        } else {
-            IpFamily::V6
-        }
-    }
-
-    /// Prefix length of one address of the family (a /32 or /128 route).
-    pub fn host_prefix(self) -> u8 {
-        match self {
-            IpFamily::V4 => 32,
-            IpFamily::V6 => 128,
-        }
-    }
-
-    fn of_net(net: &IpNet) -> Self {
-        IpFamily::of(&net.addr())
-    }
-}
-
-impl fmt::Display for IpFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IpFamily::V4 => "IPv4",
-            IpFamily::V6 => "IPv6",
-        })
-    }
-}
+pub use crate::vocab::IpFamily;
 
 /// Why IPAM could not give an address.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -73,18 +59,39 @@ pub struct BlockAffinity {
 #[derive(Clone, Debug)]
 struct Block {
     affinity: BlockAffinity,
-    /// Offsets (from the block's first address) in use.
+    /// Ordinals (offsets from the block's first address) in use.
     used: BTreeSet<u128>,
+    /// Free ordinals in the order they will be handed out: Calico's
+    /// `AllocationBlock.Unallocated`.
+    unallocated: VecDeque<u128>,
 }
 
 impl Block {
-    fn size(&self) -> u128 {
-        let bits = self.affinity.cidr.max_prefix_len() - self.affinity.cidr.prefix_len();
-        1u128 << bits
+    /// ipam_block.go newBlock: every ordinal queued in address order (a
+    /// pool's block holds at most 4096 addresses: blockSize 20 for IPv4, 116
+    /// for IPv6, calico::pool).
+    fn new(affinity: BlockAffinity) -> Self {
+        let bits = affinity.cidr.max_prefix_len() - affinity.cidr.prefix_len();
+        Self {
+            affinity,
+            used: BTreeSet::new(),
+            unallocated: (0..1u128 << bits).collect(),
+        }
     }
 
-    fn lowest_free(&self) -> Option<u128> {
-        (0..self.size()).find(|offset| !self.used.contains(offset))
+    /// ipam_block.go autoAssign: the ordinal at the front of the queue.
+    fn take(&mut self) -> Option<u128> {
+        let ordinal = self.unallocated.pop_front()?;
+        self.used.insert(ordinal);
+        Some(ordinal)
+    }
+
+    /// ipam_block.go releaseByHandle then garbageCollect (cooldown 0): the
+    /// ordinal goes to the back of the queue.
+    fn free(&mut self, ordinal: u128) {
+        if self.used.remove(&ordinal) {
+            self.unallocated.push_back(ordinal);
+        }
     }
 }
 
@@ -120,8 +127,7 @@ impl Ipam {
             None => self.claim_block(node, family)?,
         };
         let block = &mut self.blocks[index];
-        let offset = block.lowest_free().expect("block has room");
-        block.used.insert(offset);
+        let offset = block.take().expect("block has room");
         let address = add_offset(block.affinity.cidr.network(), offset);
         self.handles
             .entry(handle.to_owned())
@@ -130,18 +136,22 @@ impl Ipam {
         Ok(address)
     }
 
-    /// Frees every address of `handle`; returns them (empty if none).
+    /// Frees every address of `handle`, each to the back of its block's
+    /// queue; returns them (empty if none).
     pub fn release(&mut self, handle: &str) -> Vec<IpAddr> {
         let addresses = self.handles.remove(handle).unwrap_or_default();
-        for address in &addresses {
+        // releaseByHandle walks a block's ordinals upwards, and
+        // garbageCollect queues them in that order.
+        let mut sorted = addresses.clone();
+        sorted.sort();
+        for address in &sorted {
             if let Some(block) = self
                 .blocks
                 .iter_mut()
                 .find(|b| b.affinity.cidr.contains(address))
             {
-                block
-                    .used
-                    .remove(&offset_of(block.affinity.cidr.network(), *address));
+                let ordinal = offset_of(block.affinity.cidr.network(), *address);
+                block.free(ordinal);
             }
         }
         addresses
@@ -186,7 +196,7 @@ impl Ipam {
                 b.affinity.node == node
                     && IpFamily::of_net(&b.affinity.cidr) == family
                     && self.pool_enabled(&b.affinity.pool)
-                    && b.lowest_free().is_some()
+                    && !b.unallocated.is_empty()
             })
             .min_by_key(|(_, b)| b.affinity.cidr)
             .map(|(i, _)| i)
@@ -214,14 +224,11 @@ impl Ipam {
                 .take(self.blocks.len() + 1)
                 .find(|cidr| !self.blocks.iter().any(|b| b.affinity.cidr == *cidr));
             if let Some(cidr) = free {
-                self.blocks.push(Block {
-                    affinity: BlockAffinity {
-                        cidr,
-                        node: node.to_owned(),
-                        pool: pool.name.clone(),
-                    },
-                    used: BTreeSet::new(),
-                });
+                self.blocks.push(Block::new(BlockAffinity {
+                    cidr,
+                    node: node.to_owned(),
+                    pool: pool.name.clone(),
+                }));
                 return Ok(self.blocks.len() - 1);
             }
         }
@@ -285,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn nodes_get_blocks_and_pods_get_lowest_free_addresses() {
+    fn nodes_get_blocks_and_pods_get_addresses_in_order() {
         let mut ipam = Ipam::new(pools());
         assert_eq!(
             ipam.allocate("a1", "node-a", IpFamily::V4),
@@ -308,12 +315,39 @@ mod tests {
             vec!["198.19.0.0/26".parse::<IpNet>().unwrap()]
         );
         insta::assert_yaml_snapshot!(ipam.block_affinities());
-        // A freed address is handed out again before higher ones.
-        ipam.release("a1");
-        assert_eq!(
-            ipam.allocate("a3", "node-a", IpFamily::V4),
-            Ok(ip("198.19.0.0"))
-        );
+    }
+
+    /// Calico's queue: a freed address goes behind every address never
+    /// handed out, and freed ones come back in the order they were freed.
+    #[test]
+    fn freed_addresses_go_to_the_back_of_the_queue() {
+        let pool = IpPoolSpec {
+            cidr: "198.19.0.8/29".into(),
+            block_size: Some(29),
+            ..Default::default()
+        }
+        .into_pool("small")
+        .unwrap();
+        let mut ipam = Ipam::new(vec![pool]);
+        let next =
+            |ipam: &mut Ipam, handle: &str| ipam.allocate(handle, "node-a", IpFamily::V4).unwrap();
+        assert_eq!(next(&mut ipam, "p8"), ip("198.19.0.8"));
+        assert_eq!(next(&mut ipam, "p9"), ip("198.19.0.9"));
+        ipam.release("p8");
+        // Not .8 again: .10 was queued before it.
+        assert_eq!(next(&mut ipam, "p10"), ip("198.19.0.10"));
+        for n in 11..=15 {
+            assert_eq!(
+                next(&mut ipam, &format!("p{n}")),
+                ip(&format!("198.19.0.{n}"))
+            );
+        }
+        ipam.release("p13");
+        ipam.release("p9");
+        assert_eq!(next(&mut ipam, "a"), ip("198.19.0.8"));
+        assert_eq!(next(&mut ipam, "b"), ip("198.19.0.13"));
+        assert_eq!(next(&mut ipam, "c"), ip("198.19.0.9"));
+        assert!(ipam.allocate("d", "node-a", IpFamily::V4).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod bench;
 mod choices;
 mod completions;
 mod conform;
+mod describe;
 mod down;
 mod driver;
 mod exec;
@@ -82,6 +83,9 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write every page with --dir).
     Man(completions::ManArgs),
+    /// The command line's definition, for the docs test (harness/tests/docs.rs).
+    #[command(hide = true)]
+    DescribeCli(describe::Args),
     /// Rootless labs: stay in this namespace until SIGTERM (started by `up`).
     #[command(hide = true)]
     Hold {
@@ -133,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Driver(args) => driver::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
+        Command::DescribeCli(args) => describe::run(args),
         Command::Hold { .. } => fip_harness::lab::rootless::hold(),
     };
     signals::defer_to_interrupt_handler();

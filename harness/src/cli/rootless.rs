@@ -1,6 +1,6 @@
 //! Before anything else runs: when not root, put this process where the
 //! command needs it (see `fip_harness::lab::rootless`). Commands that build
-//! labs (`run`, `up`, `bench`, `mutants`) get a new user namespace of their
+//! labs (`run`, `up`, `bench`, `mutants`, `conform`) get a new user namespace of their
 //! own; `exec`, `state` and `down` of one lab join the namespaces that
 //! hold it (or a new one if nothing holds it any more, so the host's
 //! /run/netns, where root's labs are, is never looked at); every command
@@ -19,7 +19,11 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         return Ok(());
     }
     let lab = match command {
-        Command::Run(_) | Command::Up(_) | Command::Bench(_) | Command::Mutants(_) => {
+        Command::Run(_)
+        | Command::Up(_)
+        | Command::Bench(_)
+        | Command::Mutants(_)
+        | Command::Conform(_) => {
             use_user_registry()?;
             rootless::enter_new_namespace()?;
             add_sbin_to_path();
@@ -64,12 +68,27 @@ fn kernel_features(command: &Command) -> Vec<KernelFeature> {
         Command::Mutants(_) => Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
         _ => None,
     };
-    let lab = KernelFeature::NfTablesConntrack;
-    match chosen {
+    let mut features = match chosen {
         None => KernelFeature::ALL.to_vec(),
+        Some(choice) => features_of(&choice),
+    };
+    // Conform runs the judged dataplane beside its reference, Felix's nftables mode.
+    if let Command::Conform(args) = command {
+        features = features_of(&args.dataplane);
+        features.push(KernelFeature::NfTablesNat);
+        features.sort();
+        features.dedup();
+    }
+    features
+}
+
+/// What a lab on `choice` needs of the kernel.
+fn features_of(choice: &DataplaneChoice) -> Vec<KernelFeature> {
+    let lab = KernelFeature::NfTablesConntrack;
+    match choice {
         // A driver's dataplane is its own business.
-        Some(DataplaneChoice::Exec(_)) => vec![lab],
-        Some(choice) => match choice.base() {
+        DataplaneChoice::Exec(_) => vec![lab],
+        choice => match choice.base() {
             BackendKind::Iptables => vec![lab, KernelFeature::XtablesNat],
             BackendKind::Nftables | BackendKind::NftMaps => vec![lab, KernelFeature::NfTablesNat],
         },

@@ -158,6 +158,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|r| r.nodes.iter().cloned().collect())
         .unwrap_or_default();
+    // Felix's routes to the pods' own addresses carry the protocol of its
+    // floating-IP routes: leave them out by the addresses the pods hold.
+    let pods: BTreeSet<&String> = record.iter().flat_map(|r| &r.pods).collect();
+    let pod_addresses: Vec<IpAddr> = names
+        .iter()
+        .filter(|name| pods.contains(&name[prefix.len()..].to_string()))
+        .filter_map(|name| Netns::open(name).ok())
+        .filter_map(|ns| list_addresses(&ns).ok())
+        .flatten()
+        .map(|a| a.address)
+        .collect();
     let mut members = Vec::new();
     for name in names {
         let ns = Netns::open(&name).with_context(|| format!("open namespace {name}"))?;
@@ -181,7 +192,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 });
             }
         }
-        let routes = list_routes(&ns).with_context(|| format!("routes of {name}"))?;
+        let routes =
+            list_routes(&ns, &pod_addresses).with_context(|| format!("routes of {name}"))?;
         members.push((
             ns,
             MemberState {

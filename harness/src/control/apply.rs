@@ -12,7 +12,7 @@ use super::desired::{
 use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
 use super::incremental::{self, Memory};
 use super::policy::{CalicoPolicy, ControlPolicy};
-use super::routes::{change_routes_kept, del_routes};
+use super::routes::{change_routes_kept, del_routes, owned_protocols};
 use super::routes::{FipRoute, RouteNext};
 use crate::bgp::RoutingMode;
 use crate::dataplane::conntrack::ConntrackError;
@@ -271,7 +271,7 @@ impl ControlPlane {
         for (member, routes) in &self.current.routes {
             let destinations: Vec<IpAddr> = routes.iter().map(|r| r.destination).collect();
             if let Some(ns) = self.lab.netns(member) {
-                if let Err(e) = del_routes(&ns, &destinations) {
+                if let Err(e) = del_routes(&ns, owned_protocols(self.routing), &destinations) {
                     errors.push(e.into());
                 }
             }
@@ -305,7 +305,12 @@ impl ControlPlane {
                 None => KeptMember::open(&ns)?,
             };
             // A socket that failed is dropped; the next update opens anew.
-            change_routes_kept(&kept, &change.remove, &change.add)?;
+            change_routes_kept(
+                &kept,
+                owned_protocols(self.routing),
+                &change.remove,
+                &change.add,
+            )?;
             self.route_sockets.put(&ns, kept);
         }
         Ok(())

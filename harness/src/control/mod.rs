@@ -18,7 +18,7 @@ pub use desired::{
 pub use diff::{diff, Changes, ConntrackDeletion, ConntrackMatch, ConntrackProfile, RouteChange};
 pub use members::LabMembers;
 pub use policy::{CalicoPolicy, ControlPolicy};
-pub use routes::{list_routes, FipRoute, RouteNext, FIP_ROUTE_PROTOCOL};
+pub use routes::{list_routes, FipRoute, RouteNext, FELIX_ROUTE_PROTOCOL};
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,6 @@
 //! `fiph-<lab>-<member>`; the first '-' after `fiph-` ends the lab name, so
 //! `down a` can never remove a namespace of lab `ab`.
 
-pub mod addressing;
 mod adopt;
 pub mod claim;
 mod cluster;
@@ -25,7 +24,9 @@ pub mod spec;
 mod topology;
 pub mod tracking;
 
-pub use addressing::Family;
+pub use crate::vocab::addressing;
+/// Address families, as the addressing plan names them.
+pub use crate::vocab::IpFamily as Family;
 pub use cluster::{Lab, MemberKind, NextHop};
 pub use error::LabError;
 pub use lookup::{NamedHop, NamedRoute};

@@ -24,8 +24,7 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// [`Netns::delete_all`]), so more than the machine's cores.
 const DELETE_THREADS: usize = 32;
 
-/// Prefix of every namespace the harness creates. Cleanup never touches anything else.
-pub const LAB_PREFIX: &str = "fiph-";
+pub use crate::vocab::names::LAB_PREFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {

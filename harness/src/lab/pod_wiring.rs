@@ -27,7 +27,7 @@ use super::error::LabError;
 use super::fabric::default_of;
 use super::netlink::{
     address_message, link_up, veth, workload_host_side_v4, Batch, BatchSocket, Create, Route,
-    VethEnd,
+    VethEnd, FELIX_ROUTE_PROTOCOL,
 };
 use super::netns::{create_pins, write_sysctls_here, Netns, NetnsError};
 use super::spec::PodSpec;
@@ -212,11 +212,12 @@ fn node_side(job: &PodJob, steps: &mut Batch) -> Result<(), LabError> {
         );
     }
     for address in &job.spec.addresses {
-        let route = Route::dev(
+        let mut route = Route::dev(
             *address,
             Family::of(address).host_prefix(),
             job.host_ifindex,
         );
+        route.protocol = Some(FELIX_ROUTE_PROTOCOL);
         push_route(steps, &route, job.node.name())?;
     }
     Ok(())

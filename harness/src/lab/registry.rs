@@ -260,7 +260,7 @@ pub fn down_lab(lab: &str) -> DownReport {
 pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
     let mut report = DownReport::default();
     if let Err(e) = check_lab_name(lab) {
-        report.errors.push(e.into());
+        report.errors.push(SpecError::from(e).into());
         return report;
     }
     let path = record_path(lab);

@@ -7,14 +7,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::netns::LAB_PREFIX;
-
-/// Longest lab name. Keeps `fiph-<lab>-<member>` within the 64 characters
-/// a namespace pin may have, with room for a DNS-label member name.
-pub const MAX_LAB_NAME: usize = 12;
-
-/// The member name of the data-centre network; no node, pod or external may use it.
-pub const FABRIC: &str = "fabric";
+pub use crate::vocab::names::{
+    check_lab_name, check_member_name, lab_of_namespace, namespace_name, namespace_prefix,
+    valid_lab_name, NameError, FABRIC, MAX_LAB_NAME,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSpec {
@@ -62,14 +58,8 @@ impl PodSpec {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
-    #[error("lab name '{0}' is not usable: it must be 1-{MAX_LAB_NAME} characters of [a-z0-9] (no '-', which separates the lab from its members)")]
-    BadLabName(String),
-    #[error("lab '{lab}': member name '{name}' is not usable: it must be a DNS label of at most {max} characters, and not '{FABRIC}'")]
-    BadMemberName {
-        lab: String,
-        name: String,
-        max: usize,
-    },
+    #[error(transparent)]
+    Name(#[from] NameError),
     #[error("lab '{lab}': name '{name}' is used twice (nodes, pods and external hosts share one name space)")]
     Duplicate { lab: String, name: String },
     #[error("lab '{lab}': pod '{pod}' has {what}")]
@@ -80,65 +70,6 @@ pub enum SpecError {
     },
     #[error("lab '{lab}': {what}")]
     TooMany { lab: String, what: String },
-}
-
-/// `fiph-<lab>-<member>`.
-pub fn namespace_name(lab: &str, member: &str) -> String {
-    format!("{LAB_PREFIX}{lab}-{member}")
-}
-
-/// Prefix of every namespace of `lab`. Because lab names have no '-', this
-/// prefix cannot match a namespace of another lab (`a` vs `ab`).
-pub fn namespace_prefix(lab: &str) -> String {
-    format!("{LAB_PREFIX}{lab}-")
-}
-
-/// The lab a harness namespace belongs to, from its name alone.
-pub fn lab_of_namespace(namespace: &str) -> Option<&str> {
-    let rest = namespace.strip_prefix(LAB_PREFIX)?;
-    let (lab, member) = rest.split_once('-')?;
-    (valid_lab_name(lab) && !member.is_empty()).then_some(lab)
-}
-
-pub fn valid_lab_name(name: &str) -> bool {
-    (1..=MAX_LAB_NAME).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-pub fn check_lab_name(name: &str) -> Result<(), SpecError> {
-    if valid_lab_name(name) {
-        Ok(())
-    } else {
-        Err(SpecError::BadLabName(name.to_string()))
-    }
-}
-
-fn max_member_len(lab: &str) -> usize {
-    (64 - namespace_prefix(lab).len()).min(63)
-}
-
-pub(crate) fn check_member_name(lab: &str, name: &str) -> Result<(), SpecError> {
-    let max = max_member_len(lab);
-    let bytes = name.as_bytes();
-    let ok = !name.is_empty()
-        && name.len() <= max
-        && name != FABRIC
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-';
-    if ok {
-        Ok(())
-    } else {
-        Err(SpecError::BadMemberName {
-            lab: lab.to_string(),
-            name: name.to_string(),
-            max,
-        })
-    }
 }
 
 impl LabSpec {
@@ -199,38 +130,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lab_prefix_cannot_catch_a_lab_with_a_longer_name() {
-        let a = namespace_prefix("a");
-        assert!(namespace_name("a", "node-1").starts_with(&a));
-        assert!(!namespace_name("ab", "node-1").starts_with(&a));
-        assert_eq!(lab_of_namespace("fiph-ab-node-1"), Some("ab"));
-        assert_eq!(lab_of_namespace("fiph-a-b-c"), Some("a"));
-        assert_eq!(lab_of_namespace("fiph-A-x"), None);
-        assert_eq!(lab_of_namespace("other-a-x"), None);
-    }
-
-    #[test]
-    fn lab_names_are_short_lowercase_alphanumerics() {
-        for good in ["a", "lab1", "abcdefghijkl"] {
-            check_lab_name(good).unwrap();
-        }
-        for bad in ["", "a-b", "Lab", "abcdefghijklm", "a_b", "a.b"] {
-            assert!(check_lab_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn member_names_are_dns_labels_that_fit_a_namespace_pin() {
-        check_member_name("lab", "node-a").unwrap();
-        let longest = "x".repeat(64 - "fiph-lab-".len());
-        check_member_name("lab", &longest).unwrap();
-        let too_long = format!("{longest}x");
-        for bad in ["", "-a", "a-", "Node", "fabric", "a_b", too_long.as_str()] {
-            assert!(check_member_name("lab", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn errors_name_the_thing_at_fault() {
         let spec = LabSpec {
             name: "Lab-1".into(),
@@ -241,7 +140,6 @@ mod tests {
         insta::assert_snapshot!(spec.validate().unwrap_err(), @"lab name 'Lab-1' is not usable: it must be 1-12 characters of [a-z0-9] (no '-', which separates the lab from its members)");
         let pod = PodSpec::new("web", "default", "node-a", vec![]);
         insta::assert_snapshot!(pod.validate("lab").unwrap_err(), @"lab 'lab': pod 'web' has no address");
-        insta::assert_snapshot!(check_member_name("lab", "fabric").unwrap_err(), @"lab 'lab': member name 'fabric' is not usable: it must be a DNS label of at most 55 characters, and not 'fabric'");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::located::Spanned;
 use super::model::{DEFAULT_COUNT, DEFAULT_INTERVAL};
 use super::raw::{RawScenario, RawSend, RawStep};
 use super::values::{DurationValue, Name};
-use crate::lab::spec::check_member_name;
+use crate::vocab::names::{check_member_name, NameError};
 
 /// Packets in one `send`.
 pub const MAX_COUNT: u32 = 100_000;
@@ -140,7 +140,7 @@ impl Loader<'_> {
     /// Whether `name` can name a lab member; if not, an error at `at`.
     pub(super) fn check_member_name<T>(&mut self, at: &Spanned<T>, name: &Name) -> bool {
         if let Err(e) = check_member_name(LONGEST_LAB, name.as_str()) {
-            let crate::lab::SpecError::BadMemberName { max, .. } = e else {
+            let NameError::BadMemberName { max, .. } = e else {
                 self.error_at(at, e.to_string());
                 return false;
             };

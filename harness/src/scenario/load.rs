@@ -12,11 +12,11 @@ use super::located::{deserialize_numbered, locate, split_yaml_error, Spanned};
 use super::model::*;
 use super::raw::*;
 use super::values::Name;
-use crate::bgp::RoutingMode;
 use crate::calico::{
     parse_cni_config, parse_ip_pool_manifests, CniNetworkConfig, IpPool, IpPoolSpec, TemplateValues,
 };
-use crate::dataplane::BackendKind;
+use crate::vocab::BackendKind;
+use crate::vocab::RoutingMode;
 
 /// Reads and validates one scenario file.
 pub fn load_file(path: &Path) -> Result<Scenario, ScenarioErrors> {

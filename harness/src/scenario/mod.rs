@@ -1,6 +1,6 @@
 //! The scenario language: one YAML file per scenario (cluster + ordered steps),
 //! loaded into a validated [`Scenario`]. Every error names the file, line and
-//! column and the key or value at fault. See README.md, "Scenario language".
+//! column and the key or value at fault. See docs/scenarios.md.
 //!
 //! - [`load_file`] / [`load_str`]: one file.
 //! - [`catalogue`]: finding files under folders, listing, unique names.

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub use super::values::{ConntrackProfile, Protocol, Target};
 use crate::calico::{CniFeatureControl, CniNetworkConfig, FelixFloatingIps, IpPool, PodPhase};
 use crate::check::{StreamExpectation, TrafficExpectation};
-use crate::dataplane::BackendKind;
+use crate::vocab::BackendKind;
 
 /// Default packet count of `send`.
 pub const DEFAULT_COUNT: u32 = 3;
@@ -48,7 +48,7 @@ pub struct Scenario {
     /// Conntrack profiles the scenario runs with (default: all).
     pub profiles: Vec<ConntrackProfile>,
     /// Routings the scenario holds under (default: both).
-    pub routings: Vec<crate::bgp::RoutingMode>,
+    pub routings: Vec<crate::vocab::RoutingMode>,
     pub cluster: Cluster,
     pub steps: Vec<Step>,
     /// What Calico accepts here but is probably a mistake, as

@@ -15,7 +15,7 @@ use super::values::{
 };
 use crate::calico::pool::ip_pool_settings;
 use crate::calico::{FelixFloatingIps, PodPhase};
-use crate::dataplane::BackendKind;
+use crate::vocab::BackendKind;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -32,7 +32,7 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub profiles: Option<Vec<ConntrackProfile>>,
     #[serde(default)]
-    pub routings: Option<Vec<crate::bgp::RoutingMode>>,
+    pub routings: Option<Vec<crate::vocab::RoutingMode>>,
     #[serde(default)]
     pub profile: Option<Spanned<ConntrackProfile>>,
     pub cluster: RawCluster,

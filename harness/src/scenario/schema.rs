@@ -28,9 +28,7 @@ pub fn scenario_schema_json() -> String {
     schema.insert("title".into(), "fip-harness scenario".into());
     schema.insert(
         "description".into(),
-        "One scenario of fip-harness: a cluster and ordered steps (see README.md, \
-         \"Scenario language\")."
-            .into(),
+        "One scenario of fip-harness: a cluster and ordered steps (see docs/scenarios.md).".into(),
     );
     let mut text = serde_json::to_string_pretty(&schema).expect("a schema is plain JSON");
     text.push('\n');

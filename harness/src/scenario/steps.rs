@@ -15,11 +15,11 @@ use super::raw::*;
 use super::risky::{risky_floating_ip, Holder, LiveIndex};
 use super::values::{Delivery, Loss, Name};
 use crate::calico::{
-    cni_add, cni_del, felix_ip_nats, felix_route_panic, kdd_ip_nats, CniNetworkConfig, IpFamily,
-    IpPool, Ipam, PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
+    cni_add, cni_del, felix_ip_nats, felix_route_panic, CniNetworkConfig, IpFamily, IpPool, Ipam,
+    PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
 };
 use crate::check::{StreamExpectation, TrafficExpectation};
-use crate::lab::addressing::{external_address, node_uplink};
+use crate::vocab::addressing::{external_address, node_uplink};
 
 /// A step that checks nothing passes whatever the dataplane does.
 const EMPTY_EXPECT: &str =
@@ -122,22 +122,9 @@ impl Loader<'_> {
                         .unwrap_or_else(|| step.index_only());
                     match (verdict, &expect_error) {
                         (Ok(wep), None) => {
-                            // What Felix gets comes from the datastore
-                            // conversion, which reads `""` differently.
-                            let value = pod.annotations.get(FLOATING_IPS_ANNOTATION);
-                            let floating_ips = match kdd_ip_nats(
-                                value.map(String::as_str),
-                                &wep.addresses,
-                            ) {
-                                Ok(nats) => nats.ip_nats.iter().map(|p| p.external).collect(),
-                                Err(error) => {
-                                    self.warn_at(&annotation_at, format!(
-                                        "the CNI plugin accepts this, but Calico's datastore conversion fails ({error}): Felix gets no endpoint for pod `{}`",
-                                        pod.name
-                                    ));
-                                    Vec::new()
-                                }
-                            };
+                            // The endpoint written is the datastore's
+                            // conversion, which is what Felix gets.
+                            let floating_ips = wep.ip_nats.iter().map(|p| p.external).collect();
                             let new_pod = LivePod {
                                 addresses: wep.addresses,
                                 annotations: pod.annotations.clone(),

@@ -215,7 +215,7 @@ fn risky_but_accepted_annotations_warn() {
         "{HEAD}steps:
   - createPod: {{name: db, node: node-b}}
   - createPod: {{name: web, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: '[\"198.19.0.0\"]'}}}}
-  - createPod: {{name: odd, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: ''}}}}
+  - createPod: {{name: odd, node: node-a}}
   - annotate: {{pod: odd, floatingIPs: '[\"198.18.0.10\", \"bogus\", \"255.255.255.255\"]'}}
   - setPhase: {{pod: odd, phase: Succeeded}}
   - annotate: {{pod: odd, floatingIPs: 'not json'}}

@@ -286,11 +286,8 @@ impl<'de> Deserialize<'de> for Delivery {
     }
 }
 
-/// Traffic kinds the harness sends: the traffic engine's own.
-pub use crate::traffic::Protocol;
-
-/// Connection-tracking profile of the floating-IP NAT: the control plane's own.
-pub use crate::control::ConntrackProfile;
+/// Traffic kinds and the conntrack profile: the shared vocabulary's.
+pub use crate::vocab::{ConntrackProfile, Protocol};
 
 /// What traffic must do: the judgements' own (check/); how the scenario
 /// language spells them is here, with the other scalars.

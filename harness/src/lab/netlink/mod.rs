@@ -19,6 +19,7 @@ pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
 pub(crate) use requests::{address as address_message, link_up, veth, workload_host_side_v4};
 pub(crate) use route::Route;
+pub use route::FELIX_ROUTE_PROTOCOL;
 pub(crate) use socket::{create_members, NamespaceJob};
 pub(crate) use socket::{with_member, KeptMember};
 

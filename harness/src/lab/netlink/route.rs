@@ -80,6 +80,15 @@ impl Member {
     }
 }
 
+/// Felix's `DeviceRouteProtocol` (felix/config/config_params.go, default 3,
+/// RTPROT_BOOT; `ip route` shows `proto boot`): the protocol of every route
+/// Felix's route table writes to a workload, for its addresses and its
+/// floating IPs alike (felix/dataplane/linux/endpoint_mgr.go calculateRoutes).
+/// The CNI plugin's own first route to a pod carries it too (SetupRoutes
+/// leaves the protocol to the netlink library, whose default is RTPROT_BOOT),
+/// so Felix finds it already right.
+pub const FELIX_ROUTE_PROTOCOL: u8 = 3;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RouteKind {
     Unicast,
@@ -97,7 +106,7 @@ pub(crate) struct Route {
     pub onlink: bool,
     pub kind: RouteKind,
     /// The routing protocol number it carries (`ip route` shows `proto N`);
-    /// `None` for the kernel's default (static).
+    /// `None` for rtnetlink's default (static).
     pub protocol: Option<u8>,
 }
 
@@ -202,9 +211,7 @@ impl Route {
         if message.header.kind == RouteType::BlackHole {
             route.kind = RouteKind::Blackhole;
         }
-        if let RouteProtocol::Other(protocol) = message.header.protocol {
-            route.protocol = Some(protocol);
-        }
+        route.protocol = Some(u8::from(message.header.protocol));
         Some(route)
     }
 
@@ -237,7 +244,7 @@ impl Route {
             builder = builder.onlink();
         }
         if let Some(protocol) = self.protocol {
-            builder = builder.protocol(RouteProtocol::Other(protocol));
+            builder = builder.protocol(RouteProtocol::from(protocol));
         }
         let workload = self.kind == RouteKind::Unicast && self.via.is_none() && self.dev.is_some();
         match self.kind {

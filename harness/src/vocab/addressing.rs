@@ -4,8 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Address families are Calico's.
-pub use crate::calico::IpFamily as Family;
+/// Address families, as the plan names them.
+pub use super::IpFamily as Family;
 
 /// The fabric's address on the nodes segment (`br-nodes`).
 pub const FABRIC_NODES_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

@@ -1,0 +1,79 @@
+//! The traffic kinds the harness sends, as scenarios, checks and the
+//! traffic engine name them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols as Ip};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// ICMP echo for an IPv4 target, ICMPv6 echo for an IPv6 one.
+    Icmp,
+    Gre,
+    Sctp,
+    Udp,
+    Tcp,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Icmp,
+        Protocol::Gre,
+        Protocol::Sctp,
+        Protocol::Udp,
+        Protocol::Tcp,
+    ];
+
+    /// Whether the protocol has ports (udp, tcp, sctp).
+    pub fn has_ports(self) -> bool {
+        matches!(self, Protocol::Udp | Protocol::Tcp | Protocol::Sctp)
+    }
+
+    /// The protocol of an IP header's protocol/next-header number, if it is one
+    /// the engine speaks.
+    pub fn from_ip_protocol(number: u8) -> Option<Protocol> {
+        match IpNextHeaderProtocol(number) {
+            Ip::Icmp | Ip::Icmpv6 => Some(Protocol::Icmp),
+            Ip::Gre => Some(Protocol::Gre),
+            Ip::Sctp => Some(Protocol::Sctp),
+            Ip::Udp => Some(Protocol::Udp),
+            Ip::Tcp => Some(Protocol::Tcp),
+            _ => None,
+        }
+    }
+
+    pub fn ip_protocol(self, v6: bool) -> u8 {
+        match self {
+            Protocol::Icmp if v6 => Ip::Icmpv6,
+            Protocol::Icmp => Ip::Icmp,
+            Protocol::Gre => Ip::Gre,
+            Protocol::Sctp => Ip::Sctp,
+            Protocol::Udp => Ip::Udp,
+            Protocol::Tcp => Ip::Tcp,
+        }
+        .0
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Icmp => "icmp",
+            Protocol::Gre => "gre",
+            Protocol::Sctp => "sctp",
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.to_string() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown protocol '{s}' (icmp, gre, sctp, udp, tcp)"))
+    }
+}
