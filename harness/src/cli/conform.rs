@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use fip_harness::conform::{self, ConformReport};
 use fip_harness::dataplane::DataplaneChoice;
+use fip_harness::lab::files::write_atomically;
 use fip_harness::report::{render_html, RunSummary};
 use fip_harness::runner::RunOptions;
 
@@ -112,11 +113,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn write_reports(dir: &Path, report: &ConformReport) -> anyhow::Result<()> {
     let json_path = dir.join("conform.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(report)?)
-        .with_context(|| json_path.display().to_string())?;
+    write_atomically(&json_path, serde_json::to_string_pretty(report)?.as_bytes())?;
     let junit = conform::render_conform_junit(report).context("rendering JUnit XML")?;
     let junit_path = dir.join("junit.xml");
-    std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
+    write_atomically(&junit_path, junit.as_bytes())?;
     // Both runs of every case in one page: the backend filter tells the
     // dataplane under test from the reference.
     let results = report
@@ -130,7 +130,6 @@ fn write_reports(dir: &Path, report: &ConformReport) -> anyhow::Result<()> {
         report.dataplane, report.reference
     );
     let html_path = dir.join("report.html");
-    std::fs::write(&html_path, render_html(&summary, &title))
-        .with_context(|| html_path.display().to_string())?;
+    write_atomically(&html_path, render_html(&summary, &title).as_bytes())?;
     Ok(())
 }

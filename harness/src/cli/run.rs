@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fip_harness::dataplane::DataplaneChoice;
+use fip_harness::lab::files::write_atomically;
 use fip_harness::report::{render_html, render_junit, RunSummary, ScenarioResult};
 use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::seed::Seed;
@@ -231,13 +232,17 @@ fn write_reports(
     let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
     let junit = render_junit(&summary).context("rendering JUnit XML")?;
     let junit_path = dir.join("junit.xml");
-    std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
+    write_atomically(&junit_path, junit.as_bytes())?;
     let summary_path = dir.join("summary.json");
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
-        .with_context(|| summary_path.display().to_string())?;
+    write_atomically(
+        &summary_path,
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     let html_path = dir.join("report.html");
-    std::fs::write(&html_path, render_html(&summary, "fip-harness run"))
-        .with_context(|| html_path.display().to_string())?;
+    write_atomically(
+        &html_path,
+        render_html(&summary, "fip-harness run").as_bytes(),
+    )?;
     Ok(summary)
 }
 

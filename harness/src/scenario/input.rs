@@ -165,6 +165,37 @@ pub(crate) fn has_kind(text: &str, kinds: &[&str]) -> bool {
     })
 }
 
+/// What a file that is not a scenario gets told, quoting none of it.
+pub(crate) const NOT_A_SCENARIO: &str =
+    "not a scenario: a scenario is a YAML mapping with `cluster` and `steps`";
+
+/// The keys of a scenario's top mapping (`RawScenario`'s fields).
+pub(crate) const TOP_KEYS: [&str; 9] = [
+    "name",
+    "description",
+    "tags",
+    "backends",
+    "profiles",
+    "routings",
+    "profile",
+    "cluster",
+    "steps",
+];
+
+/// Whether `text` is YAML whose top is a mapping with at least one scenario
+/// key, or YAML the parser refuses (its syntax error quotes no content).
+/// Anything else (`root:*:20228:...` is a mapping of one unknown key) is not
+/// a scenario, and errors about it must not quote it.
+pub(crate) fn is_scenario_shaped(text: &str) -> bool {
+    match yaml_serde::from_str::<yaml_serde::Value>(text) {
+        Err(_) => true,
+        Ok(yaml_serde::Value::Mapping(top)) => top
+            .keys()
+            .any(|key| key.as_str().is_some_and(|k| TOP_KEYS.contains(&k))),
+        Ok(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +230,34 @@ mod tests {
             .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
             .collect();
         assert_eq!(too_deep(&block), Some((MAX_NESTING + 1, MAX_NESTING + 1)));
+    }
+
+    /// The top keys listed here are the scenario's (what the schema names).
+    #[test]
+    fn top_keys_are_the_schema_s() {
+        let schema: serde_json::Value =
+            serde_json::from_str(&crate::scenario::scenario_schema_json()).unwrap();
+        let mut keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "$schema")
+            .collect();
+        keys.sort();
+        let mut ours = TOP_KEYS.to_vec();
+        ours.sort();
+        assert_eq!(keys, ours);
+    }
+
+    #[rstest::rstest]
+    #[case::a_password_file("root:*:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\n", false)]
+    #[case::one_word("secret-token-value\n", false)]
+    #[case::a_list("- a\n- b\n", false)]
+    #[case::a_scenario_with_a_typo("cluster: {}\nstepz: []\n", true)]
+    #[case::broken_yaml("cluster: [\n", true)]
+    fn only_scenario_shaped_files_are_quoted(#[case] text: &str, #[case] shaped: bool) {
+        assert_eq!(is_scenario_shaped(text), shaped, "{text}");
     }
 
     #[test]
