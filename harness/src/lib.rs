@@ -15,7 +15,7 @@
 //! | layer  | modules                |
 //! |--------|------------------------|
 //! | top    | cli                    |
-//! | drive  | conform                |
+//! | drive  | conform, mutation      |
 //! | drive  | runner                 |
 //! | drive  | mutant                 |
 //! | report | report                 |
@@ -23,6 +23,7 @@
 //! | I/O    | dataplane, bgp         |
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
+//! | pure   | coverage               |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
 //! | pure   | check                  |
@@ -38,10 +39,12 @@ pub mod calico;
 pub mod check;
 pub mod conform;
 pub mod control;
+pub mod coverage;
 pub mod dataplane;
 pub mod driver;
 pub mod lab;
 pub mod mutant;
+pub mod mutation;
 pub mod programs;
 pub mod report;
 pub mod runner;

@@ -13,8 +13,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 
+use common::browser::{chromium, script_trouble};
 use common::{harness, repo};
-use fip_harness::conform::{CaseVerdict, ConformReport};
+use fip_harness::conform::{CaseVerdict, ConformSummary as ConformReport};
 use fip_harness::scenario::{load_catalogue, Step, Target};
 
 fn need_root() {
@@ -122,14 +123,34 @@ fn against_a_mutant_conform_names_exactly_the_cases_that_differ() {
         expected.len(),
         "{junit}"
     );
-    // report.html holds both runs of every case; its backend filter tells them apart.
+    // report.html marks each case that differs, and holds both runs of every case.
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    for backend in ["mutant:ipv6-ignored", "nftables"] {
+    assert_eq!(
+        html.matches("<td class=\"mark differs\">").count(),
+        expected.len()
+    );
+    for case in &expected {
         assert!(
-            html.contains(&format!("<option value=\"{backend}\">")),
-            "no {backend} in report.html's backend filter"
+            html.contains(&format!(
+                "<a href=\"#case-{}\">{case}</a>",
+                index_of(&report, case)
+            )),
+            "no row for {case}"
         );
     }
+    for backend in ["mutant:ipv6-ignored", "nftables"] {
+        assert_eq!(
+            html.matches(&format!("the run on <b>{backend}</b>"))
+                .count(),
+            report.cases.len(),
+            "{backend}'s runs in report.html"
+        );
+    }
+}
+
+/// Where the case `name` is in the report (cases are sorted by name, as on the page).
+fn index_of(report: &ConformReport, name: &str) -> usize {
+    report.cases.iter().position(|c| c.name == name).unwrap()
 }
 
 #[test]
@@ -219,4 +240,210 @@ fn a_case_the_reference_fails_twice_is_not_judged() {
         ),
         "{stdout}"
     );
+}
+
+/// drivers/nft-driver.py with two bugs a driver author could make: IPv6
+/// mappings are dropped when the tables are written (a family list cut
+/// short), and an apply with more than one IPv4 floating IP is refused (a
+/// fixed-size table). The test writes it to `dir`.
+fn buggy_driver(dir: &Path) -> std::path::PathBuf {
+    let source = std::fs::read_to_string(repo().join("drivers/nft-driver.py")).unwrap();
+    let edits = [
+        (
+            "            for mapping in dnat:\n",
+            "            for mapping in (dnat if family == \"ipv4\" else []):\n",
+        ),
+        (
+            "        nft(\"-f\", \"-\", script=table_script(nat))\n",
+            "        if len(nat[\"ipv4\"][\"dnat\"]) > 1:\n            raise Refused(\"room for one mapping\")\n        nft(\"-f\", \"-\", script=table_script(nat))\n",
+        ),
+    ];
+    let mut text = source;
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "nft-driver.py changed: {from}"
+        );
+        text = text.replace(from, to);
+    }
+    let path = dir.join("buggy-driver.py");
+    std::fs::write(&path, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The `name="value"` attributes of the first `<tag ` element in `xml`.
+fn attribute(xml: &str, tag: &str, name: &str) -> String {
+    let start = xml.find(&format!("<{tag} ")).unwrap();
+    let element = &xml[start..start + xml[start..].find('>').unwrap()];
+    let at = element
+        .find(&format!(" {name}=\""))
+        .map(|i| i + name.len() + 3);
+    at.map_or("0".to_string(), |i| {
+        element[i..i + element[i..].find('"').unwrap()].to_string()
+    })
+}
+
+/// A dataplane that matches on some cases, differs on others, fails as a
+/// driver on one, and one case whose reference fails: the terminal, junit.xml,
+/// conform.json (and its per-case files) and report.html give the same
+/// counts and the same verdict line, and each case the same mark.
+#[test]
+fn every_report_of_a_differing_dataplane_gives_the_same_counts() {
+    need_root();
+    let dir = tempfile::tempdir().unwrap();
+    let driver = buggy_driver(dir.path());
+    let reports = dir.path().join("reports");
+    let _turn = one_at_a_time();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(["conform", "--jobs", "4", "--filter"])
+        .arg("^(from-external-v4|from-external-v6|several-floating-ips-one-pod|move-on-one-node-strict|icmp-external-v4)$")
+        .arg("--dataplane")
+        .arg(format!("exec:{}", driver.display()))
+        .arg("--report-dir")
+        .arg(&reports)
+        .env(fip_harness::runner::PANIC_IN_CASE_ENV, "icmp-external-v4")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!output.status.success(), "{stdout}");
+    let json: ConformReport =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("conform.json")).unwrap())
+            .unwrap();
+    let counts = json.counts;
+    // Every verdict is there at least once.
+    assert_eq!(
+        (
+            counts.cases,
+            counts.matches,
+            counts.differs,
+            counts.driver_errors,
+            counts.not_judged
+        ),
+        (5, 2, 1, 1, 1),
+        "{stdout}"
+    );
+    // The terminal prints the counts line and the verdict line.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&counts.line().as_str()), "{stdout}");
+    assert!(lines.contains(&json.verdict.as_str()), "{stdout}");
+    // conform.json's entries, and each case's own file, say the same.
+    let marks = |verdict: &str| {
+        json.cases
+            .iter()
+            .filter(|c| verdict_key(&c.verdict) == verdict)
+            .count()
+    };
+    assert_eq!(
+        [
+            marks("matches"),
+            marks("differs"),
+            marks("driver-error"),
+            marks("not-judged")
+        ],
+        [
+            counts.matches,
+            counts.differs,
+            counts.driver_errors,
+            counts.not_judged
+        ]
+    );
+    for case in &json.cases {
+        let detail: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(reports.join(&case.detail)).unwrap())
+                .unwrap();
+        assert_eq!(detail["name"], case.name.as_str());
+        assert_eq!(
+            detail["verdict"],
+            serde_json::to_value(&case.verdict).unwrap()["verdict"]
+        );
+    }
+    // junit.xml: tests, failures, errors and skipped, and both lines.
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    let suite = |name| {
+        attribute(&junit, "testsuite", name)
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert_eq!(
+        [
+            suite("tests"),
+            suite("failures"),
+            suite("errors"),
+            suite("disabled")
+        ],
+        [
+            counts.cases,
+            counts.differs,
+            counts.driver_errors,
+            counts.not_judged
+        ],
+        "{junit}"
+    );
+    assert_eq!(junit.matches("<skipped").count(), counts.not_judged);
+    let escaped = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    assert!(
+        junit.contains(&format!("value=\"{}\"", escaped(&json.verdict))),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(&format!("value=\"{}\"", escaped(&counts.line()))),
+        "{junit}"
+    );
+    // report.html: the verdict is the headline, the counts line below it, and
+    // each case's section carries its mark.
+    let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
+    assert!(
+        html.contains(&format!(">{}</h1>", escaped(&json.verdict))),
+        "no verdict headline"
+    );
+    assert!(html.contains(&format!(
+        "<p id=\"counts\" class=\"counts\">{}</p>",
+        counts.line()
+    )));
+    // A case's row and its section each carry its mark.
+    let sections = |mark: &str| {
+        html.matches(&format!("data-case data-mark=\"{mark}\""))
+            .count()
+            / 2
+    };
+    assert_eq!(
+        [
+            sections("matches"),
+            sections("differs"),
+            sections("driver-error"),
+            sections("not-judged")
+        ],
+        [
+            counts.matches,
+            counts.differs,
+            counts.driver_errors,
+            counts.not_judged
+        ]
+    );
+    // The difference is on the page, both runs side by side.
+    assert!(html.contains("<div class=\"side-by-side\">"));
+    // In a browser, the mark filter set from the address shows the one case
+    // that differs, and the page's script runs cleanly.
+    let opened = chromium(&reports.join("report.html"), "#mark=differs", None);
+    assert_eq!(script_trouble(&opened), Vec::<String>::new());
+    assert!(opened
+        .dom
+        .contains(&format!("1 of {} cases shown", counts.cases)));
+}
+
+fn verdict_key(verdict: &CaseVerdict) -> &'static str {
+    match verdict {
+        CaseVerdict::Matches => "matches",
+        CaseVerdict::Differs { .. } => "differs",
+        CaseVerdict::DriverError { .. } => "driver-error",
+        CaseVerdict::ReferenceFailed { .. } => "not-judged",
+    }
 }

@@ -187,9 +187,70 @@ fn a_failing_apply_names_the_namespace_and_keeps_the_old_rules() {
     );
 }
 
+/// Felix's legacy iptables mode writes only the rules that changed
+/// (felix/iptables/table.go applyUpdates); after every such update the table
+/// is exactly what a first, whole write of the same state makes.
+#[test]
+fn iptables_updates_leave_what_a_whole_write_leaves() {
+    let ns = Scratch::new("ipt-upd");
+    let fresh = Scratch::new("ipt-whole");
+    let ipt = backend(BackendKind::Iptables);
+    let moved = state(
+        &[
+            ("203.0.113.1", "198.19.0.6"),
+            ("203.0.113.2", "198.19.0.5"),
+            ("2001:db8:f1::1", "2001:db8:1::5"),
+        ],
+        &[("2001:db8:1::5", "2001:db8:f1::1")],
+    );
+    for next in [first(), moved, second(), first(), NodeNatState::default()] {
+        ipt.apply(&ns.0, &next).unwrap();
+        let whole = backend(BackendKind::Iptables);
+        whole.apply(&fresh.0, &next).unwrap();
+        assert_eq!(ipt.dump(&ns.0).unwrap(), whole.dump(&fresh.0).unwrap());
+        whole.remove(&fresh.0).unwrap();
+    }
+}
+
+/// A move touches only the rule that changed: a chain it does not change is
+/// left as it is (here with a rule somebody else added), where a whole
+/// rewrite would re-declare, and so empty, every chain.
+#[test]
+fn an_iptables_move_leaves_unchanged_chains_alone() {
+    let ns = Scratch::new("ipt-keep");
+    let ipt = backend(BackendKind::Iptables);
+    ipt.apply(&ns.0, &first()).unwrap();
+    let marker = [
+        "-t",
+        "nat",
+        "-A",
+        "cali-PREROUTING",
+        "-d",
+        "192.0.2.99",
+        "-j",
+        "RETURN",
+    ];
+    let added =
+        ns.0.command(fip_harness::programs::require_program("iptables-legacy").unwrap())
+            .args(marker)
+            .status()
+            .unwrap();
+    assert!(added.success());
+    let mut moved = first();
+    moved.dnat[0].internal = ip("198.19.0.6");
+    ipt.apply(&ns.0, &moved).unwrap();
+    assert_eq!(ipt.read(&ns.0).unwrap(), moved);
+    let dump = ipt.dump(&ns.0).unwrap();
+    assert!(
+        dump.contains("-A cali-PREROUTING -d 192.0.2.99/32 -j RETURN"),
+        "{dump}"
+    );
+}
+
 #[rstest]
 #[case::nftables(BackendKind::Nftables)]
 #[case::nft_maps(BackendKind::NftMaps)]
+#[case::iptables(BackendKind::Iptables)]
 fn nft_update_recovers_when_another_writer_removed_the_tables(#[case] kind: BackendKind) {
     let ns = Scratch::new(&format!("stale-{kind}"));
     let mine = backend(kind);

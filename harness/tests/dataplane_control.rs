@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::capture::EchoCapture;
 use common::{floating_ip_pools, lab_name, node, pod, program, TestLab};
 use fip_harness::calico::{veth_name_for_workload, IpNatPair, WorkloadEndpoint};
-use fip_harness::control::list_routes;
-use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane};
+use fip_harness::control::{list_routes, RouteNext};
+use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane, UpdateOrder};
 use fip_harness::dataplane::conntrack::Conntrack;
 use fip_harness::dataplane::{backend, BackendKind};
 use fip_harness::lab::netns::Netns;
@@ -345,5 +345,69 @@ fn ipv6_floating_ip_reaches_the_pod_and_loops_back(#[case] kind: BackendKind, #[
     assert!(capture
         .finish()
         .contains(&format!("> {WEB26}: ICMP6, echo request")));
+    control.teardown().unwrap();
+}
+
+/// A dataplane that, on node-1, holds its NAT apply until node-1's route to
+/// the floating IP (Felix's device route) is in the kernel (up to a few seconds), and records
+/// whether it came: Felix writes routes while its NAT tables are still being
+/// applied; the harness's ordered mode writes routes only after every NAT.
+struct HoldsNatForTheRoute {
+    inner: std::sync::Arc<dyn fip_harness::dataplane::Dataplane>,
+    route_came_during_nat: std::sync::Mutex<Option<bool>>,
+}
+
+impl fip_harness::dataplane::Dataplane for HoldsNatForTheRoute {
+    fn apply(
+        &self,
+        node: &Netns,
+        state: &fip_harness::dataplane::NodeNatState,
+    ) -> Result<(), fip_harness::dataplane::DataplaneError> {
+        if node.name().ends_with("node-1") && state.dnat.iter().any(|d| d.external == ip(FIP)) {
+            let waited = std::time::Instant::now();
+            let mut came = false;
+            while !came && waited.elapsed() < Duration::from_secs(3) {
+                came = list_routes(node, &[])
+                    .unwrap()
+                    .iter()
+                    .any(|r| r.destination == ip(FIP) && matches!(r.next, RouteNext::Device(_)));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            *self.route_came_during_nat.lock().unwrap() = Some(came);
+        }
+        self.inner.apply(node, state)
+    }
+    fn remove(&self, node: &Netns) -> Result<(), fip_harness::dataplane::DataplaneError> {
+        self.inner.remove(node)
+    }
+    fn dump(&self, node: &Netns) -> Result<String, fip_harness::dataplane::DataplaneError> {
+        self.inner.dump(node)
+    }
+    fn read(
+        &self,
+        node: &Netns,
+    ) -> Result<fip_harness::dataplane::NodeNatState, fip_harness::dataplane::DataplaneError> {
+        self.inner.read(node)
+    }
+}
+
+#[rstest]
+#[case::felix_writes_routes_while_nat_is_applied(UpdateOrder::Felix, true)]
+#[case::ordered_writes_routes_after_nat(UpdateOrder::Ordered, false)]
+fn routes_and_nat_in_the_update_order(#[case] order: UpdateOrder, #[case] during: bool) {
+    let lab = lab(&format!("o{}", &order.to_string()[..1]));
+    let dataplane = std::sync::Arc::new(HoldsNatForTheRoute {
+        inner: backend(BackendKind::Nftables),
+        route_came_during_nat: std::sync::Mutex::new(None),
+    });
+    let mut control = ControlPlane::new(lab.members(), dataplane.clone(), ConntrackProfile::Calico)
+        .with_order(order);
+    control.update(&cluster(&[FIP], &[])).unwrap();
+    control.update(&cluster(&[], &[FIP])).unwrap();
+    assert_eq!(
+        *dataplane.route_came_during_nat.lock().unwrap(),
+        Some(during)
+    );
+    assert_eq!(ping(lab.netns("ext"), FIP).as_deref(), Some(FIP));
     control.teardown().unwrap();
 }

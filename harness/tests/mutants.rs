@@ -7,8 +7,10 @@
 
 use std::path::Path;
 
-use fip_harness::dataplane::{BackendKind, DataplaneChoice};
-use fip_harness::mutant::{self, Mutant, MUTANTS};
+use fip_harness::dataplane::BackendKind;
+use fip_harness::mutant::{Mutant, MUTANTS};
+use fip_harness::mutation;
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, PlanFilter, RunOptions};
 
 #[test]
@@ -30,13 +32,13 @@ fn every_mutant_fails_some_case() {
         keep_on_failure: false,
         ..RunOptions::default()
     };
-    let run = mutant::score_catalogue(&mutants, cases, 6, &options, &|_, _| {});
-    let (killed, total) = mutant::mutation_score(&run.verdicts);
+    let run = mutation::score_catalogue(&mutants, cases, 6, &options, &|_, _| {});
+    let (killed, total) = mutation::mutation_score(&run.verdicts);
     assert_eq!(
         killed,
         total,
         "survivors:\n{}",
-        mutant::render_verdicts(&run.verdicts)
+        mutation::render_verdicts(&run.verdicts)
     );
     // Kills count only on cases the unbroken backend passes; none may fail there.
     assert!(

@@ -64,24 +64,16 @@ fn need_root() {
     );
 }
 
-/// `fip-harness run ...` with its output piped, `RUST_LOG` set to `log` if given.
-fn piped(dir: &Path, log: Option<&str>) -> std::process::Output {
-    need_root();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fip-harness"));
-    command
-        .args(run_args(dir))
-        .current_dir(repo())
-        .env_remove("NO_COLOR");
-    if let Some(filter) = log {
-        command.env("RUST_LOG", filter);
-    }
-    command.output().unwrap()
-}
-
 #[test]
 fn piped_output_is_plain_lines() {
+    need_root();
     let dir = tempfile::tempdir().unwrap();
-    let output = piped(dir.path(), None);
+    let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(run_args(dir.path()))
+        .current_dir(repo())
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("FAIL coloured-output::nftables"),
@@ -98,8 +90,18 @@ fn piped_output_is_plain_lines() {
 /// terminal) they carry no colour codes, NO_COLOR or not.
 #[test]
 fn logs_to_a_file_are_plain() {
+    need_root();
     let dir = tempfile::tempdir().unwrap();
-    let output = piped(dir.path(), Some("debug"));
+    let reports = dir.path().join("reports");
+    let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(["run", "scenarios/icmp-external-v4.yaml", "--backend", "nftables"])
+        .arg("--report-dir")
+        .arg(&reports)
+        .current_dir(repo())
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("DEBUG"),

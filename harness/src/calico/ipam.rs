@@ -180,9 +180,13 @@ impl Ipam {
         blocks
     }
 
-    /// Every claimed block with its node, lowest first (tests snapshot it).
-    #[cfg(test)]
-    pub(crate) fn block_affinities(&self) -> Vec<BlockAffinity> {
+    /// Every address held, by handle.
+    pub fn allocations(&self) -> &BTreeMap<String, Vec<IpAddr>> {
+        &self.handles
+    }
+
+    /// Every claimed block with its node, lowest first.
+    pub fn block_affinities(&self) -> Vec<BlockAffinity> {
         let mut all: Vec<BlockAffinity> = self.blocks.iter().map(|b| b.affinity.clone()).collect();
         all.sort_by_key(|a| a.cidr);
         all

@@ -2,14 +2,12 @@
 //! the reference in one run, compare what each observed, and write
 //! conform.json, junit.xml and report.html beside a one-line verdict.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use fip_harness::conform::{self, ConformReport};
-use fip_harness::dataplane::DataplaneChoice;
-use fip_harness::lab::files::write_atomically;
-use fip_harness::report::{render_html, RunSummary};
+use fip_harness::conform;
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::RunOptions;
 
 use super::progress::{Progress, Style};
@@ -95,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     super::signals::defer_to_interrupt_handler();
     progress.clear();
-    write_reports(&args.report_dir, &report)?;
+    conform::write_conform_reports(&args.report_dir, &report)?;
     say!("{}", report.render_text().trim_end());
     say!(
         "reports: {}, {} and {} ({:.1} s)",
@@ -109,27 +107,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn write_reports(dir: &Path, report: &ConformReport) -> anyhow::Result<()> {
-    let json_path = dir.join("conform.json");
-    write_atomically(&json_path, serde_json::to_string_pretty(report)?.as_bytes())?;
-    let junit = conform::render_conform_junit(report).context("rendering JUnit XML")?;
-    let junit_path = dir.join("junit.xml");
-    write_atomically(&junit_path, junit.as_bytes())?;
-    // Both runs of every case in one page: the backend filter tells the
-    // dataplane under test from the reference.
-    let results = report
-        .cases
-        .iter()
-        .flat_map(|case| [case.vendor_result.clone(), case.reference_result.clone()])
-        .collect();
-    let summary = RunSummary::new(results, report.duration_ms);
-    let title = format!(
-        "fip-harness conform: {} against {}",
-        report.dataplane, report.reference
-    );
-    let html_path = dir.join("report.html");
-    write_atomically(&html_path, render_html(&summary, &title).as_bytes())?;
-    Ok(())
 }

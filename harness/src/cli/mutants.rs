@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use fip_harness::dataplane::{BackendKind, DataplaneChoice};
-use fip_harness::mutant::{self, Mutant, MUTANTS};
+use fip_harness::dataplane::BackendKind;
+use fip_harness::mutant::{Mutant, MUTANTS};
+use fip_harness::mutation;
 use fip_harness::report::ScenarioResult;
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, PlanFilter, RunOptions};
 
 #[derive(Debug, clap::Args)]
@@ -102,10 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         tracing::info!(mutant = mutant.name, case = %result.case_name(), verdict);
     };
-    let run = mutant::score_catalogue(&mutants, cases, args.jobs, &options, &progress);
+    let run = mutation::score_catalogue(&mutants, cases, args.jobs, &options, &progress);
     super::signals::defer_to_interrupt_handler();
     let verdicts = run.verdicts;
-    say!("{}", mutant::render_verdicts(&verdicts).trim_end());
+    say!("{}", mutation::render_verdicts(&verdicts).trim_end());
     if !run.excluded.is_empty() {
         say!(
             "{} case(s) excluded, as they fail on the unbroken {} (a kill there would not be the bug's):",
@@ -120,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     say!("({:.1} s)", started.elapsed().as_secs_f64());
-    let (killed, total) = mutant::mutation_score(&verdicts);
+    let (killed, total) = mutation::mutation_score(&verdicts);
     Ok(if killed == total {
         ExitCode::SUCCESS
     } else {

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fip_harness::bgp::RoutingMode;
-use fip_harness::dataplane::{BackendKind, DataplaneChoice};
+use fip_harness::dataplane::BackendKind;
 use fip_harness::report::RunSummary;
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, RunOptions, UpRecord};
 use fip_harness::seed::Seed;
 

@@ -6,10 +6,11 @@
 //! /run/netns, where root's labs are, is never looked at); every command
 //! then finds lab records in the user's runtime directory.
 
-use fip_harness::dataplane::{BackendKind, DataplaneChoice};
+use fip_harness::dataplane::BackendKind;
 use fip_harness::lab::registry::{record_path, LabRecord, RUN_DIR_ENV};
 use fip_harness::lab::rootless::probe::{first_refusal, KernelFeature};
 use fip_harness::lab::rootless::{self, NsHolder};
+use fip_harness::runner::DataplaneChoice;
 
 use super::Command;
 

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
-use fip_harness::dataplane::DataplaneChoice;
-use fip_harness::lab::files::write_atomically;
-use fip_harness::report::{render_html, render_junit, RunSummary, ScenarioResult};
+use fip_harness::report::{
+    render_html, render_junit, write_summary, write_text, RunSummary, ScenarioResult, SummaryFile,
+};
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
 use fip_harness::seed::Seed;
 
@@ -222,28 +223,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Write junit.xml, summary.json and report.html for `results` to `dir`.
+/// Write junit.xml, summary.json (with a file per case under `cases/`) and
+/// report.html for `results` to `dir`; summary.json's content is returned.
 fn write_reports(
     dir: &Path,
     mut results: Vec<ScenarioResult>,
     started: Instant,
-) -> anyhow::Result<RunSummary> {
+) -> anyhow::Result<SummaryFile> {
     results.sort_by_key(|r| r.case_name());
     let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
     let junit = render_junit(&summary).context("rendering JUnit XML")?;
     let junit_path = dir.join("junit.xml");
-    write_atomically(&junit_path, junit.as_bytes())?;
-    let summary_path = dir.join("summary.json");
-    write_atomically(
-        &summary_path,
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    write_text(&junit_path, &junit)?;
+    let file = write_summary(dir, &summary)?;
     let html_path = dir.join("report.html");
-    write_atomically(
-        &html_path,
-        render_html(&summary, "fip-harness run").as_bytes(),
-    )?;
-    Ok(summary)
+    write_text(&html_path, &render_html(&summary, "fip-harness run"))?;
+    Ok(file)
 }
 
 /// How the labs of `total` cases are named: after `--keep-on-failure=NAME`

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fip_harness::dataplane::{BackendKind, DataplaneChoice};
+use fip_harness::dataplane::BackendKind;
+use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, LabNaming, RunOptions, UpRecord};
 use fip_harness::seed::Seed;
 

@@ -4,14 +4,19 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::difference::render_case;
 use super::observation::Difference;
-use super::report::{render_case, ConformReport};
+use super::report::ConformReport;
 use super::verdict::CaseVerdict;
 
 /// Render the report as JUnit XML.
 pub fn render_conform_junit(report: &ConformReport) -> Result<String, quick_junit::SerializeError> {
     let mut junit = Report::new("fip-harness conform");
     let mut suite = TestSuite::new(format!("{} against {}", report.dataplane, report.reference));
+    // The verdict and the counts as the terminal prints them; the suite's own
+    // tests, failures, errors and skipped are the same counts.
+    suite.add_property(("verdict", report.verdict_line().as_str()));
+    suite.add_property(("counts", report.counts.line().as_str()));
     for case in &report.cases {
         let mut text = String::new();
         render_case(&mut text, case, &report.dataplane, &report.reference);
@@ -88,6 +93,10 @@ mod tests {
         <?xml version="1.0" encoding="UTF-8"?>
         <testsuites name="fip-harness conform" tests="4" failures="1" errors="1">
             <testsuite name="exec:vpp-driver against nftables" tests="4" disabled="1" errors="1" failures="1">
+                <properties>
+                    <property name="verdict" value="NOT conformant with Calico floating-IP semantics: 0/2 cases; differs: from-external-v4; driver errors: from-hosting-node-v4; not judged (the reference failed): dual-stack; conntrack profile: strict"/>
+                    <property name="counts" value="4 case(s): 1 match, 1 differ, 1 driver error(s), 1 not judged"/>
+                </properties>
                 <testcase name="dual-stack" classname="scenarios/dual-stack.yaml" time="0.000">
                     <skipped message="the reference (nftables) failed: building the lab: no space left"/>
                 </testcase>

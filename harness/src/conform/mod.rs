@@ -8,17 +8,23 @@
 //! still see different reply sources or land on different pods, and a
 //! dataplane that does what Calico does must see what Calico's sees.
 
+mod difference;
+mod files;
 mod junit;
 mod observation;
 mod report;
 mod run;
 mod verdict;
 
+pub use difference::side_by_side;
+pub use files::{
+    render_conform_html, write_conform_reports, ConformCaseEntry, ConformFileError, ConformSummary,
+};
 pub use junit::render_conform_junit;
 pub use observation::{
     CaseObservation, Compared, Difference, LineObservation, MoveObservation, StepObservation,
 };
-pub use report::{ConformReport, ProfileResult};
+pub use report::{ConformReport, ProfileResult, VerdictCounts};
 pub use run::{plan_pairs, run_conformance, CasePair};
 pub use verdict::{case_name, CaseId, CaseVerdict, ConformCase, PROFILE_TAG};
 

@@ -6,9 +6,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::observation::Difference;
+use super::difference::render_case;
 use super::verdict::{CaseVerdict, ConformCase};
-use crate::check::render_table;
 use crate::scenario::ConntrackProfile;
 
 /// How the dataplane fares on the cases of one conntrack profile.
@@ -26,9 +25,48 @@ pub struct ProfileResult {
     pub behaves_like: bool,
 }
 
-/// A whole `conform` run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// How many cases, of every profile, got each verdict. The terminal,
+/// junit.xml (tests, failures, errors, skipped), conform.json and report.html
+/// all show these same numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct VerdictCounts {
+    pub cases: usize,
+    pub matches: usize,
+    pub differs: usize,
+    pub driver_errors: usize,
+    pub not_judged: usize,
+}
+
+impl VerdictCounts {
+    pub fn of(cases: &[ConformCase]) -> Self {
+        let mut counts = VerdictCounts {
+            cases: cases.len(),
+            ..Default::default()
+        };
+        for case in cases {
+            *match case.verdict {
+                CaseVerdict::Matches => &mut counts.matches,
+                CaseVerdict::Differs { .. } => &mut counts.differs,
+                CaseVerdict::DriverError { .. } => &mut counts.driver_errors,
+                CaseVerdict::ReferenceFailed { .. } => &mut counts.not_judged,
+            } += 1;
+        }
+        counts
+    }
+
+    /// `36 case(s): 9 match, 26 differ, 1 driver error(s), 0 not judged`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} case(s): {} match, {} differ, {} driver error(s), {} not judged",
+            self.cases, self.matches, self.differs, self.driver_errors, self.not_judged
+        )
+    }
+}
+
+/// A whole `conform` run, with both runs of every case in full (conform.json
+/// holds its [`super::ConformSummary`], each case a file of its own).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ConformReport {
     /// The dataplane under test, as chosen (`exec:...`, `mutant:...`, ...).
     pub dataplane: String,
@@ -44,6 +82,8 @@ pub struct ConformReport {
     /// Every judged calico-profile case matches and none went unjudged.
     pub conformant: bool,
     pub profiles: Vec<ProfileResult>,
+    /// Every case, of every profile, by verdict.
+    pub counts: VerdictCounts,
     pub cases: Vec<ConformCase>,
 }
 
@@ -78,6 +118,7 @@ impl ConformReport {
             matched,
             conformant: matched == calico().count() && judged > 0,
             profiles,
+            counts: VerdictCounts::of(&cases),
             cases,
         }
     }
@@ -149,7 +190,8 @@ impl ConformReport {
     }
 
     /// Every case that is not a match, with both runs side by side where they
-    /// part, then the verdict line: what `conform` prints.
+    /// part, then each profile's matches, the counts line and the verdict
+    /// line: what `conform` prints.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         for case in self.cases.iter().filter(|c| !c.matches()) {
@@ -164,6 +206,8 @@ impl ConformReport {
                 profile.cases
             );
         }
+        out.push_str(&self.counts.line());
+        out.push('\n');
         out.push_str(&self.verdict_line());
         out.push('\n');
         out
@@ -178,7 +222,7 @@ fn is_driver_error(case: &ConformCase) -> bool {
     matches!(case.verdict, CaseVerdict::DriverError { .. })
 }
 
-fn profile_name(profile: ConntrackProfile) -> &'static str {
+pub(super) fn profile_name(profile: ConntrackProfile) -> &'static str {
     match profile {
         ConntrackProfile::Calico => "calico",
         ConntrackProfile::Strict => "strict",
@@ -195,82 +239,6 @@ fn profile_result(cases: &[ConformCase], profile: ConntrackProfile) -> ProfileRe
         matched: under.iter().filter(|c| c.matches()).count(),
         profile_cases: profile_cases.iter().map(|c| c.name.clone()).collect(),
         behaves_like: !profile_cases.is_empty() && profile_cases.iter().all(|c| c.matches()),
-    }
-}
-
-/// One case that is not a match: its verdict and, where the runs part, each
-/// run's check lines (and the moves' convergence) one above the other.
-pub(super) fn render_case(out: &mut String, case: &ConformCase, dataplane: &str, reference: &str) {
-    let width = dataplane.len().max(reference.len());
-    match &case.verdict {
-        CaseVerdict::Matches => {}
-        CaseVerdict::DriverError { reason } => {
-            let _ = writeln!(out, "DRIVER ERROR {}: {reason}", case.name);
-        }
-        CaseVerdict::ReferenceFailed { reason } => {
-            let _ = writeln!(
-                out,
-                "NOT JUDGED {}: the reference ({reference}) failed: {reason}",
-                case.name
-            );
-        }
-        CaseVerdict::Differs { at } => {
-            let _ = writeln!(out, "DIFFERS {}:", case.name);
-            let runs = [
-                (dataplane, &case.vendor_result),
-                (reference, &case.reference_result),
-            ];
-            match at {
-                Difference::Step(index) => {
-                    let summary = [&case.vendor_result, &case.reference_result]
-                        .iter()
-                        .find_map(|r| r.steps.iter().find(|s| s.index == *index))
-                        .map_or("", |s| s.summary.as_str());
-                    let _ = writeln!(out, "  step {}: {summary}", index + 1);
-                    for (name, result) in runs {
-                        let step = result.steps.iter().find(|s| s.index == *index);
-                        let text = match step {
-                            None => "(not reached: an earlier step failed)\n".to_string(),
-                            Some(step) => {
-                                let mut text = render_table(&step.lines);
-                                if let Some(message) = &step.message {
-                                    text.push_str(message);
-                                    text.push('\n');
-                                }
-                                if text.is_empty() {
-                                    text = format!(
-                                        "{}\n",
-                                        if step.passed { "passed" } else { "failed" }
-                                    );
-                                }
-                                text
-                            }
-                        };
-                        for (i, line) in text.lines().enumerate() {
-                            let label = if i == 0 { name } else { "" };
-                            let _ = writeln!(out, "    {label:<width$} | {line}");
-                        }
-                    }
-                }
-                Difference::Moves => {
-                    for (name, result) in runs {
-                        for m in &result.migrations {
-                            let converged = m
-                                .figures
-                                .convergence_ms
-                                .map_or("never reached the new pod".to_string(), |ms| {
-                                    format!("converged in {ms:.1} ms")
-                                });
-                            let _ = writeln!(
-                                out,
-                                "    {name:<width$} | move of stream {} {} -> {}: {converged}",
-                                m.stream, m.from_pod, m.to_pod
-                            );
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -310,6 +278,7 @@ mod tests {
             nftables                    | client -> 203.0.113.10 icmp: delivered to web (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)
         calico profile: 2/2 cases match
         strict profile: 0/1 cases match
+        3 case(s): 2 match, 1 differ, 0 driver error(s), 0 not judged
         conformant with Calico floating-IP semantics: 2/2 cases; conntrack profile: calico; differs on move-on-one-node-strict::strict
         ");
     }
@@ -349,10 +318,18 @@ mod tests {
         DRIVER ERROR from-hosting-node-v4: driver `vpp` exited (status 1)
         calico profile: 1/4 cases match
         strict profile: 1/1 cases match
+        5 case(s): 2 match, 1 differ, 1 driver error(s), 1 not judged
         NOT conformant with Calico floating-IP semantics: 1/3 cases; differs: from-external-v4; driver errors: from-hosting-node-v4; not judged (the reference failed): dual-stack; conntrack profile: calico and strict (follows the profile it runs under)
         ");
-        let json = serde_json::to_string(&report).unwrap();
-        let back: ConformReport = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, report);
+        assert_eq!(
+            report.counts,
+            VerdictCounts {
+                cases: 5,
+                matches: 2,
+                differs: 1,
+                driver_errors: 1,
+                not_judged: 1
+            }
+        );
     }
 }

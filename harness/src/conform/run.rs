@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::report::ConformReport;
 use super::verdict::ConformCase;
 use super::REFERENCE;
-use crate::dataplane::DataplaneChoice;
 use crate::report::ScenarioResult;
+use crate::runner::DataplaneChoice;
 use crate::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use crate::scenario::{ScenarioError, ScenarioFilter};
 

@@ -1,20 +1,21 @@
-//! Programming the changes into a lab: NAT transactions and routes on every
-//! member concurrently (one thread each), then the conntrack deletions.
+//! Programming the changes into a lab: NAT transactions, routes and the
+//! conntrack deletions, in the update order ([`super::order`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::desired::{
-    desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
-};
-use super::diff::{diff, Changes, ConntrackProfile, RouteChange};
-use super::incremental::{self, Memory};
+use super::order::UpdateOrder;
 use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::{change_routes_kept, del_routes, owned_protocols};
 use super::routes::{FipRoute, RouteNext};
 use crate::bgp::RoutingMode;
+use crate::calico::desired::{
+    desired_state, ClusterState, DesiredState, FipConflict, NodeUplink, Topology,
+};
+use crate::calico::diff::{diff, Changes, ConntrackProfile, RouteChange};
+use crate::calico::incremental::{self, Memory};
 use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::per_node::PerNode;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};
@@ -90,6 +91,7 @@ pub struct ControlPlane {
     profile: ConntrackProfile,
     policy: Arc<dyn ControlPolicy>,
     routing: RoutingMode,
+    order: UpdateOrder,
     current: DesiredState,
     /// What `current` was computed from, for incremental updates.
     memory: Option<Memory>,
@@ -111,6 +113,7 @@ impl ControlPlane {
             profile,
             policy: Arc::new(CalicoPolicy),
             routing: RoutingMode::Model,
+            order: UpdateOrder::default(),
             current: DesiredState::default(),
             memory: None,
             route_sockets: PerNode::default(),
@@ -132,6 +135,16 @@ impl ControlPlane {
     pub fn with_routing(mut self, routing: RoutingMode) -> Self {
         self.routing = routing;
         self
+    }
+
+    /// How each update reaches the lab ([`UpdateOrder::Felix`] unless told).
+    pub fn with_order(mut self, order: UpdateOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    pub(super) fn lab(&self) -> &Arc<dyn LabNamespaces> {
+        &self.lab
     }
 
     pub fn current(&self) -> &DesiredState {
@@ -198,7 +211,7 @@ impl ControlPlane {
             }
         };
         let computed = started.elapsed();
-        let (conntrack_deleted, phases) = self.apply_timed(&changes, started)?;
+        let (conntrack_deleted, phases) = self.apply_in_order(self.order, &changes, started)?;
         tracing::debug!(
             ?computed,
             nat = ?phases.nat,
@@ -281,13 +294,13 @@ impl ControlPlane {
         collect(errors)
     }
 
-    fn member(&self, name: &str) -> Result<Netns, ControlError> {
+    pub(super) fn member(&self, name: &str) -> Result<Netns, ControlError> {
         self.lab
             .netns(name)
             .ok_or_else(|| ControlError::UnknownMember(name.to_string()))
     }
 
-    fn apply_member(
+    pub(super) fn apply_member(
         &self,
         member: &str,
         nat: Option<&NodeNatState>,
@@ -316,105 +329,10 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Apply `changes` in Felix's and BIRD's order: first the NAT of every node
-    /// (concurrently), then the routes of every member (concurrently), then
-    /// the conntrack deletions. Routes must not lead traffic to a node before
-    /// its DNAT exists: the first packet would create a conntrack entry without
-    /// NAT that outlives the rule for as long as the flow keeps it alive.
-    /// Returns how many conntrack entries went.
+    /// Apply `changes` in the control plane's [`UpdateOrder`]; returns how
+    /// many conntrack entries went.
     pub fn apply(&self, changes: &Changes) -> Result<usize, ControlError> {
-        Ok(self.apply_timed(changes, Instant::now())?.0)
-    }
-
-    /// [`Self::apply`], also returning when (since `started`) the NAT and the
-    /// routes were done.
-    fn apply_timed(
-        &self,
-        changes: &Changes,
-        started: Instant,
-    ) -> Result<(usize, PhaseTimes), ControlError> {
-        let nat_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
-            .nat
-            .iter()
-            .map(|(node, state)| (node.as_str(), Some(state), None))
-            .collect();
-        self.apply_concurrently(&nat_work)?;
-        let nat_applied = started.elapsed();
-        let route_work: Vec<(&str, Option<&NodeNatState>, Option<&RouteChange>)> = changes
-            .routes
-            .iter()
-            .map(|change| (change.member.as_str(), None, Some(change)))
-            .collect();
-        self.apply_concurrently(&route_work)?;
-        let routes_applied = started.elapsed();
-
-        let mut nodes: Vec<&str> = changes.conntrack.iter().map(|d| d.node.as_str()).collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        // Each node's deletions on a thread of their own, as the NAT and the
-        // routes: a deletion dumps the kernel's whole conntrack hash, which
-        // every namespace shares, so it takes milliseconds even for a node
-        // with few entries.
-        let results: Vec<Result<usize, ControlError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = nodes
-                .iter()
-                .map(|node| {
-                    let rules: Vec<_> = changes
-                        .conntrack
-                        .iter()
-                        .filter(|d| d.node == *node)
-                        .map(|d| d.matching.clone())
-                        .collect();
-                    // The dataplane's own flush: the kernel's table for
-                    // netfilter backends, the driver's flow state for one
-                    // that owns it.
-                    scope.spawn(move || {
-                        self.member(node)
-                            .and_then(|ns| Ok(self.dataplane.flush(&ns, &rules)?))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("conntrack thread"))
-                .collect()
-        });
-        let mut deleted = 0;
-        let mut errors = Vec::new();
-        for result in results {
-            match result {
-                Ok(n) => deleted += n,
-                Err(e) => errors.push(e),
-            }
-        }
-        collect(errors)?;
-        let phases = PhaseTimes {
-            nat: nat_applied,
-            routes: routes_applied,
-        };
-        Ok((deleted, phases))
-    }
-}
-
-impl ControlPlane {
-    /// Run one phase of an update: each member on a thread of its own.
-    fn apply_concurrently(
-        &self,
-        work: &[(&str, Option<&NodeNatState>, Option<&RouteChange>)],
-    ) -> Result<(), ControlError> {
-        let errors: Vec<ControlError> = std::thread::scope(|scope| {
-            let handles: Vec<_> = work
-                .iter()
-                .map(|(member, nat, routes)| {
-                    scope.spawn(move || self.apply_member(member, *nat, *routes))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().expect("member thread").err())
-                .collect()
-        });
-        collect(errors)
+        Ok(self.apply_in_order(self.order, changes, Instant::now())?.0)
     }
 }
 
@@ -428,19 +346,13 @@ fn keep_routing_routes(routing: RoutingMode, desired: &mut DesiredState) {
     }
 }
 
-/// When (since an update's start) its NAT and its routes were applied.
-struct PhaseTimes {
-    nat: Duration,
-    routes: Duration,
-}
-
 /// What `current` becomes once an update's changes are applied.
 enum Next {
     Patch(incremental::Patch),
     Whole(DesiredState, Topology),
 }
 
-fn collect(mut errors: Vec<ControlError>) -> Result<(), ControlError> {
+pub(super) fn collect(mut errors: Vec<ControlError>) -> Result<(), ControlError> {
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),

@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 use std::fmt::Debug;
 
-use super::desired::{ClusterState, DesiredState};
-use super::diff::Changes;
+use crate::calico::desired::{ClusterState, DesiredState};
+use crate::calico::diff::Changes;
 
 /// Hooks around the pure steps of an update, in the order they run.
 pub trait ControlPolicy: Send + Sync + Debug {

@@ -18,7 +18,7 @@ use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use rtnetlink::packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::lab::netns::{Netns, NetnsError};
 
@@ -360,23 +360,12 @@ pub fn flush_kernel(node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, Con
     Conntrack::open(node)?.delete_matching(rules)
 }
 
-/// Which entries a conntrack deletion takes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConntrackMatch {
-    OrigDst(IpAddr),
-    OrigSrcOrReplySrc(IpAddr),
-    /// Every entry (Calico never asks for this; a mutant does).
-    Any,
-}
+pub use crate::calico::ConntrackMatch;
 
 impl ConntrackMatch {
+    /// Whether the kernel's `entry` is one this deletion takes.
     pub fn matches(&self, entry: &ConntrackEntry) -> bool {
-        match self {
-            ConntrackMatch::OrigDst(a) => entry.orig_dst == *a,
-            ConntrackMatch::OrigSrcOrReplySrc(a) => entry.orig_src == *a || entry.reply_src == *a,
-            ConntrackMatch::Any => true,
-        }
+        self.selects(entry.orig_src, entry.orig_dst, entry.reply_src)
     }
 }
 

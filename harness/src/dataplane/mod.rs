@@ -4,17 +4,13 @@
 //! a vendor's own dataplane can later plug in as an external program speaking
 //! JSON.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
 use crate::traffic::Protocol;
 
 mod applied;
-mod choice;
 pub mod conntrack;
 pub mod conntrack_watch;
 pub(crate) mod exec;
@@ -30,99 +26,19 @@ pub mod nftables;
 pub(crate) mod per_node;
 #[cfg(test)]
 mod test_vectors;
-pub mod topology;
 
-pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
-pub use conntrack::ConntrackMatch;
+pub use crate::calico::nat::{DnatMapping, NodeNatState, SnatMapping};
+pub use crate::calico::ConntrackMatch;
+pub use crate::vocab::topology::{Interface, NodeTopology, PodInterface};
+pub use crate::vocab::BackendKind;
 pub use features::Features;
 pub use iptables::IptablesBackend;
 pub use nft_maps::NftMapsBackend;
 pub use nftables::NftablesBackend;
-pub use topology::{Interface, NodeTopology, PodInterface};
 
 /// Felix keeps one table per family (iptables and ip6tables, or `table ip`
 /// and `table ip6`), each with the mappings of that family only.
 pub(crate) const FAMILIES: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
-
-/// DNAT of a floating IP to the pod that owns it, for traffic arriving at the
-/// node (prerouting) and traffic the node sends (output).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-pub struct DnatMapping {
-    pub external: IpAddr,
-    pub internal: IpAddr,
-}
-
-/// SNAT for the loopback case only: a pod reaching its own floating IP sees the
-/// floating IP as the source (`-s INT -d INT -j SNAT --to-source EXT`).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-pub struct SnatMapping {
-    pub internal: IpAddr,
-    pub external: IpAddr,
-}
-
-/// Everything one node's floating-IP NAT must hold. Both lists are sorted and
-/// free of duplicates: one DNAT per external address, one SNAT per pod address.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeNatState {
-    pub dnat: Vec<DnatMapping>,
-    pub snat: Vec<SnatMapping>,
-}
-
-impl DnatMapping {
-    pub fn new(external: IpAddr, internal: IpAddr) -> Self {
-        Self { external, internal }
-    }
-}
-
-impl SnatMapping {
-    pub fn new(internal: IpAddr, external: IpAddr) -> Self {
-        Self { internal, external }
-    }
-}
-
-impl NodeNatState {
-    /// A state from mappings in any order, sorted and without duplicates.
-    pub fn new(
-        dnat: impl IntoIterator<Item = DnatMapping>,
-        snat: impl IntoIterator<Item = SnatMapping>,
-    ) -> Self {
-        let mut state = Self {
-            dnat: dnat.into_iter().collect(),
-            snat: snat.into_iter().collect(),
-        };
-        state.dnat.sort();
-        state.dnat.dedup();
-        state.snat.sort();
-        state.snat.dedup();
-        state
-    }
-}
-
-pub use crate::vocab::BackendKind;
 
 /// One node's floating-IP NAT. Implementations run their program inside the
 /// node's namespace; every call is one whole operation (no partial state left
@@ -257,6 +173,8 @@ pub enum DataplaneError {
         #[source]
         source: conntrack::ConntrackError,
     },
+    /// An external driver's fault (`crate::driver` above this layer makes
+    /// them): the case could not run on that dataplane.
     #[error(transparent)]
-    Driver(#[from] Box<crate::driver::DriverError>),
+    Driver(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -2,22 +2,36 @@
 //! a plausible real bug. The catalogue must fail on every one of them; a
 //! mutant that passes every case names a bug the catalogue cannot see.
 //!
-//! A mutant breaks either the NAT a node holds ([`NatBug`], rendered by
-//! [`MutantDataplane`] on top of the reference backend) or what the control
-//! plane decides ([`PolicyBug`], through `control::ControlPolicy`).
+//! A mutant breaks either the NAT a node holds ([`NatBug`]: [`MutantDataplane`]
+//! wraps the reference dataplane) or what the control plane decides
+//! ([`PolicyBug`]: [`MutantPolicy`] overrides a hook of
+//! `control::ControlPolicy`). Neither `dataplane/` nor `control/` names them:
+//! mutants wrap from outside, as smoltcp's fault injector wraps a device, and
+//! the runner's dataplane choice (`runner::DataplaneChoice`) asks
+//! [`Mutant::wrap`] for the broken pair.
+//!
+//! To add one: a variant of [`NatBug`] (bend the state in `nat.rs`'s `bend`,
+//! or rewrite the map backend's chains in its `patch`) or of [`PolicyBug`]
+//! (a hook in `policy.rs`), and an entry in [`MUTANTS`] with the real bug it
+//! models. `fip-harness mutants` and `cargo test --test mutants` then run the
+//! catalogue against it (`crate::mutation`).
 
 mod nat;
 mod policy;
-mod score;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use nat::{MutantDataplane, NatBug};
 pub use policy::{MutantPolicy, PolicyBug};
-pub use score::{
-    mutation_score, passing_on_reference, render_verdicts, run_mutants, score_catalogue,
-    MutantVerdict, MutationRun,
-};
+
+use crate::control::{CalicoPolicy, ControlPolicy};
+use crate::dataplane::{backend, Dataplane};
+use crate::vocab::BackendKind;
+
+/// The backend mutants break: a case runs on a mutant wherever it runs on
+/// this backend.
+pub const REFERENCE: BackendKind = BackendKind::NftMaps;
 
 /// One deliberately broken dataplane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +112,21 @@ pub const MUTANTS: &[Mutant] = &[
         bug: Bug::Nat(NatBug::Late(Duration::from_millis(200))),
     },
 ];
+
+impl Mutant {
+    /// The reference dataplane and Calico's control policy, one of them
+    /// broken: a NAT bug wraps the dataplane, a policy bug overrides a hook.
+    pub fn wrap(&self) -> (Arc<dyn Dataplane>, Arc<dyn ControlPolicy>) {
+        let reference = backend(REFERENCE);
+        match self.bug {
+            Bug::Nat(bug) => (
+                Arc::new(MutantDataplane::wrap(bug, reference)),
+                Arc::new(CalicoPolicy),
+            ),
+            Bug::Policy(bug) => (reference, Arc::new(MutantPolicy(bug))),
+        }
+    }
+}
 
 /// The mutant called `name`.
 pub fn find(name: &str) -> Option<&'static Mutant> {

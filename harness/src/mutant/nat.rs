@@ -1,7 +1,9 @@
-//! Dataplane mutants: the reference nftables backend with one bug. Most bend
-//! the state before the backend applies it; the rendering bugs then rewrite
-//! the backend's chains with rules of their own (the map backend changes only
-//! map elements after the first apply, so the rewritten chains stay).
+//! Dataplane mutants: a dataplane wrapped from outside with one bug, as
+//! smoltcp's fault injector wraps a device. Most bend the state before the
+//! wrapped dataplane applies it; the rendering bugs then rewrite the chains of
+//! the map backend's table (`dataplane::nft_maps::TABLE`), so they wrap that
+//! backend (it changes only map elements after the first apply, so the
+//! rewritten chains stay).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::dataplane::exec::run_in;
 use crate::dataplane::nft_maps::TABLE;
-use crate::dataplane::{Dataplane, DataplaneError, DnatMapping, NftMapsBackend, NodeNatState};
+use crate::dataplane::{Dataplane, DataplaneError, DnatMapping, NodeNatState};
 use crate::lab::netns::Netns;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +40,10 @@ pub enum NatBug {
 /// A delayed apply waiting in the worker's queue.
 type Pending = (Netns, NodeNatState, Instant);
 
-/// The reference backend with one [`NatBug`].
-#[derive(Debug)]
+/// A dataplane with one [`NatBug`].
 pub struct MutantDataplane {
     bug: NatBug,
-    inner: Arc<NftMapsBackend>,
+    inner: Arc<dyn Dataplane>,
     /// What each node holds (by namespace name), for the bugs that remember.
     held: Mutex<HashMap<String, NodeNatState>>,
     /// For [`NatBug::Late`]: the worker's queue and how many applies wait in it.
@@ -50,12 +51,12 @@ pub struct MutantDataplane {
 }
 
 impl MutantDataplane {
-    pub fn new(bug: NatBug) -> Self {
-        let inner = Arc::new(NftMapsBackend::new());
+    /// `inner` with `bug`; the rendering bugs need the map backend there.
+    pub fn wrap(bug: NatBug, inner: Arc<dyn Dataplane>) -> Self {
         let late = matches!(bug, NatBug::Late(_)).then(|| {
             let (sender, receiver) = channel::<Pending>();
             let waiting = Arc::new(AtomicUsize::new(0));
-            let (backend, count) = (inner.clone(), waiting.clone());
+            let (backend, count) = (Arc::clone(&inner), waiting.clone());
             // One worker keeps the applies in order; it ends with the sender.
             std::thread::spawn(move || {
                 for (node, state, due) in receiver {

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::control::diff::{ConntrackDeletion, ConntrackMatch};
+use crate::calico::diff::{ConntrackDeletion, ConntrackMatch};
 use crate::control::{Changes, ClusterState, ControlPolicy, DesiredState};
 use crate::dataplane::{NodeNatState, SnatMapping};
 

@@ -24,22 +24,31 @@ const ERROR_TRAP: &str = "window.addEventListener('error', function (e) { \
 
 /// The whole report of `summary`, titled `title` (e.g. `fip-harness run`).
 pub fn render_html(summary: &RunSummary, title: &str) -> String {
-    let mut page = String::new();
-    let _ = write!(
-        page,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>\n{STYLE}</style>\n<script>{ERROR_TRAP}</script>\n</head>\n<body>\n",
-        escape(title)
-    );
+    let mut page = page_start(title);
     page.push_str(&header(summary, title));
     page.push_str(&filters(&summary.scenarios));
     page.push_str(&case_table(&summary.scenarios));
     for (i, case) in summary.scenarios.iter().enumerate() {
         page.push_str(&case_section(case, i));
     }
-    let _ = write!(page, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
+    page.push_str(&page_end());
     page
+}
+
+/// A page's start, titled `title`: its style, and the trap for script errors
+/// before any other script.
+pub(super) fn page_start(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>\n{STYLE}</style>\n<script>{ERROR_TRAP}</script>\n</head>\n<body>\n",
+        escape(title)
+    )
+}
+
+/// A page's end: the filter script, which runs once every case is there.
+pub(super) fn page_end() -> String {
+    format!("<script>\n{SCRIPT}</script>\n</body>\n</html>\n")
 }
 
 fn header(summary: &RunSummary, title: &str) -> String {

@@ -38,6 +38,16 @@ pub(super) fn case_section(case: &ScenarioResult, i: usize) -> String {
         escape(&case.routing),
         case.duration_ms as f64 / 1000.0
     );
+    out.push_str(&case_body(case, &format!("c{i}")));
+    out.push_str("</details>\n</section>\n");
+    out
+}
+
+/// What a case's section holds below its summary line: the reason, a kept
+/// lab, the steps with their checks, the plot of every move and the pictures
+/// of the lab. `key` makes the pictures' element ids unique in the page.
+pub(super) fn case_body(case: &ScenarioResult, key: &str) -> String {
+    let mut out = String::new();
     if let Outcome::Failed { reason } | Outcome::Error { reason } = &case.outcome {
         let _ = writeln!(out, "<p class=\"reason\">{}</p>", escape(reason));
     }
@@ -76,12 +86,11 @@ pub(super) fn case_section(case: &ScenarioResult, i: usize) -> String {
                 out,
                 "<figure class=\"lab-picture\"><figcaption>{}</figcaption>{}</figure>",
                 escape(&picture.moment),
-                lab_svg(picture, &format!("c{i}p{j}"))
+                lab_svg(picture, &format!("{key}p{j}"))
             );
         }
         out.push_str("</div>\n");
     }
-    out.push_str("</details>\n</section>\n");
     out
 }
 
@@ -103,18 +112,7 @@ fn step_item(step: &StepResult) -> String {
         let _ = write!(out, "<p class=\"message\">{}</p>", escape(message));
     }
     if !step.lines.is_empty() {
-        out.push_str("<pre class=\"checks\">");
-        for line in crate::check::render_table(&step.lines).lines() {
-            let class = if line.contains("<---- WRONG") {
-                "wrong"
-            } else if line.contains("<---- EXPECTED") {
-                "expected"
-            } else {
-                "right"
-            };
-            let _ = writeln!(out, "<span class=\"{class}\">{}</span>", escape(line));
-        }
-        out.push_str("</pre>");
+        out.push_str(&checks_pre(&crate::check::render_table(&step.lines)));
     }
     if let Some(bundle) = &step.diagnostics {
         let _ = write!(
@@ -124,6 +122,24 @@ fn step_item(step: &StepResult) -> String {
         );
     }
     out.push_str("</li>\n");
+    out
+}
+
+/// Check lines as the terminal prints them, in a `<pre>` with the `<----
+/// WRONG` lines and the `<---- EXPECTED` values marked.
+pub(super) fn checks_pre(text: &str) -> String {
+    let mut out = String::from("<pre class=\"checks\">");
+    for line in text.lines() {
+        let class = if line.contains("<---- WRONG") {
+            "wrong"
+        } else if line.contains("<---- EXPECTED") {
+            "expected"
+        } else {
+            "right"
+        };
+        let _ = writeln!(out, "<span class=\"{class}\">{}</span>", escape(line));
+    }
+    out.push_str("</pre>");
     out
 }
 

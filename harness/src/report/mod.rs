@@ -1,10 +1,13 @@
-//! What a run leaves behind: the JSON summary (with migration figures), JUnit
+//! What a run leaves behind: the JSON summary (counts, and one file per case
+//! with its steps and migration figures), JUnit
 //! XML (one test case per scenario and backend) and report.html (the same
 //! results for people, with a plot per move and pictures of the lab; any
 //! command holding a [`RunSummary`] renders it with [`render_html`]).
 //! Diagnostics bundles and pcaps are written by the runner into the same
 //! report directory.
 
+mod compare_html;
+mod files;
 mod html;
 mod html_case;
 mod junit;
@@ -16,6 +19,11 @@ mod summary;
 #[cfg(test)]
 mod test_data;
 
+pub use compare_html::{render_comparison_html, ComparedCase, ComparisonPage, Mark, SideBySide};
+pub use files::{
+    file_stem, write_case_files, write_json, write_summary, write_text, CaseEntry, ReportFileError,
+    SummaryFile, CASES_DIR,
+};
 pub use html::render_html;
 pub use junit::render_junit;
 pub use lab_svg::lab_svg;

@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use super::choice::DataplaneChoice;
 use super::replay::RunOptions;
 use super::streams::RunningStream;
 use crate::bgp::{LabBird, RoutingMode};
 use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
-use crate::dataplane::{Dataplane, DataplaneChoice};
+use crate::dataplane::Dataplane;
 use crate::lab::addressing::UPLINK;
 use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec};
 use crate::scenario::{ConntrackProfile, Pod, Scenario, Target};
@@ -137,7 +138,8 @@ impl<'a> ScenarioRun<'a> {
         let nat = chosen.dataplane.clone();
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
-            .with_routing(options.routing);
+            .with_routing(options.routing)
+            .with_order(scenario.update_order);
         let mut run = ScenarioRun {
             scenario,
             lab,

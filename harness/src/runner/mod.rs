@@ -2,6 +2,7 @@
 //! runs each in a lab of its own, and describes failures for people.
 
 mod case;
+mod choice;
 mod dataplane;
 mod diagnostics;
 mod naming;
@@ -19,13 +20,13 @@ mod streams;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use parallel::run_cases;
 pub use replay::{run_scenario, RunOptions};
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
 
 use crate::bgp::RoutingMode;
-use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult};
 use crate::scenario::{self, ConntrackProfile, Scenario, ScenarioError};
 

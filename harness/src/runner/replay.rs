@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
+use super::choice::DataplaneChoice;
 use super::pictures::Album;
 use super::repro::UpRecord;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
-use crate::dataplane::DataplaneChoice;
 use crate::report::{Outcome, ScenarioResult, StepResult};
 use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Step, Target};
 use crate::seed::Seed;

@@ -14,8 +14,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::case::ScenarioRun;
+use super::choice::DataplaneChoice;
 use super::replay::{fresh_result, summarise, RunOptions};
-use crate::dataplane::DataplaneChoice;
 use crate::lab::netlink::list_addresses;
 use crate::lab::MemberKind;
 use crate::report::{

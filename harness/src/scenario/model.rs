@@ -49,6 +49,8 @@ pub struct Scenario {
     pub profiles: Vec<ConntrackProfile>,
     /// Routings the scenario holds under (default: both).
     pub routings: Vec<crate::vocab::RoutingMode>,
+    /// How updates reach the lab (default: Felix's own order).
+    pub update_order: crate::calico::UpdateOrder,
     pub cluster: Cluster,
     pub steps: Vec<Step>,
     /// What Calico accepts here but is probably a mistake, as

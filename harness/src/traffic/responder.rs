@@ -23,12 +23,7 @@ use super::sctp_server::serve_sctp;
 use super::sock::{domain_of, open_raw_in, stream_socket, AsyncSock};
 use super::TrafficError;
 
-/// Port the UDP, TCP and SCTP echo responders listen on (RFC 862 echo).
-pub const ECHO_PORT: u16 = 7;
-/// The SCTP responder serves destination ports below this; probe clients use
-/// ports from here up, so a pod probing another pod never answers its own
-/// association's packets as if it were the server.
-pub const SCTP_CLIENT_PORT_BASE: u16 = 32768;
+pub use crate::vocab::{ECHO_PORT, SCTP_CLIENT_PORT_BASE};
 
 /// Start every responder for a pod with `addresses` in `ns`.
 pub(crate) fn start_pod_responders(

@@ -77,3 +77,12 @@ impl std::str::FromStr for Protocol {
             .ok_or_else(|| format!("unknown protocol '{s}' (icmp, gre, sctp, udp, tcp)"))
     }
 }
+
+/// Port the pods' UDP, TCP and SCTP echo responders listen on (RFC 862
+/// echo; traffic/responder.rs). The Calico model predicts what a pod
+/// answers from it.
+pub const ECHO_PORT: u16 = 7;
+/// The SCTP responder serves destination ports below this; probe clients use
+/// ports from here up, so a pod probing another pod never answers its own
+/// association's packets as if it were the server.
+pub const SCTP_CLIENT_PORT_BASE: u16 = 32768;

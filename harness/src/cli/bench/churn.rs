@@ -5,7 +5,10 @@
 //! pods on both ends of each sampled move are captured. Per move: convergence
 //! (request to the first probe at the new pod), loss, and probes at the old
 //! pod after the update returned; and the CPU the harness used. Every backend
-//! in one run, with ratios to Felix's nftables (the baseline).
+//! in one run, each in Felix's update order (every node's routes in parallel
+//! with its NAT, `control::order`) and in the harness's ordered one (all NAT,
+//! then routes), with ratios to Felix's nftables in Felix's order (the
+//! baseline).
 //!
 //! Moves due while an update is running wait and go together in the next
 //! update, up to 100, as Felix batches what arrives while it is busy
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fip_harness::control::{ConntrackProfile, ControlPlane, LabMembers};
+use fip_harness::control::{ConntrackProfile, ControlPlane, LabMembers, UpdateOrder};
 use fip_harness::dataplane::{backend, BackendKind};
 use fip_harness::lab::registry::down_lab;
 use fip_harness::lab::Lab;
@@ -55,6 +58,11 @@ pub struct Args {
     /// Backends to compare (all by default).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub backends: Vec<super::super::choices::Backend>,
+    /// Update orders to compare: felix (Calico's: each node's routes in
+    /// parallel with its NAT) and ordered (all NAT, then routes); both by
+    /// default.
+    #[arg(long, value_delimiter = ',')]
+    pub orders: Vec<UpdateOrder>,
 }
 
 /// Most moves in one update (Felix's `msgPeekLimit`, see the module docs).
@@ -67,6 +75,7 @@ const TAIL: Duration = Duration::from_millis(500);
 /// The figures of one backend.
 pub(super) struct BackendFigures {
     pub kind: BackendKind,
+    pub order: UpdateOrder,
     /// The first update: every floating IP on a fresh lab.
     pub initial_apply: Duration,
     pub churn: PhaseSummary,
@@ -184,13 +193,28 @@ fn times_of(
         .collect()
 }
 
-async fn backend_figures(kind: BackendKind, args: &Args) -> anyhow::Result<BackendFigures> {
+impl BackendFigures {
+    /// The backend and the order, as the table's columns name them.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.kind, self.order)
+    }
+}
+
+async fn backend_figures(
+    kind: BackendKind,
+    order: UpdateOrder,
+    args: &Args,
+) -> anyhow::Result<BackendFigures> {
     let position = BackendKind::ALL
         .iter()
         .position(|k| *k == kind)
         .unwrap_or(0);
-    let name = format!("bc{}{position}", std::process::id() % 100_000);
-    let result = backend_figures_in(&name, kind, args).await;
+    let order_index = UpdateOrder::ALL
+        .iter()
+        .position(|o| *o == order)
+        .unwrap_or(0);
+    let name = format!("bc{}{position}{order_index}", std::process::id() % 100_000);
+    let result = backend_figures_in(&name, kind, order, args).await;
     if result.is_err() {
         down_lab(&name);
     }
@@ -200,13 +224,15 @@ async fn backend_figures(kind: BackendKind, args: &Args) -> anyhow::Result<Backe
 async fn backend_figures_in(
     name: &str,
     kind: BackendKind,
+    order: UpdateOrder,
     args: &Args,
 ) -> anyhow::Result<BackendFigures> {
     let plan = Plan::new(args.nodes, args.pods);
     let mut lab = Lab::build(spec(name, args.nodes)).await?;
     lab.add_pods(&plan.pods).await?;
     let members = Arc::new(LabMembers::of(&lab)?);
-    let mut control = ControlPlane::new(members, backend(kind), ConntrackProfile::Calico);
+    let mut control =
+        ControlPlane::new(members, backend(kind), ConntrackProfile::Calico).with_order(order);
     let started = Instant::now();
     control.update(&plan.cluster())?;
     let initial_apply = started.elapsed();
@@ -251,6 +277,7 @@ async fn backend_figures_in(
     lab.teardown()?;
     Ok(BackendFigures {
         kind,
+        order,
         initial_apply,
         churn,
         drain,
@@ -278,6 +305,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.backends.iter().map(|b| (*b).into()).collect()
     };
+    let orders: Vec<UpdateOrder> = if args.orders.is_empty() {
+        UpdateOrder::ALL.to_vec()
+    } else {
+        args.orders.clone()
+    };
     print_load("start");
     println!(
         "bench churn: {} nodes x {} pods, {} floating IPs; rolling drain {} moves/s for {} s, then node-0 drained at once; \
@@ -298,12 +330,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
         let mut figures = Vec::new();
         for kind in &kinds {
-            figures.push(
-                backend_figures(*kind, &args)
-                    .await
-                    .with_context(|| format!("{kind}"))?,
-            );
-            print_load(&format!("after {kind}"));
+            for order in &orders {
+                figures.push(
+                    backend_figures(*kind, *order, &args)
+                        .await
+                        .with_context(|| format!("{kind} in the {order} order"))?,
+                );
+                print_load(&format!("after {kind} {order}"));
+            }
         }
         anyhow::Ok(figures)
     })?;

@@ -1,9 +1,10 @@
-//! `bench churn`'s table: one column per backend, then each backend's figure
-//! as a ratio to the first one measured (Felix's nftables when all run: the
-//! baseline), and the targets.
+//! `bench churn`'s table: one column per backend and update order, then each
+//! one's figure as a ratio to the first one measured (Felix's nftables in
+//! Felix's order when all run: the baseline), and the targets.
 
 use std::time::Duration;
 
+use fip_harness::control::UpdateOrder;
 use fip_harness::dataplane::BackendKind;
 
 use super::churn::{Args, BackendFigures};
@@ -25,11 +26,11 @@ impl Table<'_> {
     fn header(&self) {
         let mut line = format!("{:<44}", "");
         for f in self.figures {
-            line.push_str(&format!(" {:>16}", f.kind.to_string()));
+            line.push_str(&format!(" {:>16}", f.label()));
         }
-        let first = self.figures[0].kind;
+        let first = self.figures[0].label();
         for f in &self.figures[1..] {
-            line.push_str(&format!(" {:>20}", format!("{}/{first}", f.kind)));
+            line.push_str(&format!(" {:>36}", format!("{}/{first}", f.label())));
         }
         println!("{line}");
     }
@@ -46,7 +47,7 @@ impl Table<'_> {
             } else {
                 format!("{:.2}x", v / values[0])
             };
-            line.push_str(&format!(" {ratio:>20}"));
+            line.push_str(&format!(" {ratio:>36}"));
         }
         println!("{line}");
     }
@@ -157,12 +158,16 @@ pub(super) fn print_report(args: &Args, figures: &[BackendFigures]) {
     table.phase("churn", |f| &f.churn);
     table.phase("drain", |f| &f.drain);
     println!(
-        "baseline: Felix's nftables layout (the first column); ratios above 1 mean slower than it. \
+        "baseline: the first column (Felix's nftables layout in Felix's update order when all run); ratios above 1 mean slower than it. \
          Convergence counts from the move's request (queueing behind a running update included); \
          probe resolution {} ms",
         args.interval_ms
     );
-    match figures.iter().find(|f| f.kind == BackendKind::NftMaps) {
+    let maps = figures
+        .iter()
+        .filter(|f| f.kind == BackendKind::NftMaps)
+        .min_by_key(|f| f.order != UpdateOrder::Felix);
+    match maps {
         Some(maps) => {
             let p99 = maps.churn.convergence_p99;
             let all = maps.churn.converged == maps.churn.measured;

@@ -260,7 +260,7 @@ impl Route {
             // calico_aggr keeps such /32s of a node's own block on the node.
             // One metric for the floating-IP routes of both kinds also lets a
             // replace turn one into the other.
-            builder = builder.priority(crate::bgp::FELIX_NORMAL_ROUTE_PRIORITY);
+            builder = builder.priority(crate::calico::felix::NORMAL_ROUTE_PRIORITY);
         }
         Ok(builder.build())
     }

@@ -1,0 +1,91 @@
+//! A flow's conntrack entries on the nodes it crosses: the NAT its first
+//! packet got there, which its later packets keep until a deletion takes the
+//! entry (Calico's, or the `strict` profile's).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::Packet;
+use crate::calico::diff::ConntrackDeletion;
+
+/// The original tuple of an entry on a node, as the node saw the packet arrive.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub(crate) struct EntryKey {
+    pub node: String,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+}
+
+/// The NAT an entry fixed: the new destination (DNAT) and source (SNAT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub(crate) struct Binding {
+    pub dnat: Option<IpAddr>,
+    pub snat: Option<IpAddr>,
+}
+
+pub(crate) type Entries = BTreeMap<EntryKey, Binding>;
+
+/// An established flow (a stream: one ICMP identifier, one UDP or TCP port
+/// pair, one SCTP association) and the conntrack entries it left. ECMP may
+/// have sent it one of several ways: one set of entries per way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Flow {
+    pub packet: Packet,
+    #[serde(serialize_with = "branches_text")]
+    pub(crate) branches: Vec<Entries>,
+}
+
+impl Flow {
+    /// A flow no packet of which has been sent yet.
+    pub fn new(packet: Packet) -> Self {
+        Self {
+            packet,
+            branches: vec![Entries::new()],
+        }
+    }
+
+    /// Take away the entries `deletions` select, on their nodes: the entry's
+    /// original source and destination are the key, its reply source the
+    /// DNAT's target (or the original destination).
+    pub fn forget(&mut self, deletions: &[ConntrackDeletion]) {
+        for entries in &mut self.branches {
+            entries.retain(|key, binding| {
+                let reply_src = binding.dnat.unwrap_or(key.dst);
+                !deletions.iter().any(|deletion| {
+                    deletion.node == key.node
+                        && deletion.matching.selects(key.src, key.dst, reply_src)
+                })
+            });
+        }
+    }
+
+    /// The entries as `node: src -> dst (dnat d) (snat s)`, per branch.
+    pub fn entries(&self) -> Vec<Vec<String>> {
+        self.branches
+            .iter()
+            .map(|entries| entries.iter().map(entry_text).collect())
+            .collect()
+    }
+}
+
+fn entry_text((key, binding): (&EntryKey, &Binding)) -> String {
+    let mut text = format!("{}: {} -> {}", key.node, key.src, key.dst);
+    if let Some(dnat) = binding.dnat {
+        text.push_str(&format!(" (dnat {dnat})"));
+    }
+    if let Some(snat) = binding.snat {
+        text.push_str(&format!(" (snat {snat})"));
+    }
+    text
+}
+
+fn branches_text<S: serde::Serializer>(branches: &[Entries], s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    branches
+        .iter()
+        .map(|entries| entries.iter().map(entry_text).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+        .serialize(s)
+}

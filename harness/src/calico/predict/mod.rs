@@ -1,0 +1,200 @@
+//! Where a packet must land, for the cluster as it is now: which pod (or
+//! host) receives it, with which destination and source, which address the
+//! reply comes from, or where it is dropped.
+//!
+//! The model routes the packet as the lab's kernels do: a pod sends
+//! everything to its node; a node translates what arrives at it or leaves it
+//! with Felix's NAT of that node (the DNAT in the prerouting and output hooks,
+//! the loopback SNAT in postrouting), then routes by longest prefix: its own
+//! address, its pods' /32 (/128) routes and Felix's floating-IP device
+//! routes, floating-IP routes learned over BGP, its own IPAM blocks (a
+//! blackhole) and other nodes' (via them), the nodes' segment, and the
+//! default route to the fabric. The fabric routes floating IPs and blocks to
+//! nodes and has no default route. Each node keeps conntrack entries: the
+//! first packet of a flow fixes its NAT there, later packets follow the
+//! entry, whatever the rules say by then, until a deletion takes it
+//! ([`Flow`]).
+//!
+//! What the model does not say: timing (how long a move takes, loss during
+//! it), the pod ECMP hashing picks (a prediction lists every candidate), the
+//! rate-limited ICMP errors a router sends for a packet it has no route for,
+//! and what a node or external host answers besides ICMP echo.
+
+mod expect;
+mod flow;
+#[cfg(test)]
+mod tests;
+mod walk;
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+pub use expect::{address_book, observed, send_disagreements, StreamWatch};
+pub use flow::Flow;
+
+use super::cluster::Cluster;
+use crate::vocab::IpFamily;
+use crate::vocab::{Protocol, ECHO_PORT, SCTP_CLIENT_PORT_BASE};
+
+/// A packet to predict: from a member (pod, node, external host or the
+/// fabric, by name) to an address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Packet {
+    pub from: String,
+    pub to: IpAddr,
+    pub protocol: Protocol,
+    /// Destination port (udp, tcp, sctp).
+    pub port: u16,
+}
+
+impl Packet {
+    /// A packet to the echo port.
+    pub fn new(from: &str, to: IpAddr, protocol: Protocol) -> Self {
+        Self {
+            from: from.to_string(),
+            to,
+            protocol,
+            port: ECHO_PORT,
+        }
+    }
+
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of(&self.to)
+    }
+}
+
+/// What becomes of a packet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Prediction {
+    /// The sender's address the packet leaves with.
+    pub source: IpAddr,
+    /// One outcome; several when ECMP picks one of them per flow.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Prediction {
+    /// The pods that receive the packet in some outcome.
+    pub fn pods(&self) -> Vec<&str> {
+        let mut pods: Vec<&str> = self
+            .outcomes
+            .iter()
+            .filter_map(|o| o.landing.pod())
+            .collect();
+        pods.sort_unstable();
+        pods.dedup();
+        pods
+    }
+}
+
+/// One way the packet goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The members it crosses, sender first.
+    pub path: Vec<String>,
+    pub landing: Landing,
+}
+
+/// Where a packet ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Landing {
+    /// A pod receives it, addressed to itself.
+    Pod {
+        pod: String,
+        seen_destination: IpAddr,
+        seen_source: IpAddr,
+        /// Where the reply comes from, when the pod answers: always the
+        /// address the sender used (the node that translated the packet
+        /// translates the reply back).
+        reply_source: Option<IpAddr>,
+        /// When the pod answers with an ICMP error instead (UDP to a closed
+        /// port): the destination the error quotes, as the sender sees it.
+        quoted_destination: Option<IpAddr>,
+    },
+    /// A host's own stack takes it (a node's, an external host's, the
+    /// fabric's, or the sending pod's own address).
+    Host {
+        host: String,
+        /// The echo reply's source (ICMP); other protocols' answers are not
+        /// predicted.
+        reply_source: Option<IpAddr>,
+    },
+    /// Nothing receives it.
+    Dropped { at: String, reason: DropReason },
+}
+
+impl Landing {
+    /// The pod that receives the packet.
+    pub fn pod(&self) -> Option<&str> {
+        match self {
+            Landing::Pod { pod, .. } => Some(pod),
+            _ => None,
+        }
+    }
+}
+
+/// Why nothing receives a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DropReason {
+    /// A node's blackhole for its own IPAM blocks: the address has no pod
+    /// (or Felix no longer routes it).
+    Blackhole,
+    /// A router with no route for it (the fabric has no default route).
+    NoRoute,
+    /// It went round between routers until its TTL ran out.
+    Loop,
+    /// It reached a host that is not its destination and does not forward.
+    NotForwarded,
+    /// A node routes it to a pod's interface still addressed to something
+    /// the pod does not own (no NAT on the way): the node asks for that
+    /// address's neighbour on the interface, the pod never answers, and the
+    /// packet waits in the neighbour queue until it is dropped.
+    NoNeighbour,
+}
+
+/// Why a packet cannot be predicted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PredictError {
+    #[error("unknown sender `{0}`: no node, external host or live pod has this name")]
+    UnknownSender(String),
+    #[error("`{sender}` has no {family} address in this cluster")]
+    NoAddress { sender: String, family: IpFamily },
+}
+
+/// What a pod's responders answer (traffic/responder.rs): ICMP echo (the
+/// kernel), GRE echo, SCTP on ports below the clients' range, UDP and TCP
+/// echo on the echo port. UDP to another port gets the kernel's ICMP port
+/// unreachable; TCP a reset.
+pub(crate) fn pod_answers(protocol: Protocol, port: u16) -> Answer {
+    match protocol {
+        Protocol::Icmp | Protocol::Gre => Answer::Reply,
+        Protocol::Sctp if port < SCTP_CLIENT_PORT_BASE => Answer::Reply,
+        Protocol::Udp | Protocol::Tcp if port == ECHO_PORT => Answer::Reply,
+        Protocol::Udp => Answer::PortUnreachable,
+        Protocol::Sctp | Protocol::Tcp => Answer::Silent,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Reply,
+    PortUnreachable,
+    Silent,
+}
+
+impl Cluster {
+    /// Where `packet`, the first of a new flow, lands now.
+    pub fn predict(&self, packet: &Packet) -> Result<Prediction, PredictError> {
+        let mut flow = Flow::new(packet.clone());
+        self.advance(&mut flow)
+    }
+
+    /// Where the next packets of an established `flow` land now, following
+    /// the conntrack entries its earlier packets left on the nodes (which
+    /// [`Flow::forget`] takes away as Calico and the profile delete them).
+    pub fn advance(&self, flow: &mut Flow) -> Result<Prediction, PredictError> {
+        walk::advance(self, flow)
+    }
+}

@@ -1,0 +1,342 @@
+//! Predictions for the situations the catalogue sends traffic through, each
+//! named after its scenario.
+
+use rstest::rstest;
+
+use super::*;
+use crate::calico::cluster::tests::{annotate, config, create, ip};
+use crate::calico::cluster::{ClusterConfig, ClusterStep};
+use crate::calico::diff::ConntrackProfile;
+use crate::calico::pool::Encapsulation;
+
+fn cluster_with(config: ClusterConfig, steps: &[ClusterStep]) -> Cluster {
+    let mut cluster = Cluster::new(config);
+    for step in steps {
+        cluster.apply(step).unwrap();
+    }
+    cluster
+}
+
+/// One line per outcome: `pod web dst 198.19.0.0 src 198.18.1.10 reply 203.0.113.10`.
+fn describe(prediction: &Prediction) -> Vec<String> {
+    prediction
+        .outcomes
+        .iter()
+        .map(|o| match &o.landing {
+            Landing::Pod {
+                pod,
+                seen_destination,
+                seen_source,
+                reply_source,
+                quoted_destination,
+            } => {
+                let mut text = format!("pod {pod} dst {seen_destination} src {seen_source}");
+                if let Some(reply) = reply_source {
+                    text.push_str(&format!(" reply {reply}"));
+                }
+                if let Some(quoted) = quoted_destination {
+                    text.push_str(&format!(" quoted {quoted}"));
+                }
+                text
+            }
+            Landing::Host { host, .. } => format!("host {host}"),
+            Landing::Dropped { at, reason } => format!("dropped at {at} ({reason:?})"),
+        })
+        .collect()
+}
+
+fn predict(cluster: &Cluster, from: &str, to: &str, protocol: Protocol, port: u16) -> Vec<String> {
+    let packet = Packet {
+        port,
+        ..Packet::new(from, ip(to), protocol)
+    };
+    describe(&cluster.predict(&packet).unwrap())
+}
+
+const FIP: &str = r#"["203.0.113.10"]"#;
+
+/// from-external-v4, from-*-node-*, loopback-own-floating-ip,
+/// egress-keeps-pod-address, icmp-error-quotes-floating-ip: web (198.19.0.0)
+/// on node-a holds 203.0.113.10; peer (198.19.0.64) on node-b; mate
+/// (198.19.0.1) on node-a.
+#[rstest]
+#[case::external(
+    "client",
+    "203.0.113.10",
+    Protocol::Icmp,
+    7,
+    "pod web dst 198.19.0.0 src 198.18.1.10 reply 203.0.113.10"
+)]
+#[case::external_gre(
+    "client",
+    "203.0.113.10",
+    Protocol::Gre,
+    7,
+    "pod web dst 198.19.0.0 src 198.18.1.10 reply 203.0.113.10"
+)]
+#[case::external_sctp(
+    "client",
+    "203.0.113.10",
+    Protocol::Sctp,
+    7,
+    "pod web dst 198.19.0.0 src 198.18.1.10 reply 203.0.113.10"
+)]
+#[case::other_node_pod(
+    "peer",
+    "203.0.113.10",
+    Protocol::Icmp,
+    7,
+    "pod web dst 198.19.0.0 src 198.19.0.64 reply 203.0.113.10"
+)]
+#[case::same_node_pod(
+    "mate",
+    "203.0.113.10",
+    Protocol::Tcp,
+    7,
+    "pod web dst 198.19.0.0 src 198.19.0.1 reply 203.0.113.10"
+)]
+#[case::hosting_node(
+    "node-a",
+    "203.0.113.10",
+    Protocol::Icmp,
+    7,
+    "pod web dst 198.19.0.0 src 198.18.0.10 reply 203.0.113.10"
+)]
+#[case::other_node(
+    "node-b",
+    "203.0.113.10",
+    Protocol::Udp,
+    7,
+    "pod web dst 198.19.0.0 src 198.18.0.11 reply 203.0.113.10"
+)]
+#[case::loopback(
+    "web",
+    "203.0.113.10",
+    Protocol::Udp,
+    7,
+    "pod web dst 198.19.0.0 src 203.0.113.10 reply 203.0.113.10"
+)]
+#[case::egress(
+    "web",
+    "198.19.0.64",
+    Protocol::Gre,
+    7,
+    "pod peer dst 198.19.0.64 src 198.19.0.0 reply 198.19.0.64"
+)]
+#[case::closed_port(
+    "client",
+    "203.0.113.10",
+    Protocol::Udp,
+    9,
+    "pod web dst 198.19.0.0 src 198.18.1.10 quoted 203.0.113.10"
+)]
+#[case::closed_tcp_port(
+    "client",
+    "203.0.113.10",
+    Protocol::Tcp,
+    9,
+    "pod web dst 198.19.0.0 src 198.18.1.10"
+)]
+#[case::unclaimed(
+    "client",
+    "203.0.113.11",
+    Protocol::Icmp,
+    7,
+    "dropped at fabric (NoRoute)"
+)]
+#[case::no_pod_there(
+    "client",
+    "198.19.0.2",
+    Protocol::Icmp,
+    7,
+    "dropped at node-a (Blackhole)"
+)]
+#[case::node("client", "198.18.0.11", Protocol::Icmp, 7, "host node-b")]
+fn one_floating_ip(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] protocol: Protocol,
+    #[case] port: u16,
+    #[case] landing: &str,
+) {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web", "node-a", Some(FIP)),
+            create("peer", "node-b", None),
+            create("mate", "node-a", None),
+        ],
+    );
+    assert_eq!(predict(&cluster, from, to, protocol, port), [landing]);
+}
+
+/// outside-every-pool, vxlan- and ipip-pool-exported-to-fabric,
+/// feature-off-in-felix: who reaches the floating IP, by where BGP takes it.
+#[rstest]
+#[case::outside_every_pool("192.0.2.10", None, ["pod", "dropped at fabric (NoRoute)", "dropped at fabric (NoRoute)"])]
+#[case::vxlan_pool("203.0.113.10", Some(Encapsulation::Vxlan), ["pod", "pod", "pod"])]
+#[case::ipip_pool("203.0.113.10", Some(Encapsulation::Ipip), ["pod", "pod", "pod"])]
+fn advertisement(
+    #[case] floating_ip: &str,
+    #[case] encapsulation: Option<Encapsulation>,
+    #[case] from_node_a_client_peer: [&str; 3],
+) {
+    let mut config = config(true, true, false);
+    if let Some(encapsulation) = encapsulation {
+        config.pools[1].encapsulation = encapsulation;
+    }
+    let value = format!(r#"["{floating_ip}"]"#);
+    let cluster = cluster_with(
+        config,
+        &[
+            create("web", "node-a", Some(&value)),
+            create("peer", "node-b", None),
+        ],
+    );
+    for (from, expected) in ["node-a", "client", "peer"]
+        .iter()
+        .zip(from_node_a_client_peer)
+    {
+        let got = predict(&cluster, from, floating_ip, Protocol::Icmp, 7);
+        assert!(got[0].starts_with(expected), "{from}: {got:?}");
+    }
+}
+
+#[test]
+fn felix_off_programs_nothing_and_the_pod_is_still_reachable() {
+    let cluster = cluster_with(
+        config(false, true, false),
+        &[create("web", "node-a", Some(FIP))],
+    );
+    let to_fip = |from| predict(&cluster, from, "203.0.113.10", Protocol::Icmp, 7);
+    assert_eq!(to_fip("client"), ["dropped at fabric (NoRoute)"]);
+    // The hosting node has no route to it either: its default route.
+    assert_eq!(to_fip("node-a"), ["dropped at fabric (NoRoute)"]);
+    assert_eq!(
+        predict(&cluster, "client", "198.19.0.0", Protocol::Icmp, 7),
+        ["pod web dst 198.19.0.0 src 198.18.1.10 reply 198.19.0.0"]
+    );
+}
+
+/// duplicate-claim-across-nodes: ECMP at the fabric picks one claimant per
+/// flow; the hosting nodes keep their own.
+#[test]
+fn duplicate_claims_across_nodes_are_one_of_two() {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web-a", "node-a", Some(FIP)),
+            create("web-b", "node-b", Some(FIP)),
+        ],
+    );
+    let prediction = cluster
+        .predict(&Packet::new("client", ip("203.0.113.10"), Protocol::Udp))
+        .unwrap();
+    assert_eq!(prediction.pods(), ["web-a", "web-b"]);
+    assert_eq!(
+        predict(&cluster, "node-b", "203.0.113.10", Protocol::Icmp, 7),
+        ["pod web-b dst 198.19.0.64 src 198.18.0.11 reply 203.0.113.10"]
+    );
+}
+
+/// floating-ip-shadows-pod: a floating IP equal to another pod's address
+/// takes that address's traffic on the claiming node, and (exported /32
+/// over the block's /26) everywhere BGP takes it.
+#[test]
+fn a_floating_ip_that_is_another_pods_address_shadows_it() {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("db", "node-b", None),
+            create("web", "node-a", None),
+            annotate("web", Some(r#"["198.19.0.0"]"#)),
+        ],
+    );
+    let landing = |from| predict(&cluster, from, "198.19.0.0", Protocol::Icmp, 7);
+    assert_eq!(
+        landing("node-a"),
+        ["pod web dst 198.19.0.64 src 198.18.0.10 reply 198.19.0.0"]
+    );
+    assert_eq!(
+        landing("client"),
+        ["pod web dst 198.19.0.64 src 198.18.1.10 reply 198.19.0.0"]
+    );
+    // db's own node keeps its route to db.
+    assert_eq!(
+        landing("node-b"),
+        ["pod db dst 198.19.0.0 src 198.18.0.11 reply 198.19.0.0"]
+    );
+}
+
+/// move-on-one-node-calico / -strict: a flow established before a move on
+/// one node keeps its DNAT under Calico's profile, follows it under strict.
+#[rstest]
+#[case::calico(ConntrackProfile::Calico, ["pod web-a", "dropped at fabric", "pod web-a", "pod web-b"])]
+#[case::strict(ConntrackProfile::Strict, ["pod web-a", "dropped at fabric", "pod web-b", "pod web-b"])]
+fn a_flow_across_a_move_on_one_node(
+    #[case] profile: ConntrackProfile,
+    #[case] landings: [&str; 4],
+) {
+    let mut config = config(true, true, false);
+    config.profile = profile;
+    let mut cluster = cluster_with(
+        config,
+        &[
+            create("web-a", "node-a", Some(FIP)),
+            create("web-b", "node-a", None),
+        ],
+    );
+    let mut flow = Flow::new(Packet::new("client", ip("203.0.113.10"), Protocol::Icmp));
+    let mut seen = vec![describe(&cluster.advance(&mut flow).unwrap())[0].clone()];
+    for step in [annotate("web-a", None), annotate("web-b", Some(FIP))] {
+        let effects = cluster.apply(&step).unwrap();
+        flow.forget(&effects.felix.changes.conntrack);
+        seen.push(describe(&cluster.advance(&mut flow).unwrap())[0].clone());
+    }
+    // A new flow goes to the new pod whatever the profile.
+    seen.push(predict(&cluster, "client", "203.0.113.10", Protocol::Icmp, 7)[0].clone());
+    for (got, want) in seen.iter().zip(landings) {
+        assert!(got.starts_with(want), "{seen:?}");
+    }
+}
+
+/// route-move-cleans-floating-ip-conntrack: a flow that began before the
+/// floating IP had a pod carries no DNAT; once the first claimant's device
+/// route exists its packets wait there for a neighbour that never answers;
+/// when the device route moves to a newer interface, Felix
+/// deletes the entry and the flow is DNAT'd to the text-earliest claimant.
+#[test]
+fn felix_route_move_cleans_a_flow_without_nat() {
+    let mut cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web-a", "node-a", None),
+            create("web-b", "node-a", None),
+        ],
+    );
+    let mut flow = Flow::new(Packet::new("node-a", ip("203.0.113.10"), Protocol::Icmp));
+    let mut seen = vec![describe(&cluster.advance(&mut flow).unwrap())];
+    for step in [annotate("web-a", Some(FIP)), annotate("web-b", Some(FIP))] {
+        let effects = cluster.apply(&step).unwrap();
+        flow.forget(&effects.felix.changes.conntrack);
+        seen.push(describe(&cluster.advance(&mut flow).unwrap()));
+    }
+    assert_eq!(
+        seen,
+        [
+            vec!["dropped at fabric (NoRoute)".to_string()],
+            vec!["dropped at node-a (NoNeighbour)".to_string()],
+            vec!["pod web-a dst 198.19.0.0 src 198.18.0.10 reply 203.0.113.10".to_string()],
+        ]
+    );
+}
+
+#[test]
+fn a_sender_without_the_family_cannot_send() {
+    let cluster = cluster_with(config(true, true, false), &[create("web", "node-a", None)]);
+    let packet = Packet::new("client", ip("2001:db8:f1::10"), Protocol::Icmp);
+    assert_eq!(
+        cluster.predict(&packet).unwrap_err().to_string(),
+        "`client` has no IPv6 address in this cluster"
+    );
+}

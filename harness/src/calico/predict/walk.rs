@@ -1,0 +1,403 @@
+//! Following one packet hop by hop through the cluster (see the module doc
+//! of [`super`] for the routing rules).
+
+use std::net::IpAddr;
+
+use super::flow::{Binding, Entries, EntryKey, Flow};
+use super::{pod_answers, Answer, DropReason, Landing, Outcome, PredictError, Prediction};
+use crate::calico::cluster::{Cluster, HostAddresses, Pod};
+use crate::calico::routes::RouteNext;
+use crate::vocab::{IpFamily, Protocol};
+
+/// A packet goes round at most this many hops (a TTL far below the kernel's).
+const MAX_HOPS: usize = 32;
+
+/// Where a routing decision sends a packet next.
+enum Next {
+    /// The member's own address.
+    Local,
+    /// A pod's interface on this node.
+    Pod(String),
+    /// Another member (a node, the fabric, an external host).
+    Member(String),
+    /// One of these nodes, as ECMP hashing picks.
+    Multipath(Vec<String>),
+    Drop(DropReason),
+}
+
+/// The packet as it travels: current addresses, and the address the sender used.
+#[derive(Clone, Copy)]
+struct Pkt {
+    src: IpAddr,
+    dst: IpAddr,
+    to: IpAddr,
+}
+
+struct Walk<'a> {
+    cluster: &'a Cluster,
+    protocol: Protocol,
+    port: u16,
+}
+
+type Branches = Vec<(Outcome, Entries)>;
+
+pub(super) fn advance(cluster: &Cluster, flow: &mut Flow) -> Result<Prediction, PredictError> {
+    let packet = &flow.packet;
+    let walk = Walk {
+        cluster,
+        protocol: packet.protocol,
+        port: packet.port,
+    };
+    let (source, first) = origin(cluster, &packet.from, packet.to)?;
+    let pkt = Pkt {
+        src: source,
+        dst: packet.to,
+        to: packet.to,
+    };
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut branches: Vec<Entries> = Vec::new();
+    for entries in std::mem::take(&mut flow.branches) {
+        let path = vec![packet.from.clone()];
+        let went = match &first {
+            Start::Local => vec![(walk.host(&packet.from, pkt, path), entries)],
+            Start::At(member) => walk.member(member, pkt, entries, path),
+            Start::NodeOutput(node) => walk.node(node, pkt, entries, Vec::new()),
+        };
+        for (outcome, entries) in went {
+            if !outcomes.contains(&outcome) {
+                outcomes.push(outcome);
+            }
+            if !branches.contains(&entries) {
+                branches.push(entries);
+            }
+        }
+    }
+    flow.branches = branches;
+    Ok(Prediction { source, outcomes })
+}
+
+/// Where a sender's packet first goes.
+enum Start {
+    /// The sender's own address: its own stack answers.
+    Local,
+    /// A node sending: its output hook, then its routes.
+    NodeOutput(String),
+    /// The next member (a pod's node, an external host's router).
+    At(String),
+}
+
+fn origin(cluster: &Cluster, from: &str, to: IpAddr) -> Result<(IpAddr, Start), PredictError> {
+    let family = IpFamily::of(&to);
+    let no_address = || PredictError::NoAddress {
+        sender: from.to_string(),
+        family,
+    };
+    let network = &cluster.config().network;
+    if let Some(pod) = cluster.pod(from) {
+        let source = address_of(&pod.addresses, family).ok_or_else(no_address)?;
+        let start = if pod.addresses.contains(&to) {
+            Start::Local
+        } else {
+            Start::At(pod.node.clone())
+        };
+        return Ok((source, start));
+    }
+    if let Some(node) = network.node(from) {
+        let source = node.of_family(family).ok_or_else(no_address)?;
+        let start = if node.addresses.contains(&to) {
+            Start::Local
+        } else {
+            Start::NodeOutput(from.to_string())
+        };
+        return Ok((source, start));
+    }
+    if let Some(external) = network.external(from) {
+        let source = external.of_family(family).ok_or_else(no_address)?;
+        let start = if external.addresses.contains(&to) {
+            Start::Local
+        } else {
+            match network.externals.iter().find(|x| x.addresses.contains(&to)) {
+                Some(other) => Start::At(other.name.clone()),
+                None => Start::At(network.fabric.clone()),
+            }
+        };
+        return Ok((source, start));
+    }
+    if from == network.fabric {
+        let toward_externals = network.externals_segment.iter().any(|s| s.contains(&to));
+        let side = if toward_externals {
+            &network.fabric_externals_side
+        } else {
+            &network.fabric_nodes_side
+        };
+        let source = address_of(side, family).ok_or_else(no_address)?;
+        let start = if network.fabric_addresses().any(|a| *a == to) {
+            Start::Local
+        } else {
+            Start::At(from.to_string())
+        };
+        return Ok((source, start));
+    }
+    Err(PredictError::UnknownSender(from.to_string()))
+}
+
+fn address_of(addresses: &[IpAddr], family: IpFamily) -> Option<IpAddr> {
+    addresses
+        .iter()
+        .copied()
+        .find(|a| IpFamily::of(a) == family)
+}
+
+impl Walk<'_> {
+    /// The packet arrives at `member` (from a neighbour).
+    fn member(&self, member: &str, pkt: Pkt, entries: Entries, mut path: Vec<String>) -> Branches {
+        let network = &self.cluster.config().network;
+        if path.len() > MAX_HOPS {
+            return vec![(dropped(path, member, DropReason::Loop), entries)];
+        }
+        if network.node(member).is_some() {
+            return self.node(member, pkt, entries, path);
+        }
+        path.push(member.to_string());
+        if member == network.fabric {
+            let next = self.fabric_route(pkt.dst);
+            return self.go(member, next, pkt, entries, path);
+        }
+        match network.external(member) {
+            Some(external) if external.addresses.contains(&pkt.dst) => {
+                vec![(self.host(member, pkt, path), entries)]
+            }
+            _ => vec![(dropped(path, member, DropReason::NotForwarded), entries)],
+        }
+    }
+
+    /// The packet arrives at (or leaves) `node`: its conntrack entry or
+    /// Felix's NAT rules, then its routes.
+    fn node(&self, node: &str, pkt: Pkt, mut entries: Entries, mut path: Vec<String>) -> Branches {
+        path.push(node.to_string());
+        let nat = self.cluster.felix().nat.get(node);
+        let key = EntryKey {
+            node: node.to_string(),
+            src: pkt.src,
+            dst: pkt.dst,
+        };
+        let binding = *entries.entry(key).or_insert_with(|| {
+            // Felix's cali-fip-dnat, in prerouting and output.
+            let dnat = nat.and_then(|n| n.dnat.iter().find(|m| m.external == pkt.dst));
+            let dst = dnat.map_or(pkt.dst, |m| m.internal);
+            // Felix's cali-fip-snat in postrouting: `-s INT -d INT`.
+            let snat = nat.and_then(|n| {
+                n.snat
+                    .iter()
+                    .find(|m| m.internal == pkt.src && m.internal == dst)
+            });
+            Binding {
+                dnat: dnat.map(|m| m.internal),
+                snat: snat.map(|m| m.external),
+            }
+        });
+        let dst = binding.dnat.unwrap_or(pkt.dst);
+        let next = self.node_route(node, dst);
+        let src = match next {
+            // Postrouting does not see what is delivered locally.
+            Next::Local => pkt.src,
+            _ => binding.snat.unwrap_or(pkt.src),
+        };
+        self.go(node, next, Pkt { src, dst, ..pkt }, entries, path)
+    }
+
+    fn go(&self, at: &str, next: Next, pkt: Pkt, entries: Entries, path: Vec<String>) -> Branches {
+        match next {
+            Next::Local => vec![(self.host(at, pkt, path), entries)],
+            Next::Pod(pod) => vec![(self.pod(&pod, pkt, path), entries)],
+            Next::Member(member) => self.member(&member, pkt, entries, path),
+            Next::Multipath(members) => members
+                .iter()
+                .flat_map(|m| self.member(m, pkt, entries.clone(), path.clone()))
+                .collect(),
+            Next::Drop(reason) => vec![(dropped(path, at, reason), entries)],
+        }
+    }
+
+    /// The node at the end of `path` routes the packet to `pod`'s interface.
+    fn pod(&self, pod: &str, pkt: Pkt, mut path: Vec<String>) -> Outcome {
+        let owns = self
+            .cluster
+            .pod(pod)
+            .is_some_and(|p| p.addresses.contains(&pkt.dst));
+        if !owns {
+            let node = path.last().cloned().unwrap_or_default();
+            return dropped(path, &node, DropReason::NoNeighbour);
+        }
+        path.push(pod.to_string());
+        let landing = {
+            let answer = pod_answers(self.protocol, self.port);
+            Landing::Pod {
+                pod: pod.to_string(),
+                seen_destination: pkt.dst,
+                seen_source: pkt.src,
+                reply_source: (answer == Answer::Reply).then_some(pkt.to),
+                quoted_destination: (answer == Answer::PortUnreachable).then_some(pkt.to),
+            }
+        };
+        Outcome { path, landing }
+    }
+
+    /// A host's (or the sending pod's) own stack takes the packet.
+    fn host(&self, host: &str, pkt: Pkt, path: Vec<String>) -> Outcome {
+        Outcome {
+            path,
+            landing: Landing::Host {
+                host: host.to_string(),
+                reply_source: (self.protocol == Protocol::Icmp).then_some(pkt.to),
+            },
+        }
+    }
+
+    /// A node's routing table, longest prefix first.
+    fn node_route(&self, node: &str, dst: IpAddr) -> Next {
+        let cluster = self.cluster;
+        let network = &cluster.config().network;
+        if network
+            .node(node)
+            .is_some_and(|n| n.addresses.contains(&dst))
+        {
+            return Next::Local;
+        }
+        // The pods' routes (the CNI plugin's, kept while Felix has the
+        // endpoint), then Felix's floating-IP device routes and BGP's.
+        let local = |p: &&Pod| p.node == node;
+        if let Some(pod) = cluster
+            .pods()
+            .values()
+            .filter(local)
+            .find(|p| cluster.is_routed(&p.name) && p.addresses.contains(&dst))
+        {
+            return Next::Pod(pod.name.clone());
+        }
+        if let Some(next) = self.floating_ip_route(node, dst) {
+            return next;
+        }
+        if let Some(owner) = self.block_owner(dst) {
+            return if owner == node {
+                Next::Drop(DropReason::Blackhole)
+            } else {
+                Next::Member(owner)
+            };
+        }
+        if network.nodes_segment.iter().any(|s| s.contains(&dst)) {
+            return match self.on_nodes_segment(dst) {
+                Some(member) => Next::Member(member),
+                None => Next::Drop(DropReason::NoRoute),
+            };
+        }
+        Next::Member(network.fabric.clone())
+    }
+
+    /// The fabric's routing table: floating IPs and blocks to nodes, its
+    /// two segments, no default.
+    fn fabric_route(&self, dst: IpAddr) -> Next {
+        let network = &self.cluster.config().network;
+        if network.fabric_addresses().any(|a| *a == dst) {
+            return Next::Local;
+        }
+        if let Some(next) = self.floating_ip_route(&network.fabric, dst) {
+            return next;
+        }
+        if let Some(owner) = self.block_owner(dst) {
+            return Next::Member(owner);
+        }
+        if let Some(member) = self.on_nodes_segment(dst) {
+            return Next::Member(member);
+        }
+        match network
+            .externals
+            .iter()
+            .find(|x| x.addresses.contains(&dst))
+        {
+            Some(external) => Next::Member(external.name.clone()),
+            None => Next::Drop(DropReason::NoRoute),
+        }
+    }
+
+    /// `member`'s floating-IP route to `dst`, as Felix and BGP give it.
+    fn floating_ip_route(&self, member: &str, dst: IpAddr) -> Option<Next> {
+        let route = self
+            .cluster
+            .felix()
+            .routes
+            .get(member)?
+            .iter()
+            .find(|r| r.destination == dst)?;
+        Some(match &route.next {
+            RouteNext::Device(interface) => {
+                match self
+                    .cluster
+                    .pods()
+                    .values()
+                    .find(|p| p.node == member && p.interface == *interface)
+                {
+                    Some(pod) => Next::Pod(pod.name.clone()),
+                    None => Next::Drop(DropReason::NoRoute),
+                }
+            }
+            RouteNext::Via(via) => match self.node_of_uplink(*via) {
+                Some(node) => Next::Member(node),
+                None => Next::Drop(DropReason::NoRoute),
+            },
+            RouteNext::Multipath(hops) => Next::Multipath(
+                hops.iter()
+                    .filter_map(|h| self.node_of_uplink(*h))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The node whose IPAM block holds `dst` (the most specific block).
+    fn block_owner(&self, dst: IpAddr) -> Option<String> {
+        let network = &self.cluster.config().network;
+        network
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                self.cluster
+                    .node_blocks(&n.name)
+                    .into_iter()
+                    .map(move |b| (b, &n.name))
+            })
+            .filter(|(block, _)| block.contains(&dst))
+            .max_by_key(|(block, _)| block.prefix_len())
+            .map(|(_, node)| node.clone())
+    }
+
+    fn node_of_uplink(&self, uplink: IpAddr) -> Option<String> {
+        let network = &self.cluster.config().network;
+        host_with(&network.nodes, uplink)
+    }
+
+    /// The member that owns `dst` on the nodes' segment.
+    fn on_nodes_segment(&self, dst: IpAddr) -> Option<String> {
+        let network = &self.cluster.config().network;
+        if network.fabric_nodes_side.contains(&dst) {
+            return Some(network.fabric.clone());
+        }
+        host_with(&network.nodes, dst)
+    }
+}
+
+fn host_with(hosts: &[HostAddresses], address: IpAddr) -> Option<String> {
+    hosts
+        .iter()
+        .find(|h| h.addresses.contains(&address))
+        .map(|h| h.name.clone())
+}
+
+fn dropped(path: Vec<String>, at: &str, reason: DropReason) -> Outcome {
+    Outcome {
+        path,
+        landing: Landing::Dropped {
+            at: at.to_string(),
+            reason,
+        },
+    }
+}

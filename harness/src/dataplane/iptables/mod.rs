@@ -1,0 +1,142 @@
+//! Felix's iptables mode as it renders floating IPs, applied with
+//! `iptables-legacy-restore` / `ip6tables-legacy-restore` inside the node.
+//!
+//! The rules are [`felix_rules`](super::felix_rules)'s model written as
+//! felix/iptables/renderer.go writes them: chain `cali-fip-dnat` with one
+//! `--destination EXT --jump DNAT --to-destination INT` rule per floating IP,
+//! chain `cali-fip-snat` with one `--destination INT --source INT --jump SNAT
+//! --to-source EXT --random-fully` rule per pod address (`--random-fully` when
+//! Felix's feature detection would add it, see [`features`](super::features)),
+//! both sorted by address text, each with Felix's `cali:<hash>` comment;
+//! `cali-PREROUTING` and `cali-OUTPUT` jump to `cali-fip-dnat`,
+//! `cali-POSTROUTING` to `cali-fip-snat` then `cali-nat-outgoing` (empty); the
+//! built-in chains jump to them, POSTROUTING's jump appended and hashed as
+//! Felix hashes appended rules.
+//!
+//! Why the legacy variant: its rules live in x_tables, apart from nftables, so
+//! this backend and the nftables ones never see each other's rules when both
+//! are tried on one namespace, and the chain is walked rule by rule, which is
+//! the linear cost of Calico's iptables mode that the benchmark shows.
+//!
+//! The first apply to a node re-declares the built-in nat chains and ours,
+//! which flushes them, and writes them whole in one `--noflush` restore (one
+//! commit of the nat table, other tables untouched): a full, atomic
+//! replacement. The node namespaces are the harness's own, so nothing else
+//! has rules in their nat table to lose. Every later apply writes only what
+//! changed, as Felix's legacy mode does ([`update`]): `-R`, `-D` and `-A`
+//! lines by rule hash in one `--noflush` restore per family that changed, and
+//! no restore at all when nothing did.
+
+mod render;
+#[cfg(test)]
+mod tests;
+mod update;
+
+pub use render::{parse_save, render_removal, render_restore};
+pub use update::render_update;
+
+use render::{restore_program, save_program};
+
+use super::applied::AppliedStates;
+use super::exec::run_in;
+use super::{Dataplane, DataplaneError, Features, NodeNatState, FAMILIES};
+use crate::calico::IpFamily;
+use crate::lab::netns::Netns;
+
+/// Felix's iptables rendering (see the module documentation).
+#[derive(Debug)]
+pub struct IptablesBackend {
+    features: Features,
+    /// What each node was last given, to write only what changed.
+    applied: AppliedStates,
+}
+
+impl Default for IptablesBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IptablesBackend {
+    /// The rendering Felix would give on this host.
+    pub fn new() -> Self {
+        Self::with_features(Features::detected())
+    }
+
+    /// The rendering Felix would give with `features`.
+    pub fn with_features(features: Features) -> Self {
+        Self {
+            features,
+            applied: AppliedStates::default(),
+        }
+    }
+
+    fn save(&self, node: &Netns) -> Result<String, DataplaneError> {
+        let mut text = String::new();
+        for family in FAMILIES {
+            text.push_str(&run_in(node, save_program(family), &["-t", "nat"], None)?);
+        }
+        Ok(text)
+    }
+}
+
+impl Dataplane for IptablesBackend {
+    fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
+        self.applied.apply(
+            node,
+            state,
+            |old| {
+                let texts: Vec<(IpFamily, String)> = FAMILIES
+                    .into_iter()
+                    .filter_map(|family| {
+                        render_update(old, state, family, self.features).map(|t| (family, t))
+                    })
+                    .collect();
+                (!texts.is_empty()).then_some(texts)
+            },
+            || {
+                FAMILIES
+                    .into_iter()
+                    .map(|family| (family, render_restore(state, family, self.features)))
+                    .collect()
+            },
+            |texts| restore(node, texts),
+        )
+    }
+
+    fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
+        self.applied.remember(node, None);
+        let removal: Vec<(IpFamily, String)> = FAMILIES
+            .into_iter()
+            .map(|family| (family, render_removal()))
+            .collect();
+        restore(node, &removal)
+    }
+
+    fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {
+        // Drop the timestamp comments so two dumps of the same rules compare equal.
+        Ok(self
+            .save(node)?
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| format!("{line}\n"))
+            .collect())
+    }
+
+    fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError> {
+        Ok(parse_save(&self.save(node)?))
+    }
+}
+
+/// Feed each family's `iptables-restore --noflush` its text.
+fn restore(node: &Netns, texts: &[(IpFamily, String)]) -> Result<(), DataplaneError> {
+    for (family, text) in texts {
+        run_in(
+            node,
+            restore_program(*family),
+            &["--noflush"],
+            Some(text.as_bytes()),
+        )?;
+    }
+    Ok(())
+}
