@@ -23,6 +23,7 @@
 //! | I/O    | dataplane, bgp         |
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
+//! | ground | ns                     |
 //! | pure   | coverage               |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
@@ -45,6 +46,7 @@ pub mod driver;
 pub mod lab;
 pub mod mutant;
 pub mod mutation;
+pub mod ns;
 pub mod programs;
 pub mod report;
 pub mod runner;

@@ -94,7 +94,12 @@ fn logs_to_a_file_are_plain() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
-        .args(["run", "scenarios/icmp-external-v4.yaml", "--backend", "nftables"])
+        .args([
+            "run",
+            "scenarios/icmp-external-v4.yaml",
+            "--backend",
+            "nftables",
+        ])
         .arg("--report-dir")
         .arg(&reports)
         .current_dir(repo())
