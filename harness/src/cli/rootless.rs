@@ -1,6 +1,6 @@
 //! Before anything else runs: when not root, put this process where the
 //! command needs it (see `fip_harness::lab::rootless`). Commands that build
-//! labs (`run`, `up`, `bench`, `mutants`, `conform`) get a new user namespace of their
+//! labs (`run`, `up`, `bench`, `mutants`, `conform`, `explore`) get a new user namespace of their
 //! own; `exec`, `state` and `down` of one lab join the namespaces that
 //! hold it (or a new one if nothing holds it any more, so the host's
 //! /run/netns, where root's labs are, is never looked at); every command
@@ -24,7 +24,8 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         | Command::Up(_)
         | Command::Bench(_)
         | Command::Mutants(_)
-        | Command::Conform(_) => {
+        | Command::Conform(_)
+        | Command::Explore(_) => {
             use_user_registry()?;
             rootless::enter_new_namespace()?;
             add_sbin_to_path();
