@@ -9,7 +9,6 @@ mod churn_plan;
 mod churn_report;
 mod dataplane;
 mod dataplane_bird;
-mod explore;
 mod figures;
 mod lab;
 mod lab_script;
@@ -34,8 +33,6 @@ enum What {
     Churn(churn::Args),
     /// Build and tear down 100 nodes x 100 pods; time each phase and report memory.
     Scale(scale::Args),
-    /// Generated cases a minute as `explore` runs them, against `run` on the same files.
-    Explore(explore::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -50,6 +47,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         What::Traffic(args) => traffic::run(args),
         What::Scale(args) => scale::run(args),
         What::Churn(args) => churn::run(args),
-        What::Explore(args) => explore::run(args),
     }
 }
