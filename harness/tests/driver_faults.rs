@@ -315,7 +315,11 @@ fn a_driver_that_closes_stdout_is_not_said_to_have_exited() {
 #[test]
 fn a_bare_driver_name_in_the_current_folder_is_explained() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("driver.sh"), TOY_DRIVER.replace("/bin/sh", "/bin/bash")).unwrap();
+    std::fs::write(
+        dir.path().join("driver.sh"),
+        TOY_DRIVER.replace("/bin/sh", "/bin/bash"),
+    )
+    .unwrap();
     let scenario = repo().join("scenarios/from-external-v4.yaml");
     let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
         .current_dir(dir.path())
@@ -331,5 +335,8 @@ fn a_bare_driver_name_in_the_current_folder_is_explained() {
         text.contains("`driver.sh` is not on PATH; to run the file `driver.sh` of the current folder, write exec:./driver.sh"),
         "{text}"
     );
-    assert!(!text.contains("bash") && !text.contains("PROGRAMS"), "{text}");
+    assert!(
+        !text.contains("bash") && !text.contains("PROGRAMS"),
+        "{text}"
+    );
 }

@@ -46,7 +46,10 @@ fn a_lab_owned_by_a_process_with_another_run_folder_is_left_alone() {
         .lines()
         .find(|l| l.starts_with(&name))
         .unwrap_or_else(|| panic!("{name} not listed:\n{ls}"));
-    assert!(row.contains("running") && row.contains("another run folder"), "{row}");
+    assert!(
+        row.contains("running") && row.contains("another run folder"),
+        "{row}"
+    );
 
     let (removed, said) = harness_in(elsewhere.path(), &["down", &name]);
     assert!(!removed, "{said}");

@@ -336,7 +336,10 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
         }
         // Its owner may keep its records in another run folder: ownership
         // is read from the namespaces themselves (lab::claim).
-        if namespaces.iter().any(|ns| super::claim::pin_held_elsewhere(ns)) {
+        if namespaces
+            .iter()
+            .any(|ns| super::claim::pin_held_elsewhere(ns))
+        {
             report.errors.push(RegistryError::OwnedElsewhere {
                 lab: lab.to_string(),
             });
