@@ -20,12 +20,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use crate::control::{ConntrackProfile, ControlPlane, LabMembers, UpdateOrder};
 use crate::dataplane::{backend, BackendKind};
 use crate::lab::registry::down_lab;
 use crate::lab::Lab;
 use crate::traffic::{now_unix_ns, EndpointSpec, Protocol, StreamSpec, TrafficEngine};
+use anyhow::{bail, Context};
 
 use super::churn_figures::{move_figures, MoveRecord, PhaseSummary};
 use super::churn_plan::{fip, sample, Plan, PlannedMove};

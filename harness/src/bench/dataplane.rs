@@ -11,14 +11,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use crate::calico::{
-    veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint,
-};
+use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
 use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
+use anyhow::Context;
 
 use super::dataplane_bird::BirdMove;
 use super::figures::{median, print_load, print_target, quantile};

@@ -9,13 +9,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use crate::bgp::{topology_of, BirdTimers, LabBird, RoutingMode};
 use crate::calico::veth_name_for_workload;
 use crate::control::{ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind};
 use crate::lab::spec::FABRIC;
 use crate::lab::{Family, Lab};
+use anyhow::Context;
 
 use super::dataplane::{build_lab, cluster, fip, target_index, Options};
 

@@ -6,9 +6,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use crate::lab::registry::down_lab;
 use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
+use anyhow::{bail, Context};
 
 use super::figures::{median, ms, print_load, print_target};
 use super::lab_script::Topology;

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use crate::lab::registry::down_lab;
 use crate::lab::Lab;
+use anyhow::bail;
 
 use super::figures::{cpu_times, ms, print_load, print_target};
 use super::lab::{pods, script_runs, spec, Style};

@@ -10,13 +10,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use crate::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind};
 use crate::lab::netns::Netns;
 use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 use crate::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
+use anyhow::{bail, Context};
 
 use super::figures::{print_load, print_target};
 
