@@ -73,6 +73,7 @@ fn synthetic_state(count: u32) -> NodeNatState {
                 external: fip(i),
             })
             .collect(),
+        filter: None,
     }
 }
 
