@@ -15,6 +15,7 @@ pub mod conntrack;
 pub mod conntrack_watch;
 pub(crate) mod exec;
 pub mod features;
+mod felix_filter;
 mod felix_hash;
 mod felix_rules;
 pub mod iptables;
