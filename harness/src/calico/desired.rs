@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use super::endpoint::WorkloadEndpoint;
 use super::nat::{DnatMapping, NodeFilterState, NodeNatState, SnatMapping};
-use ipnet::IpNet;
 use super::pool::{floating_ip_reach, FloatingIpReach, IpPool};
 use super::routes::{FipRoute, RouteNext};
+use ipnet::IpNet;
 
 /// Everything the control plane reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,10 +17,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use super::desired::node_filter;
 use super::desired::{desired_state, ClusterState, DesiredState, Topology};
 use super::diff::{diff, Changes, ConntrackProfile};
 use super::endpoint::WorkloadEndpoint;
-use super::desired::node_filter;
 use super::nat::NodeNatState;
 
 /// Above this many changed endpoints the full computation is as cheap.

@@ -42,8 +42,14 @@ const TO_ENDPOINT: &str = "cali-tw-";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Match {
     /// An interface name, or a prefix when it ends in the wildcard.
-    InInterface { name: String, prefix: bool },
-    OutInterface { name: String, prefix: bool },
+    InInterface {
+        name: String,
+        prefix: bool,
+    },
+    OutInterface {
+        name: String,
+        prefix: bool,
+    },
     MarkClear(u32),
     MarkSingleBitSet(u32),
     /// nftables only: the dispatch verdict map (`iifname vmap @<map>`).
@@ -160,7 +166,9 @@ impl Rule {
                 Action::Goto(target) => format!("goto {layer}{target}"),
                 Action::Drop => "drop".into(),
                 Action::Accept => "accept".into(),
-                Action::ClearMark(mark) => format!("meta mark set mark & {:#x}", mark ^ 0xffff_ffff),
+                Action::ClearMark(mark) => {
+                    format!("meta mark set mark & {:#x}", mark ^ 0xffff_ffff)
+                }
                 Action::SetMark(mark) => format!("meta mark set mark or {mark:#x}"),
                 Action::Masquerade { fully_random } => format!(
                     "masquerade{}",

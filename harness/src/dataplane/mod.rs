@@ -18,6 +18,7 @@ pub mod features;
 mod felix_filter;
 mod felix_hash;
 mod felix_rules;
+pub(crate) mod harness_filter;
 pub mod iptables;
 pub mod message_limit;
 mod nfnl;

@@ -472,7 +472,7 @@ mod tests {
             &state(3),
             Features {
                 snat_fully_random: true,
-            masq_fully_random: true,
+                masq_fully_random: true,
             },
         ));
         assert!(
@@ -497,7 +497,7 @@ mod tests {
                 &state(count),
                 Features {
                     snat_fully_random: true,
-                masq_fully_random: true,
+                    masq_fully_random: true,
                 },
             );
             assert_eq!(batch.byte_len(), batch.framed().len(), "{count} mappings");
@@ -510,7 +510,7 @@ mod tests {
             &state(1_200),
             Features {
                 snat_fully_random: true,
-            masq_fully_random: true,
+                masq_fully_random: true,
             },
         ));
         let dnat = element_messages(&all, DNAT_MAP);

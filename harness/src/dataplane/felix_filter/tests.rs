@@ -23,7 +23,11 @@ fn chain<'a>(chains: &'a [Chain], name: &str) -> &'a Chain {
 #[case("cali-wl-to-host", &["Ee9Sbo10IpVujdIY", "nSZbcOoG1xPONxb8"])]
 fn iptables_chains_hash_as_felixs(#[case] name: &str, #[case] expected: &[&str]) {
     let chains = filter_chains(&no_workloads(), false);
-    let bodies: Vec<String> = chain(&chains, name).rules.iter().map(Rule::iptables).collect();
+    let bodies: Vec<String> = chain(&chains, name)
+        .rules
+        .iter()
+        .map(Rule::iptables)
+        .collect();
     assert_eq!(rule_hashes(name, &bodies), expected);
 }
 
@@ -53,7 +57,10 @@ fn hooks_hash_as_felixs() {
             .collect()
     };
     let ipt = |chain: &str, rules: Vec<&Rule>| {
-        rule_hashes(chain, &rules.iter().map(|r| r.iptables()).collect::<Vec<_>>())
+        rule_hashes(
+            chain,
+            &rules.iter().map(|r| r.iptables()).collect::<Vec<_>>(),
+        )
     };
     assert_eq!(ipt("INPUT", of("INPUT", false)), ["Cz_u1IQiXIMmKD4c"]);
     assert_eq!(ipt("FORWARD", of("FORWARD", false)), ["wUHhoiAYhphO9Mso"]);
@@ -62,11 +69,20 @@ fn hooks_hash_as_felixs() {
         ["S93hcgKJrXEqnTfs", "mp77cMpurHhyjLrM"]
     );
     let nft = |chain: &str, rules: Vec<&Rule>| {
-        let texts: Vec<String> = rules.iter().map(|r| r.nft(IpFamily::V4, "filter-")).collect();
+        let texts: Vec<String> = rules
+            .iter()
+            .map(|r| r.nft(IpFamily::V4, "filter-"))
+            .collect();
         chained_hashes(chain, &texts)
     };
-    assert_eq!(nft("filter-INPUT", of("INPUT", false)), ["H0S9z2pOh43UL0cc"]);
-    assert_eq!(nft("filter-FORWARD", of("FORWARD", false)), ["dpfqBgJrpRwlrqw1"]);
+    assert_eq!(
+        nft("filter-INPUT", of("INPUT", false)),
+        ["H0S9z2pOh43UL0cc"]
+    );
+    assert_eq!(
+        nft("filter-FORWARD", of("FORWARD", false)),
+        ["dpfqBgJrpRwlrqw1"]
+    );
     assert_eq!(
         nft("filter-FORWARD*appends*", of("FORWARD", true)),
         ["yp7iNUYNEhDmKF6E", "fXaqbwKfGHq5dvHP"]
@@ -109,7 +125,11 @@ fn iptables_dispatch_is_felixs_prefix_tree() {
     };
     let chains = filter_chains(&state, false);
     let text = |name: &str| -> Vec<String> {
-        chain(&chains, name).rules.iter().map(Rule::iptables).collect()
+        chain(&chains, name)
+            .rules
+            .iter()
+            .map(Rule::iptables)
+            .collect()
     };
     assert_eq!(
         text("cali-from-wl-dispatch"),
