@@ -37,10 +37,14 @@ pub(crate) struct ProbeContext {
     pub seed: Option<Seed>,
 }
 
-/// Seeded UDP and TCP probes bind their source port in this range, below the
-/// kernel's ephemeral ports (32768 up), where SCTP's client ports are too.
-const SEEDED_PORT_BASE: u16 = 20000;
-const SEEDED_PORT_SPAN: u16 = 12000;
+/// Seeded UDP and TCP probes bind their source port in this range: above the
+/// kernel's ephemeral ports (32768 to 60999 by default), so no socket the
+/// kernel places collides with one, and like every sender's port at or above
+/// `SCTP_CLIENT_PORT_BASE`, so a reply to a probe is told from a request by
+/// its port (observation.rs `PacketRole::of`) wherever it is captured,
+/// including at the external host that sent the probe.
+const SEEDED_PORT_BASE: u16 = 61000;
+const SEEDED_PORT_SPAN: u16 = 4000;
 
 impl ProbeContext {
     fn payload(&self, seq: u32) -> Vec<u8> {
