@@ -23,6 +23,8 @@
 //! | I/O    | dataplane, bgp         |
 //! | I/O    | traffic                |
 //! | I/O    | lab                    |
+//! | ground | ns                     |
+//! | pure   | coverage               |
 //! | pure   | scenario               |
 //! | pure   | calico                 |
 //! | pure   | check                  |
@@ -38,11 +40,13 @@ pub mod calico;
 pub mod check;
 pub mod conform;
 pub mod control;
+pub mod coverage;
 pub mod dataplane;
 pub mod driver;
 pub mod lab;
 pub mod mutant;
 pub mod mutation;
+pub mod ns;
 pub mod programs;
 pub mod report;
 pub mod runner;

@@ -16,7 +16,10 @@ impl Scratch {
     fn new(tag: &str) -> Self {
         let name = format!("fiph-h3t{}-{tag}", std::process::id());
         let _ = Netns::delete(&name);
-        Scratch(Netns::create(&name).expect("create scratch namespace"))
+        Scratch(
+            Netns::create(&name, &fip_harness::lab::signals::CREATIONS)
+                .expect("create scratch namespace"),
+        )
     }
 }
 

@@ -69,7 +69,7 @@ fn a_pin_made_before_the_first_ip_netns_add_is_removed_for_good() {
         private_run();
         let before = mounts();
         let ours = "fiph-pintest-a";
-        Netns::create(ours).expect("create our namespace");
+        Netns::create(ours, &fip_harness::lab::signals::CREATIONS).expect("create our namespace");
         // iproute2's first netns_add: without our shared bind it would bind
         // /run/netns onto itself now, covering our pin with a copy.
         ip_netns("add", "pintest-theirs");

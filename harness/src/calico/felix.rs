@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 use super::annotation::AnnotationError;
 use super::endpoint::IpNatPair;
 
+/// Felix's and confd's normal route priority (BGPConfiguration
+/// `ipv4NormalRoutePriority` / `ipv6NormalRoutePriority`, default 1024;
+/// confd/pkg/backends/calico/bgp_processor.go `getNormalRoutePriority`): the
+/// metric of Felix's workload routes and of the peers' routes BIRD programs.
+pub const NORMAL_ROUTE_PRIORITY: u32 = 1024;
+
 /// `floatingIPs` in FelixConfiguration: Felix ignores workload endpoints'
 /// `ipNATs` unless it is `Enabled`. Felix's default is `Disabled`.
 #[derive(

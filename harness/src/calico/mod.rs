@@ -30,7 +30,9 @@ pub mod update_order;
 pub use annotation::{
     parse_floating_ips, workload_endpoint, AnnotationError, ErroredField, FLOATING_IPS_ANNOTATION,
 };
-pub use cluster::{Cluster, ClusterConfig, ClusterStep, Effects};
+pub use cluster::{
+    CalicoRefusal, Cluster, ClusterConfig, ClusterStep, Effects, ExpectationMismatch, RefusedBy,
+};
 pub use cni::{cni_add, cni_del, ipam_handle, PodRequest, PodSetupError};
 pub use cni_config::{
     parse_cni_config, CniConfigError, CniFeatureControl, CniNetworkConfig, TemplateValues,

@@ -18,6 +18,7 @@ mod bench;
 mod choices;
 mod completions;
 mod conform;
+mod coverage;
 mod describe;
 mod down;
 mod driver;
@@ -59,6 +60,9 @@ enum Command {
     Mutants(mutants::Args),
     /// Judge a dataplane against Calico's: every case on it and on the reference, compared.
     Conform(conform::Args),
+    /// Which pairs of floating-IP behaviours the scenarios exercise, which no
+    /// case can (and why), and the holes.
+    Coverage(coverage::Args),
     /// Build a scenario's cluster (up to a step, with --until-step) and keep it running.
     Up(up::Args),
     /// Run a scenario's remaining steps in a lab `up --until-step` kept.
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Mutants(args) => mutants::run(args),
         Command::Conform(args) => conform::run(args),
+        Command::Coverage(args) => coverage::run(args),
         Command::Up(args) => up::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Ls(args) => ls::run(args),

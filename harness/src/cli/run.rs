@@ -65,41 +65,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::require_root_to_run_scenarios()?;
-    let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
-    let plan_filter = PlanFilter {
-        dataplane: args
-            .dataplane
-            .or_else(|| args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
-        profile: args.profile.map(Into::into),
-        routing: args.routing.into(),
-    };
-    let cases: Vec<PlannedCase> = match runner::plan(&args.paths, &plan_filter) {
-        Ok(cases) => cases,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("{error}");
-            }
-            anyhow::bail!(
-                "{} error(s) in the scenarios; nothing was run",
-                errors.len()
-            );
-        }
-    }
-    .into_iter()
-    .filter(|case| filter.as_ref().is_none_or(|f| f.keeps(&case.scenario)))
-    .collect();
-    if cases.is_empty() {
-        anyhow::bail!("no scenario matches");
-    }
-    // Once per scenario, not per backend and profile.
-    let mut warned = std::collections::BTreeSet::new();
-    for case in &cases {
-        if warned.insert(&case.scenario.name) {
-            for warning in &case.scenario.warnings {
-                eprintln!("{warning}");
-            }
-        }
-    }
+    let cases = planned_cases(&args)?;
     std::fs::create_dir_all(&args.report_dir)
         .with_context(|| format!("creating {}", args.report_dir.display()))?;
     let started = Instant::now();
@@ -282,4 +248,46 @@ pub(super) fn result_lines(result: &ScenarioResult) -> String {
         }
     }
     line
+}
+
+/// The cases `args` select, their scenarios' warnings printed once each; an
+/// error when a scenario does not load or none matches.
+fn planned_cases(args: &Args) -> anyhow::Result<Vec<PlannedCase>> {
+    let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
+    let plan_filter = PlanFilter {
+        dataplane: args
+            .dataplane
+            .clone()
+            .or_else(|| args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
+        profile: args.profile.map(Into::into),
+        routing: args.routing.into(),
+    };
+    let cases: Vec<PlannedCase> = match runner::plan(&args.paths, &plan_filter) {
+        Ok(cases) => cases,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            anyhow::bail!(
+                "{} error(s) in the scenarios; nothing was run",
+                errors.len()
+            );
+        }
+    }
+    .into_iter()
+    .filter(|case| filter.as_ref().is_none_or(|f| f.keeps(&case.scenario)))
+    .collect();
+    if cases.is_empty() {
+        anyhow::bail!("no scenario matches");
+    }
+    // Once per scenario, not per backend and profile.
+    let mut warned = std::collections::BTreeSet::new();
+    for case in &cases {
+        if warned.insert(&case.scenario.name) {
+            for warning in &case.scenario.warnings {
+                eprintln!("{warning}");
+            }
+        }
+    }
+    Ok(cases)
 }

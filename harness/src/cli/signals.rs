@@ -18,7 +18,10 @@ pub fn tear_down_labs_on_ctrl_c(after: impl FnOnce(i32) + Send + 'static) {
             }
         };
         runtime.block_on(async move {
-            match fip_harness::lab::signals::spawn_teardown_on_signal(after) {
+            match fip_harness::lab::signals::spawn_teardown_on_signal(move |code| {
+                after(code);
+                std::process::exit(code);
+            }) {
                 Ok(handler) => {
                     let _ = ready_tx.send(Ok(()));
                     let _ = handler.await;

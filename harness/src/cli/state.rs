@@ -252,6 +252,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&state)?);
         return Ok(ExitCode::SUCCESS);
     }
+    print_state(&args, &overview, &bird, &shown);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The state as text: the overview, BIRD's sessions and routes, then each
+/// member's mappings, routes, conntrack entries, driver dump and rules.
+fn print_state(args: &Args, overview: &LabOverview, bird: &[DaemonState], shown: &[MemberState]) {
     println!("{}", overview.render().trim_end());
     if shown.is_empty() {
         println!(
@@ -259,7 +266,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.lab
         );
     }
-    for daemon in &bird {
+    for daemon in bird {
         println!("== {} {} (BIRD)", daemon.member, daemon.daemon);
         for protocol in daemon.protocols.iter().filter(|p| p.protocol == "BGP") {
             println!(
@@ -277,7 +284,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    for member in &shown {
+    for member in shown {
         println!("== {} ({})", member.member, member.netns);
         for b in &member.backends {
             println!("  {} mappings:", b.backend);
@@ -316,5 +323,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -315,7 +315,7 @@ impl ControlPlane {
         if let Some(change) = routes {
             let kept = match self.route_sockets.take(&ns) {
                 Some(kept) => kept,
-                None => KeptMember::open(&ns)?,
+                None => KeptMember::open(&ns).map_err(LabError::from)?,
             };
             // A socket that failed is dropped; the next update opens anew.
             change_routes_kept(

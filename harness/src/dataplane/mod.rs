@@ -28,16 +28,15 @@ pub mod nftables;
 pub(crate) mod per_node;
 #[cfg(test)]
 mod test_vectors;
-pub mod topology;
 
 pub use crate::calico::nat::{DnatMapping, NodeNatState, SnatMapping};
 pub use crate::calico::ConntrackMatch;
+pub use crate::vocab::topology::{Interface, NodeTopology, PodInterface};
 pub use crate::vocab::BackendKind;
 pub use features::Features;
 pub use iptables::IptablesBackend;
 pub use nft_maps::NftMapsBackend;
 pub use nftables::NftablesBackend;
-pub use topology::{Interface, NodeTopology, PodInterface};
 
 /// Felix keeps one table per family (iptables and ip6tables, or `table ip`
 /// and `table ip6`), each with the mappings of that family only.

@@ -152,13 +152,18 @@ pub(super) async fn create(
     jobs: Vec<NamespaceJob>,
 ) -> Result<Vec<Member>, LabError> {
     let rt = rt.clone();
-    let results = tokio::task::spawn_blocking(move || create_members(&rt, &jobs, CREATE_THREADS))
-        .await
-        .map_err(|_| LabError::Panicked {
-            lab: String::new(),
-            what: "creating namespaces",
-        })?;
-    results.into_iter().collect()
+    let results = tokio::task::spawn_blocking(move || {
+        create_members(&rt, &jobs, CREATE_THREADS, &super::signals::CREATIONS)
+    })
+    .await
+    .map_err(|_| LabError::Panicked {
+        lab: String::new(),
+        what: "creating namespaces",
+    })?;
+    results
+        .into_iter()
+        .map(|r| r.map_err(LabError::from))
+        .collect()
 }
 
 pub(super) fn job(name: String, sysctls: &[(&'static str, &'static str)]) -> NamespaceJob {
@@ -290,6 +295,18 @@ impl Lab {
         lab_value.keep_tracking().await?;
         tracing::debug!(lab = %lab, "wired at {:?}", started.elapsed());
 
+        lab_value.check_contained(&before, started).await?;
+        Ok(lab_value)
+    }
+
+    /// The host is as `before` but for what the lab may change, and every
+    /// member holds only the lab's own links and addresses.
+    async fn check_contained(
+        &self,
+        before: &HostSnapshot,
+        started: std::time::Instant,
+    ) -> Result<(), LabError> {
+        let lab = self.spec.name.clone();
         let after = HostSnapshot::take()
             .await
             .map_err(|e| LabError::NotContained {
@@ -297,19 +314,19 @@ impl Lab {
                 what: e.to_string(),
             })?;
         tracing::debug!(lab = %lab, "host checked at {:?}", started.elapsed());
-        let members: Vec<&Member> = std::iter::once(&lab_value.fabric)
-            .chain(lab_value.nodes.iter().map(|n| &n.member))
-            .chain(&lab_value.externals)
+        let members: Vec<&Member> = std::iter::once(&self.fabric)
+            .chain(self.nodes.iter().map(|n| &n.member))
+            .chain(&self.externals)
             .collect();
         check_members(&lab, &members).await?;
-        let leaks = before.lab_made_changes(&after, &lab_ranges(&lab_value.spec));
+        let leaks = before.lab_made_changes(&after, &lab_ranges(&self.spec));
         if !leaks.is_empty() {
             return Err(LabError::NotContained {
                 lab,
                 what: leaks.join("; "),
             });
         }
-        Ok(lab_value)
+        Ok(())
     }
 
     /// Keep connection tracking on in every node (see [`super::tracking`]),

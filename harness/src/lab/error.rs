@@ -1,8 +1,9 @@
 use std::net::IpAddr;
 
-use super::netns::NetnsError;
 use super::registry::RegistryError;
 use super::spec::SpecError;
+use crate::ns::netlink::NetlinkError;
+use crate::ns::netns::NetnsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -61,4 +62,23 @@ pub enum LabError {
     },
     #[error("tearing down lab '{lab}': {} error(s): {}", errors.len(), errors.join("; "))]
     Teardown { lab: String, errors: Vec<String> },
+}
+
+impl From<NetlinkError> for LabError {
+    /// The same texts: a netlink error inside a lab is the lab's.
+    fn from(error: NetlinkError) -> Self {
+        match error {
+            NetlinkError::Netns(e) => LabError::Netns(e),
+            NetlinkError::Netlink {
+                namespace,
+                action,
+                source,
+            } => LabError::Netlink {
+                namespace,
+                action,
+                source,
+            },
+            NetlinkError::Socket { namespace, source } => LabError::Socket { namespace, source },
+        }
+    }
 }

@@ -18,52 +18,7 @@ impl Lab {
         let fabric = &self.fabric;
         // Links first: the fabric makes every segment link, with the far end
         // created directly in the node's or external host's namespace.
-        let fabric_links = async {
-            fabric.link_up(IFINDEX_LO, "lo").await?;
-            fabric.add_bridge(BRIDGE_NODES, IFINDEX_BR_NODES).await?;
-            fabric.add_bridge(BRIDGE_EXT, IFINDEX_BR_EXT).await?;
-            try_join_all(self.nodes.iter().enumerate().map(|(i, node)| {
-                segment_port(
-                    fabric,
-                    fabric_node_port(i),
-                    IFINDEX_FABRIC_NODE_PORT + i as u32,
-                    IFINDEX_BR_NODES,
-                    &node.member.netns,
-                )
-            }))
-            .await?;
-            try_join_all(self.externals.iter().enumerate().map(|(j, external)| {
-                segment_port(
-                    fabric,
-                    fabric_external_port(j),
-                    IFINDEX_FABRIC_EXT_PORT + j as u32,
-                    IFINDEX_BR_EXT,
-                    &external.netns,
-                )
-            }))
-            .await?;
-            for family in &families {
-                let (nodes_gw, ext_gw, prefix) = match family {
-                    Family::V4 => (
-                        IpAddr::from(FABRIC_NODES_V4),
-                        IpAddr::from(FABRIC_EXT_V4),
-                        SEGMENT_V4_PREFIX,
-                    ),
-                    Family::V6 => (
-                        IpAddr::from(FABRIC_NODES_V6),
-                        IpAddr::from(FABRIC_EXT_V6),
-                        SEGMENT_V6_PREFIX,
-                    ),
-                };
-                fabric
-                    .add_address(IFINDEX_BR_NODES, nodes_gw, prefix, BRIDGE_NODES)
-                    .await?;
-                fabric
-                    .add_address(IFINDEX_BR_EXT, ext_gw, prefix, BRIDGE_EXT)
-                    .await?;
-            }
-            Ok::<(), LabError>(())
-        };
+        let fabric_links = self.wire_segments(&families);
         let loopbacks = try_join_all(
             self.nodes
                 .iter()
@@ -71,7 +26,9 @@ impl Lab {
                 .chain(&self.externals)
                 .map(|m| m.link_up(IFINDEX_LO, "lo")),
         );
-        futures::try_join!(fabric_links, loopbacks)?;
+        futures::try_join!(fabric_links, async {
+            loopbacks.await.map_err(LabError::from)
+        })?;
 
         // Then addresses and routes, every namespace at once.
         let mut steps: Vec<futures::future::BoxFuture<'_, Result<(), LabError>>> = Vec::new();
@@ -144,6 +101,56 @@ impl Lab {
         Ok(())
     }
 
+    /// The fabric's side of every segment: its bridges, a port per node and
+    /// external host (the far end made in their namespaces) and its addresses.
+    async fn wire_segments(&self, families: &[Family]) -> Result<(), LabError> {
+        let fabric = &self.fabric;
+        fabric.link_up(IFINDEX_LO, "lo").await?;
+        fabric.add_bridge(BRIDGE_NODES, IFINDEX_BR_NODES).await?;
+        fabric.add_bridge(BRIDGE_EXT, IFINDEX_BR_EXT).await?;
+        try_join_all(self.nodes.iter().enumerate().map(|(i, node)| {
+            segment_port(
+                fabric,
+                fabric_node_port(i),
+                IFINDEX_FABRIC_NODE_PORT + i as u32,
+                IFINDEX_BR_NODES,
+                &node.member.netns,
+            )
+        }))
+        .await?;
+        try_join_all(self.externals.iter().enumerate().map(|(j, external)| {
+            segment_port(
+                fabric,
+                fabric_external_port(j),
+                IFINDEX_FABRIC_EXT_PORT + j as u32,
+                IFINDEX_BR_EXT,
+                &external.netns,
+            )
+        }))
+        .await?;
+        for family in families {
+            let (nodes_gw, ext_gw, prefix) = match family {
+                Family::V4 => (
+                    IpAddr::from(FABRIC_NODES_V4),
+                    IpAddr::from(FABRIC_EXT_V4),
+                    SEGMENT_V4_PREFIX,
+                ),
+                Family::V6 => (
+                    IpAddr::from(FABRIC_NODES_V6),
+                    IpAddr::from(FABRIC_EXT_V6),
+                    SEGMENT_V6_PREFIX,
+                ),
+            };
+            fabric
+                .add_address(IFINDEX_BR_NODES, nodes_gw, prefix, BRIDGE_NODES)
+                .await?;
+            fabric
+                .add_address(IFINDEX_BR_EXT, ext_gw, prefix, BRIDGE_EXT)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Give a node more IPAM blocks (IPAM hands them out lazily) and route them
     /// to it on every other node and on the fabric, as BGP would.
     pub async fn add_node_blocks(&mut self, node: &str, blocks: &[IpNet]) -> Result<(), LabError> {
@@ -207,7 +214,7 @@ async fn segment_port(
         mac: None,
         controller: Some(bridge),
     };
-    fabric.add_veth(local, uplink_end(), far).await
+    Ok(fabric.add_veth(local, uplink_end(), far).await?)
 }
 
 /// (gateway, prefix) of the nodes or the externals segment.

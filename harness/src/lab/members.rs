@@ -39,7 +39,7 @@ impl Lab {
                 self.interface_index(member, interface).await?,
             ),
         };
-        target.replace_route(route).await
+        Ok(target.replace_route(route).await?)
     }
 
     /// Remove a /32 (/128) route from a member; a missing route is not an error.
@@ -48,9 +48,10 @@ impl Lab {
         member: &str,
         destination: IpAddr,
     ) -> Result<(), LabError> {
-        self.member(member)?
+        Ok(self
+            .member(member)?
             .remove_route(destination, Family::of(&destination).host_prefix(), None)
-            .await
+            .await?)
     }
 
     pub(super) async fn interface_index(
@@ -91,7 +92,7 @@ impl Lab {
     /// none), closed when the value goes.
     pub(super) fn member(&self, name: &str) -> Result<Cow<'_, Member>, LabError> {
         if let Some(pod) = self.pods.get(name) {
-            return Member::open(pod.netns.clone(), &self.rt).map(Cow::Owned);
+            return Ok(Member::open(pod.netns.clone(), &self.rt).map(Cow::Owned)?);
         }
         self.kept_member(name).map(Cow::Borrowed)
     }

@@ -12,8 +12,6 @@ mod error;
 mod fabric;
 mod lookup;
 mod members;
-pub mod netlink;
-pub mod netns;
 mod pod_wiring;
 mod pods;
 pub mod registry;
@@ -24,6 +22,7 @@ pub mod spec;
 mod topology;
 pub mod tracking;
 
+pub use crate::ns::{netlink, netns};
 pub use crate::vocab::addressing;
 /// Address families, as the addressing plan names them.
 pub use crate::vocab::IpFamily as Family;

@@ -99,7 +99,9 @@ fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
             })
         })
     };
-    let node_socket = match enter_node().and_then(|()| BatchSocket::open_here(node.name())) {
+    let node_socket = match enter_node()
+        .and_then(|()| BatchSocket::open_here(node.name()).map_err(LabError::from))
+    {
         Ok(socket) => socket,
         Err(e) => return vec![e],
     };
@@ -130,7 +132,7 @@ fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
         errors.push(e);
     }
     if let Err(e) = node_socket.send(node_steps) {
-        errors.push(e);
+        errors.push(e.into());
     }
     errors
 }
@@ -139,7 +141,7 @@ fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
 /// pair and everything on it, in one batch.
 fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
     let name = job.namespace.as_str();
-    Netns::enter_new_pinned(name)?;
+    Netns::enter_new_pinned(name, &super::signals::CREATIONS)?;
     // Calico only sets up the families the pod has (`DoWorkloadNetnsSetUp`:
     // `disableDAD` only if it has IPv6), before the link exists.
     if job.spec.addresses.iter().any(|a| a.is_ipv6()) {
@@ -188,7 +190,7 @@ fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
         route.onlink = family == Family::V4;
         push_route(&mut steps, &route, name)?;
     }
-    socket.send(steps)
+    Ok(socket.send(steps)?)
 }
 
 /// The node's steps for one pod: its interface up (with the IPv4 settings

@@ -152,6 +152,6 @@ impl Lab {
         Netns::delete(&namespace)?;
         self.forget_pods(&[name]);
         self.record.write()?;
-        result
+        Ok(result?)
     }
 }

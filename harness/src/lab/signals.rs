@@ -4,38 +4,34 @@
 //! pins that `fip-harness down` removes.)
 //!
 //! Bring-up runs on other threads while the clean-up runs, so clean-up first
-//! stops creation: every namespace is created under a read lock of
-//! [`CANCELLED`] and only if it is still false; the clean-up sets it under the
-//! write lock, which waits for creations in flight. So nothing is created after
-//! the clean-up starts looking for what to remove.
+//! stops creation: every namespace, record and daemon of a lab is created
+//! through [`CREATIONS`] (`ns::netns::CreationGate`), which the clean-up
+//! closes, waiting for creations in flight. So nothing is created after the
+//! clean-up starts looking for what to remove.
 
 use std::collections::BTreeSet;
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
+
+use crate::ns::netns::{Closed, CreationGate};
 
 static LIVE_LABS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-static CANCELLED: RwLock<bool> = RwLock::new(false);
 
-/// Creation was refused: the process is being interrupted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
+/// This process's gate for creating lab namespaces, records and daemons.
+pub static CREATIONS: CreationGate = CreationGate::new();
 
 /// Run `create` unless clean-up has started; clean-up waits for it to end.
-pub(crate) fn unless_cancelled<R>(create: impl FnOnce() -> R) -> Result<R, Cancelled> {
-    let cancelled = CANCELLED.read().unwrap_or_else(|e| e.into_inner());
-    if *cancelled {
-        return Err(Cancelled);
-    }
-    Ok(create())
+pub(crate) fn unless_cancelled<R>(create: impl FnOnce() -> R) -> Result<R, Closed> {
+    CREATIONS.unless_closed(create)
 }
 
 /// Whether clean-up has started (creation is stopped).
 pub fn is_cancelled() -> bool {
-    *CANCELLED.read().unwrap_or_else(|e| e.into_inner())
+    CREATIONS.is_closed()
 }
 
 /// Stop every later creation of this process (after those in flight end).
 pub fn cancel_creations() {
-    *CANCELLED.write().unwrap_or_else(|e| e.into_inner()) = true;
+    CREATIONS.close();
 }
 
 pub(crate) fn remember(lab: &str) {
@@ -75,9 +71,10 @@ pub fn teardown_live_labs() -> Vec<String> {
 }
 
 /// Spawn a task that waits for SIGINT or SIGTERM, stops all creation, tears
-/// down this process's labs, calls `after` with the exit code and exits with
-/// 130 (SIGINT) or 143 (SIGTERM). Call once, from inside the runtime, before
-/// building labs (`up` and the runner do).
+/// down this process's labs and calls `after` with the exit code the process
+/// should end with, 130 (SIGINT) or 143 (SIGTERM). A library does not end the
+/// process: `after` does, in the binary. Call once, from inside the runtime,
+/// before building labs (`up` and the runner do).
 pub fn spawn_teardown_on_signal(
     after: impl FnOnce(i32) + Send + 'static,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -94,6 +91,5 @@ pub fn spawn_teardown_on_signal(
             eprintln!("error: {e}");
         }
         after(code);
-        std::process::exit(code);
     }))
 }

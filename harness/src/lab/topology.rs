@@ -6,8 +6,7 @@ use super::addressing::{Family, IFINDEX_ETH0, UPLINK};
 use super::cluster::Lab;
 use super::error::LabError;
 use super::netlink::Member;
-use crate::dataplane::topology::mac_text;
-use crate::dataplane::{Interface, NodeTopology, PodInterface};
+use crate::vocab::topology::{mac_text, Interface, NodeTopology, PodInterface};
 
 impl Lab {
     /// The topology of `node` now.

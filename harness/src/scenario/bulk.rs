@@ -1,8 +1,9 @@
-//! `createPods`: many pods in one step. Before the steps are replayed, each
-//! `createPods` becomes one `createPod` per pod, every value pointing back at
-//! the `createPods` key it came from, so every check of a single pod (names,
-//! nodes, IPAM, Calico's verdict on the annotation) applies to each, with its
-//! error placed on the bulk step's own text.
+//! Bulk steps. Before the steps are replayed, each `createPods` becomes one
+//! `createPod` per pod and each `sends` one `send` per sender and protocol,
+//! every value pointing back at the bulk key it came from, so every check of
+//! a single step (names, nodes, IPAM, Calico's verdict on the annotation,
+//! what a send may expect) applies to each, with its error placed on the bulk
+//! step's own text.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -12,7 +13,7 @@ use ipnet::IpNet;
 use super::limits::MAX_PODS;
 use super::load::Loader;
 use super::located::Spanned;
-use super::raw::{RawCreatePod, RawCreatePods, RawStep};
+use super::raw::{RawCreatePod, RawCreatePods, RawSend, RawSends, RawStep};
 use super::values::Name;
 use crate::calico::FLOATING_IPS_ANNOTATION;
 
@@ -34,36 +35,84 @@ pub(crate) fn nth_address(range: IpNet, index: u32) -> Option<IpAddr> {
 }
 
 impl Loader<'_> {
-    /// The steps with every `createPods` replaced by its `createPod`s. A bulk
-    /// step with an error becomes nothing (its error is reported here).
-    pub(super) fn expand_create_pods(
-        &mut self,
-        steps: Vec<Spanned<RawStep>>,
-    ) -> Vec<Spanned<RawStep>> {
+    /// The steps with every `createPods` replaced by its `createPod`s and
+    /// every `sends` by its `send`s. A bulk step with an error becomes
+    /// nothing (its error is reported here).
+    pub(super) fn expand_bulk(&mut self, steps: Vec<Spanned<RawStep>>) -> Vec<Spanned<RawStep>> {
         let mut out = Vec::with_capacity(steps.len());
         let mut pods = 0usize;
         for step in steps {
             let index = step.index;
-            match step.value {
+            let expanded = match step.value {
                 RawStep::CreatePods(bulk) => {
-                    for pod in self.bulk_pods(&bulk, pods) {
-                        pods += 1;
-                        out.push(Spanned {
-                            value: RawStep::CreatePod(pod),
-                            index,
-                        });
-                    }
+                    let made = self.bulk_pods(&bulk, pods);
+                    pods += made.len();
+                    made.into_iter().map(RawStep::CreatePod).collect()
                 }
+                RawStep::Sends(bulk) => self
+                    .bulk_sends(bulk)
+                    .into_iter()
+                    .map(RawStep::Send)
+                    .collect(),
                 other => {
                     pods += usize::from(matches!(other, RawStep::CreatePod(_)));
-                    out.push(Spanned {
-                        value: other,
-                        index,
-                    });
+                    vec![other]
                 }
-            }
+            };
+            out.extend(expanded.into_iter().map(|value| Spanned { value, index }));
         }
         out
+    }
+
+    /// The sends of one `sends`: one per sender and protocol, or none after
+    /// an error.
+    fn bulk_sends(&mut self, bulk: RawSends) -> Vec<RawSend> {
+        for (list, what, len) in [
+            (bulk.from.index, "`from`", bulk.from.value.len()),
+            (
+                bulk.protocols.index,
+                "`protocols`",
+                bulk.protocols.value.len(),
+            ),
+        ] {
+            if len == 0 {
+                let at = Spanned {
+                    value: (),
+                    index: list,
+                };
+                self.error_at(&at, format!("{what} is empty: give at least one"));
+                return Vec::new();
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for sender in &bulk.from.value {
+            if !seen.insert(sender.value.clone()) {
+                self.error_at(sender, format!("`{}` is listed twice", sender.value));
+                return Vec::new();
+            }
+        }
+        let mut protocols = bulk.protocols.value.clone();
+        protocols.sort_unstable_by_key(|p| p.to_string());
+        protocols.dedup();
+        if protocols.len() < bulk.protocols.value.len() {
+            self.error_at(&bulk.protocols, "a protocol is listed twice");
+            return Vec::new();
+        }
+        let mut sends = Vec::new();
+        for sender in &bulk.from.value {
+            for protocol in &bulk.protocols.value {
+                sends.push(RawSend {
+                    protocol: *protocol,
+                    from: sender.clone(),
+                    to: bulk.to.clone(),
+                    count: bulk.count.clone(),
+                    interval: bulk.interval.clone(),
+                    port: bulk.port.clone(),
+                    expect: bulk.expect.clone(),
+                });
+            }
+        }
+        sends
     }
 
     /// The pods of one `createPods`, or none after an error. `before`: pods
@@ -170,7 +219,7 @@ steps:
     fn create_pods_makes_one_create_pod_each_with_the_next_floating_ip() {
         let scenario = load(
             "  - createPods: {count: 3, node: node-b, namePrefix: web, namespace: shop, floatingIPs: 203.0.113.8/30}\n\
-             \x20 - send: {protocol: icmp, from: client, to: 203.0.113.10, expect: {deliveredTo: [web-2]}}\n",
+             \x20 - send: {protocol: icmp, from: node-b, to: 203.0.113.10, expect: {deliveredTo: [web-2]}}\n",
         )
         .unwrap();
         let pods: Vec<_> = scenario
@@ -213,6 +262,54 @@ steps:
             "  - createPods: {count: 2, node: node-a, namePrefix: web, floatingIPs: 203.0.113.0/30, extra: 1}\n",
         ];
         let rendered: Vec<String> = cases.iter().map(|c| load(c).unwrap_err()).collect();
+        insta::assert_yaml_snapshot!(rendered);
+    }
+
+    #[test]
+    fn sends_makes_one_send_per_sender_and_protocol_in_order() {
+        let scenario = load(
+            "  - createPod: {name: web, node: node-a, annotations: {cni.projectcalico.org/floatingIPs: '[\"203.0.113.10\"]'}}\n\
+             \x20 - createPod: {name: peer, node: node-a}\n\
+             \x20 - sends: {from: [node-a, peer], protocols: [gre, icmp], to: 203.0.113.10, count: 2, expect: {deliveredTo: web, seenSource: from}}\n",
+        )
+        .unwrap();
+        let sends: Vec<String> = scenario
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Send(send) => Some(format!(
+                    "{} {} x{} {:?}",
+                    send.from, send.protocol, send.count, send.expect.seen_source
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sends,
+            [
+                "node-a gre x2 Some(From)",
+                "node-a icmp x2 Some(From)",
+                "peer gre x2 Some(From)",
+                "peer icmp x2 Some(From)"
+            ]
+        );
+    }
+
+    #[test]
+    fn sends_errors_point_at_the_bulk_step() {
+        let pod = "  - createPod: {name: web, node: node-a}\n";
+        let cases = [
+            "  - sends: {from: [], protocols: [icmp], to: web, expect: {deliveredTo: web}}\n",
+            "  - sends: {from: [client], protocols: [], to: web, expect: {deliveredTo: web}}\n",
+            "  - sends: {from: [client, client], protocols: [icmp], to: web, expect: {deliveredTo: web}}\n",
+            "  - sends: {from: [client], protocols: [icmp, icmp], to: web, expect: {deliveredTo: web}}\n",
+            "  - sends: {from: [client, nobody], protocols: [icmp], to: web, expect: {deliveredTo: web}}\n",
+            "  - sends: {from: [client], protocols: [icmp, smtp], to: web, expect: {deliveredTo: web}}\n",
+        ];
+        let rendered: Vec<String> = cases
+            .iter()
+            .map(|c| load(&format!("{pod}{c}")).unwrap_err())
+            .collect();
         insta::assert_yaml_snapshot!(rendered);
     }
 

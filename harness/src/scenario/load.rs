@@ -133,7 +133,7 @@ pub(super) struct Loader<'a> {
     file: &'a Path,
     dir: &'a Path,
     text: &'a str,
-    errors: Vec<ScenarioError>,
+    pub(super) errors: Vec<ScenarioError>,
     /// Things Calico accepts that are probably mistakes (`file:line:col: warning: ...`).
     warnings: Vec<ScenarioError>,
 }
@@ -201,7 +201,7 @@ impl Loader<'_> {
     }
 
     fn resolve(&mut self, mut raw: RawScenario) -> Option<Scenario> {
-        raw.steps = self.expand_create_pods(std::mem::take(&mut raw.steps));
+        raw.steps = self.expand_bulk(std::mem::take(&mut raw.steps));
         let name = match &raw.name {
             Some(name) => name.value.to_string(),
             None => self.default_name()?,
@@ -236,8 +236,21 @@ impl Loader<'_> {
             .routings
             .clone()
             .unwrap_or_else(|| vec![RoutingMode::Bird, RoutingMode::Model]);
-        let cni = cni?;
-        let steps = self.steps(&raw, &cni, &pools, &hosts);
+        let cluster = Cluster {
+            cni: cni?,
+            cni_source: self.referenced(&raw.cluster.cni),
+            felix_floating_ips: raw.cluster.felix.floating_ips,
+            dual_stack: raw.cluster.dual_stack,
+            pools,
+            nodes,
+            externals: raw
+                .cluster
+                .externals
+                .iter()
+                .map(|n| n.name.to_string())
+                .collect(),
+        };
+        let steps = self.steps(&raw, &cluster, &hosts, &profiles);
         Some(Scenario {
             name,
             description: raw.description,
@@ -247,20 +260,7 @@ impl Loader<'_> {
             profiles,
             routings,
             update_order: raw.update_order.unwrap_or_default(),
-            cluster: Cluster {
-                cni,
-                cni_source: self.referenced(&raw.cluster.cni),
-                felix_floating_ips: raw.cluster.felix.floating_ips,
-                dual_stack: raw.cluster.dual_stack,
-                pools,
-                nodes,
-                externals: raw
-                    .cluster
-                    .externals
-                    .iter()
-                    .map(|n| n.name.to_string())
-                    .collect(),
-            },
+            cluster,
             steps,
             warnings: Vec::new(),
         })

@@ -14,6 +14,7 @@ pub mod limits;
 mod load;
 mod located;
 mod model;
+mod oracle;
 mod raw;
 mod risky;
 mod schema;

@@ -124,6 +124,9 @@ pub(crate) enum RawStep {
     Annotate(RawAnnotate),
     SetPhase(RawSetPhase),
     Send(RawSend),
+    /// One `send` per sender and protocol; expanded before replay (see
+    /// [`super::bulk`]).
+    Sends(RawSends),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
     Wait(Spanned<DurationValue>),
@@ -136,6 +139,7 @@ pub(super) const STEP_KINDS: &[&str] = &[
     "annotate",
     "setPhase",
     "send",
+    "sends",
     "startStream",
     "stopStream",
     "wait",
@@ -168,6 +172,7 @@ impl<'de> Deserialize<'de> for RawStep {
                     "annotate" => RawStep::Annotate(map.next_value()?),
                     "setPhase" => RawStep::SetPhase(map.next_value()?),
                     "send" => RawStep::Send(map.next_value()?),
+                    "sends" => RawStep::Sends(map.next_value()?),
                     "startStream" => RawStep::StartStream(map.next_value()?),
                     "stopStream" => RawStep::StopStream(map.next_value()?),
                     "wait" => RawStep::Wait(map.next_value()?),
@@ -252,7 +257,7 @@ pub(crate) struct RawSetPhase {
     pub phase: PodPhase,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawSend {
     pub protocol: Protocol,
@@ -268,7 +273,30 @@ pub(crate) struct RawSend {
     pub expect: RawTrafficExpect,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+/// `sends: {from: [client, node-b, peer], protocols: [icmp, gre, sctp],
+/// to: 203.0.113.10, expect: {...}}`: one `send` per sender and protocol
+/// (senders outer, in the order given), each with the same destination,
+/// count, interval, port and expectation (`seenSource: from` is each one's
+/// own sender).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawSends {
+    /// The senders: pods, nodes or external hosts.
+    pub from: Spanned<Vec<Spanned<Name>>>,
+    /// The protocols each sender sends.
+    pub protocols: Spanned<Vec<Protocol>>,
+    pub to: Spanned<Target>,
+    #[serde(default)]
+    pub count: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub interval: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub expect: RawTrafficExpect,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawTrafficExpect {
     #[serde(default)]

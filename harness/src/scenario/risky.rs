@@ -7,6 +7,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use super::load::Loader;
+use super::located::Spanned;
+use super::steps::Reading;
+
 /// The live pods by address: their own addresses and the floating IPs Felix
 /// has for them, so a new claim is checked against the holders of that one
 /// address (10,000 pods from `createPods` would make a scan of every pod per
@@ -90,6 +94,66 @@ pub(super) fn risky_floating_ip<'a>(
         }
     }
     warnings
+}
+
+impl Loader<'_> {
+    /// Warnings for floating IPs Calico accepts but that shadow something:
+    /// `pod`'s own against every live pod and host, and every live pod's
+    /// against `pod`'s addresses.
+    pub(super) fn warn_risky<T>(
+        &mut self,
+        at: &Spanned<T>,
+        name: &str,
+        addresses: &[IpAddr],
+        floating_ips: &[IpAddr],
+        reading: &Reading<'_>,
+    ) {
+        let network = &reading.oracle.cluster().config().network;
+        let hosts: Vec<(String, IpAddr)> = network
+            .nodes
+            .iter()
+            .map(|n| ("node", n))
+            .chain(network.externals.iter().map(|x| ("external host", x)))
+            .flat_map(|(kind, host)| {
+                host.addresses
+                    .iter()
+                    .map(move |a| (format!("{kind} `{}`", host.name), *a))
+            })
+            .collect();
+        let index = &reading.index;
+        let mut warnings = Vec::new();
+        for external in floating_ips {
+            let pods = LiveIndex::others(&index.own, external, name).map(|other| Holder {
+                what: format!("pod `{other}`"),
+                address: external,
+            });
+            let hosts =
+                hosts
+                    .iter()
+                    .filter(|(_, address)| address == external)
+                    .map(|(what, address)| Holder {
+                        what: what.clone(),
+                        address,
+                    });
+            warnings.extend(risky_floating_ip(*external, name, pods.chain(hosts)));
+        }
+        for address in addresses {
+            for other in LiveIndex::others(&index.floating, address, name) {
+                let mine = [Holder {
+                    what: format!("pod `{name}`"),
+                    address,
+                }];
+                warnings.extend(
+                    risky_floating_ip(*address, other, mine)
+                        .into_iter()
+                        .filter(|w| w.contains("'s address")),
+                );
+            }
+        }
+        for warning in warnings {
+            self.warn_at(at, warning);
+        }
+    }
 }
 
 #[cfg(test)]

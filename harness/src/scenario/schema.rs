@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use super::located::Spanned;
 use super::raw::{
-    NodeEntry, RawAnnotate, RawCreatePod, RawCreatePods, RawScenario, RawSend, RawSetPhase,
-    RawStartStream, RawStep, RawStopStream, STEP_KINDS,
+    NodeEntry, RawAnnotate, RawCreatePod, RawCreatePods, RawScenario, RawSend, RawSends,
+    RawSetPhase, RawStartStream, RawStep, RawStopStream, STEP_KINDS,
 };
 use super::values::{Address, Cidr, Delivery, DurationValue, Loss, Name, SeenAddress, Target};
 
@@ -185,6 +185,7 @@ fn step_kinds(generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("annotate", generator.subschema_for::<RawAnnotate>()),
         ("setPhase", generator.subschema_for::<RawSetPhase>()),
         ("send", generator.subschema_for::<RawSend>()),
+        ("sends", generator.subschema_for::<RawSends>()),
         ("startStream", generator.subschema_for::<RawStartStream>()),
         ("stopStream", generator.subschema_for::<RawStopStream>()),
         ("wait", generator.subschema_for::<DurationValue>()),

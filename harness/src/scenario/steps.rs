@@ -1,451 +1,389 @@
-//! Replaying a scenario's steps in order: references must name what exists at
-//! that step (nodes, live pods, running streams), and every pod set-up and
-//! annotation change goes through the Calico model, so one that Calico would
-//! refuse is an error unless the step expects exactly that error.
+//! Reading a scenario's steps in order: references must name what exists at
+//! that step (nodes, live pods, running streams), limits hold, and every step
+//! becomes a [`Step`]. What Calico makes of each step comes from the Calico
+//! model ([`super::oracle`]): a pod set-up or annotation Calico refuses is an
+//! error unless the step expects exactly that error, and every expectation of
+//! traffic is checked against the model's prediction, under each conntrack
+//! profile the scenario runs with.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::limits::{MAX_EXTERNALS, MAX_NODES};
 use super::load::{HostKind, Loader};
 use super::located::Spanned;
 use super::model::*;
+use super::oracle::{model_config, Oracle, Verdict};
 use super::raw::*;
-use super::risky::{risky_floating_ip, Holder, LiveIndex};
+use super::risky::LiveIndex;
 use super::values::{Delivery, Loss, Name};
-use crate::calico::{
-    cni_add, cni_del, felix_ip_nats, felix_route_panic, CniNetworkConfig, IpFamily, IpPool, Ipam,
-    PodPhase, PodRequest, PodSetupError, FLOATING_IPS_ANNOTATION,
-};
+use crate::calico::cluster::{ExpectationMismatch, RefusedBy};
+use crate::calico::FLOATING_IPS_ANNOTATION;
 use crate::check::{StreamExpectation, TrafficExpectation};
-use crate::vocab::addressing::{external_address, node_uplink};
+use crate::vocab::IpFamily;
 
 /// A step that checks nothing passes whatever the dataplane does.
 const EMPTY_EXPECT: &str =
     "this step's `expect` checks nothing, so it would pass whatever happens: say what must be observed";
 
-struct LivePod {
-    addresses: Vec<IpAddr>,
-    annotations: BTreeMap<String, String>,
-    namespace: String,
-    phase: PodPhase,
-    /// The floating IPs Felix has for it now.
-    floating_ips: Vec<IpAddr>,
+/// What reading the steps needs besides the loader.
+pub(super) struct Reading<'a> {
+    hosts: &'a BTreeMap<String, HostKind>,
+    /// Pods made anywhere in the scenario, for expectations that name them.
+    ever: BTreeSet<String>,
+    pub(super) oracle: Oracle,
+    pub(super) index: LiveIndex,
+    streams: BTreeMap<String, &'a Spanned<Name>>,
+    /// Per step, where a disagreement with the model's prediction points.
+    traffic_at: Vec<Option<Spanned<()>>>,
 }
 
 impl Loader<'_> {
     pub(super) fn steps(
         &mut self,
         raw: &RawScenario,
-        cni: &CniNetworkConfig,
-        pools: &[IpPool],
+        cluster: &Cluster,
         hosts: &BTreeMap<String, HostKind>,
+        profiles: &[ConntrackProfile],
     ) -> Vec<Step> {
         self.check_scale(raw);
-        let features = cni.feature_control;
-        let dual_stack = raw.cluster.dual_stack;
-        // Pods made anywhere in the scenario, for expectations that name them.
-        let mut pods_made: Vec<Option<(Pod, Option<PathBuf>)>> = Vec::new();
-        for step in &raw.steps {
-            pods_made.push(match &step.value {
+        let pods_made: Vec<Option<(Pod, Option<PathBuf>)>> = raw
+            .steps
+            .iter()
+            .map(|step| match &step.value {
                 RawStep::CreatePod(create) => self.pod_of(create, step),
                 _ => None,
-            });
-        }
-        let ever: BTreeSet<String> = pods_made
-            .iter()
-            .flatten()
-            .map(|(p, _)| p.name.clone())
+            })
             .collect();
-        let mut ipam = Ipam::new(pools.to_vec());
-        let mut live: BTreeMap<String, LivePod> = BTreeMap::new();
-        let mut index = LiveIndex::default();
-        let mut streams: BTreeMap<String, &Spanned<Name>> = BTreeMap::new();
+        let nodes = || cluster.nodes.iter().map(String::as_str);
+        let first = profiles.first().copied().unwrap_or_default();
+        let mut reading = Reading {
+            hosts,
+            ever: pods_made
+                .iter()
+                .flatten()
+                .map(|(p, _)| p.name.clone())
+                .collect(),
+            oracle: Oracle::new(model_config(cluster, nodes(), first)),
+            index: LiveIndex::default(),
+            streams: BTreeMap::new(),
+            traffic_at: Vec::new(),
+        };
         let mut steps = Vec::new();
-
         for (step, made) in raw.steps.iter().zip(pods_made) {
-            match &step.value {
-                // Expanded into createPod steps before replay (scenario/bulk.rs).
-                RawStep::CreatePods(_) => {}
-                RawStep::CreatePod(create) => {
-                    let Some((pod, manifest)) = made else {
-                        continue;
-                    };
-                    // Errors about manifest-sourced values point at the step's `manifest:`.
-                    let name_span: &Spanned<_> = match (&create.name, &create.manifest) {
-                        (Some(n), _) => &n.index_only(),
-                        (None, Some(m)) => &m.index_only(),
-                        _ => &step.index_only(),
-                    };
-                    if let Some(kind) = hosts.get(&pod.name) {
-                        let what = if *kind == HostKind::Node {
-                            "a node"
-                        } else {
-                            "an external host"
-                        };
-                        self.error_at(
-                            name_span,
-                            format!("duplicate name `{}`: already {what}", pod.name),
-                        );
-                        continue;
-                    }
-                    if live.contains_key(&pod.name) {
-                        self.error_at(
-                            name_span,
-                            format!("pod `{}` already exists at this step", pod.name),
-                        );
-                        continue;
-                    }
-                    if hosts.get(&pod.node) != Some(&HostKind::Node) {
-                        let at = match (&create.node, &create.manifest) {
-                            (Some(n), _) => n.index_only(),
-                            (None, Some(m)) => m.index_only(),
-                            _ => step.index_only(),
-                        };
-                        self.error_at(&at, format!("unknown node `{}`", pod.node));
-                        continue;
-                    }
-                    let request = PodRequest {
-                        namespace: &pod.namespace,
-                        name: &pod.name,
-                        node: &pod.node,
-                        annotations: &pod.annotations,
-                    };
-                    let expect_error = create.expect.as_ref().map(|e| e.error.clone());
-                    let verdict = cni_add(&mut ipam, &features, dual_stack, &request);
-                    let annotation_at = create
-                        .annotations
-                        .get(FLOATING_IPS_ANNOTATION)
-                        .map(|v| v.index_only())
-                        .or_else(|| create.manifest.as_ref().map(|m| m.index_only()))
-                        .unwrap_or_else(|| step.index_only());
-                    match (verdict, &expect_error) {
-                        (Ok(wep), None) => {
-                            // The endpoint written is the datastore's
-                            // conversion, which is what Felix gets.
-                            let floating_ips = wep.ip_nats.iter().map(|p| p.external).collect();
-                            let new_pod = LivePod {
-                                addresses: wep.addresses,
-                                annotations: pod.annotations.clone(),
-                                namespace: pod.namespace.clone(),
-                                phase: PodPhase::Running,
-                                floating_ips,
-                            };
-                            self.warn_risky(&annotation_at, &pod.name, &new_pod, &index, raw);
-                            index.add(&pod.name, &new_pod.addresses, &new_pod.floating_ips);
-                            live.insert(pod.name.clone(), new_pod);
-                        }
-                        (Ok(_), Some(expected)) => {
-                            cni_del(&mut ipam, &pod.namespace, &pod.name);
-                            self.error_at(step, format!(
-                                "the step expects pod set-up to fail with `{expected}`, but Calico accepts pod `{}`",
-                                pod.name
-                            ));
-                        }
-                        (Err(error), None) => {
-                            let at = match error {
-                                PodSetupError::Annotation(_) => annotation_at,
-                                PodSetupError::Ipam(_) => step.index_only(),
-                            };
-                            self.error_at(&at, format!(
-                                "Calico refuses to set up pod `{}`: {error} (add `expect: {{error: ...}}` to the step if that is the point)",
-                                pod.name
-                            ));
-                        }
-                        (Err(error), Some(expected)) => {
-                            if !error.to_string().contains(expected.as_str()) {
-                                self.error_at(step, format!(
-                                    "the step expects the error `{expected}`, but Calico fails with `{error}`"
-                                ));
-                            }
-                        }
-                    }
-                    steps.push(Step::CreatePod(CreatePod {
-                        pod,
-                        manifest,
-                        expect_error,
-                    }));
-                }
-                RawStep::DeletePod(name) => {
-                    match live.remove(name.as_str()) {
-                        Some(pod) => {
-                            index.remove(name.as_str(), &pod.addresses, &pod.floating_ips);
-                            cni_del(&mut ipam, &pod.namespace, name.as_str());
-                        }
-                        None => self
-                            .error_at(name, format!("no pod `{}` exists at this step", name.value)),
-                    }
-                    steps.push(Step::DeletePod(name.to_string()));
-                }
-                RawStep::Annotate(annotate) => {
-                    let value = match (&annotate.floating_ips, annotate.remove) {
-                        (Some(v), false) => Some(v),
-                        (None, true) => None,
-                        _ => {
-                            self.error_at(
-                                step,
-                                "annotate takes either `floatingIPs` or `remove: true`",
-                            );
-                            continue;
-                        }
-                    };
-                    let expect_error = annotate.expect.as_ref().map(|e| e.error.clone());
-                    match live.get_mut(annotate.pod.as_str()) {
-                        None => self.error_at(
-                            &annotate.pod,
-                            format!("no pod `{}` exists at this step", annotate.pod.value),
-                        ),
-                        Some(pod) => {
-                            // A pod update reaches Felix through the datastore
-                            // conversion, not through the CNI plugin.
-                            let felix = raw.cluster.felix.floating_ips;
-                            let verdict =
-                                felix_ip_nats(value.map(|v| v.as_str()), &pod.addresses, pod.phase)
-                                    .and_then(|nats| match &nats {
-                                        Some(n) => {
-                                            felix_route_panic(&n.ip_nats, felix).map(|()| nats)
-                                        }
-                                        None => Ok(nats),
-                                    });
-                            match (verdict, &expect_error, value) {
-                                (Ok(nats), None, _) => {
-                                    match value {
-                                        Some(v) => {
-                                            pod.annotations.insert(FLOATING_IPS_ANNOTATION.into(), v.value.clone());
-                                        }
-                                        None => {
-                                            pod.annotations.remove(FLOATING_IPS_ANNOTATION);
-                                        }
-                                    }
-                                    let nats = nats.unwrap_or_default();
-                                    index.remove(annotate.pod.as_str(), &pod.addresses, &pod.floating_ips);
-                                    pod.floating_ips = nats.ip_nats.iter().map(|p| p.external).collect();
-                                    index.add(annotate.pod.as_str(), &pod.addresses, &pod.floating_ips);
-                                    let at = value.map_or_else(|| step.index_only(), |v| v.index_only());
-                                    for entry in &nats.dropped {
-                                        self.warn_at(&at, format!(
-                                            "Calico drops `{entry}` silently (not a plain IP address, or a family pod `{}` has no address of)",
-                                            annotate.pod.value
-                                        ));
-                                    }
-                                    if let Some(pod) = live.get(annotate.pod.as_str()) {
-                                        self.warn_risky(&at, annotate.pod.as_str(), pod, &index, raw);
-                                    }
-                                }
-                                (Ok(_), Some(expected), _) => self.error_at(step, format!(
-                                    "the step expects the error `{expected}`, but Calico accepts this annotation"
-                                )),
-                                (Err(error), None, Some(v)) => self.error_at(v, format!(
-                                    "Calico rejects this floating-IP annotation: {error} (add `expect: {{error: ...}}` to the step if that is the point)"
-                                )),
-                                (Err(error), Some(expected), _) => {
-                                    if !error.to_string().contains(expected.as_str()) {
-                                        self.error_at(step, format!(
-                                            "the step expects the error `{expected}`, but Calico fails with `{error}`"
-                                        ));
-                                    }
-                                }
-                                (Err(_), None, None) => {}
-                            }
-                        }
-                    }
-                    steps.push(Step::Annotate(Annotate {
-                        pod: annotate.pod.to_string(),
-                        floating_ips: value.map(|v| v.value.clone()),
-                        expect_error,
-                    }));
-                }
-                RawStep::SetPhase(set) => {
-                    match live.get_mut(set.pod.as_str()) {
-                        Some(pod) => pod.phase = set.phase,
-                        None => self.error_at(
-                            &set.pod,
-                            format!("no pod `{}` exists at this step", set.pod.value),
-                        ),
-                    }
-                    steps.push(Step::SetPhase(SetPhase {
-                        pod: set.pod.to_string(),
-                        phase: set.phase,
-                    }));
-                }
-                RawStep::Send(send) => {
-                    self.check_send_limits(send);
-                    self.check_endpoints(&send.from, &send.to, hosts, &live, dual_stack);
-                    self.check_port(send.protocol, send.port.as_ref());
-                    self.check_delivery(send.expect.delivered_to.as_ref(), &ever);
-                    let delivered_to = send.expect.delivered_to.as_ref().map(|d| d.value.clone());
-                    let loss = send.expect.loss.or(match delivered_to {
-                        Some(Delivery::Pods(_) | Delivery::OneOf(_)) => Some(Loss::Packets(0)),
-                        _ => None,
-                    });
-                    let expect = TrafficExpectation {
-                        delivered_to,
-                        seen_destination: send.expect.seen_destination,
-                        seen_source: send.expect.seen_source,
-                        reply_source: send.expect.reply_source.map(|a| a.0),
-                        loss,
-                        quoted_destination: send.expect.quoted_destination.map(|a| a.0),
-                    };
-                    if expect.is_empty() {
-                        self.error_at(&send.to, EMPTY_EXPECT.to_string());
-                    }
-                    steps.push(Step::Send(Send {
-                        protocol: send.protocol,
-                        from: send.from.to_string(),
-                        to: send.to.value.clone(),
-                        count: send.count.as_ref().map_or(DEFAULT_COUNT, |c| c.value),
-                        interval: send.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
-                        port: send.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
-                        expect,
-                    }));
-                }
-                RawStep::StartStream(start) => {
-                    self.check_interval(start.interval.as_ref());
-                    self.check_endpoints(&start.from, &start.to, hosts, &live, dual_stack);
-                    self.check_port(start.protocol, start.port.as_ref());
-                    if streams
-                        .insert(start.name.to_string(), &start.name)
-                        .is_some()
-                    {
-                        self.error_at(
-                            &start.name,
-                            format!("stream `{}` is already running", start.name.value),
-                        );
-                    }
-                    steps.push(Step::StartStream(StartStream {
-                        name: start.name.to_string(),
-                        protocol: start.protocol,
-                        from: start.from.to_string(),
-                        to: start.to.value.clone(),
-                        interval: start.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
-                        port: start.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
-                    }));
-                }
+            let traffic_at = match &step.value {
+                RawStep::Send(send) => Some(delivery_or(&send.expect.delivered_to, &send.to)),
                 RawStep::StopStream(stop) => {
-                    if streams.remove(stop.name.as_str()).is_none() {
-                        self.error_at(&stop.name, format!("stream `{}` is not running at this step (never started, or already stopped)", stop.name.value));
-                    }
-                    self.check_delivery(stop.expect.delivered_to.as_ref(), &ever);
-                    if let Some(at) = &stop.expect.after_move_at {
-                        if !ever.contains(at.as_str()) {
-                            self.error_at(
-                                at,
-                                format!("no pod named `{}` in this scenario", at.value),
-                            );
-                        }
-                    }
-                    let expect = StreamExpectation {
-                        delivered_to: stop.expect.delivered_to.as_ref().map(|d| d.value.clone()),
-                        loss: stop.expect.loss,
-                        after_move_at: stop.expect.after_move_at.as_ref().map(|a| a.to_string()),
-                    };
-                    if expect.is_empty() {
-                        self.error_at(&stop.name, EMPTY_EXPECT.to_string());
-                    }
-                    steps.push(Step::StopStream(StopStream {
-                        name: stop.name.to_string(),
-                        expect,
-                    }));
+                    Some(delivery_or(&stop.expect.delivered_to, &stop.name))
                 }
-                RawStep::Wait(duration) => {
-                    self.check_wait(duration);
-                    steps.push(Step::Wait(duration.0))
-                }
+                RawStep::StartStream(start) => Some(start.to.index_only()),
+                _ => None,
+            };
+            if let Some(read) = self.step(&mut reading, step, made) {
+                reading.traffic_at.push(traffic_at);
+                steps.push(read);
             }
         }
-        for (name, start) in streams {
+        for (name, start) in std::mem::take(&mut reading.streams) {
             self.error_at(start, format!("stream `{name}` is never stopped"));
+        }
+        // The other profiles: only what traffic sees can differ.
+        for profile in profiles.iter().skip(1) {
+            let mut oracle = Oracle::new(model_config(cluster, nodes(), *profile));
+            for (step, at) in steps.iter().zip(&reading.traffic_at) {
+                if let (Verdict::Traffic(lines), Some(at)) = (oracle.step(step), at) {
+                    for line in lines {
+                        self.error_at(
+                            at,
+                            format!(
+                                "under the {} conntrack profile, {line}",
+                                profile_name(*profile)
+                            ),
+                        );
+                    }
+                }
+            }
         }
         steps
     }
 
-    /// Warnings for floating IPs Calico accepts but that shadow something:
-    /// `pod`'s own against every live pod and host, and every live pod's
-    /// against `pod`'s addresses.
-    fn warn_risky<T>(
+    /// One step read (or None when there is nothing to run), its errors reported.
+    fn step<'r>(
         &mut self,
-        at: &Spanned<T>,
-        name: &str,
-        pod: &LivePod,
-        index: &LiveIndex,
-        raw: &RawScenario,
-    ) {
-        let families = [IpFamily::V4, IpFamily::V6];
-        let nodes: Vec<(String, IpAddr)> = if pod.floating_ips.is_empty() {
-            Vec::new()
-        } else {
-            raw.cluster
-                .nodes
-                .value
-                .iter()
-                // Past the limits (already an error) the addressing plan has no
-                // address to compare with.
-                .take(MAX_NODES)
-                .enumerate()
-                .flat_map(|(i, n)| {
-                    families.map(|f| (format!("node `{}`", n.value.name), node_uplink(i, f)))
+        reading: &mut Reading<'r>,
+        step: &'r Spanned<RawStep>,
+        made: Option<(Pod, Option<PathBuf>)>,
+    ) -> Option<Step> {
+        let errors = self.errors.len();
+        let read = match &step.value {
+            // Expanded into createPod and send steps before reading (scenario/bulk.rs).
+            RawStep::CreatePods(_) | RawStep::Sends(_) => return None,
+            RawStep::CreatePod(create) => self.create_pod(reading, step, create, made?)?,
+            RawStep::DeletePod(name) => {
+                if reading.oracle.cluster().pod(name.as_str()).is_none() {
+                    self.error_at(name, format!("no pod `{}` exists at this step", name.value));
+                }
+                Step::DeletePod(name.to_string())
+            }
+            RawStep::Annotate(annotate) => self.annotate(reading, step, annotate)?,
+            RawStep::SetPhase(set) => {
+                if reading.oracle.cluster().pod(set.pod.as_str()).is_none() {
+                    let message = format!("no pod `{}` exists at this step", set.pod.value);
+                    self.error_at(&set.pod, message);
+                }
+                Step::SetPhase(SetPhase {
+                    pod: set.pod.to_string(),
+                    phase: set.phase,
                 })
-                .chain(
-                    raw.cluster
-                        .externals
-                        .iter()
-                        .take(MAX_EXTERNALS)
-                        .enumerate()
-                        .flat_map(|(j, x)| {
-                            families.map(|f| {
-                                (
-                                    format!("external host `{}`", x.value.name),
-                                    external_address(j, f),
-                                )
-                            })
-                        }),
-                )
-                .collect()
+            }
+            RawStep::Send(send) => self.send(reading, send),
+            RawStep::StartStream(start) => self.start_stream(reading, start),
+            RawStep::StopStream(stop) => self.stop_stream(reading, stop),
+            RawStep::Wait(duration) => {
+                self.check_wait(duration);
+                Step::Wait(duration.0)
+            }
         };
-        let mut warnings = Vec::new();
-        for external in &pod.floating_ips {
-            let pods = LiveIndex::others(&index.own, external, name).map(|other| Holder {
-                what: format!("pod `{other}`"),
-                address: external,
-            });
-            let hosts =
-                nodes
-                    .iter()
-                    .filter(|(_, address)| address == external)
-                    .map(|(what, address)| Holder {
-                        what: what.clone(),
-                        address,
-                    });
-            warnings.extend(risky_floating_ip(*external, name, pods.chain(hosts)));
+        // A step the language already refused says nothing more.
+        if self.errors.len() == errors {
+            self.judge(reading, step, &read);
         }
-        for address in &pod.addresses {
-            for other in LiveIndex::others(&index.floating, address, name) {
-                let mine = [Holder {
-                    what: format!("pod `{name}`"),
-                    address,
-                }];
-                warnings.extend(
-                    risky_floating_ip(*address, other, mine)
-                        .into_iter()
-                        .filter(|w| w.contains("'s address")),
+        Some(read)
+    }
+
+    /// The model's verdict on `read`, reported where it belongs.
+    fn judge(&mut self, reading: &mut Reading<'_>, step: &Spanned<RawStep>, read: &Step) {
+        let before = match read {
+            Step::Annotate(Annotate { pod: name, .. })
+            | Step::SetPhase(SetPhase { pod: name, .. })
+            | Step::DeletePod(name) => Some(name.clone()),
+            _ => None,
+        }
+        .and_then(|name| reading.oracle.cluster().pod(&name).cloned());
+        match reading.oracle.step(read) {
+            Verdict::Pod(outcome) => match *outcome {
+                Err(mismatch) => {
+                    let at = self.mismatch_at(step, &mismatch);
+                    self.error_at(&at, mismatch.to_string());
+                }
+                Ok(effects) => {
+                    if let Some(pod) = &before {
+                        reading
+                            .index
+                            .remove(&pod.name, &pod.addresses, &floating_ips(pod));
+                    }
+                    let annotated = annotation_at(step);
+                    for entry in &effects.dropped_entries {
+                        let pod = read.cluster_step().map(|s| s.pod().to_string());
+                        self.warn_at(&annotated, format!(
+                        "Calico drops `{entry}` silently (not a plain IP address, or a family pod `{}` has no address of)",
+                        pod.unwrap_or_default()
+                    ));
+                    }
+                    let name = read.cluster_step().map(|s| s.pod().to_string());
+                    if let Some(pod) = name.and_then(|n| reading.oracle.cluster().pod(&n).cloned())
+                    {
+                        let fips = floating_ips(&pod);
+                        if !matches!(read, Step::SetPhase(_)) {
+                            self.warn_risky(&annotated, &pod.name, &pod.addresses, &fips, reading);
+                        }
+                        reading.index.add(&pod.name, &pod.addresses, &fips);
+                    }
+                }
+            },
+            // After an error, the model's cluster is not the one the
+            // scenario meant: its verdicts on traffic would only repeat it.
+            Verdict::Traffic(_) if !self.errors.is_empty() => {}
+            Verdict::Traffic(lines) => {
+                let at = reading.traffic_at_now(step);
+                for line in lines {
+                    self.error_at(&at, line);
+                }
+            }
+            Verdict::Nothing => {}
+        }
+    }
+
+    /// Where a step's outcome that differs from its expectation is reported:
+    /// Calico's words about an annotation at the annotation, the rest at the step.
+    fn mismatch_at(&self, step: &Spanned<RawStep>, mismatch: &ExpectationMismatch) -> Spanned<()> {
+        match mismatch.refused_by() {
+            Some(RefusedBy::CniAnnotation | RefusedBy::Conversion | RefusedBy::FelixPanic) => {
+                annotation_at(step)
+            }
+            _ => step.index_only(),
+        }
+    }
+
+    fn create_pod(
+        &mut self,
+        reading: &mut Reading<'_>,
+        step: &Spanned<RawStep>,
+        create: &RawCreatePod,
+        (pod, manifest): (Pod, Option<PathBuf>),
+    ) -> Option<Step> {
+        // Errors about manifest-sourced values point at the step's `manifest:`.
+        let name_span: Spanned<()> = match (&create.name, &create.manifest) {
+            (Some(n), _) => n.index_only(),
+            (None, Some(m)) => m.index_only(),
+            _ => step.index_only(),
+        };
+        if let Some(kind) = reading.hosts.get(&pod.name) {
+            let what = if *kind == HostKind::Node {
+                "a node"
+            } else {
+                "an external host"
+            };
+            let message = format!("duplicate name `{}`: already {what}", pod.name);
+            self.error_at(&name_span, message);
+            return None;
+        }
+        if reading.oracle.cluster().pod(&pod.name).is_some() {
+            let message = format!("pod `{}` already exists at this step", pod.name);
+            self.error_at(&name_span, message);
+            return None;
+        }
+        if reading.hosts.get(&pod.node) != Some(&HostKind::Node) {
+            let at = match (&create.node, &create.manifest) {
+                (Some(n), _) => n.index_only(),
+                (None, Some(m)) => m.index_only(),
+                _ => step.index_only(),
+            };
+            self.error_at(&at, format!("unknown node `{}`", pod.node));
+            return None;
+        }
+        Some(Step::CreatePod(CreatePod {
+            pod,
+            manifest,
+            expect_error: create.expect.as_ref().map(|e| e.error.clone()),
+        }))
+    }
+
+    fn annotate(
+        &mut self,
+        reading: &mut Reading<'_>,
+        step: &Spanned<RawStep>,
+        annotate: &RawAnnotate,
+    ) -> Option<Step> {
+        let value = match (&annotate.floating_ips, annotate.remove) {
+            (Some(v), false) => Some(v.value.clone()),
+            (None, true) => None,
+            _ => {
+                self.error_at(
+                    step,
+                    "annotate takes either `floatingIPs` or `remove: true`",
                 );
+                return None;
+            }
+        };
+        if reading
+            .oracle
+            .cluster()
+            .pod(annotate.pod.as_str())
+            .is_none()
+        {
+            let message = format!("no pod `{}` exists at this step", annotate.pod.value);
+            self.error_at(&annotate.pod, message);
+        }
+        Some(Step::Annotate(Annotate {
+            pod: annotate.pod.to_string(),
+            floating_ips: value,
+            expect_error: annotate.expect.as_ref().map(|e| e.error.clone()),
+        }))
+    }
+
+    fn send(&mut self, reading: &mut Reading<'_>, send: &RawSend) -> Step {
+        self.check_send_limits(send);
+        self.check_endpoints(&send.from, &send.to, reading);
+        self.check_port(send.protocol, send.port.as_ref());
+        self.check_delivery(send.expect.delivered_to.as_ref(), &reading.ever);
+        let delivered_to = send.expect.delivered_to.as_ref().map(|d| d.value.clone());
+        let loss = send.expect.loss.or(match delivered_to {
+            Some(Delivery::Pods(_) | Delivery::OneOf(_)) => Some(Loss::Packets(0)),
+            _ => None,
+        });
+        let expect = TrafficExpectation {
+            delivered_to,
+            seen_destination: send.expect.seen_destination,
+            seen_source: send.expect.seen_source,
+            reply_source: send.expect.reply_source.map(|a| a.0),
+            loss,
+            quoted_destination: send.expect.quoted_destination.map(|a| a.0),
+        };
+        if expect.is_empty() {
+            self.error_at(&send.to, EMPTY_EXPECT.to_string());
+        }
+        Step::Send(Send {
+            protocol: send.protocol,
+            from: send.from.to_string(),
+            to: send.to.value.clone(),
+            count: send.count.as_ref().map_or(DEFAULT_COUNT, |c| c.value),
+            interval: send.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
+            port: send.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
+            expect,
+        })
+    }
+
+    fn start_stream<'r>(&mut self, reading: &mut Reading<'r>, start: &'r RawStartStream) -> Step {
+        self.check_interval(start.interval.as_ref());
+        self.check_endpoints(&start.from, &start.to, reading);
+        self.check_port(start.protocol, start.port.as_ref());
+        if reading
+            .streams
+            .insert(start.name.to_string(), &start.name)
+            .is_some()
+        {
+            let message = format!("stream `{}` is already running", start.name.value);
+            self.error_at(&start.name, message);
+        }
+        Step::StartStream(StartStream {
+            name: start.name.to_string(),
+            protocol: start.protocol,
+            from: start.from.to_string(),
+            to: start.to.value.clone(),
+            interval: start.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
+            port: start.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
+        })
+    }
+
+    fn stop_stream(&mut self, reading: &mut Reading<'_>, stop: &RawStopStream) -> Step {
+        if reading.streams.remove(stop.name.as_str()).is_none() {
+            self.error_at(
+                &stop.name,
+                format!(
+                    "stream `{}` is not running at this step (never started, or already stopped)",
+                    stop.name.value
+                ),
+            );
+        }
+        self.check_delivery(stop.expect.delivered_to.as_ref(), &reading.ever);
+        if let Some(at) = &stop.expect.after_move_at {
+            if !reading.ever.contains(at.as_str()) {
+                self.error_at(at, format!("no pod named `{}` in this scenario", at.value));
             }
         }
-        for warning in warnings {
-            self.warn_at(at, warning);
+        let expect = StreamExpectation {
+            delivered_to: stop.expect.delivered_to.as_ref().map(|d| d.value.clone()),
+            loss: stop.expect.loss,
+            after_move_at: stop.expect.after_move_at.as_ref().map(|a| a.to_string()),
+        };
+        if expect.is_empty() {
+            self.error_at(&stop.name, EMPTY_EXPECT.to_string());
         }
+        Step::StopStream(StopStream {
+            name: stop.name.to_string(),
+            expect,
+        })
     }
 
     fn check_endpoints(
         &mut self,
         from: &Spanned<Name>,
         to: &Spanned<Target>,
-        hosts: &BTreeMap<String, HostKind>,
-        live: &BTreeMap<String, LivePod>,
-        dual_stack: bool,
+        reading: &Reading<'_>,
     ) {
-        if !hosts.contains_key(from.as_str()) && !live.contains_key(from.as_str()) {
+        let cluster = reading.oracle.cluster();
+        if !reading.hosts.contains_key(from.as_str()) && cluster.pod(from.as_str()).is_none() {
             self.error_at(
                 from,
                 format!(
@@ -455,15 +393,15 @@ impl Loader<'_> {
             );
         }
         if let Target::Host { name, family } = &to.value {
-            let is_pod = live.contains_key(name);
-            if !hosts.contains_key(name) && !is_pod {
+            let is_pod = cluster.pod(name).is_some();
+            if !reading.hosts.contains_key(name) && !is_pod {
                 self.error_at(
                     to,
                     format!(
                         "unknown target `{name}`: no node, external host or live pod has this name"
                     ),
                 );
-            } else if is_pod && *family == IpFamily::V6 && !dual_stack {
+            } else if is_pod && *family == IpFamily::V6 && !cluster.config().dual_stack {
                 self.error_at(
                     to,
                     format!("pod `{name}` has no IPv6 address: the cluster is not dual stack"),
@@ -490,5 +428,54 @@ impl Loader<'_> {
                 }
             }
         }
+    }
+}
+
+impl Reading<'_> {
+    /// Where the current step's disagreement with the model points.
+    fn traffic_at_now(&self, step: &Spanned<RawStep>) -> Spanned<()> {
+        match &step.value {
+            RawStep::Send(send) => delivery_or(&send.expect.delivered_to, &send.to),
+            RawStep::StopStream(stop) => delivery_or(&stop.expect.delivered_to, &stop.name),
+            RawStep::StartStream(start) => start.to.index_only(),
+            _ => step.index_only(),
+        }
+    }
+}
+
+/// The `deliveredTo` of an expectation when it has one, else `fallback`.
+fn delivery_or<T>(delivered_to: &Option<Spanned<Delivery>>, fallback: &Spanned<T>) -> Spanned<()> {
+    delivered_to
+        .as_ref()
+        .map_or_else(|| fallback.index_only(), |d| d.index_only())
+}
+
+/// Where Calico's words about a step's floating-IP annotation point: the
+/// annotation's value, else the pod's manifest, else the step.
+fn annotation_at(step: &Spanned<RawStep>) -> Spanned<()> {
+    match &step.value {
+        RawStep::CreatePod(create) => create
+            .annotations
+            .get(FLOATING_IPS_ANNOTATION)
+            .map(|v| v.index_only())
+            .or_else(|| create.manifest.as_ref().map(|m| m.index_only()))
+            .unwrap_or_else(|| step.index_only()),
+        RawStep::Annotate(annotate) => annotate
+            .floating_ips
+            .as_ref()
+            .map_or_else(|| step.index_only(), |v| v.index_only()),
+        _ => step.index_only(),
+    }
+}
+
+/// The floating IPs Felix has for `pod`.
+fn floating_ips(pod: &crate::calico::cluster::Pod) -> Vec<IpAddr> {
+    pod.felix.ip_nats().iter().map(|p| p.external).collect()
+}
+
+fn profile_name(profile: ConntrackProfile) -> &'static str {
+    match profile {
+        ConntrackProfile::Calico => "calico",
+        ConntrackProfile::Strict => "strict",
     }
 }

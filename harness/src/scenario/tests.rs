@@ -183,6 +183,37 @@ fn rule_errors() {
     insta::assert_yaml_snapshot!(rendered);
 }
 
+/// Every expectation of traffic is checked against the Calico model's
+/// prediction: one that disagrees is an error naming both, at the
+/// expectation.
+#[test]
+fn expectations_that_disagree_with_the_model() {
+    const WEB: &str = "  - createPod:\n      name: web\n      node: node-a\n      annotations: {cni.projectcalico.org/floatingIPs: '[\"203.0.113.10\"]'}\n";
+    let pools = "  pools: [{manifest: ../fixtures/pools/floating-ips.yaml}]\n";
+    let cases = [
+        // The replies come from the floating IP, not the pod.
+        format!("{pools}steps:\n{WEB}  - send: {{protocol: icmp, from: client, to: 203.0.113.10, expect: {{deliveredTo: web, replySource: 198.19.0.0}}}}\n"),
+        // Outside every pool the floating IP is not exported.
+        format!("{WEB}  - send: {{protocol: icmp, from: client, to: 203.0.113.10, expect: {{deliveredTo: web}}}}\n"),
+        // A closed UDP port answers with an ICMP error, not a reply.
+        format!("{pools}steps:\n{WEB}  - send: {{protocol: udp, port: 9, from: client, to: 203.0.113.10, expect: {{deliveredTo: web}}}}\n"),
+        // Under Calico's profile a flow keeps its pod across a move on one node.
+        format!("{pools}profiles: [calico, strict]\nsteps:\n{WEB}  - createPod: {{name: web-b, node: node-a}}\n  - startStream: {{name: s1, protocol: icmp, from: client, to: 203.0.113.10}}\n  - annotate: {{pod: web, remove: true}}\n  - annotate: {{pod: web-b, floatingIPs: '[\"203.0.113.10\"]'}}\n  - stopStream: {{name: s1, expect: {{deliveredTo: [web, web-b], afterMoveAt: web-b}}}}\n"),
+    ];
+    let rendered: Vec<String> = cases
+        .iter()
+        .map(|text| {
+            let text = if text.starts_with("  pools") {
+                format!("{HEAD}{text}")
+            } else {
+                format!("{HEAD}steps:\n{text}")
+            };
+            errors(&text)
+        })
+        .collect();
+    insta::assert_yaml_snapshot!(rendered);
+}
+
 #[test]
 fn cluster_errors() {
     let cases = [

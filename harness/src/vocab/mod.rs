@@ -6,6 +6,8 @@
 //! - [`addressing`]: the lab's addressing plan (node uplinks, external hosts,
 //!   the fabric, the pod gateway, bridge and port names, fixed ifindexes);
 //! - [`names`]: lab, member and namespace names;
+//! - [`topology`]: a node's interfaces as its dataplane sees them (the lab
+//!   reads them, dataplanes and drivers are told them);
 //! - [`IpFamily`], [`Protocol`], [`BackendKind`], [`RoutingMode`],
 //!   [`ConntrackProfile`]: the enums a scenario chooses among.
 
@@ -16,6 +18,7 @@ mod family;
 pub mod names;
 mod protocol;
 mod routing;
+pub mod topology;
 
 pub use backend::BackendKind;
 pub use conntrack::ConntrackProfile;

@@ -8,10 +8,7 @@ use ipnet::IpNet;
 use crate::bgp::topology::{BgpNode, BgpTopology, ClusterRoutes};
 use crate::calico::{Encapsulation, IpFamily, IpPool};
 
-/// Felix's and confd's normal route priority (BGPConfiguration
-/// `ipv4NormalRoutePriority` / `ipv6NormalRoutePriority`, default 1024;
-/// confd/pkg/backends/calico/bgp_processor.go `getNormalRoutePriority`).
-pub const NORMAL_ROUTE_PRIORITY: u32 = 1024;
+pub use crate::calico::felix::NORMAL_ROUTE_PRIORITY;
 /// BIRD's largest integer (confd/pkg/resource/template `BirdIntMaxValue`).
 pub const BIRD_INT_MAX: u32 = 2_147_483_647;
 /// `birdOverridePreference` in bgp_processor.go: lets an elevated-priority

@@ -20,6 +20,7 @@
 //! rate-limited ICMP errors a router sends for a packet it has no route for,
 //! and what a node or external host answers besides ICMP echo.
 
+mod expect;
 mod flow;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+pub use expect::{address_book, observed, send_disagreements, StreamWatch};
 pub use flow::Flow;
 
 use super::cluster::Cluster;
@@ -72,8 +74,7 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    /// The pods that receive the packet in some outcome (strays included:
-    /// the pod's interface sees them).
+    /// The pods that receive the packet in some outcome.
     pub fn pods(&self) -> Vec<&str> {
         let mut pods: Vec<&str> = self
             .outcomes
@@ -111,9 +112,6 @@ pub enum Landing {
         /// port): the destination the error quotes, as the sender sees it.
         quoted_destination: Option<IpAddr>,
     },
-    /// It reaches a pod's interface still addressed to something the pod
-    /// does not own (routed there without NAT): the pod's kernel drops it.
-    Stray { pod: String, destination: IpAddr },
     /// A host's own stack takes it (a node's, an external host's, the
     /// fabric's, or the sending pod's own address).
     Host {
@@ -127,10 +125,10 @@ pub enum Landing {
 }
 
 impl Landing {
-    /// The pod that receives the packet (addressed to it or not).
+    /// The pod that receives the packet.
     pub fn pod(&self) -> Option<&str> {
         match self {
-            Landing::Pod { pod, .. } | Landing::Stray { pod, .. } => Some(pod),
+            Landing::Pod { pod, .. } => Some(pod),
             _ => None,
         }
     }
@@ -149,6 +147,11 @@ pub enum DropReason {
     Loop,
     /// It reached a host that is not its destination and does not forward.
     NotForwarded,
+    /// A node routes it to a pod's interface still addressed to something
+    /// the pod does not own (no NAT on the way): the node asks for that
+    /// address's neighbour on the interface, the pod never answers, and the
+    /// packet waits in the neighbour queue until it is dropped.
+    NoNeighbour,
 }
 
 /// Why a packet cannot be predicted.

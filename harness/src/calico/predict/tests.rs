@@ -39,7 +39,6 @@ fn describe(prediction: &Prediction) -> Vec<String> {
                 }
                 text
             }
-            Landing::Stray { pod, destination } => format!("stray {pod} dst {destination}"),
             Landing::Host { host, .. } => format!("host {host}"),
             Landing::Dropped { at, reason } => format!("dropped at {at} ({reason:?})"),
         })
@@ -302,8 +301,9 @@ fn a_flow_across_a_move_on_one_node(
 }
 
 /// route-move-cleans-floating-ip-conntrack: a flow that began before the
-/// floating IP had a pod carries no DNAT and strays to the first claimant's
-/// interface; when the device route moves to a newer interface, Felix
+/// floating IP had a pod carries no DNAT; once the first claimant's device
+/// route exists its packets wait there for a neighbour that never answers;
+/// when the device route moves to a newer interface, Felix
 /// deletes the entry and the flow is DNAT'd to the text-earliest claimant.
 #[test]
 fn felix_route_move_cleans_a_flow_without_nat() {
@@ -325,7 +325,7 @@ fn felix_route_move_cleans_a_flow_without_nat() {
         seen,
         [
             vec!["dropped at fabric (NoRoute)".to_string()],
-            vec!["stray web-a dst 203.0.113.10".to_string()],
+            vec!["dropped at node-a (NoNeighbour)".to_string()],
             vec!["pod web-a dst 198.19.0.0 src 198.18.0.10 reply 203.0.113.10".to_string()],
         ]
     );

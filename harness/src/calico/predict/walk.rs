@@ -219,19 +219,18 @@ impl Walk<'_> {
         }
     }
 
-    /// The packet reaches `pod`'s interface.
+    /// The node at the end of `path` routes the packet to `pod`'s interface.
     fn pod(&self, pod: &str, pkt: Pkt, mut path: Vec<String>) -> Outcome {
-        path.push(pod.to_string());
         let owns = self
             .cluster
             .pod(pod)
             .is_some_and(|p| p.addresses.contains(&pkt.dst));
-        let landing = if !owns {
-            Landing::Stray {
-                pod: pod.to_string(),
-                destination: pkt.dst,
-            }
-        } else {
+        if !owns {
+            let node = path.last().cloned().unwrap_or_default();
+            return dropped(path, &node, DropReason::NoNeighbour);
+        }
+        path.push(pod.to_string());
+        let landing = {
             let answer = pod_answers(self.protocol, self.port);
             Landing::Pod {
                 pod: pod.to_string(),

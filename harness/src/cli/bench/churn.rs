@@ -327,7 +327,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let figures = runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
         let mut figures = Vec::new();
         for kind in &kinds {
             for order in &orders {

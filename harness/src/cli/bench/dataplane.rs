@@ -426,7 +426,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let (applies, labs, bird) = runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
         let mut applies = Vec::new();
         let mut labs = Vec::new();
         for kind in BackendKind::ALL {

@@ -110,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let lab_name = format!("bl{}", std::process::id());
     let result = rt.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
         let mut runs = Vec::new();
         for _ in 0..args.runs {
             tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;

@@ -224,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn run_labs(args: &Args) -> anyhow::Result<ExitCode> {
     let total_pods = args.nodes * args.pods;
-    fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
+    fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
     // The whole lab first, on a kernel with no earlier clean-up pending; the
     // baseline's sample after it (each of its two sides waits for the kernel
     // in the same way, see `baseline`).

@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|_| {})?;
+        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
         bench(args).await
     })
 }

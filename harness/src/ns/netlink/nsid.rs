@@ -8,12 +8,12 @@ use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::Member;
-use crate::lab::error::LabError;
+use super::NetlinkError;
 
 impl Member {
     /// The id this member's namespace has given the namespace `other` (an open
     /// file on it), if any.
-    pub(crate) async fn nsid_of(&self, other: &File) -> Result<Option<i32>, LabError> {
+    pub(crate) async fn nsid_of(&self, other: &File) -> Result<Option<i32>, NetlinkError> {
         let mut message = NsidMessage::default();
         message.attributes = vec![NsidAttribute::Fd(other.as_raw_fd() as u32)];
         let answers = self

@@ -12,7 +12,7 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use crate::lab::error::LabError;
+use super::NetlinkError;
 
 /// How a request treats an object that already exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,8 +65,8 @@ pub(crate) struct BatchSocket {
 
 impl BatchSocket {
     /// Open a socket in the calling thread's namespace; `namespace` names it in errors.
-    pub(crate) fn open_here(namespace: &str) -> Result<Self, LabError> {
-        let socket_error = |source| LabError::Socket {
+    pub(crate) fn open_here(namespace: &str) -> Result<Self, NetlinkError> {
+        let socket_error = |source| NetlinkError::Socket {
             namespace: namespace.to_string(),
             source,
         };
@@ -84,11 +84,11 @@ impl BatchSocket {
     }
 
     /// Send every request of `batch` at once and wait for all the answers.
-    pub(crate) fn send(&self, batch: Batch) -> Result<(), LabError> {
+    pub(crate) fn send(&self, batch: Batch) -> Result<(), NetlinkError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let io = |source: std::io::Error, action: &str| LabError::Socket {
+        let io = |source: std::io::Error, action: &str| NetlinkError::Socket {
             namespace: self.namespace.clone(),
             source: std::io::Error::new(source.kind(), format!("{action}: {source}")),
         };
@@ -135,7 +135,7 @@ impl BatchSocket {
         }
         match failure {
             None => Ok(()),
-            Some((index, error)) => Err(LabError::Netlink {
+            Some((index, error)) => Err(NetlinkError::Netlink {
                 namespace: self.namespace.clone(),
                 action: batch.actions[index].clone(),
                 source: rtnetlink::Error::NetlinkError(error),

@@ -13,7 +13,7 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::RouteMessageBuilder;
 
 use super::Member;
-use crate::lab::error::LabError;
+use super::NetlinkError;
 
 /// Where a route sends packets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,10 @@ pub struct RouteSeen {
 impl Member {
     /// The main-table route the kernel would pick for `address` by prefix
     /// length (ties: the first listed, which is the lowest metric), if any.
-    pub(crate) async fn route_to(&self, address: IpAddr) -> Result<Option<RouteSeen>, LabError> {
+    pub(crate) async fn route_to(
+        &self,
+        address: IpAddr,
+    ) -> Result<Option<RouteSeen>, NetlinkError> {
         let request = match address {
             IpAddr::V4(_) => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
             IpAddr::V6(_) => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::Member;
-use crate::lab::error::LabError;
-use crate::lab::netns::{write_sysctls_here, Netns};
+use super::NetlinkError;
+use crate::ns::netns::{write_sysctls_here, CreationGate, Netns};
 
 /// A namespace to create, with the sysctls to write in it before any link exists
 /// (new links copy the namespace's `default` settings when they are made).
@@ -20,14 +20,15 @@ pub(crate) struct NamespaceJob {
 
 /// Create namespaces on up to `threads` dedicated threads (never tokio workers),
 /// write their sysctls and open a netlink socket inside each; the connections
-/// run on `rt`. Results come back in job order.
+/// run on `rt`; not once `gate` is closed. Results come back in job order.
 pub(crate) fn create_members(
     rt: &tokio::runtime::Handle,
     jobs: &[NamespaceJob],
     threads: usize,
-) -> Vec<Result<Member, LabError>> {
+    gate: &CreationGate,
+) -> Vec<Result<Member, NetlinkError>> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Member, LabError>>>> =
+    let results: Mutex<Vec<Option<Result<Member, NetlinkError>>>> =
         Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, jobs.len().max(1)) {
@@ -36,7 +37,7 @@ pub(crate) fn create_members(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let result = create_member_here(rt, job);
+                    let result = create_member_here(rt, job, gate);
                     results.lock().expect("results lock")[i] = Some(result);
                 }
             });
@@ -49,7 +50,7 @@ pub(crate) fn create_members(
         .zip(jobs)
         .map(|(r, job)| {
             r.unwrap_or_else(|| {
-                Err(LabError::Socket {
+                Err(NetlinkError::Socket {
                     namespace: job.name.clone(),
                     source: std::io::Error::other("worker thread ended early"),
                 })
@@ -58,13 +59,18 @@ pub(crate) fn create_members(
         .collect()
 }
 
-fn create_member_here(rt: &tokio::runtime::Handle, job: &NamespaceJob) -> Result<Member, LabError> {
-    let netns = Netns::create_and_enter(&job.name)?;
+fn create_member_here(
+    rt: &tokio::runtime::Handle,
+    job: &NamespaceJob,
+    gate: &CreationGate,
+) -> Result<Member, NetlinkError> {
+    let netns = Netns::create_and_enter(&job.name, gate)?;
     write_sysctls_here(&job.name, &job.sysctls)?;
-    let (connection, nl, _) = rtnetlink::new_connection().map_err(|source| LabError::Socket {
-        namespace: job.name.clone(),
-        source,
-    })?;
+    let (connection, nl, _) =
+        rtnetlink::new_connection().map_err(|source| NetlinkError::Socket {
+            namespace: job.name.clone(),
+            source,
+        })?;
     rt.spawn(connection);
     Ok(Member { netns, nl })
 }
@@ -72,8 +78,8 @@ fn create_member_here(rt: &tokio::runtime::Handle, job: &NamespaceJob) -> Result
 impl Member {
     /// Open a netlink socket inside `netns`, its connection driven on `rt`;
     /// the socket closes when the last clone of the handle goes.
-    pub(crate) fn open(netns: Netns, rt: &tokio::runtime::Handle) -> Result<Self, LabError> {
-        let socket_error = |source| LabError::Socket {
+    pub(crate) fn open(netns: Netns, rt: &tokio::runtime::Handle) -> Result<Self, NetlinkError> {
+        let socket_error = |source| NetlinkError::Socket {
             namespace: netns.name().to_string(),
             source,
         };
@@ -92,13 +98,15 @@ impl Member {
 
 /// Run `work` with a fresh netlink socket inside `ns`, on a thread of its own
 /// that drives a single-threaded runtime; the socket closes when `work` ends.
-pub(crate) fn with_member<F, Fut, R>(ns: &Netns, work: F) -> Result<R, LabError>
+/// `work` fails with its caller's error type, which takes netlink's.
+pub(crate) fn with_member<F, Fut, R, E>(ns: &Netns, work: F) -> Result<R, E>
 where
     F: FnOnce(Member) -> Fut + Send,
-    Fut: Future<Output = Result<R, LabError>>,
+    Fut: Future<Output = Result<R, E>>,
     R: Send,
+    E: From<NetlinkError> + Send,
 {
-    let socket_error = |source| LabError::Socket {
+    let socket_error = |source| NetlinkError::Socket {
         namespace: ns.name().to_string(),
         source,
     };
@@ -118,7 +126,8 @@ where
             driver.abort();
             result
         })
-    })?
+    })
+    .map_err(NetlinkError::from)?
 }
 
 /// A netlink socket inside one namespace kept for many pieces of work (the
@@ -132,11 +141,11 @@ pub(crate) struct KeptMember {
 }
 
 impl KeptMember {
-    pub(crate) fn open(ns: &Netns) -> Result<Self, LabError> {
+    pub(crate) fn open(ns: &Netns) -> Result<Self, NetlinkError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
-            .map_err(|source| LabError::Socket {
+            .map_err(|source| NetlinkError::Socket {
                 namespace: ns.name().to_string(),
                 source,
             })?;
@@ -150,10 +159,10 @@ impl KeptMember {
     }
 
     /// Run `work` with the kept socket; one piece of work at a time.
-    pub(crate) fn run<F, Fut, R>(&self, work: F) -> Result<R, LabError>
+    pub(crate) fn run<F, Fut, R, E>(&self, work: F) -> Result<R, E>
     where
         F: FnOnce(Member) -> Fut,
-        Fut: Future<Output = Result<R, LabError>>,
+        Fut: Future<Output = Result<R, E>>,
     {
         let runtime = self
             .runtime

@@ -8,13 +8,13 @@ use rtnetlink::packet_route::route::{
 };
 use rtnetlink::RouteMessageBuilder;
 
+use super::NetlinkError;
 use super::{errno, Member};
-use crate::lab::error::LabError;
 
 impl Member {
     /// Add or replace a route. `via` and `dev` may both be given (gateway on a
     /// given link); `onlink` skips the kernel's check that the gateway is reachable.
-    pub(crate) async fn replace_route(&self, route: Route) -> Result<(), LabError> {
+    pub(crate) async fn replace_route(&self, route: Route) -> Result<(), NetlinkError> {
         let message = self.message(&route)?;
         self.nl
             .route()
@@ -33,7 +33,7 @@ impl Member {
         destination: IpAddr,
         prefix: u8,
         protocol: Option<u8>,
-    ) -> Result<(), LabError> {
+    ) -> Result<(), NetlinkError> {
         let route = Route {
             protocol,
             ..Route::unicast(destination, prefix)
@@ -53,7 +53,7 @@ impl Member {
     }
 
     /// The main-table routes (both families) whose protocol is `protocol`.
-    pub(crate) async fn list_routes(&self, protocol: u8) -> Result<Vec<Route>, LabError> {
+    pub(crate) async fn list_routes(&self, protocol: u8) -> Result<Vec<Route>, NetlinkError> {
         let mut found = Vec::new();
         for request in [
             RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
@@ -71,8 +71,8 @@ impl Member {
         Ok(found)
     }
 
-    fn message(&self, route: &Route) -> Result<RouteMessage, LabError> {
-        route.message().map_err(|e| LabError::Netlink {
+    fn message(&self, route: &Route) -> Result<RouteMessage, NetlinkError> {
+        route.message().map_err(|e| NetlinkError::Netlink {
             namespace: self.name().to_string(),
             action: format!("build route {route}"),
             source: rtnetlink::Error::InvalidNla(e),
@@ -260,7 +260,7 @@ impl Route {
             // calico_aggr keeps such /32s of a node's own block on the node.
             // One metric for the floating-IP routes of both kinds also lets a
             // replace turn one into the other.
-            builder = builder.priority(crate::bgp::FELIX_NORMAL_ROUTE_PRIORITY);
+            builder = builder.priority(crate::calico::felix::NORMAL_ROUTE_PRIORITY);
         }
         Ok(builder.build())
     }

@@ -7,9 +7,9 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::LinkBridge;
 
+use super::NetlinkError;
 use super::{errno, Member};
-use crate::lab::error::LabError;
-use crate::lab::netns::Netns;
+use crate::ns::netns::Netns;
 
 pub(crate) struct VethEnd<'a> {
     pub name: &'a str,
@@ -19,7 +19,7 @@ pub(crate) struct VethEnd<'a> {
 }
 
 impl Member {
-    pub(crate) async fn link_up(&self, index: u32, what: &str) -> Result<(), LabError> {
+    pub(crate) async fn link_up(&self, index: u32, what: &str) -> Result<(), NetlinkError> {
         self.nl
             .link()
             .set(super::requests::link_up(index))
@@ -28,7 +28,7 @@ impl Member {
             .map_err(self.fail(format!("set {what} up")))
     }
 
-    pub(crate) async fn add_bridge(&self, name: &str, index: u32) -> Result<(), LabError> {
+    pub(crate) async fn add_bridge(&self, name: &str, index: u32) -> Result<(), NetlinkError> {
         let message = LinkBridge::new(name).index(index).up().build();
         self.nl
             .link()
@@ -46,7 +46,7 @@ impl Member {
         local: VethEnd<'_>,
         peer: VethEnd<'_>,
         peer_ns: &Netns,
-    ) -> Result<(), LabError> {
+    ) -> Result<(), NetlinkError> {
         let peer_file = peer_ns.file()?;
         let message = super::requests::veth(&local, &peer, peer_file.as_raw_fd());
         self.nl
@@ -62,7 +62,7 @@ impl Member {
             )))
     }
 
-    pub(crate) async fn delete_link(&self, index: u32, what: &str) -> Result<(), LabError> {
+    pub(crate) async fn delete_link(&self, index: u32, what: &str) -> Result<(), NetlinkError> {
         match self.nl.link().del(index).execute().await {
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
             other => other.map_err(self.fail(format!("delete {what}"))),
@@ -70,7 +70,7 @@ impl Member {
     }
 
     /// The MAC address of a link (IFLA_ADDRESS).
-    pub(crate) async fn link_mac(&self, index: u32, what: &str) -> Result<Vec<u8>, LabError> {
+    pub(crate) async fn link_mac(&self, index: u32, what: &str) -> Result<Vec<u8>, NetlinkError> {
         let mut links = self.nl.link().get().match_index(index).execute();
         let link = links
             .try_next()
@@ -87,7 +87,7 @@ impl Member {
     }
 
     /// The ifindex of a link by name, if it exists.
-    pub(crate) async fn link_index(&self, name: &str) -> Result<Option<u32>, LabError> {
+    pub(crate) async fn link_index(&self, name: &str) -> Result<Option<u32>, NetlinkError> {
         let mut links = self.nl.link().get().match_name(name.to_string()).execute();
         match links.try_next().await {
             Ok(Some(link)) => Ok(Some(link.header.index)),
@@ -100,7 +100,7 @@ impl Member {
     /// The links whose peer is in another namespace: name and that namespace's
     /// id as this one sees it (IFLA_LINK_NETNSID). Dumping the links is also
     /// what makes the kernel give every peer namespace an id here.
-    pub(crate) async fn peer_links(&self) -> Result<Vec<(String, i32)>, LabError> {
+    pub(crate) async fn peer_links(&self) -> Result<Vec<(String, i32)>, NetlinkError> {
         let mut peers = Vec::new();
         let mut links = self.nl.link().get().execute();
         while let Some(link) = links.try_next().await.map_err(self.fail("list links"))? {
@@ -123,7 +123,7 @@ impl Member {
     /// Every link's name by ifindex.
     pub(crate) async fn link_names(
         &self,
-    ) -> Result<std::collections::HashMap<u32, String>, LabError> {
+    ) -> Result<std::collections::HashMap<u32, String>, NetlinkError> {
         let mut names = std::collections::HashMap::new();
         let mut links = self.nl.link().get().execute();
         while let Some(link) = links.try_next().await.map_err(self.fail("list links"))? {

@@ -6,6 +6,7 @@
 
 mod address;
 mod batch;
+mod error;
 mod link;
 mod lookup;
 mod nsid;
@@ -15,6 +16,7 @@ mod socket;
 
 pub use address::{list_addresses, LinkAddress};
 pub(crate) use batch::{Batch, BatchSocket, Create};
+pub use error::NetlinkError;
 pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
 pub(crate) use requests::{address as address_message, link_up, veth, workload_host_side_v4};
@@ -28,10 +30,9 @@ use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_RE
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
 
-use super::error::LabError;
 use super::netns::Netns;
 
-/// A namespace of the lab with its own netlink socket.
+/// A namespace with its own netlink socket.
 #[derive(Clone, Debug)]
 pub struct Member {
     pub netns: Netns,
@@ -51,9 +52,12 @@ impl Member {
         self.netns.name()
     }
 
-    fn fail(&self, action: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LabError + '_ {
+    fn fail(
+        &self,
+        action: impl Into<String>,
+    ) -> impl FnOnce(rtnetlink::Error) -> NetlinkError + '_ {
         let action = action.into();
-        move |source| LabError::Netlink {
+        move |source| NetlinkError::Netlink {
             namespace: self.name().to_string(),
             action,
             source,
@@ -66,7 +70,7 @@ impl Member {
         &self,
         message: RouteNetlinkMessage,
         action: String,
-    ) -> Result<Vec<RouteNetlinkMessage>, LabError> {
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
         let mut request = NetlinkMessage::from(message);
         request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
         let fail = self.fail(action);

@@ -7,9 +7,9 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
 use serde::{Deserialize, Serialize};
 
+use super::NetlinkError;
 use super::{with_member, Member};
-use crate::lab::error::LabError;
-use crate::lab::netns::Netns;
+use crate::ns::netns::Netns;
 
 /// One address of a member, on the link that holds it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ impl Member {
         address: IpAddr,
         prefix: u8,
         what: &str,
-    ) -> Result<(), LabError> {
+    ) -> Result<(), NetlinkError> {
         let mut request = self.nl.address().add(index, address, prefix).replace();
         *request.message_mut() = super::requests::address(index, address, prefix);
         request
@@ -43,7 +43,7 @@ impl Member {
 
     /// The member's addresses people care about: not loopback's, not IPv6
     /// link-local ones (every link has one), sorted.
-    pub(crate) async fn addresses(&self) -> Result<Vec<LinkAddress>, LabError> {
+    pub(crate) async fn addresses(&self) -> Result<Vec<LinkAddress>, NetlinkError> {
         let names = self.link_names().await?;
         let mut found = Vec::new();
         let mut messages = self.nl.address().get().execute();
@@ -78,6 +78,6 @@ impl Member {
 }
 
 /// The addresses of the namespace `ns` (see [`Member::addresses`]).
-pub fn list_addresses(ns: &Netns) -> Result<Vec<LinkAddress>, LabError> {
+pub fn list_addresses(ns: &Netns) -> Result<Vec<LinkAddress>, NetlinkError> {
     with_member(ns, |member| async move { member.addresses().await })
 }

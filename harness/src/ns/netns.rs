@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -52,6 +52,44 @@ pub enum NetnsError {
     ThreadPanicked(String),
 }
 
+/// Whether namespaces may still be created. A process that tears its labs
+/// down on an interrupt closes its gate first: creations in flight end (they
+/// hold it open for reading), later ones are refused, so nothing is created
+/// after the clean-up starts looking for what to remove. The gate is passed
+/// in; this module keeps none of its own.
+#[derive(Debug, Default)]
+pub struct CreationGate(RwLock<bool>);
+
+/// Creation was refused: the gate is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl CreationGate {
+    pub const fn new() -> Self {
+        Self(RwLock::new(false))
+    }
+
+    /// Run `create` unless the gate is closed; closing waits for it to end.
+    /// Nothing in `create` may take this gate again (a close waiting for it
+    /// would block the second read for ever).
+    pub fn unless_closed<R>(&self, create: impl FnOnce() -> R) -> Result<R, Closed> {
+        let closed = self.0.read().unwrap_or_else(|e| e.into_inner());
+        if *closed {
+            return Err(Closed);
+        }
+        Ok(create())
+    }
+
+    /// Refuse every later creation (after those in flight end).
+    pub fn close(&self) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 fn sys(name: &str, action: &'static str, source: impl Into<std::io::Error>) -> NetnsError {
     NetnsError::Sys {
         name: name.to_string(),
@@ -72,12 +110,12 @@ pub struct Netns {
 
 impl Netns {
     /// Create a new, empty namespace pinned at `/run/netns/<name>`.
-    pub fn create(name: &str) -> Result<Self, NetnsError> {
+    pub fn create(name: &str, gate: &CreationGate) -> Result<Self, NetnsError> {
         validate_name(name)?;
         // unshare() affects only the calling thread, so do it on a throwaway thread.
         std::thread::scope(|scope| {
             scope
-                .spawn(|| Self::create_and_enter(name))
+                .spawn(|| Self::create_and_enter(name, gate))
                 .join()
                 .map_err(|_| NetnsError::ThreadPanicked(name.to_string()))?
         })
@@ -88,17 +126,16 @@ impl Netns {
     /// create the next namespace): never a tokio worker, never the main thread.
     /// Labs use it to create many namespaces and open their sockets on a few
     /// threads instead of one thread per step.
-    pub fn create_and_enter(name: &str) -> Result<Self, NetnsError> {
+    pub fn create_and_enter(name: &str, gate: &CreationGate) -> Result<Self, NetnsError> {
         validate_name(name)?;
-        // Not once this process's clean-up has started (an interrupt), which
+        // Not once the caller's clean-up has started (an interrupt), which
         // waits for this creation to end before it looks for what to remove.
-        super::signals::unless_cancelled(|| Self::create_pin_and_enter(name))
+        gate.unless_closed(|| Self::create_pin_and_enter(name))
             .map_err(|_| NetnsError::Cancelled(name.to_string()))?
     }
 
-    /// Runs under [`super::signals::unless_cancelled`] already: nothing in
-    /// it may take that guard again (a clean-up waiting for it would block
-    /// the second read for ever).
+    /// Runs under [`CreationGate::unless_closed`] already: nothing in it may
+    /// take the gate again.
     fn create_pin_and_enter(name: &str) -> Result<Self, NetnsError> {
         create_pins(&[name]).remove(0)?;
         Self::unshare_and_pin(name)?;
@@ -110,9 +147,9 @@ impl Netns {
     /// file (see [`Netns::by_name`]). The same rules as
     /// [`Netns::create_and_enter`] apply to the thread; not once clean-up
     /// has started, whose listing finds the pin files already made.
-    pub(crate) fn enter_new_pinned(name: &str) -> Result<Self, NetnsError> {
+    pub(crate) fn enter_new_pinned(name: &str, gate: &CreationGate) -> Result<Self, NetnsError> {
         validate_name(name)?;
-        super::signals::unless_cancelled(|| Self::unshare_and_pin(name))
+        gate.unless_closed(|| Self::unshare_and_pin(name))
             .map_err(|_| NetnsError::Cancelled(name.to_string()))??;
         Ok(Self {
             name: name.into(),

@@ -1,0 +1,261 @@
+//! A scenario's steps through the Calico model: each pod step's outcome (and
+//! so its expected error) comes from [`crate::calico::Cluster`], and each
+//! `send` and `stopStream` expectation is checked against the model's
+//! prediction. `validate` and `run` both go through here; this file only
+//! translates between the language and the model.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::model::{Scenario, Step, Target};
+use crate::calico::cluster::{Cluster, ClusterConfig, ClusterStep, Network};
+use crate::calico::cluster::{Effects, ExpectationMismatch};
+use crate::calico::predict::{send_disagreements, Landing, Packet, Prediction, StreamWatch};
+use crate::check::Mismatch;
+use crate::vocab::{ConntrackProfile, IpFamily};
+
+impl Step {
+    /// The change this step makes to the cluster, if it is a pod step.
+    pub fn cluster_step(&self) -> Option<ClusterStep> {
+        Some(match self {
+            Step::CreatePod(create) => ClusterStep::CreatePod {
+                name: create.pod.name.clone(),
+                namespace: create.pod.namespace.clone(),
+                node: create.pod.node.clone(),
+                annotations: create.pod.annotations.clone(),
+            },
+            Step::DeletePod(name) => ClusterStep::DeletePod { name: name.clone() },
+            Step::Annotate(annotate) => ClusterStep::Annotate {
+                pod: annotate.pod.clone(),
+                floating_ips: annotate.floating_ips.clone(),
+            },
+            Step::SetPhase(set) => ClusterStep::SetPhase {
+                pod: set.pod.clone(),
+                phase: set.phase,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The error (a part of Calico's text) the step expects, if any.
+    pub fn expected_error(&self) -> Option<&str> {
+        match self {
+            Step::CreatePod(create) => create.expect_error.as_deref(),
+            Step::Annotate(annotate) => annotate.expect_error.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl Scenario {
+    /// The Calico model of the scenario's cluster under `profile`, with no pods.
+    pub fn model(&self, profile: ConntrackProfile) -> Cluster {
+        Cluster::new(model_config(
+            &self.cluster,
+            self.cluster.nodes.iter().map(String::as_str),
+            profile,
+        ))
+    }
+}
+
+/// The model's configuration of a scenario's cluster (the nodes and external
+/// hosts given by name, as many as the addressing plan holds).
+pub(super) fn model_config<'a>(
+    cluster: &super::model::Cluster,
+    nodes: impl Iterator<Item = &'a str>,
+    profile: ConntrackProfile,
+) -> ClusterConfig {
+    let nodes: Vec<&str> = nodes.take(super::limits::MAX_NODES).collect();
+    let externals: Vec<&str> = cluster
+        .externals
+        .iter()
+        .map(String::as_str)
+        .take(super::limits::MAX_EXTERNALS)
+        .collect();
+    ClusterConfig {
+        cni: cluster.cni.feature_control,
+        felix_floating_ips: cluster.felix_floating_ips,
+        dual_stack: cluster.dual_stack,
+        pools: cluster.pools.clone(),
+        network: Network::lab(&nodes, &externals, cluster.dual_stack),
+        profile,
+    }
+}
+
+/// What the model says of one step.
+pub(super) enum Verdict {
+    /// A pod step: its effects, or how it differs from what it expects.
+    Pod(Box<Result<Effects, ExpectationMismatch>>),
+    /// A traffic step: where its expectation disagrees with the model, one
+    /// line each (empty: it agrees).
+    Traffic(Vec<String>),
+    /// A step the model has nothing to say about.
+    Nothing,
+}
+
+/// The model following a scenario step by step.
+pub(super) struct Oracle {
+    cluster: Cluster,
+    streams: BTreeMap<String, StreamWatch>,
+}
+
+impl Oracle {
+    pub fn new(config: ClusterConfig) -> Self {
+        Self {
+            cluster: Cluster::new(config),
+            streams: BTreeMap::new(),
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Apply `step` to the model. Pod steps are staged, and Felix acts on
+    /// them when traffic next looks (at once while a stream runs, so the
+    /// stream sees every change).
+    pub fn step(&mut self, step: &Step) -> Verdict {
+        if let Some(change) = step.cluster_step() {
+            let staged = self.cluster.stage_expecting(&change, step.expected_error());
+            if staged.is_ok() && !self.streams.is_empty() {
+                let update = self.cluster.settle();
+                for watch in self.streams.values_mut() {
+                    // A stream whose sender went keeps what it had reached.
+                    let _ = watch.step(&self.cluster, &update);
+                }
+            }
+            return Verdict::Pod(Box::new(staged));
+        }
+        match step {
+            Step::Send(send) => {
+                self.cluster.settle();
+                let Some(to) = self.resolve(&send.to) else {
+                    return Verdict::Nothing;
+                };
+                let packet = Packet {
+                    port: send.port,
+                    ..Packet::new(&send.from, to, send.protocol)
+                };
+                Verdict::Traffic(
+                    match send_disagreements(&self.cluster, &packet, send.count, &send.expect) {
+                        Ok((prediction, found)) => lines(&found, &prediction),
+                        Err(error) => vec![error.to_string()],
+                    },
+                )
+            }
+            Step::StartStream(start) => {
+                self.cluster.settle();
+                let Some(to) = self.resolve(&start.to) else {
+                    return Verdict::Nothing;
+                };
+                let packet = Packet {
+                    port: start.port,
+                    ..Packet::new(&start.from, to, start.protocol)
+                };
+                match StreamWatch::start(&self.cluster, packet) {
+                    Ok(watch) => {
+                        self.streams.insert(start.name.clone(), watch);
+                        Verdict::Traffic(Vec::new())
+                    }
+                    Err(error) => Verdict::Traffic(vec![error.to_string()]),
+                }
+            }
+            Step::StopStream(stop) => match self.streams.remove(&stop.name) {
+                Some(watch) => {
+                    let found = watch.disagreements(&self.cluster, &stop.expect);
+                    Verdict::Traffic(lines(&found, &watch.now))
+                }
+                None => Verdict::Nothing,
+            },
+            _ => Verdict::Nothing,
+        }
+    }
+
+    /// The address a target names now, if it names one.
+    pub fn resolve(&self, target: &Target) -> Option<IpAddr> {
+        let (name, family) = match target {
+            Target::Address(address) => return Some(*address),
+            Target::Host { name, family } => (name, *family),
+        };
+        let network = &self.cluster.config().network;
+        let addresses = match self.cluster.pod(name) {
+            Some(pod) => &pod.addresses,
+            None => {
+                &network
+                    .node(name)
+                    .or_else(|| network.external(name))?
+                    .addresses
+            }
+        };
+        addresses
+            .iter()
+            .copied()
+            .find(|a| IpFamily::of(a) == family)
+    }
+}
+
+/// Each disagreement as the line `validate` prints, with the model's view.
+fn lines(found: &[Mismatch], prediction: &Prediction) -> Vec<String> {
+    found
+        .iter()
+        .map(|m| {
+            format!(
+                "{}: the step expects {}, the Calico model predicts {} ({})",
+                m.what,
+                m.expected,
+                m.actual,
+                describe(prediction)
+            )
+        })
+        .collect()
+}
+
+/// The model's prediction in a few words: `client -> fabric -> node-a -> web:
+/// web sees 198.19.0.0 from 198.18.1.10, replies from 203.0.113.10`.
+pub(super) fn describe(prediction: &Prediction) -> String {
+    let ways: Vec<String> = prediction
+        .outcomes
+        .iter()
+        .map(|outcome| {
+            let what = match &outcome.landing {
+                Landing::Pod {
+                    pod,
+                    seen_destination,
+                    seen_source,
+                    reply_source,
+                    quoted_destination,
+                } => {
+                    let mut text = format!("{pod} sees {seen_destination} from {seen_source}");
+                    match (reply_source, quoted_destination) {
+                        (Some(reply), _) => text.push_str(&format!(", replies from {reply}")),
+                        (None, Some(quoted)) => {
+                            text.push_str(&format!(", an ICMP error quotes {quoted}"))
+                        }
+                        (None, None) => text.push_str(", no reply"),
+                    }
+                    text
+                }
+                Landing::Host { host, .. } => format!("{host} itself takes it"),
+                Landing::Dropped { at, reason } => {
+                    format!("dropped at {at} ({})", drop_words(*reason))
+                }
+            };
+            format!("{}: {what}", outcome.path.join(" -> "))
+        })
+        .collect();
+    match ways.len() {
+        1 => ways.into_iter().next().unwrap_or_default(),
+        _ => format!("ECMP picks one way per flow: {}", ways.join("; ")),
+    }
+}
+
+fn drop_words(reason: crate::calico::predict::DropReason) -> &'static str {
+    use crate::calico::predict::DropReason::*;
+    match reason {
+        Blackhole => "its blackhole for its own blocks",
+        NoRoute => "no route",
+        Loop => "a routing loop",
+        NotForwarded => "not forwarded",
+        NoNeighbour => "the pod does not own that address",
+    }
+}
