@@ -8,6 +8,7 @@ use crate::calico::cluster::tests::{annotate, config, create, ip};
 use crate::calico::cluster::{ClusterConfig, ClusterStep};
 use crate::calico::diff::ConntrackProfile;
 use crate::calico::pool::Encapsulation;
+use crate::calico::PodPhase;
 
 fn cluster_with(config: ClusterConfig, steps: &[ClusterStep]) -> Cluster {
     let mut cluster = Cluster::new(config);
@@ -339,4 +340,55 @@ fn a_sender_without_the_family_cannot_send() {
         cluster.predict(&packet).unwrap_err().to_string(),
         "`client` has no IPv6 address in this cluster"
     );
+}
+
+/// nat-outgoing-to-external and unknown-interface-drop: Felix's
+/// NAT-outgoing masquerades what leaves the pools (a pod holding a floating
+/// IP too), and a pod Felix has no endpoint for sends nothing past its node.
+#[test]
+fn nat_outgoing_and_the_unknown_interface_drop() {
+    let mut with_masq = config(true, true, false);
+    with_masq.pools[0].nat_outgoing = true;
+    let mut cluster = cluster_with(
+        with_masq,
+        &[
+            create("plain", "node-a", None),
+            create("web", "node-a", Some(FIP)),
+            create("peer", "node-b", None),
+        ],
+    );
+    let to_client = |cluster: &Cluster, from: &str| {
+        let prediction = cluster
+            .predict(&Packet::new(from, ip("198.18.1.10"), Protocol::Icmp))
+            .unwrap();
+        prediction
+            .outcomes
+            .iter()
+            .map(|o| match &o.landing {
+                Landing::Host { seen_source, .. } => format!("{seen_source:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    // node-a's uplink, for both: never the floating IP.
+    assert_eq!(to_client(&cluster, "plain"), ["Some(198.18.0.10)"]);
+    assert_eq!(to_client(&cluster, "web"), ["Some(198.18.0.10)"]);
+    // Inside the pools: no masquerade.
+    assert_eq!(
+        predict(&cluster, "plain", "198.19.0.64", Protocol::Icmp, 7),
+        ["pod peer dst 198.19.0.64 src 198.19.0.0 reply 198.19.0.64"]
+    );
+    cluster
+        .apply(&ClusterStep::SetPhase {
+            pod: "plain".into(),
+            phase: PodPhase::Succeeded,
+        })
+        .unwrap();
+    for to in ["198.19.0.64", "198.18.1.10", "198.18.0.10"] {
+        assert_eq!(
+            predict(&cluster, "plain", to, Protocol::Udp, 7),
+            ["dropped at node-a (UnknownInterface)"],
+            "{to}"
+        );
+    }
 }
