@@ -16,6 +16,7 @@
 //! |--------|------------------------|
 //! | top    | cli                    |
 //! | drive  | conform, mutation      |
+//! | drive  | explore                |
 //! | drive  | runner                 |
 //! | drive  | mutant                 |
 //! | report | report                 |
@@ -43,6 +44,7 @@ pub mod control;
 pub mod coverage;
 pub mod dataplane;
 pub mod driver;
+pub mod explore;
 pub mod lab;
 pub mod mutant;
 pub mod mutation;

@@ -90,6 +90,18 @@ pub struct PodPlacement {
     pub addresses: Vec<IpAddr>,
 }
 
+impl DesiredState {
+    /// What Felix itself programs of this state when BGP (BIRD) carries the
+    /// floating IPs to the other members: the NAT and the device routes.
+    pub fn felix_part(&self) -> DesiredState {
+        let mut part = self.clone();
+        for routes in part.routes.values_mut() {
+            routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
+        }
+        part
+    }
+}
+
 /// The pods claiming one floating IP: (internal address, endpoint).
 type Claims<'a> = Vec<(IpAddr, &'a WorkloadEndpoint)>;
 

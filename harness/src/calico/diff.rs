@@ -62,6 +62,54 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.nat.is_empty() && self.routes.is_empty() && self.conntrack.is_empty()
     }
+
+    /// The part of these changes Felix makes when BGP (BIRD) carries the
+    /// floating IPs to the other members: the NAT, the conntrack deletions
+    /// and the device routes to pods (felix/dataplane/linux/endpoint_mgr.go
+    /// calculateRoutes); a device route Felix `held` that becomes a route
+    /// via another node goes, since BIRD programs that one itself.
+    pub fn felix_part(&self, held: &DesiredState) -> Changes {
+        let device = |r: &FipRoute| matches!(r.next, RouteNext::Device(_));
+        let held_device = |member: &str, destination: IpAddr| {
+            held.routes.get(member).is_some_and(|routes| {
+                routes
+                    .iter()
+                    .any(|r| r.destination == destination && device(r))
+            })
+        };
+        let routes = self
+            .routes
+            .iter()
+            .filter_map(|change| {
+                let add: Vec<FipRoute> = change.add.iter().filter(|r| device(r)).cloned().collect();
+                let mut remove: Vec<IpAddr> = change
+                    .remove
+                    .iter()
+                    .copied()
+                    .chain(
+                        change
+                            .add
+                            .iter()
+                            .filter(|r| !device(r))
+                            .map(|r| r.destination),
+                    )
+                    .filter(|d| held_device(&change.member, *d))
+                    .collect();
+                remove.sort();
+                remove.dedup();
+                (!add.is_empty() || !remove.is_empty()).then(|| RouteChange {
+                    member: change.member.clone(),
+                    add,
+                    remove,
+                })
+            })
+            .collect();
+        Changes {
+            nat: self.nat.clone(),
+            routes,
+            conntrack: self.conntrack.clone(),
+        }
+    }
 }
 
 /// The changes that take the cluster from `old` to `new`.

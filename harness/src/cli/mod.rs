@@ -23,6 +23,7 @@ mod describe;
 mod down;
 mod driver;
 mod exec;
+mod explore;
 mod list;
 mod ls;
 mod mutants;
@@ -60,6 +61,8 @@ enum Command {
     Mutants(mutants::Args),
     /// Judge a dataplane against Calico's: every case on it and on the reference, compared.
     Conform(conform::Args),
+    /// Generate cases from the Calico model, run them on a dataplane, shrink the first failure.
+    Explore(explore::Args),
     /// Which pairs of floating-IP behaviours the scenarios exercise, which no
     /// case can (and why), and the holes.
     Coverage(coverage::Args),
@@ -115,6 +118,7 @@ pub fn main() -> ExitCode {
             | Command::Replay(_)
             | Command::Bench(_)
             | Command::Conform(_)
+            | Command::Explore(_)
     ) {
         // Commands that own no lab end quietly when their reader goes (`list
         // | head -1`), as Unix tools do; Rust ignores SIGPIPE by default and
@@ -130,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Mutants(args) => mutants::run(args),
         Command::Conform(args) => conform::run(args),
+        Command::Explore(args) => explore::run(args),
         Command::Coverage(args) => coverage::run(args),
         Command::Up(args) => up::run(args),
         Command::Replay(args) => replay::run(args),

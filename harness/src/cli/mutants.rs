@@ -49,7 +49,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     if args.list {
         for mutant in &mutants {
-            say!("mutant:{:<24} {}", mutant.name, mutant.models);
+            say!(
+                "mutant:{:<30} [{}] {}",
+                mutant.name,
+                mutant.class,
+                mutant.models
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -45,9 +45,15 @@ pub struct Args {
     /// Print the case's result as JSON (the shape of one case of `run --json`).
     #[arg(long)]
     json: bool,
+    /// Do not check the scenarios' expectations of traffic against the
+    /// Calico model's prediction (a scenario the model disagrees with runs,
+    /// and its run is judged against what it says).
+    #[arg(long)]
+    skip_model_check: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
     super::require_root_to_run_scenarios()?;
     let scenario = super::load_one_scenario(&args.scenario)?;
     let record = UpRecord::read(&args.lab);

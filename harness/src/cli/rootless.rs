@@ -1,6 +1,6 @@
 //! Before anything else runs: when not root, put this process where the
 //! command needs it (see `fip_harness::lab::rootless`). Commands that build
-//! labs (`run`, `up`, `bench`, `mutants`, `conform`) get a new user namespace of their
+//! labs (`run`, `up`, `bench`, `mutants`, `conform`, `explore`) get a new user namespace of their
 //! own; `exec`, `state` and `down` of one lab join the namespaces that
 //! hold it (or a new one if nothing holds it any more, so the host's
 //! /run/netns, where root's labs are, is never looked at); every command
@@ -21,7 +21,8 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         | Command::Up(_)
         | Command::Bench(_)
         | Command::Mutants(_)
-        | Command::Conform(_) => None,
+        | Command::Conform(_)
+        | Command::Explore(_) => None,
         // Reads records and, through /proc/<holder>/root, each lab's pins;
         // from inside a user namespace of its own it could not.
         Command::Ls(_) => return use_user_registry(),

@@ -61,9 +61,15 @@ pub struct Args {
     /// Where junit.xml, summary.json and diagnostics bundles go.
     #[arg(long, default_value = "reports")]
     report_dir: PathBuf,
+    /// Do not check the scenarios' expectations of traffic against the
+    /// Calico model's prediction (a scenario the model disagrees with runs,
+    /// and its run is judged against what it says).
+    #[arg(long)]
+    skip_model_check: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
     super::require_root_to_run_scenarios()?;
     let cases = planned_cases(&args)?;
     std::fs::create_dir_all(&args.report_dir)

@@ -46,9 +46,15 @@ pub struct Args {
     /// name); default: drawn and printed.
     #[arg(long, value_name = "N")]
     seed: Option<Seed>,
+    /// Do not check the scenarios' expectations of traffic against the
+    /// Calico model's prediction (a scenario the model disagrees with runs,
+    /// and its run is judged against what it says).
+    #[arg(long)]
+    skip_model_check: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
     if !nix::unistd::Uid::effective().is_root() {
         anyhow::bail!("building a lab creates network namespaces and needs root (try sudo)");
     }

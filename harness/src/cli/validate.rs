@@ -11,9 +11,15 @@ pub struct Args {
     /// Scenario files or folders (searched recursively for *.yaml / *.yml).
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
+    /// Do not check the scenarios' expectations of traffic against the
+    /// Calico model's prediction (a scenario the model disagrees with runs,
+    /// and its run is judged against what it says).
+    #[arg(long)]
+    skip_model_check: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
     let catalogue = load_catalogue(&args.paths);
     for error in &catalogue.errors {
         eprintln!("{error}");

@@ -245,6 +245,41 @@ impl ControlPlane {
         })
     }
 
+    /// Carry out what the Calico model decided: `changes` take the lab from
+    /// the model's last state to `desired`, the state of Felix's view
+    /// `cluster`. Calico's own policy applies them as they are (under BIRD
+    /// Felix's part: BIRD carries the rest); a policy that changes something
+    /// (a mutant) decides again from `cluster` through its hooks.
+    pub fn carry_out(
+        &mut self,
+        cluster: &ClusterState,
+        desired: &DesiredState,
+        changes: &Changes,
+    ) -> Result<Applied, ControlError> {
+        if !self.policy.changes_nothing() {
+            return self.update(cluster);
+        }
+        let started = Instant::now();
+        let changes = match self.routing {
+            RoutingMode::Bird => changes.felix_part(&self.current),
+            RoutingMode::Model => changes.clone(),
+        };
+        let (conntrack_deleted, phases) = self.apply_in_order(self.order, &changes, started)?;
+        self.current = desired.clone();
+        keep_routing_routes(self.routing, &mut self.current);
+        // The model keeps the memory of what it computed from.
+        self.memory = None;
+        Ok(Applied {
+            changes,
+            conflicts: self.current.conflicts.clone(),
+            conntrack_deleted,
+            computed: Duration::ZERO,
+            nat_applied: phases.nat,
+            routes_applied: phases.routes,
+            elapsed: started.elapsed(),
+        })
+    }
+
     /// Believe the lab already holds what `cluster` asks for, without
     /// touching it: for a lab taken over after another process brought it to
     /// this state (`replay`). Nothing is applied and no conntrack entry is
@@ -340,9 +375,7 @@ impl ControlPlane {
 /// the rest.
 fn keep_routing_routes(routing: RoutingMode, desired: &mut DesiredState) {
     if routing == RoutingMode::Bird {
-        for routes in desired.routes.values_mut() {
-            routes.retain(|route| matches!(route.next, RouteNext::Device(_)));
-        }
+        *desired = desired.felix_part();
     }
 }
 

@@ -1,64 +1,24 @@
-//! The live state of one case: its lab, traffic engine, control plane and the
-//! pods, streams and floating-IP owners the steps have made so far; building
-//! it, looking names up in it, and tearing it down.
+//! The live state of one case: the Calico model of its cluster, and the lab,
+//! traffic engine, control plane and routing that carry the model's effects
+//! out; building it, looking names up in it, and tearing it down.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::choice::DataplaneChoice;
 use super::replay::RunOptions;
-use super::streams::RunningStream;
+use super::streams::Streams;
 use crate::bgp::{LabBird, RoutingMode};
-use crate::calico::{IpFamily, Ipam, PodPhase, WorkloadEndpoint};
+use crate::calico::Cluster;
 use crate::check::AddressBook;
 use crate::control::{ControlPlane, LabMembers};
-use crate::dataplane::Dataplane;
 use crate::lab::addressing::UPLINK;
-use crate::lab::{Lab, LabSpec, MemberKind, NodeSpec};
-use crate::scenario::{ConntrackProfile, Pod, Scenario, Target};
+use crate::lab::{Lab, LabSpec, NodeSpec};
+use crate::scenario::{ConntrackProfile, Scenario, Target};
 use crate::traffic::{EndpointKind, EndpointSpec, TrafficEngine};
 
-/// A change of the pod that receives a floating IP (`None`: no pod).
-#[derive(Clone, Debug)]
-pub(super) struct FloatingIpChange {
-    pub(super) floating_ip: IpAddr,
-    pub(super) from: Option<String>,
-    pub(super) to: Option<String>,
-    pub(super) at_unix_ns: u64,
-}
-
-/// One case in progress: the steps read and change this state in order.
-pub(super) struct ScenarioRun<'a> {
-    pub(super) scenario: &'a Scenario,
-    pub(super) lab: Lab,
-    pub(super) engine: TrafficEngine,
-    pub(super) control: ControlPlane,
-    pub(super) dataplane: DataplaneChoice,
-    /// The backend the control plane programs, for dumps of what it holds.
-    pub(super) nat: std::sync::Arc<dyn Dataplane>,
-    pub(super) ipam: Ipam,
-    /// Live pods (scenario view, with their current annotations).
-    pub(super) pods: BTreeMap<String, Pod>,
-    /// Their workload endpoints as the CNI plugin set them up (addresses,
-    /// interface); Felix's view is derived from these and the pods on every
-    /// sync (`ScenarioRun::felix_endpoints`).
-    pub(super) endpoints: BTreeMap<String, WorkloadEndpoint>,
-    /// Pods whose `status.phase` a step changed (the others are Running).
-    pub(super) phases: BTreeMap<String, PodPhase>,
-    /// Live pods whose own routes the node lost because Felix has no
-    /// endpoint for them (see `ScenarioRun::route_felix_endpoints`).
-    pub(super) unrouted: BTreeSet<String>,
-    pub(super) streams: BTreeMap<String, RunningStream>,
-    /// Every change of a floating IP's pod so far, in order; each stream
-    /// picks the ones made while it ran.
-    pub(super) owner_changes: Vec<FloatingIpChange>,
-    /// IPAM blocks the lab routes already.
-    pub(super) routed_blocks: BTreeSet<ipnet::IpNet>,
-    /// Which pod receives each floating IP now.
-    pub(super) owners: BTreeMap<IpAddr, String>,
-    pub(super) options: RunOptions,
-    /// The lab's BIRD daemons under [`RoutingMode::Bird`].
-    pub(super) bird: Option<LabBird>,
+/// How the case treats its lab.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Mode {
     /// Replaying the steps that brought a kept lab to its state (`replay`):
     /// the model follows them, the lab is only checked and taken over, not
     /// changed (pods adopted, the control plane told what the lab holds).
@@ -67,6 +27,24 @@ pub(super) struct ScenarioRun<'a> {
     /// the case ends as an error of the dataplane, not a failed expectation
     /// (`conform` counts it as a driver error).
     pub(super) driver_failed: bool,
+}
+
+/// One case in progress: the steps change the model, and the lab follows
+/// the model's effects.
+pub(super) struct ScenarioRun<'a> {
+    pub(super) scenario: &'a Scenario,
+    /// What Calico holds: pods, IPAM, Felix's view and decisions, who holds
+    /// each floating IP (`validate` runs the same model).
+    pub(super) model: Cluster,
+    pub(super) lab: Lab,
+    pub(super) engine: TrafficEngine,
+    pub(super) control: ControlPlane,
+    /// The lab's BIRD daemons under [`RoutingMode::Bird`].
+    pub(super) bird: Option<LabBird>,
+    pub(super) streams: Streams,
+    pub(super) dataplane: DataplaneChoice,
+    pub(super) options: RunOptions,
+    pub(super) mode: Mode,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -116,7 +94,7 @@ impl<'a> ScenarioRun<'a> {
             (RoutingMode::Model, _) => None,
         };
         let mut run = Self::around(scenario, lab, bird, dataplane, profile, options).await?;
-        run.adopting = adopt;
+        run.mode.adopting = adopt;
         Ok(run)
     }
 
@@ -135,31 +113,21 @@ impl<'a> ScenarioRun<'a> {
         add_host_endpoints(&engine, &lab, cluster).await?;
         let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
         let chosen = dataplane.build();
-        let nat = chosen.dataplane.clone();
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing)
             .with_order(scenario.update_order);
         let mut run = ScenarioRun {
             scenario,
+            model: scenario.model(profile),
             lab,
             engine,
             control,
-            dataplane: dataplane.clone(),
-            nat,
-            ipam: Ipam::new(cluster.pools.clone()),
-            pods: BTreeMap::new(),
-            endpoints: BTreeMap::new(),
-            phases: BTreeMap::new(),
-            unrouted: BTreeSet::new(),
-            streams: BTreeMap::new(),
-            owner_changes: Vec::new(),
-            owners: BTreeMap::new(),
-            routed_blocks: Default::default(),
-            options: options.clone(),
             bird,
-            adopting: false,
-            driver_failed: false,
+            streams: Streams::default(),
+            dataplane: dataplane.clone(),
+            options: options.clone(),
+            mode: Mode::default(),
         };
         // A driver starts with its node's first topology: a driver that
         // cannot start, or cannot carry this scenario, ends the case here.
@@ -176,57 +144,17 @@ impl<'a> ScenarioRun<'a> {
 
     /// The address a target names.
     pub(super) fn resolve(&self, target: &Target) -> Result<IpAddr, String> {
-        let (name, family) = match target {
-            Target::Address(address) => return Ok(*address),
-            Target::Host { name, family } => (name, *family),
-        };
-        let found = match self.lab.member_kind(name) {
-            Some(MemberKind::Pod) => self.endpoints.get(name).and_then(|endpoint| {
-                endpoint
-                    .addresses
-                    .iter()
-                    .copied()
-                    .find(|a| IpFamily::of(a) == family)
-            }),
-            Some(MemberKind::Node) => self
-                .lab
-                .node_uplink(name, family)
-                .map_err(|e| e.to_string())?,
-            Some(MemberKind::External) => self
-                .lab
-                .external_address(name, family)
-                .map_err(|e| e.to_string())?,
-            Some(MemberKind::Fabric) | None => None,
-        };
-        found.ok_or_else(|| format!("`{name}` has no {family:?} address in this lab"))
+        crate::scenario::resolve(&self.model, target).ok_or_else(|| match target {
+            Target::Host { name, family } => {
+                format!("`{name}` has no {family:?} address in this lab")
+            }
+            Target::Address(address) => address.to_string(),
+        })
     }
 
     /// The sender's own addresses, and every pod's, for `from` / `pod` checks.
-    pub(super) fn address_book(&self, sender: &str) -> Result<AddressBook, String> {
-        let sender_addresses = match self.lab.member_kind(sender) {
-            Some(MemberKind::Pod) => self
-                .endpoints
-                .get(sender)
-                .map(|e| e.addresses.clone())
-                .unwrap_or_default(),
-            Some(MemberKind::Node) => [IpFamily::V4, IpFamily::V6]
-                .into_iter()
-                .filter_map(|f| self.lab.node_uplink(sender, f).ok().flatten())
-                .collect(),
-            Some(MemberKind::External) => [IpFamily::V4, IpFamily::V6]
-                .into_iter()
-                .filter_map(|f| self.lab.external_address(sender, f).ok().flatten())
-                .collect(),
-            _ => return Err(format!("`{sender}` is not a pod, node or external host")),
-        };
-        Ok(AddressBook {
-            pod_addresses: self
-                .endpoints
-                .iter()
-                .map(|(name, e)| (name.clone(), e.addresses.clone()))
-                .collect(),
-            sender_addresses,
-        })
+    pub(super) fn address_book(&self, sender: &str) -> AddressBook {
+        crate::calico::predict::address_book(&self.model, sender)
     }
 
     /// Leave the lab, and its BIRD daemons, running (`down` stops them).

@@ -57,7 +57,7 @@ impl ScenarioRun<'_> {
     /// expectation).
     pub(super) fn dataplane_fault(&mut self, error: DataplaneError) -> String {
         if matches!(error, DataplaneError::Driver(_)) {
-            self.driver_failed = true;
+            self.mode.driver_failed = true;
         }
         error.to_string()
     }
@@ -65,7 +65,7 @@ impl ScenarioRun<'_> {
     /// [`Self::dataplane_fault`] for a control-plane error.
     pub(super) fn control_fault(&mut self, error: ControlError) -> String {
         if is_driver_fault(&error) {
-            self.driver_failed = true;
+            self.mode.driver_failed = true;
         }
         format!("control plane: {error}")
     }

@@ -206,7 +206,7 @@ impl ScenarioRun<'_> {
         let members: Vec<(String, MemberKind)> = std::iter::once(FABRIC.to_string())
             .chain(cluster.nodes.iter().cloned())
             .chain(cluster.externals.iter().cloned())
-            .chain(self.pods.keys().cloned())
+            .chain(self.model.pods().keys().cloned())
             .filter_map(|name| Some((name.clone(), self.lab.member_kind(&name)?)))
             .collect();
         for (name, kind) in &members {
@@ -221,7 +221,7 @@ impl ScenarioRun<'_> {
                 write_nat(
                     &member_dir,
                     netns,
-                    self.nat.as_ref(),
+                    self.control.dataplane().as_ref(),
                     &self.dataplane.to_string(),
                 )?;
             }

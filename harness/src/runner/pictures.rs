@@ -37,11 +37,11 @@ impl Album {
             Step::CreatePod(_) | Step::DeletePod(_) | Step::Annotate(_) | Step::SetPhase(_)
         );
         // Only a lab where a pod holds a floating IP can see one move.
-        if control && self.moves.is_empty() && !run.owners.is_empty() {
+        if control && self.moves.is_empty() && !run.model.holders().is_empty() {
             let moment = format!("before step {} ({})", index + 1, summarise(step));
             self.candidate = Some(run.picture(moment).await);
         }
-        self.changes_seen = run.owner_changes.len();
+        self.changes_seen = run.streams.moves.len();
     }
 
     /// After step `index` ran. Traffic steps are pictured after they ran, never
@@ -50,7 +50,7 @@ impl Album {
     pub(super) async fn after(&mut self, run: &ScenarioRun<'_>, index: usize, step: &Step) {
         let text = format!("step {} ({})", index + 1, summarise(step));
         let candidate = self.candidate.take();
-        if run.owner_changes.len() > self.changes_seen {
+        if run.streams.moves.len() > self.changes_seen {
             if let Some(before) = candidate.filter(|_| self.moves.is_empty()) {
                 // Unchanged since the last picture: say so on it rather than
                 // show the same lab twice.
@@ -107,11 +107,12 @@ impl ScenarioRun<'_> {
     /// and every node's route to each floating IP. A route that cannot be read
     /// is left out (and logged): a picture never fails a case.
     pub(super) async fn picture(&self, moment: String) -> LabPicture {
-        let endpoints = self.felix_endpoints();
+        let endpoints = self.model.felix_view().endpoints;
+        let owners = self.model.holders();
         let floating_ips: BTreeSet<IpAddr> = endpoints
             .iter()
             .flat_map(|e| e.ip_nats.iter().map(|nat| nat.external))
-            .chain(self.owners.keys().copied())
+            .chain(owners.keys().copied())
             .collect();
         let families = [crate::lab::Family::V4, crate::lab::Family::V6];
         let mut nodes = Vec::new();
@@ -120,8 +121,7 @@ impl ScenarioRun<'_> {
                 .iter()
                 .filter(|e| e.node == *node)
                 .map(|e| {
-                    let holds: Vec<IpAddr> = self
-                        .owners
+                    let holds: Vec<IpAddr> = owners
                         .iter()
                         .filter(|(_, pod)| **pod == e.pod)
                         .map(|(ip, _)| *ip)

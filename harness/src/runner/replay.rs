@@ -154,7 +154,7 @@ impl ScenarioRun<'_> {
                 index += 1;
                 continue;
             }
-            let creates = pod_batch(&steps[index..], !self.streams.is_empty());
+            let creates = pod_batch(&steps[index..], !self.streams.running.is_empty());
             // Consecutive pod creations are wired in one pass (the lab's
             // batched `add_pods`); each keeps its own step result.
             let batched: Vec<Result<(), String>> = if creates.len() > 1 {
@@ -192,8 +192,8 @@ impl ScenarioRun<'_> {
             }
             index += count;
         }
-        if range.end == scenario.steps.len() && !self.streams.is_empty() {
-            let names: Vec<String> = self.streams.keys().cloned().collect();
+        if range.end == scenario.steps.len() && !self.streams.running.is_empty() {
+            let names: Vec<String> = self.streams.running.keys().cloned().collect();
             self.stop_all_streams().await;
             return Outcome::Failed {
                 reason: format!("streams never stopped: {}", names.join(", ")),
@@ -259,7 +259,7 @@ impl ScenarioRun<'_> {
         if let Some(message) = message {
             reason.push_str(&format!(": {message}"));
         }
-        if self.driver_failed {
+        if self.mode.driver_failed {
             return Some(Outcome::Error { reason });
         }
         Some(Outcome::Failed { reason })

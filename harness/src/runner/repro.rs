@@ -195,7 +195,7 @@ pub async fn replay_in_lab(
                 scenario.name
             ));
         }
-        run.adopting = false;
+        run.mode.adopting = false;
         for difference in run.nat_differences() {
             tracing::warn!(
                 "lab `{lab_name}` does not hold what steps 1 to {boundary} give (changed since, \
@@ -267,7 +267,7 @@ impl ScenarioRun<'_> {
         let names = std::iter::once(crate::lab::spec::FABRIC.to_string())
             .chain(cluster.nodes.iter().cloned())
             .chain(cluster.externals.iter().cloned())
-            .chain(self.pods.keys().cloned());
+            .chain(self.model.pods().keys().cloned());
         let members = names
             .filter_map(|name| {
                 let kind = self.lab.member_kind(&name)?;
@@ -312,7 +312,7 @@ impl ScenarioRun<'_> {
             let Ok(netns) = self.lab.netns(node) else {
                 continue;
             };
-            match self.nat.read(netns) {
+            match self.control.dataplane().read(netns) {
                 Ok(held) if held == *desired => {}
                 Ok(held) => differences.push(format!(
                     "{node} holds DNAT {:?}, the steps give {:?}",
@@ -333,7 +333,8 @@ impl ScenarioRun<'_> {
             .filter_map(|node| {
                 let netns = self.lab.netns(node).ok()?;
                 let rules = self
-                    .nat
+                    .control
+                    .dataplane()
                     .dump(netns)
                     .unwrap_or_else(|error| format!("# {error}\n"));
                 Some((node.clone(), rules))

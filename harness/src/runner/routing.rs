@@ -43,8 +43,8 @@ impl ScenarioRun<'_> {
     /// every other member holds them, so the pod is reachable when the step
     /// ends; under the model, program the routes directly.
     pub(super) async fn route_blocks(&mut self, node: &str, new: &[IpNet]) -> Result<(), String> {
-        let blocks = self.ipam.node_blocks(node);
-        if self.adopting {
+        let blocks = self.model.node_blocks(node);
+        if self.mode.adopting {
             // The lab routes them already; BIRD's picture must still know
             // them for later reconfigurations of this node.
             if let Some(bird) = self.bird.as_mut() {

@@ -23,7 +23,7 @@ impl ScenarioRun<'_> {
         step: &mut StepResult,
     ) -> Result<(), String> {
         let to = self.resolve(&send.to)?;
-        let book = self.address_book(&send.from)?;
+        let book = self.address_book(&send.from);
         let deadline = Instant::now() + RETRY_BUDGET;
         let mut attempt = 0;
         loop {

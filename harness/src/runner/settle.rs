@@ -123,7 +123,8 @@ impl ScenarioRun<'_> {
             return Ok(());
         }
         let watched: BTreeSet<IpAddr> = self
-            .owner_changes
+            .streams
+            .moves
             .iter()
             .map(|change| change.floating_ip)
             .collect();

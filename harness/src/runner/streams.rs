@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use std::collections::BTreeMap;
+
 use super::case::{describe_target, ScenarioRun};
 use super::observe::{delivery_observed, stream_packets};
 use crate::check::{self, CheckLine, MigrationFigures, Move, OwnerChange};
@@ -12,6 +14,24 @@ use crate::traffic::{now_unix_ns, StreamHandle, StreamSpec};
 
 /// Bucket width of the per-pod timeline of a migration.
 const TIMELINE_BUCKET_MS: u64 = 10;
+
+/// The case's streams: those running, and every change of a floating IP's
+/// pod so far, in order (each stream picks the ones made while it ran).
+#[derive(Default)]
+pub(super) struct Streams {
+    pub(super) running: BTreeMap<String, RunningStream>,
+    pub(super) moves: Vec<FloatingIpChange>,
+}
+
+/// A change of the pod that receives a floating IP (`None`: no pod), when
+/// the control plane started carrying it out.
+#[derive(Clone, Debug)]
+pub(super) struct FloatingIpChange {
+    pub(super) floating_ip: IpAddr,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) at_unix_ns: u64,
+}
 
 /// A stream that is running, and what a move during it needs.
 pub(super) struct RunningStream {
@@ -37,7 +57,7 @@ impl ScenarioRun<'_> {
             .start_stream(spec)
             .await
             .map_err(|e| format!("starting stream: {e}"))?;
-        self.streams.insert(
+        self.streams.running.insert(
             start.name.clone(),
             RunningStream {
                 spec: start.clone(),
@@ -57,6 +77,7 @@ impl ScenarioRun<'_> {
     ) -> Result<(), String> {
         let stream = self
             .streams
+            .running
             .remove(&stop.name)
             .ok_or_else(|| format!("stream `{}` is not running", stop.name))?;
         let outcome = stream
@@ -65,10 +86,11 @@ impl ScenarioRun<'_> {
             .await
             .map_err(|e| format!("stopping stream: {e}"))?;
         let observed = delivery_observed(&outcome);
-        let book = self.address_book(&stream.spec.from)?;
+        let book = self.address_book(&stream.spec.from);
         let packets = stream_packets(&outcome, stream.started_unix_ns);
         let changes: Vec<OwnerChange> = self
-            .owner_changes
+            .streams
+            .moves
             .iter()
             .filter(|c| c.floating_ip == stream.target && c.at_unix_ns >= stream.started_unix_ns)
             .map(|c| OwnerChange {
@@ -106,7 +128,7 @@ impl ScenarioRun<'_> {
     }
 
     pub(super) async fn stop_all_streams(&mut self) {
-        for (_, stream) in std::mem::take(&mut self.streams) {
+        for (_, stream) in std::mem::take(&mut self.streams.running) {
             let _ = stream.handle.stop().await;
         }
     }

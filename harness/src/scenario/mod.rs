@@ -26,6 +26,7 @@ pub use error::{ScenarioError, ScenarioErrors};
 pub use extra::{catalogue_folders, SCENARIOS_ENV};
 pub use load::{load_file, load_str};
 pub use model::*;
+pub use oracle::{check_expectations_against_model, resolve};
 pub use schema::{scenario_schema_json, SCHEMA_PATH};
 pub use values::{DurationValue, Name};
 

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::model::{Scenario, Step, Target};
 use crate::calico::cluster::{Cluster, ClusterConfig, ClusterStep, Network};
@@ -13,6 +14,24 @@ use crate::calico::cluster::{Effects, ExpectationMismatch};
 use crate::calico::predict::{send_disagreements, Landing, Packet, Prediction, StreamWatch};
 use crate::check::Mismatch;
 use crate::vocab::{ConntrackProfile, IpFamily};
+
+/// Whether loading checks written expectations of traffic against the
+/// model's prediction (the process's setting; on unless a command's
+/// `--skip-model-check` turns it off).
+static CHECK_AGAINST_MODEL: AtomicBool = AtomicBool::new(true);
+
+/// Check (`true`, the default) or not the expectations of traffic of every
+/// scenario this process loads against the Calico model's prediction. Off,
+/// a scenario whose expectations the model refuses still loads and its run
+/// judges the traffic against what it says: to show the model wrong, or to
+/// make a case fail on purpose.
+pub fn check_expectations_against_model(on: bool) {
+    CHECK_AGAINST_MODEL.store(on, Ordering::Relaxed);
+}
+
+pub(super) fn checking_expectations() -> bool {
+    CHECK_AGAINST_MODEL.load(Ordering::Relaxed)
+}
 
 impl Step {
     /// The change this step makes to the cluster, if it is a pod step.
@@ -171,27 +190,32 @@ impl Oracle {
         }
     }
 
-    /// The address a target names now, if it names one.
-    pub fn resolve(&self, target: &Target) -> Option<IpAddr> {
-        let (name, family) = match target {
-            Target::Address(address) => return Some(*address),
-            Target::Host { name, family } => (name, *family),
-        };
-        let network = &self.cluster.config().network;
-        let addresses = match self.cluster.pod(name) {
-            Some(pod) => &pod.addresses,
-            None => {
-                &network
-                    .node(name)
-                    .or_else(|| network.external(name))?
-                    .addresses
-            }
-        };
-        addresses
-            .iter()
-            .copied()
-            .find(|a| IpFamily::of(a) == family)
+    fn resolve(&self, target: &Target) -> Option<IpAddr> {
+        resolve(&self.cluster, target)
     }
+}
+
+/// The address `target` names in `cluster` now, if it names one: a pod's
+/// (live in the model), a node's or an external host's, of the family asked.
+pub fn resolve(cluster: &Cluster, target: &Target) -> Option<IpAddr> {
+    let (name, family) = match target {
+        Target::Address(address) => return Some(*address),
+        Target::Host { name, family } => (name, *family),
+    };
+    let network = &cluster.config().network;
+    let addresses = match cluster.pod(name) {
+        Some(pod) => &pod.addresses,
+        None => {
+            &network
+                .node(name)
+                .or_else(|| network.external(name))?
+                .addresses
+        }
+    };
+    addresses
+        .iter()
+        .copied()
+        .find(|a| IpFamily::of(a) == family)
 }
 
 /// Each disagreement as the line `validate` prints, with the model's view.

@@ -260,7 +260,7 @@ impl TrafficEngine {
     /// Send `spec.count` probes and collect replies, ICMP errors and (when
     /// asked) where they were delivered.
     pub async fn probe(&self, spec: ProbeSpec) -> Result<ProbeOutcome, TrafficError> {
-        let (id, mut transport) = self
+        let opened = self
             .open(
                 &spec.from,
                 spec.to,
@@ -269,7 +269,19 @@ impl TrafficEngine {
                 spec.step,
                 spec.payload_len,
             )
-            .await?;
+            .await;
+        let (id, mut transport) = match opened {
+            Ok(opened) => opened,
+            // A TCP connection the network refuses (no route, an ICMP
+            // unreachable, a reset, no answer) carries no probe: every probe
+            // is sent and lost, as a datagram's would be. It is an
+            // observation, not a failure of the harness.
+            Err(TrafficError::Connect { reason, .. }) => {
+                tracing::debug!(to = %spec.to, %reason, "TCP probe not connected");
+                return Ok(self.unconnected(&spec));
+            }
+            Err(error) => return Err(error),
+        };
         let pace = drive::Pace {
             count: Some(spec.count),
             interval: spec.interval,
@@ -289,6 +301,29 @@ impl TrafficEngine {
                 spec.collect_deliveries,
             )
             .await)
+    }
+
+    /// The outcome of probes whose connection never opened.
+    fn unconnected(&self, spec: &ProbeSpec) -> ProbeOutcome {
+        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        ProbeOutcome {
+            probe: id,
+            from: spec.from.clone(),
+            to: spec.to,
+            protocol: spec.protocol,
+            sent: spec.count,
+            replies: Vec::new(),
+            duplicates: 0,
+            send_errors: spec.count,
+            icmp_errors: Vec::new(),
+            deliveries: Vec::new(),
+            sctp_events: Vec::new(),
+            sent_at_unix_ns: vec![now; spec.count as usize],
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

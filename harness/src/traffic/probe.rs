@@ -37,14 +37,14 @@ pub(crate) struct ProbeContext {
     pub seed: Option<Seed>,
 }
 
-/// Seeded UDP and TCP probes bind their source port in this range: above the
-/// kernel's ephemeral ports (32768 to 60999 by default), so no socket the
-/// kernel places collides with one, and like every sender's port at or above
-/// `SCTP_CLIENT_PORT_BASE`, so a reply to a probe is told from a request by
-/// its port (observation.rs `PacketRole::of`) wherever it is captured,
-/// including at the external host that sent the probe.
-const SEEDED_PORT_BASE: u16 = 61000;
-const SEEDED_PORT_SPAN: u16 = 4000;
+/// Seeded UDP and TCP probes bind their source port in this range: at or
+/// above [`SCTP_CLIENT_PORT_BASE`](super::SCTP_CLIENT_PORT_BASE), where the
+/// capture takes a packet to a port for a reply ([`super::PacketRole::of`]),
+/// and below SCTP's client ports (40000 up). Below it, a reply reaching a
+/// sending pod was counted as a probe delivered to that pod (found by
+/// `explore`: a pod's UDP stream to a floating IP "delivered" to itself).
+const SEEDED_PORT_BASE: u16 = super::SCTP_CLIENT_PORT_BASE;
+const SEEDED_PORT_SPAN: u16 = 7232;
 
 impl ProbeContext {
     fn payload(&self, seq: u32) -> Vec<u8> {

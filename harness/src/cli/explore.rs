@@ -1,0 +1,151 @@
+//! `fip-harness explore`: generate cases from the Calico model, run them on a
+//! dataplane, shrink the first failure and write it as a scenario file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use fip_harness::explore::{self, Budget, ExploreDir, Judgement, RunJudge, ShrinkLimits};
+use fip_harness::runner::DataplaneChoice;
+use fip_harness::runner::RunOptions;
+use fip_harness::scenario::DurationValue;
+use fip_harness::seed::Seed;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The dataplane to explore: a built-in backend by name, `mutant:<name>`
+    /// or `exec:PATH [ARGS]`.
+    #[arg(long, value_name = "DATAPLANE", default_value = "nft-maps")]
+    dataplane: DataplaneChoice,
+    /// How many cases to generate and run (default 100, unless --time).
+    #[arg(long, value_name = "N", conflicts_with = "time")]
+    budget: Option<u64>,
+    /// How long to go on generating cases (`90s`, `2m`).
+    #[arg(long, value_name = "DURATION")]
+    time: Option<DurationValue>,
+    /// The search's seed: the same seed generates the same cases in the same
+    /// order (default: drawn and printed).
+    #[arg(long, value_name = "N")]
+    seed: Option<Seed>,
+    /// Cases to run at once, each in its own lab.
+    #[arg(long, short, default_value_t = 4)]
+    jobs: usize,
+    /// Who programs the routes: the harness's model (the default here: fast)
+    /// or BIRD, as Calico.
+    #[arg(long, value_enum, default_value = "model")]
+    routing: super::routing::RoutingArg,
+    /// Most cases to run while shrinking a failure.
+    #[arg(long, value_name = "N", default_value_t = 400)]
+    max_shrink_runs: u32,
+    /// Where the shrunk scenario (and the CNI configs it names) is written.
+    #[arg(long, default_value = "reports/explore")]
+    report_dir: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::require_root_to_run_scenarios()?;
+    let seed = args.seed.unwrap_or_else(Seed::random);
+    let budget = match (args.budget, args.time) {
+        (_, Some(time)) => Budget::Time(time.0),
+        (Some(n), None) => Budget::Cases(n),
+        (None, None) => Budget::Cases(100),
+    };
+    let dir = ExploreDir::create(&args.report_dir)
+        .with_context(|| format!("creating {}", args.report_dir.display()))?;
+    super::signals::tear_down_labs_on_ctrl_c(|_| {
+        eprintln!("interrupted: the labs of the running cases were removed");
+    });
+    let judge = RunJudge {
+        dir: dir.clone(),
+        dataplane: args.dataplane.clone(),
+        options: RunOptions {
+            routing: args.routing.into(),
+            seed: Some(seed),
+            ..RunOptions::default()
+        },
+    };
+    say!(
+        "exploring {} ({}), seed {}, {} at a time",
+        args.dataplane,
+        describe(budget),
+        seed.0,
+        args.jobs.max(1)
+    );
+    let limits = ShrinkLimits {
+        max_runs: args.max_shrink_runs,
+        ..ShrinkLimits::default()
+    };
+    let outcome = explore::search(seed, budget, args.jobs, &judge, limits, &|index, judged| {
+        if let Judgement::Fail(_) = judged {
+            say!("case {index} fails: shrinking it");
+        }
+    });
+    super::signals::defer_to_interrupt_handler();
+    let minutes = outcome.elapsed.as_secs_f64() / 60.0;
+    say!(
+        "{} case(s) in {:.1} s ({:.0} a minute): {} passed, {} not judged; {} operation(s) the model left out",
+        outcome.cases,
+        outcome.elapsed.as_secs_f64(),
+        outcome.cases as f64 / minutes.max(f64::EPSILON),
+        outcome.passed,
+        outcome.not_judged,
+        outcome.left_out
+    );
+    if let Some(reason) = &outcome.not_judged_reason {
+        say!("first case not judged: {}", first_line(reason));
+    }
+    let Some(shrunk) = &outcome.failure else {
+        say!(
+            "no failure on {} (seed {}: `--seed {}` replays this search)",
+            args.dataplane,
+            seed.0,
+            seed.0
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let path = explore::write_finding(&dir, seed, &args.dataplane.to_string(), shrunk)
+        .context("writing the shrunk scenario")?;
+    let (steps, ..) = explore::search::size(&shrunk.shrunk);
+    say!(
+        "FAIL case {} on {} (found after {:.1} s), shrunk from {} to {steps} step(s) in {} run(s) ({:.1} s){}",
+        shrunk.index,
+        args.dataplane,
+        outcome.time_to_failure.unwrap_or_default().as_secs_f64(),
+        shrunk.found.steps.len(),
+        shrunk.runs,
+        shrunk.shrink_time.as_secs_f64(),
+        if shrunk.confirmed { "" } else { " (did not fail again: flaky?)" }
+    );
+    for line in shrunk.reason.lines() {
+        say!("    {line}");
+    }
+    say!("shrunk scenario: {}", path.display());
+    say!(
+        "replay it: fip-harness run {} --dataplane {}",
+        path.display(),
+        shell_word(&args.dataplane.to_string())
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+fn describe(budget: Budget) -> String {
+    match budget {
+        Budget::Cases(n) => format!("{n} case(s)"),
+        Budget::Time(t) => format!("for {}", seconds(t)),
+    }
+}
+
+fn seconds(t: Duration) -> String {
+    format!("{:.0} s", t.as_secs_f64())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+fn shell_word(text: &str) -> String {
+    shlex::try_quote(text)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| text.to_string())
+}

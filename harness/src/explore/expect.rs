@@ -1,0 +1,208 @@
+//! The model's prediction written as the scenario language's expectations:
+//! what a `send` must observe, and what a stream must have reached by its
+//! `stopStream`. A prediction the language cannot state exactly (outcomes of
+//! different kinds, a packet to the sender's own address) gives `None`, and
+//! the explorer leaves that step out rather than check less than the model
+//! says.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::calico::cluster::{Cluster, FelixUpdate};
+use crate::calico::predict::{Flow, Landing, Packet, Prediction};
+use crate::check::{Delivery, Loss, SeenAddress, StreamExpectation, TrafficExpectation};
+
+/// What `count` packets of `packet`, one flow sent now, must show.
+pub fn send_expectation(cluster: &Cluster, packet: &Packet) -> Option<TrafficExpectation> {
+    let prediction = cluster.predict(packet).ok()?;
+    expectation_of(cluster, &prediction)
+}
+
+/// The one value every item has, if they all have the same.
+fn common<T: PartialEq + Copy>(values: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut values = values.into_iter();
+    let first = values.next()?;
+    values.all(|v| v == first).then_some(first)
+}
+
+fn expectation_of(cluster: &Cluster, prediction: &Prediction) -> Option<TrafficExpectation> {
+    let landings: Vec<&Landing> = prediction.outcomes.iter().map(|o| &o.landing).collect();
+    if landings.is_empty() {
+        return None;
+    }
+    let pod_landings: Vec<_> = landings
+        .iter()
+        .filter_map(|landing| match landing {
+            Landing::Pod {
+                pod,
+                seen_destination,
+                seen_source,
+                reply_source,
+                quoted_destination,
+            } => Some((
+                pod.as_str(),
+                *seen_destination,
+                *seen_source,
+                *reply_source,
+                *quoted_destination,
+            )),
+            _ => None,
+        })
+        .collect();
+    if pod_landings.len() == landings.len() {
+        let pods: BTreeSet<String> = pod_landings.iter().map(|l| l.0.to_string()).collect();
+        let own = |pod: &str, address: IpAddr| {
+            cluster
+                .pod(pod)
+                .is_some_and(|p| p.addresses.contains(&address))
+        };
+        let seen = |pod: &str, address: IpAddr| {
+            if own(pod, address) {
+                SeenAddress::Pod
+            } else {
+                SeenAddress::Address(address)
+            }
+        };
+        let replies = common(pod_landings.iter().map(|l| l.3));
+        let loss = match replies {
+            Some(Some(_)) => Some(Loss::Packets(0)),
+            Some(None) => Some(Loss::Percent(100.0)),
+            None => None,
+        };
+        return Some(TrafficExpectation {
+            delivered_to: Some(if pods.len() == 1 {
+                Delivery::Pods(pods.into_iter().collect())
+            } else {
+                Delivery::OneOf(pods.into_iter().collect())
+            }),
+            seen_destination: common(pod_landings.iter().map(|l| seen(l.0, l.1))),
+            seen_source: common(pod_landings.iter().map(|l| {
+                if l.2 == prediction.source {
+                    SeenAddress::From
+                } else {
+                    SeenAddress::Address(l.2)
+                }
+            })),
+            reply_source: replies.flatten(),
+            quoted_destination: common(pod_landings.iter().map(|l| l.4)).flatten(),
+            loss,
+        });
+    }
+    // Nothing reaches a pod: the host that takes it may answer ICMP echo.
+    let mut host_replies = Vec::new();
+    for landing in &landings {
+        match landing {
+            // A packet to the sending pod's own address never leaves it: the
+            // engine would see the pod receive it.
+            Landing::Host { host, .. } if cluster.pod(host).is_some() => return None,
+            Landing::Host { reply_source, .. } => host_replies.push(*reply_source),
+            Landing::Dropped { .. } => host_replies.push(None),
+            _ => return None,
+        }
+    }
+    let reply_source = common(host_replies).flatten();
+    Some(TrafficExpectation {
+        delivered_to: Some(Delivery::None),
+        reply_source,
+        loss: reply_source.map(|_| Loss::Packets(0)),
+        ..TrafficExpectation::default()
+    })
+}
+
+/// A running stream as the model follows it through every change.
+#[derive(Clone, Debug)]
+pub struct StreamTrack {
+    flow: Flow,
+    /// The pods each successive state of the cluster sends it to.
+    states: Vec<BTreeSet<String>>,
+    /// Whether the pod receiving its floating IP changed while it ran.
+    moved: bool,
+    /// False once a state is one the language cannot state (ECMP among
+    /// pods, a packet to the sender's own address): the stop then checks
+    /// nothing.
+    stated: bool,
+}
+
+impl StreamTrack {
+    pub fn start(cluster: &Cluster, packet: Packet) -> Option<Self> {
+        let mut flow = Flow::new(packet);
+        let prediction = cluster.advance(&mut flow).ok()?;
+        let mut track = Self {
+            flow,
+            states: Vec::new(),
+            moved: false,
+            stated: true,
+        };
+        track.note(cluster, &prediction);
+        track.stated.then_some(track)
+    }
+
+    /// Whether the language can still state where it goes.
+    pub fn is_stated(&self) -> bool {
+        self.stated
+    }
+
+    /// The sender, by name.
+    pub fn sender(&self) -> &str {
+        &self.flow.packet.from
+    }
+
+    /// The cluster changed by `update`: Calico's (and the profile's)
+    /// conntrack deletions take the flow's entries, then it goes on.
+    pub fn follow(&mut self, cluster: &Cluster, update: &FelixUpdate) {
+        self.flow.forget(&update.changes.conntrack);
+        if update
+            .holders
+            .iter()
+            .any(|change| change.floating_ip == self.flow.packet.to)
+        {
+            self.moved = true;
+        }
+        match cluster.advance(&mut self.flow) {
+            Ok(prediction) => self.note(cluster, &prediction),
+            Err(_) => self.stated = false,
+        }
+    }
+
+    fn note(&mut self, cluster: &Cluster, prediction: &Prediction) {
+        let mut pods = BTreeSet::new();
+        for outcome in &prediction.outcomes {
+            match &outcome.landing {
+                Landing::Pod { pod, .. } => {
+                    pods.insert(pod.clone());
+                }
+                Landing::Host { host, .. } if cluster.pod(host).is_some() => self.stated = false,
+                Landing::Host { .. } | Landing::Dropped { .. } => {}
+            }
+        }
+        if pods.len() > 1 {
+            self.stated = false;
+        }
+        if self.states.last() != Some(&pods) {
+            self.states.push(pods);
+        }
+    }
+
+    /// What its `stopStream` must find: every pod some state sent it to,
+    /// and, after a single change of pod, the pod it ends at.
+    pub fn expectation(&self) -> StreamExpectation {
+        if !self.stated {
+            return StreamExpectation::default();
+        }
+        let reached: BTreeSet<String> = self.states.iter().flatten().cloned().collect();
+        let delivered_to = if reached.is_empty() {
+            Delivery::None
+        } else {
+            Delivery::Pods(reached.into_iter().collect())
+        };
+        let after_move_at = match self.states.as_slice() {
+            [_, last] if self.moved && last.len() == 1 => last.iter().next().cloned(),
+            _ => None,
+        };
+        StreamExpectation {
+            delivered_to: Some(delivered_to),
+            loss: None,
+            after_move_at,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The explorer's pure parts: generation is a function of the seed, every
+//! generated case is a valid scenario whose expectations are the model's,
+//! and shrinking (proptest's value trees, driven by `search::shrink`) ends
+//! at the smallest case a judge still fails.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::script::{script, ScriptStep};
+use super::search::{self, case, search, Budget, Judge, Judgement, ShrinkLimits};
+use super::*;
+use crate::vocab::Protocol;
+
+fn dir() -> (tempfile::TempDir, ExploreDir) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = ExploreDir::create(temp.path()).unwrap();
+    (temp, dir)
+}
+
+fn text(seed: u64, index: u64) -> String {
+    yaml::render(&script(&case(Seed(seed), index)), "case", &[])
+}
+
+#[test]
+fn the_same_seed_generates_the_same_cases_and_another_seed_others() {
+    for index in 0..20 {
+        assert_eq!(text(7, index), text(7, index));
+    }
+    let same = (0..20).filter(|&i| text(7, i) == text(8, i)).count();
+    assert!(same < 3, "{same} of 20 cases equal across seeds");
+    let distinct: std::collections::BTreeSet<String> = (0..20).map(|i| text(7, i)).collect();
+    assert!(distinct.len() > 15);
+}
+
+#[test]
+fn every_generated_case_is_a_scenario_the_loader_accepts() {
+    let (_temp, dir) = dir();
+    for index in 0..300 {
+        let script = script(&case(Seed(11), index));
+        if let Err(error) = dir.scenario(&script, &format!("case-{index}")) {
+            panic!("case {index}: {error}");
+        }
+    }
+}
+
+/// What the generator covers over a few hundred cases: every kind of step,
+/// every protocol, refused set-ups, streams that see a move.
+#[test]
+fn generated_cases_cover_every_kind_of_step_and_protocol() {
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut protocols = std::collections::BTreeSet::new();
+    let (mut refused, mut after_move, mut one_of) = (0, 0, 0);
+    for index in 0..400 {
+        for step in script(&case(Seed(3), index)).steps {
+            let kind = match &step {
+                ScriptStep::CreatePod { expect_error, .. } => {
+                    refused += usize::from(expect_error.is_some());
+                    "createPod"
+                }
+                ScriptStep::DeletePod(_) => "deletePod",
+                ScriptStep::Annotate { .. } => "annotate",
+                ScriptStep::SetPhase { .. } => "setPhase",
+                ScriptStep::Send {
+                    protocol, expect, ..
+                } => {
+                    protocols.insert(protocol.to_string());
+                    one_of += usize::from(matches!(
+                        expect.delivered_to,
+                        Some(crate::check::Delivery::OneOf(_))
+                    ));
+                    "send"
+                }
+                ScriptStep::StartStream { .. } => "startStream",
+                ScriptStep::StopStream { expect, .. } => {
+                    after_move += usize::from(expect.after_move_at.is_some());
+                    "stopStream"
+                }
+                ScriptStep::WaitMs(_) => "wait",
+            };
+            kinds.insert(kind);
+        }
+    }
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    assert_eq!(protocols.len(), 5, "{protocols:?}");
+    assert!(refused > 0 && after_move > 0, "{refused} {after_move}");
+    let _ = one_of;
+}
+
+/// A judge that fails a case when `fails` says so, counting its runs.
+struct FakeJudge<F: Fn(&Script) -> bool + Sync> {
+    fails: F,
+    runs: AtomicU32,
+}
+
+impl<F: Fn(&Script) -> bool + Sync> Judge for FakeJudge<F> {
+    fn judge(&self, script: &Script, _name: &str) -> Judgement {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if (self.fails)(script) {
+            Judgement::Fail("the fake judge".into())
+        } else {
+            Judgement::Pass
+        }
+    }
+}
+
+fn judge<F: Fn(&Script) -> bool + Sync>(fails: F) -> FakeJudge<F> {
+    FakeJudge {
+        fails,
+        runs: AtomicU32::new(0),
+    }
+}
+
+fn delivers_gre_to_a_pod(script: &Script) -> bool {
+    script.steps.iter().any(|step| {
+        matches!(step, ScriptStep::Send { protocol: Protocol::Gre, expect, .. }
+            if matches!(&expect.delivered_to, Some(crate::check::Delivery::Pods(_))))
+    })
+}
+
+#[test]
+fn a_failure_shrinks_to_the_fewest_hosts_steps_and_packets_that_still_fail() {
+    // A dataplane that loses GRE to pods: the smallest case is a pod and one
+    // GRE packet to it, on one node with one external host.
+    let judge = judge(delivers_gre_to_a_pod);
+    let outcome = search(
+        Seed(5),
+        Budget::Cases(500),
+        1,
+        &judge,
+        ShrinkLimits::default(),
+        &|_, _| {},
+    );
+    let shrunk = outcome.failure.expect("some case sends GRE to a pod");
+    assert!(shrunk.confirmed);
+    assert!(shrunk.found.steps.len() > shrunk.shrunk.steps.len());
+    let (steps, pods, hosts, packets) = search::size(&shrunk.shrunk);
+    assert_eq!((steps, pods, hosts, packets), (2, 1, 2, 1), "{shrunk:#?}");
+    assert!(delivers_gre_to_a_pod(&shrunk.shrunk));
+}
+
+#[test]
+fn shrinking_keeps_what_the_failure_needs() {
+    // Fails only when a floating IP moves between two pods under a stream:
+    // the shrunk case keeps two pods, the stream and the move.
+    let moved = |script: &Script| {
+        script.steps.iter().any(|step| {
+            matches!(step, ScriptStep::StopStream { expect, .. } if expect.after_move_at.is_some())
+        })
+    };
+    let judge = judge(moved);
+    let outcome = search(
+        Seed(9),
+        Budget::Cases(3000),
+        1,
+        &judge,
+        ShrinkLimits::default(),
+        &|_, _| {},
+    );
+    let shrunk = outcome
+        .failure
+        .expect("some case moves a floating IP under a stream");
+    assert!(moved(&shrunk.shrunk));
+    let (steps, ..) = search::size(&shrunk.shrunk);
+    assert!(steps <= 8, "{}", yaml::render(&shrunk.shrunk, "x", &[]));
+}
+
+#[test]
+fn a_search_with_no_failure_runs_its_whole_budget_and_shrinks_nothing() {
+    let judge = judge(|_| false);
+    let outcome = search(
+        Seed(1),
+        Budget::Cases(40),
+        3,
+        &judge,
+        ShrinkLimits::default(),
+        &|_, _| {},
+    );
+    assert_eq!((outcome.cases, outcome.passed), (40, 40));
+    assert!(outcome.failure.is_none());
+    assert_eq!(judge.runs.load(Ordering::SeqCst), 40);
+}
+
+#[test]
+fn the_failure_found_does_not_depend_on_the_number_of_jobs() {
+    let fails = |script: &Script| {
+        script
+            .steps
+            .iter()
+            .any(|s| matches!(s, ScriptStep::SetPhase { .. }))
+    };
+    let run = |jobs| {
+        let outcome = search(
+            Seed(4),
+            Budget::Cases(200),
+            jobs,
+            &judge(fails),
+            ShrinkLimits::default(),
+            &|_, _| {},
+        );
+        let shrunk = outcome.failure.expect("some case sets a phase");
+        (shrunk.index, yaml::render(&shrunk.shrunk, "x", &[]))
+    };
+    assert_eq!(run(1), run(4));
+}
