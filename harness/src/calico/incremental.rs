@@ -179,9 +179,30 @@ pub fn changes(
             },
         ));
     }
-    // A changed pod that moved node or interface changes the workload
-    // dispatch of its old and new node, whether or not their NAT changed.
-    for node in &touched_nodes {
+    refilter(&mut nat, &touched_nodes, current, cluster);
+    let changes = Changes {
+        nat: nat.clone(),
+        ..changes_of_slice
+    };
+    let patch = Patch {
+        externals,
+        slice: new_slice,
+        nat,
+        changed,
+    };
+    (changes, patch)
+}
+
+/// A changed pod that moved node or interface changes the workload dispatch
+/// of its old and new node, whether or not their NAT changed: add those
+/// nodes whose filter changed to `nat` (kept sorted by node).
+fn refilter(
+    nat: &mut Vec<(String, NodeNatState)>,
+    touched_nodes: &BTreeSet<&str>,
+    current: &DesiredState,
+    cluster: &ClusterState,
+) {
+    for node in touched_nodes {
         if nat.iter().any(|(n, _)| n == node) {
             continue;
         }
@@ -200,17 +221,6 @@ pub fn changes(
         }
     }
     nat.sort_by(|a, b| a.0.cmp(&b.0));
-    let changes = Changes {
-        nat: nat.clone(),
-        ..changes_of_slice
-    };
-    let patch = Patch {
-        externals,
-        slice: new_slice,
-        nat,
-        changed,
-    };
-    (changes, patch)
 }
 
 /// `state` cut to the floating IPs `externals`, the SNAT of `internals` and

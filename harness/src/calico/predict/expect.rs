@@ -42,17 +42,16 @@ pub fn observed(outcome: &Outcome, count: u64) -> DeliveryObserved {
             seen.quoted_destinations.extend(*quoted_destination);
         }
         Landing::Host {
-            host,
             reply_source,
             seen_source,
+            ..
         } => {
             if let Some(reply) = reply_source {
                 seen.answered = count;
                 seen.reply_sources.insert(*reply);
             }
-            // An external host's capture counts what it receives.
+            // An external host's capture notes the source it sees.
             if let Some(source) = seen_source {
-                seen.delivered.insert(host.clone(), count);
                 seen.seen_sources.insert(*source);
             }
         }
