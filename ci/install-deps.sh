@@ -8,25 +8,40 @@
 # them), bird (BIRD 1.x and birdc: the bgp module's route distribution), and the
 # base tools the tests' shell steps use; bsdutils (`script`: a terminal for the
 # test of `run`'s colour and status line); util-linux and mount (`unshare`,
-# `nsenter`, `mount`: ci/test-runner puts a normal user's test binaries in a
-# user namespace, tests/cli_rootless.rs runs the harness as a non-root user);
-# sudo, for the README's first command; chromium (tests/report_html.rs opens
-# report.html headless) and fonts-dejavu-core (the report's fonts, so its
-# screenshot shows text); python3 for drivers/nft-driver.py, the external driver
-# the tests run.
+# `nsenter`, `mount`, `runuser`: ci/test-runner puts a normal user's test
+# binaries in a user namespace, tests/cli_rootless.rs runs the harness as a
+# non-root user, ci/test-as-user runs the tests as one); passwd (`useradd`, for
+# ci/test-as-user); chromium (tests/report_html.rs opens report.html headless)
+# and fonts-dejavu-core (the report's fonts, so its screenshot shows text);
+# python3 for drivers/nft-driver.py, the external driver the tests run.
+#
+# Anyone may run it: when every package is there it changes nothing. Missing
+# packages are installed with apt-get as root; a normal user is raised with
+# sudo when sudo exists, and told what to do when it does not (containers and
+# CI images often run as root without sudo, so the README's command does not
+# start with `sudo`).
 set -euo pipefail
-packages=(nftables iptables ipset iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux mount bsdutils sudo chromium fonts-dejavu-core python3)
+packages=(nftables iptables ipset iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux mount passwd bsdutils chromium fonts-dejavu-core python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: missing ${missing[*]}; run as root (sudo ci/install-deps.sh)" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
 fi
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    echo "install-deps: missing ${missing[*]}; installing them as root with sudo" >&2
+    exec sudo -- "$(readlink -f "$0")" "$@"
+  fi
+  echo "install-deps: missing ${missing[*]}; installing them needs root and sudo is not installed: run \`su -c $0\` (or $0 as root)" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-deps: missing ${missing[*]}; this script installs Debian/Ubuntu packages with apt-get, which is not here: install the same programs with this system's package manager" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -30,7 +30,7 @@
 //! | pure   | calico                 |
 //! | pure   | check                  |
 //! | pure   | vocab                  |
-//! | pure   | wire, seed, programs   |
+//! | pure   | wire, seed, programs, text |
 //!
 //! Pure modules do no I/O: [`vocab`] is the shared vocabulary (the lab's
 //! addressing plan and names, the enums a scenario chooses among), [`check`]
@@ -54,6 +54,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
+pub mod text;
 pub mod traffic;
 pub mod vocab;
 pub mod wire;

@@ -35,6 +35,9 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("unshare", "util-linux"),
     // ci/test-runner and tests/cli_rootless.rs: user namespaces for normal users.
     ("nsenter", "util-linux"),
+    // ci/test-as-user: the test binaries run as a user it creates.
+    ("runuser", "util-linux"),
+    ("useradd", "passwd"),
     ("mount", "mount"),
     // tests/run_output.rs: a pseudo-terminal for `run`'s colour and status line.
     ("script", "bsdutils"),
@@ -48,7 +51,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "`{program}` is not installed (not found on PATH): install the Debian/Ubuntu package \
-     `{package}`; `sudo ci/install-deps.sh` installs every program the harness runs"
+     `{package}`; `ci/install-deps.sh` installs every program the harness runs"
 )]
 pub struct MissingProgram {
     pub program: String,

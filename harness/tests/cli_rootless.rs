@@ -45,6 +45,11 @@ impl Unprivileged {
 
     /// `fip-harness ARGS` as the unprivileged user, records under `runtime`.
     fn fip(&self, runtime: &Path, args: &[&str]) -> Output {
+        self.fip_with_path(runtime, args, &std::env::var_os("PATH").unwrap_or_default())
+    }
+
+    /// [`Unprivileged::fip`] with this PATH.
+    fn fip_with_path(&self, runtime: &Path, args: &[&str], path: &std::ffi::OsStr) -> Output {
         Command::new("nsenter")
             .arg("--preserve-credentials")
             .args(["--user", "--target", &self.sleeper.id().to_string(), "--"])
@@ -52,6 +57,7 @@ impl Unprivileged {
             .args(args)
             .current_dir(repo())
             .env("XDG_RUNTIME_DIR", runtime)
+            .env("PATH", path)
             .env_remove(RUN_DIR_ENV)
             .output()
             .expect("nsenter (package util-linux)")
@@ -149,6 +155,75 @@ fn conform_runs_for_a_user_who_is_not_root() {
     let stdout = ok(&out);
     assert!(
         stdout.contains("conformant with Calico floating-IP semantics: 1/1 cases"),
+        "{stdout}"
+    );
+}
+
+/// A kernel that refuses, inside a user namespace, what a chosen backend
+/// needs makes `run` stop at start with one line naming the refusal and what
+/// to do, before any lab is built, and a backend that does not need it
+/// still runs. No kernel can be made to refuse on demand, so an `nft` ahead
+/// on PATH refuses NAT rules in the words Linux 6.18 refuses a payload write
+/// there with, and hands every other ruleset to the real nft.
+#[test]
+fn a_refused_kernel_feature_is_one_line_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = Unprivileged::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let nft = bin.path().join("nft");
+    let real = common::program("nft");
+    let script = format!(
+        "#!/bin/sh\nrules=$(cat)\ncase \"$rules\" in *dnat*)\n  echo '/dev/stdin:4:5-30: \
+         Error: Could not process rule: Operation not permitted' >&2; exit 1;;\nesac\n\
+         printf '%s\\n' \"$rules\" | exec {} \"$@\"\n",
+        real.display()
+    );
+    std::fs::write(&nft, script).unwrap();
+    std::fs::set_permissions(&nft, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let lab = lab_name("rp");
+    let scenario = "scenarios/icmp-external-v4.yaml";
+    let args = ["run", scenario, "--backend", "nftables", "--report-dir"];
+    let reports = runtime.path().join("reports");
+    let args = [
+        &args[..],
+        &[reports.to_str().unwrap(), "--keep-on-failure", &lab],
+    ]
+    .concat();
+    let out = user.fip_with_path(runtime.path(), &args, &path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("this kernel refuses nf_tables NAT rules"))
+        .unwrap_or_else(|| panic!("no refusal line in:\n{stderr}"));
+    assert!(refusal.contains("Operation not permitted"), "{refusal}");
+    assert!(refusal.contains("run fip-harness as root"), "{refusal}");
+    // Before any lab: no case ran, nothing was recorded or kept.
+    assert!(!stderr.contains("FAIL") && !reports.exists(), "{stderr}");
+    let records = runtime.path().join("fip-harness/labs");
+    let left: Vec<_> = std::fs::read_dir(&records)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+
+    // The iptables backend needs no nf_tables NAT: the probe lets it through.
+    let args = [
+        "run",
+        scenario,
+        "--backend",
+        "iptables",
+        "--routing",
+        "model",
+    ];
+    let args = [&args[..], &["--report-dir", reports.to_str().unwrap()]].concat();
+    let stdout = ok(&user.fip_with_path(runtime.path(), &args, &path));
+    assert!(
+        stdout.contains("PASS icmp-external-v4::iptables"),
         "{stdout}"
     );
 }

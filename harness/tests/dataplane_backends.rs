@@ -3,9 +3,7 @@
 
 use std::net::IpAddr;
 
-use fip_harness::dataplane::{
-    backend, nft_maps, BackendKind, DnatMapping, Features, NodeNatState, SnatMapping,
-};
+use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
 use fip_harness::lab::netns::Netns;
 use rstest::rstest;
 
@@ -261,84 +259,6 @@ fn nft_update_recovers_when_another_writer_removed_the_tables(#[case] kind: Back
     backend(kind).remove(&ns.0).unwrap();
     mine.apply(&ns.0, &second()).unwrap();
     assert_eq!(mine.read(&ns.0).unwrap(), second());
-}
-
-/// `nft -j list` of both `fiph-maps` tables with what differs between two
-/// writers of the same content taken out: object handles, and the order of
-/// map elements (a hash set's order follows its random seed).
-fn maps_listing(ns: &Netns) -> Vec<serde_json::Value> {
-    fn normalise(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(object) => {
-                object.remove("handle");
-                if let Some(serde_json::Value::Array(elements)) = object.get_mut("elem") {
-                    elements.sort_by_key(|e| e.to_string());
-                }
-                object.values_mut().for_each(normalise);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(normalise),
-            _ => {}
-        }
-    }
-    ["ip", "ip6"]
-        .iter()
-        .map(|family| {
-            let out = ns
-                .command("nft")
-                .args(["-j", "list", "table", family, nft_maps::TABLE])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
-            let mut listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            normalise(&mut listing);
-            listing
-        })
-        .collect()
-}
-
-fn nft_json(ns: &Netns, batch: &impl serde::Serialize) {
-    use std::io::Write;
-    let mut child = ns
-        .command("nft")
-        .args(["-j", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let json = serde_json::to_vec(batch).unwrap();
-    child.stdin.take().unwrap().write_all(&json).unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
-/// The map backend writes over netlink; what the kernel then holds, as `nft
-/// -j list` shows it (tables, maps with their types and elements, chains,
-/// rules), equals what `nft` itself makes of the same change rendered as nft
-/// JSON, for a fresh apply and for a move (an element delta).
-#[test]
-fn netlink_writes_what_nft_writes() {
-    let by_netlink = Scratch::new("nl-w");
-    let by_nft = Scratch::new("nft-w");
-    let maps = backend(BackendKind::NftMaps);
-    let features = Features::detected();
-
-    maps.apply(&by_netlink.0, &first()).unwrap();
-    nft_json(&by_nft.0, &nft_maps::render_apply(&first(), features));
-    let listing = maps_listing(&by_netlink.0);
-    assert_eq!(listing, maps_listing(&by_nft.0));
-    assert!(
-        listing[0].to_string().contains("203.0.113.2"),
-        "{listing:?}"
-    );
-
-    let mut moved = first();
-    moved.dnat[0].internal = ip("198.19.0.6");
-    moved.snat = vec![SnatMapping::new(ip("198.19.0.6"), ip("203.0.113.1"))];
-    maps.apply(&by_netlink.0, &moved).unwrap();
-    nft_json(
-        &by_nft.0,
-        &nft_maps::render_delta(&first(), &moved).unwrap(),
-    );
-    assert_eq!(maps_listing(&by_netlink.0), maps_listing(&by_nft.0));
-    assert_eq!(maps.read(&by_netlink.0).unwrap(), moved);
 }
 
 /// With the node's workloads and pools known, each Felix backend also writes

@@ -27,7 +27,7 @@ while IFS= read -r line; do
   id=$(printf '%s\n' "$line" | sed -n 's/^{"id":\([0-9]*\),.*/\1/p')
   case "$line" in
     *'"type":"hello"'*)
-      printf '{"id":%s,"type":"hello","protocol":1,"name":"toy","version":"0.1","capabilities":{"families":["ipv4","ipv6"],"protocols":["icmp","gre","sctp","udp","tcp"],"owns_conntrack":false}}\n' "$id" ;;
+      printf '{"id":%s,"type":"hello","protocol":1,"name":"%s","version":"0.1","capabilities":{"families":["ipv4","ipv6"],"protocols":["icmp","gre","sctp","udp","tcp"],"owns_conntrack":false}}\n' "$id" "$(cat "$TOY_NAME_FILE" 2>/dev/null || echo toy)" ;;
     *'"type":"apply"'*)
       eval "$MISBEHAVE" ;;
     *)
@@ -38,6 +38,9 @@ done
 
 struct Outcome {
     stdout: String,
+    stderr: String,
+    /// Bytes the run left in its report folder.
+    report_bytes: u64,
     bundle_stderr: Vec<String>,
     pids: Vec<i32>,
     success: bool,
@@ -45,6 +48,11 @@ struct Outcome {
 
 /// `run` one scenario with the toy driver misbehaving as `misbehave` (shell).
 fn run_toy(misbehave: &str, driver: Option<&str>) -> Outcome {
+    run_toy_named(misbehave, driver, "toy")
+}
+
+/// [`run_toy`] with the driver calling itself `name` in its `hello`.
+fn run_toy_named(misbehave: &str, driver: Option<&str>, name: &str) -> Outcome {
     assert!(
         nix::unistd::Uid::effective().is_root(),
         "drivers run inside lab namespaces, which needs root: run `sudo -E cargo test --test driver_faults`"
@@ -53,6 +61,8 @@ fn run_toy(misbehave: &str, driver: Option<&str>) -> Outcome {
     let script = dir.path().join("toy.sh");
     std::fs::write(&script, TOY_DRIVER).unwrap();
     let pids = dir.path().join("pids");
+    let name_file = dir.path().join("name");
+    std::fs::write(&name_file, name).unwrap();
     let reports = dir.path().join("reports");
     let run_dir = dir.path().join("run");
     let choice = match driver {
@@ -65,6 +75,7 @@ fn run_toy(misbehave: &str, driver: Option<&str>) -> Outcome {
         .env(TIMEOUT_ENV, "2")
         .env("PIDS", &pids)
         .env("MISBEHAVE", misbehave)
+        .env("TOY_NAME_FILE", &name_file)
         .args([
             "run",
             "scenarios/from-external-v4.yaml",
@@ -82,6 +93,11 @@ fn run_toy(misbehave: &str, driver: Option<&str>) -> Outcome {
     let lab_prefix = format!("fiph-r{}", base36(child.id()));
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report_bytes = files_under(&reports, &|_| true)
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     // The lab is gone: no namespace of this process's labs, no record, no
     // pid file left in its run directory.
     let left = Netns::list_with_prefix(&lab_prefix);
@@ -115,6 +131,8 @@ fn run_toy(misbehave: &str, driver: Option<&str>) -> Outcome {
         .collect();
     Outcome {
         stdout,
+        stderr,
+        report_bytes,
         bundle_stderr,
         pids,
         success: output.status.success(),
@@ -231,4 +249,62 @@ fn a_driver_that_cannot_start_fails_the_case_naming_the_file() {
     ] {
         assert!(text.contains(needle), "`{needle}` is missing from:\n{text}");
     }
+}
+
+/// Shell for a child that ignores SIGTERM and runs until killed.
+const STUBBORN: &str = "sh -c 'trap \"\" TERM; while :; do sleep 1; done'";
+
+/// What a driver starts and leaves running goes with the lab, even a child
+/// that ignores SIGTERM, whether it stays in the driver's process group or
+/// leaves it (`setsid`): the driver here answers every `apply` and exits at
+/// `shutdown` as it should, leaving both behind.
+#[test]
+fn what_a_driver_leaves_running_goes_with_the_lab() {
+    let outcome = run_toy(
+        &format!(
+            "{STUBBORN} & echo $! >> \"$PIDS\"; setsid {STUBBORN} & echo $! >> \"$PIDS\"; \
+             printf '{{\"id\":%s,\"type\":\"ok\"}}\\n' \"$id\""
+        ),
+        None,
+    );
+    // run_toy checked that no recorded process runs any more.
+    assert!(
+        outcome.pids.len() >= 3,
+        "{:?}\n{}",
+        outcome.pids,
+        outcome.stdout
+    );
+}
+
+/// A driver's name is copied into every message about it: a huge one is cut
+/// where it is read, so neither the terminal nor the reports grow with it.
+#[test]
+fn a_huge_driver_name_is_cut_where_it_is_read() {
+    let huge = "N".repeat(10 << 20);
+    let outcome = run_toy_named("exit 3", None, &huge);
+    let printed = outcome.stdout.len() + outcome.stderr.len();
+    assert!(printed < 200_000, "{printed} bytes printed");
+    assert!(
+        outcome.report_bytes < 2_000_000,
+        "{} bytes of reports",
+        outcome.report_bytes
+    );
+    assert!(
+        outcome.stdout.contains("more bytes]"),
+        "the cut is said: {}",
+        outcome.stdout
+    );
+}
+
+/// A driver that closes its stdout and keeps running is said to have done
+/// exactly that, not to have exited.
+#[test]
+fn a_driver_that_closes_stdout_is_not_said_to_have_exited() {
+    let outcome = run_toy("exec >&-; echo 'closing my stdout' >&2; sleep 600", None);
+    assert_driver_fault(
+        &outcome,
+        "it closed its stdout without exiting",
+        "closing my stdout",
+    );
+    assert!(!outcome.stdout.contains("it exited"), "{}", outcome.stdout);
 }

@@ -185,6 +185,10 @@ fn ci_runs_the_readme_test_command_verbatim() {
         ".ci/run does not run the README's test command `{}` verbatim",
         commands[1]
     );
+    // And the same tests as a normal user, so a rootless-only failure fails CI.
+    let position = |wanted: &str| ci.lines().position(|line| line == wanted);
+    let as_user = position("ci/test-as-user").expect(".ci/run runs ci/test-as-user");
+    assert!(position(&commands[1]) < Some(as_user), "{ci}");
 }
 
 #[test]
@@ -216,6 +220,131 @@ fn test_binaries_start_through_the_runner_and_its_programs_are_installed() {
         assert!(
             installed.contains(package),
             "install-deps.sh lacks {package}"
+        );
+    }
+}
+
+/// A folder of stand-ins for the programs `ci/install-deps.sh` asks about
+/// the machine (`id`, `dpkg-query`) or changes it with (`apt-get`, `sudo`),
+/// each writing what it was asked to a log, and a folder with every other
+/// program of the system, so a PATH of the two is this machine without the
+/// real ones (and without `sudo` unless the case adds its stand-in).
+struct FakeMachine {
+    dir: tempfile::TempDir,
+}
+
+const STOOD_IN: [&str; 5] = [
+    "id",
+    "dpkg-query",
+    "apt-get",
+    "debconf-set-selections",
+    "sudo",
+];
+
+impl FakeMachine {
+    fn new(with_sudo: bool) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (fake, real) = (dir.path().join("fake"), dir.path().join("real"));
+        std::fs::create_dir_all(&fake).unwrap();
+        std::fs::create_dir_all(&real).unwrap();
+        for system in ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+            for entry in std::fs::read_dir(system).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let link = real.join(&name);
+                if STOOD_IN.iter().any(|s| name == *s) || link.exists() {
+                    continue;
+                }
+                std::os::unix::fs::symlink(entry.path(), link).unwrap();
+            }
+        }
+        let mut scripts = vec![
+            ("id", r#"[ "$1" = -u ] && echo "$FAKE_UID""#),
+            (
+                "dpkg-query",
+                r#"[ "$FAKE_INSTALLED" = yes ] && echo "install ok installed""#,
+            ),
+            ("apt-get", r#"echo "apt-get $*" >> "$FAKE_LOG""#),
+            ("debconf-set-selections", "cat > /dev/null"),
+        ];
+        if with_sudo {
+            scripts.push((
+                "sudo",
+                r#"echo "sudo $*" >> "$FAKE_LOG"; [ "$1" = -- ] && shift; FAKE_UID=0 exec "$@""#,
+            ));
+        }
+        for (name, body) in scripts {
+            let path = fake.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Self { dir }
+    }
+
+    /// `command` run by bash in the repository, as `uid` with every package
+    /// installed or none: (success, stderr, the stand-ins' log).
+    fn run(&self, command: &str, uid: u32, installed: bool) -> (bool, String, String) {
+        let log = self.dir.path().join("log");
+        let _ = std::fs::remove_file(&log);
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("fake").display(),
+            self.dir.path().join("real").display()
+        );
+        let output = std::process::Command::new(self.dir.path().join("real/bash"))
+            .args(["-c", command])
+            .current_dir(repo())
+            .env_clear()
+            .env("PATH", path)
+            .env("FAKE_UID", uid.to_string())
+            .env("FAKE_INSTALLED", if installed { "yes" } else { "no" })
+            .env("FAKE_LOG", &log)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    }
+}
+
+/// The README's first command begins with installing the packages: that part
+/// works as root on a machine without `sudo` (containers, CI images), as a
+/// normal user with `sudo`, and without `sudo` it says what to do.
+#[rstest::rstest]
+#[case::root_without_sudo_nothing_missing(0, true, false, true, &[][..], "")]
+#[case::root_without_sudo_installs(0, false, false, true, &["apt-get install"][..], "")]
+#[case::user_raised_with_sudo(1001, false, true, true, &["sudo -- /", "ci/install-deps.sh", "apt-get install"][..], "with sudo")]
+#[case::user_without_sudo_is_told_what_to_do(1001, false, false, false, &[][..], "sudo is not installed: run `su -c")]
+#[case::user_without_sudo_nothing_missing(1001, true, false, true, &[][..], "")]
+fn the_readme_install_step_works_with_and_without_sudo(
+    #[case] uid: u32,
+    #[case] installed: bool,
+    #[case] with_sudo: bool,
+    #[case] succeeds: bool,
+    #[case] logged: &[&str],
+    #[case] said: &str,
+) {
+    let first = readme_commands()[0].clone();
+    let install = first.split(" && ").next().unwrap();
+    let machine = FakeMachine::new(with_sudo);
+    let (ok, stderr, log) = machine.run(install, uid, installed);
+    assert_eq!(ok, succeeds, "`{install}`: {stderr}\n{log}");
+    assert!(stderr.contains(said), "`{install}` said: {stderr}");
+    for part in logged {
+        assert!(
+            log.contains(part),
+            "`{install}` ran:\n{log}\nstderr: {stderr}"
+        );
+    }
+    if logged.is_empty() {
+        assert_eq!(log, "", "`{install}` changed the machine; stderr: {stderr}");
+    }
+    if log.contains("apt-get install") {
+        assert!(
+            log.contains("bird") && log.contains("nftables"),
+            "installs the missing packages: {log}"
         );
     }
 }

@@ -88,6 +88,35 @@ fn piped_output_is_plain_lines() {
     );
 }
 
+/// Logs asked for with RUST_LOG go to stderr; written to a file (not a
+/// terminal) they carry no colour codes, NO_COLOR or not.
+#[test]
+fn logs_to_a_file_are_plain() {
+    need_root();
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args([
+            "run",
+            "scenarios/icmp-external-v4.yaml",
+            "--backend",
+            "nftables",
+        ])
+        .arg("--report-dir")
+        .arg(&reports)
+        .current_dir(repo())
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DEBUG"),
+        "debug logs were asked for: {stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
+
 #[test]
 fn a_terminal_gets_progress_and_colour_unless_no_color() {
     need_root();

@@ -145,3 +145,64 @@ fn not_a_scenario_and_missing_paths() {
     assert_eq!(output.status.code(), Some(1));
     insta::assert_snapshot!("missing_path", stderr_of(&output, dir.path()));
 }
+
+/// A file that is not a scenario, such as a password file named on the
+/// command line or linked into a scenario folder, is refused without a
+/// word of its content: a mapping of unknown keys is not a scenario.
+#[test]
+fn a_secret_file_is_never_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "root:$y$j9T$Secretive0Hash:20228:0:99999:7:::";
+    let shadow = dir.path().join("shadow");
+    std::fs::write(&shadow, format!("{secret}\ndaemon:*:20228:0:99999:7:::\n")).unwrap();
+    let folder = dir.path().join("scenarios");
+    std::fs::create_dir(&folder).unwrap();
+    std::os::unix::fs::symlink(&shadow, folder.join("linked.yaml")).unwrap();
+    for path in [&shadow, &folder] {
+        let output = harness(&["validate", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("not a scenario"), "{stderr}");
+        for part in ["root", "Secretive0Hash", "20228", "daemon"] {
+            assert!(!stderr.contains(part), "`{part}` quoted: {stderr}");
+        }
+    }
+}
+
+/// Control characters in what a scenario file says (names, tags,
+/// descriptions, values quoted in errors) are shown escaped, never sent to
+/// the terminal raw: an escape sequence in a file cannot recolour, retitle
+/// or clear the terminal of whoever lists or validates it.
+#[test]
+fn terminal_escapes_in_a_scenario_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = bad_scenario(dir.path(), "good.yaml", |t| {
+        t.replacen(
+            "description: >",
+            "description: \"\\e[2J\\e[31mred\\rover\" #",
+            1,
+        )
+        .replacen("  ICMP echo", "# ICMP echo", 1)
+        .replacen("  own address", "# own address", 1)
+        .replacen("tags: [icmp,", "tags: [\"x\\e]0;owned\\a\", icmp,", 1)
+    });
+    let named = bad_scenario(dir.path(), "named.yaml", |t| {
+        t.replacen("name: icmp-external-v4", "name: \"a\\e[31mb\"", 1)
+    });
+    let listed = harness(&["list", good.to_str().unwrap()]);
+    let validated = harness(&["validate", named.to_str().unwrap()]);
+    for output in [&listed, &validated] {
+        for stream in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "raw control characters: {text:?}"
+            );
+        }
+    }
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(r"\u{1b}[31mred\rover"), "{listed}");
+    assert!(listed.contains(r"x\u{1b}]0;owned\u{7}"), "{listed}");
+    let validated = String::from_utf8_lossy(&validated.stderr);
+    assert!(validated.contains(r"`a\u{1b}[31mb`"), "{validated}");
+}

@@ -29,6 +29,8 @@ pub enum BirdError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Write(#[from] crate::lab::files::WriteError),
     #[error("{daemon} for {member} did not start: {reason}\n{log}")]
     Start {
         daemon: &'static str,
@@ -100,8 +102,7 @@ impl BirdDaemon {
             });
         }
         std::fs::create_dir_all(dir).map_err(|e| daemon.io("creating its directory", e))?;
-        std::fs::write(daemon.config_path(), config)
-            .map_err(|e| daemon.io("writing its configuration", e))?;
+        crate::lab::files::write_atomically(&daemon.config_path(), config.as_bytes())?;
         // Under the creation lock an interrupt's clean-up waits on: it then
         // finds the daemon by its pid file, never half-started (BIRD writes
         // the file after it forks, so a clean-up in between would miss it).
@@ -228,8 +229,7 @@ impl BirdDaemon {
     /// stay up; changed filters re-evaluate the routes.
     pub fn reconfigure(&self, config: &str) -> Result<(), BirdError> {
         self.check_alive()?;
-        std::fs::write(self.config_path(), config)
-            .map_err(|e| self.io("writing its configuration", e))?;
+        crate::lab::files::write_atomically(&self.config_path(), config.as_bytes())?;
         self.birdc().configure().map_err(|source| BirdError::Birdc {
             daemon: self.daemon(),
             member: self.member.clone(),
@@ -270,6 +270,13 @@ impl BirdDaemon {
     }
 
     fn start_error(&self, reason: String) -> BirdError {
+        // BIRD cannot write its pid file or log on a full disk; say that,
+        // not only that it did not start.
+        if crate::lab::files::no_room_left(&self.dir) {
+            return BirdError::Write(crate::lab::files::WriteError::DiskFull {
+                path: self.dir.clone(),
+            });
+        }
         BirdError::Start {
             daemon: self.daemon(),
             member: self.member.clone(),

@@ -202,9 +202,23 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
         }
     }
 
-    // Cluster-wide, the node-level winners of each external.
+    // Felix on each node, then the cluster-wide winners BGP spreads.
+    let node_winners = node_nat(&per_node, &mut desired);
+    spread(cluster, topology, node_winners, &mut desired);
+    desired.conflicts.sort();
+    desired
+}
+
+/// Felix on each node (felix/dataplane/linux/floating_ip_mgr.go
+/// CompleteDeferredWork): a DNAT per floating IP to the claim earliest as
+/// text, the loopback SNAT of each winning address to its earliest floating
+/// IP, and the device route; returns each floating IP's node-level winners.
+fn node_nat<'a>(
+    per_node: &BTreeMap<&str, BTreeMap<IpAddr, Claims<'a>>>,
+    desired: &mut DesiredState,
+) -> BTreeMap<IpAddr, Claims<'a>> {
     let mut node_winners: BTreeMap<IpAddr, Claims> = BTreeMap::new();
-    for (node, claims) in &per_node {
+    for (node, claims) in per_node {
         let mut dnat: BTreeMap<IpAddr, IpAddr> = BTreeMap::new();
         for (external, candidates) in claims {
             let (winner, endpoint) = earliest_claim(candidates);
@@ -277,6 +291,18 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
         );
     }
 
+    node_winners
+}
+
+/// Who holds each floating IP cluster-wide (the earliest of the nodes'
+/// winners), and the routes BGP gives the other members, as far as the
+/// pool's filters let it go.
+fn spread(
+    cluster: &ClusterState,
+    topology: &Topology,
+    node_winners: BTreeMap<IpAddr, Claims>,
+    desired: &mut DesiredState,
+) {
     let workload_addresses: BTreeSet<(&str, IpAddr)> = cluster
         .endpoints
         .iter()
@@ -348,6 +374,4 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
                 });
         }
     }
-    desired.conflicts.sort();
-    desired
 }

@@ -17,7 +17,7 @@ pub struct Args {
     /// The dataplane to judge: a built-in backend by name or `mutant:<name>`
     /// (and, with the driver protocol, `exec:PATH [ARGS]`).
     #[arg(long, value_name = "DATAPLANE")]
-    dataplane: DataplaneChoice,
+    pub(super) dataplane: DataplaneChoice,
     /// The catalogue: scenario files or folders.
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,

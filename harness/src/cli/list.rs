@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fip_harness::scenario::{load_catalogue, Scenario, ScenarioFilter};
+use fip_harness::text::printable;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -72,11 +73,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let width = kept.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for scenario in kept {
+        // A file's words, shown with control characters escaped.
         println!(
             "{:width$}  [{}]  {}",
-            scenario.name,
-            scenario.tags.join(", "),
-            scenario.description.trim()
+            printable(&scenario.name),
+            printable(&scenario.tags.join(", ")),
+            printable(scenario.description.trim())
         );
     }
     for error in &catalogue.errors {

@@ -6,8 +6,11 @@
 //! /run/netns, where root's labs are, is never looked at); every command
 //! then finds lab records in the user's runtime directory.
 
+use fip_harness::dataplane::BackendKind;
 use fip_harness::lab::registry::{record_path, LabRecord, RUN_DIR_ENV};
+use fip_harness::lab::rootless::probe::{first_refusal, KernelFeature};
 use fip_harness::lab::rootless::{self, NsHolder};
+use fip_harness::runner::DataplaneChoice;
 
 use super::Command;
 
@@ -22,7 +25,17 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         | Command::Bench(_)
         | Command::Mutants(_)
         | Command::Conform(_)
-        | Command::Explore(_) => None,
+        | Command::Explore(_) => {
+            use_user_registry()?;
+            rootless::enter_new_namespace()?;
+            add_sbin_to_path();
+            // Before any lab: what this kernel refuses in a user namespace
+            // is one line now, not a failure deep inside a case.
+            if let Some(refusal) = first_refusal(&kernel_features(command)) {
+                return Err(refusal.into());
+            }
+            return Ok(());
+        }
         // Reads records and, through /proc/<holder>/root, each lab's pins;
         // from inside a user namespace of its own it could not.
         Command::Ls(_) => return use_user_registry(),
@@ -45,6 +58,43 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
     }
     add_sbin_to_path();
     Ok(())
+}
+
+/// The kernel features `command`'s labs need: the lab's own, and those of
+/// the dataplane chosen, or of every built-in backend when the scenarios choose.
+fn kernel_features(command: &Command) -> Vec<KernelFeature> {
+    let chosen = match command {
+        Command::Run(args) => args.dataplane_choice(),
+        Command::Up(args) => Some(args.dataplane_choice()),
+        // Mutants break nft-maps.
+        Command::Mutants(_) => Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
+        _ => None,
+    };
+    let mut features = match chosen {
+        None => KernelFeature::ALL.to_vec(),
+        Some(choice) => features_of(&choice),
+    };
+    // Conform runs the judged dataplane beside its reference, Felix's nftables mode.
+    if let Command::Conform(args) = command {
+        features = features_of(&args.dataplane);
+        features.push(KernelFeature::NfTablesNat);
+        features.sort();
+        features.dedup();
+    }
+    features
+}
+
+/// What a lab on `choice` needs of the kernel.
+fn features_of(choice: &DataplaneChoice) -> Vec<KernelFeature> {
+    let lab = KernelFeature::NfTablesConntrack;
+    match choice {
+        // A driver's dataplane is its own business.
+        DataplaneChoice::Exec(_) => vec![lab],
+        choice => match choice.base() {
+            BackendKind::Iptables => vec![lab, KernelFeature::XtablesNat],
+            BackendKind::Nftables | BackendKind::NftMaps => vec![lab, KernelFeature::NfTablesNat],
+        },
+    }
 }
 
 /// Root in the namespace now, so find programs where root's PATH does: bird,

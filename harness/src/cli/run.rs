@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fip_harness::report::{
-    render_html, render_junit, write_summary, RunSummary, ScenarioResult, SummaryFile,
+    render_html, render_junit, write_summary, write_text, RunSummary, ScenarioResult, SummaryFile,
 };
 use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
@@ -66,6 +66,15 @@ pub struct Args {
     /// and its run is judged against what it says).
     #[arg(long)]
     skip_model_check: bool,
+}
+
+impl Args {
+    /// The one dataplane asked for, if any (else each scenario's own list).
+    pub(super) fn dataplane_choice(&self) -> Option<DataplaneChoice> {
+        self.dataplane
+            .clone()
+            .or_else(|| self.backend.map(|b| DataplaneChoice::Builtin(b.into())))
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -199,11 +208,10 @@ fn write_reports(
     let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
     let junit = render_junit(&summary).context("rendering JUnit XML")?;
     let junit_path = dir.join("junit.xml");
-    std::fs::write(&junit_path, junit).with_context(|| junit_path.display().to_string())?;
+    write_text(&junit_path, &junit)?;
     let file = write_summary(dir, &summary)?;
     let html_path = dir.join("report.html");
-    std::fs::write(&html_path, render_html(&summary, "fip-harness run"))
-        .with_context(|| html_path.display().to_string())?;
+    write_text(&html_path, &render_html(&summary, "fip-harness run"))?;
     Ok(file)
 }
 
@@ -261,10 +269,7 @@ pub(super) fn result_lines(result: &ScenarioResult) -> String {
 fn planned_cases(args: &Args) -> anyhow::Result<Vec<PlannedCase>> {
     let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
     let plan_filter = PlanFilter {
-        dataplane: args
-            .dataplane
-            .clone()
-            .or_else(|| args.backend.map(|b| DataplaneChoice::Builtin(b.into()))),
+        dataplane: args.dataplane_choice(),
         profile: args.profile.map(Into::into),
         routing: args.routing.into(),
     };

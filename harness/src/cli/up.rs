@@ -53,6 +53,15 @@ pub struct Args {
     skip_model_check: bool,
 }
 
+impl Args {
+    /// The dataplane asked for: --dataplane, else --backend.
+    pub(super) fn dataplane_choice(&self) -> DataplaneChoice {
+        self.dataplane
+            .clone()
+            .unwrap_or_else(|| BackendKind::from(self.backend).into())
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
     if !nix::unistd::Uid::effective().is_root() {
@@ -66,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         runner::check_prefix(prefix).map_err(anyhow::Error::msg)?;
     }
     let seed = args.seed.unwrap_or_else(Seed::random);
+    let dataplane = args.dataplane_choice();
     let naming = match (args.name, args.prefix) {
         (Some(name), _) => LabNaming::Exact(name),
         (None, Some(prefix)) => LabNaming::Prefix(prefix),
@@ -75,9 +85,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::signals::tear_down_labs_on_ctrl_c(move |_| {
         eprintln!("interrupted: the lab was removed");
     });
-    let dataplane = args
-        .dataplane
-        .unwrap_or_else(|| BackendKind::from(args.backend).into());
     let options = RunOptions {
         routing: args.routing.into(),
         seed: Some(seed),

@@ -12,8 +12,8 @@ use super::junit::render_conform_junit;
 use super::report::{profile_name, ConformReport, ProfileResult, VerdictCounts};
 use super::verdict::{CaseVerdict, ConformCase};
 use crate::report::{
-    render_comparison_html, write_case_files, write_json, ComparedCase, ComparisonPage, Mark,
-    ReportFileError,
+    render_comparison_html, write_case_files, write_json, write_text, ComparedCase, ComparisonPage,
+    Mark, ReportFileError,
 };
 use crate::scenario::ConntrackProfile;
 
@@ -110,13 +110,6 @@ pub fn write_conform_reports(
     write_text(&dir.join("junit.xml"), &render_conform_junit(report)?)?;
     write_text(&dir.join("report.html"), &render_conform_html(report))?;
     Ok(summary)
-}
-
-fn write_text(path: &Path, text: &str) -> Result<(), ReportFileError> {
-    std::fs::write(path, text).map_err(|source| ReportFileError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// report.html of a conform run: the verdict line as its headline, the counts

@@ -158,17 +158,22 @@ impl ControlPlane {
         let view = self.policy.cluster_view(cluster);
         let mut desired = desired_state(&view, &self.lab.topology());
         self.policy.adjust_desired(&mut desired);
-        desired
-            .routes
-            .into_iter()
-            .map(|(member, routes)| {
-                let carried = routes
-                    .into_iter()
-                    .filter(|route| !matches!(route.next, RouteNext::Device(_)))
-                    .collect();
-                (member, carried)
-            })
-            .collect()
+        carried(desired)
+    }
+
+    /// [`Self::model_routes`] when the Calico model's `desired` state of
+    /// `cluster` is at hand: Calico's own policy takes its routes as they
+    /// are, a policy that changes something decides again.
+    pub fn carried_routes(
+        &self,
+        cluster: &ClusterState,
+        desired: &DesiredState,
+    ) -> BTreeMap<String, BTreeSet<FipRoute>> {
+        if self.policy.changes_nothing() {
+            carried(desired.clone())
+        } else {
+            self.model_routes(cluster)
+        }
     }
 
     /// The nodes' dataplane, for what the runner tells it directly (pods'
@@ -369,6 +374,21 @@ impl ControlPlane {
     pub fn apply(&self, changes: &Changes) -> Result<usize, ControlError> {
         Ok(self.apply_in_order(self.order, changes, Instant::now())?.0)
     }
+}
+
+/// The routes of `desired` BGP carries: all but the device routes.
+fn carried(desired: DesiredState) -> BTreeMap<String, BTreeSet<FipRoute>> {
+    desired
+        .routes
+        .into_iter()
+        .map(|(member, routes)| {
+            let carried = routes
+                .into_iter()
+                .filter(|route| !matches!(route.next, RouteNext::Device(_)))
+                .collect();
+            (member, carried)
+        })
+        .collect()
 }
 
 /// Under BIRD the control plane keeps to Felix's device routes: BIRD carries

@@ -23,6 +23,8 @@ pub mod iptables;
 pub mod message_limit;
 mod nfnl;
 pub mod nft_maps;
+#[cfg(test)]
+mod nft_maps_json;
 pub mod nft_maps_netlink;
 pub mod nftables;
 pub(crate) mod per_node;

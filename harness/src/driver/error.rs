@@ -26,6 +26,8 @@ pub enum Fault {
     Spawn(String),
     #[error("it exited ({status})")]
     Crashed { status: String },
+    #[error("it closed its stdout without exiting")]
+    ClosedStdout,
     #[error("no answer within {0:?}, so it was killed")]
     TimedOut(Duration),
     #[error("it wrote a line that is not an answer of the protocol ({reason}): {line}")]
@@ -69,12 +71,16 @@ impl fmt::Display for DriverError {
         } else {
             write!(f, "; the end of its stderr:")?;
             for line in tail.lines() {
-                write!(f, "\n    {line}")?;
+                let line = crate::text::bounded(line, STDERR_LINE);
+                write!(f, "\n    {}", crate::text::printable(&line))?;
             }
             Ok(())
         }
     }
 }
+
+/// The most of one stderr line a message quotes.
+const STDERR_LINE: usize = 300;
 
 /// At most `max` characters of `text`, marked when cut (garbage can be long).
 pub(crate) fn clip(text: &str, max: usize) -> String {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::spec::ExecSpec;
@@ -53,7 +54,9 @@ pub(crate) struct DriverProcess {
     stderr: Arc<Mutex<StderrBuffer>>,
     stderr_done: Receiver<()>,
     pid_file: Option<PathBuf>,
-    reaped: Option<ExitStatus>,
+    /// Its exit status, once it has exited (maybe not reaped yet).
+    exited_status: Option<ExitStatus>,
+    reaped: bool,
 }
 
 impl DriverProcess {
@@ -106,7 +109,8 @@ impl DriverProcess {
             stderr,
             stderr_done,
             pid_file,
-            reaped: None,
+            exited_status: None,
+            reaped: false,
         })
     }
 
@@ -140,21 +144,24 @@ impl DriverProcess {
         self.stdin = None;
     }
 
-    /// Its exit status once it has exited, waiting at most `wait`.
+    /// Its exit status once it has exited, waiting at most `wait`. It is
+    /// not reaped here: until [`DriverProcess::kill`] reaps it, its pid stays
+    /// taken, so its process group's id cannot name anyone else's group.
     pub(crate) fn wait_exit(&mut self, wait: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + wait;
         loop {
-            if let Some(status) = self.reaped {
+            if let Some(status) = self.exited_status {
                 return Some(status);
             }
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    self.reaped = Some(status);
-                    return Some(status);
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            match waitid(Id::Pid(Pid::from_raw(self.child.id() as i32)), flags) {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    self.exited_status = Some(ExitStatus::from_raw(code << 8));
                 }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    self.exited_status = Some(ExitStatus::from_raw(signal as i32));
                 }
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
                 _ => return None,
             }
         }
@@ -179,7 +186,7 @@ impl DriverProcess {
     /// The last lines of its stderr, once the pipe is drained when it has
     /// exited (so a crash's last words are in).
     pub(crate) fn stderr_tail(&mut self) -> String {
-        if self.reaped.is_some() {
+        if self.exited_status.is_some() {
             let _ = self.stderr_done.recv_timeout(STDERR_DRAIN);
         }
         let text = self.stderr();
@@ -187,18 +194,23 @@ impl DriverProcess {
         lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n")
     }
 
-    /// Kill its process group by pid, reap it and remove its pid file.
+    /// Kill its process group by pid, reap it and remove its pid file. The
+    /// group is killed even when the driver itself has exited (a child it
+    /// left in its group, maybe one that ignores SIGTERM, goes with it): it
+    /// is reaped only after, so the group's id is still its own. Children
+    /// that left the group go with the lab's namespaces (lab::daemons).
     pub(crate) fn kill(&mut self) {
         self.stdin = None;
-        if self.reaped.is_none() {
+        if !self.reaped {
             let pid = self.child.id() as i32;
             // The group first (pgid = pid, see spawn); the pid too, in case
             // it left its group.
             let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             if let Ok(status) = self.child.wait() {
-                self.reaped = Some(status);
+                self.exited_status.get_or_insert(status);
             }
+            self.reaped = true;
         }
         if let Some(path) = self.pid_file.take() {
             let _ = std::fs::remove_file(path);

@@ -86,6 +86,11 @@ impl Session {
         if answer.protocol != PROTOCOL_VERSION {
             return Err(session.fail(Some("hello"), Fault::Version(answer.protocol)));
         }
+        // Copied into every message about this driver: bounded and printable
+        // here, where it is read, whatever the driver sent.
+        let mut answer = answer;
+        answer.name = shown(&answer.name, MAX_NAME);
+        answer.version = shown(&answer.version, MAX_NAME);
         session.label = format!("`{} {}` ({})", answer.name, answer.version, session.label);
         session.hello = Some(answer);
         Ok(session)
@@ -130,8 +135,8 @@ impl Session {
                     Err(fault) => fault,
                 },
                 Err(e) => Fault::Garbage {
-                    line: clip(&line, GARBAGE_QUOTED),
-                    reason: e.to_string(),
+                    line: crate::text::printable(&clip(&line, GARBAGE_QUOTED)).into_owned(),
+                    reason: shown(&e.to_string(), GARBAGE_QUOTED),
                 },
             },
             Received::Unreadable(reason) => Fault::Garbage {
@@ -179,9 +184,7 @@ impl Session {
             Some(status) => Fault::Crashed {
                 status: describe_status(status),
             },
-            None => Fault::Crashed {
-                status: "it closed its stdout but did not exit".into(),
-            },
+            None => Fault::ClosedStdout,
         }
     }
 
@@ -203,11 +206,32 @@ impl Session {
     }
 }
 
+/// The longest driver name or version kept (from its `hello`).
+const MAX_NAME: usize = 80;
+/// The longest refusal message kept.
+const MAX_MESSAGE: usize = 2000;
+/// The most of a dump's text kept (for the diagnostics bundle and `state`).
+const MAX_DUMP: usize = 1 << 20;
+
+/// A driver's words as messages show them: cut to `max` characters, control
+/// characters escaped.
+fn shown(text: &str, max: usize) -> String {
+    crate::text::printable(&crate::text::bounded(text, max)).into_owned()
+}
+
 /// The answer's body if it is the one `kind` (sent with `id`) expects.
 fn check(kind: &'static str, id: u64, answer: Response) -> Result<ResponseBody, Fault> {
-    if let ResponseBody::Error { message } = answer.body {
-        return Err(Fault::Refused(message));
-    }
+    let body = match answer.body {
+        ResponseBody::Error { message } => {
+            return Err(Fault::Refused(shown(&message, MAX_MESSAGE)))
+        }
+        ResponseBody::Dump(mut dump) => {
+            dump.text = crate::text::bounded(&dump.text, MAX_DUMP).into_owned();
+            ResponseBody::Dump(dump)
+        }
+        body => body,
+    };
+    let answer = Response { body, ..answer };
     let expected = match kind {
         "hello" => "hello",
         "flush" => "flushed",

@@ -119,6 +119,9 @@ pub struct Lab {
 struct BringUpGuard {
     lab: String,
     namespaces: Vec<String>,
+    /// The name's lock: released (its file removed) with a half-built lab,
+    /// taken by the lab once it stands.
+    claim: Option<LabClaim>,
     armed: bool,
 }
 
@@ -128,6 +131,9 @@ impl Drop for BringUpGuard {
             let errors = remove_namespaces(&self.lab, &self.namespaces);
             for e in errors {
                 tracing::error!("cleaning up half-built lab: {e}");
+            }
+            if let Some(claim) = self.claim.take() {
+                claim.release();
             }
         }
     }
@@ -211,6 +217,13 @@ impl Lab {
                 lab,
             });
         }
+        // From here a failure leaves nothing: no namespace, record, or lock file.
+        let mut guard = BringUpGuard {
+            lab: lab.clone(),
+            namespaces: Vec::new(),
+            claim: Some(claim),
+            armed: true,
+        };
         let rt = tokio::runtime::Handle::current();
         let started = std::time::Instant::now();
         let before = HostSnapshot::take()
@@ -252,12 +265,8 @@ impl Lab {
         // Remembered before the record exists, so an interrupt from here on
         // removes whatever of the lab there is.
         super::signals::remember(&lab);
+        guard.namespaces = namespaces;
         record.write()?;
-        let mut guard = BringUpGuard {
-            lab: lab.clone(),
-            namespaces,
-            armed: true,
-        };
 
         let mut jobs = vec![job(fabric_ns, &FABRIC_SYSCTLS)];
         jobs.extend(node_ns.into_iter().map(|n| job(n, &NODE_SYSCTLS)));
@@ -286,7 +295,7 @@ impl Lab {
             externals,
             pods: BTreeMap::new(),
             record,
-            claim: Some(claim),
+            claim: guard.claim.take(),
             torn_down: false,
         };
         // From here the Lab's own Drop cleans up.

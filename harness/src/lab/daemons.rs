@@ -1,7 +1,13 @@
-//! Daemons a lab runs inside its namespaces (BIRD, for one). Each writes a
+//! Daemons a lab runs inside its namespaces (BIRD, drivers). Each writes a
 //! pid file into the lab's own directory under the run directory; every
 //! teardown path stops them by those pids, so `down` works from the lab's
-//! name alone, even after the process that started them died.
+//! name alone, even after the process that started them died. Then every
+//! process still inside one of the lab's network namespaces is stopped too:
+//! what a driver started (whatever its process group, whether it ignores
+//! SIGTERM), a BIRD whose pid file is gone, a shell left by `exec`. A
+//! process cannot leave a network namespace without privileges a driver's
+//! children do not use, so the namespace finds every descendant, where
+//! cgroups are not always there to be had (containers, no root).
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -13,9 +19,6 @@ use nix::unistd::Pid;
 
 use super::netns::pin_path;
 use super::registry::run_dir;
-
-/// Process names of the daemons a lab runs (BIRD, one per family).
-const LAB_DAEMONS: [&str; 2] = ["bird", "bird6"];
 
 /// How long a daemon gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
@@ -56,7 +59,13 @@ pub fn stop_daemon(pid_file: &Path, owner_mark: &str) -> Result<(), String> {
     result.map_err(|e| format!("stopping the daemon of {}: {e}", pid_file.display()))
 }
 
+/// SIGTERM, then SIGKILL after [`TERM_GRACE`]; a process that leads its own
+/// group (a driver) is signalled with its whole group.
 fn terminate(pid: Pid) -> Result<(), String> {
+    let leads_group = nix::unistd::getpgid(Some(pid)) == Ok(pid);
+    if leads_group {
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGTERM);
+    }
     match kill(pid, Signal::SIGTERM) {
         Ok(()) => {}
         Err(nix::errno::Errno::ESRCH) => return Ok(()),
@@ -68,6 +77,9 @@ fn terminate(pid: Pid) -> Result<(), String> {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+    if leads_group {
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
     }
     match kill(pid, Signal::SIGKILL) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
@@ -115,13 +127,13 @@ pub fn stop_lab_daemons(lab: &str) -> Vec<String> {
     errors
 }
 
-/// Stop every BIRD that runs inside one of `namespaces` (found by its
-/// network namespace's inode, not by a pid file), before the namespaces go.
-/// A daemon whose pid file went with its run directory (a test's temporary
-/// one removed while the lab stood, a process killed mid-case and its lab
-/// removed by `down` from elsewhere) would otherwise outlive its lab, since
-/// a process keeps its namespace alive after the pin goes. Only BIRD is
-/// stopped this way: anything else in a namespace is a person's (`exec`).
+/// Stop every process that runs inside one of `namespaces` (found by its
+/// network namespace's inode), before the namespaces go: a process keeps its
+/// namespace alive after the pin goes, so whatever is left in one would
+/// outlive the lab. A driver's children (also those that left its process
+/// group or ignore SIGTERM), a BIRD whose pid file went with its run
+/// directory, a shell left by `exec`: all get SIGTERM, then SIGKILL after
+/// [`TERM_GRACE`]. This process is never one of them.
 pub fn stop_strays(namespaces: &[String]) -> Vec<String> {
     let inodes: BTreeSet<(u64, u64)> = namespaces
         .iter()
@@ -131,32 +143,52 @@ pub fn stop_strays(namespaces: &[String]) -> Vec<String> {
     if inodes.is_empty() {
         return Vec::new();
     }
-    let Ok(processes) = std::fs::read_dir("/proc") else {
-        return vec!["reading /proc".to_string()];
-    };
+    let strays = processes_in(&inodes);
     let mut errors = Vec::new();
-    for entry in processes.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if !LAB_DAEMONS.contains(&comm.trim()) {
-            continue;
+    for (pid, comm) in &strays {
+        tracing::info!(pid, comm, "stopping a process left in the lab's namespaces");
+        if let Err(e) = kill(Pid::from_raw(*pid), Signal::SIGTERM) {
+            if e != nix::errno::Errno::ESRCH {
+                errors.push(format!("stopping {comm} {pid}: {e}"));
+            }
         }
-        let Ok(net) = std::fs::metadata(entry.path().join("ns/net")) else {
-            continue;
-        };
-        if !inodes.contains(&(net.dev(), net.ino())) || !running(Pid::from_raw(pid)) {
-            continue;
-        }
-        tracing::info!(pid, "stopping a BIRD left in the lab without its pid file");
-        if let Err(e) = terminate(Pid::from_raw(pid)) {
-            errors.push(format!("stopping {} {pid}: {e}", comm.trim()));
+    }
+    let deadline = Instant::now() + TERM_GRACE;
+    let mut left: Vec<&(i32, String)> = strays.iter().collect();
+    while !left.is_empty() && Instant::now() < deadline {
+        left.retain(|(pid, _)| running(Pid::from_raw(*pid)));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (pid, comm) in left {
+        tracing::info!(
+            pid,
+            comm,
+            "killing a process that outlived SIGTERM in the lab"
+        );
+        match kill(Pid::from_raw(*pid), Signal::SIGKILL) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => errors.push(format!("killing {comm} {pid}: {e}")),
         }
     }
     errors
+}
+
+/// Running processes (pid, name) whose network namespace is one of `inodes`.
+fn processes_in(inodes: &BTreeSet<(u64, u64)>) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    processes
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let net = std::fs::metadata(entry.path().join("ns/net")).ok()?;
+            let inside = inodes.contains(&(net.dev(), net.ino()));
+            (inside && pid != me && running(Pid::from_raw(pid))).then(|| {
+                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                (pid, comm.trim().to_string())
+            })
+        })
+        .collect()
 }

@@ -10,6 +10,7 @@ mod cluster;
 pub mod daemons;
 mod error;
 mod fabric;
+pub mod files;
 mod lookup;
 mod members;
 mod pod_wiring;

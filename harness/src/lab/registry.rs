@@ -76,6 +76,8 @@ pub enum RegistryError {
     Netns(#[from] super::netns::NetnsError),
     #[error("{0}")]
     Daemon(String),
+    #[error(transparent)]
+    Write(#[from] super::files::WriteError),
 }
 
 pub fn run_dir() -> PathBuf {
@@ -117,8 +119,7 @@ impl LabRecord {
         std::fs::create_dir_all(run_dir()).map_err(|e| io("create run dir", e))?;
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(self).expect("a lab record serializes");
-        std::fs::write(&tmp, text).map_err(|e| io("write", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))
+        Ok(super::files::write_through(&path, &tmp, &text)?)
     }
 
     pub fn read(path: &Path) -> Result<Self, RegistryError> {

@@ -20,6 +20,10 @@ pub const CASES_DIR: &str = "cases";
 /// A report file that could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportFileError {
+    /// Written atomically (lab::files): a full disk says "disk full: PATH"
+    /// and leaves no half file.
+    #[error(transparent)]
+    Disk(#[from] crate::lab::files::WriteError),
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -168,10 +172,12 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), R
         path: path.to_path_buf(),
         source,
     })?;
-    std::fs::write(path, text).map_err(|source| ReportFileError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    write_text(path, &text)
+}
+
+/// Write `text` to `path` all at once or not at all.
+pub fn write_text(path: &Path, text: &str) -> Result<(), ReportFileError> {
+    Ok(crate::lab::files::write_atomically(path, text.as_bytes())?)
 }
 
 /// A case name as a file name: `::` becomes `--`, and anything but ASCII

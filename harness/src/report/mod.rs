@@ -21,7 +21,7 @@ mod test_data;
 
 pub use compare_html::{render_comparison_html, ComparedCase, ComparisonPage, Mark, SideBySide};
 pub use files::{
-    file_stem, write_case_files, write_json, write_summary, CaseEntry, ReportFileError,
+    file_stem, write_case_files, write_json, write_summary, write_text, CaseEntry, ReportFileError,
     SummaryFile, CASES_DIR,
 };
 pub use html::render_html;

@@ -190,7 +190,7 @@ impl ScenarioRun<'_> {
         }
         self.wait_withdrawn(&held_before)?;
         let expected: BTreeMap<String, BTreeSet<FipRoute>> = match self.bird {
-            Some(_) => self.control.model_routes(&view),
+            Some(_) => self.control.carried_routes(&view, self.model.felix()),
             None => BTreeMap::new(),
         };
         self.route_pods(&update.pod_routes, true).await?;

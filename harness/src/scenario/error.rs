@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::text::printable;
+
 /// One error at a place in a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {
@@ -16,13 +18,16 @@ pub struct ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Both come from outside (a file name, a value quoted from the file):
+        // shown with control characters escaped, on one line.
+        let file = self.file.display().to_string();
         write!(
             f,
             "{}:{}:{}: {}",
-            self.file.display(),
+            printable(&file),
             self.line,
             self.column,
-            self.message
+            printable(&self.message)
         )
     }
 }

@@ -165,6 +165,44 @@ pub(crate) fn has_kind(text: &str, kinds: &[&str]) -> bool {
     })
 }
 
+/// What a file that is not a scenario gets told, quoting none of it.
+pub(crate) const NOT_A_SCENARIO: &str =
+    "not a scenario: a scenario is a YAML mapping with `cluster` and `steps`";
+
+/// The keys of a scenario's top mapping, as the scenario's JSON Schema
+/// names them (so a key added to the language counts at once).
+fn top_keys() -> &'static std::collections::BTreeSet<String> {
+    static KEYS: std::sync::OnceLock<std::collections::BTreeSet<String>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(&super::scenario_schema_json()).unwrap_or_default();
+        schema["properties"]
+            .as_object()
+            .map(|keys| {
+                keys.keys()
+                    .filter(|k| !k.starts_with('$'))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// Whether `text` is YAML whose top is a mapping with at least one scenario
+/// key, or YAML the parser refuses (its syntax error quotes no content).
+/// Anything else (`root:*:20228:...` is a mapping of one unknown key) is not
+/// a scenario, and errors about it must not quote it.
+pub(crate) fn is_scenario_shaped(text: &str) -> bool {
+    match yaml_serde::from_str::<yaml_serde::Value>(text) {
+        Err(_) => true,
+        Ok(yaml_serde::Value::Mapping(top)) => top
+            .keys()
+            .any(|key| key.as_str().is_some_and(|k| top_keys().contains(k))),
+        Ok(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +237,26 @@ mod tests {
             .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
             .collect();
         assert_eq!(too_deep(&block), Some((MAX_NESTING + 1, MAX_NESTING + 1)));
+    }
+
+    /// Every key of the language makes a file a scenario (the list is the
+    /// schema's, read once).
+    #[test]
+    fn every_top_key_makes_a_scenario() {
+        assert!(top_keys().len() >= 9 && top_keys().contains("steps"));
+        for key in top_keys() {
+            assert!(is_scenario_shaped(&format!("{key}: 1\n")), "{key}");
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::a_password_file("root:*:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\n", false)]
+    #[case::one_word("secret-token-value\n", false)]
+    #[case::a_list("- a\n- b\n", false)]
+    #[case::a_scenario_with_a_typo("cluster: {}\nstepz: []\n", true)]
+    #[case::broken_yaml("cluster: [\n", true)]
+    fn only_scenario_shaped_files_are_quoted(#[case] text: &str, #[case] shaped: bool) {
+        assert_eq!(is_scenario_shaped(text), shaped, "{text}");
     }
 
     #[test]

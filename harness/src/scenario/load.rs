@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{ScenarioError, ScenarioErrors};
-use super::input::{excerpt, has_kind, read_text, too_deep, MAX_NESTING};
+use super::input::{
+    excerpt, has_kind, is_scenario_shaped, read_text, too_deep, MAX_NESTING, NOT_A_SCENARIO,
+};
 use super::located::{deserialize_numbered, locate, split_yaml_error, Spanned};
 use super::model::*;
 use super::raw::*;
@@ -48,6 +50,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
             column,
             format!("nested deeper than {MAX_NESTING} levels; a scenario needs a handful"),
         ));
+    }
+    if !is_scenario_shaped(text) {
+        // Nothing of a file that is not a scenario is quoted: it could be a
+        // secret (`validate /etc/shadow`, or a symbolic link to it).
+        return Err(one(1, 1, NOT_A_SCENARIO.into()));
     }
     let raw: RawScenario = deserialize_numbered(text, None).map_err(|e| {
         let (mut line, mut column, message) = split_yaml_error(&e);
@@ -124,7 +131,7 @@ fn clearer_yaml_message(line: usize, message: &str) -> String {
     }
     if line == 1 && message.starts_with("invalid type:") {
         // Quoting the content of a file that is not a scenario could leak it.
-        return "not a scenario: a scenario is a YAML mapping with `cluster` and `steps`".into();
+        return NOT_A_SCENARIO.into();
     }
     excerpt(message)
 }

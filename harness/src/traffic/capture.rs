@@ -21,7 +21,7 @@ use crate::lab::netns::Netns;
 use crate::wire::ip;
 
 use super::observation::{now_unix_ns, Observation, PacketRole, Protocol};
-use super::sock::{ifindex_in, open_raw_in, AsyncSock};
+use super::sock::{ifindex_in, open_raw_in, AsyncSock, Source};
 use super::token::Token;
 use super::TrafficError;
 
@@ -48,6 +48,9 @@ struct Store {
     observations: Vec<Observation>,
 }
 
+/// A request to the reader task: read what the kernel has queued, then answer.
+type CatchUp = tokio::sync::oneshot::Sender<()>;
+
 pub struct Capture {
     endpoint: String,
     /// Whether frames carrying a token become [`Observation`]s: at pods and
@@ -60,7 +63,11 @@ pub struct Capture {
     step: AtomicU32,
     dropped: AtomicU64,
     store: Mutex<Store>,
+    catch_up: tokio::sync::mpsc::UnboundedSender<CatchUp>,
 }
+
+/// A frame as read: its bytes, sent by this side, kernel arrival time.
+type ReadFrame = (Vec<u8>, bool, Option<u64>);
 
 /// Bind an AF_PACKET socket to one interface, for frames of EtherType
 /// `protocol` (network byte order).
@@ -82,6 +89,59 @@ fn bind_to_interface(socket: &Socket, protocol: u16, ifindex: usize) -> std::io:
     let addr = unsafe { LinkAddr::from_raw((&raw const sll).cast(), Some(len)) }
         .ok_or_else(|| std::io::Error::other("sockaddr_ll not accepted as a link address"))?;
     bind(std::os::fd::AsRawFd::as_raw_fd(socket), &addr).map_err(std::io::Error::from)
+}
+
+/// The frame if it came from the captured interface: frames queued before
+/// bind() may come from other links.
+fn from_interface(frame: &[u8], from: &Source, ifindex: usize) -> Option<ReadFrame> {
+    match from.link() {
+        Some((pkttype, index)) if index == ifindex => Some((
+            frame.to_vec(),
+            pkttype == libc::PACKET_OUTGOING,
+            from.kernel_time_ns(),
+        )),
+        _ => None,
+    }
+}
+
+/// The reader task: keep every frame as it comes, and answer each catch-up
+/// request once what was queued has been read (frames are kept in the order
+/// they were read, by this task alone).
+async fn read_frames(
+    capture: Arc<Capture>,
+    sock: AsyncSock,
+    ifindex: usize,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<CatchUp>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            biased;
+            Some(done) = requests.recv() => {
+                loop {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, from)) => batch.extend(from_interface(&buf[..n], &from, ifindex)),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => return,
+                    }
+                }
+                capture.ingest(batch);
+                let _ = done.send(());
+            }
+            // Cancel-safe: frames are taken from the socket only after the
+            // last await inside, and handed over before it returns.
+            read = sock.recv_batch(&mut buf, 256, |frame, from| {
+                batch.extend(from_interface(frame, from, ifindex));
+            }) => {
+                if read.is_err() {
+                    // The interface went away with its namespace: nothing more to see.
+                    return;
+                }
+                capture.ingest(batch);
+            }
+        }
+    }
 }
 
 impl Capture {
@@ -110,6 +170,7 @@ impl Capture {
         bind_to_interface(&socket, all, ifindex).map_err(fail)?;
         let sock = AsyncSock::new(socket).map_err(fail)?;
         sock.stamp_arrivals().map_err(fail)?;
+        let (catch_up, requests) = tokio::sync::mpsc::unbounded_channel();
         let capture = Arc::new(Capture {
             endpoint: endpoint.to_string(),
             observe,
@@ -118,39 +179,29 @@ impl Capture {
             step: AtomicU32::new(step),
             dropped: AtomicU64::new(0),
             store: Mutex::new(Store::default()),
+            catch_up,
         });
-        let reader = capture.clone();
-        let task = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                let mut batch = Vec::new();
-                let read = sock
-                    .recv_batch(&mut buf, 256, |frame, from| {
-                        // Frames queued before bind() may come from other links.
-                        match from.link() {
-                            Some((pkttype, index)) if index == ifindex => batch.push((
-                                frame.to_vec(),
-                                pkttype == libc::PACKET_OUTGOING,
-                                from.kernel_time_ns(),
-                            )),
-                            _ => {}
-                        }
-                    })
-                    .await;
-                if read.is_err() {
-                    // The interface went away with its namespace: nothing more to see.
-                    return;
-                }
-                reader.ingest(batch);
-            }
-        });
+        let task = tokio::spawn(read_frames(capture.clone(), sock, ifindex, requests));
         Ok((capture, task))
+    }
+
+    /// Return once every frame the kernel had queued for this capture when
+    /// called has been read and kept. A frame is queued as it arrives, before
+    /// the receiver's stack answers it, so after a reply came back its
+    /// request is seen here: no allowance of time is needed, however loaded
+    /// the machine.
+    pub(crate) async fn catch_up(&self) {
+        let (done, answered) = tokio::sync::oneshot::channel();
+        if self.catch_up.send(done).is_ok() {
+            // An error: the reader ended (its interface went), nothing left to read.
+            let _ = answered.await;
+        }
     }
 
     /// Keep a batch of (frame, sent by this side, kernel arrival time) and
     /// the observations in it; a frame without a kernel time gets the time
     /// it was read.
-    fn ingest(&self, batch: Vec<(Vec<u8>, bool, Option<u64>)>) {
+    fn ingest(&self, batch: Vec<ReadFrame>) {
         let read_at = now_unix_ns();
         let step = self.step.load(Ordering::Relaxed);
         let mut store = self.store.lock().unwrap();

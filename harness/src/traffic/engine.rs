@@ -67,10 +67,6 @@ pub struct TrafficEngine {
     shared: Arc<Shared>,
 }
 
-/// Time given to captures to read what was delivered before deliveries are
-/// collected: frames are read by another task, a little after the reply.
-const CAPTURE_SETTLE: Duration = Duration::from_millis(100);
-
 impl TrafficEngine {
     pub fn new(lab: &str) -> Self {
         Self::with_seed(lab, None)
@@ -184,6 +180,12 @@ impl TrafficEngine {
             .filter_map(|e| e.capture.clone())
             .chain(self.shared.retired.lock().unwrap().iter().cloned())
             .collect()
+    }
+
+    /// Wait until every capture has read what the kernel had queued for it:
+    /// then every probe that was answered is seen where it was delivered.
+    pub async fn catch_up(&self) {
+        futures::future::join_all(self.captures().iter().map(|c| c.catch_up())).await;
     }
 
     /// Captured frames without a token from now on belong to `step`.
@@ -338,7 +340,7 @@ impl TrafficEngine {
         collect: bool,
     ) -> ProbeOutcome {
         let deliveries = if collect {
-            tokio::time::sleep(CAPTURE_SETTLE).await;
+            self.catch_up().await;
             self.deliveries(id)
         } else {
             Vec::new()

@@ -152,8 +152,8 @@ pub struct ProbeSpec {
     pub timeout: Duration,
     /// Payload bytes (at least the token's).
     pub payload_len: usize,
-    /// Also collect pod-side observations of this probe (waits `settle` for
-    /// the captures to catch up).
+    /// Also collect pod-side observations of this probe (once every capture
+    /// has read what the kernel queued for it).
     pub collect_deliveries: bool,
 }
 

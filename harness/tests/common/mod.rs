@@ -22,6 +22,12 @@ use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 pub fn use_test_run_dir() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        // In ci/test-runner's user namespace (a normal user's run), what the
+        // kernel refuses there is one line here, before any lab.
+        let features = fip_harness::lab::rootless::probe::KernelFeature::ALL;
+        if let Some(refusal) = fip_harness::lab::rootless::probe::first_refusal(&features) {
+            panic!("{refusal}");
+        }
         // A new directory, not one named after the pid: a directory left by an
         // earlier run (maybe root's) whose pid this process now has would
         // not be ours to write.

@@ -1,7 +1,8 @@
 //! A real lab with one floating IP, for the traffic engine's tests: node
 //! `node`, external host `client`, pods `pod` and `pod2` on the node, and the
 //! floating IPs (v4 and v6) on `pod`, programmed by the control plane with the
-//! nftables backend as a run programs them (NAT on the node, route on the fabric).
+//! nftables backend as a run programs them (NAT on the node, route on the
+//! fabric), under the strict conntrack profile (a move ends running flows).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -12,7 +13,7 @@ use fip_harness::lab::netns::Netns;
 use fip_harness::lab::{Family, Lab, LabSpec, PodSpec};
 use fip_harness::traffic::{EndpointSpec, TrafficEngine};
 
-use super::{floating_ip_pools, node, program, use_test_run_dir};
+use super::{floating_ip_pools, node, use_test_run_dir};
 
 pub const FLOATING_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const FLOATING_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 0x10);
@@ -26,7 +27,7 @@ pub struct FipLab {
     pub lab: Lab,
     /// The client's IPv4 address.
     pub client_v4: IpAddr,
-    _control: ControlPlane,
+    control: ControlPlane,
 }
 
 fn pods() -> Vec<PodSpec> {
@@ -41,19 +42,21 @@ fn pods() -> Vec<PodSpec> {
     ]
 }
 
-/// `pod` holds both floating IPs.
-fn cluster() -> ClusterState {
+/// `holder` holds both floating IPs, at its addresses of each family.
+fn cluster(holder: &str) -> ClusterState {
     let endpoints = pods()
         .into_iter()
         .map(|pod| WorkloadEndpoint {
-            ip_nats: if pod.name == "pod" {
+            ip_nats: if pod.name == holder {
+                let internal =
+                    |v6: bool| *pod.addresses.iter().find(|a| a.is_ipv6() == v6).unwrap();
                 vec![
                     IpNatPair {
-                        internal: POD_V4.into(),
+                        internal: internal(false),
                         external: FLOATING_V4.into(),
                     },
                     IpNatPair {
-                        internal: POD_V6.into(),
+                        internal: internal(true),
                         external: FLOATING_V6.into(),
                     },
                 ]
@@ -92,16 +95,16 @@ impl FipLab {
         let mut control = ControlPlane::new(
             std::sync::Arc::new(members),
             backend(BackendKind::Nftables),
-            ConntrackProfile::Calico,
+            ConntrackProfile::Strict,
         );
         control
-            .update(&cluster())
+            .update(&cluster("pod"))
             .expect("program the floating IPs");
         let client_v4 = lab.external_address("client", Family::V4).unwrap().unwrap();
         FipLab {
             lab,
             client_v4,
-            _control: control,
+            control,
         }
     }
 
@@ -130,57 +133,16 @@ impl FipLab {
         (bed, engine)
     }
 
-    /// Make the IPv4 floating IP stateless towards `pod` (untracked, so the
-    /// control plane's DNAT is skipped; destination rewritten on the way in,
-    /// source on the way out), so that a later call moves even a running flow
-    /// at once: a stand-in for a move plus conntrack cleanup, to exercise streams.
-    pub fn stateless_floating_ip_to(&self, pod: Ipv4Addr) {
-        let client = self.client_v4;
-        self.nft(&format!(
-            "table ip fiph_fip
-             delete table ip fiph_fip
-             table ip fiph_fip {{
-              chain raw {{
-               type filter hook prerouting priority raw;
-               ip daddr {FLOATING_V4} notrack
-               ip saddr {{ {POD_V4}, {POD2_V4} }} notrack
-              }}
-              chain pre {{
-               type filter hook prerouting priority mangle;
-               ip daddr {FLOATING_V4} ip daddr set {pod}
-              }}
-              chain post {{
-               type filter hook postrouting priority mangle;
-               ip saddr {pod} ip daddr {client} ip saddr set {FLOATING_V4}
-              }}
-             }}
-"
-        ));
-    }
-
-    /// Load an nft ruleset in the node's namespace.
-    fn nft(&self, ruleset: &str) {
-        use std::io::Write;
-        let mut child = self
-            .netns("node")
-            .command(program("nft"))
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(ruleset.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    /// Move both floating IPs to `pod` as the control plane moves them in a
+    /// run: Felix's DNAT and SNAT (conntrack NAT), the device route, and then,
+    /// under the strict profile this lab runs, the deletion of every flow to
+    /// the floating IPs, so a running flow moves at once. Conntrack NAT works
+    /// in a user namespace, where some kernels refuse a stateless rewrite
+    /// (an nft payload write such as `ip daddr set`): see README, Without root.
+    pub fn move_floating_ips_to(&mut self, pod: &str) {
+        self.control
+            .update(&cluster(pod))
+            .expect("move the floating IPs");
     }
 
     /// The node's conntrack table. /proc/net follows the process's main

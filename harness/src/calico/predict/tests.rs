@@ -391,4 +391,88 @@ fn nat_outgoing_and_the_unknown_interface_drop() {
             "{to}"
         );
     }
+/// Found by `fip-harness explore` (seed 5, case 8) on the nftables backend:
+/// a pod whose annotation the datastore conversion rejects loses its Felix
+/// endpoint, and with it its node's route to its own address (Felix keeps a
+/// workload route only for an endpoint it has: felix/dataplane/linux/
+/// endpoint_mgr.go calculateRoutes). What it sends still goes out, but
+/// every answer to it ends at its node's blackhole for the block.
+#[rstest]
+#[case::to_a_floating_ip(
+    Protocol::Icmp,
+    "203.0.113.11",
+    7,
+    "pod web-1 dst 198.19.0.1 src 198.19.0.0"
+)]
+#[case::gre(
+    Protocol::Gre,
+    "203.0.113.11",
+    7,
+    "pod web-1 dst 198.19.0.1 src 198.19.0.0"
+)]
+#[case::closed_udp_port(
+    Protocol::Udp,
+    "203.0.113.11",
+    9,
+    "pod web-1 dst 198.19.0.1 src 198.19.0.0"
+)]
+fn answers_to_a_pod_felix_has_no_endpoint_for_are_lost(
+    #[case] protocol: Protocol,
+    #[case] to: &str,
+    #[case] port: u16,
+    #[case] expected: &str,
+) {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web-0", "node-a", None),
+            annotate("web-0", Some("203.0.113.10")),
+            create("web-1", "node-a", Some(r#"["203.0.113.11"]"#)),
+        ],
+    );
+    assert!(!cluster.is_routed("web-0"));
+    assert_eq!(predict(&cluster, "web-0", to, protocol, port), [expected]);
+    // Its own node's echo reply too.
+    let ping_node = Packet::new("web-0", ip("198.18.0.10"), Protocol::Icmp);
+    let landing = &cluster.predict(&ping_node).unwrap().outcomes[0].landing;
+    assert!(
+        matches!(landing, Landing::Host { host, reply_source: None } if host == "node-a"),
+        "{landing:?}"
+    );
+}
+
+/// Found by `fip-harness explore` (seed 1, case 204) on every backend: a
+/// floating IP equal to another pod's address on the same node gives two
+/// /32 routes for that address, the pod's own and the claimant's device
+/// route. Felix treats both as the same class of route (felix/dataplane/
+/// linux/endpoint_mgr.go calculateRoutes adds an endpoint's ExtIps beside
+/// its own addresses) and keeps the one whose interface has the highest
+/// ifindex (felix/routetable/route_table.go recalculateDesiredKernelRoute):
+/// the later pod's. Traffic DNATed to the shadowed pod then goes to the
+/// claimant, which does not answer for that address.
+#[test]
+fn a_pods_own_route_loses_to_a_later_pods_claim_on_its_address() {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web-0", "node-a", Some(r#"["203.0.113.12"]"#)),
+            create("web-2", "node-a", Some(r#"["198.19.0.0"]"#)),
+        ],
+    );
+    assert_eq!(
+        predict(&cluster, "client", "203.0.113.12", Protocol::Icmp, 7),
+        ["dropped at node-a (NoNeighbour)"]
+    );
+    // The other way round, the pod's own route is the later one and wins.
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web-2", "node-a", Some(r#"["198.19.0.1"]"#)),
+            create("web-0", "node-a", Some(r#"["203.0.113.12"]"#)),
+        ],
+    );
+    assert_eq!(
+        predict(&cluster, "client", "203.0.113.12", Protocol::Icmp, 7),
+        ["pod web-0 dst 198.19.0.1 src 198.18.1.10 reply 203.0.113.12"]
+    );
 }

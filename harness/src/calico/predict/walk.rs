@@ -85,7 +85,38 @@ pub(super) fn advance(cluster: &Cluster, flow: &mut Flow) -> Result<Prediction, 
         }
     }
     flow.branches = branches;
+    if !matches!(first, Start::Local) && unrouted_pod(cluster, &packet.from) {
+        for outcome in &mut outcomes {
+            outcome.landing.lose_answers();
+        }
+    }
     Ok(Prediction { source, outcomes })
+}
+
+/// A pod whose node no longer routes its own addresses: Felix keeps a
+/// workload route only for an endpoint it has (felix/dataplane/linux/
+/// endpoint_mgr.go calculateRoutes), so an answer to the pod ends at its
+/// node's blackhole for the block (found by `fip-harness explore`).
+fn unrouted_pod(cluster: &Cluster, sender: &str) -> bool {
+    cluster.pod(sender).is_some() && !cluster.is_routed(sender)
+}
+
+impl Landing {
+    /// No answer reaches the sender.
+    fn lose_answers(&mut self) {
+        match self {
+            Landing::Pod {
+                reply_source,
+                quoted_destination,
+                ..
+            } => {
+                *reply_source = None;
+                *quoted_destination = None;
+            }
+            Landing::Host { reply_source, .. } => *reply_source = None,
+            Landing::Dropped { .. } => {}
+        }
+    }
 }
 
 /// Where a sender's packet first goes.
@@ -312,16 +343,30 @@ impl Walk<'_> {
         // The pods' routes (the CNI plugin's, kept while Felix has the
         // endpoint), then Felix's floating-IP device routes and BGP's.
         let local = |p: &&Pod| p.node == node;
-        if let Some(pod) = cluster
+        let own = cluster
             .pods()
             .values()
             .filter(local)
-            .find(|p| cluster.is_routed(&p.name) && p.addresses.contains(&dst))
-        {
-            return Next::Pod(pod.name.clone());
-        }
-        if let Some(next) = self.floating_ip_route(node, dst) {
-            return next;
+            .find(|p| cluster.is_routed(&p.name) && p.addresses.contains(&dst));
+        let floating = self.floating_ip_route(node, dst);
+        match (own, floating) {
+            // A floating IP equal to a local pod's address: Felix routes an
+            // endpoint's ExtIps as it routes its own addresses (felix/
+            // dataplane/linux/endpoint_mgr.go calculateRoutes), and of two
+            // routes of one class for a CIDR keeps the highest ifindex
+            // (felix/routetable/route_table.go recalculateDesiredKernelRoute).
+            (Some(pod), Some(Next::Pod(claimant))) => {
+                let order = |name: &str| cluster.pod(name).map_or(0, |p| p.interface_order);
+                let winner = if order(&claimant) > pod.interface_order {
+                    claimant
+                } else {
+                    pod.name.clone()
+                };
+                return Next::Pod(winner);
+            }
+            (Some(pod), _) => return Next::Pod(pod.name.clone()),
+            (None, Some(next)) => return next,
+            (None, None) => {}
         }
         if let Some(owner) = self.block_owner(dst) {
             return if owner == node {

@@ -21,6 +21,7 @@
 //! very start of `main`, before any runtime or logging thread exists.
 
 mod detect;
+pub mod probe;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
