@@ -277,10 +277,12 @@ fn node_nat<'a>(
                 snat.insert(*internal, *external);
             }
         }
+        // The node's filter state, set before any floating IP, stays.
+        let filter = desired.nat.get(*node).and_then(|n| n.filter.clone());
         desired.nat.insert(
             node.to_string(),
             NodeNatState {
-                filter: Some(node_filter(cluster, node)),
+                filter,
                 ..NodeNatState::new(
                     dnat.into_iter()
                         .map(|(external, internal)| DnatMapping::new(external, internal)),

@@ -391,6 +391,8 @@ fn nat_outgoing_and_the_unknown_interface_drop() {
             "{to}"
         );
     }
+}
+
 /// Found by `fip-harness explore` (seed 5, case 8) on the nftables backend:
 /// a pod whose annotation the datastore conversion rejects loses its Felix
 /// endpoint, and with it its node's route to its own address (Felix keeps a
@@ -436,7 +438,7 @@ fn answers_to_a_pod_felix_has_no_endpoint_for_are_lost(
     let ping_node = Packet::new("web-0", ip("198.18.0.10"), Protocol::Icmp);
     let landing = &cluster.predict(&ping_node).unwrap().outcomes[0].landing;
     assert!(
-        matches!(landing, Landing::Host { host, reply_source: None } if host == "node-a"),
+        matches!(landing, Landing::Host { host, reply_source: None, .. } if host == "node-a"),
         "{landing:?}"
     );
 }
