@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::difference::side_by_side;
 use super::junit::render_conform_junit;
+use super::protocol::ProtocolItem;
 use super::report::{profile_name, ConformReport, ProfileResult, VerdictCounts};
 use super::verdict::{CaseVerdict, ConformCase};
 use crate::report::{
@@ -65,6 +66,10 @@ pub struct ConformSummary {
     pub counts: VerdictCounts,
     pub profiles: Vec<ProfileResult>,
     pub cases: Vec<ConformCaseEntry>,
+    /// For an external driver: each message and field value of the driver
+    /// protocol, with the cases that exercised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Vec<ProtocolItem>>,
 }
 
 impl ConformSummary {
@@ -94,6 +99,7 @@ impl ConformSummary {
                     detail,
                 })
                 .collect(),
+            protocol: report.protocol.clone(),
         }
     }
 }

@@ -11,7 +11,9 @@
 mod difference;
 mod files;
 mod junit;
+mod kept;
 mod observation;
+mod protocol;
 mod report;
 mod run;
 mod verdict;
@@ -21,9 +23,11 @@ pub use files::{
     render_conform_html, write_conform_reports, ConformCaseEntry, ConformFileError, ConformSummary,
 };
 pub use junit::render_conform_junit;
+pub use kept::{kept_case, KEPT_SCENARIO};
 pub use observation::{
     CaseObservation, Compared, Difference, LineObservation, MoveObservation, StepObservation,
 };
+pub use protocol::{holes as protocol_holes, protocol_items, protocol_line, ProtocolItem};
 pub use report::{ConformReport, ProfileResult, VerdictCounts};
 pub use run::{plan_pairs, run_conformance, CasePair};
 pub use verdict::{case_name, CaseId, CaseVerdict, ConformCase, PROFILE_TAG};

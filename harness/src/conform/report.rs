@@ -7,6 +7,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use super::difference::render_case;
+use super::protocol::{protocol_line, ProtocolItem};
 use super::verdict::{CaseVerdict, ConformCase};
 use crate::scenario::ConntrackProfile;
 
@@ -85,6 +86,9 @@ pub struct ConformReport {
     /// Every case, of every profile, by verdict.
     pub counts: VerdictCounts,
     pub cases: Vec<ConformCase>,
+    /// For an external driver: each message and field value of the driver
+    /// protocol, with the cases that exercised it.
+    pub protocol: Option<Vec<ProtocolItem>>,
 }
 
 impl ConformReport {
@@ -120,7 +124,14 @@ impl ConformReport {
             profiles,
             counts: VerdictCounts::of(&cases),
             cases,
+            protocol: None,
         }
+    }
+
+    /// The same report, with the driver protocol's items.
+    pub fn with_protocol(mut self, protocol: Option<Vec<ProtocolItem>>) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     fn names_where(&self, keep: impl Fn(&ConformCase) -> bool) -> Vec<&str> {
@@ -205,6 +216,10 @@ impl ConformReport {
                 profile.matched,
                 profile.cases
             );
+        }
+        if let Some(protocol) = &self.protocol {
+            out.push_str(&protocol_line(protocol));
+            out.push('\n');
         }
         out.push_str(&self.counts.line());
         out.push('\n');

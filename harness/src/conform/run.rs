@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::kept::{self, KEPT_SCENARIO};
+use super::protocol::protocol_items;
 use super::report::ConformReport;
 use super::verdict::ConformCase;
 use super::REFERENCE;
@@ -11,6 +13,7 @@ use crate::report::ScenarioResult;
 use crate::runner::DataplaneChoice;
 use crate::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use crate::scenario::{ScenarioError, ScenarioFilter};
+use crate::vocab::ConntrackProfile;
 
 /// One scenario and profile, on the vendor's dataplane and on the reference.
 #[derive(Clone, Debug)]
@@ -76,6 +79,9 @@ pub fn run_conformance(
     rerun_failed_references(&cases, &mut results, jobs, options, finished);
     let mut results = results.into_iter();
     let mut judged = Vec::new();
+    let kept_pair = pairs.iter().find(|p| {
+        p.vendor.scenario.name == KEPT_SCENARIO && p.vendor.profile == ConntrackProfile::Calico
+    });
     for pair in pairs {
         if let (Some(Some(vendor)), Some(Some(reference))) = (results.next(), results.next()) {
             judged.push(ConformCase::judge(
@@ -86,6 +92,11 @@ pub fn run_conformance(
             ));
         }
     }
+    if let Some(pair) = kept_pair.filter(|_| kept::applies_to(vendor)) {
+        judged.push(kept::kept_case(&pair.vendor, &pair.reference, options));
+    }
+    let protocol =
+        kept::applies_to(vendor).then(|| protocol_items(&judged, &crate::driver::usage::used()));
     ConformReport::new(
         vendor.to_string(),
         REFERENCE.to_string(),
@@ -93,6 +104,7 @@ pub fn run_conformance(
         started.elapsed().as_millis() as u64,
         judged,
     )
+    .with_protocol(protocol)
 }
 
 /// Run once more each reference case (the odd entries of `cases`) that

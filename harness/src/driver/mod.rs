@@ -14,6 +14,7 @@ mod schema;
 mod serve;
 mod session;
 mod spec;
+pub mod usage;
 
 pub use error::{DriverError, Fault};
 pub use exec::{ExecDataplane, DEFAULT_TIMEOUT, TIMEOUT_ENV};

@@ -12,6 +12,7 @@ use super::protocol::{
     Hello, HelloAnswer, Request, RequestBody, Response, ResponseBody, Shutdown, PROTOCOL_VERSION,
 };
 use super::spec::ExecSpec;
+use super::usage;
 use crate::lab::netns::Netns;
 
 /// Characters of a garbage line quoted in the failure.
@@ -28,6 +29,9 @@ pub(crate) struct Session {
     hello: Option<HelloAnswer>,
     /// The fault that ended it.
     ended: Option<String>,
+    /// The lab it works in (its run directory's name), under which its
+    /// messages are recorded (`usage`).
+    lab: Option<String>,
 }
 
 /// Where a driver is started and how long each answer may take.
@@ -74,6 +78,11 @@ impl Session {
             next_id: 1,
             hello: None,
             ended: None,
+            lab: start
+                .lab_dir
+                .as_ref()
+                .and_then(|dir| dir.file_name())
+                .map(|name| name.to_string_lossy().into_owned()),
         };
         let hello = RequestBody::Hello(Hello {
             protocol: PROTOCOL_VERSION,
@@ -117,6 +126,9 @@ impl Session {
         }
         let id = self.next_id;
         self.next_id += 1;
+        if let Some(lab) = &self.lab {
+            usage::record(lab, usage::request_items(&body));
+        }
         let line = serde_json::to_string(&Request { id, body }).expect("requests serialise");
         if self.process.send(&line).is_err() {
             // A closed stdin: it has exited, or is about to.
@@ -125,7 +137,7 @@ impl Session {
         }
         let fault = match self.process.receive(self.timeout) {
             Received::Line(line) => match serde_json::from_str::<Response>(&line) {
-                Ok(answer) => match check(kind, id, answer) {
+                Ok(answer) => match self.recorded(check(kind, id, answer)) {
                     Ok(body) => return Ok(body),
                     Err(Fault::Refused(message)) => {
                         // A refusal is an answer: the driver still works,
@@ -147,6 +159,18 @@ impl Session {
             Received::TimedOut => Fault::TimedOut(self.timeout),
         };
         Err(self.fail(Some(kind), fault))
+    }
+
+    /// `checked` as it came, its items recorded under the lab.
+    fn recorded(&self, checked: Result<ResponseBody, Fault>) -> Result<ResponseBody, Fault> {
+        if let Some(lab) = &self.lab {
+            match &checked {
+                Ok(body) => usage::record(lab, usage::answer_items(body)),
+                Err(Fault::Refused(_)) => usage::record(lab, ["answer error"]),
+                Err(_) => {}
+            }
+        }
+        checked
     }
 
     /// `shutdown`, then wait for it to exit; kill it if it does not. A driver

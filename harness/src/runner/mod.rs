@@ -121,8 +121,17 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
     })
 }
 
+/// The runtime one case runs on: two workers (labs wait on the kernel far
+/// more than they compute, and several cases run at once).
+pub fn case_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// The result of a case the harness could not run.
-fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> ScenarioResult {
+pub fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> ScenarioResult {
     let mut result = replay::result_of(
         &case.scenario,
         &case.dataplane,
@@ -149,11 +158,7 @@ fn run_case_on_own_runtime(case: &PlannedCase, options: &RunOptions) -> Scenario
     if std::env::var_os(PANIC_IN_CASE_ENV).is_some_and(|name| name == *case.scenario.name) {
         panic!("injected by {PANIC_IN_CASE_ENV}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match case_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             return case_error(case, options, format!("starting a tokio runtime: {error}"))
