@@ -66,6 +66,8 @@ pub struct Args {
     /// and its run is judged against what it says).
     #[arg(long)]
     skip_model_check: bool,
+    #[command(flatten)]
+    calico: super::choices::CalicoArg,
 }
 
 impl Args {
@@ -79,6 +81,9 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
+    args.calico.apply();
+    args.calico
+        .check_backend(args.dataplane_choice().map(|c| c.base()))?;
     super::require_root_to_run_scenarios()?;
     let cases = planned_cases(&args)?;
     std::fs::create_dir_all(&args.report_dir)
