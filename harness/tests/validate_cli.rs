@@ -238,5 +238,7 @@ fn calico_release_on_the_command_line() {
         "{}",
         stderr_of(&old, dir.path())
     );
-    assert!(harness(&["validate", file, "--calico", "v3.29"]).status.success());
+    assert!(harness(&["validate", file, "--calico", "v3.29"])
+        .status
+        .success());
 }

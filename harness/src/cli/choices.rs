@@ -94,6 +94,12 @@ impl CalicoArg {
         release
     }
 
+    /// [`Self::apply`], then [`Self::check_backend`].
+    pub fn apply_checking(&self, backend: Option<BackendKind>) -> anyhow::Result<()> {
+        self.apply();
+        self.check_backend(backend)
+    }
+
     /// Refuse a backend the release lacks (Felix's nftables mode came in
     /// v3.29: felix/nftables/table.go, commit a91c52b83a).
     pub fn check_backend(&self, backend: Option<BackendKind>) -> anyhow::Result<()> {
