@@ -8,9 +8,10 @@ use std::net::IpAddr;
 
 use super::{DeliveryObserved, StreamPacket};
 
-/// A packet of the probe a captured pod received.
+/// A packet of the probe a captured pod (or external host) received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arrival<'a> {
+    /// The pod's (or host's) name.
     pub pod: &'a str,
     pub sequence: u32,
     /// The addresses as the pod saw them.
@@ -43,13 +44,19 @@ pub trait Recording {
 }
 
 /// The facts a send's expectation is judged on, counting each probe once
-/// per pod however many copies the capture saw.
-pub fn delivery_observed(recording: &impl Recording) -> DeliveryObserved {
+/// per pod however many copies the capture saw. What the external hosts
+/// `hosts` received counts only as a source seen (`seenSource`): deliveries
+/// are pods'.
+pub fn delivery_observed(recording: &impl Recording, hosts: &[String]) -> DeliveryObserved {
     let mut per_pod: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     let mut seen_destinations = BTreeSet::new();
     let mut seen_sources = BTreeSet::new();
     let mut destinations_by_pod: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
     for arrival in recording.arrivals() {
+        if hosts.iter().any(|host| host == arrival.pod) {
+            seen_sources.insert(arrival.source);
+            continue;
+        }
         destinations_by_pod
             .entry(arrival.pod.to_string())
             .or_default()
@@ -129,7 +136,14 @@ mod tests {
                 .map(|&(pod, sequence, dst, at)| Arrival {
                     pod,
                     sequence,
-                    source: "198.19.0.9".parse().unwrap(),
+                    // What reaches the outside host comes from the node's uplink.
+                    source: if pod == "outside" {
+                        "198.19.0.1"
+                    } else {
+                        "198.19.0.9"
+                    }
+                    .parse()
+                    .unwrap(),
                     destination: dst.parse().unwrap(),
                     at_unix_ns: at,
                 })
@@ -166,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_probe_counts_once_per_pod_and_once_answered() {
-        let observed = delivery_observed(&written());
+        let observed = delivery_observed(&written(), &[]);
         assert_eq!(observed.sent, 4);
         assert_eq!(observed.answered, 2, "probe 1 answered twice counts once");
         assert_eq!(observed.lost(), 2);
@@ -184,6 +198,21 @@ mod tests {
                 .collect::<Vec<_>>(),
             [&"10.65.1.2".parse::<IpAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn what_an_external_host_receives_is_only_a_source_seen() {
+        let mut written = written();
+        written.arrivals.push(("outside", 3, "203.0.113.5", 9_500));
+        let observed = delivery_observed(&written, &["outside".to_string()]);
+        assert!(!observed.delivered.contains_key("outside"));
+        assert!(!observed.destinations_by_pod.contains_key("outside"));
+        assert!(!observed
+            .seen_destinations
+            .contains(&"203.0.113.5".parse().unwrap()));
+        assert!(observed
+            .seen_sources
+            .contains(&"198.19.0.1".parse().unwrap()));
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl ScenarioRun<'_> {
                 .probe(spec)
                 .await
                 .map_err(|e| format!("sending: {e}"))?;
-            let observed = check::delivery_observed(&outcome);
+            let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
             let mismatches = check::mismatches(&send.expect, &observed, &book);
             let line = CheckLine {
                 source: send.from.clone(),

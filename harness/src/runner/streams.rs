@@ -84,7 +84,7 @@ impl ScenarioRun<'_> {
             .stop()
             .await
             .map_err(|e| format!("stopping stream: {e}"))?;
-        let observed = check::delivery_observed(&outcome);
+        let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
         let book = self.address_book(&stream.spec.from);
         let packets = check::stream_packets(&outcome, stream.started_unix_ns);
         let changes: Vec<OwnerChange> = self
