@@ -6,7 +6,6 @@ mod choice;
 mod dataplane;
 mod diagnostics;
 mod naming;
-mod observe;
 mod parallel;
 mod pictures;
 mod pods;
