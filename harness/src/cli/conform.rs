@@ -46,9 +46,16 @@ pub struct Args {
     /// The exploration's seed (default: drawn and printed).
     #[arg(long, value_name = "N")]
     explore_seed: Option<Seed>,
+    #[command(flatten)]
+    calico: super::choices::CalicoArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let release = args.calico.apply();
+    args.calico.check_backend(match &args.dataplane {
+        DataplaneChoice::Builtin(kind) => Some(*kind),
+        _ => None,
+    })?;
     super::require_root_to_run_scenarios()?;
     let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
     let paths: Vec<PathBuf> = args.paths.iter().chain(&args.extra).cloned().collect();
@@ -84,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         conform::REFERENCE,
         args.jobs.max(1)
     );
+    say!("{}", conform::release_line(release, &pairs));
     let progress = Progress::new(Style::from_environment(), pairs.len() * 2);
     let report = conform::run_conformance(vendor, &pairs, args.jobs, &options, &|case, result| {
         let verdict = if result.outcome.is_pass() {
