@@ -6,13 +6,19 @@ use crate::check::{DeliveryObserved, StreamPacket};
 use crate::traffic::ProbeOutcome;
 
 /// Reduce a probe run (or a stopped stream) to the observed facts, counting
-/// each probe once per pod however many copies the capture saw.
-pub fn delivery_observed(outcome: &ProbeOutcome) -> DeliveryObserved {
+/// each probe once per pod however many copies the capture saw. What the
+/// external hosts `hosts` received counts only as a source seen
+/// (`seenSource`): deliveries are pods'.
+pub fn delivery_observed(outcome: &ProbeOutcome, hosts: &[String]) -> DeliveryObserved {
     let mut per_pod: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     let mut seen_destinations = BTreeSet::new();
     let mut seen_sources = BTreeSet::new();
     let mut destinations_by_pod: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
     for observation in &outcome.deliveries {
+        if hosts.contains(&observation.endpoint) {
+            seen_sources.insert(observation.src);
+            continue;
+        }
         destinations_by_pod
             .entry(observation.endpoint.clone())
             .or_default()

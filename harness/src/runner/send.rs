@@ -42,7 +42,7 @@ impl ScenarioRun<'_> {
                 .probe(spec)
                 .await
                 .map_err(|e| format!("sending: {e}"))?;
-            let observed = delivery_observed(&outcome);
+            let observed = delivery_observed(&outcome, &self.scenario.cluster.externals);
             let mismatches = check::mismatches(&send.expect, &observed, &book);
             let line = CheckLine {
                 source: send.from.clone(),

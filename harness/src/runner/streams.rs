@@ -85,7 +85,7 @@ impl ScenarioRun<'_> {
             .stop()
             .await
             .map_err(|e| format!("stopping stream: {e}"))?;
-        let observed = delivery_observed(&outcome);
+        let observed = delivery_observed(&outcome, &self.scenario.cluster.externals);
         let book = self.address_book(&stream.spec.from);
         let packets = stream_packets(&outcome, stream.started_unix_ns);
         let changes: Vec<OwnerChange> = self

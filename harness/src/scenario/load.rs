@@ -521,9 +521,14 @@ impl<T> Spanned<T> {
     }
 }
 
+/// A pool as calico-node creates its default ones: `natOutgoing` on for
+/// IPv4 and off for IPv6 (node/pkg/lifecycle/startup/startup.go
+/// `CALICO_IPV4POOL_NAT_OUTGOING` default true, `CALICO_IPV6POOL_NAT_OUTGOING`
+/// default false).
 fn default_pool(name: &str, cidr: &str) -> IpPool {
     IpPoolSpec {
         cidr: cidr.into(),
+        nat_outgoing: Some(!cidr.contains(':')),
         ..IpPoolSpec::default()
     }
     .into_pool(name)
