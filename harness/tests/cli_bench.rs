@@ -130,3 +130,26 @@ fn a_small_scale_lab_is_built_timed_and_removed() {
     let left = namespaces_with_prefix(&format!("fiph-bs{pid}-"));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_tiny_explore_bench_runs_the_same_cases_both_ways_and_says_where_the_time_went() {
+    let (output, _) = harness_with_pid(&["bench", "explore", "--cases", "3", "--jobs", "1"]);
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "explorer: 3 case(s)",
+        "(3 passed, 0 not judged)",
+        "building and removing labs",
+        "pod steps",
+        "baseline: the same 3 case(s) as files",
+        "ratio:",
+        "machine at end: load",
+        "target 1000 explored cases a minute",
+    ] {
+        assert!(text.contains(line), "`{line}` missing:\n{text}");
+    }
+}
