@@ -99,3 +99,23 @@ fn schema_prints_the_committed_schema() {
          `cargo run -p fip-harness -- schema > schema/scenario.schema.json`"
     );
 }
+
+/// A value with a newline (or an escape code) in a message is shown escaped,
+/// so every error stays on one line and never drives the terminal.
+#[rstest::rstest]
+#[case::down(&["down", "ab\ncd"])]
+#[case::up(&["up", "scenarios/move-across-nodes.yaml", "--name", "ab\ncd"])]
+#[case::state(&["state", "ab\ncd"])]
+#[case::exec(&["exec", "ab\ncd", "node-a", "--", "true"])]
+#[case::run_prefix(&["run", "scenarios/from-external-v4.yaml", "--keep-on-failure=ab\ncd"])]
+fn a_newline_in_a_value_does_not_split_the_error(#[case] args: &[&str]) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(args)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("ab\\ncd"), "{stderr}");
+}
