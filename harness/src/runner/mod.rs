@@ -8,6 +8,7 @@ mod diagnostics;
 mod error;
 mod naming;
 mod parallel;
+mod phases;
 mod pictures;
 mod pods;
 mod replay;
@@ -24,6 +25,7 @@ pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use error::RunnerError;
 pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use parallel::run_cases;
+pub use phases::PhaseTimes;
 pub use replay::{run_scenario, RunOptions};
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
 
