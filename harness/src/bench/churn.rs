@@ -20,12 +20,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::Context;
 use crate::control::{ConntrackProfile, ControlPlane, LabMembers, UpdateOrder};
 use crate::dataplane::{backend, BackendKind};
 use crate::lab::registry::down_lab;
 use crate::lab::Lab;
 use crate::traffic::{now_unix_ns, EndpointSpec, Protocol, StreamSpec, TrafficEngine};
-use anyhow::{bail, Context};
 
 use super::churn_figures::{move_figures, MoveRecord, PhaseSummary};
 use super::churn_plan::{fip, sample, Plan, PlannedMove};
@@ -94,7 +94,7 @@ fn run_moves(
     control: &mut ControlPlane,
     plan: &mut Plan,
     moves: &[PlannedMove],
-) -> anyhow::Result<(Vec<(u64, u64)>, usize)> {
+) -> super::Result<(Vec<(u64, u64)>, usize)> {
     let start = Instant::now();
     let start_ns = now_unix_ns();
     let mut times = Vec::with_capacity(moves.len());
@@ -129,7 +129,7 @@ async fn phase(
     plan: Plan,
     moves: Vec<PlannedMove>,
     args: &Options,
-) -> anyhow::Result<(ControlPlane, Plan, PhaseSummary)> {
+) -> super::Result<(ControlPlane, Plan, PhaseSummary)> {
     let sampled = sample(&moves, args.sample);
     let epoch = now_unix_ns();
     let mut streams = Vec::new();
@@ -209,7 +209,7 @@ async fn backend_figures(
     kind: BackendKind,
     order: UpdateOrder,
     args: &Options,
-) -> anyhow::Result<BackendFigures> {
+) -> super::Result<BackendFigures> {
     let position = BackendKind::ALL
         .iter()
         .position(|k| *k == kind)
@@ -231,7 +231,7 @@ async fn backend_figures_in(
     kind: BackendKind,
     order: UpdateOrder,
     args: &Options,
-) -> anyhow::Result<BackendFigures> {
+) -> super::Result<BackendFigures> {
     let plan = Plan::new(args.nodes, args.pods);
     let mut lab = Lab::build(spec(name, args.nodes)).await?;
     lab.add_pods(&plan.pods).await?;
@@ -289,12 +289,12 @@ async fn backend_figures_in(
     })
 }
 
-pub fn run(args: Options) -> anyhow::Result<()> {
+pub fn run(args: Options) -> super::Result<()> {
     if args.nodes < 2 || args.nodes > 200 || args.pods == 0 || args.pods > 120 {
-        bail!("use 2..=200 nodes and 1..=120 pods per node");
+        fail!("use 2..=200 nodes and 1..=120 pods per node");
     }
     if (args.rate * args.seconds) as usize > args.nodes * args.pods {
-        bail!(
+        fail!(
             "{} moves ({} a second for {} s) but only {} floating IPs: each moves at most once",
             args.rate * args.seconds,
             args.rate,
@@ -303,7 +303,7 @@ pub fn run(args: Options) -> anyhow::Result<()> {
         );
     }
     if args.rate == 0 || args.sample == 0 {
-        bail!("--rate and --sample must be at least 1");
+        fail!("--rate and --sample must be at least 1");
     }
     let kinds: Vec<BackendKind> = if args.backends.is_empty() {
         BackendKind::ALL.to_vec()
@@ -343,7 +343,7 @@ pub fn run(args: Options) -> anyhow::Result<()> {
                 print_load(&format!("after {kind} {order}"));
             }
         }
-        anyhow::Ok(figures)
+        Ok::<_, super::BenchError>(figures)
     })?;
     print_report(&args, &figures);
     print_load("end");

@@ -11,12 +11,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::Context;
 use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
 use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
-use anyhow::Context;
 
 use super::dataplane_bird::BirdMove;
 use super::figures::{median, print_load, print_target, quantile};
@@ -97,8 +97,8 @@ fn bench_name(tag: &str) -> String {
 
 /// Two nodes holding the first two /26 of the pod pool, an external host
 /// `ext`, and the pods `web` (node-0) and `web2` (node-1).
-pub(super) async fn build_lab(name: String, pods: bool) -> anyhow::Result<Lab> {
-    let node = |name: &str, block: &str| -> anyhow::Result<NodeSpec> {
+pub(super) async fn build_lab(name: String, pods: bool) -> super::Result<Lab> {
+    let node = |name: &str, block: &str| -> super::Result<NodeSpec> {
         Ok(NodeSpec {
             name: name.into(),
             blocks: vec![block.parse()?],
@@ -125,7 +125,7 @@ pub(super) async fn build_lab(name: String, pods: bool) -> anyhow::Result<Lab> {
 }
 
 /// Time to program `count` mappings on a fresh node, then to replace them.
-async fn apply_times(kind: BackendKind, count: u32) -> anyhow::Result<(Duration, Duration)> {
+async fn apply_times(kind: BackendKind, count: u32) -> super::Result<(Duration, Duration)> {
     let lab = build_lab(bench_name(&format!("a{}", tag(kind))), false).await?;
     let ns = lab.netns("node-0")?;
     let dataplane = backend(kind);
@@ -138,7 +138,7 @@ async fn apply_times(kind: BackendKind, count: u32) -> anyhow::Result<(Duration,
     let started = Instant::now();
     dataplane.apply(ns, &changed)?;
     let again = started.elapsed();
-    anyhow::ensure!(
+    check!(
         dataplane.read(ns)?.dnat.len() == count as usize,
         "read back"
     );
@@ -211,7 +211,7 @@ pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState
     }
 }
 
-fn ping_rtts(from: &Netns, to: IpAddr, pings: usize) -> anyhow::Result<Duration> {
+fn ping_rtts(from: &Netns, to: IpAddr, pings: usize) -> super::Result<Duration> {
     let mut rtts = Vec::new();
     let ping = crate::programs::require_program("ping")?;
     for _ in 0..pings {
@@ -231,7 +231,7 @@ fn ping_rtts(from: &Netns, to: IpAddr, pings: usize) -> anyhow::Result<Duration>
             rtts.push(Duration::from_secs_f64(time / 1e3));
         }
     }
-    anyhow::ensure!(!rtts.is_empty(), "no ping to {to} got a reply");
+    check!(!rtts.is_empty(), "no ping to {to} got a reply");
     Ok(median(&rtts))
 }
 
@@ -255,7 +255,7 @@ struct LabFigures {
     rtt_one: Duration,
 }
 
-async fn lab_figures(kind: BackendKind, args: &Options) -> anyhow::Result<LabFigures> {
+async fn lab_figures(kind: BackendKind, args: &Options) -> super::Result<LabFigures> {
     let lab = build_lab(bench_name(&format!("l{}", tag(kind))), true).await?;
     let web_cali = veth_name_for_workload("default", "web");
     let members = Arc::new(LabMembers::of(&lab)?);
@@ -281,7 +281,7 @@ async fn lab_figures(kind: BackendKind, args: &Options) -> anyhow::Result<LabFig
     for i in 0..args.moves {
         let next = cluster(args.count, i % 2 == 0, &web_cali);
         let applied = control_loaded.update(&next)?;
-        anyhow::ensure!(applied.changes.nat.len() == 2, "a move touches two nodes");
+        check!(applied.changes.nat.len() == 2, "a move touches two nodes");
         moves.push(Move {
             computed: applied.computed,
             nat: applied.nat_applied,
@@ -395,11 +395,11 @@ type BirdPick = fn(&BirdMove) -> Duration;
 
 /// The map backend's moves under BIRD: the NAT figure, then apart from it
 /// the end-to-end one (NAT plus BIRD carrying the route to the fabric).
-fn print_bird(bird: &anyhow::Result<Vec<BirdMove>>) {
+fn print_bird(bird: &super::Result<Vec<BirdMove>>) {
     let moves = match bird {
         Ok(moves) => moves,
         Err(error) => {
-            println!("move under BIRD routing: not measured ({error:#})");
+            println!("move under BIRD routing: not measured ({})", error.chain());
             return;
         }
     };
@@ -420,7 +420,7 @@ fn print_bird(bird: &anyhow::Result<Vec<BirdMove>>) {
     }
 }
 
-pub fn run(args: Options) -> anyhow::Result<()> {
+pub fn run(args: Options) -> super::Result<()> {
     print_load("start");
     say!(
         "bench dataplane: {} floating IPs on one node; RTT over {} new flows (median); {} moves (median and p99)",
@@ -446,7 +446,7 @@ pub fn run(args: Options) -> anyhow::Result<()> {
             );
         }
         let bird = super::dataplane_bird::bird_moves(&args, bench_name("r")).await;
-        anyhow::Ok((applies, labs, bird))
+        Ok::<_, super::BenchError>((applies, labs, bird))
     })?;
     print_table(&args, &applies, &labs);
     print_bird(&bird);

@@ -9,13 +9,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::Context;
 use crate::bgp::{topology_of, BirdTimers, LabBird, RoutingMode};
 use crate::calico::veth_name_for_workload;
 use crate::control::{ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind};
 use crate::lab::spec::FABRIC;
 use crate::lab::{Family, Lab};
-use anyhow::Context;
 
 use super::dataplane::{build_lab, cluster, fip, target_index, Options};
 
@@ -32,7 +32,7 @@ pub(super) struct BirdMove {
     pub converged: Duration,
 }
 
-fn start_bird(lab: &Lab, pools: &[crate::calico::IpPool]) -> anyhow::Result<LabBird> {
+fn start_bird(lab: &Lab, pools: &[crate::calico::IpPool]) -> super::Result<LabBird> {
     let topology = topology_of(lab, pools, BirdTimers::lab())?;
     let bird = LabBird::start(lab, topology)?;
     bird.wait_established(PATIENCE)?;
@@ -40,7 +40,7 @@ fn start_bird(lab: &Lab, pools: &[crate::calico::IpPool]) -> anyhow::Result<LabB
 }
 
 /// Wait until the fabric's best route for `fip` goes via `uplink`.
-fn wait_fabric(bird: &LabBird, fip: IpAddr, uplink: IpAddr) -> anyhow::Result<()> {
+fn wait_fabric(bird: &LabBird, fip: IpAddr, uplink: IpAddr) -> super::Result<()> {
     let prefix = ipnet::IpNet::from(fip);
     let started = Instant::now();
     loop {
@@ -48,7 +48,7 @@ fn wait_fabric(bird: &LabBird, fip: IpAddr, uplink: IpAddr) -> anyhow::Result<()
         if routes.iter().any(|r| r.best && r.gateways == [uplink]) {
             return Ok(());
         }
-        anyhow::ensure!(
+        check!(
             started.elapsed() < PATIENCE,
             "the fabric never routed {fip} via {uplink}: {routes:?}"
         );
@@ -58,17 +58,17 @@ fn wait_fabric(bird: &LabBird, fip: IpAddr, uplink: IpAddr) -> anyhow::Result<()
 
 /// Moves of the benchmark's floating IP between the two nodes, the map
 /// backend under BIRD routing.
-pub(super) async fn bird_moves(args: &Options, name: String) -> anyhow::Result<Vec<BirdMove>> {
+pub(super) async fn bird_moves(args: &Options, name: String) -> super::Result<Vec<BirdMove>> {
     let lab = build_lab(name, true).await?;
     let result = tokio::task::block_in_place(|| moves_in(&lab, args));
     lab.teardown()?;
     result
 }
 
-fn moves_in(lab: &Lab, args: &Options) -> anyhow::Result<Vec<BirdMove>> {
+fn moves_in(lab: &Lab, args: &Options) -> super::Result<Vec<BirdMove>> {
     let web_cali = veth_name_for_workload("default", "web");
     let target = fip(target_index(args.count));
-    let uplink = |node: &str| -> anyhow::Result<IpAddr> {
+    let uplink = |node: &str| -> super::Result<IpAddr> {
         lab.node_uplink(node, Family::V4)?
             .context("a node without an IPv4 uplink")
     };
@@ -97,7 +97,7 @@ fn moves_in(lab: &Lab, args: &Options) -> anyhow::Result<Vec<BirdMove>> {
                 converged: started.elapsed(),
             });
         }
-        anyhow::Ok(moves)
+        Ok::<_, super::BenchError>(moves)
     })();
     control.teardown()?;
     bird.stop()?;

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use super::error::Context;
 
 use crate::explore::{search, yaml, Budget, ExploreDir, RunJudge, ShrinkLimits};
 use crate::runner::{DataplaneChoice, PhaseTimes, RunOptions};
@@ -45,7 +45,7 @@ impl Default for Options {
 
 /// Run the benchmark. The baseline runs this process's own executable as
 /// `fip-harness run`: call it from the `fip-harness` binary.
-pub fn run(args: Options) -> anyhow::Result<()> {
+pub fn run(args: Options) -> super::Result<()> {
     let scratch = std::env::temp_dir().join(format!("fip-bench-explore-{}", std::process::id()));
     let dir = ExploreDir::create(&scratch).context("writing the CNI configs")?;
     let measured = measure(&args, &dir);
@@ -53,7 +53,7 @@ pub fn run(args: Options) -> anyhow::Result<()> {
     measured
 }
 
-fn measure(args: &Options, dir: &ExploreDir) -> anyhow::Result<()> {
+fn measure(args: &Options, dir: &ExploreDir) -> super::Result<()> {
     say!(
         "bench explore: {} generated case(s) (seed {}) on {}, {} at a time, model routing",
         args.cases,
@@ -141,7 +141,7 @@ fn print_shares(phases: &PhaseTimes) {
 }
 
 /// The first `cases` cases as files in `folder`, run by `fip-harness run`.
-fn baseline(args: &Options, folder: &Path, cases: u64) -> anyhow::Result<(u64, Duration)> {
+fn baseline(args: &Options, folder: &Path, cases: u64) -> super::Result<(u64, Duration)> {
     let files = folder.join("baseline");
     std::fs::create_dir_all(&files)?;
     std::fs::create_dir_all(files.join("cni"))?;

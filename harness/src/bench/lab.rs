@@ -6,9 +6,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::error::Context;
 use crate::lab::registry::down_lab;
 use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
-use anyhow::{bail, Context};
 
 use super::figures::{median, ms, print_load, print_target};
 use super::lab_script::Topology;
@@ -82,7 +82,7 @@ struct LibraryRun {
     single_pod: Vec<Duration>,
 }
 
-async fn library_run(name: &str, args: &Options) -> anyhow::Result<LibraryRun> {
+async fn library_run(name: &str, args: &Options) -> super::Result<LibraryRun> {
     let start = Instant::now();
     let mut lab = Lab::build(spec(name, args.nodes)).await?;
     let pods_started = Instant::now();
@@ -106,9 +106,9 @@ async fn library_run(name: &str, args: &Options) -> anyhow::Result<LibraryRun> {
     })
 }
 
-pub fn run(args: Options) -> anyhow::Result<()> {
+pub fn run(args: Options) -> super::Result<()> {
     if args.runs == 0 || args.nodes == 0 || args.nodes > 200 || args.pods > 120 {
-        bail!("use 1..=200 nodes, at most 120 pods per node and at least one run");
+        fail!("use 1..=200 nodes, at most 120 pods per node and at least one run");
     }
     print_load("start");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -123,7 +123,7 @@ pub fn run(args: Options) -> anyhow::Result<()> {
             runs.push(library_run(&lab_name, &args).await?);
         }
         tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
-        anyhow::Ok(runs)
+        Ok::<_, super::BenchError>(runs)
     });
     let runs = match result {
         Ok(runs) => runs,
@@ -242,7 +242,7 @@ pub(super) fn script_runs(
     style: Style,
     runs: usize,
     settle_ms: u64,
-) -> anyhow::Result<ScriptFigure> {
+) -> super::Result<ScriptFigure> {
     let ((build_processes, build_script), (teardown_processes, teardown_script)) = match style {
         Style::Batched => (topology.batched(), topology.batched_teardown()),
         Style::PerCommand => (topology.per_command(), topology.per_command_teardown()),
@@ -264,7 +264,7 @@ pub(super) fn script_runs(
                 .status();
         }
         let (build, teardown) = (built?, torn?);
-        anyhow::ensure!(
+        check!(
             leftovers.is_empty(),
             "{}: teardown left {} namespaces",
             style.label(),
@@ -284,7 +284,7 @@ pub(super) fn script_runs(
     })
 }
 
-fn timed_sh(script: &str) -> anyhow::Result<Duration> {
+fn timed_sh(script: &str) -> super::Result<Duration> {
     // From a file: a large lab's script is longer than one argument may be
     // (MAX_ARG_STRLEN, 128 KiB).
     let path = std::env::temp_dir().join(format!("fip-harness-bench-{}.sh", std::process::id()));
@@ -297,6 +297,6 @@ fn timed_sh(script: &str) -> anyhow::Result<Duration> {
     let elapsed = start.elapsed();
     let _ = std::fs::remove_file(&path);
     let status = status.context("running sh")?;
-    anyhow::ensure!(status.success(), "the ip script failed ({status})");
+    check!(status.success(), "the ip script failed ({status})");
     Ok(elapsed)
 }

@@ -10,6 +10,14 @@ macro_rules! say {
     }};
 }
 
+#[macro_use]
+mod error;
+
+pub use error::BenchError;
+
+/// What a bench's steps return.
+pub type Result<T, E = BenchError> = std::result::Result<T, E>;
+
 pub mod churn;
 mod churn_figures;
 mod churn_plan;

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::lab::registry::down_lab;
 use crate::lab::Lab;
-use anyhow::bail;
 
 use super::figures::{cpu_times, ms, print_load, print_target};
 use super::lab::{pods, script_runs, spec, Style};
@@ -127,7 +126,7 @@ impl Phases {
     }
 }
 
-async fn build_and_teardown(name: &str, nodes: usize, per_node: usize) -> anyhow::Result<Phases> {
+async fn build_and_teardown(name: &str, nodes: usize, per_node: usize) -> super::Result<Phases> {
     let available_before = proc_kib("/proc/meminfo", "MemAvailable:").unwrap_or(0);
     let (cpu_start, _) = cpu_times();
     let started = Instant::now();
@@ -152,7 +151,7 @@ async fn build_and_teardown(name: &str, nodes: usize, per_node: usize) -> anyhow
 }
 
 /// Build and tear down a lab, removing it on failure.
-async fn timed_lab(name: &str, nodes: usize, per_node: usize) -> anyhow::Result<Phases> {
+async fn timed_lab(name: &str, nodes: usize, per_node: usize) -> super::Result<Phases> {
     let result = build_and_teardown(name, nodes, per_node).await;
     if result.is_err() {
         down_lab(name);
@@ -162,7 +161,7 @@ async fn timed_lab(name: &str, nodes: usize, per_node: usize) -> anyhow::Result<
 
 /// The `ip -batch` script and the library on `nodes` nodes of `per_node`
 /// pods each, one run each after the kernel settles.
-async fn baseline(args: &Options, nodes: usize) -> anyhow::Result<()> {
+async fn baseline(args: &Options, nodes: usize) -> super::Result<()> {
     crate::programs::require_program("ip")?;
     let sample_pods = nodes * args.pods;
     let total_pods = args.nodes * args.pods;
@@ -209,9 +208,9 @@ async fn baseline(args: &Options, nodes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: Options) -> anyhow::Result<()> {
+pub fn run(args: Options) -> super::Result<()> {
     if args.nodes == 0 || args.nodes > 200 || args.pods > 120 {
-        bail!("use 1..=200 nodes and at most 120 pods per node");
+        fail!("use 1..=200 nodes and at most 120 pods per node");
     }
     print_load("start");
     let total_pods = args.nodes * args.pods;
@@ -228,7 +227,7 @@ pub fn run(args: Options) -> anyhow::Result<()> {
     rt.block_on(async { run_labs(&args).await })
 }
 
-async fn run_labs(args: &Options) -> anyhow::Result<()> {
+async fn run_labs(args: &Options) -> super::Result<()> {
     let total_pods = args.nodes * args.pods;
     // The whole lab first, on a kernel with no earlier clean-up pending; the
     // baseline's sample after it (each of its two sides waits for the kernel

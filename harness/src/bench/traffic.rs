@@ -10,13 +10,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::Context;
 use crate::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind};
 use crate::lab::netns::Netns;
 use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 use crate::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
-use anyhow::{bail, Context};
 
 use super::figures::{print_load, print_target};
 
@@ -44,9 +44,9 @@ impl Default for Options {
     }
 }
 
-pub fn run(args: Options) -> anyhow::Result<()> {
+pub fn run(args: Options) -> super::Result<()> {
     if args.window == 0 || args.count == 0 || args.rounds == 0 {
-        bail!("use a count, a window and rounds of at least 1");
+        fail!("use a count, a window and rounds of at least 1");
     }
     print_load("start");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -57,7 +57,7 @@ pub fn run(args: Options) -> anyhow::Result<()> {
 }
 
 /// The lab, with the floating IP on `pod` and routed to `node` on the fabric.
-async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
+async fn build_lab(name: &str) -> super::Result<(Lab, ControlPlane)> {
     let mut lab = Lab::build(LabSpec {
         name: name.to_string(),
         nodes: vec![NodeSpec {
@@ -110,7 +110,7 @@ async fn measure(
     protocol: Protocol,
     step: u32,
     args: &Options,
-) -> anyhow::Result<Figure> {
+) -> super::Result<Figure> {
     let floating = IpAddr::V4(FLOATING_V4);
     engine.begin_step(step);
     let mut spec = ProbeSpec::new("client", floating, protocol);
@@ -184,7 +184,7 @@ impl Figure {
     }
 }
 
-async fn bench(args: Options) -> anyhow::Result<()> {
+async fn bench(args: Options) -> super::Result<()> {
     let lab = format!("bt{}", std::process::id() % 100_000);
     let (bed, _control) = build_lab(&lab)
         .await
@@ -283,7 +283,7 @@ impl PingFigure {
     }
 }
 
-fn ping_flood(client: &Netns, count: u32, window: u32) -> anyhow::Result<PingFigure> {
+fn ping_flood(client: &Netns, count: u32, window: u32) -> super::Result<PingFigure> {
     let out = client
         .command(crate::programs::require_program("ping")?)
         .args([
@@ -309,10 +309,10 @@ fn ping_flood(client: &Netns, count: u32, window: u32) -> anyhow::Result<PingFig
 }
 
 /// `N packets transmitted, M received, ..., time Tms`.
-fn parse_ping_summary(text: &str) -> anyhow::Result<PingFigure> {
+fn parse_ping_summary(text: &str) -> super::Result<PingFigure> {
     let re = regex::Regex::new(r"(\d+) packets transmitted, (\d+) received.*time (\d+)ms")?;
     let Some(caps) = re.captures(text) else {
-        bail!("no ping summary line");
+        fail!("no ping summary line");
     };
     Ok(PingFigure {
         received: caps[2].parse()?,
