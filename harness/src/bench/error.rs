@@ -31,7 +31,7 @@ pub enum BenchError {
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error(transparent)]
-    Runner(#[from] RunnerError),
+    Runner(Box<RunnerError>),
     #[error(transparent)]
     Netns(#[from] NetnsError),
     #[error(transparent)]
@@ -54,6 +54,12 @@ pub enum BenchError {
     Regex(#[from] regex::Error),
     #[error(transparent)]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl From<RunnerError> for BenchError {
+    fn from(error: RunnerError) -> Self {
+        BenchError::Runner(Box::new(error))
+    }
 }
 
 impl BenchError {
