@@ -98,7 +98,8 @@ impl ScenarioResult {
         };
         for step in self.steps.iter().filter(|s| !s.passed) {
             text.push_str(&format!("step {}: {}\n", step.index + 1, step.summary));
-            if let Some(message) = &step.message {
+            // Said once: the reason above already ends with it.
+            if let Some(message) = step.message.as_ref().filter(|m| !self.reason_says(m)) {
                 text.push_str(&format!("  {message}\n"));
             }
             text.push_str(&crate::check::render_table(&step.lines));
@@ -118,6 +119,15 @@ impl ScenarioResult {
             ));
         }
         text
+    }
+
+    /// Whether the case's reason ends with `message` (a failed step's, which
+    /// the reason quotes): then the step does not say it again.
+    pub fn reason_says(&self, message: &str) -> bool {
+        match &self.outcome {
+            Outcome::Passed => false,
+            Outcome::Failed { reason } | Outcome::Error { reason } => reason.ends_with(message),
+        }
     }
 
     /// The JUnit/test name: `<scenario>::<backend>` plus the profile when it is
@@ -143,6 +153,29 @@ pub struct RunSummary {
     /// Median convergence over every migration of the run, per backend.
     pub median_convergence_ms: std::collections::BTreeMap<String, f64>,
     pub scenarios: Vec<ScenarioResult>,
+    /// Set when the run was interrupted: its cases are those that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// How a run was cut short: by which signal, with how many cases planned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interrupted {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: String,
+    /// Cases the run was to run (those in the report finished).
+    pub planned: usize,
+}
+
+impl Interrupted {
+    /// One line for every report: `interrupted by SIGINT: 1 of 3 case(s) finished`.
+    pub fn line(&self, finished: usize) -> String {
+        format!(
+            "interrupted by {}: {finished} of {} case(s) finished",
+            self.signal, self.planned
+        )
+    }
 }
 
 impl RunSummary {
@@ -176,6 +209,7 @@ impl RunSummary {
             failed: scenarios.len() - passed,
             median_convergence_ms,
             scenarios,
+            interrupted: None,
         }
     }
 }
