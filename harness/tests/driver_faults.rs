@@ -308,3 +308,35 @@ fn a_driver_that_closes_stdout_is_not_said_to_have_exited() {
     );
     assert!(!outcome.stdout.contains("it exited"), "{}", outcome.stdout);
 }
+
+/// `exec:driver.sh` names a program on PATH, as a shell reads a bare name;
+/// with a file of that name in the current folder, the message says to
+/// write `exec:./driver.sh`, and never blames the script's interpreter.
+#[test]
+fn a_bare_driver_name_in_the_current_folder_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("driver.sh"),
+        TOY_DRIVER.replace("/bin/sh", "/bin/bash"),
+    )
+    .unwrap();
+    let scenario = repo().join("scenarios/from-external-v4.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .current_dir(dir.path())
+        .env(RUN_DIR_ENV, dir.path().join("run"))
+        .args(["run", scenario.to_str().unwrap(), "--routing", "model"])
+        .args(["--dataplane", "exec:driver.sh", "--report-dir"])
+        .arg(dir.path().join("reports"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("`driver.sh` is not on PATH; to run the file `driver.sh` of the current folder, write exec:./driver.sh"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("bash") && !text.contains("PROGRAMS"),
+        "{text}"
+    );
+}

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::registry::{
-    incomplete_records, list_records, orphan_labs, pinned_namespaces, run_dir,
+    incomplete_records, labs_owned_elsewhere, list_records, orphan_labs, pinned_namespaces, run_dir,
 };
 use fip_harness::lab::spec::namespace_prefix;
 
@@ -37,6 +37,10 @@ struct LabRow {
     note: Option<String>,
 }
 
+/// What `ls` says of a lab a live process owns whose records it cannot see.
+const ELSEWHERE: &str = "a process owns it, with its records in another run folder \
+                         (FIP_HARNESS_RUN_DIR); `down` leaves it to that process";
+
 fn json_rows() -> (Vec<LabRow>, bool) {
     let mut failed = false;
     let mut rows = Vec::new();
@@ -58,6 +62,19 @@ fn json_rows() -> (Vec<LabRow>, bool) {
                 failed = true;
             }
         }
+    }
+    for lab in labs_owned_elsewhere() {
+        rows.push(LabRow {
+            namespaces: Netns::list_with_prefix(&namespace_prefix(&lab)).len(),
+            lab,
+            pid: None,
+            state: "running".into(),
+            nodes: None,
+            pods: None,
+            externals: None,
+            scenario: None,
+            note: Some(ELSEWHERE.into()),
+        });
     }
     let orphans = orphan_labs()
         .into_iter()
@@ -129,11 +146,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // A normal user's labs are never pinned in the host's /run/netns (only
     // inside their own namespaces): the pins there are root's, not orphans.
-    let orphans = if nix::unistd::Uid::effective().is_root() {
-        orphan_labs()
+    let root = nix::unistd::Uid::effective().is_root();
+    let (orphans, elsewhere) = if root {
+        (orphan_labs(), labs_owned_elsewhere())
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
+    for lab in elsewhere {
+        let pinned = Netns::list_with_prefix(&namespace_prefix(&lab)).len();
+        println!(
+            "{lab:<12} {:>8} {:<7} {pinned:>10} {:>5} {:>5} {:>9}  ({ELSEWHERE})",
+            "-", "running", "?", "?", "?",
+        );
+    }
     for lab in orphans {
         let pinned = Netns::list_with_prefix(&namespace_prefix(&lab)).len();
         println!(

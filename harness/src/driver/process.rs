@@ -279,16 +279,24 @@ fn spawn_error(program: &Path, error: &std::io::Error) -> String {
     if error.kind() != std::io::ErrorKind::NotFound {
         return format!("{}: {error}", program.display());
     }
-    if !program.exists() {
+    let bare = program.components().count() == 1;
+    if bare {
+        // A bare name is looked for on PATH only, as a shell does; a file
+        // of that name in the current folder is not it.
         let name = program.to_string_lossy();
-        return match program.components().count() {
+        let here = std::env::current_dir().is_ok_and(|cwd| cwd.join(program).is_file());
+        return match (crate::programs::package_of(&name), here) {
+            (_, true) => format!(
+                "`{name}` is not on PATH; to run the file `{name}` of the current folder, \
+                 write exec:./{name}"
+            ),
             // A program the harness knows (python3, ...) comes with its package.
-            1 if crate::programs::package_of(&name).is_some() => {
-                crate::programs::missing(&name).to_string()
-            }
-            1 => format!("`{name}` is not on PATH"),
-            _ => format!("{}: no such file", program.display()),
+            (Some(_), false) => crate::programs::missing(&name).to_string(),
+            (None, false) => format!("`{name}` is not on PATH"),
         };
+    }
+    if !program.exists() {
+        return format!("{}: no such file", program.display());
     }
     // The file is there: the kernel did not find the interpreter of its `#!`.
     let interpreter = std::fs::read(program).ok().and_then(|bytes| {

@@ -51,7 +51,8 @@ impl Lab {
                 record.nodes, record.externals, nodes, spec.externals
             )));
         }
-        let claim = LabClaim::acquire(&lab)?;
+        let mut claim = LabClaim::acquire(&lab)?;
+        claim.hold_pin(&namespace_name(&lab, FABRIC))?;
         let rt = tokio::runtime::Handle::current();
         let open = |member: &str| Member::open(Netns::open(&namespace_name(&lab, member))?, &rt);
         let fabric = open(FABRIC)?;

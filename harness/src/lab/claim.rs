@@ -4,6 +4,12 @@
 //! before it creates anything (and so never removes what the winner built).
 //! `down` takes the same lock, so it cannot race a bring-up either. The kernel
 //! drops the lock when the owner dies, however it dies.
+//!
+//! The lock file lives in one run folder, and another process may look in
+//! another (`FIP_HARNESS_RUN_DIR`). So the owner also holds a `flock` on the
+//! lab's fabric namespace pin itself (`/run/netns/fiph-<lab>-fabric`, the
+//! namespace's own nsfs inode, the same whatever folder anyone looks in):
+//! `down` and `ls` read ownership there ([`pin_held_elsewhere`]).
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -12,6 +18,20 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::registry::{run_dir, RegistryError};
+use crate::ns::netns::pin_path;
+
+/// Whether some process holds `namespace`'s pin (it owns the lab, whatever
+/// run folder it keeps its records in). This process's own holds count too.
+pub fn pin_held_elsewhere(namespace: &str) -> bool {
+    let Ok(file) = File::open(pin_path(namespace)) else {
+        return false;
+    };
+    // Dropping the lock taken here releases it at once.
+    matches!(
+        Flock::lock(file, FlockArg::LockSharedNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}
 
 /// The lock file of `lab`.
 pub fn lock_path(lab: &str) -> PathBuf {
@@ -26,6 +46,8 @@ pub struct LabClaim {
     path: PathBuf,
     // Held for its lock, released when dropped.
     _lock: Flock<File>,
+    /// The lock on the fabric namespace's pin, once the namespace exists.
+    pin: Option<Flock<File>>,
 }
 
 impl LabClaim {
@@ -68,6 +90,7 @@ impl LabClaim {
                         lab: lab.to_string(),
                         path,
                         _lock: lock,
+                        pin: None,
                     })
                 }
                 Ok(_) => continue,
@@ -79,6 +102,34 @@ impl LabClaim {
 
     pub fn lab(&self) -> &str {
         &self.lab
+    }
+
+    /// Hold ownership on the namespace `pin` names too (see the module).
+    /// The open descriptor keeps the namespace alive: let go of it
+    /// ([`LabClaim::let_go_of_pin`]) before removing the namespace.
+    pub fn hold_pin(&mut self, namespace: &str) -> Result<(), RegistryError> {
+        let path = pin_path(namespace);
+        let io = |action, source| RegistryError::Io {
+            path: path.clone(),
+            action,
+            source,
+        };
+        let file = File::open(&path).map_err(|e| io("open pin", e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                self.pin = Some(lock);
+                Ok(())
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(RegistryError::InUse {
+                lab: self.lab.clone(),
+            }),
+            Err((_, errno)) => Err(io("lock pin", errno.into())),
+        }
+    }
+
+    /// Stop holding the namespace pin (its namespace may then go).
+    pub fn let_go_of_pin(&mut self) {
+        self.pin = None;
     }
 
     /// Remove the lock file while still holding the lock (the lab is gone), then

@@ -134,6 +134,9 @@ struct BringUpGuard {
 impl Drop for BringUpGuard {
     fn drop(&mut self) {
         if self.armed {
+            if let Some(claim) = self.claim.as_mut() {
+                claim.let_go_of_pin();
+            }
             let errors = remove_namespaces(&self.lab, &self.namespaces);
             for e in errors {
                 tracing::error!("cleaning up half-built lab: {e}");
@@ -281,6 +284,11 @@ impl Lab {
         let mut members = create(&rt, jobs).await?.into_iter();
         tracing::debug!(lab = %lab, "namespaces created at {:?}", started.elapsed());
         let fabric = members.next().expect("fabric member");
+        // Ownership held on the namespaces too, for whoever looks in another
+        // run folder (lab::claim).
+        if let Some(claim) = guard.claim.as_mut() {
+            claim.hold_pin(fabric.netns.name())?;
+        }
         let nodes: Vec<NodeState> = spec
             .nodes
             .iter()
@@ -434,6 +442,10 @@ impl Lab {
         self.pods.clear();
         self.nodes.clear();
         self.externals.clear();
+        // An open pin keeps its namespace alive too.
+        if let Some(claim) = self.claim.as_mut() {
+            claim.let_go_of_pin();
+        }
         // Daemons (BIRD) first: a process inside a namespace keeps it alive.
         let mut errors = super::daemons::stop_lab_daemons(&self.spec.name);
         errors.extend(super::daemons::stop_strays(&self.record.namespaces));

@@ -70,6 +70,11 @@ pub enum RegistryError {
          `fip-harness down --force {lab}` removes it anyway"
     )]
     OwnerAlive { lab: String, pid: u32 },
+    #[error(
+        "lab '{lab}' is being built or used by a process that keeps its records in another \
+         run folder (FIP_HARNESS_RUN_DIR); `fip-harness down --force {lab}` removes it anyway"
+    )]
+    OwnedElsewhere { lab: String },
     #[error("lab '{lab}': not writing its record: the process is being interrupted")]
     Cancelled { lab: String },
     #[error("removing {0}")]
@@ -207,14 +212,35 @@ pub fn list_records() -> Vec<Result<LabRecord, RegistryError>> {
 }
 
 /// Names of labs that have namespaces pinned but no record (their process died
-/// before writing one, or the record was removed by hand).
+/// before writing one, or the record was removed by hand), and that no
+/// process owns (see [`labs_owned_elsewhere`]).
 pub fn orphan_labs() -> Vec<String> {
-    let mut labs: Vec<String> = Netns::list_with_prefix(LAB_PREFIX)
+    labs_without_record(false)
+}
+
+/// Labs pinned here without a record in this run folder whose owner runs:
+/// it keeps its records in another run folder.
+pub fn labs_owned_elsewhere() -> Vec<String> {
+    labs_without_record(true)
+}
+
+fn labs_without_record(owned: bool) -> Vec<String> {
+    let namespaces = Netns::list_with_prefix(LAB_PREFIX);
+    let mut labs: Vec<String> = namespaces
         .iter()
         .filter_map(|ns| lab_of_namespace(ns).map(str::to_string))
         .filter(|lab| !record_path(lab).exists())
         .collect();
+    labs.sort();
     labs.dedup();
+    labs.retain(|lab| {
+        let prefix = namespace_prefix(lab);
+        let held = namespaces
+            .iter()
+            .filter(|ns| ns.starts_with(&prefix))
+            .any(|ns| super::claim::pin_held_elsewhere(ns));
+        held == owned
+    });
     labs
 }
 
@@ -276,6 +302,20 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
     } else {
         None
     };
+    let mut namespaces = Netns::list_with_prefix(&namespace_prefix(lab));
+    if let Some(record) = &record {
+        let prefix = namespace_prefix(lab);
+        // A record only ever names its own lab's namespaces; never trust it further.
+        namespaces.extend(
+            record
+                .namespaces
+                .iter()
+                .filter(|ns| ns.starts_with(&prefix))
+                .cloned(),
+        );
+    }
+    namespaces.sort();
+    namespaces.dedup();
     // Holding the lock while removing means no `up` of the same name can start
     // building in between.
     let mut claim = None;
@@ -294,21 +334,22 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
                 return report;
             }
         }
+        // Its owner may keep its records in another run folder: ownership
+        // is read from the namespaces themselves (lab::claim).
+        if namespaces
+            .iter()
+            .any(|ns| super::claim::pin_held_elsewhere(ns))
+        {
+            report.errors.push(RegistryError::OwnedElsewhere {
+                lab: lab.to_string(),
+            });
+            // The lock file taken here in passing is not the owner's.
+            if let Some(claim) = claim.take() {
+                claim.release();
+            }
+            return report;
+        }
     }
-    let mut namespaces = Netns::list_with_prefix(&namespace_prefix(lab));
-    if let Some(record) = &record {
-        let prefix = namespace_prefix(lab);
-        // A record only ever names its own lab's namespaces; never trust it further.
-        namespaces.extend(
-            record
-                .namespaces
-                .iter()
-                .filter(|ns| ns.starts_with(&prefix))
-                .cloned(),
-        );
-    }
-    namespaces.sort();
-    namespaces.dedup();
     // Daemons first: a process inside a namespace keeps it alive after its pin goes.
     report.errors.extend(
         super::daemons::stop_lab_daemons(lab)
@@ -396,7 +437,9 @@ pub fn down_all(owner: Owner) -> DownReport {
         if one.errors.iter().any(|e| {
             matches!(
                 e,
-                RegistryError::InUse { .. } | RegistryError::OwnerAlive { .. }
+                RegistryError::InUse { .. }
+                    | RegistryError::OwnerAlive { .. }
+                    | RegistryError::OwnedElsewhere { .. }
             )
         }) {
             left_alone.push(lab.clone());
