@@ -15,6 +15,7 @@
 //! | layer  | modules                |
 //! |--------|------------------------|
 //! | top    | cli                    |
+//! | top    | bench                  |
 //! | drive  | conform, mutation      |
 //! | drive  | explore                |
 //! | drive  | runner                 |
@@ -36,6 +37,7 @@
 //! addressing plan and names, the enums a scenario chooses among), [`check`]
 //! the one judge, [`calico`] the model of Calico, [`scenario`] the language.
 
+pub mod bench;
 pub mod bgp;
 pub mod calico;
 pub mod check;

@@ -6,9 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use fip_harness::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
-use fip_harness::control::ClusterState;
-use fip_harness::lab::PodSpec;
+use crate::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use crate::control::ClusterState;
+use crate::lab::PodSpec;
 
 use super::lab::pods;
 

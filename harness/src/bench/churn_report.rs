@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use fip_harness::control::UpdateOrder;
-use fip_harness::dataplane::BackendKind;
+use crate::control::UpdateOrder;
+use crate::dataplane::BackendKind;
 
-use super::churn::{Args, BackendFigures};
+use super::churn::{BackendFigures, Options};
 use super::churn_figures::PhaseSummary;
 use super::figures::print_target;
 
@@ -145,7 +145,7 @@ impl Table<'_> {
     }
 }
 
-pub(super) fn print_report(args: &Args, figures: &[BackendFigures]) {
+pub(super) fn print_report(args: &Options, figures: &[BackendFigures]) {
     if figures.is_empty() {
         return;
     }

@@ -4,34 +4,41 @@
 //! the same number of runs each; print the medians and the ratios.
 
 use std::net::IpAddr;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::lab::registry::down_lab;
+use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 use anyhow::{bail, Context};
-use fip_harness::lab::registry::down_lab;
-use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 
 use super::figures::{median, ms, print_load, print_target};
 use super::lab_script::Topology;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// What `bench lab` measures (the CLI's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Nodes in the lab.
-    #[arg(long, default_value_t = 10)]
-    nodes: usize,
+    pub nodes: usize,
     /// Pods per node.
-    #[arg(long, default_value_t = 10)]
-    pods: usize,
+    pub pods: usize,
     /// Runs of the library and of each script (medians are reported).
-    #[arg(long, default_value_t = 5)]
-    runs: usize,
+    pub runs: usize,
     /// Pause between runs (not timed) so the kernel's asynchronous cleanup of the
     /// previous run's namespaces does not land in the next measurement.
-    #[arg(long, default_value_t = 500)]
-    settle_ms: u64,
+    pub settle_ms: u64,
     /// Skip the `ip` script baselines.
-    #[arg(long)]
-    no_baseline: bool,
+    pub no_baseline: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 10,
+            pods: 10,
+            runs: 5,
+            settle_ms: 500,
+            no_baseline: false,
+        }
+    }
 }
 
 /// Node `i` holds the /25 `198.19.<i>.0/25` (room for 126 pods).
@@ -75,7 +82,7 @@ struct LibraryRun {
     single_pod: Vec<Duration>,
 }
 
-async fn library_run(name: &str, args: &Args) -> anyhow::Result<LibraryRun> {
+async fn library_run(name: &str, args: &Options) -> anyhow::Result<LibraryRun> {
     let start = Instant::now();
     let mut lab = Lab::build(spec(name, args.nodes)).await?;
     let pods_started = Instant::now();
@@ -99,7 +106,7 @@ async fn library_run(name: &str, args: &Args) -> anyhow::Result<LibraryRun> {
     })
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Options) -> anyhow::Result<()> {
     if args.runs == 0 || args.nodes == 0 || args.nodes > 200 || args.pods > 120 {
         bail!("use 1..=200 nodes, at most 120 pods per node and at least one run");
     }
@@ -110,7 +117,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let lab_name = format!("bl{}", std::process::id());
     let result = rt.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
         let mut runs = Vec::new();
         for _ in 0..args.runs {
             tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
@@ -165,11 +171,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     if args.no_baseline {
         print_load("end");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     // The baselines are scripts of `ip` commands; say which package is missing
     // rather than timing a script that fails at its first line.
-    fip_harness::programs::require_program("ip")?;
+    crate::programs::require_program("ip")?;
     let topology = Topology::new(
         &format!("bi{}", std::process::id()),
         args.nodes,
@@ -202,7 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         new_ratio >= 1.0,
     );
     print_load("end");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

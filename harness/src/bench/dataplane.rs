@@ -8,33 +8,38 @@
 //! 198.19.128.0/17 (benchmark range), so that 10,000 fit.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
+use crate::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
+use crate::lab::netns::Netns;
+use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 use anyhow::Context;
-use fip_harness::calico::{
-    veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint,
-};
-use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
-use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
-use fip_harness::lab::netns::Netns;
-use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 
 use super::dataplane_bird::BirdMove;
 use super::figures::{median, print_load, print_target, quantile};
 
-#[derive(Debug, clap::Args)]
-pub(super) struct Args {
+/// What `bench dataplane` measures (the CLI's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Floating IPs on the loaded node.
-    #[arg(long, default_value_t = 10_000)]
-    pub(super) count: u32,
+    pub count: u32,
     /// Pings per RTT figure (each a new flow, so each goes through the NAT rules).
-    #[arg(long, default_value_t = 40)]
-    pub(super) pings: usize,
+    pub pings: usize,
     /// Moves per move figure (median and p99 are reported).
-    #[arg(long, default_value_t = 30)]
-    pub(super) moves: usize,
+    pub moves: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            count: 10_000,
+            pings: 40,
+            moves: 30,
+        }
+    }
 }
 
 pub(super) fn fip(i: u32) -> IpAddr {
@@ -207,7 +212,7 @@ pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState
 
 fn ping_rtts(from: &Netns, to: IpAddr, pings: usize) -> anyhow::Result<Duration> {
     let mut rtts = Vec::new();
-    let ping = fip_harness::programs::require_program("ping")?;
+    let ping = crate::programs::require_program("ping")?;
     for _ in 0..pings {
         // A new process each time: a new ICMP id, so a new conntrack entry that
         // goes through the nat chains (an established flow skips them).
@@ -249,7 +254,7 @@ struct LabFigures {
     rtt_one: Duration,
 }
 
-async fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigures> {
+async fn lab_figures(kind: BackendKind, args: &Options) -> anyhow::Result<LabFigures> {
     let lab = build_lab(bench_name(&format!("l{}", tag(kind))), true).await?;
     let web_cali = veth_name_for_workload("default", "web");
     let members = Arc::new(LabMembers::of(&lab)?);
@@ -294,7 +299,7 @@ async fn lab_figures(kind: BackendKind, args: &Args) -> anyhow::Result<LabFigure
 
 /// One column per backend (in `BackendKind::ALL` order), then each other
 /// backend's figure as a ratio to the first (Felix's nftables).
-fn print_table(args: &Args, applies: &[(Duration, Duration)], labs: &[LabFigures]) {
+fn print_table(args: &Options, applies: &[(Duration, Duration)], labs: &[LabFigures]) {
     let first = BackendKind::ALL[0];
     let mut header = format!("{:<50}", "");
     for kind in BackendKind::ALL {
@@ -414,7 +419,7 @@ fn print_bird(bird: &anyhow::Result<Vec<BirdMove>>) {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Options) -> anyhow::Result<()> {
     print_load("start");
     say!(
         "bench dataplane: {} floating IPs on one node; RTT over {} new flows (median); {} moves (median and p99)",
@@ -425,7 +430,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let (applies, labs, bird) = runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
         let mut applies = Vec::new();
         let mut labs = Vec::new();
         for kind in BackendKind::ALL {
@@ -446,5 +450,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     print_table(&args, &applies, &labs);
     print_bird(&bird);
     print_load("end");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

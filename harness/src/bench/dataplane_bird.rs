@@ -9,15 +9,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bgp::{topology_of, BirdTimers, LabBird, RoutingMode};
+use crate::calico::veth_name_for_workload;
+use crate::control::{ConntrackProfile, ControlPlane, LabMembers};
+use crate::dataplane::{backend, BackendKind};
+use crate::lab::spec::FABRIC;
+use crate::lab::{Family, Lab};
 use anyhow::Context;
-use fip_harness::bgp::{topology_of, BirdTimers, LabBird, RoutingMode};
-use fip_harness::calico::veth_name_for_workload;
-use fip_harness::control::{ConntrackProfile, ControlPlane, LabMembers};
-use fip_harness::dataplane::{backend, BackendKind};
-use fip_harness::lab::spec::FABRIC;
-use fip_harness::lab::{Family, Lab};
 
-use super::dataplane::{build_lab, cluster, fip, target_index, Args};
+use super::dataplane::{build_lab, cluster, fip, target_index, Options};
 
 /// How long BIRD may take to bring sessions up or carry one route change.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -32,7 +32,7 @@ pub(super) struct BirdMove {
     pub converged: Duration,
 }
 
-fn start_bird(lab: &Lab, pools: &[fip_harness::calico::IpPool]) -> anyhow::Result<LabBird> {
+fn start_bird(lab: &Lab, pools: &[crate::calico::IpPool]) -> anyhow::Result<LabBird> {
     let topology = topology_of(lab, pools, BirdTimers::lab())?;
     let bird = LabBird::start(lab, topology)?;
     bird.wait_established(PATIENCE)?;
@@ -58,14 +58,14 @@ fn wait_fabric(bird: &LabBird, fip: IpAddr, uplink: IpAddr) -> anyhow::Result<()
 
 /// Moves of the benchmark's floating IP between the two nodes, the map
 /// backend under BIRD routing.
-pub(super) async fn bird_moves(args: &Args, name: String) -> anyhow::Result<Vec<BirdMove>> {
+pub(super) async fn bird_moves(args: &Options, name: String) -> anyhow::Result<Vec<BirdMove>> {
     let lab = build_lab(name, true).await?;
     let result = tokio::task::block_in_place(|| moves_in(&lab, args));
     lab.teardown()?;
     result
 }
 
-fn moves_in(lab: &Lab, args: &Args) -> anyhow::Result<Vec<BirdMove>> {
+fn moves_in(lab: &Lab, args: &Options) -> anyhow::Result<Vec<BirdMove>> {
     let web_cali = veth_name_for_workload("default", "web");
     let target = fip(target_index(args.count));
     let uplink = |node: &str| -> anyhow::Result<IpAddr> {

@@ -7,37 +7,44 @@
 //! programmed by the control plane (nftables) as a scenario run programs it.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
+use crate::dataplane::{backend, BackendKind};
+use crate::lab::netns::Netns;
+use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
+use crate::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
 use anyhow::{bail, Context};
-use fip_harness::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
-use fip_harness::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
-use fip_harness::dataplane::{backend, BackendKind};
-use fip_harness::lab::netns::Netns;
-use fip_harness::lab::{Lab, LabSpec, NodeSpec, PodSpec};
-use fip_harness::traffic::{EndpointSpec, ProbeSpec, Protocol, TrafficEngine};
 
 use super::figures::{print_load, print_target};
 
 const FLOATING_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const POD_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 5);
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// What `bench traffic` measures (the CLI's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Round trips per protocol.
-    #[arg(long, default_value_t = 100_000)]
-    count: u32,
+    pub count: u32,
     /// Probes in flight at once.
-    #[arg(long, default_value_t = 128)]
-    window: u32,
+    pub window: u32,
     /// Rounds of ICMP and ping taking turns; their medians are compared.
-    #[arg(long, default_value_t = 3)]
-    rounds: u32,
+    pub rounds: u32,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            count: 100_000,
+            window: 128,
+            rounds: 3,
+        }
+    }
+}
+
+pub fn run(args: Options) -> anyhow::Result<()> {
     if args.window == 0 || args.count == 0 || args.rounds == 0 {
         bail!("use a count, a window and rounds of at least 1");
     }
@@ -46,10 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
-        bench(args).await
-    })
+    runtime.block_on(bench(args))
 }
 
 /// The lab, with the floating IP on `pod` and routed to `node` on the fabric.
@@ -105,7 +109,7 @@ async fn measure(
     engine: &TrafficEngine,
     protocol: Protocol,
     step: u32,
-    args: &Args,
+    args: &Options,
 ) -> anyhow::Result<Figure> {
     let floating = IpAddr::V4(FLOATING_V4);
     engine.begin_step(step);
@@ -180,7 +184,7 @@ impl Figure {
     }
 }
 
-async fn bench(args: Args) -> anyhow::Result<ExitCode> {
+async fn bench(args: Options) -> anyhow::Result<()> {
     let lab = format!("bt{}", std::process::id() % 100_000);
     let (bed, _control) = build_lab(&lab)
         .await
@@ -265,7 +269,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     );
     say!("(GRE and SCTP have no ping of their own: their ratios above use the same ICMP figure)");
     print_load("end");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 struct PingFigure {
@@ -281,7 +285,7 @@ impl PingFigure {
 
 fn ping_flood(client: &Netns, count: u32, window: u32) -> anyhow::Result<PingFigure> {
     let out = client
-        .command(fip_harness::programs::require_program("ping")?)
+        .command(crate::programs::require_program("ping")?)
         .args([
             "-f",
             "-q",

@@ -5,33 +5,39 @@
 //! Beside it, the `ip -batch` script per namespace a person would write
 //! (see [`super::lab_script`]) and the library on the same sample of nodes.
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::lab::registry::down_lab;
+use crate::lab::Lab;
 use anyhow::bail;
-use fip_harness::lab::registry::down_lab;
-use fip_harness::lab::Lab;
 
 use super::figures::{cpu_times, ms, print_load, print_target};
 use super::lab::{pods, script_runs, spec, Style};
 use super::lab_script::Topology;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// What `bench scale` measures (the CLI's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Nodes in the lab.
-    #[arg(long, default_value_t = 100)]
-    nodes: usize,
+    pub nodes: usize,
     /// Pods per node.
-    #[arg(long, default_value_t = 100)]
-    pods: usize,
+    pub pods: usize,
     /// Nodes (with as many pods each) of the sample the `ip -batch` baseline
-    /// builds, and the library beside it: the script takes several
-    /// milliseconds a namespace, over a minute for the whole lab.
-    #[arg(long, default_value_t = 10)]
-    baseline_nodes: usize,
+    /// builds, and the library beside it.
+    pub baseline_nodes: usize,
     /// Skip the baseline.
-    #[arg(long)]
-    no_baseline: bool,
+    pub no_baseline: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 100,
+            pods: 100,
+            baseline_nodes: 10,
+            no_baseline: false,
+        }
+    }
 }
 
 const TARGET: Duration = Duration::from_secs(15);
@@ -156,8 +162,8 @@ async fn timed_lab(name: &str, nodes: usize, per_node: usize) -> anyhow::Result<
 
 /// The `ip -batch` script and the library on `nodes` nodes of `per_node`
 /// pods each, one run each after the kernel settles.
-async fn baseline(args: &Args, nodes: usize) -> anyhow::Result<()> {
-    fip_harness::programs::require_program("ip")?;
+async fn baseline(args: &Options, nodes: usize) -> anyhow::Result<()> {
+    crate::programs::require_program("ip")?;
     let sample_pods = nodes * args.pods;
     let total_pods = args.nodes * args.pods;
     settle(None);
@@ -203,7 +209,7 @@ async fn baseline(args: &Args, nodes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Options) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 200 || args.pods > 120 {
         bail!("use 1..=200 nodes and at most 120 pods per node");
     }
@@ -222,9 +228,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(async { run_labs(&args).await })
 }
 
-async fn run_labs(args: &Args) -> anyhow::Result<ExitCode> {
+async fn run_labs(args: &Options) -> anyhow::Result<()> {
     let total_pods = args.nodes * args.pods;
-    fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
     // The whole lab first, on a kernel with no earlier clean-up pending; the
     // baseline's sample after it (each of its two sides waits for the kernel
     // in the same way, see `baseline`).
@@ -288,5 +293,5 @@ async fn run_labs(args: &Args) -> anyhow::Result<ExitCode> {
         total < TARGET,
     );
     print_load("end");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

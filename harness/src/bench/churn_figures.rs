@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use fip_harness::check::{MigrationFigures, Move, StreamPacket};
-use fip_harness::traffic::ProbeOutcome;
+use crate::check::{MigrationFigures, Move, StreamPacket};
+use crate::traffic::ProbeOutcome;
 
 use super::figures::quantile;
 
@@ -140,7 +140,7 @@ impl PhaseSummary {
 mod tests {
     use std::net::IpAddr;
 
-    use fip_harness::traffic::{Observation, PacketRole, Protocol, ReplyObservation, Token};
+    use crate::traffic::{Observation, PacketRole, Protocol, ReplyObservation, Token};
 
     use super::*;
 

@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
-use fip_harness::lab::spec::namespace_name;
-use fip_harness::lab::PodSpec;
+use crate::lab::spec::namespace_name;
+use crate::lab::PodSpec;
 
 /// One namespace's share of the topology: `ip` commands run inside it (without
 /// `ip -n NS`), then its sysctls (written after, so that per-interface keys of

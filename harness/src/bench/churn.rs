@@ -17,16 +17,15 @@
 //! (the control plane programs routes as BGP would), so the figure is Felix's
 //! part plus route programming, without BIRD's.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::control::{ConntrackProfile, ControlPlane, LabMembers, UpdateOrder};
+use crate::dataplane::{backend, BackendKind};
+use crate::lab::registry::down_lab;
+use crate::lab::Lab;
+use crate::traffic::{now_unix_ns, EndpointSpec, Protocol, StreamSpec, TrafficEngine};
 use anyhow::{bail, Context};
-use fip_harness::control::{ConntrackProfile, ControlPlane, LabMembers, UpdateOrder};
-use fip_harness::dataplane::{backend, BackendKind};
-use fip_harness::lab::registry::down_lab;
-use fip_harness::lab::Lab;
-use fip_harness::traffic::{now_unix_ns, EndpointSpec, Protocol, StreamSpec, TrafficEngine};
 
 use super::churn_figures::{move_figures, MoveRecord, PhaseSummary};
 use super::churn_plan::{fip, sample, Plan, PlannedMove};
@@ -34,35 +33,41 @@ use super::churn_report::print_report;
 use super::figures::{cpu_times, print_load};
 use super::lab::spec;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+/// What `bench churn` measures (the CLI's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Nodes in the lab.
-    #[arg(long, default_value_t = 10)]
     pub nodes: usize,
     /// Pods per node, each holding one floating IP at first.
-    #[arg(long, default_value_t = 100)]
     pub pods: usize,
     /// Moves per second in the rolling drain.
-    #[arg(long, default_value_t = 100)]
     pub rate: u32,
     /// Seconds of rolling drain (rate x seconds moves, each floating IP at most once).
-    #[arg(long, default_value_t = 10)]
     pub seconds: u32,
     /// Moving floating IPs probed per phase (each by a stream of its own).
-    #[arg(long, default_value_t = 20)]
     pub sample: usize,
     /// Gap between two probes of a stream, in milliseconds (the resolution
     /// of the convergence figure).
-    #[arg(long, default_value_t = 5)]
     pub interval_ms: u64,
-    /// Backends to compare (all by default).
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub backends: Vec<super::super::choices::Backend>,
-    /// Update orders to compare: felix (Calico's: each node's routes in
-    /// parallel with its NAT) and ordered (all NAT, then routes); both by
-    /// default.
-    #[arg(long, value_delimiter = ',')]
+    /// Backends to compare (all when empty).
+    pub backends: Vec<BackendKind>,
+    /// Update orders to compare (both when empty).
     pub orders: Vec<UpdateOrder>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 10,
+            pods: 100,
+            rate: 100,
+            seconds: 10,
+            sample: 20,
+            interval_ms: 5,
+            backends: Vec::new(),
+            orders: Vec::new(),
+        }
+    }
 }
 
 /// Most moves in one update (Felix's `msgPeekLimit`, see the module docs).
@@ -123,7 +128,7 @@ async fn phase(
     control: ControlPlane,
     plan: Plan,
     moves: Vec<PlannedMove>,
-    args: &Args,
+    args: &Options,
 ) -> anyhow::Result<(ControlPlane, Plan, PhaseSummary)> {
     let sampled = sample(&moves, args.sample);
     let epoch = now_unix_ns();
@@ -203,7 +208,7 @@ impl BackendFigures {
 async fn backend_figures(
     kind: BackendKind,
     order: UpdateOrder,
-    args: &Args,
+    args: &Options,
 ) -> anyhow::Result<BackendFigures> {
     let position = BackendKind::ALL
         .iter()
@@ -225,7 +230,7 @@ async fn backend_figures_in(
     name: &str,
     kind: BackendKind,
     order: UpdateOrder,
-    args: &Args,
+    args: &Options,
 ) -> anyhow::Result<BackendFigures> {
     let plan = Plan::new(args.nodes, args.pods);
     let mut lab = Lab::build(spec(name, args.nodes)).await?;
@@ -284,7 +289,7 @@ async fn backend_figures_in(
     })
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Options) -> anyhow::Result<()> {
     if args.nodes < 2 || args.nodes > 200 || args.pods == 0 || args.pods > 120 {
         bail!("use 2..=200 nodes and 1..=120 pods per node");
     }
@@ -303,7 +308,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let kinds: Vec<BackendKind> = if args.backends.is_empty() {
         BackendKind::ALL.to_vec()
     } else {
-        args.backends.iter().map(|b| (*b).into()).collect()
+        args.backends.clone()
     };
     let orders: Vec<UpdateOrder> = if args.orders.is_empty() {
         UpdateOrder::ALL.to_vec()
@@ -327,7 +332,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let figures = runtime.block_on(async {
-        fip_harness::lab::signals::spawn_teardown_on_signal(|code| std::process::exit(code))?;
         let mut figures = Vec::new();
         for kind in &kinds {
             for order in &orders {
@@ -343,5 +347,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     print_report(&args, &figures);
     print_load("end");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
