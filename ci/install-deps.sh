@@ -2,7 +2,7 @@
 # Installs every program the harness, its tests, benchmarks and diagnostics run
 # (harness/src/programs.rs lists program -> package; tests/install_deps.rs checks
 # this list covers it): nft and iptables-legacy-restore (the two dataplane
-# backends), iproute2 (`ip`: the `bench lab` baseline, diagnostics), iputils-ping
+# backends; ipset for the iptables backend's NAT-outgoing sets), iproute2 (`ip`: the `bench lab` baseline, diagnostics), iputils-ping
 # (`ping` in root tests, the `ping -f` baseline), tshark (checks that captured
 # SCTP/GRE decode cleanly), tcpdump and conntrack (root tests cross-check with
 # them), bird (BIRD 1.x and birdc: the bgp module's route distribution), and the
@@ -21,7 +21,7 @@
 # CI images often run as root without sudo, so the README's command does not
 # start with `sudo`).
 set -euo pipefail
-packages=(nftables iptables iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux mount passwd bsdutils chromium fonts-dejavu-core python3)
+packages=(nftables iptables ipset iproute2 iputils-ping tshark tcpdump conntrack bird dash coreutils util-linux mount passwd bsdutils chromium fonts-dejavu-core python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

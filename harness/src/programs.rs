@@ -17,6 +17,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("ip6tables-legacy-save", "iptables"),
     // Felix's feature detection (dataplane/features.rs): `iptables-legacy --version`.
     ("iptables-legacy", "iptables"),
+    // The iptables backend's NAT-outgoing IP sets (`ipset restore`), as Felix writes them.
+    ("ipset", "ipset"),
     ("ping", "iputils-ping"),
     ("tshark", "tshark"),
     ("tcpdump", "tcpdump"),

@@ -46,7 +46,7 @@ fn row<'a>(text: &'a str, label: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn a_tiny_churn_reports_every_backend_and_every_sampled_move_converges() {
+fn a_tiny_churn_reports_every_backend_in_both_orders_and_converges_when_ordered() {
     let (output, pid) = harness_with_pid(&[
         "bench",
         "churn",
@@ -74,14 +74,25 @@ fn a_tiny_churn_reports_every_backend_and_every_sampled_move_converges() {
     }
     for phase in ["churn", "drain"] {
         let converged = row(&text, &format!("{phase}: sampled moves converged"));
-        assert_eq!(converged.len(), 3, "one cell per backend: {converged:?}");
-        for cell in converged {
+        assert_eq!(
+            converged.len(),
+            6,
+            "one cell per backend and update order: {converged:?}"
+        );
+        // Columns alternate Felix's order and the ordered one, per backend.
+        // Under Felix's order a sampled stream may never reach its new pod:
+        // its first packet after the move can beat the new node's DNAT and
+        // pin the flow un-NATed (docs/benchmarks.md), as in Calico. Under
+        // the ordered mode every sampled move converges.
+        for (column, cell) in converged.iter().enumerate() {
             let (done, measured) = cell.split_once(" / ").expect("`n / m`");
-            assert_eq!(
-                done, measured,
-                "{phase}: a sampled move never converged:\n{text}"
-            );
             assert_ne!(measured, "0", "{phase}: no move was measured:\n{text}");
+            if column % 2 == 1 {
+                assert_eq!(
+                    done, measured,
+                    "{phase}: a sampled move never converged in the ordered mode:\n{text}"
+                );
+            }
         }
         let moves = row(&text, &format!("{phase}: moves / updates"));
         let expected = if phase == "churn" { "8 /" } else { "4 / 1" };

@@ -260,3 +260,70 @@ fn nft_update_recovers_when_another_writer_removed_the_tables(#[case] kind: Back
     mine.apply(&ns.0, &second()).unwrap();
     assert_eq!(mine.read(&ns.0).unwrap(), second());
 }
+
+/// With the node's workloads and pools known, each Felix backend also writes
+/// its filter layer's workload dispatch and NAT-outgoing, and a real node
+/// lists them line for line as Felix's own FV dumps do
+/// (felix/fv/cali-nftables-dump.txt, felix/fv/cali-iptables-dump.txt: a node
+/// without workloads; counters as on a fresh node).
+#[test]
+fn felix_filter_layers_list_as_felixs() {
+    let filter = fip_harness::calico::nat::NodeFilterState {
+        workloads: vec![],
+        pools: vec!["192.168.0.0/16".parse().unwrap()],
+        masq_pools: vec!["192.168.0.0/16".parse().unwrap()],
+    };
+    let state = NodeNatState {
+        filter: Some(filter),
+        ..NodeNatState::default()
+    };
+    let ns = Scratch::new("fil-nft");
+    let nft = backend(BackendKind::Nftables);
+    nft.apply(&ns.0, &state).unwrap();
+    let listing =
+        ns.0.command(fip_harness::programs::require_program("nft").unwrap())
+            .args(["list", "table", "ip", "calico"])
+            .output()
+            .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    for line in [
+        "iifname vmap @filter-cali-from-wl-dispatch comment \"cali:Lui9n9_J-BlSLUtk;\"",
+        "counter packets 0 bytes 0 drop comment \"cali:KMISEjprqaGFiicp; Unknown interface\"",
+        "iifname \"cali*\" counter packets 0 bytes 0 jump filter-cali-from-wl-dispatch comment \"cali:otxs2Q4D05BNLIsQ;\"",
+        "counter packets 0 bytes 0 accept comment \"cali:m-f8F_F3sZQBn4vu; Configured DefaultEndpointToHostAction\"",
+        "counter packets 0 bytes 0 jump filter-cali-FORWARD comment \"cali:dpfqBgJrpRwlrqw1;\"",
+        "meta mark & 0x00010000 == 0x00010000 counter packets 0 bytes 0 accept comment \"cali:yp7iNUYNEhDmKF6E; Policy explicitly accepted packet.\"",
+        "ip saddr @cali40masq-ipam-pools ip daddr != @cali40network-ip-pools counter packets 0 bytes 0 masquerade fully-random",
+    ] {
+        assert!(
+            listing.lines().any(|l| l.trim().starts_with(line)),
+            "missing `{line}` in\n{listing}"
+        );
+    }
+
+    let ns = Scratch::new("fil-ipt");
+    let ipt = backend(BackendKind::Iptables);
+    ipt.apply(&ns.0, &state).unwrap();
+    let saved =
+        ns.0.command(fip_harness::programs::require_program("iptables-legacy-save").unwrap())
+            .args(["-t", "filter"])
+            .output()
+            .unwrap();
+    let saved = String::from_utf8(saved.stdout).unwrap();
+    for line in [
+        "-A FORWARD -m comment --comment \"cali:wUHhoiAYhphO9Mso\" -j cali-FORWARD",
+        "-A FORWARD -m comment --comment \"cali:S93hcgKJrXEqnTfs\" -m comment --comment \"Policy explicitly accepted packet.\" -m mark --mark 0x10000/0x10000 -j ACCEPT",
+        "-A cali-FORWARD -i cali+ -m comment --comment \"cali:tAzwBLPaV-j53OOZ\" -j cali-from-wl-dispatch",
+        "-A cali-from-wl-dispatch -m comment --comment \"cali:zTj6P0TIgYvgz-md\" -m comment --comment \"Unknown interface\" -j DROP",
+        "-A cali-wl-to-host -m comment --comment \"cali:nSZbcOoG1xPONxb8\" -m comment --comment \"Configured DefaultEndpointToHostAction\" -j ACCEPT",
+    ] {
+        assert!(saved.lines().any(|l| l == line), "missing `{line}` in\n{saved}");
+    }
+    ipt.remove(&ns.0).unwrap();
+    let saved =
+        ns.0.command(fip_harness::programs::require_program("iptables-legacy-save").unwrap())
+            .args(["-t", "filter"])
+            .output()
+            .unwrap();
+    assert!(!String::from_utf8_lossy(&saved.stdout).contains("cali-"));
+}

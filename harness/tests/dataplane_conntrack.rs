@@ -67,6 +67,7 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow(
                     internal: node_address,
                 }],
                 snat: vec![],
+                filter: None,
             },
         )
         .unwrap();
@@ -130,6 +131,7 @@ fn the_watch_deletes_flows_it_learnt_of_from_events() {
             &NodeNatState {
                 dnat: vec![dnat(early), dnat(late)],
                 snat: vec![],
+                filter: None,
             },
         )
         .unwrap();

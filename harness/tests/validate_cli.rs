@@ -206,3 +206,39 @@ fn terminal_escapes_in_a_scenario_are_shown_escaped() {
     let validated = String::from_utf8_lossy(&validated.stderr);
     assert!(validated.contains(r"`a\u{1b}[31mb`"), "{validated}");
 }
+
+/// `--calico` names the release scenarios without `calico:` stand for: an
+/// unknown one is refused with the known ones, and a scenario that names
+/// nftables fails under a release before Felix's nftables mode (v3.29).
+#[test]
+fn calico_release_on_the_command_line() {
+    let unknown = harness(&["validate", "scenarios", "--calico", "v3.27"]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains(
+            "invalid value 'v3.27' for '--calico <RELEASE>': unknown Calico release 'v3.27': \
+             the harness knows v3.28 (v3.28.0..v3.28.5),"
+        ),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = bad_scenario(dir.path(), "nft.yaml", |text| {
+        text.replace("tags:", "backends: [nftables]\ntags:")
+    });
+    let file = path.to_str().unwrap();
+    assert!(harness(&["validate", file]).status.success());
+    let old = harness(&["validate", file, "--calico", "v3.28"]);
+    assert!(!old.status.success());
+    assert!(
+        stderr_of(&old, dir.path()).contains(
+            "backends: nftables: Calico v3.28.5 lacks it: Felix's nftables mode (the `nftables` \
+             backend) came in v3.29.0 (commit a91c52b83a)"
+        ),
+        "{}",
+        stderr_of(&old, dir.path())
+    );
+    assert!(harness(&["validate", file, "--calico", "v3.29"])
+        .status
+        .success());
+}

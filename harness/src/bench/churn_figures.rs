@@ -1,12 +1,11 @@
 //! The figures of one measured move, from the stream probing its floating IP
-//! (what the sender got back and what each captured pod received), judged by
-//! the same [`MigrationFigures`] a scenario's move is; and the summary of a
-//! phase's moves.
+//! (what the sender got back and what each captured pod received), reduced
+//! and judged by the same [`check::stream_packets`] and [`MigrationFigures`]
+//! a scenario's move is; and the summary of a phase's moves.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::check::{MigrationFigures, Move, StreamPacket};
+use crate::check::{self, MigrationFigures, Move};
 use crate::traffic::ProbeOutcome;
 
 use super::figures::quantile;
@@ -42,30 +41,7 @@ pub(super) fn move_figures(
     epoch_ns: u64,
 ) -> MoveFigures {
     let since = |ns: u64| ns.saturating_sub(epoch_ns) / 1_000;
-    let mut first: HashMap<u32, (String, u64)> = HashMap::new();
-    for delivery in &outcome.deliveries {
-        let at = since(delivery.at_unix_ns);
-        first
-            .entry(delivery.token.seq)
-            .and_modify(|seen| {
-                if at < seen.1 {
-                    *seen = (delivery.endpoint.clone(), at);
-                }
-            })
-            .or_insert_with(|| (delivery.endpoint.clone(), at));
-    }
-    let answered: HashSet<u32> = outcome.replies.iter().map(|r| r.token.seq).collect();
-    let packets: Vec<StreamPacket> = (0..outcome.sent)
-        .map(|seq| StreamPacket {
-            sequence: u64::from(seq),
-            delivered: first.remove(&seq),
-            answered: answered.contains(&seq),
-            sent_at_us: outcome
-                .sent_at_unix_ns
-                .get(seq as usize)
-                .map(|&ns| since(ns)),
-        })
-        .collect();
+    let packets = check::stream_packets(outcome, epoch_ns);
     let judge = |at_ns: u64| {
         let moved = Move {
             from_pod: record.from_pod.clone(),

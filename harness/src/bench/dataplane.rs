@@ -78,6 +78,7 @@ fn synthetic_state(count: u32) -> NodeNatState {
                 external: fip(i),
             })
             .collect(),
+        filter: None,
     }
 }
 

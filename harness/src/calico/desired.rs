@@ -21,9 +21,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::endpoint::WorkloadEndpoint;
-use super::nat::{DnatMapping, NodeNatState, SnatMapping};
+use super::nat::{DnatMapping, NodeFilterState, NodeNatState, SnatMapping};
 use super::pool::{floating_ip_reach, FloatingIpReach, IpPool};
 use super::routes::{FipRoute, RouteNext};
+use ipnet::IpNet;
 
 /// Everything the control plane reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +126,38 @@ fn earliest_claim<'a>(claims: &Claims<'a>) -> (IpAddr, &'a WorkloadEndpoint) {
         .expect("at least one claim")
 }
 
+/// The workload dispatch and NAT-outgoing of `node` (see [`NodeFilterState`]):
+/// they follow the endpoints and pools Felix has, whatever its `floatingIPs`.
+pub(crate) fn node_filter(cluster: &ClusterState, node: &str) -> NodeFilterState {
+    let mut workloads: Vec<String> = cluster
+        .endpoints
+        .iter()
+        .filter(|e| e.node == node)
+        .map(|e| e.interface.clone())
+        .collect();
+    workloads.sort();
+    workloads.dedup();
+    // felix/calc/event_sequencer.go flushIPPoolUpdates sends every pool,
+    // disabled or not; masq_mgr.go OnUpdate puts each in the network set and
+    // the natOutgoing ones in the masquerade set too.
+    let mut pools: Vec<IpNet> = cluster.pools.iter().map(|p| p.cidr).collect();
+    pools.sort();
+    pools.dedup();
+    let mut masq_pools: Vec<IpNet> = cluster
+        .pools
+        .iter()
+        .filter(|p| p.nat_outgoing)
+        .map(|p| p.cidr)
+        .collect();
+    masq_pools.sort();
+    masq_pools.dedup();
+    NodeFilterState {
+        workloads,
+        pools,
+        masq_pools,
+    }
+}
+
 /// Compute the desired state of every member.
 pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredState {
     let mut desired = DesiredState::default();
@@ -137,6 +170,9 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
     desired
         .routes
         .insert(topology.fabric.clone(), BTreeSet::new());
+    for (node, state) in desired.nat.iter_mut() {
+        state.filter = Some(node_filter(cluster, node));
+    }
     for endpoint in &cluster.endpoints {
         desired.pods.insert(
             format!("{}/{}", endpoint.namespace, endpoint.pod),
@@ -241,14 +277,19 @@ fn node_nat<'a>(
                 snat.insert(*internal, *external);
             }
         }
+        // The node's filter state, set before any floating IP, stays.
+        let filter = desired.nat.get(*node).and_then(|n| n.filter.clone());
         desired.nat.insert(
             node.to_string(),
-            NodeNatState::new(
-                dnat.into_iter()
-                    .map(|(external, internal)| DnatMapping::new(external, internal)),
-                snat.into_iter()
-                    .map(|(internal, external)| SnatMapping::new(internal, external)),
-            ),
+            NodeNatState {
+                filter,
+                ..NodeNatState::new(
+                    dnat.into_iter()
+                        .map(|(external, internal)| DnatMapping::new(external, internal)),
+                    snat.into_iter()
+                        .map(|(internal, external)| SnatMapping::new(internal, external)),
+                )
+            },
         );
     }
 

@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use super::desired::node_filter;
 use super::desired::{desired_state, ClusterState, DesiredState, Topology};
 use super::diff::{diff, Changes, ConntrackProfile};
 use super::endpoint::WorkloadEndpoint;
@@ -154,20 +155,31 @@ pub fn changes(
     let new_slice = cut(&recomputed, &externals, &internals, &pods);
     let old_slice = cut(current, &externals, &internals, &pods);
     let changes_of_slice = diff(&old_slice, &new_slice, profile);
+    let touched_nodes: BTreeSet<&str> = touched().map(|e| e.node.as_str()).collect();
     let mut nat = Vec::new();
     for (node, _) in &changes_of_slice.nat {
         let mut whole = current.nat.get(node).cloned().unwrap_or_default();
         whole.dnat.retain(|m| !externals.contains(&m.external));
         whole.snat.retain(|m| !internals.contains(&m.internal));
         let part = new_slice.nat.get(node).cloned().unwrap_or_default();
+        // The same pools (else no incremental update); a node's workloads
+        // change only where a changed pod was or is (see below).
+        let filter = match touched_nodes.contains(node.as_str()) {
+            true => Some(node_filter(cluster, node)),
+            false => whole.filter.take(),
+        };
         nat.push((
             node.clone(),
-            NodeNatState::new(
-                whole.dnat.into_iter().chain(part.dnat),
-                whole.snat.into_iter().chain(part.snat),
-            ),
+            NodeNatState {
+                filter,
+                ..NodeNatState::new(
+                    whole.dnat.into_iter().chain(part.dnat),
+                    whole.snat.into_iter().chain(part.snat),
+                )
+            },
         ));
     }
+    refilter(&mut nat, &touched_nodes, current, cluster);
     let changes = Changes {
         nat: nat.clone(),
         ..changes_of_slice
@@ -179,6 +191,36 @@ pub fn changes(
         changed,
     };
     (changes, patch)
+}
+
+/// A changed pod that moved node or interface changes the workload dispatch
+/// of its old and new node, whether or not their NAT changed: add those
+/// nodes whose filter changed to `nat` (kept sorted by node).
+fn refilter(
+    nat: &mut Vec<(String, NodeNatState)>,
+    touched_nodes: &BTreeSet<&str>,
+    current: &DesiredState,
+    cluster: &ClusterState,
+) {
+    for node in touched_nodes {
+        if nat.iter().any(|(n, _)| n == node) {
+            continue;
+        }
+        let Some(state) = current.nat.get(*node) else {
+            continue;
+        };
+        let filter = Some(node_filter(cluster, node));
+        if state.filter != filter {
+            nat.push((
+                node.to_string(),
+                NodeNatState {
+                    filter,
+                    ..state.clone()
+                },
+            ));
+        }
+    }
+    nat.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 /// `state` cut to the floating IPs `externals`, the SNAT of `internals` and
@@ -209,6 +251,9 @@ fn cut(
                             .filter(|m| internals.contains(&m.internal))
                             .copied()
                             .collect(),
+                        // The floating IPs' part only: the filter follows
+                        // the pods, which an incremental update keeps.
+                        filter: None,
                     },
                 )
             })

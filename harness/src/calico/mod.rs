@@ -24,6 +24,7 @@ pub mod ipam;
 pub mod nat;
 pub mod pool;
 pub mod predict;
+pub mod release;
 pub mod routes;
 pub mod update_order;
 
@@ -51,5 +52,6 @@ pub use pool::{
     floating_ip_reach, parse_ip_pool_manifests, Encapsulation, FloatingIpReach, IpPool, IpPoolSpec,
     PoolError,
 };
+pub use release::{Behaviour, Release, UnknownRelease};
 pub use routes::{FipRoute, RouteNext};
 pub use update_order::UpdateOrder;

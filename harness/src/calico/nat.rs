@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// DNAT of a floating IP to the pod that owns it, for traffic arriving at the
@@ -53,6 +54,44 @@ pub struct SnatMapping {
 pub struct NodeNatState {
     pub dnat: Vec<DnatMapping>,
     pub snat: Vec<SnatMapping>,
+    /// What else of Felix's rules shapes a floating IP's traffic on the node
+    /// (the workload dispatch and NAT-outgoing); `None` when unknown (read
+    /// back from rules, or received over the driver protocol), and then a
+    /// backend programs the NAT alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<NodeFilterState>,
+}
+
+/// The parts of a node's Felix rules beyond floating-IP NAT that decide where
+/// a floating IP's traffic goes, computed by [`super::desired`]:
+/// - the workload dispatch (felix/rules/dispatch.go `WorkloadDispatchChains`,
+///   reached from felix/rules/static.go `StaticFilterForwardChains` and
+///   `filterWorkloadToHostChain`): traffic from or to a `cali*` interface
+///   Felix has no endpoint for is dropped ("Unknown interface");
+/// - NAT-outgoing (felix/dataplane/linux/masq_mgr.go, felix/rules/nat.go
+///   `NATOutgoingChain`): traffic from a `natOutgoing` pool to anywhere
+///   outside every pool is masqueraded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFilterState {
+    /// The interfaces of the workloads on this node that Felix has an
+    /// endpoint for, sorted.
+    pub workloads: Vec<String>,
+    /// Every IP pool's CIDR (Felix's `network-ip-pools` IP set: all pools,
+    /// disabled ones included), sorted.
+    pub pools: Vec<IpNet>,
+    /// The CIDRs of the pools with `natOutgoing` (Felix's `masq-ipam-pools`),
+    /// sorted.
+    pub masq_pools: Vec<IpNet>,
+}
+
+impl NodeFilterState {
+    /// The pools of one family.
+    pub fn pools_of(list: &[IpNet], v4: bool) -> Vec<IpNet> {
+        list.iter()
+            .copied()
+            .filter(|net| net.addr().is_ipv4() == v4)
+            .collect()
+    }
 }
 
 impl DnatMapping {
@@ -76,6 +115,7 @@ impl NodeNatState {
         let mut state = Self {
             dnat: dnat.into_iter().collect(),
             snat: snat.into_iter().collect(),
+            filter: None,
         };
         state.dnat.sort();
         state.dnat.dedup();

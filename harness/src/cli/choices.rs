@@ -73,3 +73,44 @@ mod tests {
         assert_eq!(Profile::value_variants().len(), 2);
     }
 }
+
+/// `--calico RELEASE`: the Calico release the model stands for.
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct CalicoArg {
+    /// The Calico release the model stands for: v3.28 .. v3.32 (a minor
+    /// means its newest patch) or a patch such as v3.31.5; a scenario's own
+    /// `calico:` key wins for it. Default: the newest, v3.32.1
+    /// (docs/fidelity.md "Calico releases").
+    #[arg(long, value_name = "RELEASE")]
+    calico: Option<fip_harness::calico::Release>,
+}
+
+impl CalicoArg {
+    /// Make the release the process's default for scenarios without
+    /// `calico:`, and return it.
+    pub fn apply(&self) -> fip_harness::calico::Release {
+        let release = self.calico.unwrap_or_default();
+        fip_harness::scenario::use_calico_release(release);
+        release
+    }
+
+    /// [`Self::apply`], then [`Self::check_backend`].
+    pub fn apply_checking(&self, backend: Option<BackendKind>) -> anyhow::Result<()> {
+        self.apply();
+        self.check_backend(backend)
+    }
+
+    /// Refuse a backend the release lacks (Felix's nftables mode came in
+    /// v3.29: felix/nftables/table.go, commit a91c52b83a).
+    pub fn check_backend(&self, backend: Option<BackendKind>) -> anyhow::Result<()> {
+        use fip_harness::calico::Behaviour;
+        let release = self.calico.unwrap_or_default();
+        if backend == Some(BackendKind::Nftables) && !release.has(Behaviour::NftablesMode) {
+            anyhow::bail!(
+                "--calico {release}: no nftables backend: {}",
+                Behaviour::NftablesMode.missing_in(release)
+            );
+        }
+        Ok(())
+    }
+}

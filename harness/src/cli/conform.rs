@@ -36,9 +36,16 @@ pub struct Args {
     /// Where conform.json, junit.xml, report.html and diagnostics bundles go.
     #[arg(long, default_value = "reports/conform")]
     report_dir: PathBuf,
+    #[command(flatten)]
+    calico: super::choices::CalicoArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let release = args.calico.apply();
+    args.calico.check_backend(match &args.dataplane {
+        DataplaneChoice::Builtin(kind) => Some(*kind),
+        _ => None,
+    })?;
     super::require_root_to_run_scenarios()?;
     let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
     let paths: Vec<PathBuf> = args.paths.iter().chain(&args.extra).cloned().collect();
@@ -75,6 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         conform::REFERENCE,
         args.jobs.max(1)
     );
+    say!("{}", conform::release_line(release, &pairs));
     let progress = Progress::new(Style::from_environment(), pairs.len() * 2);
     let report = conform::run_conformance(vendor, &pairs, args.jobs, &options, &|case, result| {
         let verdict = if result.outcome.is_pass() {

@@ -41,9 +41,16 @@ pub struct Args {
     /// Where the shrunk scenario (and the CNI configs it names) is written.
     #[arg(long, default_value = "reports/explore")]
     report_dir: PathBuf,
+    #[command(flatten)]
+    calico: super::choices::CalicoArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.calico.apply();
+    args.calico.check_backend(match &args.dataplane {
+        DataplaneChoice::Exec(_) => None,
+        other => Some(other.base()),
+    })?;
     super::require_root_to_run_scenarios()?;
     let seed = args.seed.unwrap_or_else(Seed::random);
     let budget = match (args.budget, args.time) {

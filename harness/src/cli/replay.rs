@@ -50,10 +50,13 @@ pub struct Args {
     /// and its run is judged against what it says).
     #[arg(long)]
     skip_model_check: bool,
+    #[command(flatten)]
+    calico: super::choices::CalicoArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
+    args.calico.apply();
     super::require_root_to_run_scenarios()?;
     let scenario = super::load_one_scenario(&args.scenario)?;
     let record = UpRecord::read(&args.lab);

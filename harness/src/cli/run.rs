@@ -66,6 +66,8 @@ pub struct Args {
     /// and its run is judged against what it says).
     #[arg(long)]
     skip_model_check: bool,
+    #[command(flatten)]
+    calico: super::choices::CalicoArg,
 }
 
 impl Args {
@@ -77,8 +79,18 @@ impl Args {
     }
 }
 
+impl Args {
+    /// The backend a built-in or mutant choice runs on (a driver stands in
+    /// for whichever Felix the scenario's release has).
+    fn builtin_base(&self) -> Option<fip_harness::dataplane::BackendKind> {
+        let chosen = self.dataplane_choice().filter(|c| !c.is_exec());
+        chosen.map(|c| c.base())
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
+    args.calico.apply_checking(args.builtin_base())?;
     super::require_root_to_run_scenarios()?;
     let cases = planned_cases(&args)?;
     std::fs::create_dir_all(&args.report_dir)

@@ -51,6 +51,8 @@ pub struct Args {
     /// and its run is judged against what it says).
     #[arg(long)]
     skip_model_check: bool,
+    #[command(flatten)]
+    calico: super::choices::CalicoArg,
 }
 
 impl Args {
@@ -64,6 +66,7 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fip_harness::scenario::check_expectations_against_model(!args.skip_model_check);
+    args.calico.apply();
     if !nix::unistd::Uid::effective().is_root() {
         anyhow::bail!("building a lab creates network namespaces and needs root (try sudo)");
     }

@@ -29,7 +29,7 @@ pub use observation::{
 };
 pub use protocol::{holes as protocol_holes, protocol_items, protocol_line, ProtocolItem};
 pub use report::{ConformReport, ProfileResult, VerdictCounts};
-pub use run::{plan_pairs, run_conformance, CasePair};
+pub use run::{plan_pairs, release_line, run_conformance, CasePair};
 pub use verdict::{case_name, CaseId, CaseVerdict, ConformCase, PROFILE_TAG};
 
 use crate::dataplane::BackendKind;

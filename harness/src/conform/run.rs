@@ -13,7 +13,7 @@ use crate::report::ScenarioResult;
 use crate::runner::DataplaneChoice;
 use crate::runner::{self, PlanFilter, PlannedCase, RunOptions};
 use crate::scenario::{ScenarioError, ScenarioFilter};
-use crate::vocab::ConntrackProfile;
+use crate::vocab::{BackendKind, ConntrackProfile};
 
 /// One scenario and profile, on the vendor's dataplane and on the reference.
 #[derive(Clone, Debug)]
@@ -43,14 +43,19 @@ pub fn plan_pairs(
             },
         )
     };
+    // The reference is the scenario's release of Felix: nftables mode, or
+    // iptables before v3.29 (Scenario::felix_backend).
     let mut references = plan(DataplaneChoice::Builtin(REFERENCE))?;
+    references.extend(plan(DataplaneChoice::Builtin(BackendKind::Iptables))?);
     let vendors = plan(vendor)?;
     Ok(vendors
         .into_iter()
         .filter(|case| filter.is_none_or(|f| f.keeps(&case.scenario)))
         .filter_map(|vendor| {
             let at = references.iter().position(|r| {
-                r.scenario.name == vendor.scenario.name && r.profile == vendor.profile
+                r.scenario.name == vendor.scenario.name
+                    && r.profile == vendor.profile
+                    && r.dataplane.base() == vendor.scenario.felix_backend()
             })?;
             Some(CasePair {
                 reference: references.swap_remove(at),
@@ -58,6 +63,23 @@ pub fn plan_pairs(
             })
         })
         .collect())
+}
+
+/// Which Calico release the verdict stands for: `judged against Calico
+/// v3.32.1`, and the scenarios that pin another with `calico:`.
+pub fn release_line(release: crate::calico::Release, pairs: &[CasePair]) -> String {
+    let mut pinned: Vec<String> = pairs
+        .iter()
+        .map(|pair| &pair.vendor.scenario)
+        .filter(|scenario| scenario.calico != release)
+        .map(|scenario| format!("{} ({})", scenario.name, scenario.calico))
+        .collect();
+    pinned.dedup();
+    let mut line = format!("judged against Calico {release}");
+    if !pinned.is_empty() {
+        line.push_str(&format!("; pinned by `calico:`: {}", pinned.join(", ")));
+    }
+    line
 }
 
 /// Run every pair of `vendor`'s, `jobs` cases at a time (a pair's two runs next to each

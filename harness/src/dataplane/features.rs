@@ -24,6 +24,9 @@ use regex::Regex;
 pub struct Features {
     /// `SNATFullyRandom`: append `--random-fully` / `fully-random` to SNAT.
     pub snat_fully_random: bool,
+    /// `MASQFullyRandom`: the same for the NAT-outgoing MASQUERADE (iptables
+    /// 1.6.2 and kernel 3.14, felix/environment/feature_detect_linux.go).
+    pub masq_fully_random: bool,
 }
 
 /// A dotted version compared as Felix compares them (versionparse.go
@@ -67,6 +70,8 @@ impl Features {
         let kernel = kernel.unwrap_or_else(|| Version::of(&[3, 10, 0]));
         Features {
             snat_fully_random: iptables >= Version::of(&[1, 6, 0])
+                && kernel >= Version::of(&[3, 14, 0]),
+            masq_fully_random: iptables >= Version::of(&[1, 6, 2])
                 && kernel >= Version::of(&[3, 14, 0]),
         }
     }

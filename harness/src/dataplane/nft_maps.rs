@@ -42,6 +42,7 @@ use super::applied::AppliedStates;
 use super::conntrack::ConntrackMatch;
 use super::conntrack_watch::ConntrackWatch;
 use super::exec::{nft_list_tables, nft_read_tables};
+use super::harness_filter::HarnessFilter;
 use super::nfnl::{NfBatch, NfSocket};
 use super::nft_maps_netlink;
 use super::per_node::PerNode;
@@ -144,6 +145,8 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
 pub struct NftMapsBackend {
     features: Features,
     applied: AppliedStates,
+    /// Felix's workload dispatch and NAT-outgoing, in the harness's table.
+    filter: HarnessFilter,
     sockets: PerNode<NfSocket>,
     conntrack: PerNode<ConntrackWatch>,
 }
@@ -159,6 +162,7 @@ impl NftMapsBackend {
         Self {
             features: Features::detected(),
             applied: AppliedStates::default(),
+            filter: HarnessFilter::default(),
             sockets: PerNode::default(),
             conntrack: PerNode::default(),
         }
@@ -185,11 +189,14 @@ impl Dataplane for NftMapsBackend {
             |old| nft_maps_netlink::delta_batch(old, state),
             || nft_maps_netlink::apply_batch(state, self.features),
             |change| self.send(node, change),
-        )
+        )?;
+        self.filter
+            .apply(node, state.filter.as_ref(), self.features)
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         self.applied.remember(node, None);
+        self.filter.remove(node)?;
         self.conntrack.forget(node);
         let removed = self.send(node, &nft_maps_netlink::removal_batch());
         self.sockets.forget(node);

@@ -296,7 +296,8 @@ mod tests {
         insta::assert_json_snapshot!(render_apply(
             &sample(),
             Features {
-                snat_fully_random: true
+                snat_fully_random: true,
+                masq_fully_random: true
             }
         ));
     }

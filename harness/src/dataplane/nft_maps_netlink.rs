@@ -472,6 +472,7 @@ mod tests {
             &state(3),
             Features {
                 snat_fully_random: true,
+                masq_fully_random: true,
             },
         ));
         assert!(
@@ -496,6 +497,7 @@ mod tests {
                 &state(count),
                 Features {
                     snat_fully_random: true,
+                    masq_fully_random: true,
                 },
             );
             assert_eq!(batch.byte_len(), batch.framed().len(), "{count} mappings");
@@ -508,6 +510,7 @@ mod tests {
             &state(1_200),
             Features {
                 snat_fully_random: true,
+                masq_fully_random: true,
             },
         ));
         let dnat = element_messages(&all, DNAT_MAP);

@@ -38,8 +38,10 @@
 //! from start to start. This backend always creates the base chains in hook
 //! order (PREROUTING, INPUT, OUTPUT, POSTROUTING), then Calico's chains in the
 //! order of felix/rules/static.go, then the floating-IP and NAT-outgoing ones.
-//! Only the nat layer is rendered: a real Felix table also holds filter,
-//! mangle and raw chains and `cali40` sets, which floating IPs do not touch.
+//! With the node's filter state known ([`NodeNatState::filter`]) the filter
+//! layer's workload dispatch and the NAT-outgoing sets and rule come too
+//! ([`filter_layer`]); a real Felix table also holds mangle and raw chains
+//! and more sets, which floating IPs do not touch.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -54,6 +56,8 @@ use super::{
 };
 use crate::calico::IpFamily;
 use crate::lab::netns::Netns;
+
+mod filter_layer;
 
 /// Name of Felix's tables (one per family).
 pub const TABLE: &str = "calico";
@@ -171,6 +175,9 @@ pub fn render_apply(state: &NodeNatState, features: Features) -> String {
                 &[rule],
             );
         }
+        if let Some(filter) = &state.filter {
+            filter_layer::render(&mut out, family, filter, features);
+        }
     }
     out
 }
@@ -188,6 +195,12 @@ fn fip_chains(state: &NodeNatState, family: IpFamily, features: Features) -> [Ch
 /// `applyUpdates` for a dirty chain), all in one transaction. `None` when
 /// nothing differs.
 pub fn render_update(old: &NodeNatState, new: &NodeNatState, features: Features) -> Option<String> {
+    if old.filter != new.filter {
+        // The workloads or pools changed (a pod came or went): the harness
+        // writes the tables whole, where Felix would update its maps, sets
+        // and dispatch chains in place.
+        return Some(render_apply(new, features));
+    }
     let mut out = String::new();
     for family in FAMILIES {
         let before = fip_chains(old, family, features);

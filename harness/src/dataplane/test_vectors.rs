@@ -12,10 +12,12 @@ use super::{DnatMapping, Features, NodeNatState, SnatMapping};
 /// A host where Felix adds `--random-fully` / `fully-random` to SNAT.
 pub(crate) const FULLY_RANDOM: Features = Features {
     snat_fully_random: true,
+    masq_fully_random: true,
 };
 /// A host with iptables older than 1.6.0 or a kernel older than 3.14.
 pub(crate) const NOT_FULLY_RANDOM: Features = Features {
     snat_fully_random: false,
+    masq_fully_random: false,
 };
 
 fn ip(s: &str) -> IpAddr {

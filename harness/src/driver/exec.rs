@@ -12,6 +12,8 @@ use super::protocol::{DumpAnswer, Family, Flush, FlushRule, NatState, RequestBod
 use super::session::{Session, Start};
 use super::spec::ExecSpec;
 use crate::calico::IpFamily;
+use crate::dataplane::harness_filter::HarnessFilter;
+use crate::dataplane::Features;
 use crate::dataplane::{
     conntrack, ConntrackMatch, Dataplane, DataplaneError, NodeNatState, NodeTopology,
 };
@@ -33,6 +35,9 @@ type Shared = Arc<Mutex<Session>>;
 pub struct ExecDataplane {
     spec: ExecSpec,
     timeout: Duration,
+    /// Felix's workload dispatch and NAT-outgoing, which a driver does not
+    /// program: the harness's own table (docs/driver-protocol.md).
+    filter: HarnessFilter,
     /// By namespace name.
     sessions: Mutex<BTreeMap<String, Shared>>,
 }
@@ -48,6 +53,7 @@ impl ExecDataplane {
         ExecDataplane {
             spec,
             timeout,
+            filter: HarnessFilter::default(),
             sessions: Mutex::default(),
         }
     }
@@ -101,13 +107,15 @@ fn boxed(error: Box<DriverError>) -> DataplaneError {
 
 impl Dataplane for ExecDataplane {
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        self.request(node, RequestBody::Apply(NatState::from(state)))
-            .map(|_| ())
+        self.request(node, RequestBody::Apply(NatState::from(state)))?;
+        self.filter
+            .apply(node, state.filter.as_ref(), Features::detected())
     }
 
     /// An empty `apply`: the node holds no floating-IP NAT.
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
-        self.apply(node, &NodeNatState::default())
+        self.apply(node, &NodeNatState::default())?;
+        self.filter.remove(node)
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {

@@ -48,6 +48,8 @@ pub fn render(script: &Script, name: &str, comment: &[String]) -> String {
     );
     out.push_str("tags: [explore]\n");
     let _ = writeln!(out, "profile: {}", profile_name(spec.profile));
+    // The release it was generated under (`--calico`), so that it replays so.
+    let _ = writeln!(out, "calico: {}", crate::scenario::default_calico_release());
     out.push_str("cluster:\n");
     let cni = if spec.cni_floating_ips {
         CNI_ON

@@ -230,7 +230,12 @@ fn next_address(address: IpAddr) -> IpAddr {
 
 impl Dataplane for MutantDataplane {
     fn apply(&self, node: &Netns, state: &NodeNatState) -> Result<(), DataplaneError> {
-        let bent = self.bend(node, state);
+        // A NAT bug leaves the rest of Felix's rules (the workload dispatch,
+        // NAT-outgoing) as they are.
+        let bent = NodeNatState {
+            filter: state.filter.clone(),
+            ..self.bend(node, state)
+        };
         if let Some(delayed) = &self.delayed {
             match self.bug {
                 NatBug::Late(delay) => delayed.in_order(node, bent, delay),

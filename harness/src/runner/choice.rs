@@ -31,9 +31,16 @@ pub struct ChosenDataplane {
 }
 
 impl DataplaneChoice {
+    /// An external driver (`exec:`).
+    pub fn is_exec(&self) -> bool {
+        matches!(self, DataplaneChoice::Exec(_))
+    }
+
     /// The built-in backend whose scenarios this choice runs: mutants break
     /// the reference backend, so they run wherever it runs; a driver stands
-    /// in for Felix's nftables mode, what a vendor's dataplane replaces.
+    /// in for Felix's nftables mode, what a vendor's dataplane replaces (for
+    /// a release before nftables mode, runner::plan has it stand in for
+    /// iptables: Scenario::felix_backend).
     pub fn base(&self) -> BackendKind {
         match self {
             DataplaneChoice::Builtin(kind) => *kind,

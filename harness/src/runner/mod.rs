@@ -6,7 +6,6 @@ mod choice;
 mod dataplane;
 mod diagnostics;
 mod naming;
-mod observe;
 mod parallel;
 mod pictures;
 mod pods;
@@ -79,8 +78,13 @@ pub fn plan(
         }
         let scenario = Arc::new(scenario);
         for backend in &scenario.backends {
+            // A driver stands in for the scenario's release of Felix.
+            let base = |choice: &DataplaneChoice| match choice {
+                DataplaneChoice::Exec(_) => scenario.felix_backend(),
+                other => other.base(),
+            };
             let dataplane = match &filter.dataplane {
-                Some(choice) if choice.base() != *backend => continue,
+                Some(choice) if base(choice) != *backend => continue,
                 Some(choice) => choice.clone(),
                 None => DataplaneChoice::Builtin(*backend),
             };

@@ -1,19 +1,13 @@
 //! The `send` step: a batch of probes, judged against the step's expectation,
-//! tried again while it fails.
+//! tried again while it fails as [`RetryPolicy::SENDS`] says.
 
 use std::time::{Duration, Instant};
 
 use super::case::{describe_target, ScenarioRun};
-use super::observe::delivery_observed;
-use crate::check::{self, CheckLine, Delivery};
+use crate::check::{self, CheckLine, NextTry, RetryPolicy};
 use crate::report::StepResult;
 use crate::scenario::Send;
 use crate::traffic::ProbeSpec;
-
-/// A check is tried again while it fails, like a connectivity checker: routes
-/// and rules may need a moment after a change. Bounded in count and time.
-const MAX_ATTEMPTS: u32 = 3;
-const RETRY_BUDGET: Duration = Duration::from_secs(6);
 
 impl ScenarioRun<'_> {
     pub(super) async fn send(
@@ -24,7 +18,7 @@ impl ScenarioRun<'_> {
     ) -> Result<(), String> {
         let to = self.resolve(&send.to)?;
         let book = self.address_book(&send.from);
-        let deadline = Instant::now() + RETRY_BUDGET;
+        let began = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -42,7 +36,7 @@ impl ScenarioRun<'_> {
                 .probe(spec)
                 .await
                 .map_err(|e| format!("sending: {e}"))?;
-            let observed = delivery_observed(&outcome);
+            let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
             let mismatches = check::mismatches(&send.expect, &observed, &book);
             let line = CheckLine {
                 source: send.from.clone(),
@@ -51,17 +45,15 @@ impl ScenarioRun<'_> {
                 observed,
                 mismatches,
             };
-            // A leak is a leak even if the next try is quiet: only sends that
-            // must reach something are tried again.
-            let retry = !matches!(send.expect.delivered_to, Some(Delivery::None));
-            let done =
-                line.passed() || !retry || attempt >= MAX_ATTEMPTS || Instant::now() >= deadline;
-            if done {
-                step.attempts = attempt;
-                step.lines = vec![line];
-                return Ok(());
+            let passed = line.passed();
+            match RetryPolicy::SENDS.after(attempt, began.elapsed(), &send.expect, passed) {
+                NextTry::Done => {
+                    step.attempts = attempt;
+                    step.lines = vec![line];
+                    return Ok(());
+                }
+                NextTry::Again(pause) => tokio::time::sleep(pause).await,
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::collections::BTreeMap;
 
 use super::case::{describe_target, ScenarioRun};
-use super::observe::{delivery_observed, stream_packets};
 use crate::check::{self, CheckLine, MigrationFigures, Move, OwnerChange};
 use crate::report::{MigrationReport, ScenarioResult, StepResult};
 use crate::scenario::{StartStream, StopStream};
@@ -85,9 +84,9 @@ impl ScenarioRun<'_> {
             .stop()
             .await
             .map_err(|e| format!("stopping stream: {e}"))?;
-        let observed = delivery_observed(&outcome);
+        let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
         let book = self.address_book(&stream.spec.from);
-        let packets = stream_packets(&outcome, stream.started_unix_ns);
+        let packets = check::stream_packets(&outcome, stream.started_unix_ns);
         let changes: Vec<OwnerChange> = self
             .streams
             .moves

@@ -17,7 +17,6 @@ use super::values::Name;
 use crate::calico::{
     parse_cni_config, parse_ip_pool_manifests, CniNetworkConfig, IpPool, IpPoolSpec, TemplateValues,
 };
-use crate::vocab::BackendKind;
 use crate::vocab::RoutingMode;
 
 /// Reads and validates one scenario file.
@@ -222,10 +221,8 @@ impl Loader<'_> {
         let cni = self.read_cni(&raw.cluster.cni, nodes.first());
         let pools = self.read_pools(raw.cluster.pools.as_deref(), raw.cluster.dual_stack);
         let hosts = self.hosts(&raw.cluster.nodes, &raw.cluster.externals);
-        let backends = raw
-            .backends
-            .clone()
-            .unwrap_or_else(|| BackendKind::ALL.to_vec());
+        let calico = self.release(raw.calico.as_ref());
+        let backends = self.backends(raw.backends.as_ref(), calico);
         let profiles = match (&raw.profiles, &raw.profile) {
             (Some(_), Some(one)) => {
                 self.error_at(one, "give either `profile` or `profiles`, not both");
@@ -264,6 +261,7 @@ impl Loader<'_> {
             tags: raw.tags,
             source: self.file.to_owned(),
             backends,
+            calico,
             profiles,
             routings,
             update_order: raw.update_order.unwrap_or_default(),
@@ -521,9 +519,14 @@ impl<T> Spanned<T> {
     }
 }
 
+/// A pool as calico-node creates its default ones: `natOutgoing` on for
+/// IPv4 and off for IPv6 (node/pkg/lifecycle/startup/startup.go
+/// `CALICO_IPV4POOL_NAT_OUTGOING` default true, `CALICO_IPV6POOL_NAT_OUTGOING`
+/// default false).
 fn default_pool(name: &str, cidr: &str) -> IpPool {
     IpPoolSpec {
         cidr: cidr.into(),
+        nat_outgoing: Some(!cidr.contains(':')),
         ..IpPoolSpec::default()
     }
     .into_pool(name)

@@ -16,6 +16,7 @@ mod located;
 mod model;
 mod oracle;
 mod raw;
+mod release;
 mod risky;
 mod schema;
 mod steps;
@@ -27,6 +28,7 @@ pub use extra::{catalogue_folders, SCENARIOS_ENV};
 pub use load::{load_file, load_str};
 pub use model::*;
 pub use oracle::{check_expectations_against_model, resolve};
+pub use release::{default_calico_release, use_calico_release};
 pub use schema::{scenario_schema_json, SCHEMA_PATH};
 pub use values::{DurationValue, Name};
 

@@ -281,5 +281,6 @@ fn drop_words(reason: crate::calico::predict::DropReason) -> &'static str {
         Loop => "a routing loop",
         NotForwarded => "not forwarded",
         NoNeighbour => "the pod does not own that address",
+        UnknownInterface => "Felix has no endpoint for the pod's interface (\"Unknown interface\")",
     }
 }

@@ -28,7 +28,11 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
-    pub backends: Option<Vec<BackendKind>>,
+    pub backends: Option<Spanned<Vec<BackendKind>>>,
+    /// The Calico release the scenario stands for (`v3.31`, `v3.31.5`);
+    /// default: `--calico`, else the newest (docs/fidelity.md).
+    #[serde(default)]
+    pub calico: Option<Spanned<String>>,
     #[serde(default)]
     pub profiles: Option<Vec<ConntrackProfile>>,
     #[serde(default)]

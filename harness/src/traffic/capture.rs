@@ -53,9 +53,10 @@ type CatchUp = tokio::sync::oneshot::Sender<()>;
 
 pub struct Capture {
     endpoint: String,
-    /// Whether frames carrying a token become [`Observation`]s: at pods (where
-    /// a probe is delivered), not at the nodes' and hosts' uplinks, whose
-    /// captures are for people reading a failure.
+    /// Whether frames carrying a token become [`Observation`]s: at pods and
+    /// external hosts (where a probe is delivered, and `seenSource` looks),
+    /// not at the nodes' uplinks, whose captures are for people reading a
+    /// failure.
     observe: bool,
     namespace: String,
     interface: String,

@@ -113,7 +113,7 @@ impl TrafficEngine {
         let mut capture = None;
         if let Some(interface) = &spec.interface {
             let step = self.shared.step.load(Ordering::Relaxed);
-            let observe = spec.kind == EndpointKind::Pod;
+            let observe = matches!(spec.kind, EndpointKind::Pod | EndpointKind::External);
             let (cap, task) = Capture::start(&spec.name, &spec.netns, interface, step, observe)?;
             capture = Some(cap);
             tasks.push(task);

@@ -205,6 +205,39 @@ impl ProbeOutcome {
     }
 }
 
+/// What the checks judge a probe run or a stopped stream on
+/// ([`crate::check::delivery_observed`], [`crate::check::stream_packets`]).
+impl crate::check::Recording for ProbeOutcome {
+    fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    fn arrivals(&self) -> impl Iterator<Item = crate::check::Arrival<'_>> {
+        self.deliveries.iter().map(|seen| crate::check::Arrival {
+            pod: &seen.endpoint,
+            sequence: seen.token.seq,
+            source: seen.src,
+            destination: seen.dst,
+            at_unix_ns: seen.at_unix_ns,
+        })
+    }
+
+    fn answers(&self) -> impl Iterator<Item = crate::check::Answer> {
+        self.replies.iter().map(|reply| crate::check::Answer {
+            sequence: reply.token.seq,
+            source: reply.src,
+        })
+    }
+
+    fn quoted_destinations(&self) -> impl Iterator<Item = IpAddr> {
+        self.icmp_errors.iter().map(|error| error.quoted_dst)
+    }
+
+    fn sent_at_unix_ns(&self, sequence: u32) -> Option<u64> {
+        self.sent_at_unix_ns.get(sequence as usize).copied()
+    }
+}
+
 /// A background sender: like a probe without a count, until stopped.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StreamSpec {

@@ -72,8 +72,13 @@ pub(crate) fn annotate(pod: &str, value: Option<&str>) -> ClusterStep {
     }
 }
 
+/// A node's floating-IP NAT (its workload dispatch and NAT-outgoing left out).
 fn nat(cluster: &Cluster, node: &str) -> NodeNatState {
-    cluster.felix().nat.get(node).cloned().unwrap_or_default()
+    let state = cluster.felix().nat.get(node).cloned().unwrap_or_default();
+    NodeNatState {
+        filter: None,
+        ..state
+    }
 }
 
 fn dnat(external: &str, internal: &str) -> DnatMapping {

@@ -41,10 +41,18 @@ pub fn observed(outcome: &Outcome, count: u64) -> DeliveryObserved {
             }
             seen.quoted_destinations.extend(*quoted_destination);
         }
-        Landing::Host { reply_source, .. } => {
+        Landing::Host {
+            reply_source,
+            seen_source,
+            ..
+        } => {
             if let Some(reply) = reply_source {
                 seen.answered = count;
                 seen.reply_sources.insert(*reply);
+            }
+            // An external host's capture notes the source it sees.
+            if let Some(source) = seen_source {
+                seen.seen_sources.insert(*source);
             }
         }
         Landing::Dropped { .. } => {}

@@ -119,6 +119,9 @@ pub enum Landing {
         /// The echo reply's source (ICMP); other protocols' answers are not
         /// predicted.
         reply_source: Option<IpAddr>,
+        /// The source an external host sees (where `seenSource` looks);
+        /// `None` at a node, the fabric or the sending pod itself.
+        seen_source: Option<IpAddr>,
     },
     /// Nothing receives it.
     Dropped { at: String, reason: DropReason },
@@ -152,6 +155,10 @@ pub enum DropReason {
     /// address's neighbour on the interface, the pod never answers, and the
     /// packet waits in the neighbour queue until it is dropped.
     NoNeighbour,
+    /// It comes from (or goes to) a workload interface Felix has no
+    /// endpoint for: Felix's dispatch chains drop it ("Unknown interface",
+    /// felix/rules/dispatch.go WorkloadDispatchChains).
+    UnknownInterface,
 }
 
 /// Why a packet cannot be predicted.

@@ -8,6 +8,7 @@ use crate::calico::cluster::tests::{annotate, config, create, ip};
 use crate::calico::cluster::{ClusterConfig, ClusterStep};
 use crate::calico::diff::ConntrackProfile;
 use crate::calico::pool::Encapsulation;
+use crate::calico::PodPhase;
 
 fn cluster_with(config: ClusterConfig, steps: &[ClusterStep]) -> Cluster {
     let mut cluster = Cluster::new(config);
@@ -341,36 +342,74 @@ fn a_sender_without_the_family_cannot_send() {
     );
 }
 
+/// nat-outgoing-to-external and unknown-interface-drop: Felix's
+/// NAT-outgoing masquerades what leaves the pools (a pod holding a floating
+/// IP too), and a pod Felix has no endpoint for sends nothing past its node.
+#[test]
+fn nat_outgoing_and_the_unknown_interface_drop() {
+    let mut with_masq = config(true, true, false);
+    with_masq.pools[0].nat_outgoing = true;
+    let mut cluster = cluster_with(
+        with_masq,
+        &[
+            create("plain", "node-a", None),
+            create("web", "node-a", Some(FIP)),
+            create("peer", "node-b", None),
+        ],
+    );
+    let to_client = |cluster: &Cluster, from: &str| {
+        let prediction = cluster
+            .predict(&Packet::new(from, ip("198.18.1.10"), Protocol::Icmp))
+            .unwrap();
+        prediction
+            .outcomes
+            .iter()
+            .map(|o| match &o.landing {
+                Landing::Host { seen_source, .. } => format!("{seen_source:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    // node-a's uplink, for both: never the floating IP.
+    assert_eq!(to_client(&cluster, "plain"), ["Some(198.18.0.10)"]);
+    assert_eq!(to_client(&cluster, "web"), ["Some(198.18.0.10)"]);
+    // Inside the pools: no masquerade.
+    assert_eq!(
+        predict(&cluster, "plain", "198.19.0.64", Protocol::Icmp, 7),
+        ["pod peer dst 198.19.0.64 src 198.19.0.0 reply 198.19.0.64"]
+    );
+    cluster
+        .apply(&ClusterStep::SetPhase {
+            pod: "plain".into(),
+            phase: PodPhase::Succeeded,
+        })
+        .unwrap();
+    for to in ["198.19.0.64", "198.18.1.10", "198.18.0.10"] {
+        assert_eq!(
+            predict(&cluster, "plain", to, Protocol::Udp, 7),
+            ["dropped at node-a (UnknownInterface)"],
+            "{to}"
+        );
+    }
+}
+
 /// Found by `fip-harness explore` (seed 5, case 8) on the nftables backend:
 /// a pod whose annotation the datastore conversion rejects loses its Felix
-/// endpoint, and with it its node's route to its own address (Felix keeps a
-/// workload route only for an endpoint it has: felix/dataplane/linux/
-/// endpoint_mgr.go calculateRoutes). What it sends still goes out, but
-/// every answer to it ends at its node's blackhole for the block.
+/// endpoint. The model first promised it replies; then (explore's fix) only
+/// the answers were lost. Calico drops more: without an endpoint its
+/// interface matches only the workload dispatch's last rule, "Unknown
+/// interface" (felix/rules/dispatch.go WorkloadDispatchChains, reached from
+/// felix/rules/static.go StaticFilterForwardChains and, for the node itself,
+/// filterWorkloadToHostChain), so everything it sends stops at its node.
 #[rstest]
-#[case::to_a_floating_ip(
-    Protocol::Icmp,
-    "203.0.113.11",
-    7,
-    "pod web-1 dst 198.19.0.1 src 198.19.0.0"
-)]
-#[case::gre(
-    Protocol::Gre,
-    "203.0.113.11",
-    7,
-    "pod web-1 dst 198.19.0.1 src 198.19.0.0"
-)]
-#[case::closed_udp_port(
-    Protocol::Udp,
-    "203.0.113.11",
-    9,
-    "pod web-1 dst 198.19.0.1 src 198.19.0.0"
-)]
-fn answers_to_a_pod_felix_has_no_endpoint_for_are_lost(
+#[case::to_a_floating_ip(Protocol::Icmp, "203.0.113.11", 7)]
+#[case::gre(Protocol::Gre, "203.0.113.11", 7)]
+#[case::closed_udp_port(Protocol::Udp, "203.0.113.11", 9)]
+#[case::its_own_node(Protocol::Icmp, "198.18.0.10", 7)]
+fn a_pod_felix_has_no_endpoint_for_is_dropped_at_its_node(
     #[case] protocol: Protocol,
     #[case] to: &str,
     #[case] port: u16,
-    #[case] expected: &str,
 ) {
     let cluster = cluster_with(
         config(true, true, false),
@@ -381,13 +420,9 @@ fn answers_to_a_pod_felix_has_no_endpoint_for_are_lost(
         ],
     );
     assert!(!cluster.is_routed("web-0"));
-    assert_eq!(predict(&cluster, "web-0", to, protocol, port), [expected]);
-    // Its own node's echo reply too.
-    let ping_node = Packet::new("web-0", ip("198.18.0.10"), Protocol::Icmp);
-    let landing = &cluster.predict(&ping_node).unwrap().outcomes[0].landing;
-    assert!(
-        matches!(landing, Landing::Host { host, reply_source: None } if host == "node-a"),
-        "{landing:?}"
+    assert_eq!(
+        predict(&cluster, "web-0", to, protocol, port),
+        ["dropped at node-a (UnknownInterface)"]
     );
 }
 

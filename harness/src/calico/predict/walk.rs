@@ -56,12 +56,24 @@ pub(super) fn advance(cluster: &Cluster, flow: &mut Flow) -> Result<Prediction, 
     };
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut branches: Vec<Entries> = Vec::new();
+    let unknown_sender = cluster
+        .pod(&packet.from)
+        .filter(|pod| !felix_knows(cluster, pod))
+        .map(|pod| pod.node.clone());
     for entries in std::mem::take(&mut flow.branches) {
         let path = vec![packet.from.clone()];
-        let went = match &first {
-            Start::Local => vec![(walk.host(&packet.from, pkt, path), entries)],
-            Start::At(member) => walk.member(member, pkt, entries, path),
-            Start::NodeOutput(node) => walk.node(node, pkt, entries, Vec::new()),
+        let went = match (&first, &unknown_sender) {
+            (Start::Local, _) => vec![(walk.host(&packet.from, pkt, path), entries)],
+            (_, Some(node)) => {
+                let mut path = path;
+                path.push(node.clone());
+                vec![(dropped(path, node, DropReason::UnknownInterface), entries)]
+            }
+            (first, None) => match first {
+                Start::Local => unreachable!("handled above"),
+                Start::At(member) => walk.member(member, pkt, entries, path),
+                Start::NodeOutput(node) => walk.node(node, pkt, entries, Vec::new()),
+            },
         };
         for (outcome, entries) in went {
             if !outcomes.contains(&outcome) {
@@ -172,6 +184,20 @@ fn origin(cluster: &Cluster, from: &str, to: IpAddr) -> Result<(IpAddr, Start), 
     Err(PredictError::UnknownSender(from.to_string()))
 }
 
+/// Whether Felix has an endpoint for `pod`: its interface is among its
+/// node's known workloads (all pods, when the node's filter is unknown).
+fn felix_knows(cluster: &Cluster, pod: &Pod) -> bool {
+    match cluster
+        .felix()
+        .nat
+        .get(&pod.node)
+        .and_then(|n| n.filter.as_ref())
+    {
+        Some(filter) => filter.workloads.contains(&pod.interface),
+        None => true,
+    }
+}
+
 fn address_of(addresses: &[IpAddr], family: IpFamily) -> Option<IpAddr> {
     addresses
         .iter()
@@ -224,7 +250,9 @@ impl Walk<'_> {
             });
             Binding {
                 dnat: dnat.map(|m| m.internal),
-                snat: snat.map(|m| m.external),
+                snat: snat
+                    .map(|m| m.external)
+                    .or_else(|| self.masquerade(node, pkt.src, dst)),
             }
         });
         let dst = binding.dnat.unwrap_or(pkt.dst);
@@ -235,6 +263,21 @@ impl Walk<'_> {
             _ => binding.snat.unwrap_or(pkt.src),
         };
         self.go(node, next, Pkt { src, dst, ..pkt }, entries, path)
+    }
+
+    /// Felix's cali-nat-outgoing, after cali-fip-snat in postrouting
+    /// (felix/rules/nat.go NATOutgoingChain): from a natOutgoing pool to
+    /// outside every pool, the source becomes the node's own address on the
+    /// way out (its uplink: the pools are routed elsewhere).
+    fn masquerade(&self, node: &str, src: IpAddr, dst: IpAddr) -> Option<IpAddr> {
+        let filter = self.cluster.felix().nat.get(node)?.filter.as_ref()?;
+        let masquerading = filter.masq_pools.iter().any(|p| p.contains(&src));
+        let inside = filter.pools.iter().any(|p| p.contains(&dst));
+        if !masquerading || inside {
+            return None;
+        }
+        let network = &self.cluster.config().network;
+        network.node(node)?.of_family(IpFamily::of(&src))
     }
 
     fn go(&self, at: &str, next: Next, pkt: Pkt, entries: Entries, path: Vec<String>) -> Branches {
@@ -276,11 +319,13 @@ impl Walk<'_> {
 
     /// A host's (or the sending pod's) own stack takes the packet.
     fn host(&self, host: &str, pkt: Pkt, path: Vec<String>) -> Outcome {
+        let external = self.cluster.config().network.external(host).is_some();
         Outcome {
             path,
             landing: Landing::Host {
                 host: host.to_string(),
                 reply_source: (self.protocol == Protocol::Icmp).then_some(pkt.to),
+                seen_source: external.then_some(pkt.src),
             },
         }
     }

@@ -27,6 +27,7 @@
 //! lines by rule hash in one `--noflush` restore per family that changed, and
 //! no restore at all when nothing did.
 
+mod filter;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -86,30 +87,58 @@ impl Dataplane for IptablesBackend {
             node,
             state,
             |old| {
-                let texts: Vec<(IpFamily, String)> = FAMILIES
+                let writes: Vec<Write> = FAMILIES
                     .into_iter()
-                    .filter_map(|family| {
-                        render_update(old, state, family, self.features).map(|t| (family, t))
-                    })
+                    .filter_map(|family| self.update(old, state, family))
                     .collect();
-                (!texts.is_empty()).then_some(texts)
+                (!writes.is_empty()).then_some(writes)
             },
             || {
                 FAMILIES
                     .into_iter()
-                    .map(|family| (family, render_restore(state, family, self.features)))
+                    .map(|family| {
+                        let mut text = render_restore(state, family, self.features);
+                        if let Some(filter_state) = &state.filter {
+                            text.push_str(&filter::render(filter_state, None));
+                        }
+                        Write {
+                            family,
+                            ipsets: state
+                                .filter
+                                .as_ref()
+                                .and_then(|f| filter::ipset_restore(f, family)),
+                            text,
+                        }
+                    })
                     .collect()
             },
-            |texts| restore(node, texts),
+            |writes| restore(node, writes),
         )
     }
 
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         self.applied.remember(node, None);
-        let removal: Vec<(IpFamily, String)> = FAMILIES
-            .into_iter()
-            .map(|family| (family, render_removal()))
-            .collect();
+        let mut removal = Vec::new();
+        for family in FAMILIES {
+            let mut text = render_removal();
+            // Whatever Calico filter chains the node holds, however they came.
+            let saved = run_in(node, save_program(family), &["-t", "filter"], None)?;
+            let chains: Vec<String> = saved
+                .lines()
+                .filter_map(|line| line.strip_prefix(':'))
+                .filter_map(|rest| rest.split(' ').next())
+                .filter(|name| name.starts_with("cali-"))
+                .map(String::from)
+                .collect();
+            if !chains.is_empty() {
+                text.push_str(&filter::render_removal(&chains));
+            }
+            removal.push(Write {
+                family,
+                ipsets: None,
+                text,
+            });
+        }
         restore(node, &removal)
     }
 
@@ -128,14 +157,56 @@ impl Dataplane for IptablesBackend {
     }
 }
 
-/// Feed each family's `iptables-restore --noflush` its text.
-fn restore(node: &Netns, texts: &[(IpFamily, String)]) -> Result<(), DataplaneError> {
-    for (family, text) in texts {
+/// One family's write: its NAT-outgoing IP sets first (`ipset restore`),
+/// then one `iptables-restore --noflush` of its tables.
+struct Write {
+    family: IpFamily,
+    ipsets: Option<String>,
+    text: String,
+}
+
+impl IptablesBackend {
+    /// What takes one family from `old` to `new`: the nat table's changed
+    /// rules, and the filter table and IP sets whole when the node's
+    /// workloads or pools changed. `None` when nothing did.
+    fn update(&self, old: &NodeNatState, new: &NodeNatState, family: IpFamily) -> Option<Write> {
+        let nat = render_update(old, new, family, self.features);
+        let filter_changed = old.filter != new.filter;
+        let filter = match (&old.filter, &new.filter) {
+            _ if !filter_changed => None,
+            (was, Some(now)) => Some(filter::render(now, was.as_ref())),
+            (Some(was), None) => Some(filter::render_removal(&filter::chain_names(was))),
+            (None, None) => None,
+        };
+        if nat.is_none() && filter.is_none() {
+            return None;
+        }
+        let ipsets = match filter_changed {
+            true => new
+                .filter
+                .as_ref()
+                .and_then(|f| filter::ipset_restore(f, family)),
+            false => None,
+        };
+        Some(Write {
+            family,
+            ipsets,
+            text: nat.unwrap_or_default() + &filter.unwrap_or_default(),
+        })
+    }
+}
+
+/// Carry out each family's write.
+fn restore(node: &Netns, writes: &[Write]) -> Result<(), DataplaneError> {
+    for write in writes {
+        if let Some(sets) = &write.ipsets {
+            run_in(node, "ipset", &["restore", "-exist"], Some(sets.as_bytes()))?;
+        }
         run_in(
             node,
-            restore_program(*family),
+            restore_program(write.family),
             &["--noflush"],
-            Some(text.as_bytes()),
+            Some(write.text.as_bytes()),
         )?;
     }
     Ok(())

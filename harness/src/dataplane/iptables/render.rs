@@ -3,6 +3,7 @@
 
 use regex::Regex;
 
+use super::super::felix_filter;
 use super::super::felix_hash::rule_hashes;
 use super::super::felix_rules::{self, Action, Rule, BASE_JUMPS};
 use super::super::{DnatMapping, Features, NodeNatState, SnatMapping};
@@ -98,12 +99,36 @@ pub fn render_restore(state: &NodeNatState, family: IpFamily, features: Features
             &[body],
         );
     }
-    for chain in felix_rules::nat_chains(state, family, features) {
-        let bodies: Vec<String> = chain.rules.iter().map(render_body).collect();
-        render_chain(&mut out, chain.name, chain.name, &bodies);
+    for (name, bodies) in nat_bodies(state, family, features) {
+        render_chain(&mut out, name, name, &bodies);
     }
     out.push_str("COMMIT\n");
     out
+}
+
+/// Every Calico nat chain of one family with its rules' bodies; the
+/// NAT-outgoing chain's from the node's filter state when known
+/// ([`felix_filter::nat_outgoing_rules`]).
+pub(super) fn nat_bodies(
+    state: &NodeNatState,
+    family: IpFamily,
+    features: Features,
+) -> Vec<(&'static str, Vec<String>)> {
+    felix_rules::nat_chains(state, family, features)
+        .into_iter()
+        .map(|chain| {
+            let bodies = match (&state.filter, chain.name) {
+                (Some(filter), felix_rules::NAT_OUTGOING) => {
+                    felix_filter::nat_outgoing_rules(filter, family, features)
+                        .iter()
+                        .map(felix_filter::Rule::iptables)
+                        .collect()
+                }
+                _ => chain.rules.iter().map(render_body).collect(),
+            };
+            (chain.name, bodies)
+        })
+        .collect()
 }
 
 /// The iptables-restore input that removes our chains and the jumps to them.

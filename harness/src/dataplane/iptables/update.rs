@@ -15,9 +15,8 @@
 //! jumps never change after the first write, so an update leaves them alone.
 
 use super::super::felix_hash::rule_hashes;
-use super::super::felix_rules::{self, Chain};
 use super::super::{Features, NodeNatState};
-use super::render::render_body;
+use super::render::nat_bodies;
 use crate::calico::IpFamily;
 
 /// The restore input that takes the nat table of one family from `old` (what
@@ -28,15 +27,14 @@ pub fn render_update(
     family: IpFamily,
     features: Features,
 ) -> Option<String> {
-    let before = felix_rules::nat_chains(old, family, features);
-    let after = felix_rules::nat_chains(new, family, features);
+    let before = nat_bodies(old, family, features);
+    let after = nat_bodies(new, family, features);
     let mut lines = Vec::new();
     // The same chains in the same order on both sides: felix_rules declares
     // every chain whatever the state. (Felix walks its dirty chains in Go's
     // set order; the harness in declaration order.)
-    for (was, now) in before.iter().zip(&after) {
-        debug_assert_eq!(was.name, now.name);
-        chain_update(&mut lines, was, now);
+    for ((name, was), (_, now)) in before.iter().zip(&after) {
+        chain_update(&mut lines, name, was, now);
     }
     if lines.is_empty() {
         return None;
@@ -51,11 +49,9 @@ pub fn render_update(
 }
 
 /// table.go applyUpdates' loop over one chain: replace, delete or append.
-fn chain_update(lines: &mut Vec<String>, was: &Chain, now: &Chain) {
-    let name = now.name;
-    let was_hashes = rule_hashes(name, &bodies(was));
-    let now_bodies = bodies(now);
-    let now_hashes = rule_hashes(name, &now_bodies);
+fn chain_update(lines: &mut Vec<String>, name: &str, was: &[String], now_bodies: &[String]) {
+    let was_hashes = rule_hashes(name, was);
+    let now_hashes = rule_hashes(name, now_bodies);
     for index in 0..was_hashes.len().max(now_hashes.len()) {
         let current = now_hashes.get(index).zip(now_bodies.get(index));
         match (was_hashes.get(index), current) {
@@ -72,8 +68,4 @@ fn chain_update(lines: &mut Vec<String>, was: &Chain, now: &Chain) {
             (None, None) => {}
         }
     }
-}
-
-fn bodies(chain: &Chain) -> Vec<String> {
-    chain.rules.iter().map(render_body).collect()
 }
