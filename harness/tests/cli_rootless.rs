@@ -143,6 +143,8 @@ fn conform_runs_for_a_user_who_is_not_root() {
         runtime.path(),
         &[
             "conform",
+            "--explore-time",
+            "0s",
             "--dataplane",
             "nft-maps",
             "--routing",

@@ -161,11 +161,12 @@ fn interrupt_bring_up(sig: Signal, ready: impl Fn(&Path, &str) -> bool) -> bool 
         "left after {sig}: {:?}",
         pinned(&lab)
     );
+    // No record, half-written record or lock file: `ls` has nothing to show.
     let left: Vec<String> = run_dir_files(run.path())
         .into_iter()
-        .filter(|f| f.ends_with(".json") || f.ends_with(".json.tmp"))
+        .filter(|f| f.starts_with(&lab))
         .collect();
-    assert!(left.is_empty(), "records left after {sig}: {left:?}");
+    assert!(left.is_empty(), "files left after {sig}: {left:?}");
     let daemons = daemons_left(run.path());
     assert!(daemons.is_empty(), "BIRD left after {sig}: {daemons:?}");
     true
@@ -177,8 +178,12 @@ fn an_interrupt_during_bring_up_leaves_nothing_behind() {
     let some_pinned = |n: usize| move |_: &Path, lab: &str| pinned(lab).len() >= n;
     // The fabric's BIRD has its pid file; the nodes' are still starting.
     let bird_starting = |run: &Path, lab: &str| run.join(lab).join("fabric.bird.pid").exists();
+    // The name is claimed (its lock file), nothing else made yet.
+    let claimed = |run: &Path, lab: &str| run.join(format!("{lab}.lock")).exists();
     let mut interrupted = 0;
     for _ in 0..3 {
+        interrupted += usize::from(interrupt_bring_up(Signal::SIGINT, claimed));
+        interrupted += usize::from(interrupt_bring_up(Signal::SIGTERM, claimed));
         interrupted += usize::from(interrupt_bring_up(Signal::SIGINT, record_written));
         interrupted += usize::from(interrupt_bring_up(Signal::SIGINT, some_pinned(2)));
         interrupted += usize::from(interrupt_bring_up(Signal::SIGTERM, some_pinned(4)));
@@ -252,6 +257,24 @@ fn an_interrupted_run_says_so_and_reports_what_finished() {
     );
     let junit = std::fs::read_to_string(reports.path().join("junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase").count(), finished, "{junit}");
+    // Every report says the run was cut short, not only the terminal: a
+    // run stopped early is not a run of fewer cases that all passed.
+    let said = format!("interrupted by SIGINT: {finished} of 3 case(s) finished");
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(
+        junit.contains(&format!("name=\"interrupted\" value=\"{said}\"")),
+        "{junit}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        summary["interrupted"],
+        serde_json::json!({"signal": "SIGINT", "planned": 3}),
+        "{summary}"
+    );
+    let html = std::fs::read_to_string(reports.path().join("report.html")).unwrap();
+    assert!(html.contains(&said), "report.html does not say: {said}");
     for lab in labs {
         assert!(
             pinned(&lab).is_empty(),

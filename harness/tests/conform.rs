@@ -36,7 +36,16 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 fn conform(dir: &Path, args: &[&str]) -> (bool, String, ConformReport) {
     let _turn = one_at_a_time();
     let report_dir = dir.to_str().unwrap();
-    let mut all = vec!["conform", "--jobs", "4", "--report-dir", report_dir];
+    // The catalogue alone: exploration has tests of its own (tests/explore.rs).
+    let mut all = vec![
+        "conform",
+        "--jobs",
+        "4",
+        "--explore-time",
+        "0s",
+        "--report-dir",
+        report_dir,
+    ];
     all.extend_from_slice(args);
     let output = harness(&all);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -215,6 +224,8 @@ fn a_case_the_reference_fails_twice_is_not_judged() {
         .args([
             "-v",
             "conform",
+            "--explore-time",
+            "0s",
             "--dataplane",
             "nft-maps",
             "--filter",
@@ -298,7 +309,7 @@ fn every_report_of_a_differing_dataplane_gives_the_same_counts() {
     let reports = dir.path().join("reports");
     let _turn = one_at_a_time();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_fip-harness"))
-        .args(["conform", "--jobs", "4", "--filter"])
+        .args(["conform", "--jobs", "4", "--explore-time", "0s", "--filter"])
         .arg("^(from-external-v4|from-external-v6|several-floating-ips-one-pod|move-on-one-node-strict|icmp-external-v4)$")
         .arg("--dataplane")
         .arg(format!("exec:{}", driver.display()))

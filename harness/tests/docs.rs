@@ -178,13 +178,17 @@ fn a_missing_path_or_link_is_found() {
     let text = "See `harness/src/no_such_module.rs`, `tests/no_such_test.rs`, `docs/cli.md`,\n\
                 `felix/rules/nat.go` (Calico's) and `198.19.0.0/16`.\n\
                 Read [the CLI](cli.md#run-run-scenarios), [nothing](nothing.md) and\n\
-                [a heading](cli.md#no-such-heading).\n";
+                [a heading](cli.md#no-such-heading).\n\n\
+                ```sh\nfip-harness run scenarios/no-such.yaml our-own/ --dataplane \"exec:drivers/none.py -v\"\n\
+                fip-harness run scenarios/move-across-nodes.yaml --dataplane exec:drivers/nft-driver.py\n```\n";
     let problems = path_problems(&[page("docs/paths.md", text)], &repo());
     assert_eq!(
         problems,
         [
             "docs/paths.md:1: `harness/src/no_such_module.rs` does not exist",
             "docs/paths.md:1: `tests/no_such_test.rs` does not exist",
+            "docs/paths.md:7: `scenarios/no-such.yaml` does not exist",
+            "docs/paths.md:7: `drivers/none.py` does not exist",
             "docs/paths.md:3: link to `nothing.md`: no such file",
             "docs/paths.md:4: link to `cli.md#no-such-heading`: no such heading",
         ]

@@ -115,3 +115,88 @@ fn the_schema_refuses_what_the_harness_refuses() {
         );
     }
 }
+
+/// `v` with a `$ref` followed into the schema's definitions.
+fn resolved<'a>(schema: &'a Value, v: &'a Value) -> &'a Value {
+    match v["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/definitions/");
+            &schema["definitions"][name]
+        }
+        None => v,
+    }
+}
+
+/// The fields of object `v` (and of what its `allOf` adds), as dotted
+/// paths: required ones (into required objects) and optional ones. The
+/// message's `type` tag is left out.
+fn fields_of(schema: &Value, v: &Value, prefix: &str, fields: &mut [BTreeSet<String>; 2]) {
+    let v = resolved(schema, v);
+    for part in v["allOf"].as_array().into_iter().flatten() {
+        fields_of(schema, part, prefix, fields);
+    }
+    let required: BTreeSet<&str> = v["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for (name, property) in v["properties"].as_object().into_iter().flatten() {
+        if name == "type" && property.get("const").is_some() {
+            continue;
+        }
+        let path = format!("{prefix}{name}");
+        let inner = resolved(schema, property);
+        match (required.contains(name.as_str()), inner.get("properties")) {
+            (true, Some(_)) => fields_of(schema, inner, &format!("{path}."), fields),
+            (true, None) => {
+                fields[0].insert(path);
+            }
+            (false, _) => {
+                fields[1].insert(path);
+            }
+        }
+    }
+}
+
+/// The words in backquotes of a table cell.
+fn cell_fields(cell: &str) -> BTreeSet<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The page's table of which fields of each answer a driver must write and
+/// which it may leave out is the schema's (what the harness reads).
+#[test]
+fn the_page_says_which_answer_fields_are_required() {
+    let schema: Value = serde_json::from_str(&driver_schema_json()).unwrap();
+    let response = &schema["definitions"]["Response"];
+    let mut from_schema = Vec::new();
+    for variant in response["oneOf"].as_array().unwrap() {
+        let kind = variant["properties"]["type"]["const"].as_str().unwrap();
+        let mut fields = [BTreeSet::new(), BTreeSet::new()];
+        fields_of(&schema, response, "", &mut fields);
+        fields[0].insert("type".to_string());
+        fields_of(&schema, variant, "", &mut fields);
+        from_schema.push((kind.to_string(), fields));
+    }
+    let text = std::fs::read_to_string(repo().join(DOC)).unwrap();
+    let table: Vec<_> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("| answer | required | optional |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let kind = cells[1].trim_matches('`').to_string();
+            (kind, [cell_fields(cells[2]), cell_fields(cells[3])])
+        })
+        .collect();
+    assert_eq!(
+        table, from_schema,
+        "{DOC}: the table '| answer | required | optional |' and the schema differ"
+    );
+}

@@ -126,3 +126,43 @@ fn explore_passes_a_reference_dataplane() {
         "{stdout}"
     );
 }
+
+#[test]
+fn conform_explores_after_the_catalogue_and_reports_the_difference_apart() {
+    need_root();
+    let dir = tempfile::tempdir().unwrap();
+    let output = harness(&[
+        "conform",
+        "--dataplane",
+        "mutant:dnat-l4-only",
+        "--filter",
+        "^tcp-to-unheld-floating-ip$",
+        "--jobs",
+        "4",
+        "--explore-time",
+        "40s",
+        "--explore-seed",
+        "1",
+        "--report-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // The catalogue case (TCP, which the mutant translates) matches...
+    assert!(
+        stdout.contains("1 case(s): 1 match, 0 differ"),
+        "{}",
+        text(&output)
+    );
+    // ...and the exploration, reported after it, finds what it does not.
+    let (catalogue, exploration) = stdout
+        .split_once("exploration: generated cases on mutant:dnat-l4-only")
+        .unwrap_or_else(|| panic!("no exploration part:\n{}", text(&output)));
+    assert!(catalogue.contains("conformant"), "{catalogue}");
+    assert!(
+        exploration.contains("differs from the reference (nftables)"),
+        "{exploration}"
+    );
+    let file = shrunk_file(exploration);
+    assert!(file.starts_with(dir.path().join("explore")), "{file:?}");
+    assert!(!output.status.success(), "{}", text(&output));
+}

@@ -101,12 +101,16 @@ impl BirdDaemon {
                 path: socket.display().to_string(),
             });
         }
-        std::fs::create_dir_all(dir).map_err(|e| daemon.io("creating its directory", e))?;
-        crate::lab::files::write_atomically(&daemon.config_path(), config.as_bytes())?;
         // Under the creation lock an interrupt's clean-up waits on: it then
         // finds the daemon by its pid file, never half-started (BIRD writes
-        // the file after it forks, so a clean-up in between would miss it).
-        match crate::lab::signals::unless_cancelled(|| daemon.launch(netns, &socket)) {
+        // the file after it forks, so a clean-up in between would miss it),
+        // and no directory or configuration appears after it removed them.
+        let launch = || -> Result<(), BirdError> {
+            std::fs::create_dir_all(dir).map_err(|e| daemon.io("creating its directory", e))?;
+            crate::lab::files::write_atomically(&daemon.config_path(), config.as_bytes())?;
+            daemon.launch(netns, &socket)
+        };
+        match crate::lab::signals::unless_cancelled(launch) {
             Ok(launched) => launched.map(|()| daemon),
             Err(_) => Err(daemon.start_error("the process is being interrupted".into())),
         }

@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fip_harness::conform;
-use fip_harness::runner::DataplaneChoice;
-use fip_harness::runner::RunOptions;
+use fip_harness::conform::ConformJudge;
+use fip_harness::explore::{Budget, ExploreDir, RunJudge, ShrinkLimits};
+use fip_harness::runner::{DataplaneChoice, RunOptions};
+use fip_harness::scenario::DurationValue;
+use fip_harness::seed::Seed;
 
 use super::progress::{Progress, Style};
 
@@ -36,6 +39,13 @@ pub struct Args {
     /// Where conform.json, junit.xml, report.html and diagnostics bundles go.
     #[arg(long, default_value = "reports/conform")]
     report_dir: PathBuf,
+    /// After the catalogue, explore generated cases on both dataplanes for
+    /// this long (`2m`; `0s` skips it); reported apart from the catalogue.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    explore_time: DurationValue,
+    /// The exploration's seed (default: drawn and printed).
+    #[arg(long, value_name = "N")]
+    explore_seed: Option<Seed>,
     #[command(flatten)]
     calico: super::choices::CalicoArg,
 }
@@ -50,8 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let filter = super::scenario_filter(args.filter.as_deref(), "--filter")?;
     let paths: Vec<PathBuf> = args.paths.iter().chain(&args.extra).cloned().collect();
     let routing = args.routing.into();
-    let pairs = conform::plan_pairs(&paths, args.dataplane, routing, filter.as_ref()).map_err(
-        |errors| {
+    let pairs = conform::plan_pairs(&paths, args.dataplane.clone(), routing, filter.as_ref())
+        .map_err(|errors| {
             for error in &errors {
                 eprintln!("{error}");
             }
@@ -59,8 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "{} error(s) in the scenarios; nothing was run",
                 errors.len()
             )
-        },
-    )?;
+        })?;
     if pairs.is_empty() {
         anyhow::bail!("no scenario matches");
     }
@@ -110,9 +119,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.report_dir.join("report.html").display(),
         report.duration_ms as f64 / 1000.0
     );
-    Ok(if report.conformant {
+    let explored_difference = explore(&args, &pairs[0].vendor.dataplane, routing)?;
+    Ok(if report.conformant && !explored_difference {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The exploration after the catalogue: whether a generated case differed.
+fn explore(
+    args: &Args,
+    vendor: &DataplaneChoice,
+    routing: fip_harness::bgp::RoutingMode,
+) -> anyhow::Result<bool> {
+    if args.explore_time.0.is_zero() {
+        return Ok(false);
+    }
+    let path = args.report_dir.join("explore");
+    let dir = ExploreDir::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let seed = args.explore_seed.unwrap_or_else(Seed::random);
+    let judge = ConformJudge {
+        vendor: RunJudge {
+            dir: dir.clone(),
+            dataplane: vendor.clone(),
+            options: RunOptions {
+                routing,
+                seed: Some(seed),
+                ..RunOptions::default()
+            },
+        },
+    };
+    say!("");
+    let search = super::explore::Search {
+        dir: &dir,
+        seed,
+        budget: Budget::Time(args.explore_time.0),
+        jobs: args.jobs,
+        limits: ShrinkLimits::default(),
+        dataplane: vendor.to_string(),
+        seed_flag: "--explore-seed",
+    };
+    search.run_and_report(&judge, "exploration: generated cases on")
 }

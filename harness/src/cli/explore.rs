@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use fip_harness::explore::{self, Budget, ExploreDir, Judgement, RunJudge, ShrinkLimits};
+use fip_harness::explore::{self, Budget, ExploreDir, Judge, Judgement, RunJudge, ShrinkLimits};
 use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::RunOptions;
 use fip_harness::scenario::DurationValue;
@@ -72,68 +72,111 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..RunOptions::default()
         },
     };
-    say!(
-        "exploring {} ({}), seed {}, {} at a time",
-        args.dataplane,
-        describe(budget),
-        seed.0,
-        args.jobs.max(1)
-    );
     let limits = ShrinkLimits {
         max_runs: args.max_shrink_runs,
         ..ShrinkLimits::default()
     };
-    let outcome = explore::search(seed, budget, args.jobs, &judge, limits, &|index, judged| {
-        if let Judgement::Fail(_) = judged {
-            say!("case {index} fails: shrinking it");
-        }
-    });
-    super::signals::defer_to_interrupt_handler();
-    let minutes = outcome.elapsed.as_secs_f64() / 60.0;
-    say!(
-        "{} case(s) in {:.1} s ({:.0} a minute): {} passed, {} not judged; {} operation(s) the model left out",
-        outcome.cases,
-        outcome.elapsed.as_secs_f64(),
-        outcome.cases as f64 / minutes.max(f64::EPSILON),
-        outcome.passed,
-        outcome.not_judged,
-        outcome.left_out
-    );
-    if let Some(reason) = &outcome.not_judged_reason {
-        say!("first case not judged: {}", first_line(reason));
-    }
-    let Some(shrunk) = &outcome.failure else {
-        say!(
-            "no failure on {} (seed {}: `--seed {}` replays this search)",
-            args.dataplane,
-            seed.0,
-            seed.0
-        );
-        return Ok(ExitCode::SUCCESS);
+    let search = Search {
+        dir: &dir,
+        seed,
+        budget,
+        jobs: args.jobs,
+        limits,
+        dataplane: args.dataplane.to_string(),
+        seed_flag: "--seed",
     };
-    let path = explore::write_finding(&dir, seed, &args.dataplane.to_string(), shrunk)
-        .context("writing the shrunk scenario")?;
-    let (steps, ..) = explore::search::size(&shrunk.shrunk);
-    say!(
-        "FAIL case {} on {} (found after {:.1} s), shrunk from {} to {steps} step(s) in {} run(s) ({:.1} s){}",
-        shrunk.index,
-        args.dataplane,
-        outcome.time_to_failure.unwrap_or_default().as_secs_f64(),
-        shrunk.found.steps.len(),
-        shrunk.runs,
-        shrunk.shrink_time.as_secs_f64(),
-        if shrunk.confirmed { "" } else { " (did not fail again: flaky?)" }
-    );
-    for line in shrunk.reason.lines() {
-        say!("    {line}");
+    let found = search.run_and_report(&judge, "exploring")?;
+    Ok(if found {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One search and what it printed: `explore`'s whole output, and the
+/// exploration part of `conform`'s.
+pub(super) struct Search<'a> {
+    pub dir: &'a ExploreDir,
+    pub seed: Seed,
+    pub budget: Budget,
+    pub jobs: usize,
+    pub limits: ShrinkLimits,
+    pub dataplane: String,
+    /// The option that gives the seed back (`--seed`, `--explore-seed`).
+    pub seed_flag: &'static str,
+}
+
+impl Search<'_> {
+    /// Search with `judge`, print the outcome, write the shrunk case;
+    /// whether a case failed.
+    pub fn run_and_report(&self, judge: &dyn Judge, what: &str) -> anyhow::Result<bool> {
+        say!(
+            "{what} {} ({}), seed {}, {} at a time",
+            self.dataplane,
+            describe(self.budget),
+            self.seed.0,
+            self.jobs.max(1)
+        );
+        let outcome = explore::search(
+            self.seed,
+            self.budget,
+            self.jobs,
+            judge,
+            self.limits,
+            &|index, judged| {
+                if let Judgement::Fail(_) = judged {
+                    say!("case {index} fails: shrinking it");
+                }
+            },
+        );
+        super::signals::defer_to_interrupt_handler();
+        let minutes = outcome.elapsed.as_secs_f64() / 60.0;
+        say!(
+            "{} case(s) in {:.1} s ({:.0} a minute): {} passed, {} not judged; {} operation(s) the model left out",
+            outcome.cases,
+            outcome.elapsed.as_secs_f64(),
+            outcome.cases as f64 / minutes.max(f64::EPSILON),
+            outcome.passed,
+            outcome.not_judged,
+            outcome.left_out
+        );
+        if let Some(reason) = &outcome.not_judged_reason {
+            say!("first case not judged: {}", first_line(reason));
+        }
+        let Some(shrunk) = &outcome.failure else {
+            say!(
+                "no failure on {} (seed {}: `{} {}` replays this search)",
+                self.dataplane,
+                self.seed.0,
+                self.seed_flag,
+                self.seed.0
+            );
+            return Ok(false);
+        };
+        let path = explore::write_finding(self.dir, self.seed, &self.dataplane, shrunk)
+            .context("writing the shrunk scenario")?;
+        let (steps, ..) = explore::search::size(&shrunk.shrunk);
+        say!(
+            "FAIL case {} on {} (found after {:.1} s), shrunk from {} to {steps} step(s) in {} run(s) ({:.1} s){}",
+            shrunk.index,
+            self.dataplane,
+            outcome.time_to_failure.unwrap_or_default().as_secs_f64(),
+            shrunk.found.steps.len(),
+            shrunk.runs,
+            shrunk.shrink_time.as_secs_f64(),
+            if shrunk.confirmed { "" } else { " (did not fail again: flaky?)" }
+        );
+        for line in shrunk.reason.lines() {
+            say!("    {line}");
+        }
+        say!("shrunk scenario: {}", path.display());
+        say!(
+            "replay it: fip-harness run {} --dataplane {}",
+            path.display(),
+            shell_word(&self.dataplane)
+        );
+        Ok(true)
     }
-    say!("shrunk scenario: {}", path.display());
-    say!(
-        "replay it: fip-harness run {} --dataplane {}",
-        path.display(),
-        shell_word(&args.dataplane.to_string())
-    );
-    Ok(ExitCode::FAILURE)
 }
 
 fn describe(budget: Budget) -> String {

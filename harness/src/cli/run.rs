@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fip_harness::report::{
-    render_html, render_junit, write_summary, write_text, RunSummary, ScenarioResult, SummaryFile,
+    render_html, render_junit, write_summary, write_text, Interrupted, RunSummary, ScenarioResult,
+    SummaryFile,
 };
 use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, LabNaming, PlanFilter, PlannedCase, RunOptions};
@@ -98,29 +99,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let total = cases.len();
     let results = Arc::new(Mutex::new(Vec::<ScenarioResult>::new()));
-    {
-        // Interrupted: the labs are already gone (the handler removes them
-        // first); report what finished and say so.
-        let (results, report_dir) = (Arc::clone(&results), args.report_dir.clone());
-        super::signals::tear_down_labs_on_ctrl_c(move |code| {
-            let finished = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let signal = if code == 130 { "SIGINT" } else { "SIGTERM" };
-            eprintln!(
-                "interrupted by {signal}: {} of {total} case(s) finished; the labs of the others were removed",
-                finished.len()
-            );
-            match write_reports(&report_dir, finished, started) {
-                Ok(summary) => eprintln!(
-                    "reports of the finished cases: {} and {} ({} passed, {} failed)",
-                    report_dir.join("junit.xml").display(),
-                    report_dir.join("summary.json").display(),
-                    summary.passed,
-                    summary.failed
-                ),
-                Err(error) => eprintln!("error: {error:#}"),
-            }
-        });
-    }
+    report_on_interrupt(
+        Arc::clone(&results),
+        args.report_dir.clone(),
+        started,
+        total,
+    );
 
     let seed = args.seed.unwrap_or_else(Seed::random);
     let options = RunOptions {
@@ -181,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::signals::defer_to_interrupt_handler();
     progress.clear();
     let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let summary = write_reports(&args.report_dir, results, started)?;
+    let summary = write_reports(&args.report_dir, results, started, None)?;
     for (backend, median) in &summary.median_convergence_ms {
         line(&format!(
             "median migration convergence ({backend}, {} routing): {median:.1} ms",
@@ -209,15 +193,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Once interrupted (the labs are already gone: the handler removes them
+/// first), write the reports of the cases that finished, saying so.
+fn report_on_interrupt(
+    results: Arc<Mutex<Vec<ScenarioResult>>>,
+    report_dir: PathBuf,
+    started: Instant,
+    total: usize,
+) {
+    super::signals::tear_down_labs_on_ctrl_c(move |code| {
+        let finished = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let interrupted = Interrupted {
+            signal: if code == 130 { "SIGINT" } else { "SIGTERM" }.to_string(),
+            planned: total,
+        };
+        eprintln!(
+            "{}; the labs of the others were removed",
+            interrupted.line(finished.len())
+        );
+        match write_reports(&report_dir, finished, started, Some(interrupted)) {
+            Ok(summary) => eprintln!(
+                "reports of the finished cases: {} and {} ({} passed, {} failed)",
+                report_dir.join("junit.xml").display(),
+                report_dir.join("summary.json").display(),
+                summary.passed,
+                summary.failed
+            ),
+            Err(error) => eprintln!("error: {error:#}"),
+        }
+    });
+}
+
 /// Write junit.xml, summary.json (with a file per case under `cases/`) and
 /// report.html for `results` to `dir`; summary.json's content is returned.
 fn write_reports(
     dir: &Path,
     mut results: Vec<ScenarioResult>,
     started: Instant,
+    interrupted: Option<Interrupted>,
 ) -> anyhow::Result<SummaryFile> {
     results.sort_by_key(|r| r.case_name());
-    let summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
+    let mut summary = RunSummary::new(results, started.elapsed().as_millis() as u64);
+    summary.interrupted = interrupted;
     let junit = render_junit(&summary).context("rendering JUnit XML")?;
     let junit_path = dir.join("junit.xml");
     write_text(&junit_path, &junit)?;

@@ -9,6 +9,7 @@
 //! dataplane that does what Calico does must see what Calico's sees.
 
 mod difference;
+mod explore;
 mod files;
 mod junit;
 mod kept;
@@ -19,6 +20,7 @@ mod run;
 mod verdict;
 
 pub use difference::side_by_side;
+pub use explore::ConformJudge;
 pub use files::{
     render_conform_html, write_conform_reports, ConformCaseEntry, ConformFileError, ConformSummary,
 };

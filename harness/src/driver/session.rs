@@ -56,19 +56,22 @@ impl Session {
             env.push(("FIP_HARNESS_LAB_DIR", dir.display().to_string()));
             dir.join(format!("driver-{}.pid", start.node))
         });
-        if let Some(dir) = &start.lab_dir {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let process =
-            DriverProcess::spawn(start.spec, start.netns, &env, pid_file).map_err(|reason| {
-                DriverError {
-                    driver: label.clone(),
-                    node: start.node.to_string(),
-                    answering: Some("hello"),
-                    fault: Fault::Spawn(reason),
-                    stderr_tail: String::new(),
-                }
-            })?;
+        // Not once an interrupt's clean-up has started: it would not see a
+        // driver (nor its folder) started after it looked.
+        let spawned = crate::lab::signals::unless_cancelled(|| {
+            if let Some(dir) = &start.lab_dir {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            DriverProcess::spawn(start.spec, start.netns, &env, pid_file)
+        })
+        .unwrap_or_else(|_| Err("the process is being interrupted".to_string()));
+        let process = spawned.map_err(|reason| DriverError {
+            driver: label.clone(),
+            node: start.node.to_string(),
+            answering: Some("hello"),
+            fault: Fault::Spawn(reason),
+            stderr_tail: String::new(),
+        })?;
         tracing::debug!(node = start.node, pid = process.pid(), driver = %label, "driver started");
         let mut session = Session {
             process,

@@ -134,7 +134,12 @@ impl StreamTrack {
             stated: true,
         };
         track.note(cluster, &prediction);
-        track.stated.then_some(track)
+        // An SCTP stream is an association: one that cannot start now
+        // retries its INIT on the client's timer, not per packet, so when
+        // its first DATA flows after a change is not the model's to say.
+        let starts = !track.states.first().is_some_and(BTreeSet::is_empty);
+        let association = track.flow.packet.protocol == crate::vocab::Protocol::Sctp;
+        (track.stated && (starts || !association)).then_some(track)
     }
 
     /// Whether the language can still state where it goes.

@@ -93,12 +93,23 @@ impl RunJudge {
         dataplane: &DataplaneChoice,
     ) -> Result<(Arc<Scenario>, ScenarioResult), String> {
         let scenario = Arc::new(self.dir.scenario(script, name)?);
+        let result = self.run_scenario(&scenario, script, dataplane);
+        Ok((scenario, result))
+    }
+
+    /// Run `scenario` (the file of `script`) on `dataplane`.
+    pub fn run_scenario(
+        &self,
+        scenario: &Arc<Scenario>,
+        script: &Script,
+        dataplane: &DataplaneChoice,
+    ) -> ScenarioResult {
         let case = PlannedCase {
             scenario: scenario.clone(),
             dataplane: dataplane.clone(),
             profile: script.spec.profile,
         };
-        Ok((scenario, run_case_blocking(&case, &self.options)))
+        run_case_blocking(&case, &self.options)
     }
 }
 

@@ -11,9 +11,11 @@
 //! namespace's own nsfs inode, the same whatever folder anyone looks in):
 //! `down` and `ls` read ownership there ([`pin_held_elsewhere`]).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -31,6 +33,24 @@ pub fn pin_held_elsewhere(namespace: &str) -> bool {
         Flock::lock(file, FlockArg::LockSharedNonblock),
         Err((_, nix::errno::Errno::EWOULDBLOCK))
     )
+}
+
+/// Names this process holds a claim on (their lock files are its own).
+static CLAIMED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Remove the lock files of the names this process claimed, of labs it has
+/// not made anything of yet (not in `live`): an interrupt between claiming
+/// a name and building its lab would leave an empty `<lab>.lock` behind.
+/// Call once creation is stopped (lab::signals), as the process ends.
+pub(crate) fn remove_unbuilt_lock_files(live: &[String]) {
+    let claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for lab in claimed.iter().filter(|lab| !live.contains(lab)) {
+        match std::fs::remove_file(lock_path(lab)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("removing {}: {e}", lock_path(lab).display()),
+        }
+    }
 }
 
 /// The lock file of `lab`.
@@ -52,8 +72,23 @@ pub struct LabClaim {
 
 impl LabClaim {
     /// Take `lab`'s lock without waiting; `InUse` if another process holds it.
+    /// Once this process is being interrupted no name is claimed: the
+    /// clean-up removes the lock files of the names claimed before it
+    /// started ([`remove_unbuilt_lock_files`]), and none may appear after.
     pub fn acquire(lab: &str) -> Result<Self, RegistryError> {
-        Self::acquire_in(&run_dir(), lab)
+        let claimed = super::signals::unless_cancelled(|| {
+            let claim = Self::acquire_in(&run_dir(), lab)?;
+            CLAIMED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(lab.to_string());
+            Ok(claim)
+        });
+        claimed.unwrap_or_else(|_| {
+            Err(RegistryError::ClaimCancelled {
+                lab: lab.to_string(),
+            })
+        })
     }
 
     fn acquire_in(dir: &Path, lab: &str) -> Result<Self, RegistryError> {
@@ -140,6 +175,15 @@ impl LabClaim {
                 tracing::warn!("removing {}: {e}", self.path.display());
             }
         }
+    }
+}
+
+impl Drop for LabClaim {
+    fn drop(&mut self) {
+        CLAIMED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.lab);
     }
 }
 

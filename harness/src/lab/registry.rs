@@ -77,6 +77,8 @@ pub enum RegistryError {
     OwnedElsewhere { lab: String },
     #[error("lab '{lab}': not writing its record: the process is being interrupted")]
     Cancelled { lab: String },
+    #[error("lab '{lab}': not claiming its name: the process is being interrupted")]
+    ClaimCancelled { lab: String },
     #[error("removing {0}")]
     Netns(#[from] super::netns::NetnsError),
     #[error("{0}")]

@@ -62,7 +62,9 @@ pub fn live_labs() -> Vec<String> {
 /// returns the error messages.
 pub fn teardown_live_labs() -> Vec<String> {
     let mut errors = Vec::new();
-    for lab in live_labs() {
+    let live = live_labs();
+    super::claim::remove_unbuilt_lock_files(&live);
+    for lab in live {
         let report = super::registry::down_lab(&lab);
         errors.extend(report.errors.iter().map(|e| format!("lab '{lab}': {e}")));
         forget(&lab);

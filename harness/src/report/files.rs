@@ -74,6 +74,9 @@ pub struct SummaryFile {
     pub failed: usize,
     pub median_convergence_ms: BTreeMap<String, f64>,
     pub scenarios: Vec<CaseEntry>,
+    /// Set when the run was interrupted (see [`RunSummary::interrupted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<super::summary::Interrupted>,
 }
 
 impl SummaryFile {
@@ -92,6 +95,7 @@ impl SummaryFile {
             failed: summary.failed,
             median_convergence_ms: summary.median_convergence_ms.clone(),
             scenarios,
+            interrupted: summary.interrupted.clone(),
         }
     }
 }

@@ -53,7 +53,7 @@ pub(super) fn page_end() -> String {
 
 fn header(summary: &RunSummary, title: &str) -> String {
     let mut out = String::new();
-    let verdict = if summary.failed == 0 {
+    let verdict = if summary.failed == 0 && summary.interrupted.is_none() {
         "passed"
     } else {
         "failed"
@@ -67,6 +67,14 @@ fn header(summary: &RunSummary, title: &str) -> String {
         summary.failed,
         summary.duration_ms as f64 / 1000.0
     );
+    if let Some(interrupted) = &summary.interrupted {
+        let line = interrupted.line(summary.scenarios.len());
+        let _ = writeln!(
+            out,
+            "<p class=\"interrupted failed\">{}: the other cases did not run</p>",
+            escape(&line)
+        );
+    }
     let routings: BTreeSet<&str> = summary
         .scenarios
         .iter()

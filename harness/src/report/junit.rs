@@ -11,6 +11,10 @@ pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::Seriali
     if let Some(seed) = summary.seed {
         suite.add_property(("seed", seed.to_string().as_str()));
     }
+    if let Some(interrupted) = &summary.interrupted {
+        let line = interrupted.line(summary.scenarios.len());
+        suite.add_property(("interrupted", line.as_str()));
+    }
     for scenario in &summary.scenarios {
         let status = match &scenario.outcome {
             Outcome::Passed => TestCaseStatus::success(),

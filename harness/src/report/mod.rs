@@ -30,4 +30,4 @@ pub use lab_svg::lab_svg;
 pub use overview::{FloatingIpHolder, Holder, LabOverview, MemberAddresses};
 pub use picture::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
 pub use plot::{migration_svg, PlotError};
-pub use summary::{MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};
+pub use summary::{Interrupted, MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};

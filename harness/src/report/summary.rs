@@ -143,6 +143,29 @@ pub struct RunSummary {
     /// Median convergence over every migration of the run, per backend.
     pub median_convergence_ms: std::collections::BTreeMap<String, f64>,
     pub scenarios: Vec<ScenarioResult>,
+    /// Set when the run was interrupted: its cases are those that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// How a run was cut short: by which signal, with how many cases planned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interrupted {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: String,
+    /// Cases the run was to run (those in the report finished).
+    pub planned: usize,
+}
+
+impl Interrupted {
+    /// One line for every report: `interrupted by SIGINT: 1 of 3 case(s) finished`.
+    pub fn line(&self, finished: usize) -> String {
+        format!(
+            "interrupted by {}: {finished} of {} case(s) finished",
+            self.signal, self.planned
+        )
+    }
 }
 
 impl RunSummary {
@@ -176,6 +199,7 @@ impl RunSummary {
             failed: scenarios.len() - passed,
             median_convergence_ms,
             scenarios,
+            interrupted: None,
         }
     }
 }

@@ -7,6 +7,7 @@ mod dataplane;
 mod diagnostics;
 mod naming;
 mod parallel;
+mod phases;
 mod pictures;
 mod pods;
 mod replay;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use parallel::run_cases;
+pub use phases::PhaseTimes;
 pub use replay::{run_scenario, RunOptions};
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
 

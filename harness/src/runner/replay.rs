@@ -42,7 +42,10 @@ pub async fn run_scenario(
 ) -> ScenarioResult {
     let started = Instant::now();
     let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
-    match ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await {
+    let building = Instant::now();
+    let started_run = ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await;
+    super::phases::add(super::phases::Phase::Lab, building);
+    match started_run {
         Err(reason) => result.outcome = Outcome::Error { reason },
         Ok(mut run) => {
             let all = 0..scenario.steps.len();
@@ -57,7 +60,12 @@ pub async fn run_scenario(
                     tracing::warn!(%error, "could not write how the kept lab was made");
                 }
                 run.keep();
-            } else if let Err(reason) = run.finish() {
+            } else if let Err(reason) = {
+                let ending = Instant::now();
+                let finished = run.finish();
+                super::phases::add(super::phases::Phase::Lab, ending);
+                finished
+            } {
                 if result.outcome.is_pass() {
                     result.outcome = Outcome::Error { reason };
                 }
@@ -159,7 +167,10 @@ impl ScenarioRun<'_> {
             // batched `add_pods`); each keeps its own step result.
             let batched: Vec<Result<(), String>> = if creates.len() > 1 {
                 self.engine.begin_step(index as u32);
-                self.create_pods(&creates).await
+                let started = Instant::now();
+                let created = self.create_pods(&creates).await;
+                super::phases::add(super::phases::Phase::Pods, started);
+                created
             } else {
                 Vec::new()
             };
@@ -203,6 +214,26 @@ impl ScenarioRun<'_> {
     }
 
     async fn run_step(
+        &mut self,
+        index: usize,
+        step: &Step,
+        step_result: &mut StepResult,
+        result: &mut ScenarioResult,
+    ) -> Result<(), String> {
+        use super::phases::{add, Phase};
+        let started = Instant::now();
+        let phase = match step {
+            Step::CreatePod(_) | Step::DeletePod(_) | Step::Annotate(_) | Step::SetPhase(_) => {
+                Phase::Pods
+            }
+            _ => Phase::Traffic,
+        };
+        let outcome = self.carry_out(index, step, step_result, result).await;
+        add(phase, started);
+        outcome
+    }
+
+    async fn carry_out(
         &mut self,
         index: usize,
         step: &Step,

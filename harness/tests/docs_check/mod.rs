@@ -198,10 +198,9 @@ pub fn snippet_problems(docs: &[Doc], repo: &Path) -> Vec<String> {
 /// Folders whose content a run writes: named in the docs, not in the repository.
 const GENERATED: [&str; 2] = ["reports", "target"];
 
-/// Every repository path named in an inline code span, and every link target
-/// (with its `#anchor`), exists. A span is taken for a path when it has a `/`
-/// and its first part is a file or folder at the root, in harness/ or in
-/// harness/src/ (so `felix/rules/nat.go`, Calico's, and `198.19.0.0/16` are not).
+/// Every repository path named in an inline code span (from the root,
+/// harness/ or harness/src/) or as an argument of a whole command line (from
+/// the root), and every link target (with its `#anchor`), exists.
 pub fn path_problems(docs: &[Doc], repo: &Path) -> Vec<String> {
     let bases = [
         repo.to_owned(),
@@ -212,21 +211,19 @@ pub fn path_problems(docs: &[Doc], repo: &Path) -> Vec<String> {
     for doc in docs {
         for (line, span) in code_spans(&doc.text) {
             let path = span.trim_end_matches(['.', ',', ':', ';']);
-            let looks_like_path = path.contains('/')
-                && !path.starts_with(['/', '~'])
-                && !path.starts_with("./")
-                && !path.starts_with("../")
-                && !path.contains(|c: char| c.is_whitespace() || "<>*$:{}[]?=@#|\"'`".contains(c));
-            if !looks_like_path {
-                continue;
-            }
-            let first = path.split('/').next().unwrap();
-            if GENERATED.contains(&first) {
-                continue;
-            }
-            let known: Vec<&PathBuf> = bases.iter().filter(|b| b.join(first).exists()).collect();
-            if !known.is_empty() && !known.iter().any(|b| b.join(path).exists()) {
+            if missing(path, &bases) {
                 problems.push(format!("{}: `{path}` does not exist", doc.at(line)));
+            }
+        }
+        // The arguments of whole command lines, run from the repository's root.
+        for command in command_lines(doc).unwrap_or_default() {
+            for word in command.words.iter().filter(|_| command.whole) {
+                // `exec:PATH [ARGS]`: the driver's path.
+                let driver = word.strip_prefix("exec:").and_then(|d| d.split(' ').next());
+                let path = driver.unwrap_or(word);
+                if missing(path, std::slice::from_ref(&bases[0])) {
+                    problems.push(format!("{}: `{path}` does not exist", command.at));
+                }
             }
         }
         let dir = Path::new(&doc.name).parent().unwrap_or(Path::new(""));
@@ -258,6 +255,24 @@ pub fn path_problems(docs: &[Doc], repo: &Path) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Whether `text` names a repository path that does not exist: it has a `/`,
+/// is relative, has no placeholder or shell character, and its first part is
+/// a file or folder in one of `bases` (so `felix/rules/nat.go`, Calico's, and
+/// `198.19.0.0/16` are not paths here), but no base holds the whole of it.
+fn missing(text: &str, bases: &[PathBuf]) -> bool {
+    let looks_like_path = text.contains('/')
+        && !text.starts_with(['/', '~'])
+        && !text.starts_with("./")
+        && !text.starts_with("../")
+        && !text.contains(|c: char| c.is_whitespace() || "<>*$:{}[]?=@#|\"'`".contains(c));
+    let first = text.split('/').next().unwrap_or_default();
+    if !looks_like_path || GENERATED.contains(&first) {
+        return false;
+    }
+    let known: Vec<&PathBuf> = bases.iter().filter(|b| b.join(first).exists()).collect();
+    !known.is_empty() && !known.iter().any(|b| b.join(text).exists())
 }
 
 /// No paragraph of prose, of a sentence or more, appears twice across the pages.
