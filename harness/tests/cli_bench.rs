@@ -112,21 +112,47 @@ fn a_tiny_churn_reports_every_backend_in_both_orders_and_converges_when_ordered(
 #[test]
 fn a_small_scale_lab_is_built_timed_and_removed() {
     let (output, pid) = harness_with_pid(&["bench", "scale", "--nodes", "3", "--pods", "4"]);
+    assert_says(
+        &output,
+        &[
+            "12 pods",
+            "per pod",
+            "peak RSS",
+            "baseline:",
+            "target 12 pods built and torn down",
+        ],
+    );
+    let left = namespaces_with_prefix(&format!("fiph-bs{pid}-"));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_tiny_explore_bench_runs_the_same_cases_both_ways_and_says_where_the_time_went() {
+    let (output, _) = harness_with_pid(&["bench", "explore", "--cases", "3", "--jobs", "1"]);
+    assert_says(
+        &output,
+        &[
+            "explorer: 3 case(s)",
+            "(3 passed, 0 not judged)",
+            "building and removing labs",
+            "pod steps",
+            "baseline: the same 3 case(s) as files",
+            "ratio:",
+            "machine at end: load",
+            "target 1000 explored cases a minute",
+        ],
+    );
+}
+
+/// The run succeeded and its output has every one of `lines`.
+fn assert_says(output: &Output, lines: &[&str]) {
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
         "{text}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for line in [
-        "12 pods",
-        "per pod",
-        "peak RSS",
-        "baseline:",
-        "target 12 pods built and torn down",
-    ] {
+    for line in lines {
         assert!(text.contains(line), "`{line}` missing:\n{text}");
     }
-    let left = namespaces_with_prefix(&format!("fiph-bs{pid}-"));
-    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -99,3 +99,59 @@ fn schema_prints_the_committed_schema() {
          `cargo run -p fip-harness -- schema > schema/scenario.schema.json`"
     );
 }
+
+/// A value with a newline (or an escape code) in a message is shown escaped,
+/// so every error stays on one line and never drives the terminal.
+#[rstest::rstest]
+#[case::down(&["down", "ab\ncd"])]
+#[case::up(&["up", "scenarios/move-across-nodes.yaml", "--name", "ab\ncd"])]
+#[case::state(&["state", "ab\ncd"])]
+#[case::exec(&["exec", "ab\ncd", "node-a", "--", "true"])]
+#[case::run_prefix(&["run", "scenarios/from-external-v4.yaml", "--keep-on-failure=ab\ncd"])]
+fn a_newline_in_a_value_does_not_split_the_error(#[case] args: &[&str]) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args(args)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("ab\\ncd"), "{stderr}");
+}
+
+/// The value name and help of `option` in `command`'s `--help`, if it has it.
+fn option_help(command: &[String], option: &str) -> Option<String> {
+    let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+    args.push("--help");
+    let help = stdout_of(&args);
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().split([',', ' ']).any(|word| word == option));
+    let first = lines.next()?;
+    let mut text = first.trim_start().to_string();
+    // Long help: the description follows on indented lines, up to a blank
+    // one; short help: the next option's line comes at once.
+    let rest = lines.take_while(|l| !l.trim().is_empty() && !l.trim_start().starts_with('-'));
+    text.extend(rest.map(|l| format!(" {}", l.trim())));
+    Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// A flag name means one thing in every command that has it: `--filter`
+/// picks scenarios (in `mutants` too, where `--mutants` picks mutants), and
+/// `--scenarios DIR` adds a folder of scenarios (`conform`).
+#[test]
+fn a_flag_name_has_one_meaning_in_every_command() {
+    for option in ["--filter", "--scenarios", "--mutants"] {
+        let helps: Vec<(String, String)> = commands()
+            .iter()
+            .filter_map(|c| option_help(c, option).map(|h| (c.join(" "), h)))
+            .collect();
+        let distinct: std::collections::BTreeSet<&str> =
+            helps.iter().map(|(_, h)| h.as_str()).collect();
+        assert!(
+            distinct.len() <= 1,
+            "{option} means different things: {helps:#?}"
+        );
+    }
+}

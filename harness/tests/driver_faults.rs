@@ -340,3 +340,60 @@ fn a_bare_driver_name_in_the_current_folder_is_explained() {
         "{text}"
     );
 }
+
+/// Both nodes' drivers refuse the same `apply`: each node's error is on a
+/// line of its own, with its stderr under it, and each is said once, on
+/// the terminal and in report.html (whose reason keeps its lines).
+#[test]
+fn errors_of_two_nodes_are_each_said_once_on_lines_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("toy.sh");
+    std::fs::write(&script, TOY_DRIVER).unwrap();
+    let reports = dir.path().join("reports");
+    let misbehave = r#"echo "refusing on $FIP_HARNESS_NODE" >&2; echo "second line" >&2; printf '{"id":%s,"type":"error","message":"no luck on %s"}\n' "$id" "$FIP_HARNESS_NODE""#;
+    let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .current_dir(repo())
+        .env(RUN_DIR_ENV, dir.path().join("run"))
+        .env("PIDS", dir.path().join("pids"))
+        .env("MISBEHAVE", misbehave)
+        .args([
+            "run",
+            "scenarios/move-across-nodes.yaml",
+            "--routing",
+            "model",
+        ])
+        .arg("--dataplane")
+        .arg(format!("exec:sh {}", script.display()))
+        .arg("--report-dir")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    for node in ["node-a", "node-b"] {
+        let error = format!("no luck on {node}");
+        assert_eq!(stdout.matches(&error).count(), 1, "{stdout}");
+        let line = stdout.lines().find(|l| l.contains(&error)).unwrap();
+        assert!(
+            line.trim_start().starts_with("- dataplane driver"),
+            "{line}"
+        );
+        assert_eq!(line.matches("no luck on").count(), 1, "{line}");
+        let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
+        assert_eq!(html.matches(&error).count(), 1, "{error} in report.html");
+        // Each node's error starts a line of the reason, and the page shows
+        // the reason's lines as lines.
+        let starts = format!(
+            "\n- dataplane driver `toy 0.1` (exec:sh {}) on node `{node}`",
+            script.display()
+        );
+        assert!(
+            html.contains(&starts),
+            "{node}'s error does not start a line"
+        );
+        assert!(
+            html.contains("white-space: pre-wrap; }"),
+            "report.html joins the reason's lines"
+        );
+    }
+}

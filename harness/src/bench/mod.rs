@@ -16,6 +16,7 @@ mod churn_plan;
 mod churn_report;
 pub mod dataplane;
 mod dataplane_bird;
+pub mod explore;
 mod figures;
 pub mod lab;
 mod lab_script;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use fip_harness::bench;
 use fip_harness::control::UpdateOrder;
+use fip_harness::runner::DataplaneChoice;
+use fip_harness::seed::Seed;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,6 +27,24 @@ enum What {
     Churn(ChurnArgs),
     /// Build and tear down 100 nodes x 100 pods; time each phase and report memory.
     Scale(ScaleArgs),
+    /// Generated cases a minute as `explore` runs them, against `run` on the same files.
+    Explore(ExploreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExploreArgs {
+    /// Cases to generate (the same ones for the explorer and the baseline).
+    #[arg(long, default_value_t = bench::explore::Options::default().cases)]
+    cases: u64,
+    /// Cases at a time, for the explorer and for `run --jobs`.
+    #[arg(long, short, default_value_t = bench::explore::Options::default().jobs)]
+    jobs: usize,
+    /// The dataplane both run on.
+    #[arg(long, value_name = "DATAPLANE", default_value_t = bench::explore::Options::default().dataplane)]
+    dataplane: DataplaneChoice,
+    /// The cases' seed.
+    #[arg(long, value_name = "N", default_value_t = bench::explore::Options::default().seed)]
+    seed: Seed,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +183,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             pods: a.pods,
             baseline_nodes: a.baseline_nodes,
             no_baseline: a.no_baseline,
+        }),
+        What::Explore(a) => bench::explore::run(bench::explore::Options {
+            cases: a.cases,
+            jobs: a.jobs,
+            dataplane: a.dataplane,
+            seed: a.seed,
         }),
     }?;
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use fip_harness::lab::registry::{down_all, down_lab_with, registry_labs, DownReport, Owner};
+use fip_harness::text::printable;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -57,10 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             && report.removed_records.is_empty()
             && report.errors.is_empty()
         {
-            println!("{what}: nothing to remove");
+            println!("{}: nothing to remove", printable(&what));
         }
         for e in &report.errors {
-            eprintln!("error: {what}: {e}");
+            eprintln!("error: {}: {e}", printable(&what));
             failed = true;
         }
     }

@@ -35,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!(
             "lab '{}' has no member '{}'; its members: {}",
             args.lab,
-            args.member,
+            fip_harness::text::printable(&args.member),
             members.join(", ")
         );
     }

@@ -12,7 +12,7 @@ pub struct Args {
     /// Scenario files or folders (searched recursively for *.yaml / *.yml).
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// Keep scenarios whose name or a tag matches REGEX; `!REGEX` keeps the others.
+    /// Only the scenarios whose name or a tag matches REGEX (`!REGEX`: the others).
     #[arg(long, value_name = "REGEX")]
     filter: Option<String>,
     /// Print the scenarios as JSON: name, description, tags, file, backends,

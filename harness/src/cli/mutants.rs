@@ -20,11 +20,13 @@ pub struct Args {
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
     /// Only the mutants whose name matches REGEX.
-    #[arg(long, value_name = "REGEX")]
-    filter: Option<String>,
+    #[arg(long = "mutants", value_name = "REGEX")]
+    mutants: Option<String>,
+    // One meaning per flag name: `--filter` picks scenarios in every command
+    // (`--scenarios DIR` adds a folder, in conform).
     /// Only the scenarios whose name or a tag matches REGEX (`!REGEX`: the others).
     #[arg(long, value_name = "REGEX")]
-    scenarios: Option<String>,
+    filter: Option<String>,
     /// Cases to run at once, each in its own lab.
     #[arg(long, short, default_value_t = 6)]
     jobs: usize,
@@ -38,11 +40,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pattern = args
-        .filter
+        .mutants
         .as_deref()
         .map(regex::Regex::new)
         .transpose()
-        .context("bad --filter")?;
+        .context("bad --mutants")?;
     let mutants: Vec<&'static Mutant> = MUTANTS
         .iter()
         .filter(|m| pattern.as_ref().is_none_or(|p| p.is_match(m.name)))
@@ -62,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no mutant matches");
     }
     super::require_root_to_run_scenarios()?;
-    let scenarios = super::scenario_filter(args.scenarios.as_deref(), "--scenarios")?;
+    let scenarios = super::scenario_filter(args.filter.as_deref(), "--filter")?;
     // Mutants break nft-maps (the harness's fast backend, which the catalogue
     // shows observes as Felix's nftables does), so they run its cases.
     let filter = PlanFilter {

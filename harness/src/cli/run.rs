@@ -24,7 +24,7 @@ pub struct Args {
     /// Scenario files or folders (searched recursively for *.yaml / *.yml).
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// Run scenarios whose name or a tag matches REGEX; `!REGEX` runs the others.
+    /// Only the scenarios whose name or a tag matches REGEX (`!REGEX`: the others).
     #[arg(long, value_name = "REGEX")]
     filter: Option<String>,
     /// Cases to run at once, each in its own lab.

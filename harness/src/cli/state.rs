@@ -22,6 +22,7 @@ use fip_harness::lab::netns::{Netns, LAB_PREFIX};
 use fip_harness::lab::registry::{record_path, LabRecord};
 use fip_harness::lab::spec::FABRIC;
 use fip_harness::report::{FloatingIpHolder, Holder, LabOverview, MemberAddresses};
+use fip_harness::text::printable;
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
@@ -145,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fip_harness::lab::spec::check_lab_name(&args.lab).map_err(|_| {
         anyhow::anyhow!(
             "'{}' is not a lab name (1-12 of a-z, 0-9); `fip-harness ls` lists labs",
-            args.lab
+            printable(&args.lab)
         )
     })?;
     let prefix = format!("{LAB_PREFIX}{}-", args.lab);

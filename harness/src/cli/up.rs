@@ -10,6 +10,7 @@ use fip_harness::dataplane::BackendKind;
 use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, LabNaming, RunOptions, UpRecord};
 use fip_harness::seed::Seed;
+use fip_harness::text::printable;
 
 use super::choices::{Backend, Profile};
 
@@ -103,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &lab,
             args.until_step,
         ))
-        .map_err(|reason| anyhow::anyhow!("lab `{lab}`: {reason}"))?;
+        .map_err(|reason| anyhow::anyhow!("lab `{}`: {reason}", printable(&lab)))?;
     let record = UpRecord::of(
         &scenario,
         &dataplane,

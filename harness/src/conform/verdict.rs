@@ -231,7 +231,7 @@ pub(crate) mod tests {
     }
 
     /// Two cases every report test shows: a run the driver ended as an
-    /// error (the runner's `driver_failed`), and a case whose reference
+    /// error (`RunnerError::is_driver_fault`), and a case whose reference
     /// failed, so it is not judged.
     pub(crate) fn crashed_and_unjudged() -> (ConformCase, ConformCase) {
         let mut crashed = passing();
@@ -307,8 +307,8 @@ pub(crate) mod tests {
     fn a_dataplane_failure_is_a_driver_error_and_a_failed_reference_is_not_judged() {
         let reference = result("nftables", "web", Outcome::Passed);
         let mut vendor = result("exec:x", "web", Outcome::Passed);
-        // A driver's fault ends the case as an error (the runner's
-        // `driver_failed`), not as a failed expectation.
+        // A driver's fault ends the case as an error
+        // (`RunnerError::is_driver_fault`), not as a failed expectation.
         vendor.outcome = Outcome::Error {
             reason: "the driver exited (status 1)".into(),
         };

@@ -62,8 +62,18 @@ pub enum ControlError {
     Lab(#[from] LabError),
     #[error(transparent)]
     Conntrack(#[from] ConntrackError),
-    #[error("{} errors while applying: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    /// One line per error (each node's driver has its own), never joined.
+    #[error("{} errors while applying:{}", .0.len(), each_on_its_line(.0))]
     Several(Vec<ControlError>),
+}
+
+/// `errors`, each on a line of its own after `- `, its own lines (a
+/// driver's stderr) indented under it.
+fn each_on_its_line(errors: &[ControlError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("\n- {}", e.to_string().replace('\n', "\n  ")))
+        .collect()
 }
 
 /// The outcome of one update.

@@ -62,7 +62,7 @@ pub(super) fn case_body(case: &ScenarioResult, key: &str) -> String {
     if !case.steps.is_empty() {
         out.push_str("<h3>Steps</h3>\n<ol class=\"steps\">\n");
         for step in &case.steps {
-            out.push_str(&step_item(step));
+            out.push_str(&step_item(case, step));
         }
         out.push_str("</ol>\n");
     }
@@ -94,7 +94,7 @@ pub(super) fn case_body(case: &ScenarioResult, key: &str) -> String {
     out
 }
 
-fn step_item(step: &StepResult) -> String {
+fn step_item(case: &ScenarioResult, step: &StepResult) -> String {
     let class = if step.passed { "passed" } else { "failed" };
     let mut out = format!(
         "<li class=\"step {class}\" value=\"{}\"><span class=\"what\">{}</span>",
@@ -108,7 +108,7 @@ fn step_item(step: &StepResult) -> String {
             step.attempts
         );
     }
-    if let Some(message) = &step.message {
+    if let Some(message) = step.message.as_ref().filter(|m| !case.reason_says(m)) {
         let _ = write!(out, "<p class=\"message\">{}</p>", escape(message));
     }
     if !step.lines.is_empty() {

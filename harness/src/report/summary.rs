@@ -98,7 +98,8 @@ impl ScenarioResult {
         };
         for step in self.steps.iter().filter(|s| !s.passed) {
             text.push_str(&format!("step {}: {}\n", step.index + 1, step.summary));
-            if let Some(message) = &step.message {
+            // Said once: the reason above already ends with it.
+            if let Some(message) = step.message.as_ref().filter(|m| !self.reason_says(m)) {
                 text.push_str(&format!("  {message}\n"));
             }
             text.push_str(&crate::check::render_table(&step.lines));
@@ -118,6 +119,15 @@ impl ScenarioResult {
             ));
         }
         text
+    }
+
+    /// Whether the case's reason ends with `message` (a failed step's, which
+    /// the reason quotes): then the step does not say it again.
+    pub fn reason_says(&self, message: &str) -> bool {
+        match &self.outcome {
+            Outcome::Passed => false,
+            Outcome::Failed { reason } | Outcome::Error { reason } => reason.ends_with(message),
+        }
     }
 
     /// The JUnit/test name: `<scenario>::<backend>` plus the profile when it is

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::choice::DataplaneChoice;
+use super::error::RunnerError;
 use super::replay::RunOptions;
 use super::streams::Streams;
 use crate::bgp::{LabBird, RoutingMode};
@@ -23,10 +24,6 @@ pub(super) struct Mode {
     /// the model follows them, the lab is only checked and taken over, not
     /// changed (pods adopted, the control plane told what the lab holds).
     pub(super) adopting: bool,
-    /// A dataplane driver failed (crashed, hung, answered garbage, refused):
-    /// the case ends as an error of the dataplane, not a failed expectation
-    /// (`conform` counts it as a driver error).
-    pub(super) driver_failed: bool,
 }
 
 /// One case in progress: the steps change the model, and the lab follows
@@ -55,7 +52,7 @@ impl<'a> ScenarioRun<'a> {
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
-    ) -> Result<ScenarioRun<'a>, String> {
+    ) -> Result<ScenarioRun<'a>, RunnerError> {
         Self::open(scenario, dataplane, profile, lab_name, options, false).await
     }
 
@@ -67,7 +64,7 @@ impl<'a> ScenarioRun<'a> {
         profile: ConntrackProfile,
         lab_name: &str,
         options: &RunOptions,
-    ) -> Result<ScenarioRun<'a>, String> {
+    ) -> Result<ScenarioRun<'a>, RunnerError> {
         Self::open(scenario, dataplane, profile, lab_name, options, true).await
     }
 
@@ -78,14 +75,14 @@ impl<'a> ScenarioRun<'a> {
         lab_name: &str,
         options: &RunOptions,
         adopt: bool,
-    ) -> Result<ScenarioRun<'a>, String> {
+    ) -> Result<ScenarioRun<'a>, RunnerError> {
         let spec = lab_spec(scenario, lab_name);
         let lab = if adopt {
-            Lab::adopt(spec).await.map_err(|e| e.to_string())?
+            Lab::adopt(spec).await?
         } else {
             Lab::build_for(spec, Some(scenario.source.clone()))
                 .await
-                .map_err(|e| format!("building the lab: {e}"))?
+                .map_err(RunnerError::Build)?
         };
         let pools = &scenario.cluster.pools;
         let bird = match (options.routing, adopt) {
@@ -107,11 +104,11 @@ impl<'a> ScenarioRun<'a> {
         dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         options: &RunOptions,
-    ) -> Result<ScenarioRun<'a>, String> {
+    ) -> Result<ScenarioRun<'a>, RunnerError> {
         let cluster = &scenario.cluster;
         let engine = TrafficEngine::with_seed(lab.name(), options.seed);
         add_host_endpoints(&engine, &lab, cluster).await?;
-        let members = LabMembers::of(&lab).map_err(|e| e.to_string())?;
+        let members = LabMembers::of(&lab)?;
         let chosen = dataplane.build();
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
@@ -143,12 +140,13 @@ impl<'a> ScenarioRun<'a> {
     }
 
     /// The address a target names.
-    pub(super) fn resolve(&self, target: &Target) -> Result<IpAddr, String> {
+    pub(super) fn resolve(&self, target: &Target) -> Result<IpAddr, RunnerError> {
         crate::scenario::resolve(&self.model, target).ok_or_else(|| match target {
-            Target::Host { name, family } => {
-                format!("`{name}` has no {family:?} address in this lab")
-            }
-            Target::Address(address) => address.to_string(),
+            Target::Host { name, family } => RunnerError::NoAddress {
+                name: name.clone(),
+                family: *family,
+            },
+            Target::Address(address) => RunnerError::UnknownAddress(*address),
         })
     }
 
@@ -166,22 +164,19 @@ impl<'a> ScenarioRun<'a> {
         self.lab.keep();
     }
 
-    pub(super) fn finish(self) -> Result<(), String> {
+    pub(super) fn finish(self) -> Result<(), RunnerError> {
         // Drivers first: a process inside a node keeps its namespace alive.
         let ended = self
             .control
             .dataplane()
             .shutdown(false)
-            .map_err(|e| format!("ending the dataplane: {e}"));
+            .map_err(RunnerError::EndDataplane);
         drop(self.engine);
         let stopped = match self.bird {
-            Some(mut bird) => bird.stop().map_err(|e| e.to_string()),
+            Some(mut bird) => bird.stop().map_err(|e| RunnerError::StopBird(e.into())),
             None => Ok(()),
         };
-        let torn_down = self
-            .lab
-            .teardown()
-            .map_err(|e| format!("tearing down: {e}"));
+        let torn_down = self.lab.teardown().map_err(RunnerError::Teardown);
         ended.and(stopped).and(torn_down)
     }
 }
@@ -192,7 +187,7 @@ pub(super) async fn add_host_endpoints(
     engine: &TrafficEngine,
     lab: &Lab,
     cluster: &crate::scenario::Cluster,
-) -> Result<(), String> {
+) -> Result<(), RunnerError> {
     let hosts = cluster
         .nodes
         .iter()
@@ -204,7 +199,7 @@ pub(super) async fn add_host_endpoints(
                 .map(|x| (x, EndpointKind::External)),
         );
     for (name, kind) in hosts {
-        let netns = lab.netns(name).map_err(|e| e.to_string())?.clone();
+        let netns = lab.netns(name)?.clone();
         engine
             .add_endpoint(EndpointSpec {
                 name: name.clone(),
@@ -213,8 +208,7 @@ pub(super) async fn add_host_endpoints(
                 addresses: Vec::new(),
                 interface: Some(UPLINK.to_string()),
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     Ok(())
 }

@@ -6,68 +6,44 @@
 use std::path::Path;
 
 use super::case::ScenarioRun;
+use super::error::RunnerError;
 use crate::calico::IpFamily;
-use crate::control::ControlError;
-use crate::dataplane::DataplaneError;
 use crate::lab::daemons::lab_dir;
 use crate::scenario::{Scenario, Step};
 
 impl ScenarioRun<'_> {
     /// Send `nodes`' topologies, if the dataplane wants them.
-    pub(super) async fn send_topology(&mut self, nodes: &[&str]) -> Result<(), String> {
+    pub(super) async fn send_topology(&mut self, nodes: &[&str]) -> Result<(), RunnerError> {
         let dataplane = std::sync::Arc::clone(self.control.dataplane());
         if !dataplane.wants_topology() {
             return Ok(());
         }
         for node in nodes {
-            let topology = self
-                .lab
-                .node_topology(node)
-                .await
-                .map_err(|e| e.to_string())?;
-            let netns = self.lab.netns(node).map_err(|e| e.to_string())?.clone();
+            let topology = self.lab.node_topology(node).await?;
+            let netns = self.lab.netns(node)?.clone();
             tokio::task::block_in_place(|| dataplane.topology(&netns, &topology))
-                .map_err(|e| self.dataplane_fault(e))?;
+                .map_err(RunnerError::Dataplane)?;
         }
         Ok(())
     }
 
     /// An error naming what the scenario needs and the dataplane lacks.
-    pub(super) fn check_capabilities(&self) -> Result<(), String> {
+    pub(super) fn check_capabilities(&self) -> Result<(), RunnerError> {
         let (families, protocols) = needs(self.scenario);
         let missing = self.control.dataplane().unsupported(&families, &protocols);
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "the dataplane cannot run this scenario: {}",
-                missing.join("; ")
-            ))
+            Err(RunnerError::Unsupported(missing))
         }
     }
 
     /// A dataplane process that died since the last step fails this one.
-    pub(super) fn check_dataplane(&mut self) -> Result<(), String> {
-        let health = self.control.dataplane().health();
-        health.map_err(|e| self.dataplane_fault(e))
-    }
-
-    /// The text of a dataplane error; a driver's fault marks the case as one
-    /// the harness could not run on this dataplane (an error, not a failed
-    /// expectation).
-    pub(super) fn dataplane_fault(&mut self, error: DataplaneError) -> String {
-        if matches!(error, DataplaneError::Driver(_)) {
-            self.mode.driver_failed = true;
-        }
-        error.to_string()
-    }
-
-    /// [`Self::dataplane_fault`] for a control-plane error.
-    pub(super) fn control_fault(&mut self, error: ControlError) -> String {
-        if is_driver_fault(&error) {
-            self.mode.driver_failed = true;
-        }
-        format!("control plane: {error}")
+    pub(super) fn check_dataplane(&self) -> Result<(), RunnerError> {
+        self.control
+            .dataplane()
+            .health()
+            .map_err(RunnerError::Dataplane)
     }
 
     /// Before the lab is kept: each node's dump into the lab's directory (for
@@ -111,14 +87,6 @@ fn write_files(dir: &Path, files: &[(String, String)]) {
     }
     for (name, text) in files {
         let _ = std::fs::write(dir.join(name), text);
-    }
-}
-
-fn is_driver_fault(error: &ControlError) -> bool {
-    match error {
-        ControlError::Dataplane(DataplaneError::Driver(_)) => true,
-        ControlError::Several(errors) => errors.iter().any(is_driver_fault),
-        _ => false,
     }
 }
 

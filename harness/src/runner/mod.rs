@@ -5,6 +5,7 @@ mod case;
 mod choice;
 mod dataplane;
 mod diagnostics;
+mod error;
 mod naming;
 mod parallel;
 mod phases;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
+pub use error::RunnerError;
 pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use parallel::run_cases;
 pub use phases::PhaseTimes;

@@ -46,8 +46,9 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     {
         return Err(format!(
-            "lab prefix `{prefix}` must be 1-{room} characters of [a-z0-9] \
-             (the harness adds {PREFIX_SUFFIX_LEN} to make a lab name)"
+            "lab prefix `{}` must be 1-{room} characters of [a-z0-9] \
+             (the harness adds {PREFIX_SUFFIX_LEN} to make a lab name)",
+            crate::text::printable(prefix)
         ));
     }
     Ok(())

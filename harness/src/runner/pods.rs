@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use std::sync::Arc;
+
 use super::case::ScenarioRun;
+use super::error::RunnerError;
 use super::streams::FloatingIpChange;
 use crate::calico::cluster::{ClusterStep, Effects, PodSetUp};
 use crate::control::FipRoute;
@@ -17,7 +20,7 @@ use crate::scenario::{Annotate, CreatePod, SetPhase, Step};
 use crate::traffic::{now_unix_ns, EndpointSpec};
 
 impl ScenarioRun<'_> {
-    pub(super) async fn create_pod(&mut self, create: &CreatePod) -> Result<(), String> {
+    pub(super) async fn create_pod(&mut self, create: &CreatePod) -> Result<(), RunnerError> {
         self.create_pods(&[create])
             .await
             .pop()
@@ -29,8 +32,11 @@ impl ScenarioRun<'_> {
     /// expects), then the pods set up wired by one `add_pods` (one pass over
     /// the lab instead of one per pod) and one Felix update. One result per
     /// pod, in order; pods after a failure are not created.
-    pub(super) async fn create_pods(&mut self, creates: &[&CreatePod]) -> Vec<Result<(), String>> {
-        let mut results: Vec<Result<(), String>> = Vec::new();
+    pub(super) async fn create_pods(
+        &mut self,
+        creates: &[&CreatePod],
+    ) -> Vec<Result<(), RunnerError>> {
+        let mut results: Vec<Result<(), RunnerError>> = Vec::new();
         let mut staged = Effects::default();
         for create in creates {
             let step = Step::CreatePod((*create).clone());
@@ -42,16 +48,17 @@ impl ScenarioRun<'_> {
                     results.push(Ok(()));
                 }
                 Err(mismatch) => {
-                    results.push(Err(mismatch.to_string()));
+                    results.push(Err(mismatch.into()));
                     break;
                 }
             }
         }
-        if let Err(message) = self.set_up(&staged).await {
+        if let Err(error) = self.set_up(&staged).await {
             // The whole wiring failed: every pod of it reports why.
+            let error = Arc::new(error);
             for (result, create) in results.iter_mut().zip(creates) {
                 if staged.set_up.iter().any(|p| p.name == create.pod.name) {
-                    *result = Err(message.clone());
+                    *result = Err(RunnerError::Shared(Arc::clone(&error)));
                 }
             }
         }
@@ -60,7 +67,7 @@ impl ScenarioRun<'_> {
 
     /// Route the blocks nodes claimed, wire the pods set up in one pass,
     /// give each its traffic endpoint, then let Felix act once.
-    async fn set_up(&mut self, effects: &Effects) -> Result<(), String> {
+    async fn set_up(&mut self, effects: &Effects) -> Result<(), RunnerError> {
         let mut blocks: BTreeMap<&str, Vec<ipnet::IpNet>> = BTreeMap::new();
         for (node, block) in &effects.blocks_claimed {
             blocks.entry(node).or_default().push(*block);
@@ -81,16 +88,15 @@ impl ScenarioRun<'_> {
         } else {
             self.lab.add_pods(&specs).await
         };
-        wired.map_err(|error| format!("wiring the pod: {error}"))?;
+        wired.map_err(RunnerError::Wiring)?;
         for PodSetUp {
             name, addresses, ..
         } in &effects.set_up
         {
-            let netns = self.lab.netns(name).map_err(|e| e.to_string())?.clone();
+            let netns = self.lab.netns(name)?.clone();
             self.engine
                 .add_endpoint(EndpointSpec::pod(name, netns, addresses.clone(), "eth0"))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         }
         // The dataplane learns the interfaces before a mapping names them.
         let nodes: BTreeSet<&str> = effects.set_up.iter().map(|p| p.node.as_str()).collect();
@@ -99,49 +105,38 @@ impl ScenarioRun<'_> {
         self.sync_felix().await
     }
 
-    pub(super) async fn delete_pod(&mut self, name: &str) -> Result<(), String> {
-        let effects = self
-            .model
-            .stage(&ClusterStep::DeletePod {
-                name: name.to_string(),
-            })
-            .map_err(|e| e.to_string())?;
+    pub(super) async fn delete_pod(&mut self, name: &str) -> Result<(), RunnerError> {
+        let effects = self.model.stage(&ClusterStep::DeletePod {
+            name: name.to_string(),
+        })?;
         // Felix sees the endpoint go first: rules and routes, then the pod's
         // interface and namespace (the model freed its addresses).
         self.sync_felix().await?;
         for removed in &effects.removed {
-            self.engine
-                .remove_endpoint(&removed.name)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.engine.remove_endpoint(&removed.name).await?;
             if self.mode.adopting {
                 self.lab.forget_pod(&removed.name);
             } else {
-                self.lab
-                    .remove_pod(&removed.name)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.lab.remove_pod(&removed.name).await?;
             }
             self.send_topology(&[removed.node.as_str()]).await?;
         }
         Ok(())
     }
 
-    pub(super) async fn annotate(&mut self, annotate: &Annotate) -> Result<(), String> {
+    pub(super) async fn annotate(&mut self, annotate: &Annotate) -> Result<(), RunnerError> {
         self.pod_update(Step::Annotate(annotate.clone())).await
     }
 
-    pub(super) async fn set_phase(&mut self, set: &SetPhase) -> Result<(), String> {
+    pub(super) async fn set_phase(&mut self, set: &SetPhase) -> Result<(), RunnerError> {
         self.pod_update(Step::SetPhase(set.clone())).await
     }
 
     /// A change to a running pod, as Calico's datastore conversion gives it
     /// to Felix, which then acts on it.
-    async fn pod_update(&mut self, step: Step) -> Result<(), String> {
+    async fn pod_update(&mut self, step: Step) -> Result<(), RunnerError> {
         let change = step.cluster_step().expect("a pod step");
-        self.model
-            .stage_expecting(&change, step.expected_error())
-            .map_err(|mismatch| mismatch.to_string())?;
+        self.model.stage_expecting(&change, step.expected_error())?;
         self.sync_felix().await
     }
 
@@ -151,7 +146,7 @@ impl ScenarioRun<'_> {
     /// control plane carries out the NAT, routes and conntrack deletions,
     /// then the pods whose routes come back get them; every change of a
     /// floating IP's pod is noted with the moment the update started.
-    pub(super) async fn sync_felix(&mut self) -> Result<(), String> {
+    pub(super) async fn sync_felix(&mut self) -> Result<(), RunnerError> {
         let held_before: Vec<IpAddr> = self.model.holders().keys().copied().collect();
         let update = self.model.settle();
         self.route_pods(&update.pod_routes, false).await?;
@@ -174,7 +169,7 @@ impl ScenarioRun<'_> {
                         tracing::info!(?conflict, "several pods claim one floating IP");
                     }
                 }
-                Err(error) => return Err(self.control_fault(error)),
+                Err(error) => return Err(RunnerError::Control(error)),
             }
         }
         self.streams
@@ -201,15 +196,16 @@ impl ScenarioRun<'_> {
 
     /// Drop (`routed` false) or restore the node's routes to the pods'
     /// own addresses that `changes` name with that value.
-    async fn route_pods(&mut self, changes: &[(String, bool)], routed: bool) -> Result<(), String> {
+    async fn route_pods(
+        &mut self,
+        changes: &[(String, bool)],
+        routed: bool,
+    ) -> Result<(), RunnerError> {
         if self.mode.adopting {
             return Ok(());
         }
         for (pod, _) in changes.iter().filter(|(_, r)| *r == routed) {
-            self.lab
-                .route_pod(pod, routed)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.lab.route_pod(pod, routed).await?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::case::ScenarioRun;
 use super::choice::DataplaneChoice;
+use super::error::RunnerError;
 use super::pictures::Album;
 use super::repro::UpRecord;
 use crate::bgp::RoutingMode;
@@ -46,7 +47,11 @@ pub async fn run_scenario(
     let started_run = ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await;
     super::phases::add(super::phases::Phase::Lab, building);
     match started_run {
-        Err(reason) => result.outcome = Outcome::Error { reason },
+        Err(error) => {
+            result.outcome = Outcome::Error {
+                reason: error.to_string(),
+            }
+        }
         Ok(mut run) => {
             let all = 0..scenario.steps.len();
             result.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
@@ -60,14 +65,16 @@ pub async fn run_scenario(
                     tracing::warn!(%error, "could not write how the kept lab was made");
                 }
                 run.keep();
-            } else if let Err(reason) = {
+            } else if let Err(error) = {
                 let ending = Instant::now();
                 let finished = run.finish();
                 super::phases::add(super::phases::Phase::Lab, ending);
                 finished
             } {
                 if result.outcome.is_pass() {
-                    result.outcome = Outcome::Error { reason };
+                    result.outcome = Outcome::Error {
+                        reason: error.to_string(),
+                    };
                 }
             }
         }
@@ -165,14 +172,14 @@ impl ScenarioRun<'_> {
             let creates = pod_batch(&steps[index..], !self.streams.running.is_empty());
             // Consecutive pod creations are wired in one pass (the lab's
             // batched `add_pods`); each keeps its own step result.
-            let batched: Vec<Result<(), String>> = if creates.len() > 1 {
+            let mut batched = if creates.len() > 1 {
                 self.engine.begin_step(index as u32);
                 let started = Instant::now();
                 let created = self.create_pods(&creates).await;
                 super::phases::add(super::phases::Phase::Pods, started);
-                created
+                created.into_iter()
             } else {
-                Vec::new()
+                Vec::new().into_iter()
             };
             let count = creates.len().max(1);
             for (offset, step) in steps[index..index + count].iter().enumerate() {
@@ -189,7 +196,7 @@ impl ScenarioRun<'_> {
                 let outcome = if creates.len() > 1 {
                     // A pod after a failed one was never created: the failure
                     // ends the run before its result would be read.
-                    batched.get(offset).cloned().unwrap_or(Ok(()))
+                    batched.next().unwrap_or(Ok(()))
                 } else {
                     album.before(self, index, step).await;
                     self.engine.begin_step(index as u32);
@@ -219,7 +226,7 @@ impl ScenarioRun<'_> {
         step: &Step,
         step_result: &mut StepResult,
         result: &mut ScenarioResult,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunnerError> {
         use super::phases::{add, Phase};
         let started = Instant::now();
         let phase = match step {
@@ -239,7 +246,7 @@ impl ScenarioRun<'_> {
         step: &Step,
         step_result: &mut StepResult,
         result: &mut ScenarioResult,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunnerError> {
         match step {
             Step::CreatePod(create) => self.create_pod(create).await,
             Step::DeletePod(name) => self.delete_pod(name).await,
@@ -261,16 +268,18 @@ impl ScenarioRun<'_> {
         &mut self,
         index: usize,
         mut step_result: StepResult,
-        outcome: Result<(), String>,
+        outcome: Result<(), RunnerError>,
         result: &mut ScenarioResult,
     ) -> Option<Outcome> {
         // A BIRD that died mid-run fails the step with its log.
         let outcome = outcome
             .and_then(|()| self.check_bird())
             .and_then(|()| self.check_dataplane());
-        if let Err(message) = outcome {
+        let mut driver_fault = false;
+        if let Err(error) = outcome {
+            driver_fault = error.is_driver_fault();
             step_result.passed = false;
-            step_result.message = Some(message);
+            step_result.message = Some(error.to_string());
         }
         if !step_result.lines.iter().all(CheckLine::passed) {
             step_result.passed = false;
@@ -290,7 +299,7 @@ impl ScenarioRun<'_> {
         if let Some(message) = message {
             reason.push_str(&format!(": {message}"));
         }
-        if self.mode.driver_failed {
+        if driver_fault {
             return Some(Outcome::Error { reason });
         }
         Some(Outcome::Failed { reason })

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::case::ScenarioRun;
 use super::choice::DataplaneChoice;
+use super::error::RunnerError;
 use super::replay::{fresh_result, summarise, RunOptions};
 use crate::lab::netlink::list_addresses;
 use crate::lab::MemberKind;
@@ -112,13 +113,14 @@ pub fn streams_across(steps: &[Step], boundary: usize) -> Vec<(usize, String)> {
 
 /// Check a step number people gave (1-based; one past the last step means
 /// "after every step").
-pub fn check_step_number(scenario: &Scenario, step: usize) -> Result<usize, String> {
+pub fn check_step_number(scenario: &Scenario, step: usize) -> Result<usize, RunnerError> {
     let count = scenario.steps.len();
     if step == 0 || step > count + 1 {
-        return Err(format!(
-            "scenario {} has steps 1 to {count}: step {step} is not one of them",
-            scenario.name
-        ));
+        return Err(RunnerError::NoSuchStep {
+            scenario: scenario.name.clone(),
+            count,
+            step,
+        });
     }
     Ok(step - 1)
 }
@@ -135,7 +137,7 @@ pub async fn bring_up(
     options: &RunOptions,
     lab_name: &str,
     until: Option<usize>,
-) -> Result<UpReport, String> {
+) -> Result<UpReport, RunnerError> {
     let started = Instant::now();
     let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
     let mut run = ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await?;
@@ -152,9 +154,9 @@ pub async fn bring_up(
             result.outcome = run.replay(0..boundary, &skipped, &mut result).await;
         }
         None => {
-            if let Err(message) = run.control_steps(0..scenario.steps.len()).await {
+            if let Err(error) = run.control_steps(0..scenario.steps.len()).await {
                 let _ = run.finish();
-                return Err(message);
+                return Err(error);
             }
         }
     }
@@ -188,12 +190,14 @@ pub async fn replay_in_lab(
     let replayed = async {
         let boundary = check_step_number(scenario, from)?;
         let mut run = ScenarioRun::adopt(scenario, dataplane, profile, lab_name, options).await?;
-        if let Err(message) = run.control_steps(0..boundary).await {
+        if let Err(error) = run.control_steps(0..boundary).await {
             run.keep();
-            return Err(format!(
-                "lab `{lab_name}` does not match steps 1 to {boundary} of {}: {message}",
-                scenario.name
-            ));
+            return Err(RunnerError::LabDiffers {
+                lab: lab_name.to_string(),
+                boundary,
+                scenario: scenario.name.clone(),
+                source: Box::new(error),
+            });
         }
         run.mode.adopting = false;
         for difference in run.nat_differences() {
@@ -207,13 +211,13 @@ pub async fn replay_in_lab(
             let Step::StartStream(start) = &scenario.steps[*index] else {
                 unreachable!("streams_across returns stream starts");
             };
-            if let Err(message) = run.start_stream(*index, start).await {
+            if let Err(error) = run.start_stream(*index, start).await {
                 run.keep();
-                return Err(format!(
-                    "starting stream {} (step {}): {message}",
-                    start.name,
-                    index + 1
-                ));
+                return Err(RunnerError::StreamAcross {
+                    name: start.name.clone(),
+                    number: index + 1,
+                    source: Box::new(error),
+                });
             }
         }
         let outcome = run
@@ -224,14 +228,16 @@ pub async fn replay_in_lab(
             )
             .await;
         run.keep();
-        Ok::<Outcome, String>(outcome)
+        Ok::<Outcome, RunnerError>(outcome)
     };
     result.outcome = match replayed.await {
         Ok(outcome) => {
             result.kept_lab = Some(lab_name.to_string());
             outcome
         }
-        Err(reason) => Outcome::Error { reason },
+        Err(error) => Outcome::Error {
+            reason: error.to_string(),
+        },
     };
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
@@ -240,7 +246,7 @@ pub async fn replay_in_lab(
 impl ScenarioRun<'_> {
     /// Run the pod, annotation and phase steps of `range` (no traffic, no
     /// waits, no streams); the first failure ends it.
-    async fn control_steps(&mut self, range: std::ops::Range<usize>) -> Result<(), String> {
+    async fn control_steps(&mut self, range: std::ops::Range<usize>) -> Result<(), RunnerError> {
         let scenario = self.scenario;
         for index in range {
             let step = &scenario.steps[index];
@@ -253,8 +259,10 @@ impl ScenarioRun<'_> {
                     Ok(())
                 }
             };
-            outcome.map_err(|message| {
-                format!("step {} ({}): {message}", index + 1, summarise(step))
+            outcome.map_err(|error| RunnerError::Step {
+                number: index + 1,
+                summary: summarise(step),
+                source: Box::new(error),
             })?;
         }
         Ok(())

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::case::ScenarioRun;
+use super::error::RunnerError;
 use crate::bgp::{topology_of, BirdTimers, LabBird};
 use crate::calico::{IpFamily, IpPool};
 use crate::control::RouteNext;
@@ -21,20 +22,20 @@ pub(super) const BGP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Start BIRD in every node and the fabric of `lab` and wait for every
 /// session. Runs blocking work on this worker (the lab's netlink runs on others).
-pub(super) fn start_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, String> {
+pub(super) fn start_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, RunnerError> {
     tokio::task::block_in_place(|| {
-        let topology = topology_of(lab, pools, BirdTimers::lab()).map_err(|e| e.to_string())?;
-        let bird = LabBird::start(lab, topology).map_err(|e| format!("starting BIRD: {e}"))?;
+        let topology = topology_of(lab, pools, BirdTimers::lab())?;
+        let bird = LabBird::start(lab, topology).map_err(|e| RunnerError::StartBird(e.into()))?;
         bird.wait_established(BGP_PATIENCE)
-            .map_err(|e| format!("starting BIRD: {e}"))?;
+            .map_err(|e| RunnerError::StartBird(e.into()))?;
         Ok(bird)
     })
 }
 
 /// The BIRD daemons a kept lab still runs, for its scenario's pools.
-pub(super) fn adopt_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, String> {
-    let topology = topology_of(lab, pools, BirdTimers::lab()).map_err(|e| e.to_string())?;
-    LabBird::adopt(lab, topology).map_err(|e| format!("taking over BIRD: {e}"))
+pub(super) fn adopt_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, RunnerError> {
+    let topology = topology_of(lab, pools, BirdTimers::lab())?;
+    LabBird::adopt(lab, topology).map_err(|e| RunnerError::AdoptBird(e.into()))
 }
 
 impl ScenarioRun<'_> {
@@ -42,7 +43,11 @@ impl ScenarioRun<'_> {
     /// configuration with its blocks (confd's re-render) and wait until
     /// every other member holds them, so the pod is reachable when the step
     /// ends; under the model, program the routes directly.
-    pub(super) async fn route_blocks(&mut self, node: &str, new: &[IpNet]) -> Result<(), String> {
+    pub(super) async fn route_blocks(
+        &mut self,
+        node: &str,
+        new: &[IpNet],
+    ) -> Result<(), RunnerError> {
         let blocks = self.model.node_blocks(node);
         if self.mode.adopting {
             // The lab routes them already; BIRD's picture must still know
@@ -57,7 +62,7 @@ impl ScenarioRun<'_> {
                 .lab
                 .add_node_blocks(node, new)
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(RunnerError::Lab);
         };
         tokio::task::block_in_place(|| {
             bird.set_node_blocks(node, &blocks)?;
@@ -66,7 +71,10 @@ impl ScenarioRun<'_> {
             }
             Ok::<(), crate::bgp::BgpError>(())
         })
-        .map_err(|e| format!("routing blocks of {node} with BIRD: {e}"))
+        .map_err(|source| RunnerError::RouteBlocks {
+            node: node.to_string(),
+            source: source.into(),
+        })
     }
 
     /// Under BIRD, after an update: wait until no member's BIRD routes one of
@@ -76,7 +84,7 @@ impl ScenarioRun<'_> {
     /// new blocks are waited for. Without this, whether a packet sent right
     /// after a removal meets the fabric's old route or none (an ICMP error)
     /// depends on the machine's load.
-    pub(super) fn wait_withdrawn(&self, floating_ips: &[IpAddr]) -> Result<(), String> {
+    pub(super) fn wait_withdrawn(&self, floating_ips: &[IpAddr]) -> Result<(), RunnerError> {
         let Some(bird) = &self.bird else {
             return Ok(());
         };
@@ -109,8 +117,9 @@ impl ScenarioRun<'_> {
                             .all(|r| r.gateways.iter().all(|g| allowed.contains(g)))
                     })
                 })
-                .map_err(|e| {
-                    format!("BIRD did not withdraw {fip} from a node that no longer hosts it: {e}")
+                .map_err(|source| RunnerError::NotWithdrawn {
+                    floating_ip: *fip,
+                    source: source.into(),
                 })?;
             }
         }
@@ -118,9 +127,9 @@ impl ScenarioRun<'_> {
     }
 
     /// Fails with the log of a BIRD that is no longer running.
-    pub(super) fn check_bird(&self) -> Result<(), String> {
+    pub(super) fn check_bird(&self) -> Result<(), RunnerError> {
         match &self.bird {
-            Some(bird) => bird.check_alive().map_err(|e| e.to_string()),
+            Some(bird) => Ok(bird.check_alive()?),
             None => Ok(()),
         }
     }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::case::{describe_target, ScenarioRun};
+use super::error::RunnerError;
 use crate::check::{self, CheckLine, NextTry, RetryPolicy};
 use crate::report::StepResult;
 use crate::scenario::Send;
@@ -15,7 +16,7 @@ impl ScenarioRun<'_> {
         index: usize,
         send: &Send,
         step: &mut StepResult,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunnerError> {
         let to = self.resolve(&send.to)?;
         let book = self.address_book(&send.from);
         let began = Instant::now();
@@ -31,11 +32,7 @@ impl ScenarioRun<'_> {
                 // Nothing will answer: don't wait long for it.
                 spec.timeout = Duration::from_millis(300);
             }
-            let outcome = self
-                .engine
-                .probe(spec)
-                .await
-                .map_err(|e| format!("sending: {e}"))?;
+            let outcome = self.engine.probe(spec).await.map_err(RunnerError::Send)?;
             let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
             let mismatches = check::mismatches(&send.expect, &observed, &book);
             let line = CheckLine {

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::case::ScenarioRun;
+use super::error::RunnerError;
 use super::routing::BGP_PATIENCE;
 use crate::control::routes::list_bird_host_routes;
 use crate::control::{FipRoute, RouteNext};
@@ -118,7 +119,7 @@ impl ScenarioRun<'_> {
     pub(super) fn wait_routes_settled(
         &self,
         expected: &BTreeMap<String, BTreeSet<FipRoute>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunnerError> {
         if self.bird.is_none() {
             return Ok(());
         }
@@ -132,8 +133,8 @@ impl ScenarioRun<'_> {
         tokio::task::block_in_place(|| loop {
             let mut seen = BTreeMap::new();
             for member in expected.keys() {
-                let netns = self.lab.netns(member).map_err(|e| e.to_string())?;
-                let routes = list_bird_host_routes(netns).map_err(|e| e.to_string())?;
+                let netns = self.lab.netns(member)?;
+                let routes = list_bird_host_routes(netns)?;
                 seen.insert(member.clone(), routes);
             }
             let left = unsettled(FABRIC, expected, &seen, &watched);
@@ -143,10 +144,10 @@ impl ScenarioRun<'_> {
             }
             if started.elapsed() >= BGP_PATIENCE {
                 let left: Vec<String> = left.iter().map(ToString::to_string).collect();
-                return Err(format!(
-                    "BIRD did not agree with the route model within {BGP_PATIENCE:?}: {}",
-                    left.join("; ")
-                ));
+                return Err(RunnerError::Unsettled {
+                    waited: BGP_PATIENCE,
+                    left,
+                });
             }
             self.check_bird()?;
             std::thread::sleep(POLL);

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::collections::BTreeMap;
 
 use super::case::{describe_target, ScenarioRun};
+use super::error::RunnerError;
 use crate::check::{self, CheckLine, MigrationFigures, Move, OwnerChange};
 use crate::report::{MigrationReport, ScenarioResult, StepResult};
 use crate::scenario::{StartStream, StopStream};
@@ -45,7 +46,7 @@ impl ScenarioRun<'_> {
         &mut self,
         index: usize,
         start: &StartStream,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunnerError> {
         let target = self.resolve(&start.to)?;
         let mut spec = StreamSpec::new(&start.from, target, start.protocol, start.interval);
         spec.port = start.port;
@@ -55,7 +56,7 @@ impl ScenarioRun<'_> {
             .engine
             .start_stream(spec)
             .await
-            .map_err(|e| format!("starting stream: {e}"))?;
+            .map_err(RunnerError::StartStream)?;
         self.streams.running.insert(
             start.name.clone(),
             RunningStream {
@@ -73,17 +74,17 @@ impl ScenarioRun<'_> {
         stop: &StopStream,
         step: &mut StepResult,
         result: &mut ScenarioResult,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunnerError> {
         let stream = self
             .streams
             .running
             .remove(&stop.name)
-            .ok_or_else(|| format!("stream `{}` is not running", stop.name))?;
+            .ok_or_else(|| RunnerError::StreamNotRunning(stop.name.clone()))?;
         let outcome = stream
             .handle
             .stop()
             .await
-            .map_err(|e| format!("stopping stream: {e}"))?;
+            .map_err(RunnerError::StopStream)?;
         let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
         let book = self.address_book(&stream.spec.from);
         let packets = check::stream_packets(&outcome, stream.started_unix_ns);

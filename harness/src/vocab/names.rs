@@ -2,6 +2,8 @@
 //! namespaces `fiph-<lab>-<member>` they become. Pure rules, shared by the
 //! scenario language (so `validate` refuses what `run` would) and the lab.
 
+use crate::text::printable;
+
 /// Prefix of every namespace the harness creates. Cleanup never touches anything else.
 pub const LAB_PREFIX: &str = "fiph-";
 
@@ -15,9 +17,11 @@ pub const FABRIC: &str = "fabric";
 /// A lab or member name the lab cannot use.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NameError {
-    #[error("lab name '{0}' is not usable: it must be 1-{MAX_LAB_NAME} characters of [a-z0-9] (no '-', which separates the lab from its members)")]
+    // Names are escaped: one with a newline or an escape code must not
+    // split the message or drive the terminal (crate::text).
+    #[error("lab name '{}' is not usable: it must be 1-{MAX_LAB_NAME} characters of [a-z0-9] (no '-', which separates the lab from its members)", printable(.0))]
     BadLabName(String),
-    #[error("lab '{lab}': member name '{name}' is not usable: it must be a DNS label of at most {max} characters, and not '{FABRIC}'")]
+    #[error("lab '{}': member name '{}' is not usable: it must be a DNS label of at most {max} characters, and not '{FABRIC}'", printable(lab), printable(name))]
     BadMemberName {
         lab: String,
         name: String,
