@@ -166,3 +166,42 @@ fn conform_explores_after_the_catalogue_and_reports_the_difference_apart() {
     assert!(file.starts_with(dir.path().join("explore")), "{file:?}");
     assert!(!output.status.success(), "{}", text(&output));
 }
+
+#[test]
+fn mutants_say_which_of_catalogue_and_explorer_killed_each() {
+    need_root();
+    let dir = tempfile::tempdir().unwrap();
+    let output = harness(&[
+        "mutants",
+        "--mutants",
+        "^dnat-l4-only$",
+        "--filter",
+        "^tcp-to-unheld-floating-ip$",
+        "--jobs",
+        "2",
+        "--explore-time",
+        "90s",
+        "--explore-seed",
+        "7",
+        "--report-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // The one catalogue case is TCP, which the mutant translates: it
+    // survives there, and the explorer's ICMP or GRE kills it.
+    for line in [
+        "SURVIVED  dnat-l4-only",
+        "dnat-l4-only                   catalogue survived  explorer killed   (case ",
+        "explorer: each mutant for 90 s, seed 7",
+        "explorer killed 1/1; catalogue and explorer together 1/1",
+        "only the catalogue kills: none",
+        "only the explorer kills: dnat-l4-only",
+        "explorer's median time to first kill: ",
+    ] {
+        assert!(
+            stdout.contains(line),
+            "`{line}` missing:\n{}",
+            text(&output)
+        );
+    }
+}

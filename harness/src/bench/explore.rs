@@ -126,11 +126,17 @@ fn print_shares(phases: &PhaseTimes) {
     let total = phases.total().as_secs_f64().max(f64::EPSILON);
     let share = |d: Duration| 100.0 * d.as_secs_f64() / total;
     say!(
-        "explorer's case time (summed over jobs, {:.1} s): building and removing labs {:.0}%, pod steps (control plane and dataplane) {:.0}%, traffic (sends, streams, waits) {:.0}%",
+        "explorer's case time (summed over jobs, {:.1} s): building and removing labs {:.0}%, pod steps (control plane and dataplane) {:.0}%, traffic {:.0}%",
         total,
         share(phases.lab),
         share(phases.pods),
-        share(phases.traffic)
+        share(phases.traffic())
+    );
+    say!(
+        "  traffic: sends answered or delivered {:.0}%, sends expecting silence (a timeout each) {:.0}%, streams and waits {:.0}%",
+        share(phases.sends),
+        share(phases.silent),
+        share(phases.streams)
     );
 }
 

@@ -27,6 +27,7 @@ mod explore;
 mod list;
 mod ls;
 mod mutants;
+mod mutants_explore;
 mod progress;
 mod replay;
 mod rootless;

@@ -2,7 +2,7 @@
 //! dataplane and print the mutation score, the survivors, and the case that
 //! killed each of the others.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -13,6 +13,8 @@ use fip_harness::mutation;
 use fip_harness::report::ScenarioResult;
 use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, PlanFilter, RunOptions};
+use fip_harness::scenario::DurationValue;
+use fip_harness::seed::Seed;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,6 +38,13 @@ pub struct Args {
     /// Where diagnostics bundles of the killing cases go.
     #[arg(long, default_value = "reports/mutants")]
     report_dir: PathBuf,
+    /// After the catalogue, explore each mutant for this long (`1m`; `0s`,
+    /// the default, skips it) and say which of the two killed it.
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    explore_time: DurationValue,
+    /// The exploration's seed (default: drawn and printed).
+    #[arg(long, value_name = "N")]
+    explore_seed: Option<Seed>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -115,6 +124,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::signals::defer_to_interrupt_handler();
     let verdicts = run.verdicts;
     say!("{}", mutation::render_verdicts(&verdicts).trim_end());
+    if !args.explore_time.0.is_zero() {
+        let seed = args.explore_seed.unwrap_or_else(Seed::random);
+        let report_dir = options.report_dir.as_deref().unwrap_or(Path::new("."));
+        super::mutants_explore::compare(
+            &verdicts,
+            args.explore_time.0,
+            seed,
+            args.jobs,
+            report_dir,
+        )?;
+        super::signals::defer_to_interrupt_handler();
+    }
     if !run.excluded.is_empty() {
         say!(
             "{} case(s) excluded, as they fail on the unbroken {} (a kill there would not be the bug's):",

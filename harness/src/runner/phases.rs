@@ -1,14 +1,18 @@
 //! Where a process's cases spend their time, summed over every case it ran:
 //! building and tearing down labs, carrying out pod steps (the control
-//! plane and the dataplane), and traffic (sends, streams, waits). `bench
-//! explore` reads it to say what a case costs; nothing else depends on it.
+//! plane and the dataplane), and traffic: sends that expect an answer,
+//! sends that expect silence (they wait out a timeout), and streams with the
+//! waits between changes. `bench explore` reads it to say what a case costs;
+//! nothing else depends on it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 static LAB_NS: AtomicU64 = AtomicU64::new(0);
 static PODS_NS: AtomicU64 = AtomicU64::new(0);
-static TRAFFIC_NS: AtomicU64 = AtomicU64::new(0);
+static SENDS_NS: AtomicU64 = AtomicU64::new(0);
+static SILENT_NS: AtomicU64 = AtomicU64::new(0);
+static STREAMS_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Time summed over cases, per phase.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,8 +21,12 @@ pub struct PhaseTimes {
     pub lab: Duration,
     /// Pod steps: pods wired or removed, the control plane and the dataplane applied.
     pub pods: Duration,
-    /// Sends, streams and waits.
-    pub traffic: Duration,
+    /// Sends that expect an answer or a delivery.
+    pub sends: Duration,
+    /// Sends that expect silence (nothing delivered, or an ICMP error only).
+    pub silent: Duration,
+    /// Streams started and stopped, and waits.
+    pub streams: Duration,
 }
 
 impl PhaseTimes {
@@ -28,7 +36,9 @@ impl PhaseTimes {
         Self {
             lab: read(&LAB_NS),
             pods: read(&PODS_NS),
-            traffic: read(&TRAFFIC_NS),
+            sends: read(&SENDS_NS),
+            silent: read(&SILENT_NS),
+            streams: read(&STREAMS_NS),
         }
     }
 
@@ -37,12 +47,19 @@ impl PhaseTimes {
         Self {
             lab: self.lab.saturating_sub(earlier.lab),
             pods: self.pods.saturating_sub(earlier.pods),
-            traffic: self.traffic.saturating_sub(earlier.traffic),
+            sends: self.sends.saturating_sub(earlier.sends),
+            silent: self.silent.saturating_sub(earlier.silent),
+            streams: self.streams.saturating_sub(earlier.streams),
         }
     }
 
+    /// Every kind of traffic.
+    pub fn traffic(&self) -> Duration {
+        self.sends + self.silent + self.streams
+    }
+
     pub fn total(&self) -> Duration {
-        self.lab + self.pods + self.traffic
+        self.lab + self.pods + self.traffic()
     }
 }
 
@@ -50,7 +67,9 @@ impl PhaseTimes {
 pub(super) enum Phase {
     Lab,
     Pods,
-    Traffic,
+    Sends,
+    Silent,
+    Streams,
 }
 
 /// Add the time since `started` to `phase`.
@@ -58,7 +77,9 @@ pub(super) fn add(phase: Phase, started: Instant) {
     let counter = match phase {
         Phase::Lab => &LAB_NS,
         Phase::Pods => &PODS_NS,
-        Phase::Traffic => &TRAFFIC_NS,
+        Phase::Sends => &SENDS_NS,
+        Phase::Silent => &SILENT_NS,
+        Phase::Streams => &STREAMS_NS,
     };
     counter.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }

@@ -233,7 +233,9 @@ impl ScenarioRun<'_> {
             Step::CreatePod(_) | Step::DeletePod(_) | Step::Annotate(_) | Step::SetPhase(_) => {
                 Phase::Pods
             }
-            _ => Phase::Traffic,
+            Step::Send(send) if send.expect.expects_silence() => Phase::Silent,
+            Step::Send(_) => Phase::Sends,
+            _ => Phase::Streams,
         };
         let outcome = self.carry_out(index, step, step_result, result).await;
         add(phase, started);
