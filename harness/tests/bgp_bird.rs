@@ -29,6 +29,7 @@ fn pool(name: &str, cidr: &str, encapsulation: Encapsulation, export: bool) -> I
         disable_bgp_export: !export,
         nat_outgoing: false,
         disabled: false,
+        load_balancer_only: false,
     }
 }
 

@@ -272,6 +272,7 @@ fn felix_filter_layers_list_as_felixs() {
         workloads: vec![],
         pools: vec!["192.168.0.0/16".parse().unwrap()],
         masq_pools: vec!["192.168.0.0/16".parse().unwrap()],
+        ..Default::default()
     };
     let state = NodeNatState {
         filter: Some(filter),

@@ -62,6 +62,7 @@ fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
             endpoint("client", "node-0", &[CLIENT], &[]),
         ],
         felix_floating_ips: true,
+        calico: Default::default(),
         pools: floating_ip_pools(),
     }
 }

@@ -62,7 +62,8 @@ fn the_python_driver_passes_the_catalogue() {
 
 /// `up` with the driver keeps the lab and the driver's state: `state` shows
 /// the dump it gave when the lab was kept, with the pod's interface from the
-/// topology the harness sent and the mapping it applied; no driver process
+/// topology the harness sent and the mapping it applied, and the floating IP
+/// as held, from the mappings of that dump; no driver process
 /// outlives `up`, and `down` removes the lab.
 #[test]
 fn a_kept_lab_shows_the_drivers_dump() {
@@ -118,6 +119,15 @@ fn a_kept_lab_shows_the_drivers_dump() {
     let lines = fip(&["ls"]);
     fip(&["down", "--force", &lab]);
     assert!(dump.contains("dnat to 198.19.0.0"), "{dump}");
+    // The floating IP is held, as the driver read its NAT back in that dump
+    // (`mappings`), not "none held".
+    assert_eq!(
+        state["floating_ips"],
+        serde_json::json!([{"floating_ip": "203.0.113.10", "holders": [
+            {"pod": "web", "internal": "198.19.0.0", "node": "node-a"}
+        ]}]),
+        "{state:#}"
+    );
     assert!(
         dump.contains("web on cali"),
         "the topology is in the dump: {dump}"

@@ -120,6 +120,7 @@ impl Plan {
         ClusterState {
             endpoints,
             felix_floating_ips: true,
+            calico: Default::default(),
             pools: vec![IpPool {
                 name: "fips".into(),
                 cidr: "198.19.64.0/18".parse().expect("pool"),
@@ -129,6 +130,7 @@ impl Plan {
                 disable_bgp_export: false,
                 nat_outgoing: false,
                 disabled: false,
+                load_balancer_only: false,
             }],
         }
     }

@@ -198,6 +198,7 @@ pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState
     ClusterState {
         endpoints,
         felix_floating_ips: true,
+        calico: Default::default(),
         pools: vec![IpPool {
             name: "fips".into(),
             cidr: "198.19.64.0/18".parse().unwrap(),
@@ -207,6 +208,7 @@ pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,
+            load_balancer_only: false,
         }],
     }
 }

@@ -89,6 +89,7 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
             }],
         }],
         felix_floating_ips: true,
+        calico: Default::default(),
         pools: vec![IpPool {
             name: "fips".into(),
             cidr: "203.0.113.0/24".parse()?,
@@ -98,6 +99,7 @@ async fn build_lab(name: &str) -> anyhow::Result<(Lab, ControlPlane)> {
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,
+            load_balancer_only: false,
         }],
     })?;
     Ok((lab, control))

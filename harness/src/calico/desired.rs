@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::endpoint::WorkloadEndpoint;
 use super::nat::{DnatMapping, NodeFilterState, NodeNatState, SnatMapping};
 use super::pool::{floating_ip_reach, FloatingIpReach, IpPool};
+use super::release::Behaviour;
 use super::routes::{FipRoute, RouteNext};
 use ipnet::IpNet;
 
@@ -33,6 +34,9 @@ pub struct ClusterState {
     /// Felix `floatingIPs: Enabled`.
     pub felix_floating_ips: bool,
     pub pools: Vec<IpPool>,
+    /// The Calico release whose Felix reads this (crate::calico::release).
+    #[serde(skip)]
+    pub calico: crate::calico::Release,
 }
 
 /// A node and its uplink addresses (one per family).
@@ -139,8 +143,18 @@ pub(crate) fn node_filter(cluster: &ClusterState, node: &str) -> NodeFilterState
     workloads.dedup();
     // felix/calc/event_sequencer.go flushIPPoolUpdates sends every pool,
     // disabled or not; masq_mgr.go OnUpdate puts each in the network set and
-    // the natOutgoing ones in the masquerade set too.
-    let mut pools: Vec<IpNet> = cluster.pools.iter().map(|p| p.cidr).collect();
+    // the natOutgoing ones in the masquerade set too. From v3.31.6 / v3.32.1
+    // it leaves LoadBalancer-only pools out of the network set (masq_mgr.go
+    // `isLoadBalancerOnly`, commit 2e6b3c4e1d), which is renamed from
+    // `all-ipam-pools` to `network-ip-pools` (felix/rules/rule_defs.go
+    // `IPSetIDAllPools`).
+    let network_set = cluster.calico.has(Behaviour::NetworkIpPoolsSet);
+    let mut pools: Vec<IpNet> = cluster
+        .pools
+        .iter()
+        .filter(|p| !(network_set && p.load_balancer_only))
+        .map(|p| p.cidr)
+        .collect();
     pools.sort();
     pools.dedup();
     let mut masq_pools: Vec<IpNet> = cluster
@@ -155,6 +169,7 @@ pub(crate) fn node_filter(cluster: &ClusterState, node: &str) -> NodeFilterState
         workloads,
         pools,
         masq_pools,
+        all_ipam_pools: !network_set,
     }
 }
 

@@ -44,6 +44,7 @@ pub(super) fn pool(cidr: &str, encapsulation: Encapsulation, disable_bgp_export:
         disable_bgp_export,
         nat_outgoing: false,
         disabled: false,
+        load_balancer_only: false,
     }
 }
 
@@ -68,6 +69,7 @@ fn cluster(endpoints: Vec<WorkloadEndpoint>) -> ClusterState {
     ClusterState {
         endpoints,
         felix_floating_ips: true,
+        calico: Default::default(),
         pools: vec![
             pool("198.19.0.0/16", Encapsulation::None, false),
             pool("203.0.113.0/24", Encapsulation::None, false),

@@ -78,6 +78,7 @@ fn settings(cluster: &ClusterState) -> ClusterState {
     ClusterState {
         endpoints: Vec::new(),
         felix_floating_ips: cluster.felix_floating_ips,
+        calico: cluster.calico,
         pools: cluster.pools.clone(),
     }
 }
@@ -391,6 +392,7 @@ mod tests {
         ClusterState {
             endpoints,
             felix_floating_ips: true,
+            calico: Default::default(),
             pools: vec![pool("203.0.113.0/29", Encapsulation::None, false)],
         }
     }

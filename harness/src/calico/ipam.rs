@@ -104,6 +104,13 @@ pub struct Ipam {
     handles: BTreeMap<String, Vec<IpAddr>>,
 }
 
+/// A pool pods may get addresses from: enabled, and not for LoadBalancer
+/// addresses alone (libcalico-go/lib/ipam/ipam.go
+/// `prepareAffinityBlocksForHost` asks for pools allowing `Workload`).
+fn for_pods(pool: &IpPool) -> bool {
+    !pool.disabled && !pool.load_balancer_only
+}
+
 impl Ipam {
     /// IPAM over `pools`; disabled pools are never allocated from.
     pub fn new(pools: Vec<IpPool>) -> Self {
@@ -207,14 +214,14 @@ impl Ipam {
     }
 
     fn pool_enabled(&self, name: &str) -> bool {
-        self.pools.iter().any(|p| p.name == name && !p.disabled)
+        self.pools.iter().any(|p| p.name == name && for_pods(p))
     }
 
     fn claim_block(&mut self, node: &str, family: IpFamily) -> Result<usize, IpamError> {
         let candidates: Vec<&IpPool> = self
             .pools
             .iter()
-            .filter(|p| !p.disabled && IpFamily::of_net(&p.cidr) == family)
+            .filter(|p| for_pods(p) && IpFamily::of_net(&p.cidr) == family)
             .collect();
         if candidates.is_empty() {
             return Err(IpamError::NoPool { family });

@@ -82,6 +82,10 @@ pub struct NodeFilterState {
     /// The CIDRs of the pools with `natOutgoing` (Felix's `masq-ipam-pools`),
     /// sorted.
     pub masq_pools: Vec<IpNet>,
+    /// The set of pools is Felix's `all-ipam-pools` (before v3.31.6 and
+    /// v3.32.1), not `network-ip-pools` (crate::calico::release).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_ipam_pools: bool,
 }
 
 impl NodeFilterState {

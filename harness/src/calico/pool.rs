@@ -34,6 +34,12 @@ pub struct IpPool {
     pub nat_outgoing: bool,
     /// A disabled pool is not used by IPAM (it may still hold floating IPs).
     pub disabled: bool,
+    /// `allowedUses: [LoadBalancer]`: IPAM never gives its addresses to pods
+    /// (libcalico-go/lib/ipam/ipam.go `autoAssign` asks for pools allowing
+    /// `Workload`), and from v3.31.6 / v3.32.1 NAT-outgoing treats it as
+    /// outside the pools (crate::calico::release, `NetworkIpPoolsSet`).
+    #[serde(default)]
+    pub load_balancer_only: bool,
 }
 
 /// Who learns a floating IP's route over BGP, as the filters confd renders
@@ -213,6 +219,8 @@ pub enum PoolError {
         "expected apiVersion projectcalico.org/v3 and kind IPPool, found {api_version} {kind}"
     )]
     NotAnIpPool { api_version: String, kind: String },
+    #[error("pool `{pool}`: allowedUses: unknown use {use_} (Workload, Tunnel, LoadBalancer)")]
+    UnknownUse { pool: String, use_: String },
     #[error("IPPool has no metadata.name")]
     MissingName,
 }
@@ -269,6 +277,7 @@ impl IpPoolSpec {
         if encapsulation == Encapsulation::Ipip && family == 6 {
             return Err(PoolError::IpipOnIpv6 { pool });
         }
+        let load_balancer_only = load_balancer_only(&pool, self.allowed_uses.as_ref())?;
         Ok(IpPool {
             name: pool,
             cidr,
@@ -278,8 +287,34 @@ impl IpPoolSpec {
             disable_bgp_export: self.disable_bgp_export.unwrap_or(false),
             nat_outgoing: self.nat_outgoing.unwrap_or(false),
             disabled: self.disabled.unwrap_or(false),
+            load_balancer_only,
         })
     }
+}
+
+/// Whether `allowedUses` is `[LoadBalancer]` alone; a use Calico does not
+/// know is refused (libcalico-go/lib/validator/v3/validator.go
+/// `validateIPPool`: "unknown use").
+fn load_balancer_only(pool: &str, uses: Option<&yaml_serde::Value>) -> Result<bool, PoolError> {
+    let Some(uses) = uses else {
+        return Ok(false);
+    };
+    let unknown = |use_: String| PoolError::UnknownUse {
+        pool: pool.to_string(),
+        use_,
+    };
+    let list = uses
+        .as_sequence()
+        .ok_or_else(|| unknown(format!("{uses:?}")))?;
+    let mut names = Vec::new();
+    for item in list {
+        match item.as_str() {
+            Some(name @ ("Workload" | "Tunnel" | "LoadBalancer")) => names.push(name),
+            Some(other) => return Err(unknown(format!("`{other}`"))),
+            None => return Err(unknown(format!("{item:?}"))),
+        }
+    }
+    Ok(names == ["LoadBalancer"])
 }
 
 /// One projectcalico.org/v3 IPPool document, validated while it is read so that
@@ -377,6 +412,7 @@ mod tests {
             disable_bgp_export,
             nat_outgoing: false,
             disabled: false,
+            load_balancer_only: false,
         }
     }
 

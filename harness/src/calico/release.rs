@@ -72,6 +72,13 @@ impl fmt::Display for Release {
     }
 }
 
+/// In reports and snapshots a release reads as the language writes it.
+impl serde::Serialize for Release {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A release name that is not one of [`BRANCHES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -119,6 +126,11 @@ impl FromStr for Release {
 pub enum Behaviour {
     /// Felix has an nftables mode (`nftablesMode: Enabled`).
     NftablesMode,
+    /// Pools whose only allowed use is `LoadBalancer` can exist.
+    LoadBalancerPools,
+    /// NAT-outgoing's set of pools leaves out LoadBalancer-only pools and is
+    /// called `network-ip-pools` (before: `all-ipam-pools`, every pool).
+    NetworkIpPoolsSet,
 }
 
 /// One row of the table: a behaviour, where it lives in Calico, the commit
@@ -164,6 +176,18 @@ pub const VERSIONED: &[Versioned] = &[Versioned {
     source: "felix/nftables/table.go; felix/config/config_params.go `NFTablesMode`",
     commits: &["a91c52b83a"],
     since: &[Release::new(29, 0)],
+}, Versioned {
+    behaviour: Behaviour::LoadBalancerPools,
+    what: "IP pools with `allowedUses: [LoadBalancer]`; before it a pool allows `Workload` and `Tunnel` only",
+    source: "api/pkg/apis/projectcalico/v3/ippool.go `IPPoolAllowedUseLoadBalancer`; libcalico-go/lib/validator/v3/validator.go `validateIPPool`",
+    commits: &["5037f6690e"],
+    since: &[Release::new(30, 0)],
+}, Versioned {
+    behaviour: Behaviour::NetworkIpPoolsSet,
+    what: "NAT-outgoing masquerades traffic to a LoadBalancer-only pool: Felix leaves such pools out of its set of pools, renamed `network-ip-pools` (before: `all-ipam-pools`, every pool)",
+    source: "felix/dataplane/linux/masq_mgr.go `OnUpdate`, `isLoadBalancerOnly`; felix/rules/rule_defs.go `IPSetIDAllPools`",
+    commits: &["ae98be29b5", "d8bc898304"],
+    since: &[Release::new(31, 6), Release::new(32, 1)],
 }];
 
 impl Behaviour {

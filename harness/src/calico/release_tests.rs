@@ -109,3 +109,58 @@ fn the_docs_table_of_releases_is_the_versioned_data() {
         "docs/fidelity.md '## Calico releases' table"
     );
 }
+
+/// Felix's set of pools for NAT-outgoing under a release: from v3.31.6 and
+/// v3.32.1 a LoadBalancer-only pool is out of it (so traffic to it is
+/// masqueraded) and the set is `network-ip-pools`; before, every pool is in
+/// `all-ipam-pools` (felix/dataplane/linux/masq_mgr.go `OnUpdate`).
+#[rstest]
+#[case("v3.30", true, true)]
+#[case("v3.31.5", true, true)]
+#[case("v3.31.6", false, false)]
+#[case("v3.32.0", true, true)]
+#[case("v3.32.1", false, false)]
+fn load_balancer_pools_leave_the_set_of_pools_by_release(
+    #[case] release: &str,
+    #[case] in_set: bool,
+    #[case] all_ipam_pools: bool,
+) {
+    use crate::calico::{ClusterState, IpPoolSpec};
+    let spec = |cidr: &str, lb: bool| IpPoolSpec {
+        cidr: cidr.into(),
+        allowed_uses: lb.then(|| yaml_serde::from_str("[LoadBalancer]").unwrap()),
+        ..IpPoolSpec::default()
+    };
+    let cluster = ClusterState {
+        pools: vec![
+            spec("198.19.0.0/16", false).into_pool("pods").unwrap(),
+            spec("198.18.1.0/24", true).into_pool("lb").unwrap(),
+        ],
+        calico: release.parse().unwrap(),
+        ..ClusterState::default()
+    };
+    let filter = crate::calico::desired::node_filter(&cluster, "node-a");
+    let lb: ipnet::IpNet = "198.18.1.0/24".parse().unwrap();
+    assert_eq!(filter.pools.contains(&lb), in_set);
+    assert_eq!(filter.all_ipam_pools, all_ipam_pools);
+}
+
+#[test]
+fn allowed_uses_are_read_and_an_unknown_use_refused() {
+    use crate::calico::IpPoolSpec;
+    let pool = |uses: &str| {
+        IpPoolSpec {
+            cidr: "198.18.1.0/24".into(),
+            allowed_uses: Some(yaml_serde::from_str(uses).unwrap()),
+            ..IpPoolSpec::default()
+        }
+        .into_pool("p")
+    };
+    assert!(pool("[LoadBalancer]").unwrap().load_balancer_only);
+    assert!(!pool("[Workload, Tunnel]").unwrap().load_balancer_only);
+    assert!(!pool("[Workload, LoadBalancer]").unwrap().load_balancer_only);
+    assert_eq!(
+        pool("[Gateway]").unwrap_err().to_string(),
+        "pool `p`: allowedUses: unknown use `Gateway` (Workload, Tunnel, LoadBalancer)"
+    );
+}

@@ -15,7 +15,8 @@ use anyhow::{bail, Context};
 use fip_harness::bgp::DaemonState;
 use fip_harness::control::{list_routes, FipRoute};
 use fip_harness::dataplane::conntrack::{Conntrack, ConntrackEntry};
-use fip_harness::dataplane::{backend, BackendKind, NodeNatState};
+use fip_harness::dataplane::{backend, BackendKind, DnatMapping, NodeNatState};
+use fip_harness::driver::protocol::NatState;
 use fip_harness::lab::daemons::lab_dir;
 use fip_harness::lab::netlink::list_addresses;
 use fip_harness::lab::netns::{Netns, LAB_PREFIX};
@@ -55,6 +56,23 @@ struct MemberState {
     /// (the driver itself is not running any more).
     #[serde(skip_serializing_if = "Option::is_none")]
     driver_dump: Option<String>,
+    /// The NAT the driver read back in that dump (`mappings`), if it could.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    driver_mappings: Option<NatState>,
+}
+
+impl MemberState {
+    /// Its DNAT mappings: each backend's, and its driver's as dumped.
+    fn dnats(&self) -> impl Iterator<Item = &DnatMapping> {
+        let driver = self
+            .driver_mappings
+            .iter()
+            .flat_map(|m| m.ipv4.dnat.iter().chain(&m.ipv6.dnat));
+        self.backends
+            .iter()
+            .flat_map(|b| b.mappings.dnat.iter())
+            .chain(driver)
+    }
 }
 
 /// The lab's record (nodes, external hosts and pods by name), when there is one.
@@ -99,14 +117,12 @@ fn overview(
     };
     let mut holders: BTreeMap<IpAddr, BTreeSet<Holder>> = BTreeMap::new();
     for (_, state) in namespaces {
-        for backend in &state.backends {
-            for dnat in &backend.mappings.dnat {
-                holders.entry(dnat.external).or_default().insert(Holder {
-                    pod: pod_of(dnat.internal),
-                    internal: dnat.internal,
-                    node: state.member.clone(),
-                });
-            }
+        for dnat in state.dnats() {
+            holders.entry(dnat.external).or_default().insert(Holder {
+                pod: pod_of(dnat.internal),
+                internal: dnat.internal,
+                node: state.member.clone(),
+            });
         }
     }
     LabOverview {
@@ -174,12 +190,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for name in names {
         let ns = Netns::open(&name).with_context(|| format!("open namespace {name}"))?;
         let member = name[prefix.len()..].to_string();
-        let driver_dump = std::fs::read_to_string(
-            lab_dir(&args.lab)
-                .join(format!("driver-{member}"))
-                .join("driver-dump.txt"),
-        )
-        .ok();
+        let driver_dir = lab_dir(&args.lab).join(format!("driver-{member}"));
+        let driver_dump = std::fs::read_to_string(driver_dir.join("driver-dump.txt")).ok();
+        let driver_mappings = std::fs::read(driver_dir.join("driver-mappings.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let mut backends = Vec::new();
         for kind in BackendKind::ALL {
             let dataplane = backend(kind);
@@ -204,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 routes,
                 conntrack: Vec::new(),
                 driver_dump,
+                driver_mappings,
             },
         ));
     }
@@ -211,9 +227,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let floating: BTreeSet<IpAddr> = members
         .iter()
         .flat_map(|(_, m)| {
-            m.backends
-                .iter()
-                .flat_map(|b| b.mappings.dnat.iter().map(|d| d.external))
+            m.dnats()
+                .map(|d| d.external)
                 .chain(m.routes.iter().map(|r| r.destination))
                 .collect::<Vec<_>>()
         })

@@ -432,10 +432,15 @@ pub(crate) fn masq_set(family: IpFamily) -> String {
     format!("{}masq-ipam-pools", set_prefix(family))
 }
 
-/// The set of every pool: `network-ip-pools` since v3.32.1 (commit
-/// 2e6b3c4e1d), `all-ipam-pools` before.
-pub(crate) fn pools_set(family: IpFamily) -> String {
-    format!("{}network-ip-pools", set_prefix(family))
+/// The set of the pools: `network-ip-pools` since v3.31.6 and v3.32.1
+/// (commits ae98be29b5, d8bc898304; 2e6b3c4e1d on master), `all-ipam-pools`
+/// before (felix/rules/rule_defs.go `IPSetIDAllPools`).
+pub(crate) fn pools_set(state: &NodeFilterState, family: IpFamily) -> String {
+    let id = match state.all_ipam_pools {
+        true => "all-ipam-pools",
+        false => "network-ip-pools",
+    };
+    format!("{}{id}", set_prefix(family))
 }
 
 fn set_prefix(family: IpFamily) -> &'static str {
@@ -461,7 +466,7 @@ pub(crate) fn nat_outgoing_rules(
     vec![Rule::new(
         vec![
             Match::SourceIpSet(masq_set(family)),
-            Match::NotDestIpSet(pools_set(family)),
+            Match::NotDestIpSet(pools_set(state, family)),
         ],
         Action::Masquerade {
             fully_random: features.masq_fully_random,

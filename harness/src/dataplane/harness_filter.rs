@@ -173,6 +173,7 @@ mod tests {
                 "2001:db8:1::/48".parse().unwrap(),
             ],
             masq_pools: vec!["198.19.0.0/16".parse().unwrap()],
+            ..NodeFilterState::default()
         };
         insta::assert_snapshot!(render(&state, FULLY_RANDOM));
         let none = render(&NodeFilterState::default(), FULLY_RANDOM);

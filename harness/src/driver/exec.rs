@@ -214,6 +214,12 @@ impl Dataplane for ExecDataplane {
                 files.push(("driver-dump.txt".into(), dump.text));
                 let json = serde_json::to_string_pretty(&dump.json).unwrap_or_default();
                 files.push(("driver-dump.json".into(), json));
+                // The NAT the driver read back: `state` of a kept lab shows
+                // its floating IPs as held (the driver is gone by then).
+                if let Some(mappings) = &dump.mappings {
+                    let json = serde_json::to_string_pretty(mappings).unwrap_or_default();
+                    files.push(("driver-mappings.json".into(), json));
+                }
             }
             Ok(_) => {}
             Err(error) => files.push(("driver-dump.txt".into(), format!("# {error}\n"))),

@@ -112,6 +112,7 @@ pub fn cluster_config(spec: &CaseSpec) -> ClusterConfig {
             spec.dual_stack,
         ),
         profile: spec.profile,
+        calico: crate::scenario::default_calico_release(),
     }
 }
 

@@ -222,6 +222,7 @@ impl Loader<'_> {
         let pools = self.read_pools(raw.cluster.pools.as_deref(), raw.cluster.dual_stack);
         let hosts = self.hosts(&raw.cluster.nodes, &raw.cluster.externals);
         let calico = self.release(raw.calico.as_ref());
+        self.check_pools(&raw, &pools, calico);
         let backends = self.backends(raw.backends.as_ref(), calico);
         let profiles = match (&raw.profiles, &raw.profile) {
             (Some(_), Some(one)) => {
@@ -254,7 +255,7 @@ impl Loader<'_> {
                 .map(|n| n.name.to_string())
                 .collect(),
         };
-        let steps = self.steps(&raw, &cluster, &hosts, &profiles);
+        let steps = self.steps(&raw, &cluster, &hosts, &profiles, calico);
         Some(Scenario {
             name,
             description: raw.description,

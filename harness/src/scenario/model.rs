@@ -34,14 +34,6 @@ fn duration_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::E
     s.serialize_str(&text)
 }
 
-/// A release in reports reads as the language writes it (`v3.31.5`).
-fn release_text<S: serde::Serializer>(
-    release: &crate::calico::Release,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.collect_str(release)
-}
-
 /// One validated scenario.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scenario {
@@ -55,7 +47,6 @@ pub struct Scenario {
     pub backends: Vec<BackendKind>,
     /// The Calico release the model stands for (`calico:`, else `--calico`,
     /// else the newest).
-    #[serde(serialize_with = "release_text")]
     pub calico: crate::calico::Release,
     /// Conntrack profiles the scenario runs with (default: all).
     pub profiles: Vec<ConntrackProfile>,

@@ -73,6 +73,7 @@ impl Scenario {
             &self.cluster,
             self.cluster.nodes.iter().map(String::as_str),
             profile,
+            self.calico,
         ))
     }
 }
@@ -83,6 +84,7 @@ pub(super) fn model_config<'a>(
     cluster: &super::model::Cluster,
     nodes: impl Iterator<Item = &'a str>,
     profile: ConntrackProfile,
+    calico: crate::calico::Release,
 ) -> ClusterConfig {
     let nodes: Vec<&str> = nodes.take(super::limits::MAX_NODES).collect();
     let externals: Vec<&str> = cluster
@@ -98,6 +100,7 @@ pub(super) fn model_config<'a>(
         pools: cluster.pools.clone(),
         network: Network::lab(&nodes, &externals, cluster.dual_stack),
         profile,
+        calico,
     }
 }
 

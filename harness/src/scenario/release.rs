@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use super::load::Loader;
 use super::located::Spanned;
-use crate::calico::{Behaviour, Release};
+use super::raw::RawScenario;
+use crate::calico::{Behaviour, IpPool, Release};
 use crate::vocab::BackendKind;
 
 /// The release of scenarios that do not name one (the process's setting).
@@ -36,6 +37,29 @@ impl Loader<'_> {
                 self.error_at(key, error.to_string());
                 default_calico_release()
             }
+        }
+    }
+
+    /// Refuse a LoadBalancer-only pool under a release before such pools
+    /// (v3.30.0, commit 5037f6690e; earlier the validator refuses the use:
+    /// libcalico-go/lib/validator/v3/validator.go `validateIPPool`). The
+    /// error is at `calico:`, else at the first pool entry.
+    pub(super) fn check_pools(&mut self, raw: &RawScenario, pools: &[IpPool], release: Release) {
+        if release.has(Behaviour::LoadBalancerPools) {
+            return;
+        }
+        let Some(pool) = pools.iter().find(|p| p.load_balancer_only) else {
+            return;
+        };
+        let why = format!(
+            "pool `{}`: allowedUses [LoadBalancer]: {}",
+            pool.name,
+            Behaviour::LoadBalancerPools.missing_in(release)
+        );
+        match (&raw.calico, raw.cluster.pools.as_deref()) {
+            (Some(key), _) => self.error_at(key, why),
+            (None, Some([first, ..])) => self.error_at(first, why),
+            (None, _) => {}
         }
     }
 

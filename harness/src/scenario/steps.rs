@@ -45,6 +45,7 @@ impl Loader<'_> {
         cluster: &Cluster,
         hosts: &BTreeMap<String, HostKind>,
         profiles: &[ConntrackProfile],
+        calico: crate::calico::Release,
     ) -> Vec<Step> {
         self.check_scale(raw);
         let pods_made: Vec<Option<(Pod, Option<PathBuf>)>> = raw
@@ -64,7 +65,7 @@ impl Loader<'_> {
                 .flatten()
                 .map(|(p, _)| p.name.clone())
                 .collect(),
-            oracle: Oracle::new(model_config(cluster, nodes(), first)),
+            oracle: Oracle::new(model_config(cluster, nodes(), first, calico)),
             index: LiveIndex::default(),
             streams: BTreeMap::new(),
             traffic_at: Vec::new(),
@@ -89,7 +90,7 @@ impl Loader<'_> {
         }
         // The other profiles: only what traffic sees can differ.
         for profile in profiles.iter().skip(1).filter(|_| checking_expectations()) {
-            let mut oracle = Oracle::new(model_config(cluster, nodes(), *profile));
+            let mut oracle = Oracle::new(model_config(cluster, nodes(), *profile, calico));
             for (step, at) in steps.iter().zip(&reading.traffic_at) {
                 if let (Verdict::Traffic(lines), Some(at)) = (oracle.step(step), at) {
                     for line in lines {

@@ -129,6 +129,7 @@ pub fn floating_ip_pools() -> Vec<IpPool> {
             disable_bgp_export: false,
             nat_outgoing: false,
             disabled: false,
+            load_balancer_only: false,
         })
         .collect()
 }

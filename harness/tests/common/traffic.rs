@@ -74,6 +74,7 @@ fn cluster(holder: &str) -> ClusterState {
     ClusterState {
         endpoints,
         felix_floating_ips: true,
+        calico: Default::default(),
         pools: floating_ip_pools(),
     }
 }

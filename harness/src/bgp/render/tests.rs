@@ -15,6 +15,7 @@ fn pool(name: &str, cidr: &str, encapsulation: Encapsulation) -> IpPool {
         disable_bgp_export: false,
         nat_outgoing: false,
         disabled: false,
+        load_balancer_only: false,
     }
 }
 

@@ -44,6 +44,7 @@
 //!     ],
 //!     network: Network::lab(&["node-a", "node-b"], &["client"], false),
 //!     profile: Default::default(),
+//!     calico: Default::default(),
 //! };
 //! let mut cluster = Cluster::new(config);
 //! let effects = cluster
@@ -118,6 +119,8 @@ pub struct ClusterConfig {
     /// What happens to established flows when floating IPs change: Calico's
     /// deletions, or those and the harness's `strict` ones.
     pub profile: ConntrackProfile,
+    /// The Calico release the model stands for (crate::calico::release).
+    pub calico: crate::calico::Release,
 }
 
 /// Felix's view of one pod (the Kubernetes-datastore conversion of it).

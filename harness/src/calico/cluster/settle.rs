@@ -27,6 +27,7 @@ pub(super) fn felix_view(cluster: &Cluster) -> ClusterState {
             })
             .collect(),
         felix_floating_ips: cluster.config.felix_floating_ips.is_enabled(),
+        calico: cluster.config.calico,
         pools: cluster.config.pools.clone(),
     }
 }

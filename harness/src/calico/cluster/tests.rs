@@ -51,6 +51,7 @@ pub(crate) fn config(felix: bool, cni: bool, dual_stack: bool) -> ClusterConfig 
         pools,
         network: Network::lab(&["node-a", "node-b"], &["client"], dual_stack),
         profile: ConntrackProfile::Calico,
+        calico: Default::default(),
     }
 }
 

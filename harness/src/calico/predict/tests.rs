@@ -461,3 +461,25 @@ fn a_pods_own_route_loses_to_a_later_pods_claim_on_its_address() {
         ["pod web-0 dst 198.19.0.1 src 198.18.1.10 reply 203.0.113.12"]
     );
 }
+
+/// explore-11-57: web (198.19.0.0) holds 203.0.113.12 and its own address
+/// as floating IPs; reaching 203.0.113.12, the loopback SNAT takes the
+/// text-earliest, its own address, so it answers itself and the sender
+/// gets nothing back.
+#[rstest]
+#[case::icmp(Protocol::Icmp, 7)]
+#[case::udp_closed_port(Protocol::Udp, 9)]
+fn a_pod_snatted_to_its_own_address_answers_itself(#[case] protocol: Protocol, #[case] port: u16) {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[create(
+            "web",
+            "node-a",
+            Some(r#"["203.0.113.12","198.19.0.0"]"#),
+        )],
+    );
+    assert_eq!(
+        predict(&cluster, "web", "203.0.113.12", protocol, port),
+        ["pod web dst 198.19.0.0 src 198.19.0.0"]
+    );
+}

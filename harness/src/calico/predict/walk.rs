@@ -304,8 +304,23 @@ impl Walk<'_> {
             return dropped(path, &node, DropReason::NoNeighbour);
         }
         path.push(pod.to_string());
+        // The loopback SNAT (Felix's cali-fip-snat, felix/rules/nat.go
+        // SNATsToIptablesChains: `-s INT -d INT`) may take a floating IP
+        // equal to the pod's own address: the pod then
+        // answers itself inside its own namespace, where no conntrack entry
+        // undoes the NAT, so the sender never gets an answer from the
+        // address it sent to (found by `fip-harness explore`).
+        let answers_itself = self
+            .cluster
+            .pod(pod)
+            .is_some_and(|p| p.addresses.contains(&pkt.src));
         let landing = {
             let answer = pod_answers(self.protocol, self.port);
+            let answer = if answers_itself {
+                Answer::Silent
+            } else {
+                answer
+            };
             Landing::Pod {
                 pod: pod.to_string(),
                 seen_destination: pkt.dst,

@@ -96,6 +96,7 @@ fn nat_outgoing_hashes_as_felixs_and_only_with_a_masquerading_pool() {
         workloads: vec![],
         pools: pools.clone(),
         masq_pools: pools,
+        ..NodeFilterState::default()
     };
     let rules = nat_outgoing_rules(&state, IpFamily::V4, FULLY_RANDOM);
     let texts: Vec<String> = rules.iter().map(|r| r.nft(IpFamily::V4, "nat-")).collect();
@@ -103,12 +104,24 @@ fn nat_outgoing_hashes_as_felixs_and_only_with_a_masquerading_pool() {
         texts,
         ["ip saddr @cali40masq-ipam-pools ip daddr != @cali40network-ip-pools counter masquerade fully-random"]
     );
-    // The FV dump's hash is of the rule under the set's name before v3.32.1
-    // (`all-ipam-pools`): commit 2e6b3c4e1d renamed the set in the dump's
-    // text but left the hash as it was.
-    let before_rename = texts[0].replace("network-ip-pools", "all-ipam-pools");
+    // The FV dump's hash is of the rule under the set's name before v3.31.6
+    // and v3.32.1 (`all-ipam-pools`): commit 2e6b3c4e1d renamed the set in
+    // the dump's text but left the hash as it was. A release before the
+    // rename renders that name (crate::calico::release).
+    let older = NodeFilterState {
+        all_ipam_pools: true,
+        ..state.clone()
+    };
+    let before_rename: Vec<String> = nat_outgoing_rules(&older, IpFamily::V4, FULLY_RANDOM)
+        .iter()
+        .map(|r| r.nft(IpFamily::V4, "nat-"))
+        .collect();
     assert_eq!(
-        chained_hashes("nat-cali-nat-outgoing", &[before_rename]),
+        before_rename,
+        [texts[0].replace("network-ip-pools", "all-ipam-pools")]
+    );
+    assert_eq!(
+        chained_hashes("nat-cali-nat-outgoing", &before_rename),
         ["JjuWIaIfSLZi41Xk"]
     );
     assert!(nat_outgoing_rules(&state, IpFamily::V6, FULLY_RANDOM).is_empty());

@@ -116,7 +116,7 @@ pub(super) fn ipset_restore(state: &NodeFilterState, family: IpFamily) -> Option
     let mut out = String::new();
     for (set, members) in [
         (masq_set(family), &state.masq_pools),
-        (pools_set(family), &state.pools),
+        (pools_set(state, family), &state.pools),
     ] {
         writeln!(out, "create {set} hash:net family {inet} maxelem 1048576")
             .expect("writing to a String");
@@ -138,6 +138,7 @@ mod tests {
             workloads: vec!["cali1a".into(), "cali2a".into()],
             pools: vec!["198.19.0.0/16".parse().unwrap()],
             masq_pools: vec!["198.19.0.0/16".parse().unwrap()],
+            ..NodeFilterState::default()
         };
         let earlier = NodeFilterState {
             workloads: vec!["cali1a".into(), "cali1b".into(), "cali2a".into()],

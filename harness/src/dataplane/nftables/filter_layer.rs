@@ -40,7 +40,7 @@ pub(super) fn render(
         IpFamily::V6 => "ipv6_addr",
     };
     for (set, members) in [
-        (pools_set(family), &state.pools),
+        (pools_set(state, family), &state.pools),
         (masq_set(family), &state.masq_pools),
     ] {
         line(format!(
