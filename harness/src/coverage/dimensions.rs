@@ -57,10 +57,16 @@ pub const DIMENSIONS: &[Dimension] = &[
             ("external", "a host outside the cluster, beyond the fabric"),
             ("fabric", "the fabric router itself"),
             ("other-node", "a node that does not host a claimant"),
-            ("hosting-node", "the node of the pod holding the floating IP"),
+            (
+                "hosting-node",
+                "the node of the pod holding the floating IP (once nobody does, of the last holder)",
+            ),
             ("other-node-pod", "a pod on a node that does not host a claimant"),
             ("same-node-pod", "a pod on the holder's node, holding no floating IP"),
-            ("holder", "the pod holding the floating IP itself (loopback)"),
+            (
+                "holder",
+                "the pod holding the floating IP itself (loopback; once nobody does, the last holder)",
+            ),
             ("other-fip-holder", "a pod holding another floating IP"),
         ],
     },

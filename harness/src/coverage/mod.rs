@@ -14,7 +14,7 @@ mod table;
 mod track;
 
 pub use dimensions::{dimension, Dimension, DIMENSIONS};
-pub use rules::{impossible, Impossible, Why, IMPOSSIBLE};
+pub use rules::{impossible, Impossible, Why, ANY, IMPOSSIBLE};
 pub use table::{Coverage, Pair};
 pub use track::{exercised, Exercised, Point};
 

@@ -18,7 +18,8 @@ pub enum Why {
 }
 
 /// Every value of `a` in `a_values` is impossible with every value of `b` in
-/// `b_values`.
+/// `b_values`; `b` = [`ANY`] (with no `b_values`) is every value of every
+/// other dimension.
 #[derive(Clone, Copy, Debug)]
 pub struct Impossible {
     pub a: &'static str,
@@ -29,6 +30,9 @@ pub struct Impossible {
     pub text: &'static str,
 }
 
+/// A rule's `b` that stands for every other dimension.
+pub const ANY: &str = "*";
+
 const NOT_NOBODY: &[&str] = &[
     "one",
     "several-on-pod",
@@ -36,6 +40,8 @@ const NOT_NOBODY: &[&str] = &[
     "duplicate-across-nodes",
 ];
 const GONE: &[&str] = &["removed", "holder-deleted", "holder-finished", "unclaimed"];
+/// The changes after which nobody claims the floating IP any more.
+const RELEASED: &[&str] = &["removed", "holder-deleted", "holder-finished"];
 const ONE_CLAIM: &[&str] = &[
     "created",
     "added",
@@ -46,6 +52,16 @@ const ONE_CLAIM: &[&str] = &[
 
 /// The impossible pairs.
 pub const IMPOSSIBLE: &[Impossible] = &[
+    Impossible {
+        a: "source",
+        a_values: &["fabric"],
+        b: ANY,
+        b_values: &[],
+        why: Why::Harness,
+        text: "the scenario language sends from nodes, external hosts and pods, not from the \
+               fabric router (a `send`'s `from` names no fabric); traffic from beyond the \
+               fabric is the `external` source",
+    },
     Impossible {
         a: "change",
         a_values: GONE,
@@ -136,11 +152,29 @@ pub const IMPOSSIBLE: &[Impossible] = &[
     },
     Impossible {
         a: "change",
-        a_values: &["unclaimed"],
+        a_values: GONE,
         b: "node-nat",
         b_values: &["alone"],
         why: Why::Definition,
         text: "`alone` is the floating IP's own mapping, which needs a claim",
+    },
+    Impossible {
+        a: "change",
+        a_values: &["unclaimed"],
+        b: "node-nat",
+        b_values: &["with-others"],
+        why: Why::Definition,
+        text: "`node-nat` counts the mappings of the node that holds (or last held) the \
+               floating IP; no node has held it yet",
+    },
+    Impossible {
+        a: "change",
+        a_values: &["unclaimed"],
+        b: "source",
+        b_values: &["hosting-node", "same-node-pod"],
+        why: Why::Definition,
+        text: "the hosting node is the holder's (or, once nobody claims, the last holder's); \
+               no pod has claimed the floating IP yet",
     },
     Impossible {
         a: "icmp-error",
@@ -239,32 +273,103 @@ pub const IMPOSSIBLE: &[Impossible] = &[
         text: "one-of picks among claimants",
     },
     Impossible {
-        a: "claims",
-        a_values: &["nobody"],
-        b: "source",
-        b_values: &["holder"],
+        a: "icmp-error",
+        a_values: &["from-pod"],
+        b: "claims",
+        b_values: &["nobody"],
         why: Why::Definition,
-        text: "nobody claims the floating IP, so no pod holds it",
+        text: "the error quotes the floating IP because a claim's DNAT took the packet to the pod",
     },
     Impossible {
-        a: "node-nat",
-        a_values: &["empty"],
-        b: "source",
-        b_values: &["holder"],
+        a: "icmp-error",
+        a_values: &["from-pod"],
+        b: "change",
+        b_values: RELEASED,
         why: Why::Definition,
-        text: "the holder's node has the holder's mapping",
+        text: "the error quotes the floating IP because a claim's DNAT took the packet to the \
+               pod; after this change nobody claims it",
+    },
+    Impossible {
+        a: "icmp-error",
+        a_values: &["from-pod"],
+        b: "node-nat",
+        b_values: &["empty"],
+        why: Why::Definition,
+        text: "the error quotes the floating IP because a claim's DNAT took the packet to the \
+               pod; `empty` is a node without that mapping",
+    },
+    Impossible {
+        a: "delivery",
+        a_values: &["one-of"],
+        b: "timing",
+        b_values: &["under-stream"],
+        why: Why::Harness,
+        text: "a stream's check names the pods it reached (`deliveredTo: [..]`); `oneOf` is a \
+               `send` expectation",
+    },
+    Impossible {
+        a: "source",
+        a_values: &["holder"],
+        b: "change",
+        b_values: &["holder-deleted"],
+        why: Why::Definition,
+        text: "once nobody claims it, the holder is the pod that last held it: a deleted pod \
+               sends nothing",
+    },
+    Impossible {
+        a: "delivery",
+        a_values: &["one-of"],
+        b: "claims",
+        b_values: &["one", "several-on-pod", "duplicate-on-node"],
+        why: Why::Definition,
+        text: "one-of is a choice among claimants on several nodes",
+    },
+    Impossible {
+        a: "delivery",
+        a_values: &["one-of"],
+        b: "change",
+        b_values: &[
+            "created",
+            "added",
+            "moved-on-node",
+            "moved-across-nodes",
+            "delete-recreate",
+            "removed",
+            "holder-deleted",
+            "holder-finished",
+        ],
+        why: Why::Definition,
+        text: "one-of is a choice among claimants on several nodes; after this change one pod \
+               claims the floating IP, or none",
+    },
+    Impossible {
+        a: "delivery",
+        a_values: &["one-of"],
+        b: "node-nat",
+        b_values: &["empty"],
+        why: Why::Definition,
+        text: "`empty` is a node without the floating IP's mapping: nobody claims it",
+    },
+    Impossible {
+        a: "claims",
+        a_values: &["several-on-pod"],
+        b: "node-nat",
+        b_values: &["alone"],
+        why: Why::Definition,
+        text: "the holder's other floating IPs are mappings of its node too",
     },
 ];
 
 /// Why `(a, x)` with `(b, y)` is impossible, if it is.
 pub fn impossible(a: &str, x: &str, b: &str, y: &str) -> Option<&'static Impossible> {
-    IMPOSSIBLE.iter().find(|rule| {
-        (rule.a == a && rule.a_values.contains(&x) && rule.b == b && rule.b_values.contains(&y))
-            || (rule.a == b
-                && rule.a_values.contains(&y)
-                && rule.b == a
-                && rule.b_values.contains(&x))
-    })
+    let side = |rule: &Impossible, a: &str, x: &str, b: &str, y: &str| {
+        rule.a == a
+            && rule.a_values.contains(&x)
+            && (rule.b == ANY || (rule.b == b && rule.b_values.contains(&y)))
+    };
+    IMPOSSIBLE
+        .iter()
+        .find(|rule| side(rule, a, x, b, y) || side(rule, b, y, a, x))
 }
 
 #[cfg(test)]
@@ -276,6 +381,10 @@ mod tests {
     fn every_rule_names_real_dimensions_and_values() {
         for rule in IMPOSSIBLE {
             for (name, values) in [(rule.a, rule.a_values), (rule.b, rule.b_values)] {
+                if name == ANY {
+                    assert!(values.is_empty(), "{ANY} has no values of its own");
+                    continue;
+                }
                 let d = dimension(name).unwrap_or_else(|| panic!("no dimension {name}"));
                 for v in values {
                     assert!(d.has(v), "{name} has no value {v}");
@@ -285,5 +394,9 @@ mod tests {
         }
         assert!(impossible("protocol", "tcp", "icmp-error", "from-pod").is_some());
         assert!(impossible("protocol", "udp", "icmp-error", "from-pod").is_none());
+        // A rule over every other dimension holds both ways round.
+        assert!(impossible("source", "fabric", "profile", "strict").is_some());
+        assert!(impossible("routing", "bird", "source", "fabric").is_some());
+        assert!(impossible("routing", "bird", "source", "external").is_none());
     }
 }

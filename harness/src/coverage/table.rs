@@ -9,7 +9,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::dimensions::DIMENSIONS;
-use super::rules::{impossible, Why, IMPOSSIBLE};
+use super::rules::{impossible, Why, ANY, IMPOSSIBLE};
 use super::track::Exercised;
 
 /// One pair of values of two dimensions.
@@ -189,13 +189,17 @@ impl Coverage {
         }
         let _ = writeln!(out, "\nimpossible pairs, and why:");
         for rule in IMPOSSIBLE {
+            let other = if rule.b == ANY {
+                "every other dimension".to_string()
+            } else {
+                format!("{} {{{}}}", rule.b, rule.b_values.join(", "))
+            };
             let _ = writeln!(
                 out,
-                "  {} {{{}}} x {} {{{}}} [{}]: {}",
+                "  {} {{{}}} x {} [{}]: {}",
                 rule.a,
                 rule.a_values.join(", "),
-                rule.b,
-                rule.b_values.join(", "),
+                other,
                 why_text(rule.why),
                 rule.text.split_whitespace().collect::<Vec<_>>().join(" ")
             );

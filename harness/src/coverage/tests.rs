@@ -109,3 +109,43 @@ fn the_catalogue_exercises_only_known_values_and_contradicts_no_rule() {
     assert!(contradictions.is_empty(), "{contradictions:#?}");
     assert!(coverage.points > 0 && coverage.covered > 0);
 }
+
+#[test]
+fn the_catalogue_leaves_no_hole_calicos_semantics_allow() {
+    let catalogue = load_catalogue(&[catalogue_dir()]);
+    assert!(catalogue.errors.is_empty(), "{:?}", catalogue.errors);
+    let coverage = coverage_of(&catalogue.scenarios);
+    let holes: Vec<String> = coverage
+        .pairs
+        .iter()
+        .filter(|p| p.is_hole())
+        .map(|p| format!("{}={} x {}={}", p.a, p.a_value, p.b, p.b_value))
+        .collect();
+    assert!(
+        holes.is_empty(),
+        "{} pair(s) of values no catalogue case exercises (add a case, or a rule in \
+         coverage/rules.rs saying why none can): {holes:#?}",
+        holes.len()
+    );
+}
+
+#[test]
+fn once_nobody_claims_the_last_holder_and_its_node_stand_for_the_holders() {
+    let points = points_of("matrix-life-exported.yaml");
+    let after_removal: Vec<(&str, &str)> = points
+        .iter()
+        .filter(|e| e.point.get("change") == "removed" && e.point.get("timing") == "settled")
+        .map(|e| (e.point.get("source"), e.point.get("claims")))
+        .collect();
+    for source in [
+        "holder",
+        "hosting-node",
+        "same-node-pod",
+        "other-fip-holder",
+    ] {
+        assert!(
+            after_removal.contains(&(source, "nobody")),
+            "{source}: {after_removal:?}"
+        );
+    }
+}

@@ -416,10 +416,15 @@ fn points(
 }
 
 /// What kind of sender `from` is to the floating IP `ip`, with claims as
-/// `claims` says.
+/// `claims` says. Once nobody claims it, the pods that last held it stand for
+/// its holders: their node and its pods are where a mapping left behind would
+/// still take the traffic.
 fn source_kind(scenario: &Scenario, claims: &Claims, from: &str, ip: IpAddr) -> &'static str {
     let cluster = &scenario.cluster;
-    let claimants = claims.claimants(ip);
+    let mut claimants = claims.claimants(ip);
+    if claimants.is_empty() {
+        claimants = claims.last_holders.get(&ip).cloned().unwrap_or_default();
+    }
     let nodes: BTreeSet<&str> = claimants.iter().map(|(_, n)| n.as_str()).collect();
     let pod = claims.pods.get(from);
     if cluster.externals.iter().any(|x| x == from) {

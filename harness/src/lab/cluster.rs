@@ -55,12 +55,18 @@ const NODE_SYSCTLS: [(&str, &str); 13] = [
     NO_ICMP_RATE_LIMIT[1],
 ];
 
-const FABRIC_SYSCTLS: [(&str, &str); 9] = [
+/// The fabric sends no redirects either: the kernel sends one when either
+/// `all` or the interface's own setting allows it (IN_DEV_TX_REDIRECTS is an OR),
+/// so `default` must be off before the fabric's links exist. A redirect quoting a
+/// probe toward a floating IP held on a node of the sender's subnet would
+/// otherwise answer that probe as an ICMP error.
+const FABRIC_SYSCTLS: [(&str, &str); 10] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv4.conf.all.rp_filter", "0"),
     ("net.ipv4.conf.default.rp_filter", "0"),
     ("net.ipv4.conf.all.send_redirects", "0"),
+    ("net.ipv4.conf.default.send_redirects", "0"),
     NO_DAD[0],
     NO_DAD[1],
     NO_ICMP_RATE_LIMIT[0],
