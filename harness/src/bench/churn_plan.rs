@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crate::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use crate::calico::{IpNatPair, IpPool, WorkloadEndpoint};
 use crate::control::ClusterState;
 use crate::lab::PodSpec;
 
@@ -121,17 +121,11 @@ impl Plan {
             endpoints,
             felix_floating_ips: true,
             calico: Default::default(),
-            pools: vec![IpPool {
-                name: "fips".into(),
-                cidr: "198.19.64.0/18".parse().expect("pool"),
-                block_size: 26,
-                encapsulation: Encapsulation::None,
-                cross_subnet: false,
-                disable_bgp_export: false,
-                nat_outgoing: false,
-                disabled: false,
-                load_balancer_only: false,
-            }],
+            pools: vec![IpPool::plain(
+                "fips",
+                "198.19.64.0/18".parse().expect("pool"),
+                26,
+            )],
         }
     }
 }

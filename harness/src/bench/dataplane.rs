@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::Context;
-use crate::calico::{veth_name_for_workload, Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use crate::calico::{veth_name_for_workload, IpNatPair, IpPool, WorkloadEndpoint};
 use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
@@ -199,17 +199,7 @@ pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState
         endpoints,
         felix_floating_ips: true,
         calico: Default::default(),
-        pools: vec![IpPool {
-            name: "fips".into(),
-            cidr: "198.19.64.0/18".parse().unwrap(),
-            block_size: 26,
-            encapsulation: Encapsulation::None,
-            cross_subnet: false,
-            disable_bgp_export: false,
-            nat_outgoing: false,
-            disabled: false,
-            load_balancer_only: false,
-        }],
+        pools: vec![IpPool::plain("fips", "198.19.64.0/18".parse().unwrap(), 26)],
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::Context;
-use crate::calico::{Encapsulation, IpNatPair, IpPool, WorkloadEndpoint};
+use crate::calico::{IpNatPair, IpPool, WorkloadEndpoint};
 use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind};
 use crate::lab::netns::Netns;
@@ -90,17 +90,7 @@ async fn build_lab(name: &str) -> super::Result<(Lab, ControlPlane)> {
         }],
         felix_floating_ips: true,
         calico: Default::default(),
-        pools: vec![IpPool {
-            name: "fips".into(),
-            cidr: "203.0.113.0/24".parse()?,
-            block_size: 26,
-            encapsulation: Encapsulation::None,
-            cross_subnet: false,
-            disable_bgp_export: false,
-            nat_outgoing: false,
-            disabled: false,
-            load_balancer_only: false,
-        }],
+        pools: vec![IpPool::plain("fips", "203.0.113.0/24".parse()?, 26)],
     })?;
     Ok((lab, control))
 }

@@ -61,6 +61,23 @@ pub enum FloatingIpReach {
 }
 
 impl IpPool {
+    /// An enabled, unencapsulated, BGP-exported pool with every option off
+    /// (the benches' and tests' plain pool; a manifest's defaults differ in
+    /// block size only, which the caller gives).
+    pub fn plain(name: &str, cidr: IpNet, block_size: u8) -> Self {
+        Self {
+            name: name.to_string(),
+            cidr,
+            block_size,
+            encapsulation: Encapsulation::None,
+            cross_subnet: false,
+            disable_bgp_export: false,
+            nat_outgoing: false,
+            disabled: false,
+            load_balancer_only: false,
+        }
+    }
+
     /// What Calico's BIRD filters do with routes inside this pool.
     pub fn floating_ip_reach(&self) -> FloatingIpReach {
         match (self.disable_bgp_export, self.encapsulation) {

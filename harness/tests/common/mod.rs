@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use fip_harness::calico::{Encapsulation, IpPool};
+use fip_harness::calico::IpPool;
 
 use fip_harness::control::LabMembers;
 use fip_harness::lab::netns::Netns;
@@ -120,17 +120,7 @@ impl TestLab {
 pub fn floating_ip_pools() -> Vec<IpPool> {
     ["203.0.113.0/24", "2001:db8:f1::/64"]
         .iter()
-        .map(|cidr| IpPool {
-            name: cidr.to_string(),
-            cidr: cidr.parse().unwrap(),
-            block_size: 26,
-            encapsulation: Encapsulation::None,
-            cross_subnet: false,
-            disable_bgp_export: false,
-            nat_outgoing: false,
-            disabled: false,
-            load_balancer_only: false,
-        })
+        .map(|cidr| IpPool::plain(cidr, cidr.parse().unwrap(), 26))
         .collect()
 }
 
