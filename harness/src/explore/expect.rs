@@ -5,7 +5,7 @@
 //! the explorer leaves that step out rather than check less than the model
 //! says.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::calico::cluster::{Cluster, FelixUpdate};
@@ -88,22 +88,43 @@ fn expectation_of(cluster: &Cluster, prediction: &Prediction) -> Option<TrafficE
             loss,
         });
     }
-    // Nothing reaches a pod: the host that takes it may answer ICMP echo.
+    // Nothing reaches a pod: the host that takes it may answer ICMP echo,
+    // and an external host sees a source.
     let mut host_replies = Vec::new();
+    let mut seen_sources = Vec::new();
     for landing in &landings {
         match landing {
             // A packet to the sending pod's own address never leaves it: the
             // engine would see the pod receive it.
             Landing::Host { host, .. } if cluster.pod(host).is_some() => return None,
-            Landing::Host { reply_source, .. } => host_replies.push(*reply_source),
+            Landing::Host {
+                reply_source,
+                seen_source,
+                ..
+            } => {
+                host_replies.push(*reply_source);
+                seen_sources.push(*seen_source);
+            }
             Landing::Dropped { .. } => host_replies.push(None),
             _ => return None,
         }
     }
     let reply_source = common(host_replies).flatten();
+    // `seenSource` looks at what external hosts receive: stated when every
+    // outcome reaches one, from the same source.
+    let all_hosts = seen_sources.len() == landings.len();
+    let seen_source = match common(seen_sources) {
+        Some(Some(source)) if all_hosts => Some(if source == prediction.source {
+            SeenAddress::From
+        } else {
+            SeenAddress::Address(source)
+        }),
+        _ => None,
+    };
     Some(TrafficExpectation {
         delivered_to: Some(Delivery::None),
         reply_source,
+        seen_source,
         loss: reply_source.map(|_| Loss::Packets(0)),
         ..TrafficExpectation::default()
     })
@@ -117,6 +138,10 @@ pub struct StreamTrack {
     states: Vec<BTreeSet<String>>,
     /// Whether the pod receiving its floating IP changed while it ran.
     moved: bool,
+    /// The addresses each pod it reached had then: a pod deleted and
+    /// created again under its name has others, and the checks judge what
+    /// a pod received by the addresses it has at the stop.
+    reached: BTreeMap<String, Vec<IpAddr>>,
     /// False once a state is one the language cannot state (ECMP among
     /// pods, a packet to the sender's own address): the stop then checks
     /// nothing.
@@ -131,6 +156,7 @@ impl StreamTrack {
             flow,
             states: Vec::new(),
             moved: false,
+            reached: BTreeMap::new(),
             stated: true,
         };
         track.note(cluster, &prediction);
@@ -163,6 +189,14 @@ impl StreamTrack {
         {
             self.moved = true;
         }
+        let readdressed = self.reached.iter().any(|(pod, addresses)| {
+            cluster
+                .pod(pod)
+                .is_some_and(|now| now.addresses != *addresses)
+        });
+        if readdressed {
+            self.stated = false;
+        }
         match cluster.advance(&mut self.flow) {
             Ok(prediction) => self.note(cluster, &prediction),
             Err(_) => self.stated = false,
@@ -174,6 +208,12 @@ impl StreamTrack {
         for outcome in &prediction.outcomes {
             match &outcome.landing {
                 Landing::Pod { pod, .. } => {
+                    if let Some(now) = cluster.pod(pod) {
+                        let before = self.reached.insert(pod.clone(), now.addresses.clone());
+                        if before.is_some_and(|before| before != now.addresses) {
+                            self.stated = false;
+                        }
+                    }
                     pods.insert(pod.clone());
                 }
                 Landing::Host { host, .. } if cluster.pod(host).is_some() => self.stated = false,

@@ -77,6 +77,9 @@ pub fn render(script: &Script, name: &str, comment: &[String]) -> String {
                 _ => {}
             }
         }
+        if pool.cidr.to_string() == super::script::TINY_POD_POOL {
+            let _ = write!(line, ", blockSize: {}", pool.block_size);
+        }
         line.push('}');
         let _ = writeln!(out, "{line}");
     }

@@ -8,8 +8,12 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+mod claims;
+
 use super::expect::{send_expectation, StreamTrack};
-use super::plan::{Annotation, BadEntry, CaseSpec, Entry, FloatingPool, Malformed, Op, Target};
+use super::plan::{
+    Annotation, BadEntry, CaseSpec, Entry, FloatingPool, Malformed, Op, PodPool, Target,
+};
 use crate::calico::cluster::{
     Cluster, ClusterConfig, ClusterStep, ExpectationMismatch, FelixUpdate, Network, RefusedBy,
 };
@@ -119,7 +123,14 @@ pub fn cluster_config(spec: &CaseSpec) -> ClusterConfig {
 /// The pools of a case, as its scenario file lists them: the pods' pools
 /// (the loader's defaults, written out) and the disabled floating pools.
 pub fn pools(spec: &CaseSpec) -> Vec<IpPool> {
-    let mut specs = vec![pool_spec("default-ipv4-ippool", "198.19.0.0/16", false)];
+    let mut specs = vec![match spec.pod_pool {
+        PodPool::Wide => pool_spec("default-ipv4-ippool", "198.19.0.0/16", false),
+        PodPool::Tiny => {
+            let (name, mut pool) = pool_spec("tiny-ipv4-ippool", TINY_POD_POOL, false);
+            pool.block_size = Some(32);
+            (name, pool)
+        }
+    }];
     if spec.dual_stack {
         specs.push(pool_spec("default-ipv6-ippool", "2001:db8:1::/48", false));
     }
@@ -151,6 +162,9 @@ fn pool_spec(name: &'static str, cidr: &str, disabled: bool) -> (&'static str, I
     };
     (name, spec)
 }
+
+/// The tiny pods' pool ([`PodPool::Tiny`]): eight addresses, one a block.
+pub const TINY_POD_POOL: &str = "198.19.0.8/29";
 
 /// Floating-pool slot `slot` of a family.
 pub fn floating_address(slot: u8, v6: bool) -> IpAddr {
@@ -223,17 +237,7 @@ impl Reader<'_> {
                 annotation,
             } => self.create_pod(node.index(self.spec.nodes), reuse.as_ref(), annotation),
             Op::DeletePod { pod } => match self.pod_name(pod) {
-                Some(name) => {
-                    // A stream ends before the pod sending it goes.
-                    let sending: Vec<String> = (self.streams.iter())
-                        .filter(|(_, track)| track.sender() == name)
-                        .map(|(stream, _)| stream.clone())
-                        .collect();
-                    for stream in sending {
-                        self.stop_stream(&stream);
-                    }
-                    self.pod_step(ClusterStep::DeletePod { name })
-                }
+                Some(name) => self.delete_pod(name),
                 None => false,
             },
             Op::Annotate { pod, value } => match self.pod_name(pod) {
@@ -262,8 +266,39 @@ impl Reader<'_> {
                 protocol,
                 closed_port,
                 count,
-            } => self.send(from, to, *protocol, *closed_port, *count),
-            Op::StartStream { from, to, protocol } => self.start_stream(from, to, *protocol),
+            } => match (self.resolve_sender(from), self.target(to)) {
+                (Some(from), Some(to)) => self.send(from, to, *protocol, *closed_port, *count),
+                _ => false,
+            },
+            Op::StartStream { from, to, protocol } => {
+                match (self.resolve_sender(from), self.target(to)) {
+                    (Some(from), Some(to)) => self.start_stream(from, to, *protocol),
+                    _ => false,
+                }
+            }
+            Op::Egress {
+                claim,
+                external,
+                v6,
+                protocol,
+            } => self.egress(claim, external, *v6, *protocol),
+            Op::Loopback {
+                claim,
+                v6,
+                protocol,
+                closed_port,
+            } => self.loopback(claim, *v6, *protocol, *closed_port),
+            Op::Change { claim, change } => match self.claim(claim, None) {
+                Some(claim) => self.change(&claim, change),
+                None => false,
+            },
+            Op::StreamAcross {
+                from,
+                claim,
+                v6,
+                protocol,
+                change,
+            } => self.stream_across(from, claim, *v6, *protocol, change),
             Op::StopStream { stream } => {
                 let names: Vec<String> = self.streams.keys().cloned().collect();
                 if names.is_empty() {
@@ -280,6 +315,18 @@ impl Reader<'_> {
         }
     }
 
+    /// Delete pod `name`; a stream ends before the pod sending it goes.
+    fn delete_pod(&mut self, name: String) -> bool {
+        let sending: Vec<String> = (self.streams.iter())
+            .filter(|(_, track)| track.sender() == name)
+            .map(|(stream, _)| stream.clone())
+            .collect();
+        for stream in sending {
+            self.stop_stream(&stream);
+        }
+        self.pod_step(ClusterStep::DeletePod { name })
+    }
+
     fn create_pod(
         &mut self,
         node: usize,
@@ -293,11 +340,24 @@ impl Reader<'_> {
             },
             None => None,
         };
-        let (name, reused) = match reuse {
+        let name = match reuse {
             Some(index) if !self.deleted.is_empty() => {
-                (self.deleted.remove(index.index(self.deleted.len())), true)
+                self.deleted[index.index(self.deleted.len())].clone()
             }
-            _ => (format!("web-{}", self.next_pod), false),
+            _ => format!("web-{}", self.next_pod),
+        };
+        self.create_named(name, node, text)
+    }
+
+    /// Create pod `name` (new, or the name of a deleted pod) on node
+    /// `node` with the floating-IP annotation `text`.
+    fn create_named(&mut self, name: String, node: usize, text: Option<String>) -> bool {
+        let reused = match self.deleted.iter().position(|d| *d == name) {
+            Some(at) => {
+                self.deleted.remove(at);
+                true
+            }
+            None => false,
         };
         let annotations = text
             .iter()
@@ -442,6 +502,7 @@ impl Reader<'_> {
                         .to_string()
                 }
                 Entry::Outside { v6 } => outside_address(self.v6(*v6)).to_string(),
+                Entry::Claimed { claim, v6 } => self.claim(claim, Some(*v6))?.0.to_string(),
                 Entry::Bad(BadEntry::Cidr) => "203.0.113.0/24".into(),
                 Entry::Bad(BadEntry::NotAnAddress) => "not-an-ip".into(),
                 Entry::Bad(BadEntry::Empty) => String::new(),
@@ -460,6 +521,10 @@ impl Reader<'_> {
             }
             Target::Outside { v6 } => {
                 let address = outside_address(self.v6(*v6));
+                Some((address.to_string(), address))
+            }
+            Target::Claimed { claim, v6 } => {
+                let (address, _) = self.claim(claim, Some(*v6))?;
                 Some((address.to_string(), address))
             }
             Target::Member { member, v6 } => {
@@ -497,18 +562,16 @@ impl Reader<'_> {
         members[from.index(members.len())].clone()
     }
 
+    /// `count` packets from `from` to `(to_text, address)`, to a closed
+    /// port when `closed_port` and UDP.
     fn send(
         &mut self,
-        from: &proptest::sample::Index,
-        to: &Target,
+        from: String,
+        (to_text, address): (String, IpAddr),
         protocol: Protocol,
         closed_port: bool,
         count: u32,
     ) -> bool {
-        let from = self.sender(from);
-        let Some((to_text, address)) = self.target(to) else {
-            return false;
-        };
         let port = if closed_port && protocol == Protocol::Udp {
             CLOSED_PORT
         } else {
@@ -534,14 +597,10 @@ impl Reader<'_> {
 
     fn start_stream(
         &mut self,
-        from: &proptest::sample::Index,
-        to: &Target,
+        from: String,
+        (to_text, address): (String, IpAddr),
         protocol: Protocol,
     ) -> bool {
-        let from = self.sender(from);
-        let Some((to_text, address)) = self.target(to) else {
-            return false;
-        };
         let packet = Packet::new(&from, address, protocol);
         let Some(track) = StreamTrack::start(&self.cluster, packet) else {
             return false;
