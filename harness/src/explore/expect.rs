@@ -15,7 +15,7 @@ use crate::check::{Delivery, Loss, SeenAddress, StreamExpectation, TrafficExpect
 /// What `count` packets of `packet`, one flow sent now, must show.
 pub fn send_expectation(cluster: &Cluster, packet: &Packet) -> Option<TrafficExpectation> {
     let prediction = cluster.predict(packet).ok()?;
-    expectation_of(cluster, &prediction)
+    expectation_of(cluster, &prediction, &packet.from)
 }
 
 /// The one value every item has, if they all have the same.
@@ -25,7 +25,11 @@ fn common<T: PartialEq + Copy>(values: impl IntoIterator<Item = T>) -> Option<T>
     values.all(|v| v == first).then_some(first)
 }
 
-fn expectation_of(cluster: &Cluster, prediction: &Prediction) -> Option<TrafficExpectation> {
+fn expectation_of(
+    cluster: &Cluster,
+    prediction: &Prediction,
+    sender: &str,
+) -> Option<TrafficExpectation> {
     let landings: Vec<&Landing> = prediction.outcomes.iter().map(|o| &o.landing).collect();
     if landings.is_empty() {
         return None;
@@ -98,12 +102,15 @@ fn expectation_of(cluster: &Cluster, prediction: &Prediction) -> Option<TrafficE
             // engine would see the pod receive it.
             Landing::Host { host, .. } if cluster.pod(host).is_some() => return None,
             Landing::Host {
+                host,
                 reply_source,
                 seen_source,
-                ..
             } => {
                 host_replies.push(*reply_source);
-                seen_sources.push(*seen_source);
+                // A host's packets to itself never pass its capture.
+                if host != sender {
+                    seen_sources.push(*seen_source);
+                }
             }
             Landing::Dropped { .. } => host_replies.push(None),
             _ => return None,

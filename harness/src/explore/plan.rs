@@ -41,10 +41,13 @@ pub enum PodPool {
     /// `198.19.0.0/16` in blocks of 64: a node's pods get consecutive
     /// addresses of its own block.
     Wide,
-    /// `198.19.0.8/29` in blocks of one address: pods take the pool's next
-    /// free address whatever their node, so two pods of one node soon hold
+    /// `198.19.0.8/29` in blocks of two addresses: a node's third pod gets
+    /// a block of its own (`.10/31` or later), so a node's pods soon hold
     /// addresses whose text order is not their numeric order (`.8`, `.10`):
-    /// what Felix's text order of duplicate claims is about.
+    /// what Felix's text order of duplicate claims is about. (Blocks of one
+    /// address would do it sooner, but the lab's blackhole route for a
+    /// node's block, `lab/fabric.rs` `block_route`, is then the pod's own
+    /// /32 and the pod is unreachable.)
     Tiny,
 }
 

@@ -127,7 +127,7 @@ pub fn pools(spec: &CaseSpec) -> Vec<IpPool> {
         PodPool::Wide => pool_spec("default-ipv4-ippool", "198.19.0.0/16", false),
         PodPool::Tiny => {
             let (name, mut pool) = pool_spec("tiny-ipv4-ippool", TINY_POD_POOL, false);
-            pool.block_size = Some(32);
+            pool.block_size = Some(31);
             (name, pool)
         }
     }];
@@ -163,7 +163,7 @@ fn pool_spec(name: &'static str, cidr: &str, disabled: bool) -> (&'static str, I
     (name, spec)
 }
 
-/// The tiny pods' pool ([`PodPool::Tiny`]): eight addresses, one a block.
+/// The tiny pods' pool ([`PodPool::Tiny`]): eight addresses, two a block.
 pub const TINY_POD_POOL: &str = "198.19.0.8/29";
 
 /// Floating-pool slot `slot` of a family.
