@@ -11,11 +11,22 @@ use std::net::IpAddr;
 use crate::calico::cluster::{Cluster, FelixUpdate};
 use crate::calico::predict::{Flow, Landing, Packet, Prediction};
 use crate::check::{Delivery, Loss, SeenAddress, StreamExpectation, TrafficExpectation};
+use crate::vocab::Protocol;
 
 /// What `count` packets of `packet`, one flow sent now, must show.
 pub fn send_expectation(cluster: &Cluster, packet: &Packet) -> Option<TrafficExpectation> {
     let prediction = cluster.predict(packet).ok()?;
-    expectation_of(cluster, &prediction, &packet.from)
+    let mut expect = expectation_of(cluster, &prediction, &packet.from)?;
+    // What external hosts see is stated for pods' ICMP and UDP, whose
+    // arrivals the hosts' captures record as the catalogue checks them
+    // (a TCP or SCTP packet between external hosts, say, is not).
+    let watched = matches!(packet.protocol, Protocol::Icmp | Protocol::Udp);
+    if !watched || cluster.pod(&packet.from).is_none() {
+        expect.seen_source = expect
+            .seen_source
+            .filter(|_| expect.delivered_to != Some(Delivery::None));
+    }
+    Some(expect)
 }
 
 /// The one value every item has, if they all have the same.
@@ -149,6 +160,11 @@ pub struct StreamTrack {
     /// created again under its name has others, and the checks judge what
     /// a pod received by the addresses it has at the stop.
     reached: BTreeMap<String, Vec<IpAddr>>,
+    /// A pod it reached was deleted while it ran, and it reached another
+    /// pod after.
+    past_deleted: bool,
+    /// A pod it reached is gone.
+    lost_a_pod: bool,
     /// False once a state is one the language cannot state (ECMP among
     /// pods, a packet to the sender's own address): the stop then checks
     /// nothing.
@@ -164,6 +180,8 @@ impl StreamTrack {
             states: Vec::new(),
             moved: false,
             reached: BTreeMap::new(),
+            past_deleted: false,
+            lost_a_pod: false,
             stated: true,
         };
         track.note(cluster, &prediction);
@@ -178,6 +196,16 @@ impl StreamTrack {
     /// Whether the language can still state where it goes.
     pub fn is_stated(&self) -> bool {
         self.stated
+    }
+
+    /// Whether the pod receiving its destination changed while it ran.
+    pub fn moved(&self) -> bool {
+        self.moved
+    }
+
+    /// Whether it reached another pod after a pod it reached was deleted.
+    pub fn passed_a_deleted_pod(&self) -> bool {
+        self.past_deleted
     }
 
     /// The sender, by name.
@@ -204,6 +232,9 @@ impl StreamTrack {
         if readdressed {
             self.stated = false;
         }
+        if self.reached.keys().any(|pod| cluster.pod(pod).is_none()) {
+            self.lost_a_pod = true;
+        }
         match cluster.advance(&mut self.flow) {
             Ok(prediction) => self.note(cluster, &prediction),
             Err(_) => self.stated = false,
@@ -220,6 +251,9 @@ impl StreamTrack {
                         if before.is_some_and(|before| before != now.addresses) {
                             self.stated = false;
                         }
+                    }
+                    if self.lost_a_pod && !self.reached.contains_key(pod) {
+                        self.past_deleted = true;
                     }
                     pods.insert(pod.clone());
                 }

@@ -41,13 +41,13 @@ pub enum PodPool {
     /// `198.19.0.0/16` in blocks of 64: a node's pods get consecutive
     /// addresses of its own block.
     Wide,
-    /// `198.19.0.8/29` in blocks of two addresses: a node's third pod gets
-    /// a block of its own (`.10/31` or later), so a node's pods soon hold
-    /// addresses whose text order is not their numeric order (`.8`, `.10`):
-    /// what Felix's text order of duplicate claims is about. (Blocks of one
-    /// address would do it sooner, but the lab's blackhole route for a
-    /// node's block, `lab/fabric.rs` `block_route`, is then the pod's own
-    /// /32 and the pod is unreachable.)
+    /// `198.19.0.8/29` and `198.19.0.16/28` in blocks of four, a pod
+    /// created first on the first node: that node's next pods get `.9`,
+    /// `.10` and `.11`, whose text order is not their numeric order: what
+    /// Felix's text order of duplicate claims is about. (Blocks of one
+    /// address would need no first pod, but the lab's blackhole route for
+    /// a node's block, `lab/fabric.rs` `block_route`, is then the pod's
+    /// own /32 and the pod is unreachable.)
     Tiny,
 }
 
@@ -111,6 +111,15 @@ pub enum Op {
         v6: bool,
         protocol: Protocol,
         closed_port: bool,
+    },
+    /// Another replica of a claimant: a new pod on a node with the same
+    /// annotation (a Deployment scaled up), so the floating IP is claimed
+    /// twice; then traffic to it.
+    Replica {
+        claim: Index,
+        node: Index,
+        from: Sender,
+        protocol: Protocol,
     },
     /// A claimed floating IP changes hands, or its claimant goes.
     Change {
@@ -288,7 +297,7 @@ fn phase() -> impl Strategy<Value = PodPhase> {
 
 /// IPv6 as often as not where the case is dual-stack.
 fn v6() -> impl Strategy<Value = bool> {
-    prop::bool::weighted(0.4)
+    prop::bool::weighted(0.5)
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -312,6 +321,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(claim, external, v6, protocol)| Op::Egress { claim, external, v6, protocol }),
         1 => (any::<Index>(), v6(), protocol(), prop::bool::weighted(0.35))
             .prop_map(|(claim, v6, protocol, closed_port)| Op::Loopback { claim, v6, protocol, closed_port }),
+        2 => (any::<Index>(), any::<Index>(), sender(), protocol())
+            .prop_map(|(claim, node, from, protocol)| Op::Replica { claim, node, from, protocol }),
         1 => (any::<Index>(), change()).prop_map(|(claim, change)| Op::Change { claim, change }),
         2 => (sender(), any::<Index>(), v6(), stream_protocol(), change())
             .prop_map(|(from, claim, v6, protocol, change)| Op::StreamAcross {
@@ -369,7 +380,7 @@ fn slot() -> impl Strategy<Value = u8> {
 fn entry() -> impl Strategy<Value = Entry> {
     prop_oneof![
         10 => (slot(), v6()).prop_map(|(slot, v6)| Entry::Floating { slot, v6 }),
-        3 => (any::<Index>(), v6()).prop_map(|(claim, v6)| Entry::Claimed { claim, v6 }),
+        5 => (any::<Index>(), v6()).prop_map(|(claim, v6)| Entry::Claimed { claim, v6 }),
         1 => (any::<Index>(), any::<bool>()).prop_map(|(pod, v6)| Entry::PodAddress { pod, v6 }),
         1 => any::<bool>().prop_map(|v6| Entry::Outside { v6 }),
         1 => prop_oneof![
@@ -384,7 +395,7 @@ fn entry() -> impl Strategy<Value = Entry> {
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![
         4 => (slot(), v6()).prop_map(|(slot, v6)| Target::Floating { slot, v6 }),
-        4 => (any::<Index>(), v6()).prop_map(|(claim, v6)| Target::Claimed { claim, v6 }),
+        6 => (any::<Index>(), v6()).prop_map(|(claim, v6)| Target::Claimed { claim, v6 }),
         3 => (any::<Index>(), v6()).prop_map(|(member, v6)| Target::Member { member, v6 }),
         1 => any::<bool>().prop_map(|v6| Target::Outside { v6 }),
     ]

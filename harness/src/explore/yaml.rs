@@ -77,7 +77,7 @@ pub fn render(script: &Script, name: &str, comment: &[String]) -> String {
                 _ => {}
             }
         }
-        if pool.cidr.to_string() == super::script::TINY_POD_POOL {
+        if pool.block_size == super::script::TINY_BLOCK_SIZE && !pool.disabled {
             let _ = write!(line, ", blockSize: {}", pool.block_size);
         }
         line.push('}');

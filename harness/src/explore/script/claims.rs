@@ -51,7 +51,11 @@ impl Reader<'_> {
     pub(super) fn resolve_sender(&self, from: &Sender) -> Option<String> {
         match from {
             Sender::Member(index) => Some(self.sender(index)),
-            Sender::Claimant(claim) => self.claim(claim, None).map(|(_, pod)| pod),
+            // Any member while nobody claims anything.
+            Sender::Claimant(claim) => match self.claim(claim, None) {
+                Some((_, pod)) => Some(pod),
+                None => Some(self.sender(claim)),
+            },
             Sender::NearClaimant { claim, member } => {
                 let (_, claimant) = self.claim(claim, None)?;
                 let node = self.cluster.pod(&claimant)?.node.clone();
@@ -89,6 +93,34 @@ impl Reader<'_> {
             host.to_string()
         };
         self.send(pod, (text, address), protocol, false, 1)
+    }
+
+    /// A new pod on a node with a claimant's annotation, then a packet from
+    /// `from` to the floating IP.
+    pub(super) fn replica(
+        &mut self,
+        claim: &Index,
+        node: &Index,
+        from: &Sender,
+        protocol: Protocol,
+    ) -> bool {
+        let Some((address, claimant)) = self.claim(claim, None) else {
+            return false;
+        };
+        let text = self
+            .cluster
+            .pod(&claimant)
+            .and_then(|pod| pod.annotations.get(FLOATING_IPS_ANNOTATION).cloned());
+        let name = format!("web-{}", self.next_pod);
+        if !self.create_named(name, node.index(self.spec.nodes), text) {
+            return false;
+        }
+        if let Some(from) = self.resolve_sender(from) {
+            // UDP to a closed port: the ICMP error quotes the floating IP.
+            let closed = protocol == Protocol::Udp;
+            self.send(from, (address.to_string(), address), protocol, closed, 1);
+        }
+        true
     }
 
     /// A claimant sends to the floating IP it claims.

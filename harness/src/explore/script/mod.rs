@@ -5,10 +5,18 @@
 //! apply (no pod yet, a step Calico's Felix would crash on) or whose
 //! prediction the scenario language cannot state are left out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 mod claims;
+mod config;
+mod situations;
+
+pub use config::{
+    cluster_config, floating_address, outside_address, pools, SPARE_POD, TINY_BLOCK_SIZE,
+    TINY_POD_POOL,
+};
+pub use situations::Situation;
 
 use super::expect::{send_expectation, StreamTrack};
 use super::plan::{
@@ -43,6 +51,8 @@ pub struct Script {
     pub steps: Vec<ScriptStep>,
     /// Operations left out (impossible at their point, or unstated).
     pub left_out: usize,
+    /// The situations its checks reach.
+    pub situations: BTreeSet<Situation>,
 }
 
 #[derive(Clone, Debug)]
@@ -96,95 +106,6 @@ impl ScriptStep {
     }
 }
 
-/// The model's configuration of a case's cluster.
-pub fn cluster_config(spec: &CaseSpec) -> ClusterConfig {
-    ClusterConfig {
-        cni: CniFeatureControl {
-            floating_ips: spec.cni_floating_ips,
-            ..Default::default()
-        },
-        felix_floating_ips: if spec.felix_enabled {
-            FelixFloatingIps::Enabled
-        } else {
-            FelixFloatingIps::Disabled
-        },
-        dual_stack: spec.dual_stack,
-        pools: pools(spec),
-        network: Network::lab(
-            &NODE_NAMES[..spec.nodes],
-            &EXTERNAL_NAMES[..spec.externals],
-            spec.dual_stack,
-        ),
-        profile: spec.profile,
-        calico: crate::scenario::default_calico_release(),
-    }
-}
-
-/// The pools of a case, as its scenario file lists them: the pods' pools
-/// (the loader's defaults, written out) and the disabled floating pools.
-pub fn pools(spec: &CaseSpec) -> Vec<IpPool> {
-    let mut specs = vec![match spec.pod_pool {
-        PodPool::Wide => pool_spec("default-ipv4-ippool", "198.19.0.0/16", false),
-        PodPool::Tiny => {
-            let (name, mut pool) = pool_spec("tiny-ipv4-ippool", TINY_POD_POOL, false);
-            pool.block_size = Some(31);
-            (name, pool)
-        }
-    }];
-    if spec.dual_stack {
-        specs.push(pool_spec("default-ipv6-ippool", "2001:db8:1::/48", false));
-    }
-    specs.push(pool_spec("floating-ipv4", "203.0.113.0/24", true));
-    if spec.dual_stack {
-        specs.push(pool_spec("floating-ipv6", "2001:db8:f1::/64", true));
-    }
-    specs
-        .into_iter()
-        .map(|(name, mut pool)| {
-            if pool.disabled == Some(true) {
-                match spec.floating_pool {
-                    FloatingPool::Plain => {}
-                    FloatingPool::Vxlan => pool.encapsulation = Some(Encapsulation::Vxlan),
-                    FloatingPool::NoExport => pool.disable_bgp_export = Some(true),
-                }
-            }
-            pool.into_pool(name)
-                .expect("the explorer's pools are valid")
-        })
-        .collect()
-}
-
-fn pool_spec(name: &'static str, cidr: &str, disabled: bool) -> (&'static str, IpPoolSpec) {
-    let spec = IpPoolSpec {
-        cidr: cidr.into(),
-        disabled: Some(disabled),
-        ..Default::default()
-    };
-    (name, spec)
-}
-
-/// The tiny pods' pool ([`PodPool::Tiny`]): eight addresses, two a block.
-pub const TINY_POD_POOL: &str = "198.19.0.8/29";
-
-/// Floating-pool slot `slot` of a family.
-pub fn floating_address(slot: u8, v6: bool) -> IpAddr {
-    if v6 {
-        format!("2001:db8:f1::1{slot}").parse().expect("valid")
-    } else {
-        format!("203.0.113.1{slot}").parse().expect("valid")
-    }
-}
-
-/// An address outside every pool and every lab segment.
-pub fn outside_address(v6: bool) -> IpAddr {
-    let text = if v6 {
-        "2001:db8:f9::10"
-    } else {
-        "198.51.100.10"
-    };
-    text.parse().expect("valid")
-}
-
 /// Read `spec` with the model.
 pub fn script(spec: &CaseSpec) -> Script {
     let config = cluster_config(spec);
@@ -193,11 +114,15 @@ pub fn script(spec: &CaseSpec) -> Script {
         spec,
         steps: Vec::new(),
         left_out: 0,
+        situations: BTreeSet::new(),
         deleted: Vec::new(),
         next_pod: 0,
         streams: BTreeMap::new(),
         next_stream: 0,
     };
+    if spec.pod_pool == PodPool::Tiny {
+        reader.create_named(SPARE_POD.to_string(), 0, None);
+    }
     for op in &spec.ops {
         if !reader.op(op) {
             reader.left_out += 1;
@@ -212,6 +137,7 @@ pub fn script(spec: &CaseSpec) -> Script {
         config,
         steps: reader.steps,
         left_out: reader.left_out,
+        situations: reader.situations,
     }
 }
 
@@ -220,6 +146,7 @@ struct Reader<'a> {
     spec: &'a CaseSpec,
     steps: Vec<ScriptStep>,
     left_out: usize,
+    situations: BTreeSet<Situation>,
     /// Names of deleted pods, for re-creations under the same name.
     deleted: Vec<String>,
     next_pod: usize,
@@ -288,6 +215,12 @@ impl Reader<'_> {
                 protocol,
                 closed_port,
             } => self.loopback(claim, *v6, *protocol, *closed_port),
+            Op::Replica {
+                claim,
+                node,
+                from,
+                protocol,
+            } => self.replica(claim, node, from, *protocol),
             Op::Change { claim, change } => match self.claim(claim, None) {
                 Some(claim) => self.change(&claim, change),
                 None => false,
@@ -502,7 +435,10 @@ impl Reader<'_> {
                         .to_string()
                 }
                 Entry::Outside { v6 } => outside_address(self.v6(*v6)).to_string(),
-                Entry::Claimed { claim, v6 } => self.claim(claim, Some(*v6))?.0.to_string(),
+                Entry::Claimed { claim, v6 } => match self.claim(claim, Some(*v6)) {
+                    Some((address, _)) => address.to_string(),
+                    None => floating_address(0, self.v6(*v6)).to_string(),
+                },
                 Entry::Bad(BadEntry::Cidr) => "203.0.113.0/24".into(),
                 Entry::Bad(BadEntry::NotAnAddress) => "not-an-ip".into(),
                 Entry::Bad(BadEntry::Empty) => String::new(),
@@ -523,8 +459,12 @@ impl Reader<'_> {
                 let address = outside_address(self.v6(*v6));
                 Some((address.to_string(), address))
             }
+            // Slot 0 of the floating pool while nobody claims anything.
             Target::Claimed { claim, v6 } => {
-                let (address, _) = self.claim(claim, Some(*v6))?;
+                let address = match self.claim(claim, Some(*v6)) {
+                    Some((address, _)) => address,
+                    None => floating_address(0, self.v6(*v6)),
+                };
                 Some((address.to_string(), address))
             }
             Target::Member { member, v6 } => {
@@ -584,6 +524,7 @@ impl Reader<'_> {
         let Some(expect) = send_expectation(&self.cluster, &packet) else {
             return false;
         };
+        (self.situations).extend(situations::of_send(&self.cluster, &packet, &expect));
         self.steps.push(ScriptStep::Send {
             protocol,
             from,
@@ -621,6 +562,7 @@ impl Reader<'_> {
 
     fn stop_stream(&mut self, name: &str) {
         if let Some(track) = self.streams.remove(name) {
+            (self.situations).extend(situations::of_stream(&track, self.spec.profile));
             self.steps.push(ScriptStep::StopStream {
                 name: name.to_string(),
                 expect: track.expectation(),

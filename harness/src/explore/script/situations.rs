@@ -1,0 +1,97 @@
+//! Situations a generated case reaches, noted as the model reads it: each
+//! is what some class of dataplane bug needs before it can show, and the
+//! generator's tests count them over generated cases (no lab involved).
+
+use super::super::expect::StreamTrack;
+use crate::calico::cluster::Cluster;
+use crate::calico::predict::Packet;
+use crate::check::{Delivery, TrafficExpectation};
+use crate::vocab::{ConntrackProfile, Protocol};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Situation {
+    /// A pod claiming a floating IP sends to an external host, which sees
+    /// a source (SNAT on egress would show there).
+    EgressSeenSource,
+    /// ICMPv6 echo to an IPv6 floating IP reaches its pod.
+    Icmpv6ToFloating,
+    /// A pod reaches its own IPv6 floating IP (the loopback SNAT's case).
+    LoopbackV6,
+    /// An ICMP error quotes a floating IP (UDP to a closed port through
+    /// the DNAT).
+    ErrorQuotingFloating,
+    /// Traffic to a floating IP two pods of one node claim, the winner's
+    /// address earliest as text but not as a number.
+    DuplicateTextOrder,
+    /// Traffic to a floating IP pods of two nodes claim.
+    DuplicateAcrossNodes,
+    /// A stream to a floating IP that moves while it runs, by profile.
+    StreamAcrossMoveCalico,
+    StreamAcrossMoveStrict,
+    /// A stream whose pod was deleted while it ran, then went to another
+    /// pod.
+    StreamPastDeletedPod,
+}
+
+/// What a send of `packet` expecting `expect` reaches.
+pub fn of_send(cluster: &Cluster, packet: &Packet, expect: &TrafficExpectation) -> Vec<Situation> {
+    let mut found = Vec::new();
+    let owns = |pod: &str| {
+        cluster
+            .pod(pod)
+            .is_some_and(|p| p.addresses.contains(&packet.to))
+    };
+    let delivered: Vec<&String> = match &expect.delivered_to {
+        Some(Delivery::Pods(pods)) => pods.iter().collect(),
+        _ => Vec::new(),
+    };
+    let through_dnat = !delivered.is_empty() && !delivered.iter().any(|p| owns(p));
+    let claimant = cluster
+        .pod(&packet.from)
+        .is_some_and(|p| !p.felix.ip_nats().is_empty());
+    if claimant && expect.seen_source.is_some() && expect.delivered_to == Some(Delivery::None) {
+        found.push(Situation::EgressSeenSource);
+    }
+    if through_dnat && packet.to.is_ipv6() {
+        if packet.protocol == Protocol::Icmp {
+            found.push(Situation::Icmpv6ToFloating);
+        }
+        if delivered == [&packet.from] {
+            found.push(Situation::LoopbackV6);
+        }
+    }
+    if through_dnat && expect.quoted_destination == Some(packet.to) {
+        found.push(Situation::ErrorQuotingFloating);
+    }
+    for conflict in &cluster.felix().conflicts {
+        if conflict.external != packet.to {
+            continue;
+        }
+        let lowest = (conflict.losers.iter())
+            .chain([&conflict.winner])
+            .min()
+            .copied();
+        if conflict.across_nodes {
+            found.push(Situation::DuplicateAcrossNodes);
+        } else if lowest != Some(conflict.winner) {
+            found.push(Situation::DuplicateTextOrder);
+        }
+    }
+    found
+}
+
+/// What a stream reached by its stop.
+pub fn of_stream(track: &StreamTrack, profile: ConntrackProfile) -> Vec<Situation> {
+    let mut found = Vec::new();
+    if !track.is_stated() || !track.moved() {
+        return found;
+    }
+    found.push(match profile {
+        ConntrackProfile::Calico => Situation::StreamAcrossMoveCalico,
+        ConntrackProfile::Strict => Situation::StreamAcrossMoveStrict,
+    });
+    if track.passed_a_deleted_pod() {
+        found.push(Situation::StreamPastDeletedPod);
+    }
+    found
+}
