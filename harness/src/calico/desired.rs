@@ -270,6 +270,20 @@ fn node_nat<'a>(
                     }
                 })
                 .expect("at least one claim");
+            // A floating IP that is the routed endpoint's own address is
+            // that endpoint's workload route already: Felix's route targets
+            // for an endpoint are its own nets and its NAT external IPs in
+            // one list (felix/dataplane/linux/endpoint_mgr.go
+            // calculateRoutes), one route per CIDR, so the route stays when
+            // the claim goes. The model's floating-IP routes are only the
+            // others (removing this one would take the pod's own route).
+            if device.addresses.contains(external) {
+                node_winners
+                    .entry(*external)
+                    .or_default()
+                    .push((winner, endpoint));
+                continue;
+            }
             desired
                 .routes
                 .entry(node.to_string())

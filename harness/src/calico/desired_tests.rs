@@ -128,6 +128,32 @@ fn a_node_whose_pod_has_the_floating_ip_as_its_address_keeps_its_workload_route(
 }
 
 #[test]
+fn a_pod_that_stops_claiming_its_own_address_keeps_its_workload_route() {
+    // Felix's route targets of an endpoint are its own nets and its NAT
+    // external IPs together (endpoint_mgr.go calculateRoutes): the claim
+    // of its own address adds no route of its own, and dropping the claim
+    // removes none on its node (it would take the pod's own route away).
+    let claiming = pod(
+        "web",
+        "node-a",
+        "198.19.0.8",
+        &["198.19.0.8", "203.0.113.10"],
+    );
+    let plain = pod("web", "node-a", "198.19.0.8", &["203.0.113.10"]);
+    let before = desired_state(&cluster(vec![claiming]), &topology());
+    let after = desired_state(&cluster(vec![plain]), &topology());
+    let changes = diff(&before, &after, ConntrackProfile::Calico);
+    let removed_on_a: Vec<IpAddr> = (changes.routes.iter())
+        .filter(|change| change.member == "node-a")
+        .flat_map(|change| change.remove.clone())
+        .collect();
+    assert!(!removed_on_a.contains(&ip("198.19.0.8")), "{changes:#?}");
+    assert!(!before.routes["node-a"]
+        .iter()
+        .any(|r| r.destination == ip("198.19.0.8")));
+}
+
+#[test]
 fn unexported_floating_ip_has_only_the_device_route() {
     let mut cluster = cluster(vec![pod("web", "node-a", "198.19.0.5", &["203.0.113.1"])]);
     cluster.pools = vec![
