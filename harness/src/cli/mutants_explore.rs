@@ -35,7 +35,7 @@ pub(super) fn compare(
     let dir = ExploreDir::create(&report_dir.join("explore"))
         .with_context(|| format!("creating {}", report_dir.join("explore").display()))?;
     say!(
-        "explorer: each mutant for {} s, seed {} (`--explore-seed {}` replays it), {} at a time, model routing",
+        "explorer: each mutant for {} s, seed {} (`--explore-seed {}` replays it), {} at a time, model routing (BIRD for the route mutants)",
         time.as_secs(),
         seed.0,
         seed.0,
@@ -47,7 +47,11 @@ pub(super) fn compare(
             dir: dir.clone(),
             dataplane: DataplaneChoice::Mutant(verdict.mutant),
             options: RunOptions {
-                routing: RoutingMode::Model,
+                routing: if verdict.mutant.needs_bird() {
+                    RoutingMode::Bird
+                } else {
+                    RoutingMode::Model
+                },
                 seed: Some(seed),
                 ..RunOptions::default()
             },

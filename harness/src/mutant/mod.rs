@@ -278,6 +278,18 @@ pub const MUTANTS: &[Mutant] = &[
 ];
 
 impl Mutant {
+    /// Whether the bug shows only where BIRD carries the routes: it breaks
+    /// the hosting nodes' device routes, which BIRD exports, while under
+    /// the harness's model routing the fabric and the other nodes get the
+    /// model's routes whatever a node holds (and a node's DNAT comes before
+    /// its routes).
+    pub fn needs_bird(&self) -> bool {
+        matches!(
+            self.bug,
+            Bug::Policy(PolicyBug::RoutesNeverRemoved | PolicyBug::NoFloatingIpRoute)
+        )
+    }
+
     /// The reference dataplane and Calico's control policy, one of them
     /// broken: a NAT bug wraps the dataplane, a policy bug overrides a hook.
     pub fn wrap(&self) -> (Arc<dyn Dataplane>, Arc<dyn ControlPolicy>) {

@@ -19,17 +19,12 @@ pub use config::{
 pub use situations::Situation;
 
 use super::expect::{send_expectation, StreamTrack};
-use super::plan::{
-    Annotation, BadEntry, CaseSpec, Entry, FloatingPool, Malformed, Op, PodPool, Target,
-};
+use super::plan::{Annotation, BadEntry, CaseSpec, Entry, Malformed, Op, PodPool, Target};
 use crate::calico::cluster::{
-    Cluster, ClusterConfig, ClusterStep, ExpectationMismatch, FelixUpdate, Network, RefusedBy,
+    Cluster, ClusterConfig, ClusterStep, ExpectationMismatch, FelixUpdate, RefusedBy,
 };
 use crate::calico::predict::Packet;
-use crate::calico::{
-    CniFeatureControl, Encapsulation, FelixFloatingIps, IpPool, IpPoolSpec, PodPhase,
-    FLOATING_IPS_ANNOTATION,
-};
+use crate::calico::{PodPhase, FLOATING_IPS_ANNOTATION};
 use crate::check::{StreamExpectation, TrafficExpectation};
 use crate::vocab::{ConntrackProfile, IpFamily, Protocol, ECHO_PORT};
 
