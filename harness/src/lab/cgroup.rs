@@ -132,11 +132,13 @@ pub fn confine(command: &mut Command, lab_dir: &Path) {
     // file is opened before the fork and lives as long as the command.
     unsafe {
         command.pre_exec(move || {
-            let fd = procs.as_raw_fd();
             // "0" moves the writing process (Documentation/admin-guide/cgroup-v2.rst).
-            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
+            // A refusal does not fail the spawn: a cgroup can be made yet
+            // refuse members (a domain controller's "no internal process"
+            // rule, a threaded subtree, delegation limits); the process then
+            // runs where it was and teardown falls back to the search of the
+            // lab's namespaces (lab::daemons::stop_strays).
+            let _ = libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1);
             Ok(())
         });
     }
