@@ -324,6 +324,9 @@ impl Reader<'_> {
             }
             Err(_) => return false,
         };
+        if claims::shadows_a_neighbour(&trial) {
+            return false;
+        }
         let effects = match self.cluster.apply_expecting(&step, expect_error.as_deref()) {
             Ok(effects) => effects,
             Err(_) => return false,
