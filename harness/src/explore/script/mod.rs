@@ -334,6 +334,9 @@ impl Reader<'_> {
         self.streams_follow(&effects.felix, |reader| {
             reader.record_pod_step(step, expect_error)
         });
+        if situations::claim_in_own_block(&self.cluster) {
+            self.situations.insert(Situation::ClaimInOwnBlock);
+        }
         true
     }
 

@@ -31,6 +31,20 @@ pub enum Situation {
     /// A stream whose pod was deleted while it ran, then went to another
     /// pod.
     StreamPastDeletedPod,
+    /// A pod claims an address inside an IPAM block of its own node. Calico's
+    /// BIRD does not export it (confd's bird_aggr.cfg.template
+    /// `calico_aggr`: a route inside the node's own block is rejected, the
+    /// block is exported instead), which the route model does not know yet:
+    /// under BIRD routing such a case is not judged.
+    ClaimInOwnBlock,
+}
+
+/// Whether some pod claims an address inside one of its node's blocks.
+pub fn claim_in_own_block(cluster: &Cluster) -> bool {
+    cluster.pods().values().any(|pod| {
+        let blocks = cluster.node_blocks(&pod.node);
+        (pod.felix.ip_nats().iter()).any(|nat| blocks.iter().any(|b| b.contains(&nat.external)))
+    })
 }
 
 /// What a send of `packet` expecting `expect` reaches.
