@@ -251,25 +251,22 @@ impl Reader<'_> {
     }
 }
 
-/// Whether some pod claims the address of another pod on its own node.
-/// Felix then routes that address to whichever of the two interfaces has
-/// the higher ifindex (felix/routetable/route_table.go
-/// recalculateDesiredKernelRoute, over the targets endpoint_mgr.go
-/// calculateRoutes gives: each endpoint's own nets and NAT IPs), so the
-/// shadowed pod can lose its own traffic and the replies to what it sends;
-/// the prediction does not follow that yet (replies are not routed), so
-/// the explorer leaves such steps out. Found as false failures on every
-/// reference dataplane: a pod claiming its neighbour's address, the
-/// neighbour's ping to an external host unanswered.
-pub(super) fn shadows_a_neighbour(cluster: &crate::calico::cluster::Cluster) -> bool {
+/// Whether some pod claims the address of another live pod. Felix on the
+/// claimant's node then routes that address to the claimant
+/// (endpoint_mgr.go calculateRoutes gives an endpoint's NAT IPs as route
+/// targets; on a shared node route_table.go recalculateDesiredKernelRoute
+/// keeps the higher ifindex), so the answers that node's pods send to the
+/// shadowed pod go to the claimant; the prediction does not route replies
+/// yet, so the explorer leaves such steps out. Found as false failures on
+/// every reference dataplane: the shadowed pod's ping to the claimant, or
+/// on one node to an external host, unanswered. The catalogue's
+/// floating-ip-shadows-pod covers the traffic from outside.
+pub(super) fn claims_a_pods_address(cluster: &crate::calico::cluster::Cluster) -> bool {
     let pods = cluster.pods();
     pods.values().any(|claimant| {
         claimant.felix.ip_nats().iter().any(|nat| {
-            pods.values().any(|owner| {
-                owner.name != claimant.name
-                    && owner.node == claimant.node
-                    && owner.addresses.contains(&nat.external)
-            })
+            pods.values()
+                .any(|owner| owner.name != claimant.name && owner.addresses.contains(&nat.external))
         })
     })
 }

@@ -324,7 +324,7 @@ impl Reader<'_> {
             }
             Err(_) => return false,
         };
-        if claims::shadows_a_neighbour(&trial) {
+        if claims::claims_a_pods_address(&trial) {
             return false;
         }
         let effects = match self.cluster.apply_expecting(&step, expect_error.as_deref()) {
