@@ -246,13 +246,10 @@ fn claims_inside_the_nodes_own_block_are_not_judged_under_bird() {
     use crate::runner::{DataplaneChoice, RunOptions};
     use crate::vocab::RoutingMode;
     let (_temp, dir) = dir();
-    let script = (0..2000)
-        .map(|index| script(&case(Seed(3), index)))
-        .find(|s| {
-            s.situations
-                .contains(&super::script::Situation::ClaimInOwnBlock)
-        })
-        .expect("some case claims an address of its own node's block");
+    // The generator rarely makes one (claims of live pods' addresses are
+    // left out; a freed address of the node's block remains): mark one.
+    let mut script = script(&case(Seed(3), 0));
+    (script.situations).insert(super::script::Situation::ClaimInOwnBlock);
     let judge = RunJudge {
         dir,
         dataplane: "nft-maps".parse::<DataplaneChoice>().unwrap(),
@@ -261,5 +258,8 @@ fn claims_inside_the_nodes_own_block_are_not_judged_under_bird() {
             ..RunOptions::default()
         },
     };
-    assert!(matches!(judge.judge(&script, "x"), Judgement::NotJudged(_)));
+    match judge.judge(&script, "x") {
+        Judgement::NotJudged(why) => assert!(why.contains("calico_aggr"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }
