@@ -20,16 +20,11 @@ use fip_harness::lab::NextHop;
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn pool(name: &str, cidr: &str, encapsulation: Encapsulation, export: bool) -> IpPool {
+    let block_size = if cidr.contains(':') { 122 } else { 26 };
     IpPool {
-        name: name.into(),
-        cidr: cidr.parse().unwrap(),
-        block_size: if cidr.contains(':') { 122 } else { 26 },
         encapsulation,
-        cross_subnet: false,
         disable_bgp_export: !export,
-        nat_outgoing: false,
-        disabled: false,
-        load_balancer_only: false,
+        ..IpPool::plain(name, cidr.parse().unwrap(), block_size)
     }
 }
 

@@ -272,3 +272,46 @@ fn a_wrong_expectation_shows_expected_against_actual_and_leaves_diagnostics() {
     assert_eq!(summary["failed"], 1);
     assert_eq!(summary["scenarios"][0]["outcome"]["result"], "failed");
 }
+
+/// Felix's nftables mode came in v3.29: `up` under v3.28 refuses the
+/// nftables backend before building anything, and without `--backend` the
+/// lab gets the release's Felix, iptables.
+#[test]
+fn up_under_a_release_before_nftables_mode_uses_iptables_and_refuses_nftables() {
+    let refused = format!("r{}", std::process::id());
+    let _refused_guard = LabGuard(refused.clone());
+    let up = harness(&[
+        "up",
+        "scenarios/icmp-external-v4.yaml",
+        "--name",
+        &refused,
+        "--calico",
+        "v3.28",
+        "--backend",
+        "nftables",
+    ]);
+    assert!(!up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("icmp-external-v4.yaml: no nftables backend: Calico v3.28.5 lacks it: Felix's nftables mode"),
+        "{}",
+        text(&up)
+    );
+    assert_eq!(lab_namespaces(&refused), Vec::<String>::new());
+
+    let lab = format!("i{}", std::process::id());
+    let _guard = LabGuard(lab.clone());
+    let up = harness(&[
+        "up",
+        "scenarios/icmp-external-v4.yaml",
+        "--name",
+        &lab,
+        "--calico",
+        "v3.28",
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("NAT rules of node-a (iptables):"),
+        "{}",
+        text(&up)
+    );
+}

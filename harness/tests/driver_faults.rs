@@ -16,6 +16,7 @@ use common::repo;
 use fip_harness::driver::TIMEOUT_ENV;
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::registry::RUN_DIR_ENV;
+use fip_harness::runner::base36;
 
 /// Answers `hello` and everything else with `ok` until the first `apply`,
 /// where it runs `$MISBEHAVE`; records its pid (and its children's) in
@@ -150,21 +151,6 @@ fn files_under(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-/// As runner::unique_lab_name spells the pid.
-fn base36(mut n: u32) -> String {
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(digits[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap()
 }
 
 /// The case failed as an error of the driver, named with what it answered

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::show::{parse_protocols, parse_routes, BirdRoute, ProtocolStatus};
+use super::show::{parse_protocols, parse_routes, BirdRoute, ProtocolStatus, ReplyLine};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -29,13 +29,6 @@ pub enum BirdcError {
     },
     #[error("control socket {path}: reply line `{line}` is not BIRD's protocol")]
     Garbled { path: String, line: String },
-}
-
-/// One reply line: its code (the previous one's for a continuation) and text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplyLine {
-    pub code: u16,
-    pub text: String,
 }
 
 /// A client for one daemon's control socket; each query opens a connection.

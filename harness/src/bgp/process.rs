@@ -118,8 +118,10 @@ impl BirdDaemon {
 
     /// Run the daemon and wait until its pid file and control socket exist.
     fn launch(&self, netns: &Netns, socket: &Path) -> Result<(), BirdError> {
-        let output = netns
-            .command(self.daemon())
+        let mut command = netns.command(self.daemon());
+        // In the lab's cgroup: teardown ends whatever it forks.
+        crate::lab::cgroup::confine(&mut command, &self.dir);
+        let output = command
             .arg("-c")
             .arg(self.config_path())
             .arg("-s")

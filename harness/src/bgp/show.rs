@@ -6,7 +6,13 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::birdc::ReplyLine;
+/// One reply line of BIRD's control socket: its code (the previous one's for
+/// a continuation) and text. [`super::birdc`] reads them; this file parses them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyLine {
+    pub code: u16,
+    pub text: String,
+}
 
 /// BIRD's code for a `show protocols` line.
 const PROTOCOL_LINE: u16 = 1002;

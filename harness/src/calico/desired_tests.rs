@@ -36,15 +36,9 @@ fn pod(name: &str, node: &str, address: &str, fips: &[&str]) -> WorkloadEndpoint
 /// A pool of `cidr` (also the incremental tests' pool).
 pub(super) fn pool(cidr: &str, encapsulation: Encapsulation, disable_bgp_export: bool) -> IpPool {
     IpPool {
-        name: cidr.into(),
-        cidr: cidr.parse::<IpNet>().unwrap(),
-        block_size: 26,
         encapsulation,
-        cross_subnet: false,
         disable_bgp_export,
-        nat_outgoing: false,
-        disabled: false,
-        load_balancer_only: false,
+        ..IpPool::plain(cidr, cidr.parse::<IpNet>().unwrap(), 26)
     }
 }
 

@@ -65,7 +65,7 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
 fn kernel_features(command: &Command) -> Vec<KernelFeature> {
     let chosen = match command {
         Command::Run(args) => args.dataplane_choice(),
-        Command::Up(args) => Some(args.dataplane_choice()),
+        Command::Up(args) => args.dataplane_choice(),
         // Mutants break nft-maps.
         Command::Mutants(_) => Some(DataplaneChoice::Builtin(BackendKind::NftMaps)),
         _ => None,

@@ -6,9 +6,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use fip_harness::calico::Behaviour;
 use fip_harness::dataplane::BackendKind;
 use fip_harness::runner::DataplaneChoice;
 use fip_harness::runner::{self, LabNaming, RunOptions, UpRecord};
+use fip_harness::scenario::Scenario;
 use fip_harness::seed::Seed;
 use fip_harness::text::printable;
 
@@ -25,9 +27,10 @@ pub struct Args {
     /// few characters of its own.
     #[arg(long)]
     prefix: Option<String>,
-    /// Dataplane backend.
-    #[arg(long, value_enum, default_value_t = Backend::Nftables)]
-    backend: Backend,
+    /// Dataplane backend [default: the scenario's release of Felix:
+    /// nftables from v3.29, iptables before].
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
     /// Any dataplane, built-in, `mutant:<name>` or `exec:PATH [ARGS]`
     /// (overrides --backend).
     #[arg(long, value_name = "DATAPLANE")]
@@ -57,11 +60,34 @@ pub struct Args {
 }
 
 impl Args {
-    /// The dataplane asked for: --dataplane, else --backend.
-    pub(super) fn dataplane_choice(&self) -> DataplaneChoice {
+    /// The dataplane asked for: --dataplane, else --backend (`None`: the
+    /// scenario's release decides).
+    pub(super) fn dataplane_choice(&self) -> Option<DataplaneChoice> {
         self.dataplane
             .clone()
-            .unwrap_or_else(|| BackendKind::from(self.backend).into())
+            .or_else(|| self.backend.map(|b| BackendKind::from(b).into()))
+    }
+
+    /// The dataplane the lab gets: the one asked for, else the backend of the
+    /// scenario's release of Felix. A built-in or mutant nftables backend under
+    /// a release before Felix's nftables mode (v3.29: felix/nftables/table.go,
+    /// commit a91c52b83a) is refused, as `run` refuses it.
+    fn dataplane_for(&self, scenario: &Scenario) -> anyhow::Result<DataplaneChoice> {
+        let Some(choice) = self.dataplane_choice() else {
+            return Ok(scenario.felix_backend().into());
+        };
+        let release = scenario.calico;
+        if !choice.is_exec()
+            && choice.base() == BackendKind::Nftables
+            && !release.has(Behaviour::NftablesMode)
+        {
+            anyhow::bail!(
+                "{}: no nftables backend: {}",
+                scenario.source.display(),
+                Behaviour::NftablesMode.missing_in(release)
+            );
+        }
+        Ok(choice)
     }
 }
 
@@ -79,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         runner::check_prefix(prefix).map_err(anyhow::Error::msg)?;
     }
     let seed = args.seed.unwrap_or_else(Seed::random);
-    let dataplane = args.dataplane_choice();
+    let dataplane = args.dataplane_for(&scenario)?;
     let naming = match (args.name, args.prefix) {
         (Some(name), _) => LabNaming::Exact(name),
         (None, Some(prefix)) => LabNaming::Prefix(prefix),

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::order::UpdateOrder;
 use super::policy::{CalicoPolicy, ControlPolicy};
 use super::routes::{change_routes_kept, del_routes, owned_protocols};
 use super::routes::{FipRoute, RouteNext};
@@ -16,6 +15,7 @@ use crate::calico::desired::{
 };
 use crate::calico::diff::{diff, Changes, ConntrackProfile, RouteChange};
 use crate::calico::incremental::{self, Memory};
+use crate::calico::UpdateOrder;
 use crate::dataplane::conntrack::ConntrackError;
 use crate::dataplane::per_node::PerNode;
 use crate::dataplane::{Dataplane, DataplaneError, NodeNatState};

@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 
 use super::exec::run_in;
 use super::felix_filter::family_pools;
+use super::nft_keyword as keyword;
 use super::per_node::PerNode;
 use super::{DataplaneError, Features, FAMILIES};
 use crate::calico::nat::NodeFilterState;
@@ -62,13 +63,6 @@ impl HarnessFilter {
     pub(crate) fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         self.applied.forget(node);
         run_in(node, "nft", &["-f", "-"], Some(render_removal().as_bytes())).map(drop)
-    }
-}
-
-fn keyword(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "ip",
-        IpFamily::V6 => "ip6",
     }
 }
 
@@ -148,15 +142,9 @@ pub fn render(state: &NodeFilterState, features: Features) -> String {
     out
 }
 
-/// The script that removes both tables (adding first, so deleting never fails).
+/// The script that removes both tables (removing twice is fine).
 pub fn render_removal() -> String {
-    let mut out = String::new();
-    for family in FAMILIES {
-        let ip = keyword(family);
-        writeln!(out, "add table {ip} {TABLE}\ndelete table {ip} {TABLE}")
-            .expect("writing to a String");
-    }
-    out
+    super::render_nft_table_removal(TABLE)
 }
 
 #[cfg(test)]

@@ -44,6 +44,28 @@ pub use nftables::NftablesBackend;
 /// and `table ip6`), each with the mappings of that family only.
 pub(crate) const FAMILIES: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
 
+/// nft's family keyword, which is also the `<IPV>` of Felix's matches
+/// (felix/nftables/match_builder.go insertIPVersion).
+pub(crate) fn nft_keyword(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "ip",
+        IpFamily::V6 => "ip6",
+    }
+}
+
+/// The nft script that removes `table` in both families, adding it first so
+/// that deleting never fails (as Felix's table.go does when its table is
+/// disabled; the harness's own filter table is removed the same way).
+pub(crate) fn render_nft_table_removal(table: &str) -> String {
+    FAMILIES
+        .iter()
+        .map(|&family| {
+            let ip = nft_keyword(family);
+            format!("add table {ip} {table}\ndelete table {ip} {table}\n")
+        })
+        .collect()
+}
+
 /// One node's floating-IP NAT. Implementations run their program inside the
 /// node's namespace; every call is one whole operation (no partial state left
 /// behind by a successful call).

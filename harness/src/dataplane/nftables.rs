@@ -50,6 +50,7 @@ use super::applied::AppliedStates;
 use super::exec::{nft_list_tables, nft_read_tables, run_in};
 use super::felix_hash::chained_hashes;
 use super::felix_rules::{self, Action, Chain, Rule, BASE_JUMPS, FIP_DNAT, FIP_SNAT};
+use super::nft_keyword as keyword;
 use super::{
     message_limit, Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping,
     FAMILIES,
@@ -72,15 +73,6 @@ const BASE_CHAINS: [(&str, &str, i32); 4] = [
     ("OUTPUT", "output", 110),
     ("POSTROUTING", "postrouting", 110),
 ];
-
-/// knftables' family keyword, which is also the `<IPV>` of Felix's matches
-/// (felix/nftables/match_builder.go insertIPVersion).
-fn keyword(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "ip",
-        IpFamily::V6 => "ip6",
-    }
-}
 
 /// A chain's name in the nat layer (table_layer.go `namespaceName`).
 fn layered(name: &str) -> String {
@@ -220,16 +212,10 @@ pub fn render_update(old: &NodeNatState, new: &NodeNatState, features: Features)
     (!out.is_empty()).then_some(out)
 }
 
-/// The script that removes both tables (adding first so that deleting never
-/// fails), as Felix's table.go does when its table is disabled.
+/// The script that removes both tables, as Felix's table.go does when its
+/// table is disabled.
 pub fn render_removal() -> String {
-    let mut out = String::new();
-    for family in FAMILIES {
-        let ip = keyword(family);
-        writeln!(out, "add table {ip} {TABLE}\ndelete table {ip} {TABLE}")
-            .expect("writing to a String");
-    }
-    out
+    super::render_nft_table_removal(TABLE)
 }
 
 /// The address a rule's statement or match carries, as JSON text.

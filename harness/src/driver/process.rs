@@ -82,6 +82,10 @@ impl DriverProcess {
         for (key, value) in env {
             command.env(key, value);
         }
+        // In the lab's cgroup, so everything it starts goes with the lab.
+        if let Some(dir) = pid_file.as_ref().and_then(|p| p.parent()) {
+            crate::lab::cgroup::confine(&mut command, dir);
+        }
         let mut child = command.spawn().map_err(|e| spawn_error(&program, &e))?;
         let pid = child.id();
         if let Some(path) = &pid_file {

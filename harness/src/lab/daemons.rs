@@ -1,13 +1,14 @@
 //! Daemons a lab runs inside its namespaces (BIRD, drivers). Each writes a
 //! pid file into the lab's own directory under the run directory; every
 //! teardown path stops them by those pids, so `down` works from the lab's
-//! name alone, even after the process that started them died. Then every
-//! process still inside one of the lab's network namespaces is stopped too:
-//! what a driver started (whatever its process group, whether it ignores
-//! SIGTERM), a BIRD whose pid file is gone, a shell left by `exec`. A
-//! process cannot leave a network namespace without privileges a driver's
-//! children do not use, so the namespace finds every descendant, where
-//! cgroups are not always there to be had (containers, no root).
+//! name alone, even after the process that started them died. Then
+//! everything they started goes: where the machine gives a cgroup v2, every
+//! process of the lab's cgroup (lab::cgroup: all their descendants, wherever
+//! they went); everywhere, every process still inside one of the lab's
+//! network namespaces (a driver's children whatever their process group,
+//! whether they ignore SIGTERM, a BIRD whose pid file is gone, a shell left
+//! by `exec`). Without a cgroup, a descendant that moved to a network
+//! namespace of its own is missed: docs/rootless.md says so.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -106,7 +107,8 @@ pub fn stop_lab_daemons(lab: &str) -> Vec<String> {
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return errors,
+        // Its cgroup may still be there (lab::cgroup looks for it).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return super::cgroup::stop(&dir),
         Err(e) => return vec![format!("reading {}: {e}", dir.display())],
     };
     for entry in entries.flatten() {
@@ -117,6 +119,8 @@ pub fn stop_lab_daemons(lab: &str) -> Vec<String> {
             }
         }
     }
+    // Then whatever they started (lab::cgroup), wherever it went.
+    errors.extend(super::cgroup::stop(&dir));
     if errors.is_empty() {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {

@@ -5,6 +5,7 @@
 //! `down a` can never remove a namespace of lab `ab`.
 
 mod adopt;
+pub mod cgroup;
 pub mod claim;
 mod cluster;
 pub mod daemons;

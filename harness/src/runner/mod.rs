@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use error::RunnerError;
-pub use naming::{check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
+pub use naming::{base36, check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use parallel::run_cases;
 pub use phases::PhaseTimes;
 pub use replay::{run_scenario, RunOptions};

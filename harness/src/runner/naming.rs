@@ -108,7 +108,8 @@ fn lab_name_is_free(name: &str) -> bool {
         && !claim::lock_path(name).exists()
 }
 
-fn base36(mut n: u32) -> String {
+/// `n` in base 36 (lowercase), as lab names spell numbers (a pid, a draw).
+pub fn base36(mut n: u32) -> String {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = Vec::new();
     loop {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use super::load::Loader;
 use super::located::Spanned;
-use super::steps::Reading;
+use crate::calico::cluster::Network;
 
 /// The live pods by address: their own addresses and the floating IPs Felix
 /// has for them, so a new claim is checked against the holders of that one
@@ -106,9 +106,9 @@ impl Loader<'_> {
         name: &str,
         addresses: &[IpAddr],
         floating_ips: &[IpAddr],
-        reading: &Reading<'_>,
+        network: &Network,
+        index: &LiveIndex,
     ) {
-        let network = &reading.oracle.cluster().config().network;
         let hosts: Vec<(String, IpAddr)> = network
             .nodes
             .iter()
@@ -120,7 +120,6 @@ impl Loader<'_> {
                     .map(move |a| (format!("{kind} `{}`", host.name), *a))
             })
             .collect();
-        let index = &reading.index;
         let mut warnings = Vec::new();
         for external in floating_ips {
             let pods = LiveIndex::others(&index.own, external, name).map(|other| Holder {

@@ -186,7 +186,14 @@ impl Loader<'_> {
                     {
                         let fips = floating_ips(&pod);
                         if !matches!(read, Step::SetPhase(_)) {
-                            self.warn_risky(&annotated, &pod.name, &pod.addresses, &fips, reading);
+                            self.warn_risky(
+                                &annotated,
+                                &pod.name,
+                                &pod.addresses,
+                                &fips,
+                                &reading.oracle.cluster().config().network,
+                                &reading.index,
+                            );
                         }
                         reading.index.add(&pod.name, &pod.addresses, &fips);
                     }

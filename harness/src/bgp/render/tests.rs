@@ -6,16 +6,10 @@ use crate::bgp::topology::{BgpNode, BgpTopology, ClusterRoutes, CALICO_DEFAULT_A
 use crate::calico::{Encapsulation, IpFamily, IpPool};
 
 fn pool(name: &str, cidr: &str, encapsulation: Encapsulation) -> IpPool {
+    let block_size = if cidr.contains(':') { 122 } else { 26 };
     IpPool {
-        name: name.into(),
-        cidr: cidr.parse().unwrap(),
-        block_size: if cidr.contains(':') { 122 } else { 26 },
         encapsulation,
-        cross_subnet: false,
-        disable_bgp_export: false,
-        nat_outgoing: false,
-        disabled: false,
-        load_balancer_only: false,
+        ..IpPool::plain(name, cidr.parse().unwrap(), block_size)
     }
 }
 
