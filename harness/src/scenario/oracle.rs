@@ -176,8 +176,9 @@ impl Oracle {
                 };
                 match StreamWatch::start(&self.cluster, packet) {
                     Ok(watch) => {
+                        let refused = unconnected(&watch.now, start.protocol);
                         self.streams.insert(start.name.clone(), watch);
-                        Verdict::Traffic(Vec::new())
+                        Verdict::Traffic(refused.into_iter().collect())
                     }
                     Err(error) => Verdict::Traffic(vec![error.to_string()]),
                 }
@@ -219,6 +220,23 @@ pub fn resolve(cluster: &Cluster, target: &Target) -> Option<IpAddr> {
         .iter()
         .copied()
         .find(|a| IpFamily::of(a) == family)
+}
+
+/// Why a stream of `protocol` cannot start where `now` says its packets go:
+/// a TCP stream connects when it starts (`traffic`'s TCP stream fails its
+/// step when the handshake does not complete), so a destination where no
+/// pod answers refuses it ([`Prediction::may_connect`]). Other protocols
+/// start whatever the network does.
+fn unconnected(now: &Prediction, protocol: crate::vocab::Protocol) -> Option<String> {
+    if protocol != crate::vocab::Protocol::Tcp {
+        return None;
+    }
+    (!now.may_connect()).then(|| {
+        format!(
+            "a TCP stream connects when it starts, but the Calico model predicts no answer: {}",
+            describe(now)
+        )
+    })
 }
 
 /// Each disagreement as the line `validate` prints, with the model's view.

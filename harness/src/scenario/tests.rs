@@ -297,3 +297,20 @@ fn an_expectation_that_checks_nothing_is_an_error() {
     ))
     .is_ok());
 }
+
+/// A TCP stream connects when it starts: one to an address where the model
+/// says no pod answers fails at start, so loading refuses it, at its `to`.
+#[test]
+fn a_tcp_stream_to_where_nothing_answers_is_refused() {
+    // Outside every pool the floating IP is not exported: the client's
+    // packets reach nobody.
+    const WEB: &str = "  - createPod:\n      name: web\n      node: node-a\n      annotations: {cni.projectcalico.org/floatingIPs: '[\"203.0.113.10\"]'}\n";
+    let stream = |protocol: &str| {
+        format!(
+            "{HEAD}steps:\n{WEB}  - startStream: {{name: s1, protocol: {protocol}, from: client, to: 203.0.113.10}}\n  - stopStream: {{name: s1, expect: {{deliveredTo: none}}}}\n"
+        )
+    };
+    let message = errors(&stream("tcp"));
+    insta::assert_snapshot!(message);
+    assert!(load(&stream("udp")).is_ok(), "{}", errors(&stream("udp")));
+}

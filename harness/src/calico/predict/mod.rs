@@ -85,6 +85,17 @@ impl Prediction {
         pods.dedup();
         pods
     }
+
+    /// A connection (TCP's handshake) to the packet's destination can
+    /// complete in some outcome: a pod answers it, or a host's own stack
+    /// takes it (whose TCP answers are not predicted, so not ruled out).
+    pub fn may_connect(&self) -> bool {
+        self.outcomes.iter().any(|outcome| match &outcome.landing {
+            Landing::Pod { reply_source, .. } => reply_source.is_some(),
+            Landing::Host { .. } => true,
+            Landing::Dropped { .. } => false,
+        })
+    }
 }
 
 /// One way the packet goes.
