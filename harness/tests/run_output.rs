@@ -151,3 +151,70 @@ fn a_terminal_gets_progress_and_colour_unless_no_color() {
         );
     }
 }
+
+/// A floating IP given up, then a run of sends that expect silence from three
+/// senders; only `peer`, beside the pod that held it, can still reach it, and
+/// only when the dataplane keeps the old mapping (`mutant:stale-mappings`).
+fn silent_run_scenario(dir: &Path) -> String {
+    let fixtures = repo().join("fixtures").canonicalize().unwrap();
+    let text = r#"name: silent-run
+cluster:
+  cni: FIXTURES/cni/calico-config-floating-ips-on.yaml
+  felix:
+    floatingIPs: Enabled
+  pools:
+    - manifest: FIXTURES/pools/floating-ips.yaml
+  nodes: [node-a, node-b]
+  externals: [client]
+steps:
+  - createPod: {name: web, node: node-a, annotations: {cni.projectcalico.org/floatingIPs: '["203.0.113.10"]'}}
+  - createPod: {name: peer, node: node-a}
+  - createPod: {name: far, node: node-b}
+  - annotate: {pod: web, remove: true}
+  - sends: {from: [client, far, peer], protocols: [icmp, udp], to: 203.0.113.10, expect: {deliveredTo: none}}
+"#
+    .replace("FIXTURES", fixtures.to_str().unwrap());
+    let file = dir.join("silent-run.yaml");
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+/// Consecutive sends that expect silence have their probes in flight
+/// together (runner/send.rs, `silent_run`), yet each is judged alone: a leak
+/// by the fifth of six fails that step, says where the packets arrived, and
+/// the same run on a sound dataplane passes (no probe is taken for another's).
+#[test]
+fn a_leak_in_a_run_of_silent_sends_fails_the_send_that_leaked() {
+    need_root();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = silent_run_scenario(dir.path());
+    let run = |dataplane: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+            .args([
+                "run",
+                &scenario,
+                "--profile",
+                "calico",
+                "--dataplane",
+                dataplane,
+            ])
+            .arg("--report-dir")
+            .arg(dir.path().join(dataplane.replace(':', "-")))
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let sound = run("nftables");
+    assert!(sound.contains("PASS silent-run::nftables"), "{sound}");
+    let leaking = run("mutant:stale-mappings");
+    assert!(
+        leaking.contains("step 9 (send icmp peer -> 203.0.113.10) failed"),
+        "{leaking}"
+    );
+    assert!(
+        leaking.contains("peer -> 203.0.113.10 icmp: delivered to web ("),
+        "{leaking}"
+    );
+    assert!(leaking.contains(")   <---- EXPECTED no pod"), "{leaking}");
+}

@@ -13,7 +13,7 @@ use crate::report::{ScenarioResult, SideBySide};
 /// check lines there (or the moves' convergence); `None` unless the case
 /// differs.
 pub fn side_by_side(case: &ConformCase, dataplane: &str, reference: &str) -> Option<SideBySide> {
-    let CaseVerdict::Differs { at } = &case.verdict else {
+    let CaseVerdict::Differs { at, .. } = &case.verdict else {
         return None;
     };
     let runs = [
@@ -97,8 +97,14 @@ pub(super) fn render_case(out: &mut String, case: &ConformCase, dataplane: &str,
                 case.name
             );
         }
-        CaseVerdict::Differs { .. } => {
-            let _ = writeln!(out, "DIFFERS {}:", case.name);
+        CaseVerdict::Differs {
+            profile_decides, ..
+        } => {
+            let whose = match profile_decides {
+                true => " (in a flow kept across a change: the conntrack profile decides)",
+                false => "",
+            };
+            let _ = writeln!(out, "DIFFERS {}{whose}:", case.name);
             let Some(difference) = side_by_side(case, dataplane, reference) else {
                 return;
             };

@@ -169,6 +169,26 @@ impl CaseObservation {
     }
 }
 
+impl CaseObservation {
+    /// The record's step at `at` is a stream's (every check line a
+    /// stream's), or `at` is the moves under a stream: a flow that was
+    /// there before a change, which the conntrack profile decides.
+    pub fn kept_flow_at(&self, at: Difference) -> bool {
+        match at {
+            Difference::Moves => true,
+            Difference::Step(index) => {
+                self.steps
+                    .iter()
+                    .find(|s| s.index == index)
+                    .is_some_and(|s| {
+                        !s.lines.is_empty()
+                            && s.lines.iter().all(|l| l.protocol.ends_with(" stream"))
+                    })
+            }
+        }
+    }
+}
+
 /// Where two records part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "at", content = "step")]

@@ -76,11 +76,12 @@ pub struct ConformReport {
     /// `bird` or `model`.
     pub routing: String,
     pub duration_ms: u64,
-    /// Cases under the calico profile (Calico's own semantics): judged (the
-    /// reference passed them), and matched.
+    /// Cases of every profile: judged (the reference passed them), and
+    /// holding Calico's semantics (matching, or differing only where the
+    /// conntrack profile decides: `CaseVerdict::holds_calico_semantics`).
     pub judged: usize,
     pub matched: usize,
-    /// Every judged calico-profile case matches and none went unjudged.
+    /// Every judged case holds Calico's semantics and none went unjudged.
     pub conformant: bool,
     pub profiles: Vec<ProfileResult>,
     /// Every case, of every profile, by verdict.
@@ -100,15 +101,13 @@ impl ConformReport {
         mut cases: Vec<ConformCase>,
     ) -> Self {
         cases.sort_by(|a, b| a.name.cmp(&b.name));
-        let calico = || {
-            cases
-                .iter()
-                .filter(|c| c.profile == ConntrackProfile::Calico)
-        };
-        let judged = calico()
+        // Every case of every profile counts: a scenario run under `strict`
+        // alone (`profiles: [strict]`) has no other run to be judged by.
+        let judged = cases
+            .iter()
             .filter(|c| !matches!(c.verdict, CaseVerdict::ReferenceFailed { .. }))
             .count();
-        let matched = calico().filter(|c| c.matches()).count();
+        let matched = cases.iter().filter(|c| c.holds_calico_semantics()).count();
         let profiles = [ConntrackProfile::Calico, ConntrackProfile::Strict]
             .into_iter()
             .map(|profile| profile_result(&cases, profile))
@@ -120,7 +119,7 @@ impl ConformReport {
             duration_ms,
             judged,
             matched,
-            conformant: matched == calico().count() && judged > 0,
+            conformant: matched == cases.len() && judged > 0,
             profiles,
             counts: VerdictCounts::of(&cases),
             cases,
@@ -158,7 +157,8 @@ impl ConformReport {
             [one] => one.clone(),
             _ => format!("{} (follows the profile it runs under)", like.join(" and ")),
         };
-        let unlike = self.names_where(|c| c.profile_case && !c.matches());
+        let unlike =
+            self.names_where(|c| !c.matches() && (c.profile_case || c.holds_calico_semantics()));
         if unlike.is_empty() {
             text
         } else {
@@ -167,9 +167,10 @@ impl ConformReport {
     }
 
     /// The one-line verdict, e.g. `conformant with Calico floating-IP
-    /// semantics: 33/33 cases; conntrack profile: calico`.
+    /// semantics: 33/33 cases; conntrack profile: calico`. It names every
+    /// case that is not a match, of every profile: those that differ where
+    /// the profile decides in the conntrack profile's part.
     pub fn verdict_line(&self) -> String {
-        let calico = |c: &ConformCase| c.profile == ConntrackProfile::Calico;
         let mut line = format!(
             "{} with Calico floating-IP semantics: {}/{} cases",
             if self.conformant {
@@ -181,11 +182,11 @@ impl ConformReport {
             self.judged
         );
         let lists = [
-            ("differs", self.names_where(|c| calico(c) && is_differs(c))),
             (
-                "driver errors",
-                self.names_where(|c| calico(c) && is_driver_error(c)),
+                "differs",
+                self.names_where(|c| is_differs(c) && !c.holds_calico_semantics()),
             ),
+            ("driver errors", self.names_where(is_driver_error)),
             (
                 "not judged (the reference failed)",
                 self.names_where(|c| matches!(c.verdict, CaseVerdict::ReferenceFailed { .. })),
@@ -260,7 +261,27 @@ fn profile_result(cases: &[ConformCase], profile: ConntrackProfile) -> ProfileRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conform::verdict::tests::{case, crashed_and_unjudged, failing, passing};
+    use crate::conform::verdict::tests::{
+        case, crashed_and_unjudged, failing, failing_stream, passing,
+    };
+
+    /// A dataplane that keeps flows across changes under `strict`: its
+    /// strict case's stream stays on the old pod.
+    fn never_flushing() -> Vec<ConformCase> {
+        vec![
+            case("from-external-v4", ConntrackProfile::Calico, passing()),
+            case(
+                "move-on-one-node-calico",
+                ConntrackProfile::Calico,
+                passing(),
+            ),
+            case(
+                "move-on-one-node-strict",
+                ConntrackProfile::Strict,
+                failing_stream(),
+            ),
+        ]
+    }
 
     #[test]
     fn every_calico_case_matching_is_conformant_and_strict_differences_name_the_profile() {
@@ -269,32 +290,20 @@ mod tests {
             "nftables".into(),
             "bird".into(),
             1000,
-            vec![
-                case("from-external-v4", ConntrackProfile::Calico, passing()),
-                case(
-                    "move-on-one-node-calico",
-                    ConntrackProfile::Calico,
-                    passing(),
-                ),
-                case(
-                    "move-on-one-node-strict",
-                    ConntrackProfile::Strict,
-                    failing(),
-                ),
-            ],
+            never_flushing(),
         );
         assert!(report.conformant);
-        assert_eq!((report.matched, report.judged), (2, 2));
+        assert_eq!((report.matched, report.judged), (3, 3));
         insta::assert_snapshot!(report.render_text(), @r"
-        DIFFERS move-on-one-node-strict::strict:
-          step 2: send icmp client -> 203.0.113.10
-            mutant:strict-never-flushes | client -> 203.0.113.10 icmp: delivered to web-b (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)   <---- WRONG
+        DIFFERS move-on-one-node-strict::strict (in a flow kept across a change: the conntrack profile decides):
+          step 2: stop stream s1
+            mutant:strict-never-flushes | client -> 203.0.113.10 icmp stream: delivered to web-b (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)   <---- WRONG
                                         |       delivered to: web-b   <---- EXPECTED web
             nftables                    | client -> 203.0.113.10 icmp: delivered to web (3); pod saw dst - src -; replies from 203.0.113.10 (sent: 3, lost: 0)
         calico profile: 2/2 cases match
         strict profile: 0/1 cases match
         3 case(s): 2 match, 1 differ, 0 driver error(s), 0 not judged
-        conformant with Calico floating-IP semantics: 2/2 cases; conntrack profile: calico; differs on move-on-one-node-strict::strict
+        conformant with Calico floating-IP semantics: 3/3 cases; conntrack profile: calico; differs on move-on-one-node-strict::strict
         ");
     }
 
@@ -334,7 +343,7 @@ mod tests {
         calico profile: 1/4 cases match
         strict profile: 1/1 cases match
         5 case(s): 2 match, 1 differ, 1 driver error(s), 1 not judged
-        NOT conformant with Calico floating-IP semantics: 1/3 cases; differs: from-external-v4; driver errors: from-hosting-node-v4; not judged (the reference failed): dual-stack; conntrack profile: calico and strict (follows the profile it runs under)
+        NOT conformant with Calico floating-IP semantics: 2/4 cases; differs: from-external-v4; driver errors: from-hosting-node-v4; not judged (the reference failed): dual-stack; conntrack profile: calico and strict (follows the profile it runs under)
         ");
         assert_eq!(
             report.counts,
@@ -345,6 +354,46 @@ mod tests {
                 driver_errors: 1,
                 not_judged: 1
             }
+        );
+    }
+
+    /// A scenario run under `strict` alone (the coverage matrix's IPv6
+    /// files) that differs where a new flow goes: the profile does not
+    /// decide that, so the verdict names it, counts it and is not
+    /// conformant, as the counts line, junit.xml and the page say.
+    #[test]
+    fn a_strict_only_case_that_differs_on_a_new_flow_is_in_the_verdict() {
+        let report = ConformReport::new(
+            "mutant:ipv6-ignored".into(),
+            "nftables".into(),
+            "bird".into(),
+            1000,
+            [
+                never_flushing(),
+                vec![case(
+                    "matrix-life-ipv6",
+                    ConntrackProfile::Strict,
+                    failing(),
+                )],
+            ]
+            .concat(),
+        );
+        assert!(!report.conformant);
+        assert_eq!((report.matched, report.judged), (3, 4));
+        assert_eq!(report.counts.differs, 2);
+        let verdict = report.verdict_line();
+        assert_eq!(
+            verdict,
+            "NOT conformant with Calico floating-IP semantics: 3/4 cases; differs: \
+             matrix-life-ipv6::strict; conntrack profile: calico; differs on \
+             move-on-one-node-strict::strict"
+        );
+        let junit = crate::conform::render_conform_junit(&report).unwrap();
+        assert_eq!(junit.matches("<failure ").count(), report.counts.differs);
+        let html = crate::conform::render_conform_html(&report);
+        assert!(
+            html.contains("matrix-life-ipv6::strict; conntrack"),
+            "{html}"
         );
     }
 }

@@ -23,7 +23,16 @@ pub enum CaseVerdict {
     /// Same observations as the reference, and the case's expectations hold.
     Matches,
     /// The observations part at `at`; both records are in the case.
-    Differs { at: Difference },
+    /// `profile_decides`: a `strict`-profile case that parts first at a
+    /// flow kept across a change (a stream's step, or a move under it),
+    /// where a dataplane following Calico's profile instead of the strict
+    /// one sees otherwise by design (a new flow goes where the model says
+    /// under either profile: `calico::predict` `Flow`).
+    Differs {
+        at: Difference,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        profile_decides: bool,
+    },
     /// The vendor's dataplane failed (refused a change, crashed, timed out),
     /// or the case could not run on it at all.
     DriverError { reason: String },
@@ -86,7 +95,8 @@ impl ConformCase {
     ) -> Self {
         let vendor = CaseObservation::of(&vendor_result, compared);
         let reference = CaseObservation::of(&reference_result, compared);
-        let verdict = classify(&vendor_result, &reference_result, &vendor, &reference);
+        let verdict = classify(&vendor_result, &reference_result, &vendor, &reference)
+            .with_profile(id.profile, [&vendor, &reference]);
         ConformCase {
             name: id.name,
             scenario: id.scenario,
@@ -103,6 +113,41 @@ impl ConformCase {
 
     pub fn matches(&self) -> bool {
         self.verdict == CaseVerdict::Matches
+    }
+
+    /// Matches, or differs only where the conntrack profile decides: the
+    /// case holds Calico's floating-IP semantics.
+    pub fn holds_calico_semantics(&self) -> bool {
+        self.verdict.holds_calico_semantics()
+    }
+}
+
+impl CaseVerdict {
+    /// Matches, or differs only where the conntrack profile decides.
+    pub fn holds_calico_semantics(&self) -> bool {
+        matches!(
+            self,
+            CaseVerdict::Matches
+                | CaseVerdict::Differs {
+                    profile_decides: true,
+                    ..
+                }
+        )
+    }
+
+    /// A difference of a case run under `profile`, marked as the profile's
+    /// where it first lies in a flow kept across a change (the
+    /// records say which step is a stream's; a run that stopped early lacks
+    /// the step).
+    fn with_profile(self, profile: ConntrackProfile, records: [&CaseObservation; 2]) -> Self {
+        match self {
+            CaseVerdict::Differs { at, .. } => CaseVerdict::Differs {
+                at,
+                profile_decides: profile == ConntrackProfile::Strict
+                    && records.iter().any(|r| r.kept_flow_at(at)),
+            },
+            other => other,
+        }
     }
 }
 
@@ -150,8 +195,12 @@ fn classify(
         // point at the last step the vendor ran (where a run stops failing).
         None => CaseVerdict::Differs {
             at: Difference::Step(vendor.steps.last().map_or(0, |s| s.index)),
+            profile_decides: false,
         },
-        Some(at) => CaseVerdict::Differs { at },
+        Some(at) => CaseVerdict::Differs {
+            at,
+            profile_decides: false,
+        },
     }
 }
 
@@ -256,6 +305,15 @@ pub(crate) mod tests {
         result("mutant:strict-never-flushes", "web-b", failed)
     }
 
+    /// A run whose stream, kept across a move, stayed on the old pod.
+    pub(crate) fn failing_stream() -> ScenarioResult {
+        let mut run = failing();
+        let step = &mut run.steps[0];
+        step.summary = "stop stream s1".into();
+        step.lines[0].protocol = "icmp stream".into();
+        run
+    }
+
     fn verdict(vendor: &ScenarioResult, reference: &ScenarioResult) -> CaseVerdict {
         let none = Default::default();
         classify(
@@ -283,7 +341,8 @@ pub(crate) mod tests {
         assert_eq!(
             verdict(&vendor, &reference),
             CaseVerdict::Differs {
-                at: Difference::Step(1)
+                at: Difference::Step(1),
+                profile_decides: false,
             }
         );
     }
@@ -298,7 +357,8 @@ pub(crate) mod tests {
         assert_eq!(
             verdict(&vendor, &reference),
             CaseVerdict::Differs {
-                at: Difference::Step(1)
+                at: Difference::Step(1),
+                profile_decides: false,
             }
         );
     }

@@ -190,7 +190,11 @@ impl StreamTrack {
         // its first DATA flows after a change is not the model's to say.
         let starts = !track.states.first().is_some_and(BTreeSet::is_empty);
         let association = track.flow.packet.protocol == crate::vocab::Protocol::Sctp;
-        (track.stated && (starts || !association)).then_some(track)
+        // A TCP stream connects when it starts: the runner fails its step
+        // (and the loader refuses it) where nothing answers.
+        let tcp = track.flow.packet.protocol == crate::vocab::Protocol::Tcp;
+        let connects = !tcp || prediction.may_connect();
+        (track.stated && connects && (starts || !association)).then_some(track)
     }
 
     /// Whether the language can still state where it goes.

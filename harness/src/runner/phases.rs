@@ -74,6 +74,11 @@ pub(super) enum Phase {
 
 /// Add the time since `started` to `phase`.
 pub(super) fn add(phase: Phase, started: Instant) {
+    add_time(phase, started.elapsed());
+}
+
+/// Add `time` to `phase`.
+pub(super) fn add_time(phase: Phase, time: Duration) {
     let counter = match phase {
         Phase::Lab => &LAB_NS,
         Phase::Pods => &PODS_NS,
@@ -81,5 +86,5 @@ pub(super) fn add(phase: Phase, started: Instant) {
         Phase::Silent => &SILENT_NS,
         Phase::Streams => &STREAMS_NS,
     };
-    counter.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    counter.fetch_add(time.as_nanos() as u64, Ordering::Relaxed);
 }

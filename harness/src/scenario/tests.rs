@@ -297,3 +297,44 @@ fn an_expectation_that_checks_nothing_is_an_error() {
     ))
     .is_ok());
 }
+
+/// A TCP stream connects when it starts: one to an address where the model
+/// says no pod answers fails at start, so loading refuses it, at its `to`.
+#[test]
+fn a_tcp_stream_to_where_nothing_answers_is_refused() {
+    // Outside every pool the floating IP is not exported: the client's
+    // packets reach nobody.
+    const WEB: &str = "  - createPod:\n      name: web\n      node: node-a\n      annotations: {cni.projectcalico.org/floatingIPs: '[\"203.0.113.10\"]'}\n";
+    let stream = |protocol: &str| {
+        format!(
+            "{HEAD}steps:\n{WEB}  - startStream: {{name: s1, protocol: {protocol}, from: client, to: 203.0.113.10}}\n  - stopStream: {{name: s1, expect: {{deliveredTo: none}}}}\n"
+        )
+    };
+    let message = errors(&stream("tcp"));
+    insta::assert_snapshot!(message);
+    assert!(load(&stream("udp")).is_ok(), "{}", errors(&stream("udp")));
+}
+
+/// A stream across a floating IP's move to another node in Felix's update
+/// order races the new node's route against its DNAT: loading warns at the
+/// claim and names the way out; `updateOrder: ordered` loads without it.
+#[test]
+fn a_stream_across_a_move_to_another_node_in_felix_order_warns() {
+    let text = |order: &str| {
+        format!(
+            "{HEAD}  pools: [{{manifest: ../fixtures/pools/floating-ips.yaml}}]
+{order}steps:
+  - createPod: {{name: web-a, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: '[\"203.0.113.10\"]'}}}}
+  - createPod: {{name: web-b, node: node-b}}
+  - startStream: {{name: s1, protocol: icmp, from: client, to: 203.0.113.10}}
+  - annotate: {{pod: web-a, remove: true}}
+  - annotate: {{pod: web-b, floatingIPs: '[\"203.0.113.10\"]'}}
+  - stopStream: {{name: s1, expect: {{deliveredTo: [web-a, web-b], afterMoveAt: web-b}}}}
+"
+        )
+    };
+    let felix = load(&text("")).unwrap_or_else(|e| panic!("{e}"));
+    insta::assert_snapshot!(felix.warnings.join("\n"));
+    let ordered = load(&text("updateOrder: ordered\n")).unwrap();
+    assert_eq!(ordered.warnings, Vec::<String>::new());
+}

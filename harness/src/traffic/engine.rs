@@ -19,6 +19,10 @@ use super::{
     PacketRole, ProbeOutcome, ProbeSpec, Protocol, StreamSpec, TrafficError,
 };
 
+/// How long a stream waits for late replies once stopped, and a full window
+/// for any reply.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(1);
+
 struct Endpoint {
     spec: EndpointSpec,
     capture: Option<Arc<Capture>>,
@@ -233,6 +237,7 @@ impl TrafficEngine {
         self.capture(endpoint)?.write_pcap(step, path)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn open(
         &self,
         from: &str,
@@ -241,6 +246,7 @@ impl TrafficEngine {
         port: u16,
         step: u32,
         payload_len: usize,
+        timeout: Duration,
     ) -> Result<(u32, probe::Transport), TrafficError> {
         let endpoint = self.endpoint(from)?;
         let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
@@ -254,6 +260,7 @@ impl TrafficEngine {
             probe: id,
             payload_len,
             seed: self.shared.seed,
+            timeout,
         };
         let transport = probe::Transport::open(&endpoint.spec.netns, ctx).await?;
         Ok((id, transport))
@@ -270,6 +277,7 @@ impl TrafficEngine {
                 spec.port,
                 spec.step,
                 spec.payload_len,
+                spec.timeout,
             )
             .await;
         let (id, mut transport) = match opened {
@@ -371,6 +379,7 @@ impl TrafficEngine {
                 spec.port,
                 spec.step,
                 spec.payload_len,
+                STREAM_TIMEOUT,
             )
             .await?;
         let (stop, stopped) = watch::channel(false);
@@ -380,7 +389,7 @@ impl TrafficEngine {
                 count: None,
                 interval: spec.interval,
                 window: usize::MAX,
-                timeout: Duration::from_secs(1),
+                timeout: STREAM_TIMEOUT,
             };
             let result = drive::drive(&mut transport, pace, Some(stopped)).await;
             let sctp_events = transport.close().await;

@@ -35,6 +35,9 @@ pub(crate) struct ProbeContext {
     pub payload_len: usize,
     /// The run's seed, when it fixes random choices.
     pub seed: Option<Seed>,
+    /// The probe's timeout: no handshake step waits longer for its answer
+    /// (see [`super::sctp_client`]).
+    pub timeout: Duration,
 }
 
 /// Seeded UDP and TCP probes bind their source port in this range: at or

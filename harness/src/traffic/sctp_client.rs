@@ -29,8 +29,9 @@ fn draw(seed: Option<Seed>, purpose: &str, probe: u32, generation: u32) -> u32 {
 /// association, as with a real SCTP stack.
 const PATH_SILENCE: Duration = Duration::from_millis(30);
 
-/// How long each handshake or shutdown step waits for its answer, and how
-/// often INIT and COOKIE ECHO are tried.
+/// How long each handshake or shutdown step waits for its answer at most
+/// (never longer than the probe's timeout: a send that expects silence waits
+/// its silence window per INIT), and how often INIT and COOKIE ECHO are tried.
 const STEP_WAIT: Duration = Duration::from_millis(500);
 const ATTEMPTS: usize = 3;
 
@@ -227,6 +228,11 @@ impl Transport {
         self.send_raw(&bytes).await
     }
 
+    /// How long one handshake or shutdown step waits for its answer.
+    fn step_wait(&self) -> Duration {
+        STEP_WAIT.min(self.ctx.timeout)
+    }
+
     /// Pump incoming packets until `done` holds or `wait` passes.
     async fn pump_until(&mut self, wait: Duration, done: impl Fn(&SctpClient) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
@@ -277,7 +283,7 @@ impl Transport {
         for _attempt in 0..ATTEMPTS {
             self.note("INIT sent");
             self.send_control(0, ChunkRepr::Init(init.clone())).await;
-            if self.pump_until(STEP_WAIT, |c| c.peer_tag != 0).await {
+            if self.pump_until(self.step_wait(), |c| c.peer_tag != 0).await {
                 break;
             }
         }
@@ -290,7 +296,7 @@ impl Transport {
             self.note("COOKIE ECHO sent");
             self.send_control(peer_tag, ChunkRepr::CookieEcho { cookie: &cookie })
                 .await;
-            if self.pump_until(STEP_WAIT, |c| c.established).await {
+            if self.pump_until(self.step_wait(), |c| c.established).await {
                 break;
             }
         }
@@ -311,12 +317,16 @@ impl Transport {
             },
         )
         .await;
-        self.pump_until(STEP_WAIT, |c| c.heartbeat_acked).await;
+        self.pump_until(self.step_wait(), |c| c.heartbeat_acked)
+            .await;
         let cum_tsn_ack = self.client().peer_cum_tsn;
         self.note("SHUTDOWN sent");
         self.send_control(peer_tag, ChunkRepr::Shutdown { cum_tsn_ack })
             .await;
-        if self.pump_until(STEP_WAIT, |c| c.shutdown_acked).await {
+        if self
+            .pump_until(self.step_wait(), |c| c.shutdown_acked)
+            .await
+        {
             self.note("SHUTDOWN COMPLETE sent");
             self.send_control(
                 peer_tag,

@@ -30,7 +30,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-pub use expect::{address_book, observed, send_disagreements, StreamWatch};
+pub use expect::{address_book, note_pods, observed, send_disagreements, StreamWatch};
 pub use flow::Flow;
 
 use super::cluster::Cluster;
@@ -84,6 +84,17 @@ impl Prediction {
         pods.sort_unstable();
         pods.dedup();
         pods
+    }
+
+    /// A connection (TCP's handshake) to the packet's destination can
+    /// complete in some outcome: a pod answers it, or a host's own stack
+    /// takes it (whose TCP answers are not predicted, so not ruled out).
+    pub fn may_connect(&self) -> bool {
+        self.outcomes.iter().any(|outcome| match &outcome.landing {
+            Landing::Pod { reply_source, .. } => reply_source.is_some(),
+            Landing::Host { .. } => true,
+            Landing::Dropped { .. } => false,
+        })
     }
 }
 
