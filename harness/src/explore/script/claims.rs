@@ -266,6 +266,7 @@ impl Reader<'_> {
 ///   the text-earliest, its own address, and a TCP packet from the pod to
 ///   its other floating IP, arriving with its own address as the source,
 ///   is not delivered where the model says it is (with every answer lost).
+///
 /// The catalogue's floating-ip-shadows-pod covers the traffic from outside.
 pub(super) fn claims_a_pods_address(cluster: &crate::calico::cluster::Cluster) -> bool {
     let pods = cluster.pods();
