@@ -327,11 +327,12 @@ impl Reader<'_> {
         if claims::claims_a_pods_address(&trial) {
             return false;
         }
+        let nat_before = self.cluster.felix().nat.clone();
         let effects = match self.cluster.apply_expecting(&step, expect_error.as_deref()) {
             Ok(effects) => effects,
             Err(_) => return false,
         };
-        self.streams_follow(&effects.felix, |reader| {
+        self.streams_follow(&effects.felix, &nat_before, |reader| {
             reader.record_pod_step(step, expect_error)
         });
         if situations::claim_in_own_block(&self.cluster) {
@@ -372,12 +373,17 @@ impl Reader<'_> {
     /// stream the change would take where the language cannot follow it
     /// stops before the change (`record` writes it). Each state lasts a
     /// while, so that it gets packets.
-    fn streams_follow(&mut self, update: &FelixUpdate, record: impl FnOnce(&mut Self)) {
+    fn streams_follow(
+        &mut self,
+        update: &FelixUpdate,
+        nat_before: &BTreeMap<String, crate::calico::nat::NodeNatState>,
+        record: impl FnOnce(&mut Self),
+    ) {
         let mut followed = BTreeMap::new();
         let mut stopping = Vec::new();
         for (name, track) in &self.streams {
             let mut next = track.clone();
-            next.follow(&self.cluster, update);
+            next.follow(&self.cluster, update, nat_before);
             if next.is_stated() {
                 followed.insert(name.clone(), next);
             } else {
