@@ -74,6 +74,14 @@ impl Flow {
         }
     }
 
+    /// The nodes that hold an entry of the flow.
+    pub fn nodes(&self) -> std::collections::BTreeSet<String> {
+        self.branches
+            .iter()
+            .flat_map(|entries| entries.keys().map(|key| key.node.clone()))
+            .collect()
+    }
+
     /// The entries as `node: src -> dst (dnat d) (snat s)`, per branch.
     pub fn entries(&self) -> Vec<Vec<String>> {
         self.branches
