@@ -229,3 +229,74 @@ fn a_refused_kernel_feature_is_one_line_at_start() {
         "{stdout}"
     );
 }
+
+/// A lab record (wrong, or forged) that names as its holder a live process
+/// that is not one: `state` says what that process is instead of calling it
+/// gone, and `down` removes the record without joining or signalling it.
+#[test]
+fn a_live_process_a_record_wrongly_names_as_holder_is_said_to_be_no_holder() {
+    use fip_harness::lab::registry::process_start_time;
+    use fip_harness::lab::rootless::NsHolder;
+    let user = Unprivileged::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let lab = lab_name("fh");
+    let mut decoy = Command::new("sleep")
+        .arg("infinity")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ends with the test, whatever happens.
+    struct Reap<'a>(&'a mut Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = NsHolder {
+        pid: decoy.id(),
+        start_time: process_start_time(decoy.id()).unwrap(),
+    };
+    let record = LabRecord {
+        name: lab.clone(),
+        pid: holder.pid,
+        start_time: Some(holder.start_time),
+        kept: true,
+        holder: Some(holder),
+        namespaces: vec![format!("fiph-{lab}-fabric")],
+        created: 0,
+        scenario: None,
+        nodes: vec![],
+        externals: vec![],
+        pods: vec![],
+    };
+    let labs = runtime.path().join("fip-harness/labs");
+    std::fs::create_dir_all(&labs).unwrap();
+    let record_path = labs.join(format!("{lab}.json"));
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let decoy = Reap(&mut decoy);
+
+    let state = user.fip(runtime.path(), &["state", &lab]);
+    let said = String::from_utf8_lossy(&state.stderr).into_owned();
+    assert!(!state.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "names process {} as the holder of its namespaces, but process {} is `sleep infinity`, \
+             not `fip-harness hold {lab}`",
+            holder.pid, holder.pid
+        )) && !said.contains("is gone"),
+        "{said}"
+    );
+
+    let down = user.fip(runtime.path(), &["down", &lab]);
+    let said = String::from_utf8_lossy(&down.stderr).into_owned();
+    assert!(down.status.success(), "{said}");
+    assert!(said.contains("the record is wrong or forged"), "{said}");
+    assert!(!record_path.exists(), "down left the record");
+    let running = decoy.0.try_wait().unwrap().is_none();
+    assert!(
+        running,
+        "down signalled a process that is not the lab's holder"
+    );
+}

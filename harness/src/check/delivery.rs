@@ -46,6 +46,26 @@ pub struct AddressBook {
     pub sender_addresses: Vec<IpAddr>,
 }
 
+/// The addresses each pod (by name) had at some moment: a stream's packets
+/// reached a pod addressed to its own address of that moment, which a pod
+/// deleted and created again under the same name no longer has.
+pub type PodsHad = BTreeMap<String, BTreeSet<IpAddr>>;
+
+impl AddressBook {
+    /// The book, each pod's addresses joined by those it had earlier.
+    pub fn with_earlier(mut self, had: &PodsHad) -> Self {
+        for (pod, addresses) in had {
+            let own = self.pod_addresses.entry(pod.clone()).or_default();
+            for address in addresses {
+                if !own.contains(address) {
+                    own.push(*address);
+                }
+            }
+        }
+        self
+    }
+}
+
 /// One way the observation fell short of the expectation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -15,7 +15,7 @@ mod retry;
 mod stream;
 mod table;
 
-pub use delivery::{mismatches, AddressBook, DeliveryObserved, Mismatch};
+pub use delivery::{mismatches, AddressBook, DeliveryObserved, Mismatch, PodsHad};
 pub use expectation::{Delivery, Loss, SeenAddress, StreamExpectation, TrafficExpectation};
 pub use migration::{MigrationFigures, Move, OwnerChange, StreamPacket};
 pub use observe::{delivery_observed, stream_packets, Answer, Arrival, Recording};

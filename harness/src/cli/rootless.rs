@@ -9,7 +9,7 @@
 use fip_harness::dataplane::BackendKind;
 use fip_harness::lab::registry::{record_path, LabRecord, RUN_DIR_ENV};
 use fip_harness::lab::rootless::probe::{first_refusal, KernelFeature};
-use fip_harness::lab::rootless::{self, NsHolder};
+use fip_harness::lab::rootless::{self, HolderCheck, NsHolder};
 use fip_harness::runner::DataplaneChoice;
 
 use super::Command;
@@ -52,7 +52,17 @@ pub(super) fn prepare(command: &Command) -> anyhow::Result<()> {
         _ => return Ok(()),
     };
     use_user_registry()?;
-    match lab.and_then(live_holder) {
+    let holder = match lab.map(live_holder).transpose() {
+        Ok(holder) => holder.flatten(),
+        // `down` still removes what the user's own registry holds of the
+        // lab; the process the record names is left alone.
+        Err(wrong) if matches!(command, Command::Down(_)) => {
+            eprintln!("warning: {wrong}");
+            None
+        }
+        Err(wrong) => return Err(wrong.into()),
+    };
+    match holder {
         Some(holder) => rootless::enter_namespaces_of(&holder)?,
         None => drop(rootless::enter_new_namespace()?),
     }
@@ -125,9 +135,25 @@ fn use_user_registry() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The live process holding `lab`'s namespaces, from its record.
-fn live_holder(lab: &str) -> Option<NsHolder> {
-    fip_harness::lab::spec::check_lab_name(lab).ok()?;
-    let record = LabRecord::read(&record_path(lab)).ok()?;
-    record.holder.filter(NsHolder::alive)
+/// The live process holding `lab`'s namespaces, from its record; an error
+/// when the record names a live process that is not the lab's holder.
+fn live_holder(lab: &str) -> Result<Option<NsHolder>, rootless::RootlessError> {
+    if fip_harness::lab::spec::check_lab_name(lab).is_err() {
+        return Ok(None);
+    }
+    let Ok(record) = LabRecord::read(&record_path(lab)) else {
+        return Ok(None);
+    };
+    let Some(holder) = record.holder else {
+        return Ok(None);
+    };
+    match holder.check(lab, record.pid) {
+        HolderCheck::Holds => Ok(Some(holder)),
+        HolderCheck::Gone => Ok(None),
+        HolderCheck::NotTheHolder(what) => Err(rootless::RootlessError::NotTheHolder {
+            lab: lab.to_string(),
+            pid: holder.pid,
+            what,
+        }),
+    }
 }

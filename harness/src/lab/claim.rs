@@ -35,6 +35,32 @@ pub fn pin_held_elsewhere(namespace: &str) -> bool {
     )
 }
 
+/// The processes /proc/locks says hold a `flock` on `lab`'s lock file: read
+/// only, so looking never disturbs an owner or a starting `up`.
+pub fn lock_holders(lab: &str) -> Vec<u32> {
+    let Ok(meta) = std::fs::metadata(lock_path(lab)) else {
+        return Vec::new();
+    };
+    // "1: FLOCK  ADVISORY  WRITE 1234 00:2f:12345 0 EOF": the device as
+    // hex major:minor, then the inode (fs/locks.c, lock_get_status).
+    let file = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(meta.dev()),
+        nix::sys::stat::minor(meta.dev()),
+        meta.ino()
+    );
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let at = fields.iter().position(|f| *f == "FLOCK")?;
+            (fields.get(at + 4) == Some(&file.as_str()))
+                .then(|| fields.get(at + 3)?.parse().ok())?
+        })
+        .collect()
+}
+
 /// Names this process holds a claim on (their lock files are its own).
 static CLAIMED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 

@@ -188,10 +188,10 @@ pub fn pid_alive(pid: u32) -> bool {
 /// or, for a rootless lab, as its holder sees it (through /proc/<pid>/root).
 pub fn pinned_namespaces(record: &LabRecord) -> Vec<String> {
     let prefix = namespace_prefix(&record.name);
-    match record
-        .holder
-        .filter(|h| h.alive() && h.pid != std::process::id())
-    {
+    match record.holder.filter(|h| {
+        h.pid != std::process::id()
+            && h.check(&record.name, record.pid) == super::rootless::HolderCheck::Holds
+    }) {
         Some(holder) => {
             let dir = format!("/proc/{}/root{NETNS_RUN_DIR}", holder.pid);
             Netns::list_in(Path::new(&dir), &prefix)
@@ -372,8 +372,10 @@ pub fn down_lab_with(lab: &str, owner: Owner) -> DownReport {
         }
     }
     // A rootless lab's holder keeps its namespaces; nothing is left to hold.
-    if let Some(holder) = record.as_ref().and_then(|r| r.holder) {
-        holder.stop();
+    if let Some(record) = &record {
+        if let Some(holder) = record.holder {
+            holder.stop(lab, record.pid);
+        }
     }
     for file in [path, tmp_record_path(lab)] {
         match std::fs::remove_file(&file) {

@@ -149,6 +149,7 @@ impl ScenarioRun<'_> {
     pub(super) async fn sync_felix(&mut self) -> Result<(), RunnerError> {
         let held_before: Vec<IpAddr> = self.model.holders().keys().copied().collect();
         let update = self.model.settle();
+        self.note_pods_in_streams();
         self.route_pods(&update.pod_routes, false).await?;
         // A move starts when the control plane starts changing the dataplane,
         // so convergence figures include the time the change takes to apply.

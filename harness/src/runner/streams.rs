@@ -39,9 +39,32 @@ pub(super) struct RunningStream {
     target: IpAddr,
     handle: StreamHandle,
     started_unix_ns: u64,
+    /// The addresses each pod had while it ran (`check::PodsHad`).
+    pub(super) pods_had: check::PodsHad,
 }
 
 impl ScenarioRun<'_> {
+    /// Every live pod's addresses now, as the model has them.
+    fn pods_now(&self) -> check::PodsHad {
+        let mut had = check::PodsHad::new();
+        crate::calico::predict::note_pods(&self.model, &mut had);
+        had
+    }
+
+    /// Each running stream notes the pods' addresses after a change.
+    pub(super) fn note_pods_in_streams(&mut self) {
+        let now = self.pods_now();
+        for stream in self.streams.running.values_mut() {
+            for (pod, addresses) in &now {
+                stream
+                    .pods_had
+                    .entry(pod.clone())
+                    .or_default()
+                    .extend(addresses);
+            }
+        }
+    }
+
     pub(super) async fn start_stream(
         &mut self,
         index: usize,
@@ -64,6 +87,7 @@ impl ScenarioRun<'_> {
                 target,
                 handle,
                 started_unix_ns,
+                pods_had: self.pods_now(),
             },
         );
         Ok(())
@@ -86,7 +110,9 @@ impl ScenarioRun<'_> {
             .await
             .map_err(RunnerError::StopStream)?;
         let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
-        let book = self.address_book(&stream.spec.from);
+        let book = self
+            .address_book(&stream.spec.from)
+            .with_earlier(&stream.pods_had);
         let packets = check::stream_packets(&outcome, stream.started_unix_ns);
         let changes: Vec<OwnerChange> = self
             .streams

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::model::{Scenario, Step, Target};
 use crate::calico::cluster::{Cluster, ClusterConfig, ClusterStep, Network};
 use crate::calico::cluster::{Effects, ExpectationMismatch};
+use crate::calico::nat::NodeNatState;
 use crate::calico::predict::{send_disagreements, Landing, Packet, Prediction, StreamWatch};
 use crate::check::Mismatch;
 use crate::vocab::{ConntrackProfile, IpFamily};
@@ -119,6 +120,10 @@ pub(super) enum Verdict {
 pub(super) struct Oracle {
     cluster: Cluster,
     streams: BTreeMap<String, StreamWatch>,
+    /// Floating IPs whose running stream the last step brought to a node
+    /// that got their DNAT in that same step (Felix's route and NAT race
+    /// there).
+    raced_dnat: Vec<IpAddr>,
 }
 
 impl Oracle {
@@ -126,6 +131,7 @@ impl Oracle {
         Self {
             cluster: Cluster::new(config),
             streams: BTreeMap::new(),
+            raced_dnat: Vec::new(),
         }
     }
 
@@ -138,12 +144,31 @@ impl Oracle {
     /// stream sees every change).
     pub fn step(&mut self, step: &Step) -> Verdict {
         if let Some(change) = step.cluster_step() {
+            self.raced_dnat.clear();
             let staged = self.cluster.stage_expecting(&change, step.expected_error());
             if staged.is_ok() && !self.streams.is_empty() {
+                let nat_before = self.cluster.felix().nat.clone();
                 let update = self.cluster.settle();
                 for watch in self.streams.values_mut() {
+                    let nodes_before = watch.flow.nodes();
                     // A stream whose sender went keeps what it had reached.
                     let _ = watch.step(&self.cluster, &update);
+                    let to = watch.flow.packet.to;
+                    let dnat = |nat: &BTreeMap<String, NodeNatState>, node: &String| {
+                        nat.get(node)
+                            .is_some_and(|n| n.dnat.iter().any(|m| m.external == to))
+                    };
+                    let raced = watch.flow.nodes().into_iter().any(|node| {
+                        !nodes_before.contains(&node)
+                            && dnat(&self.cluster.felix().nat, &node)
+                            && !dnat(&nat_before, &node)
+                    });
+                    // The strict profile's flush of the floating IP's
+                    // entries comes after the new NAT (control/order.rs):
+                    // an entry the race made goes with it.
+                    if raced && self.cluster.config().profile == ConntrackProfile::Calico {
+                        self.raced_dnat.push(to);
+                    }
                 }
             }
             return Verdict::Pod(Box::new(staged));
@@ -192,6 +217,12 @@ impl Oracle {
             },
             _ => Verdict::Nothing,
         }
+    }
+
+    /// The floating IPs whose running stream the last pod step brought to
+    /// a node that got their DNAT in that step.
+    pub fn raced_dnat(&self) -> &[IpAddr] {
+        &self.raced_dnat
     }
 
     fn resolve(&self, target: &Target) -> Option<IpAddr> {

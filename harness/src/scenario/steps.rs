@@ -36,6 +36,8 @@ pub(super) struct Reading<'a> {
     streams: BTreeMap<String, &'a Spanned<Name>>,
     /// Per step, where a disagreement with the model's prediction points.
     traffic_at: Vec<Option<Spanned<()>>>,
+    /// The scenario's `updateOrder`.
+    update_order: crate::calico::UpdateOrder,
 }
 
 impl Loader<'_> {
@@ -69,6 +71,7 @@ impl Loader<'_> {
             index: LiveIndex::default(),
             streams: BTreeMap::new(),
             traffic_at: Vec::new(),
+            update_order: raw.update_order.unwrap_or_default(),
         };
         let mut steps = Vec::new();
         for (step, made) in raw.steps.iter().zip(pods_made) {
@@ -168,6 +171,7 @@ impl Loader<'_> {
                     self.error_at(&at, mismatch.to_string());
                 }
                 Ok(effects) => {
+                    self.warn_race(reading, step);
                     if let Some(pod) = &before {
                         reading
                             .index
@@ -209,6 +213,29 @@ impl Loader<'_> {
                 }
             }
             Verdict::Nothing => {}
+        }
+    }
+
+    /// A running stream reaches, after this step, a node that gets the
+    /// floating IP's DNAT in this same step (the floating IP moved there
+    /// from another node, or was claimed there), in Felix's update order:
+    /// each node applies its routes in parallel with its NAT
+    /// (felix/dataplane/linux/int_dataplane.go `InternalDataplane.apply`),
+    /// so the new route can bring a packet there before the DNAT exists;
+    /// that entry, without NAT, then pins the stream untranslated (nftables
+    /// and iptables do so at random). Which comes first is a race the model
+    /// cannot say: the scenario should run `updateOrder: ordered`.
+    fn warn_race(&mut self, reading: &Reading<'_>, step: &Spanned<RawStep>) {
+        if reading.update_order != crate::calico::UpdateOrder::Felix {
+            return;
+        }
+        for floating_ip in reading.oracle.raced_dnat() {
+            self.warn_at(
+                step,
+                format!(
+                    "a running stream to {floating_ip} reaches a node that gets its DNAT at this step: in Felix's update order the node's route and its DNAT race, and a packet that beats the DNAT pins the stream there untranslated; write `updateOrder: ordered` for a stream that must follow the change"
+                ),
+            );
         }
     }
 

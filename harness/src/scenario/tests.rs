@@ -314,3 +314,27 @@ fn a_tcp_stream_to_where_nothing_answers_is_refused() {
     insta::assert_snapshot!(message);
     assert!(load(&stream("udp")).is_ok(), "{}", errors(&stream("udp")));
 }
+
+/// A stream across a floating IP's move to another node in Felix's update
+/// order races the new node's route against its DNAT: loading warns at the
+/// claim and names the way out; `updateOrder: ordered` loads without it.
+#[test]
+fn a_stream_across_a_move_to_another_node_in_felix_order_warns() {
+    let text = |order: &str| {
+        format!(
+            "{HEAD}  pools: [{{manifest: ../fixtures/pools/floating-ips.yaml}}]
+{order}steps:
+  - createPod: {{name: web-a, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: '[\"203.0.113.10\"]'}}}}
+  - createPod: {{name: web-b, node: node-b}}
+  - startStream: {{name: s1, protocol: icmp, from: client, to: 203.0.113.10}}
+  - annotate: {{pod: web-a, remove: true}}
+  - annotate: {{pod: web-b, floatingIPs: '[\"203.0.113.10\"]'}}
+  - stopStream: {{name: s1, expect: {{deliveredTo: [web-a, web-b], afterMoveAt: web-b}}}}
+"
+        )
+    };
+    let felix = load(&text("")).unwrap_or_else(|e| panic!("{e}"));
+    insta::assert_snapshot!(felix.warnings.join("\n"));
+    let ordered = load(&text("updateOrder: ordered\n")).unwrap();
+    assert_eq!(ordered.warnings, Vec::<String>::new());
+}

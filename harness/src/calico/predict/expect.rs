@@ -12,7 +12,8 @@ use super::flow::Flow;
 use super::{Landing, Outcome, Packet, PredictError, Prediction};
 use crate::calico::cluster::{Cluster, FelixUpdate};
 use crate::check::{
-    mismatches, AddressBook, DeliveryObserved, Mismatch, StreamExpectation, TrafficExpectation,
+    mismatches, AddressBook, DeliveryObserved, Mismatch, PodsHad, StreamExpectation,
+    TrafficExpectation,
 };
 
 /// What the engine would observe for `count` packets of one flow going the
@@ -82,6 +83,15 @@ pub fn address_book(cluster: &Cluster, sender: &str) -> AddressBook {
     }
 }
 
+/// Note every live pod's addresses in `had` (see [`PodsHad`]).
+pub fn note_pods(cluster: &Cluster, had: &mut PodsHad) {
+    for pod in cluster.pods().values() {
+        had.entry(pod.name.clone())
+            .or_default()
+            .extend(pod.addresses.iter().copied());
+    }
+}
+
 /// Where `expect` disagrees with the model for `count` packets of `packet`
 /// (one flow): the check's own mismatch lines, with the model's prediction
 /// as the actual side, for the first ECMP outcome that disagrees.
@@ -115,6 +125,9 @@ pub struct StreamWatch {
     pub moved: bool,
     /// Where the stream's packets go now.
     pub now: Prediction,
+    /// The addresses each pod had while the stream ran.
+    #[serde(skip)]
+    had: PodsHad,
 }
 
 impl StreamWatch {
@@ -128,7 +141,9 @@ impl StreamWatch {
             destinations: BTreeMap::new(),
             moved: false,
             now,
+            had: PodsHad::new(),
         };
+        note_pods(cluster, &mut watch.had);
         watch.note();
         Ok(watch)
     }
@@ -144,6 +159,7 @@ impl StreamWatch {
         {
             self.moved = true;
         }
+        note_pods(cluster, &mut self.had);
         self.now = cluster.advance(&mut self.flow)?;
         self.note();
         Ok(())
@@ -178,7 +194,7 @@ impl StreamWatch {
             destinations_by_pod: self.destinations.clone(),
             ..DeliveryObserved::default()
         };
-        let book = address_book(cluster, &self.flow.packet.from);
+        let book = address_book(cluster, &self.flow.packet.from).with_earlier(&self.had);
         let mut found = mismatches(&traffic, &seen, &book);
         // A stream's packets are not counted: name the pods alone.
         for mismatch in &mut found {

@@ -23,6 +23,19 @@ pub(crate) struct EntryKey {
 pub(crate) struct Binding {
     pub dnat: Option<IpAddr>,
     pub snat: Option<IpAddr>,
+    /// Where the packets left when `snat` is a masquerade (Felix's
+    /// cali-nat-outgoing): the kernel remembers that interface
+    /// (`nf_conn_nat.masq_index`).
+    pub masquerade_out: Option<Egress>,
+}
+
+/// The kind of interface a node's packet leaves by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub(crate) enum Egress {
+    /// The node's uplink (to the fabric or another member, tunnels included).
+    Uplink,
+    /// A pod's interface on the node.
+    Workload,
 }
 
 pub(crate) type Entries = BTreeMap<EntryKey, Binding>;
@@ -59,6 +72,14 @@ impl Flow {
                 })
             });
         }
+    }
+
+    /// The nodes that hold an entry of the flow.
+    pub fn nodes(&self) -> std::collections::BTreeSet<String> {
+        self.branches
+            .iter()
+            .flat_map(|entries| entries.keys().map(|key| key.node.clone()))
+            .collect()
     }
 
     /// The entries as `node: src -> dst (dnat d) (snat s)`, per branch.

@@ -30,7 +30,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-pub use expect::{address_book, observed, send_disagreements, StreamWatch};
+pub use expect::{address_book, note_pods, observed, send_disagreements, StreamWatch};
 pub use flow::Flow;
 
 use super::cluster::Cluster;

@@ -483,3 +483,54 @@ fn a_pod_snatted_to_its_own_address_answers_itself(#[case] protocol: Protocol, #
         ["pod web dst 198.19.0.0 src 198.19.0.0"]
     );
 }
+
+/// matrix-life-outside: a pod streams to a floating IP outside every pool
+/// while the pod holding it is deleted and created again on the same node.
+/// Between the two, the stream's packets leave masqueraded by the node's
+/// uplink (NAT-outgoing); once the floating IP's route leads to the new
+/// pod's interface the kernel kills that entry (nf_nat_oif_changed) and the
+/// stream's next packet gets the new DNAT. Before this, the model kept the
+/// entry and predicted no pod (the three reference dataplanes delivered).
+#[test]
+fn a_masqueraded_flow_is_renatted_when_its_route_changes_interface() {
+    const OUTSIDE: &str = r#"["192.0.2.10"]"#;
+    let mut config = config(true, true, false);
+    config.pools[0].nat_outgoing = true;
+    let mut cluster = cluster_with(
+        config,
+        &[
+            create("dup", "node-b", None),
+            create("web", "node-b", Some(OUTSIDE)),
+        ],
+    );
+    let packet = Packet::new("dup", ip("192.0.2.10"), Protocol::Udp);
+    let mut flow = Flow::new(packet.clone());
+    let mut watch = StreamWatch::start(&cluster, packet).unwrap();
+    let mut seen = vec![describe(&cluster.advance(&mut flow).unwrap())];
+    let delete = ClusterStep::DeletePod { name: "web".into() };
+    for step in [delete, create("web", "node-b", Some(OUTSIDE))] {
+        let effects = cluster.apply(&step).unwrap();
+        flow.forget(&effects.felix.changes.conntrack);
+        seen.push(describe(&cluster.advance(&mut flow).unwrap()));
+        watch.step(&cluster, &effects.felix).unwrap();
+    }
+    // Both pods named web got the stream, each at its own address then.
+    let expect = crate::check::StreamExpectation {
+        delivered_to: Some(crate::check::Delivery::Pods(vec!["web".into()])),
+        ..Default::default()
+    };
+    assert_eq!(watch.disagreements(&cluster, &expect), []);
+    let web = |address: &str| {
+        vec![format!(
+            "pod web dst {address} src 198.19.0.0 reply 192.0.2.10"
+        )]
+    };
+    assert_eq!(
+        seen,
+        [
+            web("198.19.0.1"),
+            vec!["dropped at fabric (NoRoute)".to_string()],
+            web("198.19.0.2"),
+        ]
+    );
+}

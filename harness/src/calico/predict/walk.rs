@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::flow::{Binding, Entries, EntryKey, Flow};
+use super::flow::{Binding, Egress, Entries, EntryKey, Flow};
 use super::{pod_answers, Answer, DropReason, Landing, Outcome, PredictError, Prediction};
 use crate::calico::cluster::{Cluster, HostAddresses, Pod};
 use crate::calico::routes::RouteNext;
@@ -23,6 +23,16 @@ enum Next {
     /// One of these nodes, as ECMP hashing picks.
     Multipath(Vec<String>),
     Drop(DropReason),
+}
+
+/// The interface a packet routed to `next` leaves its node by (none when
+/// it goes no further: postrouting never sees it).
+fn egress(next: &Next) -> Option<Egress> {
+    match next {
+        Next::Pod(_) => Some(Egress::Workload),
+        Next::Member(_) | Next::Multipath(_) => Some(Egress::Uplink),
+        Next::Local | Next::Drop(_) => None,
+    }
 }
 
 /// The packet as it travels: current addresses, and the address the sender used.
@@ -232,37 +242,61 @@ impl Walk<'_> {
     /// Felix's NAT rules, then its routes.
     fn node(&self, node: &str, pkt: Pkt, mut entries: Entries, mut path: Vec<String>) -> Branches {
         path.push(node.to_string());
-        let nat = self.cluster.felix().nat.get(node);
         let key = EntryKey {
             node: node.to_string(),
             src: pkt.src,
             dst: pkt.dst,
         };
-        let binding = *entries.entry(key).or_insert_with(|| {
-            // Felix's cali-fip-dnat, in prerouting and output.
-            let dnat = nat.and_then(|n| n.dnat.iter().find(|m| m.external == pkt.dst));
-            let dst = dnat.map_or(pkt.dst, |m| m.internal);
-            // Felix's cali-fip-snat in postrouting: `-s INT -d INT`.
-            let snat = nat.and_then(|n| {
-                n.snat
-                    .iter()
-                    .find(|m| m.internal == pkt.src && m.internal == dst)
-            });
-            Binding {
-                dnat: dnat.map(|m| m.internal),
-                snat: snat
-                    .map(|m| m.external)
-                    .or_else(|| self.masquerade(node, pkt.src, dst)),
-            }
-        });
-        let dst = binding.dnat.unwrap_or(pkt.dst);
-        let next = self.node_route(node, dst);
+        let mut binding = *entries
+            .entry(key.clone())
+            .or_insert_with(|| self.bind(node, pkt));
+        let mut dst = binding.dnat.unwrap_or(pkt.dst);
+        let mut next = self.node_route(node, dst);
+        // The kernel's nf_nat_inet_fn (net/netfilter/nf_nat_core.c,
+        // nf_nat_oif_changed): an established flow whose masquerade chose
+        // another output interface than the one its packets take now is
+        // killed (that packet dropped), so its next packet is a new flow
+        // that Felix's NAT rules see afresh. Found by a stream across a
+        // pod's delete and re-creation, whose packets the Felix NAT left
+        // masqueraded to the fabric until the floating IP's route came back.
+        if binding
+            .masquerade_out
+            .is_some_and(|out| egress(&next) != Some(out))
+        {
+            binding = self.bind(node, pkt);
+            entries.insert(key, binding);
+            dst = binding.dnat.unwrap_or(pkt.dst);
+            next = self.node_route(node, dst);
+        }
         let src = match next {
             // Postrouting does not see what is delivered locally.
             Next::Local => pkt.src,
             _ => binding.snat.unwrap_or(pkt.src),
         };
         self.go(node, next, Pkt { src, dst, ..pkt }, entries, path)
+    }
+
+    /// The NAT the first packet of a flow gets at `node`.
+    fn bind(&self, node: &str, pkt: Pkt) -> Binding {
+        let nat = self.cluster.felix().nat.get(node);
+        // Felix's cali-fip-dnat, in prerouting and output.
+        let dnat = nat.and_then(|n| n.dnat.iter().find(|m| m.external == pkt.dst));
+        let dst = dnat.map_or(pkt.dst, |m| m.internal);
+        // Felix's cali-fip-snat in postrouting: `-s INT -d INT`.
+        let snat = nat.and_then(|n| {
+            n.snat
+                .iter()
+                .find(|m| m.internal == pkt.src && m.internal == dst)
+        });
+        let masquerade = match snat {
+            Some(_) => None,
+            None => self.masquerade(node, pkt.src, dst),
+        };
+        Binding {
+            dnat: dnat.map(|m| m.internal),
+            snat: snat.map(|m| m.external).or(masquerade),
+            masquerade_out: masquerade.and_then(|_| egress(&self.node_route(node, dst))),
+        }
     }
 
     /// Felix's cali-nat-outgoing, after cali-fip-snat in postrouting

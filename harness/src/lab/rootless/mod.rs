@@ -61,6 +61,11 @@ pub enum RootlessError {
     RuntimeDir { path: PathBuf, why: String },
     #[error("the process holding the lab's namespaces ({pid}) is gone")]
     HolderGone { pid: u32 },
+    #[error(
+        "lab '{lab}': its record names process {pid} as the holder of its namespaces, but \
+         process {pid} is {what}: the record is wrong or forged; nothing was done to process {pid}"
+    )]
+    NotTheHolder { lab: String, pid: u32, what: String },
     #[error("starting the process that holds the lab's namespaces: {0}")]
     Holder(#[source] std::io::Error),
 }
@@ -96,14 +101,65 @@ impl NsHolder {
             && process_start_time(self.pid) == Some(self.start_time)
     }
 
+    /// Whether this is lab `lab`'s holder: alive (the same pid and start
+    /// time), a process of this user, and either the hidden `hold <lab>`
+    /// command or the lab's owner itself (`owner`: the `run` or `up` that
+    /// builds it holds its namespaces meanwhile) holding the lab's lock. A record names its holder;
+    /// this is what keeps a wrong or forged record from making `exec`,
+    /// `state` or `down` join, or signal, a process that is not one.
+    pub fn check(&self, lab: &str, owner: u32) -> HolderCheck {
+        if !self.alive() {
+            return HolderCheck::Gone;
+        }
+        let uid = |pid: &str| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            line.split_whitespace().next()?.parse::<u32>().ok()
+        };
+        let theirs = uid(&self.pid.to_string());
+        if theirs.is_none() || theirs != uid("self") {
+            let whose = theirs.map_or("unknown".to_string(), |u| u.to_string());
+            return HolderCheck::NotTheHolder(format!("another user's (uid {whose})"));
+        }
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let holds =
+            args.get(1).is_some_and(|a| a == "hold") && args.get(2).is_some_and(|a| a == lab);
+        // The owner holds the lab's namespaces while it builds and uses it,
+        // and holds its lock file then (lab::claim).
+        let owns = self.pid == owner && super::claim::lock_holders(lab).contains(&owner);
+        if holds || owns {
+            return HolderCheck::Holds;
+        }
+        let joined = args.join(" ");
+        let printable = crate::text::printable(&joined);
+        let shown = crate::text::bounded(&printable, 80);
+        HolderCheck::NotTheHolder(format!("`{shown}`, not `fip-harness hold {lab}`"))
+    }
+
     /// End a holder that is not this process (SIGTERM; its namespaces go with
-    /// it once the lab's other processes have ended).
-    pub fn stop(&self) {
-        if self.pid != std::process::id() && self.alive() {
+    /// it once the lab's other processes have ended). Only a process
+    /// [`NsHolder::check`] finds to be the lab's holder is signalled.
+    pub fn stop(&self, lab: &str, owner: u32) {
+        if self.pid != std::process::id() && self.check(lab, owner) == HolderCheck::Holds {
             let pid = nix::unistd::Pid::from_raw(self.pid as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
+}
+
+/// What the process a lab record names as its holder turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HolderCheck {
+    Holds,
+    /// It does not run any more (or its pid names a later process).
+    Gone,
+    /// It runs, but is not the lab's holder: what it is instead.
+    NotTheHolder(String),
 }
 
 /// This process entered a rootless namespace of its own at start-up.
