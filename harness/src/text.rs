@@ -42,6 +42,27 @@ pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
+/// `secs` after the Unix epoch as `2026-12-05 18:40:12 UTC`.
+pub fn utc(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +86,13 @@ mod tests {
         assert_eq!(bounded(&long, 4), "xxxx... [996 more bytes]");
         // On a character boundary.
         assert_eq!(bounded("ééé", 1), "é... [4 more bytes]");
+    }
+
+    #[test]
+    fn utc_spells_a_time_as_date_does() {
+        // `date -u -d @1796494812 '+%F %T'`; and a leap day.
+        assert_eq!(utc(1_796_494_812), "2026-12-05 18:20:12 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
     }
 }

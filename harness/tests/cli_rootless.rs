@@ -300,3 +300,83 @@ fn a_live_process_a_record_wrongly_names_as_holder_is_said_to_be_no_holder() {
         "down signalled a process that is not the lab's holder"
     );
 }
+
+/// Another user's rootless lab, seen by root: `ls` lists it with its owner,
+/// read-only, and `down` of its name leaves it alone and says whose it is.
+/// The user is a bare uid (no account needed) run through `setpriv`; it needs
+/// the real root, so under ci/test-runner's user namespace it is skipped.
+#[test]
+fn root_sees_a_users_rootless_lab_and_leaves_it_alone() {
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    if !uid_map.split_whitespace().eq(["0", "0", "4294967295"]) {
+        eprintln!("skipped: needs the host's root to run a command as another uid");
+        return;
+    }
+    let uid = (42_000 + std::process::id() % 1000).to_string();
+    let lab = lab_name("ru");
+    let as_user = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_fip-harness"))
+            .args(args)
+            .current_dir(repo())
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove(RUN_DIR_ENV)
+            .env("HOME", "/")
+            .output()
+            .expect("setpriv (package util-linux)")
+    };
+    let as_root = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+            .args(args)
+            .current_dir(repo())
+            .output()
+            .unwrap()
+    };
+    let scenario = "scenarios/icmp-external-v4.yaml";
+    let up = as_user(&["up", scenario, "--name", &lab, "--routing", "model"]);
+    let ls = as_root(&["ls"]);
+    let ls_json = as_root(&["ls", "--json"]);
+    let down = as_root(&["down", &lab]);
+    let record = std::path::PathBuf::from(format!("/tmp/fip-harness-{uid}/labs/{lab}.json"));
+    let still_there = record.exists();
+    let user_down = as_user(&["down", &lab]);
+    let _ = std::fs::remove_dir_all(format!("/tmp/fip-harness-{uid}"));
+
+    ok(&up);
+    let ls = ok(&ls);
+    let line = ls.lines().find(|l| l.starts_with(&lab)).expect(&ls);
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(columns[2], "kept", "{line}");
+    assert_eq!(
+        columns[3], "5",
+        "its namespaces, through its holder: {line}"
+    );
+    assert!(
+        line.contains(&format!("rootless lab of uid {uid}: read-only here")),
+        "{line}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&ok(&ls_json)).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["lab"] == lab.as_str())
+        .expect("the lab in ls --json");
+    assert_eq!(row["owner"], format!("uid {uid}").as_str(), "{row}");
+    let said = String::from_utf8_lossy(&down.stderr);
+    assert!(!down.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "a rootless lab of uid {uid} is left alone: root's `down` never removes"
+        )),
+        "{said}"
+    );
+    assert!(still_there, "root's down removed the user's record");
+    let user_down = ok(&user_down);
+    assert_eq!(
+        user_down.matches("removed namespace").count(),
+        5,
+        "{user_down}"
+    );
+}

@@ -132,6 +132,14 @@ fn a_kept_lab_shows_the_drivers_dump() {
         dump.contains("web on cali"),
         "the topology is in the dump: {dump}"
     );
+    // ... and says so: from the driver's dump, with its time, the driver not
+    // running any more (the kernel's NAT may have changed since).
+    let source = state["source"].as_str().unwrap_or_default();
+    assert!(
+        source.starts_with("as the driver's dump of 20")
+            && source.contains(" UTC said; the driver does not run now"),
+        "{state:#}"
+    );
     assert!(lines.contains(&lab), "{lines}");
     assert_eq!(drivers, 0, "a driver of lab {lab} still runs after `up`");
 }

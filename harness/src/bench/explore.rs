@@ -133,7 +133,7 @@ fn print_shares(phases: &PhaseTimes) {
         share(phases.traffic())
     );
     say!(
-        "  traffic: sends answered or delivered {:.0}%, sends expecting silence (a timeout each) {:.0}%, streams and waits {:.0}%",
+        "  traffic: sends answered or delivered {:.0}%, sends expecting silence (waiting out their windows) {:.0}%, streams and waits {:.0}%",
         share(phases.sends),
         share(phases.silent),
         share(phases.streams)

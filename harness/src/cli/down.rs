@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use fip_harness::lab::registry::{down_all, down_lab_with, registry_labs, DownReport, Owner};
+use fip_harness::lab::rootless::other_users_lab;
 use fip_harness::text::printable;
 
 #[derive(Debug, clap::Args)]
@@ -54,10 +55,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for record in &report.removed_records {
             println!("removed record {}", record.display());
         }
-        if report.removed_namespaces.is_empty()
+        let nothing = report.removed_namespaces.is_empty()
             && report.removed_records.is_empty()
-            && report.errors.is_empty()
-        {
+            && report.errors.is_empty();
+        // Another user's rootless lab of that name is theirs: root's down
+        // never touches it (lab::rootless::others), and says whose it is.
+        let theirs = match nix::unistd::Uid::effective().is_root() && !args.all {
+            true => other_users_lab(&what),
+            false => Vec::new(),
+        };
+        for lab in &theirs {
+            let text = format!(
+                "{}: a rootless lab of {} is left alone: root's `down` never removes \
+                 another user's lab; `fip-harness down {}` run by that user does",
+                printable(&what),
+                lab.owner(),
+                printable(&what)
+            );
+            if nothing {
+                eprintln!("error: {text}");
+                failed = true;
+            } else {
+                println!("{text}");
+            }
+        }
+        if nothing && theirs.is_empty() {
             println!("{}: nothing to remove", printable(&what));
         }
         for e in &report.errors {

@@ -1,6 +1,7 @@
 //! `fip-harness ls`: the labs on this host, from the registry and the pinned
 //! namespaces: running (its owner runs), kept (left up on purpose), dead (its
-//! owner died), and leftovers without a record.
+//! owner died), and leftovers without a record. Root also sees other users'
+//! rootless labs, read-only, with their owner (lab::rootless::other_users_labs).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +10,12 @@ use serde::Serialize;
 
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::registry::{
-    incomplete_records, labs_owned_elsewhere, list_records, orphan_labs, pinned_namespaces, run_dir,
+    incomplete_records, labs_owned_elsewhere, list_records, orphan_labs, pinned_namespaces,
+    run_dir, LabRecord,
 };
+use fip_harness::lab::rootless::{other_users_labs, OtherUsersLab};
 use fip_harness::lab::spec::namespace_prefix;
+use fip_harness::text::printable;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,30 +37,60 @@ struct LabRow {
     pods: Option<Vec<String>>,
     externals: Option<Vec<String>>,
     scenario: Option<PathBuf>,
-    /// Why a lab is listed without a record.
+    /// Why a lab is listed without a record, or whose it is.
     note: Option<String>,
+    /// Root's view of another user's rootless lab: `name (uid N)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+}
+
+/// What `ls` says of another user's rootless lab (root sees them).
+fn others_note(lab: &OtherUsersLab) -> String {
+    format!(
+        "rootless lab of {}: read-only here; `fip-harness down {}` run by that user removes it",
+        lab.owner(),
+        lab.record.name
+    )
+}
+
+/// Other users' rootless labs, for root only (a user cannot read the others').
+fn others() -> Vec<OtherUsersLab> {
+    if nix::unistd::Uid::effective().is_root() {
+        other_users_labs()
+    } else {
+        Vec::new()
+    }
 }
 
 /// What `ls` says of a lab a live process owns whose records it cannot see.
 const ELSEWHERE: &str = "a process owns it, with its records in another run folder \
                          (FIP_HARNESS_RUN_DIR); `down` leaves it to that process";
 
+/// The row of a lab with a record, `namespaces` of it pinned.
+fn record_row(r: LabRecord, namespaces: usize) -> LabRow {
+    LabRow {
+        namespaces,
+        state: r.state().to_string(),
+        lab: r.name,
+        pid: Some(r.pid),
+        nodes: Some(r.nodes),
+        pods: Some(r.pods),
+        externals: Some(r.externals),
+        scenario: r.scenario,
+        note: None,
+        owner: None,
+    }
+}
+
 fn json_rows() -> (Vec<LabRow>, bool) {
     let mut failed = false;
     let mut rows = Vec::new();
     for record in list_records() {
         match record {
-            Ok(r) => rows.push(LabRow {
-                namespaces: Netns::list_with_prefix(&namespace_prefix(&r.name)).len(),
-                state: r.state().to_string(),
-                lab: r.name,
-                pid: Some(r.pid),
-                nodes: Some(r.nodes),
-                pods: Some(r.pods),
-                externals: Some(r.externals),
-                scenario: r.scenario,
-                note: None,
-            }),
+            Ok(r) => {
+                let namespaces = Netns::list_with_prefix(&namespace_prefix(&r.name)).len();
+                rows.push(record_row(r, namespaces));
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
@@ -74,6 +108,16 @@ fn json_rows() -> (Vec<LabRow>, bool) {
             externals: None,
             scenario: None,
             note: Some(ELSEWHERE.into()),
+            owner: None,
+        });
+    }
+    for lab in others() {
+        let note = others_note(&lab);
+        let owner = lab.owner();
+        rows.push(LabRow {
+            note: Some(note),
+            owner: Some(owner),
+            ..record_row(lab.record, lab.pinned)
         });
     }
     let orphans = orphan_labs()
@@ -99,6 +143,7 @@ fn json_rows() -> (Vec<LabRow>, bool) {
             externals: None,
             scenario: None,
             note: Some(note),
+            owner: None,
         });
     }
     (rows, failed)
@@ -143,6 +188,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 failed = true;
             }
         }
+    }
+    for lab in others() {
+        let r = &lab.record;
+        println!(
+            "{:<12} {:>8} {:<7} {:>10} {:>5} {:>5} {:>9}  {} ({})",
+            r.name,
+            r.pid,
+            r.state(),
+            lab.pinned,
+            r.nodes.len(),
+            r.pods.len(),
+            r.externals.len(),
+            r.scenario
+                .as_ref()
+                .map(|p| printable(&p.display().to_string()).into_owned())
+                .unwrap_or_else(|| "-".into()),
+            others_note(&lab)
+        );
     }
     // A normal user's labs are never pinned in the host's /run/netns (only
     // inside their own namespaces): the pins there are root's, not orphans.

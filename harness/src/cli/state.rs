@@ -59,6 +59,9 @@ struct MemberState {
     /// The NAT the driver read back in that dump (`mappings`), if it could.
     #[serde(skip_serializing_if = "Option::is_none")]
     driver_mappings: Option<NatState>,
+    /// When that dump was taken (seconds since the Unix epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    driver_dumped_at: Option<u64>,
 }
 
 impl MemberState {
@@ -125,8 +128,11 @@ fn overview(
             });
         }
     }
+    let (source, unknown) = driver_view(namespaces);
     LabOverview {
         lab: lab.to_string(),
+        source,
+        unknown,
         members,
         floating_ips: holders
             .into_iter()
@@ -136,6 +142,38 @@ fn overview(
             })
             .collect(),
     }
+}
+
+/// What the floating IPs of a lab kept with an exec: driver rest on: the
+/// drivers' last dumps (taken when the lab was kept; a driver runs only
+/// while a command drives the lab), and when they were taken; or why they
+/// are not known (a dump that did not read the driver's NAT back).
+fn driver_view(namespaces: &[(Netns, MemberState)]) -> (Option<String>, Option<String>) {
+    let dumped: Vec<&MemberState> = namespaces
+        .iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.driver_dump.is_some())
+        .collect();
+    let Some(newest) = dumped.iter().filter_map(|m| m.driver_dumped_at).max() else {
+        return (None, None);
+    };
+    let when = fip_harness::text::utc(newest);
+    let source = format!(
+        "as the driver's dump of {when} said; the driver does not run now, its NAT may \
+         have changed since"
+    );
+    let blind: Vec<&str> = dumped
+        .iter()
+        .filter(|m| m.driver_mappings.is_none())
+        .map(|m| m.member.as_str())
+        .collect();
+    let unknown = (!blind.is_empty()).then(|| {
+        format!(
+            "the driver's dump of {when} on {} did not read its NAT back (`mappings`)",
+            blind.join(", ")
+        )
+    });
+    (Some(source), unknown)
 }
 
 /// `state --json`: the overview, BIRD's view, then each member's NAT,
@@ -192,6 +230,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let member = name[prefix.len()..].to_string();
         let driver_dir = lab_dir(&args.lab).join(format!("driver-{member}"));
         let driver_dump = std::fs::read_to_string(driver_dir.join("driver-dump.txt")).ok();
+        let driver_dumped_at = std::fs::metadata(driver_dir.join("driver-dump.txt"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
         let driver_mappings = std::fs::read(driver_dir.join("driver-mappings.json"))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -220,6 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 conntrack: Vec::new(),
                 driver_dump,
                 driver_mappings,
+                driver_dumped_at,
             },
         ));
     }
@@ -325,7 +369,14 @@ fn print_state(args: &Args, overview: &LabOverview, bird: &[DaemonState], shown:
             }
         }
         if let Some(dump) = &member.driver_dump {
-            println!("  driver's dump (when the lab was kept):");
+            let when = member
+                .driver_dumped_at
+                .map_or("at a time not known".to_string(), |t| {
+                    format!("of {}", fip_harness::text::utc(t))
+                });
+            println!(
+                "  driver's dump {when} (when the lab was kept; the driver does not run now):"
+            );
             for line in dump.lines() {
                 println!("    {line}");
             }

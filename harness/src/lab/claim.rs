@@ -38,7 +38,12 @@ pub fn pin_held_elsewhere(namespace: &str) -> bool {
 /// The processes /proc/locks says hold a `flock` on `lab`'s lock file: read
 /// only, so looking never disturbs an owner or a starting `up`.
 pub fn lock_holders(lab: &str) -> Vec<u32> {
-    let Ok(meta) = std::fs::metadata(lock_path(lab)) else {
+    lock_holders_of(&lock_path(lab))
+}
+
+/// The processes /proc/locks says hold a `flock` on the file `lock`.
+pub fn lock_holders_of(lock: &Path) -> Vec<u32> {
+    let Ok(meta) = std::fs::metadata(lock) else {
         return Vec::new();
     };
     // "1: FLOCK  ADVISORY  WRITE 1234 00:2f:12345 0 EOF": the device as

@@ -202,7 +202,12 @@ pub fn pinned_namespaces(record: &LabRecord) -> Vec<String> {
 
 /// Every lab record in the run directory (unreadable ones as errors), sorted by name.
 pub fn list_records() -> Vec<Result<LabRecord, RegistryError>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(run_dir())
+    list_records_in(&run_dir())
+}
+
+/// Every lab record in `dir` (unreadable ones as errors), sorted by name.
+pub fn list_records_in(dir: &Path) -> Vec<Result<LabRecord, RegistryError>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()

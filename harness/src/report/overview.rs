@@ -14,6 +14,14 @@ pub struct LabOverview {
     pub lab: String,
     pub members: Vec<MemberAddresses>,
     pub floating_ips: Vec<FloatingIpHolder>,
+    /// Where the floating IPs come from when it is not the kernel now: an
+    /// exec: driver's last dump, and when it was taken (`state` of a kept lab).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Why the floating IPs held cannot be known (a driver's dump that did
+    /// not read its NAT back); the list is then not shown as complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
 }
 
 /// One member (fabric, node, external host or pod) and its addresses.
@@ -71,11 +79,23 @@ impl LabOverview {
                 }
             );
         }
-        if self.floating_ips.is_empty() {
-            text.push_str("  floating IPs: none held\n");
+        let source = self
+            .source
+            .as_ref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        if let Some(why) = &self.unknown {
+            let _ = writeln!(text, "  floating IPs: not known: {why}");
+            if self.floating_ips.is_empty() {
+                return text;
+            }
+            text.push_str("  floating IPs the other nodes hold:\n");
+        } else if self.floating_ips.is_empty() {
+            let _ = writeln!(text, "  floating IPs: none held{source}");
             return text;
+        } else {
+            let _ = writeln!(text, "  floating IPs{source}:");
         }
-        text.push_str("  floating IPs:\n");
         for fip in &self.floating_ips {
             let holders: Vec<String> = fip
                 .holders
@@ -115,6 +135,8 @@ mod tests {
                     addresses: vec![address("eth0", "198.19.0.0", 32)],
                 },
             ],
+            source: None,
+            unknown: None,
             floating_ips: vec![FloatingIpHolder {
                 floating_ip: "203.0.113.10".parse().unwrap(),
                 holders: vec![Holder {
@@ -126,5 +148,25 @@ mod tests {
         };
         insta::assert_snapshot!(overview.render());
         insta::assert_json_snapshot!(overview);
+    }
+
+    /// A kept lab with an exec: driver: the floating IPs come from its last
+    /// dump, and say so with its time; a dump that did not read the NAT back
+    /// makes them not known rather than "none held".
+    #[rstest::rstest]
+    #[case::from_the_dump(None, "  floating IPs: none held (as the dump of T said)\n")]
+    #[case::not_known(
+        Some("node-a's dump did not say"),
+        "  floating IPs: not known: node-a's dump did not say\n"
+    )]
+    fn a_drivers_dump_is_named_as_the_source(#[case] unknown: Option<&str>, #[case] line: &str) {
+        let overview = LabOverview {
+            lab: "rr1".into(),
+            members: vec![],
+            floating_ips: vec![],
+            source: Some("as the dump of T said".into()),
+            unknown: unknown.map(str::to_string),
+        };
+        assert_eq!(overview.render(), format!("lab `rr1`\n  members:\n{line}"));
     }
 }

@@ -308,6 +308,8 @@ impl ScenarioRun<'_> {
             lab: self.lab.name().to_string(),
             members,
             floating_ips,
+            source: None,
+            unknown: None,
         }
     }
 

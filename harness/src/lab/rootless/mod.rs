@@ -21,6 +21,7 @@
 //! very start of `main`, before any runtime or logging thread exists.
 
 mod detect;
+mod others;
 pub mod probe;
 
 use std::fs::File;
@@ -36,6 +37,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{Blocker, UsernsSettings};
+pub use others::{other_users_lab, other_users_labs, OtherUsersLab};
 
 use super::registry::process_start_time;
 
@@ -108,16 +110,17 @@ impl NsHolder {
     /// this is what keeps a wrong or forged record from making `exec`,
     /// `state` or `down` join, or signal, a process that is not one.
     pub fn check(&self, lab: &str, owner: u32) -> HolderCheck {
+        let me = real_uid("self").unwrap_or(u32::MAX);
+        self.check_for(lab, owner, me, &super::claim::lock_path(lab))
+    }
+
+    /// [`NsHolder::check`] for the lab of user `uid` whose lock file is `lock`.
+    pub fn check_for(&self, lab: &str, owner: u32, uid: u32, lock: &Path) -> HolderCheck {
         if !self.alive() {
             return HolderCheck::Gone;
         }
-        let uid = |pid: &str| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-            line.split_whitespace().next()?.parse::<u32>().ok()
-        };
-        let theirs = uid(&self.pid.to_string());
-        if theirs.is_none() || theirs != uid("self") {
+        let theirs = real_uid(&self.pid.to_string());
+        if theirs != Some(uid) {
             let whose = theirs.map_or("unknown".to_string(), |u| u.to_string());
             return HolderCheck::NotTheHolder(format!("another user's (uid {whose})"));
         }
@@ -131,7 +134,7 @@ impl NsHolder {
             args.get(1).is_some_and(|a| a == "hold") && args.get(2).is_some_and(|a| a == lab);
         // The owner holds the lab's namespaces while it builds and uses it,
         // and holds its lock file then (lab::claim).
-        let owns = self.pid == owner && super::claim::lock_holders(lab).contains(&owner);
+        let owns = self.pid == owner && super::claim::lock_holders_of(lock).contains(&owner);
         if holds || owns {
             return HolderCheck::Holds;
         }
@@ -150,6 +153,14 @@ impl NsHolder {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
+}
+
+/// The real uid of process `pid` (or `self`) as this process's user
+/// namespace sees it.
+fn real_uid(pid: &str) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().next()?.parse().ok()
 }
 
 /// What the process a lab record names as its holder turned out to be.
