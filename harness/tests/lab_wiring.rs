@@ -225,6 +225,16 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
             sysctl(&lab, "node-0", "net.ipv4.conf.all.send_redirects"),
             "0"
         );
+        // The kernel's own ports (BIRD's BGP sessions) start where the seeded
+        // probe ports end, so a probe's bind never meets them.
+        for member in ["node-0", "fabric"] {
+            let range = sysctl(&lab, member, "net.ipv4.ip_local_port_range");
+            assert_eq!(
+                range.split_whitespace().collect::<Vec<_>>(),
+                ["40000", "60999"],
+                "{member}"
+            );
+        }
 
         // Node routes: own block blackholed, others via their node, pod via cali.
         let v4 = routes(&lab, "node-0", "-4");

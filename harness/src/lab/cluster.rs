@@ -18,6 +18,7 @@ use super::netns::{pin_path, Netns};
 use super::registry::{now_secs, process_start_time, record_path, LabRecord};
 use super::safety::HostSnapshot;
 use super::spec::{namespace_name, namespace_prefix, LabSpec, NodeSpec, PodSpec, FABRIC};
+use crate::vocab::KERNEL_PORT_RANGE;
 
 /// Threads that create namespaces at once. Namespace creation is mostly kernel
 /// work; more threads than this only contend on the machine's few cores.
@@ -39,7 +40,14 @@ const NO_ICMP_RATE_LIMIT: [(&str, &str); 2] = [
     ("net.ipv6.icmp.ratelimit", "0"),
 ];
 
-const NODE_SYSCTLS: [(&str, &str); 13] = [
+/// The ports the kernel picks for itself (BIRD's BGP sessions) stay clear of
+/// the seeded probe ports (vocab::protocol::KERNEL_PORT_RANGE).
+const KERNEL_PORTS: (&str, &str) = ("net.ipv4.ip_local_port_range", KERNEL_PORT_RANGE);
+
+/// External hosts: as pods, plus the kernel's own ports clear of the probes'.
+pub(super) const EXTERNAL_SYSCTLS: [(&str, &str); 3] = [NO_DAD[0], NO_DAD[1], KERNEL_PORTS];
+
+const NODE_SYSCTLS: [(&str, &str); 14] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv4.conf.all.rp_filter", "0"),
@@ -53,6 +61,7 @@ const NODE_SYSCTLS: [(&str, &str); 13] = [
     NO_DAD[1],
     NO_ICMP_RATE_LIMIT[0],
     NO_ICMP_RATE_LIMIT[1],
+    KERNEL_PORTS,
 ];
 
 /// The fabric sends no redirects either: the kernel sends one when either
@@ -60,7 +69,7 @@ const NODE_SYSCTLS: [(&str, &str); 13] = [
 /// so `default` must be off before the fabric's links exist. A redirect quoting a
 /// probe toward a floating IP held on a node of the sender's subnet would
 /// otherwise answer that probe as an ICMP error.
-const FABRIC_SYSCTLS: [(&str, &str); 10] = [
+const FABRIC_SYSCTLS: [(&str, &str); 11] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv4.conf.all.rp_filter", "0"),
@@ -71,6 +80,7 @@ const FABRIC_SYSCTLS: [(&str, &str); 10] = [
     NO_DAD[1],
     NO_ICMP_RATE_LIMIT[0],
     NO_ICMP_RATE_LIMIT[1],
+    KERNEL_PORTS,
 ];
 
 /// Where a per-address route sends its traffic.
@@ -279,7 +289,7 @@ impl Lab {
 
         let mut jobs = vec![job(fabric_ns, &FABRIC_SYSCTLS)];
         jobs.extend(node_ns.into_iter().map(|n| job(n, &NODE_SYSCTLS)));
-        jobs.extend(ext_ns.into_iter().map(|n| job(n, &NO_DAD)));
+        jobs.extend(ext_ns.into_iter().map(|n| job(n, &EXTERNAL_SYSCTLS)));
         tracing::debug!(lab = %lab, "host snapshot + record in {:?}", started.elapsed());
         let mut members = create(&rt, jobs).await?.into_iter();
         tracing::debug!(lab = %lab, "namespaces created at {:?}", started.elapsed());

@@ -47,7 +47,7 @@ pub(crate) struct ProbeContext {
 /// sending pod was counted as a probe delivered to that pod (found by
 /// `explore`: a pod's UDP stream to a floating IP "delivered" to itself).
 const SEEDED_PORT_BASE: u16 = super::SCTP_CLIENT_PORT_BASE;
-const SEEDED_PORT_SPAN: u16 = 7232;
+const SEEDED_PORT_SPAN: u16 = crate::vocab::SEEDED_PORT_END - SEEDED_PORT_BASE;
 
 impl ProbeContext {
     fn payload(&self, seq: u32) -> Vec<u8> {

@@ -23,5 +23,7 @@ pub mod topology;
 pub use backend::BackendKind;
 pub use conntrack::ConntrackProfile;
 pub use family::IpFamily;
-pub use protocol::{Protocol, ECHO_PORT, SCTP_CLIENT_PORT_BASE};
+pub use protocol::{
+    Protocol, ECHO_PORT, KERNEL_PORT_RANGE, SCTP_CLIENT_PORT_BASE, SEEDED_PORT_END,
+};
 pub use routing::RoutingMode;

@@ -86,3 +86,25 @@ pub const ECHO_PORT: u16 = 7;
 /// ports from here up, so a pod probing another pod never answers its own
 /// association's packets as if it were the server.
 pub const SCTP_CLIENT_PORT_BASE: u16 = 32768;
+/// Seeded UDP and TCP probes bind source ports from [`SCTP_CLIENT_PORT_BASE`]
+/// up to (not including) this one (traffic/probe.rs).
+pub const SEEDED_PORT_END: u16 = 40000;
+/// `net.ipv4.ip_local_port_range` (which IPv6 shares) in the lab's nodes,
+/// fabric and external hosts: the ports the kernel picks for itself, such as
+/// BIRD's side of a BGP session, start where the seeded probe ports end. With
+/// the kernel's default (32768-60999) a probe's bind met BIRD's socket on the
+/// same port now and then: "TCP probe: Address already in use".
+pub const KERNEL_PORT_RANGE: &str = "40000 60999";
+const _: () = assert!(SCTP_CLIENT_PORT_BASE < SEEDED_PORT_END);
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_ports_start_where_the_seeded_probe_ports_end() {
+        let (low, high) = KERNEL_PORT_RANGE.split_once(' ').unwrap();
+        assert_eq!(low.parse::<u16>().unwrap(), SEEDED_PORT_END);
+        assert!(high.parse::<u16>().unwrap() > SEEDED_PORT_END);
+    }
+}
