@@ -8,7 +8,7 @@
 # them), bird (BIRD 1.x and birdc: the bgp module's route distribution), and the
 # base tools the tests' shell steps use; bsdutils (`script`: a terminal for the
 # test of `run`'s colour and status line); util-linux and mount (`unshare`,
-# `nsenter`, `mount`, `runuser`: ci/test-runner puts a normal user's test
+# `nsenter`, `mount`, `runuser`, `setpriv`: ci/test-runner puts a normal user's test
 # binaries in a user namespace, tests/cli_rootless.rs runs the harness as a
 # non-root user, ci/test-as-user runs the tests as one); passwd (`useradd`, for
 # ci/test-as-user); chromium (tests/report_html.rs opens report.html headless)

@@ -37,6 +37,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("nsenter", "util-linux"),
     // ci/test-as-user: the test binaries run as a user it creates.
     ("runuser", "util-linux"),
+    // tests/cli_rootless.rs: root's `ls` beside a lab made as a bare uid.
+    ("setpriv", "util-linux"),
     ("useradd", "passwd"),
     ("mount", "mount"),
     // tests/run_output.rs: a pseudo-terminal for `run`'s colour and status line.
