@@ -257,16 +257,9 @@ impl StreamTrack {
         // strict profile's flush comes after and takes such an entry. Where
         // the stream goes then is not the model's to say (validate warns of
         // the same in the catalogue: scenario/oracle.rs raced_dnat).
-        let to = self.flow.packet.to;
-        let dnat = |nat: &BTreeMap<String, NodeNatState>, node: &String| {
-            nat.get(node)
-                .is_some_and(|n| n.dnat.iter().any(|m| m.external == to))
-        };
-        let raced = self.flow.nodes().into_iter().any(|node| {
-            !nodes_before.contains(&node)
-                && dnat(&cluster.felix().nat, &node)
-                && !dnat(nat_before, &node)
-        });
+        let raced = self
+            .flow
+            .meets_a_new_dnat(&nodes_before, nat_before, &cluster.felix().nat);
         if raced && cluster.config().profile == crate::vocab::ConntrackProfile::Calico {
             self.stated = false;
         }

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::model::{Scenario, Step, Target};
 use crate::calico::cluster::{Cluster, ClusterConfig, ClusterStep, Network};
 use crate::calico::cluster::{Effects, ExpectationMismatch};
-use crate::calico::nat::NodeNatState;
 use crate::calico::predict::{send_disagreements, Landing, Packet, Prediction, StreamWatch};
 use crate::check::Mismatch;
 use crate::vocab::{ConntrackProfile, IpFamily};
@@ -154,15 +153,11 @@ impl Oracle {
                     // A stream whose sender went keeps what it had reached.
                     let _ = watch.step(&self.cluster, &update);
                     let to = watch.flow.packet.to;
-                    let dnat = |nat: &BTreeMap<String, NodeNatState>, node: &String| {
-                        nat.get(node)
-                            .is_some_and(|n| n.dnat.iter().any(|m| m.external == to))
-                    };
-                    let raced = watch.flow.nodes().into_iter().any(|node| {
-                        !nodes_before.contains(&node)
-                            && dnat(&self.cluster.felix().nat, &node)
-                            && !dnat(&nat_before, &node)
-                    });
+                    let raced = watch.flow.meets_a_new_dnat(
+                        &nodes_before,
+                        &nat_before,
+                        &self.cluster.felix().nat,
+                    );
                     // The strict profile's flush of the floating IP's
                     // entries comes after the new NAT (control/order.rs):
                     // an entry the race made goes with it.

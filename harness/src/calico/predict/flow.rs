@@ -82,6 +82,28 @@ impl Flow {
             .collect()
     }
 
+    /// Whether the flow now reaches a node it did not reach before (not in
+    /// `nodes_before`) that got its destination's DNAT in this update (in
+    /// `nat_now`, not in `nat_before`). Felix applies that node's routes and
+    /// NAT in parallel (felix/dataplane/linux/int_dataplane.go
+    /// InternalDataplane.apply), so a packet may beat the DNAT and pin the
+    /// flow untranslated: where it goes then is not the model's to say.
+    pub fn meets_a_new_dnat(
+        &self,
+        nodes_before: &std::collections::BTreeSet<String>,
+        nat_before: &BTreeMap<String, crate::calico::nat::NodeNatState>,
+        nat_now: &BTreeMap<String, crate::calico::nat::NodeNatState>,
+    ) -> bool {
+        let to = self.packet.to;
+        let dnat = |nat: &BTreeMap<String, crate::calico::nat::NodeNatState>, node: &String| {
+            nat.get(node)
+                .is_some_and(|n| n.dnat.iter().any(|m| m.external == to))
+        };
+        self.nodes().into_iter().any(|node| {
+            !nodes_before.contains(&node) && dnat(nat_now, &node) && !dnat(nat_before, &node)
+        })
+    }
+
     /// The entries as `node: src -> dst (dnat d) (snat s)`, per branch.
     pub fn entries(&self) -> Vec<Vec<String>> {
         self.branches
