@@ -19,9 +19,15 @@ use super::{
     PacketRole, ProbeOutcome, ProbeSpec, Protocol, StreamSpec, TrafficError,
 };
 
-/// How long a stream waits for late replies once stopped, and a full window
-/// for any reply.
+/// How long a stream's handshake step (SCTP's INIT) waits for its answer.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a stream waits, once stopped, for replies to its last probes.
+/// Our choice, the runner's silence window (`runner::send::SILENCE_WINDOW`):
+/// a probe crosses the lab in well under a millisecond, and a reply that
+/// never comes (a stream whose last state delivers nothing) held every such
+/// stop for a whole second, a third of an explored case's time.
+pub const STREAM_DRAIN: Duration = Duration::from_millis(300);
 
 struct Endpoint {
     spec: EndpointSpec,
@@ -388,8 +394,9 @@ impl TrafficEngine {
             let pace = drive::Pace {
                 count: None,
                 interval: spec.interval,
+                // No window: `timeout` only bounds the drain after the stop.
                 window: usize::MAX,
-                timeout: STREAM_TIMEOUT,
+                timeout: STREAM_DRAIN,
             };
             let result = drive::drive(&mut transport, pace, Some(stopped)).await;
             let sctp_events = transport.close().await;

@@ -121,6 +121,21 @@ pub(crate) struct Transport {
     buf: Vec<u8>,
 }
 
+/// How long a TCP probe waits for its connection. A probe that expects an
+/// answer waits 3 s: the kernel sends its SYN again after 1 s, so a first
+/// SYN lost to a move in progress still connects. A probe with a shorter
+/// timeout (a send that expects silence waits out the runner's window) waits
+/// only that: before the first retransmission its one SYN is all it sends,
+/// as a datagram probe sends its one packet (it held such a send 3 s).
+fn connect_wait(timeout: Duration) -> Duration {
+    const FIRST_SYN_RETRY: Duration = Duration::from_secs(1);
+    if timeout < FIRST_SYN_RETRY {
+        timeout
+    } else {
+        Duration::from_secs(3)
+    }
+}
+
 fn sock_err<'a>(ns: &'a Netns, what: &'static str) -> impl Fn(std::io::Error) -> TrafficError + 'a {
     move |source| TrafficError::Socket {
         namespace: ns.name().to_string(),
@@ -218,7 +233,7 @@ impl Transport {
                 let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
                 let watch = watch_icmp()?;
                 let stream = tokio::time::timeout(
-                    Duration::from_secs(3),
+                    connect_wait(ctx.timeout),
                     socket.connect(SocketAddr::new(ctx.to, ctx.port)),
                 )
                 .await
