@@ -11,7 +11,7 @@
 
 use crate::check::ScenarioResult;
 use crate::check::{CaseId, Compared, ConformCase, PROFILE_TAG};
-use crate::lab::registry::down_lab;
+use crate::lab::down::down_lab;
 use crate::runner::{
     bring_up, case_error, case_runtime, replay_in_lab, DataplaneChoice, PlannedCase, RunOptions,
 };
