@@ -38,7 +38,14 @@ pub(crate) struct ProbeContext {
     /// The probe's timeout: no handshake step waits longer for its answer
     /// (see [`super::sctp_client`]).
     pub timeout: Duration,
+    /// All the handshake's tries together ([`super::ProbeSpec::handshake`]).
+    pub handshake: Option<Duration>,
 }
+
+/// How long a TCP connect waits for its SYN's answer: the kernel's SYN, and
+/// again after its first retransmission timeout (1 s), with room for a slow
+/// answer. Our choice.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Seeded UDP and TCP probes bind their source port in this range: at or
 /// above [`SCTP_CLIENT_PORT_BASE`](super::SCTP_CLIENT_PORT_BASE), where the
@@ -218,7 +225,7 @@ impl Transport {
                 let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
                 let watch = watch_icmp()?;
                 let stream = tokio::time::timeout(
-                    Duration::from_secs(3),
+                    ctx.handshake.unwrap_or(CONNECT_TIMEOUT),
                     socket.connect(SocketAddr::new(ctx.to, ctx.port)),
                 )
                 .await

@@ -30,8 +30,9 @@ fn draw(seed: Option<Seed>, purpose: &str, probe: u32, generation: u32) -> u32 {
 const PATH_SILENCE: Duration = Duration::from_millis(30);
 
 /// How long each handshake or shutdown step waits for its answer at most
-/// (never longer than the probe's timeout: a send that expects silence waits
-/// its silence window per INIT), and how often INIT and COOKIE ECHO are tried.
+/// (never longer than the probe's timeout; with a handshake budget, its
+/// share of it: a send that expects silence spreads its INITs over its
+/// window), and how often INIT and COOKIE ECHO are tried.
 const STEP_WAIT: Duration = Duration::from_millis(500);
 const ATTEMPTS: usize = 3;
 
@@ -230,7 +231,10 @@ impl Transport {
 
     /// How long one handshake or shutdown step waits for its answer.
     fn step_wait(&self) -> Duration {
-        STEP_WAIT.min(self.ctx.timeout)
+        match self.ctx.handshake {
+            Some(budget) => budget / ATTEMPTS as u32,
+            None => STEP_WAIT.min(self.ctx.timeout),
+        }
     }
 
     /// Pump incoming packets until `done` holds or `wait` passes.
