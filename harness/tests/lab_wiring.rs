@@ -418,7 +418,7 @@ async fn down_removes_only_the_named_lab_even_when_another_name_extends_it() {
         other.add_pods(&one_pod_per_node(1)).await.unwrap();
         let other_namespaces = other.namespaces().to_vec();
 
-        let report = fip_harness::lab::registry::down_lab(&short);
+        let report = fip_harness::lab::down::down_lab(&short);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         let mut removed = report.removed_namespaces.clone();
         removed.sort();
@@ -475,8 +475,7 @@ fn child_role() {
             });
         }
         Ok("downall") => {
-            let report =
-                fip_harness::lab::registry::down_all(fip_harness::lab::registry::Owner::Ignore);
+            let report = fip_harness::lab::down::down_all(fip_harness::lab::down::Owner::Ignore);
             assert!(report.errors.is_empty(), "{:?}", report.errors);
             println!("removed {}", report.removed_namespaces.len());
         }
@@ -557,7 +556,7 @@ async fn a_kept_lab_outlives_its_value_and_down_removes_it_by_name() {
         .into_iter()
         .flatten()
         .any(|r| r.name == name && r.pods.len() == 2);
-    let report = fip_harness::lab::registry::down_lab(&name);
+    let report = fip_harness::lab::down::down_lab(&name);
     assert!(reached, "kept lab still forwards");
     assert!(listed, "kept lab is in the registry");
     assert!(report.errors.is_empty(), "{:?}", report.errors);

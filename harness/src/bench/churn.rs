@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::error::Context;
 use crate::control::{ConntrackProfile, ControlPlane, LabMembers, UpdateOrder};
 use crate::dataplane::{backend, BackendKind};
-use crate::lab::registry::down_lab;
+use crate::lab::down::down_lab;
 use crate::lab::Lab;
 use crate::traffic::{now_unix_ns, EndpointSpec, Protocol, StreamSpec, TrafficEngine};
 

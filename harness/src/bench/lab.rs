@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::error::Context;
-use crate::lab::registry::down_lab;
+use crate::lab::down::down_lab;
 use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 
 use super::figures::{median, ms, print_load, print_target};

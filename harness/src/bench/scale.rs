@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::lab::registry::down_lab;
+use crate::lab::down::down_lab;
 use crate::lab::Lab;
 
 use super::figures::{cpu_times, ms, print_load, print_target};

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use fip_harness::lab::registry::{down_all, down_lab_with, registry_labs, DownReport, Owner};
+use fip_harness::lab::down::{down_all, down_lab_with, DownReport, Owner};
+use fip_harness::lab::registry::registry_labs;
 use fip_harness::lab::rootless::other_users_lab;
 use fip_harness::text::printable;
 

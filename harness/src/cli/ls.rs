@@ -8,11 +8,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use fip_harness::lab::down::{labs_owned_elsewhere, orphan_labs, pinned_namespaces};
 use fip_harness::lab::netns::Netns;
-use fip_harness::lab::registry::{
-    incomplete_records, labs_owned_elsewhere, list_records, orphan_labs, pinned_namespaces,
-    run_dir, LabRecord,
-};
+use fip_harness::lab::registry::{incomplete_records, list_records, run_dir, LabRecord};
 use fip_harness::lab::rootless::{other_users_labs, OtherUsersLab};
 use fip_harness::lab::spec::namespace_prefix;
 use fip_harness::text::printable;

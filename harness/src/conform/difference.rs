@@ -4,9 +4,9 @@
 
 use std::fmt::Write;
 
-use super::observation::Difference;
-use super::verdict::{CaseVerdict, ConformCase};
 use crate::check::render_table;
+use crate::check::Difference;
+use crate::check::{CaseVerdict, ConformCase};
 use crate::report::{ScenarioResult, SideBySide};
 
 /// Where the vendor's run (`dataplane`) and the reference's part, each run's

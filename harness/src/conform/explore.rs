@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use super::verdict::{CaseVerdict, ConformCase};
 use super::REFERENCE;
+use crate::check::{CaseVerdict, ConformCase};
 use crate::explore::script::Script;
 use crate::explore::{Judge, Judgement, RunJudge};
 use crate::runner::DataplaneChoice;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::difference::side_by_side;
 use super::junit::render_conform_junit;
 use super::protocol::ProtocolItem;
-use super::report::{profile_name, ConformReport, ProfileResult, VerdictCounts};
-use super::verdict::{CaseVerdict, ConformCase};
+use super::report::{profile_name, ConformReport};
+use crate::check::{CaseVerdict, ConformCase, ProfileResult, VerdictCounts};
 use crate::report::{
     render_comparison_html, write_case_files, write_json, write_text, ComparedCase, ComparisonPage,
     Mark, ReportFileError,

@@ -5,9 +5,9 @@
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::difference::render_case;
-use super::observation::Difference;
 use super::report::ConformReport;
-use super::verdict::CaseVerdict;
+use crate::check::CaseVerdict;
+use crate::check::Difference;
 
 /// Render the report as JUnit XML.
 pub fn render_conform_junit(report: &ConformReport) -> Result<String, quick_junit::SerializeError> {
@@ -67,7 +67,7 @@ pub fn render_conform_junit(report: &ConformReport) -> Result<String, quick_juni
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conform::verdict::tests::{case, crashed_and_unjudged, failing, passing};
+    use crate::check::verdict_tests::{case, crashed_and_unjudged, failing, passing};
     use crate::scenario::ConntrackProfile;
 
     #[test]

@@ -9,10 +9,9 @@
 //! that cannot start over state it left itself (a table that already exists,
 //! a pinned map) fails it.
 
-use super::verdict::{CaseId, ConformCase, PROFILE_TAG};
-use super::Compared;
-use crate::lab::registry::down_lab;
-use crate::report::ScenarioResult;
+use crate::check::ScenarioResult;
+use crate::check::{CaseId, Compared, ConformCase, PROFILE_TAG};
+use crate::lab::down::down_lab;
 use crate::runner::{
     bring_up, case_error, case_runtime, replay_in_lab, DataplaneChoice, PlannedCase, RunOptions,
 };

@@ -11,13 +11,12 @@
 mod difference;
 mod explore;
 mod files;
+mod judge;
 mod junit;
 mod kept;
-mod observation;
 mod protocol;
 mod report;
 mod run;
-mod verdict;
 
 pub use difference::side_by_side;
 pub use explore::ConformJudge;
@@ -26,13 +25,14 @@ pub use files::{
 };
 pub use junit::render_conform_junit;
 pub use kept::{kept_case, KEPT_SCENARIO};
-pub use observation::{
-    CaseObservation, Compared, Difference, LineObservation, MoveObservation, StepObservation,
-};
 pub use protocol::{holes as protocol_holes, protocol_items, protocol_line, ProtocolItem};
-pub use report::{ConformReport, ProfileResult, VerdictCounts};
+pub use report::ConformReport;
 pub use run::{plan_pairs, release_line, run_conformance, CasePair};
-pub use verdict::{case_name, CaseId, CaseVerdict, ConformCase, PROFILE_TAG};
+// The judgement is the judge's (`check`): named here as well.
+pub use crate::check::{
+    case_name, CaseId, CaseObservation, CaseVerdict, Compared, ConformCase, Difference,
+    LineObservation, MoveObservation, ProfileResult, StepObservation, VerdictCounts, PROFILE_TAG,
+};
 
 use crate::dataplane::BackendKind;
 

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::verdict::ConformCase;
+use crate::check::ConformCase;
 use crate::driver::usage::ITEMS;
 
 /// One message or field value, and the cases that exercised it.

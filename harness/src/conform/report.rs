@@ -4,66 +4,10 @@
 
 use std::fmt::Write;
 
-use serde::{Deserialize, Serialize};
-
 use super::difference::render_case;
 use super::protocol::{protocol_line, ProtocolItem};
-use super::verdict::{CaseVerdict, ConformCase};
+use crate::check::{CaseVerdict, ConformCase, ProfileResult, VerdictCounts};
 use crate::scenario::ConntrackProfile;
-
-/// How the dataplane fares on the cases of one conntrack profile.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProfileResult {
-    pub profile: ConntrackProfile,
-    /// Cases run under this profile, and how many of them match.
-    pub cases: usize,
-    pub matched: usize,
-    /// The profile's cases that depend on conntrack (`verdict::PROFILE_TAG`).
-    pub profile_cases: Vec<String>,
-    /// Every one of `profile_cases` matches (and there is at least one): the
-    /// dataplane behaves like this profile.
-    pub behaves_like: bool,
-}
-
-/// How many cases, of every profile, got each verdict. The terminal,
-/// junit.xml (tests, failures, errors, skipped), conform.json and report.html
-/// all show these same numbers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerdictCounts {
-    pub cases: usize,
-    pub matches: usize,
-    pub differs: usize,
-    pub driver_errors: usize,
-    pub not_judged: usize,
-}
-
-impl VerdictCounts {
-    pub fn of(cases: &[ConformCase]) -> Self {
-        let mut counts = VerdictCounts {
-            cases: cases.len(),
-            ..Default::default()
-        };
-        for case in cases {
-            *match case.verdict {
-                CaseVerdict::Matches => &mut counts.matches,
-                CaseVerdict::Differs { .. } => &mut counts.differs,
-                CaseVerdict::DriverError { .. } => &mut counts.driver_errors,
-                CaseVerdict::ReferenceFailed { .. } => &mut counts.not_judged,
-            } += 1;
-        }
-        counts
-    }
-
-    /// `36 case(s): 9 match, 26 differ, 1 driver error(s), 0 not judged`.
-    pub fn line(&self) -> String {
-        format!(
-            "{} case(s): {} match, {} differ, {} driver error(s), {} not judged",
-            self.cases, self.matches, self.differs, self.driver_errors, self.not_judged
-        )
-    }
-}
 
 /// A whole `conform` run, with both runs of every case in full (conform.json
 /// holds its [`super::ConformSummary`], each case a file of its own).
@@ -110,7 +54,7 @@ impl ConformReport {
         let matched = cases.iter().filter(|c| c.holds_calico_semantics()).count();
         let profiles = [ConntrackProfile::Calico, ConntrackProfile::Strict]
             .into_iter()
-            .map(|profile| profile_result(&cases, profile))
+            .map(|profile| ProfileResult::of(&cases, profile))
             .collect();
         ConformReport {
             dataplane,
@@ -245,23 +189,10 @@ pub(super) fn profile_name(profile: ConntrackProfile) -> &'static str {
     }
 }
 
-fn profile_result(cases: &[ConformCase], profile: ConntrackProfile) -> ProfileResult {
-    let under: Vec<&ConformCase> = cases.iter().filter(|c| c.profile == profile).collect();
-    let profile_cases: Vec<&ConformCase> =
-        under.iter().copied().filter(|c| c.profile_case).collect();
-    ProfileResult {
-        profile,
-        cases: under.len(),
-        matched: under.iter().filter(|c| c.matches()).count(),
-        profile_cases: profile_cases.iter().map(|c| c.name.clone()).collect(),
-        behaves_like: !profile_cases.is_empty() && profile_cases.iter().all(|c| c.matches()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conform::verdict::tests::{
+    use crate::check::verdict_tests::{
         case, crashed_and_unjudged, failing, failing_stream, passing,
     };
 

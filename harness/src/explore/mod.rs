@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 pub use search::{search, Budget, Judge, Judgement, SearchOutcome, ShrinkLimits, Shrunk};
 
-use crate::report::ScenarioResult;
+use crate::check::ScenarioResult;
 use crate::runner::DataplaneChoice;
 use crate::runner::{run_case_blocking, PlannedCase, RunOptions};
 use crate::scenario::{self, Scenario};
@@ -135,7 +135,7 @@ impl Judge for RunJudge {
 /// A run's result as a judgement: a lab that could not be built judges
 /// nothing.
 pub fn judgement_of(result: &ScenarioResult) -> Judgement {
-    use crate::report::Outcome;
+    use crate::check::Outcome;
     match &result.outcome {
         Outcome::Passed => Judgement::Pass,
         Outcome::Error { reason } if reason.starts_with("building the lab") => {

@@ -19,7 +19,8 @@ use std::sync::Mutex;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::registry::{run_dir, RegistryError};
+use super::error::RegistryError;
+use super::run_dir::run_dir;
 use crate::ns::netns::pin_path;
 
 /// Whether some process holds `namespace`'s pin (it owns the lab, whatever
@@ -107,7 +108,7 @@ impl LabClaim {
     /// clean-up removes the lock files of the names claimed before it
     /// started ([`remove_unbuilt_lock_files`]), and none may appear after.
     pub fn acquire(lab: &str) -> Result<Self, RegistryError> {
-        let claimed = super::signals::unless_cancelled(|| {
+        let claimed = super::live::unless_cancelled(|| {
             let claim = Self::acquire_in(&run_dir(), lab)?;
             CLAIMED
                 .lock()

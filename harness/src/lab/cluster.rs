@@ -168,7 +168,7 @@ fn remove_namespaces(lab: &str, namespaces: &[String]) -> Vec<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => errors.push(format!("removing {}: {e}", record_path(lab).display())),
     }
-    super::signals::forget(lab);
+    super::live::forget(lab);
     errors
 }
 
@@ -178,7 +178,7 @@ pub(super) async fn create(
 ) -> Result<Vec<Member>, LabError> {
     let rt = rt.clone();
     let results = tokio::task::spawn_blocking(move || {
-        create_members(&rt, &jobs, CREATE_THREADS, &super::signals::CREATIONS)
+        create_members(&rt, &jobs, CREATE_THREADS, &super::live::CREATIONS)
     })
     .await
     .map_err(|_| LabError::Panicked {
@@ -273,7 +273,7 @@ impl Lab {
             pid: std::process::id(),
             start_time: process_start_time(std::process::id()),
             kept: false,
-            holder: super::rootless::NsHolder::this_process(),
+            holder: super::rootless::this_process_holder(),
             namespaces: namespaces.clone(),
             created: now_secs(),
             scenario,
@@ -283,7 +283,7 @@ impl Lab {
         };
         // Remembered before the record exists, so an interrupt from here on
         // removes whatever of the lab there is.
-        super::signals::remember(&lab);
+        super::live::remember(&lab);
         guard.namespaces = namespaces;
         record.write()?;
 
@@ -417,7 +417,7 @@ impl Lab {
         if let Err(e) = self.record.write() {
             tracing::warn!("marking lab '{}' as kept: {e}", self.spec.name);
         }
-        super::signals::forget(&self.spec.name);
+        super::live::forget(&self.spec.name);
         // Dropping the claim (not releasing it) frees the name's lock but keeps
         // its file: nobody owns a kept lab, `down` takes the lock to remove it.
         self.claim = None;

@@ -19,7 +19,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::netns::pin_path;
-use super::registry::run_dir;
+use super::run_dir::run_dir;
 
 /// How long a daemon gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);

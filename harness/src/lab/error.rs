@@ -1,6 +1,6 @@
 use std::net::IpAddr;
+use std::path::PathBuf;
 
-use super::registry::RegistryError;
 use super::spec::SpecError;
 use crate::ns::netlink::NetlinkError;
 use crate::ns::netns::NetnsError;
@@ -81,4 +81,48 @@ impl From<NetlinkError> for LabError {
             NetlinkError::Socket { namespace, source } => LabError::Socket { namespace, source },
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("lab registry {path}: {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lab registry {path}: not a lab record: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Name(#[from] SpecError),
+    #[error(
+        "lab '{lab}' is being built or used by another process right now; \
+         `fip-harness down --force {lab}` removes it anyway"
+    )]
+    InUse { lab: String },
+    #[error(
+        "lab '{lab}' belongs to process {pid}, which still runs; \
+         `fip-harness down --force {lab}` removes it anyway"
+    )]
+    OwnerAlive { lab: String, pid: u32 },
+    #[error(
+        "lab '{lab}' is being built or used by a process that keeps its records in another \
+         run folder (FIP_HARNESS_RUN_DIR); `fip-harness down --force {lab}` removes it anyway"
+    )]
+    OwnedElsewhere { lab: String },
+    #[error("lab '{lab}': not writing its record: the process is being interrupted")]
+    Cancelled { lab: String },
+    #[error("lab '{lab}': not claiming its name: the process is being interrupted")]
+    ClaimCancelled { lab: String },
+    #[error("removing {0}")]
+    Netns(#[from] NetnsError),
+    #[error("{0}")]
+    Daemon(String),
+    #[error(transparent)]
+    Write(#[from] super::files::WriteError),
 }

@@ -111,7 +111,7 @@ fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
     let mut wired = Vec::new();
     // Not once this process's clean-up has started (an interrupt), which
     // waits for this to end before it lists the pins to remove.
-    let pins = super::signals::unless_cancelled(|| create_pins(&names)).unwrap_or_else(|_| {
+    let pins = super::live::unless_cancelled(|| create_pins(&names)).unwrap_or_else(|_| {
         names
             .iter()
             .map(|name| Err(NetnsError::Cancelled(name.to_string())))
@@ -141,7 +141,7 @@ fn wire_run(run: &[&PodJob]) -> Vec<LabError> {
 /// pair and everything on it, in one batch.
 fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
     let name = job.namespace.as_str();
-    Netns::enter_new_pinned(name, &super::signals::CREATIONS)?;
+    Netns::enter_new_pinned(name, &super::live::CREATIONS)?;
     // Calico only sets up the families the pod has (`DoWorkloadNetnsSetUp`:
     // `disableDAD` only if it has IPv6), before the link exists.
     if job.spec.addresses.iter().any(|a| a.is_ipv6()) {

@@ -9,54 +9,9 @@
 //! closes, waiting for creations in flight. So nothing is created after the
 //! clean-up starts looking for what to remove.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
-
-use crate::ns::netns::{Closed, CreationGate};
-
-static LIVE_LABS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-
-/// This process's gate for creating lab namespaces, records and daemons.
-pub static CREATIONS: CreationGate = CreationGate::new();
-
-/// Run `create` unless clean-up has started; clean-up waits for it to end.
-pub(crate) fn unless_cancelled<R>(create: impl FnOnce() -> R) -> Result<R, Closed> {
-    CREATIONS.unless_closed(create)
-}
-
-/// Whether clean-up has started (creation is stopped).
-pub fn is_cancelled() -> bool {
-    CREATIONS.is_closed()
-}
-
-/// Stop every later creation of this process (after those in flight end).
-pub fn cancel_creations() {
-    CREATIONS.close();
-}
-
-pub(crate) fn remember(lab: &str) {
-    LIVE_LABS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(lab.to_string());
-}
-
-pub(crate) fn forget(lab: &str) {
-    LIVE_LABS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(lab);
-}
-
-/// Labs built by this process and not torn down yet.
-pub fn live_labs() -> Vec<String> {
-    LIVE_LABS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .cloned()
-        .collect()
-}
+use super::live::forget;
+pub(crate) use super::live::unless_cancelled;
+pub use super::live::{cancel_creations, is_cancelled, live_labs, CREATIONS};
 
 /// Remove every live lab of this process by name (namespaces and records);
 /// returns the error messages.
@@ -65,7 +20,7 @@ pub fn teardown_live_labs() -> Vec<String> {
     let live = live_labs();
     super::claim::remove_unbuilt_lock_files(&live);
     for lab in live {
-        let report = super::registry::down_lab(&lab);
+        let report = super::down::down_lab(&lab);
         errors.extend(report.errors.iter().map(|e| format!("lab '{lab}': {e}")));
         forget(&lab);
     }

@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use crate::check::{Outcome, ScenarioResult};
 use crate::mutant::Mutant;
-use crate::report::{Outcome, ScenarioResult};
 use crate::runner::{self, DataplaneChoice, PlannedCase, RunOptions};
 
 /// What the catalogue did to one mutant.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use super::html::{escape, page_end, page_start};
 use super::html_case::{case_body, checks_pre, status_of};
-use super::summary::ScenarioResult;
+use crate::check::ScenarioResult;
 
 /// How one case of a comparison came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

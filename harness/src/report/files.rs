@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::summary::{Outcome, RunSummary, ScenarioResult};
+use super::summary::RunSummary;
+use crate::check::{Outcome, ScenarioResult};
 use crate::seed::Seed;
 
 /// The folder of the per-case files, inside the report directory.

@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::html_case::{case_section, status_of};
-use super::summary::{RunSummary, ScenarioResult};
+use super::summary::RunSummary;
+use crate::check::ScenarioResult;
 
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");
@@ -182,7 +183,7 @@ pub(super) fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::Outcome;
+    use crate::check::Outcome;
     use crate::report::test_data::{failed_case, moved_case};
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::html::{case_attributes, escape};
 use super::lab_svg::lab_svg;
 use super::plot::migration_svg;
-use super::summary::{Outcome, ScenarioResult, StepResult};
+use crate::check::{Outcome, ScenarioResult, StepResult};
 
 /// `passed`, `failed` (an expectation was not met) or `error` (the harness
 /// could not run the case).

@@ -2,7 +2,8 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::summary::{Outcome, RunSummary};
+use super::summary::RunSummary;
+use crate::check::Outcome;
 
 /// Render the run as JUnit XML.
 pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::SerializeError> {
@@ -42,7 +43,7 @@ pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::Seriali
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::ScenarioResult;
+    use crate::check::ScenarioResult;
 
     fn result(name: &str, backend: &str, outcome: Outcome) -> ScenarioResult {
         ScenarioResult {

@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use super::html::escape;
-use super::picture::{FloatingIpRoute, LabPicture, NodePicture, RouteHop};
+use crate::check::{FloatingIpRoute, LabPicture, NodePicture, RouteHop};
 
 const COLUMN: f64 = 250.0;
 const BOX: f64 = 220.0;

@@ -13,7 +13,6 @@ mod html_case;
 mod junit;
 mod lab_svg;
 mod overview;
-mod picture;
 mod plot;
 mod summary;
 #[cfg(test)]
@@ -28,6 +27,10 @@ pub use html::render_html;
 pub use junit::render_junit;
 pub use lab_svg::lab_svg;
 pub use overview::{FloatingIpHolder, Holder, LabOverview, MemberAddresses};
-pub use picture::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
 pub use plot::{migration_svg, PlotError};
-pub use summary::{Interrupted, MigrationReport, Outcome, RunSummary, ScenarioResult, StepResult};
+pub use summary::{Interrupted, RunSummary};
+// The results it renders are the judge's (`check`): named here as well.
+pub use crate::check::{
+    FloatingIpRoute, LabPicture, MemberPicture, MigrationReport, NodePicture, Outcome, PodPicture,
+    RouteHop, ScenarioResult, StepResult,
+};

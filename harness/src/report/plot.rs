@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::summary::MigrationReport;
+use crate::check::MigrationReport;
 
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 440;

@@ -3,11 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::picture::{
-    FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop,
-};
-use super::summary::{MigrationReport, Outcome, ScenarioResult, StepResult};
 use crate::check::{CheckLine, DeliveryObserved, MigrationFigures, Mismatch, Move, StreamPacket};
+use crate::check::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
+use crate::check::{MigrationReport, Outcome, ScenarioResult, StepResult};
 
 /// A 1 ms stream moved from web-a to web-b at 3 ms: three packets at web-a
 /// (one late), two lost, three at web-b.

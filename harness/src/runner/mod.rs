@@ -30,7 +30,7 @@ pub use replay::{run_scenario, RunOptions};
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
 
 use crate::bgp::RoutingMode;
-use crate::report::{Outcome, ScenarioResult};
+use crate::check::{Outcome, ScenarioResult};
 use crate::scenario::{self, ConntrackProfile, Scenario, ScenarioError};
 
 /// One scenario on one dataplane and conntrack profile.

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use super::{run_case_blocking, PlannedCase, RunOptions};
-use crate::report::ScenarioResult;
+use crate::check::ScenarioResult;
 
 /// Run `cases`, `jobs` at a time (labs wait on the kernel far more than they
 /// compute, so more jobs than cores pay), calling `finished` after each.

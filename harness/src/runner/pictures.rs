@@ -8,11 +8,9 @@ use std::net::IpAddr;
 
 use super::case::ScenarioRun;
 use super::replay::summarise;
+use crate::check::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
 use crate::lab::spec::FABRIC;
 use crate::lab::{NamedHop, NamedRoute};
-use crate::report::{
-    FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop,
-};
 use crate::scenario::Step;
 
 /// The pictures of one case, and what the next one is waiting for.

@@ -13,7 +13,7 @@ use super::pictures::Album;
 use super::repro::UpRecord;
 use crate::bgp::RoutingMode;
 use crate::check::CheckLine;
-use crate::report::{Outcome, ScenarioResult, StepResult};
+use crate::check::{Outcome, ScenarioResult, StepResult};
 use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step, Target};
 use crate::seed::Seed;
 

@@ -23,11 +23,11 @@ use super::{
 /// wait at most 500 ms each, [`super::sctp_client`]).
 const STREAM_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long a stream waits for late replies and deliveries once stopped: as
-/// long as a send that expects silence waits for a late packet (the runner's
-/// `SILENCE_WINDOW`); a packet crosses the lab in well under a millisecond.
-/// It was [`STREAM_TIMEOUT`]: a stream whose last packets go unanswered (it
-/// expects `deliveredTo: none`, or it is lost after a move) waited 1 s.
+/// How long a stream waits, once stopped, for replies to its last probes.
+/// Our choice, the runner's silence window (`runner::send::SILENCE_WINDOW`):
+/// a probe crosses the lab in well under a millisecond, and a reply that
+/// never comes (a stream whose last state delivers nothing) held every such
+/// stop for a whole second, a third of an explored case's time.
 const STREAM_DRAIN: Duration = Duration::from_millis(300);
 
 struct Endpoint {
@@ -372,6 +372,7 @@ impl TrafficEngine {
             let pace = drive::Pace {
                 count: None,
                 interval: spec.interval,
+                // No window: `timeout` only bounds the drain after the stop.
                 window: usize::MAX,
                 timeout: STREAM_DRAIN,
             };

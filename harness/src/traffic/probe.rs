@@ -42,9 +42,10 @@ pub(crate) struct ProbeContext {
     pub handshake: Option<Duration>,
 }
 
-/// How long a TCP connect waits for its SYN's answer: the kernel's SYN, and
-/// again after its first retransmission timeout (1 s), with room for a slow
-/// answer. Our choice.
+/// How long a TCP connect waits for its SYN's answer, unless the probe gives
+/// its handshake less ([`super::ProbeSpec::handshake`]): the kernel sends the
+/// SYN again after 1 s, so a first SYN lost to a move in progress still
+/// connects. Our choice.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Seeded UDP and TCP probes bind their source port in this range: at or

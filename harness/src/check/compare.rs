@@ -8,9 +8,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{CheckLine, Delivery};
-use crate::report::ScenarioResult;
-use crate::scenario::{Scenario, Step};
+use super::{CheckLine, ScenarioResult};
 
 /// One (source, destination, protocol) check as every faithful dataplane
 /// must see it. Counts are left out (a probe lost to neighbour discovery is
@@ -200,7 +198,8 @@ pub enum Difference {
 }
 
 /// What of each step two runs are compared on, from the scenario's
-/// expectations.
+/// expectations (`Compared::of`, in `conform`: the judge does not read
+/// scenarios).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Compared {
     /// Steps whose expectation lets ECMP pick among pods (`deliveredTo:
@@ -210,50 +209,4 @@ pub struct Compared {
     pub chosen_by_ecmp: BTreeSet<usize>,
     /// Steps that check the destination quoted in ICMP errors.
     pub quotes_checked: BTreeSet<usize>,
-}
-
-impl Compared {
-    pub fn of(scenario: &Scenario) -> Self {
-        let mut compared = Compared::default();
-        for (index, step) in scenario.steps.iter().enumerate() {
-            let (delivery, quoted) = match step {
-                Step::Send(send) => (
-                    send.expect.delivered_to.as_ref(),
-                    send.expect.quoted_destination.is_some(),
-                ),
-                Step::StopStream(stop) => (stop.expect.delivered_to.as_ref(), false),
-                _ => (None, false),
-            };
-            if matches!(delivery, Some(Delivery::OneOf(_))) {
-                compared.chosen_by_ecmp.insert(index);
-            }
-            if quoted {
-                compared.quotes_checked.insert(index);
-            }
-        }
-        compared
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::load_file;
-
-    fn compared(file: &str) -> Compared {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios")
-            .join(file);
-        Compared::of(&load_file(&path).expect("a catalogue file loads"))
-    }
-
-    #[test]
-    fn ecmp_picks_and_icmp_quotes_are_compared_only_where_the_step_says() {
-        let duplicate = compared("duplicate-claim-across-nodes.yaml");
-        assert_eq!(duplicate.chosen_by_ecmp, BTreeSet::from([2]));
-        assert!(duplicate.quotes_checked.is_empty());
-        let quotes = compared("icmp-error-quotes-floating-ip.yaml");
-        assert!(quotes.chosen_by_ecmp.is_empty());
-        assert_eq!(quotes.quotes_checked, BTreeSet::from([1]));
-    }
 }

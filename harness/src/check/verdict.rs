@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::observation::{CaseObservation, Compared, Difference};
-use crate::report::{Outcome, ScenarioResult};
-use crate::scenario::{ConntrackProfile, Scenario};
+use super::compare::{CaseObservation, Compared, Difference};
+use super::{Outcome, ScenarioResult};
+use crate::vocab::ConntrackProfile;
 
 /// The tag the catalogue gives the cases whose expectations depend on the
 /// conntrack profile (a floating IP moving under an established flow): they
@@ -63,29 +63,6 @@ pub struct ConformCase {
 }
 
 impl ConformCase {
-    /// Compare the vendor's and the reference's runs of `scenario` under
-    /// `profile`.
-    pub fn judge(
-        scenario: &Scenario,
-        profile: ConntrackProfile,
-        vendor_result: ScenarioResult,
-        reference_result: ScenarioResult,
-    ) -> Self {
-        let case = CaseId {
-            name: case_name(&scenario.name, profile),
-            scenario: scenario.name.clone(),
-            file: scenario.source.clone(),
-            profile,
-            profile_case: scenario.tags.iter().any(|t| t == PROFILE_TAG),
-        };
-        Self::from_results(
-            case,
-            &Compared::of(scenario),
-            vendor_result,
-            reference_result,
-        )
-    }
-
     /// Compare two runs of the case `id` on what `compared` names.
     pub fn from_results(
         id: CaseId,
@@ -204,11 +181,82 @@ fn classify(
     }
 }
 
+/// How the dataplane fares on the cases of one conntrack profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileResult {
+    pub profile: ConntrackProfile,
+    /// Cases run under this profile, and how many of them match.
+    pub cases: usize,
+    pub matched: usize,
+    /// The profile's cases that depend on conntrack ([`PROFILE_TAG`]).
+    pub profile_cases: Vec<String>,
+    /// Every one of `profile_cases` matches (and there is at least one): the
+    /// dataplane behaves like this profile.
+    pub behaves_like: bool,
+}
+
+/// How many cases, of every profile, got each verdict. The terminal,
+/// junit.xml (tests, failures, errors, skipped), conform.json and report.html
+/// all show these same numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerdictCounts {
+    pub cases: usize,
+    pub matches: usize,
+    pub differs: usize,
+    pub driver_errors: usize,
+    pub not_judged: usize,
+}
+
+impl VerdictCounts {
+    pub fn of(cases: &[ConformCase]) -> Self {
+        let mut counts = VerdictCounts {
+            cases: cases.len(),
+            ..Default::default()
+        };
+        for case in cases {
+            *match case.verdict {
+                CaseVerdict::Matches => &mut counts.matches,
+                CaseVerdict::Differs { .. } => &mut counts.differs,
+                CaseVerdict::DriverError { .. } => &mut counts.driver_errors,
+                CaseVerdict::ReferenceFailed { .. } => &mut counts.not_judged,
+            } += 1;
+        }
+        counts
+    }
+
+    /// `36 case(s): 9 match, 26 differ, 1 driver error(s), 0 not judged`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} case(s): {} match, {} differ, {} driver error(s), {} not judged",
+            self.cases, self.matches, self.differs, self.driver_errors, self.not_judged
+        )
+    }
+}
+
+impl ProfileResult {
+    /// The cases run under `profile`, and whether the dataplane behaves
+    /// like it.
+    pub fn of(cases: &[ConformCase], profile: ConntrackProfile) -> Self {
+        let under: Vec<&ConformCase> = cases.iter().filter(|c| c.profile == profile).collect();
+        let profile_cases: Vec<&ConformCase> =
+            under.iter().copied().filter(|c| c.profile_case).collect();
+        ProfileResult {
+            profile,
+            cases: under.len(),
+            matched: under.iter().filter(|c| c.matches()).count(),
+            profile_cases: profile_cases.iter().map(|c| c.name.clone()).collect(),
+            behaves_like: !profile_cases.is_empty() && profile_cases.iter().all(|c| c.matches()),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::check::StepResult;
     use crate::check::{CheckLine, DeliveryObserved, Mismatch};
-    use crate::report::StepResult;
 
     pub(crate) fn result(backend: &str, delivered_to: &str, outcome: Outcome) -> ScenarioResult {
         let mismatches = match outcome {
