@@ -29,6 +29,8 @@ pub enum BgpError {
     Bird(#[from] BirdError),
     #[error(transparent)]
     Lab(#[from] LabError),
+    #[error(transparent)]
+    NoRoom(#[from] super::neighbours::NoRoom),
     #[error("no BIRD runs for {member} ({family:?})")]
     NoDaemon { member: String, family: IpFamily },
     #[error("BGP sessions not established after {waited:?}: {sessions}")]
@@ -130,6 +132,11 @@ impl LabBird {
     /// Start BIRD in the fabric and in every node of `lab`, for each family
     /// the topology has. Daemons started before a failure are stopped.
     pub fn start(lab: &Lab, topology: BgpTopology) -> Result<Self, BgpError> {
+        for family in topology.families() {
+            if let Some(limit) = super::neighbours::host_limit(family) {
+                super::neighbours::check(topology.nodes.len(), family, limit)?;
+            }
+        }
         let dir = lab_dir(lab.name());
         let mut fleet = Self {
             topology,

@@ -4,10 +4,12 @@
 //!
 //! [`render`] writes the configuration text (pure), [`process`] runs and
 //! stops a daemon inside a lab namespace, [`birdc`] asks a running daemon
-//! about its sessions and routes.
+//! about its sessions and routes, [`neighbours`] checks the host's
+//! neighbour table has room for the node-to-node mesh.
 
 pub mod birdc;
 pub mod fleet;
+pub mod neighbours;
 pub mod process;
 pub mod render;
 pub mod show;
