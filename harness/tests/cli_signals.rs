@@ -394,6 +394,9 @@ fn down_of_a_lab_whose_owner_runs_needs_force() {
     let lab = lab_name("own");
     let me = std::process::id();
     let path = write_record(run.path(), &lab, me, process_start_time(me));
+    // An owner holds its lab's lock while it builds and uses the lab (lab::claim).
+    let lock = std::fs::File::create(run.path().join(format!("{lab}.lock"))).unwrap();
+    lock.lock().unwrap();
     let ls = fip(run.path()).arg("ls").output().unwrap();
     assert!(String::from_utf8_lossy(&ls.stdout).contains(" running "));
     let refused = fip(run.path()).args(["down", &lab]).output().unwrap();

@@ -67,3 +67,45 @@ fn a_lab_owned_by_a_process_with_another_run_folder_is_left_alone() {
     lab.teardown().unwrap();
     assert!(Netns::list_with_prefix(&namespace_prefix(&name)).is_empty());
 }
+
+/// A record whose owner pid now names another live process (the pid was
+/// reused, and the record names that process's true start time, as a stale
+/// or forged one can): the process does not hold the lab's lock, so `ls`
+/// says `dead`, not `running`, and `down` may remove the lab. Needs no root.
+#[test]
+fn a_live_process_under_the_owners_pid_is_not_the_owner() {
+    use fip_harness::lab::registry::{process_start_time, LabRecord};
+    let run_dir = tempfile::tempdir().unwrap();
+    let mut impostor = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = impostor.id();
+    let name = "newcomer3pid";
+    let record = LabRecord {
+        name: name.into(),
+        pid,
+        start_time: process_start_time(pid),
+        kept: false,
+        holder: None,
+        namespaces: Vec::new(),
+        created: 0,
+        scenario: None,
+        nodes: vec!["node-a".into()],
+        externals: Vec::new(),
+        pods: Vec::new(),
+    };
+    std::fs::write(
+        run_dir.path().join(format!("{name}.json")),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    let (_, ls) = harness_in(run_dir.path(), &["ls"]);
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    let row = ls
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{name} not listed:\n{ls}"));
+    assert!(
+        row.contains(" dead ") && !row.contains("running"),
+        "a live non-owner under the record's pid shows as the owner: {row}"
+    );
+}

@@ -155,7 +155,9 @@ fn a_terminal_gets_progress_and_colour_unless_no_color() {
 /// A floating IP given up, then a run of sends that expect silence from three
 /// senders; only `peer`, beside the pod that held it, can still reach it, and
 /// only when the dataplane keeps the old mapping (`mutant:stale-mappings`).
-fn silent_run_scenario(dir: &Path) -> String {
+/// `protocols` (a YAML list's items) from three senders to a floating IP
+/// nobody holds, one send per sender and protocol (senders outermost).
+fn silent_run_scenario(dir: &Path, protocols: &str) -> String {
     let fixtures = repo().join("fixtures").canonicalize().unwrap();
     let text = r#"name: silent-run
 cluster:
@@ -171,12 +173,32 @@ steps:
   - createPod: {name: peer, node: node-a}
   - createPod: {name: far, node: node-b}
   - annotate: {pod: web, remove: true}
-  - sends: {from: [client, far, peer], protocols: [icmp, udp], to: 203.0.113.10, expect: {deliveredTo: none}}
+  - sends: {from: [client, far, peer], protocols: [PROTOCOLS], to: 203.0.113.10, expect: {deliveredTo: none}}
 "#
-    .replace("FIXTURES", fixtures.to_str().unwrap());
+    .replace("FIXTURES", fixtures.to_str().unwrap())
+    .replace("PROTOCOLS", protocols);
     let file = dir.join("silent-run.yaml");
     std::fs::write(&file, text).unwrap();
     file.to_str().unwrap().to_owned()
+}
+
+/// Run `scenario` on `dataplane` (calico profile); its stdout.
+fn run_on(dir: &Path, scenario: &str, dataplane: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
+        .args([
+            "run",
+            scenario,
+            "--profile",
+            "calico",
+            "--dataplane",
+            dataplane,
+        ])
+        .arg("--report-dir")
+        .arg(dir.join(dataplane.replace(':', "-")))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Consecutive sends that expect silence have their probes in flight
@@ -187,27 +209,10 @@ steps:
 fn a_leak_in_a_run_of_silent_sends_fails_the_send_that_leaked() {
     need_root();
     let dir = tempfile::tempdir().unwrap();
-    let scenario = silent_run_scenario(dir.path());
-    let run = |dataplane: &str| {
-        let output = Command::new(env!("CARGO_BIN_EXE_fip-harness"))
-            .args([
-                "run",
-                &scenario,
-                "--profile",
-                "calico",
-                "--dataplane",
-                dataplane,
-            ])
-            .arg("--report-dir")
-            .arg(dir.path().join(dataplane.replace(':', "-")))
-            .current_dir(repo())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    let sound = run("nftables");
+    let scenario = silent_run_scenario(dir.path(), "icmp, udp");
+    let sound = run_on(dir.path(), &scenario, "nftables");
     assert!(sound.contains("PASS silent-run::nftables"), "{sound}");
-    let leaking = run("mutant:stale-mappings");
+    let leaking = run_on(dir.path(), &scenario, "mutant:stale-mappings");
     assert!(
         leaking.contains("step 9 (send icmp peer -> 203.0.113.10) failed"),
         "{leaking}"
@@ -217,4 +222,32 @@ fn a_leak_in_a_run_of_silent_sends_fails_the_send_that_leaked() {
         "{leaking}"
     );
     assert!(leaking.contains(")   <---- EXPECTED no pod"), "{leaking}");
+}
+
+/// A TCP or SCTP send that expects silence waits for its handshake's answer
+/// (a SYN-ACK, an INIT ACK) no longer than its silence window
+/// (`ProbeSpec::handshake`), yet a leak still completes the handshake, sends
+/// its payload and fails the step where it arrived.
+#[rstest::rstest]
+#[case::tcp("tcp")]
+#[case::sctp("sctp")]
+fn a_handshake_to_a_leak_completes_within_the_silence_window(#[case] protocol: &str) {
+    need_root();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = silent_run_scenario(dir.path(), protocol);
+    let sound = run_on(dir.path(), &scenario, "nftables");
+    assert!(sound.contains("PASS silent-run::nftables"), "{sound}");
+    let leaking = run_on(dir.path(), &scenario, "mutant:stale-mappings");
+    assert!(
+        leaking.contains(&format!(
+            "step 7 (send {protocol} peer -> 203.0.113.10) failed"
+        )),
+        "{leaking}"
+    );
+    assert!(
+        leaking.contains(&format!(
+            "peer -> 203.0.113.10 {protocol}: delivered to web ("
+        )),
+        "{leaking}"
+    );
 }

@@ -89,6 +89,13 @@ fn list_shows_names_tags_and_filters() {
 #[case::unknown_step("unknown-step", |t: String| t.replace("- send:", "- sned:"))]
 #[case::missing_cni_file("missing-cni-file", |t: String| t.replace("calico-config-floating-ips-on.yaml", "nope.yaml"))]
 #[case::port_on_icmp("port-on-icmp", |t: String| t.replace("count: 3", "count: 3\n      port: 80"))]
+// Pools Calico or the lab cannot build (each once passed `validate`, and `run`
+// failed or waited 30 s on BIRD).
+#[case::pools_overlap("pools-overlap", |t: String| t.replace("blockSize: 26\n", "blockSize: 26\n    - {name: second, cidr: 198.19.1.0/24}\n"))]
+#[case::pool_link_local("pool-link-local", |t: String| t.replace("cidr: 198.19.0.0/16", "cidr: 169.254.0.0/16"))]
+#[case::pool_on_lab_segment("pool-on-lab-segment", |t: String| t.replace("cidr: 198.19.0.0/16", "cidr: 198.18.0.0/16"))]
+#[case::pool_multicast("pool-multicast", |t: String| t.replace("cidr: 198.19.0.0/16", "cidr: 224.1.0.0/16"))]
+#[case::pod_pool_not_exported("pod-pool-not-exported", |t: String| t.replace("blockSize: 26\n", "blockSize: 26\n      disableBGPExport: true\n"))]
 fn a_bad_scenario_fails_with_its_position(#[case] name: &str, #[case] edit: fn(String) -> String) {
     let dir = tempfile::tempdir().unwrap();
     let path = bad_scenario(dir.path(), &format!("{name}.yaml"), edit);

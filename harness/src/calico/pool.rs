@@ -220,6 +220,14 @@ pub enum PoolError {
         min: u8,
         max: u8,
     },
+    /// api/pkg/apis/projectcalico/v3/ippool.go, the IPPoolSpec CEL rules.
+    #[error("pool `{pool}`: cidr {cidr}: IPPool CIDR overlaps with IPv{family} link local range {range}")]
+    LinkLocal {
+        pool: String,
+        cidr: String,
+        family: u8,
+        range: &'static str,
+    },
     #[error("pool `{pool}`: blockSize {block_size} is larger than the pool {cidr}")]
     BlockLargerThanPool {
         pool: String,
@@ -255,6 +263,21 @@ impl IpPoolSpec {
                 pool,
                 cidr: self.cidr,
                 network: cidr.trunc().to_string(),
+            });
+        }
+        // api/pkg/apis/projectcalico/v3/ippool.go, IPPoolSpec's CEL rules:
+        // a pool must neither lie in nor contain the link-local range.
+        let (family, range) = match cidr {
+            IpNet::V4(_) => (4, "169.254.0.0/16"),
+            IpNet::V6(_) => (6, "fe80::/10"),
+        };
+        let link_local: IpNet = range.parse().expect("a CIDR");
+        if link_local.contains(&cidr.network()) || cidr.contains(&link_local.network()) {
+            return Err(PoolError::LinkLocal {
+                pool,
+                cidr: cidr.to_string(),
+                family,
+                range,
             });
         }
         let (family, min, max, default) = match cidr {
@@ -518,6 +541,9 @@ mod tests {
                 ipip_mode: Some(EncapMode::Always),
                 ..spec("2001:db8::/48")
             },
+            spec("169.254.0.0/24"),
+            spec("0.0.0.0/0"),
+            spec("fe80::/64"),
         ]
         .into_iter()
         .map(|s| s.into_pool("p").unwrap_err().to_string())

@@ -115,6 +115,7 @@ fn json_rows() -> (Vec<LabRow>, bool) {
         rows.push(LabRow {
             note: Some(note),
             owner: Some(owner),
+            state: lab.state.to_string(),
             ..record_row(lab.record, lab.pinned)
         });
     }
@@ -193,7 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{:<12} {:>8} {:<7} {:>10} {:>5} {:>5} {:>9}  {} ({})",
             r.name,
             r.pid,
-            r.state(),
+            lab.state,
             lab.pinned,
             r.nodes.len(),
             r.pods.len(),

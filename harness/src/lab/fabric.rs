@@ -53,7 +53,7 @@ impl Lab {
                         .iter()
                         .filter(|b| families.contains(&Family::of(&b.addr())))
                     {
-                        routes.push(block_route(k == i, *block, k));
+                        routes.extend(block_route(k == i, *block, k));
                     }
                 }
                 try_join_all(routes.iter().map(|r| node.member.replace_route(r.clone()))).await?;
@@ -85,7 +85,7 @@ impl Lab {
                     .blocks
                     .iter()
                     .filter(|b| families.contains(&Family::of(&b.addr())))
-                    .map(move |block| block_route(false, *block, k))
+                    .filter_map(move |block| block_route(false, *block, k))
             })
             .collect();
         steps.push(Box::pin(async move {
@@ -167,9 +167,11 @@ impl Lab {
             .filter(|b| families.contains(&Family::of(&b.addr())))
         {
             for (k, other) in self.nodes.iter().enumerate() {
-                steps.push((&other.member, block_route(k == index, *block, index)));
+                if let Some(route) = block_route(k == index, *block, index) {
+                    steps.push((&other.member, route));
+                }
             }
-            steps.push((&self.fabric, block_route(false, *block, index)));
+            steps.extend(block_route(false, *block, index).map(|r| (&self.fabric, r)));
         }
         try_join_all(
             steps
@@ -229,15 +231,21 @@ fn segment_gateway(family: Family, externals: bool) -> (IpAddr, u8) {
 
 /// A node's block: a blackhole on the node itself (as Calico's BIRD installs,
 /// so unused addresses in it are dropped rather than bounced to the fabric),
-/// via the node's uplink everywhere else.
-fn block_route(own: bool, block: IpNet, node: usize) -> Route {
+/// via the node's uplink everywhere else. A block of one address (blockSize
+/// 32 or 128) gets no blackhole: its pod's own route is the block
+/// (node/filesystem/etc/calico/confd/templates/bird_aggr.cfg.template and
+/// bird6_aggr.cfg.template skip `/32` and `/128` blocks in the static
+/// protocol), and a blackhole would replace it.
+fn block_route(own: bool, block: IpNet, node: usize) -> Option<Route> {
+    let family = Family::of(&block.addr());
     if own {
-        Route::blackhole(block.network(), block.prefix_len())
+        (block.prefix_len() != family.host_prefix())
+            .then(|| Route::blackhole(block.network(), block.prefix_len()))
     } else {
-        Route::via(
+        Some(Route::via(
             block.network(),
             block.prefix_len(),
-            node_uplink(node, Family::of(&block.addr())),
-        )
+            node_uplink(node, family),
+        ))
     }
 }

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::claim::{lock_holders_of, lock_path};
 pub use super::error::RegistryError;
 use super::holder::NsHolder;
 pub use super::process::{pid_alive, process_start_time};
@@ -88,20 +89,35 @@ impl LabRecord {
     }
 
     /// Whether the owning process still runs: the same pid *and* the same start
-    /// time (records without a start time fall back to the pid alone).
+    /// time (records without a start time fall back to the pid alone), and it
+    /// holds the lab's lock file, as every owner does while it builds and uses
+    /// its lab (lab::claim). A live process under a reused pid is not the
+    /// owner, whatever start time a stale or forged record names.
     pub fn owner_alive(&self) -> bool {
-        match self.start_time {
+        self.owner_alive_with(&lock_path(&self.name))
+    }
+
+    /// [`LabRecord::owner_alive`] for a record whose lock file is `lock`
+    /// (another user's run folder).
+    pub fn owner_alive_with(&self, lock: &Path) -> bool {
+        let same = match self.start_time {
             Some(started) => process_start_time(self.pid) == Some(started),
             None => pid_alive(self.pid),
-        }
+        };
+        same && lock_holders_of(lock).contains(&self.pid)
     }
 
     /// What `ls` shows: `running` (its owner runs), `kept` (left up on
     /// purpose), `dead` (its owner died without removing it).
     pub fn state(&self) -> &'static str {
+        self.state_with(&lock_path(&self.name))
+    }
+
+    /// [`LabRecord::state`] for a record whose lock file is `lock`.
+    pub fn state_with(&self, lock: &Path) -> &'static str {
         if self.kept {
             "kept"
-        } else if self.owner_alive() {
+        } else if self.owner_alive_with(lock) {
             "running"
         } else {
             "dead"

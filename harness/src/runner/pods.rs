@@ -102,7 +102,8 @@ impl ScenarioRun<'_> {
         let nodes: BTreeSet<&str> = effects.set_up.iter().map(|p| p.node.as_str()).collect();
         self.send_topology(&nodes.into_iter().collect::<Vec<_>>())
             .await?;
-        self.sync_felix().await
+        self.sync_felix().await?;
+        self.wait_single_address_blocks(&effects.blocks_claimed)
     }
 
     pub(super) async fn delete_pod(&mut self, name: &str) -> Result<(), RunnerError> {

@@ -32,6 +32,11 @@ pub(super) fn start_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, RunnerE
     })
 }
 
+/// A block of one address (blockSize 32 or 128).
+fn single_address(block: &IpNet) -> bool {
+    block.prefix_len() == IpFamily::of(&block.addr()).host_prefix()
+}
+
 /// The BIRD daemons a kept lab still runs, for its scenario's pools.
 pub(super) fn adopt_bird(lab: &Lab, pools: &[IpPool]) -> Result<LabBird, RunnerError> {
     let topology = topology_of(lab, pools, BirdTimers::lab())?;
@@ -66,7 +71,7 @@ impl ScenarioRun<'_> {
         };
         tokio::task::block_in_place(|| {
             bird.set_node_blocks(node, &blocks)?;
-            for block in new {
+            for block in new.iter().filter(|b| !single_address(b)) {
                 bird.wait_exported(node, *block, BGP_PATIENCE)?;
             }
             Ok::<(), crate::bgp::BgpError>(())
@@ -75,6 +80,31 @@ impl ScenarioRun<'_> {
             node: node.to_string(),
             source: source.into(),
         })
+    }
+
+    /// Under BIRD, after Felix has programmed the pods of `new` blocks: wait
+    /// until every other member holds the blocks of one address. Such a
+    /// block has no blackhole (bird_aggr.cfg.template skips `/32` blocks,
+    /// bird6_aggr.cfg.template `/128`), so BIRD exports it only once it
+    /// learns the pod's own route, which [`Self::route_blocks`] cannot wait for.
+    pub(super) fn wait_single_address_blocks(
+        &self,
+        new: &[(String, IpNet)],
+    ) -> Result<(), RunnerError> {
+        let Some(bird) = &self.bird else {
+            return Ok(());
+        };
+        if self.mode.adopting {
+            return Ok(());
+        }
+        for (node, block) in new.iter().filter(|(_, b)| single_address(b)) {
+            tokio::task::block_in_place(|| bird.wait_exported(node, *block, BGP_PATIENCE))
+                .map_err(|source| RunnerError::RouteBlocks {
+                    node: node.clone(),
+                    source: source.into(),
+                })?;
+        }
+        Ok(())
     }
 
     /// Under BIRD, after an update: wait until no member's BIRD routes one of

@@ -162,8 +162,10 @@ impl ScenarioRun<'_> {
         spec.port = send.port;
         spec.step = index as u32;
         if send.expect.expects_silence() {
-            // Nothing will answer: don't wait long for it.
+            // Nothing will answer: don't wait long for it, nor for a
+            // handshake's answer (a SYN-ACK, an INIT ACK).
             spec.timeout = SILENCE_WINDOW;
+            spec.handshake = Some(SILENCE_WINDOW);
         }
         Ok(spec)
     }

@@ -11,7 +11,13 @@ use super::located::Spanned;
 use super::model::{DEFAULT_COUNT, DEFAULT_INTERVAL};
 use super::raw::{RawScenario, RawSend, RawStep};
 use super::values::{DurationValue, Name};
+use crate::calico::IpPool;
+use crate::vocab::addressing::{
+    FABRIC_EXT_V4, FABRIC_EXT_V6, FABRIC_NODES_V4, FABRIC_NODES_V6, SEGMENT_V4_PREFIX,
+    SEGMENT_V6_PREFIX,
+};
 use crate::vocab::names::{check_member_name, NameError};
+use ipnet::IpNet;
 
 /// Packets in one `send`.
 pub const MAX_COUNT: u32 = 100_000;
@@ -155,4 +161,99 @@ impl Loader<'_> {
         }
         true
     }
+}
+
+/// Ranges a pool that pods take addresses from must stay out of, and why.
+/// Ours, not Calico's (Calico accepts these pools): the lab's own segments
+/// (`vocab::addressing`), addresses the kernel does not treat as one host's
+/// unicast address, and 240.0.0.0/4, which BIRD never carries.
+fn unusable_for_pods() -> Vec<(IpNet, &'static str)> {
+    let segment = |address: std::net::IpAddr, prefix: u8| {
+        IpNet::new(address, prefix).expect("a prefix").trunc()
+    };
+    let mut ranges = vec![
+        (
+            segment(FABRIC_NODES_V4.into(), SEGMENT_V4_PREFIX),
+            "the lab's nodes segment",
+        ),
+        (
+            segment(FABRIC_EXT_V4.into(), SEGMENT_V4_PREFIX),
+            "the lab's external hosts segment",
+        ),
+        (
+            segment(FABRIC_NODES_V6.into(), SEGMENT_V6_PREFIX),
+            "the lab's nodes segment",
+        ),
+        (
+            segment(FABRIC_EXT_V6.into(), SEGMENT_V6_PREFIX),
+            "the lab's external hosts segment",
+        ),
+    ];
+    for (cidr, why) in [
+        (
+            "0.0.0.0/8",
+            "\"this network\", which the kernel does not route",
+        ),
+        ("127.0.0.0/8", "loopback, which the kernel does not route"),
+        ("224.0.0.0/4", "multicast, not one host's address"),
+        ("240.0.0.0/4", "reserved, whose routes BIRD never carries"),
+        ("::/8", "loopback, unspecified and IPv4-mapped addresses"),
+        ("ff00::/8", "multicast, not one host's address"),
+    ] {
+        ranges.push((cidr.parse().expect("a CIDR"), why));
+    }
+    ranges
+}
+
+impl Loader<'_> {
+    /// Pools that Calico takes but this lab cannot build: two pools that
+    /// overlap (Calico refuses the second at creation:
+    /// libcalico-go/lib/clientv3/ippool.go validateAndSetDefaults), an
+    /// enabled pool pods take addresses from in a range the lab cannot give pods, and an enabled pool
+    /// with `disableBGPExport` (ours: the harness's route model and its BIRD
+    /// wait both assume a pod's block reaches the fabric).
+    pub(super) fn check_pools_fit<T>(&mut self, pools: &[(IpPool, &Spanned<T>)]) {
+        for (i, (pool, at)) in pools.iter().enumerate() {
+            if let Some((other, _)) = pools[..i]
+                .iter()
+                .find(|(other, _)| overlap(&other.cidr, &pool.cidr))
+            {
+                self.error_at(
+                    at,
+                    format!(
+                        "pool `{}`: IPPool({}) CIDR overlaps with IPPool({}) CIDR {}",
+                        pool.name, pool.name, other.name, other.cidr
+                    ),
+                );
+                continue;
+            }
+            if pool.disabled || pool.load_balancer_only {
+                continue;
+            }
+            if let Some((range, why)) = unusable_for_pods()
+                .into_iter()
+                .find(|(range, _)| overlap(range, &pool.cidr))
+            {
+                self.error_at(
+                    at,
+                    format!(
+                        "pool `{}`: cidr {} overlaps {range} ({why}): the lab cannot give pods addresses there; choose another range",
+                        pool.name, pool.cidr
+                    ),
+                );
+            } else if pool.disable_bgp_export {
+                self.error_at(
+                    at,
+                    format!(
+                        "pool `{}`: disableBGPExport on a pool pods take addresses from is not supported by the harness (its route model and BIRD wait assume every pod's block reaches the fabric); use it on a disabled pool of floating IPs",
+                        pool.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn overlap(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }

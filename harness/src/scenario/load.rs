@@ -337,7 +337,7 @@ impl Loader<'_> {
         entries: Option<&[Spanned<RawPoolEntry>]>,
         dual_stack: bool,
     ) -> Vec<IpPool> {
-        let mut pools: Vec<IpPool> = Vec::new();
+        let mut located: Vec<(IpPool, &Spanned<RawPoolEntry>)> = Vec::new();
         for entry in entries.unwrap_or_default() {
             if let Some(manifest) = &entry.manifest {
                 let inline = entry.name.is_some()
@@ -353,7 +353,7 @@ impl Loader<'_> {
                 match self.read_manifest(manifest, "a Calico IPPool", POOL_KINDS) {
                     None => {}
                     Some((path, text)) => match parse_ip_pool_manifests(&text) {
-                        Ok(found) => pools.extend(found),
+                        Ok(found) => located.extend(found.into_iter().map(|p| (p, entry))),
                         Err(e) => self.errors.push(ScenarioError {
                             file: path,
                             line: e.line,
@@ -375,10 +375,12 @@ impl Loader<'_> {
                 .settings_on(cidr.0.to_string())
                 .into_pool(name.as_str())
             {
-                Ok(pool) => pools.push(pool),
+                Ok(pool) => located.push((pool, entry)),
                 Err(e) => self.error_at(entry, e.to_string()),
             }
         }
+        self.check_pools_fit(&located);
+        let mut pools: Vec<IpPool> = located.into_iter().map(|(pool, _)| pool).collect();
         let mut seen = BTreeSet::new();
         for pool in &pools {
             if !seen.insert(pool.name.clone()) {

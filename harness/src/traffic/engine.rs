@@ -19,7 +19,8 @@ use super::{
     PacketRole, ProbeOutcome, ProbeSpec, Protocol, StreamSpec, TrafficError,
 };
 
-/// How long a stream's handshake step (SCTP's INIT) waits for its answer.
+/// A stream's timeout for its handshake steps (SCTP's INIT and COOKIE ECHO
+/// wait at most 500 ms each, [`super::sctp_client`]).
 const STREAM_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a stream waits, once stopped, for replies to its last probes.
@@ -27,7 +28,7 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(1);
 /// a probe crosses the lab in well under a millisecond, and a reply that
 /// never comes (a stream whose last state delivers nothing) held every such
 /// stop for a whole second, a third of an explored case's time.
-pub const STREAM_DRAIN: Duration = Duration::from_millis(300);
+const STREAM_DRAIN: Duration = Duration::from_millis(300);
 
 struct Endpoint {
     spec: EndpointSpec,
@@ -243,30 +244,22 @@ impl TrafficEngine {
         self.capture(endpoint)?.write_pcap(step, path)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn open(
-        &self,
-        from: &str,
-        to: IpAddr,
-        protocol: Protocol,
-        port: u16,
-        step: u32,
-        payload_len: usize,
-        timeout: Duration,
-    ) -> Result<(u32, probe::Transport), TrafficError> {
-        let endpoint = self.endpoint(from)?;
+    /// Open `spec`'s transport (its count, pace and window are the caller's).
+    async fn open(&self, spec: &ProbeSpec) -> Result<(u32, probe::Transport), TrafficError> {
+        let endpoint = self.endpoint(&spec.from)?;
         let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
         let ctx = probe::ProbeContext {
-            sender: from.into(),
-            protocol,
-            to,
-            port,
+            sender: spec.from.clone(),
+            protocol: spec.protocol,
+            to: spec.to,
+            port: spec.port,
             lab: self.shared.lab_hash,
-            step,
+            step: spec.step,
             probe: id,
-            payload_len,
+            payload_len: spec.payload_len,
             seed: self.shared.seed,
-            timeout,
+            timeout: spec.timeout,
+            handshake: spec.handshake,
         };
         let transport = probe::Transport::open(&endpoint.spec.netns, ctx).await?;
         Ok((id, transport))
@@ -275,17 +268,7 @@ impl TrafficEngine {
     /// Send `spec.count` probes and collect replies, ICMP errors and (when
     /// asked) where they were delivered.
     pub async fn probe(&self, spec: ProbeSpec) -> Result<ProbeOutcome, TrafficError> {
-        let opened = self
-            .open(
-                &spec.from,
-                spec.to,
-                spec.protocol,
-                spec.port,
-                spec.step,
-                spec.payload_len,
-                spec.timeout,
-            )
-            .await;
+        let opened = self.open(&spec).await;
         let (id, mut transport) = match opened {
             Ok(opened) => opened,
             // A TCP connection the network refuses (no route, an ICMP
@@ -377,17 +360,12 @@ impl TrafficEngine {
 
     /// Start a background sender; it runs until [`StreamHandle::stop`].
     pub async fn start_stream(&self, spec: StreamSpec) -> Result<StreamHandle, TrafficError> {
-        let (id, mut transport) = self
-            .open(
-                &spec.from,
-                spec.to,
-                spec.protocol,
-                spec.port,
-                spec.step,
-                spec.payload_len,
-                STREAM_TIMEOUT,
-            )
-            .await?;
+        let mut opening = ProbeSpec::new(&spec.from, spec.to, spec.protocol);
+        opening.port = spec.port;
+        opening.step = spec.step;
+        opening.payload_len = spec.payload_len;
+        opening.timeout = STREAM_TIMEOUT;
+        let (id, mut transport) = self.open(&opening).await?;
         let (stop, stopped) = watch::channel(false);
         let engine = self.clone();
         let task = tokio::spawn(async move {

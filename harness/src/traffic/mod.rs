@@ -150,6 +150,14 @@ pub struct ProbeSpec {
     pub window: u32,
     /// Wait for replies this long after the last send.
     pub timeout: Duration,
+    /// How long a TCP or SCTP handshake waits for its first answer, all its
+    /// tries together. None: the protocol's own (TCP's connect 3 s; SCTP's
+    /// three INITs 500 ms apart, each at most `timeout`). A send that expects
+    /// silence gives its window: every packet it sends still has a whole
+    /// window to be answered or to leak before it is judged (TCP's SYN has
+    /// the handshake's; SCTP's DATA goes after the INITs and waits `timeout`).
+    #[serde(default)]
+    pub handshake: Option<Duration>,
     /// Payload bytes (at least the token's).
     pub payload_len: usize,
     /// Also collect pod-side observations of this probe (once every capture
@@ -169,6 +177,7 @@ impl ProbeSpec {
             step: 0,
             window: 64,
             timeout: Duration::from_secs(1),
+            handshake: None,
             payload_len: 64,
             collect_deliveries: true,
         }

@@ -38,7 +38,15 @@ pub(crate) struct ProbeContext {
     /// The probe's timeout: no handshake step waits longer for its answer
     /// (see [`super::sctp_client`]).
     pub timeout: Duration,
+    /// All the handshake's tries together ([`super::ProbeSpec::handshake`]).
+    pub handshake: Option<Duration>,
 }
+
+/// How long a TCP connect waits for its SYN's answer, unless the probe gives
+/// its handshake less ([`super::ProbeSpec::handshake`]): the kernel sends the
+/// SYN again after 1 s, so a first SYN lost to a move in progress still
+/// connects. Our choice.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Seeded UDP and TCP probes bind their source port in this range: at or
 /// above [`SCTP_CLIENT_PORT_BASE`](super::SCTP_CLIENT_PORT_BASE), where the
@@ -119,21 +127,6 @@ pub(crate) struct Transport {
     pub(super) sctp: Option<SctpClient>,
     tcp_pending: Vec<u8>,
     buf: Vec<u8>,
-}
-
-/// How long a TCP probe waits for its connection. A probe that expects an
-/// answer waits 3 s: the kernel sends its SYN again after 1 s, so a first
-/// SYN lost to a move in progress still connects. A probe with a shorter
-/// timeout (a send that expects silence waits out the runner's window) waits
-/// only that: before the first retransmission its one SYN is all it sends,
-/// as a datagram probe sends its one packet (it held such a send 3 s).
-fn connect_wait(timeout: Duration) -> Duration {
-    const FIRST_SYN_RETRY: Duration = Duration::from_secs(1);
-    if timeout < FIRST_SYN_RETRY {
-        timeout
-    } else {
-        Duration::from_secs(3)
-    }
 }
 
 fn sock_err<'a>(ns: &'a Netns, what: &'static str) -> impl Fn(std::io::Error) -> TrafficError + 'a {
@@ -233,7 +226,7 @@ impl Transport {
                 let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
                 let watch = watch_icmp()?;
                 let stream = tokio::time::timeout(
-                    connect_wait(ctx.timeout),
+                    ctx.handshake.unwrap_or(CONNECT_TIMEOUT),
                     socket.connect(SocketAddr::new(ctx.to, ctx.port)),
                 )
                 .await

@@ -30,8 +30,9 @@ fn draw(seed: Option<Seed>, purpose: &str, probe: u32, generation: u32) -> u32 {
 const PATH_SILENCE: Duration = Duration::from_millis(30);
 
 /// How long each handshake or shutdown step waits for its answer at most
-/// (never longer than the probe's timeout: a send that expects silence waits
-/// its silence window per INIT), and how often INIT and COOKIE ECHO are tried.
+/// (never longer than the probe's timeout; with a handshake budget, its
+/// share of it: a send that expects silence spreads its INITs over its
+/// window), and how often INIT and COOKIE ECHO are tried.
 const STEP_WAIT: Duration = Duration::from_millis(500);
 const ATTEMPTS: usize = 3;
 
@@ -230,19 +231,9 @@ impl Transport {
 
     /// How long one handshake or shutdown step waits for its answer.
     fn step_wait(&self) -> Duration {
-        STEP_WAIT.min(self.ctx.timeout)
-    }
-
-    /// How often INIT is sent. A probe whose timeout is shorter than a step's
-    /// wait (a send that expects silence waits out the runner's window) sends
-    /// it once, as a datagram probe sends its one packet: nothing changes in
-    /// the lab while a run of sends flies, so a second INIT meets what the
-    /// first met (three held such a send three windows).
-    fn init_attempts(&self) -> usize {
-        if self.ctx.timeout < STEP_WAIT {
-            1
-        } else {
-            ATTEMPTS
+        match self.ctx.handshake {
+            Some(budget) => budget / ATTEMPTS as u32,
+            None => STEP_WAIT.min(self.ctx.timeout),
         }
     }
 
@@ -293,7 +284,7 @@ impl Transport {
             params: Vec::new(),
         };
         self.sctp = Some(client);
-        for _attempt in 0..self.init_attempts() {
+        for _attempt in 0..ATTEMPTS {
             self.note("INIT sent");
             self.send_control(0, ChunkRepr::Init(init.clone())).await;
             if self.pump_until(self.step_wait(), |c| c.peer_tag != 0).await {

@@ -24,6 +24,8 @@ pub struct OtherUsersLab {
     pub user: Option<String>,
     /// Its namespaces pinned now, seen through its holder (when it is one).
     pub pinned: usize,
+    /// `running`, `kept` or `dead` ([`LabRecord::state_with`] its own lock file).
+    pub state: &'static str,
 }
 
 impl OtherUsersLab {
@@ -95,6 +97,7 @@ pub fn other_users_labs() -> Vec<OtherUsersLab> {
                 _ => 0,
             };
             labs.push(OtherUsersLab {
+                state: record.state_with(&lock),
                 record,
                 uid,
                 user: user.clone(),
