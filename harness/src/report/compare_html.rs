@@ -12,7 +12,8 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use super::html::{escape, page_end, page_start};
+use super::escape::escape;
+use super::html::{page_end, page_start};
 use super::html_case::{case_body, checks_pre, status_of};
 use crate::check::ScenarioResult;
 

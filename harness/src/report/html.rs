@@ -10,7 +10,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::html_case::{case_section, status_of};
+use super::escape::escape;
+use super::html_case::{case_attributes, case_section, status_of};
 use super::summary::RunSummary;
 use crate::check::ScenarioResult;
 
@@ -154,45 +155,11 @@ fn case_table(cases: &[ScenarioResult]) -> String {
     out
 }
 
-/// The attributes the filter script reads, on both a case's row and section.
-pub(super) fn case_attributes(case: &ScenarioResult) -> String {
-    format!(
-        "data-case data-tags=\"{}\" data-status=\"{}\" data-backend=\"{}\"",
-        escape(&case.tags.join(" ")),
-        status_of(case),
-        escape(&case.backend)
-    )
-}
-
-/// Text made safe for HTML and SVG element content and quoted attributes.
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::check::Outcome;
     use crate::report::test_data::{failed_case, moved_case};
-
-    #[test]
-    fn escape_covers_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn filters_and_table_list_what_the_run_has() {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::html::{case_attributes, escape};
+use super::escape::escape;
 use super::lab_svg::lab_svg;
 use super::plot::migration_svg;
 use crate::check::{Outcome, ScenarioResult, StepResult};
@@ -141,6 +141,16 @@ pub(super) fn checks_pre(text: &str) -> String {
     }
     out.push_str("</pre>");
     out
+}
+
+/// The attributes the filter script reads, on both a case's row and section.
+pub(super) fn case_attributes(case: &ScenarioResult) -> String {
+    format!(
+        "data-case data-tags=\"{}\" data-status=\"{}\" data-backend=\"{}\"",
+        escape(&case.tags.join(" ")),
+        status_of(case),
+        escape(&case.backend)
+    )
 }
 
 #[cfg(test)]

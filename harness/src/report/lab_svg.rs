@@ -11,7 +11,7 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use super::html::escape;
+use super::escape::escape;
 use crate::check::{FloatingIpRoute, LabPicture, NodePicture, RouteHop};
 
 const COLUMN: f64 = 250.0;

@@ -7,6 +7,7 @@
 //! report directory.
 
 mod compare_html;
+mod escape;
 mod files;
 mod html;
 mod html_case;

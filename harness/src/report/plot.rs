@@ -40,14 +40,24 @@ pub fn migration_svg(migration: &MigrationReport) -> Result<String, PlotError> {
 /// One packet's place in the lanes: (time in ms, lane, colour).
 type Dot = (f64, usize, RGBColor);
 
+/// A move's marks: where it starts and where it converged, each with its
+/// colour and legend.
+type Mark = (f64, RGBColor, String);
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+    e.to_string()
+}
+
 fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
     let f = &m.figures;
     let moved_at = f.moved_at_ms;
     let converged_at = f.convergence_ms.map(|c| moved_at + c);
     let lanes = lanes(m);
     let dots = dots(m, &lanes);
-    let per_pod = &f.timeline;
-    let last_bucket = per_pod
+    let last_bucket = f
+        .timeline
         .values()
         .flat_map(|counts| counts.keys().max())
         .max()
@@ -60,6 +70,28 @@ fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
         .fold((last_bucket + f.bucket_ms) as f64, f64::max)
         * 1.02
         + 1.0;
+    let mut marks: Vec<Mark> = vec![(moved_at, MOVE, format!("move starts {moved_at:.1} ms"))];
+    if let Some(at) = converged_at {
+        marks.push((at, NEW_POD, format!("converged +{:.1} ms", at - moved_at)));
+    }
+    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (upper, lower) = root.split_vertically(UPPER);
+    draw_counts(m, &upper, x_max, last_bucket, &marks)?;
+    draw_lanes(m, &lower, x_max, (&lanes, &dots), &marks)?;
+    root.present().map_err(err)
+}
+
+/// The upper panel: packets per pod per bucket, with the marks.
+fn draw_counts(
+    m: &MigrationReport,
+    upper: &Area<'_>,
+    x_max: f64,
+    last_bucket: u64,
+    marks: &[Mark],
+) -> Result<(), String> {
+    let f = &m.figures;
+    let per_pod = &f.timeline;
     let y_max = per_pod
         .values()
         .flat_map(|counts| counts.values())
@@ -67,16 +99,11 @@ fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
         .copied()
         .unwrap_or(1)
         + 1;
-    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (upper, lower) = root.split_vertically(UPPER);
-
     let caption = format!(
         "stream {} ({}): {} -> {}",
         m.stream, m.protocol, m.from_pod, m.to_pod
     );
-    let mut chart = ChartBuilder::on(&upper)
+    let mut chart = ChartBuilder::on(upper)
         .caption(caption, ("sans-serif", 16))
         .margin(8)
         .x_label_area_size(30)
@@ -103,11 +130,7 @@ fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
             .label(pod.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
     }
-    let mut marks = vec![(moved_at, MOVE, format!("move starts {moved_at:.1} ms"))];
-    if let Some(at) = converged_at {
-        marks.push((at, NEW_POD, format!("converged +{:.1} ms", at - moved_at)));
-    }
-    for (at, colour, text) in &marks {
+    for (at, colour, text) in marks {
         let (at, colour) = (*at, *colour);
         chart
             .draw_series([PathElement::new(
@@ -124,8 +147,18 @@ fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(err)?;
+        .map_err(err)
+}
 
+/// The lower panel: every packet in its lane, with the marks.
+fn draw_lanes(
+    m: &MigrationReport,
+    lower: &Area<'_>,
+    x_max: f64,
+    (lanes, dots): (&[String], &[Dot]),
+    marks: &[Mark],
+) -> Result<(), String> {
+    let f = &m.figures;
     let summary = format!(
         "sent {}, lost {}, {} late at {}, convergence {}",
         f.sent,
@@ -137,8 +170,8 @@ fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
                 format!("{c:.1} ms")
             })
     );
-    let names = lanes.clone();
-    let mut raster = ChartBuilder::on(&lower)
+    let names = lanes.to_vec();
+    let mut raster = ChartBuilder::on(lower)
         .caption(summary, ("sans-serif", 13))
         .margin(8)
         .x_label_area_size(30)
@@ -167,7 +200,7 @@ fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
         )
         .map_err(err)?;
     let top = lanes.len() as f64 - 0.5;
-    for (at, colour, _) in &marks {
+    for (at, colour, _) in marks {
         raster
             .draw_series([PathElement::new(
                 [(*at, -0.5), (*at, top)],
@@ -175,7 +208,7 @@ fn draw(m: &MigrationReport, svg: &mut String) -> Result<(), String> {
             )])
             .map_err(err)?;
     }
-    root.present().map_err(err)
+    Ok(())
 }
 
 /// The lanes: the old pod, the new pod, any other pod that got packets, then

@@ -22,9 +22,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::drive::{DriveResult, Pace, Tally};
 use super::probe::{Event, LentSockets, Transport};
 use super::sock::{recv_datagram, send_datagram};
+use super::tally::{DriveResult, Pace, Tally};
 
 /// Datagrams sent in one system call at most.
 const SEND_BATCH: usize = 64;

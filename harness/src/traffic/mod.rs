@@ -25,10 +25,12 @@ mod engine;
 mod inline;
 mod observation;
 mod probe;
+mod raw;
 mod responder;
 mod sctp_client;
 mod sctp_server;
 mod sock;
+mod tally;
 mod token;
 
 use std::net::{IpAddr, SocketAddr};

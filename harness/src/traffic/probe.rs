@@ -15,7 +15,7 @@ use crate::wire::ip::{self, IpNextHeaderProtocols};
 use crate::wire::{gre, icmp, sctp, ChecksumPolicy};
 
 use super::observation::{now_unix_ns, IcmpErrorObservation, Protocol};
-use super::responder::{parse_gre, strip_ip};
+use super::raw::{parse_gre, strip_ip};
 use super::sctp_client::SctpClient;
 use super::sock::{open_raw_in, stream_socket, AsyncSock};
 use super::token::{Token, TOKEN_LEN};

@@ -16,9 +16,10 @@ use crate::lab::netns::Netns;
 
 use socket2::{Protocol, Socket, Type};
 
-use crate::wire::ip::{self, IpNextHeaderProtocols as Ip};
-use crate::wire::{gre, ChecksumPolicy};
+use crate::wire::gre;
+use crate::wire::ip::IpNextHeaderProtocols as Ip;
 
+use super::raw::{parse_gre, strip_ip};
 use super::sctp_server::serve_sctp;
 use super::sock::{domain_of, open_raw_in, stream_socket, AsyncSock};
 use super::TrafficError;
@@ -108,24 +109,6 @@ fn bind_stream(addr: SocketAddr) -> std::io::Result<std::net::TcpStream> {
     }
     socket.bind(&addr.into())?;
     Ok(socket.into())
-}
-
-/// Raw IPv4 sockets deliver the IP header, IPv6 ones only the payload.
-pub(crate) fn strip_ip(v6: bool, packet: &[u8]) -> Option<(Option<IpAddr>, &[u8])> {
-    if v6 {
-        Some((None, packet))
-    } else {
-        let ip = ip::parse(packet)?;
-        Some((Some(ip.src), ip.payload))
-    }
-}
-
-/// A GRE packet with a right checksum (a wrong one is refused, as a real
-/// endpoint would) and its payload.
-pub(crate) fn parse_gre(bytes: &[u8]) -> Option<(gre::Repr, &[u8])> {
-    let packet = gre::Packet::new_checked(bytes).ok()?;
-    let repr = gre::Repr::parse(&packet, ChecksumPolicy::Verify).ok()?;
-    Some((repr, &bytes[repr.header_len()..]))
 }
 
 async fn serve_gre(sock: AsyncSock, v6: bool) {

@@ -10,11 +10,9 @@ use crate::seed::{draw_u32, Seed};
 use crate::wire::sctp::{self, ChunkRepr, DataChunk, InitChunk, SackChunk};
 
 use super::probe::{Event, Transport};
-use super::responder::SCTP_CLIENT_PORT_BASE;
+use super::raw::A_RWND;
 use super::token::Token;
-
-/// Receive window both ends advertise: far more than a probe window holds.
-pub(super) const A_RWND: u32 = 1 << 20;
+use crate::vocab::SCTP_CLIENT_PORT_BASE;
 
 /// Tags and TSNs must be unpredictable-ish and non-zero; quality does not
 /// matter, but a run's seed fixes them (see [`crate::seed`]).

@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use crate::wire::sctp::{self, param_type, ChunkRepr, DataChunk, InitChunk, Param, SackChunk};
 use crate::wire::ChecksumPolicy;
 
-use super::responder::{strip_ip, SCTP_CLIENT_PORT_BASE};
-use super::sctp_client::A_RWND;
+use super::raw::{strip_ip, A_RWND};
 use super::sock::AsyncSock;
 use crate::seed::{draw_u32, Seed};
+use crate::vocab::SCTP_CLIENT_PORT_BASE;
 
 /// One association of the SCTP responder, keyed by peer address and ports.
 struct Association {
