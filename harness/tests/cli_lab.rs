@@ -36,20 +36,20 @@ impl Drop for LabGuard {
     }
 }
 
+/// `up scenarios/icmp-external-v4.yaml --name <lab>` with `flags` after.
+fn up_icmp_external(lab: &str, flags: &[&str]) -> Output {
+    let mut args = vec!["up", "scenarios/icmp-external-v4.yaml", "--name", lab];
+    args.extend_from_slice(flags);
+    harness(&args)
+}
+
 #[rstest::rstest]
 #[case::nftables("nftables", 0)]
 #[case::iptables("iptables", 1)]
 fn up_then_ping_the_floating_ip_from_the_external_host(#[case] backend: &str, #[case] n: u32) {
     let lab = format!("u{}{n}", std::process::id());
     let _guard = LabGuard(lab.clone());
-    let up = harness(&[
-        "up",
-        "scenarios/icmp-external-v4.yaml",
-        "--name",
-        &lab,
-        "--backend",
-        backend,
-    ]);
+    let up = up_icmp_external(&lab, &["--backend", backend]);
     assert!(up.status.success(), "{}", text(&up));
     assert!(
         text(&up).contains("203.0.113.10 -> web (198.19.0.0) on node-a"),
@@ -280,16 +280,7 @@ fn a_wrong_expectation_shows_expected_against_actual_and_leaves_diagnostics() {
 fn up_under_a_release_before_nftables_mode_uses_iptables_and_refuses_nftables() {
     let refused = format!("r{}", std::process::id());
     let _refused_guard = LabGuard(refused.clone());
-    let up = harness(&[
-        "up",
-        "scenarios/icmp-external-v4.yaml",
-        "--name",
-        &refused,
-        "--calico",
-        "v3.28",
-        "--backend",
-        "nftables",
-    ]);
+    let up = up_icmp_external(&refused, &["--calico", "v3.28", "--backend", "nftables"]);
     assert!(!up.status.success(), "{}", text(&up));
     assert!(
         text(&up).contains("icmp-external-v4.yaml: no nftables backend: Calico v3.28.5 lacks it: Felix's nftables mode"),
@@ -300,14 +291,7 @@ fn up_under_a_release_before_nftables_mode_uses_iptables_and_refuses_nftables() 
 
     let lab = format!("i{}", std::process::id());
     let _guard = LabGuard(lab.clone());
-    let up = harness(&[
-        "up",
-        "scenarios/icmp-external-v4.yaml",
-        "--name",
-        &lab,
-        "--calico",
-        "v3.28",
-    ]);
+    let up = up_icmp_external(&lab, &["--calico", "v3.28"]);
     assert!(up.status.success(), "{}", text(&up));
     assert!(
         text(&up).contains("NAT rules of node-a (iptables):"),

@@ -27,7 +27,7 @@ use crate::lab::down::down_lab;
 use crate::lab::Lab;
 use crate::traffic::{now_unix_ns, EndpointSpec, Protocol, StreamSpec, TrafficEngine};
 
-use super::churn_figures::{move_figures, MoveRecord, PhaseSummary};
+use super::churn_figures::{move_figures, BackendFigures, MoveRecord, PhaseSummary};
 use super::churn_plan::{fip, sample, Plan, PlannedMove};
 use super::churn_report::print_report;
 use super::figures::{cpu_times, print_load};
@@ -76,16 +76,6 @@ const BATCH_LIMIT: usize = 100;
 /// Streams run this long before the first move and after the last update.
 const LEAD: Duration = Duration::from_millis(300);
 const TAIL: Duration = Duration::from_millis(500);
-
-/// The figures of one backend.
-pub(super) struct BackendFigures {
-    pub kind: BackendKind,
-    pub order: UpdateOrder,
-    /// The first update: every floating IP on a fresh lab.
-    pub initial_apply: Duration,
-    pub churn: PhaseSummary,
-    pub drain: PhaseSummary,
-}
 
 /// Carry out `moves` on schedule on this (blocking) thread: every move due
 /// goes into the next update. Returns each move's request and apply times
@@ -196,13 +186,6 @@ fn times_of(
         .map(|m| m.fip)
         .zip(times.iter().copied())
         .collect()
-}
-
-impl BackendFigures {
-    /// The backend and the order, as the table's columns name them.
-    pub fn label(&self) -> String {
-        format!("{} {}", self.kind, self.order)
-    }
 }
 
 async fn backend_figures(
@@ -345,7 +328,7 @@ pub fn run(args: Options) -> super::Result<()> {
         }
         Ok::<_, super::BenchError>(figures)
     })?;
-    print_report(&args, &figures);
+    print_report(args.nodes * args.pods, args.interval_ms, &figures);
     print_load("end");
     Ok(())
 }

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use crate::check::{self, MigrationFigures, Move};
+use crate::control::UpdateOrder;
+use crate::dataplane::BackendKind;
 use crate::traffic::ProbeOutcome;
 
 use super::figures::quantile;
@@ -109,6 +111,23 @@ impl PhaseSummary {
             late_max: measured.iter().map(|m| m.late).max().unwrap_or_default(),
             ..PhaseSummary::default()
         }
+    }
+}
+
+/// The figures of one backend.
+pub(super) struct BackendFigures {
+    pub kind: BackendKind,
+    pub order: UpdateOrder,
+    /// The first update: every floating IP on a fresh lab.
+    pub initial_apply: Duration,
+    pub churn: PhaseSummary,
+    pub drain: PhaseSummary,
+}
+
+impl BackendFigures {
+    /// The backend and the order, as the table's columns name them.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.kind, self.order)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::control::UpdateOrder;
 use crate::dataplane::BackendKind;
 
-use super::churn::{BackendFigures, Options};
+use super::churn_figures::BackendFigures;
 use super::churn_figures::PhaseSummary;
 use super::figures::print_target;
 
@@ -145,23 +145,23 @@ impl Table<'_> {
     }
 }
 
-pub(super) fn print_report(args: &Options, figures: &[BackendFigures]) {
+/// The table of `figures`, for a run that applied `fips` floating IPs at
+/// first and probed every `interval_ms`.
+pub(super) fn print_report(fips: usize, interval_ms: u64, figures: &[BackendFigures]) {
     if figures.is_empty() {
         return;
     }
     let table = Table { figures };
     table.header();
-    table.duration(
-        &format!("apply {} floating IPs (fresh lab)", args.nodes * args.pods),
-        |f| f.initial_apply,
-    );
+    table.duration(&format!("apply {fips} floating IPs (fresh lab)"), |f| {
+        f.initial_apply
+    });
     table.phase("churn", |f| &f.churn);
     table.phase("drain", |f| &f.drain);
     println!(
         "baseline: the first column (Felix's nftables layout in Felix's update order when all run); ratios above 1 mean slower than it. \
          Convergence counts from the move's request (queueing behind a running update included); \
-         probe resolution {} ms",
-        args.interval_ms
+         probe resolution {interval_ms} ms"
     );
     let maps = figures
         .iter()
