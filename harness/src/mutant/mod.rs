@@ -10,13 +10,14 @@
 //! the runner's dataplane choice (`runner::DataplaneChoice`) asks
 //! [`Mutant::wrap`] for the broken pair.
 //!
-//! To add one: a variant of [`NatBug`] (bend the state in `nat.rs`'s `bend`,
+//! To add one: a variant of [`NatBug`] (`nat_bug.rs`; bend the state in `nat.rs`'s `bend`,
 //! or rewrite the map backend's chains in its `patch`) or of [`PolicyBug`]
 //! (a hook in `policy.rs`), and an entry in [`MUTANTS`] with the real bug it
 //! models. `fip-harness mutants` and `cargo test --test mutants` then run the
 //! catalogue against it (`crate::mutation`).
 
 mod nat;
+mod nat_bug;
 mod policy;
 mod render;
 mod timing;
@@ -24,7 +25,8 @@ mod timing;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use nat::{MutantDataplane, NatBug};
+pub use nat::MutantDataplane;
+pub use nat_bug::NatBug;
 pub use policy::{MutantPolicy, PolicyBug};
 
 use crate::control::{CalicoPolicy, ControlPolicy};

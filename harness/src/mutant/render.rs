@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::nat::NatBug;
+use super::nat_bug::NatBug;
 use crate::dataplane::nft_maps::TABLE;
 use crate::dataplane::NodeNatState;
 use crate::vocab::addressing::UPLINK;

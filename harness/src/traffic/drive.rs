@@ -44,6 +44,9 @@ async fn drive_async(
         let more = next.is_some();
         if !more && drain_deadline.is_none() {
             drain_deadline = Some(tokio::time::Instant::now() + pace.timeout);
+            if let Some(cutoff) = std::time::Instant::now().checked_sub(pace.timeout) {
+                tally.stop_waiting_before(cutoff);
+            }
         }
         if !more && tally.outstanding == 0 {
             break;

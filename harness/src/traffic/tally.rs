@@ -46,6 +46,9 @@ pub(super) struct Tally {
     /// The last reply or error, or the start: a full window that long without
     /// one is lost.
     pub last_progress: Instant,
+    /// Probes below this sequence number are no longer waited for
+    /// ([`Tally::stop_waiting_before`]); a late reply to one still counts.
+    waited_from: usize,
     // Monotonic send times are turned into wall-clock ones once, after the
     // run, so the send path stays one push of an Instant.
     base_instant: Instant,
@@ -66,6 +69,7 @@ impl Tally {
             answered: Vec::with_capacity(room),
             outstanding: 0,
             last_progress: Instant::now(),
+            waited_from: 0,
             base_instant: Instant::now(),
             base_unix_ns: now_unix_ns(),
         }
@@ -102,22 +106,46 @@ impl Tally {
         self.last_progress = Instant::now();
     }
 
+    /// Stop waiting for probes sent before `cutoff` (the drain after the last
+    /// send waits a timeout for the rest): a reply a whole timeout late is
+    /// never coming, as the runner's silence window takes it. Without this a
+    /// stream that lost a packet at a move waited its whole drain at the stop
+    /// for a reply to it.
+    pub fn stop_waiting_before(&mut self, cutoff: Instant) {
+        let from = self.sent_at.partition_point(|at| *at < cutoff);
+        if from <= self.waited_from {
+            return;
+        }
+        self.waited_from = from;
+        // Never more than before: a window given up stays given up.
+        let recent = self.answered[from..].iter().filter(|a| !**a).count();
+        self.outstanding = self.outstanding.min(recent);
+    }
+
+    /// One probe answered: it is no longer outstanding, unless it was
+    /// already not waited for.
+    fn answer(&mut self, seq: usize) {
+        self.answered[seq] = true;
+        if seq >= self.waited_from {
+            self.outstanding = self.outstanding.saturating_sub(1);
+        }
+        self.last_progress = Instant::now();
+    }
+
     /// Match what came back to the probes it answers.
     pub fn apply(&mut self, transport: &Transport, events: &mut Vec<Event>) {
         for event in events.drain(..) {
             match event {
                 Event::Reply { token, src } => {
                     let seq = token.seq as usize;
-                    let Some(at) = self.sent_at.get(seq) else {
+                    let Some(&at) = self.sent_at.get(seq) else {
                         continue;
                     };
                     if self.answered[seq] {
                         self.result.duplicates += 1;
                         continue;
                     }
-                    self.answered[seq] = true;
-                    self.outstanding = self.outstanding.saturating_sub(1);
-                    self.last_progress = Instant::now();
+                    self.answer(seq);
                     self.result.replies.push(ReplyObservation {
                         receiver: transport.ctx.sender.clone(),
                         protocol: transport.ctx.protocol,
@@ -131,9 +159,7 @@ impl Tally {
                     // An error answers its probe: do not wait for a reply too.
                     if let Some(seq) = error.token.map(|t| t.seq as usize) {
                         if self.answered.get(seq) == Some(&false) {
-                            self.answered[seq] = true;
-                            self.outstanding = self.outstanding.saturating_sub(1);
-                            self.last_progress = Instant::now();
+                            self.answer(seq);
                         }
                     }
                     self.result.icmp_errors.push(error);
@@ -149,5 +175,42 @@ impl Tally {
             .map(|at| self.base_unix_ns + at.duration_since(self.base_instant).as_nanos() as u64)
             .collect();
         self.result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe lost long before the drain is not waited for; one sent
+    /// within the timeout still is, and a late reply to the old one is kept
+    /// without ending the wait for the recent one.
+    #[test]
+    fn the_drain_waits_only_for_probes_sent_within_the_timeout() {
+        let mut tally = Tally::new(None);
+        let start = Instant::now();
+        tally.record_send_at(true, start);
+        tally.record_send_at(true, start + Duration::from_millis(500));
+        assert_eq!(tally.outstanding, 2);
+        tally.stop_waiting_before(start + Duration::from_millis(200));
+        assert_eq!(tally.outstanding, 1, "only the recent probe is waited for");
+        tally.answer(0);
+        assert_eq!(
+            tally.outstanding, 1,
+            "a late reply to the old probe ends no wait"
+        );
+        assert!(tally.answered[0]);
+        tally.answer(1);
+        assert_eq!(tally.outstanding, 0);
+    }
+
+    #[test]
+    fn a_window_given_up_is_not_waited_for_again() {
+        let mut tally = Tally::new(None);
+        let start = Instant::now();
+        tally.record_send_at(true, start + Duration::from_millis(300));
+        tally.give_up_window();
+        tally.stop_waiting_before(start);
+        assert_eq!(tally.outstanding, 0);
     }
 }
