@@ -13,6 +13,7 @@ mod pictures;
 mod pods;
 mod replay;
 mod repro;
+mod reuse;
 mod routing;
 mod send;
 mod settle;
@@ -28,6 +29,7 @@ pub use parallel::run_cases;
 pub use phases::PhaseTimes;
 pub use replay::{run_scenario, RunOptions};
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
+pub use reuse::{LabPool, PoolCounts};
 
 use crate::bgp::RoutingMode;
 use crate::check::{Outcome, ScenarioResult};
