@@ -96,6 +96,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let found = search.run_and_report(&judge, "exploring")?;
     let leaks = judge.reset_leaks();
+    if let Some(labs) = &judge.labs {
+        let counts = labs.counts();
+        say!(
+            "labs: {} built, {} reused (reset in between{}), {} reset(s) failed",
+            counts.built,
+            counts.reused,
+            if args.check_reset {
+                ", each reset lab checked against its fingerprint as built"
+            } else {
+                ""
+            },
+            counts.reset_failures
+        );
+    }
     drop(judge);
     if !leaks.is_empty() {
         say!(

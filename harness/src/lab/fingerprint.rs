@@ -124,6 +124,27 @@ impl Lab {
         lab.insert("pinned pods".to_string(), pinned);
         lab.insert("lab pods".to_string(), self.pods.keys().cloned().collect());
         lab.insert("registry".to_string(), registry_lines(&self.spec.name));
+        // What the lab value believes: the blocks it routed to each node
+        // (routed again only when new to it) and the next pod's ifindex.
+        let nodes = self.nodes.iter().zip(&self.spec.nodes);
+        let believed = nodes
+            .map(|(state, spec)| {
+                let blocks = |b: &[ipnet::IpNet]| {
+                    b.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                format!(
+                    "{} blocks [{}] spec blocks [{}] next ifindex {}",
+                    state.spec.name,
+                    blocks(&state.spec.blocks),
+                    blocks(&spec.blocks),
+                    state.next_ifindex
+                )
+            })
+            .collect();
+        lab.insert("lab nodes".to_string(), believed);
         let lab_name = self.spec.name.clone();
         let taken = tokio::task::spawn_blocking(move || {
             std::thread::scope(|scope| {

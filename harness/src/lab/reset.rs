@@ -35,7 +35,8 @@ pub enum ResetStep {
     Conntrack,
     /// Every member's TCP and UDP sockets, TIME_WAIT included.
     Sockets,
-    /// Routes of any table the built lab did not have.
+    /// Routes of any table the built lab did not have (the blocks a case
+    /// routed to nodes among them, forgotten by the lab value too).
     Routes,
     /// Neighbour entries that are not permanent, in every member.
     Neighbours,
@@ -52,10 +53,12 @@ impl ResetStep {
     ];
 }
 
-/// What a reset must know of the lab as built: each kept member's routes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a reset must know of the lab as built: each kept member's routes,
+/// and the lab's spec (the blocks routed to each node, which a case adds).
+#[derive(Clone, Debug)]
 pub struct ResetBaseline {
     routes: BTreeMap<String, Vec<String>>,
+    spec: super::LabSpec,
 }
 
 /// The legacy tables and their built-in chains (net/ipv4/netfilter/iptable_*.c).
@@ -78,6 +81,7 @@ impl Lab {
         let routes = on_each(&lab, members, |_, ns| routes_of(ns)).await?;
         Ok(ResetBaseline {
             routes: routes.into_iter().collect(),
+            spec: self.spec.clone(),
         })
     }
 
@@ -95,6 +99,14 @@ impl Lab {
     ) -> Result<(), LabError> {
         if steps.contains(&ResetStep::Pods) {
             self.remove_every_pod().await?;
+        }
+        if steps.contains(&ResetStep::Routes) {
+            // The blocks the case routed go with their routes below: the
+            // next case's blocks are new to the lab again, and routed.
+            for (state, built) in self.nodes.iter_mut().zip(&baseline.spec.nodes) {
+                state.spec.blocks = built.blocks.clone();
+            }
+            self.spec.nodes = baseline.spec.nodes.clone();
         }
         let lab = self.spec.name.clone();
         let nodes: Vec<String> = self.nodes.iter().map(|n| n.spec.name.clone()).collect();

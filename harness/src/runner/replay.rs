@@ -56,7 +56,7 @@ pub(super) enum CaseLab<'n> {
     /// given back after the case (unless it failed and is kept, or its
     /// dataplane would not end), for the caller to reset. The name is the
     /// one the case's own lab would have had.
-    Reuse(Lab, String),
+    Reuse(Box<Lab>, String),
 }
 
 /// Run the case in `lab`: its result, and the lab when it is given back.
@@ -80,7 +80,7 @@ pub(super) async fn run_scenario_in(
             ScenarioRun::start(scenario, dataplane, profile, name, options).await
         }
         CaseLab::Reuse(lab, case_name) => {
-            ScenarioRun::in_lab(scenario, lab, dataplane, profile, options, &case_name).await
+            ScenarioRun::in_lab(scenario, *lab, dataplane, profile, options, &case_name).await
         }
     };
     super::phases::add(super::phases::Phase::Lab, building);

@@ -164,7 +164,7 @@ impl LabPool {
             &case.scenario,
             &case.dataplane,
             case.profile,
-            CaseLab::Reuse(lab, case_name.clone()),
+            CaseLab::Reuse(Box::new(lab), case_name.clone()),
             options,
         ));
         if let Some(lab) = lab {
