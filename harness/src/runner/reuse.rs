@@ -14,11 +14,12 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::case::lab_spec;
+use super::build::lab_spec;
 use super::choice::DataplaneChoice;
 use super::error::RunnerError;
+use super::options::RunOptions;
 use super::phases::{add, Phase};
-use super::replay::{run_scenario_in, CaseLab, RunOptions};
+use super::replay::{run_scenario_in, CaseLab};
 use super::{case_error, case_runtime, run_case_blocking, PlannedCase};
 use crate::bgp::RoutingMode;
 use crate::check::ScenarioResult;
