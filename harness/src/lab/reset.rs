@@ -74,11 +74,24 @@ const LEGACY_TABLES: [(&str, &[&str]); 5] = [
 ];
 
 impl Lab {
-    /// The routes of the lab as it stands (take it right after building).
+    /// The routes of the lab as built, once its IPv6 addresses are no
+    /// longer tentative (an address stays tentative until its link's peer
+    /// is up, which the build does not wait for, and its local route comes
+    /// only then): take it right after building.
     pub async fn reset_baseline(&self) -> Result<ResetBaseline, LabError> {
-        let members = self.kept_members();
         let lab = self.spec.name.clone();
-        let routes = on_each(&lab, members, |_, ns| routes_of(ns)).await?;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(3) {
+            let tentative = on_each(&lab, self.kept_members(), |_, ns| {
+                program_output(ns, "ip", &["-o", "address", "show", "tentative"])
+            })
+            .await?;
+            if tentative.iter().all(|(_, text)| text.trim().is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let routes = on_each(&lab, self.kept_members(), |_, ns| routes_of(ns)).await?;
         Ok(ResetBaseline {
             routes: routes.into_iter().collect(),
             spec: self.spec.clone(),
@@ -110,13 +123,31 @@ impl Lab {
         }
         let lab = self.spec.name.clone();
         let nodes: Vec<String> = self.nodes.iter().map(|n| n.spec.name.clone()).collect();
-        let steps = steps.to_vec();
-        let baseline = baseline.clone();
-        let failures = on_each(&lab, self.kept_members(), move |name, ns| {
-            let node = nodes.iter().any(|n| n == name);
-            clean_member(ns, node, &steps, baseline.routes.get(name))
-        })
-        .await?;
+        let mut failures = Vec::new();
+        // In three rounds over every member, each round ending before the
+        // next begins: first nothing is left to send (sockets killed; a
+        // killed connection's last reset crosses the lab now), then the
+        // state packets leave (rules, conntrack, routes), then the caches
+        // that packets fill (neighbours).
+        let rounds = [
+            vec![ResetStep::Sockets],
+            vec![ResetStep::Ruleset, ResetStep::Conntrack, ResetStep::Routes],
+            vec![ResetStep::Neighbours],
+        ];
+        for round in rounds {
+            let steps: Vec<ResetStep> = round.into_iter().filter(|s| steps.contains(s)).collect();
+            if steps.is_empty() {
+                continue;
+            }
+            let nodes = nodes.clone();
+            let routes = baseline.routes.clone();
+            let done = on_each(&lab, self.kept_members(), move |name, ns| {
+                let node = nodes.iter().any(|n| n == name);
+                clean_member(ns, node, &steps, routes.get(name))
+            })
+            .await?;
+            failures.extend(done);
+        }
         let failures: Vec<String> = failures
             .into_iter()
             .flat_map(|(member, problems)| {
@@ -209,9 +240,7 @@ fn clean_member(
         problems.extend(reset_ruleset(ns)?);
     }
     if node && steps.contains(&ResetStep::Conntrack) {
-        for family in ["ipv4", "ipv6"] {
-            problems.extend(quiet(ns, "conntrack", &["-F", "-f", family])?);
-        }
+        problems.extend(flush_conntrack(ns)?);
     }
     if steps.contains(&ResetStep::Sockets) {
         problems.extend(quiet(ns, "ss", &["-K", "-Hna", "-t", "-u"])?);
@@ -223,6 +252,35 @@ fn clean_member(
     if steps.contains(&ResetStep::Neighbours) {
         problems.extend(quiet(ns, "ip", &["neigh", "flush", "all"])?);
     }
+    Ok(problems)
+}
+
+/// Empty both conntrack tables of `ns`, until the kernel counts no entry
+/// (a packet still crossing the node as the flush runs makes a new one).
+fn flush_conntrack(ns: &Netns) -> Result<Vec<String>, LabError> {
+    let count = || {
+        ns.run(|| {
+            std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
+                .map(|text| text.trim().to_string())
+                .unwrap_or_default()
+        })
+    };
+    let mut problems = Vec::new();
+    for _attempt in 0..3 {
+        problems.clear();
+        for family in ["ipv4", "ipv6"] {
+            problems.extend(quiet(ns, "conntrack", &["-F", "-f", family])?);
+        }
+        // No module, no file: nothing was ever tracked here.
+        let left = count()?;
+        if left.is_empty() || left == "0" {
+            return Ok(problems);
+        }
+    }
+    problems.push(format!(
+        "conntrack entries keep coming back ({} after three flushes)",
+        count()?
+    ));
     Ok(problems)
 }
 
@@ -335,7 +393,12 @@ fn restore_routes(ns: &Netns, built: &[String]) -> Result<Vec<String>, LabError>
                     .join(", ")
             )]);
         }
-        let extra: Vec<&String> = now.iter().filter(|r| !built.contains(r)).collect();
+        // The kernel's own routes come and go with addresses and links,
+        // which a reset does not touch: never deleted here.
+        let extra: Vec<&String> = now
+            .iter()
+            .filter(|r| !built.contains(r) && !r.contains(" proto kernel"))
+            .collect();
         if extra.is_empty() {
             return Ok(Vec::new());
         }
@@ -353,7 +416,7 @@ fn restore_routes(ns: &Netns, built: &[String]) -> Result<Vec<String>, LabError>
     }
     let left: Vec<String> = routes_of(ns)?
         .into_iter()
-        .filter(|r| !built.contains(r))
+        .filter(|r| !built.contains(r) && !r.contains(" proto kernel"))
         .collect();
     Ok(if left.is_empty() {
         Vec::new()

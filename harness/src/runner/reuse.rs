@@ -197,7 +197,7 @@ impl LabPool {
             // number depends on timing; every case starts with none.
             lab.reset_with(&baseline, &[ResetStep::Neighbours]).await?;
             let fresh = match check {
-                true => Some(settled_fingerprint(&lab).await?),
+                true => Some(lab.fingerprint().await?),
                 false => None,
             };
             Ok::<_, crate::lab::LabError>((lab, baseline, fresh))
@@ -272,25 +272,6 @@ impl LabPool {
         for lab in labs {
             lab.close();
         }
-    }
-}
-
-/// The fingerprint of a lab just built, once no address is tentative any
-/// more (an IPv6 address stays tentative until its link's peer is up,
-/// which the build does not wait for), at most 3 s on.
-async fn settled_fingerprint(lab: &Lab) -> Result<Fingerprint, crate::lab::LabError> {
-    let started = Instant::now();
-    loop {
-        let fingerprint = lab.fingerprint().await?;
-        let tentative = fingerprint.members.values().any(|sections| {
-            sections
-                .get("addresses")
-                .is_some_and(|lines| lines.iter().any(|l| l.contains("tentative")))
-        });
-        if !tentative || started.elapsed() > std::time::Duration::from_secs(3) {
-            return Ok(fingerprint);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
