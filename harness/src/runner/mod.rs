@@ -14,6 +14,7 @@ mod pods;
 mod replay;
 mod repro;
 mod routing;
+mod schedule;
 mod send;
 mod settle;
 mod streams;
@@ -24,10 +25,13 @@ use std::sync::Arc;
 pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use error::RunnerError;
 pub use naming::{base36, check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
-pub use parallel::run_cases;
+pub use parallel::{run_cases, run_cases_with};
 pub use phases::PhaseTimes;
 pub use replay::{run_scenario, RunOptions};
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
+pub use schedule::{
+    default_jobs, neighbour_budget, neighbour_need, CaseCost, Room, Schedule, Taken,
+};
 
 use crate::bgp::RoutingMode;
 use crate::check::{Outcome, ScenarioResult};
