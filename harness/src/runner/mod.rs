@@ -1,23 +1,30 @@
 //! Runs scenarios: plans the (scenario, backend, profile) cases of a catalogue,
 //! runs each in a lab of its own, and describes failures for people.
 
+mod bird;
+mod build;
 mod case;
 mod choice;
 mod dataplane;
 mod diagnostics;
 mod error;
+mod live_streams;
 mod naming;
+mod options;
 mod parallel;
 mod phases;
 mod pictures;
 mod pods;
 mod replay;
 mod repro;
+mod results;
 mod routing;
 mod schedule;
 mod send;
 mod settle;
+mod step_text;
 mod streams;
+mod up_record;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,13 +32,15 @@ use std::sync::Arc;
 pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use error::RunnerError;
 pub use naming::{base36, check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
+pub use options::RunOptions;
 pub use parallel::{run_cases, run_cases_with};
 pub use phases::PhaseTimes;
-pub use replay::{run_scenario, RunOptions};
-pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpRecord, UpReport};
+pub use replay::run_scenario;
+pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpReport};
 pub use schedule::{
     default_jobs, neighbour_budget, neighbour_need, CaseCost, Room, Schedule, Taken,
 };
+pub use up_record::UpRecord;
 
 use crate::bgp::RoutingMode;
 use crate::check::{Outcome, ScenarioResult};
@@ -144,7 +153,7 @@ pub fn case_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The result of a case the harness could not run.
 pub fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> ScenarioResult {
-    let mut result = replay::result_of(
+    let mut result = results::result_of(
         &case.scenario,
         &case.dataplane,
         case.profile,

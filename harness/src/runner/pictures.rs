@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::case::ScenarioRun;
-use super::replay::summarise;
+use super::step_text::summarise;
 use crate::check::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
 use crate::lab::spec::FABRIC;
 use crate::lab::{NamedHop, NamedRoute};

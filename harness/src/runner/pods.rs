@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::case::ScenarioRun;
 use super::error::RunnerError;
-use super::streams::FloatingIpChange;
+use super::live_streams::FloatingIpChange;
 use crate::calico::cluster::{ClusterStep, Effects, PodSetUp};
 use crate::control::FipRoute;
 use crate::lab::PodSpec;

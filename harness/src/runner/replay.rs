@@ -3,34 +3,19 @@
 //! result, and tear the lab down (or keep it when asked).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use super::case::ScenarioRun;
 use super::choice::DataplaneChoice;
 use super::error::RunnerError;
+use super::options::RunOptions;
 use super::pictures::Album;
-use super::repro::UpRecord;
-use crate::bgp::RoutingMode;
+use super::results::{fresh_result, fresh_step};
+use super::step_text::summarise;
+use super::up_record::UpRecord;
 use crate::check::CheckLine;
 use crate::check::{Outcome, ScenarioResult, StepResult};
-use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step, Target};
-use crate::seed::Seed;
-
-/// Where a run writes, and whether a failing lab stays up.
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    /// Diagnostics bundles and pcaps of failing steps go under here.
-    pub report_dir: Option<PathBuf>,
-    pub keep_on_failure: bool,
-    /// BIRD (the default) or the harness's route model.
-    pub routing: RoutingMode,
-    /// Fixes every random choice of the case (see [`crate::seed`]); None: the
-    /// OS's randomness, as before seeds existed.
-    pub seed: Option<Seed>,
-    /// How the case's lab is named.
-    pub naming: super::LabNaming,
-}
+use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step};
 
 /// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
 /// failure: the result says what happened.
@@ -82,59 +67,6 @@ pub async fn run_scenario(
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
-}
-
-/// The result of a case about to run in `lab_name`: passed so far, nothing run.
-pub(super) fn fresh_result(
-    scenario: &Scenario,
-    dataplane: &DataplaneChoice,
-    profile: ConntrackProfile,
-    options: &RunOptions,
-    lab_name: &str,
-) -> ScenarioResult {
-    let mut result = result_of(
-        scenario,
-        dataplane,
-        profile,
-        options.routing,
-        Outcome::Passed,
-    );
-    result.seed = options.seed;
-    result.lab = Some(lab_name.to_string());
-    result
-}
-
-/// The result of a case with `outcome` and nothing run yet.
-pub(super) fn result_of(
-    scenario: &Scenario,
-    dataplane: &DataplaneChoice,
-    profile: ConntrackProfile,
-    routing: RoutingMode,
-    outcome: Outcome,
-) -> ScenarioResult {
-    ScenarioResult {
-        name: scenario.name.clone(),
-        file: scenario.source.clone(),
-        backend: dataplane.to_string(),
-        profile: profile_name(profile).to_string(),
-        tags: scenario.tags.clone(),
-        routing: routing.to_string(),
-        outcome,
-        duration_ms: 0,
-        steps: Vec::new(),
-        migrations: Vec::new(),
-        lab_pictures: Vec::new(),
-        kept_lab: None,
-        seed: None,
-        lab: None,
-    }
-}
-
-fn profile_name(profile: ConntrackProfile) -> &'static str {
-    match profile {
-        ConntrackProfile::Calico => "calico",
-        ConntrackProfile::Strict => "strict",
-    }
 }
 
 impl ScenarioRun<'_> {
@@ -367,49 +299,6 @@ fn pod_batch(steps: &[Step], streams_running: bool) -> Vec<&CreatePod> {
             _ => None,
         })
         .collect()
-}
-
-/// The result of step `index` before it runs: passed, nothing checked.
-fn fresh_step(index: usize, step: &Step) -> StepResult {
-    StepResult {
-        index,
-        summary: summarise(step),
-        passed: true,
-        attempts: 1,
-        lines: Vec::new(),
-        message: None,
-        diagnostics: None,
-    }
-}
-
-/// How a step reads in results and failure text (`send icmp client -> web`).
-pub(super) fn summarise(step: &Step) -> String {
-    match step {
-        Step::CreatePod(c) => format!("create pod {} on {}", c.pod.name, c.pod.node),
-        Step::DeletePod(name) => format!("delete pod {name}"),
-        Step::SetPhase(s) => format!("set pod {} phase {:?}", s.pod, s.phase),
-        Step::Annotate(a) => match &a.floating_ips {
-            Some(value) => format!("annotate {} floatingIPs={value}", a.pod),
-            None => format!("remove floatingIPs from {}", a.pod),
-        },
-        Step::Send(s) => format!("send {} {} -> {}", s.protocol, s.from, target_text(&s.to)),
-        Step::StartStream(s) => format!(
-            "start {} stream {} {} -> {}",
-            s.protocol,
-            s.name,
-            s.from,
-            target_text(&s.to)
-        ),
-        Step::StopStream(s) => format!("stop stream {}", s.name),
-        Step::Wait(d) => format!("wait {d:?}"),
-    }
-}
-
-fn target_text(target: &Target) -> String {
-    match target {
-        Target::Address(a) => a.to_string(),
-        Target::Host { name, .. } => name.clone(),
-    }
 }
 
 #[cfg(test)]

@@ -8,22 +8,20 @@
 //! so a move at step N still happens under the stream.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Instant;
-
-use serde::{Deserialize, Serialize};
 
 use super::case::ScenarioRun;
 use super::choice::DataplaneChoice;
 use super::error::RunnerError;
-use super::replay::{fresh_result, summarise, RunOptions};
+use super::options::RunOptions;
+use super::results::fresh_result;
+use super::step_text::summarise;
 use crate::lab::netlink::list_addresses;
 use crate::lab::MemberKind;
 use crate::report::{
     FloatingIpHolder, Holder, LabOverview, MemberAddresses, Outcome, ScenarioResult,
 };
 use crate::scenario::{ConntrackProfile, Scenario, Step};
-use crate::seed::Seed;
 
 /// What `up` built and did.
 pub struct UpReport {
@@ -35,66 +33,6 @@ pub struct UpReport {
     pub result: ScenarioResult,
     /// Streams left for `replay` to start (name, step number).
     pub deferred_streams: Vec<(String, usize)>,
-}
-
-/// How `up` brought a lab up, so that `replay` takes the same dataplane,
-/// profile, routing and seed without being told again. Kept in the lab's
-/// directory (removed with the lab).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpRecord {
-    pub scenario: PathBuf,
-    pub dataplane: String,
-    pub profile: ConntrackProfile,
-    pub routing: String,
-    pub seed: Option<Seed>,
-    /// The lab is in the state before this step (1-based): the step `up
-    /// --until-step` stopped before, or the one after the step that failed
-    /// in `run --keep-on-failure`. None: `up` without a step (pod steps only).
-    pub until_step: Option<usize>,
-}
-
-impl UpRecord {
-    /// The record of a lab made from `scenario` with these choices, in the
-    /// state before step `until_step` (1-based).
-    pub fn of(
-        scenario: &Scenario,
-        dataplane: &DataplaneChoice,
-        profile: ConntrackProfile,
-        options: &RunOptions,
-        until_step: Option<usize>,
-    ) -> UpRecord {
-        UpRecord {
-            scenario: scenario
-                .source
-                .canonicalize()
-                .unwrap_or_else(|_| scenario.source.clone()),
-            dataplane: dataplane.to_string(),
-            profile,
-            routing: options.routing.to_string(),
-            seed: options.seed,
-            until_step,
-        }
-    }
-
-    fn path(lab: &str) -> PathBuf {
-        crate::lab::daemons::lab_dir(lab).join("up.json")
-    }
-
-    pub fn write(&self, lab: &str) -> std::io::Result<()> {
-        let path = Self::path(lab);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(path, text)
-    }
-
-    /// The record of `lab`, if `up` made it.
-    pub fn read(lab: &str) -> Option<UpRecord> {
-        let text = std::fs::read(Self::path(lab)).ok()?;
-        serde_json::from_slice(&text).ok()
-    }
 }
 
 /// The steps (0-based) of streams that start before `boundary` and do not stop

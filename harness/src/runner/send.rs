@@ -12,8 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::case::{describe_target, ScenarioRun};
+use super::case::ScenarioRun;
 use super::error::RunnerError;
+use super::step_text::describe_target;
 use crate::check::{self, CheckLine, NextTry, RetryPolicy};
 use crate::report::StepResult;
 use crate::scenario::{Send, Step};

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::bird::BGP_PATIENCE;
 use super::case::ScenarioRun;
 use super::error::RunnerError;
-use super::routing::BGP_PATIENCE;
 use crate::control::routes::list_bird_host_routes;
 use crate::control::{FipRoute, RouteNext};
 use crate::lab::spec::FABRIC;

@@ -1,47 +1,17 @@
 //! Stream steps: start a background stream, and stop one to judge what it
 //! delivered and measure the floating-IP move it saw.
 
-use std::net::IpAddr;
-
-use std::collections::BTreeMap;
-
-use super::case::{describe_target, ScenarioRun};
+use super::case::ScenarioRun;
 use super::error::RunnerError;
+use super::live_streams::RunningStream;
+use super::step_text::describe_target;
 use crate::check::{self, CheckLine, MigrationFigures, Move, OwnerChange};
 use crate::report::{MigrationReport, ScenarioResult, StepResult};
 use crate::scenario::{StartStream, StopStream};
-use crate::traffic::{now_unix_ns, StreamHandle, StreamSpec};
+use crate::traffic::{now_unix_ns, StreamSpec};
 
 /// Bucket width of the per-pod timeline of a migration.
 const TIMELINE_BUCKET_MS: u64 = 10;
-
-/// The case's streams: those running, and every change of a floating IP's
-/// pod so far, in order (each stream picks the ones made while it ran).
-#[derive(Default)]
-pub(super) struct Streams {
-    pub(super) running: BTreeMap<String, RunningStream>,
-    pub(super) moves: Vec<FloatingIpChange>,
-}
-
-/// A change of the pod that receives a floating IP (`None`: no pod), when
-/// the control plane started carrying it out.
-#[derive(Clone, Debug)]
-pub(super) struct FloatingIpChange {
-    pub(super) floating_ip: IpAddr,
-    pub(super) from: Option<String>,
-    pub(super) to: Option<String>,
-    pub(super) at_unix_ns: u64,
-}
-
-/// A stream that is running, and what a move during it needs.
-pub(super) struct RunningStream {
-    spec: StartStream,
-    target: IpAddr,
-    handle: StreamHandle,
-    started_unix_ns: u64,
-    /// The addresses each pod had while it ran (`check::PodsHad`).
-    pub(super) pods_had: check::PodsHad,
-}
 
 impl ScenarioRun<'_> {
     /// Every live pod's addresses now, as the model has them.
