@@ -34,14 +34,14 @@ pub async fn run_scenario(
     tracing::debug!(took = ?building.elapsed(), lab = lab_name, "lab built");
     match started_run {
         Err(error) => {
-            result.outcome = Outcome::Error {
+            result.head.outcome = Outcome::Error {
                 reason: error.to_string(),
             }
         }
         Ok(mut run) => {
             let all = 0..scenario.steps.len();
-            result.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
-            let keep = options.keep_on_failure && !result.outcome.is_pass();
+            result.head.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
+            let keep = options.keep_on_failure && !result.head.outcome.is_pass();
             if keep {
                 result.kept_lab = Some(run.lab.name().to_string());
                 // The state after the failing step: `replay` goes on from the next.
@@ -57,15 +57,15 @@ pub async fn run_scenario(
                 super::phases::add(super::phases::Phase::Lab, ending);
                 finished
             } {
-                if result.outcome.is_pass() {
-                    result.outcome = Outcome::Error {
+                if result.head.outcome.is_pass() {
+                    result.head.outcome = Outcome::Error {
                         reason: error.to_string(),
                     };
                 }
             }
         }
     }
-    result.duration_ms = started.elapsed().as_millis() as u64;
+    result.head.duration_ms = started.elapsed().as_millis() as u64;
     result
 }
 
