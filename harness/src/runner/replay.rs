@@ -80,7 +80,7 @@ impl ScenarioRun<'_> {
     ) -> Outcome {
         let mut album = Album::default();
         let outcome = self.replay_steps(range, skipped, result, &mut album).await;
-        result.lab_pictures = album.close(self).await;
+        result.lab_pictures = album.close(self.scene()).await;
         outcome
     }
 
@@ -135,10 +135,10 @@ impl ScenarioRun<'_> {
                     // ends the run before its result would be read.
                     batched.next().unwrap_or(Ok(()))
                 } else {
-                    album.before(self, index, step).await;
+                    album.before(self.scene(), index, step).await;
                     self.engine.begin_step(index as u32);
                     let outcome = self.run_step(index, step, &mut step_result, result).await;
-                    album.after(self, index, step).await;
+                    album.after(self.scene(), index, step).await;
                     outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {
