@@ -174,7 +174,7 @@ pub struct StreamTrack {
 
 impl StreamTrack {
     pub fn start(cluster: &Cluster, packet: Packet) -> Option<Self> {
-        let mut flow = Flow::new(packet);
+        let mut flow = cluster.flow_for(&packet);
         let prediction = cluster.advance(&mut flow).ok()?;
         let mut track = Self {
             flow,
@@ -211,6 +211,16 @@ impl StreamTrack {
     /// Whether it reached another pod after a pod it reached was deleted.
     pub fn passed_a_deleted_pod(&self) -> bool {
         self.past_deleted
+    }
+
+    /// Its flow, with the conntrack entries it left.
+    pub fn flow(&self) -> &Flow {
+        &self.flow
+    }
+
+    /// Whether a pod receives its packets now (and so answers them).
+    pub fn answered(&self) -> bool {
+        self.states.last().is_some_and(|pods| !pods.is_empty())
     }
 
     /// The sender, by name.

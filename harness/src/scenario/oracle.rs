@@ -178,12 +178,14 @@ impl Oracle {
                     port: send.port,
                     ..Packet::new(&send.from, to, send.protocol)
                 };
-                Verdict::Traffic(
+                let verdict =
                     match send_disagreements(&self.cluster, &packet, send.count, &send.expect) {
                         Ok((prediction, found)) => lines(&found, &prediction),
                         Err(error) => vec![error.to_string()],
-                    },
-                )
+                    };
+                // Its conntrack entries stay (keyless GRE: calico::predict::GreTable).
+                let _ = self.cluster.sent(&packet);
+                Verdict::Traffic(verdict)
             }
             Step::StartStream(start) => {
                 self.cluster.settle();
@@ -206,10 +208,16 @@ impl Oracle {
             Step::StopStream(stop) => match self.streams.remove(&stop.name) {
                 Some(watch) => {
                     let found = watch.disagreements(&self.cluster, &stop.expect);
+                    let answered = !watch.now.pods().is_empty();
+                    self.cluster.stream_stopped(&watch.flow, answered);
                     Verdict::Traffic(lines(&found, &watch.now))
                 }
                 None => Verdict::Nothing,
             },
+            Step::Wait(time) => {
+                self.cluster.elapse(*time);
+                Verdict::Nothing
+            }
             _ => Verdict::Nothing,
         }
     }
@@ -329,5 +337,6 @@ fn drop_words(reason: crate::calico::predict::DropReason) -> &'static str {
         NotForwarded => "not forwarded",
         NoNeighbour => "the pod does not own that address",
         UnknownInterface => "Felix has no endpoint for the pod's interface (\"Unknown interface\")",
+        ConntrackClash => "another conntrack entry holds its reply tuple",
     }
 }

@@ -187,6 +187,10 @@ pub struct Cluster {
     /// Pods staged since the last settle, whose routes may change.
     #[serde(skip)]
     dirty: BTreeSet<String>,
+    /// The keyless GRE flows senders started, with their conntrack entries
+    /// (the kernel's, not Calico's: kept here so every prediction sees them).
+    #[serde(skip)]
+    gre: crate::calico::predict::GreTable,
 }
 
 impl Cluster {
@@ -202,6 +206,7 @@ impl Cluster {
             felix,
             routed: BTreeSet::new(),
             dirty: BTreeSet::new(),
+            gre: Default::default(),
         };
         // Felix starts on every node, with nothing to program.
         cluster.settle();
@@ -210,6 +215,15 @@ impl Cluster {
 
     pub fn config(&self) -> &ClusterConfig {
         &self.config
+    }
+
+    /// The keyless GRE flows senders started, with their entries.
+    pub fn gre(&self) -> &crate::calico::predict::GreTable {
+        &self.gre
+    }
+
+    pub(crate) fn gre_mut(&mut self) -> &mut crate::calico::predict::GreTable {
+        &mut self.gre
     }
 
     /// The live pods, by name.

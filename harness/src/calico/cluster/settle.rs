@@ -37,6 +37,7 @@ pub(super) fn settle(cluster: &mut Cluster) -> FelixUpdate {
     let before: BTreeMap<_, _> = cluster.holders();
     let topology = cluster.config.network.topology();
     let changes = cluster.felix.update(&view, &topology);
+    cluster.gre.forget(&changes.conntrack);
     let after = cluster.holders();
     let mut holders = Vec::new();
     for (floating_ip, pod) in &after {

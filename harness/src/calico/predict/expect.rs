@@ -133,7 +133,7 @@ pub struct StreamWatch {
 impl StreamWatch {
     /// A stream starting now.
     pub fn start(cluster: &Cluster, packet: Packet) -> Result<Self, PredictError> {
-        let mut flow = Flow::new(packet);
+        let mut flow = cluster.flow_for(&packet);
         let now = cluster.advance(&mut flow)?;
         let mut watch = Self {
             flow,

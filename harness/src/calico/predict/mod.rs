@@ -13,7 +13,9 @@
 //! nodes and has no default route. Each node keeps conntrack entries: the
 //! first packet of a flow fixes its NAT there, later packets follow the
 //! entry, whatever the rules say by then, until a deletion takes it
-//! ([`Flow`]).
+//! ([`Flow`]). GRE has no ports: every GRE packet between two addresses is
+//! one flow whichever step sends it, and a new flow whose reply tuple an
+//! older entry holds is dropped ([`GreTable`]).
 //!
 //! What the model does not say: timing (how long a move takes, loss during
 //! it), the pod ECMP hashing picks (a prediction lists every candidate), the
@@ -22,6 +24,9 @@
 
 mod expect;
 mod flow;
+mod gre;
+#[cfg(test)]
+mod gre_tests;
 #[cfg(test)]
 mod tests;
 mod walk;
@@ -32,6 +37,7 @@ use serde::Serialize;
 
 pub use expect::{address_book, note_pods, observed, send_disagreements, StreamWatch};
 pub use flow::Flow;
+pub use gre::{GreTable, GRE_REPLIED_TIMEOUT, GRE_UNREPLIED_TIMEOUT};
 
 use super::cluster::Cluster;
 use crate::vocab::IpFamily;
@@ -170,6 +176,9 @@ pub enum DropReason {
     /// endpoint for: Felix's dispatch chains drop it ("Unknown interface",
     /// felix/rules/dispatch.go WorkloadDispatchChains).
     UnknownInterface,
+    /// The entry its flow would make on a node has a reply tuple another
+    /// entry holds (keyless GRE, [`gre`]): the kernel cannot confirm it.
+    ConntrackClash,
 }
 
 /// Why a packet cannot be predicted.
@@ -203,9 +212,11 @@ pub(crate) enum Answer {
 }
 
 impl Cluster {
-    /// Where `packet`, the first of a new flow, lands now.
+    /// Where `packet`, the first of a new flow, lands now (for GRE: the
+    /// next packet of the flow earlier GRE between the same two ends left,
+    /// [`gre`]).
     pub fn predict(&self, packet: &Packet) -> Result<Prediction, PredictError> {
-        let mut flow = Flow::new(packet.clone());
+        let mut flow = self.flow_for(packet);
         self.advance(&mut flow)
     }
 
@@ -214,5 +225,31 @@ impl Cluster {
     /// [`Flow::forget`] takes away as Calico and the profile delete them).
     pub fn advance(&self, flow: &mut Flow) -> Result<Prediction, PredictError> {
         walk::advance(self, flow)
+    }
+
+    /// The flow a packet sent now belongs to: for GRE, the one earlier GRE
+    /// between the same two ends left; otherwise a new one.
+    pub fn flow_for(&self, packet: &Packet) -> Flow {
+        self.gre().flow_for(packet)
+    }
+
+    /// `packet` was sent now: remember the entries it leaves (GRE only) and
+    /// say where it went.
+    pub fn sent(&mut self, packet: &Packet) -> Result<Prediction, PredictError> {
+        let mut flow = self.flow_for(packet);
+        let prediction = self.advance(&mut flow)?;
+        self.gre_mut().keep(&flow, gre::answered(&prediction));
+        Ok(prediction)
+    }
+
+    /// A stream's `flow` stopped (`replied`: a pod answered it): remember
+    /// its entries (GRE only).
+    pub fn stream_stopped(&mut self, flow: &Flow, replied: bool) {
+        self.gre_mut().keep(flow, replied);
+    }
+
+    /// `time` passed with no packet (a scenario's wait).
+    pub fn elapse(&mut self, time: std::time::Duration) {
+        self.gre_mut().elapse(time);
     }
 }

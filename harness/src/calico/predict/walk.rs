@@ -3,11 +3,13 @@
 
 use std::net::IpAddr;
 
-use super::flow::{Binding, Egress, Entries, EntryKey, Flow};
+use super::flow::{Egress, Entries, Flow};
 use super::{pod_answers, Answer, DropReason, Landing, Outcome, PredictError, Prediction};
 use crate::calico::cluster::{Cluster, HostAddresses, Pod};
 use crate::calico::routes::RouteNext;
 use crate::vocab::{IpFamily, Protocol};
+
+mod node;
 
 /// A packet goes round at most this many hops (a TTL far below the kernel's).
 const MAX_HOPS: usize = 32;
@@ -47,6 +49,9 @@ struct Walk<'a> {
     cluster: &'a Cluster,
     protocol: Protocol,
     port: u16,
+    /// Other keyless GRE flows' entries, each as its ECMP branches may
+    /// stand ([`super::gre`]); empty for other protocols.
+    others: Vec<Vec<&'a Entries>>,
 }
 
 type Branches = Vec<(Outcome, Entries)>;
@@ -57,6 +62,7 @@ pub(super) fn advance(cluster: &Cluster, flow: &mut Flow) -> Result<Prediction, 
         cluster,
         protocol: packet.protocol,
         port: packet.port,
+        others: cluster.gre().others(packet),
     };
     let (source, first) = origin(cluster, &packet.from, packet.to)?;
     let pkt = Pkt {
@@ -236,82 +242,6 @@ impl Walk<'_> {
             }
             _ => vec![(dropped(path, member, DropReason::NotForwarded), entries)],
         }
-    }
-
-    /// The packet arrives at (or leaves) `node`: its conntrack entry or
-    /// Felix's NAT rules, then its routes.
-    fn node(&self, node: &str, pkt: Pkt, mut entries: Entries, mut path: Vec<String>) -> Branches {
-        path.push(node.to_string());
-        let key = EntryKey {
-            node: node.to_string(),
-            src: pkt.src,
-            dst: pkt.dst,
-        };
-        let mut binding = *entries
-            .entry(key.clone())
-            .or_insert_with(|| self.bind(node, pkt));
-        let mut dst = binding.dnat.unwrap_or(pkt.dst);
-        let mut next = self.node_route(node, dst);
-        // The kernel's nf_nat_inet_fn (net/netfilter/nf_nat_core.c,
-        // nf_nat_oif_changed): an established flow whose masquerade chose
-        // another output interface than the one its packets take now is
-        // killed (that packet dropped), so its next packet is a new flow
-        // that Felix's NAT rules see afresh. Found by a stream across a
-        // pod's delete and re-creation, whose packets the Felix NAT left
-        // masqueraded to the fabric until the floating IP's route came back.
-        if binding
-            .masquerade_out
-            .is_some_and(|out| egress(&next) != Some(out))
-        {
-            binding = self.bind(node, pkt);
-            entries.insert(key, binding);
-            dst = binding.dnat.unwrap_or(pkt.dst);
-            next = self.node_route(node, dst);
-        }
-        let src = match next {
-            // Postrouting does not see what is delivered locally.
-            Next::Local => pkt.src,
-            _ => binding.snat.unwrap_or(pkt.src),
-        };
-        self.go(node, next, Pkt { src, dst, ..pkt }, entries, path)
-    }
-
-    /// The NAT the first packet of a flow gets at `node`.
-    fn bind(&self, node: &str, pkt: Pkt) -> Binding {
-        let nat = self.cluster.felix().nat.get(node);
-        // Felix's cali-fip-dnat, in prerouting and output.
-        let dnat = nat.and_then(|n| n.dnat.iter().find(|m| m.external == pkt.dst));
-        let dst = dnat.map_or(pkt.dst, |m| m.internal);
-        // Felix's cali-fip-snat in postrouting: `-s INT -d INT`.
-        let snat = nat.and_then(|n| {
-            n.snat
-                .iter()
-                .find(|m| m.internal == pkt.src && m.internal == dst)
-        });
-        let masquerade = match snat {
-            Some(_) => None,
-            None => self.masquerade(node, pkt.src, dst),
-        };
-        Binding {
-            dnat: dnat.map(|m| m.internal),
-            snat: snat.map(|m| m.external).or(masquerade),
-            masquerade_out: masquerade.and_then(|_| egress(&self.node_route(node, dst))),
-        }
-    }
-
-    /// Felix's cali-nat-outgoing, after cali-fip-snat in postrouting
-    /// (felix/rules/nat.go NATOutgoingChain): from a natOutgoing pool to
-    /// outside every pool, the source becomes the node's own address on the
-    /// way out (its uplink: the pools are routed elsewhere).
-    fn masquerade(&self, node: &str, src: IpAddr, dst: IpAddr) -> Option<IpAddr> {
-        let filter = self.cluster.felix().nat.get(node)?.filter.as_ref()?;
-        let masquerading = filter.masq_pools.iter().any(|p| p.contains(&src));
-        let inside = filter.pools.iter().any(|p| p.contains(&dst));
-        if !masquerading || inside {
-            return None;
-        }
-        let network = &self.cluster.config().network;
-        network.node(node)?.of_family(IpFamily::of(&src))
     }
 
     fn go(&self, at: &str, next: Next, pkt: Pkt, entries: Entries, path: Vec<String>) -> Branches {

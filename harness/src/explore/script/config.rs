@@ -8,6 +8,7 @@ use super::{EXTERNAL_NAMES, NODE_NAMES};
 use crate::calico::cluster::{ClusterConfig, Network};
 use crate::calico::{CniFeatureControl, Encapsulation, FelixFloatingIps, IpPool, IpPoolSpec};
 use crate::explore::plan::{CaseSpec, FloatingPool, PodPool};
+use crate::vocab::ConntrackProfile;
 
 /// The model's configuration of a case's cluster.
 pub fn cluster_config(spec: &CaseSpec) -> ClusterConfig {
@@ -108,4 +109,12 @@ pub fn outside_address(v6: bool) -> IpAddr {
         "198.51.100.10"
     };
     text.parse().expect("valid")
+}
+
+/// The profile's name in a scenario file.
+pub fn profile_name(profile: ConntrackProfile) -> &'static str {
+    match profile {
+        ConntrackProfile::Calico => "calico",
+        ConntrackProfile::Strict => "strict",
+    }
 }

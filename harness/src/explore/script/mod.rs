@@ -13,8 +13,8 @@ mod config;
 mod situations;
 
 pub use config::{
-    cluster_config, floating_address, outside_address, pools, SPARE_POD, TINY_BLOCK_SIZE,
-    TINY_POD_POOL,
+    cluster_config, floating_address, outside_address, pools, profile_name, SPARE_POD,
+    TINY_BLOCK_SIZE, TINY_POD_POOL,
 };
 pub use situations::Situation;
 
@@ -26,7 +26,7 @@ use crate::calico::cluster::{
 use crate::calico::predict::Packet;
 use crate::calico::{PodPhase, FLOATING_IPS_ANNOTATION};
 use crate::check::{StreamExpectation, TrafficExpectation};
-use crate::vocab::{ConntrackProfile, IpFamily, Protocol, ECHO_PORT};
+use crate::vocab::{IpFamily, Protocol, ECHO_PORT};
 
 /// Node and external host names, in the addressing plan's order.
 pub const NODE_NAMES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -237,7 +237,7 @@ impl Reader<'_> {
                 true
             }
             Op::Wait => {
-                self.steps.push(ScriptStep::WaitMs(SETTLE_WAIT_MS));
+                self.wait(SETTLE_WAIT_MS);
                 true
             }
         }
@@ -396,8 +396,15 @@ impl Reader<'_> {
         record(self);
         if !followed.is_empty() {
             self.streams = followed;
-            self.steps.push(ScriptStep::WaitMs(SETTLE_WAIT_MS));
+            self.wait(SETTLE_WAIT_MS);
         }
+    }
+
+    /// A wait step: the model's clock moves on too (keyless GRE entries
+    /// time out by it).
+    fn wait(&mut self, ms: u64) {
+        self.steps.push(ScriptStep::WaitMs(ms));
+        self.cluster.elapse(std::time::Duration::from_millis(ms));
     }
 
     /// Live pods, by name.
@@ -540,6 +547,8 @@ impl Reader<'_> {
             count,
             expect,
         });
+        // Its conntrack entries stay (keyless GRE: calico::predict::GreTable).
+        let _ = self.cluster.sent(&packet);
         true
     }
 
@@ -563,12 +572,13 @@ impl Reader<'_> {
             to: to_text,
         });
         // The stream's first state gets packets too.
-        self.steps.push(ScriptStep::WaitMs(SETTLE_WAIT_MS));
+        self.wait(SETTLE_WAIT_MS);
         true
     }
 
     fn stop_stream(&mut self, name: &str) {
         if let Some(track) = self.streams.remove(name) {
+            self.cluster.stream_stopped(track.flow(), track.answered());
             (self.situations).extend(situations::of_stream(&track, self.spec.profile));
             self.steps.push(ScriptStep::StopStream {
                 name: name.to_string(),
@@ -583,13 +593,5 @@ fn family(v6: bool) -> IpFamily {
         IpFamily::V6
     } else {
         IpFamily::V4
-    }
-}
-
-/// The profile's name in a scenario file.
-pub fn profile_name(profile: ConntrackProfile) -> &'static str {
-    match profile {
-        ConntrackProfile::Calico => "calico",
-        ConntrackProfile::Strict => "strict",
     }
 }
