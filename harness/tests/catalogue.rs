@@ -46,24 +46,29 @@ const DATAPLANE_ENV: &str = "FIP_HARNESS_DATAPLANE";
 fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
     // Labs wait on the kernel far more than they compute: run several at once even
-    // on a 2-core machine unless the user says otherwise.
+    // on a 2-core machine unless the user says otherwise (as `run` does, and
+    // bounded by the host's neighbour table: see `run_case`).
     if args.test_threads.is_none() {
-        args.test_threads = Some(6);
+        args.test_threads = Some(runner::default_jobs());
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let folders = catalogue_folders(root, std::env::var_os(SCENARIOS_ENV).as_deref());
     let trials = match plan(&folders) {
-        Ok(plan) => plan
-            .into_iter()
-            .map(|case| {
-                let name = case.test_name();
-                Trial::test(name, move || run_case(case))
-            })
-            .chain([Trial::test(
-                "catalogue::a_backend_that_observes_otherwise_fails",
-                a_backend_that_observes_otherwise_fails,
-            )])
-            .collect(),
+        Ok(mut plan) => {
+            // The longest first, as `run` starts them: a long case started
+            // last would stretch the run's tail.
+            plan.sort_by_key(|case| std::cmp::Reverse(runner::CaseCost::of(&case.scenario).length));
+            plan.into_iter()
+                .map(|case| {
+                    let name = case.test_name();
+                    Trial::test(name, move || run_case(case))
+                })
+                .chain([Trial::test(
+                    "catalogue::a_backend_that_observes_otherwise_fails",
+                    a_backend_that_observes_otherwise_fails,
+                )])
+                .collect()
+        }
         Err(errors) => {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             vec![Trial::test("catalogue::load", move || {
@@ -136,12 +141,21 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
         seed: Some(seed()),
         ..RunOptions::default()
     };
+    // Only as many labs at once as the host's neighbour table has room for.
+    let room = room().take(runner::CaseCost::of(&case.scenario).neighbours);
     let result = runner::run_case_blocking(&case, &options);
+    drop(room);
     if !result.head.outcome.is_pass() {
         return Err(result.failure_text().into());
     }
     agree_with_other_backends(records(), &result, &Compared::of(&case.scenario))
         .map_err(Failed::from)
+}
+
+/// The neighbour-table room of this process's labs.
+fn room() -> &'static runner::Room {
+    static ROOM: OnceLock<runner::Room> = OnceLock::new();
+    ROOM.get_or_init(|| runner::Room::new(runner::neighbour_budget()))
 }
 
 type Records = HashMap<(String, String), Vec<(String, CaseObservation)>>;

@@ -1,7 +1,6 @@
 //! `fip-harness run`: run scenarios, each case in a lab of its own, print
 //! progress and failures, and write JUnit XML, a JSON summary and report.html.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -27,9 +26,11 @@ pub struct Args {
     /// Only the scenarios whose name or a tag matches REGEX (`!REGEX`: the others).
     #[arg(long, value_name = "REGEX")]
     filter: Option<String>,
-    /// Cases to run at once, each in its own lab.
-    #[arg(long, short, default_value_t = 6)]
-    jobs: usize,
+    /// Cases to run at once, each in its own lab (default: eight per core, at
+    /// most 32); the longest start first, and only as many labs as the
+    /// host's neighbour table has room for run together.
+    #[arg(long, short)]
+    jobs: Option<usize>,
     /// Leave the lab of a failing case up, and say how to get into it. With a
     /// value, the lab is named after it: the name itself for one case, a
     /// prefix (at most 8 characters) when the run has several.
@@ -123,11 +124,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             say!("{text}");
         }
     };
+    let jobs = args.jobs.unwrap_or_else(runner::default_jobs).max(1);
     line(&format!(
-        "running {total} case(s), {} at a time, seed {seed}",
-        args.jobs.max(1)
+        "running {total} case(s), {jobs} at a time, seed {seed}"
     ));
-    let queue = Mutex::new(cases.into_iter().collect::<VecDeque<_>>());
     let style = if json {
         Style {
             colour: false,
@@ -137,31 +137,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Style::from_environment()
     };
     let progress = Progress::new(style, total);
-    std::thread::scope(|scope| {
-        for _ in 0..args.jobs.clamp(1, total) {
-            scope.spawn(|| loop {
-                let Some(case) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
-                    break;
-                };
-                let name = case.test_name();
-                progress.started(&name);
-                // A panic in the case is caught there and fails only that case.
-                let result = runner::run_case_blocking(&case, &options);
-                let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
-                // Once interrupted, a case whose lab was removed under it did
-                // not finish; checked under the lock the handler reads with.
-                if fip_harness::lab::signals::is_cancelled() {
-                    break;
-                }
-                if json {
-                    eprint!("{}", result_lines(&result));
-                } else {
-                    progress.finished(&name, &result_lines(&result));
-                }
-                results.push(result);
-            });
+    let on_start = |case: &PlannedCase| progress.started(&case.test_name());
+    let on_finish = |case: &PlannedCase, result: &ScenarioResult| {
+        let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
+        // Once interrupted, a case whose lab was removed under it did not
+        // finish; checked under the lock the handler reads with.
+        if fip_harness::lab::signals::is_cancelled() {
+            return;
         }
-    });
+        if json {
+            eprint!("{}", result_lines(result));
+        } else {
+            progress.finished(&case.test_name(), &result_lines(result));
+        }
+        results.push(result.clone());
+    };
+    runner::run_cases_with(&cases, jobs, &options, &on_start, &on_finish);
     super::signals::defer_to_interrupt_handler();
     progress.clear();
     let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -19,6 +19,7 @@ mod replay;
 mod repro;
 mod results;
 mod routing;
+mod schedule;
 mod send;
 mod settle;
 mod step_text;
@@ -32,10 +33,13 @@ pub use choice::{ChoiceError, ChosenDataplane, DataplaneChoice};
 pub use error::RunnerError;
 pub use naming::{base36, check_prefix, seeded_lab_name, unique_lab_name, LabNaming};
 pub use options::RunOptions;
-pub use parallel::run_cases;
+pub use parallel::{run_cases, run_cases_with};
 pub use phases::PhaseTimes;
 pub use replay::run_scenario;
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpReport};
+pub use schedule::{
+    default_jobs, neighbour_budget, neighbour_need, CaseCost, Room, Schedule, Taken,
+};
 pub use up_record::UpRecord;
 
 use crate::bgp::RoutingMode;
