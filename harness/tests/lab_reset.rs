@@ -46,7 +46,7 @@ fn leaks_with(steps: &[ResetStep], dataplane: &str, tag: &str) -> Vec<String> {
     let case = case(dataplane);
     let options = options(tag);
     let first = pool.run_case(&case, &options);
-    assert!(first.outcome.is_pass(), "{}", first.failure_text());
+    assert!(first.head.outcome.is_pass(), "{}", first.failure_text());
     let leaks = pool.leaks();
     if leaks.is_empty() {
         // Reused: the second case must meet the lab as the first did.
@@ -57,7 +57,7 @@ fn leaks_with(steps: &[ResetStep], dataplane: &str, tag: &str) -> Vec<String> {
                 ..options.clone()
             },
         );
-        assert!(second.outcome.is_pass(), "{}", second.failure_text());
+        assert!(second.head.outcome.is_pass(), "{}", second.failure_text());
         assert_eq!(pool.counts().reused, 1, "{:?}", pool.counts());
     }
     pool.close();

@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     say!("{}", conform::release_line(release, &pairs));
     let progress = Progress::new(Style::from_environment(), pairs.len() * 2);
     let report = conform::run_conformance(vendor, &pairs, args.jobs, &options, &|case, result| {
-        let verdict = if result.outcome.is_pass() {
+        let verdict = if result.head.outcome.is_pass() {
             "PASS"
         } else {
             "FAIL"
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &format!(
                 "{verdict} {} ({:.2} s)\n",
                 result.case_name(),
-                result.duration_ms as f64 / 1000.0
+                result.head.duration_ms as f64 / 1000.0
             ),
         );
     });

@@ -147,7 +147,7 @@ impl Judge for RunJudge {
 /// nothing.
 pub fn judgement_of(result: &ScenarioResult) -> Judgement {
     use crate::check::Outcome;
-    match &result.outcome {
+    match &result.head.outcome {
         Outcome::Passed => Judgement::Pass,
         Outcome::Error { reason } if reason.starts_with("building the lab") => {
             Judgement::NotJudged(reason.clone())

@@ -139,7 +139,7 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".to_string());
         let mut result = case_error(case, options, format!("the harness panicked: {message}"));
-        result.duration_ms = started.elapsed().as_millis() as u64;
+        result.head.duration_ms = started.elapsed().as_millis() as u64;
         result
     })
 }
@@ -170,7 +170,7 @@ pub fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> S
 #[cfg(test)]
 pub(crate) fn result_for_tests(case: &PlannedCase, outcome: Outcome) -> ScenarioResult {
     let mut result = case_error(case, &RunOptions::default(), String::new());
-    result.outcome = outcome;
+    result.head.outcome = outcome;
     result
 }
 

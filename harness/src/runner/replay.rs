@@ -73,14 +73,14 @@ pub(super) async fn run_scenario_in(
     let mut given_back = None;
     match started_run {
         Err(error) => {
-            result.outcome = Outcome::Error {
+            result.head.outcome = Outcome::Error {
                 reason: error.to_string(),
             }
         }
         Ok(mut run) => {
             let all = 0..scenario.steps.len();
-            result.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
-            let keep = options.keep_on_failure && !result.outcome.is_pass();
+            result.head.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
+            let keep = options.keep_on_failure && !result.head.outcome.is_pass();
             if keep {
                 keep_failing_lab(run, scenario, dataplane, profile, options, &mut result);
             } else {
@@ -94,8 +94,8 @@ pub(super) async fn run_scenario_in(
                 };
                 super::phases::add(super::phases::Phase::Lab, ending);
                 if let Err(error) = finished {
-                    if result.outcome.is_pass() {
-                        result.outcome = Outcome::Error {
+                    if result.head.outcome.is_pass() {
+                        result.head.outcome = Outcome::Error {
                             reason: error.to_string(),
                         };
                     }
@@ -103,7 +103,7 @@ pub(super) async fn run_scenario_in(
             }
         }
     }
-    result.duration_ms = started.elapsed().as_millis() as u64;
+    result.head.duration_ms = started.elapsed().as_millis() as u64;
     (result, given_back)
 }
 
@@ -137,7 +137,7 @@ impl ScenarioRun<'_> {
     ) -> Outcome {
         let mut album = Album::default();
         let outcome = self.replay_steps(range, skipped, result, &mut album).await;
-        result.lab_pictures = album.close(self).await;
+        result.lab_pictures = album.close(self.scene()).await;
         outcome
     }
 
@@ -192,10 +192,10 @@ impl ScenarioRun<'_> {
                     // ends the run before its result would be read.
                     batched.next().unwrap_or(Ok(()))
                 } else {
-                    album.before(self, index, step).await;
+                    album.before(self.scene(), index, step).await;
                     self.engine.begin_step(index as u32);
                     let outcome = self.run_step(index, step, &mut step_result, result).await;
-                    album.after(self, index, step).await;
+                    album.after(self.scene(), index, step).await;
                     outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {
