@@ -116,6 +116,7 @@ fn explore_passes_a_reference_dataplane() {
             // Labs are reused between cases of one shape: every reset lab
             // must be as built (tests/lab_reset.rs shows the check catches
             // each class of leftover), or the run fails.
+            "--reuse-labs",
             "--check-reset",
             "--report-dir",
             dir.path().to_str().unwrap(),

@@ -31,7 +31,7 @@ pub struct Options {
     /// The cases' seed.
     pub seed: Seed,
     /// Run a case in a lab an earlier case of its shape left, reset in
-    /// between (`explore`'s default), or build a lab per case.
+    /// between (`explore --reuse-labs`), or build a lab per case (the default).
     pub reuse_labs: bool,
 }
 
@@ -42,7 +42,7 @@ impl Default for Options {
             jobs: 2,
             dataplane: DataplaneChoice::Builtin(crate::vocab::BackendKind::NftMaps),
             seed: Seed(1),
-            reuse_labs: true,
+            reuse_labs: false,
         }
     }
 }
@@ -112,7 +112,7 @@ fn measure(args: &Options, dir: &ExploreDir) -> super::Result<()> {
             counts.reset_failures
         );
     } else {
-        say!("labs: one built for each case (--fresh-labs)");
+        say!("labs: one built for each case (--reuse-labs reuses them)");
     }
     print_shares(&phases);
     let (baseline_cases, baseline_time) = baseline(args, &dir.path, outcome.cases)?;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use fip_harness::conform;
 use fip_harness::conform::ConformJudge;
 use fip_harness::explore::{Budget, ExploreDir, RunJudge, ShrinkLimits};
-use fip_harness::runner::{DataplaneChoice, LabPool, RunOptions};
+use fip_harness::runner::{DataplaneChoice, RunOptions};
 use fip_harness::scenario::DurationValue;
 use fip_harness::seed::Seed;
 
@@ -148,7 +148,7 @@ fn explore(
                 seed: Some(seed),
                 ..RunOptions::default()
             },
-            labs: Some(LabPool::new(false)),
+            labs: None,
         },
     };
     say!("");

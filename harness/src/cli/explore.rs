@@ -41,13 +41,14 @@ pub struct Args {
     /// Where the shrunk scenario (and the CNI configs it names) is written.
     #[arg(long, default_value = "reports/explore")]
     report_dir: PathBuf,
-    /// Build a lab for every case (by default a case runs in a lab an
-    /// earlier case of the same shape left, reset in between).
+    /// Run a case in a lab an earlier case of the same shape left, reset in
+    /// between (by default every case builds its own lab: today's reset
+    /// costs more than a build, docs/benchmarks.md).
     #[arg(long)]
-    fresh_labs: bool,
+    reuse_labs: bool,
     /// After every reset, compare the lab's fingerprint with the lab as
     /// built; a difference fails the run (for CI and debugging).
-    #[arg(long, conflicts_with = "fresh_labs")]
+    #[arg(long, requires = "reuse_labs")]
     check_reset: bool,
     #[command(flatten)]
     calico: super::choices::CalicoArg,
@@ -79,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             seed: Some(seed),
             ..RunOptions::default()
         },
-        labs: (!args.fresh_labs).then(|| LabPool::new(args.check_reset)),
+        labs: args.reuse_labs.then(|| LabPool::new(args.check_reset)),
     };
     let limits = ShrinkLimits {
         max_runs: args.max_shrink_runs,
