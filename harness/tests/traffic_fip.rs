@@ -372,3 +372,34 @@ async fn seen_at(engine: &TrafficEngine, endpoint: &str, n: usize) {
         .await
         .unwrap_or_else(|_| panic!("{endpoint} never saw {n} probes"));
 }
+
+/// A stream has sent its first probe when its start returns: the scenario's
+/// next step (a floating IP's move, say) comes after the packet that fixes
+/// the flow's NAT, as the model has it. On a current-thread runtime the
+/// sending task runs only when the caller waits, so a stream stopped at once
+/// sent nothing before (`explore --dataplane iptables --seed 4201` case 1846:
+/// on a loaded machine the task first ran after the move, and the stream
+/// went to the new pod).
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_has_sent_its_first_probe_when_its_start_returns() {
+    let (_bed, engine) = setup("fs").await;
+    let stream = engine
+        .start_stream(StreamSpec::new(
+            "client",
+            FLOATING_V4.into(),
+            Protocol::Udp,
+            Duration::from_secs(3600),
+        ))
+        .await
+        .unwrap();
+    let outcome = stream.stop().await.unwrap();
+
+    assert_eq!(outcome.sent, 1, "{outcome:#?}");
+    assert!(
+        outcome
+            .deliveries
+            .iter()
+            .any(|o| o.token.seq == 0 && o.endpoint == "pod"),
+        "{outcome:#?}"
+    );
+}

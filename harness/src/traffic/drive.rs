@@ -3,7 +3,7 @@
 //! probe they answer by the token's sequence number. A free-running probe of
 //! raw packets runs on [`super::inline`] instead, with the same [`Tally`].
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::probe::Transport;
@@ -21,13 +21,25 @@ pub(crate) async fn drive(
             return result;
         }
     }
-    drive_async(transport, pace, stop).await
+    drive_async(transport, pace, stop, None).await
+}
+
+/// A background stream's run: as [`drive`], telling `first_sent` once its
+/// first probe has been handed to the kernel.
+pub(crate) async fn drive_stream(
+    transport: &mut Transport,
+    pace: Pace,
+    stop: watch::Receiver<bool>,
+    first_sent: oneshot::Sender<()>,
+) -> DriveResult {
+    drive_async(transport, pace, Some(stop), Some(first_sent)).await
 }
 
 async fn drive_async(
     transport: &mut Transport,
     pace: Pace,
     mut stop: Option<watch::Receiver<bool>>,
+    mut first_sent: Option<oneshot::Sender<()>>,
 ) -> DriveResult {
     let mut tally = Tally::new(pace.count);
     let mut stopping = false;
@@ -56,6 +68,9 @@ async fn drive_async(
         if let (Some(seq), true, None) = (next, window_open, &ticker) {
             let ok = transport.send(seq).await.is_ok();
             tally.record_send(ok);
+            if let Some(sent) = first_sent.take() {
+                let _ = sent.send(());
+            }
             continue;
         }
         let stalled_at = tokio::time::Instant::from_std(tally.last_progress) + pace.timeout;
@@ -79,6 +94,9 @@ async fn drive_async(
             _ = async { ticker.as_mut().unwrap().tick().await }, if more && window_open && ticker.is_some() => {
                 let ok = transport.send(tally.result.sent).await.is_ok();
                 tally.record_send(ok);
+                if let Some(sent) = first_sent.take() {
+                    let _ = sent.send(());
+                }
             }
             _ = tokio::time::sleep_until(stalled_at), if more && !window_open => {
                 tally.give_up_window();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::seed::Seed;
 use tokio::task::JoinHandle;
@@ -29,6 +29,15 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(1);
 /// never comes (a stream whose last state delivers nothing) held every such
 /// stop for a whole second, a third of an explored case's time.
 const STREAM_DRAIN: Duration = Duration::from_millis(300);
+
+/// How long starting a stream waits at most for its first probe to leave.
+/// The scenario's next steps must come after it: the model fixes a flow's
+/// NAT by its first packet, in the state its start step saw. On a loaded
+/// machine the sending task once ran hundreds of milliseconds after the
+/// start step returned, after the floating IP had moved (`fip-harness
+/// explore --dataplane iptables --seed 4201`, case 1846). A bound only so
+/// that a stuck task cannot hold the run; never reached in practice.
+const STREAM_FIRST_SEND: Duration = Duration::from_secs(5);
 
 struct Endpoint {
     spec: EndpointSpec,
@@ -367,6 +376,7 @@ impl TrafficEngine {
         opening.timeout = STREAM_TIMEOUT;
         let (id, mut transport) = self.open(&opening).await?;
         let (stop, stopped) = watch::channel(false);
+        let (first_sent, sent) = oneshot::channel();
         let engine = self.clone();
         let task = tokio::spawn(async move {
             let pace = drive::Pace {
@@ -376,7 +386,7 @@ impl TrafficEngine {
                 window: usize::MAX,
                 timeout: STREAM_DRAIN,
             };
-            let result = drive::drive(&mut transport, pace, Some(stopped)).await;
+            let result = drive::drive_stream(&mut transport, pace, stopped, first_sent).await;
             let sctp_events = transport.close().await;
             Ok(engine
                 .outcome(
@@ -390,6 +400,8 @@ impl TrafficEngine {
                 )
                 .await)
         });
+        // The task dropping its end (it ended before sending) ends the wait too.
+        let _ = tokio::time::timeout(STREAM_FIRST_SEND, sent).await;
         Ok(StreamHandle { stop, task })
     }
 }
