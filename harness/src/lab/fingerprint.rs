@@ -210,11 +210,9 @@ pub(super) fn program_output(
     program: &'static str,
     args: &[&str],
 ) -> Result<String, LabError> {
+    // Spawned from a thread inside the namespace: no fork of the harness.
     let output = ns
-        .command(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
+        .output(std::process::Command::new(program).args(args))
         .map_err(|e| LabError::Program {
             namespace: ns.name().to_string(),
             program,

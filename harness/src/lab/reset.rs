@@ -300,8 +300,8 @@ fn run_with_input(
         program,
         detail,
     };
-    let mut child = ns
-        .command(program)
+    let mut command = std::process::Command::new(program);
+    command
         .args(args)
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -309,12 +309,12 @@ fn run_with_input(
             Stdio::null()
         })
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => failed(crate::programs::missing(program).to_string()),
-            _ => failed(e.to_string()),
-        })?;
+        .stderr(Stdio::piped());
+    // Spawned from a thread inside the namespace: no fork of the harness.
+    let mut child = ns.spawn(&mut command).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => failed(crate::programs::missing(program).to_string()),
+        _ => failed(e.to_string()),
+    })?;
     if let Some(text) = input {
         use std::io::Write;
         let mut pipe = child.stdin.take().expect("stdin was piped");
