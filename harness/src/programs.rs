@@ -17,6 +17,11 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("ip6tables-legacy-save", "iptables"),
     // Felix's feature detection (dataplane/features.rs): `iptables-legacy --version`.
     ("iptables-legacy", "iptables"),
+    // A lab's fingerprint (lab/fingerprint.rs) reads both iptables of a node.
+    ("iptables-nft-save", "iptables"),
+    ("ip6tables-nft-save", "iptables"),
+    // A lab's fingerprint and reset: sockets, TIME_WAIT ones killed (`ss -K`).
+    ("ss", "iproute2"),
     // The iptables backend's NAT-outgoing IP sets (`ipset restore`), as Felix writes them.
     ("ipset", "ipset"),
     ("ping", "iputils-ping"),

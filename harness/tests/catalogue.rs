@@ -145,7 +145,7 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     let room = room().take(runner::CaseCost::of(&case.scenario).neighbours);
     let result = runner::run_case_blocking(&case, &options);
     drop(room);
-    if !result.outcome.is_pass() {
+    if !result.head.outcome.is_pass() {
         return Err(result.failure_text().into());
     }
     agree_with_other_backends(records(), &result, &Compared::of(&case.scenario))
@@ -179,7 +179,7 @@ fn agree_with_other_backends(
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let group = records
-        .entry((result.name.clone(), result.profile.clone()))
+        .entry((result.head.name.clone(), result.head.profile.clone()))
         .or_default();
     for (backend, theirs) in group.iter() {
         let Some(at) = mine.first_difference(theirs) else {
@@ -194,12 +194,12 @@ fn agree_with_other_backends(
         };
         return Err(format!(
             "the backends disagree on what the checks observed:\n{}: {}\n{backend}: {}",
-            result.backend,
+            result.head.backend,
             show(&mine),
             show(theirs)
         ));
     }
-    group.push((result.backend.clone(), mine));
+    group.push((result.head.backend.clone(), mine));
     Ok(())
 }
 
@@ -207,17 +207,19 @@ fn agree_with_other_backends(
 /// from different addresses disagree; a third equal to the first agrees.
 fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
     use fip_harness::check::DeliveryObserved;
-    use fip_harness::report::{Outcome, StepResult};
+    use fip_harness::report::{CaseHead, Outcome, StepResult};
 
     let result = |backend: &str, reply_source: &str| ScenarioResult {
-        name: "agreement-self-test".into(),
-        file: PathBuf::new(),
-        backend: backend.into(),
-        profile: "calico".into(),
-        tags: Vec::new(),
-        routing: "bird".into(),
-        outcome: Outcome::Passed,
-        duration_ms: 0,
+        head: CaseHead {
+            name: "agreement-self-test".into(),
+            file: PathBuf::new(),
+            backend: backend.into(),
+            profile: "calico".into(),
+            tags: Vec::new(),
+            routing: "bird".into(),
+            outcome: Outcome::Passed,
+            duration_ms: 0,
+        },
         steps: vec![StepResult {
             index: 0,
             summary: "send icmp ext -> 203.0.113.10".into(),

@@ -354,7 +354,7 @@ fn every_report_of_a_differing_dataplane_gives_the_same_counts() {
     let json: ConformReport =
         serde_json::from_str(&std::fs::read_to_string(reports.join("conform.json")).unwrap())
             .unwrap();
-    let counts = json.counts;
+    let counts = &json.counts;
     // Every verdict is there at least once (the kept-lab case of
     // from-external-v4 is the sixth case, and matches).
     assert_eq!(
@@ -372,7 +372,21 @@ fn every_report_of_a_differing_dataplane_gives_the_same_counts() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines.contains(&counts.line().as_str()), "{stdout}");
     assert!(lines.contains(&json.verdict.as_str()), "{stdout}");
-    // conform.json's entries, and each case's own file, say the same.
+    case_files_agree_with_the_counts(&json, &reports);
+    junit_agrees_with_the_counts(&json, &reports);
+    the_page_agrees_with_the_counts(&json, &reports);
+}
+
+/// `text` as it reads inside XML and HTML.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// conform.json's entries, and each case's own file, say the same.
+fn case_files_agree_with_the_counts(json: &ConformReport, reports: &Path) {
+    let counts = &json.counts;
     let marks = |verdict: &str| {
         json.cases
             .iter()
@@ -403,7 +417,11 @@ fn every_report_of_a_differing_dataplane_gives_the_same_counts() {
             serde_json::to_value(&case.verdict).unwrap()["verdict"]
         );
     }
-    // junit.xml: tests, failures, errors and skipped, and both lines.
+}
+
+/// junit.xml: tests, failures, errors and skipped, and both lines.
+fn junit_agrees_with_the_counts(json: &ConformReport, reports: &Path) {
+    let counts = &json.counts;
     let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
     let suite = |name| {
         attribute(&junit, "testsuite", name)
@@ -426,11 +444,6 @@ fn every_report_of_a_differing_dataplane_gives_the_same_counts() {
         "{junit}"
     );
     assert_eq!(junit.matches("<skipped").count(), counts.not_judged);
-    let escaped = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
     assert!(
         junit.contains(&format!("value=\"{}\"", escaped(&json.verdict))),
         "{junit}"
@@ -439,8 +452,12 @@ fn every_report_of_a_differing_dataplane_gives_the_same_counts() {
         junit.contains(&format!("value=\"{}\"", escaped(&counts.line()))),
         "{junit}"
     );
-    // report.html: the verdict is the headline, the counts line below it, and
-    // each case's section carries its mark.
+}
+
+/// report.html: the verdict is the headline, the counts line below it, and
+/// each case's section carries its mark.
+fn the_page_agrees_with_the_counts(json: &ConformReport, reports: &Path) {
+    let counts = &json.counts;
     let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
     assert!(
         html.contains(&format!(">{}</h1>", escaped(&json.verdict))),

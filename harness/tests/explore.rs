@@ -113,6 +113,10 @@ fn explore_passes_a_reference_dataplane() {
             seed,
             "--jobs",
             "4",
+            // Labs are reused between cases of one shape: every reset lab
+            // must be as built (tests/lab_reset.rs shows the check catches
+            // each class of leftover), or the run fails.
+            "--check-reset",
             "--report-dir",
             dir.path().to_str().unwrap(),
         ]);
@@ -120,6 +124,15 @@ fn explore_passes_a_reference_dataplane() {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let stdout = explore("5");
+    let reused = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("labs: "))
+        .and_then(|l| l.split(" reused").next())
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no `labs:` line:\n{stdout}"));
+    assert!(reused > 0, "no lab was reused:\n{stdout}");
+    assert!(stdout.contains("0 reset(s) failed"), "{stdout}");
     assert!(stdout.contains("12 case(s) in"), "{stdout}");
     assert!(stdout.contains(": 12 passed, 0 not judged"), "{stdout}");
     assert!(

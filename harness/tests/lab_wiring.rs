@@ -154,193 +154,214 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
             cali_a,
             fip_harness::calico::veth_name_for_workload("default", "pod-a")
         );
-
-        // Node: uplink addresses, forwarding, proxy ARP on the workload side only.
-        assert_eq!(
-            addresses(&lab, "node-0", "eth0"),
-            BTreeSet::from(["198.18.0.10/24".into(), "2001:db8:ff::a/64".into()])
-        );
-        assert_eq!(sysctl(&lab, "node-0", "net.ipv4.ip_forward"), "1");
-        // Every node tracks connections for its whole life, NAT rules or not
-        // (lab/tracking.rs); no other member needs it.
-        for member in ["node-0", "node-1", "node-2", "fabric"] {
-            let out = lab
-                .netns(member)
-                .unwrap()
-                .command(program("nft"))
-                .args(["list", "table", "inet", "fiph-lab-tracking"])
-                .output()
-                .unwrap();
-            let listing = String::from_utf8_lossy(&out.stdout);
-            assert_eq!(
-                listing.contains("ct state invalid counter"),
-                member != "fabric",
-                "{member}: {out:?}"
-            );
-        }
-        assert_eq!(sysctl(&lab, "node-0", "net.ipv6.conf.all.forwarding"), "1");
-        assert_eq!(
-            sysctl(&lab, "node-0", &format!("net.ipv4.conf.{cali_a}.proxy_arp")),
-            "1"
-        );
-        assert_eq!(
-            sysctl(&lab, "node-0", &format!("net.ipv6.conf.{cali_a}.proxy_ndp")),
-            "1"
-        );
-        assert_eq!(
-            sysctl(
-                &lab,
-                "node-0",
-                &format!("net.ipv4.neigh.{cali_a}.proxy_delay")
-            ),
-            "0"
-        );
-        // The rest of Calico's `configureSysctls` for a dual-stack pod.
-        for (setting, value) in [
-            (format!("net.ipv4.conf.{cali_a}.route_localnet"), "1"),
-            (format!("net.ipv4.conf.{cali_a}.forwarding"), "1"),
-            (format!("net.ipv6.conf.{cali_a}.accept_ra"), "0"),
-            (format!("net.ipv6.conf.{cali_a}.accept_dad"), "0"),
-            (format!("net.ipv6.conf.{cali_a}.forwarding"), "1"),
-        ] {
-            assert_eq!(sysctl(&lab, "node-0", &setting), value, "{setting}");
-        }
-        assert_eq!(sysctl(&lab, "node-0", "net.ipv4.conf.eth0.proxy_arp"), "0");
-        assert_eq!(
-            sysctl(&lab, "node-0", "net.ipv4.conf.eth0.route_localnet"),
-            "0"
-        );
-        assert_eq!(sysctl(&lab, "node-0", "net.ipv6.conf.eth0.accept_ra"), "1");
-        assert_eq!(sysctl(&lab, "node-0", "net.ipv6.conf.eth0.proxy_ndp"), "0");
-        // An IPv4-only pod gets only the IPv4 settings, and accept_ra.
-        let cali_c = lab.pod_interface("pod-c").unwrap().to_string();
-        for (setting, value) in [
-            (format!("net.ipv4.conf.{cali_c}.proxy_arp"), "1"),
-            (format!("net.ipv6.conf.{cali_c}.proxy_ndp"), "0"),
-            (format!("net.ipv6.conf.{cali_c}.accept_ra"), "0"),
-        ] {
-            assert_eq!(sysctl(&lab, "node-2", &setting), value, "{setting}");
-        }
-        assert_eq!(
-            sysctl(&lab, "node-0", "net.ipv4.conf.all.send_redirects"),
-            "0"
-        );
-        // The kernel's own ports (BIRD's BGP sessions) start where the seeded
-        // probe ports end, so a probe's bind never meets them.
-        for member in ["node-0", "fabric"] {
-            let range = sysctl(&lab, member, "net.ipv4.ip_local_port_range");
-            assert_eq!(
-                range.split_whitespace().collect::<Vec<_>>(),
-                ["40000", "60999"],
-                "{member}"
-            );
-        }
-
-        // Node routes: own block blackholed, others via their node, pod via cali.
-        let v4 = routes(&lab, "node-0", "-4");
-        for expected in [
-            "default via 198.18.0.1 dev eth0".to_string(),
-            "198.19.0.0/26 blackhole".into(),
-            "198.19.0.64/26 via 198.18.0.11 dev eth0".into(),
-            "198.19.0.128/26 via 198.18.0.12 dev eth0".into(),
-            format!("198.19.0.1 dev {cali_a}"),
-        ] {
-            assert!(v4.contains(&expected), "node-0 lacks {expected}: {v4:#?}");
-        }
-        let v6 = routes(&lab, "node-0", "-6");
-        for expected in [
-            "2001:db8:1::40/122 via 2001:db8:ff::b dev eth0".to_string(),
-            format!("2001:db8:1::1 dev {cali_a}"),
-        ] {
-            assert!(v6.contains(&expected), "node-0 lacks {expected}: {v6:#?}");
-        }
-        // Fabric: every block via its node.
-        let fabric = routes(&lab, "fabric", "-4");
-        assert!(
-            fabric.contains("198.19.0.64/26 via 198.18.0.11 dev br-nodes"),
-            "{fabric:#?}"
-        );
-        assert!(routes(&lab, "fabric", "-6")
-            .contains("2001:db8:1::80/122 via 2001:db8:ff::c dev br-nodes"));
-
-        // The containment check finds links into a namespace: none into the
-        // host, and (using the fabric as a stand-in host) node-0's uplink.
-        let host = std::fs::File::open("/proc/self/ns/net").unwrap();
-        let check = fip_harness::lab::safety::links_into_host;
-        let node0 = Member {
-            netns: lab.netns("node-0").unwrap().clone(),
-            nl: lab.netlink("node-0").unwrap().clone(),
-        };
-        assert!(check(&node0, &host).await.unwrap().is_empty());
-        let into_fabric = check(&node0, &lab.netns("fabric").unwrap().file().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(into_fabric.len(), 1, "{into_fabric:?}");
-        assert!(into_fabric[0].starts_with("link eth0 "), "{into_fabric:?}");
-
-        // Pod: its /32 and /128 on eth0, default routes via Calico's gateways.
-        assert_eq!(
-            addresses(&lab, "pod-a", "eth0"),
-            BTreeSet::from(["198.19.0.1/32".into(), "2001:db8:1::1/128".into()])
-        );
-        assert!(routes(&lab, "pod-a", "-4").contains("default via 169.254.1.1 dev eth0"));
-        assert!(
-            routes(&lab, "pod-a", "-6").contains("default via fe80::ecee:eeff:feee:eeee dev eth0")
-        );
-
-        // Traffic: pods across nodes, both families; an external host to a pod.
-        assert!(ping(&lab, "pod-a", ip("198.19.0.65")), "pod-a -> pod-b v4");
-        assert!(
-            ping(&lab, "pod-a", ip("2001:db8:1::41")),
-            "pod-a -> pod-b v6"
-        );
-        assert!(ping(&lab, "pod-c", ip("198.19.0.1")), "pod-c -> pod-a");
-        assert!(ping(&lab, "client", ip("198.19.0.65")), "client -> pod-b");
-        assert!(
-            ping(&lab, "client", ip("2001:db8:1::1")),
-            "client -> pod-a v6"
-        );
-
-        // A floating-IP style route on the fabric: replace is idempotent, removal too.
-        let fip = ip("203.0.113.5");
-        let via_node1 = NextHop::Via(lab.node_uplink("node-1", Family::V4).unwrap().unwrap());
-        lab.replace_host_route("fabric", fip, &via_node1)
-            .await
-            .unwrap();
-        lab.replace_host_route("fabric", fip, &via_node1)
-            .await
-            .unwrap();
-        assert!(routes(&lab, "fabric", "-4").contains("203.0.113.5 via 198.18.0.11 dev br-nodes"));
-        let cali_b = lab.pod_interface("pod-b").unwrap().to_string();
-        lab.replace_host_route("node-1", fip, &NextHop::Device(cali_b.clone()))
-            .await
-            .unwrap();
-        assert!(routes(&lab, "node-1", "-4").contains(&format!("203.0.113.5 dev {cali_b}")));
-        lab.remove_host_route("fabric", fip).await.unwrap();
-        lab.remove_host_route("fabric", fip).await.unwrap();
-        assert!(!routes(&lab, "fabric", "-4")
-            .iter()
-            .any(|r| r.starts_with("203.0.113.5")));
-
-        // Blocks handed out later are routed too.
-        lab.add_node_blocks("node-2", &["198.19.1.0/26".parse().unwrap()])
-            .await
-            .unwrap();
-        assert!(routes(&lab, "node-0", "-4").contains("198.19.1.0/26 via 198.18.0.12 dev eth0"));
-        assert!(routes(&lab, "fabric", "-4").contains("198.19.1.0/26 via 198.18.0.12 dev br-nodes"));
-
-        // Removing a pod removes its namespace and its node-side link.
-        lab.remove_pod("pod-c").await.unwrap();
-        assert!(!Netns::list_with_prefix(&namespace_prefix(&name))
-            .iter()
-            .any(|n| n.ends_with("-pod-c")));
-        assert!(!routes(&lab, "node-2", "-4")
-            .iter()
-            .any(|r| r.starts_with("198.19.0.129")));
-
+        nodes_are_set_up_as_calico_sets_them(&lab, &cali_a);
+        nodes_and_fabric_route_every_block(&lab, &cali_a);
+        the_containment_check_finds_links_into_a_namespace(&lab).await;
+        pods_have_their_addresses_and_calicos_gateways(&lab);
+        traffic_crosses_nodes_in_both_families(&lab);
+        host_routes_are_replaced_and_removed_idempotently(&mut lab).await;
+        later_blocks_are_routed_and_removed_pods_go(&mut lab, &name).await;
         lab.teardown().unwrap();
     }
     assert_gone(&name, &before);
+}
+
+/// Node: uplink addresses, forwarding, connection tracking, Calico's sysctls
+/// on the workload side only, the kernel's port range.
+fn nodes_are_set_up_as_calico_sets_them(lab: &Lab, cali_a: &str) {
+    assert_eq!(
+        addresses(lab, "node-0", "eth0"),
+        BTreeSet::from(["198.18.0.10/24".into(), "2001:db8:ff::a/64".into()])
+    );
+    assert_eq!(sysctl(lab, "node-0", "net.ipv4.ip_forward"), "1");
+    // Every node tracks connections for its whole life, NAT rules or not
+    // (lab/tracking.rs); no other member needs it.
+    for member in ["node-0", "node-1", "node-2", "fabric"] {
+        let out = lab
+            .netns(member)
+            .unwrap()
+            .command(program("nft"))
+            .args(["list", "table", "inet", "fiph-lab-tracking"])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            listing.contains("ct state invalid counter"),
+            member != "fabric",
+            "{member}: {out:?}"
+        );
+    }
+    assert_eq!(sysctl(lab, "node-0", "net.ipv6.conf.all.forwarding"), "1");
+    assert_eq!(
+        sysctl(lab, "node-0", &format!("net.ipv4.conf.{cali_a}.proxy_arp")),
+        "1"
+    );
+    assert_eq!(
+        sysctl(lab, "node-0", &format!("net.ipv6.conf.{cali_a}.proxy_ndp")),
+        "1"
+    );
+    assert_eq!(
+        sysctl(
+            lab,
+            "node-0",
+            &format!("net.ipv4.neigh.{cali_a}.proxy_delay")
+        ),
+        "0"
+    );
+    // The rest of Calico's `configureSysctls` for a dual-stack pod.
+    for (setting, value) in [
+        (format!("net.ipv4.conf.{cali_a}.route_localnet"), "1"),
+        (format!("net.ipv4.conf.{cali_a}.forwarding"), "1"),
+        (format!("net.ipv6.conf.{cali_a}.accept_ra"), "0"),
+        (format!("net.ipv6.conf.{cali_a}.accept_dad"), "0"),
+        (format!("net.ipv6.conf.{cali_a}.forwarding"), "1"),
+    ] {
+        assert_eq!(sysctl(lab, "node-0", &setting), value, "{setting}");
+    }
+    assert_eq!(sysctl(lab, "node-0", "net.ipv4.conf.eth0.proxy_arp"), "0");
+    assert_eq!(
+        sysctl(lab, "node-0", "net.ipv4.conf.eth0.route_localnet"),
+        "0"
+    );
+    assert_eq!(sysctl(lab, "node-0", "net.ipv6.conf.eth0.accept_ra"), "1");
+    assert_eq!(sysctl(lab, "node-0", "net.ipv6.conf.eth0.proxy_ndp"), "0");
+    // An IPv4-only pod gets only the IPv4 settings, and accept_ra.
+    let cali_c = lab.pod_interface("pod-c").unwrap().to_string();
+    for (setting, value) in [
+        (format!("net.ipv4.conf.{cali_c}.proxy_arp"), "1"),
+        (format!("net.ipv6.conf.{cali_c}.proxy_ndp"), "0"),
+        (format!("net.ipv6.conf.{cali_c}.accept_ra"), "0"),
+    ] {
+        assert_eq!(sysctl(lab, "node-2", &setting), value, "{setting}");
+    }
+    assert_eq!(
+        sysctl(lab, "node-0", "net.ipv4.conf.all.send_redirects"),
+        "0"
+    );
+    // The kernel's own ports (BIRD's BGP sessions) start where the seeded
+    // probe ports end, so a probe's bind never meets them.
+    for member in ["node-0", "fabric"] {
+        let range = sysctl(lab, member, "net.ipv4.ip_local_port_range");
+        assert_eq!(
+            range.split_whitespace().collect::<Vec<_>>(),
+            ["40000", "60999"],
+            "{member}"
+        );
+    }
+}
+
+/// Node routes: own block blackholed, others via their node, pod via cali;
+/// the fabric routes every block via its node.
+fn nodes_and_fabric_route_every_block(lab: &Lab, cali_a: &str) {
+    let v4 = routes(lab, "node-0", "-4");
+    for expected in [
+        "default via 198.18.0.1 dev eth0".to_string(),
+        "198.19.0.0/26 blackhole".into(),
+        "198.19.0.64/26 via 198.18.0.11 dev eth0".into(),
+        "198.19.0.128/26 via 198.18.0.12 dev eth0".into(),
+        format!("198.19.0.1 dev {cali_a}"),
+    ] {
+        assert!(v4.contains(&expected), "node-0 lacks {expected}: {v4:#?}");
+    }
+    let v6 = routes(lab, "node-0", "-6");
+    for expected in [
+        "2001:db8:1::40/122 via 2001:db8:ff::b dev eth0".to_string(),
+        format!("2001:db8:1::1 dev {cali_a}"),
+    ] {
+        assert!(v6.contains(&expected), "node-0 lacks {expected}: {v6:#?}");
+    }
+    // Fabric: every block via its node.
+    let fabric = routes(lab, "fabric", "-4");
+    assert!(
+        fabric.contains("198.19.0.64/26 via 198.18.0.11 dev br-nodes"),
+        "{fabric:#?}"
+    );
+    assert!(
+        routes(lab, "fabric", "-6").contains("2001:db8:1::80/122 via 2001:db8:ff::c dev br-nodes")
+    );
+}
+
+/// The containment check finds links into a namespace: none into the host,
+/// and (using the fabric as a stand-in host) node-0's uplink.
+async fn the_containment_check_finds_links_into_a_namespace(lab: &Lab) {
+    let host = std::fs::File::open("/proc/self/ns/net").unwrap();
+    let check = fip_harness::lab::safety::links_into_host;
+    let node0 = Member {
+        netns: lab.netns("node-0").unwrap().clone(),
+        nl: lab.netlink("node-0").unwrap().clone(),
+    };
+    assert!(check(&node0, &host).await.unwrap().is_empty());
+    let into_fabric = check(&node0, &lab.netns("fabric").unwrap().file().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(into_fabric.len(), 1, "{into_fabric:?}");
+    assert!(into_fabric[0].starts_with("link eth0 "), "{into_fabric:?}");
+}
+
+/// Pod: its /32 and /128 on eth0, default routes via Calico's gateways.
+fn pods_have_their_addresses_and_calicos_gateways(lab: &Lab) {
+    assert_eq!(
+        addresses(lab, "pod-a", "eth0"),
+        BTreeSet::from(["198.19.0.1/32".into(), "2001:db8:1::1/128".into()])
+    );
+    assert!(routes(lab, "pod-a", "-4").contains("default via 169.254.1.1 dev eth0"));
+    assert!(routes(lab, "pod-a", "-6").contains("default via fe80::ecee:eeff:feee:eeee dev eth0"));
+}
+
+/// Traffic: pods across nodes, both families; an external host to a pod.
+fn traffic_crosses_nodes_in_both_families(lab: &Lab) {
+    assert!(ping(lab, "pod-a", ip("198.19.0.65")), "pod-a -> pod-b v4");
+    assert!(
+        ping(lab, "pod-a", ip("2001:db8:1::41")),
+        "pod-a -> pod-b v6"
+    );
+    assert!(ping(lab, "pod-c", ip("198.19.0.1")), "pod-c -> pod-a");
+    assert!(ping(lab, "client", ip("198.19.0.65")), "client -> pod-b");
+    assert!(
+        ping(lab, "client", ip("2001:db8:1::1")),
+        "client -> pod-a v6"
+    );
+}
+
+/// A floating-IP style route on the fabric: replace is idempotent, removal too.
+async fn host_routes_are_replaced_and_removed_idempotently(lab: &mut Lab) {
+    let fip = ip("203.0.113.5");
+    let via_node1 = NextHop::Via(lab.node_uplink("node-1", Family::V4).unwrap().unwrap());
+    lab.replace_host_route("fabric", fip, &via_node1)
+        .await
+        .unwrap();
+    lab.replace_host_route("fabric", fip, &via_node1)
+        .await
+        .unwrap();
+    assert!(routes(lab, "fabric", "-4").contains("203.0.113.5 via 198.18.0.11 dev br-nodes"));
+    let cali_b = lab.pod_interface("pod-b").unwrap().to_string();
+    lab.replace_host_route("node-1", fip, &NextHop::Device(cali_b.clone()))
+        .await
+        .unwrap();
+    assert!(routes(lab, "node-1", "-4").contains(&format!("203.0.113.5 dev {cali_b}")));
+    lab.remove_host_route("fabric", fip).await.unwrap();
+    lab.remove_host_route("fabric", fip).await.unwrap();
+    assert!(!routes(lab, "fabric", "-4")
+        .iter()
+        .any(|r| r.starts_with("203.0.113.5")));
+}
+
+/// Blocks handed out later are routed too; removing a pod removes its
+/// namespace and its node-side link.
+async fn later_blocks_are_routed_and_removed_pods_go(lab: &mut Lab, name: &str) {
+    lab.add_node_blocks("node-2", &["198.19.1.0/26".parse().unwrap()])
+        .await
+        .unwrap();
+    assert!(routes(lab, "node-0", "-4").contains("198.19.1.0/26 via 198.18.0.12 dev eth0"));
+    assert!(routes(lab, "fabric", "-4").contains("198.19.1.0/26 via 198.18.0.12 dev br-nodes"));
+
+    lab.remove_pod("pod-c").await.unwrap();
+    assert!(!Netns::list_with_prefix(&namespace_prefix(name))
+        .iter()
+        .any(|n| n.ends_with("-pod-c")));
+    assert!(!routes(lab, "node-2", "-4")
+        .iter()
+        .any(|r| r.starts_with("198.19.0.129")));
 }
 
 fn small(name: &str, nodes: usize) -> LabSpec {

@@ -109,14 +109,33 @@ fn up_until_the_move_then_replay_reproduces_its_failure_in_the_kept_lab() {
     let lab = format!("rr{}", std::process::id() % 1_000_000);
     let _guard = LabGuard(lab.clone());
 
-    // Steps 1-4: the pods, the stream's start (left for replay), the wait.
-    // The model refuses the wrong expectation: skip its check to run it.
+    up_until_step_5_keeps_the_lab_and_says_how_to_replay(file, &lab);
+    ls_and_state_show_the_kept_lab_before_the_move(&lab);
+    replay_from_step_5_fails_as_run_does(file, &lab, dir.path());
+
+    // The lab was kept, moved: web-b holds the floating IP now.
+    let state = json_of(&harness(&["state", &lab, "--json"]));
+    assert_eq!(holders(&state, "203.0.113.10"), ["web-b"]);
+
+    replaying_into_a_lab_not_kept_is_refused(file);
+
+    let down = harness(&["down", &lab]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(
+        !std::path::Path::new(&format!("/run/netns/fiph-{lab}-node-a")).exists(),
+        "down removed the lab"
+    );
+}
+
+/// Steps 1-4: the pods, the stream's start (left for replay), the wait.
+/// The model refuses the wrong expectation: skip its check to run it.
+fn up_until_step_5_keeps_the_lab_and_says_how_to_replay(file: &str, lab: &str) {
     let up = harness(&[
         "up",
         "--skip-model-check",
         file,
         "--name",
-        &lab,
+        lab,
         "--backend",
         "nftables",
         "--until-step",
@@ -135,20 +154,24 @@ fn up_until_the_move_then_replay_reproduces_its_failure_in_the_kept_lab() {
         shown.contains(&format!("fip-harness replay {lab}")),
         "{shown}"
     );
+}
 
+/// `ls --json` shows the lab kept; `state --json` shows web-a holding the
+/// floating IP, BIRD's routes and the hosting node's dataplane.
+fn ls_and_state_show_the_kept_lab_before_the_move(lab: &str) {
     let ls = harness(&["ls", "--json"]);
     assert!(ls.status.success(), "{}", text(&ls));
     let row = json_of(&ls)
         .as_array()
         .unwrap()
         .iter()
-        .find(|row| row["lab"] == lab.as_str())
+        .find(|row| row["lab"] == lab)
         .cloned()
         .expect("the lab in `ls --json`");
     assert_eq!(row["state"], "kept");
     insta::assert_json_snapshot!("ls_json_shape", shape(&row));
 
-    let state = harness(&["state", &lab, "--json"]);
+    let state = harness(&["state", lab, "--json"]);
     assert!(state.status.success(), "{}", text(&state));
     let state = json_of(&state);
     assert_eq!(holders(&state, "203.0.113.10"), ["web-a"]);
@@ -169,13 +192,15 @@ fn up_until_the_move_then_replay_reproduces_its_failure_in_the_kept_lab() {
             .collect(),
     );
     insta::assert_json_snapshot!("state_json_shape", shape(&hosting));
+}
 
-    // The move and the rest, in the kept lab: the same failure `run` reports.
-    let reports = dir.path().join("reports");
+/// The move and the rest, in the kept lab: the same failure `run` reports.
+fn replay_from_step_5_fails_as_run_does(file: &str, lab: &str, dir: &Path) {
+    let reports = dir.join("reports");
     let replay = harness(&[
         "replay",
         "--skip-model-check",
-        &lab,
+        lab,
         file,
         "--from-step",
         "5",
@@ -195,12 +220,10 @@ fn up_until_the_move_then_replay_reproduces_its_failure_in_the_kept_lab() {
     assert!(shown.contains("seed 7"), "the seed `up` used: {shown}");
     let bundle = reports.join("wrong-move/nftables/step-8");
     assert!(bundle.join("README.txt").is_file(), "{shown}");
+}
 
-    // The lab was kept, moved: web-b holds the floating IP now.
-    let state = json_of(&harness(&["state", &lab, "--json"]));
-    assert_eq!(holders(&state, "203.0.113.10"), ["web-b"]);
-
-    // Replaying into a lab that is not kept is refused without touching it.
+/// Replaying into a lab that is not kept is refused without touching it.
+fn replaying_into_a_lab_not_kept_is_refused(file: &str) {
     let refused = harness(&[
         "replay",
         "--skip-model-check",
@@ -220,13 +243,6 @@ fn up_until_the_move_then_replay_reproduces_its_failure_in_the_kept_lab() {
         text(&refused).contains("cannot be taken over"),
         "{}",
         text(&refused)
-    );
-
-    let down = harness(&["down", &lab]);
-    assert!(down.status.success(), "{}", text(&down));
-    assert!(
-        !std::path::Path::new(&format!("/run/netns/fiph-{lab}-node-a")).exists(),
-        "down removed the lab"
     );
 }
 

@@ -7,50 +7,20 @@
 //! Floating IPs come from 198.19.64.0/18 and synthetic pod addresses from
 //! 198.19.128.0/17 (benchmark range), so that 10,000 fit.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::Context;
-use crate::calico::{veth_name_for_workload, IpNatPair, IpPool, WorkloadEndpoint};
-use crate::control::{ClusterState, ConntrackProfile, ControlPlane, LabMembers};
+use crate::calico::veth_name_for_workload;
+use crate::control::{ConntrackProfile, ControlPlane, LabMembers};
 use crate::dataplane::{backend, BackendKind, DnatMapping, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
-use crate::lab::{Lab, LabSpec, NodeSpec, PodSpec};
 
 use super::dataplane_bird::BirdMove;
+pub use super::dataplane_lab::Options;
+use super::dataplane_lab::{build_lab, cluster, fip, internal, target_index};
 use super::figures::{median, print_load, print_target, quantile};
-
-/// What `bench dataplane` measures (the CLI's flags of the same names).
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Floating IPs on the loaded node.
-    pub count: u32,
-    /// Pings per RTT figure (each a new flow, so each goes through the NAT rules).
-    pub pings: usize,
-    /// Moves per move figure (median and p99 are reported).
-    pub moves: usize,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            count: 10_000,
-            pings: 40,
-            moves: 30,
-        }
-    }
-}
-
-pub(super) fn fip(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 64, 0)) + i))
-}
-
-fn internal(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(
-        u32::from(Ipv4Addr::new(198, 19, 128, 0)) + i,
-    ))
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
@@ -95,35 +65,6 @@ fn bench_name(tag: &str) -> String {
     format!("b{}{tag}", std::process::id() % 100_000)
 }
 
-/// Two nodes holding the first two /26 of the pod pool, an external host
-/// `ext`, and the pods `web` (node-0) and `web2` (node-1).
-pub(super) async fn build_lab(name: String, pods: bool) -> super::Result<Lab> {
-    let node = |name: &str, block: &str| -> super::Result<NodeSpec> {
-        Ok(NodeSpec {
-            name: name.into(),
-            blocks: vec![block.parse()?],
-        })
-    };
-    let mut lab = Lab::build(LabSpec {
-        name,
-        nodes: vec![
-            node("node-0", "198.19.0.0/26")?,
-            node("node-1", "198.19.0.64/26")?,
-        ],
-        externals: vec!["ext".into()],
-        dual_stack: true,
-    })
-    .await?;
-    if pods {
-        lab.add_pods(&[
-            PodSpec::new("web", "default", "node-0", vec!["198.19.0.5".parse()?]),
-            PodSpec::new("web2", "default", "node-1", vec!["198.19.0.70".parse()?]),
-        ])
-        .await?;
-    }
-    Ok(lab)
-}
-
 /// Time to program `count` mappings on a fresh node, then to replace them.
 async fn apply_times(kind: BackendKind, count: u32) -> super::Result<(Duration, Duration)> {
     let lab = build_lab(bench_name(&format!("a{}", tag(kind))), false).await?;
@@ -144,63 +85,6 @@ async fn apply_times(kind: BackendKind, count: u32) -> super::Result<(Duration, 
     );
     lab.teardown()?;
     Ok((first, again))
-}
-
-/// The textually last floating IP: the last rule Felix's sorted chain reaches.
-pub(super) fn target_index(count: u32) -> u32 {
-    (0..count).max_by_key(|i| fip(*i).to_string()).unwrap_or(0)
-}
-
-pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState {
-    let target = target_index(count);
-    let mut endpoints: Vec<WorkloadEndpoint> = (0..count)
-        .filter(|i| *i != target)
-        .map(|i| WorkloadEndpoint {
-            namespace: "default".into(),
-            pod: format!("filler-{i}"),
-            node: "node-0".into(),
-            // Fillers share the real pod's interface: their device routes need a link.
-            interface: web_cali.to_string(),
-            ifindex: None,
-            addresses: vec![internal(i)],
-            ip_nats: vec![IpNatPair {
-                internal: internal(i),
-                external: fip(i),
-            }],
-        })
-        .collect();
-    let web = "198.19.0.5".parse().unwrap();
-    let web2 = "198.19.0.70".parse().unwrap();
-    let pair = |internal| {
-        vec![IpNatPair {
-            internal,
-            external: fip(target),
-        }]
-    };
-    endpoints.push(WorkloadEndpoint {
-        namespace: "default".into(),
-        pod: "web".into(),
-        node: "node-0".into(),
-        interface: web_cali.to_string(),
-        ifindex: None,
-        addresses: vec![web],
-        ip_nats: if on_web2 { vec![] } else { pair(web) },
-    });
-    endpoints.push(WorkloadEndpoint {
-        namespace: "default".into(),
-        pod: "web2".into(),
-        node: "node-1".into(),
-        interface: veth_name_for_workload("default", "web2"),
-        ifindex: None,
-        addresses: vec![web2],
-        ip_nats: if on_web2 { pair(web2) } else { vec![] },
-    });
-    ClusterState {
-        endpoints,
-        felix_floating_ips: true,
-        calico: Default::default(),
-        pools: vec![IpPool::plain("fips", "198.19.64.0/18".parse().unwrap(), 26)],
-    }
 }
 
 fn ping_rtts(from: &Netns, to: IpAddr, pings: usize) -> super::Result<Duration> {

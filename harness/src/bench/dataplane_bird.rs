@@ -17,7 +17,7 @@ use crate::dataplane::{backend, BackendKind};
 use crate::lab::spec::FABRIC;
 use crate::lab::{Family, Lab};
 
-use super::dataplane::{build_lab, cluster, fip, target_index, Options};
+use super::dataplane_lab::{build_lab, cluster, fip, target_index, Options};
 
 /// How long BIRD may take to bring sessions up or carry one route change.
 const PATIENCE: Duration = Duration::from_secs(30);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::error::Context;
 
 use crate::explore::{search, yaml, Budget, ExploreDir, RunJudge, ShrinkLimits};
-use crate::runner::{DataplaneChoice, PhaseTimes, RunOptions};
+use crate::runner::{DataplaneChoice, LabPool, PhaseTimes, RunOptions};
 use crate::seed::Seed;
 
 use super::figures::{print_load, print_target};
@@ -30,6 +30,9 @@ pub struct Options {
     pub dataplane: DataplaneChoice,
     /// The cases' seed.
     pub seed: Seed,
+    /// Run a case in a lab an earlier case of its shape left, reset in
+    /// between (`explore`'s default), or build a lab per case.
+    pub reuse_labs: bool,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             jobs: 2,
             dataplane: DataplaneChoice::Builtin(crate::vocab::BackendKind::NftMaps),
             seed: Seed(1),
+            reuse_labs: true,
         }
     }
 }
@@ -70,6 +74,7 @@ fn measure(args: &Options, dir: &ExploreDir) -> super::Result<()> {
             seed: Some(args.seed),
             ..RunOptions::default()
         },
+        labs: args.reuse_labs.then(|| LabPool::new(false)),
     };
     let before = PhaseTimes::now();
     let outcome = search(
@@ -83,6 +88,8 @@ fn measure(args: &Options, dir: &ExploreDir) -> super::Result<()> {
         },
         &|_, _| {},
     );
+    let counts = judge.labs.as_ref().map(LabPool::counts);
+    drop(judge);
     let phases = PhaseTimes::now().since(before);
     let explorer = per_minute(outcome.cases, outcome.elapsed);
     say!(
@@ -97,6 +104,16 @@ fn measure(args: &Options, dir: &ExploreDir) -> super::Result<()> {
             ""
         }
     );
+    if let Some(counts) = counts {
+        say!(
+            "labs: {} built, {} reused (reset in between), {} reset(s) failed",
+            counts.built,
+            counts.reused,
+            counts.reset_failures
+        );
+    } else {
+        say!("labs: one built for each case (--fresh-labs)");
+    }
     print_shares(&phases);
     let (baseline_cases, baseline_time) = baseline(args, &dir.path, outcome.cases)?;
     let baseline = per_minute(baseline_cases, baseline_time);
@@ -126,9 +143,10 @@ fn print_shares(phases: &PhaseTimes) {
     let total = phases.total().as_secs_f64().max(f64::EPSILON);
     let share = |d: Duration| 100.0 * d.as_secs_f64() / total;
     say!(
-        "explorer's case time (summed over jobs, {:.1} s): building and removing labs {:.0}%, pod steps (control plane and dataplane) {:.0}%, traffic {:.0}%",
+        "explorer's case time (summed over jobs, {:.1} s): building and removing labs {:.0}%, resetting reused labs {:.0}%, pod steps (control plane and dataplane) {:.0}%, traffic {:.0}%",
         total,
         share(phases.lab),
+        share(phases.reset),
         share(phases.pods),
         share(phases.traffic())
     );

@@ -24,6 +24,7 @@ mod churn_plan;
 mod churn_report;
 pub mod dataplane;
 mod dataplane_bird;
+mod dataplane_lab;
 pub mod explore;
 mod figures;
 pub mod lab;

@@ -31,7 +31,7 @@ pub use expectation::{Delivery, Loss, SeenAddress, StreamExpectation, TrafficExp
 pub use migration::{MigrationFigures, Move, OwnerChange, StreamPacket};
 pub use observe::{delivery_observed, stream_packets, Answer, Arrival, Recording};
 pub use picture::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
-pub use result::{MigrationReport, Outcome, ScenarioResult, StepResult};
+pub use result::{CaseHead, MigrationReport, Outcome, ScenarioResult, StepResult};
 pub use retry::{NextTry, RetryPolicy};
 pub use stream::stream_mismatches;
 pub use table::{render_table, CheckLine};

@@ -59,9 +59,13 @@ pub struct MigrationReport {
     pub packets: Vec<StreamPacket>,
 }
 
+/// What a case is and how it ended: the leading fields of its whole result
+/// ([`ScenarioResult`]) and of its entry in summary.json
+/// (`report::CaseEntry`), flattened into both (their JSON reads as if the
+/// fields were their own).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ScenarioResult {
+pub struct CaseHead {
     pub name: String,
     pub file: PathBuf,
     pub backend: String,
@@ -74,6 +78,13 @@ pub struct ScenarioResult {
     pub routing: String,
     pub outcome: Outcome,
     pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioResult {
+    #[serde(flatten)]
+    pub head: CaseHead,
     pub steps: Vec<StepResult>,
     pub migrations: Vec<MigrationReport>,
     /// The lab as it stood when traffic first ran, and before and after each
@@ -95,7 +106,7 @@ impl ScenarioResult {
     /// step's expected-against-actual lines and where its diagnostics are, and
     /// how to reach a lab that was kept. Empty for a pass.
     pub fn failure_text(&self) -> String {
-        let mut text = match &self.outcome {
+        let mut text = match &self.head.outcome {
             Outcome::Passed => return String::new(),
             Outcome::Failed { reason } | Outcome::Error { reason } => format!("{reason}\n"),
         };
@@ -127,7 +138,7 @@ impl ScenarioResult {
     /// Whether the case's reason ends with `message` (a failed step's, which
     /// the reason quotes): then the step does not say it again.
     pub fn reason_says(&self, message: &str) -> bool {
-        match &self.outcome {
+        match &self.head.outcome {
             Outcome::Passed => false,
             Outcome::Failed { reason } | Outcome::Error { reason } => reason.ends_with(message),
         }
@@ -136,10 +147,13 @@ impl ScenarioResult {
     /// The JUnit/test name: `<scenario>::<backend>` plus the profile when it is
     /// not the default.
     pub fn case_name(&self) -> String {
-        if self.profile == "calico" {
-            format!("{}::{}", self.name, self.backend)
+        if self.head.profile == "calico" {
+            format!("{}::{}", self.head.name, self.head.backend)
         } else {
-            format!("{}::{}::{}", self.name, self.backend, self.profile)
+            format!(
+                "{}::{}::{}",
+                self.head.name, self.head.backend, self.head.profile
+            )
         }
     }
 }

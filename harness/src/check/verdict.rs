@@ -152,7 +152,7 @@ fn classify(
     vendor: &CaseObservation,
     reference: &CaseObservation,
 ) -> CaseVerdict {
-    if let Outcome::Failed { reason } | Outcome::Error { reason } = &reference_result.outcome {
+    if let Outcome::Failed { reason } | Outcome::Error { reason } = &reference_result.head.outcome {
         return CaseVerdict::ReferenceFailed {
             reason: reason.clone(),
         };
@@ -161,13 +161,13 @@ fn classify(
     // case could not run on the dataplane: a driver that crashed, hung,
     // answered garbage or refused a change, or that cannot carry the
     // scenario. The reference ran it, so the dataplane is the difference.
-    if let Outcome::Error { reason } = &vendor_result.outcome {
+    if let Outcome::Error { reason } = &vendor_result.head.outcome {
         return CaseVerdict::DriverError {
             reason: reason.clone(),
         };
     }
     match vendor.first_difference(reference) {
-        None if vendor_result.outcome.is_pass() => CaseVerdict::Matches,
+        None if vendor_result.head.outcome.is_pass() => CaseVerdict::Matches,
         // Equal records yet a failure: nothing in the records says where, so
         // point at the last step the vendor ran (where a run stops failing).
         None => CaseVerdict::Differs {
@@ -255,7 +255,7 @@ impl ProfileResult {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::check::StepResult;
+    use crate::check::{CaseHead, StepResult};
     use crate::check::{CheckLine, DeliveryObserved, Mismatch};
 
     pub(crate) fn result(backend: &str, delivered_to: &str, outcome: Outcome) -> ScenarioResult {
@@ -268,14 +268,16 @@ pub(crate) mod tests {
             _ => Vec::new(),
         };
         ScenarioResult {
-            name: "from-external-v4".into(),
-            file: "scenarios/from-external-v4.yaml".into(),
-            backend: backend.into(),
-            profile: "calico".into(),
-            tags: vec![],
-            routing: "bird".into(),
-            outcome,
-            duration_ms: 0,
+            head: CaseHead {
+                name: "from-external-v4".into(),
+                file: "scenarios/from-external-v4.yaml".into(),
+                backend: backend.into(),
+                profile: "calico".into(),
+                tags: vec![],
+                routing: "bird".into(),
+                outcome,
+                duration_ms: 0,
+            },
             steps: vec![StepResult {
                 index: 1,
                 summary: "send icmp client -> 203.0.113.10".into(),
@@ -332,7 +334,7 @@ pub(crate) mod tests {
     /// failed, so it is not judged.
     pub(crate) fn crashed_and_unjudged() -> (ConformCase, ConformCase) {
         let mut crashed = passing();
-        crashed.outcome = Outcome::Error {
+        crashed.head.outcome = Outcome::Error {
             reason: "driver `vpp` exited (status 1)".into(),
         };
         let mut unjudged = case("dual-stack", ConntrackProfile::Calico, passing());
@@ -372,67 +374,82 @@ pub(crate) mod tests {
         )
     }
 
-    #[test]
-    fn the_same_observations_match() {
-        let reference = result("nftables", "web", Outcome::Passed);
-        let vendor = result("mutant:x", "web", Outcome::Passed);
-        assert_eq!(verdict(&vendor, &reference), CaseVerdict::Matches);
+    /// The reference every table row below is judged against: it passed.
+    fn passed_reference() -> ScenarioResult {
+        result("nftables", "web", Outcome::Passed)
     }
 
-    #[test]
-    fn a_passing_run_that_observes_otherwise_differs() {
-        // Both runs pass their expectations, yet the replies came from
-        // different addresses: comparing observations, not verdicts, sees it.
-        let reference = result("nftables", "web", Outcome::Passed);
-        let mut vendor = result("mutant:x", "web", Outcome::Passed);
-        vendor.steps[0].lines[0].observed.reply_sources = ["198.19.0.5".parse().unwrap()].into();
-        assert_eq!(
-            verdict(&vendor, &reference),
-            CaseVerdict::Differs {
-                at: Difference::Step(1),
-                profile_decides: false,
-            }
-        );
-    }
-
-    #[test]
-    fn a_failing_run_differs_where_it_failed() {
-        let reference = result("nftables", "web", Outcome::Passed);
-        let failed = Outcome::Failed {
-            reason: "step 2 failed".into(),
-        };
-        let vendor = result("mutant:x", "web-b", failed);
-        assert_eq!(
-            verdict(&vendor, &reference),
-            CaseVerdict::Differs {
-                at: Difference::Step(1),
-                profile_decides: false,
-            }
-        );
-    }
-
-    #[test]
-    fn a_dataplane_failure_is_a_driver_error_and_a_failed_reference_is_not_judged() {
-        let reference = result("nftables", "web", Outcome::Passed);
-        let mut vendor = result("exec:x", "web", Outcome::Passed);
-        // A driver's fault ends the case as an error
-        // (`RunnerError::is_driver_fault`), not as a failed expectation.
-        vendor.outcome = Outcome::Error {
-            reason: "the driver exited (status 1)".into(),
-        };
-        assert_eq!(
-            verdict(&vendor, &reference),
-            CaseVerdict::DriverError {
-                reason: "the driver exited (status 1)".into()
-            }
-        );
+    /// A reference that failed an expectation itself.
+    fn failed_reference() -> ScenarioResult {
         let broken = Outcome::Failed {
             reason: "step 2 failed".into(),
         };
-        let reference = result("nftables", "nowhere", broken);
-        assert!(matches!(
-            verdict(&vendor, &reference),
-            CaseVerdict::ReferenceFailed { .. }
-        ));
+        result("nftables", "nowhere", broken)
+    }
+
+    /// Both runs pass their expectations, yet the replies came from
+    /// different addresses: comparing observations, not verdicts, sees it.
+    fn passed_replying_from_elsewhere() -> ScenarioResult {
+        let mut vendor = result("mutant:x", "web", Outcome::Passed);
+        vendor.steps[0].lines[0].observed.reply_sources = ["198.19.0.5".parse().unwrap()].into();
+        vendor
+    }
+
+    fn failed_on_web_b() -> ScenarioResult {
+        let failed = Outcome::Failed {
+            reason: "step 2 failed".into(),
+        };
+        result("mutant:x", "web-b", failed)
+    }
+
+    /// A driver's fault ends the case as an error
+    /// (`RunnerError::is_driver_fault`), not as a failed expectation.
+    fn driver_exited() -> ScenarioResult {
+        let mut vendor = result("exec:x", "web", Outcome::Passed);
+        vendor.head.outcome = Outcome::Error {
+            reason: "the driver exited (status 1)".into(),
+        };
+        vendor
+    }
+
+    fn differs_at_step(index: usize) -> CaseVerdict {
+        CaseVerdict::Differs {
+            at: Difference::Step(index),
+            profile_decides: false,
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::the_same_observations_match(
+        result("mutant:x", "web", Outcome::Passed),
+        passed_reference(),
+        CaseVerdict::Matches
+    )]
+    #[case::a_passing_run_that_observes_otherwise_differs(
+        passed_replying_from_elsewhere(),
+        passed_reference(),
+        differs_at_step(1)
+    )]
+    #[case::a_failing_run_differs_where_it_failed(
+        failed_on_web_b(),
+        passed_reference(),
+        differs_at_step(1)
+    )]
+    #[case::a_dataplane_failure_is_a_driver_error(
+        driver_exited(),
+        passed_reference(),
+        CaseVerdict::DriverError { reason: "the driver exited (status 1)".into() }
+    )]
+    #[case::a_failed_reference_is_not_judged(
+        driver_exited(),
+        failed_reference(),
+        CaseVerdict::ReferenceFailed { reason: "step 2 failed".into() }
+    )]
+    fn a_vendor_run_is_judged_against_the_reference(
+        #[case] vendor: ScenarioResult,
+        #[case] reference: ScenarioResult,
+        #[case] expected: CaseVerdict,
+    ) {
+        assert_eq!(verdict(&vendor, &reference), expected);
     }
 }

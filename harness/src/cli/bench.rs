@@ -45,6 +45,10 @@ struct ExploreArgs {
     /// The cases' seed.
     #[arg(long, value_name = "N", default_value_t = bench::explore::Options::default().seed)]
     seed: Seed,
+    /// Build a lab for every explored case (as explore did before labs
+    /// were reused between cases of the same shape).
+    #[arg(long)]
+    fresh_labs: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,6 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             jobs: a.jobs,
             dataplane: a.dataplane,
             seed: a.seed,
+            reuse_labs: !a.fresh_labs,
         }),
     }?;
     Ok(ExitCode::SUCCESS)

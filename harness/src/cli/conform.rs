@@ -9,7 +9,7 @@ use anyhow::Context;
 use fip_harness::conform;
 use fip_harness::conform::ConformJudge;
 use fip_harness::explore::{Budget, ExploreDir, RunJudge, ShrinkLimits};
-use fip_harness::runner::{DataplaneChoice, RunOptions};
+use fip_harness::runner::{DataplaneChoice, LabPool, RunOptions};
 use fip_harness::scenario::DurationValue;
 use fip_harness::seed::Seed;
 
@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     say!("{}", conform::release_line(release, &pairs));
     let progress = Progress::new(Style::from_environment(), pairs.len() * 2);
     let report = conform::run_conformance(vendor, &pairs, args.jobs, &options, &|case, result| {
-        let verdict = if result.outcome.is_pass() {
+        let verdict = if result.head.outcome.is_pass() {
             "PASS"
         } else {
             "FAIL"
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &format!(
                 "{verdict} {} ({:.2} s)\n",
                 result.case_name(),
-                result.duration_ms as f64 / 1000.0
+                result.head.duration_ms as f64 / 1000.0
             ),
         );
     });
@@ -148,6 +148,7 @@ fn explore(
                 seed: Some(seed),
                 ..RunOptions::default()
             },
+            labs: Some(LabPool::new(false)),
         },
     };
     say!("");

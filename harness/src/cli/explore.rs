@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fip_harness::explore::{self, Budget, ExploreDir, Judge, Judgement, RunJudge, ShrinkLimits};
 use fip_harness::runner::DataplaneChoice;
-use fip_harness::runner::RunOptions;
+use fip_harness::runner::{LabPool, RunOptions};
 use fip_harness::scenario::DurationValue;
 use fip_harness::seed::Seed;
 
@@ -41,6 +41,14 @@ pub struct Args {
     /// Where the shrunk scenario (and the CNI configs it names) is written.
     #[arg(long, default_value = "reports/explore")]
     report_dir: PathBuf,
+    /// Build a lab for every case (by default a case runs in a lab an
+    /// earlier case of the same shape left, reset in between).
+    #[arg(long)]
+    fresh_labs: bool,
+    /// After every reset, compare the lab's fingerprint with the lab as
+    /// built; a difference fails the run (for CI and debugging).
+    #[arg(long, conflicts_with = "fresh_labs")]
+    check_reset: bool,
     #[command(flatten)]
     calico: super::choices::CalicoArg,
 }
@@ -71,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             seed: Some(seed),
             ..RunOptions::default()
         },
+        labs: (!args.fresh_labs).then(|| LabPool::new(args.check_reset)),
     };
     let limits = ShrinkLimits {
         max_runs: args.max_shrink_runs,
@@ -86,6 +95,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed_flag: "--seed",
     };
     let found = search.run_and_report(&judge, "exploring")?;
+    let leaks = judge.reset_leaks();
+    if let Some(labs) = &judge.labs {
+        let counts = labs.counts();
+        say!(
+            "labs: {} built, {} reused (reset in between{}), {} reset(s) failed",
+            counts.built,
+            counts.reused,
+            if args.check_reset {
+                ", each reset lab checked against its fingerprint as built"
+            } else {
+                ""
+            },
+            counts.reset_failures
+        );
+    }
+    drop(judge);
+    if !leaks.is_empty() {
+        say!(
+            "a reused lab was not as built after its reset ({} difference(s)):",
+            leaks.len()
+        );
+        for leak in &leaks {
+            say!("  {leak}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if found {
         ExitCode::FAILURE
     } else {

@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let started = Instant::now();
     let progress = |mutant: &Mutant, result: &ScenarioResult| {
-        let verdict = if result.outcome.is_pass() {
+        let verdict = if result.head.outcome.is_pass() {
             "passed"
         } else {
             "FAILED"

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fip_harness::explore::{search, Budget, ExploreDir, RunJudge, ShrinkLimits};
 use fip_harness::mutation::MutantVerdict;
-use fip_harness::runner::{DataplaneChoice, RunOptions};
+use fip_harness::runner::{DataplaneChoice, LabPool, RunOptions};
 use fip_harness::seed::Seed;
 use fip_harness::vocab::RoutingMode;
 
@@ -55,6 +55,7 @@ pub(super) fn compare(
                 seed: Some(seed),
                 ..RunOptions::default()
             },
+            labs: Some(LabPool::new(false)),
         };
         let no_shrink = ShrinkLimits {
             max_runs: 0,

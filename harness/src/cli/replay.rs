@@ -117,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.lab,
         args.from_step,
     ));
-    let passed = result.outcome.is_pass();
+    let passed = result.head.outcome.is_pass();
     if args.json {
         let summary = RunSummary::new(vec![result], 0);
         say!("{}", serde_json::to_string_pretty(&summary)?);

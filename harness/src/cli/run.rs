@@ -253,7 +253,7 @@ fn lab_naming(keep: Option<&str>, total: usize) -> anyhow::Result<LabNaming> {
 
 /// A case's verdict line and, when it failed, its checks indented below.
 pub(super) fn result_lines(result: &ScenarioResult) -> String {
-    let verdict = if result.outcome.is_pass() {
+    let verdict = if result.head.outcome.is_pass() {
         "PASS"
     } else {
         "FAIL"
@@ -261,7 +261,7 @@ pub(super) fn result_lines(result: &ScenarioResult) -> String {
     let mut line = format!(
         "{verdict} {} ({:.2} s)",
         result.case_name(),
-        result.duration_ms as f64 / 1000.0
+        result.head.duration_ms as f64 / 1000.0
     );
     for migration in &result.migrations {
         if let Some(ms) = migration.figures.convergence_ms {
@@ -269,14 +269,14 @@ pub(super) fn result_lines(result: &ScenarioResult) -> String {
                 " [move {} -> {}: converged in {ms:.1} ms ({} routing), lost {}, {} late at the old pod]",
                 migration.from_pod,
                 migration.to_pod,
-                result.routing,
+                result.head.routing,
                 migration.figures.lost,
                 migration.figures.late_at_old_pod
             ));
         }
     }
     line.push('\n');
-    if !result.outcome.is_pass() {
+    if !result.head.outcome.is_pass() {
         for text in result.failure_text().lines() {
             line.push_str(&format!("    {text}\n"));
         }

@@ -154,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.until_step.unwrap_or_default()
         );
     }
-    let failed = !report.result.outcome.is_pass();
+    let failed = !report.result.head.outcome.is_pass();
     if failed {
         for line in report.result.failure_text().lines() {
             say!("{line}");

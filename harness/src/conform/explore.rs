@@ -61,7 +61,7 @@ fn judgement_of(case: &ConformCase) -> Judgement {
             case.name
         )),
         CaseVerdict::Differs { .. } => {
-            let why = match case.vendor_result.outcome.is_pass() {
+            let why = match case.vendor_result.head.outcome.is_pass() {
                 true => "its checks pass, but what it observed differs".to_string(),
                 false => case.vendor_result.failure_text(),
             };

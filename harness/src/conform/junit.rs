@@ -56,7 +56,7 @@ pub fn render_conform_junit(report: &ConformReport) -> Result<String, quick_juni
         let mut test = TestCase::new(case.name.clone(), status);
         test.set_classname(case.file.display().to_string());
         test.set_time(std::time::Duration::from_millis(
-            case.vendor_result.duration_ms,
+            case.vendor_result.head.duration_ms,
         ));
         suite.add_test_case(test);
     }

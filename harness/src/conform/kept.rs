@@ -66,7 +66,7 @@ fn kept_run(case: &PlannedCase, options: &RunOptions) -> ScenarioResult {
             options,
             format!("bringing the lab up to step {last}: {reason}"),
         ),
-        Ok(up) if !up.result.outcome.is_pass() => up.result,
+        Ok(up) if !up.result.head.outcome.is_pass() => up.result,
         Ok(_) => runtime.block_on(replay_in_lab(
             &case.scenario,
             &case.dataplane,

@@ -144,7 +144,7 @@ fn rerun_failed_references(
 ) {
     let failed: Vec<usize> = (1..cases.len())
         .step_by(2)
-        .filter(|&i| matches!(&results[i], Some(r) if !r.outcome.is_pass()))
+        .filter(|&i| matches!(&results[i], Some(r) if !r.head.outcome.is_pass()))
         .collect();
     if failed.is_empty() {
         return;

@@ -23,6 +23,7 @@ pub mod iptables;
 pub mod message_limit;
 mod nfnl;
 pub mod nft_maps;
+mod nft_maps_delta;
 #[cfg(test)]
 mod nft_maps_json;
 pub mod nft_maps_netlink;

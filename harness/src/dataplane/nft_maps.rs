@@ -35,7 +35,6 @@
 //! for tests only) are what the netlink messages are checked against. Reading back still goes through
 //! `nft -j list`, an independent reader of what the kernel holds.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 
 use super::applied::AppliedStates;
@@ -44,55 +43,12 @@ use super::conntrack_watch::ConntrackWatch;
 use super::exec::{nft_list_tables, nft_read_tables};
 use super::harness_filter::HarnessFilter;
 use super::nfnl::{NfBatch, NfSocket};
+pub use super::nft_maps_delta::TABLE;
+use super::nft_maps_delta::{DNAT_MAP, SNAT_MAP};
 use super::nft_maps_netlink;
 use super::per_node::PerNode;
 use super::{Dataplane, DataplaneError, DnatMapping, Features, NodeNatState, SnatMapping};
 use crate::lab::netns::Netns;
-
-/// Name of the tables (one per family): the harness's, not Calico's.
-pub const TABLE: &str = "fiph-maps";
-pub(super) const DNAT_MAP: &str = "fip-dnat";
-pub(super) const SNAT_MAP: &str = "fip-snat";
-/// The map elements a change from `old` to `new` deletes and adds (both
-/// families), computed once for the JSON and the netlink renderings.
-#[derive(Debug, Default)]
-pub(crate) struct Delta {
-    pub gone_dnat: Vec<DnatMapping>,
-    pub new_dnat: Vec<DnatMapping>,
-    pub gone_snat: Vec<SnatMapping>,
-    pub new_snat: Vec<SnatMapping>,
-}
-
-/// The items of `a` that `b` lacks. States are kept sorted
-/// ([`NodeNatState::new`]), so one merge walk does it, without hashing 10,000
-/// mappings for a move that touches one; unsorted input (the fields are
-/// public) takes the hash-set way.
-fn only_in<T: Copy + Ord + std::hash::Hash>(a: &[T], b: &[T]) -> Vec<T> {
-    if !(a.is_sorted() && b.is_sorted()) {
-        let b: HashSet<&T> = b.iter().collect();
-        return a.iter().filter(|m| !b.contains(m)).copied().collect();
-    }
-    let mut out = Vec::new();
-    let mut rest = b.iter().peekable();
-    for item in a {
-        while rest.next_if(|other| *other < item).is_some() {}
-        if rest.peek() != Some(&item) {
-            out.push(*item);
-        }
-    }
-    out
-}
-
-impl Delta {
-    pub(crate) fn between(old: &NodeNatState, new: &NodeNatState) -> Self {
-        Self {
-            gone_dnat: only_in(&old.dnat, &new.dnat),
-            new_dnat: only_in(&new.dnat, &old.dnat),
-            gone_snat: only_in(&old.snat, &new.snat),
-            new_snat: only_in(&new.snat, &old.snat),
-        }
-    }
-}
 
 fn text_address(value: &serde_json::Value) -> Option<IpAddr> {
     value.as_str()?.parse().ok()
@@ -235,21 +191,6 @@ mod tests {
 
     fn sample() -> NodeNatState {
         loopback()
-    }
-
-    #[test]
-    fn the_merge_walk_finds_what_the_hash_sets_find() {
-        let a: Vec<u32> = (0..200).filter(|i| i % 3 != 0).collect();
-        let b: Vec<u32> = (50..260).filter(|i| i % 5 != 0).collect();
-        let mut shuffled = b.clone();
-        shuffled.reverse();
-        let by_hash = only_in(&a, &shuffled);
-        assert_eq!(only_in(&a, &b), by_hash);
-        assert_eq!(
-            by_hash.len(),
-            50 - 17 + (50..200).filter(|i| i % 3 != 0 && i % 5 == 0).count()
-        );
-        assert!(only_in(&b, &b).is_empty());
     }
 
     #[test]

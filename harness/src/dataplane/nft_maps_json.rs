@@ -13,7 +13,7 @@ use nftables::schema::{Chain, Map, NfListObject, Nftables, Rule, SetType, SetTyp
 use nftables::stmt::{NATFlag, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::nft_maps::{Delta, DNAT_MAP, SNAT_MAP, TABLE};
+use super::nft_maps_delta::{Delta, DNAT_MAP, SNAT_MAP, TABLE};
 use super::{DnatMapping, Features, NodeNatState, SnatMapping};
 
 /// Felix's numbers for its nat base chains (felix/nftables/table.go: dstnat,

@@ -21,7 +21,7 @@ use netlink_packet_netfilter::NetfilterProtoFamily;
 use rtnetlink::packet_core::{DefaultNla, NLM_F_APPEND, NLM_F_CREATE};
 
 use super::nfnl::NfBatch;
-use super::nft_maps::TABLE;
+use super::nft_maps_delta::{Delta, TABLE};
 use super::{DnatMapping, Features, NodeNatState, SnatMapping};
 
 const DNAT_MAP: &str = "fip-dnat";
@@ -369,7 +369,7 @@ pub(crate) fn apply_batch(state: &NodeNatState, features: Features) -> NfBatch {
 /// The transaction that takes maps holding `old` to holding `new`: only the
 /// elements that differ are deleted and added. `None` when nothing differs.
 pub(crate) fn delta_batch(old: &NodeNatState, new: &NodeNatState) -> Option<NfBatch> {
-    let change = super::nft_maps::Delta::between(old, new);
+    let change = Delta::between(old, new);
     let mut batch = NfBatch::new();
     for family in FAMILIES {
         let of = |a: &IpAddr| a.is_ipv4() == family.v4;

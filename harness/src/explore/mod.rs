@@ -38,7 +38,7 @@ pub use search::{search, Budget, Judge, Judgement, SearchOutcome, ShrinkLimits, 
 
 use crate::check::ScenarioResult;
 use crate::runner::DataplaneChoice;
-use crate::runner::{run_case_blocking, PlannedCase, RunOptions};
+use crate::runner::{run_case_blocking, LabPool, PlannedCase, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::seed::Seed;
 use script::Script;
@@ -82,6 +82,8 @@ pub struct RunJudge {
     pub dir: ExploreDir,
     pub dataplane: DataplaneChoice,
     pub options: RunOptions,
+    /// Labs reused between cases of the same shape (None: a lab per case).
+    pub labs: Option<LabPool>,
 }
 
 impl RunJudge {
@@ -109,7 +111,16 @@ impl RunJudge {
             dataplane: dataplane.clone(),
             profile: script.spec.profile,
         };
-        run_case_blocking(&case, &self.options)
+        match &self.labs {
+            Some(labs) => labs.run_case(&case, &self.options),
+            None => run_case_blocking(&case, &self.options),
+        }
+    }
+
+    /// What the fingerprint check found left over after resets (empty when
+    /// labs are not reused or not checked).
+    pub fn reset_leaks(&self) -> Vec<String> {
+        self.labs.as_ref().map(LabPool::leaks).unwrap_or_default()
     }
 }
 
@@ -136,7 +147,7 @@ impl Judge for RunJudge {
 /// nothing.
 pub fn judgement_of(result: &ScenarioResult) -> Judgement {
     use crate::check::Outcome;
-    match &result.outcome {
+    match &result.head.outcome {
         Outcome::Passed => Judgement::Pass,
         Outcome::Error { reason } if reason.starts_with("building the lab") => {
             Judgement::NotJudged(reason.clone())

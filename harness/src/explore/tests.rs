@@ -257,6 +257,7 @@ fn claims_inside_the_nodes_own_block_are_not_judged_under_bird() {
             routing: RoutingMode::Bird,
             ..RunOptions::default()
         },
+        labs: None,
     };
     match judge.judge(&script, "x") {
         Judgement::NotJudged(why) => assert!(why.contains("calico_aggr"), "{why}"),

@@ -44,8 +44,17 @@ const NO_ICMP_RATE_LIMIT: [(&str, &str); 2] = [
 /// the seeded probe ports (vocab::protocol::KERNEL_PORT_RANGE).
 const KERNEL_PORTS: (&str, &str) = ("net.ipv4.ip_local_port_range", KERNEL_PORT_RANGE);
 
-/// External hosts: as pods, plus the kernel's own ports clear of the probes'.
-pub(super) const EXTERNAL_SYSCTLS: [(&str, &str); 3] = [NO_DAD[0], NO_DAD[1], KERNEL_PORTS];
+/// External hosts send no IPv6 router solicitations: nothing in a lab
+/// answers them (addresses are static), and the kernel's three, seconds
+/// apart after the link comes up, would leave neighbour entries in the
+/// fabric long after the lab was built, so that a reused lab's reset
+/// (lab/reset.rs) could never be compared with the lab as built.
+const NO_ROUTER_SOLICITATIONS: (&str, &str) = ("net.ipv6.conf.default.router_solicitations", "0");
+
+/// External hosts: as pods, plus the kernel's own ports clear of the probes',
+/// and no router solicitations.
+pub(super) const EXTERNAL_SYSCTLS: [(&str, &str); 4] =
+    [NO_DAD[0], NO_DAD[1], KERNEL_PORTS, NO_ROUTER_SOLICITATIONS];
 
 const NODE_SYSCTLS: [(&str, &str); 14] = [
     ("net.ipv4.ip_forward", "1"),

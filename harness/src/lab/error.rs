@@ -60,6 +60,8 @@ pub enum LabError {
         program: &'static str,
         detail: String,
     },
+    #[error("lab '{lab}' could not be reset for the next case: {what}")]
+    Reset { lab: String, what: String },
     #[error("tearing down lab '{lab}': {} error(s): {}", errors.len(), errors.join("; "))]
     Teardown { lab: String, errors: Vec<String> },
 }

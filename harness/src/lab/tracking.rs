@@ -23,7 +23,7 @@ pub const TRACKING_TABLE: &str = "fiph-lab-tracking";
 /// The script that creates [`TRACKING_TABLE`]: a forward-hook chain whose only
 /// rule counts invalid packets (no verdict, so it changes nothing but keeps
 /// conntrack registered in the namespace).
-fn script() -> String {
+pub(super) fn script() -> String {
     format!(
         "add table inet {TRACKING_TABLE}\n\
          add chain inet {TRACKING_TABLE} keep-conntrack {{ type filter hook forward priority 0 ; policy accept ; }}\n\

@@ -73,7 +73,7 @@ pub fn run_mutants(
                 let mut verdicts = verdicts.lock().expect("verdicts");
                 let verdict = &mut verdicts[m];
                 verdict.cases_run += 1;
-                match &result.outcome {
+                match &result.head.outcome {
                     Outcome::Passed => {}
                     Outcome::Failed { .. } => {
                         let mut killed_at = killed_at.lock().expect("kills");
@@ -111,7 +111,7 @@ pub fn score_catalogue(
     progress: &(dyn Fn(&Mutant, &ScenarioResult) + Sync),
 ) -> MutationRun {
     let results = runner::run_cases(&cases, jobs, options, &|case, result| {
-        tracing::info!(case = %case.test_name(), passed = result.outcome.is_pass(), "unbroken");
+        tracing::info!(case = %case.test_name(), passed = result.head.outcome.is_pass(), "unbroken");
     });
     let (cases, excluded) = passing_on_reference(cases, &results);
     let verdicts = run_mutants(mutants, &cases, jobs, options, progress);
@@ -131,7 +131,7 @@ pub fn passing_on_reference(
     let mut excluded = Vec::new();
     for (case, result) in cases.into_iter().zip(results) {
         match result {
-            Some(result) if result.outcome.is_pass() => kept.push(case),
+            Some(result) if result.head.outcome.is_pass() => kept.push(case),
             Some(result) => excluded.push((case.test_name(), result.failure_text())),
             None => excluded.push((case.test_name(), "did not run".to_string())),
         }

@@ -222,9 +222,9 @@ fn case_section(case: &ComparedCase, i: usize) -> String {
             out,
             "<details class=\"run\"><summary>the run on <b>{}</b>: <span class=\"status {1}\">{1}</span> \
              <span class=\"dim\">{2:.2} s</span></summary>\n{3}</details>\n",
-            escape(&run.backend),
+            escape(&run.head.backend),
             status_of(run),
-            run.duration_ms as f64 / 1000.0,
+            run.head.duration_ms as f64 / 1000.0,
             case_body(run, &format!("c{i}r{j}")),
         );
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::summary::RunSummary;
-use crate::check::{Outcome, ScenarioResult};
+use crate::check::{CaseHead, ScenarioResult};
 use crate::seed::Seed;
 
 /// The folder of the per-case files, inside the report directory.
@@ -42,15 +42,8 @@ pub enum ReportFileError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseEntry {
-    pub name: String,
-    pub file: PathBuf,
-    pub backend: String,
-    pub profile: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub routing: String,
-    pub outcome: Outcome,
-    pub duration_ms: u64,
+    #[serde(flatten)]
+    pub head: CaseHead,
     /// 1-based numbers of the steps that failed.
     #[serde(default)]
     pub failed_steps: Vec<usize>,
@@ -104,14 +97,7 @@ impl SummaryFile {
 impl CaseEntry {
     fn new(case: &ScenarioResult, detail: PathBuf) -> Self {
         CaseEntry {
-            name: case.name.clone(),
-            file: case.file.clone(),
-            backend: case.backend.clone(),
-            profile: case.profile.clone(),
-            tags: case.tags.clone(),
-            routing: case.routing.clone(),
-            outcome: case.outcome.clone(),
-            duration_ms: case.duration_ms,
+            head: case.head.clone(),
             failed_steps: case
                 .steps
                 .iter()

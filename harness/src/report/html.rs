@@ -80,7 +80,7 @@ fn header(summary: &RunSummary, title: &str) -> String {
     let routings: BTreeSet<&str> = summary
         .scenarios
         .iter()
-        .map(|s| s.routing.as_str())
+        .map(|s| s.head.routing.as_str())
         .collect();
     if !summary.median_convergence_ms.is_empty() {
         out.push_str("<p class=\"convergence\">median move convergence:");
@@ -98,10 +98,10 @@ fn header(summary: &RunSummary, title: &str) -> String {
 fn filters(cases: &[ScenarioResult]) -> String {
     let tags: BTreeSet<&str> = cases
         .iter()
-        .flat_map(|c| c.tags.iter().map(String::as_str))
+        .flat_map(|c| c.head.tags.iter().map(String::as_str))
         .collect();
     let statuses: BTreeSet<&str> = cases.iter().map(status_of).collect();
-    let backends: BTreeSet<&str> = cases.iter().map(|c| c.backend.as_str()).collect();
+    let backends: BTreeSet<&str> = cases.iter().map(|c| c.head.backend.as_str()).collect();
     let mut out = String::from("<nav class=\"filters\">\n");
     for (name, values) in [("tag", tags), ("status", statuses), ("backend", backends)] {
         let _ = write!(
@@ -142,13 +142,13 @@ fn case_table(cases: &[ScenarioResult]) -> String {
             "<tr {}><td><a href=\"#case-{i}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
              <td class=\"status {status}\">{status}</td><td>{:.2} s</td><td>{}</td><td>{}</td></tr>",
             case_attributes(case),
-            escape(&case.name),
-            escape(&case.backend),
-            escape(&case.profile),
-            escape(&case.routing),
-            case.duration_ms as f64 / 1000.0,
+            escape(&case.head.name),
+            escape(&case.head.backend),
+            escape(&case.head.profile),
+            escape(&case.head.routing),
+            case.head.duration_ms as f64 / 1000.0,
             escape(&moves.join(", ")),
-            escape(&case.tags.join(" ")),
+            escape(&case.head.tags.join(" ")),
         );
     }
     out.push_str("</tbody>\n</table>\n");
@@ -164,9 +164,9 @@ mod tests {
     #[test]
     fn filters_and_table_list_what_the_run_has() {
         let mut errored = failed_case();
-        errored.name = "lab-broke".into();
-        errored.backend = "iptables".into();
-        errored.outcome = Outcome::Error {
+        errored.head.name = "lab-broke".into();
+        errored.head.backend = "iptables".into();
+        errored.head.outcome = Outcome::Error {
             reason: "building the lab: no <bird>".into(),
         };
         let cases = vec![failed_case(), moved_case(), errored];

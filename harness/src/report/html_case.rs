@@ -13,7 +13,7 @@ use crate::check::{Outcome, ScenarioResult, StepResult};
 /// `passed`, `failed` (an expectation was not met) or `error` (the harness
 /// could not run the case).
 pub(super) fn status_of(case: &ScenarioResult) -> &'static str {
-    match case.outcome {
+    match case.head.outcome {
         Outcome::Passed => "passed",
         Outcome::Failed { .. } => "failed",
         Outcome::Error { .. } => "error",
@@ -25,7 +25,11 @@ pub(super) fn status_of(case: &ScenarioResult) -> &'static str {
 pub(super) fn case_section(case: &ScenarioResult, i: usize) -> String {
     let status = status_of(case);
     let mut out = String::new();
-    let open = if case.outcome.is_pass() { "" } else { " open" };
+    let open = if case.head.outcome.is_pass() {
+        ""
+    } else {
+        " open"
+    };
     let _ = write!(
         out,
         "<section class=\"case\" id=\"case-{i}\" {}>\n<details{open}>\n<summary>\
@@ -33,10 +37,10 @@ pub(super) fn case_section(case: &ScenarioResult, i: usize) -> String {
         case_attributes(case),
         status.to_uppercase(),
         escape(&case.case_name()),
-        escape(&case.file.display().to_string()),
-        escape(&case.profile),
-        escape(&case.routing),
-        case.duration_ms as f64 / 1000.0
+        escape(&case.head.file.display().to_string()),
+        escape(&case.head.profile),
+        escape(&case.head.routing),
+        case.head.duration_ms as f64 / 1000.0
     );
     out.push_str(&case_body(case, &format!("c{i}")));
     out.push_str("</details>\n</section>\n");
@@ -48,7 +52,7 @@ pub(super) fn case_section(case: &ScenarioResult, i: usize) -> String {
 /// of the lab. `key` makes the pictures' element ids unique in the page.
 pub(super) fn case_body(case: &ScenarioResult, key: &str) -> String {
     let mut out = String::new();
-    if let Outcome::Failed { reason } | Outcome::Error { reason } = &case.outcome {
+    if let Outcome::Failed { reason } | Outcome::Error { reason } = &case.head.outcome {
         let _ = writeln!(out, "<p class=\"reason\">{}</p>", escape(reason));
     }
     if let Some(lab) = &case.kept_lab {
@@ -147,9 +151,9 @@ pub(super) fn checks_pre(text: &str) -> String {
 pub(super) fn case_attributes(case: &ScenarioResult) -> String {
     format!(
         "data-case data-tags=\"{}\" data-status=\"{}\" data-backend=\"{}\"",
-        escape(&case.tags.join(" ")),
+        escape(&case.head.tags.join(" ")),
         status_of(case),
-        escape(&case.backend)
+        escape(&case.head.backend)
     )
 }
 

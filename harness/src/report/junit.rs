@@ -17,10 +17,10 @@ pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::Seriali
         suite.add_property(("interrupted", line.as_str()));
     }
     for scenario in &summary.scenarios {
-        let status = match &scenario.outcome {
+        let status = match &scenario.head.outcome {
             Outcome::Passed => TestCaseStatus::success(),
             Outcome::Failed { reason } | Outcome::Error { reason } => {
-                let kind = if matches!(scenario.outcome, Outcome::Failed { .. }) {
+                let kind = if matches!(scenario.head.outcome, Outcome::Failed { .. }) {
                     NonSuccessKind::Failure
                 } else {
                     NonSuccessKind::Error
@@ -32,8 +32,8 @@ pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::Seriali
             }
         };
         let mut case = TestCase::new(scenario.case_name(), status);
-        case.set_classname(scenario.file.display().to_string());
-        case.set_time(std::time::Duration::from_millis(scenario.duration_ms));
+        case.set_classname(scenario.head.file.display().to_string());
+        case.set_time(std::time::Duration::from_millis(scenario.head.duration_ms));
         suite.add_test_case(case);
     }
     report.add_test_suite(suite);
@@ -43,18 +43,20 @@ pub fn render_junit(summary: &RunSummary) -> Result<String, quick_junit::Seriali
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::ScenarioResult;
+    use crate::check::{CaseHead, ScenarioResult};
 
     fn result(name: &str, backend: &str, outcome: Outcome) -> ScenarioResult {
         ScenarioResult {
-            name: name.into(),
-            file: format!("scenarios/{name}.yaml").into(),
-            backend: backend.into(),
-            profile: "calico".into(),
-            tags: vec![],
-            routing: "bird".into(),
-            outcome,
-            duration_ms: 1500,
+            head: CaseHead {
+                name: name.into(),
+                file: format!("scenarios/{name}.yaml").into(),
+                backend: backend.into(),
+                profile: "calico".into(),
+                tags: vec![],
+                routing: "bird".into(),
+                outcome,
+                duration_ms: 1500,
+            },
             steps: vec![],
             migrations: vec![],
             lab_pictures: vec![],

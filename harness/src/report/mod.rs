@@ -32,6 +32,6 @@ pub use plot::{migration_svg, PlotError};
 pub use summary::{Interrupted, RunSummary};
 // The results it renders are the judge's (`check`): named here as well.
 pub use crate::check::{
-    FloatingIpRoute, LabPicture, MemberPicture, MigrationReport, NodePicture, Outcome, PodPicture,
-    RouteHop, ScenarioResult, StepResult,
+    CaseHead, FloatingIpRoute, LabPicture, MemberPicture, MigrationReport, NodePicture, Outcome,
+    PodPicture, RouteHop, ScenarioResult, StepResult,
 };

@@ -44,13 +44,16 @@ impl Interrupted {
 
 impl RunSummary {
     pub fn new(scenarios: Vec<ScenarioResult>, duration_ms: u64) -> Self {
-        let passed = scenarios.iter().filter(|s| s.outcome.is_pass()).count();
+        let passed = scenarios
+            .iter()
+            .filter(|s| s.head.outcome.is_pass())
+            .count();
         let mut by_backend: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
         for scenario in &scenarios {
             for m in &scenario.migrations {
                 if let Some(c) = m.figures.convergence_ms {
                     by_backend
-                        .entry(scenario.backend.clone())
+                        .entry(scenario.head.backend.clone())
                         .or_default()
                         .push(c);
                 }

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::check::{CaseHead, MigrationReport, Outcome, ScenarioResult, StepResult};
 use crate::check::{CheckLine, DeliveryObserved, MigrationFigures, Mismatch, Move, StreamPacket};
 use crate::check::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
-use crate::check::{MigrationReport, Outcome, ScenarioResult, StepResult};
 
 /// A 1 ms stream moved from web-a to web-b at 3 ms: three packets at web-a
 /// (one late), two lost, three at web-b.
@@ -89,14 +89,16 @@ pub(crate) fn sample_picture() -> LabPicture {
 
 fn case(name: &str, outcome: Outcome) -> ScenarioResult {
     ScenarioResult {
-        name: name.into(),
-        file: format!("scenarios/{name}.yaml").into(),
-        backend: "nftables".into(),
-        profile: "calico".into(),
-        tags: vec!["move".into(), "icmp".into()],
-        routing: "bird".into(),
-        outcome,
-        duration_ms: 1_250,
+        head: CaseHead {
+            name: name.into(),
+            file: format!("scenarios/{name}.yaml").into(),
+            backend: "nftables".into(),
+            profile: "calico".into(),
+            tags: vec!["move".into(), "icmp".into()],
+            routing: "bird".into(),
+            outcome,
+            duration_ms: 1_250,
+        },
         steps: vec![],
         migrations: vec![],
         lab_pictures: vec![],

@@ -59,9 +59,36 @@ impl<'a> ScenarioRun<'a> {
             (RoutingMode::Bird, true) => Some(super::bird::adopt_bird(&lab, pools)?),
             (RoutingMode::Model, _) => None,
         };
-        let mut run = Self::around(scenario, lab, bird, dataplane, profile, options).await?;
+        let traffic_name = lab.name().to_string();
+        let mut run = Self::around(
+            scenario,
+            lab,
+            bird,
+            dataplane,
+            profile,
+            options,
+            &traffic_name,
+        )
+        .await?;
         run.mode.adopting = adopt;
         Ok(run)
+    }
+
+    /// The case in `lab`, a lab reset after an earlier case of the same
+    /// shape (see [`super::LabPool`]), routed by the model. `case_name` is
+    /// the name the case's own lab would have had: the traffic's random
+    /// choices and its packets' lab token come from it, so the case sends
+    /// what it would send in a lab of its own, and a late packet of the
+    /// lab's earlier case is not taken for one of this case.
+    pub(super) async fn in_lab(
+        scenario: &'a Scenario,
+        lab: Lab,
+        dataplane: &DataplaneChoice,
+        profile: ConntrackProfile,
+        options: &RunOptions,
+        case_name: &str,
+    ) -> Result<ScenarioRun<'a>, RunnerError> {
+        Self::around(scenario, lab, None, dataplane, profile, options, case_name).await
     }
 
     /// The case's state around a lab: traffic endpoints for its hosts and a
@@ -73,9 +100,10 @@ impl<'a> ScenarioRun<'a> {
         dataplane: &DataplaneChoice,
         profile: ConntrackProfile,
         options: &RunOptions,
+        traffic_name: &str,
     ) -> Result<ScenarioRun<'a>, RunnerError> {
         let cluster = &scenario.cluster;
-        let engine = TrafficEngine::with_seed(lab.name(), options.seed);
+        let engine = TrafficEngine::with_seed(traffic_name, options.seed);
         add_host_endpoints(&engine, &lab, cluster).await?;
         let members = LabMembers::of(&lab)?;
         let chosen = dataplane.build();
@@ -115,6 +143,30 @@ impl<'a> ScenarioRun<'a> {
             bird.detach();
         }
         self.lab.keep();
+    }
+
+    /// End the case but keep its lab for the next case of the same shape:
+    /// the dataplane shut down and the traffic engine's sockets closed; the
+    /// caller resets the lab ([`Lab::reset`]). None when the case ran BIRD
+    /// (a reused lab never does) or the dataplane would not end: then the
+    /// lab is torn down here.
+    pub(super) fn release(self) -> (Result<(), RunnerError>, Option<Lab>) {
+        if self.bird.is_some() {
+            return (self.finish(), None);
+        }
+        let ended = self
+            .control
+            .dataplane()
+            .shutdown(false)
+            .map_err(RunnerError::EndDataplane);
+        drop(self.engine);
+        match ended {
+            Ok(()) => (Ok(()), Some(self.lab)),
+            Err(error) => {
+                let torn_down = self.lab.teardown().map_err(RunnerError::Teardown);
+                (Err::<(), _>(error).and(torn_down), None)
+            }
+        }
     }
 
     pub(super) fn finish(self) -> Result<(), RunnerError> {
@@ -167,7 +219,7 @@ async fn add_host_endpoints(
 }
 
 /// The lab a scenario's cluster needs, named `lab_name`.
-fn lab_spec(scenario: &Scenario, lab_name: &str) -> LabSpec {
+pub(super) fn lab_spec(scenario: &Scenario, lab_name: &str) -> LabSpec {
     let cluster = &scenario.cluster;
     LabSpec {
         name: lab_name.to_string(),

@@ -8,6 +8,7 @@ use super::choice::DataplaneChoice;
 use super::error::RunnerError;
 use super::live_streams::Streams;
 use super::options::RunOptions;
+use super::pictures::Scene;
 use crate::bgp::LabBird;
 use crate::calico::Cluster;
 use crate::check::AddressBook;
@@ -53,6 +54,16 @@ impl ScenarioRun<'_> {
             },
             Target::Address(address) => RunnerError::UnknownAddress(*address),
         })
+    }
+
+    /// What a picture of the lab is taken of, now.
+    pub(super) fn scene(&self) -> Scene<'_> {
+        Scene {
+            members: &self.scenario.cluster,
+            model: &self.model,
+            lab: &self.lab,
+            moves: self.streams.moves.len(),
+        }
     }
 
     /// The sender's own addresses, and every pod's, for `from` / `pod` checks.

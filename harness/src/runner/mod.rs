@@ -18,6 +18,7 @@ mod pods;
 mod replay;
 mod repro;
 mod results;
+mod reuse;
 mod routing;
 mod schedule;
 mod send;
@@ -37,6 +38,7 @@ pub use parallel::{run_cases, run_cases_with};
 pub use phases::PhaseTimes;
 pub use replay::run_scenario;
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpReport};
+pub use reuse::{LabPool, PoolCounts};
 pub use schedule::{
     default_jobs, neighbour_budget, neighbour_need, CaseCost, Room, Schedule, Taken,
 };
@@ -137,7 +139,7 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".to_string());
         let mut result = case_error(case, options, format!("the harness panicked: {message}"));
-        result.duration_ms = started.elapsed().as_millis() as u64;
+        result.head.duration_ms = started.elapsed().as_millis() as u64;
         result
     })
 }
@@ -168,7 +170,7 @@ pub fn case_error(case: &PlannedCase, options: &RunOptions, reason: String) -> S
 #[cfg(test)]
 pub(crate) fn result_for_tests(case: &PlannedCase, outcome: Outcome) -> ScenarioResult {
     let mut result = case_error(case, &RunOptions::default(), String::new());
-    result.outcome = outcome;
+    result.head.outcome = outcome;
     result
 }
 

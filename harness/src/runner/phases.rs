@@ -1,5 +1,5 @@
 //! Where a process's cases spend their time, summed over every case it ran:
-//! building and tearing down labs, carrying out pod steps (the control
+//! building and tearing down labs, resetting reused ones, carrying out pod steps (the control
 //! plane and the dataplane), and traffic: sends that expect an answer,
 //! sends that expect silence (they wait out a timeout), and streams with the
 //! waits between changes. `bench explore` reads it to say what a case costs;
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 static LAB_NS: AtomicU64 = AtomicU64::new(0);
+static RESET_NS: AtomicU64 = AtomicU64::new(0);
 static PODS_NS: AtomicU64 = AtomicU64::new(0);
 static SENDS_NS: AtomicU64 = AtomicU64::new(0);
 static SILENT_NS: AtomicU64 = AtomicU64::new(0);
@@ -19,6 +20,10 @@ static STREAMS_NS: AtomicU64 = AtomicU64::new(0);
 pub struct PhaseTimes {
     /// Lab bring-up (namespaces, wiring, BIRD, the dataplane's start) and teardown.
     pub lab: Duration,
+    /// Labs reset between two cases of the same shape (see
+    /// [`super::LabPool`]): pods removed, rulesets, conntrack, sockets,
+    /// routes and neighbours cleaned.
+    pub reset: Duration,
     /// Pod steps: pods wired or removed, the control plane and the dataplane applied.
     pub pods: Duration,
     /// Sends that expect an answer or a delivery.
@@ -35,6 +40,7 @@ impl PhaseTimes {
         let read = |counter: &AtomicU64| Duration::from_nanos(counter.load(Ordering::Relaxed));
         Self {
             lab: read(&LAB_NS),
+            reset: read(&RESET_NS),
             pods: read(&PODS_NS),
             sends: read(&SENDS_NS),
             silent: read(&SILENT_NS),
@@ -46,6 +52,7 @@ impl PhaseTimes {
     pub fn since(self, earlier: PhaseTimes) -> Self {
         Self {
             lab: self.lab.saturating_sub(earlier.lab),
+            reset: self.reset.saturating_sub(earlier.reset),
             pods: self.pods.saturating_sub(earlier.pods),
             sends: self.sends.saturating_sub(earlier.sends),
             silent: self.silent.saturating_sub(earlier.silent),
@@ -59,13 +66,14 @@ impl PhaseTimes {
     }
 
     pub fn total(&self) -> Duration {
-        self.lab + self.pods + self.traffic()
+        self.lab + self.reset + self.pods + self.traffic()
     }
 }
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Phase {
     Lab,
+    Reset,
     Pods,
     Sends,
     Silent,
@@ -81,6 +89,7 @@ pub(super) fn add(phase: Phase, started: Instant) {
 pub(super) fn add_time(phase: Phase, time: Duration) {
     let counter = match phase {
         Phase::Lab => &LAB_NS,
+        Phase::Reset => &RESET_NS,
         Phase::Pods => &PODS_NS,
         Phase::Sends => &SENDS_NS,
         Phase::Silent => &SILENT_NS,

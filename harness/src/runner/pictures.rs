@@ -6,12 +6,24 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::case::ScenarioRun;
 use super::step_text::summarise;
+use crate::calico::Cluster;
 use crate::check::{FloatingIpRoute, LabPicture, MemberPicture, NodePicture, PodPicture, RouteHop};
 use crate::lab::spec::FABRIC;
-use crate::lab::{NamedHop, NamedRoute};
+use crate::lab::{Lab, NamedHop, NamedRoute};
 use crate::scenario::Step;
+
+/// What a picture is taken of: the scenario's members, the model (who holds
+/// which floating IP, which pod claims which) and the lab (addresses and
+/// routes, read from the kernel).
+#[derive(Clone, Copy)]
+pub(super) struct Scene<'r> {
+    pub(super) members: &'r crate::scenario::Cluster,
+    pub(super) model: &'r Cluster,
+    pub(super) lab: &'r Lab,
+    /// How many changes of a floating IP's pod the case has seen so far.
+    pub(super) moves: usize,
+}
 
 /// The pictures of one case, and what the next one is waiting for.
 #[derive(Default)]
@@ -29,26 +41,26 @@ pub(super) struct Album {
 impl Album {
     /// Before step `index` runs: the lab as it is, in case the step moves a
     /// floating IP.
-    pub(super) async fn before(&mut self, run: &ScenarioRun<'_>, index: usize, step: &Step) {
+    pub(super) async fn before(&mut self, scene: Scene<'_>, index: usize, step: &Step) {
         let control = matches!(
             step,
             Step::CreatePod(_) | Step::DeletePod(_) | Step::Annotate(_) | Step::SetPhase(_)
         );
         // Only a lab where a pod holds a floating IP can see one move.
-        if control && self.moves.is_empty() && !run.model.holders().is_empty() {
+        if control && self.moves.is_empty() && !scene.model.holders().is_empty() {
             let moment = format!("before step {} ({})", index + 1, summarise(step));
-            self.candidate = Some(run.picture(moment).await);
+            self.candidate = Some(scene.picture(moment).await);
         }
-        self.changes_seen = run.streams.moves.len();
+        self.changes_seen = scene.moves;
     }
 
     /// After step `index` ran. Traffic steps are pictured after they ran, never
     /// before: a picture takes a few milliseconds, and a send right after a
     /// move must meet the lab as soon as the catalogue's timing has it.
-    pub(super) async fn after(&mut self, run: &ScenarioRun<'_>, index: usize, step: &Step) {
+    pub(super) async fn after(&mut self, scene: Scene<'_>, index: usize, step: &Step) {
         let text = format!("step {} ({})", index + 1, summarise(step));
         let candidate = self.candidate.take();
-        if run.streams.moves.len() > self.changes_seen {
+        if scene.moves > self.changes_seen {
             if let Some(before) = candidate.filter(|_| self.moves.is_empty()) {
                 // Unchanged since the last picture: say so on it rather than
                 // show the same lab twice.
@@ -72,19 +84,19 @@ impl Album {
                 Some(after) => format!("{after}, once {text} had run"),
                 None => format!("once {text} had run"),
             };
-            self.take(run, moment).await;
+            self.take(scene, moment).await;
         }
     }
 
     /// The pictures, with one of the lab as the case ended if a move has
     /// none after it yet (or the case never ran traffic).
-    pub(super) async fn close(mut self, run: &ScenarioRun<'_>) -> Vec<LabPicture> {
+    pub(super) async fn close(mut self, scene: Scene<'_>) -> Vec<LabPicture> {
         if self.pictures.is_empty() || !self.moves.is_empty() {
             let moment = match self.after_moves() {
                 Some(after) => format!("{after}, as the case ended"),
                 None => "as the case ended".to_string(),
             };
-            self.take(run, moment).await;
+            self.take(scene, moment).await;
         }
         self.pictures
     }
@@ -94,17 +106,17 @@ impl Album {
         (!moves.is_empty()).then(|| format!("after {}", moves.join(" and ")))
     }
 
-    async fn take(&mut self, run: &ScenarioRun<'_>, moment: String) {
-        let picture = run.picture(moment).await;
+    async fn take(&mut self, scene: Scene<'_>, moment: String) {
+        let picture = scene.picture(moment).await;
         self.pictures.push(picture);
     }
 }
 
-impl ScenarioRun<'_> {
+impl Scene<'_> {
     /// The lab now: members, who holds which floating IP, and the fabric's
     /// and every node's route to each floating IP. A route that cannot be read
     /// is left out (and logged): a picture never fails a case.
-    pub(super) async fn picture(&self, moment: String) -> LabPicture {
+    pub(super) async fn picture(self, moment: String) -> LabPicture {
         let endpoints = self.model.felix_view().endpoints;
         let owners = self.model.holders();
         let floating_ips: BTreeSet<IpAddr> = endpoints
@@ -114,7 +126,7 @@ impl ScenarioRun<'_> {
             .collect();
         let families = [crate::lab::Family::V4, crate::lab::Family::V6];
         let mut nodes = Vec::new();
-        for node in &self.scenario.cluster.nodes {
+        for node in &self.members.nodes {
             let pods = endpoints
                 .iter()
                 .filter(|e| e.node == *node)
@@ -148,8 +160,7 @@ impl ScenarioRun<'_> {
             });
         }
         let externals = self
-            .scenario
-            .cluster
+            .members
             .externals
             .iter()
             .map(|name| MemberPicture {
@@ -168,7 +179,7 @@ impl ScenarioRun<'_> {
         }
     }
 
-    async fn routes(&self, member: &str, floating_ips: &BTreeSet<IpAddr>) -> Vec<FloatingIpRoute> {
+    async fn routes(self, member: &str, floating_ips: &BTreeSet<IpAddr>) -> Vec<FloatingIpRoute> {
         let mut routes = Vec::new();
         for floating_ip in floating_ips {
             match self.lab.route_to(member, *floating_ip).await {

@@ -15,6 +15,7 @@ use super::step_text::summarise;
 use super::up_record::UpRecord;
 use crate::check::CheckLine;
 use crate::check::{Outcome, ScenarioResult, StepResult};
+use crate::lab::Lab;
 use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step};
 
 /// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
@@ -26,47 +27,103 @@ pub async fn run_scenario(
     lab_name: &str,
     options: &RunOptions,
 ) -> ScenarioResult {
+    let case = CaseLab::Build(lab_name);
+    run_scenario_in(scenario, dataplane, profile, case, options)
+        .await
+        .0
+}
+
+/// Where a case runs.
+pub(super) enum CaseLab<'n> {
+    /// In a lab of its own, built under this name and torn down after.
+    Build(&'n str),
+    /// In this lab, reset after an earlier case of its shape; the lab is
+    /// given back after the case (unless it failed and is kept, or its
+    /// dataplane would not end), for the caller to reset. The name is the
+    /// one the case's own lab would have had.
+    Reuse(Box<Lab>, String),
+}
+
+/// Run the case in `lab`: its result, and the lab when it is given back.
+pub(super) async fn run_scenario_in(
+    scenario: &Scenario,
+    dataplane: &DataplaneChoice,
+    profile: ConntrackProfile,
+    lab: CaseLab<'_>,
+    options: &RunOptions,
+) -> (ScenarioResult, Option<Lab>) {
     let started = Instant::now();
-    let mut result = fresh_result(scenario, dataplane, profile, options, lab_name);
+    let lab_name = match &lab {
+        CaseLab::Build(name) => name.to_string(),
+        CaseLab::Reuse(lab, _) => lab.name().to_string(),
+    };
+    let mut result = fresh_result(scenario, dataplane, profile, options, &lab_name);
     let building = Instant::now();
-    let started_run = ScenarioRun::start(scenario, dataplane, profile, lab_name, options).await;
+    let reusing = matches!(lab, CaseLab::Reuse(..));
+    let started_run = match lab {
+        CaseLab::Build(name) => {
+            ScenarioRun::start(scenario, dataplane, profile, name, options).await
+        }
+        CaseLab::Reuse(lab, case_name) => {
+            ScenarioRun::in_lab(scenario, *lab, dataplane, profile, options, &case_name).await
+        }
+    };
     super::phases::add(super::phases::Phase::Lab, building);
     tracing::debug!(took = ?building.elapsed(), lab = lab_name, "lab built");
+    let mut given_back = None;
     match started_run {
         Err(error) => {
-            result.outcome = Outcome::Error {
+            result.head.outcome = Outcome::Error {
                 reason: error.to_string(),
             }
         }
         Ok(mut run) => {
             let all = 0..scenario.steps.len();
-            result.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
-            let keep = options.keep_on_failure && !result.outcome.is_pass();
+            result.head.outcome = run.replay(all, &BTreeSet::new(), &mut result).await;
+            let keep = options.keep_on_failure && !result.head.outcome.is_pass();
             if keep {
-                result.kept_lab = Some(run.lab.name().to_string());
-                // The state after the failing step: `replay` goes on from the next.
-                let until_step = result.steps.last().map(|step| step.index + 2);
-                let record = UpRecord::of(scenario, dataplane, profile, options, until_step);
-                if let Err(error) = record.write(run.lab.name()) {
-                    tracing::warn!(%error, "could not write how the kept lab was made");
-                }
-                run.keep();
-            } else if let Err(error) = {
+                keep_failing_lab(run, scenario, dataplane, profile, options, &mut result);
+            } else {
                 let ending = Instant::now();
-                let finished = run.finish();
+                let finished = if reusing {
+                    let (finished, lab) = run.release();
+                    given_back = lab;
+                    finished
+                } else {
+                    run.finish()
+                };
                 super::phases::add(super::phases::Phase::Lab, ending);
-                finished
-            } {
-                if result.outcome.is_pass() {
-                    result.outcome = Outcome::Error {
-                        reason: error.to_string(),
-                    };
+                if let Err(error) = finished {
+                    if result.head.outcome.is_pass() {
+                        result.head.outcome = Outcome::Error {
+                            reason: error.to_string(),
+                        };
+                    }
                 }
             }
         }
     }
-    result.duration_ms = started.elapsed().as_millis() as u64;
-    result
+    result.head.duration_ms = started.elapsed().as_millis() as u64;
+    (result, given_back)
+}
+
+/// Leave a failing case's lab up, with how it was made.
+fn keep_failing_lab(
+    run: ScenarioRun<'_>,
+    scenario: &Scenario,
+    dataplane: &DataplaneChoice,
+    profile: ConntrackProfile,
+    options: &RunOptions,
+    result: &mut ScenarioResult,
+) {
+    result.kept_lab = Some(run.lab.name().to_string());
+    // The state after the failing step: `replay` goes on from the next.
+    let until_step = result.steps.last().map(|step| step.index + 2);
+    let record = UpRecord::of(scenario, dataplane, profile, options, until_step);
+    if let Err(error) = record.write(run.lab.name()) {
+        tracing::warn!(%error, "could not write how the kept lab was made");
+    }
+    run.keep();
 }
 
 impl ScenarioRun<'_> {
@@ -80,7 +137,7 @@ impl ScenarioRun<'_> {
     ) -> Outcome {
         let mut album = Album::default();
         let outcome = self.replay_steps(range, skipped, result, &mut album).await;
-        result.lab_pictures = album.close(self).await;
+        result.lab_pictures = album.close(self.scene()).await;
         outcome
     }
 
@@ -135,10 +192,10 @@ impl ScenarioRun<'_> {
                     // ends the run before its result would be read.
                     batched.next().unwrap_or(Ok(()))
                 } else {
-                    album.before(self, index, step).await;
+                    album.before(self.scene(), index, step).await;
                     self.engine.begin_step(index as u32);
                     let outcome = self.run_step(index, step, &mut step_result, result).await;
-                    album.after(self, index, step).await;
+                    album.after(self.scene(), index, step).await;
                     outcome
                 };
                 if let Some(outcome) = self.record(index, step_result, outcome, result).await {

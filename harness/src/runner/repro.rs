@@ -89,7 +89,7 @@ pub async fn bring_up(
                 .into_iter()
                 .map(|(index, name)| (name, index + 1))
                 .collect();
-            result.outcome = run.replay(0..boundary, &skipped, &mut result).await;
+            result.head.outcome = run.replay(0..boundary, &skipped, &mut result).await;
         }
         None => {
             if let Err(error) = run.control_steps(0..scenario.steps.len()).await {
@@ -101,7 +101,7 @@ pub async fn bring_up(
     let overview = run.overview();
     let rules = run.node_rules();
     result.kept_lab = Some(lab_name.to_string());
-    result.duration_ms = started.elapsed().as_millis() as u64;
+    result.head.duration_ms = started.elapsed().as_millis() as u64;
     run.keep();
     Ok(UpReport {
         overview,
@@ -168,7 +168,7 @@ pub async fn replay_in_lab(
         run.keep();
         Ok::<Outcome, RunnerError>(outcome)
     };
-    result.outcome = match replayed.await {
+    result.head.outcome = match replayed.await {
         Ok(outcome) => {
             result.kept_lab = Some(lab_name.to_string());
             outcome
@@ -177,7 +177,7 @@ pub async fn replay_in_lab(
             reason: error.to_string(),
         },
     };
-    result.duration_ms = started.elapsed().as_millis() as u64;
+    result.head.duration_ms = started.elapsed().as_millis() as u64;
     result
 }
 

@@ -5,7 +5,7 @@ use super::choice::DataplaneChoice;
 use super::options::RunOptions;
 use super::step_text::summarise;
 use crate::bgp::RoutingMode;
-use crate::check::{Outcome, ScenarioResult, StepResult};
+use crate::check::{CaseHead, Outcome, ScenarioResult, StepResult};
 use crate::scenario::{ConntrackProfile, Scenario, Step};
 
 /// The result of a case about to run in `lab_name`: passed so far, nothing run.
@@ -37,14 +37,16 @@ pub(super) fn result_of(
     outcome: Outcome,
 ) -> ScenarioResult {
     ScenarioResult {
-        name: scenario.name.clone(),
-        file: scenario.source.clone(),
-        backend: dataplane.to_string(),
-        profile: profile_name(profile).to_string(),
-        tags: scenario.tags.clone(),
-        routing: routing.to_string(),
-        outcome,
-        duration_ms: 0,
+        head: CaseHead {
+            name: scenario.name.clone(),
+            file: scenario.source.clone(),
+            backend: dataplane.to_string(),
+            profile: profile_name(profile).to_string(),
+            tags: scenario.tags.clone(),
+            routing: routing.to_string(),
+            outcome,
+            duration_ms: 0,
+        },
         steps: Vec::new(),
         migrations: Vec::new(),
         lab_pictures: Vec::new(),

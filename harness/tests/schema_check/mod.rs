@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Every problem with `document`, as `path: message`.
 pub fn validate(schema: &Value, document: &Value) -> Vec<String> {
@@ -108,6 +108,39 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
             return fail(format!("expected {names:?}, found {value}"));
         }
     }
+    check_scalar(schema, value, &mut fail);
+    for (keyword, exactly_one) in [("oneOf", true), ("anyOf", false)] {
+        if let Some(Value::Array(branches)) = schema.get(keyword) {
+            let passing = branches
+                .iter()
+                .filter(|b| validate_at(root, b, value, path).is_empty())
+                .count();
+            if passing == 0 || (exactly_one && passing > 1) {
+                fail(format!(
+                    "{value} matches {passing} of the {keyword} branches"
+                ));
+            }
+        }
+    }
+    if let Some(Value::Array(branches)) = schema.get("allOf") {
+        for branch in branches {
+            check(root, branch, value, path, errors);
+        }
+    }
+    check_length(schema, value, path, errors);
+    if let (Some(items), Value::Array(elements)) = (schema.get("items"), value) {
+        for (i, element) in elements.iter().enumerate() {
+            check(root, items, element, &format!("{path}[{i}]"), errors);
+        }
+    }
+    if let Value::Object(object) = value {
+        check_object(root, schema, object, path, errors);
+    }
+}
+
+/// The keywords about a single value: enum, const, pattern, format, minimum
+/// and maximum.
+fn check_scalar(schema: &Map<String, Value>, value: &Value, fail: &mut dyn FnMut(String)) {
     if let Some(Value::Array(allowed)) = schema.get("enum") {
         if !allowed.contains(value) {
             fail(format!("{value} is not one of {allowed:?}"));
@@ -151,24 +184,10 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
             fail(format!("{n} is above the maximum"));
         }
     }
-    for (keyword, exactly_one) in [("oneOf", true), ("anyOf", false)] {
-        if let Some(Value::Array(branches)) = schema.get(keyword) {
-            let passing = branches
-                .iter()
-                .filter(|b| validate_at(root, b, value, path).is_empty())
-                .count();
-            if passing == 0 || (exactly_one && passing > 1) {
-                fail(format!(
-                    "{value} matches {passing} of the {keyword} branches"
-                ));
-            }
-        }
-    }
-    if let Some(Value::Array(branches)) = schema.get("allOf") {
-        for branch in branches {
-            check(root, branch, value, path, errors);
-        }
-    }
+}
+
+/// minItems and maxItems of an array.
+fn check_length(schema: &Map<String, Value>, value: &Value, path: &str, errors: &mut Vec<String>) {
     if let Value::Array(elements) = value {
         let len = elements.len() as u64;
         if schema
@@ -193,14 +212,6 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
                 format!("{len} item(s), more than the maximum"),
             );
         }
-    }
-    if let (Some(items), Value::Array(elements)) = (schema.get("items"), value) {
-        for (i, element) in elements.iter().enumerate() {
-            check(root, items, element, &format!("{path}[{i}]"), errors);
-        }
-    }
-    if let Value::Object(object) = value {
-        check_object(root, schema, object, path, errors);
     }
 }
 

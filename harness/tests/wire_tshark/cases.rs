@@ -52,6 +52,19 @@ pub(crate) fn data(tsn: u32, stream_seq: u16, user_data: &'static [u8]) -> Chunk
 /// A whole association as the harness runs it (handshake, echoed DATA,
 /// heartbeat, shutdown) plus the ABORTs the responder sends.
 pub(crate) fn sctp_cases() -> Vec<SctpCase> {
+    [
+        handshake(),
+        data_exchange(),
+        heartbeat_and_shutdown(),
+        aborts(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The four-way handshake: INIT, INIT ACK, COOKIE ECHO, COOKIE ACK.
+fn handshake() -> Vec<SctpCase> {
     use Direction::{FromPod, ToPod};
     vec![
         sctp_case(
@@ -96,6 +109,14 @@ pub(crate) fn sctp_cases() -> Vec<SctpCase> {
             vec![ChunkRepr::CookieEcho { cookie: COOKIE }],
         ),
         sctp_case(FromPod, CLIENT_TAG, vec![ChunkRepr::CookieAck]),
+    ]
+}
+
+/// DATA both ways, with SACKs (one bundled with DATA, one with gap blocks
+/// and duplicates).
+fn data_exchange() -> Vec<SctpCase> {
+    use Direction::{FromPod, ToPod};
+    vec![
         sctp_case(
             ToPod,
             POD_TAG,
@@ -137,6 +158,13 @@ pub(crate) fn sctp_cases() -> Vec<SctpCase> {
                 duplicate_tsns: vec![1000],
             })],
         ),
+    ]
+}
+
+/// A heartbeat and its answer, then the three-way shutdown.
+fn heartbeat_and_shutdown() -> Vec<SctpCase> {
+    use Direction::{FromPod, ToPod};
+    vec![
         sctp_case(
             ToPod,
             POD_TAG,
@@ -164,6 +192,14 @@ pub(crate) fn sctp_cases() -> Vec<SctpCase> {
                 reflected_tag: false,
             }],
         ),
+    ]
+}
+
+/// ABORTs with and without the T bit and error causes, and a reflected
+/// SHUTDOWN COMPLETE.
+fn aborts() -> Vec<SctpCase> {
+    use Direction::{FromPod, ToPod};
+    vec![
         // DATA for an association the pod does not know: ABORT with the T bit.
         sctp_case(
             FromPod,
