@@ -144,6 +144,35 @@ fn a_tiny_explore_bench_runs_the_same_cases_both_ways_and_says_where_the_time_we
     );
 }
 
+/// Both binaries (here the same one) run the same file back to back, and
+/// each says how many of its cases passed.
+#[test]
+fn a_catalogue_bench_runs_the_baseline_and_this_binary_on_the_same_files() {
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/icmp-external-v4.yaml"
+    );
+    let (output, _) = harness_with_pid(&[
+        "bench",
+        "catalogue",
+        "--baseline",
+        env!("CARGO_BIN_EXE_fip-harness"),
+        scenario,
+    ]);
+    assert_says(
+        &output,
+        &[
+            "back to back, each at its default --jobs",
+            "  baseline (",
+            "  this (",
+            "s, 3 passed, 0 failed; load ",
+            "ratio: ",
+        ],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.matches("3 passed, 0 failed").count(), 2, "{text}");
+}
+
 /// The run succeeded and its output has every one of `lines`.
 fn assert_says(output: &Output, lines: &[&str]) {
     let text = String::from_utf8_lossy(&output.stdout).to_string();

@@ -18,6 +18,7 @@ pub use error::BenchError;
 /// What a bench's steps return.
 pub type Result<T, E = BenchError> = std::result::Result<T, E>;
 
+pub mod catalogue;
 pub mod churn;
 mod churn_figures;
 mod churn_plan;

@@ -29,6 +29,18 @@ enum What {
     Scale(ScaleArgs),
     /// Generated cases a minute as `explore` runs them, against `run` on the same files.
     Explore(ExploreArgs),
+    /// `run` of a catalogue by another build (`--baseline`) and by this one, back to back.
+    Catalogue(CatalogueArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CatalogueArgs {
+    /// The fip-harness binary to compare with (e.g. the previous release's).
+    #[arg(long, value_name = "PATH")]
+    baseline: std::path::PathBuf,
+    /// Scenario files or folders, as `run` takes them.
+    #[arg(default_value = "scenarios")]
+    paths: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,6 +206,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dataplane: a.dataplane,
             seed: a.seed,
             reuse_labs: !a.fresh_labs,
+        }),
+        What::Catalogue(a) => bench::catalogue::run(bench::catalogue::Options {
+            baseline: a.baseline,
+            paths: a.paths,
         }),
     }?;
     Ok(ExitCode::SUCCESS)

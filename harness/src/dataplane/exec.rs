@@ -29,8 +29,8 @@ pub(crate) fn run_in(
             }
         }
     };
-    let mut child = node
-        .command(program)
+    let mut command = std::process::Command::new(program);
+    command
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -38,9 +38,8 @@ pub(crate) fn run_in(
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_error)?;
+        .stderr(Stdio::piped());
+    let mut child = node.spawn(&mut command).map_err(spawn_error)?;
     if let Some(input) = stdin {
         // Dropping the pipe at the end of this block is what tells the program
         // the batch is complete.

@@ -39,17 +39,16 @@ pub(super) fn keep_tracking(node: &Netns) -> Result<(), LabError> {
         program: "nft",
         detail,
     };
-    let mut child = node
-        .command("nft")
+    let mut command = std::process::Command::new("nft");
+    command
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => failed(crate::programs::missing("nft").to_string()),
-            _ => failed(e.to_string()),
-        })?;
+        .stderr(Stdio::piped());
+    let mut child = node.spawn(&mut command).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => failed(crate::programs::missing("nft").to_string()),
+        _ => failed(e.to_string()),
+    })?;
     {
         use std::io::Write;
         // Dropping the pipe at the end of this block ends nft's input.

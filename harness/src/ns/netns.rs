@@ -276,6 +276,47 @@ impl Netns {
         command
     }
 
+    /// Start `command` with its process inside this namespace, without
+    /// forking this process: a short-lived thread enters the namespace and
+    /// spawns it there (a child starts in its parent thread's namespace, and
+    /// a command with no `pre_exec` is started by `posix_spawn`, which shares
+    /// this process's memory until the exec). [`Netns::command`]'s
+    /// `pre_exec` makes the standard library fork: the kernel then copies
+    /// the page tables of this many-threaded process, and every page it
+    /// writes afterwards faults once to be copied; with labs spawning `nft`
+    /// and `iptables-restore` for every pod step, that was about a third of
+    /// the harness's CPU time (docs/benchmarks.md). `command` must have no
+    /// `pre_exec` of its own, or it forks after all (still inside).
+    pub fn spawn(&self, command: &mut Command) -> std::io::Result<std::process::Child> {
+        let file = self.file().map_err(|e| match e {
+            NetnsError::Sys { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                // It only makes system calls and builds the child's argv.
+                .stack_size(256 * 1024)
+                .spawn_scoped(scope, || {
+                    setns(file.as_fd(), CloneFlags::CLONE_NEWNET)?;
+                    command.spawn()
+                })?;
+            spawned.join().map_err(|_| {
+                std::io::Error::other(NetnsError::ThreadPanicked(self.name.to_string()))
+            })?
+        })
+    }
+
+    /// [`Netns::spawn`] with stdin from /dev/null and stdout and stderr
+    /// read, then wait for the process's exit, as [`Command::output`].
+    pub fn output(&self, command: &mut Command) -> std::io::Result<std::process::Output> {
+        use std::process::Stdio;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.spawn(command)?.wait_with_output()
+    }
+
     /// Remove the pin of a named namespace. The kernel frees the namespace (and
     /// every link in it) once no process or socket holds it any more.
     pub fn delete(name: &str) -> Result<(), NetnsError> {

@@ -101,7 +101,7 @@ const OWN_FILES: &[(&str, &str)] = &[
 /// hide the rest.
 fn write_program_dumps(dir: &Path, netns: &Netns) -> std::io::Result<()> {
     for (file, program, args, _) in PROGRAM_DUMPS {
-        let text = match netns.command(program).args(*args).output() {
+        let text = match netns.output(std::process::Command::new(program).args(*args)) {
             Ok(output) => {
                 let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
                 if !output.status.success() {

@@ -11,14 +11,17 @@
 //! the host's `gc_thresh3`, and past it the kernel refuses new entries
 //! ("neighbor table overflow") and traffic fails for no reason of the case's
 //! own. The harness never changes host settings; it starts a case only while
-//! the entries the running labs may need fit in half the table (the other
-//! half is left to the host and to other processes' labs).
+//! the entries the running labs may need fit in half of each family's table
+//! (the other half is left to the host and to other processes' labs).
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crate::calico::IpFamily;
-use crate::scenario::{Scenario, Step};
+use crate::scenario::{Scenario, Step, Target};
+
+/// Neighbour entries in each family: IPv4 (ARP), IPv6 (NDP).
+pub type Entries = [usize; 2];
 
 /// Cases at a time when the user does not say: labs wait on the kernel far
 /// more than they compute, so several per core (eight, at most 32); the
@@ -33,8 +36,8 @@ pub fn default_jobs() -> usize {
 pub struct CaseCost {
     /// A guess of its length from its steps.
     pub length: Duration,
-    /// The most neighbour entries its lab may hold in one family at once.
-    pub neighbours: usize,
+    /// The most neighbour entries its lab may hold at once, IPv4 and IPv6.
+    pub neighbours: Entries,
 }
 
 /// A run of consecutive sends sits out about one silence window.
@@ -49,7 +52,16 @@ impl CaseCost {
         let mut length = LAB;
         let mut pods = 0;
         let mut after_send = false;
+        let mut traffic = [false; 2];
         for step in &scenario.steps {
+            let to = match step {
+                Step::Send(send) => Some(&send.to),
+                Step::StartStream(stream) => Some(&stream.to),
+                _ => None,
+            };
+            if let Some(to) = to {
+                traffic[family_index(target_family(to))] = true;
+            }
             match step {
                 Step::Send(_) if after_send => {}
                 Step::Send(_) => length += SEND_RUN,
@@ -63,35 +75,66 @@ impl CaseCost {
             after_send = matches!(step, Step::Send(_));
         }
         let cluster = &scenario.cluster;
+        let need = |family: usize| {
+            let pods = if traffic[family] { pods } else { 0 };
+            neighbour_need(cluster.nodes.len(), pods, cluster.externals.len())
+        };
         Self {
             length,
-            neighbours: neighbour_need(cluster.nodes.len(), pods, cluster.externals.len()),
+            neighbours: [need(0), need(1)],
         }
     }
 }
 
+fn target_family(target: &Target) -> IpFamily {
+    match target {
+        Target::Address(std::net::IpAddr::V4(_)) => IpFamily::V4,
+        Target::Address(std::net::IpAddr::V6(_)) => IpFamily::V6,
+        Target::Host { family, .. } => *family,
+    }
+}
+
+fn family_index(family: IpFamily) -> usize {
+    match family {
+        IpFamily::V4 => 0,
+        IpFamily::V6 => 1,
+    }
+}
+
 /// Neighbour entries a lab may hold in one family at once: the BGP mesh and
-/// the fabric ([`crate::bgp::neighbours::mesh_need`]), and four for each pod
-/// set up and each external host (a pod and its node resolve each other, its
-/// peers and the hosts that reach it add more; IPv6 adds link-local
-/// entries). An upper bound measured on the catalogue: matrix-life-outside
-/// (3 nodes, 9 pod set-ups, 1 external; estimate 52) peaked at 36 IPv4
-/// entries, matrix-life-ipv6 (the same sizes) at 46 IPv6 entries, dual-stack
-/// (2 nodes, 1 pod, 1 external; estimate 14) at 13.
+/// the fabric ([`crate::bgp::neighbours::mesh_need`]), four for each external
+/// host, and four for each pod set up when the case sends traffic of that
+/// family (entries are made by traffic: a pod and its node resolve each
+/// other, its peers and the hosts that reach it add more; IPv6 adds
+/// link-local entries). An upper bound measured on the catalogue (entries of
+/// the lab's namespaces, sampled every 0.3 s): matrix-life-outside (3 nodes,
+/// 9 pod set-ups, 1 external, IPv4 traffic; estimate 52 and 16) peaked at 36
+/// IPv4 and 9 IPv6 entries, matrix-life-ipv6 (the same sizes, IPv6 traffic)
+/// at 12 and 46, dual-stack (2 nodes, 1 pod, 1 external, both; 14 and 14)
+/// at 11 and 13.
 pub fn neighbour_need(nodes: usize, pods: usize, externals: usize) -> usize {
     crate::bgp::neighbours::mesh_need(nodes) + 4 * pods + 4 * externals
 }
 
-/// The entries this process's labs may hold together: half the smaller of
-/// the host's two tables (Linux's default 1024 where this process cannot
-/// read them, as in a rootless harness's own namespace).
-pub fn neighbour_budget() -> usize {
-    let limit = [IpFamily::V4, IpFamily::V6]
-        .into_iter()
-        .map(|family| crate::bgp::neighbours::host_limit(family).unwrap_or(1024))
-        .min()
-        .unwrap_or(1024);
-    limit / 2
+/// The entries this process's labs may hold together in each family: half
+/// the host's table (Linux's default 1024 where this process cannot read it,
+/// as in a rootless harness's own namespace).
+pub fn neighbour_budget() -> Entries {
+    [IpFamily::V4, IpFamily::V6]
+        .map(|family| crate::bgp::neighbours::host_limit(family).unwrap_or(1024) / 2)
+}
+
+/// Whether `need` fits beside `held` in `budget`, in both families.
+fn fits(need: Entries, held: Entries, budget: Entries) -> bool {
+    (0..2).all(|f| held[f] + need[f] <= budget[f])
+}
+
+fn add(held: &mut Entries, need: Entries) {
+    (0..2).for_each(|f| held[f] += need[f]);
+}
+
+fn remove(held: &mut Entries, need: Entries) {
+    (0..2).for_each(|f| held[f] = held[f].saturating_sub(need[f]));
 }
 
 /// The cases waiting and the labs running, shared by the jobs.
@@ -99,7 +142,7 @@ pub fn neighbour_budget() -> usize {
 pub struct Schedule {
     state: Mutex<State>,
     changed: Condvar,
-    budget: usize,
+    budget: Entries,
 }
 
 #[derive(Debug)]
@@ -108,7 +151,7 @@ struct State {
     waiting: Vec<usize>,
     costs: Vec<CaseCost>,
     /// Neighbour entries of the running cases.
-    held: usize,
+    held: Entries,
     running: usize,
 }
 
@@ -116,7 +159,7 @@ impl Schedule {
     /// `costs[i]` is case i's; cases start longest first, each once its
     /// neighbour entries fit beside the running cases' in `budget` (a case
     /// that needs more than the budget alone runs alone).
-    pub fn new(costs: Vec<CaseCost>, budget: usize) -> Self {
+    pub fn new(costs: Vec<CaseCost>, budget: Entries) -> Self {
         let mut waiting: Vec<usize> = (0..costs.len()).collect();
         // Stable: equal guesses keep the order given.
         waiting.sort_by_key(|&i| std::cmp::Reverse(costs[i].length));
@@ -125,7 +168,7 @@ impl Schedule {
             state: Mutex::new(State {
                 waiting,
                 costs,
-                held: 0,
+                held: [0; 2],
                 running: 0,
             }),
             changed: Condvar::new(),
@@ -141,15 +184,14 @@ impl Schedule {
             if stop() {
                 return None;
             }
-            let room = self.budget.saturating_sub(state.held);
-            let fits = state
-                .waiting
-                .iter()
-                .rposition(|&i| state.costs[i].neighbours <= room || state.running == 0);
-            match fits {
+            let fitting = state.waiting.iter().rposition(|&i| {
+                state.running == 0 || fits(state.costs[i].neighbours, state.held, self.budget)
+            });
+            match fitting {
                 Some(position) => {
                     let index = state.waiting.remove(position);
-                    state.held += state.costs[index].neighbours;
+                    let need = state.costs[index].neighbours;
+                    add(&mut state.held, need);
                     state.running += 1;
                     return Some(index);
                 }
@@ -169,7 +211,8 @@ impl Schedule {
     /// Case `index` (from [`Schedule::next`]) has ended and its lab is gone.
     pub fn done(&self, index: usize) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.held = state.held.saturating_sub(state.costs[index].neighbours);
+        let need = state.costs[index].neighbours;
+        remove(&mut state.held, need);
         state.running = state.running.saturating_sub(1);
         drop(state);
         self.changed.notify_all();
@@ -181,22 +224,23 @@ impl Schedule {
 /// its lab is built and gives them back when the case ends.
 #[derive(Debug)]
 pub struct Room {
-    held: Mutex<(usize, usize)>,
+    /// Entries taken, and by how many labs.
+    held: Mutex<(Entries, usize)>,
     freed: Condvar,
-    budget: usize,
+    budget: Entries,
 }
 
 /// Entries taken from a [`Room`], given back when dropped.
 #[derive(Debug)]
 pub struct Taken<'a> {
     room: &'a Room,
-    need: usize,
+    need: Entries,
 }
 
 impl Room {
-    pub const fn new(budget: usize) -> Self {
+    pub const fn new(budget: Entries) -> Self {
         Self {
-            held: Mutex::new((0, 0)),
+            held: Mutex::new(([0; 2], 0)),
             freed: Condvar::new(),
             budget,
         }
@@ -204,12 +248,12 @@ impl Room {
 
     /// Take `need` entries, waiting until they fit beside those taken (a
     /// need larger than the budget waits until it is alone).
-    pub fn take(&self, need: usize) -> Taken<'_> {
+    pub fn take(&self, need: Entries) -> Taken<'_> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        while held.1 > 0 && held.0 + need > self.budget {
+        while held.1 > 0 && !fits(need, held.0, self.budget) {
             held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
         }
-        held.0 += need;
+        add(&mut held.0, need);
         held.1 += 1;
         Taken { room: self, need }
     }
@@ -218,7 +262,7 @@ impl Room {
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         let mut held = self.room.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.0 = held.0.saturating_sub(self.need);
+        remove(&mut held.0, self.need);
         held.1 = held.1.saturating_sub(1);
         drop(held);
         self.room.freed.notify_all();
@@ -229,18 +273,21 @@ impl Drop for Taken<'_> {
 mod tests {
     use super::*;
 
+    /// IPv4 entries only.
     fn cost(length_ms: u64, neighbours: usize) -> CaseCost {
         CaseCost {
             length: Duration::from_millis(length_ms),
-            neighbours,
+            neighbours: [neighbours, 0],
         }
     }
+
+    const BUDGET: Entries = [100, 100];
 
     #[test]
     fn the_longest_cases_start_first_and_equal_ones_in_order() {
         let schedule = Schedule::new(
             vec![cost(100, 1), cost(900, 1), cost(100, 1), cost(500, 1)],
-            usize::MAX,
+            [usize::MAX; 2],
         );
         let order: Vec<usize> = std::iter::from_fn(|| schedule.next(&|| false)).collect();
         assert_eq!(order, [1, 3, 0, 2]);
@@ -248,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_case_waits_until_its_neighbours_fit_and_a_smaller_one_goes_ahead() {
-        let schedule = Schedule::new(vec![cost(900, 60), cost(800, 60), cost(100, 30)], 100);
+        let schedule = Schedule::new(vec![cost(900, 60), cost(800, 60), cost(100, 30)], BUDGET);
         assert_eq!(schedule.next(&|| false), Some(0));
         // 60 more do not fit beside 60 in 100; the short case's 30 do.
         assert_eq!(schedule.next(&|| false), Some(2));
@@ -263,11 +310,13 @@ mod tests {
 
     #[test]
     fn a_room_lets_a_lab_in_only_when_its_entries_fit() {
-        let room = Room::new(100);
-        let first = room.take(60);
-        let alone = room.take(30);
+        let room = Room::new(BUDGET);
+        let first = room.take([60, 0]);
+        let alone = room.take([30, 0]);
+        // The other family's table has room of its own.
+        drop(room.take([0, 90]));
         std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| drop(room.take(60)));
+            let waiter = scope.spawn(|| drop(room.take([60, 0])));
             std::thread::sleep(Duration::from_millis(50));
             assert!(!waiter.is_finished(), "took 60 beside 90 of 100");
             drop(first);
@@ -275,12 +324,37 @@ mod tests {
         });
         drop(alone);
         // Larger than the budget: in once the room is empty.
-        drop(room.take(500));
+        drop(room.take([500, 0]));
+    }
+
+    #[test]
+    fn labs_of_the_two_families_fill_their_own_tables() {
+        let v6 = |length_ms| CaseCost {
+            neighbours: [10, 60],
+            ..cost(length_ms, 0)
+        };
+        let schedule = Schedule::new(vec![cost(900, 60), cost(800, 60), v6(700)], BUDGET);
+        assert_eq!(schedule.next(&|| false), Some(0));
+        assert_eq!(schedule.next(&|| false), Some(2));
+    }
+
+    /// The catalogue's sizes: an IPv4 matrix case needs its pods' entries in
+    /// IPv4 only, a dual-stack case in both.
+    #[test]
+    fn a_case_needs_pod_entries_in_the_families_it_sends() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let need = |name: &str| {
+            let scenario = crate::scenario::load_file(&folder.join(name)).unwrap();
+            CaseCost::of(&scenario).neighbours
+        };
+        assert_eq!(need("matrix-life-outside.yaml"), [52, 16]);
+        assert_eq!(need("matrix-life-ipv6.yaml"), [16, 52]);
+        assert_eq!(need("dual-stack.yaml"), [14, 14]);
     }
 
     #[test]
     fn a_case_too_big_for_the_budget_runs_alone() {
-        let schedule = Schedule::new(vec![cost(900, 500), cost(100, 10)], 100);
+        let schedule = Schedule::new(vec![cost(900, 500), cost(100, 10)], BUDGET);
         assert_eq!(schedule.next(&|| false), Some(0));
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
