@@ -223,6 +223,27 @@ impl StreamTrack {
         self.states.last().is_some_and(|pods| !pods.is_empty())
     }
 
+    /// Whether `update` gives the IPv6 floating IP the stream's sending pod
+    /// sends to to that pod itself. Felix applies the pod's device route
+    /// for it and the NAT in parallel (felix InternalDataplane.apply), so a
+    /// packet of the stream (new, or following an entry made while nobody
+    /// or another pod held it) can be routed untranslated back out of the
+    /// interface it came in by; the kernel then sends the pod an ICMPv6
+    /// redirect (net/ipv6/ip6_output.c ip6_forward, ndisc_send_redirect:
+    /// IPv6 has no `send_redirects` switch), the pod takes the floating IP
+    /// for on-link (net/ipv6/route.c rt6_do_redirect) and its packets to it
+    /// die in its own namespace, unanswered neighbour solicitations, for
+    /// seconds. Where the stream goes then is not the model's to say. Found
+    /// by `fip-harness explore --dataplane nftables --seed 5101` (case 499,
+    /// every reference dataplane alike, under the strict profile).
+    fn redirected_to_itself(&self, update: &FelixUpdate) -> bool {
+        let to = self.flow.packet.to;
+        to.is_ipv6()
+            && update.holders.iter().any(|change| {
+                change.floating_ip == to && change.to.as_deref() == Some(self.sender())
+            })
+    }
+
     /// The sender, by name.
     pub fn sender(&self) -> &str {
         &self.flow.packet.from
@@ -236,6 +257,9 @@ impl StreamTrack {
         update: &FelixUpdate,
         nat_before: &BTreeMap<String, NodeNatState>,
     ) {
+        if self.redirected_to_itself(update) {
+            self.stated = false;
+        }
         self.flow.forget(&update.changes.conntrack);
         let nodes_before = self.flow.nodes();
         if update
