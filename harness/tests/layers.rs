@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "layers/file_graph.rs"]
+mod file_graph;
+
 /// Known upward imports being removed, each with the helper who owns its fix.
 /// It only shrinks: an entry that no longer occurs fails the test too.
 /// (file under src/, imported module, owner)

@@ -10,6 +10,7 @@ pub mod annotation;
 pub mod cluster;
 pub mod cni;
 pub mod cni_config;
+pub mod conntrack;
 pub mod conversion;
 pub mod desired;
 #[cfg(test)]

@@ -22,7 +22,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::probe::{Event, LentSockets, Transport};
+use super::observation::Event;
+use super::probe::{LentSockets, Transport};
 use super::sock::{recv_datagram, send_datagram};
 use super::tally::{DriveResult, Pace, Tally};
 

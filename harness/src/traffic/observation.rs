@@ -111,3 +111,10 @@ pub fn now_unix_ns() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
 }
+
+/// What a probe's transport took in: a reply carrying one of its tokens, or
+/// an ICMP error quoting one of its packets.
+pub(crate) enum Event {
+    Reply { token: Token, src: IpAddr },
+    IcmpError(IcmpErrorObservation),
+}

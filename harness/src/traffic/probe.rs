@@ -14,7 +14,7 @@ use crate::lab::netns::Netns;
 use crate::wire::ip::{self, IpNextHeaderProtocols};
 use crate::wire::{gre, icmp, sctp, ChecksumPolicy};
 
-use super::observation::{now_unix_ns, IcmpErrorObservation, Protocol};
+use super::observation::{now_unix_ns, Event, IcmpErrorObservation, Protocol};
 use super::raw::{parse_gre, strip_ip};
 use super::sctp_client::SctpClient;
 use super::sock::{open_raw_in, stream_socket, AsyncSock};
@@ -112,11 +112,6 @@ pub(super) struct LentSockets {
 pub(super) enum Incoming {
     Main { data: Vec<u8>, from: Option<IpAddr> },
     Icmp { data: Vec<u8>, from: Option<IpAddr> },
-}
-
-pub(crate) enum Event {
-    Reply { token: Token, src: IpAddr },
-    IcmpError(IcmpErrorObservation),
 }
 
 pub(crate) struct Transport {

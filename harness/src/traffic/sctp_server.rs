@@ -245,7 +245,7 @@ pub(super) async fn serve_sctp(sock: AsyncSock, v6: bool, seed: Option<Seed>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traffic::responder::ECHO_PORT;
+    use crate::vocab::ECHO_PORT;
 
     const PEER_PORT: u16 = 40000;
 

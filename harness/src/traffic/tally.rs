@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::observation::Event;
 use super::observation::{now_unix_ns, IcmpErrorObservation, ReplyObservation};
-use super::probe::{Event, Transport};
+use super::probe::Transport;
 
 /// Pacing of a probe run.
 #[derive(Clone, Debug)]

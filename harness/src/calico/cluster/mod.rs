@@ -190,7 +190,7 @@ pub struct Cluster {
     /// The keyless GRE flows senders started, with their conntrack entries
     /// (the kernel's, not Calico's: kept here so every prediction sees them).
     #[serde(skip)]
-    gre: crate::calico::predict::GreTable,
+    gre: crate::calico::conntrack::GreTable,
 }
 
 impl Cluster {
@@ -218,11 +218,11 @@ impl Cluster {
     }
 
     /// The keyless GRE flows senders started, with their entries.
-    pub fn gre(&self) -> &crate::calico::predict::GreTable {
+    pub fn gre(&self) -> &crate::calico::conntrack::GreTable {
         &self.gre
     }
 
-    pub(crate) fn gre_mut(&mut self) -> &mut crate::calico::predict::GreTable {
+    pub(crate) fn gre_mut(&mut self) -> &mut crate::calico::conntrack::GreTable {
         &mut self.gre
     }
 

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::flow::Flow;
 use super::{Landing, Outcome, Packet, PredictError, Prediction};
 use crate::calico::cluster::{Cluster, FelixUpdate};
+use crate::calico::conntrack::Flow;
 use crate::check::{
     mismatches, AddressBook, DeliveryObserved, Mismatch, PodsHad, StreamExpectation,
     TrafficExpectation,

@@ -1,4 +1,4 @@
-//! Keyless GRE across sends ([`super::gre`]): which earlier packets leave an
+//! Keyless GRE across sends ([`crate::calico::conntrack::GreTable`]): which earlier packets leave an
 //! entry whose tuple a later flow's reply tuple meets, and what takes it.
 //! web (198.19.0.0) on node-a holds 203.0.113.10 and 203.0.113.11.
 

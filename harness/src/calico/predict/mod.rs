@@ -23,8 +23,6 @@
 //! and what a node or external host answers besides ICMP echo.
 
 mod expect;
-mod flow;
-mod gre;
 #[cfg(test)]
 mod gre_tests;
 #[cfg(test)]
@@ -35,40 +33,14 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+pub use crate::calico::conntrack::{
+    Flow, GreTable, Packet, GRE_REPLIED_TIMEOUT, GRE_UNREPLIED_TIMEOUT,
+};
 pub use expect::{address_book, note_pods, observed, send_disagreements, StreamWatch};
-pub use flow::Flow;
-pub use gre::{GreTable, GRE_REPLIED_TIMEOUT, GRE_UNREPLIED_TIMEOUT};
 
 use super::cluster::Cluster;
 use crate::vocab::IpFamily;
 use crate::vocab::{Protocol, ECHO_PORT, SCTP_CLIENT_PORT_BASE};
-
-/// A packet to predict: from a member (pod, node, external host or the
-/// fabric, by name) to an address.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Packet {
-    pub from: String,
-    pub to: IpAddr,
-    pub protocol: Protocol,
-    /// Destination port (udp, tcp, sctp).
-    pub port: u16,
-}
-
-impl Packet {
-    /// A packet to the echo port.
-    pub fn new(from: &str, to: IpAddr, protocol: Protocol) -> Self {
-        Self {
-            from: from.to_string(),
-            to,
-            protocol,
-            port: ECHO_PORT,
-        }
-    }
-
-    pub fn family(&self) -> IpFamily {
-        IpFamily::of(&self.to)
-    }
-}
 
 /// What becomes of a packet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -177,7 +149,7 @@ pub enum DropReason {
     /// felix/rules/dispatch.go WorkloadDispatchChains).
     UnknownInterface,
     /// The entry its flow would make on a node has a reply tuple another
-    /// entry holds (keyless GRE, [`gre`]): the kernel cannot confirm it.
+    /// entry holds (keyless GRE, [`GreTable`]): the kernel cannot confirm it.
     ConntrackClash,
 }
 
@@ -214,7 +186,7 @@ pub(crate) enum Answer {
 impl Cluster {
     /// Where `packet`, the first of a new flow, lands now (for GRE: the
     /// next packet of the flow earlier GRE between the same two ends left,
-    /// [`gre`]).
+    /// [`GreTable`]).
     pub fn predict(&self, packet: &Packet) -> Result<Prediction, PredictError> {
         let mut flow = self.flow_for(packet);
         self.advance(&mut flow)
@@ -238,7 +210,7 @@ impl Cluster {
     pub fn sent(&mut self, packet: &Packet) -> Result<Prediction, PredictError> {
         let mut flow = self.flow_for(packet);
         let prediction = self.advance(&mut flow)?;
-        self.gre_mut().keep(&flow, gre::answered(&prediction));
+        self.gre_mut().keep(&flow, answered(&prediction));
         Ok(prediction)
     }
 
@@ -252,4 +224,18 @@ impl Cluster {
     pub fn elapse(&mut self, time: std::time::Duration) {
         self.gre_mut().elapse(time);
     }
+}
+
+/// Whether a pod answered in some outcome of `prediction` (its reply
+/// passed the entries: they are replied).
+fn answered(prediction: &Prediction) -> bool {
+    prediction.outcomes.iter().any(|outcome| {
+        matches!(
+            outcome.landing,
+            Landing::Pod {
+                reply_source: Some(_),
+                ..
+            }
+        )
+    })
 }

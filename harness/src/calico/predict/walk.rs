@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
-use super::flow::{Egress, Entries, Flow};
 use super::{pod_answers, Answer, DropReason, Landing, Outcome, PredictError, Prediction};
 use crate::calico::cluster::{Cluster, HostAddresses, Pod};
+use crate::calico::conntrack::{Egress, Entries, Flow};
 use crate::calico::routes::RouteNext;
 use crate::vocab::{IpFamily, Protocol};
 
@@ -50,7 +50,7 @@ struct Walk<'a> {
     protocol: Protocol,
     port: u16,
     /// Other keyless GRE flows' entries, each as its ECMP branches may
-    /// stand ([`super::gre`]); empty for other protocols.
+    /// stand ([`crate::calico::conntrack::GreTable`]); empty for other protocols.
     others: Vec<Vec<&'a Entries>>,
 }
 

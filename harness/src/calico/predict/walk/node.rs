@@ -1,17 +1,17 @@
 //! A packet at a node: its flow's conntrack entry, another keyless GRE
-//! flow's ([`crate::calico::predict::gre`]), or Felix's NAT rules binding a new entry.
+//! flow's ([`crate::calico::conntrack::GreTable`]), or Felix's NAT rules binding a new entry.
 
 use std::net::IpAddr;
 
 use super::{dropped, egress, Branches, Next, Pkt, Walk};
-use crate::calico::predict::flow::{Binding, Entries, EntryKey};
-use crate::calico::predict::gre::Met;
+use crate::calico::conntrack::Met;
+use crate::calico::conntrack::{Binding, Entries, EntryKey};
 use crate::calico::predict::DropReason;
 use crate::vocab::IpFamily;
 
 impl Walk<'_> {
     /// The packet arrives at (or leaves) `node`: its conntrack entry, another
-    /// flow's ([`crate::calico::predict::gre`]), or Felix's NAT rules; then its routes.
+    /// flow's ([`crate::calico::conntrack::GreTable`]), or Felix's NAT rules; then its routes.
     pub(super) fn node(
         &self,
         node: &str,
@@ -99,7 +99,7 @@ impl Walk<'_> {
     /// node's own stack). A packet its routes drop (a blackhole, no route)
     /// never gets there, so it leaves no entry (nf_conntrack_core.c: an
     /// unconfirmed entry dies with its packet); nor does one whose reply
-    /// tuple another entry holds ([`crate::calico::predict::gre`]): it is dropped.
+    /// tuple another entry holds ([`crate::calico::conntrack::GreTable`]): it is dropped.
     fn new_entry(&self, node: &str, pkt: Pkt, mut entries: Entries, path: Vec<String>) -> Branches {
         let binding = self.bind(node, pkt);
         let dst = binding.dnat.unwrap_or(pkt.dst);

@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::flow::{Binding, Entries, Flow};
-use super::{Landing, Packet, Prediction};
+use super::Packet;
 use crate::calico::diff::ConntrackDeletion;
 use crate::vocab::Protocol;
 
@@ -58,23 +58,9 @@ struct Kept {
     replied: bool,
 }
 
-/// Whether a pod answered in some outcome of `prediction` (its reply
-/// passed the entries: they are replied).
-pub(super) fn answered(prediction: &Prediction) -> bool {
-    prediction.outcomes.iter().any(|outcome| {
-        matches!(
-            outcome.landing,
-            Landing::Pod {
-                reply_source: Some(_),
-                ..
-            }
-        )
-    })
-}
-
 /// What a packet meets in the table at a node, besides its own flow's entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Met {
+pub(crate) enum Met {
     /// Another entry's tuple in the packet's direction: the packet follows
     /// that entry's NAT.
     Original(Binding),
@@ -137,7 +123,7 @@ impl GreTable {
 
     /// Every way the entries of flows other than `packet`'s may stand (one
     /// per ECMP branch of each flow, combined only as far as they differ).
-    pub(super) fn others(&self, packet: &Packet) -> Vec<Vec<&Entries>> {
+    pub(crate) fn others(&self, packet: &Packet) -> Vec<Vec<&Entries>> {
         if packet.protocol != Protocol::Gre {
             return Vec::new();
         }
