@@ -3,12 +3,12 @@
 //! addresses leave the tentative state from a work queue that runs late on
 //! a loaded machine; until then the link drops what it sends. The readiness
 //! check must see a link without carrier and a tentative address, and the
-//! build and `add_pods` wait until it sees neither.
+//! build and `add_pods` wait until it sees neither, in nodes and pods.
 
 mod common;
 
 use common::{node, pod, program, TestLab};
-use fip_harness::lab::netlink::{Member, NotReady};
+use fip_harness::lab::netlink::{wait_ready_in, Member, NotReady};
 
 fn member(lab: &TestLab, name: &str) -> Member {
     Member {
@@ -44,6 +44,8 @@ fn a_built_lab_carries_traffic_and_the_check_sees_a_link_that_does_not() {
         let state = lab.block_on(member(&lab, name).not_ready()).unwrap();
         assert_eq!(state, NotReady::default(), "{name} right after the build");
     }
+    let pod = wait_ready_in(lab.netns("pod-a"), std::time::Duration::ZERO).unwrap();
+    assert_eq!(pod, NotReady::default(), "pod-a right after add_pods");
 
     // A pair with one end up: that end has no carrier.
     ip(

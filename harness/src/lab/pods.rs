@@ -95,11 +95,15 @@ impl Lab {
             }
         }
         check_members(&lab, &touched).await?;
-        // The node's side of each new pair carries traffic once its carrier
-        // is handled; both ends get theirs in one call (drivers/net/veth.c,
-        // `veth_open`), so the pod's side is handled in the same run of
-        // the link-watch queue (see crate::ns::netlink::NotReady).
+        // Both ends of each new pair carry traffic only once the kernel has
+        // handled their carriers (see crate::ns::netlink::NotReady): the
+        // node's side, and the pod's, each from its own namespace.
         super::ready::wait_ready(&lab, &touched).await?;
+        let pod_namespaces: Vec<Netns> = pods
+            .iter()
+            .filter_map(|p| self.pods.get(&p.name).map(|s| s.netns.clone()))
+            .collect();
+        super::ready::wait_ready_apart(&lab, pod_namespaces).await?;
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 use futures::future::try_join_all;
 
 use super::error::LabError;
-use super::netlink::Member;
+use super::netlink::{wait_ready_in, Member};
+use super::netns::Netns;
 
 /// How long links may take to carry traffic before the lab fails: the
 /// kernel's link-watch queue runs within a millisecond on an idle machine
@@ -41,5 +42,47 @@ pub(super) async fn wait_ready(lab: &str, members: &[&Member]) -> Result<(), Lab
             });
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// As [`wait_ready`] for namespaces the lab holds no socket in (its pods),
+/// each polled through a socket of its own, off the runtime's workers.
+pub(super) async fn wait_ready_apart(lab: &str, namespaces: Vec<Netns>) -> Result<(), LabError> {
+    let lab_name = lab.to_string();
+    let states = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|scope| {
+            let polls: Vec<_> = namespaces
+                .iter()
+                .map(|ns| {
+                    scope.spawn(move || (ns.name().to_string(), wait_ready_in(ns, READY_WITHIN)))
+                })
+                .collect();
+            polls.into_iter().map(|p| p.join()).collect::<Vec<_>>()
+        })
+    })
+    .await
+    .map_err(|_| LabError::Panicked {
+        lab: lab_name.clone(),
+        what: "waiting for pods' links",
+    })?;
+    let mut left = Vec::new();
+    for state in states {
+        let (name, state) = state.map_err(|_| LabError::Panicked {
+            lab: lab_name.clone(),
+            what: "waiting for pods' links",
+        })?;
+        let state = state?;
+        if !state.is_empty() {
+            left.push(format!("{name}: {state}"));
+        }
+    }
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(LabError::NotReady {
+            lab: lab_name,
+            waited: READY_WITHIN,
+            what: left.join("; "),
+        })
     }
 }

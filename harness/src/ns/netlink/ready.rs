@@ -12,12 +12,14 @@
 //! floating IP; load 16-19).
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, State};
 
 use super::{Member, NetlinkError};
+use crate::ns::netns::Netns;
 
 /// What of a member does not carry traffic yet.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -98,4 +100,21 @@ impl Member {
         }
         Ok(NotReady { links, addresses })
     }
+}
+
+/// Poll the namespace `ns`, through a netlink socket of its own, until
+/// nothing in it is [`NotReady`] or `within` has passed; what was still not
+/// ready then (empty when all was).
+pub fn wait_ready_in(ns: &Netns, within: Duration) -> Result<NotReady, NetlinkError> {
+    super::with_member(ns, |member| async move {
+        let started = Instant::now();
+        loop {
+            let state = member.not_ready().await?;
+            if state.is_empty() || started.elapsed() >= within {
+                return Ok(state);
+            }
+            // Nothing is in flight on the socket: its runtime may block.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
 }
