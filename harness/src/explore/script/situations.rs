@@ -31,12 +31,16 @@ pub enum Situation {
     /// A stream whose pod was deleted while it ran, then went to another
     /// pod.
     StreamPastDeletedPod,
-    /// A pod claims an address inside an IPAM block of its own node. Calico's
-    /// BIRD does not export it (confd's bird_aggr.cfg.template
-    /// `calico_aggr`: a route inside the node's own block is rejected, the
-    /// block is exported instead), which the route model does not know yet:
-    /// under BIRD routing such a case is not judged.
+    /// A pod claims an address inside an IPAM block of its own node, which
+    /// Calico's BIRD does not export (confd's bird_aggr.cfg.template
+    /// `calico_aggr`; `calico::desired`): the other members reach it by
+    /// the block's route.
     ClaimInOwnBlock,
+    /// A pod claims another live pod's address: answers to that pod may
+    /// go to the claimant.
+    ClaimOfAnotherPodsAddress,
+    /// A pod claims its own address beside other floating IPs.
+    OwnAddressBesideOthers,
 }
 
 /// Whether some pod claims an address inside one of its node's blocks.
