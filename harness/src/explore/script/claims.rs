@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use proptest::sample::Index;
 
 use super::{Reader, EXTERNAL_NAMES, NODE_NAMES};
-use crate::calico::cluster::{Cluster, ClusterStep};
+use crate::calico::cluster::ClusterStep;
 use crate::calico::FLOATING_IPS_ANNOTATION;
 use crate::explore::plan::{Change, MoveTo, Sender};
 use crate::vocab::Protocol;
@@ -249,36 +249,6 @@ impl Reader<'_> {
             Some(text) => serde_json::from_str(text).ok(),
         }
     }
-}
-
-/// Whether some pod claims another live pod's address: Felix on the
-/// claimant's node routes it to the claimant (endpoint_mgr.go
-/// calculateRoutes gives an endpoint's NAT IPs as route targets; on a
-/// shared node route_table.go recalculateDesiredKernelRoute keeps the higher
-/// ifindex), so the answers that node sends the shadowed pod go to the
-/// claimant (`calico::predict::walk` follows them back).
-pub(super) fn claims_another_pods_address(cluster: &Cluster) -> bool {
-    let pods = cluster.pods();
-    pods.values().any(|claimant| {
-        (claimant.felix.ip_nats().iter()).any(|nat| {
-            (pods.values())
-                .any(|owner| owner.name != claimant.name && owner.addresses.contains(&nat.external))
-        })
-    })
-}
-
-/// Whether some pod claims its own address beside other floating IPs: the
-/// loopback SNAT may then take its own address (the text-earliest), and
-/// the pod answers itself when it reaches the others
-/// (`calico::predict::walk`, `Prediction::as_sent` for TCP).
-pub(super) fn claims_own_address_beside_others(cluster: &Cluster) -> bool {
-    cluster.pods().values().any(|pod| {
-        let nats = pod.felix.ip_nats();
-        let own = nats.iter().any(|nat| pod.addresses.contains(&nat.external));
-        own && nats
-            .iter()
-            .any(|nat| !pod.addresses.contains(&nat.external))
-    })
 }
 
 fn json_list(entries: &[String]) -> String {

@@ -332,25 +332,7 @@ impl Reader<'_> {
         self.streams_follow(&effects.felix, &nat_before, |reader| {
             reader.record_pod_step(step, expect_error)
         });
-        let reached = [
-            (
-                situations::claim_in_own_block as fn(&Cluster) -> bool,
-                Situation::ClaimInOwnBlock,
-            ),
-            (
-                claims::claims_another_pods_address,
-                Situation::ClaimOfAnotherPodsAddress,
-            ),
-            (
-                claims::claims_own_address_beside_others,
-                Situation::OwnAddressBesideOthers,
-            ),
-        ];
-        for (reaches, situation) in reached {
-            if reaches(&self.cluster) {
-                self.situations.insert(situation);
-            }
-        }
+        (self.situations).extend(situations::of_claims(&self.cluster));
         true
     }
 
