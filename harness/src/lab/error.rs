@@ -48,6 +48,12 @@ pub enum LabError {
         destination: IpAddr,
         gateway: IpAddr,
     },
+    #[error("lab '{lab}': links not carrying traffic after {waited:?}: {what}")]
+    NotReady {
+        lab: String,
+        waited: std::time::Duration,
+        what: String,
+    },
     #[error("lab '{lab}' is not contained, refusing to go on: {what}")]
     NotContained { lab: String, what: String },
     #[error("lab '{lab}': a worker thread panicked while {what}")]

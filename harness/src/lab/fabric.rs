@@ -98,7 +98,19 @@ impl Lab {
             Ok(())
         }));
         try_join_all(steps).await?;
+        self.wait_members_ready().await?;
         Ok(())
+    }
+
+    /// Wait until every member's links carry traffic (see
+    /// [`super::netlink::NotReady`]): until then the kernel drops what they
+    /// send.
+    pub(super) async fn wait_members_ready(&self) -> Result<(), LabError> {
+        let members: Vec<&Member> = std::iter::once(&self.fabric)
+            .chain(self.nodes.iter().map(|n| &n.member))
+            .chain(&self.externals)
+            .collect();
+        super::ready::wait_ready(&self.spec.name, &members).await
     }
 
     /// The fabric's side of every segment: its bridges, a port per node and

@@ -21,6 +21,7 @@ mod members;
 mod pod_wiring;
 mod pods;
 mod process;
+mod ready;
 pub mod registry;
 pub mod reset;
 pub mod rootless;

@@ -95,6 +95,11 @@ impl Lab {
             }
         }
         check_members(&lab, &touched).await?;
+        // The node's side of each new pair carries traffic once its carrier
+        // is handled; both ends get theirs in one call (drivers/net/veth.c,
+        // `veth_open`), so the pod's side is handled in the same run of
+        // the link-watch queue (see crate::ns::netlink::NotReady).
+        super::ready::wait_ready(&lab, &touched).await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The one home of the harness's rtnetlink calls, one file per kind of object
 //! as rtnetlink itself has them ([`link`], [`address`], [`route`],
-//! [`nsid`]), each error naming its namespace; [`socket`] opens the sockets
+//! [`nsid`]), and whether links carry traffic yet ([`ready`]), each error naming its namespace; [`socket`] opens the sockets
 //! inside namespaces; [`requests`] builds the messages of a pod's wiring,
 //! which [`batch`] sends many at a time on a plain blocking socket.
 
@@ -10,6 +10,7 @@ mod error;
 mod link;
 mod lookup;
 mod nsid;
+mod ready;
 mod requests;
 mod route;
 mod socket;
@@ -19,6 +20,7 @@ pub(crate) use batch::{Batch, BatchSocket, Create};
 pub use error::NetlinkError;
 pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
+pub use ready::NotReady;
 pub(crate) use requests::{address as address_message, link_up, veth, workload_host_side_v4};
 pub(crate) use route::Route;
 pub use route::FELIX_ROUTE_PROTOCOL;

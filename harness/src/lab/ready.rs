@@ -1,0 +1,45 @@
+//! Waiting for a lab's links to carry traffic before anything is sent over
+//! them (see [`crate::ns::netlink::NotReady`] for why a link set up does not
+//! yet).
+
+use futures::future::try_join_all;
+
+use super::error::LabError;
+use super::netlink::Member;
+
+/// How long links may take to carry traffic before the lab fails: the
+/// kernel's link-watch queue runs within a millisecond on an idle machine
+/// and has been seen hundreds of milliseconds late on a loaded one.
+pub(super) const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Poll `members` until none has a link or address that is not ready, or
+/// fail after [`READY_WITHIN`] naming what was not.
+pub(super) async fn wait_ready(lab: &str, members: &[&Member]) -> Result<(), LabError> {
+    let started = std::time::Instant::now();
+    loop {
+        let states = try_join_all(members.iter().map(|m| async move {
+            let state = m.not_ready().await?;
+            Ok::<_, LabError>((m.name().to_string(), state))
+        }))
+        .await?;
+        let left: Vec<String> = states
+            .into_iter()
+            .filter(|(_, state)| !state.is_empty())
+            .map(|(member, state)| format!("{member}: {state}"))
+            .collect();
+        if left.is_empty() {
+            if started.elapsed() > std::time::Duration::from_millis(50) {
+                tracing::debug!(lab, waited = ?started.elapsed(), "links ready");
+            }
+            return Ok(());
+        }
+        if started.elapsed() >= READY_WITHIN {
+            return Err(LabError::NotReady {
+                lab: lab.to_string(),
+                waited: READY_WITHIN,
+                what: left.join("; "),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
