@@ -64,6 +64,7 @@ fn cluster(web_fips: &[&str], web2_fips: &[&str]) -> ClusterState {
         felix_floating_ips: true,
         calico: Default::default(),
         pools: floating_ip_pools(),
+        node_blocks: Default::default(),
     }
 }
 

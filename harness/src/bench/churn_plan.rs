@@ -126,6 +126,7 @@ impl Plan {
                 "198.19.64.0/18".parse().expect("pool"),
                 26,
             )],
+            node_blocks: Default::default(),
         }
     }
 }

@@ -122,5 +122,6 @@ pub(super) fn cluster(count: u32, on_web2: bool, web_cali: &str) -> ClusterState
         felix_floating_ips: true,
         calico: Default::default(),
         pools: vec![IpPool::plain("fips", "198.19.64.0/18".parse().unwrap(), 26)],
+        node_blocks: Default::default(),
     }
 }

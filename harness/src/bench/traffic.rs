@@ -91,6 +91,7 @@ async fn build_lab(name: &str) -> super::Result<(Lab, ControlPlane)> {
         felix_floating_ips: true,
         calico: Default::default(),
         pools: vec![IpPool::plain("fips", "203.0.113.0/24".parse()?, 26)],
+        node_blocks: Default::default(),
     })?;
     Ok((lab, control))
 }

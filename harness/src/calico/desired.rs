@@ -37,6 +37,10 @@ pub struct ClusterState {
     /// The Calico release whose Felix reads this (crate::calico::release).
     #[serde(skip)]
     pub calico: crate::calico::Release,
+    /// Each node's affine IPAM blocks, as confd renders them into the node's
+    /// `calico_aggr` (a node missing here has none).
+    #[serde(default)]
+    pub node_blocks: BTreeMap<String, Vec<IpNet>>,
 }
 
 /// A node and its uplink addresses (one per family).
@@ -370,11 +374,13 @@ fn spread(
             continue;
         }
         let claiming: BTreeSet<&str> = winners.iter().map(|(_, e)| e.node.as_str()).collect();
-        // Every claiming node exports its own route; peers merge them.
+        // Every claiming node exports its own route, unless the floating IP
+        // lies inside one of that node's IPAM blocks; peers merge them.
         let uplinks: Vec<IpAddr> = topology
             .nodes
             .iter()
             .filter(|n| claiming.contains(n.name.as_str()))
+            .filter(|n| !inside_own_block(cluster, &n.name, external))
             .filter_map(|n| n.uplinks.iter().find(|a| a.is_ipv4() == external.is_ipv4()))
             .copied()
             .collect();
@@ -405,4 +411,19 @@ fn spread(
                 });
         }
     }
+}
+
+/// Whether `address` lies inside one of `node`'s affine IPAM blocks. Such a
+/// floating IP's route stays on its node: calico/node's confd template
+/// (node/filesystem/etc/calico/confd/templates/bird_aggr.cfg.template,
+/// function `calico_aggr`, which bird_ipam.cfg.template's
+/// `calico_export_to_bgp_peers` calls before any pool's rule) accepts
+/// a block itself and rejects every route inside it whose `krt_metric` is
+/// not an elevated priority, and Felix gives a floating IP's route the
+/// normal one (felix/dataplane/linux/endpoint_mgr.go calculateRoutes: the
+/// endpoint's NAT external IPs are routed as its own addresses). The
+/// other members reach it through the block's route, to the same node.
+fn inside_own_block(cluster: &ClusterState, node: &str, address: IpAddr) -> bool {
+    (cluster.node_blocks.get(node))
+        .is_some_and(|blocks| blocks.iter().any(|b| b.contains(&address)))
 }

@@ -69,6 +69,7 @@ fn cluster(endpoints: Vec<WorkloadEndpoint>) -> ClusterState {
             pool("203.0.113.0/24", Encapsulation::None, false),
             pool("2001:db8:f1::/64", Encapsulation::None, false),
         ],
+        node_blocks: Default::default(),
     }
 }
 
@@ -119,6 +120,56 @@ fn a_node_whose_pod_has_the_floating_ip_as_its_address_keeps_its_workload_route(
     assert!(routed("fabric"));
     assert!(routed("node-c"));
     assert!(!routed("node-b"), "BIRD cannot replace db's workload route");
+}
+
+/// Under BIRD a floating IP inside an IPAM block of the claiming node is
+/// not exported (bird_aggr.cfg.template `calico_aggr` rejects what lies
+/// inside the node's own blocks at the normal priority): the other members
+/// reach it by the block's route. A claimant on a node that does not hold
+/// the block still exports it, so only its node is in the route.
+#[rstest]
+#[case::own_block_only(&["node-a"], None)]
+#[case::own_block_and_another_node(&["node-a", "node-b"], Some("198.18.0.11"))]
+fn a_floating_ip_inside_the_claiming_nodes_own_block_is_not_exported(
+    #[case] claiming: &[&str],
+    #[case] via: Option<&str>,
+) {
+    let pods = claiming
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            pod(
+                &format!("web-{i}"),
+                node,
+                &format!("198.19.1.{i}"),
+                &["198.19.0.9"],
+            )
+        })
+        .collect();
+    let mut cluster = cluster(pods);
+    let block = |cidr: &str| vec![cidr.parse::<IpNet>().unwrap()];
+    cluster
+        .node_blocks
+        .insert("node-a".into(), block("198.19.0.0/26"));
+    cluster
+        .node_blocks
+        .insert("node-b".into(), block("198.19.0.64/26"));
+    let state = desired_state(&cluster, &topology());
+    let to_fabric = state.routes["fabric"]
+        .iter()
+        .find(|r| r.destination == ip("198.19.0.9"))
+        .map(|r| r.next.clone());
+    assert_eq!(to_fabric, via.map(|v| RouteNext::Via(ip(v))));
+    assert_eq!(
+        state.routes["node-c"]
+            .iter()
+            .any(|r| r.destination == ip("198.19.0.9")),
+        via.is_some()
+    );
+    // Felix's device route on the claiming node stays.
+    assert!(state.routes["node-a"]
+        .iter()
+        .any(|r| r.destination == ip("198.19.0.9") && matches!(r.next, RouteNext::Device(_))));
 }
 
 #[test]

@@ -80,6 +80,7 @@ fn settings(cluster: &ClusterState) -> ClusterState {
         felix_floating_ips: cluster.felix_floating_ips,
         calico: cluster.calico,
         pools: cluster.pools.clone(),
+        node_blocks: cluster.node_blocks.clone(),
     }
 }
 
@@ -394,6 +395,7 @@ mod tests {
             felix_floating_ips: true,
             calico: Default::default(),
             pools: vec![pool("203.0.113.0/29", Encapsulation::None, false)],
+            node_blocks: Default::default(),
         }
     }
 

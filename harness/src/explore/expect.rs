@@ -16,7 +16,7 @@ use crate::vocab::Protocol;
 
 /// What `count` packets of `packet`, one flow sent now, must show.
 pub fn send_expectation(cluster: &Cluster, packet: &Packet) -> Option<TrafficExpectation> {
-    let prediction = cluster.predict(packet).ok()?;
+    let prediction = cluster.predict(packet).ok()?.as_sent(packet.protocol);
     let mut expect = expectation_of(cluster, &prediction, &packet.from)?;
     // What external hosts see is stated for pods' ICMP and UDP, whose
     // arrivals the hosts' captures record as the catalogue checks them

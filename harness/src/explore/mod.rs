@@ -126,16 +126,6 @@ impl RunJudge {
 
 impl Judge for RunJudge {
     fn judge(&self, script: &Script, name: &str) -> Judgement {
-        let bird = self.options.routing == crate::vocab::RoutingMode::Bird;
-        if bird
-            && script
-                .situations
-                .contains(&script::Situation::ClaimInOwnBlock)
-        {
-            return Judgement::NotJudged(
-                "a pod claims an address of its own node's block: not judged under BIRD (the route model does not know calico_aggr)".into(),
-            );
-        }
         match self.run(script, name, &self.dataplane) {
             Err(invalid) => Judgement::NotJudged(invalid),
             Ok((_, result)) => judgement_of(&result),

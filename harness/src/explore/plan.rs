@@ -45,9 +45,10 @@ pub enum PodPool {
     /// created first on the first node: that node's next pods get `.9`,
     /// `.10` and `.11`, whose text order is not their numeric order: what
     /// Felix's text order of duplicate claims is about. (Blocks of one
-    /// address would need no first pod, but the lab's blackhole route for
-    /// a node's block, `lab/fabric.rs` `block_route`, is then the pod's
-    /// own /32 and the pod is unreachable.)
+    /// address, `blockSize: 32`, which Calico allows (20 to 32, and 116 to
+    /// 128 for IPv6: api/pkg/apis/projectcalico/v3/ippool.go), would need
+    /// no first pod; the catalogue's block-size-32 covers them, the
+    /// generator does not draw them yet.)
     Tiny,
 }
 

@@ -230,38 +230,15 @@ fn generated_cases_reach_what_each_mutant_class_needs() {
         DuplicateAcrossNodes,
         StreamAcrossMoveCalico,
         StreamAcrossMoveStrict,
+        // The model gaps the explorer once left out (docs/testing.md).
+        ClaimInOwnBlock,
+        ClaimOfAnotherPodsAddress,
+        OwnAddressBesideOthers,
     ];
     for situation in all {
         let share = counts.get(&situation).copied().unwrap_or(0);
         // Two cases in 600 at least: a two-minute search runs some hundreds.
         assert!(share >= 2, "{situation:?}: {share} of {cases} ({counts:?})");
-    }
-}
-
-/// Under BIRD a case in which a pod claims an address of its own node's
-/// block is not judged (Calico's BIRD keeps such a route to the node; the
-/// route model does not know it yet): it is not even run.
-#[test]
-fn claims_inside_the_nodes_own_block_are_not_judged_under_bird() {
-    use crate::runner::{DataplaneChoice, RunOptions};
-    use crate::vocab::RoutingMode;
-    let (_temp, dir) = dir();
-    // The generator rarely makes one (claims of live pods' addresses are
-    // left out; a freed address of the node's block remains): mark one.
-    let mut script = script(&case(Seed(3), 0));
-    (script.situations).insert(super::script::Situation::ClaimInOwnBlock);
-    let judge = RunJudge {
-        dir,
-        dataplane: "nft-maps".parse::<DataplaneChoice>().unwrap(),
-        options: RunOptions {
-            routing: RoutingMode::Bird,
-            ..RunOptions::default()
-        },
-        labs: None,
-    };
-    match judge.judge(&script, "x") {
-        Judgement::NotJudged(why) => assert!(why.contains("calico_aggr"), "{why}"),
-        other => panic!("{other:?}"),
     }
 }
 

@@ -338,5 +338,6 @@ fn drop_words(reason: crate::calico::predict::DropReason) -> &'static str {
         NoNeighbour => "the pod does not own that address",
         UnknownInterface => "Felix has no endpoint for the pod's interface (\"Unknown interface\")",
         ConntrackClash => "another conntrack entry holds its reply tuple",
+        NoConnection => "TCP's handshake gets no answer back, so the connection is never made",
     }
 }

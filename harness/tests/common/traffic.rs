@@ -76,6 +76,7 @@ fn cluster(holder: &str) -> ClusterState {
         felix_floating_ips: true,
         calico: Default::default(),
         pools: floating_ip_pools(),
+        node_blocks: Default::default(),
     }
 }
 

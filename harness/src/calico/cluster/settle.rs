@@ -9,7 +9,8 @@ use super::Cluster;
 use crate::calico::desired::ClusterState;
 use crate::calico::endpoint::WorkloadEndpoint;
 
-/// The endpoints Felix has (pods in name order), its switch and the pools.
+/// The endpoints Felix has (pods in name order), its switch, the pools and
+/// each node's blocks (confd's).
 pub(super) fn felix_view(cluster: &Cluster) -> ClusterState {
     ClusterState {
         endpoints: cluster
@@ -29,6 +30,10 @@ pub(super) fn felix_view(cluster: &Cluster) -> ClusterState {
         felix_floating_ips: cluster.config.felix_floating_ips.is_enabled(),
         calico: cluster.config.calico,
         pools: cluster.config.pools.clone(),
+        node_blocks: (cluster.config.network.nodes.iter())
+            .map(|node| (node.name.clone(), cluster.ipam.node_blocks(&node.name)))
+            .filter(|(_, blocks)| !blocks.is_empty())
+            .collect(),
     }
 }
 
@@ -74,9 +79,39 @@ pub(super) fn settle(cluster: &mut Cluster) -> FelixUpdate {
             }
         }
     }
+    restore_shadowed_routes(cluster, &changes, &mut pod_routes);
     FelixUpdate {
         changes,
         pod_routes,
         holders,
+    }
+}
+
+/// A floating-IP route that took the place of a local pod's own route (one
+/// route per CIDR on the node, the highest ifindex: felix/routetable/
+/// route_table.go recalculateDesiredKernelRoute) goes with its claim, and
+/// Felix's route table programs the pod's own route again, the CIDR's
+/// remaining target (felix/dataplane/linux/endpoint_mgr.go calculateRoutes).
+/// Found by scenarios/floating-ip-shadows-answers.yaml on every reference
+/// dataplane: the pod's node had no route to it once the claim went.
+fn restore_shadowed_routes(
+    cluster: &Cluster,
+    changes: &crate::calico::diff::Changes,
+    pod_routes: &mut Vec<(String, bool)>,
+) {
+    for change in &changes.routes {
+        for destination in &change.remove {
+            let owner = (cluster.pods.values()).find(|pod| {
+                pod.node == change.member
+                    && pod.addresses.contains(destination)
+                    && cluster.routed.contains(&pod.name)
+            });
+            if let Some(pod) = owner {
+                let restore = (pod.name.clone(), true);
+                if !pod_routes.contains(&restore) {
+                    pod_routes.push(restore);
+                }
+            }
+        }
     }
 }

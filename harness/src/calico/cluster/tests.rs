@@ -315,6 +315,29 @@ fn a_finished_pod_loses_its_endpoint_and_its_routes_until_it_runs_again() {
     assert_eq!(running.felix.holders[0].to.as_deref(), Some("web"));
 }
 
+/// floating-ip-shadows-answers: web, created after mate on their node,
+/// claims mate's address, so node-a's one route for it leads to web (the
+/// higher ifindex); once the claim goes, Felix programs mate's own route
+/// again (route_table.go keeps the CIDR's remaining target).
+#[test]
+fn a_pods_own_route_comes_back_when_a_claim_of_its_address_goes() {
+    let mut cluster = Cluster::new(config(true, true, false));
+    cluster.apply(&create("mate", "node-a", None)).unwrap();
+    cluster.apply(&create("web", "node-a", None)).unwrap();
+    let claimed = cluster
+        .apply(&annotate("web", Some(r#"["198.19.0.0"]"#)))
+        .unwrap();
+    assert!(claimed.felix.pod_routes.is_empty());
+    let released = cluster.apply(&annotate("web", None)).unwrap();
+    assert_eq!(released.felix.pod_routes, [("mate".to_string(), true)]);
+    // A claim of a free address gives no pod its route back.
+    cluster
+        .apply(&annotate("web", Some(r#"["198.19.0.9"]"#)))
+        .unwrap();
+    let freed = cluster.apply(&annotate("web", None)).unwrap();
+    assert!(freed.felix.pod_routes.is_empty());
+}
+
 #[test]
 fn a_failed_conversion_is_carried_out_and_a_felix_crash_refused() {
     let mut cluster = Cluster::new(config(true, true, true));

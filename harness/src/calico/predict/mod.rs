@@ -22,6 +22,8 @@
 //! rate-limited ICMP errors a router sends for a packet it has no route for,
 //! and what a node or external host answers besides ICMP echo.
 
+#[cfg(test)]
+mod answer_tests;
 mod expect;
 #[cfg(test)]
 mod gre_tests;
@@ -62,6 +64,33 @@ impl Prediction {
         pods.sort_unstable();
         pods.dedup();
         pods
+    }
+
+    /// What a send of `protocol` observes of this first packet's fate: a
+    /// TCP probe connects first and sends its payload (which the pod's
+    /// responder counts) only on a connection made, so a pod whose answer
+    /// (the SYN-ACK) does not return to the sender gets nothing
+    /// ([`DropReason::NoConnection`]). Found by `fip-harness explore` on
+    /// every reference dataplane: a pod claiming its own address beside
+    /// other floating IPs, and a pod whose address another pod claims.
+    pub fn as_sent(mut self, protocol: crate::vocab::Protocol) -> Self {
+        if protocol != crate::vocab::Protocol::Tcp {
+            return self;
+        }
+        for outcome in &mut self.outcomes {
+            if let Landing::Pod {
+                pod,
+                reply_source: None,
+                ..
+            } = &outcome.landing
+            {
+                outcome.landing = Landing::Dropped {
+                    at: pod.clone(),
+                    reason: DropReason::NoConnection,
+                };
+            }
+        }
+        self
     }
 
     /// A connection (TCP's handshake) to the packet's destination can
@@ -151,6 +180,10 @@ pub enum DropReason {
     /// The entry its flow would make on a node has a reply tuple another
     /// entry holds (keyless GRE, [`GreTable`]): the kernel cannot confirm it.
     ConntrackClash,
+    /// A TCP connection's first packet reaches the pod, but no answer of
+    /// the pod gets back to the sender: the handshake never completes, so
+    /// nothing is sent on the connection ([`Prediction::as_sent`]).
+    NoConnection,
 }
 
 /// Why a packet cannot be predicted.

@@ -10,7 +10,7 @@ use crate::calico::diff::ConntrackProfile;
 use crate::calico::pool::Encapsulation;
 use crate::calico::PodPhase;
 
-fn cluster_with(config: ClusterConfig, steps: &[ClusterStep]) -> Cluster {
+pub(super) fn cluster_with(config: ClusterConfig, steps: &[ClusterStep]) -> Cluster {
     let mut cluster = Cluster::new(config);
     for step in steps {
         cluster.apply(step).unwrap();
@@ -19,7 +19,7 @@ fn cluster_with(config: ClusterConfig, steps: &[ClusterStep]) -> Cluster {
 }
 
 /// One line per outcome: `pod web dst 198.19.0.0 src 198.18.1.10 reply 203.0.113.10`.
-fn describe(prediction: &Prediction) -> Vec<String> {
+pub(super) fn describe(prediction: &Prediction) -> Vec<String> {
     prediction
         .outcomes
         .iter()
@@ -46,7 +46,13 @@ fn describe(prediction: &Prediction) -> Vec<String> {
         .collect()
 }
 
-fn predict(cluster: &Cluster, from: &str, to: &str, protocol: Protocol, port: u16) -> Vec<String> {
+pub(super) fn predict(
+    cluster: &Cluster,
+    from: &str,
+    to: &str,
+    protocol: Protocol,
+    port: u16,
+) -> Vec<String> {
     let packet = Packet {
         port,
         ..Packet::new(from, ip(to), protocol)

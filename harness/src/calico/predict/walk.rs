@@ -9,6 +9,7 @@ use crate::calico::conntrack::{Egress, Entries, Flow};
 use crate::calico::routes::RouteNext;
 use crate::vocab::{IpFamily, Protocol};
 
+mod answer;
 mod node;
 
 /// A packet goes round at most this many hops (a TTL far below the kernel's).
@@ -52,19 +53,22 @@ struct Walk<'a> {
     /// Other keyless GRE flows' entries, each as its ECMP branches may
     /// stand ([`crate::calico::conntrack::GreTable`]); empty for other protocols.
     others: Vec<Vec<&'a Entries>>,
+    /// The sending pod whose answers are followed back ([`answer`]).
+    answered: Option<String>,
 }
 
 type Branches = Vec<(Outcome, Entries)>;
 
 pub(super) fn advance(cluster: &Cluster, flow: &mut Flow) -> Result<Prediction, PredictError> {
     let packet = &flow.packet;
+    let (source, first) = origin(cluster, &packet.from, packet.to)?;
     let walk = Walk {
         cluster,
         protocol: packet.protocol,
         port: packet.port,
         others: cluster.gre().others(packet),
+        answered: answer::shadowed_sender(cluster, &packet.from, source),
     };
-    let (source, first) = origin(cluster, &packet.from, packet.to)?;
     let pkt = Pkt {
         src: source,
         dst: packet.to,
@@ -238,7 +242,8 @@ impl Walk<'_> {
         }
         match network.external(member) {
             Some(external) if external.addresses.contains(&pkt.dst) => {
-                vec![(self.host(member, pkt, path), entries)]
+                let outcome = self.host(member, pkt, path);
+                vec![(self.answered(outcome, pkt, &entries), entries)]
             }
             _ => vec![(dropped(path, member, DropReason::NotForwarded), entries)],
         }
@@ -246,8 +251,14 @@ impl Walk<'_> {
 
     fn go(&self, at: &str, next: Next, pkt: Pkt, entries: Entries, path: Vec<String>) -> Branches {
         match next {
-            Next::Local => vec![(self.host(at, pkt, path), entries)],
-            Next::Pod(pod) => vec![(self.pod(&pod, pkt, path), entries)],
+            Next::Local => {
+                let outcome = self.host(at, pkt, path);
+                vec![(self.answered(outcome, pkt, &entries), entries)]
+            }
+            Next::Pod(pod) => {
+                let outcome = self.pod(&pod, pkt, path);
+                vec![(self.answered(outcome, pkt, &entries), entries)]
+            }
             Next::Member(member) => self.member(&member, pkt, entries, path),
             Next::Multipath(members) => members
                 .iter()

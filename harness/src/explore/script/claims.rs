@@ -251,33 +251,6 @@ impl Reader<'_> {
     }
 }
 
-/// Whether some pod claims a live pod's address (its own or another's).
-/// The prediction does not follow these yet, so the explorer leaves such
-/// steps out; each was found as a false failure on every reference
-/// dataplane:
-/// - another pod's address: Felix on the claimant's node routes it to the
-///   claimant (endpoint_mgr.go calculateRoutes gives an endpoint's NAT IPs
-///   as route targets; on a shared node route_table.go
-///   recalculateDesiredKernelRoute keeps the higher ifindex), so answers
-///   that node's pods send to the shadowed pod go to the claimant, and the
-///   prediction does not route replies (the shadowed pod's ping to the
-///   claimant, or on one node to an external host, unanswered);
-/// - its own address beside other floating IPs: the loopback SNAT takes
-///   the text-earliest, its own address, and a TCP packet from the pod to
-///   its other floating IP, arriving with its own address as the source,
-///   is not delivered where the model says it is (with every answer lost).
-///
-/// The catalogue's floating-ip-shadows-pod covers the traffic from outside.
-pub(super) fn claims_a_pods_address(cluster: &crate::calico::cluster::Cluster) -> bool {
-    let pods = cluster.pods();
-    pods.values().any(|claimant| {
-        (claimant.felix.ip_nats().iter()).any(|nat| {
-            pods.values()
-                .any(|owner| owner.addresses.contains(&nat.external))
-        })
-    })
-}
-
 fn json_list(entries: &[String]) -> String {
     serde_json::to_string(entries).expect("strings serialise")
 }

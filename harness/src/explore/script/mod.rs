@@ -324,9 +324,6 @@ impl Reader<'_> {
             }
             Err(_) => return false,
         };
-        if claims::claims_a_pods_address(&trial) {
-            return false;
-        }
         let nat_before = self.cluster.felix().nat.clone();
         let effects = match self.cluster.apply_expecting(&step, expect_error.as_deref()) {
             Ok(effects) => effects,
@@ -335,9 +332,7 @@ impl Reader<'_> {
         self.streams_follow(&effects.felix, &nat_before, |reader| {
             reader.record_pod_step(step, expect_error)
         });
-        if situations::claim_in_own_block(&self.cluster) {
-            self.situations.insert(Situation::ClaimInOwnBlock);
-        }
+        (self.situations).extend(situations::of_claims(&self.cluster));
         true
     }
 

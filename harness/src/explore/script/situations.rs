@@ -31,16 +31,72 @@ pub enum Situation {
     /// A stream whose pod was deleted while it ran, then went to another
     /// pod.
     StreamPastDeletedPod,
-    /// A pod claims an address inside an IPAM block of its own node. Calico's
-    /// BIRD does not export it (confd's bird_aggr.cfg.template
-    /// `calico_aggr`: a route inside the node's own block is rejected, the
-    /// block is exported instead), which the route model does not know yet:
-    /// under BIRD routing such a case is not judged.
+    /// A pod claims an address inside an IPAM block of its own node, which
+    /// Calico's BIRD does not export (confd's bird_aggr.cfg.template
+    /// `calico_aggr`; `calico::desired`): the other members reach it by
+    /// the block's route.
     ClaimInOwnBlock,
+    /// A pod claims another live pod's address: answers to that pod may
+    /// go to the claimant.
+    ClaimOfAnotherPodsAddress,
+    /// A pod claims its own address beside other floating IPs.
+    OwnAddressBesideOthers,
+}
+
+/// What the claims of the cluster reach now.
+pub(super) fn of_claims(cluster: &Cluster) -> Vec<Situation> {
+    let reached = [
+        (
+            claim_in_own_block as fn(&Cluster) -> bool,
+            Situation::ClaimInOwnBlock,
+        ),
+        (
+            claims_another_pods_address,
+            Situation::ClaimOfAnotherPodsAddress,
+        ),
+        (
+            claims_own_address_beside_others,
+            Situation::OwnAddressBesideOthers,
+        ),
+    ];
+    (reached.into_iter())
+        .filter(|(reaches, _)| reaches(cluster))
+        .map(|(_, situation)| situation)
+        .collect()
+}
+
+/// Whether some pod claims another live pod's address: Felix on the
+/// claimant's node routes it to the claimant (endpoint_mgr.go
+/// calculateRoutes gives an endpoint's NAT IPs as route targets; on a
+/// shared node route_table.go recalculateDesiredKernelRoute keeps the higher
+/// ifindex), so the answers that node sends the shadowed pod go to the
+/// claimant (`calico::predict::walk` follows them back).
+fn claims_another_pods_address(cluster: &Cluster) -> bool {
+    let pods = cluster.pods();
+    pods.values().any(|claimant| {
+        (claimant.felix.ip_nats().iter()).any(|nat| {
+            (pods.values())
+                .any(|owner| owner.name != claimant.name && owner.addresses.contains(&nat.external))
+        })
+    })
+}
+
+/// Whether some pod claims its own address beside other floating IPs: the
+/// loopback SNAT may then take its own address (the text-earliest), and
+/// the pod answers itself when it reaches the others
+/// (`calico::predict::walk`, `Prediction::as_sent` for TCP).
+fn claims_own_address_beside_others(cluster: &Cluster) -> bool {
+    cluster.pods().values().any(|pod| {
+        let nats = pod.felix.ip_nats();
+        let own = nats.iter().any(|nat| pod.addresses.contains(&nat.external));
+        own && nats
+            .iter()
+            .any(|nat| !pod.addresses.contains(&nat.external))
+    })
 }
 
 /// Whether some pod claims an address inside one of its node's blocks.
-pub fn claim_in_own_block(cluster: &Cluster) -> bool {
+fn claim_in_own_block(cluster: &Cluster) -> bool {
     cluster.pods().values().any(|pod| {
         let blocks = cluster.node_blocks(&pod.node);
         (pod.felix.ip_nats().iter()).any(|nat| blocks.iter().any(|b| b.contains(&nat.external)))

@@ -1,0 +1,156 @@
+//! Answers followed back to a pod whose address another pod claims, and
+//! what a TCP send observes where no answer returns: each case as the
+//! three reference dataplanes showed it (scenarios/floating-ip-shadows-
+//! answers.yaml and scenarios/own-address-beside-floating-ips.yaml).
+
+use rstest::rstest;
+
+use super::tests::{cluster_with, describe, predict};
+use super::*;
+use crate::calico::cluster::tests::{annotate, config, create, ip};
+
+/// web (198.19.0.0) and other (198.19.0.1) on node-a, db (198.19.0.64) on
+/// node-b; web claims db's address. node-a routes 198.19.0.64 to web, so
+/// what node-a's pods answer db goes to web; the client's answer comes back
+/// to node-b (db's traffic to it leaves masqueraded by node-b's NAT
+/// outgoing), which routes db's address to db.
+#[rstest]
+#[case::to_the_claimant("web", Protocol::Icmp, "pod web dst 198.19.0.0 src 198.19.0.64")]
+#[case::to_its_neighbour("other", Protocol::Udp, "pod other dst 198.19.0.1 src 198.19.0.64")]
+#[case::tcp_to_the_claimant("web", Protocol::Tcp, "dropped at web (NoConnection)")]
+#[case::to_an_external_host("client", Protocol::Icmp, "host client")]
+fn answers_to_a_pod_another_node_claims_go_to_the_claimant_on_its_node(
+    #[case] to: &str,
+    #[case] protocol: Protocol,
+    #[case] expected: &str,
+) {
+    let cluster = cluster_with(
+        masquerading(),
+        &[
+            create("web", "node-a", None),
+            create("db", "node-b", None),
+            create("other", "node-a", None),
+            annotate("web", Some(r#"["198.19.0.64"]"#)),
+        ],
+    );
+    let to = cluster_address(&cluster, to);
+    let packet = Packet::new("db", to, protocol);
+    let prediction = cluster.predict(&packet).unwrap().as_sent(protocol);
+    assert_eq!(describe(&prediction), [expected]);
+    // An answer the client sends db comes back; none of the pods' does.
+    let answered = prediction.outcomes.iter().all(|o| match &o.landing {
+        Landing::Host { reply_source, .. } => reply_source.is_some(),
+        _ => false,
+    });
+    assert_eq!(answered, expected == "host client");
+}
+
+/// db (198.19.0.0) and web (198.19.0.1) on node-a, far (198.19.0.64) on
+/// node-b; web, created after db, claims db's address: node-a keeps web's
+/// route for it (the higher ifindex), so every answer to db that reaches
+/// node-a goes to web, whoever answers.
+#[rstest]
+#[case::to_a_pod_of_another_node("far")]
+#[case::to_its_node("node-a")]
+#[case::to_another_node("node-b")]
+#[case::to_an_external_host("client")]
+fn answers_to_a_pod_its_neighbour_claims_are_lost(#[case] to: &str) {
+    let cluster = cluster_with(
+        masquerading(),
+        &[
+            create("db", "node-a", None),
+            create("web", "node-a", None),
+            create("far", "node-b", None),
+            annotate("web", Some(r#"["198.19.0.0"]"#)),
+        ],
+    );
+    let to = cluster_address(&cluster, to);
+    let prediction = cluster
+        .predict(&Packet::new("db", to, Protocol::Icmp))
+        .unwrap();
+    assert!(!prediction.outcomes.is_empty());
+    for outcome in &prediction.outcomes {
+        match &outcome.landing {
+            Landing::Pod { reply_source, .. } | Landing::Host { reply_source, .. } => {
+                assert_eq!(*reply_source, None, "{outcome:?}")
+            }
+            Landing::Dropped { .. } => panic!("{outcome:?}"),
+        }
+    }
+    // The claim gone, the answers come back.
+    let mut cluster = cluster;
+    cluster.apply(&annotate("web", None)).unwrap();
+    let prediction = cluster
+        .predict(&Packet::new("db", to, Protocol::Icmp))
+        .unwrap();
+    assert!(prediction.outcomes.iter().all(|o| match &o.landing {
+        Landing::Pod { reply_source, .. } | Landing::Host { reply_source, .. } =>
+            reply_source.is_some(),
+        Landing::Dropped { .. } => false,
+    }));
+}
+
+/// web (198.19.0.0) claims its own address and 203.0.113.10: reaching
+/// 203.0.113.10 it is SNATed to its own address and answers itself, so a
+/// TCP connection is never made (nothing delivered), while the other
+/// protocols reach it unanswered; from outside, TCP connects.
+#[rstest]
+#[case::icmp("web", Protocol::Icmp, "pod web dst 198.19.0.0 src 198.19.0.0")]
+#[case::gre("web", Protocol::Gre, "pod web dst 198.19.0.0 src 198.19.0.0")]
+#[case::sctp("web", Protocol::Sctp, "pod web dst 198.19.0.0 src 198.19.0.0")]
+#[case::tcp("web", Protocol::Tcp, "dropped at web (NoConnection)")]
+#[case::tcp_from_outside(
+    "client",
+    Protocol::Tcp,
+    "pod web dst 198.19.0.0 src 198.18.1.10 reply 203.0.113.10"
+)]
+fn a_pod_claiming_its_own_address_beside_another_reaches_the_other_unanswered(
+    #[case] from: &str,
+    #[case] protocol: Protocol,
+    #[case] expected: &str,
+) {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web", "node-a", None),
+            annotate("web", Some(r#"["198.19.0.0", "203.0.113.10"]"#)),
+        ],
+    );
+    let packet = Packet::new(from, ip("203.0.113.10"), protocol);
+    let prediction = cluster.predict(&packet).unwrap().as_sent(protocol);
+    assert_eq!(describe(&prediction), [expected]);
+    // Without its own address among them, TCP connects.
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[create("web", "node-a", Some(r#"["203.0.113.10"]"#))],
+    );
+    assert_eq!(
+        predict(&cluster, from, "203.0.113.10", Protocol::Tcp, ECHO_PORT),
+        [format!(
+            "pod web dst 198.19.0.0 src {} reply 203.0.113.10",
+            if from == "web" {
+                "203.0.113.10"
+            } else {
+                "198.18.1.10"
+            }
+        )]
+    );
+}
+
+/// The catalogue's cluster with the pods' pool as calico-node creates it:
+/// NAT outgoing on (scenario/load.rs).
+fn masquerading() -> crate::calico::cluster::ClusterConfig {
+    let mut config = config(true, true, false);
+    config.pools[0].nat_outgoing = true;
+    config
+}
+
+/// A member's address (a pod's, a node's or the client's).
+fn cluster_address(cluster: &Cluster, name: &str) -> IpAddr {
+    if let Some(pod) = cluster.pod(name) {
+        return pod.addresses[0];
+    }
+    let network = &cluster.config().network;
+    let host = network.node(name).or_else(|| network.external(name));
+    host.and_then(|h| h.of_family(IpFamily::V4)).unwrap()
+}
