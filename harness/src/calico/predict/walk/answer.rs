@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::{Branches, Pkt, Walk};
 use crate::calico::cluster::Cluster;
-use crate::calico::predict::flow::Entries;
+use crate::calico::conntrack::Entries;
 use crate::calico::predict::{Landing, Outcome};
 
 /// The sender whose answers a walk follows back: a pod whose address
