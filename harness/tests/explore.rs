@@ -156,8 +156,12 @@ fn conform_explores_after_the_catalogue_and_reports_the_difference_apart() {
         "4",
         "--explore-time",
         "40s",
+        // Seed 2's first case differs under the calico profile (found in
+        // about 6 s); seed 1's first kill is a strict-profile case whose
+        // difference lies only in a flow kept across a change, which
+        // conform leaves to the profile and does not judge.
         "--explore-seed",
-        "1",
+        "2",
         "--report-dir",
         dir.path().to_str().unwrap(),
     ]);
