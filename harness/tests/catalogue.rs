@@ -44,6 +44,7 @@ use fip_harness::seed::Seed;
 const DATAPLANE_ENV: &str = "FIP_HARNESS_DATAPLANE";
 
 fn main() -> std::process::ExitCode {
+    raise_open_files_limit();
     let mut args = Arguments::from_args();
     // Labs wait on the kernel far more than they compute: run several at once even
     // on a 2-core machine unless the user says otherwise (as `run` does, and
@@ -265,5 +266,18 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
     ) {
         Err(text) if text.contains("disagree") && text.contains("198.19.0.5") => Ok(()),
         other => Err(format!("a different reply source went unnoticed: {other:?}").into()),
+    }
+}
+
+/// Raise the soft open-files limit to the hard one, as `fip-harness` does
+/// at start (`cli/mod.rs`, `raise_open_files_limit`): this binary runs
+/// `run`'s default number of cases at once in one process, each lab
+/// holding a netlink socket and a namespace file per member, which a normal
+/// user's usual soft limit of 1,024 does not hold ("Too many open files").
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
     }
 }

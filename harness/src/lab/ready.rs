@@ -45,20 +45,31 @@ pub(super) async fn wait_ready(lab: &str, members: &[&Member]) -> Result<(), Lab
     }
 }
 
+/// Pods' namespaces polled at once by [`wait_ready_apart`].
+const POLLS_AT_ONCE: usize = 8;
+
 /// As [`wait_ready`] for namespaces the lab holds no socket in (its pods),
 /// each polled through a socket of its own, off the runtime's workers.
 pub(super) async fn wait_ready_apart(lab: &str, namespaces: Vec<Netns>) -> Result<(), LabError> {
     let lab_name = lab.to_string();
     let states = tokio::task::spawn_blocking(move || {
-        std::thread::scope(|scope| {
-            let polls: Vec<_> = namespaces
-                .iter()
-                .map(|ns| {
-                    scope.spawn(move || (ns.name().to_string(), wait_ready_in(ns, READY_WITHIN)))
+        // A few at a time: each poll holds a thread, a runtime and a socket.
+        namespaces
+            .chunks(POLLS_AT_ONCE)
+            .flat_map(|chunk| {
+                std::thread::scope(|scope| {
+                    let polls: Vec<_> = chunk
+                        .iter()
+                        .map(|ns| {
+                            scope.spawn(move || {
+                                (ns.name().to_string(), wait_ready_in(ns, READY_WITHIN))
+                            })
+                        })
+                        .collect();
+                    polls.into_iter().map(|p| p.join()).collect::<Vec<_>>()
                 })
-                .collect();
-            polls.into_iter().map(|p| p.join()).collect::<Vec<_>>()
-        })
+            })
+            .collect::<Vec<_>>()
     })
     .await
     .map_err(|_| LabError::Panicked {
