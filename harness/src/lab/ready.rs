@@ -9,8 +9,9 @@ use super::netlink::{wait_ready_in, Member};
 use super::netns::Netns;
 
 /// How long links may take to carry traffic before the lab fails: the
-/// kernel's link-watch queue runs within a millisecond on an idle machine
-/// and has been seen hundreds of milliseconds late on a loaded one.
+/// kernel's link-watch queue runs within a millisecond on an idle machine,
+/// and on a loaded one ran late enough to lose a case's first packets; ten
+/// seconds is far beyond that and still ends a lab that never gets there.
 pub(super) const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Poll `members` until none has a link or address that is not ready, or
