@@ -133,15 +133,25 @@ pub fn run_case_blocking(case: &PlannedCase, options: &RunOptions) -> ScenarioRe
     let started = std::time::Instant::now();
     let run = std::panic::AssertUnwindSafe(|| run_case_on_own_runtime(case, options));
     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".to_string());
-        let mut result = case_error(case, options, format!("the harness panicked: {message}"));
+        let mut result = case_panicked(case, options, &*panic);
         result.head.duration_ms = started.elapsed().as_millis() as u64;
         result
     })
+}
+
+/// The result of a case whose run panicked: an error naming the panic's
+/// message (for `run_case_blocking` and the lab pool alike).
+pub(crate) fn case_panicked(
+    case: &PlannedCase,
+    options: &RunOptions,
+    panic: &(dyn std::any::Any + Send),
+) -> ScenarioResult {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    case_error(case, options, format!("the harness panicked: {message}"))
 }
 
 /// The runtime one case runs on: two workers (labs wait on the kernel far

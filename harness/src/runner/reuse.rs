@@ -20,7 +20,7 @@ use super::error::RunnerError;
 use super::options::RunOptions;
 use super::phases::{add, Phase};
 use super::replay::{run_scenario_in, CaseLab};
-use super::{case_error, case_runtime, run_case_blocking, PlannedCase};
+use super::{case_error, case_panicked, case_runtime, run_case_blocking, PlannedCase};
 use crate::bgp::RoutingMode;
 use crate::check::ScenarioResult;
 use crate::lab::fingerprint::Fingerprint;
@@ -134,14 +134,7 @@ impl LabPool {
             return run_case_blocking(case, options);
         }
         let run = std::panic::AssertUnwindSafe(|| self.run_reusing(case, options));
-        std::panic::catch_unwind(run).unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".to_string());
-            case_error(case, options, format!("the harness panicked: {message}"))
-        })
+        std::panic::catch_unwind(run).unwrap_or_else(|panic| case_panicked(case, options, &*panic))
     }
 
     fn run_reusing(&self, case: &PlannedCase, options: &RunOptions) -> ScenarioResult {
