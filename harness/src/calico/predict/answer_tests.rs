@@ -8,6 +8,8 @@ use rstest::rstest;
 use super::tests::{cluster_with, describe, predict};
 use super::*;
 use crate::calico::cluster::tests::{annotate, config, create, ip};
+use crate::calico::cluster::ClusterStep;
+use crate::calico::routes::{FipRoute, RouteNext};
 
 /// web (198.19.0.0) and other (198.19.0.1) on node-a, db (198.19.0.64) on
 /// node-b; web claims db's address. node-a routes 198.19.0.64 to web, so
@@ -89,6 +91,88 @@ fn answers_to_a_pod_its_neighbour_claims_are_lost(#[case] to: &str) {
             reply_source.is_some(),
         Landing::Dropped { .. } => false,
     }));
+}
+
+/// web (198.19.0.0) claims mate's address (198.19.0.1) on node-a, far
+/// (198.19.0.64) is on node-b. node-a's one route for mate's address leads
+/// to the interface with the higher ifindex (felix/routetable/
+/// route_table.go recalculateDesiredKernelRoute), the later pod's, whatever
+/// the order of the claim: created with web, or annotated after both.
+/// Where mate's is the later interface it keeps its route and its answers;
+/// new flows to its address are web's either way (node-a's DNAT).
+#[rstest]
+#[case::claimant_created_first(&[claimant(true), owner(), far()], false)]
+#[case::claimant_annotated_after(&[claimant(false), owner(), far(), claim("198.19.0.1")], false)]
+#[case::owner_created_first(&[owner(), claimant(false), far(), claim("198.19.0.0")], true)]
+fn a_claimed_address_is_routed_to_the_later_interface(
+    #[case] steps: &[ClusterStep],
+    #[case] claimant_routed: bool,
+) {
+    let mut cluster = cluster_with(config(true, true, false), steps);
+    let mate = cluster.pod("mate").unwrap().addresses[0];
+    let web = cluster.pod("web").unwrap().clone();
+    let device_route = |cluster: &Cluster| {
+        let routes = &cluster.felix().routes["node-a"];
+        routes.iter().find(|r| r.destination == mate).cloned()
+    };
+    let to_web = FipRoute {
+        destination: mate,
+        next: RouteNext::Device(web.interface.clone()),
+    };
+    assert_eq!(
+        device_route(&cluster),
+        claimant_routed.then(|| to_web.clone())
+    );
+    let answered = |cluster: &Cluster| {
+        let packet = Packet::new("mate", cluster_address(cluster, "far"), Protocol::Icmp);
+        describe(&cluster.predict(&packet).unwrap())
+    };
+    let far = cluster.pod("far").unwrap().addresses[0];
+    let reply = if claimant_routed {
+        String::new()
+    } else {
+        format!(" reply {far}")
+    };
+    assert_eq!(
+        answered(&cluster),
+        [format!("pod far dst {far} src {mate}{reply}")]
+    );
+    assert_eq!(
+        predict(
+            &cluster,
+            "far",
+            &mate.to_string(),
+            Protocol::Icmp,
+            ECHO_PORT
+        ),
+        [format!(
+            "pod web dst {} src {far} reply {mate}",
+            web.addresses[0]
+        )]
+    );
+    // mate gone, its address is web's alone: Felix routes it to web.
+    cluster
+        .apply(&ClusterStep::DeletePod {
+            name: "mate".into(),
+        })
+        .unwrap();
+    assert_eq!(device_route(&cluster), Some(to_web));
+}
+
+fn claimant(annotated: bool) -> ClusterStep {
+    create("web", "node-a", annotated.then_some(r#"["198.19.0.1"]"#))
+}
+
+fn claim(address: &str) -> ClusterStep {
+    annotate("web", Some(&format!(r#"["{address}"]"#)))
+}
+
+fn owner() -> ClusterStep {
+    create("mate", "node-a", None)
+}
+
+fn far() -> ClusterStep {
+    create("far", "node-b", None)
 }
 
 /// web (198.19.0.0) claims its own address and 203.0.113.10: reaching
