@@ -18,6 +18,7 @@ use crate::calico::cluster::tests::{annotate, config, create, ip};
 #[case::to_the_claimant("web", Protocol::Icmp, "pod web dst 198.19.0.0 src 198.19.0.64")]
 #[case::to_its_neighbour("other", Protocol::Udp, "pod other dst 198.19.0.1 src 198.19.0.64")]
 #[case::tcp_to_the_claimant("web", Protocol::Tcp, "dropped at web (NoConnection)")]
+#[case::sctp_to_the_claimant("web", Protocol::Sctp, "pod web dst 198.19.0.0 src 198.19.0.64")]
 #[case::to_an_external_host("client", Protocol::Icmp, "host client")]
 fn answers_to_a_pod_another_node_claims_go_to_the_claimant_on_its_node(
     #[case] to: &str,
@@ -35,7 +36,7 @@ fn answers_to_a_pod_another_node_claims_go_to_the_claimant_on_its_node(
     );
     let to = cluster_address(&cluster, to);
     let packet = Packet::new("db", to, protocol);
-    let prediction = cluster.predict(&packet).unwrap().as_sent(protocol);
+    let prediction = cluster.predict(&packet).unwrap().as_sent(&packet);
     assert_eq!(describe(&prediction), [expected]);
     // An answer the client sends db comes back; none of the pods' does.
     let answered = prediction.outcomes.iter().all(|o| match &o.landing {
@@ -117,7 +118,7 @@ fn a_pod_claiming_its_own_address_beside_another_reaches_the_other_unanswered(
         ],
     );
     let packet = Packet::new(from, ip("203.0.113.10"), protocol);
-    let prediction = cluster.predict(&packet).unwrap().as_sent(protocol);
+    let prediction = cluster.predict(&packet).unwrap().as_sent(&packet);
     assert_eq!(describe(&prediction), [expected]);
     // Without its own address among them, TCP connects.
     let cluster = cluster_with(
@@ -135,6 +136,59 @@ fn a_pod_claiming_its_own_address_beside_another_reaches_the_other_unanswered(
             }
         )]
     );
+}
+
+/// web-0 (198.19.0.0), web-1 and web-2 (198.19.0.2) on node-a; web-1
+/// claims web-0's address, web-2 holds 203.0.113.10. web-2's answers to
+/// web-0 go to web-1. An SCTP probe's DATA without the INIT ACK's tag is
+/// invalid to node-a's conntrack, which saw that INIT ACK: untranslated, to
+/// the floating IP it dies on web-2's interface, while sent to web-2's own
+/// address it arrives as it is (explore seed 6001 case 217, every reference
+/// dataplane alike; scenarios/floating-ip-shadows-answers.yaml).
+#[rstest]
+#[case::sctp_to_the_floating_ip(
+    Protocol::Sctp,
+    "203.0.113.10",
+    "dropped at node-a (NoAssociation)"
+)]
+#[case::sctp_to_the_pod(
+    Protocol::Sctp,
+    "198.19.0.2",
+    "pod web-2 dst 198.19.0.2 src 198.19.0.0"
+)]
+#[case::icmp_to_the_floating_ip(
+    Protocol::Icmp,
+    "203.0.113.10",
+    "pod web-2 dst 198.19.0.2 src 198.19.0.0"
+)]
+#[case::tcp_to_the_floating_ip(Protocol::Tcp, "203.0.113.10", "dropped at web-2 (NoConnection)")]
+fn a_handshake_whose_answer_goes_to_a_claimant(
+    #[case] protocol: Protocol,
+    #[case] to: &str,
+    #[case] expected: &str,
+) {
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web-0", "node-a", None),
+            create("web-1", "node-a", Some(r#"["198.19.0.0"]"#)),
+            create("web-2", "node-a", Some(r#"["203.0.113.10"]"#)),
+        ],
+    );
+    let packet = Packet::new("web-0", ip(to), protocol);
+    let prediction = cluster.predict(&packet).unwrap().as_sent(&packet);
+    assert_eq!(describe(&prediction), [expected]);
+    // With web-1 claiming nothing, every handshake completes.
+    let cluster = cluster_with(
+        config(true, true, false),
+        &[
+            create("web-0", "node-a", None),
+            create("web-1", "node-a", None),
+            create("web-2", "node-a", Some(r#"["203.0.113.10"]"#)),
+        ],
+    );
+    let prediction = cluster.predict(&packet).unwrap().as_sent(&packet);
+    assert!(prediction.may_connect(), "{prediction:?}");
 }
 
 /// The catalogue's cluster with the pods' pool as calico-node creates it:
