@@ -113,7 +113,7 @@ impl Member {
 /// kernel's link-local one on `eth0`, whose duplicate address detection
 /// stays on (Calico turns it off only for a pod with IPv6:
 /// cni-plugin/pkg/dataplane/linux/dataplane_linux.go,
-/// `DoWorkloadNetnsSetUp` calls `configureContainerSysctls`, which writes
+/// `DoWorkloadNetnsSetUp` calls `disableDAD`, which writes the interface's
 /// `accept_dad` 0, only `if hasIPv6`) and lasts one to two seconds (a random
 /// delay of up to `rtr_solicit_delay`, then `retrans_time`:
 /// net/ipv6/addrconf.c, `addrconf_dad_kick`). Nothing the pod sends or
