@@ -99,9 +99,12 @@ impl Lab {
         // handled their carriers (see crate::ns::netlink::NotReady): the
         // node's side, and the pod's, each from its own namespace.
         super::ready::wait_ready(&lab, &touched).await?;
-        let pod_namespaces: Vec<Netns> = pods
+        let pod_namespaces: Vec<(Netns, bool)> = pods
             .iter()
-            .filter_map(|p| self.pods.get(&p.name).map(|s| s.netns.clone()))
+            .filter_map(|p| {
+                let uses_ipv6 = p.addresses.iter().any(|a| a.is_ipv6());
+                self.pods.get(&p.name).map(|s| (s.netns.clone(), uses_ipv6))
+            })
             .collect();
         super::ready::wait_ready_apart(&lab, pod_namespaces).await?;
         Ok(())

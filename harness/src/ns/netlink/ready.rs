@@ -55,8 +55,10 @@ impl Member {
     /// still tentative: where duplicate address detection is on, an address
     /// stays tentative until its link is ready and the detection is over
     /// (net/ipv6/addrconf.c, `addrconf_dad_begin` waits for `IF_READY`).
-    /// The lab turns detection off (`accept_dad` 0), so this finds only an
-    /// address someone added with it on.
+    /// The lab turns detection off (`accept_dad` 0) in its nodes, external
+    /// hosts and pods with IPv6, so this finds an address someone added with
+    /// it on, or the link-local address of a pod without IPv6 (see
+    /// [`wait_ready_in`]).
     pub async fn not_ready(&self) -> Result<NotReady, NetlinkError> {
         let mut links = Vec::new();
         let mut dump = self.nl.link().get().execute();
@@ -105,11 +107,30 @@ impl Member {
 /// Poll the namespace `ns`, through a netlink socket of its own, until
 /// nothing in it is [`NotReady`] or `within` has passed; what was still not
 /// ready then (empty when all was).
-pub fn wait_ready_in(ns: &Netns, within: Duration) -> Result<NotReady, NetlinkError> {
+///
+/// With `uses_ipv6` false (a pod with no IPv6 address) its tentative
+/// addresses are not waited for: such a pod's only IPv6 address is the
+/// kernel's link-local one on `eth0`, whose duplicate address detection
+/// stays on (Calico turns it off only for a pod with IPv6:
+/// cni-plugin/pkg/dataplane/linux/dataplane_linux.go,
+/// `DoWorkloadNetnsSetUp` calls `disableDAD`, which writes the interface's
+/// `accept_dad` 0, only `if hasIPv6`) and lasts one to two seconds (a random
+/// delay of up to `rtr_solicit_delay`, then `retrans_time`:
+/// net/ipv6/addrconf.c, `addrconf_dad_kick`). Nothing the pod sends or
+/// receives uses that address, so waiting for it held every pod step for
+/// that long; its link's carrier is still waited for.
+pub fn wait_ready_in(
+    ns: &Netns,
+    within: Duration,
+    uses_ipv6: bool,
+) -> Result<NotReady, NetlinkError> {
     super::with_member(ns, |member| async move {
         let started = Instant::now();
         loop {
-            let state = member.not_ready().await?;
+            let mut state = member.not_ready().await?;
+            if !uses_ipv6 {
+                state.addresses.clear();
+            }
             if state.is_empty() || started.elapsed() >= within {
                 return Ok(state);
             }
