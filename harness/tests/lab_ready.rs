@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::lab_view::ip_in;
 use common::{node, pod, program, TestLab};
 use fip_harness::lab::netlink::{wait_ready_in, Member, NotReady};
 
@@ -18,17 +19,7 @@ fn member(lab: &TestLab, name: &str) -> Member {
 }
 
 fn ip(lab: &TestLab, member: &str, args: &[&str]) {
-    let out = lab
-        .netns(member)
-        .command(program("ip"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args:?} in {member}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ip_in(lab.netns(member), member, args);
 }
 
 #[test]
