@@ -9,14 +9,18 @@
 //! case's first packets were lost (`explore --seed 6001`: case 2039 on
 //! nftables, ICMPv6 from an external host to a node; case 2313 on nft-maps,
 //! ICMP to a node; case 306 on iptables, a new pod's stream to its own
-//! floating IP; load 16-19).
+//! floating IP; load 16-19). The operational state alone is not enough:
+//! it is set before the queue is activated and the bridge port enabled, so
+//! a link counts as ready only once all three are done.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, State};
+use rtnetlink::packet_route::link::{
+    BridgePortState, InfoBridgePort, InfoPortData, LinkAttribute, LinkFlags, LinkInfo, State,
+};
 
 use super::{Member, NetlinkError};
 use crate::ns::netns::Netns;
@@ -24,8 +28,10 @@ use crate::ns::netns::Netns;
 /// What of a member does not carry traffic yet.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct NotReady {
-    /// Links set up whose operational state is still down (a link that
-    /// reports no carrier state, such as a dummy, is `unknown` and ready).
+    /// Links set up that do not carry traffic yet: the operational state
+    /// still down (a link that reports no carrier state, such as a dummy, is
+    /// `unknown` and ready), the `noop` queue still in place, or, for a
+    /// bridge's port, not forwarding yet.
     pub links: Vec<String>,
     /// IPv6 addresses still tentative.
     pub addresses: Vec<IpAddr>,
@@ -50,7 +56,7 @@ impl std::fmt::Display for NotReady {
 }
 
 impl Member {
-    /// The member's links that are set up but still operationally down
+    /// The member's links that are set up but carry nothing yet ([`NotReady`])
     /// (loopback has no carrier and is left out), and its IPv6 addresses
     /// still tentative: where duplicate address detection is on, an address
     /// stays tentative until its link is ready and the detection is over
@@ -67,17 +73,13 @@ impl Member {
             if flags.contains(LinkFlags::Loopback) || !flags.contains(LinkFlags::Up) {
                 continue;
             }
-            let mut name = format!("if{}", link.header.index);
-            let mut ready = true;
-            for attribute in &link.attributes {
-                match attribute {
-                    LinkAttribute::IfName(n) => name = n.clone(),
-                    LinkAttribute::OperState(state) => {
-                        ready = !matches!(state, State::Down | State::LowerLayerDown)
-                    }
-                    _ => {}
-                }
-            }
+            let name = (link.attributes.iter())
+                .find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| format!("if{}", link.header.index));
+            let ready = link_ready(&link.attributes);
             if !ready {
                 links.push(name);
             }
@@ -102,6 +104,34 @@ impl Member {
         }
         Ok(NotReady { links, addresses })
     }
+}
+
+/// Whether an up link with these attributes carries traffic.
+fn link_ready(attributes: &[LinkAttribute]) -> bool {
+    attributes.iter().all(|attribute| match attribute {
+        LinkAttribute::OperState(state) => !matches!(state, State::Down | State::LowerLayerDown),
+        // `linkwatch_do_dev` sets the operational state before
+        // `dev_activate` swaps the `noop` queue (which drops everything)
+        // for the link's own, and enables a bridge port after that: an
+        // operational state of up alone leaves a window in which the link
+        // still drops.
+        LinkAttribute::Qdisc(kind) => kind != "noop",
+        LinkAttribute::LinkInfo(infos) => bridge_port_forwards(infos),
+        _ => true,
+    })
+}
+
+/// Whether a link, if it is a bridge's port, forwards: the bridge enables
+/// a port (with STP off, straight to forwarding) only once the link-watch
+/// work has handled its carrier (net/bridge/br.c `br_device_event`,
+/// `br_port_carrier_check`); until then the bridge drops what it receives.
+fn bridge_port_forwards(infos: &[LinkInfo]) -> bool {
+    infos.iter().all(|info| match info {
+        LinkInfo::PortData(InfoPortData::BridgePort(port)) => port.iter().all(|attribute| {
+            !matches!(attribute, InfoBridgePort::State(state) if *state != BridgePortState::Forwarding)
+        }),
+        _ => true,
+    })
 }
 
 /// Poll the namespace `ns`, through a netlink socket of its own, until
@@ -138,4 +168,40 @@ pub fn wait_ready_in(
             std::thread::sleep(Duration::from_millis(5));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn port(state: BridgePortState) -> LinkAttribute {
+        LinkAttribute::LinkInfo(vec![LinkInfo::PortData(InfoPortData::BridgePort(vec![
+            InfoBridgePort::State(state),
+        ]))])
+    }
+
+    #[rstest]
+    #[case::up_with_its_queue(State::Up, "noqueue", None, true)]
+    #[case::up_before_its_queue(State::Up, "noop", None, false)]
+    #[case::down(State::Down, "noqueue", None, false)]
+    #[case::no_carrier_below(State::LowerLayerDown, "noop", None, false)]
+    #[case::a_forwarding_port(State::Up, "noqueue", Some(BridgePortState::Forwarding), true)]
+    #[case::a_port_not_enabled_yet(State::Up, "noqueue", Some(BridgePortState::Disabled), false)]
+    #[case::a_learning_port(State::Up, "noqueue", Some(BridgePortState::Learning), false)]
+    fn a_link_is_ready_once_up_with_its_queue_and_forwarding(
+        #[case] state: State,
+        #[case] qdisc: &str,
+        #[case] bridge_port: Option<BridgePortState>,
+        #[case] ready: bool,
+    ) {
+        let mut attributes = vec![
+            LinkAttribute::IfName("eth0".into()),
+            LinkAttribute::OperState(state),
+            LinkAttribute::Qdisc(qdisc.into()),
+        ];
+        attributes.extend(bridge_port.map(port));
+        assert_eq!(link_ready(&attributes), ready);
+    }
 }
