@@ -46,6 +46,16 @@ fn run(file: &Path, dataplane: &str, report_dir: &Path) -> std::process::Output 
     ])
 }
 
+/// Whether `dir` or a folder below it holds a bundle's README.txt.
+fn holds_a_readme(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            let path = entry.path();
+            path.file_name().is_some_and(|n| n == "README.txt") || holds_a_readme(&path)
+        })
+    })
+}
+
 #[test]
 fn explore_finds_a_mutants_bug_and_shrinks_it_to_a_scenario_that_replays() {
     need_root();
@@ -87,6 +97,17 @@ fn explore_finds_a_mutants_bug_and_shrinks_it_to_a_scenario_that_replays() {
     // across a change brings its waits and its stop), give or take a step.
     let steps = yaml.lines().filter(|l| l.starts_with("  - ")).count();
     assert!((2..=6).contains(&steps), "{yaml}");
+    // The case's first run left its diagnostics bundle (what a failure that
+    // does not come back has nowhere else), and the shrinking runs none.
+    let stem = file.file_stem().unwrap().to_str().unwrap();
+    let index = stem.rsplit('-').next().unwrap();
+    let bundles: Vec<_> = std::fs::read_dir(report_dir.join("bundles"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(bundles, [format!("explore-{index}")]);
+    let first = report_dir.join("bundles").join(&bundles[0]);
+    assert!(holds_a_readme(&first), "no bundle README under {first:?}");
 
     let validate = harness(&["validate", file.to_str().unwrap()]);
     assert!(validate.status.success(), "{}", text(&validate));

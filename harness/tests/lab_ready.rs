@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::lab_view::ip_in;
 use common::{node, pod, program, TestLab};
 use fip_harness::lab::netlink::{wait_ready_in, Member, NotReady};
 
@@ -18,17 +19,7 @@ fn member(lab: &TestLab, name: &str) -> Member {
 }
 
 fn ip(lab: &TestLab, member: &str, args: &[&str]) {
-    let out = lab
-        .netns(member)
-        .command(program("ip"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args:?} in {member}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ip_in(lab.netns(member), member, args);
 }
 
 #[test]
@@ -44,7 +35,7 @@ fn a_built_lab_carries_traffic_and_the_check_sees_a_link_that_does_not() {
         let state = lab.block_on(member(&lab, name).not_ready()).unwrap();
         assert_eq!(state, NotReady::default(), "{name} right after the build");
     }
-    let pod = wait_ready_in(lab.netns("pod-a"), std::time::Duration::ZERO).unwrap();
+    let pod = wait_ready_in(lab.netns("pod-a"), std::time::Duration::ZERO, true).unwrap();
     assert_eq!(pod, NotReady::default(), "pod-a right after add_pods");
 
     // A pair with one end up: that end has no carrier.
@@ -99,5 +90,59 @@ fn a_built_lab_carries_traffic_and_the_check_sees_a_link_that_does_not() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    lab.teardown().unwrap();
+}
+
+#[test]
+fn a_pod_without_ipv6_does_not_wait_for_its_addresses_but_for_its_links() {
+    let name = common::lab_name("rdy4");
+    let lab = TestLab::build(
+        &name,
+        vec![node("node-0", &["198.19.0.0/26"])],
+        &[],
+        &[pod("pod-a", "node-0", &["198.19.0.1"])],
+    );
+    // In the IPv4 pod, a pair with one end up and detection on: that end
+    // has no carrier, so its address stays tentative however long one waits.
+    ip(
+        &lab,
+        "pod-a",
+        &[
+            "link", "add", "rdy0", "type", "veth", "peer", "name", "rdy1",
+        ],
+    );
+    let out = lab
+        .netns("pod-a")
+        .command(program("sh"))
+        .args(["-c", "echo 1 > /proc/sys/net/ipv6/conf/rdy0/accept_dad"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ip(
+        &lab,
+        "pod-a",
+        &["address", "add", "2001:db8:99::1/64", "dev", "rdy0"],
+    );
+    ip(&lab, "pod-a", &["link", "set", "rdy0", "up"]);
+    let zero = std::time::Duration::ZERO;
+    let with_ipv6 = wait_ready_in(lab.netns("pod-a"), zero, true).unwrap();
+    assert_eq!(with_ipv6.links, vec!["rdy0".to_string()], "{with_ipv6}");
+    assert!(
+        with_ipv6
+            .addresses
+            .contains(&"2001:db8:99::1".parse().unwrap()),
+        "{with_ipv6}"
+    );
+    let without = wait_ready_in(lab.netns("pod-a"), zero, false).unwrap();
+    assert_eq!(without.links, vec!["rdy0".to_string()], "{without}");
+    assert_eq!(
+        without.addresses,
+        Vec::<std::net::IpAddr>::new(),
+        "{without}"
+    );
     lab.teardown().unwrap();
 }

@@ -8,45 +8,14 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Command;
 
+use common::lab_view::{assert_gone, host_links, ip_json, routes};
 use common::{lab_name, node, pod, use_test_run_dir};
 use fip_harness::lab::netlink::Member;
 use fip_harness::lab::netns::Netns;
 use fip_harness::lab::spec::namespace_prefix;
 use fip_harness::lab::{Family, Lab, LabSpec, NextHop, PodSpec};
-use serde_json::Value;
 
 use common::program;
-
-fn host_links() -> BTreeSet<String> {
-    let out = Command::new(program("ip"))
-        .args(["-j", "link"])
-        .output()
-        .unwrap();
-    let links: Value = serde_json::from_slice(&out.stdout).unwrap();
-    links
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn ip_json(lab: &Lab, member: &str, args: &[&str]) -> Value {
-    let out = lab
-        .netns(member)
-        .unwrap()
-        .command(program("ip"))
-        .arg("-j")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args:?} in {member}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn sysctl(lab: &Lab, member: &str, key: &str) -> String {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
@@ -71,27 +40,6 @@ fn addresses(lab: &Lab, member: &str, dev: &str) -> BTreeSet<String> {
 }
 
 /// Routes as `dst [type] [via gw] [dev d]` strings.
-fn routes(lab: &Lab, member: &str, family: &str) -> BTreeSet<String> {
-    ip_json(lab, member, &[family, "route", "show"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let mut s = r["dst"].as_str().unwrap().to_string();
-            if let Some(t) = r["type"].as_str() {
-                s += &format!(" {t}");
-            }
-            if let Some(gw) = r["gateway"].as_str() {
-                s += &format!(" via {gw}");
-            }
-            if let Some(dev) = r["dev"].as_str() {
-                s += &format!(" dev {dev}");
-            }
-            s
-        })
-        .collect()
-}
-
 fn ping(lab: &Lab, from: &str, to: IpAddr) -> bool {
     lab.netns(from)
         .unwrap()
@@ -101,16 +49,6 @@ fn ping(lab: &Lab, from: &str, to: IpAddr) -> bool {
         .status()
         .unwrap()
         .success()
-}
-
-fn assert_gone(lab: &str, host_before: &BTreeSet<String>) {
-    assert_eq!(
-        Netns::list_with_prefix(&namespace_prefix(lab)),
-        Vec::<String>::new()
-    );
-    assert!(!fip_harness::lab::registry::record_path(lab).exists());
-    let gained: Vec<_> = host_links().difference(host_before).cloned().collect();
-    assert!(gained.is_empty(), "host namespace gained links {gained:?}");
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -75,6 +75,7 @@ fn measure(args: &Options, dir: &ExploreDir) -> super::Result<()> {
             ..RunOptions::default()
         },
         labs: args.reuse_labs.then(|| LabPool::new(false)),
+        bundles: None,
     };
     let before = PhaseTimes::now();
     let outcome = search(

@@ -222,10 +222,38 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
     }
 
     // Felix on each node, then the cluster-wide winners BGP spreads.
-    let node_winners = node_nat(&per_node, &mut desired);
+    let node_winners = node_nat(cluster, &per_node, &mut desired);
     spread(cluster, topology, node_winners, &mut desired);
     desired.conflicts.sort();
     desired
+}
+
+/// The endpoint of `node` whose interface the node's one route to
+/// `external` leads to. Every claimant asks for a device route to the
+/// floating IP, beside its own addresses' routes (felix/dataplane/linux/
+/// endpoint_mgr.go calculateRoutes), and so does a pod of the node whose
+/// own address it is; the route table keeps, of the targets of one route
+/// class for a CIDR, the one whose interface has the highest ifindex
+/// (felix/routetable/route_table.go recalculateDesiredKernelRoute: same
+/// route class, then `ifIndex > bestIfaceIdx`), whoever won the DNAT. So a
+/// pod created after the pod claiming its address keeps its own route.
+fn route_holder<'a>(
+    endpoints: &'a [WorkloadEndpoint],
+    node: &str,
+    external: &IpAddr,
+    candidates: &Claims<'a>,
+) -> &'a WorkloadEndpoint {
+    let owners = (endpoints.iter()).filter(|e| e.node == node && e.addresses.contains(external));
+    (candidates.iter().map(|(_, e)| *e))
+        .chain(owners)
+        .reduce(|best, next| {
+            if next.ifindex.unwrap_or(0) > best.ifindex.unwrap_or(0) {
+                next
+            } else {
+                best
+            }
+        })
+        .expect("at least one claim")
 }
 
 /// Felix on each node (felix/dataplane/linux/floating_ip_mgr.go
@@ -233,6 +261,7 @@ pub fn desired_state(cluster: &ClusterState, topology: &Topology) -> DesiredStat
 /// text, the loopback SNAT of each winning address to its earliest floating
 /// IP, and the device route; returns each floating IP's node-level winners.
 fn node_nat<'a>(
+    cluster: &'a ClusterState,
     per_node: &BTreeMap<&str, BTreeMap<IpAddr, Claims<'a>>>,
     desired: &mut DesiredState,
 ) -> BTreeMap<IpAddr, Claims<'a>> {
@@ -257,30 +286,7 @@ fn node_nat<'a>(
                 });
             }
             dnat.insert(*external, winner);
-            // Every claimant asks for a device route to the floating IP
-            // (felix/dataplane/linux/endpoint_mgr.go calculateRoutes); the
-            // route table keeps the one whose interface has the highest
-            // ifindex (felix/routetable/route_table.go
-            // recalculateDesiredKernelRoute: same route class, then
-            // `ifIndex > bestIfaceIdx`), whoever won the DNAT.
-            let device = candidates
-                .iter()
-                .map(|(_, e)| *e)
-                .reduce(|best, next| {
-                    if next.ifindex.unwrap_or(0) > best.ifindex.unwrap_or(0) {
-                        next
-                    } else {
-                        best
-                    }
-                })
-                .expect("at least one claim");
-            // A floating IP that is the routed endpoint's own address is
-            // that endpoint's workload route already: Felix's route targets
-            // for an endpoint are its own nets and its NAT external IPs in
-            // one list (felix/dataplane/linux/endpoint_mgr.go
-            // calculateRoutes), one route per CIDR, so the route stays when
-            // the claim goes. The model's floating-IP routes are only the
-            // others (removing this one would take the pod's own route).
+            let device = route_holder(&cluster.endpoints, node, external, candidates);
             if device.addresses.contains(external) {
                 node_winners
                     .entry(*external)

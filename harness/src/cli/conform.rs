@@ -149,6 +149,7 @@ fn explore(
                 ..RunOptions::default()
             },
             labs: None,
+            bundles: None,
         },
     };
     say!("");

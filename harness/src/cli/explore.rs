@@ -81,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..RunOptions::default()
         },
         labs: args.reuse_labs.then(|| LabPool::new(args.check_reset)),
+        bundles: Some(dir.path.join("bundles")),
     };
     let limits = ShrinkLimits {
         max_runs: args.max_shrink_runs,

@@ -56,6 +56,7 @@ pub(super) fn compare(
                 ..RunOptions::default()
             },
             labs: None,
+            bundles: None,
         };
         let no_shrink = ShrinkLimits {
             max_runs: 0,

@@ -16,7 +16,7 @@ use crate::vocab::Protocol;
 
 /// What `count` packets of `packet`, one flow sent now, must show.
 pub fn send_expectation(cluster: &Cluster, packet: &Packet) -> Option<TrafficExpectation> {
-    let prediction = cluster.predict(packet).ok()?.as_sent(packet.protocol);
+    let prediction = cluster.predict(packet).ok()?.as_sent(packet);
     let mut expect = expectation_of(cluster, &prediction, &packet.from)?;
     // What external hosts see is stated for pods' ICMP and UDP, whose
     // arrivals the hosts' captures record as the catalogue checks them
@@ -175,7 +175,9 @@ pub struct StreamTrack {
 impl StreamTrack {
     pub fn start(cluster: &Cluster, packet: Packet) -> Option<Self> {
         let mut flow = cluster.flow_for(&packet);
-        let prediction = cluster.advance(&mut flow).ok()?;
+        // As a send sees it: an SCTP association whose INIT ACK does not
+        // come back reaches nobody (`Prediction::as_sent`).
+        let prediction = cluster.advance(&mut flow).ok()?.as_sent(&packet);
         let mut track = Self {
             flow,
             states: Vec::new(),

@@ -84,6 +84,10 @@ pub struct RunJudge {
     pub options: RunOptions,
     /// Labs reused between cases of the same shape (None: a lab per case).
     pub labs: Option<LabPool>,
+    /// Where a case's first run that fails leaves its diagnostics bundle
+    /// (the runner's, with every member's captures); the runs that shrink
+    /// it leave none, to stay quick.
+    pub bundles: Option<PathBuf>,
 }
 
 impl RunJudge {
@@ -97,6 +101,24 @@ impl RunJudge {
         let scenario = Arc::new(self.dir.scenario(script, name)?);
         let result = self.run_scenario(&scenario, script, dataplane);
         Ok((scenario, result))
+    }
+
+    /// Run `script` as scenario `name` with `options` in place of the judge's.
+    fn run_with(&self, script: &Script, name: &str, options: &RunOptions) -> Judgement {
+        let scenario = match self.dir.scenario(script, name) {
+            Ok(scenario) => Arc::new(scenario),
+            Err(invalid) => return Judgement::NotJudged(invalid),
+        };
+        let case = PlannedCase {
+            scenario,
+            dataplane: self.dataplane.clone(),
+            profile: script.spec.profile,
+        };
+        let result = match &self.labs {
+            Some(labs) => labs.run_case(&case, options),
+            None => run_case_blocking(&case, options),
+        };
+        judgement_of(&result)
     }
 
     /// Run `scenario` (the file of `script`) on `dataplane`.
@@ -126,10 +148,15 @@ impl RunJudge {
 
 impl Judge for RunJudge {
     fn judge(&self, script: &Script, name: &str) -> Judgement {
-        match self.run(script, name, &self.dataplane) {
-            Err(invalid) => Judgement::NotJudged(invalid),
-            Ok((_, result)) => judgement_of(&result),
-        }
+        self.run_with(script, name, &self.options)
+    }
+
+    fn judge_first(&self, script: &Script, name: &str) -> Judgement {
+        let options = RunOptions {
+            report_dir: self.bundles.clone(),
+            ..self.options.clone()
+        };
+        self.run_with(script, name, &options)
     }
 }
 

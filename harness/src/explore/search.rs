@@ -44,6 +44,12 @@ impl Judgement {
 /// run of a case (lab names derive from it).
 pub trait Judge: Sync {
     fn judge(&self, script: &Script, name: &str) -> Judgement;
+
+    /// A case's first run, which may keep more of a failure than the runs
+    /// that shrink it (a failure that does not come back has only this one).
+    fn judge_first(&self, script: &Script, name: &str) -> Judgement {
+        self.judge(script, name)
+    }
 }
 
 /// The seed's case `index`: its value tree, for shrinking.
@@ -141,7 +147,7 @@ pub fn search(
                     break;
                 }
                 let script = script(&case(seed, index));
-                let judgement = judge.judge(&script, &format!("explore-{index}"));
+                let judgement = judge.judge_first(&script, &format!("explore-{index}"));
                 progress(index, &judgement);
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                 state.cases += 1;

@@ -1,10 +1,12 @@
 //! Pods of a [`Lab`]: wired into their nodes as Calico's CNI plugin does, and
 //! unwired again.
 
+use std::net::IpAddr;
+
 use super::addressing::*;
 use super::cluster::{check_members, Lab, PodState};
 use super::error::LabError;
-use super::netlink::{Member, Route};
+use super::netlink::{Member, NextHopSeen, Route};
 use super::netns::Netns;
 use super::pod_wiring::{wire_pods, PodJob};
 use super::spec::{namespace_name, PodSpec};
@@ -99,9 +101,12 @@ impl Lab {
         // handled their carriers (see crate::ns::netlink::NotReady): the
         // node's side, and the pod's, each from its own namespace.
         super::ready::wait_ready(&lab, &touched).await?;
-        let pod_namespaces: Vec<Netns> = pods
+        let pod_namespaces: Vec<(Netns, bool)> = pods
             .iter()
-            .filter_map(|p| self.pods.get(&p.name).map(|s| s.netns.clone()))
+            .filter_map(|p| {
+                let uses_ipv6 = p.addresses.iter().any(|a| a.is_ipv6());
+                self.pods.get(&p.name).map(|s| (s.netns.clone(), uses_ipv6))
+            })
             .collect();
         super::ready::wait_ready_apart(&lab, pod_namespaces).await?;
         Ok(())
@@ -134,11 +139,14 @@ impl Lab {
         let node = &self.nodes[self.node_index(&pod.spec.node)?].member;
         for address in &pod.spec.addresses {
             let prefix = Family::of(address).host_prefix();
-            if routed {
+            if !routed {
+                // Only the pod's own route: a pod of the node claiming this
+                // address as a floating IP may hold the route, and keeps it.
+                node.remove_device_route(*address, prefix, pod.host_ifindex)
+                    .await?;
+            } else if !held_by_later_interface(node, *address, prefix, pod.host_ifindex).await? {
                 node.replace_route(Route::dev(*address, prefix, pod.host_ifindex))
                     .await?;
-            } else {
-                node.remove_route(*address, prefix, None).await?;
             }
         }
         Ok(())
@@ -163,4 +171,24 @@ impl Lab {
         self.record.write()?;
         Ok(result?)
     }
+}
+
+/// Whether the node's route to `address/prefix` leads out of an interface
+/// with a higher ifindex than `ifindex`: a pod of the node claiming the
+/// address as a floating IP, created later. Felix's route table keeps one
+/// target per CIDR, of one route class the highest ifindex
+/// (felix/routetable/route_table.go recalculateDesiredKernelRoute), so a
+/// pod whose endpoint comes back does not take the route from it.
+async fn held_by_later_interface(
+    node: &Member,
+    address: IpAddr,
+    prefix: u8,
+    ifindex: u32,
+) -> Result<bool, LabError> {
+    let route = node.route_to(address).await?;
+    Ok(route.is_some_and(|route| {
+        route.destination.prefix_len() == prefix
+            && (route.hops.iter())
+                .any(|hop| matches!(hop, NextHopSeen::Device(dev) if *dev > ifindex))
+    }))
 }

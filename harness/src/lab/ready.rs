@@ -50,8 +50,13 @@ pub(super) async fn wait_ready(lab: &str, members: &[&Member]) -> Result<(), Lab
 const POLLS_AT_ONCE: usize = 8;
 
 /// As [`wait_ready`] for namespaces the lab holds no socket in (its pods),
-/// each polled through a socket of its own, off the runtime's workers.
-pub(super) async fn wait_ready_apart(lab: &str, namespaces: Vec<Netns>) -> Result<(), LabError> {
+/// each polled through a socket of its own, off the runtime's workers; each
+/// with whether it uses IPv6 (see [`wait_ready_in`]: a pod without IPv6 does
+/// not wait for its link-local address).
+pub(super) async fn wait_ready_apart(
+    lab: &str,
+    namespaces: Vec<(Netns, bool)>,
+) -> Result<(), LabError> {
     let lab_name = lab.to_string();
     let states = tokio::task::spawn_blocking(move || {
         // A few at a time: each poll holds a thread, a runtime and a socket.
@@ -61,9 +66,10 @@ pub(super) async fn wait_ready_apart(lab: &str, namespaces: Vec<Netns>) -> Resul
                 std::thread::scope(|scope| {
                     let polls: Vec<_> = chunk
                         .iter()
-                        .map(|ns| {
+                        .map(|(ns, uses_ipv6)| {
                             scope.spawn(move || {
-                                (ns.name().to_string(), wait_ready_in(ns, READY_WITHIN))
+                                let state = wait_ready_in(ns, READY_WITHIN, *uses_ipv6);
+                                (ns.name().to_string(), state)
                             })
                         })
                         .collect();

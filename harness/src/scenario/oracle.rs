@@ -339,5 +339,6 @@ fn drop_words(reason: crate::calico::predict::DropReason) -> &'static str {
         UnknownInterface => "Felix has no endpoint for the pod's interface (\"Unknown interface\")",
         ConntrackClash => "another conntrack entry holds its reply tuple",
         NoConnection => "TCP's handshake gets no answer back, so the connection is never made",
+        NoAssociation => "SCTP's INIT ACK never gets back, so its DATA, without the peer's tag, is invalid to the translating node's conntrack and goes on untranslated",
     }
 }

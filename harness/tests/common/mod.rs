@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod capture;
+pub mod lab_view;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};

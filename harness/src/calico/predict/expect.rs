@@ -101,7 +101,7 @@ pub fn send_disagreements(
     count: u32,
     expect: &TrafficExpectation,
 ) -> Result<(Prediction, Vec<Mismatch>), PredictError> {
-    let prediction = cluster.predict(packet)?.as_sent(packet.protocol);
+    let prediction = cluster.predict(packet)?.as_sent(packet);
     let book = address_book(cluster, &packet.from);
     let found = prediction
         .outcomes

@@ -66,29 +66,63 @@ impl Prediction {
         pods
     }
 
-    /// What a send of `protocol` observes of this first packet's fate: a
-    /// TCP probe connects first and sends its payload (which the pod's
-    /// responder counts) only on a connection made, so a pod whose answer
-    /// (the SYN-ACK) does not return to the sender gets nothing
-    /// ([`DropReason::NoConnection`]). Found by `fip-harness explore` on
-    /// every reference dataplane: a pod claiming its own address beside
-    /// other floating IPs, and a pod whose address another pod claims.
-    pub fn as_sent(mut self, protocol: crate::vocab::Protocol) -> Self {
-        if protocol != crate::vocab::Protocol::Tcp {
-            return self;
-        }
+    /// What a send of `packet` observes of this first packet's fate, where
+    /// the probe's payload needs a handshake answered first:
+    /// - a TCP probe connects first and sends its payload (which the pod's
+    ///   responder counts) only on a connection made, so a pod whose answer
+    ///   (the SYN-ACK) does not return to the sender gets nothing
+    ///   ([`DropReason::NoConnection`]). Found by `fip-harness explore` on
+    ///   every reference dataplane: a pod claiming its own address beside
+    ///   other floating IPs, and a pod whose address another pod claims.
+    /// - an SCTP probe sends its DATA even without an association, with
+    ///   verification tag 0. A node that saw the pod's INIT ACK pass has
+    ///   learned the tag the peer expects, so to its conntrack that DATA
+    ///   fails the verification-tag check (net/netfilter/
+    ///   nf_conntrack_proto_sctp.c nf_conntrack_sctp_packet, RFC 9260 8.5)
+    ///   and is taken as invalid: it has no entry, so no NAT. Untranslated,
+    ///   a packet to a floating IP is routed to the holder's interface
+    ///   still addressed to the floating IP, which the pod does not own
+    ///   ([`DropReason::NoAssociation`]); a packet no node translated
+    ///   arrives as it is. A pod answering itself (its own address as the
+    ///   source) answers into the sender's own namespace, where the raw
+    ///   client takes the INIT ACK. Found by `fip-harness explore
+    ///   --dataplane iptables --seed 6001` (case 217, every reference
+    ///   dataplane alike): a pod whose address another pod claims, sending
+    ///   SCTP to a floating IP.
+    pub fn as_sent(mut self, packet: &Packet) -> Self {
+        let source = self.source;
         for outcome in &mut self.outcomes {
-            if let Landing::Pod {
+            let Landing::Pod {
                 pod,
+                seen_destination,
+                seen_source,
                 reply_source: None,
-                ..
+                quoted_destination: None,
             } = &outcome.landing
-            {
-                outcome.landing = Landing::Dropped {
-                    at: pod.clone(),
-                    reason: DropReason::NoConnection,
-                };
-            }
+            else {
+                continue;
+            };
+            let reason = match packet.protocol {
+                Protocol::Tcp => DropReason::NoConnection,
+                Protocol::Sctp => {
+                    let answers = pod_answers(Protocol::Sctp, packet.port) == Answer::Reply;
+                    let translated = *seen_destination != packet.to || *seen_source != source;
+                    if !answers || *pod == packet.from || !translated {
+                        continue;
+                    }
+                    DropReason::NoAssociation
+                }
+                _ => continue,
+            };
+            // The node that routed it to the pod: the path's member before it.
+            let at = match reason {
+                DropReason::NoAssociation => outcome.path.iter().rev().nth(1).cloned(),
+                _ => None,
+            };
+            outcome.landing = Landing::Dropped {
+                at: at.unwrap_or_else(|| pod.clone()),
+                reason,
+            };
         }
         self
     }
@@ -184,6 +218,12 @@ pub enum DropReason {
     /// the pod gets back to the sender: the handshake never completes, so
     /// nothing is sent on the connection ([`Prediction::as_sent`]).
     NoConnection,
+    /// An SCTP association's first packet reaches the pod through a node's
+    /// NAT, but the pod's INIT ACK does not get back to the sender: the
+    /// sender's DATA, without the peer's tag, is invalid to that node's
+    /// conntrack and goes on untranslated, to an address the pod does not
+    /// own ([`Prediction::as_sent`]).
+    NoAssociation,
 }
 
 /// Why a packet cannot be predicted.

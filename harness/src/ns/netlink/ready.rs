@@ -55,16 +55,10 @@ impl Member {
     /// still tentative: where duplicate address detection is on, an address
     /// stays tentative until its link is ready and the detection is over
     /// (net/ipv6/addrconf.c, `addrconf_dad_begin` waits for `IF_READY`).
-    /// The lab turns detection off (`accept_dad` 0) where it sets IPv6 up,
-    /// so this finds a global address only where someone added it with
-    /// detection on. A tentative link-local address counts only in a
-    /// namespace that holds a global IPv6 address (not `::1`): elsewhere it is an IPv4
-    /// pod's (Calico's `DoWorkloadNetnsSetUp` turns detection off only for a
-    /// pod with IPv6, so the kernel's own fe80:: on its `eth0` stays
-    /// tentative for one to two seconds, `addrconf_dad_kick`'s random delay
-    /// of up to `rtr_solicit_delay` and then one `RetransTimer`), and no
-    /// traffic of the namespace uses it: with no global address and no IPv6
-    /// route it sends no IPv6 of its own.
+    /// The lab turns detection off (`accept_dad` 0) in its nodes, external
+    /// hosts and pods with IPv6, so this finds an address someone added with
+    /// it on, or the link-local address of a pod without IPv6 (see
+    /// [`wait_ready_in`]).
     pub async fn not_ready(&self) -> Result<NotReady, NetlinkError> {
         let mut links = Vec::new();
         let mut dump = self.nl.link().get().execute();
@@ -88,7 +82,7 @@ impl Member {
                 links.push(name);
             }
         }
-        let mut seen = Vec::new();
+        let mut addresses = Vec::new();
         let mut dump = self.nl.address().get().execute();
         while let Some(message) = dump.try_next().await.map_err(self.fail("list addresses"))? {
             // The flag is in the header's eight bits and in IFA_FLAGS
@@ -102,43 +96,41 @@ impl Member {
                     _ => {}
                 }
             }
-            if let Some(address) = address {
-                seen.push((address, tentative));
+            if let (true, Some(address)) = (tentative, address) {
+                addresses.push(address);
             }
         }
-        let addresses = waited_for(&seen);
         Ok(NotReady { links, addresses })
     }
-}
-
-/// Of a namespace's addresses (each with whether it is tentative), the
-/// tentative ones [`Member::not_ready`] waits for: every one that is not
-/// link-local, and link-local ones only where the namespace holds a global
-/// IPv6 address (loopback's `::1` is not one).
-fn waited_for(addresses: &[(IpAddr, bool)]) -> Vec<IpAddr> {
-    let global_v6 = addresses
-        .iter()
-        .any(|(a, _)| a.is_ipv6() && !is_link_local(a) && !a.is_loopback());
-    addresses
-        .iter()
-        .filter(|(a, tentative)| *tentative && (global_v6 || !is_link_local(a)))
-        .map(|(a, _)| *a)
-        .collect()
-}
-
-/// An IPv6 link-local address (fe80::/10).
-fn is_link_local(address: &IpAddr) -> bool {
-    matches!(address, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// Poll the namespace `ns`, through a netlink socket of its own, until
 /// nothing in it is [`NotReady`] or `within` has passed; what was still not
 /// ready then (empty when all was).
-pub fn wait_ready_in(ns: &Netns, within: Duration) -> Result<NotReady, NetlinkError> {
+///
+/// With `uses_ipv6` false (a pod with no IPv6 address) its tentative
+/// addresses are not waited for: such a pod's only IPv6 address is the
+/// kernel's link-local one on `eth0`, whose duplicate address detection
+/// stays on (Calico turns it off only for a pod with IPv6:
+/// cni-plugin/pkg/dataplane/linux/dataplane_linux.go,
+/// `DoWorkloadNetnsSetUp` calls `disableDAD`, which writes the interface's
+/// `accept_dad` 0, only `if hasIPv6`) and lasts one to two seconds (a random
+/// delay of up to `rtr_solicit_delay`, then `retrans_time`:
+/// net/ipv6/addrconf.c, `addrconf_dad_kick`). Nothing the pod sends or
+/// receives uses that address, so waiting for it held every pod step for
+/// that long; its link's carrier is still waited for.
+pub fn wait_ready_in(
+    ns: &Netns,
+    within: Duration,
+    uses_ipv6: bool,
+) -> Result<NotReady, NetlinkError> {
     super::with_member(ns, |member| async move {
         let started = Instant::now();
         loop {
-            let state = member.not_ready().await?;
+            let mut state = member.not_ready().await?;
+            if !uses_ipv6 {
+                state.addresses.clear();
+            }
             if state.is_empty() || started.elapsed() >= within {
                 return Ok(state);
             }
@@ -146,44 +138,4 @@ pub fn wait_ready_in(ns: &Netns, within: Duration) -> Result<NotReady, NetlinkEr
             std::thread::sleep(Duration::from_millis(5));
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seen(list: &[(&str, bool)]) -> Vec<(IpAddr, bool)> {
-        list.iter().map(|(a, t)| (a.parse().unwrap(), *t)).collect()
-    }
-
-    #[test]
-    fn an_ipv4_pods_tentative_link_local_address_is_not_waited_for() {
-        let pod = seen(&[
-            ("127.0.0.1", false),
-            ("::1", false),
-            ("198.19.0.8", false),
-            ("fe80::502d:fcff:fe90:7c57", true),
-        ]);
-        assert_eq!(waited_for(&pod), Vec::<IpAddr>::new());
-    }
-
-    #[test]
-    fn a_tentative_link_local_address_is_waited_for_beside_a_global_one() {
-        let pod = seen(&[
-            ("::1", false),
-            ("198.19.0.8", false),
-            ("2001:db8:1::40", false),
-            ("fe80::1", true),
-        ]);
-        assert_eq!(waited_for(&pod), vec!["fe80::1".parse::<IpAddr>().unwrap()]);
-    }
-
-    #[test]
-    fn a_tentative_global_address_is_waited_for_alone() {
-        let node = seen(&[("2001:db8:99::1", true), ("fe80::2", false)]);
-        assert_eq!(
-            waited_for(&node),
-            vec!["2001:db8:99::1".parse::<IpAddr>().unwrap()]
-        );
-    }
 }

@@ -38,6 +38,25 @@ impl Member {
             protocol,
             ..Route::unicast(destination, prefix)
         };
+        self.delete_route(route).await
+    }
+
+    /// Remove the main-table route to `destination/prefix` only if it leads
+    /// out of interface `dev` (the kernel matches the output interface given
+    /// in the request); a route out of another interface stays, and a
+    /// missing one is not an error.
+    pub(crate) async fn remove_device_route(
+        &self,
+        destination: IpAddr,
+        prefix: u8,
+        dev: u32,
+    ) -> Result<(), NetlinkError> {
+        self.delete_route(Route::dev(destination, prefix, dev))
+            .await
+    }
+
+    async fn delete_route(&self, route: Route) -> Result<(), NetlinkError> {
+        let (destination, prefix, protocol) = (route.destination, route.prefix, route.protocol);
         let mut message = self.message(&route)?;
         // Match any scope and type: the kernel then deletes by destination (and
         // protocol) alone; a given scope would have to equal the route's.

@@ -15,7 +15,12 @@ use crate::calico::predict::{Landing, Outcome};
 /// external IPs as it routes the endpoint's own addresses
 /// (felix/dataplane/linux/endpoint_mgr.go calculateRoutes), and BGP carries
 /// that route to the fabric and the other nodes (route model,
-/// [`crate::calico::desired`]), so the address has two destinations.
+/// [`crate::calico::desired`]), so the address has two destinations. On
+/// a node holding both, the one route is the later interface's (felix/
+/// routetable/route_table.go recalculateDesiredKernelRoute keeps the highest
+/// ifindex; `Walk::node_route` and `desired::route_holder` say so), so a
+/// pod made after its claimant keeps its answers there: the walk back finds
+/// which.
 pub(super) fn shadowed_sender(cluster: &Cluster, sender: &str, source: IpAddr) -> Option<String> {
     let pod = cluster.pod(sender)?;
     if !pod.addresses.contains(&source) {
