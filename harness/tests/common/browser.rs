@@ -39,16 +39,19 @@ pub fn chromium(page: &Path, fragment: &str, screenshot: Option<&Path>) -> Rende
     assert!(output.status.success(), "chromium failed: {stderr}");
     Rendered {
         dom: String::from_utf8_lossy(&output.stdout).into_owned(),
+        // Chromium's own pages log too (a "Slow network is detected" notice
+        // from chrome://resources on a loaded machine): only what a page of
+        // ours logged counts.
         console: stderr
             .lines()
-            .filter(|line| line.contains(":CONSOLE"))
+            .filter(|line| line.contains(":CONSOLE") && !line.contains("source: chrome://"))
             .map(str::to_string)
             .collect(),
     }
 }
 
-/// Every sign of a script that did not run cleanly: console messages (the
-/// report logs none), errors the page's trap recorded, a script that never
+/// Every sign of a script that did not run cleanly: console messages of the
+/// page (the report logs none), errors the page's trap recorded, a script that never
 /// reached its end.
 pub fn script_trouble(rendered: &Rendered) -> Vec<String> {
     let mut trouble = rendered.console.clone();
