@@ -22,6 +22,36 @@ fn ip(lab: &TestLab, member: &str, args: &[&str]) {
     ip_in(lab.netns(member), member, args);
 }
 
+/// In `member`, a veth pair `rdy0`/`rdy1` with only `rdy0` up, duplicate
+/// address detection on for it (the lab turns it off) and 2001:db8:99::1 on
+/// it: without carrier, the link is not up and the address stays tentative.
+fn half_up_pair(lab: &TestLab, member: &str) {
+    ip(
+        lab,
+        member,
+        &[
+            "link", "add", "rdy0", "type", "veth", "peer", "name", "rdy1",
+        ],
+    );
+    let out = lab
+        .netns(member)
+        .command(program("sh"))
+        .args(["-c", "echo 1 > /proc/sys/net/ipv6/conf/rdy0/accept_dad"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ip(
+        lab,
+        member,
+        &["address", "add", "2001:db8:99::1/64", "dev", "rdy0"],
+    );
+    ip(lab, member, &["link", "set", "rdy0", "up"]);
+}
+
 #[test]
 fn a_built_lab_carries_traffic_and_the_check_sees_a_link_that_does_not() {
     let name = common::lab_name("rdy");
@@ -38,33 +68,9 @@ fn a_built_lab_carries_traffic_and_the_check_sees_a_link_that_does_not() {
     let pod = wait_ready_in(lab.netns("pod-a"), std::time::Duration::ZERO, true).unwrap();
     assert_eq!(pod, NotReady::default(), "pod-a right after add_pods");
 
-    // A pair with one end up: that end has no carrier.
-    ip(
-        &lab,
-        "node-0",
-        &[
-            "link", "add", "rdy0", "type", "veth", "peer", "name", "rdy1",
-        ],
-    );
-    // Duplicate address detection on for that end (the lab turns it off):
-    // its IPv6 address stays tentative while the link has no carrier.
-    let out = lab
-        .netns("node-0")
-        .command(program("sh"))
-        .args(["-c", "echo 1 > /proc/sys/net/ipv6/conf/rdy0/accept_dad"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ip(
-        &lab,
-        "node-0",
-        &["address", "add", "2001:db8:99::1/64", "dev", "rdy0"],
-    );
-    ip(&lab, "node-0", &["link", "set", "rdy0", "up"]);
+    // A pair with one end up: that end has no carrier, and its address
+    // stays tentative.
+    half_up_pair(&lab, "node-0");
     let node0 = member(&lab, "node-0");
     let state = lab.block_on(node0.not_ready()).unwrap();
     assert_eq!(state.links, vec!["rdy0".to_string()], "{state}");
@@ -104,30 +110,7 @@ fn a_pod_without_ipv6_does_not_wait_for_its_addresses_but_for_its_links() {
     );
     // In the IPv4 pod, a pair with one end up and detection on: that end
     // has no carrier, so its address stays tentative however long one waits.
-    ip(
-        &lab,
-        "pod-a",
-        &[
-            "link", "add", "rdy0", "type", "veth", "peer", "name", "rdy1",
-        ],
-    );
-    let out = lab
-        .netns("pod-a")
-        .command(program("sh"))
-        .args(["-c", "echo 1 > /proc/sys/net/ipv6/conf/rdy0/accept_dad"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ip(
-        &lab,
-        "pod-a",
-        &["address", "add", "2001:db8:99::1/64", "dev", "rdy0"],
-    );
-    ip(&lab, "pod-a", &["link", "set", "rdy0", "up"]);
+    half_up_pair(&lab, "pod-a");
     let zero = std::time::Duration::ZERO;
     let with_ipv6 = wait_ready_in(lab.netns("pod-a"), zero, true).unwrap();
     assert_eq!(with_ipv6.links, vec!["rdy0".to_string()], "{with_ipv6}");

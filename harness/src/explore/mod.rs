@@ -105,20 +105,15 @@ impl RunJudge {
 
     /// Run `script` as scenario `name` with `options` in place of the judge's.
     fn run_with(&self, script: &Script, name: &str, options: &RunOptions) -> Judgement {
-        let scenario = match self.dir.scenario(script, name) {
-            Ok(scenario) => Arc::new(scenario),
-            Err(invalid) => return Judgement::NotJudged(invalid),
-        };
-        let case = PlannedCase {
-            scenario,
-            dataplane: self.dataplane.clone(),
-            profile: script.spec.profile,
-        };
-        let result = match &self.labs {
-            Some(labs) => labs.run_case(&case, options),
-            None => run_case_blocking(&case, options),
-        };
-        judgement_of(&result)
+        match self.dir.scenario(script, name) {
+            Ok(scenario) => judgement_of(&self.run_scenario_with(
+                &Arc::new(scenario),
+                script,
+                &self.dataplane,
+                options,
+            )),
+            Err(invalid) => Judgement::NotJudged(invalid),
+        }
     }
 
     /// Run `scenario` (the file of `script`) on `dataplane`.
@@ -128,14 +123,24 @@ impl RunJudge {
         script: &Script,
         dataplane: &DataplaneChoice,
     ) -> ScenarioResult {
+        self.run_scenario_with(scenario, script, dataplane, &self.options)
+    }
+
+    fn run_scenario_with(
+        &self,
+        scenario: &Arc<Scenario>,
+        script: &Script,
+        dataplane: &DataplaneChoice,
+        options: &RunOptions,
+    ) -> ScenarioResult {
         let case = PlannedCase {
             scenario: scenario.clone(),
             dataplane: dataplane.clone(),
             profile: script.spec.profile,
         };
         match &self.labs {
-            Some(labs) => labs.run_case(&case, &self.options),
-            None => run_case_blocking(&case, &self.options),
+            Some(labs) => labs.run_case(&case, options),
+            None => run_case_blocking(&case, options),
         }
     }
 
