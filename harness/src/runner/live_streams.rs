@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::check;
-use crate::scenario::StartStream;
-use crate::traffic::StreamHandle;
+use crate::scenario::{StartStream, StopStream};
+use crate::traffic::{StoppedStream, StreamHandle};
 
 /// The case's streams: those running, and every change of a floating IP's
 /// pod so far, in order (each stream picks the ones made while it ran).
@@ -33,5 +33,16 @@ pub(super) struct RunningStream {
     pub(super) handle: StreamHandle,
     pub(super) started_unix_ns: u64,
     /// The addresses each pod had while it ran (`check::PodsHad`).
+    pub(super) pods_had: check::PodsHad,
+}
+
+/// A stream told to stop (by step `stop`) and still waiting for late replies
+/// to its last probes; judged once it has drained.
+pub(super) struct StoppingStream {
+    pub(super) stop: StopStream,
+    pub(super) spec: StartStream,
+    pub(super) target: IpAddr,
+    pub(super) stopped: StoppedStream,
+    pub(super) started_unix_ns: u64,
     pub(super) pods_had: check::PodsHad,
 }

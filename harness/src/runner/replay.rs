@@ -11,12 +11,13 @@ use super::error::RunnerError;
 use super::options::RunOptions;
 use super::pictures::Album;
 use super::results::{fresh_result, fresh_step};
+use super::send::Draining;
 use super::step_text::summarise;
 use super::up_record::UpRecord;
 use crate::check::CheckLine;
 use crate::check::{Outcome, ScenarioResult, StepResult};
 use crate::lab::Lab;
-use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step};
+use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step, StopStream};
 
 /// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
 /// failure: the result says what happened.
@@ -160,10 +161,24 @@ impl ScenarioRun<'_> {
                 continue;
             }
             let creates = pod_batch(&steps[index..], !self.streams.running.is_empty());
-            let sends = super::send::send_run(&steps[index..]);
-            let sends = (index..index + sends)
-                .position(|i| skipped.contains(&i))
-                .unwrap_or(sends);
+            let sends_from = |first: usize| {
+                let sends = super::send::send_run(&steps[first..]);
+                (first..first + sends)
+                    .position(|i| skipped.contains(&i))
+                    .unwrap_or(sends)
+            };
+            if let Step::StopStream(stop) = &steps[index] {
+                let sends = sends_from(index + 1);
+                if sends > 0 {
+                    let outcome = self.replay_stop_then_sends(index, stop, sends, result, album);
+                    if let Some(outcome) = outcome.await {
+                        return outcome;
+                    }
+                    index += 1 + sends;
+                    continue;
+                }
+            }
+            let sends = sends_from(index);
             if creates.len() <= 1 && sends > 1 {
                 if let Some(outcome) = self.replay_sends(index, sends, result).await {
                     return outcome;
@@ -222,6 +237,18 @@ impl ScenarioRun<'_> {
         count: usize,
         result: &mut ScenarioResult,
     ) -> Option<Outcome> {
+        let sent = self.run_sends(index, count, None).await;
+        self.record_sends(index, sent, result).await
+    }
+
+    /// Carry out the run of sends `index..index + count`: each step's result
+    /// and outcome, in step order, ending at the first that failed.
+    async fn run_sends(
+        &mut self,
+        index: usize,
+        count: usize,
+        draining: Option<Draining<'_>>,
+    ) -> Vec<(StepResult, Result<(), RunnerError>)> {
         let steps = &self.scenario.steps[index..index + count];
         let sends: Vec<&Send> = steps
             .iter()
@@ -236,13 +263,24 @@ impl ScenarioRun<'_> {
             .map(|(offset, step)| fresh_step(index + offset, step))
             .collect();
         let started = Instant::now();
-        let (outcomes, answered) = self.send_run(index, &sends, &mut step_results).await;
-        // The answered sends' time is counted as they go; the rest is silence.
+        let (outcomes, answered) = self
+            .send_run(index, &sends, &mut step_results, draining)
+            .await;
+        // The answered sends' time is counted by `send_run`; the rest is silence.
         let silent = started.elapsed().saturating_sub(answered);
         super::phases::add_time(super::phases::Phase::Silent, silent);
         tracing::debug!(sends = count, took = ?started.elapsed(), "a run of sends");
-        let done = step_results.into_iter().zip(outcomes).enumerate();
-        for (offset, (step_result, outcome)) in done {
+        step_results.into_iter().zip(outcomes).collect()
+    }
+
+    /// Record the results of a run of sends that begins at step `index`.
+    async fn record_sends(
+        &mut self,
+        index: usize,
+        sent: Vec<(StepResult, Result<(), RunnerError>)>,
+        result: &mut ScenarioResult,
+    ) -> Option<Outcome> {
+        for (offset, (step_result, outcome)) in sent.into_iter().enumerate() {
             if let Some(outcome) = self
                 .record(index + offset, step_result, outcome, result)
                 .await
@@ -251,6 +289,47 @@ impl ScenarioRun<'_> {
             }
         }
         None
+    }
+
+    /// Step `index` stops a stream and the `count` steps after it are sends:
+    /// the stream stops sending, the sends run while it waits for late
+    /// replies to its last probes (a send that could interact with it waits
+    /// until it has), and it is judged before them. Nothing changes the lab
+    /// in between, so it sees what it would have seen alone.
+    async fn replay_stop_then_sends(
+        &mut self,
+        index: usize,
+        stop: &StopStream,
+        count: usize,
+        result: &mut ScenarioResult,
+        album: &mut Album,
+    ) -> Option<Outcome> {
+        use super::phases::{add, Phase};
+        let step = &self.scenario.steps[index];
+        let mut step_result = fresh_step(index, step);
+        album.before(self.scene(), index, step).await;
+        self.engine.begin_step(index as u32);
+        let started = Instant::now();
+        let stopping = self.stop_sending(stop);
+        add(Phase::Streams, started);
+        album.after(self.scene(), index, step).await;
+        let mut stopping = match stopping {
+            Ok(stopping) => stopping,
+            Err(error) => return self.record(index, step_result, Err(error), result).await,
+        };
+        let draining = Draining {
+            key: (stopping.spec.from.clone(), stopping.spec.protocol),
+            stream: &mut stopping.stopped,
+        };
+        let sent = self.run_sends(index + 1, count, Some(draining)).await;
+        let judging = Instant::now();
+        let judged = self.judge_stopped(stopping, &mut step_result, result).await;
+        add(Phase::Streams, judging);
+        tracing::debug!(step = index + 1, drained = ?judging.elapsed(), "a stopped stream judged after the sends that followed it");
+        if let Some(outcome) = self.record(index, step_result, judged, result).await {
+            return Some(outcome);
+        }
+        self.record_sends(index + 1, sent, result).await
     }
 
     async fn run_step(

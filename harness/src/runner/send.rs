@@ -1,14 +1,15 @@
 //! The `send` step: a batch of probes, judged against the step's expectation,
 //! tried again while it fails as [`RetryPolicy::SENDS`] says.
 //!
-//! A send that expects silence waits out a window in which nothing may
-//! arrive ([`SILENCE_WINDOW`]). In a run of consecutive sends ([`send_run`])
-//! it does not hold up the next send: its probes stay in flight, and it is
-//! judged, by its own probe id after its whole window, once the run's last
-//! send is done (or before a later send of the same sender and protocol). A
-//! run of sends then costs about one window, not one per silent send. Nothing
+//! In a run of consecutive sends ([`send_run`]) no send holds up the next:
+//! each flies while the next ones go, and is judged by its own probe id when
+//! it lands, unless it could interact with one still in flight ([`interact`]:
+//! then that one lands first). A send that expects an answer takes its three
+//! probes' time (20 ms at the default interval); one that expects silence
+//! waits out a window in which nothing may arrive ([`SILENCE_WINDOW`]). A run
+//! then costs about its longest send, not the sum of its sends. Nothing
 //! changes the lab within a run: pod steps, streams and waits end it, so every
-//! window closes before the next change.
+//! send lands, and every window closes, before the next change.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use super::step_text::describe_target;
 use crate::check::{self, CheckLine, NextTry, RetryPolicy};
 use crate::report::StepResult;
 use crate::scenario::{Send, Step};
-use crate::traffic::{ProbeOutcome, ProbeSpec};
+use crate::traffic::{ProbeOutcome, ProbeSpec, StoppedStream, TrafficError};
 
 /// Whether a send's step failed: an error, or a line that does not pass.
 fn failed(result: &Result<(), RunnerError>, step: &StepResult) -> bool {
@@ -39,18 +40,57 @@ pub(super) fn send_run(steps: &[Step]) -> usize {
         .count()
 }
 
-/// Who sends what: two probes in flight at once must differ in it. What
-/// carries no probe id could not tell them apart: an ICMP error that quotes
-/// too little is matched by protocol and destination in the sender's
-/// namespace, and GRE's conntrack entry has no ports.
+/// Who sends what. Two sends whose keys [`interact`] never fly at once.
 type FlightKey = (String, crate::vocab::Protocol);
 
-/// A silent send's probes in flight.
+/// Whether a send keyed `a` could change the outcome of one keyed `b` (or
+/// the other way) if both flew at once, so that the later must wait for the
+/// earlier to land. Everything else is told apart by the probe id each
+/// packet carries and by the tuple the kernel keeps unique.
+/// - The same sender and protocol: what carries no probe id could not be
+///   told apart (an ICMP error that quotes too little is matched by protocol
+///   and destination in the sender's namespace).
+/// - GRE and GRE, whoever sends: GRE without a key is tracked by its two
+///   addresses alone (Linux `net/netfilter/nf_conntrack_proto_gre.c`,
+///   `gre_pkt_to_tuple`: keyless GRE has no key to tell flows apart), and NAT
+///   cannot make such a tuple unique, so of two GRE flows whose translated
+///   tuples coincide the one that comes second is dropped
+///   (`scenarios/gre-keyless-conntrack-clash.yaml`). Which one that is must
+///   be the scenario's order, not a race.
+///
+/// TCP, UDP, SCTP and ICMP echo flows of different senders may share an
+/// address after NAT; the kernel then gives them different ports (or echo
+/// ids), so neither can take the other's conntrack entry.
+fn interact(a: &FlightKey, b: &FlightKey) -> bool {
+    use crate::vocab::Protocol::Gre;
+    a == b || (a.1 == Gre && b.1 == Gre)
+}
+
+/// A send's probes in flight, and when they ended.
 struct Flight {
     offset: usize,
     key: FlightKey,
     began: Instant,
-    task: tokio::task::JoinHandle<Result<ProbeOutcome, crate::traffic::TrafficError>>,
+    task: tokio::task::JoinHandle<(Result<ProbeOutcome, TrafficError>, Instant)>,
+}
+
+/// A stream told to stop just before a run of sends, still waiting for late
+/// replies: a send that [`interact`]s with it waits until it has drained.
+pub(super) struct Draining<'s> {
+    pub(super) key: FlightKey,
+    pub(super) stream: &'s mut StoppedStream,
+}
+
+/// The sends of one run: their results so far, and what is in flight.
+struct RunState<'r> {
+    first: usize,
+    sends: &'r [&'r Send],
+    done: Vec<Option<Result<(), RunnerError>>>,
+    flying: Vec<Flight>,
+    /// When the last send that expects an answer ended (with its retries).
+    answered_until: Option<Instant>,
+    /// A landed send failed: send no more.
+    failed: bool,
 }
 
 impl ScenarioRun<'_> {
@@ -66,59 +106,77 @@ impl ScenarioRun<'_> {
         self.settle(index, send, began, outcome, step).await
     }
 
-    /// The sends of steps `first..` (a [`send_run`]) in step order; those
-    /// that expect silence fly while the next ones go, and are judged when
-    /// they land. Stops sending after a send that fails: later steps build on
-    /// it, so their results would never be read. The results, in step order,
-    /// end at the first failure; with them, the time spent on the sends that
-    /// expect an answer.
+    /// The sends of steps `first..` (a [`send_run`]), started in step order,
+    /// each flying while the next ones go unless it [`interact`]s with one
+    /// still in flight (then that one lands first); each is judged (and tried
+    /// again as [`RetryPolicy::SENDS`] says) when it lands. `draining` is a
+    /// stream stopped just before the run. Stops sending once a send has
+    /// failed: later steps build on it, so their results would never be
+    /// read. The results, in step order, end at the first failure; with them,
+    /// the time until the last send that expects an answer was judged.
     pub(super) async fn send_run(
         &mut self,
         first: usize,
         sends: &[&Send],
         steps: &mut [StepResult],
+        mut draining: Option<Draining<'_>>,
     ) -> (Vec<Result<(), RunnerError>>, Duration) {
-        let mut answered = Duration::ZERO;
-        let mut done: Vec<Option<Result<(), RunnerError>>> = sends.iter().map(|_| None).collect();
-        let mut flying: Vec<Flight> = Vec::new();
+        let started = Instant::now();
+        let mut run = RunState {
+            first,
+            sends,
+            done: sends.iter().map(|_| None).collect(),
+            flying: Vec::new(),
+            answered_until: None,
+            failed: false,
+        };
         for (offset, send) in sends.iter().enumerate() {
             let index = first + offset;
             let key = (send.from.clone(), send.protocol);
-            if flying.iter().any(|flight| flight.key == key) {
-                self.land(&mut flying, first, sends, steps, &mut done).await;
+            if let Some(stream) = draining.as_mut().filter(|d| interact(&d.key, &key)) {
+                stream.stream.drained().await;
+            }
+            // Land what this send could interact with, and whatever has
+            // ended already (a failure there ends the run sooner).
+            let landing: Vec<usize> = (0..run.flying.len())
+                .filter(|&i| interact(&run.flying[i].key, &key) || run.flying[i].task.is_finished())
+                .collect();
+            for i in landing.into_iter().rev() {
+                let flight = run.flying.remove(i);
+                self.land(flight, &mut run, steps).await;
+            }
+            if run.failed {
+                break;
             }
             self.engine.begin_step(index as u32);
-            if send.expect.expects_silence() {
-                match self.probe_spec(index, send) {
-                    Ok(spec) => {
-                        let engine = self.engine.clone();
-                        flying.push(Flight {
-                            offset,
-                            key,
-                            began: Instant::now(),
-                            task: tokio::spawn(async move { engine.probe(spec).await }),
-                        });
-                    }
-                    Err(error) => {
-                        done[offset] = Some(Err(error));
-                        break;
-                    }
+            match self.probe_spec(index, send) {
+                Ok(spec) => {
+                    let engine = self.engine.clone();
+                    run.flying.push(Flight {
+                        offset,
+                        key,
+                        began: Instant::now(),
+                        task: tokio::spawn(async move {
+                            let outcome = engine.probe(spec).await;
+                            (outcome, Instant::now())
+                        }),
+                    });
                 }
-            } else {
-                let started = Instant::now();
-                let result = self.send(index, send, &mut steps[offset]).await;
-                super::phases::add(super::phases::Phase::Sends, started);
-                answered += started.elapsed();
-                let failed = failed(&result, &steps[offset]);
-                done[offset] = Some(result);
-                if failed {
+                Err(error) => {
+                    run.done[offset] = Some(Err(error));
                     break;
                 }
             }
         }
-        self.land(&mut flying, first, sends, steps, &mut done).await;
+        for flight in std::mem::take(&mut run.flying) {
+            self.land(flight, &mut run, steps).await;
+        }
+        let answered = run.answered_until.map_or(Duration::ZERO, |until| {
+            until.saturating_duration_since(started)
+        });
+        super::phases::add_time(super::phases::Phase::Sends, answered);
         let mut results = Vec::new();
-        for (offset, result) in done.into_iter().enumerate() {
+        for (offset, result) in run.done.into_iter().enumerate() {
             let Some(result) = result else { break };
             let failed = failed(&result, &steps[offset]);
             results.push(result);
@@ -129,30 +187,33 @@ impl ScenarioRun<'_> {
         (results, answered)
     }
 
-    /// Wait for every flight to land and judge it (trying it again, alone,
-    /// when the policy says so).
-    async fn land(
-        &mut self,
-        flying: &mut Vec<Flight>,
-        first: usize,
-        sends: &[&Send],
-        steps: &mut [StepResult],
-        done: &mut [Option<Result<(), RunnerError>>],
-    ) {
-        for flight in flying.drain(..) {
-            let outcome = match flight.task.await {
-                Ok(outcome) => outcome.map_err(RunnerError::Send),
-                Err(joined) => Err(RunnerError::Send(crate::traffic::TrafficError::Stream(
-                    joined.to_string(),
-                ))),
+    /// Wait for a flight to land and judge it (trying it again while the
+    /// policy says so).
+    async fn land(&mut self, flight: Flight, run: &mut RunState<'_>, steps: &mut [StepResult]) {
+        let (outcome, ended) = match flight.task.await {
+            Ok((outcome, ended)) => (outcome.map_err(RunnerError::Send), ended),
+            Err(joined) => (
+                Err(RunnerError::Send(TrafficError::Stream(joined.to_string()))),
+                Instant::now(),
+            ),
+        };
+        let (offset, send) = (flight.offset, run.sends[flight.offset]);
+        let step = &mut steps[offset];
+        let settled = self
+            .settle(run.first + offset, send, flight.began, outcome, step)
+            .await;
+        if !send.expect.expects_silence() {
+            // A send tried again ended when its last try did.
+            let ended = if step.attempts > 1 {
+                Instant::now()
+            } else {
+                ended
             };
-            let (offset, send) = (flight.offset, sends[flight.offset]);
-            let step = &mut steps[offset];
-            let result = self
-                .settle(first + offset, send, flight.began, outcome, step)
-                .await;
-            done[offset] = Some(result);
+            run.answered_until = run.answered_until.max(Some(ended));
         }
+        let result = settled;
+        run.failed |= failed(&result, step);
+        run.done[offset] = Some(result);
     }
 
     fn probe_spec(&self, index: usize, send: &Send) -> Result<ProbeSpec, RunnerError> {
@@ -209,5 +270,32 @@ impl ScenarioRun<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::Protocol;
+
+    fn key(sender: &str, protocol: Protocol) -> FlightKey {
+        (sender.into(), protocol)
+    }
+
+    #[test]
+    fn sends_interact_by_sender_and_protocol_and_every_gre_with_every_gre() {
+        let icmp = key("client", Protocol::Icmp);
+        assert!(interact(&icmp, &key("client", Protocol::Icmp)));
+        assert!(!interact(&icmp, &key("client", Protocol::Udp)));
+        assert!(!interact(&icmp, &key("peer", Protocol::Icmp)));
+        // Keyless GRE: two senders' flows may share one conntrack tuple.
+        assert!(interact(
+            &key("client", Protocol::Gre),
+            &key("peer", Protocol::Gre)
+        ));
+        assert!(!interact(
+            &key("client", Protocol::Gre),
+            &key("peer", Protocol::Sctp)
+        ));
     }
 }

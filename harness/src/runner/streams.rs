@@ -3,7 +3,7 @@
 
 use super::case::ScenarioRun;
 use super::error::RunnerError;
-use super::live_streams::RunningStream;
+use super::live_streams::{RunningStream, StoppingStream};
 use super::step_text::describe_target;
 use crate::check::{self, CheckLine, MigrationFigures, Move, OwnerChange};
 use crate::report::{MigrationReport, ScenarioResult, StepResult};
@@ -69,16 +69,51 @@ impl ScenarioRun<'_> {
         step: &mut StepResult,
         result: &mut ScenarioResult,
     ) -> Result<(), RunnerError> {
+        let stopping = self.stop_sending(stop)?;
+        self.judge_stopped(stopping, step, result).await
+    }
+
+    /// Stop step `stop`'s stream sending; it is judged by
+    /// [`ScenarioRun::judge_stopped`] once it has waited for late replies.
+    pub(super) fn stop_sending(
+        &mut self,
+        stop: &StopStream,
+    ) -> Result<StoppingStream, RunnerError> {
         let stream = self
             .streams
             .running
             .remove(&stop.name)
             .ok_or_else(|| RunnerError::StreamNotRunning(stop.name.clone()))?;
+        let RunningStream {
+            spec,
+            target,
+            handle,
+            started_unix_ns,
+            pods_had,
+        } = stream;
+        Ok(StoppingStream {
+            stop: stop.clone(),
+            spec,
+            target,
+            stopped: handle.stop_sending(),
+            started_unix_ns,
+            pods_had,
+        })
+    }
+
+    /// Judge a stopped stream once it has drained.
+    pub(super) async fn judge_stopped(
+        &mut self,
+        stream: StoppingStream,
+        step: &mut StepResult,
+        result: &mut ScenarioResult,
+    ) -> Result<(), RunnerError> {
         let outcome = stream
-            .handle
-            .stop()
+            .stopped
+            .outcome()
             .await
             .map_err(RunnerError::StopStream)?;
+        let stop = &stream.stop;
         let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
         let book = self
             .address_book(&stream.spec.from)

@@ -61,10 +61,45 @@ pub struct StreamHandle {
 impl StreamHandle {
     /// Stop sending, wait for late replies, and return everything the stream saw.
     pub async fn stop(self) -> Result<ProbeOutcome, TrafficError> {
+        self.stop_sending().outcome().await
+    }
+
+    /// Stop sending now; what the stream saw comes once it has waited for
+    /// late replies (up to [`STREAM_DRAIN`]), which the caller may spend on
+    /// other work.
+    pub fn stop_sending(self) -> StoppedStream {
         let _ = self.stop.send(true);
-        self.task
-            .await
-            .map_err(|e| TrafficError::Stream(e.to_string()))?
+        StoppedStream {
+            task: Some(self.task),
+            outcome: None,
+        }
+    }
+}
+
+/// A stream told to stop, waiting for late replies to its last probes.
+pub struct StoppedStream {
+    task: Option<JoinHandle<Result<ProbeOutcome, TrafficError>>>,
+    outcome: Option<Result<ProbeOutcome, TrafficError>>,
+}
+
+impl StoppedStream {
+    /// Wait until the stream has drained (at once when it has).
+    pub async fn drained(&mut self) {
+        if let Some(task) = self.task.take() {
+            let outcome = task
+                .await
+                .map_err(|e| TrafficError::Stream(e.to_string()))
+                .and_then(|outcome| outcome);
+            self.outcome = Some(outcome);
+        }
+    }
+
+    /// Everything the stream saw, once drained.
+    pub async fn outcome(mut self) -> Result<ProbeOutcome, TrafficError> {
+        self.drained().await;
+        self.outcome
+            .take()
+            .unwrap_or_else(|| Err(TrafficError::Stream("no outcome".into())))
     }
 }
 
