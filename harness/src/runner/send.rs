@@ -3,8 +3,8 @@
 //!
 //! In a run of consecutive sends ([`send_run`]) no send holds up the next:
 //! each flies while the next ones go, and is judged by its own probe id when
-//! it lands, unless it could interact with one still in flight ([`interact`]:
-//! then that one lands first). A send that expects an answer takes its three
+//! it lands; only a send that could interact with an earlier one
+//! ([`interact`]) waits until that one has landed. A send that expects an answer takes its three
 //! probes' time (20 ms at the default interval); one that expects silence
 //! waits out a window in which nothing may arrive ([`SILENCE_WINDOW`]). A run
 //! then costs about its longest send, not the sum of its sends. Nothing
@@ -12,6 +12,8 @@
 //! send lands, and every window closes, before the next change.
 
 use std::time::{Duration, Instant};
+
+use futures::future::select_all;
 
 use super::case::ScenarioRun;
 use super::error::RunnerError;
@@ -66,12 +68,15 @@ fn interact(a: &FlightKey, b: &FlightKey) -> bool {
     a == b || (a.1 == Gre && b.1 == Gre)
 }
 
-/// A send's probes in flight, and when they ended.
+/// What a send's probes saw, and when they ended.
+type Landing = (Result<ProbeOutcome, TrafficError>, Instant);
+
+/// A send's probes in flight.
 struct Flight {
     offset: usize,
     key: FlightKey,
     began: Instant,
-    task: tokio::task::JoinHandle<(Result<ProbeOutcome, TrafficError>, Instant)>,
+    task: tokio::task::JoinHandle<Landing>,
 }
 
 /// A stream told to stop just before a run of sends, still waiting for late
@@ -91,6 +96,8 @@ struct RunState<'r> {
     answered_until: Option<Instant>,
     /// A landed send failed: send no more.
     failed: bool,
+    /// The probe ids of the sends, in step order.
+    ids: std::ops::Range<u32>,
 }
 
 impl ScenarioRun<'_> {
@@ -106,14 +113,15 @@ impl ScenarioRun<'_> {
         self.settle(index, send, began, outcome, step).await
     }
 
-    /// The sends of steps `first..` (a [`send_run`]), started in step order,
-    /// each flying while the next ones go unless it [`interact`]s with one
-    /// still in flight (then that one lands first); each is judged (and tried
-    /// again as [`RetryPolicy::SENDS`] says) when it lands. `draining` is a
-    /// stream stopped just before the run. Stops sending once a send has
-    /// failed: later steps build on it, so their results would never be
-    /// read. The results, in step order, end at the first failure; with them,
-    /// the time until the last send that expects an answer was judged.
+    /// The sends of steps `first..` (a [`send_run`]): each starts as soon as
+    /// every earlier send it [`interact`]s with has landed (and `draining`, a
+    /// stream stopped just before the run, has drained if it interacts with
+    /// it), so sends that cannot affect each other fly together; each is
+    /// judged (and tried again as [`RetryPolicy::SENDS`] says) when it lands.
+    /// Stops starting sends once one has failed: later steps build on it, so
+    /// their results would never be read. The results, in step order, end at
+    /// the first failure; with them, the time until the last send that
+    /// expects an answer was judged.
     pub(super) async fn send_run(
         &mut self,
         first: usize,
@@ -129,47 +137,38 @@ impl ScenarioRun<'_> {
             flying: Vec::new(),
             answered_until: None,
             failed: false,
+            ids: self.engine.reserve_probe_ids(sends.len() as u32),
         };
-        for (offset, send) in sends.iter().enumerate() {
-            let index = first + offset;
-            let key = (send.from.clone(), send.protocol);
-            if let Some(stream) = draining.as_mut().filter(|d| interact(&d.key, &key)) {
-                stream.stream.drained().await;
-            }
-            // Land what this send could interact with, and whatever has
-            // ended already (a failure there ends the run sooner).
-            let landing: Vec<usize> = (0..run.flying.len())
-                .filter(|&i| interact(&run.flying[i].key, &key) || run.flying[i].task.is_finished())
-                .collect();
-            for i in landing.into_iter().rev() {
-                let flight = run.flying.remove(i);
-                self.land(flight, &mut run, steps).await;
+        let mut waiting: Vec<usize> = (0..sends.len()).collect();
+        loop {
+            if !run.failed {
+                let stream = draining.as_ref().filter(|d| !d.stream.is_drained());
+                waiting = self.start_free(&mut run, waiting, stream.map(|d| &d.key));
             }
             if run.failed {
-                break;
+                waiting.clear();
             }
-            self.engine.begin_step(index as u32);
-            match self.probe_spec(index, send) {
-                Ok(spec) => {
-                    let engine = self.engine.clone();
-                    run.flying.push(Flight {
-                        offset,
-                        key,
-                        began: Instant::now(),
-                        task: tokio::spawn(async move {
-                            let outcome = engine.probe(spec).await;
-                            (outcome, Instant::now())
-                        }),
-                    });
+            let stream = draining.as_mut().filter(|d| !d.stream.is_drained());
+            match (run.flying.is_empty(), stream) {
+                (true, None) => break,
+                (true, Some(stream)) => stream.stream.drained().await,
+                (false, None) => {
+                    let landed = select_all(run.flying.iter_mut().map(|f| &mut f.task)).await;
+                    let (joined, i, _) = landed;
+                    let flight = run.flying.remove(i);
+                    self.land(flight, joined, &mut run, steps).await;
                 }
-                Err(error) => {
-                    run.done[offset] = Some(Err(error));
-                    break;
+                (false, Some(stream)) => {
+                    let landed = tokio::select! {
+                        (joined, i, _) = select_all(run.flying.iter_mut().map(|f| &mut f.task)) => Some((joined, i)),
+                        () = stream.stream.drained() => None,
+                    };
+                    if let Some((joined, i)) = landed {
+                        let flight = run.flying.remove(i);
+                        self.land(flight, joined, &mut run, steps).await;
+                    }
                 }
             }
-        }
-        for flight in std::mem::take(&mut run.flying) {
-            self.land(flight, &mut run, steps).await;
         }
         let answered = run.answered_until.map_or(Duration::ZERO, |until| {
             until.saturating_duration_since(started)
@@ -187,10 +186,62 @@ impl ScenarioRun<'_> {
         (results, answered)
     }
 
-    /// Wait for a flight to land and judge it (trying it again while the
-    /// policy says so).
-    async fn land(&mut self, flight: Flight, run: &mut RunState<'_>, steps: &mut [StepResult]) {
-        let (outcome, ended) = match flight.task.await {
+    /// Start, in step order, every send of `waiting` that interacts with no
+    /// flight, no draining stream (`stream`'s key) and no send waiting before
+    /// it; the sends still waiting.
+    fn start_free(
+        &mut self,
+        run: &mut RunState<'_>,
+        waiting: Vec<usize>,
+        stream: Option<&FlightKey>,
+    ) -> Vec<usize> {
+        let mut held: Vec<FlightKey> = run.flying.iter().map(|f| f.key.clone()).collect();
+        held.extend(stream.cloned());
+        let mut still = Vec::new();
+        for offset in waiting {
+            let send = run.sends[offset];
+            let key = (send.from.clone(), send.protocol);
+            if run.failed || held.iter().any(|other| interact(other, &key)) {
+                held.push(key);
+                still.push(offset);
+                continue;
+            }
+            let index = run.first + offset;
+            self.engine.begin_step(index as u32);
+            match self.probe_spec(index, send) {
+                Ok(spec) => {
+                    let engine = self.engine.clone();
+                    let id = run.ids.start + offset as u32;
+                    run.flying.push(Flight {
+                        offset,
+                        key: key.clone(),
+                        began: Instant::now(),
+                        task: tokio::spawn(async move {
+                            let outcome = engine.probe_numbered(id, spec).await;
+                            (outcome, Instant::now())
+                        }),
+                    });
+                }
+                Err(error) => {
+                    run.done[offset] = Some(Err(error));
+                    run.failed = true;
+                }
+            }
+            held.push(key);
+        }
+        still
+    }
+
+    /// Judge a flight that has landed (`joined`: its task's end), trying it
+    /// again while the policy says so.
+    async fn land(
+        &mut self,
+        flight: Flight,
+        joined: Result<Landing, tokio::task::JoinError>,
+        run: &mut RunState<'_>,
+        steps: &mut [StepResult],
+    ) {
+        let (outcome, ended) = match joined {
             Ok((outcome, ended)) => (outcome.map_err(RunnerError::Send), ended),
             Err(joined) => (
                 Err(RunnerError::Send(TrafficError::Stream(joined.to_string()))),
@@ -211,9 +262,8 @@ impl ScenarioRun<'_> {
             };
             run.answered_until = run.answered_until.max(Some(ended));
         }
-        let result = settled;
-        run.failed |= failed(&result, step);
-        run.done[offset] = Some(result);
+        run.failed |= failed(&settled, step);
+        run.done[offset] = Some(settled);
     }
 
     fn probe_spec(&self, index: usize, send: &Send) -> Result<ProbeSpec, RunnerError> {

@@ -83,15 +83,22 @@ pub struct StoppedStream {
 }
 
 impl StoppedStream {
-    /// Wait until the stream has drained (at once when it has).
+    /// Wait until the stream has drained (at once when it has). Safe to
+    /// cancel: a wait dropped part way leaves the stream draining.
     pub async fn drained(&mut self) {
-        if let Some(task) = self.task.take() {
+        if let Some(task) = self.task.as_mut() {
             let outcome = task
                 .await
                 .map_err(|e| TrafficError::Stream(e.to_string()))
                 .and_then(|outcome| outcome);
+            self.task = None;
             self.outcome = Some(outcome);
         }
+    }
+
+    /// Whether the stream has drained and its outcome is held.
+    pub fn is_drained(&self) -> bool {
+        self.task.is_none()
     }
 
     /// Everything the stream saw, once drained.
@@ -289,9 +296,8 @@ impl TrafficEngine {
     }
 
     /// Open `spec`'s transport (its count, pace and window are the caller's).
-    async fn open(&self, spec: &ProbeSpec) -> Result<(u32, probe::Transport), TrafficError> {
+    async fn open(&self, spec: &ProbeSpec, id: u32) -> Result<probe::Transport, TrafficError> {
         let endpoint = self.endpoint(&spec.from)?;
-        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
         let ctx = probe::ProbeContext {
             sender: spec.from.clone(),
             protocol: spec.protocol,
@@ -305,15 +311,34 @@ impl TrafficEngine {
             timeout: spec.timeout,
             handshake: spec.handshake,
         };
-        let transport = probe::Transport::open(&endpoint.spec.netns, ctx).await?;
-        Ok((id, transport))
+        probe::Transport::open(&endpoint.spec.netns, ctx).await
+    }
+
+    /// The ids of the next `count` probes, for [`TrafficEngine::probe_numbered`].
+    /// The run's seed draws SCTP tags and source ports from a probe's id: so
+    /// that one seed sends the same packets, probes that fly together take
+    /// their ids in step order, not in the order their tasks happen to open.
+    pub fn reserve_probe_ids(&self, count: u32) -> std::ops::Range<u32> {
+        let first = self.shared.next_probe.fetch_add(count, Ordering::Relaxed);
+        first..first + count
     }
 
     /// Send `spec.count` probes and collect replies, ICMP errors and (when
     /// asked) where they were delivered.
     pub async fn probe(&self, spec: ProbeSpec) -> Result<ProbeOutcome, TrafficError> {
-        let opened = self.open(&spec).await;
-        let (id, mut transport) = match opened {
+        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
+        self.probe_numbered(id, spec).await
+    }
+
+    /// [`TrafficEngine::probe`] as probe `id` (from
+    /// [`TrafficEngine::reserve_probe_ids`]).
+    pub async fn probe_numbered(
+        &self,
+        id: u32,
+        spec: ProbeSpec,
+    ) -> Result<ProbeOutcome, TrafficError> {
+        let opened = self.open(&spec, id).await;
+        let mut transport = match opened {
             Ok(opened) => opened,
             // A TCP connection the network refuses (no route, an ICMP
             // unreachable, a reset, no answer) carries no probe: every probe
@@ -321,7 +346,7 @@ impl TrafficEngine {
             // observation, not a failure of the harness.
             Err(TrafficError::Connect { reason, .. }) => {
                 tracing::debug!(to = %spec.to, %reason, "TCP probe not connected");
-                return Ok(self.unconnected(&spec));
+                return Ok(self.unconnected(id, &spec));
             }
             Err(error) => return Err(error),
         };
@@ -347,8 +372,7 @@ impl TrafficEngine {
     }
 
     /// The outcome of probes whose connection never opened.
-    fn unconnected(&self, spec: &ProbeSpec) -> ProbeOutcome {
-        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
+    fn unconnected(&self, id: u32, spec: &ProbeSpec) -> ProbeOutcome {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -409,7 +433,8 @@ impl TrafficEngine {
         opening.step = spec.step;
         opening.payload_len = spec.payload_len;
         opening.timeout = STREAM_TIMEOUT;
-        let (id, mut transport) = self.open(&opening).await?;
+        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
+        let mut transport = self.open(&opening, id).await?;
         let (stop, stopped) = watch::channel(false);
         let (first_sent, sent) = oneshot::channel();
         let engine = self.clone();
