@@ -317,3 +317,34 @@ fn teardown_stops_a_bird_whose_pid_file_is_gone() {
     assert!(left.is_empty(), "BIRD {left:?} outlived the lab");
     torn_down.expect("teardown");
 }
+
+/// Every daemon runs in a time namespace of its own whose monotonic clock is
+/// offset by under a second (bgp/clock.rs: its first whole second, when
+/// its sessions connect, soon after it starts), where this host has them.
+#[test]
+fn each_bird_runs_on_a_clock_offset_by_a_fraction_of_a_second() {
+    if !std::path::Path::new("/proc/self/timens_offsets").exists() {
+        eprintln!("no time namespaces on this kernel: nothing to check");
+        return;
+    }
+    let (lab, bird) = two_nodes_with_bird("bgpt");
+    let own = std::fs::read_link("/proc/self/ns/time").unwrap();
+    for daemon in bird.daemons() {
+        let pid = daemon.pid().expect("running");
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/time")).unwrap();
+        assert_ne!(ns, own, "{} shares this process's clock", daemon.member());
+        let offsets = std::fs::read_to_string(format!("/proc/{pid}/timens_offsets")).unwrap();
+        let monotonic: Vec<i64> = offsets
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.first() == Some(&"monotonic") || fields.first() == Some(&"1"))
+                    .then(|| fields[1..].iter().map(|f| f.parse().unwrap()).collect())
+            })
+            .unwrap_or_else(|| panic!("no monotonic offset in {offsets:?}"));
+        assert_eq!(monotonic[0], 0, "whole seconds: {offsets:?}");
+        assert!((0..1_000_000_000).contains(&monotonic[1]), "{offsets:?}");
+    }
+    drop(bird);
+    lab.teardown().expect("teardown");
+}

@@ -4,6 +4,7 @@
 //! routes, and stopped together.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -126,11 +127,15 @@ pub fn lab_state(lab: &str) -> Vec<DaemonState> {
 pub struct LabBird {
     topology: BgpTopology,
     daemons: Vec<BirdDaemon>,
+    /// Every session has been seen established (see
+    /// [`LabBird::wait_established`]).
+    established: AtomicBool,
 }
 
 impl LabBird {
     /// Start BIRD in the fabric and in every node of `lab`, for each family
-    /// the topology has. Daemons started before a failure are stopped.
+    /// the topology has, all at once (each start waits for its daemon's
+    /// control socket). Daemons started before a failure are stopped.
     pub fn start(lab: &Lab, topology: BgpTopology) -> Result<Self, BgpError> {
         for family in topology.families() {
             if let Some(limit) = super::neighbours::host_limit(family) {
@@ -138,31 +143,36 @@ impl LabBird {
             }
         }
         let dir = lab_dir(lab.name());
-        let mut fleet = Self {
-            topology,
-            daemons: Vec::new(),
-        };
-        for family in fleet.topology.families() {
-            let fabric = render_fabric(&fleet.topology, family);
-            fleet.daemons.push(BirdDaemon::start(
-                lab.netns(FABRIC)?,
-                FABRIC,
-                family,
-                &dir,
-                &fabric,
-            )?);
-            for node in &fleet.topology.nodes {
-                let config = render_node(&fleet.topology, node, family);
-                fleet.daemons.push(BirdDaemon::start(
-                    lab.netns(&node.name)?,
-                    &node.name,
-                    family,
-                    &dir,
-                    &config,
-                )?);
+        // Fabric first, then the nodes, per family: the order of `daemons`.
+        let mut plans = Vec::new();
+        for family in topology.families() {
+            let fabric = render_fabric(&topology, family);
+            plans.push((lab.netns(FABRIC)?.clone(), FABRIC, family, fabric));
+            for node in &topology.nodes {
+                let config = render_node(&topology, node, family);
+                plans.push((lab.netns(&node.name)?.clone(), &node.name, family, config));
             }
         }
-        Ok(fleet)
+        let started: Vec<Result<BirdDaemon, BirdError>> = std::thread::scope(|scope| {
+            let starting: Vec<_> = plans
+                .iter()
+                .map(|(netns, member, family, config)| {
+                    let dir = &dir;
+                    scope.spawn(move || BirdDaemon::start(netns, member, *family, dir, config))
+                })
+                .collect();
+            starting
+                .into_iter()
+                .map(|start| start.join().expect("starting a BIRD daemon panicked"))
+                .collect()
+        });
+        // On an error the daemons that did start go with `started`.
+        let daemons = started.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            topology,
+            daemons,
+            established: AtomicBool::new(false),
+        })
     }
 
     /// The daemons a kept lab still runs (see [`BirdDaemon::adopt`]), for
@@ -177,7 +187,12 @@ impl LabBird {
                 daemons.push(BirdDaemon::adopt(&node.name, family, &dir)?);
             }
         }
-        Ok(Self { topology, daemons })
+        // A kept lab's sessions came up before it was kept.
+        Ok(Self {
+            topology,
+            daemons,
+            established: AtomicBool::new(true),
+        })
     }
 
     /// Record `node`'s blocks without telling its BIRD: it already has them
@@ -211,8 +226,20 @@ impl LabBird {
         self.daemons.iter().try_for_each(BirdDaemon::check_alive)
     }
 
-    /// Wait until every BGP session of every daemon is established.
+    /// Wait until every BGP session of every daemon is established. Once
+    /// they have been, later calls return at once (a daemon that dies
+    /// afterwards is [`LabBird::check_alive`]'s business).
+    ///
+    /// BIRD 1.x opens its first connection when its connect-delay timer
+    /// fires, and its timers tick in whole seconds of the monotonic clock
+    /// (sysdep/unix/io.c `update_times`; proto/bgp/bgp.c `bgp_active` waits
+    /// at least one second): sessions come up at the first second boundary
+    /// after the daemons start, 0 to 1 s later. A caller that has other work
+    /// starts the daemons, does it, and waits here only when it needs BGP.
     pub fn wait_established(&self, timeout: Duration) -> Result<(), BgpError> {
+        if self.established.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let started = Instant::now();
         loop {
             self.check_alive()?;
@@ -233,6 +260,7 @@ impl LabBird {
             }
             if waiting.is_empty() {
                 tracing::debug!(elapsed = ?started.elapsed(), "BGP sessions established");
+                self.established.store(true, Ordering::Release);
                 return Ok(());
             }
             if started.elapsed() >= timeout {

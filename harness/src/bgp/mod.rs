@@ -5,9 +5,12 @@
 //! [`render`] writes the configuration text (pure), [`process`] runs and
 //! stops a daemon inside a lab namespace, [`birdc`] asks a running daemon
 //! about its sessions and routes, [`neighbours`] checks the host's
-//! neighbour table has room for the node-to-node mesh.
+//! neighbour table has room for the node-to-node mesh, [`clock`] puts a
+//! daemon's first whole second (when its sessions connect) soon after it
+//! starts.
 
 pub mod birdc;
+pub mod clock;
 pub mod fleet;
 pub mod neighbours;
 pub mod process;

@@ -121,6 +121,8 @@ impl BirdDaemon {
         let mut command = netns.command(self.daemon());
         // In the lab's cgroup: teardown ends whatever it forks.
         crate::lab::cgroup::confine(&mut command, &self.dir);
+        // Its first whole second soon after it starts (see bgp/clock.rs).
+        super::clock::first_tick_soon(&mut command);
         let output = command
             .arg("-c")
             .arg(self.config_path())

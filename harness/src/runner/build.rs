@@ -136,8 +136,13 @@ impl<'a> ScenarioRun<'a> {
         Ok(run)
     }
 
-    /// Leave the lab, and its BIRD daemons, running (`down` stops them).
+    /// Leave the lab, and its BIRD daemons, running (`down` stops them),
+    /// with BGP's sessions up (a case whose steps never needed them does
+    /// not leave them coming up).
     pub(super) fn keep(self) {
+        if let Err(error) = self.bgp_sessions_up() {
+            tracing::warn!(%error, "the kept lab's BGP sessions are not all up");
+        }
         self.keep_dataplane();
         if let Some(bird) = self.bird {
             bird.detach();

@@ -66,7 +66,8 @@ impl ScenarioRun<'_> {
     }
 
     /// Route the blocks nodes claimed, wire the pods set up in one pass,
-    /// give each its traffic endpoint, then let Felix act once.
+    /// give each its traffic endpoint, let Felix act once, then wait until
+    /// BGP carries the new blocks (it exports them meanwhile).
     async fn set_up(&mut self, effects: &Effects) -> Result<(), RunnerError> {
         let mut blocks: BTreeMap<&str, Vec<ipnet::IpNet>> = BTreeMap::new();
         for (node, block) in &effects.blocks_claimed {
@@ -75,11 +76,16 @@ impl ScenarioRun<'_> {
         for (node, new) in blocks {
             self.route_blocks(node, &new).await?;
         }
-        if effects.set_up.is_empty() {
-            return Ok(());
+        if !effects.set_up.is_empty() {
+            self.wire_pods(&effects.set_up).await?;
         }
-        let specs: Vec<PodSpec> = effects
-            .set_up
+        self.wait_blocks_exported(&effects.blocks_claimed)
+    }
+
+    /// Wire the pods set up in one pass, give each its traffic endpoint,
+    /// then let Felix act once.
+    async fn wire_pods(&mut self, set_up: &[PodSetUp]) -> Result<(), RunnerError> {
+        let specs: Vec<PodSpec> = set_up
             .iter()
             .map(|pod| PodSpec::new(&pod.name, &pod.namespace, &pod.node, pod.addresses.clone()))
             .collect();
@@ -91,7 +97,7 @@ impl ScenarioRun<'_> {
         wired.map_err(RunnerError::Wiring)?;
         for PodSetUp {
             name, addresses, ..
-        } in &effects.set_up
+        } in set_up
         {
             let netns = self.lab.netns(name)?.clone();
             self.engine
@@ -99,11 +105,10 @@ impl ScenarioRun<'_> {
                 .await?;
         }
         // The dataplane learns the interfaces before a mapping names them.
-        let nodes: BTreeSet<&str> = effects.set_up.iter().map(|p| p.node.as_str()).collect();
+        let nodes: BTreeSet<&str> = set_up.iter().map(|p| p.node.as_str()).collect();
         self.send_topology(&nodes.into_iter().collect::<Vec<_>>())
             .await?;
-        self.sync_felix().await?;
-        self.wait_single_address_blocks(&effects.blocks_claimed)
+        self.sync_felix().await
     }
 
     pub(super) async fn delete_pod(&mut self, name: &str) -> Result<(), RunnerError> {

@@ -250,6 +250,11 @@ impl ScenarioRun<'_> {
         draining: Option<Draining<'_>>,
     ) -> Vec<(StepResult, Result<(), RunnerError>)> {
         let steps = &self.scenario.steps[index..index + count];
+        // No traffic before BGP's sessions are up (see `bgp_sessions_up`).
+        if let Err(error) = self.bgp_sessions_up() {
+            let step_result = fresh_step(index, &steps[0]);
+            return self.record(index, step_result, Err(error), result).await;
+        }
         let sends: Vec<&Send> = steps
             .iter()
             .filter_map(|step| match step {
@@ -367,8 +372,14 @@ impl ScenarioRun<'_> {
             Step::DeletePod(name) => self.delete_pod(name).await,
             Step::Annotate(annotate) => self.annotate(annotate).await,
             Step::SetPhase(set) => self.set_phase(set).await,
-            Step::Send(send) => self.send(index, send, step_result).await,
-            Step::StartStream(start) => self.start_stream(index, start).await,
+            Step::Send(send) => {
+                self.bgp_sessions_up()?;
+                self.send(index, send, step_result).await
+            }
+            Step::StartStream(start) => {
+                self.bgp_sessions_up()?;
+                self.start_stream(index, start).await
+            }
             Step::StopStream(stop) => self.stop_stream(stop, step_result, result).await,
             Step::Wait(duration) => {
                 tokio::time::sleep(*duration).await;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
-use super::bird::{single_address, BGP_PATIENCE};
+use super::bird::BGP_PATIENCE;
 use super::case::ScenarioRun;
 use super::error::RunnerError;
 use crate::calico::IpFamily;
@@ -15,9 +15,9 @@ use crate::control::RouteNext;
 
 impl ScenarioRun<'_> {
     /// Route a node's new IPAM blocks: under BIRD, reload the node's
-    /// configuration with its blocks (confd's re-render) and wait until
-    /// every other member holds them, so the pod is reachable when the step
-    /// ends; under the model, program the routes directly.
+    /// configuration with its blocks (confd's re-render; BIRD exports them
+    /// while the pods are wired, and [`Self::wait_blocks_exported`] waits for
+    /// them); under the model, program the routes directly.
     pub(super) async fn route_blocks(
         &mut self,
         node: &str,
@@ -39,35 +39,28 @@ impl ScenarioRun<'_> {
                 .await
                 .map_err(RunnerError::Lab);
         };
-        tokio::task::block_in_place(|| {
-            bird.set_node_blocks(node, &blocks)?;
-            for block in new.iter().filter(|b| !single_address(b)) {
-                bird.wait_exported(node, *block, BGP_PATIENCE)?;
+        tokio::task::block_in_place(|| bird.set_node_blocks(node, &blocks)).map_err(|source| {
+            RunnerError::RouteBlocks {
+                node: node.to_string(),
+                source: source.into(),
             }
-            Ok::<(), crate::bgp::BgpError>(())
-        })
-        .map_err(|source| RunnerError::RouteBlocks {
-            node: node.to_string(),
-            source: source.into(),
         })
     }
 
     /// Under BIRD, after Felix has programmed the pods of `new` blocks: wait
-    /// until every other member holds the blocks of one address. Such a
-    /// block has no blackhole (bird_aggr.cfg.template skips `/32` blocks,
-    /// bird6_aggr.cfg.template `/128`), so BIRD exports it only once it
-    /// learns the pod's own route, which [`Self::route_blocks`] cannot wait for.
-    pub(super) fn wait_single_address_blocks(
-        &self,
-        new: &[(String, IpNet)],
-    ) -> Result<(), RunnerError> {
+    /// until every other member holds each block, so its pods are reachable
+    /// when the step ends. A block of one address has no blackhole
+    /// (bird_aggr.cfg.template skips `/32` blocks, bird6_aggr.cfg.template
+    /// `/128`): BIRD exports it only once it learns the pod's own route.
+    pub(super) fn wait_blocks_exported(&self, new: &[(String, IpNet)]) -> Result<(), RunnerError> {
         let Some(bird) = &self.bird else {
             return Ok(());
         };
-        if self.mode.adopting {
+        if self.mode.adopting || new.is_empty() {
             return Ok(());
         }
-        for (node, block) in new.iter().filter(|(_, b)| single_address(b)) {
+        self.bgp_sessions_up()?;
+        for (node, block) in new {
             tokio::task::block_in_place(|| bird.wait_exported(node, *block, BGP_PATIENCE))
                 .map_err(|source| RunnerError::RouteBlocks {
                     node: node.clone(),
@@ -88,6 +81,7 @@ impl ScenarioRun<'_> {
         let Some(bird) = &self.bird else {
             return Ok(());
         };
+        self.bgp_sessions_up()?;
         let current = self.control.current();
         for fip in floating_ips {
             let announcers: Vec<&String> = current

@@ -15,7 +15,7 @@ use crate::control::{FipRoute, RouteNext};
 use crate::lab::spec::FABRIC;
 
 /// How often the members' kernel routes are read while waiting.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(20);
 
 /// A floating IP whose route on a member differs from the model's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +123,7 @@ impl ScenarioRun<'_> {
         if self.bird.is_none() {
             return Ok(());
         }
+        self.bgp_sessions_up()?;
         let watched: BTreeSet<IpAddr> = self
             .streams
             .moves
