@@ -252,8 +252,7 @@ impl ScenarioRun<'_> {
         let steps = &self.scenario.steps[index..index + count];
         // No traffic before BGP's sessions are up (see `bgp_sessions_up`).
         if let Err(error) = self.bgp_sessions_up() {
-            let step_result = fresh_step(index, &steps[0]);
-            return self.record(index, step_result, Err(error), result).await;
+            return vec![(fresh_step(index, &steps[0]), Err(error))];
         }
         let sends: Vec<&Send> = steps
             .iter()
