@@ -118,17 +118,18 @@ impl BirdDaemon {
 
     /// Run the daemon and wait until its pid file and control socket exist.
     fn launch(&self, netns: &Netns, socket: &Path) -> Result<(), BirdError> {
-        let mut command = netns.command(self.daemon());
-        // In the lab's cgroup: teardown ends whatever it forks.
-        crate::lab::cgroup::confine(&mut command, &self.dir);
-        let output = command
+        // In the lab's cgroup: teardown ends whatever it forks. Spawned from
+        // a thread inside the namespace, with no fork of this process.
+        let mut command = crate::lab::cgroup::confined_command(self.daemon(), &self.dir);
+        command
             .arg("-c")
             .arg(self.config_path())
             .arg("-s")
             .arg(socket)
             .arg("-P")
-            .arg(self.pid_path())
-            .output()
+            .arg(self.pid_path());
+        let output = netns
+            .output(&mut command)
             .map_err(|e| self.io("running it (is BIRD 1.6 installed?)", e))?;
         if !output.status.success() {
             return Err(self.start_error(format!(
