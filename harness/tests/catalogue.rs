@@ -143,7 +143,7 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
         ..RunOptions::default()
     };
     // Only as many labs at once as the host's neighbour table has room for.
-    let room = room().take(runner::CaseCost::of(&case.scenario).neighbours);
+    let room = runner::Room::process().take(runner::CaseCost::of(&case.scenario).neighbours);
     let result = runner::run_case_blocking(&case, &options);
     drop(room);
     if !result.head.outcome.is_pass() {
@@ -151,12 +151,6 @@ fn run_case(case: runner::PlannedCase) -> Result<(), Failed> {
     }
     agree_with_other_backends(records(), &result, &Compared::of(&case.scenario))
         .map_err(Failed::from)
-}
-
-/// The neighbour-table room of this process's labs.
-fn room() -> &'static runner::Room {
-    static ROOM: OnceLock<runner::Room> = OnceLock::new();
-    ROOM.get_or_init(|| runner::Room::new(runner::neighbour_budget()))
 }
 
 type Records = HashMap<(String, String), Vec<(String, CaseObservation)>>;

@@ -28,8 +28,10 @@ pub struct Args {
     /// order (default: drawn and printed).
     #[arg(long, value_name = "N")]
     seed: Option<Seed>,
-    /// Cases to run at once, each in its own lab.
-    #[arg(long, short, default_value_t = 4)]
+    /// Cases to run at once, each in its own lab (default: eight per core,
+    /// at most 32, as `run`); only as many labs as half the host's neighbour
+    /// table has room for run together.
+    #[arg(long, short, default_value_t = fip_harness::runner::default_jobs())]
     jobs: usize,
     /// Who programs the routes: the harness's model (the default here: fast)
     /// or BIRD, as Calico.

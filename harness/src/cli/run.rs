@@ -152,7 +152,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         results.push(result.clone());
     };
+    let before = runner::PhaseTimes::now();
     runner::run_cases_with(&cases, jobs, &options, &on_start, &on_finish);
+    let spent = runner::PhaseTimes::now().since(before);
     super::signals::defer_to_interrupt_handler();
     progress.clear();
     let results = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -163,6 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             options.routing
         ));
     }
+    line(&spent.breakdown(started.elapsed()));
     line(&format!(
         "reports: {}, {} and {} ({:.1} s)",
         args.report_dir.join("junit.xml").display(),

@@ -38,7 +38,7 @@ pub use search::{search, Budget, Judge, Judgement, SearchOutcome, ShrinkLimits, 
 
 use crate::check::ScenarioResult;
 use crate::runner::DataplaneChoice;
-use crate::runner::{run_case_blocking, LabPool, PlannedCase, RunOptions};
+use crate::runner::{run_case_blocking, CaseCost, LabPool, PlannedCase, Room, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::seed::Seed;
 use script::Script;
@@ -138,6 +138,10 @@ impl RunJudge {
             dataplane: dataplane.clone(),
             profile: script.spec.profile,
         };
+        // Every job's lab counts against the host's one neighbour table, as
+        // `run`'s do (runner::schedule): past it the kernel refuses entries
+        // and a case fails for no reason of its own.
+        let _room = Room::process().take(CaseCost::of(scenario).neighbours);
         match &self.labs {
             Some(labs) => labs.run_case(&case, options),
             None => run_case_blocking(&case, options),

@@ -68,6 +68,31 @@ impl PhaseTimes {
     pub fn total(&self) -> Duration {
         self.lab + self.reset + self.pods + self.traffic()
     }
+
+    /// One line of where the time went, for a run that took `wall`: the
+    /// phases in seconds, and how many cases ran at once on average (the
+    /// case time over the wall time), which tells a run held up by waits
+    /// from one held up by too few cases at a time.
+    pub fn breakdown(&self, wall: Duration) -> String {
+        let secs = |d: Duration| d.as_secs_f64();
+        let mut parts = vec![format!("labs {:.1} s", secs(self.lab))];
+        if !self.reset.is_zero() {
+            parts.push(format!("lab resets {:.1} s", secs(self.reset)));
+        }
+        parts.extend([
+            format!("pod steps {:.1} s", secs(self.pods)),
+            format!("answered sends {:.1} s", secs(self.sends)),
+            format!("silence windows {:.1} s", secs(self.silent)),
+            format!("streams and waits {:.1} s", secs(self.streams)),
+        ]);
+        format!(
+            "time in cases {:.1} s over {:.1} s, {:.1} cases at once: {}",
+            secs(self.total()),
+            secs(wall),
+            secs(self.total()) / secs(wall).max(f64::EPSILON),
+            parts.join(", ")
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -96,4 +121,36 @@ pub(super) fn add_time(phase: Phase, time: Duration) {
         Phase::Streams => &STREAMS_NS,
     };
     counter.fetch_add(time.as_nanos() as u64, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn the_breakdown_names_each_phase_and_the_cases_at_once() {
+        let spent = PhaseTimes {
+            lab: secs(200),
+            reset: Duration::ZERO,
+            pods: secs(90),
+            sends: secs(130),
+            silent: secs(150),
+            streams: secs(230),
+        };
+        insta::assert_snapshot!(spent.breakdown(secs(50)), @"time in cases 800.0 s over 50.0 s, 16.0 cases at once: labs 200.0 s, pod steps 90.0 s, answered sends 130.0 s, silence windows 150.0 s, streams and waits 230.0 s");
+    }
+
+    #[test]
+    fn resets_show_only_when_labs_were_reused() {
+        let spent = PhaseTimes {
+            reset: secs(7),
+            ..PhaseTimes::default()
+        };
+        assert!(spent.breakdown(secs(1)).contains("lab resets 7.0 s"));
+        assert!(!PhaseTimes::default().breakdown(secs(1)).contains("resets"));
+    }
 }

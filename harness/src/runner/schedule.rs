@@ -260,6 +260,13 @@ pub struct Taken<'a> {
 }
 
 impl Room {
+    /// The room of this process's labs: half the host's table
+    /// ([`neighbour_budget`]), shared by every caller in the process.
+    pub fn process() -> &'static Room {
+        static ROOM: std::sync::OnceLock<Room> = std::sync::OnceLock::new();
+        ROOM.get_or_init(|| Room::new(neighbour_budget()))
+    }
+
     pub const fn new(budget: Entries) -> Self {
         Self {
             held: Mutex::new(([0; 2], 0)),
