@@ -97,6 +97,7 @@ async fn dual_stack_lab_is_wired_as_calico_wires_it() {
         the_containment_check_finds_links_into_a_namespace(&lab).await;
         pods_have_their_addresses_and_calicos_gateways(&lab);
         traffic_crosses_nodes_in_both_families(&lab);
+        nodes_hold_permanent_arp_entries_for_their_ipv4_pods(&lab, &cali_a);
         host_routes_are_replaced_and_removed_idempotently(&mut lab).await;
         later_blocks_are_routed_and_removed_pods_go(&mut lab, &name).await;
         lab.teardown().unwrap();
@@ -259,6 +260,36 @@ fn traffic_crosses_nodes_in_both_families(lab: &Lab) {
         ping(lab, "client", ip("2001:db8:1::1")),
         "client -> pod-a v6"
     );
+}
+
+/// Felix's static ARP entries (felix/routetable/route_table.go
+/// `addStaticARPEntry`): after traffic, the node's entry for its IPv4 pod is
+/// still PERMANENT with the pod's eth0 MAC (ARP never replaced it); IPv6
+/// has none (Felix makes ARP entries for IPv4 only).
+fn nodes_hold_permanent_arp_entries_for_their_ipv4_pods(lab: &Lab, cali_a: &str) {
+    let pod_mac = ip_json(lab, "pod-a", &["link", "show", "dev", "eth0"])[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entries = ip_json(
+        lab,
+        "node-0",
+        &["-4", "neigh", "show", "nud", "all", "dev", cali_a],
+    );
+    let entry = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["dst"] == "198.19.0.1")
+        .unwrap_or_else(|| panic!("no ARP entry for pod-a on {cali_a}: {entries}"));
+    assert_eq!(entry["lladdr"], pod_mac.as_str(), "{entry}");
+    assert_eq!(entry["state"], serde_json::json!(["PERMANENT"]), "{entry}");
+    let v6 = ip_json(
+        lab,
+        "node-0",
+        &["-6", "neigh", "show", "nud", "permanent", "dev", cali_a],
+    );
+    assert_eq!(v6, serde_json::json!([]), "{v6}");
 }
 
 /// A floating-IP style route on the fabric: replace is idempotent, removal too.

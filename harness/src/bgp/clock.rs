@@ -14,8 +14,6 @@
 //! chosen. Where time namespaces are not available (an older kernel, no
 //! privilege for them) the daemon runs on the host's clock, as before.
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::Duration;
 
 /// How long after its start a daemon's first whole second comes: room to
@@ -44,31 +42,29 @@ fn monotonic_nanos() -> i64 {
     now.tv_sec * NANOS + now.tv_nsec
 }
 
-/// Run `command` (a BIRD about to start) in a time namespace of its own
-/// whose first whole monotonic second comes [`FIRST_TICK`] after now. A
-/// refusal does not fail the spawn: the daemon then keeps the host's clock.
-pub fn first_tick_soon(command: &mut Command) {
-    let offset = offset_nanos(monotonic_nanos(), FIRST_TICK);
-    // Written before the fork: the child only copies bytes.
-    let line = format!("monotonic 0 {offset}\n");
-    let path = c"/proc/self/timens_offsets";
-    // SAFETY: only async-signal-safe calls (unshare, open, write, close)
-    // between fork and exec, on memory allocated before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            // The new namespace is the one this process's children (and,
-            // after the exec, BIRD itself) get; its offsets can be set only
-            // until a process is in it.
-            if libc::unshare(libc::CLONE_NEWTIME) != 0 {
-                return Ok(());
-            }
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd >= 0 {
-                let _ = libc::write(fd, line.as_ptr().cast(), line.len());
-                libc::close(fd);
-            }
-            Ok(())
-        });
+/// What the thread that spawns a BIRD runs first (see
+/// [`crate::ns::netns::Netns::spawn_prepared`]): a time namespace of its own
+/// for that thread's children, whose first whole monotonic second comes
+/// [`FIRST_TICK`] after now. The child enters it at its exec
+/// (`exec_task_namespaces`). The offsets are written through the thread's
+/// own /proc/<tid> entry: its children's namespace is the thread's, not the
+/// process's. A refusal does not fail the spawn: the daemon then keeps the
+/// host's clock.
+pub fn first_tick_soon() -> impl Fn() + Sync {
+    move || {
+        let offset = offset_nanos(monotonic_nanos(), FIRST_TICK);
+        // SAFETY: unshare takes flags only; it changes the calling thread's
+        // namespace for its children, not this process's other threads.
+        if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+            return;
+        }
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        // Offsets can be set only until a process is in the namespace.
+        let _ = std::fs::write(
+            format!("/proc/{tid}/timens_offsets"),
+            format!("monotonic 0 {offset}\n"),
+        );
     }
 }
 

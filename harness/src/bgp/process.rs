@@ -118,19 +118,20 @@ impl BirdDaemon {
 
     /// Run the daemon and wait until its pid file and control socket exist.
     fn launch(&self, netns: &Netns, socket: &Path) -> Result<(), BirdError> {
-        let mut command = netns.command(self.daemon());
-        // In the lab's cgroup: teardown ends whatever it forks.
-        crate::lab::cgroup::confine(&mut command, &self.dir);
-        // Its first whole second soon after it starts (see bgp/clock.rs).
-        super::clock::first_tick_soon(&mut command);
-        let output = command
+        // In the lab's cgroup: teardown ends whatever it forks. Spawned from
+        // a thread inside the namespace, with no fork of this process.
+        let mut command = crate::lab::cgroup::confined_command(self.daemon(), &self.dir);
+        command
             .arg("-c")
             .arg(self.config_path())
             .arg("-s")
             .arg(socket)
             .arg("-P")
-            .arg(self.pid_path())
-            .output()
+            .arg(self.pid_path());
+        // Its first whole second soon after it starts (see bgp/clock.rs).
+        let first_tick = super::clock::first_tick_soon();
+        let output = netns
+            .output_prepared(&mut command, &first_tick)
             .map_err(|e| self.io("running it (is BIRD 1.6 installed?)", e))?;
         if !output.status.success() {
             return Err(self.start_error(format!(

@@ -26,7 +26,7 @@ pub struct Args {
     /// Only the scenarios whose name or a tag matches REGEX (`!REGEX`: the others).
     #[arg(long, value_name = "REGEX")]
     filter: Option<String>,
-    /// Cases to run at once, each in its own lab (default: eight per core, at
+    /// Cases to run at once, each in its own lab (default: twelve per core, at
     /// most 32); the longest start first, and only as many labs as the
     /// host's neighbour table has room for run together.
     #[arg(long, short)]

@@ -144,6 +144,37 @@ pub fn confine(command: &mut Command, lab_dir: &Path) {
     }
 }
 
+/// Joins the cgroup whose `cgroup.procs` is `$1`, then becomes the program
+/// named next, with the rest as its arguments; a refused join is ignored as
+/// in [`confine`].
+const JOIN_THEN_EXEC: &str = r#"{ echo 0 >"$1"; } 2>/dev/null; shift; exec "$@""#;
+
+/// A command for `program` whose process joins the lab's cgroup before the
+/// program starts, as [`confine`] does, but without a `pre_exec`: a small
+/// shell joins and then execs the program (same pid). Started through
+/// [`crate::lab::netns::Netns::spawn`] it needs no fork of this process
+/// (`pre_exec` makes the standard library fork, and with 16 labs at once
+/// the many-threaded harness's page tables were copied for every BIRD
+/// started, and its every later write faulted: a fifth of its CPU time in a
+/// catalogue run, docs/benchmarks.md). Where no cgroup can be made, or
+/// `program` is not on the PATH (the spawn then fails as for the bare
+/// program), it is the bare program.
+pub fn confined_command(program: &str, lab_dir: &Path) -> Command {
+    let shell = crate::programs::require_program("sh");
+    let resolved = crate::programs::require_program(program);
+    let (Some(cgroup), Ok(shell), Ok(resolved)) = (ensure(lab_dir), shell, resolved) else {
+        return Command::new(program);
+    };
+    let mut command = Command::new(shell);
+    command
+        .arg("-c")
+        .arg(JOIN_THEN_EXEC)
+        .arg("sh")
+        .arg(cgroup.join("cgroup.procs"))
+        .arg(resolved);
+    command
+}
+
 /// The processes in `cgroup` (its `cgroup.procs`).
 fn members(cgroup: &Path) -> Vec<i32> {
     std::fs::read_to_string(cgroup.join("cgroup.procs"))

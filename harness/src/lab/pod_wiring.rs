@@ -5,8 +5,9 @@
 //! the pod's end and give it its addresses and default routes; on the node,
 //! the host side up with `configureSysctls`'s settings (for an IPv4 pod
 //! proxy ARP, `proxy_delay` 0, `route_localnet` and forwarding; for an IPv6
-//! pod proxy NDP; for every pod `accept_ra` 0) and a route to each pod
-//! address (`SetupRoutes`).
+//! pod proxy NDP; for every pod `accept_ra` 0), a route to each pod address
+//! (`SetupRoutes`) and, as Felix adds beside its routes, a permanent ARP
+//! entry for each IPv4 address ([`pod_mac`]).
 //!
 //! Each thread takes a run of one node's pods: it opens one socket in the
 //! node, then for each pod enters a new namespace, sends all the pod's steps
@@ -14,6 +15,7 @@
 //! steps for the whole run in one batch. No pod keeps a descriptor open.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -26,8 +28,8 @@ use super::cluster::NO_DAD;
 use super::error::LabError;
 use super::fabric::default_of;
 use super::netlink::{
-    address_message, link_up, veth, workload_host_side_v4, Batch, BatchSocket, Create, Route,
-    VethEnd, FELIX_ROUTE_PROTOCOL,
+    address_message, link_up, permanent_arp, veth, workload_host_side_v4, Batch, BatchSocket,
+    Create, Route, VethEnd, FELIX_ROUTE_PROTOCOL,
 };
 use super::netns::{create_pins, write_sysctls_here, Netns, NetnsError};
 use super::spec::PodSpec;
@@ -152,7 +154,7 @@ fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
     let eth0 = VethEnd {
         name: UPLINK,
         index: IFINDEX_ETH0,
-        mac: None,
+        mac: pod_mac(job),
         controller: None,
     };
     let host = VethEnd {
@@ -195,7 +197,8 @@ fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
 
 /// The node's steps for one pod: its interface up (with the IPv4 settings
 /// when the pod has an IPv4 address, as `configureSysctls` sets them only
-/// then), a route to each of its addresses.
+/// then), a route to each of its addresses, and a permanent ARP entry for
+/// each IPv4 one ([`pod_mac`]).
 fn node_side(job: &PodJob, steps: &mut Batch) -> Result<(), LabError> {
     if has_ipv4(job) {
         steps.push(
@@ -221,8 +224,46 @@ fn node_side(job: &PodJob, steps: &mut Batch) -> Result<(), LabError> {
         );
         route.protocol = Some(FELIX_ROUTE_PROTOCOL);
         push_route(steps, &route, job.node.name())?;
+        if let (IpAddr::V4(address), Some(mac)) = (address, pod_mac(job)) {
+            steps.push(
+                RouteNetlinkMessage::NewNeighbour(permanent_arp(job.host_ifindex, *address, mac)),
+                Create::Replace,
+                format!(
+                    "add permanent ARP entry {address} lladdr {} on {}",
+                    mac.map(|b| format!("{b:02x}")).join(":"),
+                    job.spec.interface
+                ),
+            );
+        }
     }
     Ok(())
+}
+
+/// The MAC of an IPv4 pod's `eth0`, chosen here so that the node's
+/// permanent ARP entries can name it without asking the pod: Felix programs
+/// one NUD_PERMANENT entry per IPv4 workload address on the workload's
+/// interface, with the MAC the CNI plugin recorded in the endpoint
+/// (felix/dataplane/linux/endpoint_mgr.go `calculateRoutes` sets
+/// `DestMAC`; felix/routetable/route_table.go `updatePermanentARP` and
+/// `addStaticARPEntry`, enabled for the IPv4 main table only by
+/// felix/dataplane/linux/int_dataplane.go `WithStaticARPEntries(true)`;
+/// the MAC is the container side's, cni-plugin/pkg/k8s/k8s.go `CmdAddK8s`).
+/// Calico leaves that MAC to the kernel (random); here it is a locally
+/// administered unicast address made of the pod's first IPv4 address, unique
+/// on each veth (its own segment) all the same. The kernel does not count
+/// permanent entries against the host's `gc_thresh3` (net/core/neighbour.c,
+/// `neigh_alloc`: only entries on the gc list count, Linux 5.0 on), so a
+/// node no longer resolves its pods by ARP within the shared table
+/// (runner/schedule.rs `neighbour_need`). An IPv6-only pod keeps a random
+/// MAC: Felix makes no NDP entries.
+fn pod_mac(job: &PodJob) -> Option<[u8; 6]> {
+    job.spec.addresses.iter().find_map(|address| match address {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            Some([0x02, 0x00, a, b, c, d])
+        }
+        IpAddr::V6(_) => None,
+    })
 }
 
 fn push_route(steps: &mut Batch, route: &Route, namespace: &str) -> Result<(), LabError> {

@@ -288,6 +288,17 @@ impl Netns {
     /// the harness's CPU time (docs/benchmarks.md). `command` must have no
     /// `pre_exec` of its own, or it forks after all (still inside).
     pub fn spawn(&self, command: &mut Command) -> std::io::Result<std::process::Child> {
+        self.spawn_prepared(command, &|| {})
+    }
+
+    /// [`Netns::spawn`], with `prepare` run first on the spawning thread,
+    /// inside the namespace: what it sets up for that thread's children
+    /// (a time namespace, say) is the child's.
+    pub fn spawn_prepared(
+        &self,
+        command: &mut Command,
+        prepare: &(dyn Fn() + Sync),
+    ) -> std::io::Result<std::process::Child> {
         let file = self.file().map_err(|e| match e {
             NetnsError::Sys { source, .. } => source,
             other => std::io::Error::other(other.to_string()),
@@ -298,6 +309,7 @@ impl Netns {
                 .stack_size(256 * 1024)
                 .spawn_scoped(scope, || {
                     setns(file.as_fd(), CloneFlags::CLONE_NEWNET)?;
+                    prepare();
                     command.spawn()
                 })?;
             spawned.join().map_err(|_| {
@@ -309,12 +321,21 @@ impl Netns {
     /// [`Netns::spawn`] with stdin from /dev/null and stdout and stderr
     /// read, then wait for the process's exit, as [`Command::output`].
     pub fn output(&self, command: &mut Command) -> std::io::Result<std::process::Output> {
+        self.output_prepared(command, &|| {})
+    }
+
+    /// [`Netns::output`] through [`Netns::spawn_prepared`].
+    pub fn output_prepared(
+        &self,
+        command: &mut Command,
+        prepare: &(dyn Fn() + Sync),
+    ) -> std::io::Result<std::process::Output> {
         use std::process::Stdio;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        self.spawn(command)?.wait_with_output()
+        self.spawn_prepared(command, prepare)?.wait_with_output()
     }
 
     /// Remove the pin of a named namespace. The kernel frees the namespace (and

@@ -21,7 +21,9 @@ pub use error::NetlinkError;
 pub(crate) use link::VethEnd;
 pub use lookup::{NextHopSeen, RouteSeen};
 pub use ready::{wait_ready_in, NotReady};
-pub(crate) use requests::{address as address_message, link_up, veth, workload_host_side_v4};
+pub(crate) use requests::{
+    address as address_message, link_up, permanent_arp, veth, workload_host_side_v4,
+};
 pub(crate) use route::Route;
 pub use route::FELIX_ROUTE_PROTOCOL;
 pub(crate) use socket::{create_members, NamespaceJob};

@@ -1,13 +1,17 @@
 //! The rtnetlink messages of a pod's wiring, built once for both ways of
 //! sending them: a [`super::Member`]'s async handle and a [`super::Batch`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
     AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage,
 };
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 
@@ -94,5 +98,21 @@ pub(crate) fn address(index: u32, address: IpAddr, prefix: u8) -> AddressMessage
         message.attributes.push(AddressAttribute::Local(address));
     }
     message.attributes.push(AddressAttribute::Address(address));
+    message
+}
+
+/// A permanent ARP entry on a link, as `ip neigh replace ... nud permanent`
+/// sends it: Felix's `addStaticARPEntry` (felix/routetable/route_table.go),
+/// an RTN_UNICAST entry in state NUD_PERMANENT set with `NeighSet`.
+pub(crate) fn permanent_arp(index: u32, address: Ipv4Addr, mac: [u8; 6]) -> NeighbourMessage {
+    let mut message = NeighbourMessage::default();
+    message.header.family = AddressFamily::Inet;
+    message.header.ifindex = index;
+    message.header.state = NeighbourState::Permanent;
+    message.header.kind = RouteType::Unicast;
+    message.attributes = vec![
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(address)),
+        NeighbourAttribute::LinkLayerAddress(mac.to_vec()),
+    ];
     message
 }
