@@ -28,7 +28,7 @@ pub struct Args {
     /// order (default: drawn and printed).
     #[arg(long, value_name = "N")]
     seed: Option<Seed>,
-    /// Cases to run at once, each in its own lab (default: eight per core,
+    /// Cases to run at once, each in its own lab (default: twelve per core,
     /// at most 32, as `run`); only as many labs as half the host's neighbour
     /// table has room for run together.
     #[arg(long, short, default_value_t = fip_harness::runner::default_jobs())]
