@@ -127,11 +127,15 @@ impl BirdDaemon {
             .arg("-s")
             .arg(socket)
             .arg("-P")
-            .arg(self.pid_path());
+            .arg(self.pid_path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         // Its first whole second soon after it starts (see bgp/clock.rs).
         let first_tick = super::clock::first_tick_soon();
         let output = netns
-            .output_prepared(&mut command, &first_tick)
+            .spawn_prepared(&mut command, &first_tick)
+            .and_then(std::process::Child::wait_with_output)
             .map_err(|e| self.io("running it (is BIRD 1.6 installed?)", e))?;
         if !output.status.success() {
             return Err(self.start_error(format!(

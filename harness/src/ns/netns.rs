@@ -321,21 +321,12 @@ impl Netns {
     /// [`Netns::spawn`] with stdin from /dev/null and stdout and stderr
     /// read, then wait for the process's exit, as [`Command::output`].
     pub fn output(&self, command: &mut Command) -> std::io::Result<std::process::Output> {
-        self.output_prepared(command, &|| {})
-    }
-
-    /// [`Netns::output`] through [`Netns::spawn_prepared`].
-    pub fn output_prepared(
-        &self,
-        command: &mut Command,
-        prepare: &(dyn Fn() + Sync),
-    ) -> std::io::Result<std::process::Output> {
         use std::process::Stdio;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        self.spawn_prepared(command, prepare)?.wait_with_output()
+        self.spawn(command)?.wait_with_output()
     }
 
     /// Remove the pin of a named namespace. The kernel frees the namespace (and
