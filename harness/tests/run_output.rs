@@ -158,28 +158,13 @@ fn a_terminal_gets_progress_and_colour_unless_no_color() {
 /// `protocols` (a YAML list's items) from three senders to a floating IP
 /// nobody holds, one send per sender and protocol (senders outermost).
 fn silent_run_scenario(dir: &Path, protocols: &str) -> String {
-    let fixtures = repo().join("fixtures").canonicalize().unwrap();
-    let text = r#"name: silent-run
-cluster:
-  cni: FIXTURES/cni/calico-config-floating-ips-on.yaml
-  felix:
-    floatingIPs: Enabled
-  pools:
-    - manifest: FIXTURES/pools/floating-ips.yaml
-  nodes: [node-a, node-b]
-  externals: [client]
-steps:
-  - createPod: {name: web, node: node-a, annotations: {cni.projectcalico.org/floatingIPs: '["203.0.113.10"]'}}
-  - createPod: {name: peer, node: node-a}
-  - createPod: {name: far, node: node-b}
-  - annotate: {pod: web, remove: true}
-  - sends: {from: [client, far, peer], protocols: [PROTOCOLS], to: 203.0.113.10, expect: {deliveredTo: none}}
-"#
-    .replace("FIXTURES", fixtures.to_str().unwrap())
-    .replace("PROTOCOLS", protocols);
-    let file = dir.join("silent-run.yaml");
-    std::fs::write(&file, text).unwrap();
-    file.to_str().unwrap().to_owned()
+    common::three_pod_scenario(
+        dir,
+        "silent-run",
+        &format!(
+            "  - annotate: {{pod: web, remove: true}}\n  - sends: {{from: [client, far, peer], protocols: [{protocols}], to: 203.0.113.10, expect: {{deliveredTo: none}}}}\n"
+        ),
+    )
 }
 
 /// Run `scenario` on `dataplane` (calico profile); its stdout.

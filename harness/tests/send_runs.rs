@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::repo;
+use common::{repo, three_pod_scenario as scenario};
 
 fn need_root() {
     assert!(
@@ -16,32 +16,6 @@ fn need_root() {
         "`run` builds labs and needs root: run the tests with `cargo test`, which starts them \
          through ci/test-runner (root, or a user namespace of its own)"
     );
-}
-
-/// A scenario named `name` whose steps follow three pods (`web` holding
-/// 203.0.113.10 and `peer` on node-a, `far` on node-b) in a file in `dir`.
-fn scenario(dir: &Path, name: &str, steps: &str) -> String {
-    let fixtures = repo().join("fixtures").canonicalize().unwrap();
-    let text = format!(
-        r#"name: {name}
-cluster:
-  cni: FIXTURES/cni/calico-config-floating-ips-on.yaml
-  felix:
-    floatingIPs: Enabled
-  pools:
-    - manifest: FIXTURES/pools/floating-ips.yaml
-  nodes: [node-a, node-b]
-  externals: [client]
-steps:
-  - createPod: {{name: web, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: '["203.0.113.10"]'}}}}
-  - createPod: {{name: peer, node: node-a}}
-  - createPod: {{name: far, node: node-b}}
-{steps}"#
-    )
-    .replace("FIXTURES", fixtures.to_str().unwrap());
-    let file = dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, text).unwrap();
-    file.to_str().unwrap().to_owned()
 }
 
 /// Run `scenario` on nftables (calico profile, the model's check skipped:

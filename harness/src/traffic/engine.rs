@@ -326,7 +326,7 @@ impl TrafficEngine {
     /// Send `spec.count` probes and collect replies, ICMP errors and (when
     /// asked) where they were delivered.
     pub async fn probe(&self, spec: ProbeSpec) -> Result<ProbeOutcome, TrafficError> {
-        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
+        let id = self.reserve_probe_ids(1).start;
         self.probe_numbered(id, spec).await
     }
 
@@ -433,7 +433,7 @@ impl TrafficEngine {
         opening.step = spec.step;
         opening.payload_len = spec.payload_len;
         opening.timeout = STREAM_TIMEOUT;
-        let id = self.shared.next_probe.fetch_add(1, Ordering::Relaxed);
+        let id = self.reserve_probe_ids(1).start;
         let mut transport = self.open(&opening, id).await?;
         let (stop, stopped) = watch::channel(false);
         let (first_sent, sent) = oneshot::channel();

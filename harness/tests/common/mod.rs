@@ -130,6 +130,32 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A scenario named `name` whose steps follow three pods (`web` holding
+/// 203.0.113.10 and `peer` on node-a, `far` on node-b) in a file in `dir`.
+pub fn three_pod_scenario(dir: &Path, name: &str, steps: &str) -> String {
+    let fixtures = repo().join("fixtures").canonicalize().unwrap();
+    let text = format!(
+        r#"name: {name}
+cluster:
+  cni: FIXTURES/cni/calico-config-floating-ips-on.yaml
+  felix:
+    floatingIPs: Enabled
+  pools:
+    - manifest: FIXTURES/pools/floating-ips.yaml
+  nodes: [node-a, node-b]
+  externals: [client]
+steps:
+  - createPod: {{name: web, node: node-a, annotations: {{cni.projectcalico.org/floatingIPs: '["203.0.113.10"]'}}}}
+  - createPod: {{name: peer, node: node-a}}
+  - createPod: {{name: far, node: node-b}}
+{steps}"#
+    )
+    .replace("FIXTURES", fixtures.to_str().unwrap());
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
 /// Run the built `fip-harness` from the repository's root, as a user would.
 pub fn harness(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fip-harness"))
