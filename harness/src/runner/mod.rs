@@ -40,7 +40,8 @@ pub use replay::run_scenario;
 pub use repro::{bring_up, check_step_number, replay_in_lab, streams_across, UpReport};
 pub use reuse::{LabPool, PoolCounts};
 pub use schedule::{
-    default_jobs, neighbour_budget, neighbour_need, CaseCost, Entries, Room, Schedule, Taken,
+    default_jobs, neighbour_budget, neighbour_need, CaseCost, Entries, LabSize, Room, Schedule,
+    Taken,
 };
 pub use up_record::UpRecord;
 
