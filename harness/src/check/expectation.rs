@@ -27,6 +27,15 @@ impl TrafficExpectation {
         matches!(self.delivered_to, Some(Delivery::None)) || self.quoted_destination.is_some()
     }
 
+    /// Whether the step passes with none of its `count` probes answered
+    /// (silence, or a loss limit that allows them all), so that waiting
+    /// longer for answers could only show what the silence window shows: a
+    /// copy delivered elsewhere, an answer it allows anyway.
+    pub fn answers_optional(&self, count: u32) -> bool {
+        let all = u64::from(count);
+        self.expects_silence() || self.loss.is_some_and(|loss| loss.allows(all, all))
+    }
+
     /// Whether nothing at all is checked (a step like that always passes).
     pub fn is_empty(&self) -> bool {
         self.delivered_to.is_none()
@@ -132,5 +141,24 @@ mod tests {
         #[case] silent: bool,
     ) {
         assert_eq!(expect.expects_silence(), silent);
+    }
+
+    #[rstest]
+    #[case(Some(Loss::Percent(100.0)), 3, true)]
+    #[case(Some(Loss::Packets(3)), 3, true)]
+    #[case(Some(Loss::Packets(2)), 3, false)]
+    #[case(Some(Loss::Percent(50.0)), 3, false)]
+    #[case(None, 3, false)]
+    fn answers_are_optional_when_every_probe_may_be_lost(
+        #[case] loss: Option<Loss>,
+        #[case] count: u32,
+        #[case] optional: bool,
+    ) {
+        let expect = TrafficExpectation {
+            delivered_to: Some(Delivery::Pods(vec!["web".into()])),
+            loss,
+            ..Default::default()
+        };
+        assert_eq!(expect.answers_optional(count), optional);
     }
 }

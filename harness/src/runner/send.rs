@@ -273,9 +273,10 @@ impl ScenarioRun<'_> {
         spec.interval = send.interval;
         spec.port = send.port;
         spec.step = index as u32;
-        if send.expect.expects_silence() {
-            // Nothing will answer: don't wait long for it, nor for a
-            // handshake's answer (a SYN-ACK, an INIT ACK).
+        if send.expect.answers_optional(send.count) {
+            // Nothing will answer, or nothing need: don't wait long for it,
+            // nor for a handshake's answer (a SYN-ACK, an INIT ACK). Past
+            // the window an answer could only pass the step anyway.
             spec.timeout = SILENCE_WINDOW;
             spec.handshake = Some(SILENCE_WINDOW);
         }
