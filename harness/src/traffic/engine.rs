@@ -390,6 +390,7 @@ impl TrafficEngine {
             deliveries: Vec::new(),
             sctp_events: Vec::new(),
             sent_at_unix_ns: vec![now; spec.count as usize],
+            collected_unix_ns: now,
         }
     }
 
@@ -404,6 +405,8 @@ impl TrafficEngine {
         sctp_events: Vec<String>,
         collect: bool,
     ) -> ProbeOutcome {
+        // Before catching up: what the kernel queued by now is read.
+        let collected_unix_ns = super::now_unix_ns();
         let deliveries = if collect {
             self.catch_up().await;
             self.deliveries(id)
@@ -423,6 +426,7 @@ impl TrafficEngine {
             deliveries,
             sctp_events,
             sent_at_unix_ns: result.sent_at_unix_ns,
+            collected_unix_ns,
         }
     }
 
