@@ -55,14 +55,6 @@ impl Timing {
             window_closed_unix_ns: None,
         }
     }
-
-    /// The slowest arrival and the slowest answer, in microseconds.
-    pub fn slowest(&self) -> (Option<u64>, Option<u64>) {
-        (
-            self.arrivals_us.iter().copied().max(),
-            self.replies_us.iter().copied().max(),
-        )
-    }
 }
 
 /// Every packet of the send timed by `timing` that reached a pod after its
@@ -289,6 +281,46 @@ mod tests {
         let seen = BTreeMap::from([(17, vec![arrival("web", 0, 2_000)])]);
         let (outcome, failed) = judge_late_leaks(&mut result, failed_before.clone(), &seen, &[]);
         assert_eq!((outcome, failed), (failed_before, vec![1]));
+    }
+
+    /// Two packets sent at 1 000 and 2 000 ns: the first arrived at two
+    /// pods and was answered, the second arrived before its send's stamp.
+    struct TwoPackets;
+
+    impl Recording for TwoPackets {
+        fn sent(&self) -> u32 {
+            2
+        }
+        fn arrivals(&self) -> impl Iterator<Item = Arrival<'_>> {
+            [
+                arrival("web", 0, 41_000),
+                arrival("web-b", 0, 9_000),
+                arrival("web", 1, 1_500),
+            ]
+            .into_iter()
+        }
+        fn answers(&self) -> impl Iterator<Item = super::super::Answer> {
+            std::iter::once(super::super::Answer {
+                sequence: 0,
+                source: "203.0.113.10".parse().unwrap(),
+                round_trip_ns: 77_000,
+            })
+        }
+        fn quoted_destinations(&self) -> impl Iterator<Item = std::net::IpAddr> {
+            std::iter::empty()
+        }
+        fn sent_at_unix_ns(&self, sequence: u32) -> Option<u64> {
+            [1_000, 2_000].get(sequence as usize).copied()
+        }
+    }
+
+    #[test]
+    fn times_run_from_each_packets_send_to_each_arrival_and_answer() {
+        let timing = Timing::of(&TwoPackets, 5);
+        assert_eq!(timing.probe, 5);
+        assert_eq!(timing.arrivals_us, [40, 8, 0]);
+        assert_eq!(timing.replies_us, [77]);
+        assert_eq!(timing.window_closed_unix_ns, None);
     }
 
     #[test]
