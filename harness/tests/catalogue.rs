@@ -235,6 +235,7 @@ fn a_backend_that_observes_otherwise_fails() -> Result<(), Failed> {
             }],
             message: None,
             diagnostics: None,
+            timing: None,
         }],
         migrations: Vec::new(),
         lab_pictures: Vec::new(),

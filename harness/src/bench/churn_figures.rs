@@ -205,6 +205,7 @@ mod tests {
             deliveries,
             sctp_events: vec![],
             sent_at_unix_ns: vec![],
+            collected_unix_ns: 0,
         };
         let record = MoveRecord {
             from_pod: "old".into(),

@@ -21,6 +21,7 @@ mod result;
 mod retry;
 mod stream;
 mod table;
+mod timing;
 mod verdict;
 
 pub use compare::{
@@ -35,6 +36,7 @@ pub use result::{CaseHead, MigrationReport, Outcome, ScenarioResult, StepResult}
 pub use retry::{NextTry, RetryPolicy};
 pub use stream::stream_mismatches;
 pub use table::{render_table, CheckLine};
+pub use timing::{awaits_late_leaks, judge_late_leaks, late_leaks, Timing};
 #[cfg(test)]
 pub(crate) use verdict::tests as verdict_tests;
 pub use verdict::{

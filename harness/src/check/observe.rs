@@ -26,6 +26,8 @@ pub struct Answer {
     pub sequence: u32,
     /// The reply's source as the sender saw it.
     pub source: IpAddr,
+    /// From the packet's send to the sender reading its reply.
+    pub round_trip_ns: u64,
 }
 
 /// What was recorded of one probe run or stopped stream.
@@ -152,6 +154,7 @@ mod tests {
             self.answers.iter().map(|&(sequence, src)| Answer {
                 sequence,
                 source: src.parse().unwrap(),
+                round_trip_ns: 0,
             })
         }
         fn quoted_destinations(&self) -> impl Iterator<Item = IpAddr> {

@@ -44,6 +44,10 @@ pub struct StepResult {
     pub message: Option<String>,
     /// The step's diagnostics bundle, when it failed.
     pub diagnostics: Option<PathBuf>,
+    /// A send's or a stopped stream's: how long its packets took, and a
+    /// silent send's window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<super::Timing>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

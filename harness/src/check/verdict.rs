@@ -298,6 +298,7 @@ pub(crate) mod tests {
                 }],
                 message: None,
                 diagnostics: None,
+                timing: None,
             }],
             migrations: Vec::new(),
             lab_pictures: Vec::new(),

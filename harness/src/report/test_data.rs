@@ -125,6 +125,7 @@ pub(crate) fn failed_case() -> ScenarioResult {
             lines: vec![],
             message: None,
             diagnostics: None,
+            timing: None,
         },
         StepResult {
             index: 1,
@@ -150,6 +151,7 @@ pub(crate) fn failed_case() -> ScenarioResult {
             }],
             message: None,
             diagnostics: Some("reports/wrong-pod-nftables/step-2".into()),
+            timing: None,
         },
     ];
     result.lab_pictures = vec![sample_picture()];

@@ -8,6 +8,7 @@ mod choice;
 mod dataplane;
 mod diagnostics;
 mod error;
+mod late;
 mod live_streams;
 mod naming;
 mod options;

@@ -138,6 +138,7 @@ impl ScenarioRun<'_> {
     ) -> Outcome {
         let mut album = Album::default();
         let outcome = self.replay_steps(range, skipped, result, &mut album).await;
+        let outcome = self.judge_late_leaks(result, outcome).await;
         result.lab_pictures = album.close(self.scene()).await;
         outcome
     }

@@ -73,5 +73,6 @@ pub(super) fn fresh_step(index: usize, step: &Step) -> StepResult {
         lines: Vec::new(),
         message: None,
         diagnostics: None,
+        timing: None,
     }
 }

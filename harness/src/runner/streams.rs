@@ -114,6 +114,7 @@ impl ScenarioRun<'_> {
             .await
             .map_err(RunnerError::StopStream)?;
         let stop = &stream.stop;
+        step.timing = Some(check::Timing::of(&outcome, outcome.probe));
         let observed = check::delivery_observed(&outcome, &self.scenario.cluster.externals);
         let book = self
             .address_book(&stream.spec.from)

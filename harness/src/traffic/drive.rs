@@ -66,8 +66,11 @@ async fn drive_async(
         let window_open = tally.outstanding < window;
         // Free-running: fill the window before waiting for replies.
         if let (Some(seq), true, None) = (next, window_open, &ticker) {
+            // The send time is taken before the call: the kernel carries
+            // the packet across the lab inside it (see `super::inline`).
+            let at = std::time::Instant::now();
             let ok = transport.send(seq).await.is_ok();
-            tally.record_send(ok);
+            tally.record_send_at(ok, at);
             if let Some(sent) = first_sent.take() {
                 let _ = sent.send(());
             }
@@ -92,8 +95,9 @@ async fn drive_async(
                 tally.apply(transport, &mut events);
             }
             _ = async { ticker.as_mut().unwrap().tick().await }, if more && window_open && ticker.is_some() => {
+                let at = std::time::Instant::now();
                 let ok = transport.send(tally.result.sent).await.is_ok();
-                tally.record_send(ok);
+                tally.record_send_at(ok, at);
                 if let Some(sent) = first_sent.take() {
                     let _ = sent.send(());
                 }

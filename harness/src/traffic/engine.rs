@@ -23,11 +23,17 @@ use super::{
 /// wait at most 500 ms each, [`super::sctp_client`]).
 const STREAM_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long a stream waits, once stopped, for replies to its last probes.
-/// Our choice, the runner's silence window (`runner::send::SILENCE_WINDOW`):
-/// a probe crosses the lab in well under a millisecond, and a reply that
-/// never comes (a stream whose last state delivers nothing) held every such
-/// stop for a whole second, a third of an explored case's time.
+/// How long a stream waits, once stopped, for replies to its last probes
+/// (a stream whose last state delivers nothing waits all of it; 1 s once
+/// held every such stop, a third of an explored case's time). Our choice,
+/// from what we measured (docs/benchmarks.md, "How long a packet takes
+/// across a lab"): over the whole catalogue a stream's reply took at most
+/// 64 ms to be read by its sender run alone (load 10-24) and 103 ms with
+/// two catalogues at once (load 46-56), a stream's packet at most 72 ms to
+/// arrive (an SCTP packet its protocol sent again after a move). 300 ms is
+/// 3 times the slowest reply read, which bounds the reply's own crossing
+/// from above; not lowered, since the data gives no 5-fold margin below it.
+/// A reply the drain cuts counts as lost: a failure that is seen.
 const STREAM_DRAIN: Duration = Duration::from_millis(300);
 
 /// How long starting a stream waits at most for its first probe to leave.
@@ -390,6 +396,7 @@ impl TrafficEngine {
             deliveries: Vec::new(),
             sctp_events: Vec::new(),
             sent_at_unix_ns: vec![now; spec.count as usize],
+            collected_unix_ns: now,
         }
     }
 
@@ -404,6 +411,8 @@ impl TrafficEngine {
         sctp_events: Vec<String>,
         collect: bool,
     ) -> ProbeOutcome {
+        // Before catching up: what the kernel queued by now is read.
+        let collected_unix_ns = super::now_unix_ns();
         let deliveries = if collect {
             self.catch_up().await;
             self.deliveries(id)
@@ -423,6 +432,7 @@ impl TrafficEngine {
             deliveries,
             sctp_events,
             sent_at_unix_ns: result.sent_at_unix_ns,
+            collected_unix_ns,
         }
     }
 

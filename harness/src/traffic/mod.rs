@@ -208,6 +208,11 @@ pub struct ProbeOutcome {
     /// When each sequence number was sent (nanoseconds since the Unix epoch).
     #[serde(default)]
     pub sent_at_unix_ns: Vec<u64>,
+    /// When the wait for answers ended and `deliveries` were collected
+    /// (nanoseconds since the Unix epoch): a send that expects silence has
+    /// its window closed then.
+    #[serde(default)]
+    pub collected_unix_ns: u64,
 }
 
 impl ProbeOutcome {
@@ -237,6 +242,7 @@ impl crate::check::Recording for ProbeOutcome {
         self.replies.iter().map(|reply| crate::check::Answer {
             sequence: reply.token.seq,
             source: reply.src,
+            round_trip_ns: reply.rtt_ns,
         })
     }
 
