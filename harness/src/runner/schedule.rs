@@ -43,7 +43,7 @@ pub struct CaseCost {
 }
 
 /// A run of consecutive sends sits out about one silence window.
-const SEND_RUN: Duration = Duration::from_millis(300);
+const SEND_RUN: Duration = super::send::SILENCE_WINDOW;
 /// Any other step: a pod step applied to the dataplane, a stream started.
 const OTHER_STEP: Duration = Duration::from_millis(50);
 /// Building and removing the lab.
