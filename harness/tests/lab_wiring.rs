@@ -245,6 +245,13 @@ fn pods_have_their_addresses_and_calicos_gateways(lab: &Lab) {
     );
     assert!(routes(lab, "pod-a", "-4").contains("default via 169.254.1.1 dev eth0"));
     assert!(routes(lab, "pod-a", "-6").contains("default via fe80::ecee:eeff:feee:eeee dev eth0"));
+    // The harness's choice, not Calico's: a pod's ICMP errors are not
+    // rate-limited, so whether a probe meets its "port unreachable" does not
+    // depend on how fast earlier probes came (docs/fidelity.md).
+    for pod in ["pod-a", "pod-c"] {
+        assert_eq!(sysctl(lab, pod, "net.ipv4.icmp_ratelimit"), "0", "{pod}");
+        assert_eq!(sysctl(lab, pod, "net.ipv6.icmp.ratelimit"), "0", "{pod}");
+    }
 }
 
 /// Traffic: pods across nodes, both families; an external host to a pod.

@@ -31,11 +31,13 @@ pub(super) const NO_DAD: [(&str, &str); 2] = [
 
 /// Nodes forward, filter nothing by reverse path (Calico: loose or off), send and
 /// take no redirects, answer proxy ARP at once, and never hold an address tentative.
-/// ICMP errors are not rate-limited in the lab's routers: the kernel's per-peer
-/// limit (one a second after a burst) would make whether a probe meets its
-/// "unreachable" depend on how long the previous steps took, and so on the
-/// host's load; checks and the backends' agreement compare those errors.
-const NO_ICMP_RATE_LIMIT: [(&str, &str); 2] = [
+/// ICMP errors are not rate-limited in the lab's routers, nor in its pods
+/// (lab/pod_wiring.rs): the kernel's per-peer limit (one a second after a
+/// burst of six) would make whether a probe meets its "unreachable" depend on
+/// how long the previous steps took, and so on the host's load; checks and
+/// the backends' agreement compare those errors. A harness choice: Calico
+/// leaves the kernel's defaults.
+pub(super) const NO_ICMP_RATE_LIMIT: [(&str, &str); 2] = [
     ("net.ipv4.icmp_ratelimit", "0"),
     ("net.ipv6.icmp.ratelimit", "0"),
 ];

@@ -24,7 +24,7 @@ use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::addressing::*;
-use super::cluster::NO_DAD;
+use super::cluster::{NO_DAD, NO_ICMP_RATE_LIMIT};
 use super::error::LabError;
 use super::fabric::default_of;
 use super::netlink::{
@@ -149,6 +149,9 @@ fn wire_pod_side(job: &PodJob, node_fd: RawFd) -> Result<(), LabError> {
     if job.spec.addresses.iter().any(|a| a.is_ipv6()) {
         write_sysctls_here(name, &NO_DAD)?;
     }
+    // Not Calico's: a pod's "port unreachable" must not depend on how fast
+    // the case's earlier probes came (cluster.rs `NO_ICMP_RATE_LIMIT`).
+    write_sysctls_here(name, &NO_ICMP_RATE_LIMIT)?;
     let socket = BatchSocket::open_here(name)?;
     let mut steps = Batch::default();
     let eth0 = VethEnd {
