@@ -38,6 +38,25 @@ pub enum RunnerError {
     StopStream(#[source] TrafficError),
     #[error("stream `{0}` is not running")]
     StreamNotRunning(String),
+    /// A counted wait whose stream did not send its packets in time.
+    #[error(
+        "waiting for {packets} packets of stream `{stream}`: it sent {reached} within {within:?}"
+    )]
+    PacketWaitTimedOut {
+        stream: String,
+        packets: u32,
+        reached: u64,
+        within: Duration,
+    },
+    /// A counted wait whose stream's sender ended before its packets.
+    #[error(
+        "waiting for {packets} packets of stream `{stream}`: its sender ended after {reached}"
+    )]
+    PacketWaitEnded {
+        stream: String,
+        packets: u32,
+        reached: u64,
+    },
     /// The step's outcome in the Calico model is not the one it expects.
     #[error("{0}")]
     Expectation(#[from] ExpectationMismatch),

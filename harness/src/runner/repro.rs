@@ -326,7 +326,9 @@ mod tests {
 
     #[test]
     fn only_streams_running_at_the_boundary_cross_it() {
-        let wait = Step::Wait(std::time::Duration::from_millis(1));
+        let wait = Step::Wait(crate::scenario::Wait::Time(
+            std::time::Duration::from_millis(1),
+        ));
         let steps = vec![start("a"), start("b"), stop("a"), wait.clone(), stop("b")];
         assert_eq!(streams_across(&steps, 0), vec![]);
         assert_eq!(
