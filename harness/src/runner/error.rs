@@ -192,5 +192,15 @@ mod tests {
             step.to_string(),
             "step 2 (delete pod web): stream `s` is not running"
         );
+        let late = RunnerError::PacketWaitTimedOut {
+            stream: "s1".into(),
+            packets: 25,
+            reached: 3,
+            within: Duration::from_secs(10),
+        };
+        assert_eq!(
+            late.to_string(),
+            "waiting for 25 packets of stream `s1`: it sent 3 within 10s"
+        );
     }
 }

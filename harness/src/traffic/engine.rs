@@ -499,3 +499,28 @@ impl TrafficEngine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A counted wait ends when the stream's count reaches the total, and
+    /// with the count reached when its sender ends first.
+    #[tokio::test]
+    async fn packets_sent_reaches_a_total_or_says_where_the_sender_ended() {
+        let (counting, sent) = watch::channel(0);
+        let mut sent = PacketsSent(sent);
+        let sender = tokio::spawn(async move {
+            for n in 1..=5 {
+                tokio::task::yield_now().await;
+                counting.send_replace(n);
+            }
+        });
+        assert_eq!(sent.reach(5).await, Ok(()));
+        assert_eq!(sent.now(), 5);
+        sender.await.unwrap();
+        assert_eq!(sent.reach(6).await, Err(5));
+        // A total already reached needs no more packets, even from a sender gone.
+        assert_eq!(sent.reach(3).await, Ok(()));
+    }
+}
