@@ -75,7 +75,7 @@ fn generated_cases_cover_every_kind_of_step_and_protocol() {
                     "stopStream"
                 }
                 ScriptStep::WaitMs(_) => "wait",
-                ScriptStep::WaitPackets { .. } => "waitPackets",
+                ScriptStep::WaitPackets(..) => "waitPackets",
             };
             kinds.insert(kind);
         }

@@ -88,11 +88,8 @@ pub enum ScriptStep {
         expect: StreamExpectation,
     },
     WaitMs(u64),
-    /// Until stream `stream` has sent `packets` more.
-    WaitPackets {
-        stream: String,
-        packets: u64,
-    },
+    /// Until the stream named has sent this many more packets.
+    WaitPackets(String, u64),
 }
 
 impl ScriptStep {
@@ -410,10 +407,7 @@ impl Reader<'_> {
             .iter()
             .find(|(_, track)| track.sends_until_stopped());
         self.steps.push(match counted {
-            Some((stream, _)) => ScriptStep::WaitPackets {
-                stream: stream.clone(),
-                packets: ms / STREAM_INTERVAL_MS,
-            },
+            Some((stream, _)) => ScriptStep::WaitPackets(stream.clone(), ms / STREAM_INTERVAL_MS),
             None => ScriptStep::WaitMs(ms),
         });
         self.cluster.elapse(std::time::Duration::from_millis(ms));
