@@ -99,3 +99,28 @@ fn a_stopped_stream_is_judged_before_the_sends_that_ran_while_it_drained() {
     assert!(output.contains("step 8 (stop stream s) failed"), "{output}");
     assert!(!output.contains("step 9 ("), "{output}");
 }
+
+/// A counted wait lasts until its stream has sent that many more packets: at
+/// 20ms a packet, 30 packets take 600ms, and the stream stopped right after
+/// has sent at least 31 (the one `startStream` waits for, then the wait's
+/// 30). A wait that ended early (at once, or after a fixed short time)
+/// leaves it a handful.
+#[test]
+fn a_counted_wait_waits_for_that_many_of_its_streams_packets() {
+    need_root();
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "  - startStream: {name: s1, protocol: icmp, from: client, to: 203.0.113.10, interval: 20ms}
+  - wait: {stream: s1, packets: 30}
+  - stopStream: {name: s1, expect: {deliveredTo: [web]}}
+";
+    let file = scenario(dir.path(), "counted-wait", steps);
+    let output = run(dir.path(), &file);
+    assert!(output.contains("PASS counted-wait::nftables"), "{output}");
+    let case = dir.path().join("reports/cases/counted-wait--nftables.json");
+    let case: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case).unwrap()).unwrap();
+    let stop = case["steps"].as_array().unwrap().last().unwrap().clone();
+    assert!(stop["summary"].as_str().unwrap().contains("stop"), "{stop}");
+    let sent = stop["lines"][0]["observed"]["sent"].as_u64().unwrap();
+    assert!(sent >= 31, "the stream sent {sent} packets: {stop}");
+}

@@ -247,6 +247,13 @@ impl StreamTrack {
     }
 
     /// The sender, by name.
+    /// Whether its sender sends until stopped, whatever the answers: not
+    /// TCP or SCTP, whose stream ends when the connection breaks (a counted
+    /// wait on it would then fail).
+    pub fn sends_until_stopped(&self) -> bool {
+        !matches!(self.flow.packet.protocol, Protocol::Tcp | Protocol::Sctp)
+    }
+
     pub fn sender(&self) -> &str {
         &self.flow.packet.from
     }

@@ -75,11 +75,12 @@ fn generated_cases_cover_every_kind_of_step_and_protocol() {
                     "stopStream"
                 }
                 ScriptStep::WaitMs(_) => "wait",
+                ScriptStep::WaitPackets(..) => "waitPackets",
             };
             kinds.insert(kind);
         }
     }
-    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    assert_eq!(kinds.len(), 9, "{kinds:?}");
     assert_eq!(protocols.len(), 5, "{protocols:?}");
     assert!(refused > 0 && after_move > 0, "{refused} {after_move}");
     let _ = one_of;

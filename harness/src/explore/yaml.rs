@@ -210,6 +210,9 @@ fn step_text(out: &mut String, step: &ScriptStep) {
         ScriptStep::WaitMs(ms) => {
             let _ = writeln!(out, "  - wait: {ms}ms");
         }
+        ScriptStep::WaitPackets(stream, packets) => {
+            let _ = writeln!(out, "  - wait: {{stream: {stream}, packets: {packets}}}");
+        }
     }
 }
 

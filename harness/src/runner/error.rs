@@ -38,6 +38,25 @@ pub enum RunnerError {
     StopStream(#[source] TrafficError),
     #[error("stream `{0}` is not running")]
     StreamNotRunning(String),
+    /// A counted wait whose stream did not send its packets in time.
+    #[error(
+        "waiting for {packets} packets of stream `{stream}`: it sent {reached} within {within:?}"
+    )]
+    PacketWaitTimedOut {
+        stream: String,
+        packets: u32,
+        reached: u64,
+        within: Duration,
+    },
+    /// A counted wait whose stream's sender ended before its packets.
+    #[error(
+        "waiting for {packets} packets of stream `{stream}`: its sender ended after {reached}"
+    )]
+    PacketWaitEnded {
+        stream: String,
+        packets: u32,
+        reached: u64,
+    },
     /// The step's outcome in the Calico model is not the one it expects.
     #[error("{0}")]
     Expectation(#[from] ExpectationMismatch),
@@ -172,6 +191,16 @@ mod tests {
         assert_eq!(
             step.to_string(),
             "step 2 (delete pod web): stream `s` is not running"
+        );
+        let late = RunnerError::PacketWaitTimedOut {
+            stream: "s1".into(),
+            packets: 25,
+            reached: 3,
+            within: Duration::from_secs(10),
+        };
+        assert_eq!(
+            late.to_string(),
+            "waiting for 25 packets of stream `s1`: it sent 3 within 10s"
         );
     }
 }

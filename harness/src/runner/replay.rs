@@ -17,7 +17,7 @@ use super::up_record::UpRecord;
 use crate::check::CheckLine;
 use crate::check::{Outcome, ScenarioResult, StepResult};
 use crate::lab::Lab;
-use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step, StopStream};
+use crate::scenario::{ConntrackProfile, CreatePod, Scenario, Send, Step, StopStream, Wait};
 
 /// Run `scenario` on `dataplane` with `profile`. Never panics on a scenario
 /// failure: the result says what happened.
@@ -381,10 +381,11 @@ impl ScenarioRun<'_> {
                 self.start_stream(index, start).await
             }
             Step::StopStream(stop) => self.stop_stream(stop, step_result, result).await,
-            Step::Wait(duration) => {
+            Step::Wait(Wait::Time(duration)) => {
                 tokio::time::sleep(*duration).await;
                 Ok(())
             }
+            Step::Wait(Wait::Packets(wait)) => self.wait_packets(wait).await,
         }
     }
 
@@ -477,7 +478,7 @@ mod tests {
         let steps = vec![
             create("a"),
             create("b"),
-            Step::Wait(Duration::from_millis(1)),
+            Step::Wait(Wait::Time(Duration::from_millis(1))),
             create("c"),
         ];
         assert_eq!(names(&pod_batch(&steps, false)), ["a", "b"]);

@@ -21,7 +21,7 @@ use crate::lab::MemberKind;
 use crate::report::{
     FloatingIpHolder, Holder, LabOverview, MemberAddresses, Outcome, ScenarioResult,
 };
-use crate::scenario::{ConntrackProfile, Scenario, Step};
+use crate::scenario::{ConntrackProfile, Scenario, Step, Wait};
 
 /// What `up` built and did.
 pub struct UpReport {
@@ -47,6 +47,21 @@ pub fn streams_across(steps: &[Step], boundary: usize) -> Vec<(usize, String)> {
         }
     }
     running
+}
+
+/// The counted waits (0-based steps) of `steps` on the streams of `across`
+/// (after their start): `up` leaves those streams to `replay`, so those
+/// waits have no packets to count and are left out with them.
+pub fn waits_on(steps: &[Step], across: &[(usize, String)]) -> Vec<usize> {
+    let on_across = |index: usize, stream: &str| {
+        (across.iter()).any(|(start, name)| name == stream && index > *start)
+    };
+    (steps.iter().enumerate())
+        .filter_map(|(index, step)| match step {
+            Step::Wait(Wait::Packets(wait)) if on_across(index, &wait.stream) => Some(index),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Check a step number people gave (1-based; one past the last step means
@@ -84,7 +99,8 @@ pub async fn bring_up(
         Some(step) => {
             let boundary = check_step_number(scenario, step)?;
             let across = streams_across(&scenario.steps, boundary);
-            let skipped: BTreeSet<usize> = across.iter().map(|(index, _)| *index).collect();
+            let mut skipped: BTreeSet<usize> = across.iter().map(|(index, _)| *index).collect();
+            skipped.extend(waits_on(&scenario.steps[..boundary], &across));
             deferred_streams = across
                 .into_iter()
                 .map(|(index, name)| (name, index + 1))
@@ -326,7 +342,9 @@ mod tests {
 
     #[test]
     fn only_streams_running_at_the_boundary_cross_it() {
-        let wait = Step::Wait(std::time::Duration::from_millis(1));
+        let wait = Step::Wait(crate::scenario::Wait::Time(
+            std::time::Duration::from_millis(1),
+        ));
         let steps = vec![start("a"), start("b"), stop("a"), wait.clone(), stop("b")];
         assert_eq!(streams_across(&steps, 0), vec![]);
         assert_eq!(
@@ -335,5 +353,38 @@ mod tests {
         );
         assert_eq!(streams_across(&steps, 3), vec![(1, "b".into())]);
         assert_eq!(streams_across(&steps, 5), vec![]);
+    }
+
+    fn counted(stream: &str) -> Step {
+        Step::Wait(Wait::Packets(crate::scenario::PacketWait {
+            stream: stream.into(),
+            packets: 25,
+            within: std::time::Duration::from_secs(10),
+            interval: std::time::Duration::from_millis(5),
+        }))
+    }
+
+    /// `up --until-step` leaves a stream across its boundary to `replay`, and
+    /// with it the counted waits on it; not a wait on an earlier stream of
+    /// the same name, stopped before the boundary.
+    #[test]
+    fn counted_waits_on_a_stream_left_for_replay_are_left_too() {
+        let steps = vec![
+            start("a"),
+            counted("a"),
+            stop("a"),
+            start("b"),
+            start("a"),
+            counted("a"),
+            counted("b"),
+            stop("b"),
+        ];
+        let across = streams_across(&steps, 7);
+        assert_eq!(across, vec![(3, "b".into()), (4, "a".into())]);
+        assert_eq!(waits_on(&steps[..7], &across), vec![5, 6]);
+        // Step 1 waits on the first `a`, which stopped before the boundary.
+        let only_a = [(4, "a".to_string())];
+        assert_eq!(waits_on(&steps[..7], &only_a), vec![5]);
+        assert_eq!(waits_on(&steps[..7], &[]), Vec::<usize>::new());
     }
 }

@@ -67,7 +67,7 @@ impl CaseCost {
             match step {
                 Step::Send(_) if after_send => {}
                 Step::Send(_) => length += SEND_RUN,
-                Step::Wait(wait) => length += *wait,
+                Step::Wait(wait) => length += wait.nominal(),
                 Step::CreatePod(_) => {
                     pods += 1;
                     length += OTHER_STEP;

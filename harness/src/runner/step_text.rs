@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::scenario::{Step, Target};
+use crate::scenario::{Step, Target, Wait};
 
 /// How a step reads in results and failure text (`send icmp client -> web`).
 pub(super) fn summarise(step: &Step) -> String {
@@ -24,7 +24,13 @@ pub(super) fn summarise(step: &Step) -> String {
             target_text(&s.to)
         ),
         Step::StopStream(s) => format!("stop stream {}", s.name),
-        Step::Wait(d) => format!("wait {d:?}"),
+        Step::Wait(Wait::Time(d)) => format!("wait {d:?}"),
+        Step::Wait(Wait::Packets(wait)) => {
+            format!(
+                "wait for {} packets of stream {}",
+                wait.packets, wait.stream
+            )
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use super::live_streams::{RunningStream, StoppingStream};
 use super::step_text::describe_target;
 use crate::check::{self, CheckLine, MigrationFigures, Move, OwnerChange};
 use crate::report::{MigrationReport, ScenarioResult, StepResult};
-use crate::scenario::{StartStream, StopStream};
+use crate::scenario::{PacketWait, StartStream, StopStream};
 use crate::traffic::{now_unix_ns, StreamSpec};
 
 /// Bucket width of the per-pod timeline of a migration.
@@ -61,6 +61,30 @@ impl ScenarioRun<'_> {
             },
         );
         Ok(())
+    }
+
+    /// `wait: {stream, packets}`: until the stream has sent `packets` more
+    /// than it had now, or fail once `within` has passed.
+    pub(super) async fn wait_packets(&mut self, wait: &PacketWait) -> Result<(), RunnerError> {
+        let stream = (self.streams.running.get(&wait.stream))
+            .ok_or_else(|| RunnerError::StreamNotRunning(wait.stream.clone()))?;
+        let mut sent = stream.handle.packets_sent();
+        let from = sent.now();
+        let total = from.saturating_add(wait.packets);
+        match tokio::time::timeout(wait.within, sent.reach(total)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(at)) => Err(RunnerError::PacketWaitEnded {
+                stream: wait.stream.clone(),
+                packets: wait.packets,
+                reached: u64::from(at - from),
+            }),
+            Err(_) => Err(RunnerError::PacketWaitTimedOut {
+                stream: wait.stream.clone(),
+                packets: wait.packets,
+                reached: u64::from(sent.now() - from),
+                within: wait.within,
+            }),
+        }
     }
 
     pub(super) async fn stop_stream(

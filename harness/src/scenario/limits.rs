@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::load::Loader;
 use super::located::Spanned;
 use super::model::{DEFAULT_COUNT, DEFAULT_INTERVAL};
-use super::raw::{RawScenario, RawSend, RawStep};
+use super::raw::{RawPacketWait, RawScenario, RawSend, RawStep, RawWait};
 use super::values::{DurationValue, Name};
 use crate::calico::IpPool;
 use crate::vocab::addressing::{
@@ -27,6 +27,14 @@ pub const MIN_INTERVAL: Duration = Duration::from_micros(100);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(10);
 /// One `wait` step.
 pub const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
+/// A counted wait (`wait: {stream, packets}`) fails when its packets take
+/// longer than its `within`; by default that is this many times their time
+/// at the stream's interval...
+pub const PACKET_WAIT_SLACK: u32 = 10;
+/// ...and at least this long: a loaded machine runs a stream's sender late
+/// (it catches up in bursts), and the bound is there only so that a stuck
+/// stream cannot hold the case.
+pub const PACKET_WAIT_FLOOR: Duration = Duration::from_secs(10);
 /// Waits plus sends, over the whole scenario.
 pub const MAX_TOTAL: Duration = Duration::from_secs(30 * 60);
 /// A hundred nodes of a hundred pods each is the largest lab this harness is
@@ -92,6 +100,63 @@ impl Loader<'_> {
         }
     }
 
+    /// A counted wait's packets and bound (returned, the default filled in),
+    /// for a stream sending every `interval`.
+    pub(super) fn check_packet_wait(
+        &mut self,
+        wait: &RawPacketWait,
+        interval: Duration,
+    ) -> Duration {
+        let packets = wait.packets.value;
+        let nominal = interval.saturating_mul(packets);
+        if packets == 0 {
+            self.error_at(
+                &wait.packets,
+                "a wait for 0 packets waits for nothing: count at least 1 (or use a duration)",
+            );
+        } else if packets > MAX_COUNT {
+            self.error_at(
+                &wait.packets,
+                format!("{packets} packets is over the limit of {MAX_COUNT} packets per wait"),
+            );
+        } else if nominal > MAX_WAIT {
+            self.error_at(
+                &wait.packets,
+                format!(
+                    "{packets} packets at stream `{}`'s interval of {} take {}, over the wait limit of {}",
+                    wait.stream.value,
+                    ms(interval),
+                    ms(nominal),
+                    ms(MAX_WAIT)
+                ),
+            );
+        }
+        let default = (nominal.saturating_mul(PACKET_WAIT_SLACK))
+            .max(PACKET_WAIT_FLOOR)
+            .min(MAX_WAIT);
+        let Some(within) = &wait.within else {
+            return default;
+        };
+        if within.value.0 > MAX_WAIT {
+            let message = format!(
+                "within {} is over the wait limit of {}",
+                ms(within.value.0),
+                ms(MAX_WAIT)
+            );
+            self.error_at(within, message);
+        } else if within.value.0 < nominal {
+            let message = format!(
+                "within {} is shorter than {packets} packets take at stream `{}`'s interval of {} ({}): the wait could never end in time",
+                ms(within.value.0),
+                wait.stream.value,
+                ms(interval),
+                ms(nominal)
+            );
+            self.error_at(within, message);
+        }
+        within.value.0
+    }
+
     /// Cluster size, member names and total running time.
     pub(super) fn check_scale(&mut self, raw: &RawScenario) {
         let nodes = &raw.cluster.nodes.value;
@@ -111,6 +176,7 @@ impl Loader<'_> {
         let mut pods = 0;
         let mut total = Duration::ZERO;
         let mut over = false;
+        let mut intervals = std::collections::BTreeMap::new();
         for step in &raw.steps {
             match &step.value {
                 RawStep::CreatePod(create) => {
@@ -127,7 +193,18 @@ impl Loader<'_> {
                     let interval = send.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.0);
                     total += interval.saturating_mul(count.min(MAX_COUNT));
                 }
-                RawStep::Wait(wait) => total += wait.value.0.min(MAX_WAIT),
+                RawStep::StartStream(start) => {
+                    let interval = start.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.0);
+                    intervals.insert(start.name.as_str(), interval);
+                }
+                RawStep::Wait(RawWait::Time(wait)) => total += wait.value.0.min(MAX_WAIT),
+                RawStep::Wait(RawWait::Packets(wait)) => {
+                    let interval = intervals.get(wait.stream.as_str()).copied();
+                    let nominal = interval
+                        .unwrap_or_default()
+                        .saturating_mul(wait.packets.value);
+                    total += nominal.min(MAX_WAIT);
+                }
                 _ => {}
             }
             if total > MAX_TOTAL && !over {

@@ -101,7 +101,42 @@ pub enum Step {
     Send(Send),
     StartStream(StartStream),
     StopStream(StopStream),
-    Wait(#[serde(serialize_with = "duration_text")] Duration),
+    Wait(Wait),
+}
+
+/// A `wait` step: a time, or a running stream's next packets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Wait {
+    /// `wait: 100ms`.
+    Time(#[serde(serialize_with = "duration_text")] Duration),
+    /// `wait: {stream: s1, packets: 25}`.
+    Packets(PacketWait),
+}
+
+/// Wait until stream `stream` has sent `packets` more packets than it had
+/// when the step began; the step fails when that takes longer than `within`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PacketWait {
+    pub stream: String,
+    pub packets: u32,
+    #[serde(serialize_with = "duration_text")]
+    pub within: Duration,
+    /// The stream's interval: `packets` of them is how long the wait takes
+    /// on time (what the model's clock and a case's cost count).
+    #[serde(skip)]
+    pub interval: Duration,
+}
+
+impl Wait {
+    /// How long the wait takes when its stream keeps to its interval.
+    pub fn nominal(&self) -> Duration {
+        match self {
+            Wait::Time(time) => *time,
+            Wait::Packets(wait) => wait.interval.saturating_mul(wait.packets),
+        }
+    }
 }
 
 /// A pod as the CNI plugin sees it.

@@ -133,7 +133,7 @@ pub(crate) enum RawStep {
     Sends(RawSends),
     StartStream(RawStartStream),
     StopStream(RawStopStream),
-    Wait(Spanned<DurationValue>),
+    Wait(RawWait),
 }
 
 pub(super) const STEP_KINDS: &[&str] = &[
@@ -328,6 +328,49 @@ pub(crate) struct RawStartStream {
     pub interval: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
+}
+
+/// `wait: 100ms`, or `wait: {stream: s1, packets: 25}`.
+#[derive(Debug)]
+pub(crate) enum RawWait {
+    Time(Spanned<DurationValue>),
+    Packets(RawPacketWait),
+}
+
+/// Wait for a running stream's next packets.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawPacketWait {
+    /// A stream running at this step.
+    pub stream: Spanned<Name>,
+    /// How many more packets it must have sent since the step began.
+    pub packets: Spanned<u32>,
+    /// The step fails when the packets take longer; default: ten times
+    /// their time at the stream's interval, and at least 10s.
+    #[serde(default)]
+    pub within: Option<Spanned<DurationValue>>,
+}
+
+impl<'de> Deserialize<'de> for RawWait {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawWait;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as `100ms`, or {stream: ..., packets: ...}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawWait, E> {
+                let time =
+                    Spanned::<DurationValue>::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+                Ok(RawWait::Time(time))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawWait, A::Error> {
+                let wait = RawPacketWait::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawWait::Packets(wait))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use super::located::Spanned;
 use super::raw::{
-    NodeEntry, RawAnnotate, RawCreatePod, RawCreatePods, RawScenario, RawSend, RawSends,
-    RawSetPhase, RawStartStream, RawStep, RawStopStream, STEP_KINDS,
+    NodeEntry, RawAnnotate, RawCreatePod, RawCreatePods, RawPacketWait, RawScenario, RawSend,
+    RawSends, RawSetPhase, RawStartStream, RawStep, RawStopStream, RawWait, STEP_KINDS,
 };
 use super::values::{Address, Cidr, Delivery, DurationValue, Loss, Name, SeenAddress, Target};
 
@@ -165,6 +165,20 @@ impl JsonSchema for NodeEntry {
     }
 }
 
+impl JsonSchema for RawWait {
+    fn schema_name() -> Cow<'static, str> {
+        "Wait".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let time = generator.subschema_for::<DurationValue>();
+        let packets = generator.subschema_for::<RawPacketWait>();
+        json_schema!({
+            "description": "A duration, or `{stream: s1, packets: 25}`: until the running stream has sent that many more packets.",
+            "anyOf": [time, packets]
+        })
+    }
+}
+
 /// One step kind's schema: a mapping whose only key is the kind.
 fn step_kind(kind: &str, body: Schema) -> Schema {
     json_schema!({
@@ -188,7 +202,7 @@ fn step_kinds(generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("sends", generator.subschema_for::<RawSends>()),
         ("startStream", generator.subschema_for::<RawStartStream>()),
         ("stopStream", generator.subschema_for::<RawStopStream>()),
-        ("wait", generator.subschema_for::<DurationValue>()),
+        ("wait", generator.subschema_for::<RawWait>()),
     ]
 }
 

@@ -33,7 +33,8 @@ pub(super) struct Reading<'a> {
     ever: BTreeSet<String>,
     pub(super) oracle: Oracle,
     pub(super) index: LiveIndex,
-    streams: BTreeMap<String, &'a Spanned<Name>>,
+    /// Running streams: where each was started, and its interval.
+    streams: BTreeMap<String, (&'a Spanned<Name>, std::time::Duration)>,
     /// Per step, where a disagreement with the model's prediction points.
     traffic_at: Vec<Option<Spanned<()>>>,
     /// The scenario's `updateOrder`.
@@ -88,7 +89,7 @@ impl Loader<'_> {
                 steps.push(read);
             }
         }
-        for (name, start) in std::mem::take(&mut reading.streams) {
+        for (name, (start, _)) in std::mem::take(&mut reading.streams) {
             self.error_at(start, format!("stream `{name}` is never stopped"));
         }
         // The other profiles: only what traffic sees can differ.
@@ -143,10 +144,11 @@ impl Loader<'_> {
             RawStep::Send(send) => self.send(reading, send),
             RawStep::StartStream(start) => self.start_stream(reading, start),
             RawStep::StopStream(stop) => self.stop_stream(reading, stop),
-            RawStep::Wait(duration) => {
+            RawStep::Wait(RawWait::Time(duration)) => {
                 self.check_wait(duration);
-                Step::Wait(duration.0)
+                Step::Wait(Wait::Time(duration.0))
             }
+            RawStep::Wait(RawWait::Packets(wait)) => self.packet_wait(reading, wait),
         };
         // A step the language already refused says nothing more.
         if self.errors.len() == errors {
@@ -363,9 +365,10 @@ impl Loader<'_> {
         self.check_interval(start.interval.as_ref());
         self.check_endpoints(&start.from, &start.to, reading);
         self.check_port(start.protocol, start.port.as_ref());
+        let interval = start.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0);
         if reading
             .streams
-            .insert(start.name.to_string(), &start.name)
+            .insert(start.name.to_string(), (&start.name, interval))
             .is_some()
         {
             let message = format!("stream `{}` is already running", start.name.value);
@@ -376,9 +379,30 @@ impl Loader<'_> {
             protocol: start.protocol,
             from: start.from.to_string(),
             to: start.to.value.clone(),
-            interval: start.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| d.0),
+            interval,
             port: start.port.as_ref().map_or(DEFAULT_PORT, |p| p.value),
         })
+    }
+
+    /// `wait: {stream: s1, packets: 25}`: the stream must be running here.
+    fn packet_wait(&mut self, reading: &Reading<'_>, wait: &RawPacketWait) -> Step {
+        let interval = match reading.streams.get(wait.stream.as_str()) {
+            Some((_, interval)) => *interval,
+            None => {
+                let message = format!(
+                    "stream `{}` is not running at this step (never started, or already stopped): a wait counts the packets of a running stream",
+                    wait.stream.value
+                );
+                self.error_at(&wait.stream, message);
+                DEFAULT_INTERVAL
+            }
+        };
+        Step::Wait(Wait::Packets(PacketWait {
+            stream: wait.stream.to_string(),
+            packets: wait.packets.value,
+            within: self.check_packet_wait(wait, interval),
+            interval,
+        }))
     }
 
     fn stop_stream(&mut self, reading: &mut Reading<'_>, stop: &RawStopStream) -> Step {

@@ -338,3 +338,65 @@ fn a_stream_across_a_move_to_another_node_in_felix_order_warns() {
     let ordered = load(&text("updateOrder: ordered\n")).unwrap();
     assert_eq!(ordered.warnings, Vec::<String>::new());
 }
+
+const STREAM: &str =
+    "  - startStream: {name: s1, protocol: icmp, from: client, to: node-a, interval: 2ms}\n";
+const STOP: &str = "  - stopStream: {name: s1, expect: {loss: 0}}\n";
+
+/// `wait: {stream, packets}` reads into a counted wait with the stream's
+/// interval and the default bound; a duration wait is still a time.
+#[test]
+fn a_counted_wait_reads_its_stream_packets_and_bound() {
+    let text = format!(
+        "{HEAD}steps:\n{STREAM}  - wait: {{stream: s1, packets: 25}}\n  - wait: {{stream: s1, packets: 2000, within: 5s}}\n  - wait: 100ms\n{STOP}"
+    );
+    let scenario = load(&text).unwrap_or_else(|_| panic!("{}", errors(&text)));
+    let waits: Vec<&Wait> = (scenario.steps.iter())
+        .filter_map(|step| match step {
+            Step::Wait(wait) => Some(wait),
+            _ => None,
+        })
+        .collect();
+    let counted = PacketWait {
+        stream: "s1".into(),
+        packets: 25,
+        within: limits::PACKET_WAIT_FLOOR,
+        interval: std::time::Duration::from_millis(2),
+    };
+    assert_eq!(waits[0], &Wait::Packets(counted.clone()));
+    assert_eq!(waits[0].nominal(), std::time::Duration::from_millis(50));
+    let long = PacketWait {
+        packets: 2000,
+        within: std::time::Duration::from_secs(5),
+        ..counted
+    };
+    assert_eq!(waits[1], &Wait::Packets(long));
+    assert_eq!(waits[2], &Wait::Time(std::time::Duration::from_millis(100)));
+}
+
+/// A counted wait names a running stream, counts at least one packet, and
+/// its bound leaves time for them; errors point at the value at fault.
+#[test]
+fn counted_wait_errors() {
+    let cases = [
+        // No such stream; a stream already stopped.
+        format!("{STREAM}  - wait: {{stream: s2, packets: 25}}\n{STOP}"),
+        format!("{STREAM}{STOP}  - wait: {{stream: s1, packets: 25}}\n"),
+        // Zero packets; more than a send may have; longer than a wait may last.
+        format!("{STREAM}  - wait: {{stream: s1, packets: 0}}\n{STOP}"),
+        format!("{STREAM}  - wait: {{stream: s1, packets: 4000000}}\n{STOP}"),
+        format!("  - startStream: {{name: s1, protocol: icmp, from: client, to: node-a, interval: 10ms}}\n  - wait: {{stream: s1, packets: 90000}}\n{STOP}"),
+        // A bound the packets cannot keep, a bound over the limit.
+        format!("{STREAM}  - wait: {{stream: s1, packets: 100, within: 100ms}}\n{STOP}"),
+        format!("{STREAM}  - wait: {{stream: s1, packets: 100, within: 11m}}\n{STOP}"),
+        // Unknown key, neither a duration nor a mapping, a bad duration.
+        format!("{STREAM}  - wait: {{stream: s1, count: 25}}\n{STOP}"),
+        format!("{STREAM}  - wait: [s1, 25]\n{STOP}"),
+        format!("{STREAM}  - wait: 10 parsecs\n{STOP}"),
+    ];
+    let rendered: Vec<String> = cases
+        .iter()
+        .map(|steps| errors(&format!("{HEAD}steps:\n{steps}")))
+        .collect();
+    insta::assert_yaml_snapshot!(rendered);
+}

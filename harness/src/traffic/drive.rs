@@ -3,7 +3,7 @@
 //! probe they answer by the token's sequence number. A free-running probe of
 //! raw packets runs on [`super::inline`] instead, with the same [`Tally`].
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use super::probe::Transport;
@@ -24,22 +24,23 @@ pub(crate) async fn drive(
     drive_async(transport, pace, stop, None).await
 }
 
-/// A background stream's run: as [`drive`], telling `first_sent` once its
-/// first probe has been handed to the kernel.
+/// A background stream's run: as [`drive`], telling `sent` how many probes
+/// it has handed to the kernel so far (a send that failed counts too: it
+/// took its tick), after each one.
 pub(crate) async fn drive_stream(
     transport: &mut Transport,
     pace: Pace,
     stop: watch::Receiver<bool>,
-    first_sent: oneshot::Sender<()>,
+    sent: watch::Sender<u32>,
 ) -> DriveResult {
-    drive_async(transport, pace, Some(stop), Some(first_sent)).await
+    drive_async(transport, pace, Some(stop), Some(&sent)).await
 }
 
 async fn drive_async(
     transport: &mut Transport,
     pace: Pace,
     mut stop: Option<watch::Receiver<bool>>,
-    mut first_sent: Option<oneshot::Sender<()>>,
+    sent: Option<&watch::Sender<u32>>,
 ) -> DriveResult {
     let mut tally = Tally::new(pace.count);
     let mut stopping = false;
@@ -71,8 +72,8 @@ async fn drive_async(
             let at = std::time::Instant::now();
             let ok = transport.send(seq).await.is_ok();
             tally.record_send_at(ok, at);
-            if let Some(sent) = first_sent.take() {
-                let _ = sent.send(());
+            if let Some(sent) = sent {
+                sent.send_replace(tally.result.sent);
             }
             continue;
         }
@@ -98,8 +99,8 @@ async fn drive_async(
                 let at = std::time::Instant::now();
                 let ok = transport.send(tally.result.sent).await.is_ok();
                 tally.record_send_at(ok, at);
-                if let Some(sent) = first_sent.take() {
-                    let _ = sent.send(());
+                if let Some(sent) = sent {
+                    sent.send_replace(tally.result.sent);
                 }
             }
             _ = tokio::time::sleep_until(stalled_at), if more && !window_open => {

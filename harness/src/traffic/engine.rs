@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::seed::Seed;
 use tokio::task::JoinHandle;
@@ -62,9 +62,38 @@ impl Drop for Endpoint {
 pub struct StreamHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<ProbeOutcome, TrafficError>>,
+    sent: PacketsSent,
+}
+
+/// How many probes a running stream has sent so far, as its sender counts
+/// them (`Tally`'s `sent`, in [`drive::drive_stream`]).
+#[derive(Clone)]
+pub struct PacketsSent(watch::Receiver<u32>);
+
+impl PacketsSent {
+    /// Probes sent so far.
+    pub fn now(&self) -> u32 {
+        *self.0.borrow()
+    }
+
+    /// Wait until `total` probes have been sent; `Err` with the count
+    /// reached when the sender ended first.
+    pub async fn reach(&mut self, total: u32) -> Result<(), u32> {
+        let reached = self.0.wait_for(|&n| n >= total).await.is_ok();
+        if reached {
+            Ok(())
+        } else {
+            Err(self.now())
+        }
+    }
 }
 
 impl StreamHandle {
+    /// The stream's count of probes sent.
+    pub fn packets_sent(&self) -> PacketsSent {
+        self.sent.clone()
+    }
+
     /// Stop sending, wait for late replies, and return everything the stream saw.
     pub async fn stop(self) -> Result<ProbeOutcome, TrafficError> {
         self.stop_sending().outcome().await
@@ -446,7 +475,7 @@ impl TrafficEngine {
         let id = self.reserve_probe_ids(1).start;
         let mut transport = self.open(&opening, id).await?;
         let (stop, stopped) = watch::channel(false);
-        let (first_sent, sent) = oneshot::channel();
+        let (counting, sent) = watch::channel(0);
         let engine = self.clone();
         let task = tokio::spawn(async move {
             let pace = drive::Pace {
@@ -456,7 +485,7 @@ impl TrafficEngine {
                 window: usize::MAX,
                 timeout: STREAM_DRAIN,
             };
-            let result = drive::drive_stream(&mut transport, pace, stopped, first_sent).await;
+            let result = drive::drive_stream(&mut transport, pace, stopped, counting).await;
             let sctp_events = transport.close().await;
             Ok(engine
                 .outcome(
@@ -471,7 +500,37 @@ impl TrafficEngine {
                 .await)
         });
         // The task dropping its end (it ended before sending) ends the wait too.
-        let _ = tokio::time::timeout(STREAM_FIRST_SEND, sent).await;
-        Ok(StreamHandle { stop, task })
+        let mut first = sent.clone();
+        let _ = tokio::time::timeout(STREAM_FIRST_SEND, first.wait_for(|&n| n >= 1)).await;
+        Ok(StreamHandle {
+            stop,
+            task,
+            sent: PacketsSent(sent),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A counted wait ends when the stream's count reaches the total, and
+    /// with the count reached when its sender ends first.
+    #[tokio::test]
+    async fn packets_sent_reaches_a_total_or_says_where_the_sender_ended() {
+        let (counting, sent) = watch::channel(0);
+        let mut sent = PacketsSent(sent);
+        let sender = tokio::spawn(async move {
+            for n in 1..=5 {
+                tokio::task::yield_now().await;
+                counting.send_replace(n);
+            }
+        });
+        assert_eq!(sent.reach(5).await, Ok(()));
+        assert_eq!(sent.now(), 5);
+        sender.await.unwrap();
+        assert_eq!(sent.reach(6).await, Err(5));
+        // A total already reached needs no more packets, even from a sender gone.
+        assert_eq!(sent.reach(3).await, Ok(()));
     }
 }

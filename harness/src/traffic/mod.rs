@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::lab::netns::{Netns, NetnsError};
 
 pub use capture::{Capture, CapturedFrame};
-pub use engine::{StoppedStream, StreamHandle, TrafficEngine};
+pub use engine::{PacketsSent, StoppedStream, StreamHandle, TrafficEngine};
 pub use observation::{
     now_unix_ns, IcmpErrorObservation, Observation, PacketRole, Protocol, ReplyObservation,
 };

@@ -118,3 +118,12 @@ pub fn profile_name(profile: ConntrackProfile) -> &'static str {
         ConntrackProfile::Strict => "strict",
     }
 }
+
+/// The address family `v6` asks for.
+pub(super) fn family(v6: bool) -> crate::vocab::IpFamily {
+    if v6 {
+        crate::vocab::IpFamily::V6
+    } else {
+        crate::vocab::IpFamily::V4
+    }
+}

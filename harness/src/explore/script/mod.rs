@@ -12,6 +12,7 @@ mod claims;
 mod config;
 mod situations;
 
+use config::family;
 pub use config::{
     cluster_config, floating_address, outside_address, pools, profile_name, SPARE_POD,
     TINY_BLOCK_SIZE, TINY_POD_POOL,
@@ -87,6 +88,8 @@ pub enum ScriptStep {
         expect: StreamExpectation,
     },
     WaitMs(u64),
+    /// Until the stream named has sent this many more packets.
+    WaitPackets(String, u64),
 }
 
 impl ScriptStep {
@@ -396,9 +399,17 @@ impl Reader<'_> {
     }
 
     /// A wait step: the model's clock moves on too (keyless GRE entries
-    /// time out by it).
+    /// time out by it). While a stream that cannot lose its connection runs,
+    /// it counts that stream's packets: `ms` of its interval.
     fn wait(&mut self, ms: u64) {
-        self.steps.push(ScriptStep::WaitMs(ms));
+        let counted = self
+            .streams
+            .iter()
+            .find(|(_, track)| track.sends_until_stopped());
+        self.steps.push(match counted {
+            Some((stream, _)) => ScriptStep::WaitPackets(stream.clone(), ms / STREAM_INTERVAL_MS),
+            None => ScriptStep::WaitMs(ms),
+        });
         self.cluster.elapse(std::time::Duration::from_millis(ms));
     }
 
@@ -580,13 +591,5 @@ impl Reader<'_> {
                 expect: track.expectation(),
             });
         }
-    }
-}
-
-fn family(v6: bool) -> IpFamily {
-    if v6 {
-        IpFamily::V6
-    } else {
-        IpFamily::V4
     }
 }
