@@ -54,16 +54,15 @@ impl<'a> ScenarioRun<'a> {
                 .map_err(RunnerError::Build)?
         };
         let pools = &scenario.cluster.pools;
-        let bird = match (options.routing, adopt) {
-            (RoutingMode::Bird, false) => Some(super::bird::start_bird(&lab, pools)?),
+        let adopted = match (options.routing, adopt) {
             (RoutingMode::Bird, true) => Some(super::bird::adopt_bird(&lab, pools)?),
-            (RoutingMode::Model, _) => None,
+            _ => None,
         };
         let traffic_name = lab.name().to_string();
         let mut run = Self::around(
             scenario,
             lab,
-            bird,
+            adopted,
             dataplane,
             profile,
             options,
@@ -71,6 +70,17 @@ impl<'a> ScenarioRun<'a> {
         )
         .await?;
         run.mode.adopting = adopt;
+        // BIRD after the dataplane follows the nodes' flows (`around`): its
+        // sessions are the first connections a fresh lab tracks.
+        if options.routing == RoutingMode::Bird && !adopt {
+            match super::bird::start_bird(&run.lab, pools) {
+                Ok(bird) => run.bird = Some(bird),
+                Err(error) => {
+                    let _ = run.finish();
+                    return Err(error);
+                }
+            }
+        }
         Ok(run)
     }
 
@@ -107,6 +117,7 @@ impl<'a> ScenarioRun<'a> {
         add_host_endpoints(&engine, &lab, cluster).await?;
         let members = LabMembers::of(&lab)?;
         let chosen = dataplane.build();
+        follow_flows(&*chosen.dataplane, &lab, cluster)?;
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing)
@@ -219,6 +230,23 @@ async fn add_host_endpoints(
                 interface: Some(UPLINK.to_string()),
             })
             .await?;
+    }
+    Ok(())
+}
+
+/// Have the dataplane follow each node's flows from now, before the case
+/// sends anything (and before BIRD connects), so its conntrack deletions
+/// need not dump the tables. A node it cannot follow is only slower.
+fn follow_flows(
+    dataplane: &dyn crate::dataplane::Dataplane,
+    lab: &Lab,
+    cluster: &crate::scenario::Cluster,
+) -> Result<(), RunnerError> {
+    for node in &cluster.nodes {
+        let netns = lab.netns(node)?;
+        if let Err(error) = dataplane.follow_flows(netns) {
+            tracing::debug!(%error, node, "conntrack deletions will dump the table");
+        }
     }
     Ok(())
 }
