@@ -83,19 +83,22 @@ impl ConntrackWatch {
             }
         };
         // The count is read after the subscription: an entry it does not
-        // count was allocated after it, so its event is queued.
-        let (events, count) = node
-            .run(|| -> std::io::Result<(Socket, Option<u64>)> {
+        // count was allocated after it, so its event is queued. Both sockets
+        // are opened on the one thread that entered the node.
+        let (events, count, requests) = node.run(|| {
+            let subscribe = || -> std::io::Result<Socket> {
                 let mut socket = Socket::new(NETLINK_NETFILTER)?;
                 socket.bind(&SocketAddr::new(0, 0))?;
                 socket.add_membership(NEW_EVENTS)?;
                 socket.add_membership(DESTROY_EVENTS)?;
-                let count = std::fs::read_to_string(COUNT_FILE)
-                    .ok()
-                    .and_then(|text| text.trim().parse().ok());
-                Ok((socket, count))
-            })?
-            .map_err(io("subscribe to conntrack events"))?;
+                Ok(socket)
+            };
+            let events = subscribe().map_err(io("subscribe to conntrack events"))?;
+            let count: Option<u64> = std::fs::read_to_string(COUNT_FILE)
+                .ok()
+                .and_then(|text| text.trim().parse().ok());
+            Ok::<_, ConntrackError>((events, count, Conntrack::open_here(node.name())?))
+        })??;
         events
             .set_non_blocking(true)
             .map_err(io("make the event socket non-blocking"))?;
@@ -105,7 +108,7 @@ impl ConntrackWatch {
         Ok(Self {
             netns,
             events,
-            requests: Conntrack::open(node)?,
+            requests,
             entries: (count == Some(0)).then(HashMap::new),
         })
     }

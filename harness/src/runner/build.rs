@@ -2,7 +2,7 @@
 //! traffic endpoints and control plane; and its end, torn down or kept.
 
 use super::case::{Mode, ScenarioRun};
-use super::choice::DataplaneChoice;
+use super::choice::{ChosenDataplane, DataplaneChoice};
 use super::error::RunnerError;
 use super::live_streams::Streams;
 use super::options::RunOptions;
@@ -54,33 +54,27 @@ impl<'a> ScenarioRun<'a> {
                 .map_err(RunnerError::Build)?
         };
         let pools = &scenario.cluster.pools;
-        let adopted = match (options.routing, adopt) {
+        // BIRD once the dataplane follows the nodes' flows: its sessions are
+        // the first connections a fresh lab tracks.
+        let chosen = dataplane.build();
+        follow_flows(&*chosen.dataplane, &lab, &scenario.cluster)?;
+        let bird = match (options.routing, adopt) {
+            (RoutingMode::Bird, false) => Some(super::bird::start_bird(&lab, pools)?),
             (RoutingMode::Bird, true) => Some(super::bird::adopt_bird(&lab, pools)?),
-            _ => None,
+            (RoutingMode::Model, _) => None,
         };
         let traffic_name = lab.name().to_string();
         let mut run = Self::around(
             scenario,
             lab,
-            adopted,
-            dataplane,
+            bird,
+            (dataplane, chosen),
             profile,
             options,
             &traffic_name,
         )
         .await?;
         run.mode.adopting = adopt;
-        // BIRD after the dataplane follows the nodes' flows (`around`): its
-        // sessions are the first connections a fresh lab tracks.
-        if options.routing == RoutingMode::Bird && !adopt {
-            match super::bird::start_bird(&run.lab, pools) {
-                Ok(bird) => run.bird = Some(bird),
-                Err(error) => {
-                    let _ = run.finish();
-                    return Err(error);
-                }
-            }
-        }
         Ok(run)
     }
 
@@ -98,16 +92,20 @@ impl<'a> ScenarioRun<'a> {
         options: &RunOptions,
         case_name: &str,
     ) -> Result<ScenarioRun<'a>, RunnerError> {
+        let chosen = dataplane.build();
+        follow_flows(&*chosen.dataplane, &lab, &scenario.cluster)?;
+        let dataplane = (dataplane, chosen);
         Self::around(scenario, lab, None, dataplane, profile, options, case_name).await
     }
 
     /// The case's state around a lab: traffic endpoints for its hosts and a
-    /// control plane that believes the lab holds nothing yet.
+    /// control plane over the dataplane built for it (already following the
+    /// nodes' flows) that believes the lab holds nothing yet.
     async fn around(
         scenario: &'a Scenario,
         lab: Lab,
         bird: Option<LabBird>,
-        dataplane: &DataplaneChoice,
+        (dataplane, chosen): (&DataplaneChoice, ChosenDataplane),
         profile: ConntrackProfile,
         options: &RunOptions,
         traffic_name: &str,
@@ -116,8 +114,6 @@ impl<'a> ScenarioRun<'a> {
         let engine = TrafficEngine::with_seed(traffic_name, options.seed);
         add_host_endpoints(&engine, &lab, cluster).await?;
         let members = LabMembers::of(&lab)?;
-        let chosen = dataplane.build();
-        follow_flows(&*chosen.dataplane, &lab, cluster)?;
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing)
