@@ -174,3 +174,79 @@ fn the_watch_deletes_flows_it_learnt_of_from_events() {
     let listed = conntrack_program_lists(node, Family::V4);
     assert!(!listed.contains(&format!("dst={late}")), "{listed}");
 }
+
+/// A watch opened while the node tracks nothing starts with a complete
+/// record (no dump), and the kernel backends' deletions (Felix's iptables
+/// and nftables modes, followed from before the first flow as the runner
+/// does) find a later flow from its event alone; a watch opened once a flow
+/// exists must still dump.
+#[rstest]
+#[case::iptables(BackendKind::Iptables)]
+#[case::nftables(BackendKind::Nftables)]
+fn a_node_followed_before_any_flow_needs_no_dump(#[case] kind: BackendKind) {
+    let prefix = match kind {
+        BackendKind::Iptables => "cfi",
+        _ => "cfn",
+    };
+    let lab = TestLab::build(
+        &lab_name(prefix),
+        vec![node("node-0", &[])],
+        &["client"],
+        &[],
+    );
+    let node_address = lab.lab.node_uplink("node-0", Family::V4).unwrap().unwrap();
+    let fip = ip("203.0.113.9");
+    lab.block_on(
+        lab.lab
+            .replace_host_route("fabric", fip, &NextHop::Via(node_address)),
+    )
+    .unwrap();
+    let (client, node) = (lab.netns("client"), lab.netns("node-0"));
+    let watch = ConntrackWatch::open(node).unwrap();
+    assert!(
+        watch.trusted(),
+        "nothing tracked yet: the record is complete"
+    );
+    drop(watch);
+    let dataplane = backend(kind);
+    dataplane.follow_flows(node).unwrap();
+    dataplane
+        .apply(
+            node,
+            &NodeNatState {
+                dnat: vec![DnatMapping {
+                    external: fip,
+                    internal: node_address,
+                }],
+                snat: vec![],
+                filter: None,
+            },
+        )
+        .unwrap();
+    let ping = || {
+        let out = client
+            .command(program("ping"))
+            .args(["-c1", "-W2", &fip.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    ping();
+    let listed = conntrack_program_lists(node, Family::V4);
+    assert!(listed.contains(&format!("dst={fip}")), "{listed}");
+    assert!(
+        !ConntrackWatch::open(node).unwrap().trusted(),
+        "a flow is tracked: a new watch must dump first"
+    );
+    let rules = [ConntrackMatch::OrigDst(fip)];
+    assert_eq!(dataplane.flush(node, &rules).unwrap(), 1);
+    let listed = conntrack_program_lists(node, Family::V4);
+    assert!(!listed.contains(&format!("dst={fip}")), "{listed}");
+    ping();
+    assert_eq!(
+        dataplane.flush(node, &rules).unwrap(),
+        1,
+        "the flow made after the first deletion is known from its event"
+    );
+    dataplane.remove(node).unwrap();
+}

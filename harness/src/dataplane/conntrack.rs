@@ -200,20 +200,25 @@ pub struct Conntrack {
 impl Conntrack {
     /// Open the socket inside `node`.
     pub fn open(node: &Netns) -> Result<Self, ConntrackError> {
-        let netns = node.name().to_string();
-        let socket = node.run(|| -> std::io::Result<Socket> {
+        node.run(|| Self::open_here(node.name()))?
+    }
+
+    /// Open the socket in the namespace of the calling thread (one that
+    /// entered `netns`, which names it in errors).
+    pub(crate) fn open_here(netns: &str) -> Result<Self, ConntrackError> {
+        let open = || -> std::io::Result<Socket> {
             let mut socket = Socket::new(NETLINK_NETFILTER)?;
             socket.bind_auto()?;
             socket.connect(&SocketAddr::new(0, 0))?;
             Ok(socket)
-        })?;
-        let socket = socket.map_err(|source| ConntrackError::Io {
-            netns: netns.clone(),
+        };
+        let socket = open().map_err(|source| ConntrackError::Io {
+            netns: netns.to_string(),
             action: "open ctnetlink socket",
             source,
         })?;
         Ok(Self {
-            netns,
+            netns: netns.to_string(),
             socket,
             sequence: 0,
         })

@@ -14,6 +14,20 @@
 //! When the kernel could not deliver an event (the socket's queue overflowed:
 //! ENOBUFS), the record is no longer trusted and the next deletion dumps
 //! again.
+//!
+//! A watch opened while the node tracks nothing (the kernel's count of the
+//! namespace's entries is 0 once the socket is subscribed) needs no dump at
+//! all: every entry made later is confirmed after the subscription, so its
+//! event reaches the socket. The runner opens one per node before anything
+//! flows in the lab ([`KernelFlows::follow`]), for all three netfilter
+//! backends: Felix's iptables and nftables modes delete with the `conntrack`
+//! program (felix/conntrack/conntrack.go `RemoveConntrackFlows`: `conntrack
+//! --family F --delete --orig-src IP`, then `--reply-src IP`), which dumps
+//! the table and deletes each entry that matches; a record kept from the
+//! events holds the same entries as that dump at the moment of the
+//! deletion, so the same entries go (the harness's rules, matched as
+//! before). Only the cost differs: 5 ms of CPU per dump, about a tenth of a
+//! catalogue run's CPU before (docs/benchmarks.md, session 9).
 
 use std::collections::HashMap;
 
@@ -27,7 +41,12 @@ use super::conntrack::{
     ConntrackMatch,
 };
 use super::nfnl::set_int_option;
+use super::per_node::PerNode;
+use super::DataplaneError;
 use crate::lab::netns::Netns;
+
+/// The kernel's count of the namespace's conntrack entries, read from inside it.
+const COUNT_FILE: &str = "/proc/sys/net/netfilter/nf_conntrack_count";
 
 /// NFNLGRP_CONNTRACK_NEW and NFNLGRP_CONNTRACK_DESTROY
 /// (linux/netfilter/nfnetlink.h).
@@ -49,8 +68,10 @@ pub struct ConntrackWatch {
 }
 
 impl ConntrackWatch {
-    /// Subscribe to `node`'s conntrack events. The first deletion dumps the
-    /// table once; events queued from here on keep it current.
+    /// Subscribe to `node`'s conntrack events. When the node tracks no
+    /// entry at that moment the record starts empty and complete; otherwise
+    /// the first deletion dumps the table once. Events queued from here on
+    /// keep it current.
     pub fn open(node: &Netns) -> Result<Self, ConntrackError> {
         let netns = node.name().to_string();
         let io = |action: &'static str| {
@@ -61,15 +82,23 @@ impl ConntrackWatch {
                 source,
             }
         };
-        let events = node
-            .run(|| -> std::io::Result<Socket> {
+        // The count is read after the subscription: an entry it does not
+        // count was allocated after it, so its event is queued. Both sockets
+        // are opened on the one thread that entered the node.
+        let (events, count, requests) = node.run(|| {
+            let subscribe = || -> std::io::Result<Socket> {
                 let mut socket = Socket::new(NETLINK_NETFILTER)?;
                 socket.bind(&SocketAddr::new(0, 0))?;
                 socket.add_membership(NEW_EVENTS)?;
                 socket.add_membership(DESTROY_EVENTS)?;
                 Ok(socket)
-            })?
-            .map_err(io("subscribe to conntrack events"))?;
+            };
+            let events = subscribe().map_err(io("subscribe to conntrack events"))?;
+            let count: Option<u64> = std::fs::read_to_string(COUNT_FILE)
+                .ok()
+                .and_then(|text| text.trim().parse().ok());
+            Ok::<_, ConntrackError>((events, count, Conntrack::open_here(node.name())?))
+        })??;
         events
             .set_non_blocking(true)
             .map_err(io("make the event socket non-blocking"))?;
@@ -79,9 +108,14 @@ impl ConntrackWatch {
         Ok(Self {
             netns,
             events,
-            requests: Conntrack::open(node)?,
-            entries: None,
+            requests,
+            entries: (count == Some(0)).then(HashMap::new),
         })
+    }
+
+    /// Whether the record is complete now, with no dump (a test's question).
+    pub fn trusted(&self) -> bool {
+        self.entries.is_some()
     }
 
     /// Delete the entries any of `rules` selects; returns how many went.
@@ -204,4 +238,56 @@ fn set_receive_buffer(socket: &Socket) -> std::io::Result<()> {
             _ => Err(e),
         },
     )
+}
+
+/// The kernel conntrack tables of a backend's nodes, each followed by a
+/// [`ConntrackWatch`] kept open until the node is removed (closing a
+/// NETLINK_NETFILTER socket can cost the kernel an RCU grace period, see
+/// `NfSocket`).
+#[derive(Debug, Default)]
+pub(crate) struct KernelFlows {
+    watches: PerNode<ConntrackWatch>,
+}
+
+impl KernelFlows {
+    /// Start following `node`'s table, if not yet followed: best before
+    /// anything flows there, when the record needs no dump.
+    pub(crate) fn follow(&self, node: &Netns) -> Result<(), DataplaneError> {
+        let watch = match self.watches.take(node) {
+            Some(watch) => watch,
+            None => ConntrackWatch::open(node).map_err(|e| conntrack_error(node, e))?,
+        };
+        self.watches.put(node, watch);
+        Ok(())
+    }
+
+    /// Delete the entries any of `rules` selects (following the node's
+    /// table from now on if it was not); returns how many went.
+    pub(crate) fn flush(
+        &self,
+        node: &Netns,
+        rules: &[ConntrackMatch],
+    ) -> Result<usize, DataplaneError> {
+        let mut watch = match self.watches.take(node) {
+            Some(watch) => watch,
+            None => ConntrackWatch::open(node).map_err(|e| conntrack_error(node, e))?,
+        };
+        let deleted = watch
+            .delete_matching(rules)
+            .map_err(|e| conntrack_error(node, e))?;
+        self.watches.put(node, watch);
+        Ok(deleted)
+    }
+
+    /// Stop following `node`'s table.
+    pub(crate) fn forget(&self, node: &Netns) {
+        self.watches.forget(node);
+    }
+}
+
+fn conntrack_error(node: &Netns, source: ConntrackError) -> DataplaneError {
+    DataplaneError::Conntrack {
+        netns: node.name().to_string(),
+        source,
+    }
 }

@@ -112,6 +112,14 @@ pub trait Dataplane: Send + Sync {
         })
     }
 
+    /// Start following the flow state of `node` before anything flows there,
+    /// so that later flushes need not read the whole of it (see
+    /// [`conntrack_watch::ConntrackWatch`]). Nothing by default; a failure
+    /// only means the flushes read it all.
+    fn follow_flows(&self, _node: &Netns) -> Result<(), DataplaneError> {
+        Ok(())
+    }
+
     /// The features this dataplane lacks among those a case needs (address
     /// families, protocols), each as a phrase for the case's error.
     fn unsupported(&self, _families: &[IpFamily], _protocols: &[Protocol]) -> Vec<String> {

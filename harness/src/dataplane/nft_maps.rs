@@ -39,7 +39,7 @@ use std::net::IpAddr;
 
 use super::applied::AppliedStates;
 use super::conntrack::ConntrackMatch;
-use super::conntrack_watch::ConntrackWatch;
+use super::conntrack_watch::KernelFlows;
 use super::exec::{nft_list_tables, nft_read_tables};
 use super::harness_filter::HarnessFilter;
 use super::nfnl::{NfBatch, NfSocket};
@@ -94,7 +94,7 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
 /// any reason it falls back to the full replacement.
 ///
 /// It keeps one netfilter socket per node for its transactions and a
-/// [`ConntrackWatch`] for conntrack deletions, open until the node's tables
+/// conntrack watch for conntrack deletions ([`KernelFlows`]), open until the node's tables
 /// are removed: closing such a socket costs the kernel an RCU grace period
 /// (see [`NfSocket`]), which would be most of a move's time.
 #[derive(Debug)]
@@ -104,7 +104,7 @@ pub struct NftMapsBackend {
     /// Felix's workload dispatch and NAT-outgoing, in the harness's table.
     filter: HarnessFilter,
     sockets: PerNode<NfSocket>,
-    conntrack: PerNode<ConntrackWatch>,
+    conntrack: KernelFlows,
 }
 
 impl Default for NftMapsBackend {
@@ -120,7 +120,7 @@ impl NftMapsBackend {
             applied: AppliedStates::default(),
             filter: HarnessFilter::default(),
             sockets: PerNode::default(),
-            conntrack: PerNode::default(),
+            conntrack: KernelFlows::default(),
         }
     }
 
@@ -159,20 +159,13 @@ impl Dataplane for NftMapsBackend {
         removed
     }
 
-    /// The kernel's conntrack table, as every netfilter backend, but followed
-    /// through its events (see [`ConntrackWatch`]) instead of dumped.
+    /// The kernel's conntrack table, as every netfilter backend.
     fn flush(&self, node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, DataplaneError> {
-        let error = |source| DataplaneError::Conntrack {
-            netns: node.name().to_string(),
-            source,
-        };
-        let mut conntrack = match self.conntrack.take(node) {
-            Some(conntrack) => conntrack,
-            None => ConntrackWatch::open(node).map_err(error)?,
-        };
-        let deleted = conntrack.delete_matching(rules).map_err(error)?;
-        self.conntrack.put(node, conntrack);
-        Ok(deleted)
+        self.conntrack.flush(node, rules)
+    }
+
+    fn follow_flows(&self, node: &Netns) -> Result<(), DataplaneError> {
+        self.conntrack.follow(node)
     }
 
     fn dump(&self, node: &Netns) -> Result<String, DataplaneError> {

@@ -47,6 +47,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::applied::AppliedStates;
+use super::conntrack::ConntrackMatch;
+use super::conntrack_watch::KernelFlows;
 use super::exec::{nft_list_tables, nft_read_tables, run_in};
 use super::felix_hash::chained_hashes;
 use super::felix_rules::{self, Action, Chain, Rule, BASE_JUMPS, FIP_DNAT, FIP_SNAT};
@@ -280,6 +282,8 @@ pub fn parse_listing(json: &str) -> Result<NodeNatState, serde_json::Error> {
 pub struct NftablesBackend {
     features: Features,
     applied: AppliedStates,
+    /// Each node's conntrack table, for Felix's deletions.
+    flows: KernelFlows,
 }
 
 impl Default for NftablesBackend {
@@ -299,6 +303,7 @@ impl NftablesBackend {
         Self {
             features,
             applied: AppliedStates::default(),
+            flows: KernelFlows::default(),
         }
     }
 
@@ -335,8 +340,20 @@ impl Dataplane for NftablesBackend {
         )
     }
 
+    /// Felix's deletions (felix/conntrack/conntrack.go
+    /// `RemoveConntrackFlows`) on the node's kernel table, found through its
+    /// events rather than a dump (see [`KernelFlows`]).
+    fn flush(&self, node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, DataplaneError> {
+        self.flows.flush(node, rules)
+    }
+
+    fn follow_flows(&self, node: &Netns) -> Result<(), DataplaneError> {
+        self.flows.follow(node)
+    }
+
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         self.applied.remember(node, None);
+        self.flows.forget(node);
         self.run_script(node, &render_removal())
     }
 

@@ -13,7 +13,7 @@ use super::render::patch;
 use super::timing::Delayed;
 use crate::dataplane::exec::run_in;
 use crate::dataplane::{
-    Dataplane, DataplaneError, DnatMapping, NodeNatState, NodeTopology, SnatMapping,
+    ConntrackMatch, Dataplane, DataplaneError, DnatMapping, NodeNatState, NodeTopology, SnatMapping,
 };
 use crate::lab::netns::Netns;
 
@@ -194,6 +194,15 @@ impl Dataplane for MutantDataplane {
 
     fn read(&self, node: &Netns) -> Result<NodeNatState, DataplaneError> {
         self.inner.read(node)
+    }
+
+    /// The inner backend's conntrack deletions: a NAT bug bends no flush.
+    fn flush(&self, node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, DataplaneError> {
+        self.inner.flush(node, rules)
+    }
+
+    fn follow_flows(&self, node: &Netns) -> Result<(), DataplaneError> {
+        self.inner.follow_flows(node)
     }
 
     fn wants_topology(&self) -> bool {

@@ -2,7 +2,7 @@
 //! traffic endpoints and control plane; and its end, torn down or kept.
 
 use super::case::{Mode, ScenarioRun};
-use super::choice::DataplaneChoice;
+use super::choice::{ChosenDataplane, DataplaneChoice};
 use super::error::RunnerError;
 use super::live_streams::Streams;
 use super::options::RunOptions;
@@ -54,6 +54,10 @@ impl<'a> ScenarioRun<'a> {
                 .map_err(RunnerError::Build)?
         };
         let pools = &scenario.cluster.pools;
+        // BIRD once the dataplane follows the nodes' flows: its sessions are
+        // the first connections a fresh lab tracks.
+        let chosen = dataplane.build();
+        follow_flows(&*chosen.dataplane, &lab, &scenario.cluster)?;
         let bird = match (options.routing, adopt) {
             (RoutingMode::Bird, false) => Some(super::bird::start_bird(&lab, pools)?),
             (RoutingMode::Bird, true) => Some(super::bird::adopt_bird(&lab, pools)?),
@@ -64,7 +68,7 @@ impl<'a> ScenarioRun<'a> {
             scenario,
             lab,
             bird,
-            dataplane,
+            (dataplane, chosen),
             profile,
             options,
             &traffic_name,
@@ -88,16 +92,20 @@ impl<'a> ScenarioRun<'a> {
         options: &RunOptions,
         case_name: &str,
     ) -> Result<ScenarioRun<'a>, RunnerError> {
+        let chosen = dataplane.build();
+        follow_flows(&*chosen.dataplane, &lab, &scenario.cluster)?;
+        let dataplane = (dataplane, chosen);
         Self::around(scenario, lab, None, dataplane, profile, options, case_name).await
     }
 
     /// The case's state around a lab: traffic endpoints for its hosts and a
-    /// control plane that believes the lab holds nothing yet.
+    /// control plane over the dataplane built for it (already following the
+    /// nodes' flows) that believes the lab holds nothing yet.
     async fn around(
         scenario: &'a Scenario,
         lab: Lab,
         bird: Option<LabBird>,
-        dataplane: &DataplaneChoice,
+        (dataplane, chosen): (&DataplaneChoice, ChosenDataplane),
         profile: ConntrackProfile,
         options: &RunOptions,
         traffic_name: &str,
@@ -106,7 +114,6 @@ impl<'a> ScenarioRun<'a> {
         let engine = TrafficEngine::with_seed(traffic_name, options.seed);
         add_host_endpoints(&engine, &lab, cluster).await?;
         let members = LabMembers::of(&lab)?;
-        let chosen = dataplane.build();
         let control = ControlPlane::new(std::sync::Arc::new(members), chosen.dataplane, profile)
             .with_policy(chosen.policy)
             .with_routing(options.routing)
@@ -219,6 +226,23 @@ async fn add_host_endpoints(
                 interface: Some(UPLINK.to_string()),
             })
             .await?;
+    }
+    Ok(())
+}
+
+/// Have the dataplane follow each node's flows from now, before the case
+/// sends anything (and before BIRD connects), so its conntrack deletions
+/// need not dump the tables. A node it cannot follow is only slower.
+fn follow_flows(
+    dataplane: &dyn crate::dataplane::Dataplane,
+    lab: &Lab,
+    cluster: &crate::scenario::Cluster,
+) -> Result<(), RunnerError> {
+    for node in &cluster.nodes {
+        let netns = lab.netns(node)?;
+        if let Err(error) = dataplane.follow_flows(netns) {
+            tracing::debug!(%error, node, "conntrack deletions will dump the table");
+        }
     }
     Ok(())
 }

@@ -39,6 +39,8 @@ pub use update::render_update;
 use render::{restore_program, save_program};
 
 use super::applied::AppliedStates;
+use super::conntrack::ConntrackMatch;
+use super::conntrack_watch::KernelFlows;
 use super::exec::run_in;
 use super::{Dataplane, DataplaneError, Features, NodeNatState, FAMILIES};
 use crate::calico::IpFamily;
@@ -50,6 +52,8 @@ pub struct IptablesBackend {
     features: Features,
     /// What each node was last given, to write only what changed.
     applied: AppliedStates,
+    /// Each node's conntrack table, for Felix's deletions.
+    flows: KernelFlows,
 }
 
 impl Default for IptablesBackend {
@@ -69,6 +73,7 @@ impl IptablesBackend {
         Self {
             features,
             applied: AppliedStates::default(),
+            flows: KernelFlows::default(),
         }
     }
 
@@ -116,8 +121,20 @@ impl Dataplane for IptablesBackend {
         )
     }
 
+    /// Felix's deletions (felix/conntrack/conntrack.go
+    /// `RemoveConntrackFlows`) on the node's kernel table, found through its
+    /// events rather than a dump (see [`KernelFlows`]).
+    fn flush(&self, node: &Netns, rules: &[ConntrackMatch]) -> Result<usize, DataplaneError> {
+        self.flows.flush(node, rules)
+    }
+
+    fn follow_flows(&self, node: &Netns) -> Result<(), DataplaneError> {
+        self.flows.follow(node)
+    }
+
     fn remove(&self, node: &Netns) -> Result<(), DataplaneError> {
         self.applied.remember(node, None);
+        self.flows.forget(node);
         let mut removal = Vec::new();
         for family in FAMILIES {
             let mut text = render_removal();
