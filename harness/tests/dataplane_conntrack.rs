@@ -18,6 +18,43 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// Route each of `fips` from the fabric to node-0 and return the node's
+/// uplink address of `family`.
+fn route_to_node(lab: &TestLab, family: Family, fips: &[IpAddr]) -> IpAddr {
+    let node_address = lab.lab.node_uplink("node-0", family).unwrap().unwrap();
+    for &fip in fips {
+        lab.block_on(
+            lab.lab
+                .replace_host_route("fabric", fip, &NextHop::Via(node_address)),
+        )
+        .unwrap();
+    }
+    node_address
+}
+
+/// DNAT each of `fips` to `internal` (the node's own address: enough for a
+/// NATed entry).
+fn dnat_to(internal: IpAddr, fips: &[IpAddr]) -> NodeNatState {
+    NodeNatState {
+        dnat: fips
+            .iter()
+            .map(|&external| DnatMapping { external, internal })
+            .collect(),
+        snat: vec![],
+        filter: None,
+    }
+}
+
+/// One ping from `from` to `to`, which must be answered.
+fn ping(from: &Netns, to: IpAddr) {
+    let out = from
+        .command(program("ping"))
+        .args(["-c1", "-W2", &to.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
 fn conntrack_program_lists(ns: &Netns, family: Family) -> String {
     let args: &[&str] = match family {
         Family::V4 => &["-L", "-p", "icmp"],
@@ -49,34 +86,13 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow(
         &["client"],
         &[],
     );
-    let node_address = lab.lab.node_uplink("node-0", family).unwrap().unwrap();
     let fip = ip(floating_ip);
-    lab.block_on(
-        lab.lab
-            .replace_host_route("fabric", fip, &NextHop::Via(node_address)),
-    )
-    .unwrap();
+    let node_address = route_to_node(&lab, family, &[fip]);
     let (client, node) = (lab.netns("client"), lab.netns("node-0"));
-    // DNAT the floating IP to the node's own address: enough for a NATed entry.
     backend(BackendKind::Nftables)
-        .apply(
-            node,
-            &NodeNatState {
-                dnat: vec![DnatMapping {
-                    external: fip,
-                    internal: node_address,
-                }],
-                snat: vec![],
-                filter: None,
-            },
-        )
+        .apply(node, &dnat_to(node_address, &[fip]))
         .unwrap();
-    let ping = client
-        .command(program("ping"))
-        .args(["-c1", "-W2", floating_ip])
-        .output()
-        .unwrap();
-    assert!(ping.status.success(), "{ping:?}");
+    ping(client, fip);
 
     let mut conntrack = Conntrack::open(node).unwrap();
     let entries = conntrack.list().unwrap();
@@ -111,44 +127,18 @@ fn lists_and_deletes_the_entry_of_a_dnat_flow(
 #[test]
 fn the_watch_deletes_flows_it_learnt_of_from_events() {
     let lab = TestLab::build(&lab_name("cw"), vec![node("node-0", &[])], &["client"], &[]);
-    let node_address = lab.lab.node_uplink("node-0", Family::V4).unwrap().unwrap();
     let (early, late) = (ip("203.0.113.7"), ip("203.0.113.8"));
-    for fip in [early, late] {
-        lab.block_on(
-            lab.lab
-                .replace_host_route("fabric", fip, &NextHop::Via(node_address)),
-        )
-        .unwrap();
-    }
+    let node_address = route_to_node(&lab, Family::V4, &[early, late]);
     let (client, node) = (lab.netns("client"), lab.netns("node-0"));
-    let dnat = |external| DnatMapping {
-        external,
-        internal: node_address,
-    };
     backend(BackendKind::NftMaps)
-        .apply(
-            node,
-            &NodeNatState {
-                dnat: vec![dnat(early), dnat(late)],
-                snat: vec![],
-                filter: None,
-            },
-        )
+        .apply(node, &dnat_to(node_address, &[early, late]))
         .unwrap();
-    let ping = |fip: IpAddr| {
-        let out = client
-            .command(program("ping"))
-            .args(["-c1", "-W2", &fip.to_string()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    };
-    ping(early);
+    ping(client, early);
     let mut watch = ConntrackWatch::open(node).unwrap();
     // The first deletion synchronises by a dump; nothing matches.
     let nowhere = ConntrackMatch::OrigDst(ip("203.0.113.99"));
     assert_eq!(watch.delete_matching(&[nowhere]).unwrap(), 0);
-    ping(late);
+    ping(client, late);
     let gone = node
         .command(program("conntrack"))
         .args(["-D", "-d", &early.to_string()])
@@ -194,13 +184,8 @@ fn a_node_followed_before_any_flow_needs_no_dump(#[case] kind: BackendKind) {
         &["client"],
         &[],
     );
-    let node_address = lab.lab.node_uplink("node-0", Family::V4).unwrap().unwrap();
     let fip = ip("203.0.113.9");
-    lab.block_on(
-        lab.lab
-            .replace_host_route("fabric", fip, &NextHop::Via(node_address)),
-    )
-    .unwrap();
+    let node_address = route_to_node(&lab, Family::V4, &[fip]);
     let (client, node) = (lab.netns("client"), lab.netns("node-0"));
     let watch = ConntrackWatch::open(node).unwrap();
     assert!(
@@ -211,27 +196,9 @@ fn a_node_followed_before_any_flow_needs_no_dump(#[case] kind: BackendKind) {
     let dataplane = backend(kind);
     dataplane.follow_flows(node).unwrap();
     dataplane
-        .apply(
-            node,
-            &NodeNatState {
-                dnat: vec![DnatMapping {
-                    external: fip,
-                    internal: node_address,
-                }],
-                snat: vec![],
-                filter: None,
-            },
-        )
+        .apply(node, &dnat_to(node_address, &[fip]))
         .unwrap();
-    let ping = || {
-        let out = client
-            .command(program("ping"))
-            .args(["-c1", "-W2", &fip.to_string()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    };
-    ping();
+    ping(client, fip);
     let listed = conntrack_program_lists(node, Family::V4);
     assert!(listed.contains(&format!("dst={fip}")), "{listed}");
     assert!(
@@ -242,7 +209,7 @@ fn a_node_followed_before_any_flow_needs_no_dump(#[case] kind: BackendKind) {
     assert_eq!(dataplane.flush(node, &rules).unwrap(), 1);
     let listed = conntrack_program_lists(node, Family::V4);
     assert!(!listed.contains(&format!("dst={fip}")), "{listed}");
-    ping();
+    ping(client, fip);
     assert_eq!(
         dataplane.flush(node, &rules).unwrap(),
         1,
