@@ -173,12 +173,15 @@ fn send_window(
 
 /// Send one datagram and count it; Some when the socket cannot take more now.
 fn send_one(lent: &LentSockets, packet: &[u8], to: SocketAddr, tally: &mut Tally) -> Option<Sent> {
+    // Taken before the call, as the paced sends take theirs: the kernel
+    // carries the packet across the lab inside it.
+    let at = std::time::Instant::now();
     match send_datagram(&lent.main, packet, to) {
-        Ok(_) => tally.record_send(true),
+        Ok(_) => tally.record_send_at(true, at),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(Sent::BufferFull),
         Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Some(Sent::QueueFull),
         // No route, refused: counted as sent and lost.
-        Err(_) => tally.record_send(false),
+        Err(_) => tally.record_send_at(false, at),
     }
     None
 }

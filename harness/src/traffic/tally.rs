@@ -83,13 +83,10 @@ impl Tally {
             .then_some(self.result.sent)
     }
 
-    /// A failed send (no route, buffer refused) still uses its sequence number
-    /// and counts as sent and lost, so a broken path cannot spin the sender.
-    pub fn record_send(&mut self, ok: bool) {
-        self.record_send_at(ok, Instant::now());
-    }
-
-    /// [`Tally::record_send`] for a datagram that went at `at`.
+    /// Count a datagram handed to the kernel at `at` (taken before the send
+    /// call). A failed send (no route, buffer refused) still uses its
+    /// sequence number and counts as sent and lost, so a broken path cannot
+    /// spin the sender.
     pub fn record_send_at(&mut self, ok: bool, at: Instant) {
         self.sent_at.push(at);
         self.answered.push(!ok);
